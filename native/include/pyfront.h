@@ -1,0 +1,160 @@
+/*
+ * pyfront.h -- the one ABI of the pyfront native kernel library.
+ *
+ * Everything that crosses between Python (cffi, API mode) and C is declared here: flat
+ * functions, plain structs of pointers and integers, an int status on every call and a
+ * thread-local last-error message. No Python object ever crosses.
+ *
+ * Kernels are reached by name through one table (pf_kernel_lookup) and one calling convention
+ * (pf_args), so that eager code (one pf_run per op) and compiled plans (pf_run_steps, one call
+ * per training step) execute the very same kernels. A CUDA twin implements the same table.
+ *
+ * cffi parses this file, so it keeps to declarations cffi understands: no function-like macros
+ * and no preprocessor conditionals below the includes.
+ */
+#ifndef PYFRONT_H
+#define PYFRONT_H
+
+#include <stdint.h>
+
+#define PF_ABI_VERSION 1
+#define PF_MAX_DIMS 8
+#define PF_MAX_IN 16
+#define PF_MAX_OUT 8
+
+/* ---- status codes: every function returns one; pf_last_error() says more ---- */
+enum pf_status {
+    PF_OK = 0,
+    PF_ERR_ARGUMENT = 1,     /* wrong number of tensors, bad attribute, null data */
+    PF_ERR_SHAPE = 2,        /* shapes that do not fit together */
+    PF_ERR_DTYPE = 3,        /* dtype the kernel does not support, or mismatched dtypes */
+    PF_ERR_INDEX = 4,        /* an index or label out of range */
+    PF_ERR_NUMERIC = 5,      /* NaN or Inf where it is not allowed (debug checks, losses) */
+    PF_ERR_MEMORY = 6,       /* allocation failed */
+    PF_ERR_BLAS = 7,         /* no BLAS bound, or a size beyond the BLAS integer range */
+    PF_ERR_UNKNOWN_KERNEL = 8,
+    PF_ERR_INTERNAL = 9
+};
+
+enum pf_dtype { PF_FLOAT32 = 0, PF_FLOAT64 = 1, PF_INT32 = 2, PF_INT64 = 3 };
+
+/* A view of memory: data points at element [0,...,0]; strides are in elements and may be 0
+ * (broadcast). Kernels state which inputs they require to be contiguous. */
+typedef struct pf_tensor {
+    void *data;
+    int32_t dtype;
+    int32_t ndim;
+    int64_t shape[PF_MAX_DIMS];
+    int64_t strides[PF_MAX_DIMS];
+} pf_tensor;
+
+/* The one calling convention of every kernel. In-place kernels name the updated tensors as
+ * outputs. Attributes are kernel-specific (documented beside each kernel in native/src). */
+typedef struct pf_args {
+    int32_t n_in;
+    int32_t n_out;
+    int32_t n_iattr;
+    int32_t n_fattr;
+    pf_tensor *inputs[PF_MAX_IN];
+    pf_tensor *outputs[PF_MAX_OUT];
+    const int64_t *iattr;
+    const double *fattr;
+    void *workspace;          /* scratch memory of pf_workspace_size bytes, or NULL */
+    int64_t workspace_bytes;
+} pf_args;
+
+/* One instruction of a compiled plan. */
+typedef struct pf_step {
+    int32_t kernel;
+    int32_t reserved;
+    pf_args args;
+} pf_step;
+
+/* ---- elementwise opcodes (iattr[0] of "unary", "unary_grad", "binary"; fused programs) ---- */
+enum pf_unary_op {
+    PF_U_IDENTITY = 0, PF_U_NEG = 1, PF_U_EXP = 2, PF_U_LOG = 3, PF_U_SQRT = 4, PF_U_RSQRT = 5,
+    PF_U_ABS = 6, PF_U_SIGN = 7, PF_U_SQUARE = 8, PF_U_RECIPROCAL = 9, PF_U_SIN = 10,
+    PF_U_COS = 11, PF_U_TANH = 12, PF_U_SIGMOID = 13, PF_U_RELU = 14,
+    PF_U_LEAKY_RELU = 15,      /* fattr: alpha */
+    PF_U_GELU = 16, PF_U_SOFTPLUS = 17, PF_U_ERF = 18, PF_U_FLOOR = 19, PF_U_CEIL = 20,
+    PF_U_AFFINE = 21,          /* y = a*x + b; fattr: a, b */
+    PF_U_POW_SCALAR = 22,      /* y = x**p; fattr: p */
+    PF_U_CLIP = 23,            /* fattr: lo, hi */
+    PF_U_LOG1P = 24, PF_U_EXPM1 = 25, PF_U_ROUND = 26,
+    PF_U_COUNT = 27
+};
+
+/* Gradients of activations: dx = g * f'(.) computed from x or from y = f(x) as noted. */
+enum pf_unary_grad_op {
+    PF_G_RELU = 0,             /* from y (or x: same mask) */
+    PF_G_LEAKY_RELU = 1,       /* from x; fattr: alpha */
+    PF_G_SIGMOID = 2,          /* from y */
+    PF_G_TANH = 3,             /* from y */
+    PF_G_GELU = 4,             /* from x */
+    PF_G_SOFTPLUS = 5,         /* from x */
+    PF_G_COUNT = 6
+};
+
+enum pf_binary_op {
+    PF_B_ADD = 0, PF_B_SUB = 1, PF_B_MUL = 2, PF_B_DIV = 3, PF_B_POW = 4, PF_B_MAX = 5,
+    PF_B_MIN = 6, PF_B_EQ = 7, PF_B_NE = 8, PF_B_LT = 9, PF_B_LE = 10, PF_B_GT = 11,
+    PF_B_GE = 12,
+    PF_B_COUNT = 13
+};
+
+enum pf_reduce_op {
+    PF_R_SUM = 0, PF_R_MEAN = 1, PF_R_MAX = 2, PF_R_MIN = 3, PF_R_ARGMAX = 4, PF_R_ARGMIN = 5,
+    PF_R_COUNT = 6
+};
+
+/* Activation fused into "linear" (iattr[0]). */
+enum pf_activation {
+    PF_ACT_NONE = 0, PF_ACT_RELU = 1, PF_ACT_SIGMOID = 2, PF_ACT_TANH = 3, PF_ACT_GELU = 4,
+    PF_ACT_LEAKY_RELU = 5      /* fattr[0]: alpha */
+};
+
+/* A fused elementwise program ("fused" kernel) is a sequence of instructions of six int64 words:
+ * opcode, dst, a, b, op, fslot. Registers hold tiles of the output's elements; operator
+ * parameters (alpha, p, lo/hi...) are read from fattr[fslot], fattr[fslot + 1]. */
+enum pf_fused_opcode {
+    PF_F_LOAD = 0,             /* reg[dst] = inputs[a] (broadcast to the output shape) */
+    PF_F_CONST = 1,            /* reg[dst] = fattr[fslot] */
+    PF_F_UNARY = 2,            /* reg[dst] = unary[op](reg[a]) */
+    PF_F_BINARY = 3,           /* reg[dst] = binary[op](reg[a], reg[b]) */
+    PF_F_UNARY_GRAD = 4,       /* reg[dst] = unary_grad[op](reg[a], g = reg[b]) */
+    PF_F_STORE = 5             /* outputs[b] = reg[a] */
+};
+#define PF_FUSED_WORDS 6
+#define PF_FUSED_REGS 8
+
+/* ---- library ---- */
+int pf_abi_version(void);
+const char *pf_last_error(void);
+void pf_clear_error(void);
+
+/* Load the BLAS from a shared library: symbols <prefix>cblas_sgemm, <prefix>cblas_dgemm (32-bit
+ * integers) and, if present, <prefix>openblas_set_num_threads. The library keeps the BLAS
+ * single-threaded and splits large products over its own thread pool, so one pool serves both.
+ * pf_blas_info() describes what was loaded. */
+int pf_load_blas(const char *library_path, const char *symbol_prefix);
+const char *pf_blas_info(void);
+int pf_blas_bound(void);
+
+int pf_set_num_threads(int n);
+int pf_get_num_threads(void);
+
+/* Debug level 1: after every kernel, check float outputs for NaN/Inf and fail naming the
+ * kernel (PYFRONT_DEBUG=1). */
+int pf_set_debug(int level);
+
+/* ---- kernels ---- */
+int pf_kernel_count(void);
+const char *pf_kernel_name(int32_t kernel);
+int pf_kernel_lookup(const char *name);             /* id, or -1 */
+int pf_workspace_size(int32_t kernel, const pf_args *args, int64_t *bytes);
+int pf_run(int32_t kernel, const pf_args *args);
+
+/* Run steps [begin, end) of a plan; on failure *failed_step names the step. */
+int pf_run_steps(const pf_step *steps, int64_t begin, int64_t end, int64_t *failed_step);
+
+#endif

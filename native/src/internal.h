@@ -1,0 +1,172 @@
+/* internal.h -- what the kernel files share: errors, argument checks, the thread pool, BLAS
+ * pointers and vectorisable float math. Not part of the ABI. */
+#ifndef PF_INTERNAL_H
+#define PF_INTERNAL_H
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "pyfront.h"
+
+/* ---- errors ---- */
+int pf_fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define PF_CHECK(cond, status, ...) \
+    do { if (!(cond)) return pf_fail((status), __VA_ARGS__); } while (0)
+#define PF_TRY(expr) \
+    do { int pf_try_status_ = (expr); if (pf_try_status_ != PF_OK) return pf_try_status_; } while (0)
+
+/* ---- argument checks shared by kernels ---- */
+int pf_check_arity(const pf_args *a, int n_in_min, int n_in_max, int n_out);
+int pf_check_attrs(const pf_args *a, int n_iattr, int n_fattr);
+int pf_check_tensor(const pf_tensor *t, const char *what);     /* non-null, sane ndim, data */
+int pf_check_contiguous(const pf_tensor *t, const char *what);
+int pf_check_same_shape(const pf_tensor *a, const pf_tensor *b, const char *wa, const char *wb);
+int pf_check_float(const pf_tensor *t, const char *what);
+int pf_check_dtype(const pf_tensor *t, int dtype, const char *what);
+int64_t pf_numel(const pf_tensor *t);
+int pf_is_contiguous(const pf_tensor *t);
+const char *pf_dtype_name(int dtype);
+size_t pf_dtype_size(int dtype);
+
+/* ---- kernels: each source file exports a table ending with {NULL, NULL, NULL} ---- */
+typedef int (*pf_kernel_fn)(const pf_args *args);
+typedef int (*pf_workspace_fn)(const pf_args *args, int64_t *bytes);
+typedef struct pf_kernel_entry {
+    const char *name;
+    pf_kernel_fn run;
+    pf_workspace_fn workspace;   /* NULL: needs none */
+} pf_kernel_entry;
+
+extern const pf_kernel_entry pf_kernels_elementwise[];
+extern const pf_kernel_entry pf_kernels_reduce[];
+extern const pf_kernel_entry pf_kernels_linalg[];
+extern const pf_kernel_entry pf_kernels_layout[];
+extern const pf_kernel_entry pf_kernels_nn[];
+extern const pf_kernel_entry pf_kernels_optim[];
+
+/* ---- threads ---- */
+/* fn(ctx, begin, end) over [0, n) split into contiguous ranges of at least `grain` items, on
+ * the library's pool. Runs inline for small n, one thread, or when already inside a task. */
+typedef void (*pf_task_fn)(void *ctx, int64_t begin, int64_t end);
+void pf_parallel_for(int64_t n, int64_t grain, pf_task_fn fn, void *ctx);
+int pf_threads(void);
+
+/* ---- strided iteration over several operands of one shape ----
+ * The shape is collapsed (unit dims dropped, mergeable dims merged); rows of the last dim are
+ * handed to fn with each operand's element offset and inner stride, in parallel over rows (or
+ * over chunks of a long single row). */
+#define PF_WALK_MAX_OPS 12
+typedef struct pf_walk {
+    int ndim, nops;
+    int64_t shape[PF_MAX_DIMS];
+    int64_t strides[PF_WALK_MAX_OPS][PF_MAX_DIMS];
+} pf_walk;
+typedef void (*pf_row_fn)(void *ctx, int64_t n, const int64_t *offsets, const int64_t *inner_strides);
+void pf_walk_init(pf_walk *w, int ndim, const int64_t *shape, int nops,
+                  const int64_t *const *strides);
+void pf_walk_run(const pf_walk *w, int64_t min_parallel, pf_row_fn fn, void *ctx);
+
+/* ---- BLAS (loaded by pf_load_blas) ---- */
+int pf_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+             const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+             int64_t ldc);
+int pf_dgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+             const double *a, int64_t lda, const double *b, int64_t ldb, double beta, double *c,
+             int64_t ldc);
+/* The same product, single-threaded (for callers that already run inside a pool task). */
+int pf_sgemm_serial(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                    const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                    float *c, int64_t ldc);
+int pf_dgemm_serial(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+                    const double *a, int64_t lda, const double *b, int64_t ldb, double beta,
+                    double *c, int64_t ldc);
+
+/* ---- hot loops: compiled for several instruction sets, chosen at load time ---- */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define PF_HOT __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define PF_HOT
+#endif
+
+/* ---- float32 math that vectorises (libm's scalar calls do not); about 1-2 ulp ---- */
+static inline float pf_expf(float x) {
+    /* exp(x) = 2^n * exp(r), x = n ln2 + r, |r| <= ln2/2; degree-6 polynomial on r. */
+    x = x > 88.7228f ? 88.7228f : x;
+    x = x < -103.97f ? -103.97f : x;
+    float n = floorf(x * 1.44269504089f + 0.5f);
+    float r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    /* 2^n in two halves so that n down to -150 (denormal results) stays exact */
+    int32_t ni = (int32_t)n;
+    int32_t n1 = ni / 2, n2 = ni - ni / 2;
+    union { int32_t i; float f; } s1, s2;
+    s1.i = (n1 + 127) << 23;
+    s2.i = (n2 + 127) << 23;
+    return p * s1.f * s2.f;
+}
+
+static inline float pf_tanhf(float x) {
+    float ax = fabsf(x);
+    /* small |x|: odd minimax polynomial keeps relative accuracy near 0 */
+    float z = x * x;
+    float small = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z +
+                    1.33314422036e-1f) * z - 3.33332819422e-1f) * z * x + x;
+    float e = pf_expf(2.0f * ax);
+    float big = 1.0f - 2.0f / (e + 1.0f);
+    big = x < 0 ? -big : big;
+    return ax < 0.625f ? small : big;
+}
+
+static inline float pf_sigmoidf(float x) { return 1.0f / (1.0f + pf_expf(-x)); }
+
+static inline float pf_erff(float x) {
+    /* erfc by the rational-Chebyshev form with fractional error < 1.2e-7 */
+    float z = fabsf(x);
+    float t = 1.0f / (1.0f + 0.5f * z);
+    float poly = -z * z - 1.26551223f +
+                 t * (1.00002368f + t * (0.37409196f + t * (0.09678418f + t * (-0.18628806f +
+                 t * (0.27886807f + t * (-1.13520398f + t * (1.48851587f +
+                 t * (-0.82215223f + t * 0.17087277f))))))));
+    float erfc = t * pf_expf(poly);
+    float r = 1.0f - erfc;
+    return x < 0 ? -r : r;
+}
+
+static inline float pf_geluf(float x) { return 0.5f * x * (1.0f + pf_erff(x * 0.70710678118654752f)); }
+static inline double pf_gelu(double x) { return 0.5 * x * (1.0 + erf(x * 0.70710678118654752)); }
+
+static inline float pf_gelu_gradf(float x) {
+    float cdf = 0.5f * (1.0f + pf_erff(x * 0.70710678118654752f));
+    float pdf = 0.3989422804014327f * pf_expf(-0.5f * x * x);
+    return cdf + x * pdf;
+}
+static inline double pf_gelu_grad(double x) {
+    double cdf = 0.5 * (1.0 + erf(x * 0.70710678118654752));
+    double pdf = 0.3989422804014327 * exp(-0.5 * x * x);
+    return cdf + x * pdf;
+}
+
+static inline float pf_softplusf(float x) {
+    /* log(1 + e^x) without overflow: max(x, 0) + log1p(e^-|x|) */
+    float m = x > 0 ? x : 0.0f;
+    return m + log1pf(pf_expf(-fabsf(x)));
+}
+static inline double pf_softplus(double x) {
+    double m = x > 0 ? x : 0.0;
+    return m + log1p(exp(-fabs(x)));
+}
+
+/* double twins so that templated code can call one name */
+static inline double pf_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
+
+#endif

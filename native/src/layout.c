@@ -1,0 +1,136 @@
+/* layout.c -- moving elements: strided copies (transpose, slicing, concatenation and their
+ * gradients) and gathers along an axis (integer indexing, embeddings) with their scatter-add. */
+#include "internal.h"
+
+#define COPY_PARALLEL_MIN 65536
+
+/* "copy": inputs x (any strides); outputs y (any strides, no zero stride on a dim of size > 1;
+ * same shape and dtype). iattr[0] (optional): accumulate, y += x. */
+typedef struct {
+    int dtype, accumulate;
+    const char *x;
+    char *y;
+} copy_job;
+
+#define COPY_ROW(T)                                                                            \
+    do {                                                                                       \
+        const T *s = (const T *)j->x + off[0];                                                 \
+        T *d = (T *)j->y + off[1];                                                             \
+        int64_t ss = st[0], ds = st[1];                                                        \
+        if (j->accumulate) {                                                                   \
+            if (ss == 1 && ds == 1) for (int64_t i = 0; i < n; i++) d[i] += s[i];              \
+            else for (int64_t i = 0; i < n; i++) d[i * ds] += s[i * ss];                       \
+        } else if (ss == 1 && ds == 1) {                                                       \
+            memcpy(d, s, (size_t)n * sizeof(T));                                               \
+        } else {                                                                               \
+            for (int64_t i = 0; i < n; i++) d[i * ds] = s[i * ss];                             \
+        }                                                                                      \
+    } while (0)
+
+static void copy_row(void *p, int64_t n, const int64_t *off, const int64_t *st) {
+    const copy_job *j = (const copy_job *)p;
+    switch (j->dtype) {
+    case PF_FLOAT32: COPY_ROW(float); break;
+    case PF_FLOAT64: COPY_ROW(double); break;
+    case PF_INT32: COPY_ROW(int32_t); break;
+    default: COPY_ROW(int64_t); break;
+    }
+}
+
+static int k_copy(const pf_args *a) {
+    PF_TRY(pf_check_arity(a, 1, 1, 1));
+    const pf_tensor *x = a->inputs[0], *y = a->outputs[0];
+    PF_TRY(pf_check_tensor(x, "x"));
+    PF_TRY(pf_check_tensor(y, "y"));
+    PF_TRY(pf_check_same_shape(x, y, "x", "y"));
+    PF_TRY(pf_check_dtype(y, x->dtype, "y"));
+    for (int d = 0; d < y->ndim; d++)
+        PF_CHECK(y->strides[d] != 0 || y->shape[d] <= 1, PF_ERR_ARGUMENT,
+                 "y has stride 0 in dim %d: writes would collide", d);
+    const int64_t *strides[2] = {x->strides, y->strides};
+    pf_walk w;
+    pf_walk_init(&w, y->ndim, y->shape, 2, strides);
+    copy_job j = {x->dtype, a->n_iattr > 0 && a->iattr && a->iattr[0] != 0,
+                  (const char *)x->data, (char *)y->data};
+    pf_walk_run(&w, COPY_PARALLEL_MIN, copy_row, &j);
+    return PF_OK;
+}
+
+static int64_t index_at(const pf_tensor *idx, int64_t i) {
+    return idx->dtype == PF_INT32 ? ((const int32_t *)idx->data)[i] : ((const int64_t *)idx->data)[i];
+}
+
+static int check_indices(const pf_tensor *idx, int64_t n) {
+    PF_TRY(pf_check_contiguous(idx, "indices"));
+    PF_CHECK(idx->dtype == PF_INT32 || idx->dtype == PF_INT64, PF_ERR_DTYPE,
+             "indices must be int32 or int64, got %s", pf_dtype_name(idx->dtype));
+    int64_t k = pf_numel(idx);
+    for (int64_t i = 0; i < k; i++) {
+        int64_t v = index_at(idx, i);
+        PF_CHECK(v >= 0 && v < n, PF_ERR_INDEX,
+                 "index %lld at position %lld is out of range for an axis of size %lld",
+                 (long long)v, (long long)i, (long long)n);
+    }
+    return PF_OK;
+}
+
+/* "take": inputs x (O, N, I) contiguous, indices (K elements, int32/int64, 0 <= i < N);
+ * outputs y (O, K, I). */
+static int k_take(const pf_args *a) {
+    PF_TRY(pf_check_arity(a, 2, 2, 1));
+    const pf_tensor *x = a->inputs[0], *idx = a->inputs[1], *y = a->outputs[0];
+    PF_TRY(pf_check_contiguous(x, "x"));
+    PF_TRY(pf_check_contiguous(y, "y"));
+    PF_CHECK(x->ndim == 3, PF_ERR_SHAPE, "x must be viewed as (outer, axis, inner)");
+    PF_TRY(pf_check_dtype(y, x->dtype, "y"));
+    int64_t O = x->shape[0], N = x->shape[1], I = x->shape[2], K = pf_numel(idx);
+    PF_TRY(check_indices(idx, N));
+    PF_CHECK(pf_numel(y) == O * K * I, PF_ERR_SHAPE, "y has %lld elements, expected %lld",
+             (long long)pf_numel(y), (long long)(O * K * I));
+    size_t es = pf_dtype_size(x->dtype), row = (size_t)I * es;
+    const char *src = (const char *)x->data;
+    char *dst = (char *)y->data;
+    for (int64_t o = 0; o < O; o++)
+        for (int64_t k = 0; k < K; k++)
+            memcpy(dst + ((size_t)(o * K + k)) * row, src + ((size_t)(o * N + index_at(idx, k))) * row, row);
+    return PF_OK;
+}
+
+/* "take_grad": inputs indices (K), g (O, K, I); outputs dx (O, N, I). iattr[0] (optional):
+ * accumulate into dx; otherwise dx is zeroed first. Repeated indices add up. */
+static int k_take_grad(const pf_args *a) {
+    PF_TRY(pf_check_arity(a, 2, 2, 1));
+    const pf_tensor *idx = a->inputs[0], *g = a->inputs[1], *dx = a->outputs[0];
+    PF_TRY(pf_check_contiguous(g, "grad"));
+    PF_TRY(pf_check_contiguous(dx, "dx"));
+    PF_TRY(pf_check_float(dx, "dx"));
+    PF_TRY(pf_check_dtype(g, dx->dtype, "grad"));
+    PF_CHECK(dx->ndim == 3, PF_ERR_SHAPE, "dx must be viewed as (outer, axis, inner)");
+    int64_t O = dx->shape[0], N = dx->shape[1], I = dx->shape[2], K = pf_numel(idx);
+    PF_TRY(check_indices(idx, N));
+    PF_CHECK(pf_numel(g) == O * K * I, PF_ERR_SHAPE, "grad has %lld elements, expected %lld",
+             (long long)pf_numel(g), (long long)(O * K * I));
+    int accumulate = a->n_iattr > 0 && a->iattr && a->iattr[0] != 0;
+    if (!accumulate) memset(dx->data, 0, (size_t)pf_numel(dx) * pf_dtype_size(dx->dtype));
+    for (int64_t o = 0; o < O; o++)
+        for (int64_t k = 0; k < K; k++) {
+            int64_t t = index_at(idx, k);
+            if (dx->dtype == PF_FLOAT32) {
+                float *d = (float *)dx->data + (o * N + t) * I;
+                const float *s = (const float *)g->data + (o * K + k) * I;
+                for (int64_t i = 0; i < I; i++) d[i] += s[i];
+            } else {
+                double *d = (double *)dx->data + (o * N + t) * I;
+                const double *s = (const double *)g->data + (o * K + k) * I;
+                for (int64_t i = 0; i < I; i++) d[i] += s[i];
+            }
+        }
+    return PF_OK;
+}
+
+const pf_kernel_entry pf_kernels_layout[] = {
+    {"copy", k_copy, NULL},
+    {"take", k_take, NULL},
+    {"take_grad", k_take_grad, NULL},
+    {NULL, NULL, NULL},
+};

@@ -1,0 +1,670 @@
+/* runtime.c -- errors, argument checks, the thread pool, the BLAS binding, the kernel table and
+ * the plan runner. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define PF_PAUSE() _mm_pause()
+#else
+#define PF_PAUSE() ((void)0)
+#endif
+
+/* ------------------------------------------------------------------------------------------ */
+/* errors                                                                                      */
+
+static __thread char tls_error[1024];
+static __thread const char *tls_kernel;   /* name of the kernel running, for messages */
+
+const char *pf_last_error(void) { return tls_error; }
+void pf_clear_error(void) { tls_error[0] = 0; }
+int pf_abi_version(void) { return PF_ABI_VERSION; }
+
+int pf_fail(int status, const char *fmt, ...) {
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (tls_kernel)
+        snprintf(tls_error, sizeof tls_error, "kernel '%s': %s", tls_kernel, msg);
+    else
+        snprintf(tls_error, sizeof tls_error, "%s", msg);
+    return status;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* argument checks                                                                             */
+
+const char *pf_dtype_name(int dtype) {
+    switch (dtype) {
+    case PF_FLOAT32: return "float32";
+    case PF_FLOAT64: return "float64";
+    case PF_INT32: return "int32";
+    case PF_INT64: return "int64";
+    default: return "unknown dtype";
+    }
+}
+
+size_t pf_dtype_size(int dtype) {
+    switch (dtype) {
+    case PF_FLOAT32: case PF_INT32: return 4;
+    case PF_FLOAT64: case PF_INT64: return 8;
+    default: return 0;
+    }
+}
+
+int64_t pf_numel(const pf_tensor *t) {
+    int64_t n = 1;
+    for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
+    return n;
+}
+
+int pf_is_contiguous(const pf_tensor *t) {
+    int64_t expect = 1;
+    for (int i = t->ndim - 1; i >= 0; i--) {
+        if (t->shape[i] != 1 && t->strides[i] != expect) return 0;
+        expect *= t->shape[i];
+    }
+    return 1;
+}
+
+int pf_check_arity(const pf_args *a, int n_in_min, int n_in_max, int n_out) {
+    PF_CHECK(a != NULL, PF_ERR_ARGUMENT, "null argument block");
+    PF_CHECK(a->n_in >= n_in_min && a->n_in <= n_in_max && a->n_in <= PF_MAX_IN, PF_ERR_ARGUMENT,
+             "expected %d..%d inputs, got %d", n_in_min, n_in_max, a->n_in);
+    PF_CHECK(a->n_out == n_out, PF_ERR_ARGUMENT, "expected %d outputs, got %d", n_out, a->n_out);
+    for (int i = 0; i < a->n_in; i++)
+        PF_CHECK(a->inputs[i] != NULL, PF_ERR_ARGUMENT, "input %d is null", i);
+    for (int i = 0; i < a->n_out; i++)
+        PF_CHECK(a->outputs[i] != NULL, PF_ERR_ARGUMENT, "output %d is null", i);
+    return PF_OK;
+}
+
+int pf_check_attrs(const pf_args *a, int n_iattr, int n_fattr) {
+    PF_CHECK(a->n_iattr >= n_iattr && (n_iattr == 0 || a->iattr != NULL), PF_ERR_ARGUMENT,
+             "expected %d integer attributes, got %d", n_iattr, a->n_iattr);
+    PF_CHECK(a->n_fattr >= n_fattr && (n_fattr == 0 || a->fattr != NULL), PF_ERR_ARGUMENT,
+             "expected %d float attributes, got %d", n_fattr, a->n_fattr);
+    return PF_OK;
+}
+
+int pf_check_tensor(const pf_tensor *t, const char *what) {
+    PF_CHECK(t->ndim >= 0 && t->ndim <= PF_MAX_DIMS, PF_ERR_ARGUMENT, "%s has ndim %d (0..%d)",
+             what, t->ndim, PF_MAX_DIMS);
+    PF_CHECK(pf_dtype_size(t->dtype) != 0, PF_ERR_DTYPE, "%s has unknown dtype code %d", what,
+             t->dtype);
+    for (int i = 0; i < t->ndim; i++)
+        PF_CHECK(t->shape[i] >= 0, PF_ERR_SHAPE, "%s has negative size %lld in dim %d", what,
+                 (long long)t->shape[i], i);
+    PF_CHECK(t->data != NULL || pf_numel(t) == 0, PF_ERR_ARGUMENT, "%s has no data", what);
+    return PF_OK;
+}
+
+int pf_check_contiguous(const pf_tensor *t, const char *what) {
+    PF_TRY(pf_check_tensor(t, what));
+    PF_CHECK(pf_is_contiguous(t), PF_ERR_ARGUMENT, "%s must be contiguous", what);
+    return PF_OK;
+}
+
+static void format_shape(const pf_tensor *t, char *buf, size_t n) {
+    size_t used = (size_t)snprintf(buf, n, "(");
+    for (int i = 0; i < t->ndim && used < n; i++)
+        used += (size_t)snprintf(buf + used, n - used, i ? ", %lld" : "%lld",
+                                 (long long)t->shape[i]);
+    if (used < n) snprintf(buf + used, n - used, ")");
+}
+
+int pf_check_same_shape(const pf_tensor *a, const pf_tensor *b, const char *wa, const char *wb) {
+    int same = a->ndim == b->ndim;
+    for (int i = 0; same && i < a->ndim; i++) same = a->shape[i] == b->shape[i];
+    if (!same) {
+        char sa[160], sb[160];
+        format_shape(a, sa, sizeof sa);
+        format_shape(b, sb, sizeof sb);
+        return pf_fail(PF_ERR_SHAPE, "%s has shape %s but %s has shape %s", wa, sa, wb, sb);
+    }
+    return PF_OK;
+}
+
+int pf_check_float(const pf_tensor *t, const char *what) {
+    PF_CHECK(t->dtype == PF_FLOAT32 || t->dtype == PF_FLOAT64, PF_ERR_DTYPE,
+             "%s must be float32 or float64, got %s", what, pf_dtype_name(t->dtype));
+    return PF_OK;
+}
+
+int pf_check_dtype(const pf_tensor *t, int dtype, const char *what) {
+    PF_CHECK(t->dtype == dtype, PF_ERR_DTYPE, "%s must be %s, got %s", what, pf_dtype_name(dtype),
+             pf_dtype_name(t->dtype));
+    return PF_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* thread pool                                                                                 */
+/*
+ * One pool per process serves every kernel and the BLAS (which we keep single-threaded and
+ * split ourselves), so two pools never fight over two cores. Workers spin briefly after a job
+ * (most jobs come in quick succession within a step), then sleep on a condition variable.
+ */
+
+#define PF_MAX_THREADS 64
+#define PF_SPIN_ROUNDS 20000
+
+typedef struct {
+    pf_task_fn fn;
+    void *ctx;
+    int64_t n;
+    int parts;
+} pool_job;
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    pthread_t threads[PF_MAX_THREADS];
+    int started;                   /* workers running */
+    int wanted;                    /* threads in all, the caller included */
+    pool_job job;
+    atomic_long generation;        /* bumped for each job */
+    atomic_int pending;            /* parts not yet finished */
+    atomic_int sleepers;
+    atomic_int stop;
+} pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER};
+
+static __thread int tls_in_task;
+static pthread_mutex_t pool_admin = PTHREAD_MUTEX_INITIALIZER;   /* resizing, starting */
+
+static void run_part(const pool_job *job, int part) {
+    int64_t chunk = job->n / job->parts, rest = job->n % job->parts;
+    int64_t begin = part * chunk + (part < rest ? part : rest);
+    int64_t end = begin + chunk + (part < rest ? 1 : 0);
+    if (begin < end) job->fn(job->ctx, begin, end);
+}
+
+typedef struct { int index; } worker_arg;
+static worker_arg worker_args[PF_MAX_THREADS];
+
+static void *worker_main(void *p) {
+    int index = ((worker_arg *)p)->index;     /* 1 .. wanted-1; the caller is part 0 */
+    long seen = atomic_load(&pool.generation);
+    tls_in_task = 1;
+    for (;;) {
+        long g;
+        int spins = 0;
+        while ((g = atomic_load_explicit(&pool.generation, memory_order_acquire)) == seen &&
+               !atomic_load(&pool.stop)) {
+            if (++spins < PF_SPIN_ROUNDS) { PF_PAUSE(); continue; }
+            pthread_mutex_lock(&pool.lock);
+            atomic_fetch_add(&pool.sleepers, 1);
+            while (atomic_load(&pool.generation) == seen && !atomic_load(&pool.stop))
+                pthread_cond_wait(&pool.wake, &pool.lock);
+            atomic_fetch_sub(&pool.sleepers, 1);
+            pthread_mutex_unlock(&pool.lock);
+            spins = 0;
+        }
+        if (atomic_load(&pool.stop)) break;
+        seen = g;
+        pool_job job = pool.job;
+        if (index < job.parts) {
+            run_part(&job, index);
+            atomic_fetch_sub_explicit(&pool.pending, 1, memory_order_acq_rel);
+        }
+    }
+    return NULL;
+}
+
+static void pool_stop_locked(void) {
+    if (!pool.started) return;
+    pthread_mutex_lock(&pool.lock);
+    atomic_store(&pool.stop, 1);
+    pthread_cond_broadcast(&pool.wake);
+    pthread_mutex_unlock(&pool.lock);
+    for (int i = 0; i < pool.started; i++) pthread_join(pool.threads[i], NULL);
+    pool.started = 0;
+    atomic_store(&pool.stop, 0);
+}
+
+static void pool_start_locked(void) {
+    int want = pool.wanted - 1;
+    for (int i = 0; i < want; i++) {
+        worker_args[i].index = i + 1;
+        if (pthread_create(&pool.threads[i], NULL, worker_main, &worker_args[i]) != 0) break;
+        pool.started = i + 1;
+    }
+}
+
+static void pool_after_fork_child(void) {
+    /* the workers did not survive the fork: forget them, start afresh on first use */
+    pthread_mutex_init(&pool.lock, NULL);
+    pthread_cond_init(&pool.wake, NULL);
+    pthread_mutex_init(&pool_admin, NULL);
+    pool.started = 0;
+    atomic_store(&pool.stop, 0);
+    atomic_store(&pool.sleepers, 0);
+    atomic_store(&pool.pending, 0);
+}
+
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+static void pool_init_once(void) {
+    pthread_atfork(NULL, NULL, pool_after_fork_child);
+    if (pool.wanted == 0) pool.wanted = 1;
+}
+
+int pf_set_num_threads(int n) {
+    pthread_once(&pool_once, pool_init_once);
+    PF_CHECK(n >= 1 && n <= PF_MAX_THREADS, PF_ERR_ARGUMENT, "number of threads must be 1..%d, got %d",
+             PF_MAX_THREADS, n);
+    pthread_mutex_lock(&pool_admin);
+    if (n != pool.wanted || pool.started != n - 1) {
+        pool_stop_locked();
+        pool.wanted = n;
+    }
+    pthread_mutex_unlock(&pool_admin);
+    return PF_OK;
+}
+
+int pf_get_num_threads(void) {
+    pthread_once(&pool_once, pool_init_once);
+    return pool.wanted;
+}
+
+int pf_threads(void) { return pool.wanted > 0 ? pool.wanted : 1; }
+
+void pf_parallel_for(int64_t n, int64_t grain, pf_task_fn fn, void *ctx) {
+    if (n <= 0) return;
+    if (grain < 1) grain = 1;
+    int parts = pool.wanted;
+    if (parts > 1 && n / grain < parts) parts = (int)(n / grain);
+    if (parts <= 1 || tls_in_task) {
+        fn(ctx, 0, n);
+        return;
+    }
+    pthread_mutex_lock(&pool_admin);   /* one job at a time, from whichever caller thread */
+    if (pool.started != pool.wanted - 1) {
+        pool_stop_locked();
+        pool_start_locked();
+    }
+    if (parts > pool.started + 1) parts = pool.started + 1;
+    if (parts <= 1) {
+        pthread_mutex_unlock(&pool_admin);
+        fn(ctx, 0, n);
+        return;
+    }
+    pool.job.fn = fn;
+    pool.job.ctx = ctx;
+    pool.job.n = n;
+    pool.job.parts = parts;
+    atomic_store(&pool.pending, parts - 1);
+    atomic_fetch_add_explicit(&pool.generation, 1, memory_order_release);
+    if (atomic_load(&pool.sleepers) > 0) {
+        pthread_mutex_lock(&pool.lock);
+        pthread_cond_broadcast(&pool.wake);
+        pthread_mutex_unlock(&pool.lock);
+    }
+    tls_in_task = 1;
+    run_part(&pool.job, 0);
+    tls_in_task = 0;
+    while (atomic_load_explicit(&pool.pending, memory_order_acquire) > 0) PF_PAUSE();
+    pthread_mutex_unlock(&pool_admin);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* BLAS                                                                                        */
+
+enum { CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111, CBLAS_TRANS = 112 };
+typedef void (*cblas_sgemm_fn)(int, int, int, int, int, int, float, const float *, int,
+                               const float *, int, float, float *, int);
+typedef void (*cblas_dgemm_fn)(int, int, int, int, int, int, double, const double *, int,
+                               const double *, int, double, double *, int);
+typedef void (*blas_threads_fn)(int);
+
+static cblas_sgemm_fn blas_sgemm;
+static cblas_dgemm_fn blas_dgemm;
+
+typedef const char *(*blas_config_fn)(void);
+static char blas_info[512];
+
+int pf_load_blas(const char *path, const char *prefix) {
+    PF_CHECK(path != NULL, PF_ERR_ARGUMENT, "pf_load_blas: no library path");
+    if (prefix == NULL) prefix = "";
+    void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    PF_CHECK(handle != NULL, PF_ERR_BLAS, "cannot load the BLAS library %s: %s", path, dlerror());
+    char name[128];
+    snprintf(name, sizeof name, "%scblas_sgemm", prefix);
+    void *sgemm = dlsym(handle, name);
+    snprintf(name, sizeof name, "%scblas_dgemm", prefix);
+    void *dgemm = dlsym(handle, name);
+    PF_CHECK(sgemm != NULL && dgemm != NULL, PF_ERR_BLAS, "%s has no %scblas_sgemm/%scblas_dgemm",
+             path, prefix, prefix);
+    snprintf(name, sizeof name, "%sopenblas_set_num_threads", prefix);
+    void *set_threads = dlsym(handle, name);
+    snprintf(name, sizeof name, "%sopenblas_get_config", prefix);
+    void *config = dlsym(handle, name);
+    /* The BLAS runs single-threaded inside our pool's tasks; its own pool would fight ours. */
+    if (set_threads) ((blas_threads_fn)set_threads)(1);
+    snprintf(blas_info, sizeof blas_info, "%s (%s)", config ? ((blas_config_fn)config)() : "BLAS",
+             path);
+    blas_dgemm = (cblas_dgemm_fn)dgemm;
+    blas_sgemm = (cblas_sgemm_fn)sgemm;
+    return PF_OK;
+}
+
+const char *pf_blas_info(void) { return blas_info; }
+
+int pf_blas_bound(void) { return blas_sgemm != NULL; }
+
+static int check_blas_dims(int64_t m, int64_t n, int64_t k, int64_t lda, int64_t ldb, int64_t ldc) {
+    PF_CHECK(blas_sgemm != NULL, PF_ERR_BLAS, "no BLAS is loaded (pf_load_blas was not called)");
+    PF_CHECK(m >= 0 && n >= 0 && k >= 0, PF_ERR_SHAPE, "negative GEMM size");
+    PF_CHECK(m <= INT_MAX && n <= INT_MAX && k <= INT_MAX && lda <= INT_MAX && ldb <= INT_MAX &&
+             ldc <= INT_MAX, PF_ERR_BLAS, "GEMM dimension beyond the 32-bit BLAS range");
+    return PF_OK;
+}
+
+/* Large products are split into column (or row) blocks, one per pool thread. Below this many
+ * multiply-adds a split costs more than it saves. */
+#define GEMM_SPLIT_MIN_FLOPS (1 << 20)
+
+#define DEFINE_GEMM(T, NAME, BLASFN)                                                          \
+    typedef struct {                                                                           \
+        int ta, tb; int64_t m, n, k; T alpha; const T *a; int64_t lda; const T *b;            \
+        int64_t ldb; T beta; T *c; int64_t ldc; int split_rows;                                \
+    } NAME##_job;                                                                              \
+    static void NAME##_part(void *p, int64_t begin, int64_t end) {                             \
+        const NAME##_job *j = (const NAME##_job *)p;                                           \
+        if (j->split_rows) {                                                                   \
+            const T *a = j->ta ? j->a + begin : j->a + begin * j->lda;                         \
+            BLASFN(CBLAS_ROW_MAJOR, j->ta ? CBLAS_TRANS : CBLAS_NO_TRANS,                      \
+                   j->tb ? CBLAS_TRANS : CBLAS_NO_TRANS, (int)(end - begin), (int)j->n,        \
+                   (int)j->k, j->alpha, a, (int)j->lda, j->b, (int)j->ldb, j->beta,            \
+                   j->c + begin * j->ldc, (int)j->ldc);                                        \
+        } else {                                                                               \
+            const T *b = j->tb ? j->b + begin * j->ldb : j->b + begin;                         \
+            BLASFN(CBLAS_ROW_MAJOR, j->ta ? CBLAS_TRANS : CBLAS_NO_TRANS,                      \
+                   j->tb ? CBLAS_TRANS : CBLAS_NO_TRANS, (int)j->m, (int)(end - begin),        \
+                   (int)j->k, j->alpha, j->a, (int)j->lda, b, (int)j->ldb, j->beta,            \
+                   j->c + begin, (int)j->ldc);                                                 \
+        }                                                                                      \
+    }                                                                                          \
+    static int NAME##_impl(int ta, int tb, int64_t m, int64_t n, int64_t k, T alpha,           \
+                           const T *a, int64_t lda, const T *b, int64_t ldb, T beta, T *c,     \
+                           int64_t ldc, int allow_split) {                                     \
+        PF_TRY(check_blas_dims(m, n, k, lda, ldb, ldc));                                       \
+        if (m == 0 || n == 0) return PF_OK;                                                    \
+        if (k == 0) { /* BLAS may skip beta scaling when k == 0 */                             \
+            for (int64_t i = 0; i < m; i++)                                                    \
+                for (int64_t jj = 0; jj < n; jj++)                                             \
+                    c[i * ldc + jj] = beta == 0 ? 0 : beta * c[i * ldc + jj];                  \
+            return PF_OK;                                                                      \
+        }                                                                                      \
+        NAME##_job job = {ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, 0};            \
+        double flops = (double)m * (double)n * (double)k;                                      \
+        int threads = allow_split ? pf_threads() : 1;                                          \
+        if (threads > 1 && flops >= GEMM_SPLIT_MIN_FLOPS) {                                    \
+            /* split the longer side; keep blocks a multiple of 16 for the BLAS kernels */     \
+            job.split_rows = m > n;                                                            \
+            int64_t extent = job.split_rows ? m : n;                                           \
+            int64_t blocks = (extent + 15) / 16;                                               \
+            if (blocks >= 2) {                                                                 \
+                pf_parallel_for(blocks, 1, NAME##_blocks, &job);                               \
+                return PF_OK;                                                                  \
+            }                                                                                  \
+            job.split_rows = 0;                                                                \
+        }                                                                                      \
+        NAME##_part(&job, 0, n);                                                               \
+        return PF_OK;                                                                          \
+    }
+
+/* the pool hands out block ranges; translate them to row/column ranges */
+#define DEFINE_GEMM_BLOCKS(NAME)                                                               \
+    static void NAME##_blocks(void *p, int64_t begin, int64_t end) {                           \
+        NAME##_job *j = (NAME##_job *)p;                                                       \
+        int64_t extent = j->split_rows ? j->m : j->n;                                          \
+        int64_t lo = begin * 16, hi = end * 16 > extent ? extent : end * 16;                   \
+        NAME##_part(p, lo, hi);                                                                \
+    }
+
+#define DECLARE_GEMM_BLOCKS(NAME) static void NAME##_blocks(void *p, int64_t begin, int64_t end);
+
+DECLARE_GEMM_BLOCKS(sgemm)
+DECLARE_GEMM_BLOCKS(dgemm)
+DEFINE_GEMM(float, sgemm, blas_sgemm)
+DEFINE_GEMM(double, dgemm, blas_dgemm)
+DEFINE_GEMM_BLOCKS(sgemm)
+DEFINE_GEMM_BLOCKS(dgemm)
+
+int pf_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+             int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+    return sgemm_impl(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, 1);
+}
+int pf_dgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, double alpha, const double *a,
+             int64_t lda, const double *b, int64_t ldb, double beta, double *c, int64_t ldc) {
+    if (blas_dgemm == NULL) return pf_fail(PF_ERR_BLAS, "no BLAS is loaded");
+    return dgemm_impl(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, 1);
+}
+int pf_sgemm_serial(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
+                    const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                    float *c, int64_t ldc) {
+    return sgemm_impl(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, 0);
+}
+int pf_dgemm_serial(int ta, int tb, int64_t m, int64_t n, int64_t k, double alpha,
+                    const double *a, int64_t lda, const double *b, int64_t ldb, double beta,
+                    double *c, int64_t ldc) {
+    if (blas_dgemm == NULL) return pf_fail(PF_ERR_BLAS, "no BLAS is loaded");
+    return dgemm_impl(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, 0);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* kernel table                                                                                */
+
+static const pf_kernel_entry *const tables[] = {
+    pf_kernels_elementwise, pf_kernels_reduce, pf_kernels_linalg, pf_kernels_layout,
+    pf_kernels_nn, pf_kernels_optim,
+};
+
+#define MAX_KERNELS 512
+static const pf_kernel_entry *kernels[MAX_KERNELS];
+static int n_kernels;
+static pthread_once_t table_once = PTHREAD_ONCE_INIT;
+
+static void build_table(void) {
+    for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++)
+        for (const pf_kernel_entry *e = tables[t]; e->name != NULL && n_kernels < MAX_KERNELS; e++)
+            kernels[n_kernels++] = e;
+}
+
+int pf_kernel_count(void) {
+    pthread_once(&table_once, build_table);
+    return n_kernels;
+}
+
+const char *pf_kernel_name(int32_t kernel) {
+    pthread_once(&table_once, build_table);
+    return kernel >= 0 && kernel < n_kernels ? kernels[kernel]->name : NULL;
+}
+
+int pf_kernel_lookup(const char *name) {
+    pthread_once(&table_once, build_table);
+    if (name == NULL) return -1;
+    for (int i = 0; i < n_kernels; i++)
+        if (strcmp(kernels[i]->name, name) == 0) return i;
+    return -1;
+}
+
+int pf_workspace_size(int32_t kernel, const pf_args *args, int64_t *bytes) {
+    pthread_once(&table_once, build_table);
+    if (bytes == NULL) return pf_fail(PF_ERR_ARGUMENT, "pf_workspace_size: null result pointer");
+    *bytes = 0;
+    if (kernel < 0 || kernel >= n_kernels)
+        return pf_fail(PF_ERR_UNKNOWN_KERNEL, "no kernel with id %d", kernel);
+    if (kernels[kernel]->workspace == NULL) return PF_OK;
+    tls_kernel = kernels[kernel]->name;
+    int status = kernels[kernel]->workspace(args, bytes);
+    tls_kernel = NULL;
+    return status;
+}
+
+static int debug_level;
+int pf_set_debug(int level) {
+    debug_level = level;
+    return PF_OK;
+}
+
+static int check_outputs_finite(const pf_args *a) {
+    for (int o = 0; o < a->n_out; o++) {
+        const pf_tensor *t = a->outputs[o];
+        if (t->dtype != PF_FLOAT32 && t->dtype != PF_FLOAT64) continue;
+        if (!pf_is_contiguous(t)) continue;
+        int64_t n = pf_numel(t);
+        for (int64_t i = 0; i < n; i++) {
+            double v = t->dtype == PF_FLOAT32 ? ((const float *)t->data)[i]
+                                              : ((const double *)t->data)[i];
+            if (!isfinite(v))
+                return pf_fail(PF_ERR_NUMERIC, "output %d holds %s at flat index %lld (PYFRONT_DEBUG)",
+                               o, isnan(v) ? "NaN" : "Inf", (long long)i);
+        }
+    }
+    return PF_OK;
+}
+
+static int run_one(int32_t kernel, const pf_args *args) {
+    if (kernel < 0 || kernel >= n_kernels)
+        return pf_fail(PF_ERR_UNKNOWN_KERNEL, "no kernel with id %d", kernel);
+    if (args == NULL) return pf_fail(PF_ERR_ARGUMENT, "null argument block");
+    tls_kernel = kernels[kernel]->name;
+    int status = kernels[kernel]->run(args);
+    if (status == PF_OK && debug_level > 0) status = check_outputs_finite(args);
+    tls_kernel = NULL;
+    return status;
+}
+
+int pf_run(int32_t kernel, const pf_args *args) {
+    pthread_once(&table_once, build_table);
+    return run_one(kernel, args);
+}
+
+int pf_run_steps(const pf_step *steps, int64_t begin, int64_t end, int64_t *failed_step) {
+    pthread_once(&table_once, build_table);
+    if (failed_step) *failed_step = -1;
+    if (steps == NULL && end > begin) return pf_fail(PF_ERR_ARGUMENT, "null plan");
+    for (int64_t i = begin; i < end; i++) {
+        int status = run_one(steps[i].kernel, &steps[i].args);
+        if (status != PF_OK) {
+            if (failed_step) *failed_step = i;
+            return status;
+        }
+    }
+    return PF_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* strided iteration                                                                           */
+
+void pf_walk_init(pf_walk *w, int ndim, const int64_t *shape, int nops,
+                  const int64_t *const *strides) {
+    w->nops = nops;
+    w->ndim = 0;
+    /* drop unit dims, then merge dim d into the next one when every operand allows it */
+    for (int d = 0; d < ndim; d++) {
+        if (shape[d] == 1) continue;
+        int k = w->ndim;
+        if (k > 0) {
+            int mergeable = 1;
+            for (int o = 0; o < nops && mergeable; o++)
+                mergeable = w->strides[o][k - 1] == strides[o][d] * shape[d];
+            if (mergeable) {
+                w->shape[k - 1] *= shape[d];
+                for (int o = 0; o < nops; o++) w->strides[o][k - 1] = strides[o][d];
+                continue;
+            }
+        }
+        w->shape[k] = shape[d];
+        for (int o = 0; o < nops; o++) w->strides[o][k] = strides[o][d];
+        w->ndim++;
+    }
+    if (w->ndim == 0) {   /* a single element */
+        w->ndim = 1;
+        w->shape[0] = 1;
+        for (int o = 0; o < nops; o++) w->strides[o][0] = 1;
+    }
+    for (int d = 0; d < w->ndim; d++)
+        if (w->shape[d] == 0) { w->ndim = 1; w->shape[0] = 0; break; }
+}
+
+typedef struct {
+    const pf_walk *w;
+    pf_row_fn fn;
+    void *ctx;
+    int64_t chunk, nchunks;
+} walk_job;
+
+static void walk_task(void *p, int64_t begin, int64_t end) {
+    const walk_job *j = (const walk_job *)p;
+    const pf_walk *w = j->w;
+    int outer = w->ndim - 1, nops = w->nops;
+    int64_t inner = w->shape[outer];
+    int64_t inner_strides[PF_WALK_MAX_OPS], offsets[PF_WALK_MAX_OPS], idx[PF_MAX_DIMS];
+    for (int o = 0; o < nops; o++) inner_strides[o] = w->strides[o][outer];
+    if (j->nchunks > 1) {   /* one long row, split into chunks */
+        for (int64_t c = begin; c < end; c++) {
+            int64_t lo = c * j->chunk, hi = lo + j->chunk > inner ? inner : lo + j->chunk;
+            for (int o = 0; o < nops; o++) offsets[o] = lo * inner_strides[o];
+            j->fn(j->ctx, hi - lo, offsets, inner_strides);
+        }
+        return;
+    }
+    /* rows [begin, end): decompose the first, then step the index like an odometer */
+    int64_t r = begin;
+    for (int o = 0; o < nops; o++) offsets[o] = 0;
+    for (int d = outer - 1; d >= 0; d--) {
+        idx[d] = r % w->shape[d];
+        r /= w->shape[d];
+        for (int o = 0; o < nops; o++) offsets[o] += idx[d] * w->strides[o][d];
+    }
+    for (int64_t row = begin; row < end; row++) {
+        j->fn(j->ctx, inner, offsets, inner_strides);
+        for (int d = outer - 1; d >= 0; d--) {
+            if (++idx[d] < w->shape[d]) {
+                for (int o = 0; o < nops; o++) offsets[o] += w->strides[o][d];
+                break;
+            }
+            idx[d] = 0;
+            for (int o = 0; o < nops; o++) offsets[o] -= (w->shape[d] - 1) * w->strides[o][d];
+        }
+    }
+}
+
+void pf_walk_run(const pf_walk *w, int64_t min_parallel, pf_row_fn fn, void *ctx) {
+    int64_t total = 1;
+    for (int d = 0; d < w->ndim; d++) total *= w->shape[d];
+    if (total == 0) return;
+    int64_t inner = w->shape[w->ndim - 1], rows = total / inner;
+    walk_job job = {w, fn, ctx, inner, 1};
+    int threads = pf_threads();
+    if (total < min_parallel || threads == 1) {
+        walk_task(&job, 0, rows);
+        return;
+    }
+    if (rows < 2 * threads) {
+        job.chunk = (inner + 2 * threads - 1) / (2 * threads);
+        if (job.chunk < 1024) job.chunk = 1024;
+        job.chunk = (job.chunk + 63) & ~(int64_t)63;
+        job.nchunks = (inner + job.chunk - 1) / job.chunk;
+        if (rows == 1 && job.nchunks > 1) {
+            pf_parallel_for(job.nchunks, 1, walk_task, &job);
+            return;
+        }
+        job.nchunks = 1;
+        job.chunk = inner;
+    }
+    int64_t grain = min_parallel / inner;
+    pf_parallel_for(rows, grain > 0 ? grain : 1, walk_task, &job);
+}

@@ -1,0 +1,55 @@
+"""pyfront: eager and compiled deep learning on a native C kernel library.
+
+    import pyfront as pf
+    x = pf.tensor(np.random.rand(8, 4).astype("float32"), requires_grad=True)
+    loss = pf.relu(x @ w).sum(); loss.backward()
+
+Heavier parts (nn, optim, graphs, the model format) load on first use.
+"""
+from . import errors
+from .autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
+from .backend.cpu import blas_info, get_num_threads, set_num_threads
+from .dtypes import DType, float32, float64, int32, int64
+from .errors import (DTypeError, IndexOutOfRange, ModelFormatError, NumericError, PyfrontError,
+                     ShapeError, TraceError)
+from .ops import *  # noqa: F401,F403  (every op function: pf.relu, pf.matmul, ...)
+from .ops import name_scope
+from .tensor import (Tensor, arange, full, ones, ones_like, rand, randn, tensor, zeros,
+                     zeros_like)
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "nn": ("pyfront.nn", None),
+    "optim": ("pyfront.optim", None),
+    "losses": ("pyfront.losses", None),
+    "data": ("pyfront.data", None),
+    "train": ("pyfront.train", None),
+    "io": ("pyfront.io", None),
+    "graph": ("pyfront.graph", None),
+    "Graph": ("pyfront.graph", "Graph"),
+    "Symbol": ("pyfront.graph", "Symbol"),
+    "placeholder": ("pyfront.graph", "placeholder"),
+    "parameter": ("pyfront.graph", "parameter"),
+    "jit": ("pyfront.graph.jit", "jit"),
+    "save": ("pyfront.io.model", "save"),
+    "load": ("pyfront.io.model", "load"),
+    "save_checkpoint": ("pyfront.io.model", "save_checkpoint"),
+    "load_checkpoint": ("pyfront.io.model", "load_checkpoint"),
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        mod = importlib.import_module(module)
+        value = mod if attr is None else getattr(mod, attr)
+        globals()[name] = value
+        return value
+    raise AttributeError("module 'pyfront' has no attribute %r" % name)
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_LAZY))

@@ -1,0 +1,228 @@
+"""The CPU backend: the native C kernel library (pyfront._native, cffi API mode).
+
+Loads the library and its BLAS, owns the thread setting, turns numpy memory into the ABI's
+pf_tensor descriptors and native status codes into Python exceptions.
+"""
+import os
+
+import numpy as np
+
+from .. import errors
+from .._native import ffi, lib
+
+__all__ = ["Buf", "run", "kernel_id", "set_num_threads", "get_num_threads", "blas_info",
+           "raise_native_error", "new_args", "new_steps"]
+
+MAX_DIMS = lib.PF_MAX_DIMS
+
+_STATUS_ERRORS = {
+    lib.PF_ERR_ARGUMENT: errors.NativeError,
+    lib.PF_ERR_SHAPE: errors.ShapeError,
+    lib.PF_ERR_DTYPE: errors.DTypeError,
+    lib.PF_ERR_INDEX: errors.IndexOutOfRange,
+    lib.PF_ERR_NUMERIC: errors.NumericError,
+    lib.PF_ERR_MEMORY: MemoryError,
+    lib.PF_ERR_BLAS: errors.NativeError,
+    lib.PF_ERR_UNKNOWN_KERNEL: errors.NativeError,
+    lib.PF_ERR_INTERNAL: errors.NativeError,
+}
+
+
+def raise_native_error(status, context=""):
+    message = ffi.string(lib.pf_last_error()).decode("utf-8", "replace")
+    cls = _STATUS_ERRORS.get(status, errors.NativeError)
+    raise cls(context + message if context else message)
+
+
+def _load_blas():
+    import scipy_openblas32
+
+    path = os.path.join(scipy_openblas32.get_lib_dir(),
+                        "lib%s.so" % scipy_openblas32.get_library())
+    status = lib.pf_load_blas(path.encode(), b"scipy_")
+    if status != lib.PF_OK:
+        raise_native_error(status, "loading the BLAS: ")
+
+
+def blas_info():
+    """Which BLAS the native library uses (OpenBLAS build and path)."""
+    return ffi.string(lib.pf_blas_info()).decode()
+
+
+def _default_threads():
+    env = os.environ.get("PYFRONT_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            raise ValueError("PYFRONT_NUM_THREADS must be a positive integer, got %r" % env)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def set_num_threads(n):
+    """Threads for the native kernels and their BLAS: one pool serves both."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError("set_num_threads: n must be a positive int, got %r" % (n,))
+    status = lib.pf_set_num_threads(n)
+    if status != lib.PF_OK:
+        raise_native_error(status, "set_num_threads: ")
+
+
+def get_num_threads():
+    return lib.pf_get_num_threads()
+
+
+_kernel_ids = {}
+
+
+def kernel_id(name):
+    """The native kernel table's id for a kernel name."""
+    try:
+        return _kernel_ids[name]
+    except KeyError:
+        raise errors.NativeError("the native library has no kernel %r" % name) from None
+
+
+def _init():
+    for i in range(lib.pf_kernel_count()):
+        _kernel_ids[ffi.string(lib.pf_kernel_name(i)).decode()] = i
+    _load_blas()
+    set_num_threads(_default_threads())
+    if os.environ.get("PYFRONT_DEBUG", "0") not in ("", "0"):
+        lib.pf_set_debug(1)
+
+
+_init()
+
+
+def _contiguous_strides(shape):
+    strides = [1] * len(shape)
+    acc = 1
+    for i in range(len(shape) - 1, -1, -1):
+        strides[i] = acc
+        acc *= shape[i]
+    return strides
+
+
+class Buf:
+    """Memory with a shape and dtype, as the kernels see it: a region of a numpy array.
+
+    Eager tensors wrap their own array; a compiled plan's values are regions of one arena.
+    desc() gives the pf_tensor descriptor (cached for the plain contiguous view).
+    """
+
+    __slots__ = ("array", "offset", "shape", "dtype", "_ptr", "_desc", "_keep")
+
+    def __init__(self, array, shape, dtype, offset=0):
+        self.array = array          # numpy array owning the memory (1-D uint8 arena, or data)
+        self.offset = offset        # bytes from the array's start
+        self.shape = tuple(shape)
+        self.dtype = dtype          # pyfront DType
+        self._ptr = None
+        self._desc = None
+        self._keep = None
+
+    @property
+    def size(self):
+        n = 1
+        for s in self.shape:
+            n *= s
+        return n
+
+    def pointer(self, extra_bytes=0):
+        if self._ptr is None:
+            base = ffi.from_buffer(self.array, require_writable=False)
+            self._ptr = ffi.cast("char *", base) + self.offset
+            self._keep = base  # the cdata must outlive the pointer
+        return self._ptr + extra_bytes if extra_bytes else self._ptr
+
+    def desc(self, shape=None, strides=None, offset_elems=0):
+        """A descriptor of this memory; by default the contiguous view of the whole buffer."""
+        plain = shape is None and strides is None and offset_elems == 0
+        if plain and self._desc is not None:
+            return self._desc
+        shape = self.shape if shape is None else tuple(shape)
+        if len(shape) > MAX_DIMS:
+            raise errors.ShapeError("tensors have at most %d dims, got shape %s"
+                                    % (MAX_DIMS, shape))
+        if strides is None:
+            strides = _contiguous_strides(shape)
+        d = ffi.new("pf_tensor *")
+        d.data = self.pointer(offset_elems * self.dtype.itemsize)
+        d.dtype = self.dtype.code
+        d.ndim = len(shape)
+        if shape:
+            d.shape[0:len(shape)] = list(shape)
+            d.strides[0:len(shape)] = list(strides)
+        if plain:
+            self._desc = d
+        return d
+
+
+# pf_tensor descriptors must outlive the calls that use them; Buf keeps its own, and the
+# objects made for one call are held by the Python frame that calls run().
+
+_run = lib.pf_run
+
+
+def new_args(ins, outs, iattr=(), fattr=(), workspace=None):
+    """A pf_args block; returns (args, keepalive) where keepalive must outlive its use."""
+    a = ffi.new("pf_args *")
+    a.n_in = len(ins)
+    a.n_out = len(outs)
+    if len(ins) > lib.PF_MAX_IN or len(outs) > lib.PF_MAX_OUT:
+        raise errors.NativeError("too many operands: %d in, %d out" % (len(ins), len(outs)))
+    for i, d in enumerate(ins):
+        a.inputs[i] = d
+    for i, d in enumerate(outs):
+        a.outputs[i] = d
+    keep = [ins, outs]
+    if iattr:
+        ia = ffi.new("int64_t[]", [int(v) for v in iattr])
+        a.iattr = ia
+        a.n_iattr = len(iattr)
+        keep.append(ia)
+    if fattr:
+        fa = ffi.new("double[]", [float(v) for v in fattr])
+        a.fattr = fa
+        a.n_fattr = len(fattr)
+        keep.append(fa)
+    if workspace is not None:
+        a.workspace = workspace.pointer()
+        a.workspace_bytes = workspace.size * workspace.dtype.itemsize
+        keep.append(workspace)
+    return a, keep
+
+
+def run(kernel, ins, outs, iattr=(), fattr=(), workspace=None, context=""):
+    """Run one kernel now on descriptors; raise a Python exception on a native error."""
+    a, keep = new_args(ins, outs, iattr, fattr, workspace)
+    status = _run(kernel_id(kernel), a)
+    if status:
+        raise_native_error(status, context)
+
+
+def new_steps(n):
+    return ffi.new("pf_step[]", n)
+
+
+def run_steps(steps, begin, end):
+    """Run steps [begin, end) of a compiled plan; returns (status, failed_step)."""
+    failed = ffi.new("int64_t *")
+    status = lib.pf_run_steps(steps, begin, end, failed)
+    return status, failed[0]
+
+
+def workspace_bytes(kernel, args):
+    out = ffi.new("int64_t *")
+    status = lib.pf_workspace_size(kernel_id(kernel), args, out)
+    if status:
+        raise_native_error(status)
+    return out[0]
+
+
+def empty(shape, dtype):
+    return np.empty(shape, dtype=dtype.np)

@@ -1,0 +1,36 @@
+"""Exceptions. Every error names the op or layer, the user's names and the shapes involved."""
+
+__all__ = ["PyfrontError", "ShapeError", "DTypeError", "IndexOutOfRange", "NumericError",
+           "TraceError", "ModelFormatError", "NativeError"]
+
+
+class PyfrontError(Exception):
+    """Base of every error pyfront raises on purpose."""
+
+
+class ShapeError(PyfrontError, ValueError):
+    """Shapes that do not fit together."""
+
+
+class DTypeError(PyfrontError, TypeError):
+    """An element type an op does not accept."""
+
+
+class IndexOutOfRange(PyfrontError, IndexError):
+    """An index or label out of range."""
+
+
+class NumericError(PyfrontError, FloatingPointError):
+    """A NaN or Inf where none may be (a NaN loss, PYFRONT_DEBUG checks)."""
+
+
+class TraceError(PyfrontError):
+    """Tracing met Python that depends on values (bool(), float(), .numpy() of a traced value)."""
+
+
+class ModelFormatError(PyfrontError, ValueError):
+    """A model file that is not a valid pyfront model: truncated, altered, or unsafe."""
+
+
+class NativeError(PyfrontError, RuntimeError):
+    """The native library refused a call for a reason the front end did not foresee."""

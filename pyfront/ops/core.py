@@ -1,0 +1,268 @@
+"""The one dispatch point and the op record.
+
+An op is defined once, as a subclass of Op with:
+  - infer(specs, attrs)  -> output Specs: the shape/dtype rule (dims may be None: unknown batch)
+  - forward(k, ins, outs, attrs): emits native kernels through the emitter k; the same code runs
+    now (eager) or is recorded into a compiled plan
+  - grad(ctx, gouts) -> input gradients, written with other ops, so it builds tape entries
+    (higher-order gradients) or graph nodes (compiled backward) without a second definition.
+apply() sends Tensor inputs to eager execution and Symbol inputs to the graph builder.
+"""
+import collections
+import contextlib
+import threading
+
+from .. import autograd, errors
+from ..backend import cpu
+from ..dtypes import as_dtype
+
+Spec = collections.namedtuple("Spec", "shape dtype")
+
+# set by pyfront.tensor at import: the class eager results are wrapped in
+Tensor = None
+
+
+class ShapeMismatch(Exception):
+    """Raised inside shape rules; apply() turns it into a ShapeError naming everything."""
+
+
+# ---------------------------------------------------------------------------------------------
+# name scopes: layers push their names so that errors and graph nodes say where they come from
+
+_local = threading.local()
+
+
+def _scopes():
+    s = getattr(_local, "scopes", None)
+    if s is None:
+        s = _local.scopes = []
+    return s
+
+
+@contextlib.contextmanager
+def name_scope(name):
+    """Prefix for node names and error messages ("sequential/dense_1")."""
+    stack = _scopes()
+    stack.append(name)
+    try:
+        yield
+    finally:
+        stack.pop()
+
+
+def current_scope():
+    return "/".join(_scopes())
+
+
+# ---------------------------------------------------------------------------------------------
+# shape helpers for rules
+
+def fmt_shape(shape):
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + \
+        ("," if len(shape) == 1 else "") + ")"
+
+
+def broadcast_shapes(*shapes):
+    """numpy broadcasting; None (unknown) is taken to match whatever it meets."""
+    ndim = max(len(s) for s in shapes)
+    out = []
+    for i in range(ndim):
+        dim = 1
+        for s in shapes:
+            j = i - (ndim - len(s))
+            if j < 0:
+                continue
+            d = s[j]
+            if d == 1:
+                continue
+            if d is None:
+                dim = None if dim == 1 else dim
+            elif dim == 1 or dim is None:
+                dim = d
+            elif d != dim:
+                raise ShapeMismatch("shapes %s cannot be broadcast together"
+                                    % " and ".join(fmt_shape(s) for s in shapes))
+        out.append(dim)
+    return tuple(out)
+
+
+def normalize_axis(axis, ndim, what="axis"):
+    if not isinstance(axis, int) or isinstance(axis, bool):
+        raise ShapeMismatch("%s must be an int, got %r" % (what, axis))
+    if not -ndim <= axis < max(ndim, 1):
+        raise ShapeMismatch("%s %d is out of range for %d dims" % (what, axis, ndim))
+    return axis % ndim if ndim else 0
+
+
+def normalize_axes(axis, ndim):
+    """A sorted tuple of non-negative axes; None means all."""
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, int):
+        axis = (axis,)
+    axes = tuple(sorted(normalize_axis(a, ndim) for a in axis))
+    if len(set(axes)) != len(axes):
+        raise ShapeMismatch("repeated axis in %r" % (axis,))
+    return axes
+
+
+def contiguous_strides(shape):
+    return cpu._contiguous_strides(shape)
+
+
+# ---------------------------------------------------------------------------------------------
+# the op record
+
+class Op:
+    """One operation. Subclasses set name, inputs (names for messages) and the three rules."""
+
+    name = "op"
+    inputs = ("x",)           # names of the inputs, for error messages
+    n_outputs = 1
+    differentiable = True
+    view = False              # output shares the input's memory (reshape); no forward kernel
+    elementwise = None        # ("unary"|"binary"|"unary_grad", code) when fusable
+    shape_inputs = ()         # inputs whose shape, not data, the op needs
+    stateful = False          # never constant-folded or deduplicated (random ops)
+
+    def infer(self, specs, attrs):
+        raise NotImplementedError
+
+    def forward(self, k, ins, outs, attrs):
+        raise NotImplementedError
+
+    def grad(self, ctx, gouts):
+        raise errors.PyfrontError("op %r has no gradient" % self.name)
+
+    def __repr__(self):
+        return "<op %s>" % self.name
+
+
+REGISTRY = {}
+
+
+def register(op_class):
+    """Register an op class by name (graphs name ops in files; loading looks them up here)."""
+    op = op_class()
+    if op.name in REGISTRY:
+        raise RuntimeError("op %r registered twice" % op.name)
+    REGISTRY[op.name] = op
+    return op
+
+
+def get_op(name):
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise errors.ModelFormatError("unknown op %r: the graph names an op this version of "
+                                      "pyfront does not have" % name) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# errors that name the user's things
+
+def describe(x, i, op):
+    label = op.inputs[i] if i < len(op.inputs) else op.inputs[-1] + str(i)
+    shape = fmt_shape(x.shape)
+    name = getattr(x, "name", None)
+    kind = getattr(x, "kind", None) or ("parameter" if getattr(x, "is_parameter", False)
+                                        else "tensor")
+    where = " [%s '%s']" % (kind, name) if name else ""
+    return "%s: %s %s%s" % (label, shape, x.dtype.name, where)
+
+
+def shape_error(op, inputs, message, cls=errors.ShapeError):
+    scope = current_scope()
+    where = " in layer '%s'" % scope if scope else ""
+    details = "; ".join(describe(x, i, op) for i, x in enumerate(inputs))
+    return cls("%s%s: %s (inputs: %s)" % (op.name, where, message, details))
+
+
+def infer(op, inputs, attrs):
+    try:
+        return op.infer([Spec(x.shape, x.dtype) for x in inputs], attrs)
+    except ShapeMismatch as e:
+        raise shape_error(op, inputs, str(e)) from None
+    except errors.DTypeError as e:
+        raise shape_error(op, inputs, str(e), errors.DTypeError) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# emitters: where forward() sends its kernels
+
+class EagerEmitter:
+    """Runs kernels at once."""
+
+    eager = True
+
+    def __init__(self, op):
+        self.op = op
+
+    def run(self, kernel, ins, outs, iattr=(), fattr=(), workspace=None):
+        cpu.run(kernel, ins, outs, iattr, fattr, workspace, context=self._context())
+
+    def _context(self):
+        scope = current_scope()
+        return "%s%s: " % (self.op.name, " in layer '%s'" % scope if scope else "")
+
+    @staticmethod
+    def scratch(shape, dtype):
+        return cpu.Buf(cpu.empty(shape, dtype), shape, dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# dispatch
+
+def apply(op, inputs, attrs=None):
+    """The one dispatch point: eager for Tensors, a graph node when any input is a Symbol."""
+    attrs = attrs or {}
+    for x in inputs:
+        if x.symbolic:
+            return x.graph.add_node(op, inputs, attrs)
+    return _eager(op, inputs, attrs)
+
+
+def _eager(op, inputs, attrs):
+    specs = infer(op, inputs, attrs)
+    if op.view:
+        arrays = [inputs[0]._data.reshape(specs[0].shape)]
+    else:
+        arrays = [cpu.empty(s.shape, s.dtype) for s in specs]
+        ins = [None if i in op.shape_inputs else x._buf() for i, x in enumerate(inputs)]
+        outs = [cpu.Buf(a, s.shape, s.dtype) for a, s in zip(arrays, specs)]
+        op.forward(EagerEmitter(op), ins, outs, attrs)
+    results = [Tensor._wrap(a, s.dtype) for a, s in zip(arrays, specs)]
+    if op.differentiable and autograd.is_grad_enabled():
+        needs = [x.requires_grad for x in inputs]
+        if any(needs):
+            node = autograd.Node(op, inputs, attrs, arrays, needs, current_scope())
+            for i, t in enumerate(results):
+                t.requires_grad = True
+                t._node = node
+                t._index = i
+                node.track(i, t)
+    return results[0] if op.n_outputs == 1 else tuple(results)
+
+
+def as_operand(x, like=None, dtype=None):
+    """Tensors and Symbols pass through; Python numbers and arrays become constant Tensors.
+
+    A Python number takes the dtype of the tensor it meets (`like`), as in PyTorch, so that
+    `x * 2` stays float32 and `labels + 1` stays int64.
+    """
+    if hasattr(x, "symbolic"):
+        return x
+    import numpy as np
+
+    if dtype is None:
+        if isinstance(x, (bool, int, float)) and like is not None:
+            ld = like.dtype
+            dtype = ld if (ld.is_float or isinstance(x, (bool, int))) else as_dtype("float32")
+        elif isinstance(x, float):
+            dtype = as_dtype("float32")
+        elif isinstance(x, (bool, int)):
+            dtype = as_dtype("int64")
+    if isinstance(x, np.ndarray) and dtype is None:
+        dtype = as_dtype(x.dtype) if x.dtype.kind != "f" or x.dtype.itemsize != 2 else None
+    arr = np.asarray(x, dtype=None if dtype is None else as_dtype(dtype).np)
+    return Tensor._wrap(np.ascontiguousarray(arr), as_dtype(arr.dtype))

@@ -1,0 +1,247 @@
+"""Tensor: memory (a numpy array on the CPU), shape, dtype, device, and its place on the tape."""
+import numpy as np
+
+from . import autograd, errors
+from .backend import cpu
+from .dtypes import as_dtype, float32
+from .ops import core
+from .ops.methods import OpMethods
+
+__all__ = ["Tensor", "tensor", "zeros", "ones", "full", "arange", "randn", "rand", "zeros_like",
+           "ones_like"]
+
+
+class Tensor(OpMethods):
+    """An n-dimensional array that can record the ops applied to it for autodiff.
+
+    pf.tensor(ndarray) shares memory with a C-contiguous ndarray of a supported dtype;
+    t.numpy() returns the memory itself, without a copy.
+    """
+
+    __slots__ = ("_data", "dtype", "requires_grad", "grad", "_node", "_index", "name",
+                 "_bufcache", "__weakref__")
+    symbolic = False
+    is_parameter = False
+
+    def __init__(self, data, dtype=None, requires_grad=False, name=None):
+        arr = _to_array(data, dtype)
+        self._data = arr
+        self.dtype = as_dtype(arr.dtype)
+        self.requires_grad = bool(requires_grad)
+        if self.requires_grad and not self.dtype.is_float:
+            raise errors.DTypeError("only float tensors can require gradients, got %s"
+                                    % self.dtype.name)
+        self.grad = None
+        self._node = None
+        self._index = 0
+        self.name = name
+        self._bufcache = None
+
+    @classmethod
+    def _wrap(cls, array, dtype):
+        t = Tensor.__new__(Tensor)
+        t._data = array
+        t.dtype = dtype
+        t.requires_grad = False
+        t.grad = None
+        t._node = None
+        t._index = 0
+        t.name = None
+        t._bufcache = None
+        return t
+
+    def _buf(self):
+        b = self._bufcache
+        if b is None or b.array is not self._data:
+            b = self._bufcache = cpu.Buf(self._array(), self._data.shape, self.dtype)
+        return b
+
+    def _array(self):
+        return self._data
+
+    # ---- properties ----
+    @property
+    def shape(self):
+        return self._array().shape
+
+    @property
+    def ndim(self):
+        return self._array().ndim
+
+    @property
+    def size(self):
+        return self._array().size
+
+    @property
+    def device(self):
+        return "cpu"
+
+    @property
+    def is_leaf(self):
+        return self._node is None
+
+    def __len__(self):
+        if not self.shape:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    # ---- numpy interop ----
+    def numpy(self):
+        """The tensor's memory as a numpy array (no copy: writes show in the tensor)."""
+        return self._array()
+
+    def __array__(self, dtype=None, copy=None):
+        arr = self._array()
+        return arr if dtype is None else arr.astype(dtype)
+
+    def item(self):
+        arr = self._array()
+        if arr.size != 1:
+            raise ValueError("item() needs a tensor with one element, this one has shape %s"
+                             % (arr.shape,))
+        return arr.reshape(()).item()
+
+    def tolist(self):
+        return self._array().tolist()
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __index__(self):
+        if self.dtype.is_float:
+            raise TypeError("only integer tensors can be used as an index")
+        return int(self.item())
+
+    def __bool__(self):
+        arr = self._array()
+        if arr.size != 1:
+            raise ValueError("the truth value of a tensor with %d elements is ambiguous; "
+                             "use .any() or .all() on t.numpy()" % arr.size)
+        return bool(arr.reshape(()).item())
+
+    def __repr__(self):
+        body = np.array2string(self._array(), separator=", ", prefix="tensor(")
+        extra = ", dtype=%s" % self.dtype.name if self.dtype is not float32 else ""
+        if self.requires_grad:
+            extra += ", requires_grad=True"
+        return "tensor(%s%s)" % (body, extra)
+
+    # ---- autodiff ----
+    def backward(self, grad=None, create_graph=False):
+        """Accumulate gradients of this tensor into .grad of the leaves that require them."""
+        autograd.backward([self], None if grad is None else [grad], create_graph=create_graph)
+
+    def detach(self):
+        """The same memory, cut from the tape."""
+        return Tensor._wrap(self._array(), self.dtype)
+
+    def requires_grad_(self, flag=True):
+        if flag and not self.dtype.is_float:
+            raise errors.DTypeError("only float tensors can require gradients")
+        self.requires_grad = bool(flag)
+        return self
+
+    def clone(self):
+        return Tensor._wrap(self._array().copy(), self.dtype)
+
+    def to(self, dtype):
+        return self.astype(dtype)
+
+    def zero_(self):
+        self._array()[...] = 0
+        return self
+
+    def copy_(self, other):
+        """Write other's values into this tensor's memory (shapes must match)."""
+        src = np.asarray(other.numpy() if isinstance(other, Tensor) else other)
+        dst = self._array()
+        if src.shape != dst.shape:
+            raise errors.ShapeError("copy_: source shape %s differs from %s"
+                                    % (src.shape, dst.shape))
+        dst[...] = src
+        return self
+
+
+core.Tensor = Tensor
+
+
+def _to_array(data, dtype=None):
+    if isinstance(data, Tensor):
+        arr = data.numpy()
+    else:
+        arr = data
+    if dtype is not None:
+        dt = as_dtype(dtype).np
+    elif isinstance(arr, np.ndarray):
+        if arr.dtype.kind == "f":
+            dt = arr.dtype if arr.dtype.itemsize in (4, 8) else np.dtype("float32")
+        elif arr.dtype.kind in "iu":
+            dt = arr.dtype if arr.dtype in (np.dtype("int32"), np.dtype("int64")) \
+                else np.dtype("int64")
+        elif arr.dtype.kind == "b":
+            dt = np.dtype("float32")
+        else:
+            raise errors.DTypeError("cannot make a tensor of numpy dtype %s" % arr.dtype)
+    else:
+        probe = np.asarray(arr)
+        if probe.dtype.kind == "f" or probe.dtype.kind == "b":
+            dt = np.dtype("float32")
+        elif probe.dtype.kind in "iu":
+            dt = np.dtype("int64")
+        else:
+            raise errors.DTypeError("cannot make a tensor of %r" % (type(data).__name__,))
+        arr = probe
+    out = np.asarray(arr, dtype=dt)
+    if not out.flags.c_contiguous:
+        out = np.ascontiguousarray(out)
+    return out
+
+
+def tensor(data, dtype=None, requires_grad=False, name=None):
+    """A tensor from array-like data. float arrays default to float32 (float64 kept), integer
+    arrays to int64 (int32 kept). A C-contiguous array of a supported dtype is shared, not
+    copied; anything else is copied."""
+    return Tensor(data, dtype=dtype, requires_grad=requires_grad, name=name)
+
+
+def zeros(*shape, dtype="float32", requires_grad=False):
+    shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    return Tensor(np.zeros(shape, as_dtype(dtype).np), requires_grad=requires_grad)
+
+
+def ones(*shape, dtype="float32", requires_grad=False):
+    shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    return Tensor(np.ones(shape, as_dtype(dtype).np), requires_grad=requires_grad)
+
+
+def full(shape, value, dtype="float32", requires_grad=False):
+    return Tensor(np.full(shape, value, as_dtype(dtype).np), requires_grad=requires_grad)
+
+
+def zeros_like(t):
+    return Tensor(np.zeros(t.shape, t.dtype.np))
+
+
+def ones_like(t):
+    return Tensor(np.ones(t.shape, t.dtype.np))
+
+
+def arange(start, stop=None, step=1, dtype=None):
+    arr = np.arange(start, stop, step) if stop is not None else np.arange(start)
+    return Tensor(arr, dtype=dtype)
+
+
+def randn(*shape, dtype="float32", seed=None, requires_grad=False):
+    shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    rng = np.random.default_rng(seed)
+    return Tensor(rng.standard_normal(shape).astype(as_dtype(dtype).np),
+                  requires_grad=requires_grad)
+
+
+def rand(*shape, dtype="float32", seed=None, requires_grad=False):
+    shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    rng = np.random.default_rng(seed)
+    return Tensor(rng.random(shape).astype(as_dtype(dtype).np), requires_grad=requires_grad)
