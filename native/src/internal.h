@@ -46,6 +46,11 @@ extern const pf_kernel_entry pf_kernels_linalg[];
 extern const pf_kernel_entry pf_kernels_layout[];
 extern const pf_kernel_entry pf_kernels_nn[];
 extern const pf_kernel_entry pf_kernels_optim[];
+extern const pf_kernel_entry pf_kernels_conv[];
+extern const pf_kernel_entry pf_kernels_pool[];
+extern const pf_kernel_entry pf_kernels_norm[];
+extern const pf_kernel_entry pf_kernels_random[];
+extern const pf_kernel_entry pf_kernels_rnn[];
 
 /* ---- threads ---- */
 /* fn(ctx, begin, end) over [0, n) split into contiguous ranges of at least `grain` items, on

@@ -467,7 +467,8 @@ int pf_dgemm_serial(int ta, int tb, int64_t m, int64_t n, int64_t k, double alph
 
 static const pf_kernel_entry *const tables[] = {
     pf_kernels_elementwise, pf_kernels_reduce, pf_kernels_linalg, pf_kernels_layout,
-    pf_kernels_nn, pf_kernels_optim,
+    pf_kernels_nn, pf_kernels_optim, pf_kernels_conv, pf_kernels_pool, pf_kernels_norm,
+    pf_kernels_random, pf_kernels_rnn,
 };
 
 #define MAX_KERNELS 512

@@ -1,7 +1,18 @@
 """Every op, defined once (see core.py); these functions are the public way to call them."""
-from .core import apply, name_scope, REGISTRY  # noqa: F401
+from . import conv, dropout, elementwise, linalg, nn, norm, pool, reduction, rnn, shape
+from .core import REGISTRY, apply, name_scope  # noqa: F401
+from .conv import *  # noqa: F401,F403
+from .dropout import *  # noqa: F401,F403
 from .elementwise import *  # noqa: F401,F403
 from .linalg import *  # noqa: F401,F403
 from .nn import *  # noqa: F401,F403
+from .norm import *  # noqa: F401,F403
+from .pool import *  # noqa: F401,F403
 from .reduction import *  # noqa: F401,F403
+from .rnn import *  # noqa: F401,F403
 from .shape import *  # noqa: F401,F403
+
+_INTERNAL = {"broadcast_strides", "lower_reduce", "activation_grad", "LINEAR_ACTIVATIONS"}
+__all__ = [name for m in (conv, dropout, elementwise, linalg, nn, norm, pool, reduction, rnn,
+                          shape)
+           for name in m.__all__ if name not in _INTERNAL]

@@ -124,6 +124,9 @@ class Op:
     elementwise = None        # ("unary"|"binary"|"unary_grad", code) when fusable
     shape_inputs = ()         # inputs whose shape, not data, the op needs
     stateful = False          # never constant-folded or deduplicated (random ops)
+    mutates = ()              # inputs updated in place (running statistics, generator state):
+                              # they must be parameters, buffers or plain tensors, never the
+                              # results of other ops; compiled graphs keep such ops always
 
     def infer(self, specs, attrs):
         raise NotImplementedError

@@ -1,0 +1,1 @@
+"""Symbolic graphs: build, infer shapes, compile to plans, export."""

@@ -1,0 +1,1 @@
+"""The safe model format: save, load, checkpoints."""

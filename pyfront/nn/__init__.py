@@ -1,0 +1,10 @@
+"""Layers and models."""
+from . import init  # noqa: F401
+from .attention import *  # noqa: F401,F403
+from .basic import *  # noqa: F401,F403
+from .conv import *  # noqa: F401,F403
+from .layers import *  # noqa: F401,F403
+from .module import Module, Parameter, layer_class, register_layer  # noqa: F401
+from .normalization import *  # noqa: F401,F403
+from .pooling import *  # noqa: F401,F403
+from .recurrent import *  # noqa: F401,F403

@@ -1,0 +1,3 @@
+"""Multi-head attention."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""Dropout, Embedding, Flatten, Reshape, Concatenate, Add."""
+
+__all__ = []

@@ -1,0 +1,254 @@
+"""Module and Parameter: layers own parameters that exist from construction and take their
+shapes from the first input (deferred initialisation), so an optimizer can be built first."""
+import re
+
+import numpy as np
+
+from .. import errors, random
+from ..dtypes import as_dtype, float32
+from ..ops.core import name_scope
+from ..tensor import Tensor
+from ..train.api import TrainingMixin
+from . import init as initializers
+
+__all__ = ["Parameter", "Module", "register_layer", "layer_class"]
+
+
+class Parameter(Tensor):
+    """A trainable tensor owned by a layer. Until its layer sees an input it has no memory."""
+
+    __slots__ = ("_init", "_conv_layout", "trainable")
+    is_parameter = True
+    kind = "parameter"
+
+    def __init__(self, data=None, name=None, init="zeros", dtype=float32, trainable=True,
+                 conv_layout=False):
+        if data is not None:
+            super().__init__(data, dtype=dtype, name=name)
+        else:
+            Tensor.__init__(self, np.zeros(0, as_dtype(dtype).np), name=name)
+            self._data = None
+            self.dtype = as_dtype(dtype)
+        self.requires_grad = bool(trainable) and self.dtype.is_float
+        self.trainable = bool(trainable)
+        self._init = init
+        self._conv_layout = conv_layout
+
+    @property
+    def initialized(self):
+        return self._data is not None
+
+    def _array(self):
+        if self._data is None:
+            raise errors.PyfrontError(
+                "parameter '%s' is not initialized yet: it takes its shape from its layer's "
+                "first input (call the model once, or build it with model.build(input_shape))"
+                % (self.name or "?"))
+        return self._data
+
+    def materialize(self, shape, rng=None):
+        """Give the parameter memory of `shape`, filled by its initializer."""
+        shape = tuple(int(d) for d in shape)
+        if self._data is not None:
+            if self._data.shape != shape:
+                raise errors.ShapeError("parameter '%s' already has shape %s, not %s"
+                                        % (self.name, self._data.shape, shape))
+            return
+        init = initializers.get(self._init)
+        values = init(shape, self.dtype.np, rng or random.generator(), self._conv_layout)
+        self._data = np.ascontiguousarray(values, dtype=self.dtype.np)
+
+    def __repr__(self):
+        if self._data is None:
+            return "Parameter(%s, uninitialized)" % (self.name,)
+        return "Parameter(%s, shape=%s, dtype=%s)" % (self.name, self.shape, self.dtype.name)
+
+
+# ---------------------------------------------------------------------------------------------
+# layers that pf.load may rebuild from a file: a fixed table, never an import by name
+
+_LAYERS = {}
+
+
+def register_layer(cls):
+    """Let pf.load rebuild this class from a file's config (decorator). Only registered
+    classes are ever constructed when loading; nothing named in a file is imported."""
+    name = cls.__name__
+    if name in _LAYERS and _LAYERS[name] is not cls:
+        raise ValueError("a layer class named %r is registered already" % name)
+    _LAYERS[name] = cls
+    return cls
+
+
+def layer_class(name):
+    try:
+        return _LAYERS[name]
+    except KeyError:
+        raise errors.ModelFormatError(
+            "the file names layer class %r, which is not a registered pyfront layer; register "
+            "it with @pyfront.nn.register_layer before loading" % (name,)) from None
+
+
+_counters = {}
+
+
+def _auto_name(cls_name):
+    base = re.sub(r"(?<!^)(?=[A-Z])", "_", cls_name).lower()
+    base = re.sub(r"_(\d)_d$", r"\1d", base)   # conv_2_d -> conv2d
+    n = _counters.get(base, 0)
+    _counters[base] = n + 1
+    return base if n == 0 else "%s_%d" % (base, n)
+
+
+class Module(TrainingMixin):
+    """Base of layers and models.
+
+    Subclasses create parameters in __init__ (shapes may wait for build), implement
+    build(input_shape) when shapes depend on the input, and forward(*inputs).
+    """
+
+    def __init__(self, name=None):
+        object.__setattr__(self, "_params", {})
+        object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "_buffers", {})
+        self.training = True
+        self.name = name or _auto_name(type(self).__name__)
+        self.built = False
+        self.input_spec = None     # [(shape with None batch, dtype)] seen on the first call
+
+    # ---- attribute bookkeeping ----
+    def __setattr__(self, key, value):
+        if isinstance(value, Parameter):
+            self._params[key] = value
+            if value.name is None:
+                value.name = "%s/%s" % (self.name, key)
+        elif isinstance(value, Module):
+            self._modules[key] = value
+        elif key in self.__dict__.get("_params", {}) and value is None:
+            del self._params[key]
+        object.__setattr__(self, key, value)
+
+    def register_buffer(self, key, value):
+        """Non-trainable state saved with the model (running statistics, for instance)."""
+        self._buffers[key] = value
+        object.__setattr__(self, key, value)
+
+    # ---- calling ----
+    def __call__(self, *inputs, **kwargs):
+        with name_scope(self.name):
+            if not self.built:
+                self.build(*[getattr(x, "shape", None) for x in inputs])
+                self.built = True
+            if self.input_spec is None:
+                self.input_spec = [(tuple(getattr(x, "shape", ())), getattr(x, "dtype", None))
+                                   for x in inputs]
+            return self.forward(*inputs, **kwargs)
+
+    def build(self, *input_shapes):
+        """Create parameter memory from the input shapes (deferred initialisation)."""
+
+    def forward(self, *inputs):
+        raise NotImplementedError("%s must implement forward()" % type(self).__name__)
+
+    # ---- parameters and state ----
+    def children(self):
+        return list(self._modules.values())
+
+    def named_modules(self, prefix=""):
+        yield prefix, self
+        for key, m in self._modules.items():
+            yield from m.named_modules(prefix + key + ".")
+
+    def modules(self):
+        seen = set()
+        for _, m in self.named_modules():
+            if id(m) not in seen:
+                seen.add(id(m))
+                yield m
+
+    def named_parameters(self, prefix="", trainable_only=False):
+        seen = set()
+        for key, p in self._named_tensors(prefix, include_buffers=False):
+            if id(p) in seen or (trainable_only and not p.trainable):
+                continue
+            seen.add(id(p))
+            yield key, p
+
+    def parameters(self, trainable_only=True):
+        """The parameters (trainable ones by default), in a stable order."""
+        return [p for _, p in self.named_parameters(trainable_only=trainable_only)]
+
+    def _named_tensors(self, prefix, include_buffers=True):
+        for key, p in self._params.items():
+            yield prefix + key, p
+        if include_buffers:
+            for key, b in self._buffers.items():
+                yield prefix + key, b
+        for key, m in self._modules.items():
+            yield from m._named_tensors(prefix + key + ".", include_buffers)
+
+    def state_dict(self):
+        """{structural name: numpy array} of every parameter and buffer (no copies)."""
+        out = {}
+        for key, t in self._named_tensors(""):
+            out[key] = t.numpy()
+        return out
+
+    def load_state_dict(self, state, strict=True):
+        """Copy values into the parameters in place (so optimizers and plans stay bound)."""
+        own = dict(self._named_tensors(""))
+        missing = [k for k in own if k not in state]
+        unexpected = [k for k in state if k not in own]
+        if strict and (missing or unexpected):
+            raise errors.ModelFormatError(
+                "state does not match the model: missing %s, unexpected %s"
+                % (missing or "none", unexpected or "none"))
+        for key, t in own.items():
+            if key not in state:
+                continue
+            value = np.asarray(state[key])
+            if isinstance(t, Parameter) and not t.initialized:
+                t.materialize(value.shape)
+            if t.numpy().shape != value.shape:
+                raise errors.ShapeError("'%s' has shape %s in the model but %s in the state"
+                                        % (key, t.numpy().shape, value.shape))
+            t.numpy()[...] = value
+        for m in self.modules():
+            if all(not isinstance(p, Parameter) or p.initialized for p in m._params.values()):
+                m.built = m.built or bool(m._params)
+
+    def zero_grad(self):
+        for p in self.parameters(trainable_only=False):
+            p.grad = None
+
+    # ---- modes ----
+    def train(self, mode=True):
+        for m in self.modules():
+            m.training = mode
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    # ---- configuration (what pf.save writes so pf.load can rebuild the model) ----
+    def get_config(self):
+        """Constructor arguments as JSON values; None when the module cannot be described so
+        (then the model is saved as its traced graph instead)."""
+        return None
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    # ---- compiled execution ----
+    def hybridize(self):
+        """A compiled view of this module: same parameters, the forward run as a graph."""
+        from ..graph.jit import jit
+
+        return jit(self)
+
+    def __repr__(self):
+        lines = [type(self).__name__ + "(" + self.name]
+        for key, m in self._modules.items():
+            lines.append("  (%s): %s" % (key, repr(m).replace("\n", "\n  ")))
+        return "\n".join(lines) + ")"

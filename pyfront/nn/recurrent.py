@@ -1,0 +1,3 @@
+"""LSTM, GRU, SimpleRNN, Bidirectional."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""Dropout: random masks from a counter-based generator."""
+
+__all__ = []

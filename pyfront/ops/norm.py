@@ -1,0 +1,3 @@
+"""Normalisation ops."""
+
+__all__ = []

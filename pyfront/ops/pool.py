@@ -1,0 +1,3 @@
+"""Pooling ops."""
+
+__all__ = []

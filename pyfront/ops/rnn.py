@@ -1,0 +1,3 @@
+"""Recurrent ops: whole-sequence LSTM, GRU and SimpleRNN."""
+
+__all__ = []

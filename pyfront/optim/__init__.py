@@ -1,0 +1,4 @@
+"""Optimizers. Each update is one fused native kernel per parameter, shared by eager steps and
+compiled training plans (which read the learning rate and step from a small state array, so
+schedules apply without recompiling)."""
+from .optimizer import SGD, Adam, AdamW, Optimizer  # noqa: F401
