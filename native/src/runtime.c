@@ -189,12 +189,14 @@ static void run_part(const pool_job *job, int part) {
     if (begin < end) job->fn(job->ctx, begin, end);
 }
 
-typedef struct { int index; } worker_arg;
+typedef struct { int index; long generation; } worker_arg;
 static worker_arg worker_args[PF_MAX_THREADS];
 
 static void *worker_main(void *p) {
     int index = ((worker_arg *)p)->index;     /* 1 .. wanted-1; the caller is part 0 */
-    long seen = atomic_load(&pool.generation);
+    /* the generation at creation, not at start: a job published before this thread got
+       scheduled must still be seen as new */
+    long seen = ((worker_arg *)p)->generation;
     tls_in_task = 1;
     for (;;) {
         long g;
@@ -236,6 +238,7 @@ static void pool_start_locked(void) {
     int want = pool.wanted - 1;
     for (int i = 0; i < want; i++) {
         worker_args[i].index = i + 1;
+        worker_args[i].generation = atomic_load(&pool.generation);
         if (pthread_create(&pool.threads[i], NULL, worker_main, &worker_args[i]) != 0) break;
         pool.started = i + 1;
     }
