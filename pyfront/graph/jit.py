@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import autograd, errors
 from ..dtypes import as_dtype
-from ..nn.module import Module
+from ..nn.module import Module, storage_epoch
 from ..ops import core
 from ..tensor import Tensor
 from .executor import Executor
@@ -77,13 +77,15 @@ class _Compiled:
     # ---- inference: the hot path of a served model ----
     def run(self, arrays):
         fast = self._fast
-        if fast is None or fast[0] != tuple(a.shape for a in arrays):
+        if fast is None or fast[0] != tuple(a.shape for a in arrays) or \
+                fast[4] != storage_epoch():
             exe = self.forward
             plan = exe.plan_for(dict(zip(self.input_names, arrays)), False)
             bindings = [plan.bindings[n] for n in self.input_names if n in plan.bindings]
             views = [plan.view(v) for v in plan.outputs]
-            fast = self._fast = (tuple(a.shape for a in arrays), plan, bindings, views)
-        _, plan, bindings, views = fast
+            fast = self._fast = (tuple(a.shape for a in arrays), plan, bindings, views,
+                                 storage_epoch())
+        _, plan, bindings, views, _ = fast
         with self.forward._lock:
             for b, a in zip(bindings, arrays):
                 if b.array is not a:
@@ -108,9 +110,7 @@ class _Compiled:
         arrays = exe._arrays(feeds)
         with exe._lock:
             plan = exe.plan_for(arrays, False)
-            for n, a in arrays.items():
-                plan.bind(n, a)
-            state = _ArenaState(plan)
+            state = _ArenaState(plan, arrays)
             state.claim()
             plan.run(0, plan.split)
             outs = [plan.view(v).copy() for v in plan.outputs[:len(self.outputs)]]
@@ -150,11 +150,12 @@ class _Compiled:
 
 
 class _ArenaState:
-    """Who owns a joint plan's arena between the forward and backward phases: a second
-    forward before the first backward saves the first one's arena aside."""
+    """Who owns a joint plan's arena and input bindings between the forward and backward
+    phases: a second forward before the first backward saves the first one's arena aside."""
 
-    def __init__(self, plan):
+    def __init__(self, plan, feeds):
         self.plan = plan
+        self.feeds = feeds
         self.saved = None
         self.done = False
 
@@ -166,6 +167,8 @@ class _ArenaState:
         if self.saved is not None:
             plan.arena[...] = self.saved
             self.saved = None
+        for name, arr in self.feeds.items():
+            plan.bind(name, arr)
         plan.owner = self
 
 

@@ -138,7 +138,8 @@ class Graph:
         self.name = name
         self.nodes = []                 # creation order is a topological order
         self.placeholders = {}          # name -> GNode
-        self._variables = {}            # id(tensor) -> GNode
+        self._variables = {}            # id(tensor) -> GNode (the node holds the tensor)
+        self._constants = {}            # id(tensor) -> GNode
         self._names = {}
 
     # ---- context ----
@@ -200,8 +201,12 @@ class Graph:
         return Symbol(self, node)
 
     def constant(self, tensor):
-        node = self._new("constant", None, [], {}, "constant",
-                         [Spec(tuple(tensor.shape), tensor.dtype)], tensor)
+        """A node for a tensor whose value is fixed into the graph (one node per tensor)."""
+        node = self._constants.get(id(tensor))
+        if node is None:
+            node = self._new("constant", None, [], {}, "constant",
+                             [Spec(tuple(tensor.shape), tensor.dtype)], tensor)
+            self._constants[id(tensor)] = node
         return Symbol(self, node)
 
     # ---- ops ----
