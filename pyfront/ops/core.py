@@ -250,22 +250,23 @@ def _eager(op, inputs, attrs):
 def as_operand(x, like=None, dtype=None):
     """Tensors and Symbols pass through; Python numbers and arrays become constant Tensors.
 
-    A Python number takes the dtype of the tensor it meets (`like`), as in PyTorch, so that
-    `x * 2` stays float32 and `labels + 1` stays int64.
+    Python numbers (and lists of them) take the dtype of the tensor they meet (`like`), as in
+    PyTorch, so that `x * 2` stays float32 and `labels + 1` stays int64; a float meeting an
+    integer tensor is float32. Otherwise pf.tensor's rules apply (float32 and int64 by
+    default, float64 and int32 arrays kept).
     """
     if hasattr(x, "symbolic"):
         return x
     import numpy as np
 
+    if dtype is None and like is not None and not isinstance(x, np.ndarray):
+        kind = np.asarray(x).dtype.kind
+        if like.dtype.is_float or kind in "iub":
+            dtype = like.dtype
     if dtype is None:
-        if isinstance(x, (bool, int, float)) and like is not None:
-            ld = like.dtype
-            dtype = ld if (ld.is_float or isinstance(x, (bool, int))) else as_dtype("float32")
-        elif isinstance(x, float):
-            dtype = as_dtype("float32")
-        elif isinstance(x, (bool, int)):
-            dtype = as_dtype("int64")
-    if isinstance(x, np.ndarray) and dtype is None:
-        dtype = as_dtype(x.dtype) if x.dtype.kind != "f" or x.dtype.itemsize != 2 else None
-    arr = np.asarray(x, dtype=None if dtype is None else as_dtype(dtype).np)
-    return Tensor._wrap(np.ascontiguousarray(arr), as_dtype(arr.dtype))
+        return Tensor(x)
+    dtype = as_dtype(dtype)
+    arr = np.asarray(x, dtype=dtype.np)
+    if not arr.flags.c_contiguous:       # (np.ascontiguousarray would make a 0-d array 1-d)
+        arr = np.ascontiguousarray(arr)
+    return Tensor._wrap(arr, dtype)
