@@ -138,7 +138,10 @@ typedef struct {
         for (int64_t r = r0; r < r1; r++) {                                                    \
             T *row = y + r * j->ldy;                                                           \
             switch (j->act) {                                                                  \
-            case PF_ACT_RELU: for (int64_t c = c0; c < c1; c++) row[c] = row[c] > 0 ? row[c] : 0; break; \
+            case PF_ACT_RELU:                                                                  \
+                for (int64_t c = c0; c < c1; c++)                                              \
+                    row[c] = row[c] > 0 || row[c] != row[c] ? row[c] : 0;                      \
+                break;                                                                         \
             case PF_ACT_LEAKY_RELU:                                                            \
                 for (int64_t c = c0; c < c1; c++) row[c] = row[c] > 0 ? row[c] : al * row[c];  \
                 break;                                                                         \
