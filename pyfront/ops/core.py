@@ -22,8 +22,9 @@ Spec = collections.namedtuple("Spec", "shape dtype")
 Tensor = None
 
 
-class ShapeMismatch(Exception):
-    """Raised inside shape rules; apply() turns it into a ShapeError naming everything."""
+class ShapeMismatch(errors.ShapeError):
+    """Raised inside shape rules; apply() turns it into a ShapeError naming everything (one
+    that escapes elsewhere is still a ShapeError)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -87,8 +88,9 @@ def broadcast_shapes(*shapes):
 
 
 def normalize_axis(axis, ndim, what="axis"):
-    if not isinstance(axis, int) or isinstance(axis, bool):
+    if isinstance(axis, bool) or not hasattr(axis, "__index__"):
         raise ShapeMismatch("%s must be an int, got %r" % (what, axis))
+    axis = axis.__index__()          # numpy integers too
     if not -ndim <= axis < max(ndim, 1):
         raise ShapeMismatch("%s %d is out of range for %d dims" % (what, axis, ndim))
     return axis % ndim if ndim else 0
@@ -98,7 +100,7 @@ def normalize_axes(axis, ndim):
     """A sorted tuple of non-negative axes; None means all."""
     if axis is None:
         return tuple(range(ndim))
-    if isinstance(axis, int):
+    if not isinstance(axis, (tuple, list)):
         axis = (axis,)
     axes = tuple(sorted(normalize_axis(a, ndim) for a in axis))
     if len(set(axes)) != len(axes):
