@@ -241,7 +241,7 @@ static int k_adagrad_update(const pf_args *a) {
     return PF_OK;
 }
 
-/* ---- gradient clipping (in place, before the updates) ---- */
+/* ---- gradient clipping by norm (before the updates; clipping by value is the clip op) ---- */
 
 #define SUMSQ_CHUNK 65536
 #define SUMSQ_MAX_CHUNKS 256
@@ -307,76 +307,45 @@ static int k_grad_sumsq(const pf_args *a) {
 }
 
 typedef struct {
-    void *x;
+    const void *x;
+    void *y;
     int dtype;
-    double lo, hi, scale;
-} clip_job;
+    double scale;
+} scale_job;
 
 static PF_HOT void scale_task(void *ctx, int64_t b, int64_t e) {
-    const clip_job *j = (const clip_job *)ctx;
+    const scale_job *j = (const scale_job *)ctx;
     if (j->dtype == PF_FLOAT32) {
-        float *x = (float *)j->x, s = (float)j->scale;
-        for (int64_t i = b; i < e; i++) x[i] *= s;
+        const float *x = (const float *)j->x;
+        float *y = (float *)j->y, s = (float)j->scale;
+        for (int64_t i = b; i < e; i++) y[i] = x[i] * s;
     } else {
-        double *x = (double *)j->x, s = j->scale;
-        for (int64_t i = b; i < e; i++) x[i] *= s;
+        const double *x = (const double *)j->x;
+        double *y = (double *)j->y, s = j->scale;
+        for (int64_t i = b; i < e; i++) y[i] = x[i] * s;
     }
 }
 
-/* NaN passes through unchanged, as torch.clamp does. */
-static PF_HOT void clamp_task(void *ctx, int64_t b, int64_t e) {
-    const clip_job *j = (const clip_job *)ctx;
-    if (j->dtype == PF_FLOAT32) {
-        float *x = (float *)j->x, lo = (float)j->lo, hi = (float)j->hi;
-        for (int64_t i = b; i < e; i++) x[i] = x[i] < lo ? lo : (x[i] > hi ? hi : x[i]);
-    } else {
-        double *x = (double *)j->x, lo = j->lo, hi = j->hi;
-        for (int64_t i = b; i < e; i++) x[i] = x[i] < lo ? lo : (x[i] > hi ? hi : x[i]);
-    }
-}
-
-/* "clip_by_norm": input the float64 sum of squares from grad_sumsq; outputs 1..8 gradients,
- * scaled in place by max_norm / norm when norm = sqrt(sum) exceeds max_norm (Keras'
- * clip_by_norm / clip_by_global_norm). fattr: max_norm. A NaN norm makes the gradients NaN,
- * so a diverged step shows instead of being silently skipped. */
+/* "clip_by_norm": inputs the float64 sum of squares from grad_sumsq and a gradient; output the
+ * gradient scaled by max_norm / norm when norm = sqrt(sum) exceeds max_norm, else copied
+ * (Keras' clip_by_norm / clip_by_global_norm; the output may alias the gradient).
+ * fattr: max_norm. A NaN norm makes the gradient NaN, so a diverged step shows instead of
+ * being silently skipped. */
 static int k_clip_by_norm(const pf_args *a) {
-    PF_CHECK(a != NULL, PF_ERR_ARGUMENT, "null argument block");
-    PF_CHECK(a->n_out >= 1 && a->n_out <= PF_MAX_OUT, PF_ERR_ARGUMENT,
-             "expected 1..%d gradients, got %d", PF_MAX_OUT, a->n_out);
-    PF_TRY(pf_check_arity(a, 1, 1, a->n_out));
+    PF_TRY(pf_check_arity(a, 2, 2, 1));
     PF_TRY(pf_check_attrs(a, 0, 1));
-    const pf_tensor *acc = a->inputs[0];
+    const pf_tensor *acc = a->inputs[0], *g = a->inputs[1], *out = a->outputs[0];
     PF_TRY(pf_check_contiguous(acc, "sum of squares"));
     PF_TRY(pf_check_dtype(acc, PF_FLOAT64, "sum of squares"));
     PF_CHECK(pf_numel(acc) >= 1, PF_ERR_SHAPE, "the sum of squares needs one element");
-    double max_norm = a->fattr[0];
-    PF_CHECK(max_norm > 0, PF_ERR_ARGUMENT, "max_norm must be > 0, got %g", max_norm);
-    for (int i = 0; i < a->n_out; i++) {
-        char what[32];
-        snprintf(what, sizeof what, "gradient %d", i);
-        PF_TRY(pf_check_contiguous(a->outputs[i], what));
-        PF_TRY(pf_check_float(a->outputs[i], what));
-    }
-    double norm = sqrt(((const double *)acc->data)[0]);
-    if (norm <= max_norm) return PF_OK;
-    for (int i = 0; i < a->n_out; i++) {
-        clip_job j = {a->outputs[i]->data, a->outputs[i]->dtype, 0, 0, max_norm / norm};
-        pf_parallel_for(pf_numel(a->outputs[i]), OPTIM_PARALLEL_MIN, scale_task, &j);
-    }
-    return PF_OK;
-}
-
-/* "clip_value": output a gradient clamped in place to [lo, hi]. fattr: lo, hi. */
-static int k_clip_value(const pf_args *a) {
-    PF_TRY(pf_check_arity(a, 0, 0, 1));
-    PF_TRY(pf_check_attrs(a, 0, 2));
-    const pf_tensor *g = a->outputs[0];
     PF_TRY(pf_check_contiguous(g, "gradient"));
     PF_TRY(pf_check_float(g, "gradient"));
-    double lo = a->fattr[0], hi = a->fattr[1];
-    PF_CHECK(lo <= hi, PF_ERR_ARGUMENT, "clip bounds must satisfy lo <= hi, got (%g, %g)", lo, hi);
-    clip_job j = {g->data, g->dtype, lo, hi, 1};
-    pf_parallel_for(pf_numel(g), OPTIM_PARALLEL_MIN, clamp_task, &j);
+    PF_TRY(check_state(out, g, "output"));
+    double max_norm = a->fattr[0];
+    PF_CHECK(max_norm > 0, PF_ERR_ARGUMENT, "max_norm must be > 0, got %g", max_norm);
+    double norm = sqrt(((const double *)acc->data)[0]);
+    scale_job j = {g->data, out->data, g->dtype, norm <= max_norm ? 1.0 : max_norm / norm};
+    pf_parallel_for(pf_numel(g), OPTIM_PARALLEL_MIN, scale_task, &j);
     return PF_OK;
 }
 
@@ -387,6 +356,5 @@ const pf_kernel_entry pf_kernels_optim[] = {
     {"adagrad_update", k_adagrad_update, NULL},
     {"grad_sumsq", k_grad_sumsq, NULL},
     {"clip_by_norm", k_clip_by_norm, NULL},
-    {"clip_value", k_clip_value, NULL},
     {NULL, NULL, NULL},
 };

@@ -2,7 +2,7 @@
 formulas, and Keras-style gradient clipping (clipvalue, clipnorm, global_clipnorm)."""
 import numpy as np
 
-from .. import errors
+from .. import autograd, errors
 from ..backend import cpu
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSProp", "AdaGrad"]
@@ -96,36 +96,25 @@ class Optimizer:
                                         % (p.name, tuple(g.shape), tuple(p.shape)))
             if g.dtype is not p.dtype:
                 g = g.astype(p.dtype)
-            pairs.append((p, g._buf()))
-        self.emit_clip(_Eager(), [g for _, g in pairs])
-        for p, g in pairs:
-            self.emit_update(_Eager(), p._buf(), g, hyper, p)
+            pairs.append((p, g))
+        grads = self.clip_gradients([g for _, g in pairs])
+        for (p, _), g in zip(pairs, grads):
+            self.emit_update(_Eager(), p._buf(), g._buf(), hyper, p)
 
     @property
     def clips_gradients(self):
         return self.clipvalue is not None or self.clipnorm is not None or \
             self.global_clipnorm is not None
 
-    def emit_clip(self, k, grads):
-        """Emit the clipping of the gradients (Bufs, modified in place) before the updates, so
-        eager steps and compiled plans clip the same way. Emits nothing without clipping."""
-        if self.clipvalue is not None:
-            for g in grads:
-                k.run("clip_value", [], [g.desc()], (), (-self.clipvalue, self.clipvalue))
-        elif self.clipnorm is not None:
-            total = k.scratch((1,), _f64())
-            for g in grads:
-                k.run("grad_sumsq", [g.desc()], [total.desc()], (0,))
-                k.run("clip_by_norm", [total.desc()], [g.desc()], (), (self.clipnorm,))
-        elif self.global_clipnorm is not None and grads:
-            total = k.scratch((1,), _f64())
-            for i in range(0, len(grads), cpu.lib.PF_MAX_IN):
-                k.run("grad_sumsq", [g.desc() for g in grads[i:i + cpu.lib.PF_MAX_IN]],
-                      [total.desc()], (int(i > 0),))
-            for i in range(0, len(grads), cpu.lib.PF_MAX_OUT):
-                k.run("clip_by_norm", [total.desc()],
-                      [g.desc() for g in grads[i:i + cpu.lib.PF_MAX_OUT]], (),
-                      (self.global_clipnorm,))
+    def clip_gradients(self, grads):
+        """The gradients (tensors, or graph symbols in a compiled step; None passes through)
+        after this optimizer's clipping, written with ops so both modes clip alike."""
+        if not self.clips_gradients:
+            return list(grads)
+        from .clipping import clip_gradients
+
+        with autograd.no_grad():
+            return clip_gradients(grads, self.clipvalue, self.clipnorm, self.global_clipnorm)
 
     def emit_update(self, k, param, grad, hyper, p):
         """Emit the update kernel for one parameter (eager or into a compiled plan)."""
@@ -178,10 +167,6 @@ class _Eager:
     @staticmethod
     def run(kernel, ins, outs, iattr=(), fattr=()):
         cpu.run(kernel, ins, outs, iattr, fattr, context="optimizer update: ")
-
-    @staticmethod
-    def scratch(shape, dtype):
-        return cpu.Buf(cpu.empty(shape, dtype), shape, dtype)
 
 
 class SGD(Optimizer):
