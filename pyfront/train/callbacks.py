@@ -173,7 +173,8 @@ class _Monitor:
 
 
 class EarlyStopping(Callback):
-    """Stop when `monitor` has not improved by more than min_delta for `patience` epochs.
+    """Stop when `monitor` has not improved by more than min_delta for `patience` epochs in a
+    row (patience=0 or 1: at the first epoch without improvement).
 
     restore_best_weights: at the end of training, put back the weights of the best epoch
     (when a later epoch was worse).
@@ -210,7 +211,7 @@ class EarlyStopping(Callback):
                                      for k, v in self.model.state_dict().items()}
             return
         self.wait += 1
-        if self.wait > self.patience:
+        if self.wait >= self.patience:
             self.stopped_epoch = epoch
             self.model.stop_training = True
             if self.verbose:

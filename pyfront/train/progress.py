@@ -40,9 +40,9 @@ class ProgressLogger(Callback):
         self._start, self._seen = time.perf_counter(), 0
         self._epoch = epoch
         if self.live:
-            from tqdm.auto import tqdm
+            from tqdm import tqdm
 
-            self.bar = tqdm(total=self.params.get("samples"), unit="sample", unit_scale=True,
+            self.bar = tqdm(total=self.params.get("samples"), unit=" samples",
                             desc="Epoch %d/%d" % (epoch + 1, self.params.get("epochs", 0)),
                             file=self.stream, leave=True, dynamic_ncols=True)
 
