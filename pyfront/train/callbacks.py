@@ -321,7 +321,7 @@ class LearningRateScheduler(Callback):
         opt = self.optimizer
         lr = self.schedule(t, opt.lr) if self._with_lr else self.schedule(t)
         lr = float(lr)
-        if not (lr > 0 and math.isfinite(lr)):
+        if not (lr >= 0 and math.isfinite(lr)):
             raise ValueError("LearningRateScheduler: the schedule gave lr = %r at %d" % (lr, t))
         opt.lr = lr
         return lr

@@ -36,17 +36,20 @@ def plot_history(history, path, metrics=None, title=None, dpi=100):
     Canvas(fig)
     for i, name in enumerate(names):
         ax = fig.add_subplot(rows, cols, i + 1)
+        drawn = 0
         for key, label, style in ((name, "train", "-"), ("val_" + name, "validation", "--")):
             values = curves.get(key)
             if _numbers(values):
                 xs = [e + 1 for e in epochs[:len(values)]]
                 ax.plot(xs, values, style, marker="o", markersize=3, label=label)
+                drawn += 1
         ax.set_title(name)
         ax.set_xlabel("epoch")
         if name in ("lr", "learning_rate"):
             ax.set_yscale("log")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="small")
+        if drawn > 1:
+            ax.legend(fontsize="small")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
