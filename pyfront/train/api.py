@@ -277,10 +277,9 @@ class TrainingMixin:
                 return p.dtype.np
         return np.float32
 
-    def _prepare(self, arrays):
-        """Inputs and targets as the engine takes them: floats in the model's float dtype,
+    def _prepare(self, arrays, fdt):
+        """Inputs and targets as the engine takes them: floats in the model's float dtype fdt,
         integers (labels, token ids) as int64."""
-        fdt = self._float_dtype()
         out = []
         for a in arrays:
             a = np.asarray(a)
@@ -337,6 +336,7 @@ class TrainingMixin:
                                    "samples": batches.samples, "verbose": verbose,
                                    "batch_size": batch_size})
         step = self._train_step(class_weight)
+        fdt = self._float_dtype()
         object.__setattr__(self, "stop_training", False)
         object.__setattr__(self, "history", history)
         was_training = self.training
@@ -347,7 +347,7 @@ class TrainingMixin:
                 cbs.on_epoch_begin(epoch)
                 for b, (xs, ys) in enumerate(batches(epoch)):
                     cbs.on_train_batch_begin(b)
-                    xs, ys = self._prepare(xs), self._prepare(ys)
+                    xs, ys = self._prepare(xs, fdt), self._prepare(ys, fdt)
                     loss, preds = step(xs, ys)
                     preds = _leaves(preds)
                     if tracked is None:
@@ -387,8 +387,9 @@ class TrainingMixin:
         loss_fn = cfg.setdefault("eval_loss", build_loss(cfg["loss"], cfg["loss_weights"]))
         predict = self._predict_step()
         loss_mean, tracked = Mean(), None
+        fdt = self._float_dtype()
         for xs, ys in batches():
-            xs, ys = self._prepare(xs), self._prepare(ys)
+            xs, ys = self._prepare(xs, fdt), self._prepare(ys, fdt)
             preds = _leaves(predict(xs))
             if tracked is None:
                 tracked = self._fresh_metrics(len(preds))
@@ -428,9 +429,10 @@ class TrainingMixin:
         predict = self._predict_step()
         was_training = self.training
         parts = None
+        fdt = self._float_dtype()
         try:
             for xs, _ in batches():
-                preds = _leaves(predict(self._prepare(xs)))
+                preds = _leaves(predict(self._prepare(xs, fdt)))
                 if parts is None:
                     parts = [[] for _ in preds]
                 for store, p in zip(parts, preds):
