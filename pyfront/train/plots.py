@@ -11,7 +11,7 @@ def _matplotlib():
         from matplotlib.figure import Figure
     except ImportError:
         raise ImportError("plot_history needs matplotlib: pip install matplotlib (or "
-                          "pip install pyfront[plots])") from None
+                          "pip install pyfront[plot])") from None
     return Figure, FigureCanvasAgg
 
 
