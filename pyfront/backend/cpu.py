@@ -215,13 +215,6 @@ def new_steps(n):
     return ffi.new("pf_step[]", n)
 
 
-def run_steps(steps, begin, end):
-    """Run steps [begin, end) of a compiled plan; returns (status, failed_step)."""
-    failed = ffi.new("int64_t *")
-    status = lib.pf_run_steps(steps, begin, end, failed)
-    return status, failed[0]
-
-
 def workspace_bytes(kernel, args):
     out = ffi.new("int64_t *")
     status = lib.pf_workspace_size(kernel_id(kernel), args, out)
