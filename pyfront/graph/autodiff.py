@@ -9,25 +9,38 @@ __all__ = ["gradients"]
 
 
 def gradients(graph, y, xs, grad_y=None):
-    """[d y / d x for x in xs] as Symbols (None where y does not depend on x)."""
-    if not y.symbolic or y.graph is not graph:
-        raise errors.PyfrontError("gradients: y must be a Symbol of graph %s" % graph.name)
+    """[d y / d x for x in xs] as Symbols (None where y does not depend on x).
+
+    y may be a list of Symbols with a list of seed gradients grad_y (the vector-Jacobian
+    product of all of them); a single y without grad_y must hold one value, or is summed.
+    """
+    ys = list(y) if isinstance(y, (list, tuple)) else [y]
+    seeds = list(grad_y) if isinstance(grad_y, (list, tuple)) else [grad_y] * len(ys)
+    for s in ys:
+        if not s.symbolic or s.graph is not graph:
+            raise errors.PyfrontError("gradients: y must be Symbols of graph %s" % graph.name)
     targets = {(x.node.id, x.index) for x in xs}
+    last = max(s.node.id for s in ys)
     # which node outputs depend on a target (only those need gradients)
     depends = set()
-    for node in graph.nodes[:y.node.id + 1]:
+    for node in graph.nodes[:last + 1]:
         if node.kind == "op" and any((n.id, i) in targets or n.id in depends
                                      for n, i in node.inputs):
             depends.add(node.id)
-    if y.node.id not in depends and (y.node.id, y.index) not in targets:
+    grads = {}
+    for s, seed in zip(ys, seeds):
+        if s.node.id not in depends and (s.node.id, s.index) not in targets:
+            continue
+        if seed is None:
+            one = graph.constant(core.as_operand(1.0, like=s))
+            seed = expand_like(one, s) if tuple(s.shape) != () else one
+        key = (s.node.id, s.index)
+        grads[key] = seed if key not in grads else grads[key] + seed
+    if not grads:
         return [None] * len(xs)
-    if grad_y is None:
-        one = graph.constant(core.as_operand(1.0, like=y))
-        grad_y = expand_like(one, y) if tuple(y.shape) != () else one
-    grads = {(y.node.id, y.index): grad_y}
     result = {}
     with autograd.no_grad():
-        for node in reversed(graph.nodes[:y.node.id + 1]):
+        for node in reversed(graph.nodes[:last + 1]):
             gouts = [grads.pop((node.id, i), None) for i in range(len(node.specs))]
             for i, g in enumerate(gouts):
                 if (node.id, i) in targets and g is not None:

@@ -37,7 +37,11 @@ class Executor:
     """graph.compile(outputs, loss=None, optimizer=None): run() evaluates the outputs; with a
     loss and an optimizer, step() runs forward, backward and the update as one native call."""
 
-    def __init__(self, graph, outputs=None, loss=None, optimizer=None, params=None, inputs=None):
+    def __init__(self, graph, outputs=None, loss=None, optimizer=None, params=None, inputs=None,
+                 late_inputs=()):
+        """late_inputs: placeholders fed only for a second phase of the run (the output
+        gradients of a compiled call); the nodes that need them are ordered last, so that
+        plan.run(0, plan.split) is the first phase and plan.run(plan.split) the second."""
         self.graph = graph
         self.output_names, self.outputs = _as_symbols(graph, outputs)
         self.loss = loss
@@ -67,6 +71,14 @@ class Executor:
         self.program = Program(graph, roots)
         optimize(self.program, set((n.id, k) for n, k in self.program.roots))
         self._root_values = list(self.program.roots)
+        self._late = set()
+        if late_inputs:
+            for n in self.program.nodes:
+                if (n.kind == "placeholder" and n.name in late_inputs) or any(
+                        s.id in self._late for s, _ in n.inputs):
+                    self._late.add(n.id)
+            self.program.nodes = [n for n in self.program.nodes if n.id not in self._late] + \
+                [n for n in self.program.nodes if n.id in self._late]
         self.input_names = [n.name for n in self.program.nodes if n.kind == "placeholder"]
         if inputs is not None:
             missing = [n for n in self.input_names if n not in inputs]
@@ -115,6 +127,10 @@ class Executor:
                     updates.append(self._update_emitter(p, g))
             keep = {(n.id, k) for n, k in self._root_values}
             plan = build_plan(self.program, feed_specs, keep, updates if training else ())
+            plan.split = min([plan.node_steps[n.id][0] for n in self.program.nodes
+                              if n.id in self._late and n.id in plan.node_steps] or
+                             [plan.graph_steps])
+            plan.outputs = [(n.id, k) for n, k in self._root_values]
             self._plans[key] = plan
         return plan
 
