@@ -20,7 +20,8 @@
  * synchronisation. Backward keeps the gate gradients of every step (the workspace) and turns
  * them into dW and dU with two large GEMMs at the end.
  *
- * The reserve (forward output, backward input) holds per (n, t) a row of R values:
+ * The reserve (forward output, backward input; declared (N, T, R) but laid out time-major, row
+ * t * N + n, so that the rows one step touches are contiguous) holds per (t, n) R values:
  *   LSTM [i f g o (activated) | h_prev | c_prev]                        R = 6H
  *   GRU  [r z n (activated)   | h_prev | (h U + rb)_n]                  R = 5H
  *   RNN  [h (activated)       | h_prev]                                 R = 2H
@@ -88,12 +89,14 @@ static int64_t pick_chunks(int64_t N) {
     return c < 1 ? 1 : c;
 }
 
-/* workspace in elements: forward (GRU only) one row of h U + rb per batch row; backward the
- * gate gradients of every step, the running dh and dc, and one bias-gradient row per chunk */
-static int64_t workspace_elems(int kind, int grad, int64_t N, int64_t T, int64_t H) {
-    if (!grad) return kind == RNN_GRU ? N * 3 * H : 0;
-    int64_t DG = grad_width(kind, H);
-    return N * T * DG + 2 * N * H + RNN_MAX_CHUNKS * DG;
+/* Workspace in elements.
+ * forward:  [x time-major: T*N*F][GRU: h U + rb of one step: N*3H]
+ * backward: [gate gradients, time-major: T*N*DG][dh: N*H][dc: N*H][bias partials: 16*DG]
+ *           [U transposed: G*H*H][x time-major, then dx time-major: T*N*F] */
+static int64_t workspace_elems(int kind, int grad, int64_t N, int64_t T, int64_t F, int64_t H) {
+    int64_t GH = kind_gates(kind) * H, DG = grad_width(kind, H);
+    if (!grad) return T * N * F + (kind == RNN_GRU ? N * GH : 0);
+    return T * N * DG + 2 * N * H + RNN_MAX_CHUNKS * DG + GH * H + T * N * F;
 }
 
 #define RNN_TEMPLATE
@@ -217,7 +220,7 @@ static int check_mask(const pf_tensor *m, const rnn_job *j) {
 }
 
 static int check_workspace(const pf_args *a, const rnn_job *j, int grad) {
-    int64_t need = workspace_elems(j->kind, grad, j->N, j->steps, j->H) * (int64_t)pf_dtype_size(j->dtype);
+    int64_t need = workspace_elems(j->kind, grad, j->N, j->steps, j->F, j->H) * (int64_t)pf_dtype_size(j->dtype);
     if (need == 0) return PF_OK;
     PF_CHECK(a->workspace != NULL && a->workspace_bytes >= need, PF_ERR_ARGUMENT,
              "needs a workspace of %lld bytes, got %lld", (long long)need,
@@ -240,7 +243,7 @@ static void forward_task(void *p, int64_t c0, int64_t c1) {
  * "gru":   inputs x, W, U, b, rb[, h0][, mask];   outputs y, hT, reserve (N, T, 5H)
  * "simple_rnn": inputs x, W, U, b[, h0][, mask];   outputs y, hT, reserve (N, T, 2H)
  * iattr: has_initial_state, has_mask, reverse[, activation (simple_rnn: 0 tanh, 1 relu)].
- * Workspace (gru): N * 3H elements. */
+ * Workspace: T*N*F (+ N*3H for gru) elements. */
 static int rnn_forward(const pf_args *a, int kind) {
     rnn_job j;
     int has_state, has_mask;
@@ -286,6 +289,7 @@ static int rnn_forward(const pf_args *a, int kind) {
     PF_TRY(check_workspace(a, &j, 0));
     j.ws = a->workspace;
     j.chunks = pick_chunks(j.N);
+    PF_TRY(j.dtype == PF_FLOAT32 ? forward_prepare_f32(&j) : forward_prepare_f64(&j));
     if (j.chunks > 1) pf_parallel_for(j.chunks, 1, forward_task, &j);
     else forward_task(&j, 0, 1);
     return j.status;
@@ -306,7 +310,7 @@ static void backward_task(void *p, int64_t c0, int64_t c1) {
  * "gru_grad":  inputs x, W, U, reserve, gy, ghT[, mask]; outputs dx, dW, dU, db, drb, dh0
  * "simple_rnn_grad": inputs x, W, U, reserve, gy, ghT[, mask]; outputs dx, dW, dU, db, dh0
  * iattr: as the forward (has_initial_state is ignored: dh0 is always computed).
- * Workspace: N*T*DG + 2*N*H + 16*DG elements (DG = 4H for LSTM and GRU, H for SimpleRNN). */
+ * Workspace: see workspace_elems(). */
 static int rnn_backward(const pf_args *a, int kind) {
     rnn_job j;
     int has_state, has_mask;
@@ -353,6 +357,7 @@ static int rnn_backward(const pf_args *a, int kind) {
     PF_TRY(check_workspace(a, &j, 1));
     j.ws = a->workspace;
     j.chunks = pick_chunks(j.N);
+    if (j.dtype == PF_FLOAT32) backward_prepare_f32(&j); else backward_prepare_f64(&j);
     if (j.chunks > 1) pf_parallel_for(j.chunks, 1, backward_task, &j);
     else backward_task(&j, 0, 1);
     PF_TRY(j.status);
@@ -367,7 +372,7 @@ static int rnn_workspace(const pf_args *a, int kind, int grad, int64_t *bytes) {
     PF_TRY(pf_check_tensor(U, "recurrent_kernel"));
     PF_CHECK(x->ndim == 3 && U->ndim == 2, PF_ERR_SHAPE,
              "x must have 3 dims and recurrent_kernel 2, got %d and %d", x->ndim, U->ndim);
-    *bytes = workspace_elems(kind, grad, x->shape[0], x->shape[1], U->shape[0]) *
+    *bytes = workspace_elems(kind, grad, x->shape[0], x->shape[1], x->shape[2], U->shape[0]) *
              (int64_t)pf_dtype_size(x->dtype);
     return PF_OK;
 }
@@ -378,236 +383,296 @@ static int k_simple_rnn(const pf_args *a) { return rnn_forward(a, RNN_SIMPLE); }
 static int k_lstm_grad(const pf_args *a) { return rnn_backward(a, RNN_LSTM); }
 static int k_gru_grad(const pf_args *a) { return rnn_backward(a, RNN_GRU); }
 static int k_simple_rnn_grad(const pf_args *a) { return rnn_backward(a, RNN_SIMPLE); }
+static int ws_lstm(const pf_args *a, int64_t *b) { return rnn_workspace(a, RNN_LSTM, 0, b); }
 static int ws_gru(const pf_args *a, int64_t *b) { return rnn_workspace(a, RNN_GRU, 0, b); }
+static int ws_simple_rnn(const pf_args *a, int64_t *b) { return rnn_workspace(a, RNN_SIMPLE, 0, b); }
 static int ws_lstm_grad(const pf_args *a, int64_t *b) { return rnn_workspace(a, RNN_LSTM, 1, b); }
 static int ws_gru_grad(const pf_args *a, int64_t *b) { return rnn_workspace(a, RNN_GRU, 1, b); }
 static int ws_simple_rnn_grad(const pf_args *a, int64_t *b) { return rnn_workspace(a, RNN_SIMPLE, 1, b); }
 
 const pf_kernel_entry pf_kernels_rnn[] = {
-    {"lstm", k_lstm, NULL},
+    {"lstm", k_lstm, ws_lstm},
     {"lstm_grad", k_lstm_grad, ws_lstm_grad},
     {"gru", k_gru, ws_gru},
     {"gru_grad", k_gru_grad, ws_gru_grad},
-    {"simple_rnn", k_simple_rnn, NULL},
+    {"simple_rnn", k_simple_rnn, ws_simple_rnn},
     {"simple_rnn_grad", k_simple_rnn_grad, ws_simple_rnn_grad},
     {NULL, NULL, NULL},
 };
 
 #else /* RNN_TEMPLATE: the typed half, compiled once for float and once for double */
 
+/* The cells, one batch row each. The pointers never overlap (distinct rows, or distinct slots
+ * of a reserve row); restrict lets the compiler vectorise across units. z holds x W + h U of
+ * the step; the bias is added here, while the row is in cache. */
+static inline __attribute__((always_inline)) void SFX(lstm_cell)(
+        int64_t H, T *restrict z, const T *restrict b, const T *restrict cp, T *restrict cn,
+        T *restrict hn, T *restrict yo) {
+    for (int64_t k = 0; k < 2 * H; k++) z[k] = SIGM(z[k] + b[k]);
+    for (int64_t k = 2 * H; k < 3 * H; k++) z[k] = TANH(z[k] + b[k]);
+    for (int64_t k = 3 * H; k < 4 * H; k++) z[k] = SIGM(z[k] + b[k]);
+    const T *ig = z, *fg = z + H, *gg = z + 2 * H, *og = z + 3 * H;
+    for (int64_t k = 0; k < H; k++) {
+        T c = fg[k] * cp[k] + ig[k] * gg[k];
+        T h = og[k] * TANH(c);
+        cn[k] = c;
+        hn[k] = h;
+        yo[k] = h;
+    }
+}
+
+static inline __attribute__((always_inline)) void SFX(gru_cell)(
+        int64_t H, T *restrict z, const T *restrict b, const T *restrict u, const T *restrict hp,
+        T *restrict un, T *restrict hn, T *restrict yo) {
+    for (int64_t k = 0; k < 2 * H; k++) z[k] = SIGM(z[k] + b[k] + u[k]);
+    T *restrict rg = z, *restrict zg = z + H, *restrict ng = z + 2 * H;
+    const T *restrict ua = u + 2 * H, *restrict bn = b + 2 * H;
+    for (int64_t k = 0; k < H; k++) {
+        T a = ua[k];
+        T nn = TANH(ng[k] + bn[k] + rg[k] * a);
+        T h = nn + zg[k] * (hp[k] - nn);
+        un[k] = a;
+        ng[k] = nn;
+        hn[k] = h;
+        yo[k] = h;
+    }
+}
+
+static inline __attribute__((always_inline)) void SFX(simple_cell)(
+        int64_t H, int relu, T *restrict z, const T *restrict b, T *restrict hn, T *restrict yo) {
+    if (relu)
+        for (int64_t k = 0; k < H; k++) { T v = z[k] + b[k]; T h = v > 0 ? v : 0; z[k] = h; hn[k] = h; yo[k] = h; }
+    else
+        for (int64_t k = 0; k < H; k++) { T h = TANH(z[k] + b[k]); z[k] = h; hn[k] = h; yo[k] = h; }
+}
+
+/* dst (cols, rows) = src (rows, cols) transposed; both contiguous */
+static void SFX(transpose)(const T *src, T *dst, int64_t rows, int64_t cols) {
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) dst[c * rows + r] = src[r * cols + c];
+}
+
+/* x (N, T, F) -> time-major rows (T, N, F) */
+static void SFX(to_time_major)(const rnn_job *j, const T *x, T *xt) {
+    const int64_t N = j->N, Tn = j->steps, F = j->F;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t t = 0; t < Tn; t++) memcpy(xt + (t * N + n) * F, x + (n * Tn + t) * F, (size_t)F * sizeof(T));
+}
+
+/* Before the recurrences: x W for every step of every row, one GEMM (split over the pool). */
+static int SFX(forward_prepare)(rnn_job *j) {
+    const int64_t N = j->N, Tn = j->steps, F = j->F;
+    if (N == 0 || Tn == 0) return PF_OK;
+    T *xt = (T *)j->ws;
+    SFX(to_time_major)(j, (const T *)j->x, xt);
+    return GEMM(0, 0, Tn * N, j->GH, F, (T)1, xt, F, (const T *)j->W, j->GH, (T)0, (T *)j->res, j->R);
+}
+
 /* One forward step for rows [n0, n1) at time t: gate nonlinearities, the new state written into
  * the next step's h_prev (and c_prev) slots, or into the final-state outputs after the last. */
 static PF_HOT void SFX(forward_step)(const rnn_job *j, int64_t n0, int64_t n1, int64_t t, int last,
                                      const T *hu) {
-    const int64_t Tn = j->steps, H = j->H, GH = j->GH, R = j->R;
-    const int64_t next = j->reverse ? -R : R;
+    const int64_t N = j->N, Tn = j->steps, H = j->H, GH = j->GH, R = j->R;
+    const int64_t next = j->reverse ? -N * R : N * R;
+    const size_t row_bytes = (size_t)H * sizeof(T);
+    const T *b = (const T *)j->b;
     T *res = (T *)j->res, *y = (T *)j->y;
     for (int64_t n = n0; n < n1; n++) {
-        T *z = res + (n * Tn + t) * R;
-        const T *hp = z + GH;
+        T *z = res + (t * N + n) * R;
+        T *hp = z + GH;
         T *hn = last ? (T *)j->hT + n * H : z + next + GH;
         T *yo = y + (n * Tn + t) * H;
-        int valid = mask_valid(j->mask, n, t, Tn);
-        if (j->kind == RNN_LSTM) {
-            const T *cp = hp + H;
-            T *cn = last ? (T *)j->cT + n * H : hn + H;
-            if (!valid) {
-                memcpy(hn, hp, (size_t)H * sizeof(T));
-                memcpy(cn, cp, (size_t)H * sizeof(T));
-                memset(yo, 0, (size_t)H * sizeof(T));
-                continue;
-            }
-            for (int64_t k = 0; k < 2 * H; k++) z[k] = SIGM(z[k]);
-            for (int64_t k = 2 * H; k < 3 * H; k++) z[k] = TANH(z[k]);
-            for (int64_t k = 3 * H; k < 4 * H; k++) z[k] = SIGM(z[k]);
-            for (int64_t k = 0; k < H; k++) {
-                T c = z[H + k] * cp[k] + z[k] * z[2 * H + k];
-                T h = z[3 * H + k] * TANH(c);
-                cn[k] = c;
-                hn[k] = h;
-                yo[k] = h;
-            }
-        } else if (j->kind == RNN_GRU) {
-            if (!valid) {
-                memcpy(hn, hp, (size_t)H * sizeof(T));
-                memset(yo, 0, (size_t)H * sizeof(T));
-                continue;
-            }
-            const T *u = hu + (n - n0) * GH;
-            T *un = z + GH + H;   /* (h U + rb)_n, needed for the gradient of r */
-            for (int64_t k = 0; k < 2 * H; k++) z[k] = SIGM(z[k] + u[k]);
-            for (int64_t k = 0; k < H; k++) {
-                T a = u[2 * H + k];
-                T nn = TANH(z[2 * H + k] + z[k] * a);
-                T h = nn + z[H + k] * (hp[k] - nn);
-                un[k] = a;
-                z[2 * H + k] = nn;
-                hn[k] = h;
-                yo[k] = h;
-            }
-        } else {
-            if (!valid) {
-                memcpy(hn, hp, (size_t)H * sizeof(T));
-                memset(yo, 0, (size_t)H * sizeof(T));
-                continue;
-            }
-            if (j->relu)
-                for (int64_t k = 0; k < H; k++) { T h = z[k] > 0 ? z[k] : 0; z[k] = h; hn[k] = h; yo[k] = h; }
-            else
-                for (int64_t k = 0; k < H; k++) { T h = TANH(z[k]); z[k] = h; hn[k] = h; yo[k] = h; }
+        if (!mask_valid(j->mask, n, t, Tn)) {   /* the state passes through; the output is zero */
+            memcpy(hn, hp, row_bytes);
+            if (j->kind == RNN_LSTM) memcpy(last ? (T *)j->cT + n * H : hn + H, hp + H, row_bytes);
+            memset(yo, 0, row_bytes);
+            continue;
         }
+        if (j->kind == RNN_LSTM)
+            SFX(lstm_cell)(H, z, b, hp + H, last ? (T *)j->cT + n * H : hn + H, hn, yo);
+        else if (j->kind == RNN_GRU)
+            SFX(gru_cell)(H, z, b, hu + (n - n0) * GH, hp, hp + H, hn, yo);
+        else
+            SFX(simple_cell)(H, j->relu, z, b, hn, yo);
     }
 }
 
+static void SFX(copy_or_zero)(T *dst, const T *src, int64_t n) {
+    if (src) memcpy(dst, src, (size_t)n * sizeof(T));
+    else memset(dst, 0, (size_t)n * sizeof(T));
+}
+
 static int SFX(forward_chunk)(rnn_job *j, int64_t n0, int64_t n1) {
-    const int64_t Tn = j->steps, H = j->H, GH = j->GH, R = j->R, F = j->F, m = n1 - n0;
+    const int64_t N = j->N, Tn = j->steps, H = j->H, GH = j->GH, R = j->R, m = n1 - n0;
     const T *h0 = (const T *)j->h0, *c0 = (const T *)j->c0;
     T *res = (T *)j->res;
     if (m <= 0) return PF_OK;
     if (Tn == 0) {   /* the final state is the initial one */
-        for (int64_t n = n0; n < n1; n++) {
-            T *hT = (T *)j->hT + n * H;
-            if (h0) memcpy(hT, h0 + n * H, (size_t)H * sizeof(T)); else memset(hT, 0, (size_t)H * sizeof(T));
-            if (j->kind == RNN_LSTM) {
-                T *cT = (T *)j->cT + n * H;
-                if (c0) memcpy(cT, c0 + n * H, (size_t)H * sizeof(T)); else memset(cT, 0, (size_t)H * sizeof(T));
-            }
-        }
+        SFX(copy_or_zero)((T *)j->hT + n0 * H, h0 ? h0 + n0 * H : NULL, m * H);
+        if (j->kind == RNN_LSTM) SFX(copy_or_zero)((T *)j->cT + n0 * H, c0 ? c0 + n0 * H : NULL, m * H);
         return PF_OK;
     }
-    /* the input projection of every step of these rows: one GEMM onto the bias */
-    const T *b = (const T *)j->b;
-    for (int64_t r = n0 * Tn; r < n1 * Tn; r++) memcpy(res + r * R, b, (size_t)GH * sizeof(T));
-    PF_TRY(GEMM_SERIAL(0, 0, m * Tn, GH, F, (T)1, (const T *)j->x + n0 * Tn * F, F,
-                       (const T *)j->W, GH, (T)1, res + n0 * Tn * R, R));
     int64_t t0 = j->reverse ? Tn - 1 : 0, dir = j->reverse ? -1 : 1;
     for (int64_t n = n0; n < n1; n++) {
-        T *slot = res + (n * Tn + t0) * R + GH;
-        if (h0) memcpy(slot, h0 + n * H, (size_t)H * sizeof(T)); else memset(slot, 0, (size_t)H * sizeof(T));
-        if (j->kind == RNN_LSTM) {
-            if (c0) memcpy(slot + H, c0 + n * H, (size_t)H * sizeof(T));
-            else memset(slot + H, 0, (size_t)H * sizeof(T));
-        }
+        T *slot = res + (t0 * N + n) * R + GH;
+        SFX(copy_or_zero)(slot, h0 ? h0 + n * H : NULL, H);
+        if (j->kind == RNN_LSTM) SFX(copy_or_zero)(slot + H, c0 ? c0 + n * H : NULL, H);
     }
-    const int64_t ld = Tn * R;   /* from one batch row to the next at a fixed step */
-    T *hu = j->kind == RNN_GRU ? (T *)j->ws + n0 * GH : NULL;
+    T *hu = j->kind == RNN_GRU ? (T *)j->ws + Tn * N * j->F + n0 * GH : NULL;
     for (int64_t s = 0; s < Tn; s++) {
         int64_t t = t0 + s * dir;
-        T *row = res + (n0 * Tn + t) * R;
+        T *row = res + (t * N + n0) * R;
         if (j->kind == RNN_GRU) {
             const T *rb = (const T *)j->rb;
             for (int64_t i = 0; i < m; i++) memcpy(hu + i * GH, rb, (size_t)GH * sizeof(T));
-            PF_TRY(GEMM_SERIAL(0, 0, m, GH, H, (T)1, row + GH, ld, (const T *)j->U, GH, (T)1, hu, GH));
+            PF_TRY(GEMM_SERIAL(0, 0, m, GH, j->H, (T)1, row + GH, R, (const T *)j->U, GH, (T)1, hu, GH));
         } else {
-            PF_TRY(GEMM_SERIAL(0, 0, m, GH, H, (T)1, row + GH, ld, (const T *)j->U, GH, (T)1, row, ld));
+            PF_TRY(GEMM_SERIAL(0, 0, m, GH, j->H, (T)1, row + GH, R, (const T *)j->U, GH, (T)1, row, R));
         }
         SFX(forward_step)(j, n0, n1, t, s == Tn - 1, hu);
     }
     return PF_OK;
 }
 
+static inline __attribute__((always_inline)) void SFX(lstm_cell_grad)(
+        int64_t H, const T *restrict z, const T *restrict cp, const T *restrict g,
+        T *restrict dz, T *restrict dh, T *restrict dc) {
+    const T *ig = z, *fg = z + H, *gg = z + 2 * H, *og = z + 3 * H;
+    T *restrict di = dz, *restrict df = dz + H, *restrict dg = dz + 2 * H, *restrict dO = dz + 3 * H;
+    for (int64_t k = 0; k < H; k++) {
+        T tc = TANH(fg[k] * cp[k] + ig[k] * gg[k]);
+        T dho = dh[k] + g[k];
+        T dct = dc[k] + dho * og[k] * (1 - tc * tc);
+        di[k] = dct * gg[k] * ig[k] * (1 - ig[k]);
+        df[k] = dct * cp[k] * fg[k] * (1 - fg[k]);
+        dg[k] = dct * ig[k] * (1 - gg[k] * gg[k]);
+        dO[k] = dho * tc * og[k] * (1 - og[k]);
+        dc[k] = dct * fg[k];
+        dh[k] = 0;
+    }
+}
+
+static inline __attribute__((always_inline)) void SFX(gru_cell_grad)(
+        int64_t H, const T *restrict z, const T *restrict hp, const T *restrict un,
+        const T *restrict g, T *restrict dz, T *restrict dh) {
+    const T *rg = z, *zg = z + H, *ng = z + 2 * H;
+    T *restrict dr = dz, *restrict dzg = dz + H, *restrict dnr = dz + 2 * H, *restrict dn = dz + 3 * H;
+    for (int64_t k = 0; k < H; k++) {
+        T dho = dh[k] + g[k];
+        T dpn = dho * (1 - zg[k]) * (1 - ng[k] * ng[k]);
+        dr[k] = dpn * un[k] * rg[k] * (1 - rg[k]);
+        dzg[k] = dho * (hp[k] - ng[k]) * zg[k] * (1 - zg[k]);
+        dnr[k] = dpn * rg[k];
+        dn[k] = dpn;
+        dh[k] = dho * zg[k];
+    }
+}
+
+static inline __attribute__((always_inline)) void SFX(simple_cell_grad)(
+        int64_t H, int relu, const T *restrict z, const T *restrict g, T *restrict dz,
+        T *restrict dh) {
+    if (relu)
+        for (int64_t k = 0; k < H; k++) { dz[k] = z[k] > 0 ? dh[k] + g[k] : 0; dh[k] = 0; }
+    else
+        for (int64_t k = 0; k < H; k++) { dz[k] = (dh[k] + g[k]) * (1 - z[k] * z[k]); dh[k] = 0; }
+}
+
+static inline __attribute__((always_inline)) void SFX(accumulate)(int64_t n, T *restrict acc,
+                                                                  const T *restrict v) {
+    for (int64_t k = 0; k < n; k++) acc[k] += v[k];
+}
+
+/* the backward workspace's parts */
+static T *SFX(ws_dz)(const rnn_job *j) { return (T *)j->ws; }
+static T *SFX(ws_dh)(const rnn_job *j) { return (T *)j->ws + j->steps * j->N * j->DG; }
+static T *SFX(ws_dc)(const rnn_job *j) { return SFX(ws_dh)(j) + j->N * j->H; }
+static T *SFX(ws_partial)(const rnn_job *j) { return SFX(ws_dc)(j) + j->N * j->H; }
+static T *SFX(ws_ut)(const rnn_job *j) { return SFX(ws_partial)(j) + RNN_MAX_CHUNKS * j->DG; }
+static T *SFX(ws_xt)(const rnn_job *j) { return SFX(ws_ut)(j) + j->GH * j->H; }
+
 /* One backward step for rows [n0, n1) at time t: the gate gradients dZ of the step (zero at
  * masked steps), dh and dc updated to flow on (dh holds only the direct part here; the caller
  * adds dZ U^T), and the bias gradient accumulated into dbias. */
 static PF_HOT void SFX(backward_step)(const rnn_job *j, int64_t n0, int64_t n1, int64_t t, T *dh,
                                       T *dc, T *dbias) {
-    const int64_t Tn = j->steps, H = j->H, GH = j->GH, R = j->R, DG = j->DG;
+    const int64_t N = j->N, Tn = j->steps, H = j->H, GH = j->GH, R = j->R, DG = j->DG;
     const T *res = (const T *)j->res, *gy = (const T *)j->gy;
-    T *dZ = (T *)j->ws;
+    T *dZ = SFX(ws_dz)(j);
     for (int64_t n = n0; n < n1; n++) {
-        const T *z = res + (n * Tn + t) * R;
-        const T *hp = z + GH;
+        const T *z = res + (t * N + n) * R;
         const T *g = gy + (n * Tn + t) * H;
-        T *dz = dZ + (n * Tn + t) * DG;
+        T *dz = dZ + (t * N + n) * DG;
         T *dhr = dh + (n - n0) * H;
         if (!mask_valid(j->mask, n, t, Tn)) {   /* the state passed through: dh, dc flow on */
             memset(dz, 0, (size_t)DG * sizeof(T));
             continue;
         }
-        if (j->kind == RNN_LSTM) {
-            const T *cp = hp + H;
-            T *dcr = dc + (n - n0) * H;
-            for (int64_t k = 0; k < H; k++) {
-                T ig = z[k], fg = z[H + k], gg = z[2 * H + k], og = z[3 * H + k];
-                T tc = TANH(fg * cp[k] + ig * gg);
-                T dho = dhr[k] + g[k];
-                T dct = dcr[k] + dho * og * (1 - tc * tc);
-                dz[k] = dct * gg * ig * (1 - ig);
-                dz[H + k] = dct * cp[k] * fg * (1 - fg);
-                dz[2 * H + k] = dct * ig * (1 - gg * gg);
-                dz[3 * H + k] = dho * tc * og * (1 - og);
-                dcr[k] = dct * fg;
-                dhr[k] = 0;
-            }
-        } else if (j->kind == RNN_GRU) {
-            const T *un = hp + H;
-            for (int64_t k = 0; k < H; k++) {
-                T r = z[k], zz = z[H + k], nn = z[2 * H + k];
-                T dho = dhr[k] + g[k];
-                T dpn = dho * (1 - zz) * (1 - nn * nn);
-                dz[k] = dpn * un[k] * r * (1 - r);
-                dz[H + k] = dho * (hp[k] - nn) * zz * (1 - zz);
-                dz[2 * H + k] = dpn * r;
-                dz[3 * H + k] = dpn;
-                dhr[k] = dho * zz;
-            }
-        } else if (j->relu) {
-            for (int64_t k = 0; k < H; k++) { dz[k] = z[k] > 0 ? dhr[k] + g[k] : 0; dhr[k] = 0; }
-        } else {
-            for (int64_t k = 0; k < H; k++) { dz[k] = (dhr[k] + g[k]) * (1 - z[k] * z[k]); dhr[k] = 0; }
-        }
-        for (int64_t k = 0; k < DG; k++) dbias[k] += dz[k];
+        if (j->kind == RNN_LSTM)
+            SFX(lstm_cell_grad)(H, z, z + GH + H, g, dz, dhr, dc + (n - n0) * H);
+        else if (j->kind == RNN_GRU)
+            SFX(gru_cell_grad)(H, z, z + GH, z + GH + H, g, dz, dhr);
+        else
+            SFX(simple_cell_grad)(H, j->relu, z, g, dz, dhr);
+        SFX(accumulate)(DG, dbias, dz);
     }
+}
+
+/* Before the recurrences: U transposed (each step's dh GEMM then reads it without repacking)
+ * and x time-major (for dW). */
+static void SFX(backward_prepare)(rnn_job *j) {
+    SFX(transpose)((const T *)j->U, SFX(ws_ut)(j), j->H, j->GH);
+    SFX(to_time_major)(j, (const T *)j->x, SFX(ws_xt)(j));
 }
 
 static int SFX(backward_chunk)(rnn_job *j, int64_t c) {
     const int64_t n0 = chunk_begin(j, c), n1 = chunk_begin(j, c + 1), m = n1 - n0;
-    const int64_t Tn = j->steps, H = j->H, GH = j->GH, DG = j->DG, N = j->N, F = j->F;
-    T *dZ = (T *)j->ws;
-    T *dh = dZ + N * Tn * DG + n0 * H;
-    T *dc = dZ + N * Tn * DG + N * H + n0 * H;
-    T *dbias = dZ + N * Tn * DG + 2 * N * H + c * DG;
+    const int64_t N = j->N, Tn = j->steps, H = j->H, GH = j->GH, DG = j->DG;
+    T *dZ = SFX(ws_dz)(j);
+    T *dh = SFX(ws_dh)(j) + n0 * H, *dc = SFX(ws_dc)(j) + n0 * H;
+    T *dbias = SFX(ws_partial)(j) + c * DG;
+    const T *ut = SFX(ws_ut)(j);
     memset(dbias, 0, (size_t)DG * sizeof(T));
     if (m <= 0) return PF_OK;
     memcpy(dh, (const T *)j->ghT + n0 * H, (size_t)(m * H) * sizeof(T));
     if (j->kind == RNN_LSTM) memcpy(dc, (const T *)j->gcT + n0 * H, (size_t)(m * H) * sizeof(T));
-    const int64_t GU = GH;   /* recurrent-side gradient columns: dZ[:, 0:GH] for every kind */
     for (int64_t s = Tn - 1; s >= 0; s--) {
         int64_t t = j->reverse ? Tn - 1 - s : s;
         SFX(backward_step)(j, n0, n1, t, dh, dc, dbias);
-        PF_TRY(GEMM_SERIAL(0, 1, m, H, GU, (T)1, dZ + (n0 * Tn + t) * DG, Tn * DG, (const T *)j->U, GH,
-                           (T)1, dh, H));
+        /* dh += dZ[:, :GH] U^T: the recurrent-side gate gradients (GRU: dr, dz, dn * r) */
+        PF_TRY(GEMM_SERIAL(0, 0, m, H, GH, (T)1, dZ + (t * N + n0) * DG, DG, ut, H, (T)1, dh, H));
     }
     memcpy((T *)j->dh0 + n0 * H, dh, (size_t)(m * H) * sizeof(T));
     if (j->kind == RNN_LSTM) memcpy((T *)j->dc0 + n0 * H, dc, (size_t)(m * H) * sizeof(T));
-    /* dx of these rows for every step */
-    T *dx = (T *)j->dx + n0 * Tn * F;
-    const T *dzr = dZ + n0 * Tn * DG;
-    if (j->kind == RNN_GRU) {
-        PF_TRY(GEMM_SERIAL(0, 1, m * Tn, F, 2 * H, (T)1, dzr, DG, (const T *)j->W, GH, (T)0, dx, F));
-        PF_TRY(GEMM_SERIAL(0, 1, m * Tn, F, H, (T)1, dzr + 3 * H, DG, (const T *)j->W + 2 * H, GH,
-                           (T)1, dx, F));
-    } else {
-        PF_TRY(GEMM_SERIAL(0, 1, m * Tn, F, GH, (T)1, dzr, DG, (const T *)j->W, GH, (T)0, dx, F));
-    }
     return PF_OK;
 }
 
-/* dW, dU from every step's gate gradients (large GEMMs, split over the pool) and the bias
- * gradients from the chunks' partial sums. */
+/* After the recurrences: dW, dU and dx from every step's gate gradients (large GEMMs, split
+ * over the pool) and the bias gradients from the chunks' partial sums. */
 static int SFX(backward_weights)(rnn_job *j) {
     const int64_t Tn = j->steps, H = j->H, GH = j->GH, DG = j->DG, R = j->R, N = j->N, F = j->F;
-    const int64_t rows = N * Tn;
-    const T *dZ = (const T *)j->ws, *x = (const T *)j->x, *res = (const T *)j->res;
+    const int64_t rows = Tn * N;
+    const T *dZ = SFX(ws_dz)(j), *res = (const T *)j->res, *W = (const T *)j->W;
+    T *xt = SFX(ws_xt)(j);
     T *dW = (T *)j->dW, *dU = (T *)j->dU, *db = (T *)j->db;
-    if (j->kind == RNN_GRU) {
-        PF_TRY(GEMM(1, 0, F, 2 * H, rows, (T)1, x, F, dZ, DG, (T)0, dW, GH));
-        PF_TRY(GEMM(1, 0, F, H, rows, (T)1, x, F, dZ + 3 * H, DG, (T)0, dW + 2 * H, GH));
+    if (j->kind == RNN_GRU) {   /* input-side columns: dr, dz and dn (not dn * r) */
+        PF_TRY(GEMM(1, 0, F, 2 * H, rows, (T)1, xt, F, dZ, DG, (T)0, dW, GH));
+        PF_TRY(GEMM(1, 0, F, H, rows, (T)1, xt, F, dZ + 3 * H, DG, (T)0, dW + 2 * H, GH));
     } else {
-        PF_TRY(GEMM(1, 0, F, GH, rows, (T)1, x, F, dZ, DG, (T)0, dW, GH));
+        PF_TRY(GEMM(1, 0, F, GH, rows, (T)1, xt, F, dZ, DG, (T)0, dW, GH));
     }
     PF_TRY(GEMM(1, 0, H, GH, rows, (T)1, res + GH, R, dZ, DG, (T)0, dU, GH));
-    const T *partial = dZ + N * Tn * DG + 2 * N * H;
+    /* dx, time-major into the buffer x used, then back to (N, T, F) */
+    T *dxt = xt;
+    if (j->kind == RNN_GRU) {
+        PF_TRY(GEMM(0, 1, rows, F, 2 * H, (T)1, dZ, DG, W, GH, (T)0, dxt, F));
+        PF_TRY(GEMM(0, 1, rows, F, H, (T)1, dZ + 3 * H, DG, W + 2 * H, GH, (T)1, dxt, F));
+    } else {
+        PF_TRY(GEMM(0, 1, rows, F, GH, (T)1, dZ, DG, W, GH, (T)0, dxt, F));
+    }
+    T *dx = (T *)j->dx;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t t = 0; t < Tn; t++) memcpy(dx + (n * Tn + t) * F, dxt + (t * N + n) * F, (size_t)F * sizeof(T));
+    const T *partial = SFX(ws_partial)(j);
     if (j->kind == RNN_GRU) {
         T *drb = (T *)j->drb;
         for (int64_t k = 0; k < 3 * H; k++) {

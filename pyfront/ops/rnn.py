@@ -1,8 +1,11 @@
 """Recurrent ops: whole-sequence LSTM, GRU and SimpleRNN, each one native call forward and one
 backward (gate layout and math in native/src/rnn.c: PyTorch's), and weight converters."""
+import threading
+
 import numpy as np
 
 from .. import errors
+from ..backend import cpu
 from . import core
 from .core import Op, ShapeMismatch, Spec, apply, as_operand, fmt_shape
 
@@ -17,19 +20,28 @@ _ACTIVATIONS = {"tanh": 0, "relu": 1}
 _MAX_CHUNKS = 16
 
 
-def _workspace_elems(kind, grad, n, t, h):
+def _workspace_elems(kind, grad, n, t, f, h):
+    gh = _KINDS[kind][0] * h
     if not grad:
-        return n * 3 * h if kind == "gru" else 0
+        return t * n * f + (n * gh if kind == "gru" else 0)
     dg = 4 * h if kind in ("lstm", "gru") else h
-    return n * t * dg + 2 * n * h + _MAX_CHUNKS * dg
+    return t * n * dg + 2 * n * h + _MAX_CHUNKS * dg + gh * h + t * n * f
+
+
+_cache = threading.local()
 
 
 def _workspace(k, elems, dtype):
-    # Eager calls hand the kernel its workspace; compiled plans size it through the kernel's
-    # own workspace query and ignore this argument.
+    """Scratch memory for one kernel call. Eager calls reuse one buffer per thread (tens of
+    megabytes per training step would otherwise go back and forth to the OS as page faults);
+    compiled plans size it through the kernel's own workspace query and ignore this argument."""
     if not elems or not getattr(k, "eager", False):
         return None
-    return k.scratch((elems,), dtype)
+    buf = getattr(_cache, dtype.name, None)
+    if buf is None or buf.size < elems:
+        buf = np.empty(elems, dtype.np)
+        setattr(_cache, dtype.name, buf)
+    return cpu.Buf(buf, (elems,), dtype)
 
 
 def _absent(spec):
@@ -126,9 +138,9 @@ class Recurrent(Op):
             descs += [b.desc() for b in states]
         if has_mask:
             descs.append(mask.desc())
-        n, t, _ = ins[0].shape
+        n, t, f = ins[0].shape
         h = ins[2].shape[0]
-        ws = _workspace(k, _workspace_elems(self.kind, False, n, t, h), ins[0].dtype)
+        ws = _workspace(k, _workspace_elems(self.kind, False, n, t, f, h), ins[0].dtype)
         k.run(self.kind, descs, [o.desc() for o in outs], self.iattr(has_state, has_mask, attrs),
               (), ws)
 
@@ -172,9 +184,9 @@ class RecurrentGrad(Op):
         mask = ins[-1]
         has_mask = not _absent(mask)
         descs = [b.desc() for b in ins[:-1]] + ([mask.desc()] if has_mask else [])
-        n, t, _ = ins[0].shape
+        n, t, f = ins[0].shape
         h = ins[2].shape[0]
-        ws = _workspace(k, _workspace_elems(self.kind, True, n, t, h), ins[0].dtype)
+        ws = _workspace(k, _workspace_elems(self.kind, True, n, t, f, h), ins[0].dtype)
         k.run(self.name, descs, [o.desc() for o in outs],
               _FORWARD[self.kind].iattr(True, has_mask, attrs), (), ws)
 
