@@ -9,9 +9,9 @@ all equal v (Keras' Masking layer folded into the recurrent layer).
 import numpy as np
 
 from .. import errors, ops
-from ..ops.core import fmt_shape, name_scope
+from ..ops.core import as_operand, fmt_shape, name_scope
 from . import init as initializers
-from .module import Module, Parameter, register_layer
+from .module import Module, Parameter, _auto_name, register_layer
 
 __all__ = ["LSTM", "GRU", "SimpleRNN", "Bidirectional"]
 
@@ -34,12 +34,13 @@ class _Recurrent(Module):
     kind = None
     gates = None
     n_states = 1
+    auto_name = None     # the default name's stem ("lstm", not the acronym split "l_s_t_m")
 
     def __init__(self, units, return_sequences=False, return_state=False, go_backwards=False,
                  use_bias=True, kernel_initializer="glorot_uniform",
                  recurrent_initializer="orthogonal", bias_initializer="zeros", mask_value=None,
                  in_features=None, name=None):
-        super().__init__(name)
+        super().__init__(name or _auto_name(self.auto_name))
         if not isinstance(units, int) or isinstance(units, bool) or units < 1:
             raise ValueError("%s: units must be a positive int, got %r"
                              % (type(self).__name__, units))
@@ -87,9 +88,8 @@ class _Recurrent(Module):
         shape = tuple(x.shape)
         if len(shape) != 3 or shape[-1] != self.in_features:
             raise errors.ShapeError(
-                "%s '%s': expected input of shape %s (batch, time, features), got %s"
-                % (type(self).__name__, self.name,
-                   fmt_shape((None, None, self.in_features)), fmt_shape(shape)))
+                "%s '%s': expected input of shape (batch, time, %d), got %s"
+                % (type(self).__name__, self.name, self.in_features, fmt_shape(shape)))
 
     def _bias_tensors(self, x):
         gh = self.gates * self.units
@@ -109,6 +109,7 @@ class _Recurrent(Module):
     # ---- running ----
     def _sequence(self, x, mask=None, initial_state=None, reverse=None):
         """(outputs aligned with the input steps, final states) of the whole sequence."""
+        x = as_operand(x)
         self._check_input(x)
         mask = self._effective_mask(x, mask)
         reverse = self.go_backwards if reverse is None else reverse
@@ -148,6 +149,7 @@ class LSTM(_Recurrent):
     kind = "lstm"
     gates = 4
     n_states = 2
+    auto_name = "Lstm"
 
     def __init__(self, units, return_sequences=False, return_state=False, go_backwards=False,
                  use_bias=True, kernel_initializer="glorot_uniform",
@@ -180,6 +182,7 @@ class GRU(_Recurrent):
 
     kind = "gru"
     gates = 3
+    auto_name = "Gru"
 
     def _create_extra_parameters(self):
         self.recurrent_bias = Parameter(init=self.bias_initializer) if self.use_bias else None
@@ -202,6 +205,7 @@ class SimpleRNN(_Recurrent):
 
     kind = "simple_rnn"
     gates = 1
+    auto_name = "SimpleRnn"
 
     def __init__(self, units, activation="tanh", return_sequences=False, return_state=False,
                  go_backwards=False, use_bias=True, kernel_initializer="glorot_uniform",
