@@ -3,6 +3,8 @@
 spark/ installs as pyfront.spark and jvm-bridge/python as pyfront.jvm; everything else about
 the distribution lives in pyproject.toml.
 """
+import os
+
 from setuptools import find_packages, setup
 
 MAPPED = {"pyfront.spark": "spark", "pyfront.jvm": "jvm-bridge/python"}
@@ -10,6 +12,8 @@ MAPPED = {"pyfront.spark": "spark", "pyfront.jvm": "jvm-bridge/python"}
 packages = find_packages(include=["pyfront", "pyfront.*"])
 package_dir = {"pyfront": "pyfront"}
 for name, folder in MAPPED.items():
+    if not os.path.exists(os.path.join(folder, "__init__.py")):
+        continue
     packages.append(name)
     packages += ["%s.%s" % (name, sub) for sub in find_packages(where=folder)]
     package_dir[name] = folder

@@ -21,6 +21,8 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "nn": ("pyfront.nn", None),
+    "random": ("pyfront.random", None),
+    "testing": ("pyfront.testing", None),
     "optim": ("pyfront.optim", None),
     "losses": ("pyfront.losses", None),
     "data": ("pyfront.data", None),

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -157,7 +158,9 @@ int pf_check_dtype(const pf_tensor *t, int dtype, const char *what) {
  */
 
 #define PF_MAX_THREADS 64
-#define PF_SPIN_ROUNDS 20000
+/* About 100-200 us of spinning before a worker sleeps: long enough to catch the next kernel of
+ * a step, short enough not to starve other processes on a busy machine. */
+#define PF_SPIN_ROUNDS 4000
 
 typedef struct {
     pf_task_fn fn;
@@ -189,12 +192,14 @@ static void run_part(const pool_job *job, int part) {
     if (begin < end) job->fn(job->ctx, begin, end);
 }
 
-typedef struct { int index; } worker_arg;
+typedef struct { int index; long generation; } worker_arg;
 static worker_arg worker_args[PF_MAX_THREADS];
 
 static void *worker_main(void *p) {
     int index = ((worker_arg *)p)->index;     /* 1 .. wanted-1; the caller is part 0 */
-    long seen = atomic_load(&pool.generation);
+    /* the generation at creation, not at start: a job published before this thread got
+       scheduled must still be seen as new */
+    long seen = ((worker_arg *)p)->generation;
     tls_in_task = 1;
     for (;;) {
         long g;
@@ -236,6 +241,7 @@ static void pool_start_locked(void) {
     int want = pool.wanted - 1;
     for (int i = 0; i < want; i++) {
         worker_args[i].index = i + 1;
+        worker_args[i].generation = atomic_load(&pool.generation);
         if (pthread_create(&pool.threads[i], NULL, worker_main, &worker_args[i]) != 0) break;
         pool.started = i + 1;
     }
@@ -312,7 +318,12 @@ void pf_parallel_for(int64_t n, int64_t grain, pf_task_fn fn, void *ctx) {
     tls_in_task = 1;
     run_part(&pool.job, 0);
     tls_in_task = 0;
-    while (atomic_load_explicit(&pool.pending, memory_order_acquire) > 0) PF_PAUSE();
+    /* wait for the other parts; yield once spinning has not paid off, so that on an
+       oversubscribed machine a descheduled worker gets the core back */
+    for (int spins = 0; atomic_load_explicit(&pool.pending, memory_order_acquire) > 0; spins++) {
+        if (spins < PF_SPIN_ROUNDS) PF_PAUSE();
+        else sched_yield();
+    }
     pthread_mutex_unlock(&pool_admin);
 }
 

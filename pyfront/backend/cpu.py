@@ -35,10 +35,16 @@ def raise_native_error(status, context=""):
 
 
 def _load_blas():
-    import scipy_openblas32
+    # locate the wheel's library without importing scipy_openblas32 (its __init__ pulls in
+    # importlib.metadata and costs a large share of pyfront's import time)
+    import importlib.util
 
-    path = os.path.join(scipy_openblas32.get_lib_dir(),
-                        "lib%s.so" % scipy_openblas32.get_library())
+    spec = importlib.util.find_spec("scipy_openblas32")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("pyfront needs the scipy-openblas32 package (its BLAS): "
+                          "pip install scipy-openblas32")
+    path = os.path.join(list(spec.submodule_search_locations)[0], "lib",
+                        "libscipy_openblas.so")
     status = lib.pf_load_blas(path.encode(), b"scipy_")
     if status != lib.PF_OK:
         raise_native_error(status, "loading the BLAS: ")

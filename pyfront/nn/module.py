@@ -14,6 +14,19 @@ from . import init as initializers
 __all__ = ["Parameter", "Module", "register_layer", "layer_class"]
 
 
+# Compiled plans capture parameter memory; anything that replaces a parameter's array bumps
+# this counter so that plans built before are dropped instead of reading stale memory.
+_storage_epoch = [0]
+
+
+def storage_changed():
+    _storage_epoch[0] += 1
+
+
+def storage_epoch():
+    return _storage_epoch[0]
+
+
 class Parameter(Tensor):
     """A trainable tensor owned by a layer. Until its layer sees an input it has no memory."""
 
@@ -57,6 +70,7 @@ class Parameter(Tensor):
         init = initializers.get(self._init)
         values = init(shape, self.dtype.np, rng or random.generator(), self._conv_layout)
         self._data = np.ascontiguousarray(values, dtype=self.dtype.np)
+        storage_changed()
 
     def __repr__(self):
         if self._data is None:
@@ -216,6 +230,25 @@ class Module(TrainingMixin):
         for m in self.modules():
             if all(not isinstance(p, Parameter) or p.initialized for p in m._params.values()):
                 m.built = m.built or bool(m._params)
+
+    def to(self, dtype):
+        """Convert every float parameter and buffer to dtype, in place (float64 for gradient
+        checks). Do it before creating optimizers: their state follows the old arrays."""
+        dtype = as_dtype(dtype)
+        if not dtype.is_float:
+            raise errors.DTypeError("parameters can only become a float dtype, got %s"
+                                    % dtype.name)
+        changed = False
+        for _, t in self._named_tensors(""):
+            if t.dtype.is_float and t.dtype is not dtype and t._data is not None:
+                t._data = np.ascontiguousarray(t._data, dtype=dtype.np)
+                t.dtype = dtype
+                changed = True
+            elif isinstance(t, Parameter) and t._data is None:
+                t.dtype = dtype
+        if changed:
+            storage_changed()
+        return self
 
     def zero_grad(self):
         for p in self.parameters(trainable_only=False):

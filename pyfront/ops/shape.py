@@ -111,7 +111,15 @@ def flatten(x, start_dim=1):
     x = as_operand(x)
     nd = len(x.shape)
     start = start_dim % nd if nd else 0
-    return reshape(x, tuple(x.shape[:start]) + (-1,)) if start > 0 else reshape(x, (-1,))
+    if start == 0:
+        return reshape(x, (-1,))
+    lead, rest = tuple(x.shape[:start]), tuple(x.shape[start:])
+    if None in rest:
+        if None in lead:
+            raise errors.ShapeError("flatten: cannot flatten %s with more than one unknown dim"
+                                    % fmt_shape(x.shape))
+        return reshape(x, lead + (-1,))
+    return reshape(x, tuple(-1 if d is None else d for d in lead) + (_prod(rest),))
 
 
 def squeeze(x, axis=None):

@@ -1,0 +1,339 @@
+"""Hybrid execution: pf.jit(fn) and model.hybridize() trace imperative code into a graph and
+run it compiled, one plan per input-shape signature.
+
+A traced call that needs gradients runs a joint forward+backward plan in two phases and leaves
+one entry on the eager tape, so compiled models train under ordinary autograd. Python control
+flow that depends on values (bool() of a traced value, .numpy(), ...) cannot be traced: such
+calls fall back to eager execution with a warning, never silently baking one branch.
+"""
+import functools
+import warnings
+
+import numpy as np
+
+from .. import autograd, errors
+from ..dtypes import as_dtype
+from ..nn.module import Module, storage_epoch
+from ..ops import core
+from ..tensor import Tensor
+from .executor import Executor
+from .symbol import Graph
+
+__all__ = ["jit", "CompiledModule", "JitFunction", "trace"]
+
+_EAGER = object()
+
+
+def _as_tensor(x):
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, np.ndarray):
+        return Tensor(x)
+    raise TypeError("compiled functions take tensors or numpy arrays, got %s" % type(x).__name__)
+
+
+def _flatten(out):
+    """(list of leaves, rebuild function) for a Symbol, or a tuple/list/dict of them."""
+    if isinstance(out, dict):
+        keys = list(out)
+        return [out[k] for k in keys], lambda vals: dict(zip(keys, vals))
+    if isinstance(out, (tuple, list)):
+        kind = type(out)
+        return list(out), lambda vals: kind(vals)
+    return [out], lambda vals: vals[0]
+
+
+def trace(fn, example_inputs, name="traced"):
+    """Run fn on placeholders shaped like example_inputs; returns (graph, inputs, outputs,
+    rebuild). Raises TraceError when fn's Python depends on values."""
+    g = Graph(name)
+    syms = [g.placeholder("input_%d" % i if len(example_inputs) > 1 else "input",
+                          tuple(t.shape), t.dtype) for i, t in enumerate(example_inputs)]
+    out = fn(*syms)
+    leaves, rebuild = _flatten(out)
+    outs = []
+    for leaf in leaves:
+        if isinstance(leaf, Tensor):
+            leaf = g.constant(leaf)
+        if not getattr(leaf, "symbolic", False):
+            raise errors.TraceError("%s returned %r; compiled functions return tensors"
+                                    % (name, type(leaf).__name__))
+        outs.append(leaf)
+    return g, syms, outs, rebuild
+
+
+class _Compiled:
+    """One traced signature: an inference executor and, on demand, a joint one for gradients."""
+
+    def __init__(self, graph, inputs, outputs, rebuild, name):
+        self.graph, self.inputs, self.outputs, self.rebuild = graph, inputs, outputs, rebuild
+        self.name = name
+        self.variables = [n.value for n in graph.nodes if n.kind == "variable"]
+        self.forward = Executor(graph, outputs)
+        self.input_names = [s.name for s in inputs]
+        self._fast = None
+        self.joint = None
+
+    # ---- inference: the hot path of a served model ----
+    def run(self, arrays):
+        fast = self._fast
+        if fast is None or fast[0] != tuple(a.shape for a in arrays) or \
+                fast[4] != storage_epoch():
+            exe = self.forward
+            plan = exe.plan_for(dict(zip(self.input_names, arrays)), False)
+            bindings = [plan.bindings[n] for n in self.input_names if n in plan.bindings]
+            views = [plan.view(v) for v in plan.outputs]
+            fast = self._fast = (tuple(a.shape for a in arrays), plan, bindings, views,
+                                 storage_epoch())
+        _, plan, bindings, views, _ = fast
+        with self.forward._lock:
+            for b, a in zip(bindings, arrays):
+                if b.array is not a:
+                    b.bind(a)
+            plan.run()
+            return [v.copy() for v in views]
+
+    # ---- training: forward phase now, backward phase when autograd asks ----
+    def needs_grad(self, tensors):
+        if not autograd.is_grad_enabled():
+            return False
+        return any(t.requires_grad for t in tensors) or \
+            any(v.requires_grad for v in self.variables)
+
+    def run_with_grad(self, tensors):
+        if self.joint is None:
+            self._build_joint(tensors)
+        exe, wrt, grad_names = self.joint
+        feeds = {n: t.numpy() for n, t in zip(self.input_names, tensors)}
+        for name, s in zip(grad_names, self.outputs):
+            feeds[name] = np.zeros(s.shape, s.dtype.np)
+        arrays = exe._arrays(feeds)
+        with exe._lock:
+            plan = exe.plan_for(arrays, False)
+            state = _ArenaState(plan, arrays)
+            state.claim()
+            plan.run(0, plan.split)
+            outs = [plan.view(v).copy() for v in plan.outputs[:len(self.outputs)]]
+        results = [Tensor._wrap(a, as_dtype(a.dtype)) for a in outs]
+        op = _CompiledCallOp(self, exe, plan, state, grad_names, len(results))
+        inputs = list(tensors) + [v for v in wrt if not any(v is t for t in tensors)]
+        needs = [t.requires_grad for t in inputs]
+        node = autograd.Node(op, inputs, {}, outs, needs, core.current_scope())
+        for i, t in enumerate(results):
+            t.requires_grad = True
+            t._node = node
+            t._index = i
+            node.track(i, t)
+        op.inputs = inputs
+        return results
+
+    def _build_joint(self, tensors):
+        g = self.graph
+        grad_syms = [g.placeholder("%s/grad_%d" % (self.name, i), tuple(s.shape), s.dtype)
+                     for i, s in enumerate(self.outputs)]
+        wrt_inputs = [s for s, t in zip(self.inputs, tensors) if t.dtype.is_float]
+        wrt_vars = [v for v in self.variables if v.requires_grad]
+        var_syms = [g.variable(v) for v in wrt_vars]
+        grads = g.gradients(list(self.outputs), wrt_inputs + var_syms, grad_syms)
+        roots = list(self.outputs) + [x for x in grads if x is not None]
+        grad_names = [s.name for s in grad_syms]
+        exe = Executor(g, roots, late_inputs=grad_names)
+        slots = {}
+        k = len(self.outputs)
+        for x, gsym in zip(wrt_inputs + var_syms, grads):
+            if gsym is not None:
+                slots[(x.node.id, x.index)] = k
+                k += 1
+        self.grad_slots = slots
+        self.wrt_inputs, self.wrt_vars = wrt_inputs, wrt_vars
+        self.joint = (exe, wrt_vars, grad_names)
+
+
+class _ArenaState:
+    """Who owns a joint plan's arena and input bindings between the forward and backward
+    phases: a second forward before the first backward saves the first one's arena aside."""
+
+    def __init__(self, plan, feeds):
+        self.plan = plan
+        self.feeds = feeds
+        self.saved = None
+        self.done = False
+
+    def claim(self):
+        plan = self.plan
+        owner = getattr(plan, "owner", None)
+        if owner is not None and owner is not self and not owner.done:
+            owner.saved = plan.arena.copy()
+        if self.saved is not None:
+            plan.arena[...] = self.saved
+            self.saved = None
+        for name, arr in self.feeds.items():
+            plan.bind(name, arr)
+        plan.owner = self
+
+
+class _CompiledCallOp(core.Op):
+    """The tape entry of a compiled call: its gradient is the joint plan's backward phase."""
+
+    name = "compiled_call"
+
+    def __init__(self, compiled, exe, plan, state, grad_names, n_outputs):
+        self.compiled, self.exe, self.plan, self.state = compiled, exe, plan, state
+        self.grad_names, self.n_outputs = grad_names, n_outputs
+        self.inputs = []
+
+    def grad(self, ctx, gouts):
+        if autograd.is_grad_enabled():
+            raise errors.PyfrontError(
+                "pf.jit: higher-order gradients through a compiled call are not supported; "
+                "call the function without jit for create_graph=True")
+        if self.state.done:
+            raise errors.PyfrontError("pf.jit: backward through this compiled call ran already "
+                                      "(its saved values are freed)")
+        gouts = gouts if isinstance(gouts, (list, tuple)) else [gouts]
+        c = self.compiled
+        with self.exe._lock:
+            self.state.claim()
+            for name, g in zip(self.grad_names, gouts):
+                arr = np.ascontiguousarray(g.numpy(), dtype=g.dtype.np)
+                self.plan.bind(name, arr)
+            self.plan.run(self.plan.split, self.plan.n_steps)
+            values = self.plan.outputs
+            by_input = {}
+            for i, sym in enumerate(c.inputs):
+                slot = c.grad_slots.get((sym.node.id, sym.index))
+                if slot is not None:
+                    by_input[i] = self.plan.view(values[slot]).copy()
+            var_grads = {}
+            for v in c.wrt_vars:
+                node = c.graph._variables[id(v)]
+                slot = c.grad_slots.get((node.id, 0))
+                if slot is not None:
+                    var_grads[id(v)] = self.plan.view(values[slot]).copy()
+            self.state.done = True
+            self.plan.owner = None
+        out = []
+        for i, t in enumerate(self.inputs):
+            arr = by_input.get(i) if i < len(c.inputs) else var_grads.get(id(t))
+            out.append(None if arr is None else Tensor._wrap(arr, t.dtype))
+        return out
+
+
+class JitFunction:
+    """A function compiled per input-shape signature (see pf.jit)."""
+
+    def __init__(self, fn, name=None, module=None):
+        self.fn = fn
+        self.name = name or getattr(fn, "__name__", "function")
+        self.module = module
+        self._cache = {}
+        functools.update_wrapper(self, fn, updated=())
+
+    def signature_key(self, tensors):
+        training = self.module.training if self.module is not None else False
+        return tuple((tuple(t.shape), t.dtype.name) for t in tensors) + (training,)
+
+    def compiled_for(self, tensors):
+        key = self.signature_key(tensors)
+        entry = self._cache.get(key)
+        if entry is None:
+            try:
+                with autograd.no_grad():
+                    g, syms, outs, rebuild = trace(self.fn, tensors, self.name)
+                entry = _Compiled(g, syms, outs, rebuild, self.name)
+            except errors.TraceError as e:
+                warnings.warn("pf.jit(%s): %s. Inputs %s run eagerly from now on."
+                              % (self.name, e, [tuple(t.shape) for t in tensors]),
+                              RuntimeWarning, stacklevel=3)
+                entry = _EAGER
+            self._cache[key] = entry
+        return entry
+
+    def __call__(self, *args):
+        tensors = [_as_tensor(a) for a in args]
+        entry = self.compiled_for(tensors)
+        if entry is _EAGER:
+            return self.fn(*tensors)
+        if entry.needs_grad(tensors):
+            return entry.rebuild(entry.run_with_grad(tensors))
+        outs = entry.run([t.numpy() for t in tensors])
+        return entry.rebuild([Tensor._wrap(a, as_dtype(a.dtype)) for a in outs])
+
+    def run_numpy(self, *arrays):
+        """numpy in, numpy out, no autograd: the lowest-overhead way to call a compiled model."""
+        tensors = [Tensor._wrap(a, as_dtype(a.dtype)) for a in arrays]
+        entry = self.compiled_for(tensors)
+        if entry is _EAGER:
+            with autograd.no_grad():
+                out = self.fn(*tensors)
+            leaves, rebuild = _flatten(out)
+            return rebuild([x.numpy() for x in leaves])
+        return entry.rebuild(entry.run(list(arrays)))
+
+    @property
+    def graphs(self):
+        """The traced graphs, by signature (for inspection and export)."""
+        return {k: v.graph for k, v in self._cache.items() if v is not _EAGER}
+
+
+class CompiledModule(Module):
+    """A module run through its traced graph; shares the original module's parameters."""
+
+    is_hybridized = True
+
+    def __init__(self, module):
+        Module.__init__(self, name=module.name)
+        object.__setattr__(self, "module", module)
+        self._modules["module"] = module
+        self._jit = JitFunction(module.__call__, name=module.name, module=module)
+
+    def __call__(self, *inputs):
+        return self._jit(*inputs)
+
+    def forward(self, *inputs):
+        return self._jit(*inputs)
+
+    def run_numpy(self, *arrays):
+        return self._jit.run_numpy(*arrays)
+
+    # the wrapper is transparent for state and configuration
+    def _named_tensors(self, prefix, include_buffers=True):
+        return self.module._named_tensors(prefix, include_buffers)
+
+    def get_config(self):
+        return self.module.get_config()
+
+    @property
+    def input_spec(self):
+        return self.module.input_spec
+
+    @input_spec.setter
+    def input_spec(self, value):
+        pass
+
+    def hybridize(self):
+        return self
+
+    def __getattr__(self, name):
+        module = self.__dict__.get("module")
+        if module is None:
+            raise AttributeError(name)
+        return getattr(module, name)
+
+    def __repr__(self):
+        return "Compiled(%r)" % (self.module,)
+
+
+def jit(fn):
+    """Compile fn (a function of tensors, or a Module) per input-shape signature.
+
+    Results equal eager execution; calls that need gradients record one tape entry whose
+    backward runs the compiled backward graph.
+    """
+    if isinstance(fn, CompiledModule):
+        return fn
+    if isinstance(fn, Module):
+        return CompiledModule(fn)
+    if not callable(fn):
+        raise TypeError("pf.jit needs a function or a Module, got %r" % (fn,))
+    return JitFunction(fn)
