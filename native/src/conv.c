@@ -532,22 +532,31 @@ typedef struct {
     void *gb;
 } bias_job;
 
-static PF_HOT void bias_task(void *p, int64_t o0, int64_t o1) {
+/* Sums of rows in 16 independent lanes: the compiler may not reorder a float sum, and one
+ * running total is one add per element latency-bound. */
+#define DEFINE_ROW_SUM(T, SUF)                                                                 \
+    static PF_HOT T row_sum_##SUF(const T *row, int64_t n) {                                   \
+        T lane[16] = {0};                                                                      \
+        int64_t i = 0;                                                                         \
+        for (; i + 16 <= n; i += 16)                                                           \
+            for (int l = 0; l < 16; l++) lane[l] += row[i + l];                                \
+        T s = 0;                                                                               \
+        for (; i < n; i++) s += row[i];                                                        \
+        for (int l = 0; l < 16; l++) s += lane[l];                                             \
+        return s;                                                                              \
+    }
+DEFINE_ROW_SUM(float, f32)
+DEFINE_ROW_SUM(double, f64)
+
+static void bias_task(void *p, int64_t o0, int64_t o1) {
     const bias_job *j = (const bias_job *)p;
     for (int64_t o = o0; o < o1; o++) {
         double total = 0;
         for (int64_t n = 0; n < j->N; n++) {
-            if (j->dtype == PF_FLOAT32) {
-                const float *row = (const float *)j->gy + (n * j->O + o) * j->P;
-                float s = 0;
-                for (int64_t i = 0; i < j->P; i++) s += row[i];
-                total += s;
-            } else {
-                const double *row = (const double *)j->gy + (n * j->O + o) * j->P;
-                double s = 0;
-                for (int64_t i = 0; i < j->P; i++) s += row[i];
-                total += s;
-            }
+            if (j->dtype == PF_FLOAT32)
+                total += row_sum_f32((const float *)j->gy + (n * j->O + o) * j->P, j->P);
+            else
+                total += row_sum_f64((const double *)j->gy + (n * j->O + o) * j->P, j->P);
         }
         if (j->dtype == PF_FLOAT32) ((float *)j->gb)[o] = (float)total;
         else ((double *)j->gb)[o] = total;
