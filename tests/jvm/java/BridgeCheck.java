@@ -289,6 +289,23 @@ public final class BridgeCheck {
             check("restarted as a new process", newPid != pid && newPid > 0, "pid " + newPid);
             check("old process gone", !alive(pid), "pid " + pid + " alive");
         }
+        // with no restarts allowed, a dead worker is given up and calls fail at once
+        ModelOptions noRestarts = ModelOptions.builder().restartPolicy(0, Duration.ofMinutes(1))
+                .build();
+        try (Model m = Model.load(model, noRestarts)) {
+            long features = m.signature().inputs().get(0).shape()[1];
+            Tensor x = Tensor.of(new float[(int) features], 1, features);
+            m.output(x);
+            long pid = m.workerPids()[0];
+            signal("KILL", pid);
+            Thread.sleep(500);
+            long t0 = System.nanoTime();
+            Throwable t = expect("given up: WorkerUnavailableException",
+                    WorkerUnavailableException.class, () -> m.output(x));
+            check("given up: says why", t != null && t.getMessage().contains("given up"),
+                    String.valueOf(t));
+            check("given up: fails fast", (System.nanoTime() - t0) / 1e9 < 1.0, "slow");
+        }
     }
 
     /** Many threads, many calls, batched over two workers; every result checked. */

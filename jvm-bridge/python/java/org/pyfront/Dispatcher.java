@@ -127,7 +127,8 @@ final class Dispatcher implements AutoCloseable {
     }
 
     /** first plus whatever queued requests fit in its batch (waiting up to maxBatchDelay). */
-    private List<Request> gather(Request first, boolean mayWait) throws InterruptedException {
+    private List<Request> gather(Request first, boolean mayWait, long frameLimit)
+            throws InterruptedException {
         List<Request> batch = new ArrayList<>();
         batch.add(first);
         if (!stackable || options.maxBatchSize <= 1) {
@@ -151,7 +152,7 @@ final class Dispatcher implements AutoCloseable {
                 continue; // timed out while queued
             }
             if (rows + r.rows > options.maxBatchSize
-                    || bytes + r.bytes > options.maxResponseBytes / 2) {
+                    || bytes + r.bytes > frameLimit - 4096) { // room for the tensor heads
                 queue.offerFirst(r);
                 break;
             }
@@ -238,6 +239,7 @@ final class Dispatcher implements AutoCloseable {
         private Worker.Endpoint endpoint;          // guarded by lock
         private volatile DataConnection active;    // for the watchdog to close
         private volatile boolean connected;
+        private volatile long frameLimit = Long.MAX_VALUE; // the worker's, once connected
         // deadline of the call in flight; 0 when idle, -1 once the watchdog aborted it
         private final AtomicLong inFlight = new AtomicLong();
 
@@ -257,7 +259,7 @@ final class Dispatcher implements AutoCloseable {
                 }
                 List<Request> batch;
                 try {
-                    batch = gather(r, false);
+                    batch = gather(r, false, conn.workerMaxFrameBytes());
                 } catch (InterruptedException e) {
                     throw new IllegalStateException("gather without waiting was interrupted", e);
                 }
@@ -285,7 +287,7 @@ final class Dispatcher implements AutoCloseable {
                     if (first == null || first.future.isDone()) {
                         continue;
                     }
-                    List<Request> batch = gather(first, true);
+                    List<Request> batch = gather(first, true, frameLimit);
                     lock.lock();
                     try {
                         if (conn == null) {
@@ -315,6 +317,7 @@ final class Dispatcher implements AutoCloseable {
                     conn = c;
                     endpoint = ep;
                     active = c;
+                    frameLimit = c.workerMaxFrameBytes();
                     connected = true;
                 } finally {
                     lock.unlock();

@@ -162,10 +162,10 @@ final class Worker implements AutoCloseable {
             throw new ModelLoadException("cannot load " + modelPath + ": " + info.get("type")
                     + ": " + info.get("message"), String.valueOf(info.get("type")), null);
         }
-        Map<String, Object> ready = Json.object(Json.parse(line.substring(READY_MARK.length())),
-                "worker announcement");
-        int controlPort = ((Number) ready.get("control_port")).intValue();
         try {
+            Map<String, Object> ready = Json.object(Json.parse(line.substring(READY_MARK.length())),
+                    "worker announcement");
+            int controlPort = ((Number) ready.get("control_port")).intValue();
             ControlClient control = ControlClient.connect("127.0.0.1", controlPort, token,
                     controlTimeoutMillis());
             Map<String, Object> hello = control.hello();
