@@ -72,7 +72,9 @@ def test_connect_to_running_worker_and_wrong_token(run_java, start_worker, model
 
 def test_no_worker_left_after_close(run_java, models, pid_alive):
     result = run_java("BridgeCheck", "close", models["mlp"])
-    result.assert_ok("workers alive before close", "workers gone after close")
+    result.assert_ok("workers alive before close", "workers gone after close",
+                     "close with pending calls is quick", "pending call 4 fails on close",
+                     "hung worker gone after close")
     for pid in result.facts["pids"].strip("[]").split(","):
         assert not pid_alive(int(pid))
 

@@ -127,8 +127,7 @@ final class Dispatcher implements AutoCloseable {
     }
 
     /** first plus whatever queued requests fit in its batch (waiting up to maxBatchDelay). */
-    private List<Request> gather(Request first, boolean mayWait, long frameLimit)
-            throws InterruptedException {
+    private List<Request> gather(Request first, boolean mayWait, long frameLimit) {
         List<Request> batch = new ArrayList<>();
         batch.add(first);
         if (!stackable || options.maxBatchSize <= 1) {
@@ -141,7 +140,12 @@ final class Dispatcher implements AutoCloseable {
             Request r;
             long left = waitUntil - System.nanoTime();
             if (mayWait && left > 0) {
-                r = queue.pollFirst(left, TimeUnit.NANOSECONDS);
+                try {
+                    r = queue.pollFirst(left, TimeUnit.NANOSECONDS);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt(); // closing: send what we have
+                    break;
+                }
             } else {
                 r = queue.pollFirst();
             }
@@ -257,13 +261,7 @@ final class Dispatcher implements AutoCloseable {
                 if (conn == null) {
                     return false;
                 }
-                List<Request> batch;
-                try {
-                    batch = gather(r, false, conn.workerMaxFrameBytes());
-                } catch (InterruptedException e) {
-                    throw new IllegalStateException("gather without waiting was interrupted", e);
-                }
-                execute(batch);
+                execute(gather(r, false, conn.workerMaxFrameBytes()));
                 return true;
             } finally {
                 lock.unlock();
@@ -292,15 +290,15 @@ final class Dispatcher implements AutoCloseable {
                     try {
                         if (conn == null) {
                             requeue(batch);
-                            continue;
+                        } else {
+                            execute(batch); // interrupted: unsent requests go back to the queue
                         }
-                        execute(batch);
                     } finally {
                         lock.unlock();
                     }
                 }
             } catch (InterruptedException e) {
-                // closing
+                // closing; close() fails whatever is still queued
             }
         }
 
