@@ -224,12 +224,20 @@ class Worker:
     # ---- Py4J control ----
     def start_control(self):
         from py4j.clientserver import ClientServer, JavaParameters, PythonParameters
-        from py4j.java_gateway import server_connection_started
+        from py4j.java_gateway import server_connection_started, server_started
 
         def no_delay(sender, connection=None, **kwargs):
             connection.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-        self._no_delay = no_delay  # py4j signals hold weak references
+        # py4j binds in start() but listens in its server thread: announcing the port before
+        # that thread listens would let the JVM's first connection be refused
+        listening = threading.Event()
+
+        def started(sender, **kwargs):
+            listening.set()
+
+        self._signal_handlers = (no_delay, started)  # py4j signals hold weak references
+        server_started.connect(started)
         self._client_server = ClientServer(
             java_parameters=JavaParameters(auth_token=self.token, auto_convert=False),
             python_parameters=PythonParameters(address="127.0.0.1", port=0,
@@ -238,6 +246,9 @@ class Worker:
             python_server_entry_point=Control(self))
         server = self._client_server.get_callback_server()
         server_connection_started.connect(no_delay, sender=server)
+        if not listening.wait(30):
+            raise RuntimeError("py4j's control server did not start listening")
+        server_started.disconnect(started)
         self.control_port = server.get_listening_port()
 
     def health(self):

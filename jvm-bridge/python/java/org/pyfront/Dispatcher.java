@@ -285,9 +285,11 @@ final class Dispatcher implements AutoCloseable {
                     if (first == null || first.future.isDone()) {
                         continue;
                     }
-                    List<Request> batch = gather(first, true, frameLimit);
                     lock.lock();
                     try {
+                        // gathered with the connection in hand: calls that queued while a
+                        // caller's own call held it join this batch
+                        List<Request> batch = gather(first, true, frameLimit);
                         if (conn == null) {
                             requeue(batch);
                         } else {
