@@ -227,7 +227,15 @@ class Worker:
         from py4j.java_gateway import server_connection_started, server_started
 
         def no_delay(sender, connection=None, **kwargs):
-            connection.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            # runs on py4j's accept thread, after the connection's own thread started: that
+            # one may have refused a token and closed the socket already, and an exception here
+            # would end the accept loop for good
+            sock = getattr(connection, "socket", None)
+            try:
+                if sock is not None:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
 
         # py4j binds in start() but listens in its server thread: announcing the port before
         # that thread listens would let the JVM's first connection be refused

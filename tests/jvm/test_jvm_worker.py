@@ -200,6 +200,30 @@ def test_oversized_and_malformed_frames_rejected_worker_stays_up(worker, models)
     assert worker.proc.poll() is None
 
 
+def _control_call(port, token, method):
+    """One py4j call on the worker's control entry point, speaking py4j's wire protocol."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        stream = sock.makefile("rb")
+        sock.sendall(("A\n%s\ne\n" % token).encode())
+        answer = stream.readline()
+        if not answer.startswith(b"!yv"):
+            return None
+        sock.sendall(("c\nt\n%s\ne\n" % method).encode())
+        reply = stream.readline().decode()
+        assert reply.startswith("!ys"), reply
+        return json.loads(reply[3:].strip().replace("\\n", "\n"))
+
+
+def test_control_refuses_wrong_tokens_and_keeps_serving(worker):
+    port = worker.info["control_port"]
+    for i in range(30):  # refusals racing the accept loop must not stop it
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(b"A\nwrong-%d\ne\n" % i)
+    assert _control_call(port, "also-wrong", "health") is None
+    health = _control_call(port, worker.token, "health")
+    assert health["ok"] and health["pid"] == worker.pid
+
+
 def _listening_addresses(port):
     found = []
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):

@@ -116,6 +116,28 @@ public final class BridgeCheck {
     static void signal(String sig, long pid) throws Exception {
         Process p = new ProcessBuilder("kill", "-" + sig, Long.toString(pid)).inheritIO().start();
         check("kill -" + sig, p.waitFor() == 0, "kill exited " + p.exitValue());
+        if (sig.equals("STOP")) {
+            // kill returns once the signal is queued; the threads stop only when the kernel
+            // next runs them, which on a loaded machine can be milliseconds later
+            long deadline = System.nanoTime() + 10_000_000_000L;
+            while (!allThreadsStopped(pid) && System.nanoTime() < deadline) {
+                Thread.sleep(5);
+            }
+            check("stopped " + pid, allThreadsStopped(pid), "threads still running");
+        }
+    }
+
+    static boolean allThreadsStopped(long pid) throws IOException {
+        try (var tasks = Files.list(Path.of("/proc", Long.toString(pid), "task"))) {
+            return tasks.allMatch(t -> {
+                try {
+                    String stat = Files.readString(t.resolve("stat"));
+                    return stat.substring(stat.lastIndexOf(')') + 2).startsWith("T");
+                } catch (IOException e) {
+                    return true; // the thread is gone
+                }
+            });
+        }
     }
 
     static boolean alive(long pid) {
