@@ -50,7 +50,6 @@ def build_loss(loss, loss_weights=None, class_weight=None):
     cross-entropy samples by their label's weight (Keras: mean of weight * loss)."""
     from ..ops import cross_entropy, take
     from ..ops.core import as_operand
-    from ..tensor import Tensor
 
     fns = [_loss_function(l) for l in (loss if isinstance(loss, (list, tuple)) else [loss])]
     weights = None if loss_weights is None else [float(w) for w in loss_weights]
@@ -82,8 +81,7 @@ def build_loss(loss, loss_weights=None, class_weight=None):
             else:
                 term = fn(p, t)
             if weights is not None:
-                # a 0-d tensor, not a Python float: as_operand turns numbers into shape (1,)
-                term = term * Tensor(np.asarray(weights[i], p.dtype.np))
+                term = term * weights[i]
             total = term if total is None else total + term
         return total
 
