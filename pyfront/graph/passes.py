@@ -270,7 +270,10 @@ def fuse_elementwise(program, protected):
                 program.origins[n.name] = ("fused", fused, n)
             grouped.add(n.id)
         program.origins[root.name] = ("node", fused)
-        program.replace_uses(root, 0, fused, 0)
+        # members had one data consumer, but shape-only inputs (sum_to_like's `like`) may still
+        # name them; every member has the root's shape, so the fused node stands in
+        for n in order:
+            program.replace_uses(n, 0, fused, 0)
         uses = program.consumers()
 
 
