@@ -10,7 +10,6 @@ the gradient) are tested in tests/ops/test_dropout.py and tests/nn/test_basic_la
 The merge layers take several inputs; TwoBranchMerge feeds them two Dense branches of the one
 input the contract gives, so they run under the same checks.
 """
-import pyfront as pf
 from pyfront import nn
 from pyfront.nn import Module, register_layer
 
