@@ -202,8 +202,92 @@ static inline void valid_range(int64_t in, int64_t out, int64_t st, int64_t pb, 
                     }                                                                          \
     }
 
+/* im2col for one or two spatial dims (depth 1), the common case, with the geometry in locals.
+ * A run of the output row shorter than RUN copies RUN elements in one fixed-size move: the
+ * excess lands on the row's next run, written right after, so only the row's last run, and a
+ * run whose source ends within RUN of the input's end, are copied exactly. */
+#define IM2COL_RUN 16
+#define DEFINE_IM2COL_2D(T, SUF)                                                               \
+    static PF_HOT void im2col_2d_##SUF(const conv_geom *g, const T *restrict src,              \
+                                       const T *src_end, T *restrict cols, int64_t ldc) {      \
+        const int64_t in1 = g->in[1], in2 = g->in[2], out1 = g->out[1], out2 = g->out[2];      \
+        const int64_t st1 = g->st[1], st2 = g->st[2], d1 = g->dil[1], d2 = g->dil[2];          \
+        const int64_t pb1 = g->pb[1], pb2 = g->pb[2], k1n = g->k[1], k2n = g->k[2];            \
+        T *row = cols;                                                                         \
+        for (int64_t c = 0; c < g->Cg; c++) {                                                  \
+            const T *plane = src + c * in1 * in2;                                              \
+            for (int64_t k1 = 0; k1 < k1n; k1++)                                               \
+                for (int64_t k2 = 0; k2 < k2n; k2++, row += ldc) {                             \
+                    int64_t lo, hi, shift = k2 * d2 - pb2;                                     \
+                    valid_range(in2, out2, st2, pb2, k2, d2, &lo, &hi);                        \
+                    int whole = st2 == 1 && lo == 0 && hi == out2 && out2 <= IM2COL_RUN;       \
+                    T *dst = row;                                                              \
+                    for (int64_t o1 = 0; o1 < out1; o1++, dst += out2) {                       \
+                        int64_t i1 = o1 * st1 - pb1 + k1 * d1;                                 \
+                        if (i1 < 0 || i1 >= in1) {                                             \
+                            memset(dst, 0, (size_t)out2 * sizeof(T));                          \
+                            continue;                                                          \
+                        }                                                                      \
+                        const T *line = plane + i1 * in2 + shift;                              \
+                        if (whole && o1 + 1 < out1 && line + IM2COL_RUN <= src_end) {          \
+                            memcpy(dst, line, IM2COL_RUN * sizeof(T));                         \
+                            continue;                                                          \
+                        }                                                                      \
+                        for (int64_t o2 = 0; o2 < lo; o2++) dst[o2] = 0;                       \
+                        if (st2 == 1)                                                          \
+                            memcpy(dst + lo, line + lo, (size_t)(hi - lo) * sizeof(T));        \
+                        else                                                                   \
+                            for (int64_t o2 = lo; o2 < hi; o2++) dst[o2] = line[o2 * st2];     \
+                        for (int64_t o2 = hi; o2 < out2; o2++) dst[o2] = 0;                    \
+                    }                                                                          \
+                }                                                                              \
+        }                                                                                      \
+    }
+
+/* col2im for one or two spatial dims: dst (zeroed by the caller) += the columns. */
+#define DEFINE_COL2IM_2D(T, SUF)                                                               \
+    static PF_HOT void col2im_2d_##SUF(const conv_geom *g, const T *restrict cols, int64_t ldc, \
+                                       T *restrict dst) {                                      \
+        const int64_t in1 = g->in[1], in2 = g->in[2], out1 = g->out[1], out2 = g->out[2];      \
+        const int64_t st1 = g->st[1], st2 = g->st[2], d1 = g->dil[1], d2 = g->dil[2];          \
+        const int64_t pb1 = g->pb[1], pb2 = g->pb[2], k1n = g->k[1], k2n = g->k[2];            \
+        const T *row = cols;                                                                   \
+        for (int64_t c = 0; c < g->Cg; c++) {                                                  \
+            T *plane = dst + c * in1 * in2;                                                    \
+            for (int64_t k1 = 0; k1 < k1n; k1++)                                               \
+                for (int64_t k2 = 0; k2 < k2n; k2++, row += ldc) {                             \
+                    int64_t lo, hi, shift = k2 * d2 - pb2;                                     \
+                    valid_range(in2, out2, st2, pb2, k2, d2, &lo, &hi);                        \
+                    const T *from = row;                                                       \
+                    for (int64_t o1 = 0; o1 < out1; o1++, from += out2) {                      \
+                        int64_t i1 = o1 * st1 - pb1 + k1 * d1;                                 \
+                        if (i1 < 0 || i1 >= in1) continue;                                     \
+                        T *line = plane + i1 * in2;                                            \
+                        if (st2 == 1)                                                          \
+                            for (int64_t o2 = lo; o2 < hi; o2++) line[o2 + shift] += from[o2]; \
+                        else                                                                   \
+                            for (int64_t o2 = lo; o2 < hi; o2++)                               \
+                                line[o2 * st2 + shift] += from[o2];                            \
+                    }                                                                          \
+                }                                                                              \
+        }                                                                                      \
+    }
+
+DEFINE_COL2IM_2D(float, f32)
+DEFINE_COL2IM_2D(double, f64)
+DEFINE_IM2COL_2D(float, f32)
+DEFINE_IM2COL_2D(double, f64)
+
 DEFINE_IM2COL(float, f32)
 DEFINE_IM2COL(double, f64)
+
+#define IM2COL(SUF, g, src, src_end, cols, ldc)                                                \
+    ((g)->out[0] == 1 && (g)->k[0] == 1 ? im2col_2d_##SUF(g, src, src_end, cols, ldc)          \
+                                        : im2col_##SUF(g, src, cols, ldc))
+
+#define COL2IM(SUF, g, cols, ldc, dst)                                                         \
+    ((g)->out[0] == 1 && (g)->k[0] == 1 ? col2im_2d_##SUF(g, cols, ldc, dst)                   \
+                                        : col2im_##SUF(g, cols, ldc, dst))
 
 /* ---- block sizes and the workspace ---- */
 enum { CONV_FORWARD = 0, CONV_GRAD_INPUT = 1, CONV_GRAD_WEIGHT = 2 };
@@ -293,6 +377,7 @@ static inline void gemm_f64(int serial, int ta, int tb, int64_t m, int64_t n, in
     static void conv_forward_part_##SUF(const conv_job *j, T *slot, int64_t n0, int64_t n1) {   \
         const conv_geom *g = &j->g;                                                            \
         const T *x = (const T *)j->x, *w = (const T *)j->w, *b = (const T *)j->b;              \
+        const T *x_end = x + g->N * g->C * g->in_size;                                         \
         T *y = (T *)j->y;                                                                      \
         int64_t P = g->out_size, rows = g->rows, Og = g->Og;                                   \
         T *cols = slot + j->slot.cols, *tmp = slot + j->slot.out;                              \
@@ -305,7 +390,7 @@ static inline void gemm_f64(int serial, int ta, int tb, int64_t m, int64_t n, in
                     src = x + (n * g->C + grp * g->Cg) * g->in_size;                           \
                 else                                                                           \
                     for (int64_t i = 0; i < nb; i++)                                           \
-                        im2col_##SUF(g, x + ((n + i) * g->C + grp * g->Cg) * g->in_size,       \
+                        IM2COL(SUF, g, x + ((n + i) * g->C + grp * g->Cg) * g->in_size, x_end,       \
                                      cols + i * P, width);                                     \
                 if (nb == 1) {                                                                 \
                     /* one image: the product lands in y, epilogue in place */                 \
@@ -363,7 +448,7 @@ static inline void gemm_f64(int serial, int ta, int tb, int64_t m, int64_t n, in
                 for (int64_t i = 0; i < nb; i++) {                                             \
                     T *dst = gx + ((n + i) * g->C + grp * g->Cg) * g->in_size;                 \
                     memset(dst, 0, (size_t)(g->Cg * g->in_size) * sizeof(T));                  \
-                    col2im_##SUF(g, cols + i * P, width, dst);                                 \
+                    COL2IM(SUF, g, cols + i * P, width, dst);                                 \
                 }                                                                              \
             }                                                                                  \
         }                                                                                      \
@@ -373,6 +458,7 @@ static inline void gemm_f64(int serial, int ta, int tb, int64_t m, int64_t n, in
                                             int64_t n1) {                                      \
         const conv_geom *g = &j->g;                                                            \
         const T *x = (const T *)j->x;                                                          \
+        const T *x_end = x + g->N * g->C * g->in_size;                                         \
         int64_t P = g->out_size, rows = g->rows, Og = g->Og;                                   \
         T *cols = slot + j->slot.cols;                                                         \
         if (n0 >= n1) { memset(gw, 0, (size_t)(g->O * rows) * sizeof(T)); return; }            \
@@ -385,7 +471,7 @@ static inline void gemm_f64(int serial, int ta, int tb, int64_t m, int64_t n, in
                     src = x + (n * g->C + grp * g->Cg) * g->in_size;                           \
                 else                                                                           \
                     for (int64_t i = 0; i < nb; i++)                                           \
-                        im2col_##SUF(g, x + ((n + i) * g->C + grp * g->Cg) * g->in_size,       \
+                        IM2COL(SUF, g, x + ((n + i) * g->C + grp * g->Cg) * g->in_size, x_end,       \
                                      cols + i * P, width);                                     \
                 const T *gyg = gather_gy_##SUF(j, slot, n, nb, grp, &ld);                      \
                 GEMM(j->parts > 1, 0, 1, Og, rows, width, (T)1, gyg, ld, src, width, beta,                   \
