@@ -32,6 +32,7 @@ typedef struct {
         pb[CONV_DIMS];
     int64_t in_size, out_size, k_size, rows;   /* rows = Cg * k_size: im2col rows per group */
     int pointwise;   /* 1x1 kernel, unit stride, no padding: the input is its own im2col */
+    int masked;      /* gradient kernels: grad_y is masked by y > 0 (a fused ReLU's gradient) */
 } conv_geom;
 
 static void format_dims(const pf_tensor *t, char *buf, size_t n) {
@@ -125,6 +126,22 @@ static int conv_geometry(const pf_args *a, const pf_tensor *x, const pf_tensor *
     return PF_OK;
 }
 
+/* v where c is 1, +0 where c is 0, with bits: GCC 12.2 miscompiles the float-select form of
+ * a masked sum for double in its target_clones copies (wrong sums; float is unaffected). */
+static inline float keep_f32(int c, float v) {
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    u &= (uint32_t)0 - (uint32_t)c;
+    memcpy(&v, &u, sizeof u);
+    return v;
+}
+static inline double keep_f64(int c, double v) {
+    uint64_t u;
+    memcpy(&u, &v, sizeof u);
+    u &= (uint64_t)0 - (uint64_t)c;
+    memcpy(&v, &u, sizeof u);
+    return v;
+}
 static inline int64_t ceil_div(int64_t a, int64_t b) {   /* b > 0 */
     return a >= 0 ? (a + b - 1) / b : -((-a) / b);
 }
@@ -320,7 +337,7 @@ static conv_slot conv_slot_layout(const conv_geom *g, int kind) {
     int64_t width = s.block * g->out_size;
     int64_t cols = g->rows * width, gy = 0, out = 0, partial = 0;
     if (kind == CONV_FORWARD && s.block > 1) out = g->Og * width;
-    if (kind != CONV_FORWARD && s.block > 1) gy = g->Og * width;
+    if (kind != CONV_FORWARD && (s.block > 1 || g->masked)) gy = g->Og * width;
     if (kind == CONV_GRAD_WEIGHT) partial = g->O * g->rows;
     int64_t at = 0;
     s.cols = at; at += align_up(cols * es) / es;
@@ -343,7 +360,7 @@ typedef struct {
     int64_t parts;
     conv_slot slot;
     char *scratch;
-    const void *x, *w, *b, *gy;
+    const void *x, *w, *b, *gy, *mask;
     void *y;   /* forward output, grad input, or grad weight */
 } conv_job;
 
@@ -412,19 +429,26 @@ static inline void gemm_f64(int serial, int ta, int tb, int64_t m, int64_t n, in
         }                                                                                      \
     }                                                                                          \
     /* the block's output gradient for one group as an (Og, nb*P) matrix: gathered when the    \
-     * block spans several images, else read in place (row stride P) */                        \
+     * block spans several images or a ReLU mask applies, else read in place (row stride P) */ \
     static const T *gather_gy_##SUF(const conv_job *j, T *slot, int64_t n, int64_t nb,          \
                                     int64_t grp, int64_t *ld) {                                \
         const conv_geom *g = &j->g;                                                            \
         const T *gy = (const T *)j->gy;                                                        \
         int64_t P = g->out_size, Og = g->Og;                                                   \
-        if (nb == 1) { *ld = P; return gy + (n * g->O + grp * Og) * P; }                       \
+        if (nb == 1 && !g->masked) { *ld = P; return gy + (n * g->O + grp * Og) * P; }         \
         T *buf = slot + j->slot.gy;                                                            \
         int64_t width = nb * P;                                                                \
         for (int64_t i = 0; i < nb; i++)                                                       \
-            for (int64_t o = 0; o < Og; o++)                                                   \
-                memcpy(buf + o * width + i * P, gy + ((n + i) * g->O + grp * Og + o) * P,      \
-                       (size_t)P * sizeof(T));                                                 \
+            for (int64_t o = 0; o < Og; o++) {                                                 \
+                int64_t at = ((n + i) * g->O + grp * Og + o) * P;                              \
+                T *dst = buf + o * width + i * P;                                              \
+                if (g->masked) {                                                               \
+                    const T *y = (const T *)j->mask + at;                                      \
+                    for (int64_t p = 0; p < P; p++) dst[p] = keep_##SUF(y[p] > 0, gy[at + p]);  \
+                } else {                                                                       \
+                    memcpy(dst, gy + at, (size_t)P * sizeof(T));                               \
+                }                                                                              \
+            }                                                                                  \
         *ld = width;                                                                           \
         return buf;                                                                            \
     }                                                                                          \
@@ -517,13 +541,20 @@ static int conv_setup(const pf_args *a, int kind, conv_geom *g) {
                      (long long)g->O);
         }
     } else if (kind == CONV_GRAD_INPUT) {
-        PF_TRY(pf_check_arity(a, 2, 2, 1));
+        PF_TRY(pf_check_arity(a, 2, 3, 1));
         PF_TRY(conv_geometry(a, a->outputs[0], a->inputs[1], a->inputs[0], "grad_x", "kernel",
                              "grad_y", g));
     } else {
-        PF_TRY(pf_check_arity(a, 2, 2, 1));
+        PF_TRY(pf_check_arity(a, 2, 3, 1));
         PF_TRY(conv_geometry(a, a->inputs[0], a->outputs[0], a->inputs[1], "x", "grad_kernel",
                              "grad_y", g));
+    }
+    if (kind != CONV_FORWARD && a->n_in > 2) {
+        const pf_tensor *y = a->inputs[2], *gy = a->inputs[kind == CONV_GRAD_INPUT ? 0 : 1];
+        PF_TRY(pf_check_contiguous(y, "y"));
+        PF_TRY(pf_check_dtype(y, g->dtype, "y"));
+        PF_TRY(pf_check_same_shape(y, gy, "y", "grad_y"));
+        g->masked = 1;
     }
     return PF_OK;
 }
@@ -553,6 +584,7 @@ static int conv_run(const pf_args *a, int kind) {
     } else {
         j.x = a->inputs[0]->data; j.gy = a->inputs[1]->data; j.y = a->outputs[0]->data;
     }
+    if (g->masked) j.mask = a->inputs[2]->data;
     if (g->N == 0 || g->O == 0) {
         if (kind == CONV_GRAD_WEIGHT) memset(j.y, 0, (size_t)(g->O * g->rows * es));
         return PF_OK;
@@ -602,25 +634,27 @@ static int conv_run(const pf_args *a, int kind) {
 static int k_conv(const pf_args *a) { return conv_run(a, CONV_FORWARD); }
 static int ws_conv(const pf_args *a, int64_t *bytes) { return conv_workspace(a, CONV_FORWARD, bytes); }
 
-/* "conv_grad_input": inputs grad_y (N, O, *out), kernel; outputs grad_x (N, C, *in), whose
- * shape fixes the input geometry. iattr as "conv" (the activation is ignored). */
+/* "conv_grad_input": inputs grad_y (N, O, *out), kernel[, y]; outputs grad_x (N, C, *in),
+ * whose shape fixes the input geometry. With y (the forward's output after a fused ReLU),
+ * grad_y counts only where y > 0. iattr as "conv" (the activation is ignored). */
 static int k_conv_grad_input(const pf_args *a) { return conv_run(a, CONV_GRAD_INPUT); }
 static int ws_conv_grad_input(const pf_args *a, int64_t *bytes) {
     return conv_workspace(a, CONV_GRAD_INPUT, bytes);
 }
 
-/* "conv_grad_weight": inputs x, grad_y; outputs grad_kernel (O, C/groups, *k). */
+/* "conv_grad_weight": inputs x, grad_y[, y]; outputs grad_kernel (O, C/groups, *k). y masks
+ * grad_y as for conv_grad_input. */
 static int k_conv_grad_weight(const pf_args *a) { return conv_run(a, CONV_GRAD_WEIGHT); }
 static int ws_conv_grad_weight(const pf_args *a, int64_t *bytes) {
     return conv_workspace(a, CONV_GRAD_WEIGHT, bytes);
 }
 
-/* "conv_grad_bias": inputs grad_y viewed as (N, O, P); outputs grad_bias (O): the sum over
- * batch and positions, split over channels. */
+/* "conv_grad_bias": inputs grad_y viewed as (N, O, P)[, y of that shape: only y > 0 counts];
+ * outputs grad_bias (O): the sum over batch and positions, split over channels. */
 typedef struct {
     int dtype;
     int64_t N, O, P;
-    const void *gy;
+    const void *gy, *mask;
     void *gb;
 } bias_job;
 
@@ -640,15 +674,35 @@ typedef struct {
 DEFINE_ROW_SUM(float, f32)
 DEFINE_ROW_SUM(double, f64)
 
+/* The mask is applied with bits (keep_*), not a float select: see keep_f32. */
+#define DEFINE_MASKED_ROW_SUM(T, SUF)                                                          \
+    static PF_HOT T masked_row_sum_##SUF(const T *row, const T *y, int64_t n) {                \
+        T lane[16] = {0};                                                                      \
+        int64_t i = 0;                                                                         \
+        for (; i + 16 <= n; i += 16)                                                           \
+            for (int l = 0; l < 16; l++) lane[l] += keep_##SUF(y[i + l] > 0, row[i + l]);      \
+        T s = 0;                                                                               \
+        for (; i < n; i++) s += keep_##SUF(y[i] > 0, row[i]);                                  \
+        for (int l = 0; l < 16; l++) s += lane[l];                                             \
+        return s;                                                                              \
+    }
+DEFINE_MASKED_ROW_SUM(float, f32)
+DEFINE_MASKED_ROW_SUM(double, f64)
+
 static void bias_task(void *p, int64_t o0, int64_t o1) {
     const bias_job *j = (const bias_job *)p;
     for (int64_t o = o0; o < o1; o++) {
         double total = 0;
         for (int64_t n = 0; n < j->N; n++) {
+            int64_t at = (n * j->O + o) * j->P;
             if (j->dtype == PF_FLOAT32)
-                total += row_sum_f32((const float *)j->gy + (n * j->O + o) * j->P, j->P);
+                total += j->mask ? masked_row_sum_f32((const float *)j->gy + at,
+                                                      (const float *)j->mask + at, j->P)
+                                 : row_sum_f32((const float *)j->gy + at, j->P);
             else
-                total += row_sum_f64((const double *)j->gy + (n * j->O + o) * j->P, j->P);
+                total += j->mask ? masked_row_sum_f64((const double *)j->gy + at,
+                                                      (const double *)j->mask + at, j->P)
+                                 : row_sum_f64((const double *)j->gy + at, j->P);
         }
         if (j->dtype == PF_FLOAT32) ((float *)j->gb)[o] = (float)total;
         else ((double *)j->gb)[o] = total;
@@ -656,7 +710,7 @@ static void bias_task(void *p, int64_t o0, int64_t o1) {
 }
 
 static int k_conv_grad_bias(const pf_args *a) {
-    PF_TRY(pf_check_arity(a, 1, 1, 1));
+    PF_TRY(pf_check_arity(a, 1, 2, 1));
     const pf_tensor *gy = a->inputs[0], *gb = a->outputs[0];
     PF_TRY(pf_check_contiguous(gy, "grad_y"));
     PF_TRY(pf_check_contiguous(gb, "grad_bias"));
@@ -666,7 +720,16 @@ static int k_conv_grad_bias(const pf_args *a) {
     PF_CHECK(gb->ndim == 1 && gb->shape[0] == gy->shape[1], PF_ERR_SHAPE,
              "grad_bias has %lld elements for %lld channels", (long long)pf_numel(gb),
              (long long)gy->shape[1]);
-    bias_job j = {gy->dtype, gy->shape[0], gy->shape[1], gy->shape[2], gy->data, gb->data};
+    const void *mask = NULL;
+    if (a->n_in > 1) {
+        PF_TRY(pf_check_contiguous(a->inputs[1], "y"));
+        PF_TRY(pf_check_dtype(a->inputs[1], gy->dtype, "y"));
+        PF_CHECK(pf_numel(a->inputs[1]) == pf_numel(gy), PF_ERR_SHAPE,
+                 "y has %lld elements, grad_y %lld", (long long)pf_numel(a->inputs[1]),
+                 (long long)pf_numel(gy));
+        mask = a->inputs[1]->data;
+    }
+    bias_job j = {gy->dtype, gy->shape[0], gy->shape[1], gy->shape[2], gy->data, mask, gb->data};
     int64_t per_channel = j.N * j.P > 0 ? j.N * j.P : 1;
     int64_t grain = 65536 / per_channel;
     pf_parallel_for(j.O, grain > 0 ? grain : 1, bias_task, &j);
