@@ -220,9 +220,10 @@ static inline void valid_range(int64_t in, int64_t out, int64_t st, int64_t pb, 
     }
 
 /* im2col for one or two spatial dims (depth 1), the common case, with the geometry in locals.
- * A run of the output row shorter than RUN copies RUN elements in one fixed-size move: the
- * excess lands on the row's next run, written right after, so only the row's last run, and a
- * run whose source ends within RUN of the input's end, are copied exactly. */
+ * A run of an output row shorter than RUN copies RUN elements in one fixed-size move when
+ * those stay inside this image's part of the cols row: the excess lands on the runs that
+ * follow, written right after. Runs nearer the end, and a run whose source lies within RUN of
+ * the input's end, are copied exactly. */
 #define IM2COL_RUN 16
 #define DEFINE_IM2COL_2D(T, SUF)                                                               \
     static PF_HOT void im2col_2d_##SUF(const conv_geom *g, const T *restrict src,              \
@@ -246,7 +247,8 @@ static inline void valid_range(int64_t in, int64_t out, int64_t st, int64_t pb, 
                             continue;                                                          \
                         }                                                                      \
                         const T *line = plane + i1 * in2 + shift;                              \
-                        if (whole && o1 + 1 < out1 && line + IM2COL_RUN <= src_end) {          \
+                        if (whole && o1 * out2 + IM2COL_RUN <= out1 * out2 &&                  \
+                            line + IM2COL_RUN <= src_end) {                                    \
                             memcpy(dst, line, IM2COL_RUN * sizeof(T));                         \
                             continue;                                                          \
                         }                                                                      \
