@@ -22,7 +22,7 @@
  *     Z (ZR x m) = A (ZR x K) @ [x_t ; 1 ; h_{t-1}] (K x m),   A = [W^T | b | U^T],  K = F+1+H
  * so the input projection and the bias ride along. Backward, per step: the gate gradients
  * dZ (ZR x m); one GEMM A^T dZ gives both dx_t and the recurrent dh; one GEMM
- * dZ [x ; 1 ; h]^T accumulates [dW^T | db | dU^T] while the step's data are in cache.
+ * [x ; 1 ; h] dZ^T accumulates [dW ; db ; dU] while the step's data are in cache.
  * GRU's A has ZR = 4H rows [r z | x_n | h_n]: the n gate needs x W_n and h U_n apart.
  *
  * The reserve (forward output, backward input; declared (N, T*R + 1)) holds, per step t and
@@ -97,7 +97,7 @@ static int64_t pick_chunks(int64_t N) {
 /* Workspace in elements (mirrored in pyfront/ops/rnn.py).
  * forward:  [A: ZR*K][final h and c of each chunk, feature-major: 2*N*H]
  * backward: [A^T: ZR*K][per row: dZ (ZR), two dh/dx buffers (2K), two dc (2H), gy (H)]
- *           [one [dW^T | db | dU^T] partial (ZR*K) per pool task: pick_chunks(N)] */
+ *           [one [dW ; db ; dU] partial (K*ZR) per pool task: pick_chunks(N)] */
 static int64_t fixed_workspace(int kind, int grad, int64_t N, int64_t F, int64_t H) {
     int64_t ZR = gate_rows(kind, H), K = F + 1 + H;
     if (!grad) return ZR * K + 2 * N * H;
