@@ -99,15 +99,38 @@ int pf_check_attrs(const pf_args *a, int n_iattr, int n_fattr) {
     return PF_OK;
 }
 
+/* No tensor may claim more elements (or a wider stride span) than this: 2^56. */
+#define PF_MAX_ELEMENTS ((int64_t)1 << 56)
+
 int pf_check_tensor(const pf_tensor *t, const char *what) {
     PF_CHECK(t->ndim >= 0 && t->ndim <= PF_MAX_DIMS, PF_ERR_ARGUMENT, "%s has ndim %d (0..%d)",
              what, t->ndim, PF_MAX_DIMS);
     PF_CHECK(pf_dtype_size(t->dtype) != 0, PF_ERR_DTYPE, "%s has unknown dtype code %d", what,
              t->dtype);
-    for (int i = 0; i < t->ndim; i++)
+    int empty = 0;
+    for (int i = 0; i < t->ndim; i++) {
         PF_CHECK(t->shape[i] >= 0, PF_ERR_SHAPE, "%s has negative size %lld in dim %d", what,
                  (long long)t->shape[i], i);
-    PF_CHECK(t->data != NULL || pf_numel(t) == 0, PF_ERR_ARGUMENT, "%s has no data", what);
+        PF_CHECK(t->shape[i] <= PF_MAX_ELEMENTS && (t->shape[i] <= 1 ||
+                 (t->strides[i] <= PF_MAX_ELEMENTS && t->strides[i] >= -PF_MAX_ELEMENTS)),
+                 PF_ERR_SHAPE,
+                 "%s is too large: size %lld, stride %lld in dim %d", what,
+                 (long long)t->shape[i], (long long)t->strides[i], i);
+        empty |= t->shape[i] == 0;
+    }
+    if (empty) return PF_OK;
+    /* element counts and offsets must stay far from int64 overflow, or index arithmetic wraps */
+    int64_t n = 1;
+    for (int i = 0; i < t->ndim; i++) {
+        int64_t extent = t->shape[i] - 1;
+        int64_t stride = t->strides[i] < 0 ? -t->strides[i] : t->strides[i];
+        PF_CHECK(n <= PF_MAX_ELEMENTS / t->shape[i] &&
+                 (extent == 0 || stride <= PF_MAX_ELEMENTS / extent), PF_ERR_SHAPE,
+                 "%s is too large: size %lld, stride %lld in dim %d", what,
+                 (long long)t->shape[i], (long long)t->strides[i], i);
+        n *= t->shape[i];
+    }
+    PF_CHECK(t->data != NULL, PF_ERR_ARGUMENT, "%s has no data", what);
     return PF_OK;
 }
 

@@ -78,7 +78,7 @@ class _DryEmitter:
         dtype = as_dtype(dtype)
         n = int(np.prod(shape)) if shape else 1
         self.requests.append(("scratch", n * dtype.itemsize))
-        return Buf(_DUMMY, shape, dtype)
+        return Buf(_DUMMY, shape, dtype, check=False)
 
 
 _DUMMY = np.zeros(ALIGN, np.uint8)
@@ -282,7 +282,7 @@ def build_plan(program, feed_specs, keep_alive, updates=()):
     # ---- dry run: scratch needs per node ----
     dry_bufs = {}
     for key, sp in specs.items():
-        dry_bufs[key] = Buf(_DUMMY, sp.shape, sp.dtype)
+        dry_bufs[key] = Buf(_DUMMY, sp.shape, sp.dtype, check=False)
     scratch_needs = {}
     for n in nodes:
         if n.kind != "op" or n.op.view:
@@ -359,9 +359,9 @@ def build_plan(program, feed_specs, keep_alive, updates=()):
         if n.kind != "op" or n.op.view:
             continue
         first = len(plan._steps)
-        emitter.scratch_bufs = [Buf(arena, (sz,), as_dtype("int32"), off)
+        emitter.scratch_bufs = [Buf(arena, (sz // 4,), as_dtype("int32"), off)
                                 for off, sz, kind in node_scratch.get(n.id, ()) if kind == "scratch"]
-        emitter.workspaces = [Buf(arena, (sz,), as_dtype("int32"), off)
+        emitter.workspaces = [Buf(arena, (sz // 4,), as_dtype("int32"), off)
                               for off, sz, kind in node_scratch.get(n.id, ())
                               if kind == "workspace"]
         n.op.forward(emitter, _inputs(n, bufs), [bufs[(n.id, i)] for i in range(len(n.specs))],

@@ -121,7 +121,7 @@ def module_depth():
 
 def _auto_name(cls_name):
     base = re.sub(r"(?<!^)(?=[A-Z])", "_", cls_name).lower()
-    base = re.sub(r"_(\d)_d$", r"\1d", base)   # conv_2_d -> conv2d
+    base = re.sub(r"_?(\d)_d$", r"\1d", base)   # Conv2D: conv2_d -> conv2d
     n = _counters.get(base, 0)
     _counters[base] = n + 1
     return base if n == 0 else "%s_%d" % (base, n)
