@@ -41,7 +41,7 @@ def make_cnn():
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--mnist", help="folder with MNIST's four IDX files (optional)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--target", type=float, default=0.97)
@@ -56,8 +56,11 @@ def main(argv=None):
     cnn = make_cnn().hybridize()          # fit runs one compiled native call per batch
     cnn.compile(optimizer=pf.optim.SGD(lr=0.05, momentum=0.9), loss="cross_entropy",
                 metrics=["accuracy"])
+    # the learning rate follows half a cosine down to zero over the run
+    schedule = pf.train.callbacks.LearningRateScheduler(
+        pf.optim.schedules.CosineDecay(0.05, args.epochs))
     cnn.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs,
-            validation_split=0.1, seed=args.seed, verbose=args.verbose)
+            validation_split=0.1, seed=args.seed, verbose=args.verbose, callbacks=[schedule])
     loss, acc = cnn.evaluate(x_test, y_test)
     print("test loss %.4f, test accuracy %.4f (target %.2f)" % (loss, acc, args.target))
     if args.out:

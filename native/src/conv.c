@@ -21,6 +21,8 @@
 #define CONV_DIMS 3
 /* Target bytes of one part's scratch block (im2col columns plus the product's output). */
 #define CONV_BLOCK_BYTES (384 * 1024)
+/* Products at least this wide run near the BLAS's peak (measured with OpenBLAS, SkylakeX). */
+#define CONV_WIDE_COLUMNS 320
 #define CONV_ALIGN 64
 
 typedef struct {
@@ -30,6 +32,7 @@ typedef struct {
         pb[CONV_DIMS];
     int64_t in_size, out_size, k_size, rows;   /* rows = Cg * k_size: im2col rows per group */
     int pointwise;   /* 1x1 kernel, unit stride, no padding: the input is its own im2col */
+    int masked;      /* gradient kernels: grad_y is masked by y > 0 (a fused ReLU's gradient) */
 } conv_geom;
 
 static void format_dims(const pf_tensor *t, char *buf, size_t n) {
@@ -123,6 +126,22 @@ static int conv_geometry(const pf_args *a, const pf_tensor *x, const pf_tensor *
     return PF_OK;
 }
 
+/* v where c is 1, +0 where c is 0, with bits: GCC 12.2 miscompiles the float-select form of
+ * a masked sum for double in its target_clones copies (wrong sums; float is unaffected). */
+static inline float keep_f32(int c, float v) {
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    u &= (uint32_t)0 - (uint32_t)c;
+    memcpy(&v, &u, sizeof u);
+    return v;
+}
+static inline double keep_f64(int c, double v) {
+    uint64_t u;
+    memcpy(&u, &v, sizeof u);
+    u &= (uint64_t)0 - (uint64_t)c;
+    memcpy(&v, &u, sizeof u);
+    return v;
+}
 static inline int64_t ceil_div(int64_t a, int64_t b) {   /* b > 0 */
     return a >= 0 ? (a + b - 1) / b : -((-a) / b);
 }
@@ -160,9 +179,9 @@ static inline void valid_range(int64_t in, int64_t out, int64_t st, int64_t pb, 
                                 }                                                              \
                                 const T *line = src + ((c * in[0] + i0) * in[1] + i1) * in[2]; \
                                 for (int64_t o2 = 0; o2 < lo2; o2++) dst[o2] = 0;              \
-                                if (st[2] == 1) {                                              \
-                                    memcpy(dst + lo2, line + lo2 + shift2,                     \
-                                           (size_t)(hi2 - lo2) * sizeof(T));                   \
+                                if (st[2] == 1) {   /* short runs: a loop beats memcpy */ \
+                                    const T *from = line + shift2;                             \
+                                    for (int64_t o2 = lo2; o2 < hi2; o2++) dst[o2] = from[o2]; \
                                 } else {                                                       \
                                     int64_t s = st[2];                                         \
                                     for (int64_t o2 = lo2; o2 < hi2; o2++)                     \
@@ -200,17 +219,107 @@ static inline void valid_range(int64_t in, int64_t out, int64_t st, int64_t pb, 
                     }                                                                          \
     }
 
+/* im2col for one or two spatial dims (depth 1), the common case, with the geometry in locals.
+ * A run of an output row shorter than RUN copies RUN elements in one fixed-size move when
+ * those stay inside this image's part of the cols row: the excess lands on the runs that
+ * follow, written right after. Runs nearer the end, and a run whose source lies within RUN of
+ * the input's end, are copied exactly. */
+#define IM2COL_RUN 16
+#define DEFINE_IM2COL_2D(T, SUF)                                                               \
+    static PF_HOT void im2col_2d_##SUF(const conv_geom *g, const T *restrict src,              \
+                                       const T *src_end, T *restrict cols, int64_t ldc) {      \
+        const int64_t in1 = g->in[1], in2 = g->in[2], out1 = g->out[1], out2 = g->out[2];      \
+        const int64_t st1 = g->st[1], st2 = g->st[2], d1 = g->dil[1], d2 = g->dil[2];          \
+        const int64_t pb1 = g->pb[1], pb2 = g->pb[2], k1n = g->k[1], k2n = g->k[2];            \
+        T *row = cols;                                                                         \
+        for (int64_t c = 0; c < g->Cg; c++) {                                                  \
+            const T *plane = src + c * in1 * in2;                                              \
+            for (int64_t k1 = 0; k1 < k1n; k1++)                                               \
+                for (int64_t k2 = 0; k2 < k2n; k2++, row += ldc) {                             \
+                    int64_t lo, hi, shift = k2 * d2 - pb2;                                     \
+                    valid_range(in2, out2, st2, pb2, k2, d2, &lo, &hi);                        \
+                    int whole = st2 == 1 && lo == 0 && hi == out2 && out2 <= IM2COL_RUN;       \
+                    T *dst = row;                                                              \
+                    for (int64_t o1 = 0; o1 < out1; o1++, dst += out2) {                       \
+                        int64_t i1 = o1 * st1 - pb1 + k1 * d1;                                 \
+                        if (i1 < 0 || i1 >= in1) {                                             \
+                            memset(dst, 0, (size_t)out2 * sizeof(T));                          \
+                            continue;                                                          \
+                        }                                                                      \
+                        const T *line = plane + i1 * in2 + shift;                              \
+                        if (whole && o1 * out2 + IM2COL_RUN <= out1 * out2 &&                  \
+                            line + IM2COL_RUN <= src_end) {                                    \
+                            memcpy(dst, line, IM2COL_RUN * sizeof(T));                         \
+                            continue;                                                          \
+                        }                                                                      \
+                        for (int64_t o2 = 0; o2 < lo; o2++) dst[o2] = 0;                       \
+                        if (st2 == 1)                                                          \
+                            memcpy(dst + lo, line + lo, (size_t)(hi - lo) * sizeof(T));        \
+                        else                                                                   \
+                            for (int64_t o2 = lo; o2 < hi; o2++) dst[o2] = line[o2 * st2];     \
+                        for (int64_t o2 = hi; o2 < out2; o2++) dst[o2] = 0;                    \
+                    }                                                                          \
+                }                                                                              \
+        }                                                                                      \
+    }
+
+/* col2im for one or two spatial dims: dst (zeroed by the caller) += the columns. */
+#define DEFINE_COL2IM_2D(T, SUF)                                                               \
+    static PF_HOT void col2im_2d_##SUF(const conv_geom *g, const T *restrict cols, int64_t ldc, \
+                                       T *restrict dst) {                                      \
+        const int64_t in1 = g->in[1], in2 = g->in[2], out1 = g->out[1], out2 = g->out[2];      \
+        const int64_t st1 = g->st[1], st2 = g->st[2], d1 = g->dil[1], d2 = g->dil[2];          \
+        const int64_t pb1 = g->pb[1], pb2 = g->pb[2], k1n = g->k[1], k2n = g->k[2];            \
+        const T *row = cols;                                                                   \
+        for (int64_t c = 0; c < g->Cg; c++) {                                                  \
+            T *plane = dst + c * in1 * in2;                                                    \
+            for (int64_t k1 = 0; k1 < k1n; k1++)                                               \
+                for (int64_t k2 = 0; k2 < k2n; k2++, row += ldc) {                             \
+                    int64_t lo, hi, shift = k2 * d2 - pb2;                                     \
+                    valid_range(in2, out2, st2, pb2, k2, d2, &lo, &hi);                        \
+                    const T *from = row;                                                       \
+                    for (int64_t o1 = 0; o1 < out1; o1++, from += out2) {                      \
+                        int64_t i1 = o1 * st1 - pb1 + k1 * d1;                                 \
+                        if (i1 < 0 || i1 >= in1) continue;                                     \
+                        T *line = plane + i1 * in2;                                            \
+                        if (st2 == 1)                                                          \
+                            for (int64_t o2 = lo; o2 < hi; o2++) line[o2 + shift] += from[o2]; \
+                        else                                                                   \
+                            for (int64_t o2 = lo; o2 < hi; o2++)                               \
+                                line[o2 * st2 + shift] += from[o2];                            \
+                    }                                                                          \
+                }                                                                              \
+        }                                                                                      \
+    }
+
+DEFINE_COL2IM_2D(float, f32)
+DEFINE_COL2IM_2D(double, f64)
+DEFINE_IM2COL_2D(float, f32)
+DEFINE_IM2COL_2D(double, f64)
+
 DEFINE_IM2COL(float, f32)
 DEFINE_IM2COL(double, f64)
+
+#define IM2COL(SUF, g, src, src_end, cols, ldc)                                                \
+    ((g)->out[0] == 1 && (g)->k[0] == 1 ? im2col_2d_##SUF(g, src, src_end, cols, ldc)          \
+                                        : im2col_##SUF(g, src, cols, ldc))
+
+#define COL2IM(SUF, g, cols, ldc, dst)                                                         \
+    ((g)->out[0] == 1 && (g)->k[0] == 1 ? col2im_2d_##SUF(g, cols, ldc, dst)                   \
+                                        : col2im_##SUF(g, cols, ldc, dst))
 
 /* ---- block sizes and the workspace ---- */
 enum { CONV_FORWARD = 0, CONV_GRAD_INPUT = 1, CONV_GRAD_WEIGHT = 2 };
 
-/* Images per block: enough that the product is wide, few enough to stay in L2. It does not
- * depend on the number of parts, so a workspace sized for some thread count fits any other. */
+/* Images per block: one when an image's output is wide enough for the BLAS on its own (the
+ * product then writes y in place, no copy); else enough images for about CONV_WIDE_COLUMNS
+ * columns, as long as the block stays in L2. The count does not depend on the number of
+ * parts, so a workspace sized for one thread count fits any other. */
 static int64_t conv_block_images(const conv_geom *g) {
+    if (g->out_size >= CONV_WIDE_COLUMNS) return 1;
     int64_t per_image = (g->rows + g->Og) * g->out_size * (int64_t)pf_dtype_size(g->dtype);
-    int64_t b = per_image > 0 ? CONV_BLOCK_BYTES / per_image : 1;
+    int64_t b = (CONV_WIDE_COLUMNS + g->out_size - 1) / (g->out_size > 0 ? g->out_size : 1);
+    if (per_image > 0 && b * per_image > CONV_BLOCK_BYTES) b = CONV_BLOCK_BYTES / per_image;
     if (b > g->N) b = g->N;
     return b < 1 ? 1 : b;
 }
@@ -230,7 +339,7 @@ static conv_slot conv_slot_layout(const conv_geom *g, int kind) {
     int64_t width = s.block * g->out_size;
     int64_t cols = g->rows * width, gy = 0, out = 0, partial = 0;
     if (kind == CONV_FORWARD && s.block > 1) out = g->Og * width;
-    if (kind != CONV_FORWARD && s.block > 1) gy = g->Og * width;
+    if (kind != CONV_FORWARD && (s.block > 1 || g->masked)) gy = g->Og * width;
     if (kind == CONV_GRAD_WEIGHT) partial = g->O * g->rows;
     int64_t at = 0;
     s.cols = at; at += align_up(cols * es) / es;
@@ -253,7 +362,7 @@ typedef struct {
     int64_t parts;
     conv_slot slot;
     char *scratch;
-    const void *x, *w, *b, *gy;
+    const void *x, *w, *b, *gy, *mask;
     void *y;   /* forward output, grad input, or grad weight */
 } conv_job;
 
@@ -287,6 +396,7 @@ static inline void gemm_f64(int serial, int ta, int tb, int64_t m, int64_t n, in
     static void conv_forward_part_##SUF(const conv_job *j, T *slot, int64_t n0, int64_t n1) {   \
         const conv_geom *g = &j->g;                                                            \
         const T *x = (const T *)j->x, *w = (const T *)j->w, *b = (const T *)j->b;              \
+        const T *x_end = x + g->N * g->C * g->in_size;                                         \
         T *y = (T *)j->y;                                                                      \
         int64_t P = g->out_size, rows = g->rows, Og = g->Og;                                   \
         T *cols = slot + j->slot.cols, *tmp = slot + j->slot.out;                              \
@@ -299,7 +409,7 @@ static inline void gemm_f64(int serial, int ta, int tb, int64_t m, int64_t n, in
                     src = x + (n * g->C + grp * g->Cg) * g->in_size;                           \
                 else                                                                           \
                     for (int64_t i = 0; i < nb; i++)                                           \
-                        im2col_##SUF(g, x + ((n + i) * g->C + grp * g->Cg) * g->in_size,       \
+                        IM2COL(SUF, g, x + ((n + i) * g->C + grp * g->Cg) * g->in_size, x_end,       \
                                      cols + i * P, width);                                     \
                 if (nb == 1) {                                                                 \
                     /* one image: the product lands in y, epilogue in place */                 \
@@ -321,19 +431,26 @@ static inline void gemm_f64(int serial, int ta, int tb, int64_t m, int64_t n, in
         }                                                                                      \
     }                                                                                          \
     /* the block's output gradient for one group as an (Og, nb*P) matrix: gathered when the    \
-     * block spans several images, else read in place (row stride P) */                        \
+     * block spans several images or a ReLU mask applies, else read in place (row stride P) */ \
     static const T *gather_gy_##SUF(const conv_job *j, T *slot, int64_t n, int64_t nb,          \
                                     int64_t grp, int64_t *ld) {                                \
         const conv_geom *g = &j->g;                                                            \
         const T *gy = (const T *)j->gy;                                                        \
         int64_t P = g->out_size, Og = g->Og;                                                   \
-        if (nb == 1) { *ld = P; return gy + (n * g->O + grp * Og) * P; }                       \
+        if (nb == 1 && !g->masked) { *ld = P; return gy + (n * g->O + grp * Og) * P; }         \
         T *buf = slot + j->slot.gy;                                                            \
         int64_t width = nb * P;                                                                \
         for (int64_t i = 0; i < nb; i++)                                                       \
-            for (int64_t o = 0; o < Og; o++)                                                   \
-                memcpy(buf + o * width + i * P, gy + ((n + i) * g->O + grp * Og + o) * P,      \
-                       (size_t)P * sizeof(T));                                                 \
+            for (int64_t o = 0; o < Og; o++) {                                                 \
+                int64_t at = ((n + i) * g->O + grp * Og + o) * P;                              \
+                T *dst = buf + o * width + i * P;                                              \
+                if (g->masked) {                                                               \
+                    const T *y = (const T *)j->mask + at;                                      \
+                    for (int64_t p = 0; p < P; p++) dst[p] = keep_##SUF(y[p] > 0, gy[at + p]);  \
+                } else {                                                                       \
+                    memcpy(dst, gy + at, (size_t)P * sizeof(T));                               \
+                }                                                                              \
+            }                                                                                  \
         *ld = width;                                                                           \
         return buf;                                                                            \
     }                                                                                          \
@@ -357,7 +474,7 @@ static inline void gemm_f64(int serial, int ta, int tb, int64_t m, int64_t n, in
                 for (int64_t i = 0; i < nb; i++) {                                             \
                     T *dst = gx + ((n + i) * g->C + grp * g->Cg) * g->in_size;                 \
                     memset(dst, 0, (size_t)(g->Cg * g->in_size) * sizeof(T));                  \
-                    col2im_##SUF(g, cols + i * P, width, dst);                                 \
+                    COL2IM(SUF, g, cols + i * P, width, dst);                                 \
                 }                                                                              \
             }                                                                                  \
         }                                                                                      \
@@ -367,6 +484,7 @@ static inline void gemm_f64(int serial, int ta, int tb, int64_t m, int64_t n, in
                                             int64_t n1) {                                      \
         const conv_geom *g = &j->g;                                                            \
         const T *x = (const T *)j->x;                                                          \
+        const T *x_end = x + g->N * g->C * g->in_size;                                         \
         int64_t P = g->out_size, rows = g->rows, Og = g->Og;                                   \
         T *cols = slot + j->slot.cols;                                                         \
         if (n0 >= n1) { memset(gw, 0, (size_t)(g->O * rows) * sizeof(T)); return; }            \
@@ -379,7 +497,7 @@ static inline void gemm_f64(int serial, int ta, int tb, int64_t m, int64_t n, in
                     src = x + (n * g->C + grp * g->Cg) * g->in_size;                           \
                 else                                                                           \
                     for (int64_t i = 0; i < nb; i++)                                           \
-                        im2col_##SUF(g, x + ((n + i) * g->C + grp * g->Cg) * g->in_size,       \
+                        IM2COL(SUF, g, x + ((n + i) * g->C + grp * g->Cg) * g->in_size, x_end,       \
                                      cols + i * P, width);                                     \
                 const T *gyg = gather_gy_##SUF(j, slot, n, nb, grp, &ld);                      \
                 GEMM(j->parts > 1, 0, 1, Og, rows, width, (T)1, gyg, ld, src, width, beta,                   \
@@ -425,13 +543,20 @@ static int conv_setup(const pf_args *a, int kind, conv_geom *g) {
                      (long long)g->O);
         }
     } else if (kind == CONV_GRAD_INPUT) {
-        PF_TRY(pf_check_arity(a, 2, 2, 1));
+        PF_TRY(pf_check_arity(a, 2, 3, 1));
         PF_TRY(conv_geometry(a, a->outputs[0], a->inputs[1], a->inputs[0], "grad_x", "kernel",
                              "grad_y", g));
     } else {
-        PF_TRY(pf_check_arity(a, 2, 2, 1));
+        PF_TRY(pf_check_arity(a, 2, 3, 1));
         PF_TRY(conv_geometry(a, a->inputs[0], a->outputs[0], a->inputs[1], "x", "grad_kernel",
                              "grad_y", g));
+    }
+    if (kind != CONV_FORWARD && a->n_in > 2) {
+        const pf_tensor *y = a->inputs[2], *gy = a->inputs[kind == CONV_GRAD_INPUT ? 0 : 1];
+        PF_TRY(pf_check_contiguous(y, "y"));
+        PF_TRY(pf_check_dtype(y, g->dtype, "y"));
+        PF_TRY(pf_check_same_shape(y, gy, "y", "grad_y"));
+        g->masked = 1;
     }
     return PF_OK;
 }
@@ -461,6 +586,7 @@ static int conv_run(const pf_args *a, int kind) {
     } else {
         j.x = a->inputs[0]->data; j.gy = a->inputs[1]->data; j.y = a->outputs[0]->data;
     }
+    if (g->masked) j.mask = a->inputs[2]->data;
     if (g->N == 0 || g->O == 0) {
         if (kind == CONV_GRAD_WEIGHT) memset(j.y, 0, (size_t)(g->O * g->rows * es));
         return PF_OK;
@@ -510,25 +636,27 @@ static int conv_run(const pf_args *a, int kind) {
 static int k_conv(const pf_args *a) { return conv_run(a, CONV_FORWARD); }
 static int ws_conv(const pf_args *a, int64_t *bytes) { return conv_workspace(a, CONV_FORWARD, bytes); }
 
-/* "conv_grad_input": inputs grad_y (N, O, *out), kernel; outputs grad_x (N, C, *in), whose
- * shape fixes the input geometry. iattr as "conv" (the activation is ignored). */
+/* "conv_grad_input": inputs grad_y (N, O, *out), kernel[, y]; outputs grad_x (N, C, *in),
+ * whose shape fixes the input geometry. With y (the forward's output after a fused ReLU),
+ * grad_y counts only where y > 0. iattr as "conv" (the activation is ignored). */
 static int k_conv_grad_input(const pf_args *a) { return conv_run(a, CONV_GRAD_INPUT); }
 static int ws_conv_grad_input(const pf_args *a, int64_t *bytes) {
     return conv_workspace(a, CONV_GRAD_INPUT, bytes);
 }
 
-/* "conv_grad_weight": inputs x, grad_y; outputs grad_kernel (O, C/groups, *k). */
+/* "conv_grad_weight": inputs x, grad_y[, y]; outputs grad_kernel (O, C/groups, *k). y masks
+ * grad_y as for conv_grad_input. */
 static int k_conv_grad_weight(const pf_args *a) { return conv_run(a, CONV_GRAD_WEIGHT); }
 static int ws_conv_grad_weight(const pf_args *a, int64_t *bytes) {
     return conv_workspace(a, CONV_GRAD_WEIGHT, bytes);
 }
 
-/* "conv_grad_bias": inputs grad_y viewed as (N, O, P); outputs grad_bias (O): the sum over
- * batch and positions, split over channels. */
+/* "conv_grad_bias": inputs grad_y viewed as (N, O, P)[, y of that shape: only y > 0 counts];
+ * outputs grad_bias (O): the sum over batch and positions, split over channels. */
 typedef struct {
     int dtype;
     int64_t N, O, P;
-    const void *gy;
+    const void *gy, *mask;
     void *gb;
 } bias_job;
 
@@ -548,15 +676,35 @@ typedef struct {
 DEFINE_ROW_SUM(float, f32)
 DEFINE_ROW_SUM(double, f64)
 
+/* The mask is applied with bits (keep_*), not a float select: see keep_f32. */
+#define DEFINE_MASKED_ROW_SUM(T, SUF)                                                          \
+    static PF_HOT T masked_row_sum_##SUF(const T *row, const T *y, int64_t n) {                \
+        T lane[16] = {0};                                                                      \
+        int64_t i = 0;                                                                         \
+        for (; i + 16 <= n; i += 16)                                                           \
+            for (int l = 0; l < 16; l++) lane[l] += keep_##SUF(y[i + l] > 0, row[i + l]);      \
+        T s = 0;                                                                               \
+        for (; i < n; i++) s += keep_##SUF(y[i] > 0, row[i]);                                  \
+        for (int l = 0; l < 16; l++) s += lane[l];                                             \
+        return s;                                                                              \
+    }
+DEFINE_MASKED_ROW_SUM(float, f32)
+DEFINE_MASKED_ROW_SUM(double, f64)
+
 static void bias_task(void *p, int64_t o0, int64_t o1) {
     const bias_job *j = (const bias_job *)p;
     for (int64_t o = o0; o < o1; o++) {
         double total = 0;
         for (int64_t n = 0; n < j->N; n++) {
+            int64_t at = (n * j->O + o) * j->P;
             if (j->dtype == PF_FLOAT32)
-                total += row_sum_f32((const float *)j->gy + (n * j->O + o) * j->P, j->P);
+                total += j->mask ? masked_row_sum_f32((const float *)j->gy + at,
+                                                      (const float *)j->mask + at, j->P)
+                                 : row_sum_f32((const float *)j->gy + at, j->P);
             else
-                total += row_sum_f64((const double *)j->gy + (n * j->O + o) * j->P, j->P);
+                total += j->mask ? masked_row_sum_f64((const double *)j->gy + at,
+                                                      (const double *)j->mask + at, j->P)
+                                 : row_sum_f64((const double *)j->gy + at, j->P);
         }
         if (j->dtype == PF_FLOAT32) ((float *)j->gb)[o] = (float)total;
         else ((double *)j->gb)[o] = total;
@@ -564,7 +712,7 @@ static void bias_task(void *p, int64_t o0, int64_t o1) {
 }
 
 static int k_conv_grad_bias(const pf_args *a) {
-    PF_TRY(pf_check_arity(a, 1, 1, 1));
+    PF_TRY(pf_check_arity(a, 1, 2, 1));
     const pf_tensor *gy = a->inputs[0], *gb = a->outputs[0];
     PF_TRY(pf_check_contiguous(gy, "grad_y"));
     PF_TRY(pf_check_contiguous(gb, "grad_bias"));
@@ -574,7 +722,16 @@ static int k_conv_grad_bias(const pf_args *a) {
     PF_CHECK(gb->ndim == 1 && gb->shape[0] == gy->shape[1], PF_ERR_SHAPE,
              "grad_bias has %lld elements for %lld channels", (long long)pf_numel(gb),
              (long long)gy->shape[1]);
-    bias_job j = {gy->dtype, gy->shape[0], gy->shape[1], gy->shape[2], gy->data, gb->data};
+    const void *mask = NULL;
+    if (a->n_in > 1) {
+        PF_TRY(pf_check_contiguous(a->inputs[1], "y"));
+        PF_TRY(pf_check_dtype(a->inputs[1], gy->dtype, "y"));
+        PF_CHECK(pf_numel(a->inputs[1]) == pf_numel(gy), PF_ERR_SHAPE,
+                 "y has %lld elements, grad_y %lld", (long long)pf_numel(a->inputs[1]),
+                 (long long)pf_numel(gy));
+        mask = a->inputs[1]->data;
+    }
+    bias_job j = {gy->dtype, gy->shape[0], gy->shape[1], gy->shape[2], gy->data, mask, gb->data};
     int64_t per_channel = j.N * j.P > 0 ? j.N * j.P : 1;
     int64_t grain = 65536 / per_channel;
     pf_parallel_for(j.O, grain > 0 ? grain : 1, bias_task, &j);

@@ -11,7 +11,7 @@ from pyfront.testing import subprocess_env
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 CASES = {
-    "cnn_digits.py": (["--epochs", "8", "--verbose", "0"], "test accuracy"),
+    "cnn_digits.py": (["--epochs", "12", "--verbose", "0"], "test accuracy"),
     "lstm_timeseries.py": (["--epochs", "4", "--hours", "6000", "--verbose", "0"],
                            "better"),
     "vqa_cnn_lstm.py": (["--samples", "4000", "--epochs", "10", "--verbose", "0"],
