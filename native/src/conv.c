@@ -33,7 +33,16 @@ typedef struct {
     int64_t in_size, out_size, k_size, rows;   /* rows = Cg * k_size: im2col rows per group */
     int pointwise;   /* 1x1 kernel, unit stride, no padding: the input is its own im2col */
     int masked;      /* gradient kernels: grad_y is masked by y > 0 (a fused ReLU's gradient) */
+    int simd;        /* the CPU has AVX-512: im2col/col2im use masked vector moves */
 } conv_geom;
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include <immintrin.h>
+#define CONV_AVX512 __attribute__((target("avx512f")))
+static int conv_has_avx512(void) { return __builtin_cpu_supports("avx512f"); }
+#else
+static int conv_has_avx512(void) { return 0; }
+#endif
 
 static void format_dims(const pf_tensor *t, char *buf, size_t n) {
     size_t used = (size_t)snprintf(buf, n, "(");
@@ -118,6 +127,7 @@ static int conv_geometry(const pf_args *a, const pf_tensor *x, const pf_tensor *
     g->out_size = g->out[0] * g->out[1] * g->out[2];
     g->k_size = g->k[0] * g->k[1] * g->k[2];
     g->rows = g->Cg * g->k_size;
+    g->simd = conv_has_avx512();
     g->pointwise = g->k_size == 1;
     for (int d = 0; d < CONV_DIMS; d++)
         g->pointwise = g->pointwise && g->st[d] == 1 && g->pb[d] == 0 && g->in[d] == g->out[d];
@@ -192,9 +202,10 @@ static inline void valid_range(int64_t in, int64_t out, int64_t st, int64_t pb, 
                         }                                                                      \
                     }                                                                          \
     }                                                                                          \
-    /* dst (one image's group of channels, zeroed by the caller) += the columns */             \
+    /* dst (one image's group of channels) = the sum of the columns' contributions */          \
     static PF_HOT void col2im_##SUF(const conv_geom *g, const T *cols, int64_t ldc, T *dst) {  \
         const int64_t *in = g->in, *out = g->out, *st = g->st, *dil = g->dil, *pb = g->pb;     \
+        memset(dst, 0, (size_t)(g->Cg * g->in_size) * sizeof(T));                              \
         int64_t r = 0;                                                                         \
         for (int64_t c = 0; c < g->Cg; c++)                                                    \
             for (int64_t k0 = 0; k0 < g->k[0]; k0++)                                           \
@@ -219,15 +230,18 @@ static inline void valid_range(int64_t in, int64_t out, int64_t st, int64_t pb, 
                     }                                                                          \
     }
 
-/* im2col for one or two spatial dims (depth 1), the common case, with the geometry in locals.
- * A run of an output row shorter than RUN copies RUN elements in one fixed-size move when
- * those stay inside this image's part of the cols row: the excess lands on the runs that
- * follow, written right after. Runs nearer the end, and a run whose source lies within RUN of
- * the input's end, are copied exactly. */
+/* Runs of an output row are short (11 elements for a 3x3 kernel on 13x13), so moving them is
+ * most of im2col's time: a short run is copied in one fixed-size move of IM2COL_RUN elements
+ * when the excess lands on runs written right after (those of this image's part of the cols
+ * row), and exactly otherwise. */
 #define IM2COL_RUN 16
+
+
+/* im2col for one or two spatial dims (depth 1), the common case, with the geometry in
+ * locals. */
 #define DEFINE_IM2COL_2D(T, SUF)                                                               \
-    static PF_HOT void im2col_2d_##SUF(const conv_geom *g, const T *restrict src,              \
-                                       const T *src_end, T *restrict cols, int64_t ldc) {      \
+    static PF_HOT void im2col_2d_##SUF(const conv_geom *g, const T *restrict src,                \
+                                     const T *src_end, T *restrict cols, int64_t ldc) {        \
         const int64_t in1 = g->in[1], in2 = g->in[2], out1 = g->out[1], out2 = g->out[2];      \
         const int64_t st1 = g->st[1], st2 = g->st[2], d1 = g->dil[1], d2 = g->dil[2];          \
         const int64_t pb1 = g->pb[1], pb2 = g->pb[2], k1n = g->k[1], k2n = g->k[2];            \
@@ -247,14 +261,14 @@ static inline void valid_range(int64_t in, int64_t out, int64_t st, int64_t pb, 
                             continue;                                                          \
                         }                                                                      \
                         const T *line = plane + i1 * in2 + shift;                              \
-                        if (whole && o1 * out2 + IM2COL_RUN <= out1 * out2 &&                  \
-                            line + IM2COL_RUN <= src_end) {                                    \
-                            memcpy(dst, line, IM2COL_RUN * sizeof(T));                         \
-                            continue;                                                          \
-                        }                                                                      \
+                        int overrun = whole && o1 * out2 + IM2COL_RUN <= out1 * out2 &&        \
+                                      line + IM2COL_RUN <= src_end;                            \
                         for (int64_t o2 = 0; o2 < lo; o2++) dst[o2] = 0;                       \
                         if (st2 == 1)                                                          \
-                            memcpy(dst + lo, line + lo, (size_t)(hi - lo) * sizeof(T));        \
+                            if (overrun)   /* constant size: one inlined vector move */     \
+                                memcpy(dst, line, IM2COL_RUN * sizeof(T));                     \
+                            else                                                               \
+                                memcpy(dst + lo, line + lo, (size_t)(hi - lo) * sizeof(T));    \
                         else                                                                   \
                             for (int64_t o2 = lo; o2 < hi; o2++) dst[o2] = line[o2 * st2];     \
                         for (int64_t o2 = hi; o2 < out2; o2++) dst[o2] = 0;                    \
@@ -263,10 +277,12 @@ static inline void valid_range(int64_t in, int64_t out, int64_t st, int64_t pb, 
         }                                                                                      \
     }
 
-/* col2im for one or two spatial dims: dst (zeroed by the caller) += the columns. */
+/* col2im for one or two spatial dims: dst (one image's group of channels) = the sum of the
+ * columns' contributions, scattered row run by row run. */
 #define DEFINE_COL2IM_2D(T, SUF)                                                               \
     static PF_HOT void col2im_2d_##SUF(const conv_geom *g, const T *restrict cols, int64_t ldc, \
                                        T *restrict dst) {                                      \
+        memset(dst, 0, (size_t)(g->Cg * g->in_size) * sizeof(T));                              \
         const int64_t in1 = g->in[1], in2 = g->in[2], out1 = g->out[1], out2 = g->out[2];      \
         const int64_t st1 = g->st[1], st2 = g->st[2], d1 = g->dil[1], d2 = g->dil[2];          \
         const int64_t pb1 = g->pb[1], pb2 = g->pb[2], k1n = g->k[1], k2n = g->k[2];            \
@@ -282,11 +298,7 @@ static inline void valid_range(int64_t in, int64_t out, int64_t st, int64_t pb, 
                         int64_t i1 = o1 * st1 - pb1 + k1 * d1;                                 \
                         if (i1 < 0 || i1 >= in1) continue;                                     \
                         T *line = plane + i1 * in2;                                            \
-                        if (st2 == 1)                                                          \
-                            for (int64_t o2 = lo; o2 < hi; o2++) line[o2 + shift] += from[o2]; \
-                        else                                                                   \
-                            for (int64_t o2 = lo; o2 < hi; o2++)                               \
-                                line[o2 * st2 + shift] += from[o2];                            \
+                        for (int64_t o2 = lo; o2 < hi; o2++) line[o2 * st2 + shift] += from[o2]; \
                     }                                                                          \
                 }                                                                              \
         }                                                                                      \
@@ -297,15 +309,67 @@ DEFINE_COL2IM_2D(double, f64)
 DEFINE_IM2COL_2D(float, f32)
 DEFINE_IM2COL_2D(double, f64)
 
+#ifdef CONV_AVX512
+/* col2im as a gather, for unit stride along rows: each 16-wide piece of an input row sums, in
+ * a register, the column runs of every kernel offset that reaches it, and is stored once: no
+ * zeroing pass and no read-modify-write (masked stores followed by overlapping loads defeat
+ * store forwarding). Lanes outside a run are masked off, and masked-off lanes are never read,
+ * so a run's start may lie before its row. */
+static CONV_AVX512 void col2im_2d_f32_avx512(const conv_geom *g, const float *restrict cols,
+                                             int64_t ldc, float *restrict dst) {
+    if (g->st[2] != 1) {
+        col2im_2d_f32(g, cols, ldc, dst);
+        return;
+    }
+    const int64_t in1 = g->in[1], in2 = g->in[2], out1 = g->out[1], out2 = g->out[2];
+    const int64_t st1 = g->st[1], d1 = g->dil[1], d2 = g->dil[2];
+    const int64_t pb1 = g->pb[1], pb2 = g->pb[2], k1n = g->k[1], k2n = g->k[2];
+    for (int64_t c = 0; c < g->Cg; c++)
+        for (int64_t i1 = 0; i1 < in1; i1++) {
+            float *line = dst + (c * in1 + i1) * in2;
+            for (int64_t j0 = 0; j0 < in2; j0 += 16) {
+                int64_t nj = in2 - j0 < 16 ? in2 - j0 : 16;
+                __m512 acc = _mm512_setzero_ps();
+                for (int64_t k1 = 0; k1 < k1n; k1++) {
+                    int64_t t = i1 + pb1 - k1 * d1;
+                    if (t < 0 || t % st1) continue;
+                    int64_t o1 = t / st1;
+                    if (o1 >= out1) continue;
+                    const float *runs = cols + (c * k1n + k1) * k2n * ldc + o1 * out2;
+                    for (int64_t k2 = 0; k2 < k2n; k2++) {
+                        int64_t off = j0 + pb2 - k2 * d2;      /* the run index of lane 0 */
+                        int64_t lo = off < 0 ? -off : 0, hi = out2 - off < nj ? out2 - off : nj;
+                        if (lo >= hi) continue;
+                        __mmask16 m = (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
+                        const float *at = (const float *)((uintptr_t)(runs + k2 * ldc) +
+                                                          (intptr_t)off * (intptr_t)sizeof(float));
+                        acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m, at));
+                    }
+                }
+                _mm512_mask_storeu_ps(line + j0, (__mmask16)((1u << nj) - 1), acc);
+            }
+        }
+}
+#else
+#define col2im_2d_f32_avx512 col2im_2d_f32
+#endif
+/* float32 takes the AVX-512 col2im where the CPU has it (g->simd); float64 serves only
+ * gradient checks */
+#define IM2COL_2D_f32(g, ...) im2col_2d_f32(g, __VA_ARGS__)
+#define IM2COL_2D_f64(g, ...) im2col_2d_f64(g, __VA_ARGS__)
+#define COL2IM_2D_f32(g, ...) ((g)->simd ? col2im_2d_f32_avx512(g, __VA_ARGS__)               \
+                                         : col2im_2d_f32(g, __VA_ARGS__))
+#define COL2IM_2D_f64(g, ...) col2im_2d_f64(g, __VA_ARGS__)
+
 DEFINE_IM2COL(float, f32)
 DEFINE_IM2COL(double, f64)
 
 #define IM2COL(SUF, g, src, src_end, cols, ldc)                                                \
-    ((g)->out[0] == 1 && (g)->k[0] == 1 ? im2col_2d_##SUF(g, src, src_end, cols, ldc)          \
+    ((g)->out[0] == 1 && (g)->k[0] == 1 ? IM2COL_2D_##SUF(g, src, src_end, cols, ldc)          \
                                         : im2col_##SUF(g, src, cols, ldc))
 
 #define COL2IM(SUF, g, cols, ldc, dst)                                                         \
-    ((g)->out[0] == 1 && (g)->k[0] == 1 ? col2im_2d_##SUF(g, cols, ldc, dst)                   \
+    ((g)->out[0] == 1 && (g)->k[0] == 1 ? COL2IM_2D_##SUF(g, cols, ldc, dst)                   \
                                         : col2im_##SUF(g, cols, ldc, dst))
 
 /* ---- block sizes and the workspace ---- */
@@ -472,9 +536,8 @@ static inline void gemm_f64(int serial, int ta, int tb, int64_t m, int64_t n, in
                 }                                                                              \
                 GEMM(j->parts > 1, 1, 0, rows, width, Og, (T)1, wg, rows, gyg, ld, (T)0, cols, width);       \
                 for (int64_t i = 0; i < nb; i++) {                                             \
-                    T *dst = gx + ((n + i) * g->C + grp * g->Cg) * g->in_size;                 \
-                    memset(dst, 0, (size_t)(g->Cg * g->in_size) * sizeof(T));                  \
-                    COL2IM(SUF, g, cols + i * P, width, dst);                                 \
+                    COL2IM(SUF, g, cols + i * P, width,                                        \
+                           gx + ((n + i) * g->C + grp * g->Cg) * g->in_size);                  \
                 }                                                                              \
             }                                                                                  \
         }                                                                                      \
