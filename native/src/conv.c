@@ -152,6 +152,22 @@ static inline double keep_f64(int c, double v) {
     memcpy(&v, &u, sizeof u);
     return v;
 }
+/* Sums of rows in 16 independent lanes: the compiler may not reorder a float sum, and one
+ * running total is one add per element latency-bound. */
+#define DEFINE_ROW_SUM(T, SUF)                                                                 \
+    static PF_HOT T row_sum_##SUF(const T *row, int64_t n) {                                   \
+        T lane[16] = {0};                                                                      \
+        int64_t i = 0;                                                                         \
+        for (; i + 16 <= n; i += 16)                                                           \
+            for (int l = 0; l < 16; l++) lane[l] += row[i + l];                                \
+        T s = 0;                                                                               \
+        for (; i < n; i++) s += row[i];                                                        \
+        for (int l = 0; l < 16; l++) s += lane[l];                                             \
+        return s;                                                                              \
+    }
+DEFINE_ROW_SUM(float, f32)
+DEFINE_ROW_SUM(double, f64)
+
 static inline int64_t ceil_div(int64_t a, int64_t b) {   /* b > 0 */
     return a >= 0 ? (a + b - 1) / b : -((-a) / b);
 }
@@ -404,7 +420,7 @@ static conv_slot conv_slot_layout(const conv_geom *g, int kind) {
     int64_t cols = g->rows * width, gy = 0, out = 0, partial = 0;
     if (kind == CONV_FORWARD && s.block > 1) out = g->Og * width;
     if (kind != CONV_FORWARD && (s.block > 1 || g->masked)) gy = g->Og * width;
-    if (kind == CONV_GRAD_WEIGHT) partial = g->O * g->rows;
+    if (kind == CONV_GRAD_WEIGHT) partial = g->O * g->rows + g->O;   /* weight, bias */
     int64_t at = 0;
     s.cols = at; at += align_up(cols * es) / es;
     s.gy = at; at += align_up(gy * es) / es;
@@ -428,6 +444,7 @@ typedef struct {
     char *scratch;
     const void *x, *w, *b, *gy, *mask;
     void *y;   /* forward output, grad input, or grad weight */
+    void *gb;  /* grad bias, when conv_grad_weight also sums it */
 } conv_job;
 
 /* Products run single-threaded inside a part when the parts share the pool, and split over
@@ -542,14 +559,16 @@ static inline void gemm_f64(int serial, int ta, int tb, int64_t m, int64_t n, in
             }                                                                                  \
         }                                                                                      \
     }                                                                                          \
-    /* accumulates this part's images into gw (O, rows), which it overwrites first */          \
-    static void conv_grad_weight_part_##SUF(const conv_job *j, T *slot, T *gw, int64_t n0,      \
-                                            int64_t n1) {                                      \
+    /* accumulates this part's images into gw (O, rows) and, when given, gb (O), which it       \
+     * overwrites first; gb sums the gathered grad_y rows while they are in cache */            \
+    static void conv_grad_weight_part_##SUF(const conv_job *j, T *slot, T *gw, T *gb,          \
+                                            int64_t n0, int64_t n1) {                          \
         const conv_geom *g = &j->g;                                                            \
         const T *x = (const T *)j->x;                                                          \
         const T *x_end = x + g->N * g->C * g->in_size;                                         \
         int64_t P = g->out_size, rows = g->rows, Og = g->Og;                                   \
         T *cols = slot + j->slot.cols;                                                         \
+        if (gb) memset(gb, 0, (size_t)g->O * sizeof(T));                                       \
         if (n0 >= n1) { memset(gw, 0, (size_t)(g->O * rows) * sizeof(T)); return; }            \
         for (int64_t n = n0; n < n1; n += j->slot.block) {                                     \
             int64_t nb = n1 - n < j->slot.block ? n1 - n : j->slot.block, width = nb * P, ld;  \
@@ -565,6 +584,9 @@ static inline void gemm_f64(int serial, int ta, int tb, int64_t m, int64_t n, in
                 const T *gyg = gather_gy_##SUF(j, slot, n, nb, grp, &ld);                      \
                 GEMM(j->parts > 1, 0, 1, Og, rows, width, (T)1, gyg, ld, src, width, beta,                   \
                      gw + grp * Og * rows, rows);                                              \
+                if (gb)                                                                        \
+                    for (int64_t o = 0; o < Og; o++)                                           \
+                        gb[grp * Og + o] += row_sum_##SUF(gyg + o * ld, width);                \
             }                                                                                  \
         }                                                                                      \
     }
@@ -582,12 +604,18 @@ static void conv_task(void *p, int64_t part0, int64_t part1) {
             float *s = (float *)slot;
             if (j->kind == CONV_FORWARD) conv_forward_part_f32(j, s, n0, n1);
             else if (j->kind == CONV_GRAD_INPUT) conv_grad_input_part_f32(j, s, n0, n1);
-            else conv_grad_weight_part_f32(j, s, part == 0 ? (float *)j->y : s + j->slot.partial, n0, n1);
+            else conv_grad_weight_part_f32(
+                j, s, part == 0 ? (float *)j->y : s + j->slot.partial,
+                !j->gb ? NULL : part == 0 ? (float *)j->gb : s + j->slot.partial + j->g.O * j->g.rows,
+                n0, n1);
         } else {
             double *s = (double *)slot;
             if (j->kind == CONV_FORWARD) conv_forward_part_f64(j, s, n0, n1);
             else if (j->kind == CONV_GRAD_INPUT) conv_grad_input_part_f64(j, s, n0, n1);
-            else conv_grad_weight_part_f64(j, s, part == 0 ? (double *)j->y : s + j->slot.partial, n0, n1);
+            else conv_grad_weight_part_f64(
+                j, s, part == 0 ? (double *)j->y : s + j->slot.partial,
+                !j->gb ? NULL : part == 0 ? (double *)j->gb : s + j->slot.partial + j->g.O * j->g.rows,
+                n0, n1);
         }
     }
 }
@@ -610,9 +638,19 @@ static int conv_setup(const pf_args *a, int kind, conv_geom *g) {
         PF_TRY(conv_geometry(a, a->outputs[0], a->inputs[1], a->inputs[0], "grad_x", "kernel",
                              "grad_y", g));
     } else {
-        PF_TRY(pf_check_arity(a, 2, 3, 1));
+        PF_CHECK(a != NULL && (a->n_out == 1 || a->n_out == 2), PF_ERR_ARGUMENT,
+                 "expected 1 or 2 outputs (grad_kernel[, grad_bias])");
+        PF_TRY(pf_check_arity(a, 2, 3, a->n_out));
         PF_TRY(conv_geometry(a, a->inputs[0], a->outputs[0], a->inputs[1], "x", "grad_kernel",
                              "grad_y", g));
+        if (a->n_out == 2) {
+            const pf_tensor *gb = a->outputs[1];
+            PF_TRY(pf_check_contiguous(gb, "grad_bias"));
+            PF_TRY(pf_check_dtype(gb, g->dtype, "grad_bias"));
+            PF_CHECK(gb->ndim == 1 && gb->shape[0] == g->O, PF_ERR_SHAPE,
+                     "grad_bias has %lld elements for %lld output channels",
+                     (long long)pf_numel(gb), (long long)g->O);
+        }
     }
     if (kind != CONV_FORWARD && a->n_in > 2) {
         const pf_tensor *y = a->inputs[2], *gy = a->inputs[kind == CONV_GRAD_INPUT ? 0 : 1];
@@ -648,10 +686,12 @@ static int conv_run(const pf_args *a, int kind) {
         j.gy = a->inputs[0]->data; j.w = a->inputs[1]->data; j.y = a->outputs[0]->data;
     } else {
         j.x = a->inputs[0]->data; j.gy = a->inputs[1]->data; j.y = a->outputs[0]->data;
+        j.gb = a->n_out > 1 ? a->outputs[1]->data : NULL;
     }
     if (g->masked) j.mask = a->inputs[2]->data;
     if (g->N == 0 || g->O == 0) {
         if (kind == CONV_GRAD_WEIGHT) memset(j.y, 0, (size_t)(g->O * g->rows * es));
+        if (j.gb) memset(j.gb, 0, (size_t)(g->O * es));
         return PF_OK;
     }
     if (kind == CONV_GRAD_INPUT && g->C * g->in_size == 0) return PF_OK;
@@ -676,16 +716,18 @@ static int conv_run(const pf_args *a, int kind) {
     if (j.parts > 1) pf_parallel_for(j.parts, 1, conv_task, &j);
     else conv_task(&j, 0, 1);
     if (kind == CONV_GRAD_WEIGHT && j.parts > 1) {
-        /* part 0 wrote gw; add the other parts' partial sums */
+        /* part 0 wrote gw (and gb); add the other parts' partial sums */
         int64_t n = g->O * g->rows;
         for (int64_t part = 1; part < j.parts; part++) {
             char *slot = j.scratch + part * j.slot.slot_bytes;
             if (g->dtype == PF_FLOAT32) {
                 float *dst = (float *)j.y, *src = (float *)slot + j.slot.partial;
                 for (int64_t i = 0; i < n; i++) dst[i] += src[i];
+                for (int64_t o = 0; j.gb && o < g->O; o++) ((float *)j.gb)[o] += src[n + o];
             } else {
                 double *dst = (double *)j.y, *src = (double *)slot + j.slot.partial;
                 for (int64_t i = 0; i < n; i++) dst[i] += src[i];
+                for (int64_t o = 0; j.gb && o < g->O; o++) ((double *)j.gb)[o] += src[n + o];
             }
         }
     }
@@ -707,8 +749,9 @@ static int ws_conv_grad_input(const pf_args *a, int64_t *bytes) {
     return conv_workspace(a, CONV_GRAD_INPUT, bytes);
 }
 
-/* "conv_grad_weight": inputs x, grad_y[, y]; outputs grad_kernel (O, C/groups, *k). y masks
- * grad_y as for conv_grad_input. */
+/* "conv_grad_weight": inputs x, grad_y[, y]; outputs grad_kernel (O, C/groups, *k)[,
+ * grad_bias (O)]. y masks grad_y as for conv_grad_input. The bias gradient comes almost free
+ * here: the kernel sums grad_y rows it has in cache anyway. */
 static int k_conv_grad_weight(const pf_args *a) { return conv_run(a, CONV_GRAD_WEIGHT); }
 static int ws_conv_grad_weight(const pf_args *a, int64_t *bytes) {
     return conv_workspace(a, CONV_GRAD_WEIGHT, bytes);
@@ -723,21 +766,6 @@ typedef struct {
     void *gb;
 } bias_job;
 
-/* Sums of rows in 16 independent lanes: the compiler may not reorder a float sum, and one
- * running total is one add per element latency-bound. */
-#define DEFINE_ROW_SUM(T, SUF)                                                                 \
-    static PF_HOT T row_sum_##SUF(const T *row, int64_t n) {                                   \
-        T lane[16] = {0};                                                                      \
-        int64_t i = 0;                                                                         \
-        for (; i + 16 <= n; i += 16)                                                           \
-            for (int l = 0; l < 16; l++) lane[l] += row[i + l];                                \
-        T s = 0;                                                                               \
-        for (; i < n; i++) s += row[i];                                                        \
-        for (int l = 0; l < 16; l++) s += lane[l];                                             \
-        return s;                                                                              \
-    }
-DEFINE_ROW_SUM(float, f32)
-DEFINE_ROW_SUM(double, f64)
 
 /* The mask is applied with bits (keep_*), not a float select: see keep_f32. */
 #define DEFINE_MASKED_ROW_SUM(T, SUF)                                                          \
