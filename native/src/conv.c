@@ -58,7 +58,8 @@ static void format_dims(const pf_tensor *t, char *buf, size_t n) {
 static int conv_geometry(const pf_args *a, const pf_tensor *x, const pf_tensor *w,
                          const pf_tensor *y, const char *xn, const char *wn, const char *yn,
                          conv_geom *g) {
-    PF_CHECK(a->n_iattr >= 1 && a->iattr != NULL, PF_ERR_ARGUMENT, "missing the geometry attributes");
+    PF_CHECK(a->n_iattr >= 1 && a->iattr != NULL, PF_ERR_ARGUMENT,
+             "missing the geometry attributes");
     int nd = (int)a->iattr[0];
     PF_CHECK(nd >= 1 && nd <= CONV_DIMS, PF_ERR_ARGUMENT, "%d spatial dims (1..3 supported)", nd);
     PF_TRY(pf_check_attrs(a, 2 + 4 * nd, 0));
@@ -88,8 +89,9 @@ static int conv_geometry(const pf_args *a, const pf_tensor *x, const pf_tensor *
     PF_CHECK(g->Cg >= 1 && g->C == g->Cg * g->G, PF_ERR_SHAPE,
              "%s %s has %lld channels but %s %s with %lld groups expects %lld", xn, sx,
              (long long)g->C, wn, sw, (long long)g->G, (long long)(g->Cg * g->G));
-    PF_CHECK(g->O % g->G == 0, PF_ERR_SHAPE, "%lld output channels of %s %s do not split into %lld groups",
-             (long long)g->O, wn, sw, (long long)g->G);
+    PF_CHECK(g->O % g->G == 0, PF_ERR_SHAPE,
+             "%lld output channels of %s %s do not split into %lld groups", (long long)g->O, wn,
+             sw, (long long)g->G);
     g->Og = g->O / g->G;
     PF_CHECK(y->shape[0] == g->N && y->shape[1] == g->O, PF_ERR_SHAPE,
              "%s %s does not match %s %s and %s %s", yn, sy, xn, sx, wn, sw);
@@ -463,132 +465,136 @@ static inline void gemm_f64(int serial, int ta, int tb, int64_t m, int64_t n, in
     else (void)pf_dgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
-#define DEFINE_CONV_PARTS(T, SUF, GEMM, EXPF, TANHF, SIGF)                                     \
-    static PF_HOT void epilogue_##SUF(T *dst, const T *src, int64_t n, T bias, int act) {      \
-        switch (act) {                                                                         \
-        case PF_ACT_RELU:                                                                      \
-            for (int64_t i = 0; i < n; i++) { T v = src[i] + bias; dst[i] = v > 0 ? v : 0; }   \
-            break;                                                                             \
+#define DEFINE_CONV_PARTS(T, SUF, GEMM, EXPF, TANHF, SIGF)                                      \
+    static PF_HOT void epilogue_##SUF(T *dst, const T *src, int64_t n, T bias, int act) {       \
+        switch (act) {                                                                          \
+        case PF_ACT_RELU:                                                                       \
+            for (int64_t i = 0; i < n; i++) { T v = src[i] + bias; dst[i] = v > 0 ? v : 0; }    \
+            break;                                                                              \
         case PF_ACT_SIGMOID: for (int64_t i = 0; i < n; i++) dst[i] = SIGF(src[i] + bias); break; \
         case PF_ACT_TANH: for (int64_t i = 0; i < n; i++) dst[i] = TANHF(src[i] + bias); break; \
-        default: for (int64_t i = 0; i < n; i++) dst[i] = src[i] + bias; break;                \
-        }                                                                                      \
-    }                                                                                          \
+        default: for (int64_t i = 0; i < n; i++) dst[i] = src[i] + bias; break;                 \
+        }                                                                                       \
+    }                                                                                           \
     static void conv_forward_part_##SUF(const conv_job *j, T *slot, int64_t n0, int64_t n1) {   \
-        const conv_geom *g = &j->g;                                                            \
-        const T *x = (const T *)j->x, *w = (const T *)j->w, *b = (const T *)j->b;              \
-        const T *x_end = x + g->N * g->C * g->in_size;                                         \
-        T *y = (T *)j->y;                                                                      \
-        int64_t P = g->out_size, rows = g->rows, Og = g->Og;                                   \
-        T *cols = slot + j->slot.cols, *tmp = slot + j->slot.out;                              \
-        for (int64_t n = n0; n < n1; n += j->slot.block) {                                     \
-            int64_t nb = n1 - n < j->slot.block ? n1 - n : j->slot.block, width = nb * P;      \
-            for (int64_t grp = 0; grp < g->G; grp++) {                                         \
-                const T *wg = w + grp * Og * rows;                                             \
-                const T *src = cols;                                                           \
-                if (g->pointwise && nb == 1)                                                   \
-                    src = x + (n * g->C + grp * g->Cg) * g->in_size;                           \
-                else                                                                           \
-                    for (int64_t i = 0; i < nb; i++)                                           \
-                        IM2COL(SUF, g, x + ((n + i) * g->C + grp * g->Cg) * g->in_size, x_end,       \
-                                     cols + i * P, width);                                     \
-                if (nb == 1) {                                                                 \
-                    /* one image: the product lands in y, epilogue in place */                 \
-                    T *yg = y + (n * g->O + grp * Og) * P;                                     \
-                    GEMM(j->parts > 1, 0, 0, Og, P, rows, (T)1, wg, rows, src, width, (T)0, yg, P);          \
-                    if (b || g->act != PF_ACT_NONE)                                            \
-                        for (int64_t o = 0; o < Og; o++)                                       \
-                            epilogue_##SUF(yg + o * P, yg + o * P, P,                          \
-                                           b ? b[grp * Og + o] : (T)0, g->act);                \
-                } else {                                                                       \
-                    GEMM(j->parts > 1, 0, 0, Og, width, rows, (T)1, wg, rows, src, width, (T)0, tmp, width); \
-                    for (int64_t i = 0; i < nb; i++)                                           \
-                        for (int64_t o = 0; o < Og; o++)                                       \
-                            epilogue_##SUF(y + ((n + i) * g->O + grp * Og + o) * P,            \
-                                           tmp + o * width + i * P, P,                         \
-                                           b ? b[grp * Og + o] : (T)0, g->act);                \
-                }                                                                              \
-            }                                                                                  \
-        }                                                                                      \
-    }                                                                                          \
-    /* the block's output gradient for one group as an (Og, nb*P) matrix: gathered when the    \
-     * block spans several images or a ReLU mask applies, else read in place (row stride P) */ \
+        const conv_geom *g = &j->g;                                                             \
+        const int serial = j->parts > 1;                                                        \
+        const T *x = (const T *)j->x, *w = (const T *)j->w, *b = (const T *)j->b;               \
+        const T *x_end = x + g->N * g->C * g->in_size;                                          \
+        T *y = (T *)j->y;                                                                       \
+        int64_t P = g->out_size, rows = g->rows, Og = g->Og;                                    \
+        T *cols = slot + j->slot.cols, *tmp = slot + j->slot.out;                               \
+        for (int64_t n = n0; n < n1; n += j->slot.block) {                                      \
+            int64_t nb = n1 - n < j->slot.block ? n1 - n : j->slot.block, width = nb * P;       \
+            for (int64_t grp = 0; grp < g->G; grp++) {                                          \
+                const T *wg = w + grp * Og * rows;                                              \
+                const T *src = cols;                                                            \
+                if (g->pointwise && nb == 1)                                                    \
+                    src = x + (n * g->C + grp * g->Cg) * g->in_size;                            \
+                else                                                                            \
+                    for (int64_t i = 0; i < nb; i++)                                            \
+                        IM2COL(SUF, g, x + ((n + i) * g->C + grp * g->Cg) * g->in_size,         \
+                               x_end, cols + i * P, width);                                     \
+                if (nb == 1) {                                                                  \
+                    /* one image: the product lands in y, epilogue in place */                  \
+                    T *yg = y + (n * g->O + grp * Og) * P;                                      \
+                    GEMM(serial, 0, 0, Og, P, rows, (T)1, wg, rows, src, width, (T)0, yg, P);   \
+                    if (b || g->act != PF_ACT_NONE)                                             \
+                        for (int64_t o = 0; o < Og; o++)                                        \
+                            epilogue_##SUF(yg + o * P, yg + o * P, P,                           \
+                                           b ? b[grp * Og + o] : (T)0, g->act);                 \
+                } else {                                                                        \
+                    GEMM(serial, 0, 0, Og, width, rows, (T)1, wg, rows, src, width, (T)0, tmp,  \
+                         width);                                                                \
+                    for (int64_t i = 0; i < nb; i++)                                            \
+                        for (int64_t o = 0; o < Og; o++)                                        \
+                            epilogue_##SUF(y + ((n + i) * g->O + grp * Og + o) * P,             \
+                                           tmp + o * width + i * P, P,                          \
+                                           b ? b[grp * Og + o] : (T)0, g->act);                 \
+                }                                                                               \
+            }                                                                                   \
+        }                                                                                       \
+    }                                                                                           \
+    /* the block's output gradient for one group as an (Og, nb*P) matrix: gathered when the     \
+     * block spans several images or a ReLU mask applies, else read in place (row stride P) */  \
     static const T *gather_gy_##SUF(const conv_job *j, T *slot, int64_t n, int64_t nb,          \
-                                    int64_t grp, int64_t *ld) {                                \
-        const conv_geom *g = &j->g;                                                            \
-        const T *gy = (const T *)j->gy;                                                        \
-        int64_t P = g->out_size, Og = g->Og;                                                   \
-        if (nb == 1 && !g->masked) { *ld = P; return gy + (n * g->O + grp * Og) * P; }         \
-        T *buf = slot + j->slot.gy;                                                            \
-        int64_t width = nb * P;                                                                \
-        for (int64_t i = 0; i < nb; i++)                                                       \
-            for (int64_t o = 0; o < Og; o++) {                                                 \
-                int64_t at = ((n + i) * g->O + grp * Og + o) * P;                              \
-                T *dst = buf + o * width + i * P;                                              \
-                if (g->masked) {                                                               \
-                    const T *y = (const T *)j->mask + at;                                      \
+                                    int64_t grp, int64_t *ld) {                                 \
+        const conv_geom *g = &j->g;                                                             \
+        const T *gy = (const T *)j->gy;                                                         \
+        int64_t P = g->out_size, Og = g->Og;                                                    \
+        if (nb == 1 && !g->masked) { *ld = P; return gy + (n * g->O + grp * Og) * P; }          \
+        T *buf = slot + j->slot.gy;                                                             \
+        int64_t width = nb * P;                                                                 \
+        for (int64_t i = 0; i < nb; i++)                                                        \
+            for (int64_t o = 0; o < Og; o++) {                                                  \
+                int64_t at = ((n + i) * g->O + grp * Og + o) * P;                               \
+                T *dst = buf + o * width + i * P;                                               \
+                if (g->masked) {                                                                \
+                    const T *y = (const T *)j->mask + at;                                       \
                     for (int64_t p = 0; p < P; p++) dst[p] = keep_##SUF(y[p] > 0, gy[at + p]);  \
-                } else {                                                                       \
-                    memcpy(dst, gy + at, (size_t)P * sizeof(T));                               \
-                }                                                                              \
-            }                                                                                  \
-        *ld = width;                                                                           \
-        return buf;                                                                            \
-    }                                                                                          \
+                } else {                                                                        \
+                    memcpy(dst, gy + at, (size_t)P * sizeof(T));                                \
+                }                                                                               \
+            }                                                                                   \
+        *ld = width;                                                                            \
+        return buf;                                                                             \
+    }                                                                                           \
     static void conv_grad_input_part_##SUF(const conv_job *j, T *slot, int64_t n0, int64_t n1) { \
-        const conv_geom *g = &j->g;                                                            \
-        const T *w = (const T *)j->w;                                                          \
-        T *gx = (T *)j->y;                                                                     \
-        int64_t P = g->out_size, rows = g->rows, Og = g->Og;                                   \
-        T *cols = slot + j->slot.cols;                                                         \
-        for (int64_t n = n0; n < n1; n += j->slot.block) {                                     \
-            int64_t nb = n1 - n < j->slot.block ? n1 - n : j->slot.block, width = nb * P, ld;  \
-            for (int64_t grp = 0; grp < g->G; grp++) {                                         \
-                const T *wg = w + grp * Og * rows;                                             \
-                const T *gyg = gather_gy_##SUF(j, slot, n, nb, grp, &ld);                      \
-                if (g->pointwise && nb == 1) {                                                 \
-                    GEMM(j->parts > 1, 1, 0, rows, P, Og, (T)1, wg, rows, gyg, ld, (T)0,                     \
-                         gx + (n * g->C + grp * g->Cg) * g->in_size, P);                       \
-                    continue;                                                                  \
-                }                                                                              \
-                GEMM(j->parts > 1, 1, 0, rows, width, Og, (T)1, wg, rows, gyg, ld, (T)0, cols, width);       \
-                for (int64_t i = 0; i < nb; i++) {                                             \
-                    COL2IM(SUF, g, cols + i * P, width,                                        \
-                           gx + ((n + i) * g->C + grp * g->Cg) * g->in_size);                  \
-                }                                                                              \
-            }                                                                                  \
-        }                                                                                      \
-    }                                                                                          \
+        const conv_geom *g = &j->g;                                                             \
+        const int serial = j->parts > 1;                                                        \
+        const T *w = (const T *)j->w;                                                           \
+        T *gx = (T *)j->y;                                                                      \
+        int64_t P = g->out_size, rows = g->rows, Og = g->Og;                                    \
+        T *cols = slot + j->slot.cols;                                                          \
+        for (int64_t n = n0; n < n1; n += j->slot.block) {                                      \
+            int64_t nb = n1 - n < j->slot.block ? n1 - n : j->slot.block, width = nb * P, ld;   \
+            for (int64_t grp = 0; grp < g->G; grp++) {                                          \
+                const T *wg = w + grp * Og * rows;                                              \
+                const T *gyg = gather_gy_##SUF(j, slot, n, nb, grp, &ld);                       \
+                if (g->pointwise && nb == 1) {                                                  \
+                    GEMM(serial, 1, 0, rows, P, Og, (T)1, wg, rows, gyg, ld, (T)0,              \
+                         gx + (n * g->C + grp * g->Cg) * g->in_size, P);                        \
+                    continue;                                                                   \
+                }                                                                               \
+                GEMM(serial, 1, 0, rows, width, Og, (T)1, wg, rows, gyg, ld, (T)0, cols, width); \
+                for (int64_t i = 0; i < nb; i++) {                                              \
+                    COL2IM(SUF, g, cols + i * P, width,                                         \
+                           gx + ((n + i) * g->C + grp * g->Cg) * g->in_size);                   \
+                }                                                                               \
+            }                                                                                   \
+        }                                                                                       \
+    }                                                                                           \
     /* accumulates this part's images into gw (O, rows) and, when given, gb (O), which it       \
      * overwrites first; gb sums the gathered grad_y rows while they are in cache */            \
-    static void conv_grad_weight_part_##SUF(const conv_job *j, T *slot, T *gw, T *gb,          \
-                                            int64_t n0, int64_t n1) {                          \
-        const conv_geom *g = &j->g;                                                            \
-        const T *x = (const T *)j->x;                                                          \
-        const T *x_end = x + g->N * g->C * g->in_size;                                         \
-        int64_t P = g->out_size, rows = g->rows, Og = g->Og;                                   \
-        T *cols = slot + j->slot.cols;                                                         \
-        if (gb) memset(gb, 0, (size_t)g->O * sizeof(T));                                       \
-        if (n0 >= n1) { memset(gw, 0, (size_t)(g->O * rows) * sizeof(T)); return; }            \
-        for (int64_t n = n0; n < n1; n += j->slot.block) {                                     \
-            int64_t nb = n1 - n < j->slot.block ? n1 - n : j->slot.block, width = nb * P, ld;  \
-            T beta = n == n0 ? (T)0 : (T)1;                                                    \
-            for (int64_t grp = 0; grp < g->G; grp++) {                                         \
-                const T *src = cols;                                                           \
-                if (g->pointwise && nb == 1)                                                   \
-                    src = x + (n * g->C + grp * g->Cg) * g->in_size;                           \
-                else                                                                           \
-                    for (int64_t i = 0; i < nb; i++)                                           \
-                        IM2COL(SUF, g, x + ((n + i) * g->C + grp * g->Cg) * g->in_size, x_end,       \
-                                     cols + i * P, width);                                     \
-                const T *gyg = gather_gy_##SUF(j, slot, n, nb, grp, &ld);                      \
-                GEMM(j->parts > 1, 0, 1, Og, rows, width, (T)1, gyg, ld, src, width, beta,                   \
-                     gw + grp * Og * rows, rows);                                              \
-                if (gb)                                                                        \
-                    for (int64_t o = 0; o < Og; o++)                                           \
-                        gb[grp * Og + o] += row_sum_##SUF(gyg + o * ld, width);                \
-            }                                                                                  \
-        }                                                                                      \
+    static void conv_grad_weight_part_##SUF(const conv_job *j, T *slot, T *gw, T *gb,           \
+                                            int64_t n0, int64_t n1) {                           \
+        const conv_geom *g = &j->g;                                                             \
+        const int serial = j->parts > 1;                                                        \
+        const T *x = (const T *)j->x;                                                           \
+        const T *x_end = x + g->N * g->C * g->in_size;                                          \
+        int64_t P = g->out_size, rows = g->rows, Og = g->Og;                                    \
+        T *cols = slot + j->slot.cols;                                                          \
+        if (gb) memset(gb, 0, (size_t)g->O * sizeof(T));                                        \
+        if (n0 >= n1) { memset(gw, 0, (size_t)(g->O * rows) * sizeof(T)); return; }             \
+        for (int64_t n = n0; n < n1; n += j->slot.block) {                                      \
+            int64_t nb = n1 - n < j->slot.block ? n1 - n : j->slot.block, width = nb * P, ld;   \
+            T beta = n == n0 ? (T)0 : (T)1;                                                     \
+            for (int64_t grp = 0; grp < g->G; grp++) {                                          \
+                const T *src = cols;                                                            \
+                if (g->pointwise && nb == 1)                                                    \
+                    src = x + (n * g->C + grp * g->Cg) * g->in_size;                            \
+                else                                                                            \
+                    for (int64_t i = 0; i < nb; i++)                                            \
+                        IM2COL(SUF, g, x + ((n + i) * g->C + grp * g->Cg) * g->in_size,         \
+                               x_end, cols + i * P, width);                                     \
+                const T *gyg = gather_gy_##SUF(j, slot, n, nb, grp, &ld);                       \
+                GEMM(serial, 0, 1, Og, rows, width, (T)1, gyg, ld, src, width, beta,            \
+                     gw + grp * Og * rows, rows);                                               \
+                if (gb)                                                                         \
+                    for (int64_t o = 0; o < Og; o++)                                            \
+                        gb[grp * Og + o] += row_sum_##SUF(gyg + o * ld, width);                 \
+            }                                                                                   \
+        }                                                                                       \
     }
 
 DEFINE_CONV_PARTS(float, f32, gemm_f32, pf_expf, pf_tanhf, pf_sigmoidf)
@@ -596,7 +602,7 @@ DEFINE_CONV_PARTS(double, f64, gemm_f64, exp, tanh, pf_sigmoid)
 
 static void conv_task(void *p, int64_t part0, int64_t part1) {
     const conv_job *j = (const conv_job *)p;
-    int64_t N = j->g.N;
+    int64_t N = j->g.N, partial = j->slot.partial, weights = j->g.O * j->g.rows;
     for (int64_t part = part0; part < part1; part++) {
         int64_t n0 = N * part / j->parts, n1 = N * (part + 1) / j->parts;
         char *slot = j->scratch + part * j->slot.slot_bytes;
@@ -604,18 +610,18 @@ static void conv_task(void *p, int64_t part0, int64_t part1) {
             float *s = (float *)slot;
             if (j->kind == CONV_FORWARD) conv_forward_part_f32(j, s, n0, n1);
             else if (j->kind == CONV_GRAD_INPUT) conv_grad_input_part_f32(j, s, n0, n1);
-            else conv_grad_weight_part_f32(
-                j, s, part == 0 ? (float *)j->y : s + j->slot.partial,
-                !j->gb ? NULL : part == 0 ? (float *)j->gb : s + j->slot.partial + j->g.O * j->g.rows,
-                n0, n1);
+            else conv_grad_weight_part_f32(j, s, part == 0 ? (float *)j->y : s + partial,
+                                           !j->gb ? NULL : part == 0 ? (float *)j->gb
+                                                                     : s + partial + weights,
+                                           n0, n1);
         } else {
             double *s = (double *)slot;
             if (j->kind == CONV_FORWARD) conv_forward_part_f64(j, s, n0, n1);
             else if (j->kind == CONV_GRAD_INPUT) conv_grad_input_part_f64(j, s, n0, n1);
-            else conv_grad_weight_part_f64(
-                j, s, part == 0 ? (double *)j->y : s + j->slot.partial,
-                !j->gb ? NULL : part == 0 ? (double *)j->gb : s + j->slot.partial + j->g.O * j->g.rows,
-                n0, n1);
+            else conv_grad_weight_part_f64(j, s, part == 0 ? (double *)j->y : s + partial,
+                                           !j->gb ? NULL : part == 0 ? (double *)j->gb
+                                                                     : s + partial + weights,
+                                           n0, n1);
         }
     }
 }
@@ -739,7 +745,9 @@ static int conv_run(const pf_args *a, int kind) {
  * iattr: nd, stride[nd], dilation[nd], pad_begin[nd], pad_end[nd], groups, activation
  * (pf_activation: none, relu, sigmoid or tanh, applied after the bias). */
 static int k_conv(const pf_args *a) { return conv_run(a, CONV_FORWARD); }
-static int ws_conv(const pf_args *a, int64_t *bytes) { return conv_workspace(a, CONV_FORWARD, bytes); }
+static int ws_conv(const pf_args *a, int64_t *bytes) {
+    return conv_workspace(a, CONV_FORWARD, bytes);
+}
 
 /* "conv_grad_input": inputs grad_y (N, O, *out), kernel[, y]; outputs grad_x (N, C, *in),
  * whose shape fixes the input geometry. With y (the forward's output after a fused ReLU),

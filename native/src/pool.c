@@ -234,7 +234,8 @@ static inline double either_f64(double a, double b) {
                                           T *restrict g1, int64_t n) {                         \
         for (int64_t o = 0; o < n; o++) {                                                      \
             int sa, sb, sc, se;                                                                \
-            pick_2x2_##SUF(r0[2 * o], r0[2 * o + 1], r1[2 * o], r1[2 * o + 1], &sa, &sb, &sc, &se); \
+            pick_2x2_##SUF(r0[2 * o], r0[2 * o + 1], r1[2 * o], r1[2 * o + 1],                 \
+                           &sa, &sb, &sc, &se);                                                \
             T gv = gy[o];                                                                      \
             g0[2 * o] = keep_##SUF(sa, gv);                                                    \
             g0[2 * o + 1] = keep_##SUF(sb, gv);                                                \
@@ -247,9 +248,11 @@ static inline double either_f64(double a, double b) {
                                             T *restrict out, int64_t n) {                      \
         for (int64_t o = 0; o < n; o++) {                                                      \
             int sa, sb, sc, se;                                                                \
-            pick_2x2_##SUF(r0[2 * o], r0[2 * o + 1], r1[2 * o], r1[2 * o + 1], &sa, &sb, &sc, &se); \
-            out[o] = either_##SUF(either_##SUF(keep_##SUF(sa, v0[2 * o]), keep_##SUF(sb, v0[2 * o + 1])), \
-                                  either_##SUF(keep_##SUF(sc, v1[2 * o]), keep_##SUF(se, v1[2 * o + 1]))); \
+            pick_2x2_##SUF(r0[2 * o], r0[2 * o + 1], r1[2 * o], r1[2 * o + 1],                 \
+                           &sa, &sb, &sc, &se);                                                \
+            T top = either_##SUF(keep_##SUF(sa, v0[2 * o]), keep_##SUF(sb, v0[2 * o + 1]));    \
+            T bottom = either_##SUF(keep_##SUF(sc, v1[2 * o]), keep_##SUF(se, v1[2 * o + 1])); \
+            out[o] = either_##SUF(top, bottom);                                                \
         }                                                                                      \
     }                                                                                          \
     static void max_pool_2x2_##SUF(const pool_job *j, int64_t p0, int64_t p1, int mode) {      \
