@@ -2,15 +2,18 @@
  * and end padding, dilation, groups): forward with fused bias and activation, the gradients
  * with respect to input, weight and bias.
  *
- * Lowering: im2col into a per-thread scratch block, then one BLAS product per block. A block
- * holds several images side by side (columns b*P .. (b+1)*P), so the product is wide enough
- * for the BLAS to run near its peak even when one image's output is small (11x11); the block
- * is sized to stay in the core's L2 cache between im2col and the product. Work is split over
- * the pool by images; each part owns one slot of the workspace (pf_args.workspace, sized by
- * the kernel table's workspace function, or allocated here when the caller gave none).
+ * Lowering: im2col into a per-thread scratch block, then one BLAS product per block. When one
+ * image's output is narrow (11x11), a block holds several images side by side (columns
+ * b*P .. (b+1)*P) so the product is wide enough for the BLAS to run near its peak, and stays
+ * in the core's L2 cache between im2col and the product; a wide output is its own block and
+ * the product writes y in place. Work is split over the pool by images; each part owns one
+ * slot of the workspace (pf_args.workspace, sized by the kernel table's workspace function,
+ * or allocated here when the caller gave none). The bias and activation are applied while a
+ * block's output is in cache; a fused ReLU's gradient is applied by the gradient kernels as
+ * they gather grad_y, and the bias gradient is summed by the weight-gradient kernel there.
  *
  * Every spatial geometry is handled as 3-D, missing leading dims having size 1, so one code
- * path serves 1-D, 2-D and 3-D.
+ * path serves 1-D, 2-D and 3-D; one and two spatial dims have faster im2col/col2im.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -33,7 +36,7 @@ typedef struct {
     int64_t in_size, out_size, k_size, rows;   /* rows = Cg * k_size: im2col rows per group */
     int pointwise;   /* 1x1 kernel, unit stride, no padding: the input is its own im2col */
     int masked;      /* gradient kernels: grad_y is masked by y > 0 (a fused ReLU's gradient) */
-    int simd;        /* the CPU has AVX-512: im2col/col2im use masked vector moves */
+    int simd;        /* the CPU has AVX-512: float32 col2im gathers with masked loads */
 } conv_geom;
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -465,7 +468,7 @@ static inline void gemm_f64(int serial, int ta, int tb, int64_t m, int64_t n, in
     else (void)pf_dgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
-#define DEFINE_CONV_PARTS(T, SUF, GEMM, EXPF, TANHF, SIGF)                                      \
+#define DEFINE_CONV_PARTS(T, SUF, GEMM, TANHF, SIGF)                                            \
     static PF_HOT void epilogue_##SUF(T *dst, const T *src, int64_t n, T bias, int act) {       \
         switch (act) {                                                                          \
         case PF_ACT_RELU:                                                                       \
@@ -597,8 +600,8 @@ static inline void gemm_f64(int serial, int ta, int tb, int64_t m, int64_t n, in
         }                                                                                       \
     }
 
-DEFINE_CONV_PARTS(float, f32, gemm_f32, pf_expf, pf_tanhf, pf_sigmoidf)
-DEFINE_CONV_PARTS(double, f64, gemm_f64, exp, tanh, pf_sigmoid)
+DEFINE_CONV_PARTS(float, f32, gemm_f32, pf_tanhf, pf_sigmoidf)
+DEFINE_CONV_PARTS(double, f64, gemm_f64, tanh, pf_sigmoid)
 
 static void conv_task(void *p, int64_t part0, int64_t part1) {
     const conv_job *j = (const conv_job *)p;
