@@ -70,9 +70,9 @@ def header(kind, request_id, body_length):
 
 
 def parse_header(data, max_body):
-    """(kind, request id, body length) of a 24-byte header; FrameError on a foreign or
+    """(kind, request id, body length) of the 24-byte header at the start of data; FrameError on a foreign or
     oversized frame."""
-    magic, kind, _flags, request_id, length = HEADER.unpack(data)
+    magic, kind, _flags, request_id, length = HEADER.unpack_from(data)
     if magic != MAGIC:
         raise FrameError(BAD_MAGIC, "not a pyfront frame: magic bytes %r, expected %r"
                          % (bytes(magic), MAGIC))
@@ -130,13 +130,42 @@ def hello_ok(pid, max_frame_bytes):
     return struct.pack("<IIQ", PROTOCOL_VERSION, pid, max_frame_bytes)
 
 
-def parse_infer(buf, length):
-    """(model name, [(tensor name, array view)]) of an INFER body; arrays view buf."""
+class Layout:
+    """Where the tensors of a parsed body are: (name, dtype, shape, offset, count) each, plus
+    the bytes around them. A connection sends the same shapes over and over, so the next body
+    is checked against those bytes (a few compares) instead of parsed again."""
+
+    __slots__ = ("model", "tensors", "spans", "length")
+
+    def __init__(self, model, tensors, spans, length):
+        self.model, self.tensors, self.spans, self.length = model, tensors, spans, length
+
+    def matches(self, buf, length):
+        if length != self.length:
+            return False
+        for start, end, raw in self.spans:
+            if buf[start:end] != raw:
+                return False
+        return True
+
+    def arrays(self, buf):
+        return [(name, np.frombuffer(buf, dtype=dtype, count=count, offset=offset).reshape(shape))
+                for name, dtype, shape, offset, count in self.tensors]
+
+
+def infer_layout(buf, length):
+    """The Layout of an INFER body; FrameError naming what is malformed."""
     r = _Reader(buf, length)
     model = r.text(r.u16("model name length"), "model name")
     count = r.u16("tensor count")
     r.align()
-    return model, _parse_records(r, count)
+    return _layout(r, count, model)
+
+
+def parse_infer(buf, length):
+    """(model name, [(tensor name, array view)]) of an INFER body; arrays view buf."""
+    layout = infer_layout(buf, length)
+    return layout.model, layout.arrays(buf)
 
 
 def parse_result(buf, length):
@@ -144,11 +173,11 @@ def parse_result(buf, length):
     r = _Reader(buf, length)
     count = r.u16("tensor count")
     r.align()
-    return _parse_records(r, count)
+    return _layout(r, count, None).arrays(buf)
 
 
-def _parse_records(r, count):
-    buf, tensors = r.buf, []
+def _layout(r, count, model):
+    buf, tensors, spans, meta_start = r.buf, [], [], 0
     for i in range(count):
         name_len = r.u16("name length of tensor %d" % i)
         if name_len > MAX_NAME_BYTES:
@@ -175,12 +204,14 @@ def _parse_records(r, count):
             raise FrameError(BAD_FRAME, "tensor %r: %d data bytes for shape %s of %s (expected "
                              "%d)" % (name, nbytes, dims, dtype.name, elements * dtype.itemsize))
         start = r.take(nbytes, "data of %r" % name)
+        spans.append((meta_start, start, bytes(buf[meta_start:start])))
         r.align()
-        tensors.append((name, np.frombuffer(buf, dtype=dtype, count=elements,
-                                            offset=start).reshape(dims)))
+        meta_start = r.pos
+        tensors.append((name, dtype, dims, start, elements))
     if r.pos != r.end:
         raise FrameError(BAD_FRAME, "frame has %d bytes after its last tensor" % (r.end - r.pos))
-    return tensors
+    spans.append((meta_start, r.end, bytes(buf[meta_start:r.end])))
+    return Layout(model, tensors, spans, r.end)
 
 
 def _tensor_head(name, arr):

@@ -35,20 +35,6 @@ def qualified_name(exc_type):
     return exc_type.__qualname__ if module == "builtins" else module + "." + exc_type.__qualname__
 
 
-def _recv_exact(sock, view):
-    """Fill view from sock; False on a clean end of stream before the first byte."""
-    pos, size = 0, len(view)
-    while pos < size:
-        n = sock.recv_into(view[pos:], size - pos)
-        if n == 0:
-            if pos == 0:
-                return False
-            raise ConnectionError("peer closed the connection mid-frame (%d of %d bytes)"
-                                  % (pos, size))
-        pos += n
-    return True
-
-
 def _send_all(sock, parts):
     views = [memoryview(p).cast("B") for p in parts]
     total = sum(v.nbytes for v in views)
@@ -61,6 +47,48 @@ def _send_all(sock, parts):
         if sent:
             views[0] = views[0][sent:]
         sent = sock.sendmsg(views)
+
+
+class _FrameReader:
+    """Frames from a socket into one reused buffer; header and body usually arrive together and
+    are read with a single recv (a syscall saved on every call)."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = bytearray(1 << 16)
+        self.view = memoryview(self.buf)
+        self.filled = 0    # bytes in buf
+        self.consumed = 0  # bytes of buf belonging to the frame returned last
+
+    def _fill(self, size):
+        while self.filled < size:
+            n = self.sock.recv_into(self.view[self.filled:], len(self.buf) - self.filled)
+            if n == 0:
+                if self.filled == 0:
+                    return False
+                raise ConnectionError("peer closed the connection mid-frame")
+            self.filled += n
+        return True
+
+    def next(self, max_body):
+        """(kind, request id, body view, body length), or None at a clean end of stream."""
+        if self.consumed:
+            extra = self.filled - self.consumed
+            if extra:
+                self.buf[:extra] = self.buf[self.consumed:self.filled]
+            self.filled, self.consumed = extra, 0
+        if not self._fill(protocol.HEADER_SIZE):
+            return None
+        kind, request_id, length = protocol.parse_header(self.buf, max_body)
+        total = protocol.HEADER_SIZE + length
+        if total > len(self.buf):
+            grown = bytearray(total)
+            grown[:self.filled] = self.view[:self.filled]
+            self.buf, self.view = grown, memoryview(grown)
+        if not self._fill(total):
+            raise ConnectionError("peer closed the connection mid-frame")
+        self.consumed = total
+        return kind, request_id, self.view[protocol.HEADER_SIZE:total], length
 
 
 class Worker:
@@ -107,17 +135,14 @@ class Worker:
                              name="pyfront-conn", daemon=True).start()
 
     def _serve_connection(self, conn):
-        head = bytearray(protocol.HEADER_SIZE)
-        head_view = memoryview(head)
-        body = bytearray(1 << 16)
+        frames = _FrameReader(conn)
+        layouts = [None]  # the last request's layout on this connection
         authenticated = False
         try:
             while True:
-                if not _recv_exact(conn, head_view):
-                    return
                 limit = self.max_frame_bytes if authenticated else _HELLO_LIMIT
                 try:
-                    kind, request_id, length = protocol.parse_header(head, limit)
+                    frame = frames.next(limit)
                 except protocol.FrameError as e:
                     if not authenticated and e.code == protocol.FRAME_TOO_LARGE:
                         e = protocol.FrameError(protocol.AUTH_FAILED, "the first frame must be "
@@ -125,10 +150,9 @@ class Worker:
                     # the stream cannot be resynchronised: answer, then drop the connection
                     _send_all(conn, [protocol.encode_error(0, e.code, "FrameError", str(e))])
                     return
-                if length > len(body):
-                    body = bytearray(length)
-                if length and not _recv_exact(conn, memoryview(body)[:length]):
+                if frame is None:
                     return
+                kind, request_id, body, length = frame
                 if not authenticated:
                     reply, authenticated = self._hello(kind, request_id, body, length)
                     _send_all(conn, [reply])
@@ -136,7 +160,7 @@ class Worker:
                         return
                     continue
                 if kind == protocol.INFER:
-                    _send_all(conn, self._infer(request_id, body, length))
+                    _send_all(conn, self._infer(request_id, body, length, layouts))
                 elif kind == protocol.PING:
                     _send_all(conn, [protocol.header(protocol.PONG, request_id, 0)])
                 elif kind == protocol.HELLO:
@@ -171,11 +195,14 @@ class Worker:
         body = protocol.hello_ok(os.getpid(), self.max_frame_bytes)
         return protocol.header(protocol.HELLO_OK, request_id, len(body)) + body, True
 
-    def _infer(self, request_id, body, length):
-        try:
-            model_name, named = protocol.parse_infer(body, length)
-        except protocol.FrameError as e:
-            return [protocol.encode_error(request_id, e.code, "FrameError", str(e))]
+    def _infer(self, request_id, body, length, layouts):
+        layout = layouts[0]
+        if layout is None or not layout.matches(body, length):
+            try:
+                layout = layouts[0] = protocol.infer_layout(body, length)
+            except protocol.FrameError as e:
+                return [protocol.encode_error(request_id, e.code, "FrameError", str(e))]
+        model_name, named = layout.model, layout.arrays(body)
         runner = self.models.get(model_name)
         if runner is None:
             return [protocol.encode_error(
@@ -197,12 +224,20 @@ class Worker:
     # ---- Py4J control ----
     def start_control(self):
         from py4j.clientserver import ClientServer, JavaParameters, PythonParameters
-        from py4j.java_gateway import server_connection_started
+        from py4j.java_gateway import server_connection_started, server_started
 
         def no_delay(sender, connection=None, **kwargs):
             connection.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-        self._no_delay = no_delay  # py4j signals hold weak references
+        # py4j binds in start() but listens in its server thread: announcing the port before
+        # that thread listens would let the JVM's first connection be refused
+        listening = threading.Event()
+
+        def started(sender, **kwargs):
+            listening.set()
+
+        self._signal_handlers = (no_delay, started)  # py4j signals hold weak references
+        server_started.connect(started)
         self._client_server = ClientServer(
             java_parameters=JavaParameters(auth_token=self.token, auto_convert=False),
             python_parameters=PythonParameters(address="127.0.0.1", port=0,
@@ -211,6 +246,9 @@ class Worker:
             python_server_entry_point=Control(self))
         server = self._client_server.get_callback_server()
         server_connection_started.connect(no_delay, sender=server)
+        if not listening.wait(30):
+            raise RuntimeError("py4j's control server did not start listening")
+        server_started.disconnect(started)
         self.control_port = server.get_listening_port()
 
     def health(self):

@@ -42,7 +42,9 @@ def test_every_exception_type(run_java, models):
 def test_killed_worker_fails_fast_then_restarts(run_java, models, pid_alive):
     result = run_java("BridgeCheck", "restart", models["mlp"])
     result.assert_ok("killed mid-call: WorkerUnavailableException", "killed mid-call: fails fast",
-                     "next call succeeds", "restarted as a new process", "old process gone")
+                     "next call succeeds", "restarted as a new process", "old process gone",
+                     "given up: WorkerUnavailableException", "given up: says why",
+                     "given up: fails fast")
     assert not pid_alive(int(result.facts["first_pid"]))
     assert not pid_alive(int(result.facts["second_pid"]))  # closed with the model
 
@@ -70,7 +72,9 @@ def test_connect_to_running_worker_and_wrong_token(run_java, start_worker, model
 
 def test_no_worker_left_after_close(run_java, models, pid_alive):
     result = run_java("BridgeCheck", "close", models["mlp"])
-    result.assert_ok("workers alive before close", "workers gone after close")
+    result.assert_ok("workers alive before close", "workers gone after close",
+                     "close with pending calls is quick", "pending call 4 fails on close",
+                     "hung worker gone after close")
     for pid in result.facts["pids"].strip("[]").split(","):
         assert not pid_alive(int(pid))
 

@@ -11,7 +11,17 @@ import numpy as np
 import pytest
 
 from pyfront.jvm import protocol as P
-from pyfront.jvm.worker import _recv_exact, _send_all
+from pyfront.jvm.worker import _send_all
+
+
+def _recv_exact(sock, view):
+    pos = 0
+    while pos < len(view):
+        n = sock.recv_into(view[pos:], len(view) - pos)
+        if n == 0:
+            return False
+        pos += n
+    return True
 
 
 class Client:
@@ -74,6 +84,26 @@ def test_frame_round_trip():
     np.testing.assert_array_equal(named[1][1], idx)
     # tensor data sits 8-byte aligned within the body (numpy views it without copying)
     assert named[0][1].ctypes.data % 8 == np.frombuffer(body, np.uint8).ctypes.data % 8
+
+
+def _frame(named, model="m"):
+    return b"".join(bytes(memoryview(p).cast("B")) for p in P.encode_infer(1, model, named))
+
+
+def test_layout_reused_only_for_identical_metadata():
+    a = np.arange(6, dtype=np.float32)
+    body = bytearray(_frame([("x", a.reshape(2, 3))])[24:])
+    layout = P.infer_layout(body, len(body))
+    same_shape = bytearray(_frame([("x", a.reshape(2, 3) + 1)])[24:])
+    assert layout.matches(same_shape, len(same_shape))
+    np.testing.assert_array_equal(layout.arrays(same_shape)[0][1], a.reshape(2, 3) + 1)
+    # same byte count, other shape / dtype / name / model: parsed again, never reinterpreted
+    for other in ([("x", a.reshape(3, 2))], [("x", a.view(np.int32).reshape(2, 3))],
+                  [("y", a.reshape(2, 3))]):
+        body2 = bytearray(_frame(other)[24:])
+        assert not layout.matches(body2, len(body2))
+    body2 = bytearray(_frame([("x", a.reshape(2, 3))], model="n")[24:])
+    assert not layout.matches(body2, len(body2))
 
 
 @pytest.mark.parametrize("damage, message", [

@@ -289,6 +289,23 @@ public final class BridgeCheck {
             check("restarted as a new process", newPid != pid && newPid > 0, "pid " + newPid);
             check("old process gone", !alive(pid), "pid " + pid + " alive");
         }
+        // with no restarts allowed, a dead worker is given up and calls fail at once
+        ModelOptions noRestarts = ModelOptions.builder().restartPolicy(0, Duration.ofMinutes(1))
+                .build();
+        try (Model m = Model.load(model, noRestarts)) {
+            long features = m.signature().inputs().get(0).shape()[1];
+            Tensor x = Tensor.of(new float[(int) features], 1, features);
+            m.output(x);
+            long pid = m.workerPids()[0];
+            signal("KILL", pid);
+            Thread.sleep(500);
+            long t0 = System.nanoTime();
+            Throwable t = expect("given up: WorkerUnavailableException",
+                    WorkerUnavailableException.class, () -> m.output(x));
+            check("given up: says why", t != null && t.getMessage().contains("given up"),
+                    String.valueOf(t));
+            check("given up: fails fast", (System.nanoTime() - t0) / 1e9 < 1.0, "slow");
+        }
     }
 
     /** Many threads, many calls, batched over two workers; every result checked. */
@@ -387,6 +404,30 @@ public final class BridgeCheck {
         check("workers alive before close", alive(pids[0]) && alive(pids[1]), Arrays.toString(pids));
         m.close();
         check("workers gone after close", !alive(pids[0]) && !alive(pids[1]), Arrays.toString(pids));
+
+        // closing with calls pending on a hung worker: they fail, close() still cleans up
+        Model hung = Model.load(model, ModelOptions.builder()
+                .shutdownTimeout(Duration.ofMillis(200)).build());
+        long features = hung.signature().inputs().get(0).shape()[1];
+        Tensor x = Tensor.of(new float[(int) features], 1, features);
+        hung.output(x);
+        long pid = hung.workerPids()[0];
+        signal("STOP", pid);
+        List<CompletableFuture<Tensor>> pending = new ArrayList<>();
+        for (int i = 0; i < 5; i++) {
+            pending.add(hung.outputAsync(x));
+        }
+        Thread.sleep(200);
+        long t0 = System.nanoTime();
+        hung.close();
+        check("close with pending calls is quick", (System.nanoTime() - t0) / 1e9 < 5,
+                (System.nanoTime() - t0) / 1e9 + " s");
+        for (int i = 0; i < pending.size(); i++) {
+            final int k = i;
+            expect("pending call " + i + " fails on close", WorkerUnavailableException.class,
+                    () -> pending.get(k).get(1, TimeUnit.SECONDS));
+        }
+        check("hung worker gone after close", !alive(pid), "pid " + pid);
     }
 
     /** Model.connect to a worker pytest started; a wrong or missing token is refused. */

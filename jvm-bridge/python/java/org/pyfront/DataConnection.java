@@ -31,17 +31,20 @@ final class DataConnection implements AutoCloseable {
         final int code;
         final String type;
         final String detail;
+        final boolean fromWorker; // false: refused here, before anything was sent
 
-        RemoteError(int code, String type, String detail) {
+        RemoteError(int code, String type, String detail, boolean fromWorker) {
             super(type + ": " + detail);
             this.code = code;
             this.type = type;
             this.detail = detail;
+            this.fromWorker = fromWorker;
         }
 
         /** Whether the worker drops the connection after sending this error. */
         boolean closesConnection() {
-            return code == FRAME_TOO_LARGE || code == AUTH_FAILED || code == BAD_MAGIC;
+            return fromWorker
+                    && (code == FRAME_TOO_LARGE || code == AUTH_FAILED || code == BAD_MAGIC);
         }
     }
 
@@ -157,7 +160,7 @@ final class DataConnection implements AutoCloseable {
         if (body > workerMaxFrameBytes) {
             throw new RemoteError(FRAME_TOO_LARGE, "FrameError", "request of " + body
                     + " bytes exceeds the worker's frame limit of " + workerMaxFrameBytes
-                    + " bytes (python -m pyfront.jvm serve --max-frame-mb)");
+                    + " bytes (python -m pyfront.jvm serve --max-frame-mb)", false);
         }
         ensureOut(HEADER_SIZE + body);
         long id = nextRequestId++;
@@ -303,7 +306,7 @@ final class DataConnection implements AutoCloseable {
             String type = string(4, typeLength);
             int msgLength = in.getInt(4 + typeLength);
             String msg = string(8 + typeLength, msgLength);
-            return new RemoteError(code, type, msg);
+            return new RemoteError(code, type, msg, true);
         } catch (IndexOutOfBoundsException e) {
             throw new IOException("malformed ERROR frame from the worker (" + length + " bytes)");
         }

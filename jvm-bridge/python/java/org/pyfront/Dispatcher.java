@@ -127,7 +127,7 @@ final class Dispatcher implements AutoCloseable {
     }
 
     /** first plus whatever queued requests fit in its batch (waiting up to maxBatchDelay). */
-    private List<Request> gather(Request first, boolean mayWait) throws InterruptedException {
+    private List<Request> gather(Request first, boolean mayWait, long frameLimit) {
         List<Request> batch = new ArrayList<>();
         batch.add(first);
         if (!stackable || options.maxBatchSize <= 1) {
@@ -140,7 +140,12 @@ final class Dispatcher implements AutoCloseable {
             Request r;
             long left = waitUntil - System.nanoTime();
             if (mayWait && left > 0) {
-                r = queue.pollFirst(left, TimeUnit.NANOSECONDS);
+                try {
+                    r = queue.pollFirst(left, TimeUnit.NANOSECONDS);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt(); // closing: send what we have
+                    break;
+                }
             } else {
                 r = queue.pollFirst();
             }
@@ -151,7 +156,7 @@ final class Dispatcher implements AutoCloseable {
                 continue; // timed out while queued
             }
             if (rows + r.rows > options.maxBatchSize
-                    || bytes + r.bytes > options.maxResponseBytes / 2) {
+                    || bytes + r.bytes > frameLimit - 4096) { // room for the tensor heads
                 queue.offerFirst(r);
                 break;
             }
@@ -238,6 +243,7 @@ final class Dispatcher implements AutoCloseable {
         private Worker.Endpoint endpoint;          // guarded by lock
         private volatile DataConnection active;    // for the watchdog to close
         private volatile boolean connected;
+        private volatile long frameLimit = Long.MAX_VALUE; // the worker's, once connected
         // deadline of the call in flight; 0 when idle, -1 once the watchdog aborted it
         private final AtomicLong inFlight = new AtomicLong();
 
@@ -255,13 +261,7 @@ final class Dispatcher implements AutoCloseable {
                 if (conn == null) {
                     return false;
                 }
-                List<Request> batch;
-                try {
-                    batch = gather(r, false);
-                } catch (InterruptedException e) {
-                    throw new IllegalStateException("gather without waiting was interrupted", e);
-                }
-                execute(batch);
+                execute(gather(r, false, conn.workerMaxFrameBytes()));
                 return true;
             } finally {
                 lock.unlock();
@@ -285,20 +285,22 @@ final class Dispatcher implements AutoCloseable {
                     if (first == null || first.future.isDone()) {
                         continue;
                     }
-                    List<Request> batch = gather(first, true);
                     lock.lock();
                     try {
+                        // gathered with the connection in hand: calls that queued while a
+                        // caller's own call held it join this batch
+                        List<Request> batch = gather(first, true, frameLimit);
                         if (conn == null) {
                             requeue(batch);
-                            continue;
+                        } else {
+                            execute(batch); // interrupted: unsent requests go back to the queue
                         }
-                        execute(batch);
                     } finally {
                         lock.unlock();
                     }
                 }
             } catch (InterruptedException e) {
-                // closing
+                // closing; close() fails whatever is still queued
             }
         }
 
@@ -315,6 +317,7 @@ final class Dispatcher implements AutoCloseable {
                     conn = c;
                     endpoint = ep;
                     active = c;
+                    frameLimit = c.workerMaxFrameBytes();
                     connected = true;
                 } finally {
                     lock.unlock();

@@ -115,7 +115,7 @@ public final class ModelOptions {
     public static final class Builder {
         private String pythonExecutable = defaultPython();
         private int workers = 1;
-        private int connectionsPerWorker = 2;
+        private int connectionsPerWorker = 1;
         private int maxBatchSize = 32;
         private Duration maxBatchDelay = Duration.ZERO;
         private Duration timeout = Duration.ofSeconds(30);
@@ -153,7 +153,10 @@ public final class ModelOptions {
             return this;
         }
 
-        /** Concurrent connections (calls in flight) per worker (default 2). */
+        /**
+         * Concurrent connections (calls in flight) per worker (default 1: calls that arrive while
+         * one is in flight are stacked into the next, which keeps batches large).
+         */
         public Builder connectionsPerWorker(int n) {
             this.connectionsPerWorker = positive(n, "connectionsPerWorker");
             return this;
@@ -199,7 +202,10 @@ public final class ModelOptions {
             return this;
         }
 
-        /** Native threads each worker uses for inference (default: pyfront's default). */
+        /**
+         * Native threads each worker uses for inference (default: the processors this JVM sees,
+         * less one left for the JVM, shared among the workers; at least 1).
+         */
         public Builder workerThreads(int threads) {
             this.workerThreads = positive(threads, "workerThreads");
             return this;

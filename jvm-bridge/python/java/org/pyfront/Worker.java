@@ -98,10 +98,10 @@ final class Worker implements AutoCloseable {
     private Endpoint launch(int gen) {
         List<String> cmd = new ArrayList<>(List.of(options.pythonExecutable, "-m", "pyfront.jvm",
                 "serve", "--model", modelName + "=" + modelPath.toAbsolutePath()));
-        if (options.workerThreads != null) {
-            cmd.add("--threads");
-            cmd.add(options.workerThreads.toString());
-        }
+        int threads = options.workerThreads != null ? options.workerThreads
+                : Math.max(1, (Runtime.getRuntime().availableProcessors() - 1) / options.workers);
+        cmd.add("--threads");
+        cmd.add(Integer.toString(threads));
         cmd.addAll(options.workerArguments);
         ProcessBuilder pb = new ProcessBuilder(cmd);
         pb.environment().putAll(options.environment);
@@ -162,10 +162,10 @@ final class Worker implements AutoCloseable {
             throw new ModelLoadException("cannot load " + modelPath + ": " + info.get("type")
                     + ": " + info.get("message"), String.valueOf(info.get("type")), null);
         }
-        Map<String, Object> ready = Json.object(Json.parse(line.substring(READY_MARK.length())),
-                "worker announcement");
-        int controlPort = ((Number) ready.get("control_port")).intValue();
         try {
+            Map<String, Object> ready = Json.object(Json.parse(line.substring(READY_MARK.length())),
+                    "worker announcement");
+            int controlPort = ((Number) ready.get("control_port")).intValue();
             ControlClient control = ControlClient.connect("127.0.0.1", controlPort, token,
                     controlTimeoutMillis());
             Map<String, Object> hello = control.hello();
