@@ -31,12 +31,6 @@ def data(seed=0):
 
 # ---- pyfront: the step is a swappable function built by a factory ----
 
-def pyfront_model():
-    model = pf.nn.Sequential([pf.nn.LSTM(UNITS), pf.nn.Dense(1)])
-    model.build((None, STEPS, FEATURES)) if hasattr(model, "build_model") else None
-    return model
-
-
 def pyfront_eager_step(model, optimizer):
     """forward, mse, backward, optimizer.step on the eager tape."""
     def step(x, y):
@@ -108,10 +102,11 @@ def set_threads(n):
 
 
 def time_steps(step, steps):
-    t0 = time.perf_counter()
+    """(wall seconds, CPU seconds of this thread) per step."""
+    t0, c0 = time.perf_counter(), time.thread_time()
     for _ in range(steps):
         step()
-    return (time.perf_counter() - t0) / steps
+    return (time.perf_counter() - t0) / steps, (time.thread_time() - c0) / steps
 
 
 def main():
@@ -135,15 +130,25 @@ def main():
         for run in runners.values():       # warm-up: allocations, plans, thread pools
             time_steps(run, 10)
         times = {name: [] for name in runners}
+        cpu = {name: [] for name in runners}
         for _ in range(args.repeats):      # interleaved, so load changes hit every runner
             for name, run in runners.items():
-                times[name].append(time_steps(run, args.steps))
+                wall, used = time_steps(run, args.steps)
+                times[name].append(wall)
+                cpu[name].append(used)
         row = {"threads": threads, "torch_seq_per_s": BATCH / statistics.median(times["torch"])}
         for mode in modes:
             sps = BATCH / statistics.median(times["pyfront_" + mode])
             row["pyfront_%s_seq_per_s" % mode] = sps
             row["ratio_%s" % mode] = sps / row["torch_seq_per_s"]
+            if threads == 1:
+                # one thread runs on the caller's thread in both frameworks: its CPU time is
+                # what the step costs, whatever else the machine is doing
+                row["cpu_ratio_%s" % mode] = (statistics.median(cpu["torch"]) /
+                                              statistics.median(cpu["pyfront_" + mode]))
         row["step_ms"] = {name: 1e3 * statistics.median(t) for name, t in times.items()}
+        if threads == 1:
+            row["step_cpu_ms"] = {name: 1e3 * statistics.median(t) for name, t in cpu.items()}
         results.append(row)
 
     print("LSTM regressor training: batch %d, %d steps x %d features, LSTM(%d) + Dense(1), "
@@ -155,15 +160,23 @@ def main():
         print("%-8d %14.0f" % (row["threads"], row["torch_seq_per_s"]) + "".join(
             " %18.0f %7.2fx" % (row["pyfront_%s_seq_per_s" % m], row["ratio_%s" % m])
             for m in modes))
+    for row in results:
+        if "step_cpu_ms" in row:
+            print("1 thread, CPU time per step: " + ", ".join(
+                "%s %.2f ms" % kv for kv in row["step_cpu_ms"].items()) + "; ratios " + ", ".join(
+                "%s %.2fx" % (m, row["cpu_ratio_%s" % m]) for m in modes))
     report = {"benchmark": "lstm_regressor_training", "batch": BATCH, "steps": STEPS,
               "features": FEATURES, "units": UNITS, "optimizer": "adam", "loss": "mse",
               "repeats": args.repeats, "steps_per_repeat": args.steps,
               "torch_version": torch.__version__, "pyfront_version": pf.__version__,
               "blas": pf.blas_info(), "machine": platform.machine(),
-              "cpus": os.cpu_count(), "results": results}
+              "cpus": os.cpu_count(), "load_average_at_end": list(os.getloadavg()),
+              "results": results}
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(report, f, indent=2)
+    print("load average %.1f %.1f %.1f on %d cpus (other processes share the machine: ratios "
+          "are taken in one interleaved run)" % (os.getloadavg() + (os.cpu_count(),)))
     print("wrote", args.out)
 
 

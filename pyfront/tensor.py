@@ -234,7 +234,10 @@ def ones_like(t):
 
 
 def arange(start, stop=None, step=1, dtype=None):
+    """Evenly spaced values, as np.arange; int64 for integer arguments, else float32."""
     arr = np.arange(start, stop, step) if stop is not None else np.arange(start)
+    if dtype is None and arr.dtype.kind == "f":
+        dtype = float32       # numpy's float64 is not our default (pf.tensor([0.5]) is float32)
     return Tensor(arr, dtype=dtype)
 
 

@@ -13,19 +13,25 @@
  * unchanged and the output is zero (Keras' convention), so right-padded sequences end with the
  * state of their last valid step.
  *
- * The input projection of every step is one large GEMM before the recurrence; each step then
- * adds h U with one GEMM and applies the gate nonlinearities row by row. The batch is split
- * into chunks of rows that run their whole recurrences independently on the pool (rows of a
- * batch never interact), so the small per-step GEMMs stay single-threaded and need no per-step
- * synchronisation. Backward keeps the gate gradients of every step (the workspace) and turns
- * them into dW and dU with two large GEMMs at the end.
+ * How it runs. The batch is split into chunks of rows that run their whole recurrences
+ * independently on the pool (rows never interact), so the small per-step GEMMs stay
+ * single-threaded and need no per-step synchronisation. Within a chunk of m rows everything
+ * is feature-major: one step's values are rows of m contiguous numbers, so the gate
+ * nonlinearities run as flat vector loops over H*m elements (no per-row remainders: H = 50
+ * is not a multiple of the vector width). One GEMM per step computes every gate:
+ *     Z (ZR x m) = A (ZR x K) @ [x_t ; 1 ; h_{t-1}] (K x m),   A = [W^T | b | U^T],  K = F+1+H
+ * so the input projection and the bias ride along. Backward, per step: the gate gradients
+ * dZ (ZR x m); one GEMM A^T dZ gives both dx_t and the recurrent dh; one GEMM
+ * [x ; 1 ; h] dZ^T accumulates [dW ; db ; dU] while the step's data are in cache.
+ * GRU's A has ZR = 4H rows [r z | x_n | h_n]: the n gate needs x W_n and h U_n apart.
  *
- * The reserve (forward output, backward input; declared (N, T, R) but laid out time-major, row
- * t * N + n, so that the rows one step touches are contiguous) holds per (t, n) R values:
- *   LSTM [i f g o (activated) | h_prev | c_prev]                        R = 6H
- *   GRU  [r z n (activated)   | h_prev | (h U + rb)_n]                  R = 5H
- *   RNN  [h (activated)       | h_prev]                                 R = 2H
- * where h_prev is the state before step t (t in processing order; reversed with `reverse`).
+ * The reserve (forward output, backward input; declared (N, T*R + 1)) holds, per step t and
+ * chunk, a feature-major block of R rows of m values at offset (t*N + n0)*R:
+ *   LSTM [i f g o (activated) | x | 1 | h_prev | c_prev]       R = 6H + F + 1
+ *   GRU  [r z n (activated) | h U_n + rb_n | x | 1 | h_prev]    R = 5H + F + 1
+ *   RNN  [h (activated) | x | 1 | h_prev]                       R = 2H + F + 1
+ * (h_prev: the state before step t in processing order); element N*T*R records the number
+ * of chunks, which fixes the layout the backward call must read.
  */
 #ifndef RNN_TEMPLATE
 #include <stdio.h>
@@ -34,9 +40,8 @@
 
 enum { RNN_LSTM = 0, RNN_GRU = 1, RNN_SIMPLE = 2 };
 
-/* Chunks of the batch that run their recurrences in parallel: at least this many rows each
- * (below that a GEMM of a few rows wastes the BLAS kernels), at most this many chunks (the
- * backward workspace holds one bias-gradient row per chunk). */
+/* Chunks: at least this many rows each (a GEMM over a few columns wastes the BLAS kernels),
+ * at most this many. */
 #define RNN_MIN_CHUNK_ROWS 16
 #define RNN_MAX_CHUNKS 16
 
@@ -44,10 +49,12 @@ typedef struct {
     int kind, dtype, reverse, relu;
     int64_t N, steps, F, H;
     int64_t G;        /* gates: 4, 3, 1 */
-    int64_t GH;       /* G * H */
-    int64_t R;        /* reserve row width */
-    int64_t DG;       /* gradient row width in the backward workspace */
-    int64_t chunks;
+    int64_t GH;       /* G * H: columns of W and U */
+    int64_t ZR;       /* rows of a step's gate block (GRU: 4H) */
+    int64_t K;        /* F + 1 + H */
+    int64_t R;        /* reserve rows per step */
+    int64_t chunks;   /* layout chunks */
+    int64_t tasks;    /* backward: pool tasks, each with its own weight-gradient partial */
     const pf_tensor *mask;
     const void *x, *W, *U, *b, *rb, *h0, *c0;
     void *y, *hT, *cT, *res;
@@ -60,13 +67,10 @@ typedef struct {
 static const char *const KIND_NAMES[] = {"lstm", "gru", "simple_rnn"};
 
 static int64_t kind_gates(int kind) { return kind == RNN_LSTM ? 4 : kind == RNN_GRU ? 3 : 1; }
-
-static int64_t reserve_width(int kind, int64_t H) {
-    return kind == RNN_LSTM ? 6 * H : kind == RNN_GRU ? 5 * H : 2 * H;
+static int64_t gate_rows(int kind, int64_t H) { return kind == RNN_SIMPLE ? H : 4 * H; }
+static int64_t reserve_rows(int kind, int64_t F, int64_t H) {
+    return gate_rows(kind, H) + F + 1 + H + (kind == RNN_LSTM ? H : 0);
 }
-
-/* GRU's gradient rows are [dr dz | dn*r | dn]: the first 3H feed U, the others W. */
-static int64_t grad_width(int kind, int64_t H) { return kind == RNN_GRU ? 4 * H : kind_gates(kind) * H; }
 
 static inline int mask_valid(const pf_tensor *mask, int64_t n, int64_t t, int64_t T) {
     if (mask == NULL) return 1;
@@ -81,6 +85,7 @@ static inline int mask_valid(const pf_tensor *mask, int64_t n, int64_t t, int64_
 
 static int64_t chunk_begin(const rnn_job *j, int64_t c) { return c * j->N / j->chunks; }
 
+/* chunks for a batch of N rows on the current pool (also the backward's partial count) */
 static int64_t pick_chunks(int64_t N) {
     int64_t c = pf_threads();
     int64_t by_rows = N / RNN_MIN_CHUNK_ROWS;
@@ -89,41 +94,42 @@ static int64_t pick_chunks(int64_t N) {
     return c < 1 ? 1 : c;
 }
 
-/* Workspace in elements.
- * forward:  [x time-major: T*N*F][GRU: h U + rb of one step: N*3H]
- * backward: [gate gradients, time-major: T*N*DG][dh: N*H][dc: N*H][bias partials: 16*DG]
- *           [U transposed: G*H*H][x time-major, then dx time-major: T*N*F] */
-static int64_t workspace_elems(int kind, int grad, int64_t N, int64_t T, int64_t F, int64_t H) {
-    int64_t GH = kind_gates(kind) * H, DG = grad_width(kind, H);
-    if (!grad) return T * N * F + (kind == RNN_GRU ? N * GH : 0);
-    return T * N * DG + 2 * N * H + RNN_MAX_CHUNKS * DG + GH * H + T * N * F;
+/* Workspace in elements (mirrored in pyfront/ops/rnn.py).
+ * forward:  [A: ZR*K][final h and c of each chunk, feature-major: 2*N*H]
+ * backward: [A^T: ZR*K][per row: dZ (ZR), two dh/dx buffers (2K), two dc (2H), gy (H)]
+ *           [one [dW ; db ; dU] partial (K*ZR) per pool task: pick_chunks(N)] */
+static int64_t fixed_workspace(int kind, int grad, int64_t N, int64_t F, int64_t H) {
+    int64_t ZR = gate_rows(kind, H), K = F + 1 + H;
+    if (!grad) return ZR * K + 2 * N * H;
+    return ZR * K + N * (ZR + 2 * K + 3 * H);
+}
+
+static int64_t workspace_elems(int kind, int grad, int64_t N, int64_t F, int64_t H) {
+    int64_t base = fixed_workspace(kind, grad, N, F, H);
+    return grad ? base + pick_chunks(N) * gate_rows(kind, H) * (F + 1 + H) : base;
 }
 
 #define RNN_TEMPLATE
 #define T float
 #define SFX(name) name##_f32
-#define GEMM pf_sgemm
 #define GEMM_SERIAL pf_sgemm_serial
 #define SIGM pf_sigmoidf
 #define TANH pf_tanhf
 #include "rnn.c"
 #undef T
 #undef SFX
-#undef GEMM
 #undef GEMM_SERIAL
 #undef SIGM
 #undef TANH
 
 #define T double
 #define SFX(name) name##_f64
-#define GEMM pf_dgemm
 #define GEMM_SERIAL pf_dgemm_serial
 #define SIGM pf_sigmoid
 #define TANH tanh
 #include "rnn.c"
 #undef T
 #undef SFX
-#undef GEMM
 #undef GEMM_SERIAL
 #undef SIGM
 #undef TANH
@@ -158,8 +164,7 @@ static int expect(const pf_tensor *t, const char *what, int dtype, int ndim, int
 }
 
 /* Reads x, W, U (the first three inputs of every rnn kernel) and the attributes. */
-static int setup_common(const pf_args *a, int kind, int grad, rnn_job *j, int *has_state,
-                        int *has_mask) {
+static int setup_common(const pf_args *a, int kind, rnn_job *j, int *has_state, int *has_mask) {
     PF_TRY(pf_check_attrs(a, kind == RNN_SIMPLE ? 4 : 3, 0));
     PF_CHECK(a->n_in >= 3, PF_ERR_ARGUMENT, "expected at least 3 inputs, got %d", a->n_in);
     for (int i = 0; i < a->n_in; i++)
@@ -192,19 +197,19 @@ static int setup_common(const pf_args *a, int kind, int grad, rnn_job *j, int *h
              (long long)(U->ndim > 1 ? U->shape[1] : 0));
     j->H = U->shape[0];
     j->GH = j->G * j->H;
-    j->R = reserve_width(kind, j->H);
-    j->DG = grad_width(kind, j->H);
+    j->ZR = gate_rows(kind, j->H);
+    j->K = j->F + 1 + j->H;
+    j->R = reserve_rows(kind, j->F, j->H);
     PF_TRY(expect(U, "recurrent_kernel", j->dtype, 2, j->H, j->GH, 0));
     PF_TRY(expect(W, "kernel", j->dtype, 2, j->F, j->GH, 0));
-    /* leading dimensions and row counts handed to the 32-bit BLAS */
-    PF_CHECK(j->N * j->steps <= INT32_MAX && j->steps * j->R <= INT32_MAX && j->steps * j->DG <= INT32_MAX &&
-             j->F <= INT32_MAX, PF_ERR_BLAS, "sequence batch too large for the 32-bit BLAS: "
-             "N=%lld T=%lld units=%lld", (long long)j->N, (long long)j->steps, (long long)j->H);
+    /* sizes handed to the 32-bit BLAS */
+    PF_CHECK(j->N <= INT32_MAX && j->K <= INT32_MAX && j->ZR <= INT32_MAX && j->F <= INT32_MAX,
+             PF_ERR_BLAS, "batch or layer too large for the 32-bit BLAS: N=%lld F=%lld units=%lld",
+             (long long)j->N, (long long)j->F, (long long)j->H);
     PF_CHECK(pf_blas_bound(), PF_ERR_BLAS, "no BLAS is loaded (pf_load_blas was not called)");
     j->x = x->data;
     j->W = W->data;
     j->U = U->data;
-    (void)grad;
     return PF_OK;
 }
 
@@ -219,12 +224,17 @@ static int check_mask(const pf_tensor *m, const rnn_job *j) {
     return PF_OK;
 }
 
-static int check_workspace(const pf_args *a, const rnn_job *j, int grad) {
-    int64_t need = workspace_elems(j->kind, grad, j->N, j->steps, j->F, j->H) * (int64_t)pf_dtype_size(j->dtype);
-    if (need == 0) return PF_OK;
+/* The workspace must hold the fixed part and, backward, at least one weight-gradient
+ * partial; returns how many partials fit. */
+static int check_workspace(const pf_args *a, const rnn_job *j, int grad, int64_t *partials) {
+    int64_t size = (int64_t)pf_dtype_size(j->dtype);
+    int64_t fixed = fixed_workspace(j->kind, grad, j->N, j->F, j->H);
+    int64_t per = grad ? j->ZR * j->K : 0;
+    int64_t need = (fixed + per) * size;
     PF_CHECK(a->workspace != NULL && a->workspace_bytes >= need, PF_ERR_ARGUMENT,
-             "needs a workspace of %lld bytes, got %lld", (long long)need,
+             "needs a workspace of at least %lld bytes, got %lld", (long long)need,
              (long long)(a->workspace ? a->workspace_bytes : 0));
+    if (partials) *partials = per ? (a->workspace_bytes / size - fixed) / per : 0;
     return PF_OK;
 }
 
@@ -233,21 +243,21 @@ static int check_workspace(const pf_args *a, const rnn_job *j, int grad) {
 static void forward_task(void *p, int64_t c0, int64_t c1) {
     rnn_job *j = (rnn_job *)p;
     for (int64_t c = c0; c < c1; c++) {
-        int64_t n0 = chunk_begin(j, c), n1 = chunk_begin(j, c + 1);
-        int status = j->dtype == PF_FLOAT32 ? forward_chunk_f32(j, n0, n1) : forward_chunk_f64(j, n0, n1);
+        int status = j->dtype == PF_FLOAT32 ? forward_chunk_f32(j, c) : forward_chunk_f64(j, c);
         if (status != PF_OK) j->status = status;
     }
 }
 
-/* "lstm":  inputs x, W, U, b[, h0, c0][, mask]; outputs y (N, T, H), hT, cT, reserve (N, T, 6H)
- * "gru":   inputs x, W, U, b, rb[, h0][, mask];   outputs y, hT, reserve (N, T, 5H)
- * "simple_rnn": inputs x, W, U, b[, h0][, mask];   outputs y, hT, reserve (N, T, 2H)
+/* "lstm":  inputs x, W, U, b[, h0, c0][, mask]; outputs y (N, T, H), hT, cT, reserve
+ * "gru":   inputs x, W, U, b, rb[, h0][, mask];   outputs y, hT, reserve
+ * "simple_rnn": inputs x, W, U, b[, h0][, mask];   outputs y, hT, reserve
+ * reserve: (N, T * R + 1), R as in the header comment.
  * iattr: has_initial_state, has_mask, reverse[, activation (simple_rnn: 0 tanh, 1 relu)].
- * Workspace: T*N*F (+ N*3H for gru) elements. */
+ * Workspace: see workspace_elems(). */
 static int rnn_forward(const pf_args *a, int kind) {
     rnn_job j;
     int has_state, has_mask;
-    PF_TRY(setup_common(a, kind, 0, &j, &has_state, &has_mask));
+    PF_TRY(setup_common(a, kind, &j, &has_state, &has_mask));
     int n_bias = kind == RNN_GRU ? 2 : 1, n_state = kind == RNN_LSTM ? 2 : 1;
     int n_in = 3 + n_bias + (has_state ? n_state : 0) + (has_mask ? 1 : 0);
     int n_out = kind == RNN_LSTM ? 4 : 3;
@@ -284,12 +294,12 @@ static int rnn_forward(const pf_args *a, int kind) {
         PF_TRY(expect(a->outputs[o], "final c", j.dtype, 2, j.N, j.H, 0));
         j.cT = a->outputs[o++]->data;
     }
-    PF_TRY(expect(a->outputs[o], "reserve", j.dtype, 3, j.N, j.steps, j.R));
+    PF_TRY(expect(a->outputs[o], "reserve", j.dtype, 2, j.N, j.steps * j.R + 1, 0));
     j.res = a->outputs[o]->data;
-    PF_TRY(check_workspace(a, &j, 0));
+    PF_TRY(check_workspace(a, &j, 0, NULL));
     j.ws = a->workspace;
     j.chunks = pick_chunks(j.N);
-    PF_TRY(j.dtype == PF_FLOAT32 ? forward_prepare_f32(&j) : forward_prepare_f64(&j));
+    if (j.dtype == PF_FLOAT32) forward_prepare_f32(&j); else forward_prepare_f64(&j);
     if (j.chunks > 1) pf_parallel_for(j.chunks, 1, forward_task, &j);
     else forward_task(&j, 0, 1);
     return j.status;
@@ -297,10 +307,12 @@ static int rnn_forward(const pf_args *a, int kind) {
 
 /* ---- backward ---- */
 
-static void backward_task(void *p, int64_t c0, int64_t c1) {
+static void backward_task(void *p, int64_t t0, int64_t t1) {
     rnn_job *j = (rnn_job *)p;
-    for (int64_t c = c0; c < c1; c++) {
-        int status = j->dtype == PF_FLOAT32 ? backward_chunk_f32(j, c) : backward_chunk_f64(j, c);
+    for (int64_t task = t0; task < t1; task++) {
+        int64_t c0 = task * j->chunks / j->tasks, c1 = (task + 1) * j->chunks / j->tasks;
+        int status = j->dtype == PF_FLOAT32 ? backward_task_f32(j, task, c0, c1)
+                                            : backward_task_f64(j, task, c0, c1);
         if (status != PF_OK) j->status = status;
     }
 }
@@ -310,17 +322,17 @@ static void backward_task(void *p, int64_t c0, int64_t c1) {
  * "gru_grad":  inputs x, W, U, reserve, gy, ghT[, mask]; outputs dx, dW, dU, db, drb, dh0
  * "simple_rnn_grad": inputs x, W, U, reserve, gy, ghT[, mask]; outputs dx, dW, dU, db, dh0
  * iattr: as the forward (has_initial_state is ignored: dh0 is always computed).
- * Workspace: see workspace_elems(). */
+ * Workspace: see workspace_elems(); a smaller one (down to one partial) runs on fewer threads. */
 static int rnn_backward(const pf_args *a, int kind) {
     rnn_job j;
     int has_state, has_mask;
-    PF_TRY(setup_common(a, kind, 1, &j, &has_state, &has_mask));
+    PF_TRY(setup_common(a, kind, &j, &has_state, &has_mask));
     int n_in = (kind == RNN_LSTM ? 7 : 6) + (has_mask ? 1 : 0);
     int n_out = kind == RNN_SIMPLE ? 5 : 6;
     PF_CHECK(a->n_in == n_in && a->n_out == n_out, PF_ERR_ARGUMENT,
              "expected %d inputs and %d outputs for these attributes, got %d and %d", n_in, n_out,
              a->n_in, a->n_out);
-    PF_TRY(expect(a->inputs[3], "reserve", j.dtype, 3, j.N, j.steps, j.R));
+    PF_TRY(expect(a->inputs[3], "reserve", j.dtype, 2, j.N, j.steps * j.R + 1, 0));
     j.res = a->inputs[3]->data;
     PF_TRY(expect(a->inputs[4], "gradient of y", j.dtype, 3, j.N, j.steps, j.H));
     j.gy = a->inputs[4]->data;
@@ -354,14 +366,28 @@ static int rnn_backward(const pf_args *a, int kind) {
         PF_TRY(expect(a->outputs[o], "dc0", j.dtype, 2, j.N, j.H, 0));
         j.dc0 = a->outputs[o++]->data;
     }
-    PF_TRY(check_workspace(a, &j, 1));
+    int64_t partials = 0;
+    PF_TRY(check_workspace(a, &j, 1, &partials));
     j.ws = a->workspace;
-    j.chunks = pick_chunks(j.N);
+    j.chunks = 1;
+    if (j.N > 0) {   /* the layout the forward call chose */
+        double recorded = j.dtype == PF_FLOAT32 ? ((const float *)j.res)[j.N * j.steps * j.R]
+                                                : ((const double *)j.res)[j.N * j.steps * j.R];
+        PF_CHECK(recorded >= 1 && recorded <= RNN_MAX_CHUNKS && recorded <= (double)j.N &&
+                 recorded == (double)(int64_t)recorded, PF_ERR_ARGUMENT,
+                 "reserve was not written by the %s forward kernel (chunk count %g)",
+                 KIND_NAMES[kind], recorded);
+        j.chunks = (int64_t)recorded;
+    }
+    j.tasks = pf_threads();
+    if (j.tasks > j.chunks) j.tasks = j.chunks;
+    if (j.tasks > partials) j.tasks = partials;
     if (j.dtype == PF_FLOAT32) backward_prepare_f32(&j); else backward_prepare_f64(&j);
-    if (j.chunks > 1) pf_parallel_for(j.chunks, 1, backward_task, &j);
+    if (j.tasks > 1) pf_parallel_for(j.tasks, 1, backward_task, &j);
     else backward_task(&j, 0, 1);
     PF_TRY(j.status);
-    return j.dtype == PF_FLOAT32 ? backward_weights_f32(&j) : backward_weights_f64(&j);
+    if (j.dtype == PF_FLOAT32) backward_weights_f32(&j); else backward_weights_f64(&j);
+    return PF_OK;
 }
 
 static int rnn_workspace(const pf_args *a, int kind, int grad, int64_t *bytes) {
@@ -372,7 +398,7 @@ static int rnn_workspace(const pf_args *a, int kind, int grad, int64_t *bytes) {
     PF_TRY(pf_check_tensor(U, "recurrent_kernel"));
     PF_CHECK(x->ndim == 3 && U->ndim == 2, PF_ERR_SHAPE,
              "x must have 3 dims and recurrent_kernel 2, got %d and %d", x->ndim, U->ndim);
-    *bytes = workspace_elems(kind, grad, x->shape[0], x->shape[1], x->shape[2], U->shape[0]) *
+    *bytes = workspace_elems(kind, grad, x->shape[0], x->shape[2], U->shape[0]) *
              (int64_t)pf_dtype_size(x->dtype);
     return PF_OK;
 }
@@ -402,298 +428,287 @@ const pf_kernel_entry pf_kernels_rnn[] = {
 
 #else /* RNN_TEMPLATE: the typed half, compiled once for float and once for double */
 
-/* The cells, one batch row each. The pointers never overlap (distinct rows, or distinct slots
- * of a reserve row); restrict lets the compiler vectorise across units. z holds x W + h U of
- * the step; the bias is added here, while the row is in cache. */
-static inline __attribute__((always_inline)) void SFX(lstm_cell)(
-        int64_t H, T *restrict z, const T *restrict b, const T *restrict cp, T *restrict cn,
-        T *restrict hn, T *restrict yo) {
-    for (int64_t k = 0; k < 2 * H; k++) z[k] = SIGM(z[k] + b[k]);
-    for (int64_t k = 2 * H; k < 3 * H; k++) z[k] = TANH(z[k] + b[k]);
-    for (int64_t k = 3 * H; k < 4 * H; k++) z[k] = SIGM(z[k] + b[k]);
-    const T *ig = z, *fg = z + H, *gg = z + 2 * H, *og = z + 3 * H;
-    for (int64_t k = 0; k < H; k++) {
-        T c = fg[k] * cp[k] + ig[k] * gg[k];
-        T h = og[k] * TANH(c);
-        cn[k] = c;
-        hn[k] = h;
-        yo[k] = h;
+#define RNN_INLINE static inline __attribute__((always_inline))
+
+/* The cells, flat over the H*m values of one step of a chunk (feature-major rows, so every
+ * pointer is one gate's or state's contiguous block; the blocks never overlap). */
+RNN_INLINE void SFX(lstm_cell)(int64_t n, T *restrict ig, T *restrict fg, T *restrict gg,
+                                T *restrict og, const T *restrict cp, T *restrict cn,
+                                T *restrict hn) {
+    for (int64_t j = 0; j < n; j++) {
+        T i = SIGM(ig[j]), f = SIGM(fg[j]), g = TANH(gg[j]), o = SIGM(og[j]);
+        T c = f * cp[j] + i * g;
+        ig[j] = i;
+        fg[j] = f;
+        gg[j] = g;
+        og[j] = o;
+        cn[j] = c;
+        hn[j] = o * TANH(c);
     }
 }
 
-static inline __attribute__((always_inline)) void SFX(gru_cell)(
-        int64_t H, T *restrict z, const T *restrict b, const T *restrict u, const T *restrict hp,
-        T *restrict un, T *restrict hn, T *restrict yo) {
-    for (int64_t k = 0; k < 2 * H; k++) z[k] = SIGM(z[k] + b[k] + u[k]);
-    T *restrict rg = z, *restrict zg = z + H, *restrict ng = z + 2 * H;
-    const T *restrict ua = u + 2 * H, *restrict bn = b + 2 * H;
-    for (int64_t k = 0; k < H; k++) {
-        T a = ua[k];
-        T nn = TANH(ng[k] + bn[k] + rg[k] * a);
-        T h = nn + zg[k] * (hp[k] - nn);
-        un[k] = a;
-        ng[k] = nn;
-        hn[k] = h;
-        yo[k] = h;
+RNN_INLINE void SFX(gru_cell)(int64_t n, T *restrict rg, T *restrict zg, T *restrict ng,
+                               const T *restrict ua, const T *restrict hp, T *restrict hn) {
+    for (int64_t j = 0; j < n; j++) {
+        T r = SIGM(rg[j]), z = SIGM(zg[j]);
+        T nn = TANH(ng[j] + r * ua[j]);
+        rg[j] = r;
+        zg[j] = z;
+        ng[j] = nn;
+        hn[j] = nn + z * (hp[j] - nn);
     }
 }
 
-static inline __attribute__((always_inline)) void SFX(simple_cell)(
-        int64_t H, int relu, T *restrict z, const T *restrict b, T *restrict hn, T *restrict yo) {
+RNN_INLINE void SFX(simple_cell)(int64_t n, int relu, T *restrict z, T *restrict hn) {
     if (relu)
-        for (int64_t k = 0; k < H; k++) { T v = z[k] + b[k]; T h = v > 0 ? v : 0; z[k] = h; hn[k] = h; yo[k] = h; }
+        for (int64_t j = 0; j < n; j++) { T h = z[j] > 0 ? z[j] : 0; z[j] = h; hn[j] = h; }
     else
-        for (int64_t k = 0; k < H; k++) { T h = TANH(z[k] + b[k]); z[k] = h; hn[k] = h; yo[k] = h; }
+        for (int64_t j = 0; j < n; j++) { T h = TANH(z[j]); z[j] = h; hn[j] = h; }
 }
 
-/* dst (cols, rows) = src (rows, cols) transposed; both contiguous */
-static void SFX(transpose)(const T *src, T *dst, int64_t rows, int64_t cols) {
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t c = 0; c < cols; c++) dst[c * rows + r] = src[r * cols + c];
-}
-
-/* x (N, T, F) -> time-major rows (T, N, F) */
-static void SFX(to_time_major)(const rnn_job *j, const T *x, T *xt) {
-    const int64_t N = j->N, Tn = j->steps, F = j->F;
-    for (int64_t n = 0; n < N; n++)
-        for (int64_t t = 0; t < Tn; t++) memcpy(xt + (t * N + n) * F, x + (n * Tn + t) * F, (size_t)F * sizeof(T));
-}
-
-/* Before the recurrences: x W for every step of every row, one GEMM (split over the pool). */
-static int SFX(forward_prepare)(rnn_job *j) {
-    const int64_t N = j->N, Tn = j->steps, F = j->F;
-    if (N == 0 || Tn == 0) return PF_OK;
-    T *xt = (T *)j->ws;
-    SFX(to_time_major)(j, (const T *)j->x, xt);
-    return GEMM(0, 0, Tn * N, j->GH, F, (T)1, xt, F, (const T *)j->W, j->GH, (T)0, (T *)j->res, j->R);
-}
-
-/* One forward step for rows [n0, n1) at time t: gate nonlinearities, the new state written into
- * the next step's h_prev (and c_prev) slots, or into the final-state outputs after the last. */
-static PF_HOT void SFX(forward_step)(const rnn_job *j, int64_t n0, int64_t n1, int64_t t, int last,
-                                     const T *hu) {
-    const int64_t N = j->N, Tn = j->steps, H = j->H, GH = j->GH, R = j->R;
-    const int64_t next = j->reverse ? -N * R : N * R;
-    const size_t row_bytes = (size_t)H * sizeof(T);
-    const T *b = (const T *)j->b;
-    T *res = (T *)j->res, *y = (T *)j->y;
-    for (int64_t n = n0; n < n1; n++) {
-        T *z = res + (t * N + n) * R;
-        T *hp = z + GH;
-        T *hn = last ? (T *)j->hT + n * H : z + next + GH;
-        T *yo = y + (n * Tn + t) * H;
-        if (!mask_valid(j->mask, n, t, Tn)) {   /* the state passes through; the output is zero */
-            memcpy(hn, hp, row_bytes);
-            if (j->kind == RNN_LSTM) memcpy(last ? (T *)j->cT + n * H : hn + H, hp + H, row_bytes);
-            memset(yo, 0, row_bytes);
-            continue;
-        }
-        if (j->kind == RNN_LSTM)
-            SFX(lstm_cell)(H, z, b, hp + H, last ? (T *)j->cT + n * H : hn + H, hn, yo);
-        else if (j->kind == RNN_GRU)
-            SFX(gru_cell)(H, z, b, hu + (n - n0) * GH, hp, hp + H, hn, yo);
-        else
-            SFX(simple_cell)(H, j->relu, z, b, hn, yo);
+RNN_INLINE void SFX(lstm_cell_grad)(int64_t n, const T *restrict ig, const T *restrict fg,
+                                     const T *restrict gg, const T *restrict og,
+                                     const T *restrict cp, const T *restrict gy,
+                                     const T *restrict dh_in, const T *restrict dc_in,
+                                     T *restrict di, T *restrict df, T *restrict dg,
+                                     T *restrict dout, T *restrict dh_out, T *restrict dc_out) {
+    for (int64_t j = 0; j < n; j++) {
+        T i = ig[j], f = fg[j], g = gg[j], o = og[j];
+        T tc = TANH(f * cp[j] + i * g);
+        T dho = dh_in[j] + gy[j];
+        T dct = dc_in[j] + dho * o * (1 - tc * tc);
+        di[j] = dct * g * i * (1 - i);
+        df[j] = dct * cp[j] * f * (1 - f);
+        dg[j] = dct * i * (1 - g * g);
+        dout[j] = dho * tc * o * (1 - o);
+        dc_out[j] = dct * f;
+        dh_out[j] = 0;
     }
 }
 
-static void SFX(copy_or_zero)(T *dst, const T *src, int64_t n) {
-    if (src) memcpy(dst, src, (size_t)n * sizeof(T));
-    else memset(dst, 0, (size_t)n * sizeof(T));
+RNN_INLINE void SFX(gru_cell_grad)(int64_t n, const T *restrict rg, const T *restrict zg,
+                                    const T *restrict ng, const T *restrict ua,
+                                    const T *restrict hp, const T *restrict gy,
+                                    const T *restrict dh_in, T *restrict dr, T *restrict dz,
+                                    T *restrict dxn, T *restrict dhn, T *restrict dh_out) {
+    for (int64_t j = 0; j < n; j++) {
+        T r = rg[j], z = zg[j], nn = ng[j];
+        T dho = dh_in[j] + gy[j];
+        T dpn = dho * (1 - z) * (1 - nn * nn);
+        dr[j] = dpn * ua[j] * r * (1 - r);
+        dz[j] = dho * (hp[j] - nn) * z * (1 - z);
+        dxn[j] = dpn;
+        dhn[j] = dpn * r;
+        dh_out[j] = dho * z;
+    }
 }
 
-static int SFX(forward_chunk)(rnn_job *j, int64_t n0, int64_t n1) {
-    const int64_t N = j->N, Tn = j->steps, H = j->H, GH = j->GH, R = j->R, m = n1 - n0;
-    const T *h0 = (const T *)j->h0, *c0 = (const T *)j->c0;
-    T *res = (T *)j->res;
-    if (m <= 0) return PF_OK;
-    if (Tn == 0) {   /* the final state is the initial one */
-        SFX(copy_or_zero)((T *)j->hT + n0 * H, h0 ? h0 + n0 * H : NULL, m * H);
-        if (j->kind == RNN_LSTM) SFX(copy_or_zero)((T *)j->cT + n0 * H, c0 ? c0 + n0 * H : NULL, m * H);
-        return PF_OK;
-    }
-    int64_t t0 = j->reverse ? Tn - 1 : 0, dir = j->reverse ? -1 : 1;
-    for (int64_t n = n0; n < n1; n++) {
-        T *slot = res + (t0 * N + n) * R + GH;
-        SFX(copy_or_zero)(slot, h0 ? h0 + n * H : NULL, H);
-        if (j->kind == RNN_LSTM) SFX(copy_or_zero)(slot + H, c0 ? c0 + n * H : NULL, H);
-    }
-    T *hu = j->kind == RNN_GRU ? (T *)j->ws + Tn * N * j->F + n0 * GH : NULL;
-    for (int64_t s = 0; s < Tn; s++) {
-        int64_t t = t0 + s * dir;
-        T *row = res + (t * N + n0) * R;
+RNN_INLINE void SFX(simple_cell_grad)(int64_t n, int relu, const T *restrict h,
+                                       const T *restrict gy, const T *restrict dh_in,
+                                       T *restrict dz, T *restrict dh_out) {
+    if (relu)
+        for (int64_t j = 0; j < n; j++) { dz[j] = h[j] > 0 ? dh_in[j] + gy[j] : 0; dh_out[j] = 0; }
+    else
+        for (int64_t j = 0; j < n; j++) { dz[j] = (dh_in[j] + gy[j]) * (1 - h[j] * h[j]); dh_out[j] = 0; }
+}
+
+/* One step's cells over a chunk (hm = H * m values per gate), compiled per instruction set. */
+static PF_HOT void SFX(forward_cells)(const rnn_job *j, int64_t hm, T *blk, const T *hp,
+                                      const T *cp, T *hn, T *cn) {
+    if (j->kind == RNN_LSTM)
+        SFX(lstm_cell)(hm, blk, blk + hm, blk + 2 * hm, blk + 3 * hm, cp, cn, hn);
+    else if (j->kind == RNN_GRU)
+        SFX(gru_cell)(hm, blk, blk + hm, blk + 2 * hm, blk + 3 * hm, hp, hn);
+    else
+        SFX(simple_cell)(hm, j->relu, blk, hn);
+}
+
+static PF_HOT void SFX(backward_cells)(const rnn_job *j, int64_t hm, const T *blk, const T *hp,
+                                       const T *cp, const T *gy, const T *dh_in,
+                                       const T *dc_in, T *dZ, T *dh_out, T *dc_out) {
+    if (j->kind == RNN_LSTM)
+        SFX(lstm_cell_grad)(hm, blk, blk + hm, blk + 2 * hm, blk + 3 * hm, cp, gy, dh_in, dc_in,
+                            dZ, dZ + hm, dZ + 2 * hm, dZ + 3 * hm, dh_out, dc_out);
+    else if (j->kind == RNN_GRU)
+        SFX(gru_cell_grad)(hm, blk, blk + hm, blk + 2 * hm, blk + 3 * hm, hp, gy, dh_in,
+                           dZ, dZ + hm, dZ + 2 * hm, dZ + 3 * hm, dh_out);
+    else
+        SFX(simple_cell_grad)(hm, j->relu, blk, gy, dh_in, dZ, dh_out);
+}
+
+/* a chunk's block of step t in the reserve */
+static T *SFX(block)(const rnn_job *j, int64_t t, int64_t n0) {
+    return (T *)j->res + (t * j->N + n0) * j->R;
+}
+
+/* rows (m, cols) batch-major at src with row stride ld  ->  feature-major dst (cols, m) */
+static void SFX(gather)(T *dst, const T *src, int64_t m, int64_t cols, int64_t ld) {
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t k = 0; k < cols; k++) dst[k * m + i] = src[i * ld + k];
+}
+
+/* the inverse: feature-major src (cols, m) -> rows of dst with row stride ld */
+static void SFX(scatter)(T *dst, const T *src, int64_t m, int64_t cols, int64_t ld) {
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t k = 0; k < cols; k++) dst[i * ld + k] = src[k * m + i];
+}
+
+/* A = [W^T | b | U^T] with one row per gate-block row (GRU: r, z, x_n, h_n). */
+static void SFX(build_a)(const rnn_job *j, T *A) {
+    const int64_t F = j->F, H = j->H, GH = j->GH, K = j->K;
+    const T *W = (const T *)j->W, *U = (const T *)j->U, *b = (const T *)j->b, *rb = (const T *)j->rb;
+    for (int64_t r = 0; r < j->ZR; r++) {
+        T *row = A + r * K;
+        int64_t wcol = r, ucol = r;
+        T bias = b ? b[r] : 0;
         if (j->kind == RNN_GRU) {
-            const T *rb = (const T *)j->rb;
-            for (int64_t i = 0; i < m; i++) memcpy(hu + i * GH, rb, (size_t)GH * sizeof(T));
-            PF_TRY(GEMM_SERIAL(0, 0, m, GH, j->H, (T)1, row + GH, R, (const T *)j->U, GH, (T)1, hu, GH));
-        } else {
-            PF_TRY(GEMM_SERIAL(0, 0, m, GH, j->H, (T)1, row + GH, R, (const T *)j->U, GH, (T)1, row, R));
+            if (r < 2 * H) bias = b ? b[r] + rb[r] : 0;
+            else if (r < 3 * H) ucol = -1;
+            else { wcol = -1; ucol = r - H; bias = rb ? rb[r - H] : 0; }
         }
-        SFX(forward_step)(j, n0, n1, t, s == Tn - 1, hu);
-    }
-    return PF_OK;
-}
-
-static inline __attribute__((always_inline)) void SFX(lstm_cell_grad)(
-        int64_t H, const T *restrict z, const T *restrict cp, const T *restrict g,
-        T *restrict dz, T *restrict dh, T *restrict dc) {
-    const T *ig = z, *fg = z + H, *gg = z + 2 * H, *og = z + 3 * H;
-    T *restrict di = dz, *restrict df = dz + H, *restrict dg = dz + 2 * H, *restrict dO = dz + 3 * H;
-    for (int64_t k = 0; k < H; k++) {
-        T tc = TANH(fg[k] * cp[k] + ig[k] * gg[k]);
-        T dho = dh[k] + g[k];
-        T dct = dc[k] + dho * og[k] * (1 - tc * tc);
-        di[k] = dct * gg[k] * ig[k] * (1 - ig[k]);
-        df[k] = dct * cp[k] * fg[k] * (1 - fg[k]);
-        dg[k] = dct * ig[k] * (1 - gg[k] * gg[k]);
-        dO[k] = dho * tc * og[k] * (1 - og[k]);
-        dc[k] = dct * fg[k];
-        dh[k] = 0;
+        for (int64_t f = 0; f < F; f++) row[f] = wcol >= 0 ? W[f * GH + wcol] : 0;
+        row[F] = bias;
+        for (int64_t h = 0; h < H; h++) row[F + 1 + h] = ucol >= 0 ? U[h * GH + ucol] : 0;
     }
 }
 
-static inline __attribute__((always_inline)) void SFX(gru_cell_grad)(
-        int64_t H, const T *restrict z, const T *restrict hp, const T *restrict un,
-        const T *restrict g, T *restrict dz, T *restrict dh) {
-    const T *rg = z, *zg = z + H, *ng = z + 2 * H;
-    T *restrict dr = dz, *restrict dzg = dz + H, *restrict dnr = dz + 2 * H, *restrict dn = dz + 3 * H;
-    for (int64_t k = 0; k < H; k++) {
-        T dho = dh[k] + g[k];
-        T dpn = dho * (1 - zg[k]) * (1 - ng[k] * ng[k]);
-        dr[k] = dpn * un[k] * rg[k] * (1 - rg[k]);
-        dzg[k] = dho * (hp[k] - ng[k]) * zg[k] * (1 - zg[k]);
-        dnr[k] = dpn * rg[k];
-        dn[k] = dpn;
-        dh[k] = dho * zg[k];
-    }
+static void SFX(forward_prepare)(rnn_job *j) {
+    SFX(build_a)(j, (T *)j->ws);
+    if (j->N > 0) ((T *)j->res)[j->N * j->steps * j->R] = (T)j->chunks;
 }
 
-static inline __attribute__((always_inline)) void SFX(simple_cell_grad)(
-        int64_t H, int relu, const T *restrict z, const T *restrict g, T *restrict dz,
-        T *restrict dh) {
-    if (relu)
-        for (int64_t k = 0; k < H; k++) { dz[k] = z[k] > 0 ? dh[k] + g[k] : 0; dh[k] = 0; }
-    else
-        for (int64_t k = 0; k < H; k++) { dz[k] = (dh[k] + g[k]) * (1 - z[k] * z[k]); dh[k] = 0; }
-}
-
-static inline __attribute__((always_inline)) void SFX(accumulate)(int64_t n, T *restrict acc,
-                                                                  const T *restrict v) {
-    for (int64_t k = 0; k < n; k++) acc[k] += v[k];
-}
-
-/* the backward workspace's parts */
-static T *SFX(ws_dz)(const rnn_job *j) { return (T *)j->ws; }
-static T *SFX(ws_dh)(const rnn_job *j) { return (T *)j->ws + j->steps * j->N * j->DG; }
-static T *SFX(ws_dc)(const rnn_job *j) { return SFX(ws_dh)(j) + j->N * j->H; }
-static T *SFX(ws_partial)(const rnn_job *j) { return SFX(ws_dc)(j) + j->N * j->H; }
-static T *SFX(ws_ut)(const rnn_job *j) { return SFX(ws_partial)(j) + RNN_MAX_CHUNKS * j->DG; }
-static T *SFX(ws_xt)(const rnn_job *j) { return SFX(ws_ut)(j) + j->GH * j->H; }
-
-/* One backward step for rows [n0, n1) at time t: the gate gradients dZ of the step (zero at
- * masked steps), dh and dc updated to flow on (dh holds only the direct part here; the caller
- * adds dZ U^T), and the bias gradient accumulated into dbias. */
-static PF_HOT void SFX(backward_step)(const rnn_job *j, int64_t n0, int64_t n1, int64_t t, T *dh,
-                                      T *dc, T *dbias) {
-    const int64_t N = j->N, Tn = j->steps, H = j->H, GH = j->GH, R = j->R, DG = j->DG;
-    const T *res = (const T *)j->res, *gy = (const T *)j->gy;
-    T *dZ = SFX(ws_dz)(j);
-    for (int64_t n = n0; n < n1; n++) {
-        const T *z = res + (t * N + n) * R;
-        const T *g = gy + (n * Tn + t) * H;
-        T *dz = dZ + (t * N + n) * DG;
-        T *dhr = dh + (n - n0) * H;
-        if (!mask_valid(j->mask, n, t, Tn)) {   /* the state passed through: dh, dc flow on */
-            memset(dz, 0, (size_t)DG * sizeof(T));
-            continue;
-        }
-        if (j->kind == RNN_LSTM)
-            SFX(lstm_cell_grad)(H, z, z + GH + H, g, dz, dhr, dc + (n - n0) * H);
-        else if (j->kind == RNN_GRU)
-            SFX(gru_cell_grad)(H, z, z + GH, z + GH + H, g, dz, dhr);
-        else
-            SFX(simple_cell_grad)(H, j->relu, z, g, dz, dhr);
-        SFX(accumulate)(DG, dbias, dz);
-    }
-}
-
-/* Before the recurrences: U transposed (each step's dh GEMM then reads it without repacking)
- * and x time-major (for dW). */
-static void SFX(backward_prepare)(rnn_job *j) {
-    SFX(transpose)((const T *)j->U, SFX(ws_ut)(j), j->H, j->GH);
-    SFX(to_time_major)(j, (const T *)j->x, SFX(ws_xt)(j));
-}
-
-static int SFX(backward_chunk)(rnn_job *j, int64_t c) {
+static int SFX(forward_chunk)(rnn_job *j, int64_t c) {
     const int64_t n0 = chunk_begin(j, c), n1 = chunk_begin(j, c + 1), m = n1 - n0;
-    const int64_t N = j->N, Tn = j->steps, H = j->H, GH = j->GH, DG = j->DG;
-    T *dZ = SFX(ws_dz)(j);
-    T *dh = SFX(ws_dh)(j) + n0 * H, *dc = SFX(ws_dc)(j) + n0 * H;
-    T *dbias = SFX(ws_partial)(j) + c * DG;
-    const T *ut = SFX(ws_ut)(j);
-    memset(dbias, 0, (size_t)DG * sizeof(T));
+    const int64_t Tn = j->steps, H = j->H, F = j->F, ZR = j->ZR, K = j->K, hm = H * m;
+    const int lstm = j->kind == RNN_LSTM;
+    const T *A = (const T *)j->ws, *x = (const T *)j->x;
+    T *hfin = (T *)j->ws + ZR * K + 2 * H * n0, *cfin = hfin + hm;
     if (m <= 0) return PF_OK;
-    memcpy(dh, (const T *)j->ghT + n0 * H, (size_t)(m * H) * sizeof(T));
-    if (j->kind == RNN_LSTM) memcpy(dc, (const T *)j->gcT + n0 * H, (size_t)(m * H) * sizeof(T));
-    for (int64_t s = Tn - 1; s >= 0; s--) {
-        int64_t t = j->reverse ? Tn - 1 - s : s;
-        SFX(backward_step)(j, n0, n1, t, dh, dc, dbias);
-        /* dh += dZ[:, :GH] U^T: the recurrent-side gate gradients (GRU: dr, dz, dn * r) */
-        PF_TRY(GEMM_SERIAL(0, 0, m, H, GH, (T)1, dZ + (t * N + n0) * DG, DG, ut, H, (T)1, dh, H));
+    int64_t t0 = j->reverse ? Tn - 1 : 0, dir = j->reverse ? -1 : 1;
+    /* the state before the first step */
+    T *h_first = Tn > 0 ? SFX(block)(j, t0, n0) + (ZR + F + 1) * m : hfin;
+    T *c_first = Tn > 0 ? h_first + hm : cfin;
+    if (j->h0) SFX(gather)(h_first, (const T *)j->h0 + n0 * H, m, H, H);
+    else memset(h_first, 0, (size_t)hm * sizeof(T));
+    if (lstm) {
+        if (j->c0) SFX(gather)(c_first, (const T *)j->c0 + n0 * H, m, H, H);
+        else memset(c_first, 0, (size_t)hm * sizeof(T));
     }
-    memcpy((T *)j->dh0 + n0 * H, dh, (size_t)(m * H) * sizeof(T));
-    if (j->kind == RNN_LSTM) memcpy((T *)j->dc0 + n0 * H, dc, (size_t)(m * H) * sizeof(T));
+    for (int64_t s = 0; s < Tn; s++) {
+        const int64_t t = t0 + s * dir;
+        const int last = s == Tn - 1;
+        T *blk = SFX(block)(j, t, n0);
+        T *xr = blk + ZR * m, *hp = xr + (F + 1) * m, *cp = hp + hm;
+        SFX(gather)(xr, x + (n0 * Tn + t) * F, m, F, Tn * F);
+        for (int64_t i = 0; i < m; i++) xr[F * m + i] = 1;
+        PF_TRY(GEMM_SERIAL(0, 0, ZR, m, K, (T)1, A, K, xr, m, (T)0, blk, m));
+        T *hn = last ? hfin : SFX(block)(j, t + dir, n0) + (ZR + F + 1) * m;
+        T *cn = last ? cfin : hn + hm;
+        SFX(forward_cells)(j, hm, blk, hp, cp, hn, cn);
+        for (int64_t i = 0; i < m; i++) {
+            T *yo = (T *)j->y + ((n0 + i) * Tn + t) * H;
+            if (mask_valid(j->mask, n0 + i, t, Tn)) {
+                for (int64_t k = 0; k < H; k++) yo[k] = hn[k * m + i];
+                continue;
+            }
+            /* masked: the state passes through, the output is zero */
+            for (int64_t k = 0; k < H; k++) hn[k * m + i] = hp[k * m + i];
+            if (lstm) for (int64_t k = 0; k < H; k++) cn[k * m + i] = cp[k * m + i];
+            memset(yo, 0, (size_t)H * sizeof(T));
+        }
+    }
+    SFX(scatter)((T *)j->hT + n0 * H, hfin, m, H, H);
+    if (lstm) SFX(scatter)((T *)j->cT + n0 * H, cfin, m, H, H);
     return PF_OK;
 }
 
-/* After the recurrences: dW, dU and dx from every step's gate gradients (large GEMMs, split
- * over the pool) and the bias gradients from the chunks' partial sums. */
-static int SFX(backward_weights)(rnn_job *j) {
-    const int64_t Tn = j->steps, H = j->H, GH = j->GH, DG = j->DG, R = j->R, N = j->N, F = j->F;
-    const int64_t rows = Tn * N;
-    const T *dZ = SFX(ws_dz)(j), *res = (const T *)j->res, *W = (const T *)j->W;
-    T *xt = SFX(ws_xt)(j);
-    T *dW = (T *)j->dW, *dU = (T *)j->dU, *db = (T *)j->db;
-    if (j->kind == RNN_GRU) {   /* input-side columns: dr, dz and dn (not dn * r) */
-        PF_TRY(GEMM(1, 0, F, 2 * H, rows, (T)1, xt, F, dZ, DG, (T)0, dW, GH));
-        PF_TRY(GEMM(1, 0, F, H, rows, (T)1, xt, F, dZ + 3 * H, DG, (T)0, dW + 2 * H, GH));
-    } else {
-        PF_TRY(GEMM(1, 0, F, GH, rows, (T)1, xt, F, dZ, DG, (T)0, dW, GH));
-    }
-    PF_TRY(GEMM(1, 0, H, GH, rows, (T)1, res + GH, R, dZ, DG, (T)0, dU, GH));
-    /* dx, time-major into the buffer x used, then back to (N, T, F) */
-    T *dxt = xt;
-    if (j->kind == RNN_GRU) {
-        PF_TRY(GEMM(0, 1, rows, F, 2 * H, (T)1, dZ, DG, W, GH, (T)0, dxt, F));
-        PF_TRY(GEMM(0, 1, rows, F, H, (T)1, dZ + 3 * H, DG, W + 2 * H, GH, (T)1, dxt, F));
-    } else {
-        PF_TRY(GEMM(0, 1, rows, F, GH, (T)1, dZ, DG, W, GH, (T)0, dxt, F));
-    }
-    T *dx = (T *)j->dx;
-    for (int64_t n = 0; n < N; n++)
-        for (int64_t t = 0; t < Tn; t++) memcpy(dx + (n * Tn + t) * F, dxt + (t * N + n) * F, (size_t)F * sizeof(T));
-    const T *partial = SFX(ws_partial)(j);
-    if (j->kind == RNN_GRU) {
-        T *drb = (T *)j->drb;
-        for (int64_t k = 0; k < 3 * H; k++) {
-            T s = 0;
-            for (int64_t c = 0; c < j->chunks; c++) s += partial[c * DG + k];
-            drb[k] = s;
-            if (k < 2 * H) db[k] = s;
+static T *SFX(partial)(const rnn_job *j, int64_t task) {
+    return (T *)j->ws + fixed_workspace(j->kind, 1, j->N, j->F, j->H) + task * j->ZR * j->K;
+}
+
+/* Backward reads A transposed ([W ; b ; U] rows, K x ZR): the BLAS' small-matrix path takes
+ * the plain product A^T dZ without packing. */
+static void SFX(backward_prepare)(rnn_job *j) {
+    T *at = (T *)j->ws, *a = SFX(partial)(j, 0);   /* the first partial is free until then */
+    SFX(build_a)(j, a);
+    for (int64_t r = 0; r < j->ZR; r++)
+        for (int64_t k = 0; k < j->K; k++) at[k * j->ZR + r] = a[r * j->K + k];
+}
+
+static int SFX(backward_chunk)(rnn_job *j, int64_t c, T *dA) {
+    const int64_t n0 = chunk_begin(j, c), n1 = chunk_begin(j, c + 1), m = n1 - n0;
+    const int64_t Tn = j->steps, H = j->H, F = j->F, ZR = j->ZR, K = j->K, hm = H * m;
+    const int lstm = j->kind == RNN_LSTM;
+    const T *AT = (const T *)j->ws;
+    if (m <= 0) return PF_OK;
+    T *dZ = (T *)j->ws + ZR * K + n0 * (ZR + 2 * K + 3 * H);
+    T *D[2] = {dZ + ZR * m, dZ + ZR * m + K * m};       /* [dx (F) | d1 | dh (H)] rows */
+    T *dcb[2] = {D[1] + K * m, D[1] + K * m + hm};
+    T *gyt = dcb[1] + hm;
+    int cur = 0;
+    SFX(gather)(D[0] + (F + 1) * m, (const T *)j->ghT + n0 * H, m, H, H);
+    if (lstm) SFX(gather)(dcb[0], (const T *)j->gcT + n0 * H, m, H, H);
+    for (int64_t s = Tn - 1; s >= 0; s--) {
+        const int64_t t = j->reverse ? Tn - 1 - s : s;
+        const T *blk = SFX(block)(j, t, n0);
+        const T *xr = blk + ZR * m, *hp = xr + (F + 1) * m, *cp = hp + hm;
+        const int nx = 1 - cur;
+        T *dh_in = D[cur] + (F + 1) * m, *dh_out = D[nx] + (F + 1) * m;
+        SFX(gather)(gyt, (const T *)j->gy + (n0 * Tn + t) * H, m, H, Tn * H);
+        memset(D[nx], 0, (size_t)((F + 1) * m) * sizeof(T));
+        SFX(backward_cells)(j, hm, blk, hp, cp, gyt, dh_in, dcb[cur], dZ, dh_out, dcb[nx]);
+        if (j->mask) {   /* masked steps: no gate gradients; dh and dc flow through unchanged */
+            for (int64_t i = 0; i < m; i++) {
+                if (mask_valid(j->mask, n0 + i, t, Tn)) continue;
+                for (int64_t r = 0; r < ZR; r++) dZ[r * m + i] = 0;
+                for (int64_t k = 0; k < H; k++) dh_out[k * m + i] = dh_in[k * m + i];
+                if (lstm) for (int64_t k = 0; k < H; k++) dcb[nx][k * m + i] = dcb[cur][k * m + i];
+            }
         }
-        for (int64_t k = 0; k < H; k++) {
-            T s = 0;
-            for (int64_t c = 0; c < j->chunks; c++) s += partial[c * DG + 3 * H + k];
-            db[2 * H + k] = s;
-        }
-    } else {
-        for (int64_t k = 0; k < GH; k++) {
-            T s = 0;
-            for (int64_t c = 0; c < j->chunks; c++) s += partial[c * DG + k];
-            db[k] = s;
-        }
+        /* [dx ; d1 ; dh] += A^T dZ, then [dW ; db ; dU] += [x ; 1 ; h_prev] dZ^T */
+        PF_TRY(GEMM_SERIAL(0, 0, K, m, ZR, (T)1, AT, ZR, dZ, m, (T)1, D[nx], m));
+        SFX(scatter)((T *)j->dx + (n0 * Tn + t) * F, D[nx], m, F, Tn * F);
+        PF_TRY(GEMM_SERIAL(0, 1, K, ZR, m, (T)1, xr, m, dZ, m, (T)1, dA, ZR));
+        cur = nx;
     }
+    SFX(scatter)((T *)j->dh0 + n0 * H, D[cur] + (F + 1) * m, m, H, H);
+    if (lstm) SFX(scatter)((T *)j->dc0 + n0 * H, dcb[cur], m, H, H);
     return PF_OK;
+}
+
+static int SFX(backward_task)(rnn_job *j, int64_t task, int64_t c0, int64_t c1) {
+    T *dA = SFX(partial)(j, task);
+    memset(dA, 0, (size_t)(j->ZR * j->K) * sizeof(T));
+    for (int64_t c = c0; c < c1; c++) PF_TRY(SFX(backward_chunk)(j, c, dA));
+    return PF_OK;
+}
+
+/* Sum the tasks' [dW ; db ; dU] partials (K x ZR) and hand the parts to the outputs. */
+static void SFX(backward_weights)(rnn_job *j) {
+    const int64_t F = j->F, H = j->H, GH = j->GH, K = j->K, ZR = j->ZR;
+    T *dA = SFX(partial)(j, 0);
+    for (int64_t task = 1; task < j->tasks; task++) {
+        const T *p = SFX(partial)(j, task);
+        for (int64_t e = 0; e < ZR * K; e++) dA[e] += p[e];
+    }
+    T *dW = (T *)j->dW, *dU = (T *)j->dU, *db = (T *)j->db, *drb = (T *)j->drb;
+    const T *dwa = dA, *dba = dA + F * ZR, *dua = dA + (F + 1) * ZR;
+    if (j->kind != RNN_GRU) {   /* gate-block rows are the columns of W and U */
+        memcpy(dW, dwa, (size_t)(F * GH) * sizeof(T));
+        memcpy(db, dba, (size_t)GH * sizeof(T));
+        memcpy(dU, dua, (size_t)(H * GH) * sizeof(T));
+        return;
+    }
+    /* GRU block rows [r z | x_n | h_n]: r, z feed W, U and both biases; x_n feeds W's n
+     * columns and b_n; h_n feeds U's n columns and rb_n */
+    for (int64_t f = 0; f < F; f++) memcpy(dW + f * GH, dwa + f * ZR, (size_t)(3 * H) * sizeof(T));
+    for (int64_t h = 0; h < H; h++) {
+        memcpy(dU + h * GH, dua + h * ZR, (size_t)(2 * H) * sizeof(T));
+        memcpy(dU + h * GH + 2 * H, dua + h * ZR + 3 * H, (size_t)H * sizeof(T));
+    }
+    memcpy(db, dba, (size_t)(3 * H) * sizeof(T));
+    memcpy(drb, dba, (size_t)(2 * H) * sizeof(T));
+    memcpy(drb + 2 * H, dba + 3 * H, (size_t)H * sizeof(T));
 }
 
 #endif /* RNN_TEMPLATE */

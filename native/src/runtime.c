@@ -145,7 +145,7 @@ static void format_shape(const pf_tensor *t, char *buf, size_t n) {
     for (int i = 0; i < t->ndim && used < n; i++)
         used += (size_t)snprintf(buf + used, n - used, i ? ", %lld" : "%lld",
                                  (long long)t->shape[i]);
-    if (used < n) snprintf(buf + used, n - used, ")");
+    if (used < n) snprintf(buf + used, n - used, t->ndim == 1 ? ",)" : ")");   /* as Python */
 }
 
 int pf_check_same_shape(const pf_tensor *a, const pf_tensor *b, const char *wa, const char *wb) {

@@ -171,17 +171,23 @@ class Conv(Op):
         from .elementwise import activation_grad
 
         act = ctx.attrs.get("activation")
-        if act is not None:
+        # a fused ReLU's gradient is applied inside the gradient kernels, from the output y,
+        # saving a pass over grad_y; other activations go through their gradient op
+        mask = [ctx.output()] if act == "relu" else []
+        if act not in (None, "relu"):
             g = activation_grad(act, ctx.output(), g)
         x, w = ctx.inputs[0], ctx.inputs[1]
         geometry = _geometry_attrs(ctx.attrs)
         gx = gw = gb = None
         if ctx.needs[0]:
-            gx = apply(_GRAD_INPUT[self.nd], [g, w, x], geometry)
-        if ctx.needs[1]:
-            gw = apply(_GRAD_WEIGHT[self.nd], [x, g, w], geometry)
-        if len(ctx.inputs) > 2 and ctx.needs[2]:
-            gb = apply(_grad_bias, [g])
+            gx = apply(_GRAD_INPUT[self.nd], [g, w, x] + mask, geometry)
+        bias = len(ctx.inputs) > 2 and ctx.needs[2]
+        if ctx.needs[1] and bias:
+            gw, gb = apply(_GRAD_PARAMS[self.nd], [x, g, w] + mask, geometry)
+        elif ctx.needs[1]:
+            gw = apply(_GRAD_WEIGHT[self.nd], [x, g, w] + mask, geometry)
+        elif bias:
+            gb = apply(_grad_bias, [g] + mask)
         return gx, gw, gb
 
 
@@ -190,10 +196,18 @@ def _geometry_attrs(attrs):
             "padding": attrs["padding"], "groups": attrs["groups"]}
 
 
-class ConvGradInput(Op):
-    """The gradient of conv with respect to its input, shaped like `like` (the input)."""
+def _relu_masked(y, v):
+    """v where y > 0, else 0: the gradient of a fused ReLU (None when there is no mask)."""
+    from .elementwise import activation_grad
 
-    inputs = ("grad", "kernel", "like")
+    return v if y is None else activation_grad("relu", y, v)
+
+
+class ConvGradInput(Op):
+    """The gradient of conv with respect to its input, shaped like `like` (the input). An
+    optional fourth input y (the forward's output after a fused ReLU) masks grad to y > 0."""
+
+    inputs = ("grad", "kernel", "like", "y")
     shape_inputs = (2,)
 
     def __init__(self, nd):
@@ -206,21 +220,26 @@ class ConvGradInput(Op):
     def forward(self, k, ins, outs, attrs):
         g, w = ins[0], ins[1]
         iattr = _geometry_iattr(self.nd, outs[0].shape, w.shape[2:], attrs)
-        k.run("conv_grad_input", [g.desc(), w.desc()], [outs[0].desc()], iattr)
+        k.run("conv_grad_input", [g.desc(), w.desc()] + [b.desc() for b in ins[3:]],
+              [outs[0].desc()], iattr)
 
     def grad(self, ctx, gg):
-        # linear in grad and in kernel: gx = K^T g, so d<gg, gx>/dg = K gg, d/dK = gw(gg, g)
+        # linear in grad (masked) and in kernel: gx = K^T (m g), so d<gg, gx>/dg = m (K gg),
+        # d/dK = gw(gg, m g); the mask is piecewise constant in y
         g, w = ctx.inputs[0], ctx.inputs[1]
-        dg = apply(_CONV[self.nd], [gg, w], dict(ctx.attrs, activation=None)) \
+        y = ctx.inputs[3] if len(ctx.inputs) > 3 else None
+        dg = _relu_masked(y, apply(_CONV[self.nd], [gg, w], dict(ctx.attrs, activation=None))) \
             if ctx.needs[0] else None
-        dw = apply(_GRAD_WEIGHT[self.nd], [gg, g, w], ctx.attrs) if ctx.needs[1] else None
-        return dg, dw, None
+        dw = apply(_GRAD_WEIGHT[self.nd], [gg, g, w] + ctx.inputs[3:], ctx.attrs) \
+            if ctx.needs[1] else None
+        return (dg, dw, None) + (None,) * len(ctx.inputs[3:])
 
 
 class ConvGradWeight(Op):
-    """The gradient of conv with respect to its kernel, shaped like `like` (the kernel)."""
+    """The gradient of conv with respect to its kernel, shaped like `like` (the kernel); an
+    optional fourth input y masks grad as for ConvGradInput."""
 
-    inputs = ("input", "grad", "like")
+    inputs = ("input", "grad", "like", "y")
     shape_inputs = (2,)
 
     def __init__(self, nd):
@@ -233,22 +252,65 @@ class ConvGradWeight(Op):
     def forward(self, k, ins, outs, attrs):
         x, g = ins[0], ins[1]
         iattr = _geometry_iattr(self.nd, x.shape, outs[0].shape[2:], attrs)
-        k.run("conv_grad_weight", [x.desc(), g.desc()], [outs[0].desc()], iattr)
+        k.run("conv_grad_weight", [x.desc(), g.desc()] + [b.desc() for b in ins[3:]],
+              [outs[0].desc()], iattr)
 
     def grad(self, ctx, gg):
-        # bilinear in input and grad: d<gg, gw>/dx = conv_grad_input(g, gg), d/dg = conv(x, gg)
+        # bilinear in input and (masked) grad: d<gg, gw>/dx = conv_grad_input(m g, gg),
+        # d/dg = m conv(x, gg)
         x, g = ctx.inputs[0], ctx.inputs[1]
-        dx = apply(_GRAD_INPUT[self.nd], [g, gg, x], ctx.attrs) if ctx.needs[0] else None
-        dg = apply(_CONV[self.nd], [x, gg], dict(ctx.attrs, activation=None)) \
+        y = ctx.inputs[3] if len(ctx.inputs) > 3 else None
+        dx = apply(_GRAD_INPUT[self.nd], [g, gg, x] + ctx.inputs[3:], ctx.attrs) \
+            if ctx.needs[0] else None
+        dg = _relu_masked(y, apply(_CONV[self.nd], [x, gg], dict(ctx.attrs, activation=None))) \
             if ctx.needs[1] else None
-        return dx, dg, None
+        return (dx, dg, None) + (None,) * len(ctx.inputs[3:])
+
+
+class ConvGradParams(Op):
+    """The kernel's and the bias's gradients in one pass over grad (and x): ConvGradWeight's
+    result and ConvGradBias's, the bias summed from grad rows the kernel has in cache."""
+
+    inputs = ("input", "grad", "like", "y")
+    shape_inputs = (2,)
+    n_outputs = 2
+
+    def __init__(self, nd):
+        self.nd = nd
+        self.name = "conv%dd_grad_params" % nd
+
+    def infer(self, specs, attrs):
+        like, g = specs[2], specs[1]
+        return [Spec(like.shape, specs[0].dtype), Spec((like.shape[0],), g.dtype)]
+
+    def forward(self, k, ins, outs, attrs):
+        x, g = ins[0], ins[1]
+        iattr = _geometry_iattr(self.nd, x.shape, outs[0].shape[2:], attrs)
+        k.run("conv_grad_weight", [x.desc(), g.desc()] + [b.desc() for b in ins[3:]],
+              [outs[0].desc(), outs[1].desc()], iattr)
+
+    def grad(self, ctx, gg):
+        from .shape import expand_like, reshape
+
+        ggw, ggb = gg
+        x, g = ctx.inputs[0], ctx.inputs[1]
+        y = ctx.inputs[3] if len(ctx.inputs) > 3 else None
+        dx = apply(_GRAD_INPUT[self.nd], [g, ggw, x] + ctx.inputs[3:], ctx.attrs) \
+            if ctx.needs[0] else None
+        dg = None
+        if ctx.needs[1]:
+            spread = expand_like(reshape(ggb, (1, -1) + (1,) * self.nd), g)
+            dg = _relu_masked(y, apply(_CONV[self.nd], [x, ggw], dict(ctx.attrs,
+                                                                     activation=None)) + spread)
+        return (dx, dg, None) + (None,) * len(ctx.inputs[3:])
 
 
 class ConvGradBias(Op):
-    """Sum of the output gradient over batch and positions: (N, O, *out) -> (O,)."""
+    """Sum of the output gradient over batch and positions: (N, O, *out) -> (O,); an optional
+    second input y counts only positions where y > 0 (a fused ReLU's gradient)."""
 
     name = "conv_grad_bias"
-    inputs = ("grad",)
+    inputs = ("grad", "y")
 
     def infer(self, specs, attrs):
         g = specs[0]
@@ -259,14 +321,16 @@ class ConvGradBias(Op):
         positions = 1
         for d in g.shape[2:]:
             positions *= d
-        k.run("conv_grad_bias", [g.desc((g.shape[0], g.shape[1], positions))],
-              [outs[0].desc()])
+        view = (g.shape[0], g.shape[1], positions)
+        k.run("conv_grad_bias", [b.desc(view) for b in ins], [outs[0].desc()])
 
     def grad(self, ctx, gg):
         from .shape import expand_like, reshape
 
         g = ctx.inputs[0]
-        return (expand_like(reshape(gg, (1, -1) + (1,) * (len(g.shape) - 2)), g),)
+        y = ctx.inputs[1] if len(ctx.inputs) > 1 else None
+        spread = expand_like(reshape(gg, (1, -1) + (1,) * (len(g.shape) - 2)), g)
+        return (_relu_masked(y, spread),) + (None,) * len(ctx.inputs[1:])
 
 
 def register_instance(op):
@@ -280,6 +344,7 @@ def register_instance(op):
 _CONV = {nd: register_instance(Conv(nd)) for nd in (1, 2, 3)}
 _GRAD_INPUT = {nd: register_instance(ConvGradInput(nd)) for nd in (1, 2, 3)}
 _GRAD_WEIGHT = {nd: register_instance(ConvGradWeight(nd)) for nd in (1, 2, 3)}
+_GRAD_PARAMS = {nd: register_instance(ConvGradParams(nd)) for nd in (1, 2, 3)}
 _grad_bias = core.register(ConvGradBias)
 
 

@@ -239,9 +239,12 @@ def _eager(op, inputs, attrs):
     results = [Tensor._wrap(a, s.dtype) for a, s in zip(arrays, specs)]
     if op.differentiable and autograd.is_grad_enabled():
         needs = [x.requires_grad for x in inputs]
-        if any(needs):
+        # integer results (a cast to int64, argmax-like outputs) carry no gradient
+        if any(needs) and any(s.dtype.is_float for s in specs):
             node = autograd.Node(op, inputs, attrs, arrays, needs, current_scope())
             for i, t in enumerate(results):
+                if not t.dtype.is_float:
+                    continue
                 t.requires_grad = True
                 t._node = node
                 t._index = i

@@ -29,7 +29,7 @@ def new_state(seed=None):
     return core.Tensor._wrap(np.array([seed, 0], dtype=np.int64), int64)
 
 
-def _check_rate(rate):
+def check_rate(rate):
     if isinstance(rate, bool) or not isinstance(rate, (int, float, np.floating)) or \
             not 0 <= rate <= 1:
         raise ValueError("dropout: rate must be a number in [0, 1], got %r" % (rate,))
@@ -94,7 +94,7 @@ def dropout(x, rate=0.5, training=True, state=None):
     state: an int64 (seed, counter) tensor (see new_state) that the call advances in place;
     None draws a fresh one from pyfront.random.generator().
     """
-    rate = _check_rate(rate)
+    rate = check_rate(rate)
     x = as_operand(x)
     if not training:
         return x

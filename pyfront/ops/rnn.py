@@ -12,20 +12,28 @@ from .core import Op, ShapeMismatch, Spec, apply, as_operand, fmt_shape
 __all__ = ["lstm", "gru", "simple_rnn", "rnn_weights_from_torch", "rnn_weights_to_torch",
            "rnn_weights_from_keras"]
 
-# kind -> (gates, reserve width in units, states, has a recurrent bias)
+# kind -> (gates, reserve rows per unit, states, has a recurrent bias)
 _KINDS = {"lstm": (4, 6, 2, False), "gru": (3, 5, 1, True), "simple_rnn": (1, 2, 1, False)}
 _ACTIVATIONS = {"tanh": 0, "relu": 1}
 
-# mirrors workspace_elems() in native/src/rnn.c
-_MAX_CHUNKS = 16
+# mirrors pick_chunks() and workspace_elems() in native/src/rnn.c
+_MIN_CHUNK_ROWS, _MAX_CHUNKS = 16, 16
 
 
-def _workspace_elems(kind, grad, n, t, f, h):
-    gh = _KINDS[kind][0] * h
+def _workspace_elems(kind, grad, n, f, h):
+    zr = h if kind == "simple_rnn" else 4 * h
+    k = f + 1 + h
     if not grad:
-        return t * n * f + (n * gh if kind == "gru" else 0)
-    dg = 4 * h if kind in ("lstm", "gru") else h
-    return t * n * dg + 2 * n * h + _MAX_CHUNKS * dg + gh * h + t * n * f
+        return zr * k + 2 * n * h
+    tasks = max(1, min(cpu.get_num_threads(), n // _MIN_CHUNK_ROWS, _MAX_CHUNKS))
+    return zr * k + n * (zr + 2 * k + 3 * h) + tasks * zr * k
+
+
+def _reserve_width(width, t, f, h):
+    """Saved activations per sequence: t steps of (width * h + f + 1) values, plus one."""
+    if None in (t, f, h):
+        return None
+    return t * (width * h + f + 1) + 1
 
 
 _cache = threading.local()
@@ -119,7 +127,7 @@ class Recurrent(Op):
             raise ShapeMismatch("activation must be 'tanh' or 'relu', got %r"
                                 % attrs.get("activation"))
         out = [Spec((n, t, h), x.dtype)] + [Spec((n, h), x.dtype)] * self.states
-        return out + [Spec((n, t, None if h is None else self.width * h), x.dtype)]
+        return out + [Spec((n, _reserve_width(self.width, t, f, h)), x.dtype)]
 
     def iattr(self, ins_present_state, ins_present_mask, attrs):
         codes = [int(ins_present_state), int(ins_present_mask), int(bool(attrs["reverse"]))]
@@ -138,9 +146,9 @@ class Recurrent(Op):
             descs += [b.desc() for b in states]
         if has_mask:
             descs.append(mask.desc())
-        n, t, f = ins[0].shape
+        n, _, f = ins[0].shape
         h = ins[2].shape[0]
-        ws = _workspace(k, _workspace_elems(self.kind, False, n, t, f, h), ins[0].dtype)
+        ws = _workspace(k, _workspace_elems(self.kind, False, n, f, h), ins[0].dtype)
         k.run(self.kind, descs, [o.desc() for o in outs], self.iattr(has_state, has_mask, attrs),
               (), ws)
 
@@ -184,9 +192,9 @@ class RecurrentGrad(Op):
         mask = ins[-1]
         has_mask = not _absent(mask)
         descs = [b.desc() for b in ins[:-1]] + ([mask.desc()] if has_mask else [])
-        n, t, f = ins[0].shape
+        n, _, f = ins[0].shape
         h = ins[2].shape[0]
-        ws = _workspace(k, _workspace_elems(self.kind, True, n, t, f, h), ins[0].dtype)
+        ws = _workspace(k, _workspace_elems(self.kind, True, n, f, h), ins[0].dtype)
         k.run(self.name, descs, [o.desc() for o in outs],
               _FORWARD[self.kind].iattr(True, has_mask, attrs), (), ws)
 

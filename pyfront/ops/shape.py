@@ -13,6 +13,8 @@ from .. import errors
 from ..dtypes import as_dtype
 from . import core
 from .core import Op, ShapeMismatch, Spec, apply, as_operand, fmt_shape
+from . import elementwise as _elementwise  # noqa: E402 (siblings: read at call time)
+from . import reduction as _reduction  # noqa: E402 (siblings: read at call time)
 
 __all__ = ["reshape", "flatten", "squeeze", "expand_dims", "transpose", "permute",
            "getitem", "take", "concat", "stack", "broadcast_to", "sum_to_like", "expand_like",
@@ -216,7 +218,7 @@ class ExpandLike(Op):
         return [Spec(like.shape, x.dtype)]
 
     def forward(self, k, ins, outs, attrs):
-        from .elementwise import broadcast_strides
+        broadcast_strides = _elementwise.broadcast_strides
 
         shape = outs[0].shape
         k.run("copy", [ins[0].desc(shape, broadcast_strides(ins[0].shape, shape))],
@@ -253,7 +255,7 @@ class SumToLike(Op):
         return tuple(axes)
 
     def forward(self, k, ins, outs, attrs):
-        from .reduction import lower_reduce
+        lower_reduce = _reduction.lower_reduce
 
         x = ins[0]
         axes = self.axes(x.shape, outs[0].shape)
@@ -470,9 +472,19 @@ _take_grad = core.register(TakeGrad)
 def take(x, indices, axis=0):
     """Elements of x at integer indices along axis (negative indices count from the end)."""
     x = as_operand(x)
-    indices = as_operand(indices, dtype="int64" if not hasattr(indices, "symbolic") and
-                         np.asarray(indices).dtype.kind != "i" else None)
+    if not len(x.shape):
+        raise errors.ShapeError("take: cannot index a 0-d tensor")
     axis = axis % len(x.shape)
+    if not hasattr(indices, "symbolic"):
+        arr = np.asarray(indices)
+        if arr.dtype.kind == "b":      # a mask, as numpy reads it (not indices 0 and 1)
+            if arr.shape != (x.shape[axis],):
+                raise errors.IndexOutOfRange("a boolean mask of shape %s for an axis of size %s"
+                                             % (arr.shape, x.shape[axis]))
+            arr = np.flatnonzero(arr)
+        elif arr.dtype.kind not in "iu" and arr.size:
+            raise IndexError("indices must be integers, got %s" % arr.dtype)
+        indices = as_operand(arr if arr.dtype.kind == "i" else arr.astype(np.int64))
     if not indices.symbolic and x.shape[axis] is not None:
         n = x.shape[axis]
         arr = indices._data

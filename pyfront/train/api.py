@@ -200,8 +200,10 @@ class TrainingMixin:
     # ---- configuration ----
     def compile(self, optimizer="adam", loss=None, metrics=None, loss_weights=None, jit=False):
         """Choose the optimizer (bound to this model's parameters), the loss (a name, a
-        function f(prediction, target), or one per output) and metrics (names or Metric
-        objects; with several outputs each is tracked per output as out<i>_<name>).
+        function f(prediction, target), or one per output; loss_weights weigh them) and
+        metrics (names or Metric objects; with several outputs a flat list is tracked on every
+        output, a list of lists or a dict {output index: [...]} per output; logged as
+        out<i>_<name>).
         jit=True trains with compiled steps (as a hybridized model does)."""
         from . import metrics as metrics_mod
 
@@ -211,9 +213,12 @@ class TrainingMixin:
             opt.bind(params)
         if loss is None:
             raise ValueError("compile needs a loss ('cross_entropy', 'mse' or a function)")
-        specs = list(metrics or [])
-        for m in specs:
-            metrics_mod.get(m)      # fail now on unknown names, not after an epoch
+        specs = dict(metrics) if isinstance(metrics, dict) else list(metrics or [])
+        flat = [m for group in (specs.values() if isinstance(specs, dict) else [specs])
+                for m in group]
+        for m in flat:
+            for one in (m if isinstance(m, (list, tuple)) else [m]):
+                metrics_mod.get(one)      # fail now on unknown names, not after an epoch
         object.__setattr__(self, "optimizer", opt)
         object.__setattr__(self, "stop_training", False)
         object.__setattr__(self, "_train_config", {
@@ -234,11 +239,27 @@ class TrainingMixin:
         return bool(cfg.get("jit")) or bool(getattr(self, "is_hybridized", False))
 
     def _fresh_metrics(self, n_outputs):
+        """[(output index, log name, fresh Metric)]: a flat list applies to every output; a
+        list of lists or a dict {output index: [...]} chooses per output. With several
+        outputs the names read out<i>_<metric>."""
         from . import metrics as metrics_mod
 
+        specs = self._train_config["metrics"]
+        if isinstance(specs, dict):
+            per_output = [list(specs.get(i, [])) for i in range(n_outputs)]
+            unknown = [k for k in specs if k not in range(n_outputs)]
+            if unknown:
+                raise ValueError("metrics given for outputs %s; the model has outputs 0..%d"
+                                 % (unknown, n_outputs - 1))
+        elif specs and all(isinstance(m, (list, tuple)) for m in specs):
+            if len(specs) != n_outputs:
+                raise ValueError("%d metric lists for %d outputs" % (len(specs), n_outputs))
+            per_output = [list(m) for m in specs]
+        else:
+            per_output = [list(specs)] * n_outputs
         out = []
-        for i in range(n_outputs):
-            for spec in self._train_config["metrics"]:
+        for i, chosen in enumerate(per_output):
+            for spec in chosen:
                 m = copy.deepcopy(spec) if isinstance(spec, metrics_mod.Metric) \
                     else metrics_mod.get(spec)
                 m.reset()

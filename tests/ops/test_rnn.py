@@ -284,7 +284,8 @@ def test_shape_errors_name_the_op_and_shapes():
     rng = np.random.default_rng(10)
     w = random_weights("lstm", 3, 4, rng, "float32")
     x = rng.standard_normal((2, 5, 3)).astype(np.float32)
-    with pytest.raises(pf.ShapeError, match=r"lstm: x has 2 features but the kernel expects 3 \(inputs: x: \(2, 5, 2\)"):
+    with pytest.raises(pf.ShapeError, match=r"lstm: x has 2 features but the kernel expects 3 "
+                                            r"\(inputs: x: \(2, 5, 2\)"):
         run("lstm", x[:, :, :2].copy(), w)
     with pytest.raises(pf.ShapeError, match=r"mask \(batch, time\) must be \(2, 5\), got \(2, 4\)"):
         run("lstm", x, w, mask=np.ones((2, 4), np.float32))
@@ -311,18 +312,18 @@ def _native_lstm(n=2, t=3, f=2, h=3, reserve_shape=None, x_shape=None, iattr=(0,
            "U": np.zeros((h, 4 * h), np.float32), "b": np.zeros(4 * h, np.float32),
            "y": np.zeros((n, t, h), np.float32), "hT": np.zeros((n, h), np.float32),
            "cT": np.zeros((n, h), np.float32),
-           "res": np.zeros(reserve_shape or (n, t, 6 * h), np.float32)}
+           "res": np.zeros(reserve_shape or (n, t * (6 * h + f + 1) + 1), np.float32)}
     bufs = {k: cpu.Buf(v, v.shape, dt) for k, v in arr.items()}
     ins = [bufs[k].desc() for k in ("x", "W", "U", "b")] + list(extra_inputs)
     outs = [bufs[k].desc() for k in ("y", "hT", "cT", "res")]
-    ws = np.zeros(t * n * f + 64, np.float32)
+    ws = np.zeros(4 * h * (f + 1 + h) + 2 * n * h, np.float32)
     cpu.run("lstm", ins, outs, iattr, (), cpu.Buf(ws, ws.shape, dt) if workspace else None)
 
 
 def test_native_kernel_validates_its_arguments():
     _native_lstm()   # the well-formed call passes
-    with pytest.raises(pf.ShapeError, match=r"reserve has shape \(2, 3, 17\), expected \(2, 3, 18\)"):
-        _native_lstm(reserve_shape=(2, 3, 17))
+    with pytest.raises(pf.ShapeError, match=r"reserve has shape \(2, 63\), expected \(2, 64\)"):
+        _native_lstm(reserve_shape=(2, 63))
     with pytest.raises(pf.ShapeError, match="kernel has shape"):
         _native_lstm(x_shape=(2, 3, 5))
     with pytest.raises(pf.errors.NativeError, match="expected 6 inputs"):
@@ -373,3 +374,36 @@ def test_keras_gru_weights_are_reordered():
     z, r = sig(xz + rz), sig(xr + rr)
     hh = np.tanh(xh + r * rh)
     np.testing.assert_allclose(y, z * h0 + (1 - z) * hh, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_backward_reads_the_layout_the_forward_chose(kind):
+    """Forward on two threads (two chunks), backward on one: same gradients as all on one."""
+    rng = np.random.default_rng(14)
+    w = random_weights(kind, 3, 5, rng, "float64")
+    x = rng.standard_normal((40, 4, 3))
+    before = pf.get_num_threads()
+    grads = []
+    try:
+        for forward_threads in (1, 2):
+            pf.set_num_threads(forward_threads)
+            wt = {k: pf.tensor(v, requires_grad=True) for k, v in w.items()}
+            X = pf.tensor(x, requires_grad=True)
+            out = run(kind, X, wt)
+            pf.set_num_threads(1)
+            (out[0].sum() + out[1].sum()).backward()
+            grads.append([X.grad.numpy()] + [wt[k].grad.numpy() for k in sorted(wt)])
+    finally:
+        pf.set_num_threads(before)
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_backward_refuses_a_reserve_it_did_not_write():
+    rng = np.random.default_rng(15)
+    w = {k: pf.tensor(v, requires_grad=True)
+         for k, v in random_weights("lstm", 2, 3, rng, "float32").items()}
+    y, h, c = run("lstm", rng.standard_normal((2, 3, 2)).astype(np.float32), w)
+    h._node.arrays[3][...] = 0      # the saved activations, overwritten
+    with pytest.raises(pf.errors.NativeError, match="reserve was not written by the lstm"):
+        h.sum().backward()

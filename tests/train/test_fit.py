@@ -278,3 +278,30 @@ def test_summary_table():
     assert all("forward" not in m.__dict__ for m in model.modules())   # recording removed
     again = model.summary(print_fn=None)            # built now: no input_shape needed
     assert again == text
+
+
+def test_functional_model_with_two_inputs_and_two_outputs():
+    rng = np.random.default_rng(0)
+    xa = rng.standard_normal((200, 5)).astype(np.float32)
+    xb = rng.standard_normal((200, 3)).astype(np.float32)
+    label = (xa[:, 0] + xb[:, 0] > 0).astype(np.int64)
+    value = (xa[:, 1] - xb[:, 1]).astype(np.float32)
+    histories = {}
+    for jit in (False, True):
+        pf.random.seed(0)
+        a, b = pf.nn.Input((5,), name="a"), pf.nn.Input((3,), name="b")
+        h = pf.nn.Dense(16, activation="relu")(a) + pf.nn.Dense(16, activation="relu")(b)
+        model = pf.nn.Model(inputs=[a, b], outputs=[pf.nn.Dense(2)(h), pf.nn.Dense(1)(h)])
+        model.compile(optimizer=pf.optim.Adam(lr=1e-2), loss=["cross_entropy", "mse"],
+                      loss_weights=[1.0, 0.5], metrics={0: ["accuracy"], 1: ["mae"]}, jit=jit)
+        histories[jit] = model.fit([xa, xb], [label, value], epochs=4, verbose=0, seed=0).history
+    assert set(histories[False]) == {"loss", "out0_accuracy", "out1_mae", "lr"}
+    assert histories[False]["loss"][-1] < 0.6 * histories[False]["loss"][0]
+    np.testing.assert_allclose(histories[True]["loss"], histories[False]["loss"], rtol=1e-5)
+    d = model.evaluate([xa, xb], [label, value], return_dict=True)
+    logits, pred = model.predict([xa, xb])
+    ce = float(_softmax_ce(logits.astype(np.float64), label).mean())
+    mse = float(((pred[:, 0] - value) ** 2).mean())
+    assert d["loss"] == pytest.approx(ce + 0.5 * mse, rel=1e-5)
+    assert d["out1_mae"] == pytest.approx(float(np.abs(pred[:, 0] - value).mean()), rel=1e-5)
+    assert "Output shape: (None, 2), (None, 1)" in model.summary(print_fn=None)
