@@ -61,7 +61,7 @@ public final class BenchJvm {
         // ---- raw Py4J baseline ----
         ClientServer raw = new ClientServer.ClientServerBuilder()
                 .pythonAddress(InetAddress.getLoopbackAddress()).pythonPort(rawPort)
-                .autoStartJavaServer(false).authToken(rawToken).build();
+                .javaPort(0).autoStartJavaServer(false).authToken(rawToken).build();
         ThreadLocal<RawPredictor> rawProxy = ThreadLocal.withInitial(() -> (RawPredictor)
                 raw.getPythonServerEntryPoint(new Class<?>[] {RawPredictor.class}));
         byte[] rawOut = rawProxy.get().predict(xBytes);

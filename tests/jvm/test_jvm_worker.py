@@ -200,15 +200,18 @@ def test_oversized_and_malformed_frames_rejected_worker_stays_up(worker, models)
     assert worker.proc.poll() is None
 
 
-def _control_call(port, token, method):
-    """One py4j call on the worker's control entry point, speaking py4j's wire protocol."""
+def _control_call(port, token, method, *args):
+    """One py4j call on the worker's control entry point, speaking py4j's wire protocol
+    (string arguments only)."""
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
         stream = sock.makefile("rb")
         sock.sendall(("A\n%s\ne\n" % token).encode())
         answer = stream.readline()
         if not answer.startswith(b"!yv"):
             return None
-        sock.sendall(("c\nt\n%s\ne\n" % method).encode())
+        params = "".join("s%s\n" % a.replace("\\", "\\\\").replace("\n", "\\n")
+                         for a in args)
+        sock.sendall(("c\nt\n%s\n%se\n" % (method, params)).encode())
         reply = stream.readline().decode()
         assert reply.startswith("!ys"), reply
         return json.loads(reply[3:].strip().replace("\\n", "\n"))
@@ -222,6 +225,22 @@ def test_control_refuses_wrong_tokens_and_keeps_serving(worker):
     assert _control_call(port, "also-wrong", "health") is None
     health = _control_call(port, worker.token, "health")
     assert health["ok"] and health["pid"] == worker.pid
+
+
+def test_control_load_signature_health(worker, models):
+    port, token = worker.info["control_port"], worker.token
+    sig = _control_call(port, token, "signature", "mlp")
+    assert sig["inputs"] == [{"name": "input", "dtype": "float32", "shape": [-1, 32]}]
+    assert "no model 'nope'" in _control_call(port, token, "signature", "nope")["error"]["message"]
+    failed = _control_call(port, token, "load", "bad", str(models["corrupt"]))
+    assert failed["error"]["type"] == "pyfront.errors.ModelFormatError"
+    loaded = _control_call(port, token, "load", "second", str(models["mlp"]))
+    assert loaded == sig
+    c = Client(worker.info["data_socket"], token)
+    out = c.infer("second", [("input", models["x"][:1])])
+    np.testing.assert_array_equal(out[0][1], models["jit_rows"][:1])
+    health = _control_call(port, token, "health")
+    assert health["models"]["second"]["requests"] == 1 and "bad" not in health["models"]
 
 
 def _listening_addresses(port):
