@@ -107,7 +107,7 @@ static int check_ce_args(const pf_args *a, int64_t *N, int64_t *C, int *reductio
     *C = z->shape[1];
     PF_CHECK(pf_numel(lab) == *N, PF_ERR_SHAPE, "%lld labels for %lld rows of logits",
              (long long)pf_numel(lab), (long long)*N);
-    *reduction = a->n_iattr > 0 && a->iattr ? (int)a->iattr[0] : RED_MEAN;
+    *reduction = a->n_iattr > 0 && a->iattr ? pf_code(a->iattr[0]) : RED_MEAN;
     *ignore = a->n_iattr > 1 && a->iattr ? a->iattr[1] : -100;
     PF_CHECK(*reduction >= RED_NONE && *reduction <= RED_SUM, PF_ERR_ARGUMENT,
              "unknown reduction %d", *reduction);
@@ -250,7 +250,7 @@ static int k_mse(const pf_args *a) {
     PF_TRY(pf_check_dtype(t, p->dtype, "target"));
     PF_TRY(pf_check_dtype(out, p->dtype, "loss"));
     PF_TRY(pf_check_same_shape(p, t, "prediction", "target"));
-    int red = a->n_iattr > 0 && a->iattr ? (int)a->iattr[0] : RED_MEAN;
+    int red = a->n_iattr > 0 && a->iattr ? pf_code(a->iattr[0]) : RED_MEAN;
     PF_CHECK(red >= RED_NONE && red <= RED_SUM, PF_ERR_ARGUMENT, "unknown reduction %d", red);
     int64_t n = pf_numel(p);
     PF_CHECK(pf_numel(out) == (red == RED_NONE ? n : 1), PF_ERR_SHAPE, "loss has the wrong size");
@@ -292,7 +292,8 @@ static int k_mse_grad(const pf_args *a) {
     PF_TRY(pf_check_dtype(d, p->dtype, "dprediction"));
     PF_TRY(pf_check_same_shape(p, t, "prediction", "target"));
     PF_TRY(pf_check_same_shape(p, d, "prediction", "dprediction"));
-    int red = a->n_iattr > 0 && a->iattr ? (int)a->iattr[0] : RED_MEAN;
+    int red = a->n_iattr > 0 && a->iattr ? pf_code(a->iattr[0]) : RED_MEAN;
+    PF_CHECK(red >= RED_NONE && red <= RED_SUM, PF_ERR_ARGUMENT, "unknown reduction %d", red);
     int64_t n = pf_numel(p);
     PF_CHECK(pf_numel(g) == (red == RED_NONE ? n : 1), PF_ERR_SHAPE, "grad has the wrong size");
     double scale = red == RED_MEAN ? 2.0 / (double)(n > 0 ? n : 1) : 2.0;
