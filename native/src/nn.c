@@ -264,13 +264,20 @@ static int k_mse(const pf_args *a) {
                  "the loss is NaN or Inf: element %lld of the prediction or target is not finite",
                  (long long)i);
         if (red == RED_NONE) {
-            if (p->dtype == PF_FLOAT32) ((float *)out->data)[i] = (float)(d * d);
-            else ((double *)out->data)[i] = d * d;
+            double sq = p->dtype == PF_FLOAT32 ? (double)(float)(d * d) : d * d;
+            PF_CHECK(isfinite(sq), PF_ERR_NUMERIC,
+                     "the loss is Inf: the squared difference at element %lld overflows %s",
+                     (long long)i, pf_dtype_name(p->dtype));
+            if (p->dtype == PF_FLOAT32) ((float *)out->data)[i] = (float)sq;
+            else ((double *)out->data)[i] = sq;
         }
         total += d * d;
     }
     if (red != RED_NONE) {
         double v = red == RED_MEAN ? total / (double)n : total;
+        if (p->dtype == PF_FLOAT32) v = (float)v;
+        PF_CHECK(isfinite(v), PF_ERR_NUMERIC, "the loss is Inf: the squared differences overflow %s",
+                 pf_dtype_name(p->dtype));
         if (p->dtype == PF_FLOAT32) ((float *)out->data)[0] = (float)v;
         else ((double *)out->data)[0] = v;
     }
