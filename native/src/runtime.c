@@ -359,9 +359,15 @@ typedef void (*cblas_sgemm_fn)(int, int, int, int, int, int, float, const float 
 typedef void (*cblas_dgemm_fn)(int, int, int, int, int, int, double, const double *, int,
                                const double *, int, double, double *, int);
 typedef void (*blas_threads_fn)(int);
+typedef void (*cblas_sgemv_fn)(int, int, int, int, float, const float *, int, const float *, int,
+                               float, float *, int);
+typedef void (*cblas_dgemv_fn)(int, int, int, int, double, const double *, int, const double *,
+                               int, double, double *, int);
 
 static cblas_sgemm_fn blas_sgemm;
 static cblas_dgemm_fn blas_dgemm;
+static cblas_sgemv_fn blas_sgemv;   /* optional: single-row products without packing */
+static cblas_dgemv_fn blas_dgemv;
 
 typedef const char *(*blas_config_fn)(void);
 static char blas_info[512];
@@ -378,6 +384,10 @@ int pf_load_blas(const char *path, const char *prefix) {
     void *dgemm = dlsym(handle, name);
     PF_CHECK(sgemm != NULL && dgemm != NULL, PF_ERR_BLAS, "%s has no %scblas_sgemm/%scblas_dgemm",
              path, prefix, prefix);
+    snprintf(name, sizeof name, "%scblas_sgemv", prefix);
+    void *sgemv = dlsym(handle, name);
+    snprintf(name, sizeof name, "%scblas_dgemv", prefix);
+    void *dgemv = dlsym(handle, name);
     snprintf(name, sizeof name, "%sopenblas_set_num_threads", prefix);
     void *set_threads = dlsym(handle, name);
     snprintf(name, sizeof name, "%sopenblas_get_config", prefix);
@@ -386,6 +396,8 @@ int pf_load_blas(const char *path, const char *prefix) {
     if (set_threads) ((blas_threads_fn)set_threads)(1);
     snprintf(blas_info, sizeof blas_info, "%s (%s)", config ? ((blas_config_fn)config)() : "BLAS",
              path);
+    blas_sgemv = sgemv && dgemv ? (cblas_sgemv_fn)sgemv : NULL;
+    blas_dgemv = sgemv && dgemv ? (cblas_dgemv_fn)dgemv : NULL;
     blas_dgemm = (cblas_dgemm_fn)dgemm;
     blas_sgemm = (cblas_sgemm_fn)sgemm;
     return PF_OK;
@@ -407,7 +419,36 @@ static int check_blas_dims(int64_t m, int64_t n, int64_t k, int64_t lda, int64_t
  * multiply-adds a split costs more than it saves. */
 #define GEMM_SPLIT_MIN_FLOPS (1 << 20)
 
-#define DEFINE_GEMM(T, NAME, BLASFN)                                                          \
+#define DEFINE_GEMM(T, NAME, BLASFN, GEMVFN)                                                  \
+    /* one product on this thread; a single row or column goes to GEMV, which reads the      \
+       matrix once instead of packing it (the case of inference on one sample) */             \
+    static void NAME##_blas(int ta, int tb, int64_t m, int64_t n, int64_t k, T alpha,          \
+                            const T *a, int64_t lda, const T *b, int64_t ldb, T beta, T *c,    \
+                            int64_t ldc) {                                                     \
+        if (GEMVFN && (m == 1 || n == 1)) {                                                    \
+            if (beta == 0) { /* the BLAS may scale stale NaNs by 0: clear the output */        \
+                for (int64_t i = 0; i < m; i++)                                                \
+                    for (int64_t jj = 0; jj < n; jj++) c[i * ldc + jj] = 0;                    \
+            }                                                                                  \
+            if (m == 1) {                                                                      \
+                int inca = ta ? (int)lda : 1;                                                  \
+                if (!tb) GEMVFN(CBLAS_ROW_MAJOR, CBLAS_TRANS, (int)k, (int)n, alpha, b,       \
+                                (int)ldb, a, inca, beta, c, 1);                                \
+                else GEMVFN(CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, (int)n, (int)k, alpha, b,        \
+                            (int)ldb, a, inca, beta, c, 1);                                    \
+            } else {                                                                           \
+                int incb = tb ? 1 : (int)ldb;                                                  \
+                if (!ta) GEMVFN(CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, (int)m, (int)k, alpha, a,    \
+                                (int)lda, b, incb, beta, c, (int)ldc);                         \
+                else GEMVFN(CBLAS_ROW_MAJOR, CBLAS_TRANS, (int)k, (int)m, alpha, a, (int)lda, \
+                            b, incb, beta, c, (int)ldc);                                       \
+            }                                                                                  \
+            return;                                                                            \
+        }                                                                                      \
+        BLASFN(CBLAS_ROW_MAJOR, ta ? CBLAS_TRANS : CBLAS_NO_TRANS,                             \
+               tb ? CBLAS_TRANS : CBLAS_NO_TRANS, (int)m, (int)n, (int)k, alpha, a, (int)lda,  \
+               b, (int)ldb, beta, c, (int)ldc);                                                \
+    }                                                                                          \
     typedef struct {                                                                           \
         int ta, tb; int64_t m, n, k; T alpha; const T *a; int64_t lda; const T *b;            \
         int64_t ldb; T beta; T *c; int64_t ldc; int split_rows;                                \
@@ -416,16 +457,12 @@ static int check_blas_dims(int64_t m, int64_t n, int64_t k, int64_t lda, int64_t
         const NAME##_job *j = (const NAME##_job *)p;                                           \
         if (j->split_rows) {                                                                   \
             const T *a = j->ta ? j->a + begin : j->a + begin * j->lda;                         \
-            BLASFN(CBLAS_ROW_MAJOR, j->ta ? CBLAS_TRANS : CBLAS_NO_TRANS,                      \
-                   j->tb ? CBLAS_TRANS : CBLAS_NO_TRANS, (int)(end - begin), (int)j->n,        \
-                   (int)j->k, j->alpha, a, (int)j->lda, j->b, (int)j->ldb, j->beta,            \
-                   j->c + begin * j->ldc, (int)j->ldc);                                        \
+            NAME##_blas(j->ta, j->tb, end - begin, j->n, j->k, j->alpha, a, j->lda, j->b,      \
+                        j->ldb, j->beta, j->c + begin * j->ldc, j->ldc);                       \
         } else {                                                                               \
             const T *b = j->tb ? j->b + begin * j->ldb : j->b + begin;                         \
-            BLASFN(CBLAS_ROW_MAJOR, j->ta ? CBLAS_TRANS : CBLAS_NO_TRANS,                      \
-                   j->tb ? CBLAS_TRANS : CBLAS_NO_TRANS, (int)j->m, (int)(end - begin),        \
-                   (int)j->k, j->alpha, j->a, (int)j->lda, b, (int)j->ldb, j->beta,            \
-                   j->c + begin, (int)j->ldc);                                                 \
+            NAME##_blas(j->ta, j->tb, j->m, end - begin, j->k, j->alpha, j->a, j->lda, b,      \
+                        j->ldb, j->beta, j->c + begin, j->ldc);                                \
         }                                                                                      \
     }                                                                                          \
     static int NAME##_impl(int ta, int tb, int64_t m, int64_t n, int64_t k, T alpha,           \
@@ -470,8 +507,8 @@ static int check_blas_dims(int64_t m, int64_t n, int64_t k, int64_t lda, int64_t
 
 DECLARE_GEMM_BLOCKS(sgemm)
 DECLARE_GEMM_BLOCKS(dgemm)
-DEFINE_GEMM(float, sgemm, blas_sgemm)
-DEFINE_GEMM(double, dgemm, blas_dgemm)
+DEFINE_GEMM(float, sgemm, blas_sgemm, blas_sgemv)
+DEFINE_GEMM(double, dgemm, blas_dgemm, blas_dgemv)
 DEFINE_GEMM_BLOCKS(sgemm)
 DEFINE_GEMM_BLOCKS(dgemm)
 

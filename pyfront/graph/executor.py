@@ -9,6 +9,7 @@ from .. import autograd, errors
 from ..backend.cpu import Buf
 from ..dtypes import as_dtype, float64
 from ..ops import core
+from ..nn.module import storage_epoch
 from ..ops.core import Spec
 from ..tensor import Tensor
 from .passes import Program, optimize
@@ -85,6 +86,7 @@ class Executor:
             if missing:
                 raise errors.PyfrontError("compile: the outputs need placeholders %s" % missing)
         self._plans = {}
+        self._epoch = storage_epoch()
         self._lock = threading.Lock()
         self._hyper = Buf(optimizer.hyper, (2,), float64) if optimizer is not None else None
         self._inference = None
@@ -117,6 +119,11 @@ class Executor:
         return arrays
 
     def plan_for(self, arrays, training):
+        epoch = storage_epoch()
+        if epoch != self._epoch:
+            # a parameter got new memory since the plans were built: they would read the old
+            self._plans.clear()
+            self._epoch = epoch
         key = (training,) + tuple((n, a.shape) for n, a in arrays.items())
         plan = self._plans.get(key)
         if plan is None:

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import autograd, errors
 from ..dtypes import as_dtype
-from ..nn.module import Module
+from ..nn.module import Module, storage_epoch
 from ..ops import core
 from ..tensor import Tensor
 from .executor import Executor
@@ -76,20 +76,35 @@ class _Compiled:
 
     # ---- inference: the hot path of a served model ----
     def run(self, arrays):
+        """numpy arrays in, copies of the outputs out. Small inputs are copied into memory the
+        plan owns (cheaper than re-pointing its steps); large ones are bound in place."""
         fast = self._fast
-        if fast is None or fast[0] != tuple(a.shape for a in arrays):
-            exe = self.forward
-            plan = exe.plan_for(dict(zip(self.input_names, arrays)), False)
-            bindings = [plan.bindings[n] for n in self.input_names if n in plan.bindings]
-            views = [plan.view(v) for v in plan.outputs]
-            fast = self._fast = (tuple(a.shape for a in arrays), plan, bindings, views)
-        _, plan, bindings, views = fast
+        if fast is None or fast[0] != storage_epoch():
+            fast = self._fast = self._prepare(arrays)
+        _, plan, slots, views = fast
         with self.forward._lock:
-            for b, a in zip(bindings, arrays):
-                if b.array is not a:
-                    b.bind(a)
+            for (binding, own), a in zip(slots, arrays):
+                if own is not None and a.shape == own.shape:
+                    own[...] = a
+                elif binding.array is not a:
+                    binding.bind(a)
             plan.run()
             return [v.copy() for v in views]
+
+    def _prepare(self, arrays):
+        plan = self.forward.plan_for(dict(zip(self.input_names, arrays)), False)
+        slots = []
+        for name, a in zip(self.input_names, arrays):
+            binding = plan.bindings.get(name)
+            if binding is None:
+                continue
+            own = None
+            if a.nbytes <= 1 << 16:
+                own = np.empty_like(a)
+                binding.bind(own)
+            slots.append((binding, own))
+        views = [plan.view(v) for v in plan.outputs]
+        return storage_epoch(), plan, slots, views
 
     # ---- training: forward phase now, backward phase when autograd asks ----
     def needs_grad(self, tensors):
@@ -108,9 +123,7 @@ class _Compiled:
         arrays = exe._arrays(feeds)
         with exe._lock:
             plan = exe.plan_for(arrays, False)
-            for n, a in arrays.items():
-                plan.bind(n, a)
-            state = _ArenaState(plan)
+            state = _ArenaState(plan, arrays)
             state.claim()
             plan.run(0, plan.split)
             outs = [plan.view(v).copy() for v in plan.outputs[:len(self.outputs)]]
@@ -150,11 +163,12 @@ class _Compiled:
 
 
 class _ArenaState:
-    """Who owns a joint plan's arena between the forward and backward phases: a second
-    forward before the first backward saves the first one's arena aside."""
+    """Who owns a joint plan's arena and input bindings between the forward and backward
+    phases: a second forward before the first backward saves the first one's arena aside."""
 
-    def __init__(self, plan):
+    def __init__(self, plan, feeds):
         self.plan = plan
+        self.feeds = feeds
         self.saved = None
         self.done = False
 
@@ -166,6 +180,8 @@ class _ArenaState:
         if self.saved is not None:
             plan.arena[...] = self.saved
             self.saved = None
+        for name, arr in self.feeds.items():
+            plan.bind(name, arr)
         plan.owner = self
 
 
@@ -224,6 +240,7 @@ class JitFunction:
         self.name = name or getattr(fn, "__name__", "function")
         self.module = module
         self._cache = {}
+        self._numpy_cache = {}
         functools.update_wrapper(self, fn, updated=())
 
     def signature_key(self, tensors):
@@ -258,8 +275,15 @@ class JitFunction:
 
     def run_numpy(self, *arrays):
         """numpy in, numpy out, no autograd: the lowest-overhead way to call a compiled model."""
-        tensors = [Tensor._wrap(a, as_dtype(a.dtype)) for a in arrays]
+        training = self.module.training if self.module is not None else False
+        key = tuple((a.shape, a.dtype.str) for a in arrays) + (training,)
+        entry = self._numpy_cache.get(key)
+        if entry is not None:
+            return entry.rebuild(entry.run(arrays))
+        tensors = [Tensor._wrap(np.ascontiguousarray(a), as_dtype(a.dtype)) for a in arrays]
         entry = self.compiled_for(tensors)
+        if entry is not _EAGER:
+            self._numpy_cache[key] = entry
         if entry is _EAGER:
             with autograd.no_grad():
                 out = self.fn(*tensors)

@@ -13,6 +13,7 @@ from ..ops.core import Spec
 __all__ = ["Plan", "build_plan"]
 
 ALIGN = 64
+_run_steps = lib.pf_run_steps
 
 
 class _Ref:
@@ -170,6 +171,7 @@ class Plan:
         self.node_order = []
 
     def finalize(self):
+        self._failed = ffi.new("int64_t *")
         n = len(self._steps)
         self.steps = cpu.new_steps(max(n, 1))
         self._keep = []
@@ -188,8 +190,9 @@ class Plan:
         end = self.n_steps if end is None else end
         if begin >= end:
             return
-        status, failed = cpu.run_steps(self.steps, begin, end)
+        status = _run_steps(self.steps, begin, end, self._failed)
         if status:
+            failed = self._failed[0]
             name = self._step_node(failed)
             cpu.raise_native_error(status, "%s (compiled step %d): " % (name, failed))
 

@@ -1,6 +1,7 @@
 """Module and Parameter: layers own parameters that exist from construction and take their
 shapes from the first input (deferred initialisation), so an optimizer can be built first."""
 import re
+import threading
 
 import numpy as np
 
@@ -12,6 +13,19 @@ from ..train.api import TrainingMixin
 from . import init as initializers
 
 __all__ = ["Parameter", "Module", "register_layer", "layer_class"]
+
+
+# Compiled plans capture parameter memory; anything that replaces a parameter's array bumps
+# this counter so that plans built before are dropped instead of reading stale memory.
+_storage_epoch = [0]
+
+
+def storage_changed():
+    _storage_epoch[0] += 1
+
+
+def storage_epoch():
+    return _storage_epoch[0]
 
 
 class Parameter(Tensor):
@@ -57,6 +71,7 @@ class Parameter(Tensor):
         init = initializers.get(self._init)
         values = init(shape, self.dtype.np, rng or random.generator(), self._conv_layout)
         self._data = np.ascontiguousarray(values, dtype=self.dtype.np)
+        storage_changed()
 
     def __repr__(self):
         if self._data is None:
@@ -92,9 +107,23 @@ def layer_class(name):
 _counters = {}
 
 
+class _Depth(threading.local):
+    value = 0
+
+
+_depth = _Depth()       # how many Module calls are running: functional models record only
+                        # what happens at depth 0
+
+
+def module_depth():
+    return _depth.value
+
+
 def _auto_name(cls_name):
-    base = re.sub(r"(?<!^)(?=[A-Z])", "_", cls_name).lower()
-    base = re.sub(r"_(\d)_d$", r"\1d", base)   # conv_2_d -> conv2d
+    # CamelCase to snake_case, acronyms kept whole: LSTM -> lstm, MultiHeadAttention ->
+    # multi_head_attention, Conv2D -> conv2d
+    base = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", cls_name).lower()
+    base = re.sub(r"_?(\d)_d$", r"\1d", base)   # Conv2D: conv2_d -> conv2d
     n = _counters.get(base, 0)
     _counters[base] = n + 1
     return base if n == 0 else "%s_%d" % (base, n)
@@ -135,14 +164,24 @@ class Module(TrainingMixin):
 
     # ---- calling ----
     def __call__(self, *inputs, **kwargs):
-        with name_scope(self.name):
-            if not self.built:
-                self.build(*[getattr(x, "shape", None) for x in inputs])
-                self.built = True
-            if self.input_spec is None:
-                self.input_spec = [(tuple(getattr(x, "shape", ())), getattr(x, "dtype", None))
-                                   for x in inputs]
-            return self.forward(*inputs, **kwargs)
+        outer = _depth.value == 0
+        _depth.value += 1
+        try:
+            with name_scope(self.name):
+                if not self.built:
+                    self.build(*[getattr(x, "shape", None) for x in inputs])
+                    self.built = True
+                if self.input_spec is None:
+                    self.input_spec = [(tuple(getattr(x, "shape", ())),
+                                        getattr(x, "dtype", None)) for x in inputs]
+                out = self.forward(*inputs, **kwargs)
+        finally:
+            _depth.value -= 1
+        if outer:
+            graph = next((x.graph for x in inputs if getattr(x, "symbolic", False)), None)
+            if graph is not None and getattr(graph, "functional", False):
+                graph.record_layer_call(self, inputs, kwargs, out)
+        return out
 
     def build(self, *input_shapes):
         """Create parameter memory from the input shapes (deferred initialisation)."""
@@ -216,6 +255,25 @@ class Module(TrainingMixin):
         for m in self.modules():
             if all(not isinstance(p, Parameter) or p.initialized for p in m._params.values()):
                 m.built = m.built or bool(m._params)
+
+    def to(self, dtype):
+        """Convert every float parameter and buffer to dtype, in place (float64 for gradient
+        checks). Do it before creating optimizers: their state follows the old arrays."""
+        dtype = as_dtype(dtype)
+        if not dtype.is_float:
+            raise errors.DTypeError("parameters can only become a float dtype, got %s"
+                                    % dtype.name)
+        changed = False
+        for _, t in self._named_tensors(""):
+            if t.dtype.is_float and t.dtype is not dtype and t._data is not None:
+                t._data = np.ascontiguousarray(t._data, dtype=dtype.np)
+                t.dtype = dtype
+                changed = True
+            elif isinstance(t, Parameter) and t._data is None:
+                t.dtype = dtype
+        if changed:
+            storage_changed()
+        return self
 
     def zero_grad(self):
         for p in self.parameters(trainable_only=False):

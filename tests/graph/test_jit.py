@@ -1,0 +1,138 @@
+"""pf.jit and hybridize: traced, compiled per input-shape signature, equal to eager; gradients
+through compiled calls; data-dependent Python falls back to eager with a warning."""
+import warnings
+
+import numpy as np
+import pytest
+
+import pyfront as pf
+
+
+def _model(seed=0):
+    pf.random.seed(seed)
+    return pf.nn.Sequential([pf.nn.Dense(16, activation="relu"), pf.nn.Dense(4)])
+
+
+def test_hybridized_model_equals_eager_and_shares_parameters():
+    model = _model()
+    x = pf.tensor(np.random.default_rng(0).standard_normal((8, 6)).astype(np.float32))
+    fast = model.hybridize()
+    with pf.no_grad():
+        np.testing.assert_allclose(fast(x).numpy(), model(x).numpy(), rtol=1e-6, atol=1e-6)
+    assert [id(p) for p in fast.parameters()] == [id(p) for p in model.parameters()]
+    model[0].kernel.numpy()[...] *= 2          # a change to the parameters shows at once
+    with pf.no_grad():
+        np.testing.assert_allclose(fast(x).numpy(), model(x).numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_one_trace_per_input_signature():
+    calls = []
+
+    def f(a, b):
+        calls.append(1)
+        return pf.tanh(a) * b
+
+    fast = pf.jit(f)
+    a = np.ones((3, 4), np.float32)
+    for _ in range(3):
+        fast(a, a)
+    assert len(calls) == 1
+    fast(np.ones((5, 4), np.float32), np.ones((5, 4), np.float32))
+    assert len(calls) == 2
+    assert len(fast.graphs) == 2
+
+
+def test_gradients_through_a_compiled_call_equal_eager():
+    model = _model(1)
+    rng = np.random.default_rng(1)
+    x = pf.tensor(rng.standard_normal((10, 6)).astype(np.float32))
+    y = pf.tensor(rng.integers(0, 4, 10))
+    fast = pf.jit(model)
+    pf.losses.cross_entropy(fast(x), y).backward()
+    compiled = [p.grad.numpy().copy() for p in model.parameters()]
+    model.zero_grad()
+    pf.losses.cross_entropy(model(x), y).backward()
+    for a, p in zip(compiled, model.parameters()):
+        np.testing.assert_allclose(a, p.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_gradient_wrt_inputs_of_a_jitted_function():
+    f = pf.jit(lambda a, b: (pf.sigmoid(a @ b) ** 2).sum())
+    rng = np.random.default_rng(2)
+    a = pf.tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    b = pf.tensor(rng.standard_normal((4, 2)), requires_grad=True)
+    f(a, b).backward()
+    ga, gb = pf.grad((pf.sigmoid(a @ b) ** 2).sum(), [a, b])
+    np.testing.assert_allclose(a.grad.numpy(), ga.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(b.grad.numpy(), gb.numpy(), rtol=1e-10)
+
+
+def test_two_forwards_before_their_backwards():
+    f = pf.jit(lambda a: (pf.tanh(a) * a).sum())
+    a1 = pf.tensor(np.linspace(-1, 1, 6).reshape(2, 3), requires_grad=True)
+    a2 = pf.tensor(np.linspace(2, 3, 6).reshape(2, 3), requires_grad=True)
+    l1, l2 = f(a1), f(a2)
+    l1.backward()
+    l2.backward()
+    for a in (a1, a2):
+        x = a.numpy()
+        want = np.tanh(x) + x * (1 - np.tanh(x) ** 2)
+        np.testing.assert_allclose(a.grad.numpy(), want, rtol=1e-10)
+
+
+def test_data_dependent_control_flow_falls_back_to_eager_with_a_warning():
+    def f(a):
+        if a.sum() > 0:            # depends on values: cannot be traced
+            return a * 2
+        return a - 1
+
+    fast = pf.jit(f)
+    with pytest.warns(RuntimeWarning, match="eagerly"):
+        out = fast(np.ones(3, np.float32))
+    np.testing.assert_array_equal(out.numpy(), [2, 2, 2])
+    # both branches stay right: nothing was baked in
+    np.testing.assert_array_equal(fast(-np.ones(3, np.float32)).numpy(), [-2, -2, -2])
+
+
+def test_higher_order_through_jit_is_refused_clearly():
+    f = pf.jit(lambda a: (a ** 3).sum())
+    a = pf.tensor(np.ones(3), requires_grad=True)
+    with pytest.raises(pf.PyfrontError, match="higher-order"):
+        pf.grad(f(a), a, create_graph=True)
+
+
+def test_issue_example_hybridize_numbers():
+    model = pf.nn.Sequential([pf.nn.Dense(32, activation="relu"), pf.nn.Dense(10)])
+    opt = pf.optim.Adam(model.parameters(), lr=1e-3)
+    xb = pf.tensor(np.random.rand(16, 64).astype("float32"))
+    yb = pf.tensor(np.arange(16) % 10)
+    for _ in range(3):
+        opt.zero_grad()
+        loss = pf.losses.cross_entropy(model(xb), yb)
+        loss.backward()
+        opt.step()
+    fast = model.hybridize()
+    assert np.allclose(fast(xb).numpy(), model(xb).numpy(), atol=1e-5)
+
+
+def test_run_numpy_fast_path():
+    model = _model(3)
+    fast = pf.jit(model)
+    x = np.random.default_rng(3).standard_normal((1, 6)).astype(np.float32)
+    with pf.no_grad():
+        want = model(pf.tensor(x)).numpy()
+    for _ in range(3):
+        np.testing.assert_allclose(fast.run_numpy(x), want, rtol=1e-6, atol=1e-6)
+
+
+def test_eval_and_train_modes_trace_separately():
+    model = _model(4)
+    fast = model.hybridize()
+    x = np.ones((2, 6), np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.eval()
+        fast(x)
+        model.train()
+        fast(x)
+    assert len(fast._jit.graphs) == 2

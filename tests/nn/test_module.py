@@ -1,0 +1,85 @@
+"""Modules: parameters exist from construction and take shapes from the first input, so an
+optimizer can be built first; structural state dicts; train/eval; dtype conversion."""
+import numpy as np
+import pytest
+
+import pyfront as pf
+
+
+def test_parameters_exist_before_the_first_batch_and_optimizer_binds_them():
+    model = pf.nn.Sequential([pf.nn.Dense(32, activation="relu"), pf.nn.Dense(10)])
+    params = model.parameters()
+    assert len(params) == 4 and not any(p.initialized for p in params)
+    opt = pf.optim.Adam(params, lr=1e-3)
+    with pytest.raises(pf.PyfrontError, match="not initialized"):
+        params[0].numpy()
+    x = pf.tensor(np.random.rand(16, 64).astype("float32"))
+    y = pf.tensor(np.arange(16) % 10)
+    losses = []
+    for _ in range(5):
+        opt.zero_grad()
+        loss = pf.losses.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert params[0].shape == (64, 32) and params[2].shape == (32, 10)
+    assert losses[-1] < losses[0]
+
+
+def test_state_dict_names_and_in_place_loading():
+    model = pf.nn.Sequential([pf.nn.Dense(3), pf.nn.Dense(2)])
+    model(pf.tensor(np.ones((1, 4), np.float32)))
+    sd = model.state_dict()
+    assert list(sd) == ["0.kernel", "0.bias", "1.kernel", "1.bias"]
+    kernel = model[0].kernel
+    arr = kernel.numpy()
+    model.load_state_dict({k: np.full_like(v, 0.5) for k, v in sd.items()})
+    assert kernel.numpy() is arr and np.all(arr == 0.5)
+    with pytest.raises(pf.ModelFormatError, match="missing"):
+        model.load_state_dict({"0.kernel": sd["0.kernel"]})
+    with pytest.raises(pf.ShapeError):
+        model.load_state_dict(dict(sd, **{"0.bias": np.zeros(7, np.float32)}))
+
+
+def test_dense_input_errors_name_layer_and_shapes():
+    layer = pf.nn.Dense(4, name="head")
+    layer(pf.tensor(np.ones((2, 3), np.float32)))
+    with pytest.raises(pf.ShapeError) as e:
+        layer(pf.tensor(np.ones((2, 5), np.float32)))
+    msg = str(e.value)
+    assert "head" in msg and "(2, 5)" in msg and "(3, 4)" in msg
+
+
+def test_train_eval_flags_propagate():
+    model = pf.nn.Sequential([pf.nn.Dense(2), pf.nn.Sequential([pf.nn.Dense(2)])])
+    model.eval()
+    assert all(not m.training for m in model.modules())
+    model.train()
+    assert all(m.training for m in model.modules())
+
+
+def test_to_float64_converts_in_place_and_compiled_plans_follow():
+    model = pf.nn.Sequential([pf.nn.Dense(3, activation="tanh")])
+    x32 = np.random.default_rng(0).standard_normal((2, 4)).astype(np.float32)
+    fast = pf.jit(model)
+    with pf.no_grad():
+        fast(x32)
+        model.to("float64")
+        out = fast(x32.astype(np.float64))
+    assert out.dtype is pf.float64 and model[0].kernel.dtype is pf.float64
+
+
+def test_unknown_activation_and_bad_units_are_refused():
+    with pytest.raises(ValueError, match="unknown activation"):
+        pf.nn.Dense(3, activation="swishy")
+    with pytest.raises(ValueError, match="units"):
+        pf.nn.Dense(0)
+
+
+def test_registered_layers_rebuild_from_config():
+    model = pf.nn.Sequential([pf.nn.Dense(3, activation="relu", name="a"), pf.nn.ReLU(),
+                              pf.nn.Dense(2, name="b")])
+    cfg = model.get_config()
+    again = pf.nn.Sequential.from_config(cfg)
+    assert [type(m).__name__ for m in again.layers] == ["Dense", "ReLU", "Dense"]
+    assert again.layers[0].activation == "relu"
