@@ -42,19 +42,11 @@ def forward_flops_per_image():
     return conv1 + conv2 + dense
 
 
-class _Flatten(pf.nn.Module):
-    """(N, C, H, W) -> (N, C*H*W); stands in while pf.nn has no Flatten layer."""
-
-    def forward(self, x):
-        return pf.flatten(x)
-
-
 def pyfront_model():
-    flatten = getattr(pf.nn, "Flatten", _Flatten)
     return pf.nn.Sequential([
         pf.nn.Conv2D(32, 3, activation="relu"), pf.nn.MaxPool2D(2),
         pf.nn.Conv2D(64, 3, activation="relu"), pf.nn.MaxPool2D(2),
-        flatten(), pf.nn.Dense(128, activation="relu"), pf.nn.Dense(10)])
+        pf.nn.Flatten(), pf.nn.Dense(128, activation="relu"), pf.nn.Dense(10)])
 
 
 def torch_model():

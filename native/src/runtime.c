@@ -229,7 +229,13 @@ static void *worker_main(void *p) {
         int spins = 0;
         while ((g = atomic_load_explicit(&pool.generation, memory_order_acquire)) == seen &&
                !atomic_load(&pool.stop)) {
-            if (++spins < PF_SPIN_ROUNDS) { PF_PAUSE(); continue; }
+            /* spin, but every so often offer the core to whoever else wants it: on a busy
+               machine a spinning worker must not starve the thread that will feed it */
+            if (++spins < PF_SPIN_ROUNDS) {
+                if (spins % 256 == 0) sched_yield();
+                else PF_PAUSE();
+                continue;
+            }
             pthread_mutex_lock(&pool.lock);
             atomic_fetch_add(&pool.sleepers, 1);
             while (atomic_load(&pool.generation) == seen && !atomic_load(&pool.stop))
