@@ -279,6 +279,15 @@ def test_exits_when_stdin_closes(start_worker, pid_alive, models):
     assert not os.path.exists(folder)
 
 
+def test_sigterm_exits_cleanly(start_worker, models):
+    w = start_worker({"mlp": models["mlp"]}, "tok")
+    folder = os.path.dirname(w.info["data_socket"])
+    w.proc.terminate()
+    w.proc.wait(10)
+    assert w.proc.returncode == 0
+    assert not os.path.exists(folder)
+
+
 def test_refuses_to_start_without_token(child_env, workdir, models):
     env = dict(child_env)
     env.pop("PYFRONT_JVM_TOKEN", None)
