@@ -42,8 +42,8 @@ def bridge_module(tmp):
     except ImportError:
         pass
     folder = os.path.join(ROOT, "jvm-bridge", "python")
-    spec = importlib.util.spec_from_file_location("pyfront.jvm", os.path.join(folder, "__init__.py"),
-                                                  submodule_search_locations=[folder])
+    spec = importlib.util.spec_from_file_location(
+        "pyfront.jvm", os.path.join(folder, "__init__.py"), submodule_search_locations=[folder])
     jvm = importlib.util.module_from_spec(spec)
     sys.modules["pyfront.jvm"] = jvm
     spec.loader.exec_module(jvm)

@@ -319,7 +319,8 @@ def test_jar_command(jdk, child_env, workdir, tmp_path):
     import zipfile
 
     names = zipfile.ZipFile(jar).namelist()
-    assert "org/pyfront/Model.class" in names and "org/pyfront/internal/WorkerControl.class" in names
+    assert "org/pyfront/Model.class" in names
+    assert "org/pyfront/internal/WorkerControl.class" in names
     # cached: a second call returns the same file without rebuilding
     mtime = os.path.getmtime(jar)
     again = subprocess.run([sys.executable, "-m", "pyfront.jvm", "jar"], cwd=workdir, env=env,

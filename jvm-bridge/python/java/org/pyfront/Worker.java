@@ -41,7 +41,8 @@ final class Worker implements AutoCloseable {
         final ControlClient control;
         final Process process; // null for a remote worker
 
-        Endpoint(int generation, long pid, Path dataSocket, ControlClient control, Process process) {
+        Endpoint(int generation, long pid, Path dataSocket, ControlClient control,
+                 Process process) {
             this.generation = generation;
             this.pid = pid;
             this.dataSocket = dataSocket;
