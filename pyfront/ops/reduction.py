@@ -135,10 +135,10 @@ def _reduce(mode, x, axis, keepdims):
     except ShapeMismatch as e:
         raise core.shape_error(_OPS[mode], [x], str(e)) from None
     if mode in ("argmax", "argmin") and axis is None and len(x.shape) > 1:
-        reshape = _shape.reshape
-
-        x = reshape(x, (-1,))
+        x = _shape.reshape(x, (-1,))
         axes = (0,)
+    if mode == "sum" and x.dtype.name == "int32":
+        x = _shape.cast(x, "int64")     # as numpy: integer sums do not wrap at 32 bits
     return apply(_OPS[mode], [x], {"axes": axes, "keepdims": bool(keepdims)})
 
 
