@@ -32,9 +32,11 @@ def gemm(threads, quick):
 
 
 def two_pools(quick):
-    """Does numpy's own OpenBLAS pool (left spinning after numpy's work) slow pyfront's GEMM?
-    pyfront alone vs pyfront right after each numpy.matmul, both at 2 threads."""
+    """Does numpy's own OpenBLAS pool (which spins after numpy's work) slow pyfront's GEMM?
+    pyfront alone vs pyfront right after each numpy.matmul, at pyfront's 2 threads with
+    pyfront's default policy for numpy's pool (capped to 1 thread: one pool per process)."""
     common.set_threads(2)
+    pf.set_num_threads(2)          # re-applies pyfront's cap on numpy's pool
     rng = np.random.default_rng(0)
     a = rng.standard_normal((512, 512)).astype(np.float32)
     ta = pf.tensor(a)
@@ -54,6 +56,7 @@ def two_pools(quick):
     for _ in range(calls * 5):
         interleaved()
     after_numpy = calls * 5 / interleaved.spent
+    common.set_numpy_threads(2)    # the reference GEMMs that follow use numpy at 2 threads
     return common.row("GEMM 512^3 right after numpy.matmul vs alone, 2 threads", after_numpy,
                       "calls/s", alone, after_numpy / alone, 0.9,
                       note="pyfront keeps OpenBLAS single-threaded inside its own pool; a ratio "

@@ -10,18 +10,27 @@ RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
 def set_threads(n):
-    """One thread count for pyfront, PyTorch (if loaded) and numpy's own BLAS."""
+    """One thread count for pyfront, PyTorch (if loaded) and numpy's own BLAS (the
+    reference for GEMM). pyfront's own OpenBLAS stays single-threaded inside its pool."""
     import pyfront as pf
 
     pf.set_num_threads(n)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(n)
-    try:
-        from threadpoolctl import threadpool_limits
+    set_numpy_threads(n)
 
-        threadpool_limits(n)
+
+def set_numpy_threads(n):
+    try:
+        from threadpoolctl import ThreadpoolController
     except ImportError:
-        pass
+        return
+    import pyfront as pf
+
+    ours = pf.blas_info()
+    for lib in ThreadpoolController().lib_controllers:
+        if lib.filepath not in ours:
+            lib.set_num_threads(n)
 
 
 def median_rate(fn, items_per_call, calls=20, repeats=5, warmup=3):

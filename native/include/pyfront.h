@@ -138,6 +138,11 @@ void pf_clear_error(void);
  * pf_blas_info() describes what was loaded. */
 int pf_load_blas(const char *library_path, const char *symbol_prefix);
 const char *pf_blas_info(void);
+
+/* Set the thread count of another OpenBLAS already loaded in the process (numpy's own), so
+ * that its idle pool does not spin against ours. PF_ERR_BLAS if path is not loaded or has no
+ * set-threads function. */
+int pf_cap_foreign_blas(const char *library_path, int threads);
 int pf_blas_bound(void);
 
 int pf_set_num_threads(int n);

@@ -426,6 +426,25 @@ int pf_load_blas(const char *path, const char *prefix) {
 
 const char *pf_blas_info(void) { return blas_info; }
 
+int pf_cap_foreign_blas(const char *path, int threads) {
+    static const char *const names[] = {
+        "scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
+        "openblas_set_num_threads64_", "openblas_set_num_threads"};
+    PF_CHECK(path != NULL && threads >= 1, PF_ERR_ARGUMENT, "pf_cap_foreign_blas: bad arguments");
+    void *handle = dlopen(path, RTLD_NOW | RTLD_NOLOAD);   /* only a library already loaded */
+    PF_CHECK(handle != NULL, PF_ERR_BLAS, "%s is not loaded", path);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        void *fn = dlsym(handle, names[i]);
+        if (fn) {
+            ((blas_threads_fn)fn)(threads);
+            dlclose(handle);
+            return PF_OK;
+        }
+    }
+    dlclose(handle);
+    return pf_fail(PF_ERR_BLAS, "%s has no openblas_set_num_threads", path);
+}
+
 int pf_blas_bound(void) { return blas_sgemm != NULL; }
 
 static int check_blas_dims(int64_t m, int64_t n, int64_t k, int64_t lda, int64_t ldb, int64_t ldc) {

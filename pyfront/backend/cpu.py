@@ -76,6 +76,33 @@ def set_num_threads(n):
     status = lib.pf_set_num_threads(n)
     if status != lib.PF_OK:
         raise_native_error(status, "set_num_threads: ")
+    _cap_numpy_blas()
+
+
+def _cap_numpy_blas():
+    """One BLAS pool per process: numpy's own OpenBLAS is kept to PYFRONT_NUMPY_BLAS_THREADS
+    threads (default 1) while pyfront's pool does the parallel work. An idle OpenBLAS pool
+    spins after each numpy product and halved pyfront's 2-thread GEMM here; 0 leaves numpy
+    alone."""
+    wanted = os.environ.get("PYFRONT_NUMPY_BLAS_THREADS", "1")
+    try:
+        threads = int(wanted)
+    except ValueError:
+        raise ValueError("PYFRONT_NUMPY_BLAS_THREADS must be an integer, got %r" % wanted)
+    if threads <= 0:
+        return
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split(None, 5)[5].strip() for line in f
+                     if "openblas" in line and line.count(" ") >= 5}
+    except OSError:
+        return
+    ours = ffi.string(lib.pf_blas_info()).decode()
+    for path in paths:
+        if path.endswith(".so") or ".so." in path or "-" in os.path.basename(path):
+            if path in ours:
+                continue
+            lib.pf_cap_foreign_blas(path.encode(), threads)   # best effort: not numpy's? fine
 
 
 def get_num_threads():
