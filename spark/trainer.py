@@ -64,7 +64,7 @@ def _unwrap(model):
 def _format(logs):
     parts = []
     for k, v in logs.items():
-        if isinstance(v, float):
+        if isinstance(v, float) and k != "seconds":
             parts.append("%s %.4f" % (k, v) if k != "samples_per_s" else
                          "%s samples/s" % format(int(v), ","))
     return "  ".join(parts)
