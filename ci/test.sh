@@ -5,6 +5,12 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 "$PYTHON" -m pip install --quiet --disable-pip-version-check ".[test]" || exit $?
+# Graphviz renders graph pictures (its test skips without it); best effort, never fatal
+if ! command -v dot >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    (apt-get install -y -qq graphviz >/dev/null 2>&1 ||
+     (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq graphviz >/dev/null 2>&1)) ||
+        echo "graphviz not installed: the SVG export test will skip"
+fi
 "$PYTHON" -m pytest -q "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then

@@ -34,6 +34,7 @@ _LAZY = {
     "placeholder": ("pyfront.graph", "placeholder"),
     "parameter": ("pyfront.graph", "parameter"),
     "jit": ("pyfront.graph.jit", "jit"),
+    "plot_model": ("pyfront.graph.export", "plot_model"),
     "save": ("pyfront.io.model", "save"),
     "load": ("pyfront.io.model", "load"),
     "save_checkpoint": ("pyfront.io.model", "save_checkpoint"),

@@ -201,7 +201,7 @@ def _zeros_like_array(array):
     from .ops import core
     import numpy as np
 
-    return core.Tensor._wrap(np.zeros_like(array), _dtype_of(array))
+    return core.Tensor._wrap(np.zeros(array.shape, array.dtype), _dtype_of(array))
 
 
 def _leaves(outputs):

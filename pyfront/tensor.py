@@ -197,13 +197,17 @@ def _to_array(data, dtype=None):
     out = np.asarray(arr, dtype=dt)
     if not out.flags.c_contiguous:
         out = np.ascontiguousarray(out)
+    elif not out.flags.writeable:
+        # kernels write into tensors in place (optimizer steps): a read-only array (a read-only
+        # memory map, np.frombuffer of bytes) would crash them, so it is copied
+        out = out.copy()
     return out
 
 
 def tensor(data, dtype=None, requires_grad=False, name=None):
     """A tensor from array-like data. float arrays default to float32 (float64 kept), integer
-    arrays to int64 (int32 kept). A C-contiguous array of a supported dtype is shared, not
-    copied; anything else is copied."""
+    arrays to int64 (int32 kept). A writable C-contiguous array of a supported dtype is shared,
+    not copied; anything else is copied."""
     return Tensor(data, dtype=dtype, requires_grad=requires_grad, name=name)
 
 
@@ -230,7 +234,10 @@ def ones_like(t):
 
 
 def arange(start, stop=None, step=1, dtype=None):
+    """Evenly spaced values, as np.arange; int64 for integer arguments, else float32."""
     arr = np.arange(start, stop, step) if stop is not None else np.arange(start)
+    if dtype is None and arr.dtype.kind == "f":
+        dtype = float32       # numpy's float64 is not our default (pf.tensor([0.5]) is float32)
     return Tensor(arr, dtype=dtype)
 
 

@@ -71,3 +71,16 @@ def check_grad(fn, *arrays, eps=1e-6, atol=1e-6, rtol=1e-5, seed=0, wrt=None):
                                  "analytic %r, numeric %r (max abs error %.3g)"
                                  % (i, j, a[j], n[j], err.max()))
     return worst
+
+
+def subprocess_env(extra=None):
+    """os.environ for a child Python that must import this same pyfront (installed or not)."""
+    import os
+
+    import pyfront
+
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(pyfront.__file__)))
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.update(extra or {})
+    return env

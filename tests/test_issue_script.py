@@ -3,6 +3,8 @@ import subprocess
 import sys
 import textwrap
 
+from pyfront.testing import subprocess_env
+
 SCRIPT = textwrap.dedent("""
     import numpy as np, pyfront as pf
     x = pf.tensor(np.random.rand(8, 4).astype("float32"), requires_grad=True)
@@ -26,7 +28,7 @@ SCRIPT = textwrap.dedent("""
 
 def test_issue_script_runs_as_written(tmp_path):
     proc = subprocess.run([sys.executable, "-c", SCRIPT], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=300, env=subprocess_env())
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "issue script OK" in proc.stdout
     assert (tmp_path / "model.pf").exists()

@@ -1,6 +1,747 @@
-/* conv.c -- convolutions (1-D, 2-D, 3-D; stride, padding, dilation, groups). */
+/* conv.c -- convolutions over 1, 2 or 3 spatial dims, channels first (stride, separate begin
+ * and end padding, dilation, groups): forward with fused bias and activation, the gradients
+ * with respect to input, weight and bias.
+ *
+ * Lowering: im2col into a per-thread scratch block, then one BLAS product per block. A block
+ * holds several images side by side (columns b*P .. (b+1)*P), so the product is wide enough
+ * for the BLAS to run near its peak even when one image's output is small (11x11); the block
+ * is sized to stay in the core's L2 cache between im2col and the product. Work is split over
+ * the pool by images; each part owns one slot of the workspace (pf_args.workspace, sized by
+ * the kernel table's workspace function, or allocated here when the caller gave none).
+ *
+ * Every spatial geometry is handled as 3-D, missing leading dims having size 1, so one code
+ * path serves 1-D, 2-D and 3-D.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+
 #include "internal.h"
 
+#define CONV_DIMS 3
+/* Target bytes of one part's scratch block (im2col columns plus the product's output). */
+#define CONV_BLOCK_BYTES (384 * 1024)
+/* Products at least this wide run near the BLAS's peak (measured with OpenBLAS, SkylakeX). */
+#define CONV_WIDE_COLUMNS 320
+#define CONV_ALIGN 64
+
+typedef struct {
+    int nd, act, dtype;
+    int64_t N, C, O, G, Cg, Og;
+    int64_t in[CONV_DIMS], k[CONV_DIMS], out[CONV_DIMS], st[CONV_DIMS], dil[CONV_DIMS],
+        pb[CONV_DIMS];
+    int64_t in_size, out_size, k_size, rows;   /* rows = Cg * k_size: im2col rows per group */
+    int pointwise;   /* 1x1 kernel, unit stride, no padding: the input is its own im2col */
+    int masked;      /* gradient kernels: grad_y is masked by y > 0 (a fused ReLU's gradient) */
+} conv_geom;
+
+static void format_dims(const pf_tensor *t, char *buf, size_t n) {
+    size_t used = (size_t)snprintf(buf, n, "(");
+    for (int i = 0; i < t->ndim && used < n; i++)
+        used += (size_t)snprintf(buf + used, n - used, i ? ", %lld" : "%lld",
+                                 (long long)t->shape[i]);
+    if (used < n) snprintf(buf + used, n - used, ")");
+}
+
+/* iattr: nd, stride[nd], dilation[nd], pad_begin[nd], pad_end[nd], groups[, activation].
+ * x is (N, C, *in), w (O, C/groups, *k), y (N, O, *out); the three names say which tensor of
+ * the call plays each role (the gradient kernels take them in other places). */
+static int conv_geometry(const pf_args *a, const pf_tensor *x, const pf_tensor *w,
+                         const pf_tensor *y, const char *xn, const char *wn, const char *yn,
+                         conv_geom *g) {
+    PF_CHECK(a->n_iattr >= 1 && a->iattr != NULL, PF_ERR_ARGUMENT, "missing the geometry attributes");
+    int nd = (int)a->iattr[0];
+    PF_CHECK(nd >= 1 && nd <= CONV_DIMS, PF_ERR_ARGUMENT, "%d spatial dims (1..3 supported)", nd);
+    PF_TRY(pf_check_attrs(a, 2 + 4 * nd, 0));
+    PF_TRY(pf_check_contiguous(x, xn));
+    PF_TRY(pf_check_contiguous(w, wn));
+    PF_TRY(pf_check_contiguous(y, yn));
+    PF_TRY(pf_check_float(x, xn));
+    PF_TRY(pf_check_dtype(w, x->dtype, wn));
+    PF_TRY(pf_check_dtype(y, x->dtype, yn));
+    char sx[160], sw[160], sy[160];
+    format_dims(x, sx, sizeof sx);
+    format_dims(w, sw, sizeof sw);
+    format_dims(y, sy, sizeof sy);
+    PF_CHECK(x->ndim == nd + 2 && w->ndim == nd + 2 && y->ndim == nd + 2, PF_ERR_SHAPE,
+             "%d-D convolution needs %d-dim tensors: %s %s, %s %s, %s %s", nd, nd + 2, xn, sx,
+             wn, sw, yn, sy);
+    memset(g, 0, sizeof *g);
+    g->nd = nd;
+    g->dtype = x->dtype;
+    g->N = x->shape[0];
+    g->C = x->shape[1];
+    g->O = w->shape[0];
+    g->Cg = w->shape[1];
+    g->G = a->iattr[1 + 4 * nd];
+    g->act = a->n_iattr > 2 + 4 * nd ? (int)a->iattr[2 + 4 * nd] : PF_ACT_NONE;
+    PF_CHECK(g->G >= 1, PF_ERR_ARGUMENT, "groups must be positive, got %lld", (long long)g->G);
+    PF_CHECK(g->Cg >= 1 && g->C == g->Cg * g->G, PF_ERR_SHAPE,
+             "%s %s has %lld channels but %s %s with %lld groups expects %lld", xn, sx,
+             (long long)g->C, wn, sw, (long long)g->G, (long long)(g->Cg * g->G));
+    PF_CHECK(g->O % g->G == 0, PF_ERR_SHAPE, "%lld output channels of %s %s do not split into %lld groups",
+             (long long)g->O, wn, sw, (long long)g->G);
+    g->Og = g->O / g->G;
+    PF_CHECK(y->shape[0] == g->N && y->shape[1] == g->O, PF_ERR_SHAPE,
+             "%s %s does not match %s %s and %s %s", yn, sy, xn, sx, wn, sw);
+    int off = CONV_DIMS - nd;
+    for (int d = 0; d < CONV_DIMS; d++) {
+        g->in[d] = g->k[d] = g->out[d] = g->st[d] = g->dil[d] = 1;
+        g->pb[d] = 0;
+    }
+    for (int d = 0; d < nd; d++) {
+        int64_t in = x->shape[2 + d], k = w->shape[2 + d];
+        int64_t st = a->iattr[1 + d], dil = a->iattr[1 + nd + d];
+        int64_t pb = a->iattr[1 + 2 * nd + d], pe = a->iattr[1 + 3 * nd + d];
+        PF_CHECK(st >= 1 && dil >= 1, PF_ERR_ARGUMENT,
+                 "stride and dilation must be positive (dim %d: stride %lld, dilation %lld)", d,
+                 (long long)st, (long long)dil);
+        PF_CHECK(pb >= 0 && pe >= 0, PF_ERR_ARGUMENT, "negative padding in dim %d", d);
+        PF_CHECK(k >= 1, PF_ERR_SHAPE, "%s %s has an empty kernel", wn, sw);
+        int64_t span = dil * (k - 1) + 1, padded = in + pb + pe;
+        PF_CHECK(padded >= span, PF_ERR_SHAPE,
+                 "the kernel spans %lld in spatial dim %d (dilation %lld) but the padded input "
+                 "%s has only %lld there", (long long)span, d, (long long)dil, sx,
+                 (long long)padded);
+        int64_t out = (padded - span) / st + 1;
+        PF_CHECK(y->shape[2 + d] == out, PF_ERR_SHAPE,
+                 "%s %s should have size %lld in spatial dim %d for %s %s and %s %s", yn, sy,
+                 (long long)out, d, xn, sx, wn, sw);
+        g->in[off + d] = in;
+        g->k[off + d] = k;
+        g->out[off + d] = out;
+        g->st[off + d] = st;
+        g->dil[off + d] = dil;
+        g->pb[off + d] = pb;
+    }
+    g->in_size = g->in[0] * g->in[1] * g->in[2];
+    g->out_size = g->out[0] * g->out[1] * g->out[2];
+    g->k_size = g->k[0] * g->k[1] * g->k[2];
+    g->rows = g->Cg * g->k_size;
+    g->pointwise = g->k_size == 1;
+    for (int d = 0; d < CONV_DIMS; d++)
+        g->pointwise = g->pointwise && g->st[d] == 1 && g->pb[d] == 0 && g->in[d] == g->out[d];
+    PF_CHECK(g->act >= PF_ACT_NONE && g->act <= PF_ACT_TANH, PF_ERR_ARGUMENT,
+             "activation %d cannot be fused into a convolution", g->act);
+    return PF_OK;
+}
+
+/* v where c is 1, +0 where c is 0, with bits: GCC 12.2 miscompiles the float-select form of
+ * a masked sum for double in its target_clones copies (wrong sums; float is unaffected). */
+static inline float keep_f32(int c, float v) {
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    u &= (uint32_t)0 - (uint32_t)c;
+    memcpy(&v, &u, sizeof u);
+    return v;
+}
+static inline double keep_f64(int c, double v) {
+    uint64_t u;
+    memcpy(&u, &v, sizeof u);
+    u &= (uint64_t)0 - (uint64_t)c;
+    memcpy(&v, &u, sizeof u);
+    return v;
+}
+static inline int64_t ceil_div(int64_t a, int64_t b) {   /* b > 0 */
+    return a >= 0 ? (a + b - 1) / b : -((-a) / b);
+}
+
+/* Output positions o in [lo, hi) read input o*st - pb + kk*dil inside [0, in). */
+static inline void valid_range(int64_t in, int64_t out, int64_t st, int64_t pb, int64_t kk,
+                               int64_t dil, int64_t *lo, int64_t *hi) {
+    int64_t shift = kk * dil - pb;
+    int64_t l = ceil_div(-shift, st), h = ceil_div(in - shift, st);
+    *lo = l < 0 ? 0 : (l > out ? out : l);
+    *hi = h < *lo ? *lo : (h > out ? out : h);
+}
+
+/* ---- im2col / col2im over one image's group of channels ----
+ * cols row r = (c, k0, k1, k2), column p = (o0, o1, o2); ldc is the row stride. */
+#define DEFINE_IM2COL(T, SUF)                                                                  \
+    static PF_HOT void im2col_##SUF(const conv_geom *g, const T *src, T *cols, int64_t ldc) {  \
+        const int64_t *in = g->in, *out = g->out, *st = g->st, *dil = g->dil, *pb = g->pb;     \
+        int64_t r = 0;                                                                         \
+        for (int64_t c = 0; c < g->Cg; c++)                                                    \
+            for (int64_t k0 = 0; k0 < g->k[0]; k0++)                                           \
+                for (int64_t k1 = 0; k1 < g->k[1]; k1++)                                       \
+                    for (int64_t k2 = 0; k2 < g->k[2]; k2++, r++) {                            \
+                        T *row = cols + r * ldc;                                               \
+                        int64_t lo2, hi2, shift2 = k2 * dil[2] - pb[2];                        \
+                        valid_range(in[2], out[2], st[2], pb[2], k2, dil[2], &lo2, &hi2);      \
+                        for (int64_t o0 = 0; o0 < out[0]; o0++) {                              \
+                            int64_t i0 = o0 * st[0] - pb[0] + k0 * dil[0];                     \
+                            for (int64_t o1 = 0; o1 < out[1]; o1++) {                          \
+                                T *dst = row + (o0 * out[1] + o1) * out[2];                    \
+                                int64_t i1 = o1 * st[1] - pb[1] + k1 * dil[1];                 \
+                                if (i0 < 0 || i0 >= in[0] || i1 < 0 || i1 >= in[1]) {         \
+                                    memset(dst, 0, (size_t)out[2] * sizeof(T));                \
+                                    continue;                                                  \
+                                }                                                              \
+                                const T *line = src + ((c * in[0] + i0) * in[1] + i1) * in[2]; \
+                                for (int64_t o2 = 0; o2 < lo2; o2++) dst[o2] = 0;              \
+                                if (st[2] == 1) {   /* short runs: a loop beats memcpy */ \
+                                    const T *from = line + shift2;                             \
+                                    for (int64_t o2 = lo2; o2 < hi2; o2++) dst[o2] = from[o2]; \
+                                } else {                                                       \
+                                    int64_t s = st[2];                                         \
+                                    for (int64_t o2 = lo2; o2 < hi2; o2++)                     \
+                                        dst[o2] = line[o2 * s + shift2];                       \
+                                }                                                              \
+                                for (int64_t o2 = hi2; o2 < out[2]; o2++) dst[o2] = 0;         \
+                            }                                                                  \
+                        }                                                                      \
+                    }                                                                          \
+    }                                                                                          \
+    /* dst (one image's group of channels, zeroed by the caller) += the columns */             \
+    static PF_HOT void col2im_##SUF(const conv_geom *g, const T *cols, int64_t ldc, T *dst) {  \
+        const int64_t *in = g->in, *out = g->out, *st = g->st, *dil = g->dil, *pb = g->pb;     \
+        int64_t r = 0;                                                                         \
+        for (int64_t c = 0; c < g->Cg; c++)                                                    \
+            for (int64_t k0 = 0; k0 < g->k[0]; k0++)                                           \
+                for (int64_t k1 = 0; k1 < g->k[1]; k1++)                                       \
+                    for (int64_t k2 = 0; k2 < g->k[2]; k2++, r++) {                            \
+                        const T *row = cols + r * ldc;                                         \
+                        int64_t lo2, hi2, shift2 = k2 * dil[2] - pb[2];                        \
+                        valid_range(in[2], out[2], st[2], pb[2], k2, dil[2], &lo2, &hi2);      \
+                        for (int64_t o0 = 0; o0 < out[0]; o0++) {                              \
+                            int64_t i0 = o0 * st[0] - pb[0] + k0 * dil[0];                     \
+                            if (i0 < 0 || i0 >= in[0]) continue;                               \
+                            for (int64_t o1 = 0; o1 < out[1]; o1++) {                          \
+                                int64_t i1 = o1 * st[1] - pb[1] + k1 * dil[1];                 \
+                                if (i1 < 0 || i1 >= in[1]) continue;                           \
+                                const T *s = row + (o0 * out[1] + o1) * out[2];                \
+                                T *line = dst + ((c * in[0] + i0) * in[1] + i1) * in[2];       \
+                                int64_t step = st[2];                                          \
+                                for (int64_t o2 = lo2; o2 < hi2; o2++)                         \
+                                    line[o2 * step + shift2] += s[o2];                         \
+                            }                                                                  \
+                        }                                                                      \
+                    }                                                                          \
+    }
+
+/* im2col for one or two spatial dims (depth 1), the common case, with the geometry in locals.
+ * A run of an output row shorter than RUN copies RUN elements in one fixed-size move when
+ * those stay inside this image's part of the cols row: the excess lands on the runs that
+ * follow, written right after. Runs nearer the end, and a run whose source lies within RUN of
+ * the input's end, are copied exactly. */
+#define IM2COL_RUN 16
+#define DEFINE_IM2COL_2D(T, SUF)                                                               \
+    static PF_HOT void im2col_2d_##SUF(const conv_geom *g, const T *restrict src,              \
+                                       const T *src_end, T *restrict cols, int64_t ldc) {      \
+        const int64_t in1 = g->in[1], in2 = g->in[2], out1 = g->out[1], out2 = g->out[2];      \
+        const int64_t st1 = g->st[1], st2 = g->st[2], d1 = g->dil[1], d2 = g->dil[2];          \
+        const int64_t pb1 = g->pb[1], pb2 = g->pb[2], k1n = g->k[1], k2n = g->k[2];            \
+        T *row = cols;                                                                         \
+        for (int64_t c = 0; c < g->Cg; c++) {                                                  \
+            const T *plane = src + c * in1 * in2;                                              \
+            for (int64_t k1 = 0; k1 < k1n; k1++)                                               \
+                for (int64_t k2 = 0; k2 < k2n; k2++, row += ldc) {                             \
+                    int64_t lo, hi, shift = k2 * d2 - pb2;                                     \
+                    valid_range(in2, out2, st2, pb2, k2, d2, &lo, &hi);                        \
+                    int whole = st2 == 1 && lo == 0 && hi == out2 && out2 <= IM2COL_RUN;       \
+                    T *dst = row;                                                              \
+                    for (int64_t o1 = 0; o1 < out1; o1++, dst += out2) {                       \
+                        int64_t i1 = o1 * st1 - pb1 + k1 * d1;                                 \
+                        if (i1 < 0 || i1 >= in1) {                                             \
+                            memset(dst, 0, (size_t)out2 * sizeof(T));                          \
+                            continue;                                                          \
+                        }                                                                      \
+                        const T *line = plane + i1 * in2 + shift;                              \
+                        if (whole && o1 * out2 + IM2COL_RUN <= out1 * out2 &&                  \
+                            line + IM2COL_RUN <= src_end) {                                    \
+                            memcpy(dst, line, IM2COL_RUN * sizeof(T));                         \
+                            continue;                                                          \
+                        }                                                                      \
+                        for (int64_t o2 = 0; o2 < lo; o2++) dst[o2] = 0;                       \
+                        if (st2 == 1)                                                          \
+                            memcpy(dst + lo, line + lo, (size_t)(hi - lo) * sizeof(T));        \
+                        else                                                                   \
+                            for (int64_t o2 = lo; o2 < hi; o2++) dst[o2] = line[o2 * st2];     \
+                        for (int64_t o2 = hi; o2 < out2; o2++) dst[o2] = 0;                    \
+                    }                                                                          \
+                }                                                                              \
+        }                                                                                      \
+    }
+
+/* col2im for one or two spatial dims: dst (zeroed by the caller) += the columns. */
+#define DEFINE_COL2IM_2D(T, SUF)                                                               \
+    static PF_HOT void col2im_2d_##SUF(const conv_geom *g, const T *restrict cols, int64_t ldc, \
+                                       T *restrict dst) {                                      \
+        const int64_t in1 = g->in[1], in2 = g->in[2], out1 = g->out[1], out2 = g->out[2];      \
+        const int64_t st1 = g->st[1], st2 = g->st[2], d1 = g->dil[1], d2 = g->dil[2];          \
+        const int64_t pb1 = g->pb[1], pb2 = g->pb[2], k1n = g->k[1], k2n = g->k[2];            \
+        const T *row = cols;                                                                   \
+        for (int64_t c = 0; c < g->Cg; c++) {                                                  \
+            T *plane = dst + c * in1 * in2;                                                    \
+            for (int64_t k1 = 0; k1 < k1n; k1++)                                               \
+                for (int64_t k2 = 0; k2 < k2n; k2++, row += ldc) {                             \
+                    int64_t lo, hi, shift = k2 * d2 - pb2;                                     \
+                    valid_range(in2, out2, st2, pb2, k2, d2, &lo, &hi);                        \
+                    const T *from = row;                                                       \
+                    for (int64_t o1 = 0; o1 < out1; o1++, from += out2) {                      \
+                        int64_t i1 = o1 * st1 - pb1 + k1 * d1;                                 \
+                        if (i1 < 0 || i1 >= in1) continue;                                     \
+                        T *line = plane + i1 * in2;                                            \
+                        if (st2 == 1)                                                          \
+                            for (int64_t o2 = lo; o2 < hi; o2++) line[o2 + shift] += from[o2]; \
+                        else                                                                   \
+                            for (int64_t o2 = lo; o2 < hi; o2++)                               \
+                                line[o2 * st2 + shift] += from[o2];                            \
+                    }                                                                          \
+                }                                                                              \
+        }                                                                                      \
+    }
+
+DEFINE_COL2IM_2D(float, f32)
+DEFINE_COL2IM_2D(double, f64)
+DEFINE_IM2COL_2D(float, f32)
+DEFINE_IM2COL_2D(double, f64)
+
+DEFINE_IM2COL(float, f32)
+DEFINE_IM2COL(double, f64)
+
+#define IM2COL(SUF, g, src, src_end, cols, ldc)                                                \
+    ((g)->out[0] == 1 && (g)->k[0] == 1 ? im2col_2d_##SUF(g, src, src_end, cols, ldc)          \
+                                        : im2col_##SUF(g, src, cols, ldc))
+
+#define COL2IM(SUF, g, cols, ldc, dst)                                                         \
+    ((g)->out[0] == 1 && (g)->k[0] == 1 ? col2im_2d_##SUF(g, cols, ldc, dst)                   \
+                                        : col2im_##SUF(g, cols, ldc, dst))
+
+/* ---- block sizes and the workspace ---- */
+enum { CONV_FORWARD = 0, CONV_GRAD_INPUT = 1, CONV_GRAD_WEIGHT = 2 };
+
+/* Images per block: one when an image's output is wide enough for the BLAS on its own (the
+ * product then writes y in place, no copy); else enough images for about CONV_WIDE_COLUMNS
+ * columns, as long as the block stays in L2. The count does not depend on the number of
+ * parts, so a workspace sized for one thread count fits any other. */
+static int64_t conv_block_images(const conv_geom *g) {
+    if (g->out_size >= CONV_WIDE_COLUMNS) return 1;
+    int64_t per_image = (g->rows + g->Og) * g->out_size * (int64_t)pf_dtype_size(g->dtype);
+    int64_t b = (CONV_WIDE_COLUMNS + g->out_size - 1) / (g->out_size > 0 ? g->out_size : 1);
+    if (per_image > 0 && b * per_image > CONV_BLOCK_BYTES) b = CONV_BLOCK_BYTES / per_image;
+    if (b > g->N) b = g->N;
+    return b < 1 ? 1 : b;
+}
+
+static int64_t align_up(int64_t n) { return (n + CONV_ALIGN - 1) & ~(int64_t)(CONV_ALIGN - 1); }
+
+typedef struct {
+    int64_t block;         /* images per block */
+    int64_t cols, gy, out, partial;   /* element offsets of the pieces inside one slot */
+    int64_t slot_bytes;
+} conv_slot;
+
+static conv_slot conv_slot_layout(const conv_geom *g, int kind) {
+    conv_slot s;
+    int64_t es = (int64_t)pf_dtype_size(g->dtype);
+    s.block = conv_block_images(g);
+    int64_t width = s.block * g->out_size;
+    int64_t cols = g->rows * width, gy = 0, out = 0, partial = 0;
+    if (kind == CONV_FORWARD && s.block > 1) out = g->Og * width;
+    if (kind != CONV_FORWARD && (s.block > 1 || g->masked)) gy = g->Og * width;
+    if (kind == CONV_GRAD_WEIGHT) partial = g->O * g->rows;
+    int64_t at = 0;
+    s.cols = at; at += align_up(cols * es) / es;
+    s.gy = at; at += align_up(gy * es) / es;
+    s.out = at; at += align_up(out * es) / es;
+    s.partial = at; at += align_up(partial * es) / es;
+    s.slot_bytes = at * es;
+    return s;
+}
+
+static int64_t conv_parts_wanted(const conv_geom *g) {
+    int64_t parts = pf_threads();
+    return parts > g->N ? (g->N > 0 ? g->N : 1) : parts;
+}
+
+/* ---- per-part work ---- */
+typedef struct {
+    conv_geom g;
+    int kind;
+    int64_t parts;
+    conv_slot slot;
+    char *scratch;
+    const void *x, *w, *b, *gy, *mask;
+    void *y;   /* forward output, grad input, or grad weight */
+} conv_job;
+
+/* Products run single-threaded inside a part when the parts share the pool, and split over
+ * the pool when one part does all the work (a single image). Sizes were checked against the
+ * BLAS integer range up front, so the products cannot fail. */
+static inline void gemm_f32(int serial, int ta, int tb, int64_t m, int64_t n, int64_t k,
+                            float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
+                            float beta, float *c, int64_t ldc) {
+    if (serial) (void)pf_sgemm_serial(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else (void)pf_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+static inline void gemm_f64(int serial, int ta, int tb, int64_t m, int64_t n, int64_t k,
+                            double alpha, const double *a, int64_t lda, const double *b,
+                            int64_t ldb, double beta, double *c, int64_t ldc) {
+    if (serial) (void)pf_dgemm_serial(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else (void)pf_dgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+#define DEFINE_CONV_PARTS(T, SUF, GEMM, EXPF, TANHF, SIGF)                                     \
+    static PF_HOT void epilogue_##SUF(T *dst, const T *src, int64_t n, T bias, int act) {      \
+        switch (act) {                                                                         \
+        case PF_ACT_RELU:                                                                      \
+            for (int64_t i = 0; i < n; i++) { T v = src[i] + bias; dst[i] = v > 0 ? v : 0; }   \
+            break;                                                                             \
+        case PF_ACT_SIGMOID: for (int64_t i = 0; i < n; i++) dst[i] = SIGF(src[i] + bias); break; \
+        case PF_ACT_TANH: for (int64_t i = 0; i < n; i++) dst[i] = TANHF(src[i] + bias); break; \
+        default: for (int64_t i = 0; i < n; i++) dst[i] = src[i] + bias; break;                \
+        }                                                                                      \
+    }                                                                                          \
+    static void conv_forward_part_##SUF(const conv_job *j, T *slot, int64_t n0, int64_t n1) {   \
+        const conv_geom *g = &j->g;                                                            \
+        const T *x = (const T *)j->x, *w = (const T *)j->w, *b = (const T *)j->b;              \
+        const T *x_end = x + g->N * g->C * g->in_size;                                         \
+        T *y = (T *)j->y;                                                                      \
+        int64_t P = g->out_size, rows = g->rows, Og = g->Og;                                   \
+        T *cols = slot + j->slot.cols, *tmp = slot + j->slot.out;                              \
+        for (int64_t n = n0; n < n1; n += j->slot.block) {                                     \
+            int64_t nb = n1 - n < j->slot.block ? n1 - n : j->slot.block, width = nb * P;      \
+            for (int64_t grp = 0; grp < g->G; grp++) {                                         \
+                const T *wg = w + grp * Og * rows;                                             \
+                const T *src = cols;                                                           \
+                if (g->pointwise && nb == 1)                                                   \
+                    src = x + (n * g->C + grp * g->Cg) * g->in_size;                           \
+                else                                                                           \
+                    for (int64_t i = 0; i < nb; i++)                                           \
+                        IM2COL(SUF, g, x + ((n + i) * g->C + grp * g->Cg) * g->in_size, x_end,       \
+                                     cols + i * P, width);                                     \
+                if (nb == 1) {                                                                 \
+                    /* one image: the product lands in y, epilogue in place */                 \
+                    T *yg = y + (n * g->O + grp * Og) * P;                                     \
+                    GEMM(j->parts > 1, 0, 0, Og, P, rows, (T)1, wg, rows, src, width, (T)0, yg, P);          \
+                    if (b || g->act != PF_ACT_NONE)                                            \
+                        for (int64_t o = 0; o < Og; o++)                                       \
+                            epilogue_##SUF(yg + o * P, yg + o * P, P,                          \
+                                           b ? b[grp * Og + o] : (T)0, g->act);                \
+                } else {                                                                       \
+                    GEMM(j->parts > 1, 0, 0, Og, width, rows, (T)1, wg, rows, src, width, (T)0, tmp, width); \
+                    for (int64_t i = 0; i < nb; i++)                                           \
+                        for (int64_t o = 0; o < Og; o++)                                       \
+                            epilogue_##SUF(y + ((n + i) * g->O + grp * Og + o) * P,            \
+                                           tmp + o * width + i * P, P,                         \
+                                           b ? b[grp * Og + o] : (T)0, g->act);                \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+    }                                                                                          \
+    /* the block's output gradient for one group as an (Og, nb*P) matrix: gathered when the    \
+     * block spans several images or a ReLU mask applies, else read in place (row stride P) */ \
+    static const T *gather_gy_##SUF(const conv_job *j, T *slot, int64_t n, int64_t nb,          \
+                                    int64_t grp, int64_t *ld) {                                \
+        const conv_geom *g = &j->g;                                                            \
+        const T *gy = (const T *)j->gy;                                                        \
+        int64_t P = g->out_size, Og = g->Og;                                                   \
+        if (nb == 1 && !g->masked) { *ld = P; return gy + (n * g->O + grp * Og) * P; }         \
+        T *buf = slot + j->slot.gy;                                                            \
+        int64_t width = nb * P;                                                                \
+        for (int64_t i = 0; i < nb; i++)                                                       \
+            for (int64_t o = 0; o < Og; o++) {                                                 \
+                int64_t at = ((n + i) * g->O + grp * Og + o) * P;                              \
+                T *dst = buf + o * width + i * P;                                              \
+                if (g->masked) {                                                               \
+                    const T *y = (const T *)j->mask + at;                                      \
+                    for (int64_t p = 0; p < P; p++) dst[p] = keep_##SUF(y[p] > 0, gy[at + p]);  \
+                } else {                                                                       \
+                    memcpy(dst, gy + at, (size_t)P * sizeof(T));                               \
+                }                                                                              \
+            }                                                                                  \
+        *ld = width;                                                                           \
+        return buf;                                                                            \
+    }                                                                                          \
+    static void conv_grad_input_part_##SUF(const conv_job *j, T *slot, int64_t n0, int64_t n1) { \
+        const conv_geom *g = &j->g;                                                            \
+        const T *w = (const T *)j->w;                                                          \
+        T *gx = (T *)j->y;                                                                     \
+        int64_t P = g->out_size, rows = g->rows, Og = g->Og;                                   \
+        T *cols = slot + j->slot.cols;                                                         \
+        for (int64_t n = n0; n < n1; n += j->slot.block) {                                     \
+            int64_t nb = n1 - n < j->slot.block ? n1 - n : j->slot.block, width = nb * P, ld;  \
+            for (int64_t grp = 0; grp < g->G; grp++) {                                         \
+                const T *wg = w + grp * Og * rows;                                             \
+                const T *gyg = gather_gy_##SUF(j, slot, n, nb, grp, &ld);                      \
+                if (g->pointwise && nb == 1) {                                                 \
+                    GEMM(j->parts > 1, 1, 0, rows, P, Og, (T)1, wg, rows, gyg, ld, (T)0,                     \
+                         gx + (n * g->C + grp * g->Cg) * g->in_size, P);                       \
+                    continue;                                                                  \
+                }                                                                              \
+                GEMM(j->parts > 1, 1, 0, rows, width, Og, (T)1, wg, rows, gyg, ld, (T)0, cols, width);       \
+                for (int64_t i = 0; i < nb; i++) {                                             \
+                    T *dst = gx + ((n + i) * g->C + grp * g->Cg) * g->in_size;                 \
+                    memset(dst, 0, (size_t)(g->Cg * g->in_size) * sizeof(T));                  \
+                    COL2IM(SUF, g, cols + i * P, width, dst);                                 \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+    }                                                                                          \
+    /* accumulates this part's images into gw (O, rows), which it overwrites first */          \
+    static void conv_grad_weight_part_##SUF(const conv_job *j, T *slot, T *gw, int64_t n0,      \
+                                            int64_t n1) {                                      \
+        const conv_geom *g = &j->g;                                                            \
+        const T *x = (const T *)j->x;                                                          \
+        const T *x_end = x + g->N * g->C * g->in_size;                                         \
+        int64_t P = g->out_size, rows = g->rows, Og = g->Og;                                   \
+        T *cols = slot + j->slot.cols;                                                         \
+        if (n0 >= n1) { memset(gw, 0, (size_t)(g->O * rows) * sizeof(T)); return; }            \
+        for (int64_t n = n0; n < n1; n += j->slot.block) {                                     \
+            int64_t nb = n1 - n < j->slot.block ? n1 - n : j->slot.block, width = nb * P, ld;  \
+            T beta = n == n0 ? (T)0 : (T)1;                                                    \
+            for (int64_t grp = 0; grp < g->G; grp++) {                                         \
+                const T *src = cols;                                                           \
+                if (g->pointwise && nb == 1)                                                   \
+                    src = x + (n * g->C + grp * g->Cg) * g->in_size;                           \
+                else                                                                           \
+                    for (int64_t i = 0; i < nb; i++)                                           \
+                        IM2COL(SUF, g, x + ((n + i) * g->C + grp * g->Cg) * g->in_size, x_end,       \
+                                     cols + i * P, width);                                     \
+                const T *gyg = gather_gy_##SUF(j, slot, n, nb, grp, &ld);                      \
+                GEMM(j->parts > 1, 0, 1, Og, rows, width, (T)1, gyg, ld, src, width, beta,                   \
+                     gw + grp * Og * rows, rows);                                              \
+            }                                                                                  \
+        }                                                                                      \
+    }
+
+DEFINE_CONV_PARTS(float, f32, gemm_f32, pf_expf, pf_tanhf, pf_sigmoidf)
+DEFINE_CONV_PARTS(double, f64, gemm_f64, exp, tanh, pf_sigmoid)
+
+static void conv_task(void *p, int64_t part0, int64_t part1) {
+    const conv_job *j = (const conv_job *)p;
+    int64_t N = j->g.N;
+    for (int64_t part = part0; part < part1; part++) {
+        int64_t n0 = N * part / j->parts, n1 = N * (part + 1) / j->parts;
+        char *slot = j->scratch + part * j->slot.slot_bytes;
+        if (j->g.dtype == PF_FLOAT32) {
+            float *s = (float *)slot;
+            if (j->kind == CONV_FORWARD) conv_forward_part_f32(j, s, n0, n1);
+            else if (j->kind == CONV_GRAD_INPUT) conv_grad_input_part_f32(j, s, n0, n1);
+            else conv_grad_weight_part_f32(j, s, part == 0 ? (float *)j->y : s + j->slot.partial, n0, n1);
+        } else {
+            double *s = (double *)slot;
+            if (j->kind == CONV_FORWARD) conv_forward_part_f64(j, s, n0, n1);
+            else if (j->kind == CONV_GRAD_INPUT) conv_grad_input_part_f64(j, s, n0, n1);
+            else conv_grad_weight_part_f64(j, s, part == 0 ? (double *)j->y : s + j->slot.partial, n0, n1);
+        }
+    }
+}
+
+/* The roles of the call's tensors for each kind, validated. */
+static int conv_setup(const pf_args *a, int kind, conv_geom *g) {
+    if (kind == CONV_FORWARD) {
+        PF_TRY(pf_check_arity(a, 2, 3, 1));
+        PF_TRY(conv_geometry(a, a->inputs[0], a->inputs[1], a->outputs[0], "x", "kernel", "y", g));
+        if (a->n_in > 2) {
+            const pf_tensor *b = a->inputs[2];
+            PF_TRY(pf_check_contiguous(b, "bias"));
+            PF_TRY(pf_check_dtype(b, g->dtype, "bias"));
+            PF_CHECK(b->ndim == 1 && b->shape[0] == g->O, PF_ERR_SHAPE,
+                     "bias has %lld elements for %lld output channels", (long long)pf_numel(b),
+                     (long long)g->O);
+        }
+    } else if (kind == CONV_GRAD_INPUT) {
+        PF_TRY(pf_check_arity(a, 2, 3, 1));
+        PF_TRY(conv_geometry(a, a->outputs[0], a->inputs[1], a->inputs[0], "grad_x", "kernel",
+                             "grad_y", g));
+    } else {
+        PF_TRY(pf_check_arity(a, 2, 3, 1));
+        PF_TRY(conv_geometry(a, a->inputs[0], a->outputs[0], a->inputs[1], "x", "grad_kernel",
+                             "grad_y", g));
+    }
+    if (kind != CONV_FORWARD && a->n_in > 2) {
+        const pf_tensor *y = a->inputs[2], *gy = a->inputs[kind == CONV_GRAD_INPUT ? 0 : 1];
+        PF_TRY(pf_check_contiguous(y, "y"));
+        PF_TRY(pf_check_dtype(y, g->dtype, "y"));
+        PF_TRY(pf_check_same_shape(y, gy, "y", "grad_y"));
+        g->masked = 1;
+    }
+    return PF_OK;
+}
+
+static int conv_workspace(const pf_args *a, int kind, int64_t *bytes) {
+    conv_geom g;
+    PF_TRY(conv_setup(a, kind, &g));
+    int64_t parts = conv_parts_wanted(&g);
+    conv_slot s = conv_slot_layout(&g, kind);
+    *bytes = parts * s.slot_bytes;
+    return PF_OK;
+}
+
+static int conv_run(const pf_args *a, int kind) {
+    conv_job j;
+    memset(&j, 0, sizeof j);
+    PF_TRY(conv_setup(a, kind, &j.g));
+    PF_CHECK(pf_blas_bound(), PF_ERR_BLAS, "no BLAS is loaded (pf_load_blas was not called)");
+    j.kind = kind;
+    const conv_geom *g = &j.g;
+    int64_t es = (int64_t)pf_dtype_size(g->dtype);
+    if (kind == CONV_FORWARD) {
+        j.x = a->inputs[0]->data; j.w = a->inputs[1]->data; j.y = a->outputs[0]->data;
+        j.b = a->n_in > 2 ? a->inputs[2]->data : NULL;
+    } else if (kind == CONV_GRAD_INPUT) {
+        j.gy = a->inputs[0]->data; j.w = a->inputs[1]->data; j.y = a->outputs[0]->data;
+    } else {
+        j.x = a->inputs[0]->data; j.gy = a->inputs[1]->data; j.y = a->outputs[0]->data;
+    }
+    if (g->masked) j.mask = a->inputs[2]->data;
+    if (g->N == 0 || g->O == 0) {
+        if (kind == CONV_GRAD_WEIGHT) memset(j.y, 0, (size_t)(g->O * g->rows * es));
+        return PF_OK;
+    }
+    if (kind == CONV_GRAD_INPUT && g->C * g->in_size == 0) return PF_OK;
+    j.parts = conv_parts_wanted(g);
+    j.slot = conv_slot_layout(g, kind);
+    int64_t width = j.slot.block * g->out_size;
+    PF_CHECK(g->rows <= INT_MAX && width <= INT_MAX && g->Og <= INT_MAX, PF_ERR_BLAS,
+             "convolution products of (%lld x %lld x %lld) exceed the 32-bit BLAS range",
+             (long long)g->Og, (long long)width, (long long)g->rows);
+    /* a workspace sized for fewer threads than now run: use fewer parts */
+    void *owned = NULL;
+    int64_t fit = j.slot.slot_bytes > 0 ? a->workspace_bytes / j.slot.slot_bytes : 0;
+    if (a->workspace != NULL && fit >= 1) {
+        if (fit < j.parts) j.parts = fit;
+        j.scratch = (char *)a->workspace;
+    } else {
+        if (posix_memalign(&owned, CONV_ALIGN, (size_t)(j.parts * j.slot.slot_bytes)) != 0)
+            return pf_fail(PF_ERR_MEMORY, "cannot allocate %lld bytes of convolution scratch",
+                           (long long)(j.parts * j.slot.slot_bytes));
+        j.scratch = (char *)owned;
+    }
+    if (j.parts > 1) pf_parallel_for(j.parts, 1, conv_task, &j);
+    else conv_task(&j, 0, 1);
+    if (kind == CONV_GRAD_WEIGHT && j.parts > 1) {
+        /* part 0 wrote gw; add the other parts' partial sums */
+        int64_t n = g->O * g->rows;
+        for (int64_t part = 1; part < j.parts; part++) {
+            char *slot = j.scratch + part * j.slot.slot_bytes;
+            if (g->dtype == PF_FLOAT32) {
+                float *dst = (float *)j.y, *src = (float *)slot + j.slot.partial;
+                for (int64_t i = 0; i < n; i++) dst[i] += src[i];
+            } else {
+                double *dst = (double *)j.y, *src = (double *)slot + j.slot.partial;
+                for (int64_t i = 0; i < n; i++) dst[i] += src[i];
+            }
+        }
+    }
+    free(owned);
+    return PF_OK;
+}
+
+/* "conv": inputs x (N, C, *in), kernel (O, C/groups, *k)[, bias (O)]; outputs y (N, O, *out).
+ * iattr: nd, stride[nd], dilation[nd], pad_begin[nd], pad_end[nd], groups, activation
+ * (pf_activation: none, relu, sigmoid or tanh, applied after the bias). */
+static int k_conv(const pf_args *a) { return conv_run(a, CONV_FORWARD); }
+static int ws_conv(const pf_args *a, int64_t *bytes) { return conv_workspace(a, CONV_FORWARD, bytes); }
+
+/* "conv_grad_input": inputs grad_y (N, O, *out), kernel[, y]; outputs grad_x (N, C, *in),
+ * whose shape fixes the input geometry. With y (the forward's output after a fused ReLU),
+ * grad_y counts only where y > 0. iattr as "conv" (the activation is ignored). */
+static int k_conv_grad_input(const pf_args *a) { return conv_run(a, CONV_GRAD_INPUT); }
+static int ws_conv_grad_input(const pf_args *a, int64_t *bytes) {
+    return conv_workspace(a, CONV_GRAD_INPUT, bytes);
+}
+
+/* "conv_grad_weight": inputs x, grad_y[, y]; outputs grad_kernel (O, C/groups, *k). y masks
+ * grad_y as for conv_grad_input. */
+static int k_conv_grad_weight(const pf_args *a) { return conv_run(a, CONV_GRAD_WEIGHT); }
+static int ws_conv_grad_weight(const pf_args *a, int64_t *bytes) {
+    return conv_workspace(a, CONV_GRAD_WEIGHT, bytes);
+}
+
+/* "conv_grad_bias": inputs grad_y viewed as (N, O, P)[, y of that shape: only y > 0 counts];
+ * outputs grad_bias (O): the sum over batch and positions, split over channels. */
+typedef struct {
+    int dtype;
+    int64_t N, O, P;
+    const void *gy, *mask;
+    void *gb;
+} bias_job;
+
+/* Sums of rows in 16 independent lanes: the compiler may not reorder a float sum, and one
+ * running total is one add per element latency-bound. */
+#define DEFINE_ROW_SUM(T, SUF)                                                                 \
+    static PF_HOT T row_sum_##SUF(const T *row, int64_t n) {                                   \
+        T lane[16] = {0};                                                                      \
+        int64_t i = 0;                                                                         \
+        for (; i + 16 <= n; i += 16)                                                           \
+            for (int l = 0; l < 16; l++) lane[l] += row[i + l];                                \
+        T s = 0;                                                                               \
+        for (; i < n; i++) s += row[i];                                                        \
+        for (int l = 0; l < 16; l++) s += lane[l];                                             \
+        return s;                                                                              \
+    }
+DEFINE_ROW_SUM(float, f32)
+DEFINE_ROW_SUM(double, f64)
+
+/* The mask is applied with bits (keep_*), not a float select: see keep_f32. */
+#define DEFINE_MASKED_ROW_SUM(T, SUF)                                                          \
+    static PF_HOT T masked_row_sum_##SUF(const T *row, const T *y, int64_t n) {                \
+        T lane[16] = {0};                                                                      \
+        int64_t i = 0;                                                                         \
+        for (; i + 16 <= n; i += 16)                                                           \
+            for (int l = 0; l < 16; l++) lane[l] += keep_##SUF(y[i + l] > 0, row[i + l]);      \
+        T s = 0;                                                                               \
+        for (; i < n; i++) s += keep_##SUF(y[i] > 0, row[i]);                                  \
+        for (int l = 0; l < 16; l++) s += lane[l];                                             \
+        return s;                                                                              \
+    }
+DEFINE_MASKED_ROW_SUM(float, f32)
+DEFINE_MASKED_ROW_SUM(double, f64)
+
+static void bias_task(void *p, int64_t o0, int64_t o1) {
+    const bias_job *j = (const bias_job *)p;
+    for (int64_t o = o0; o < o1; o++) {
+        double total = 0;
+        for (int64_t n = 0; n < j->N; n++) {
+            int64_t at = (n * j->O + o) * j->P;
+            if (j->dtype == PF_FLOAT32)
+                total += j->mask ? masked_row_sum_f32((const float *)j->gy + at,
+                                                      (const float *)j->mask + at, j->P)
+                                 : row_sum_f32((const float *)j->gy + at, j->P);
+            else
+                total += j->mask ? masked_row_sum_f64((const double *)j->gy + at,
+                                                      (const double *)j->mask + at, j->P)
+                                 : row_sum_f64((const double *)j->gy + at, j->P);
+        }
+        if (j->dtype == PF_FLOAT32) ((float *)j->gb)[o] = (float)total;
+        else ((double *)j->gb)[o] = total;
+    }
+}
+
+static int k_conv_grad_bias(const pf_args *a) {
+    PF_TRY(pf_check_arity(a, 1, 2, 1));
+    const pf_tensor *gy = a->inputs[0], *gb = a->outputs[0];
+    PF_TRY(pf_check_contiguous(gy, "grad_y"));
+    PF_TRY(pf_check_contiguous(gb, "grad_bias"));
+    PF_TRY(pf_check_float(gy, "grad_y"));
+    PF_TRY(pf_check_dtype(gb, gy->dtype, "grad_bias"));
+    PF_CHECK(gy->ndim == 3, PF_ERR_SHAPE, "grad_y must be viewed as (batch, channels, positions)");
+    PF_CHECK(gb->ndim == 1 && gb->shape[0] == gy->shape[1], PF_ERR_SHAPE,
+             "grad_bias has %lld elements for %lld channels", (long long)pf_numel(gb),
+             (long long)gy->shape[1]);
+    const void *mask = NULL;
+    if (a->n_in > 1) {
+        PF_TRY(pf_check_contiguous(a->inputs[1], "y"));
+        PF_TRY(pf_check_dtype(a->inputs[1], gy->dtype, "y"));
+        PF_CHECK(pf_numel(a->inputs[1]) == pf_numel(gy), PF_ERR_SHAPE,
+                 "y has %lld elements, grad_y %lld", (long long)pf_numel(a->inputs[1]),
+                 (long long)pf_numel(gy));
+        mask = a->inputs[1]->data;
+    }
+    bias_job j = {gy->dtype, gy->shape[0], gy->shape[1], gy->shape[2], gy->data, mask, gb->data};
+    int64_t per_channel = j.N * j.P > 0 ? j.N * j.P : 1;
+    int64_t grain = 65536 / per_channel;
+    pf_parallel_for(j.O, grain > 0 ? grain : 1, bias_task, &j);
+    return PF_OK;
+}
+
 const pf_kernel_entry pf_kernels_conv[] = {
+    {"conv", k_conv, ws_conv},
+    {"conv_grad_input", k_conv_grad_input, ws_conv_grad_input},
+    {"conv_grad_weight", k_conv_grad_weight, ws_conv_grad_weight},
+    {"conv_grad_bias", k_conv_grad_bias, NULL},
     {NULL, NULL, NULL},
 };

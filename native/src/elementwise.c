@@ -340,6 +340,10 @@ static int k_fill(const pf_args *a) {
     PF_TRY(pf_check_contiguous(y, "y"));
     int64_t n = pf_numel(y);
     double v = a->fattr[0];
+    PF_CHECK(y->dtype == PF_FLOAT32 || y->dtype == PF_FLOAT64 ||
+             (v == v && v >= -9223372036854775808.0 && v < 9223372036854775808.0 &&
+              (y->dtype == PF_INT64 || (v >= -2147483648.0 && v < 2147483648.0))),
+             PF_ERR_NUMERIC, "cannot fill %s with %g", pf_dtype_name(y->dtype), v);
     switch (y->dtype) {
     case PF_FLOAT32:
         if (v == 0) memset(y->data, 0, (size_t)n * 4);

@@ -13,7 +13,7 @@ static PF_HOT void SFX(unary_loop)(int op, int64_t n, const T *x, T *y, T p0, T 
     case PF_U_RSQRT: for (int64_t i = 0; i < n; i++) y[i] = (T)1 / M_SQRT(x[i]); break;
     case PF_U_ABS: for (int64_t i = 0; i < n; i++) y[i] = M_FABS(x[i]); break;
     case PF_U_SIGN:
-        for (int64_t i = 0; i < n; i++) y[i] = (T)((x[i] > 0) - (x[i] < 0));
+        for (int64_t i = 0; i < n; i++) y[i] = x[i] != x[i] ? x[i] : (T)((x[i] > 0) - (x[i] < 0));
         break;
     case PF_U_SQUARE: for (int64_t i = 0; i < n; i++) y[i] = x[i] * x[i]; break;
     case PF_U_RECIPROCAL: for (int64_t i = 0; i < n; i++) y[i] = (T)1 / x[i]; break;
@@ -21,7 +21,9 @@ static PF_HOT void SFX(unary_loop)(int op, int64_t n, const T *x, T *y, T p0, T 
     case PF_U_COS: for (int64_t i = 0; i < n; i++) y[i] = M_COS(x[i]); break;
     case PF_U_TANH: for (int64_t i = 0; i < n; i++) y[i] = M_TANH(x[i]); break;
     case PF_U_SIGMOID: for (int64_t i = 0; i < n; i++) y[i] = M_SIGMOID(x[i]); break;
-    case PF_U_RELU: for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : (T)0; break;
+    case PF_U_RELU:   /* NaN passes, as in numpy and PyTorch: a NaN must not vanish here */
+        for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0 || x[i] != x[i] ? x[i] : (T)0;
+        break;
     case PF_U_LEAKY_RELU:
         for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : p0 * x[i];
         break;

@@ -37,6 +37,31 @@ static void copy_row(void *p, int64_t n, const int64_t *off, const int64_t *st) 
     }
 }
 
+/* Writes through t must not land twice on one element (threads would race, and the result
+ * would depend on the order). Sufficient: each dim's stride, in order of size, steps past the
+ * whole span of the smaller ones. Slices, transposes and concatenation blocks all pass. */
+static int check_no_overlap(const pf_tensor *t, const char *what) {
+    int64_t stride[PF_MAX_DIMS], size[PF_MAX_DIMS];
+    int n = 0;
+    for (int d = 0; d < t->ndim; d++) {
+        if (t->shape[d] == 0) return PF_OK;
+        if (t->shape[d] == 1) continue;
+        int64_t s = t->strides[d] < 0 ? -t->strides[d] : t->strides[d];
+        int k = n++;
+        for (; k > 0 && stride[k - 1] > s; k--) { stride[k] = stride[k - 1]; size[k] = size[k - 1]; }
+        stride[k] = s;
+        size[k] = t->shape[d];
+    }
+    int64_t span = 0;   /* elements covered by the smaller dims, minus one */
+    for (int k = 0; k < n; k++) {
+        PF_CHECK(stride[k] > span, PF_ERR_ARGUMENT,
+                 "%s has strides that make writes overlap (stride %lld over a span of %lld)",
+                 what, (long long)stride[k], (long long)(span + 1));
+        span += stride[k] * (size[k] - 1);
+    }
+    return PF_OK;
+}
+
 static int k_copy(const pf_args *a) {
     PF_TRY(pf_check_arity(a, 1, 1, 1));
     const pf_tensor *x = a->inputs[0], *y = a->outputs[0];
@@ -44,9 +69,7 @@ static int k_copy(const pf_args *a) {
     PF_TRY(pf_check_tensor(y, "y"));
     PF_TRY(pf_check_same_shape(x, y, "x", "y"));
     PF_TRY(pf_check_dtype(y, x->dtype, "y"));
-    for (int d = 0; d < y->ndim; d++)
-        PF_CHECK(y->strides[d] != 0 || y->shape[d] <= 1, PF_ERR_ARGUMENT,
-                 "y has stride 0 in dim %d: writes would collide", d);
+    PF_TRY(check_no_overlap(y, "y"));
     const int64_t *strides[2] = {x->strides, y->strides};
     pf_walk w;
     pf_walk_init(&w, y->ndim, y->shape, 2, strides);
@@ -83,8 +106,9 @@ static int k_take(const pf_args *a) {
     PF_TRY(pf_check_contiguous(y, "y"));
     PF_CHECK(x->ndim == 3, PF_ERR_SHAPE, "x must be viewed as (outer, axis, inner)");
     PF_TRY(pf_check_dtype(y, x->dtype, "y"));
-    int64_t O = x->shape[0], N = x->shape[1], I = x->shape[2], K = pf_numel(idx);
+    int64_t O = x->shape[0], N = x->shape[1], I = x->shape[2];
     PF_TRY(check_indices(idx, N));
+    int64_t K = pf_numel(idx);
     PF_CHECK(pf_numel(y) == O * K * I, PF_ERR_SHAPE, "y has %lld elements, expected %lld",
              (long long)pf_numel(y), (long long)(O * K * I));
     size_t es = pf_dtype_size(x->dtype), row = (size_t)I * es;
@@ -106,8 +130,9 @@ static int k_take_grad(const pf_args *a) {
     PF_TRY(pf_check_float(dx, "dx"));
     PF_TRY(pf_check_dtype(g, dx->dtype, "grad"));
     PF_CHECK(dx->ndim == 3, PF_ERR_SHAPE, "dx must be viewed as (outer, axis, inner)");
-    int64_t O = dx->shape[0], N = dx->shape[1], I = dx->shape[2], K = pf_numel(idx);
+    int64_t O = dx->shape[0], N = dx->shape[1], I = dx->shape[2];
     PF_TRY(check_indices(idx, N));
+    int64_t K = pf_numel(idx);
     PF_CHECK(pf_numel(g) == O * K * I, PF_ERR_SHAPE, "grad has %lld elements, expected %lld",
              (long long)pf_numel(g), (long long)(O * K * I));
     int accumulate = a->n_iattr > 0 && a->iattr && a->iattr[0] != 0;

@@ -64,6 +64,9 @@ static int k_gemm(const pf_args *a) {
     PF_TRY(matrix_view(A, "A", &ba, &ra, &ca, &lda, &sa));
     PF_TRY(matrix_view(B, "B", &bb, &rb, &cb, &ldb, &sb));
     PF_TRY(matrix_view(C, "C", &bc, &rc, &cc, &ldc, &sc));
+    PF_CHECK(bc <= 1 || rc * cc == 0 || sc >= (rc - 1) * ldc + cc || -sc >= (rc - 1) * ldc + cc,
+             PF_ERR_ARGUMENT, "C's batch stride %lld makes its %lld matrices overlap",
+             (long long)sc, (long long)bc);
     int64_t m = ta ? ca : ra, ka = ta ? ra : ca;
     int64_t kb = tb ? cb : rb, n = tb ? rb : cb;
     PF_CHECK(ka == kb, PF_ERR_SHAPE, "inner sizes differ: A gives %lld, B gives %lld", (long long)ka,
@@ -135,7 +138,10 @@ typedef struct {
         for (int64_t r = r0; r < r1; r++) {                                                    \
             T *row = y + r * j->ldy;                                                           \
             switch (j->act) {                                                                  \
-            case PF_ACT_RELU: for (int64_t c = c0; c < c1; c++) row[c] = row[c] > 0 ? row[c] : 0; break; \
+            case PF_ACT_RELU:                                                                  \
+                for (int64_t c = c0; c < c1; c++)                                              \
+                    row[c] = row[c] > 0 || row[c] != row[c] ? row[c] : 0;                      \
+                break;                                                                         \
             case PF_ACT_LEAKY_RELU:                                                            \
                 for (int64_t c = c0; c < c1; c++) row[c] = row[c] > 0 ? row[c] : al * row[c];  \
                 break;                                                                         \

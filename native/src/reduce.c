@@ -133,28 +133,38 @@ static void cols_task(void *p, int64_t b, int64_t e) {
     }
 }
 
-/* one long row (O small, I == 1): partial sums per pool part, combined here */
+/* Long rows (I == 1, R >= REDUCE_PARALLEL_MIN) are summed in chunks whose size depends on R
+ * alone, combined in order: the result is the same whatever the number of threads. */
+#define SUM_MAX_CHUNKS 64
+#define SUM_CHUNK 16384
+
 typedef struct {
     const reduce_job *j;
-    int64_t o;
-    double partial[64];
-    int64_t parts;
+    int64_t o, chunk;
+    double partial[SUM_MAX_CHUNKS];
 } sum_split_job;
+
+#define DEFINE_SPAN_SUM(T, SUF)                                                                \
+    static PF_HOT double span_sum_##SUF(const T *x, int64_t n) {                               \
+        double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                              \
+        int64_t r = 0;                                                                         \
+        for (; r + 8 <= n; r += 8)                                                             \
+            for (int k = 0; k < 8; k++) acc[k] += x[r + k];                                    \
+        double s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])); \
+        for (; r < n; r++) s += x[r];                                                          \
+        return s;                                                                              \
+    }
+DEFINE_SPAN_SUM(float, f32)
+DEFINE_SPAN_SUM(double, f64)
 
 static void sum_split_task(void *p, int64_t b, int64_t e) {
     sum_split_job *s = (sum_split_job *)p;
+    int64_t R = s->j->R;
     for (int64_t part = b; part < e; part++) {
-        int64_t R = s->j->R, chunk = (R + s->parts - 1) / s->parts;
-        int64_t lo = part * chunk, hi = lo + chunk > R ? R : lo + chunk;
-        double acc = 0;
-        if (s->j->dtype == PF_FLOAT32) {
-            const float *x = (const float *)s->j->x + s->o * R;
-            for (int64_t r = lo; r < hi; r++) acc += x[r];
-        } else {
-            const double *x = (const double *)s->j->x + s->o * R;
-            for (int64_t r = lo; r < hi; r++) acc += x[r];
-        }
-        s->partial[part] = acc;
+        int64_t lo = part * s->chunk, hi = lo + s->chunk > R ? R : lo + s->chunk;
+        s->partial[part] = s->j->dtype == PF_FLOAT32
+            ? span_sum_f32((const float *)s->j->x + s->o * R + lo, hi - lo)
+            : span_sum_f64((const double *)s->j->x + s->o * R + lo, hi - lo);
     }
 }
 
@@ -181,14 +191,16 @@ static int k_reduce(const pf_args *a) {
     reduce_job j = {op, x->dtype, O, R, I, x->data, y->data};
     if (O * I == 0) return PF_OK;
     if (I == 1) {
-        int threads = pf_threads();
-        if ((op == PF_R_SUM || op == PF_R_MEAN) && O < threads && R >= REDUCE_PARALLEL_MIN &&
+        if ((op == PF_R_SUM || op == PF_R_MEAN) && R >= REDUCE_PARALLEL_MIN &&
             (x->dtype == PF_FLOAT32 || x->dtype == PF_FLOAT64)) {
+            int64_t chunk = R > SUM_CHUNK * SUM_MAX_CHUNKS ? (R + SUM_MAX_CHUNKS - 1) / SUM_MAX_CHUNKS
+                                                           : SUM_CHUNK;
+            int64_t parts = (R + chunk - 1) / chunk;
             for (int64_t o = 0; o < O; o++) {
-                sum_split_job s = {&j, o, {0}, threads > 64 ? 64 : threads};
-                pf_parallel_for(s.parts, 1, sum_split_task, &s);
+                sum_split_job s = {&j, o, chunk, {0}};
+                pf_parallel_for(parts, 1, sum_split_task, &s);
                 double total = 0;
-                for (int64_t p = 0; p < s.parts; p++) total += s.partial[p];
+                for (int64_t p = 0; p < parts; p++) total += s.partial[p];
                 if (op == PF_R_MEAN) total /= (double)R;
                 if (x->dtype == PF_FLOAT32) ((float *)y->data)[o] = (float)total;
                 else ((double *)y->data)[o] = total;

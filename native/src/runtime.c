@@ -99,15 +99,38 @@ int pf_check_attrs(const pf_args *a, int n_iattr, int n_fattr) {
     return PF_OK;
 }
 
+/* No tensor may claim more elements (or a wider stride span) than this: 2^56. */
+#define PF_MAX_ELEMENTS ((int64_t)1 << 56)
+
 int pf_check_tensor(const pf_tensor *t, const char *what) {
     PF_CHECK(t->ndim >= 0 && t->ndim <= PF_MAX_DIMS, PF_ERR_ARGUMENT, "%s has ndim %d (0..%d)",
              what, t->ndim, PF_MAX_DIMS);
     PF_CHECK(pf_dtype_size(t->dtype) != 0, PF_ERR_DTYPE, "%s has unknown dtype code %d", what,
              t->dtype);
-    for (int i = 0; i < t->ndim; i++)
+    int empty = 0;
+    for (int i = 0; i < t->ndim; i++) {
         PF_CHECK(t->shape[i] >= 0, PF_ERR_SHAPE, "%s has negative size %lld in dim %d", what,
                  (long long)t->shape[i], i);
-    PF_CHECK(t->data != NULL || pf_numel(t) == 0, PF_ERR_ARGUMENT, "%s has no data", what);
+        PF_CHECK(t->shape[i] <= PF_MAX_ELEMENTS && (t->shape[i] <= 1 ||
+                 (t->strides[i] <= PF_MAX_ELEMENTS && t->strides[i] >= -PF_MAX_ELEMENTS)),
+                 PF_ERR_SHAPE,
+                 "%s is too large: size %lld, stride %lld in dim %d", what,
+                 (long long)t->shape[i], (long long)t->strides[i], i);
+        empty |= t->shape[i] == 0;
+    }
+    if (empty) return PF_OK;
+    /* element counts and offsets must stay far from int64 overflow, or index arithmetic wraps */
+    int64_t n = 1;
+    for (int i = 0; i < t->ndim; i++) {
+        int64_t extent = t->shape[i] - 1;
+        int64_t stride = t->strides[i] < 0 ? -t->strides[i] : t->strides[i];
+        PF_CHECK(n <= PF_MAX_ELEMENTS / t->shape[i] &&
+                 (extent == 0 || stride <= PF_MAX_ELEMENTS / extent), PF_ERR_SHAPE,
+                 "%s is too large: size %lld, stride %lld in dim %d", what,
+                 (long long)t->shape[i], (long long)t->strides[i], i);
+        n *= t->shape[i];
+    }
+    PF_CHECK(t->data != NULL, PF_ERR_ARGUMENT, "%s has no data", what);
     return PF_OK;
 }
 
@@ -122,7 +145,7 @@ static void format_shape(const pf_tensor *t, char *buf, size_t n) {
     for (int i = 0; i < t->ndim && used < n; i++)
         used += (size_t)snprintf(buf + used, n - used, i ? ", %lld" : "%lld",
                                  (long long)t->shape[i]);
-    if (used < n) snprintf(buf + used, n - used, ")");
+    if (used < n) snprintf(buf + used, n - used, t->ndim == 1 ? ",)" : ")");   /* as Python */
 }
 
 int pf_check_same_shape(const pf_tensor *a, const pf_tensor *b, const char *wa, const char *wb) {
@@ -336,9 +359,15 @@ typedef void (*cblas_sgemm_fn)(int, int, int, int, int, int, float, const float 
 typedef void (*cblas_dgemm_fn)(int, int, int, int, int, int, double, const double *, int,
                                const double *, int, double, double *, int);
 typedef void (*blas_threads_fn)(int);
+typedef void (*cblas_sgemv_fn)(int, int, int, int, float, const float *, int, const float *, int,
+                               float, float *, int);
+typedef void (*cblas_dgemv_fn)(int, int, int, int, double, const double *, int, const double *,
+                               int, double, double *, int);
 
 static cblas_sgemm_fn blas_sgemm;
 static cblas_dgemm_fn blas_dgemm;
+static cblas_sgemv_fn blas_sgemv;   /* optional: single-row products without packing */
+static cblas_dgemv_fn blas_dgemv;
 
 typedef const char *(*blas_config_fn)(void);
 static char blas_info[512];
@@ -355,6 +384,10 @@ int pf_load_blas(const char *path, const char *prefix) {
     void *dgemm = dlsym(handle, name);
     PF_CHECK(sgemm != NULL && dgemm != NULL, PF_ERR_BLAS, "%s has no %scblas_sgemm/%scblas_dgemm",
              path, prefix, prefix);
+    snprintf(name, sizeof name, "%scblas_sgemv", prefix);
+    void *sgemv = dlsym(handle, name);
+    snprintf(name, sizeof name, "%scblas_dgemv", prefix);
+    void *dgemv = dlsym(handle, name);
     snprintf(name, sizeof name, "%sopenblas_set_num_threads", prefix);
     void *set_threads = dlsym(handle, name);
     snprintf(name, sizeof name, "%sopenblas_get_config", prefix);
@@ -363,6 +396,8 @@ int pf_load_blas(const char *path, const char *prefix) {
     if (set_threads) ((blas_threads_fn)set_threads)(1);
     snprintf(blas_info, sizeof blas_info, "%s (%s)", config ? ((blas_config_fn)config)() : "BLAS",
              path);
+    blas_sgemv = sgemv && dgemv ? (cblas_sgemv_fn)sgemv : NULL;
+    blas_dgemv = sgemv && dgemv ? (cblas_dgemv_fn)dgemv : NULL;
     blas_dgemm = (cblas_dgemm_fn)dgemm;
     blas_sgemm = (cblas_sgemm_fn)sgemm;
     return PF_OK;
@@ -384,7 +419,36 @@ static int check_blas_dims(int64_t m, int64_t n, int64_t k, int64_t lda, int64_t
  * multiply-adds a split costs more than it saves. */
 #define GEMM_SPLIT_MIN_FLOPS (1 << 20)
 
-#define DEFINE_GEMM(T, NAME, BLASFN)                                                          \
+#define DEFINE_GEMM(T, NAME, BLASFN, GEMVFN)                                                  \
+    /* one product on this thread; a single row or column goes to GEMV, which reads the      \
+       matrix once instead of packing it (the case of inference on one sample) */             \
+    static void NAME##_blas(int ta, int tb, int64_t m, int64_t n, int64_t k, T alpha,          \
+                            const T *a, int64_t lda, const T *b, int64_t ldb, T beta, T *c,    \
+                            int64_t ldc) {                                                     \
+        if (GEMVFN && (m == 1 || n == 1)) {                                                    \
+            if (beta == 0) { /* the BLAS may scale stale NaNs by 0: clear the output */        \
+                for (int64_t i = 0; i < m; i++)                                                \
+                    for (int64_t jj = 0; jj < n; jj++) c[i * ldc + jj] = 0;                    \
+            }                                                                                  \
+            if (m == 1) {                                                                      \
+                int inca = ta ? (int)lda : 1;                                                  \
+                if (!tb) GEMVFN(CBLAS_ROW_MAJOR, CBLAS_TRANS, (int)k, (int)n, alpha, b,       \
+                                (int)ldb, a, inca, beta, c, 1);                                \
+                else GEMVFN(CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, (int)n, (int)k, alpha, b,        \
+                            (int)ldb, a, inca, beta, c, 1);                                    \
+            } else {                                                                           \
+                int incb = tb ? 1 : (int)ldb;                                                  \
+                if (!ta) GEMVFN(CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, (int)m, (int)k, alpha, a,    \
+                                (int)lda, b, incb, beta, c, (int)ldc);                         \
+                else GEMVFN(CBLAS_ROW_MAJOR, CBLAS_TRANS, (int)k, (int)m, alpha, a, (int)lda, \
+                            b, incb, beta, c, (int)ldc);                                       \
+            }                                                                                  \
+            return;                                                                            \
+        }                                                                                      \
+        BLASFN(CBLAS_ROW_MAJOR, ta ? CBLAS_TRANS : CBLAS_NO_TRANS,                             \
+               tb ? CBLAS_TRANS : CBLAS_NO_TRANS, (int)m, (int)n, (int)k, alpha, a, (int)lda,  \
+               b, (int)ldb, beta, c, (int)ldc);                                                \
+    }                                                                                          \
     typedef struct {                                                                           \
         int ta, tb; int64_t m, n, k; T alpha; const T *a; int64_t lda; const T *b;            \
         int64_t ldb; T beta; T *c; int64_t ldc; int split_rows;                                \
@@ -393,16 +457,12 @@ static int check_blas_dims(int64_t m, int64_t n, int64_t k, int64_t lda, int64_t
         const NAME##_job *j = (const NAME##_job *)p;                                           \
         if (j->split_rows) {                                                                   \
             const T *a = j->ta ? j->a + begin : j->a + begin * j->lda;                         \
-            BLASFN(CBLAS_ROW_MAJOR, j->ta ? CBLAS_TRANS : CBLAS_NO_TRANS,                      \
-                   j->tb ? CBLAS_TRANS : CBLAS_NO_TRANS, (int)(end - begin), (int)j->n,        \
-                   (int)j->k, j->alpha, a, (int)j->lda, j->b, (int)j->ldb, j->beta,            \
-                   j->c + begin * j->ldc, (int)j->ldc);                                        \
+            NAME##_blas(j->ta, j->tb, end - begin, j->n, j->k, j->alpha, a, j->lda, j->b,      \
+                        j->ldb, j->beta, j->c + begin * j->ldc, j->ldc);                       \
         } else {                                                                               \
             const T *b = j->tb ? j->b + begin * j->ldb : j->b + begin;                         \
-            BLASFN(CBLAS_ROW_MAJOR, j->ta ? CBLAS_TRANS : CBLAS_NO_TRANS,                      \
-                   j->tb ? CBLAS_TRANS : CBLAS_NO_TRANS, (int)j->m, (int)(end - begin),        \
-                   (int)j->k, j->alpha, j->a, (int)j->lda, b, (int)j->ldb, j->beta,            \
-                   j->c + begin, (int)j->ldc);                                                 \
+            NAME##_blas(j->ta, j->tb, j->m, end - begin, j->k, j->alpha, j->a, j->lda, b,      \
+                        j->ldb, j->beta, j->c + begin, j->ldc);                                \
         }                                                                                      \
     }                                                                                          \
     static int NAME##_impl(int ta, int tb, int64_t m, int64_t n, int64_t k, T alpha,           \
@@ -447,8 +507,8 @@ static int check_blas_dims(int64_t m, int64_t n, int64_t k, int64_t lda, int64_t
 
 DECLARE_GEMM_BLOCKS(sgemm)
 DECLARE_GEMM_BLOCKS(dgemm)
-DEFINE_GEMM(float, sgemm, blas_sgemm)
-DEFINE_GEMM(double, dgemm, blas_dgemm)
+DEFINE_GEMM(float, sgemm, blas_sgemm, blas_sgemv)
+DEFINE_GEMM(double, dgemm, blas_dgemm, blas_dgemv)
 DEFINE_GEMM_BLOCKS(sgemm)
 DEFINE_GEMM_BLOCKS(dgemm)
 

@@ -120,9 +120,9 @@ class Buf:
     desc() gives the pf_tensor descriptor (cached for the plain contiguous view).
     """
 
-    __slots__ = ("array", "offset", "shape", "dtype", "_ptr", "_desc", "_keep")
+    __slots__ = ("array", "offset", "shape", "dtype", "_ptr", "_desc", "_keep", "_checked")
 
-    def __init__(self, array, shape, dtype, offset=0):
+    def __init__(self, array, shape, dtype, offset=0, check=True):
         self.array = array          # numpy array owning the memory (1-D uint8 arena, or data)
         self.offset = offset        # bytes from the array's start
         self.shape = tuple(shape)
@@ -130,6 +130,14 @@ class Buf:
         self._ptr = None
         self._desc = None
         self._keep = None
+        # The kernels trust descriptors blindly: a region outside the array is refused here.
+        # check=False only for placeholders whose descriptors never reach a kernel's data
+        # (a plan's dry run that sizes workspaces).
+        self._checked = check
+        if check and (offset < 0 or offset + self.size * dtype.itemsize > array.nbytes or
+                      any(d < 0 for d in self.shape)):
+            raise errors.NativeError("a buffer of shape %s %s at byte %d does not fit in %d bytes"
+                                     % (self.shape, dtype.name, offset, array.nbytes))
 
     @property
     def size(self):
@@ -156,6 +164,8 @@ class Buf:
                                     % (MAX_DIMS, shape))
         if strides is None:
             strides = _contiguous_strides(shape)
+        if not plain and self._checked:
+            self._check_view(shape, strides, offset_elems)
         d = ffi.new("pf_tensor *")
         d.data = self.pointer(offset_elems * self.dtype.itemsize)
         d.dtype = self.dtype.code
@@ -166,6 +176,25 @@ class Buf:
         if plain:
             self._desc = d
         return d
+
+    def _check_view(self, shape, strides, offset_elems):
+        """Every element a strided view can reach must lie inside the array."""
+        if len(strides) != len(shape) or any(n < 0 for n in shape):
+            raise errors.NativeError("a view of shape %s with strides %s"
+                                     % (shape, tuple(strides)))
+        if 0 in shape:
+            return
+        lo = hi = offset_elems
+        for n, st in zip(shape, strides):
+            if st > 0:
+                hi += st * (n - 1)
+            else:
+                lo += st * (n - 1)
+        size = self.dtype.itemsize
+        if self.offset + lo * size < 0 or self.offset + (hi + 1) * size > self.array.nbytes:
+            raise errors.NativeError("a view of shape %s, strides %s at element %d reaches "
+                                     "outside its %d-byte array"
+                                     % (shape, tuple(strides), offset_elems, self.array.nbytes))
 
 
 # pf_tensor descriptors must outlive the calls that use them; Buf keeps its own, and the
@@ -213,13 +242,6 @@ def run(kernel, ins, outs, iattr=(), fattr=(), workspace=None, context=""):
 
 def new_steps(n):
     return ffi.new("pf_step[]", n)
-
-
-def run_steps(steps, begin, end):
-    """Run steps [begin, end) of a compiled plan; returns (status, failed_step)."""
-    failed = ffi.new("int64_t *")
-    status = lib.pf_run_steps(steps, begin, end, failed)
-    return status, failed[0]
 
 
 def workspace_bytes(kernel, args):

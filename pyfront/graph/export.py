@@ -7,7 +7,7 @@ import subprocess
 from .. import errors
 from ..ops.core import fmt_shape
 
-__all__ = ["to_dot", "save_svg", "render"]
+__all__ = ["to_dot", "save_svg", "render", "model_to_dot", "plot_model"]
 
 _COLORS = {"placeholder": "#d0e8ff", "variable": "#fff2c0", "constant": "#eeeeee",
            "op": "#ffffff"}
@@ -26,19 +26,33 @@ def _nodes_for(graph, outputs):
     return [n for n in graph.nodes if n.id in needed]
 
 
-def to_dot(graph, outputs=None, title=None):
-    """The graph as Graphviz DOT: one box per node with its op, name and output shapes."""
+def to_dot(graph, outputs=None, title=None, cluster_layers=False):
+    """The graph as Graphviz DOT: one box per node with its op, name and output shapes;
+    with cluster_layers, the nodes of each layer drawn inside a box named after it."""
     lines = ["digraph %s {" % _quote(title or graph.name),
              "  rankdir=TB; node [shape=box, style=\"rounded,filled\", fontname=Helvetica, "
              "fontsize=10]; edge [fontsize=9];"]
     nodes = _nodes_for(graph, outputs)
+    clusters = {}
     for n in nodes:
         what = n.op.name if n.kind == "op" else n.kind
         shapes = ", ".join(fmt_shape(s.shape) for s in n.specs)
         label = "<<b>%s</b><br/>%s<br/><font color=\"#555555\">%s %s</font>>" % (
             html.escape(what), html.escape(n.name), html.escape(shapes),
             html.escape(n.specs[0].dtype.name))
-        lines.append("  n%d [label=%s, fillcolor=\"%s\"];" % (n.id, label, _COLORS[n.kind]))
+        line = "  n%d [label=%s, fillcolor=\"%s\"];" % (n.id, label, _COLORS[n.kind])
+        layer = n.scope.split("/")[-1] if cluster_layers and n.scope else None
+        if layer is None and cluster_layers and n.kind == "variable" and "/" in n.name:
+            layer = n.name.split("/")[0]
+        if layer:
+            clusters.setdefault(layer, []).append(line)
+        else:
+            lines.append(line)
+    for i, (layer, members) in enumerate(clusters.items()):
+        lines.append("  subgraph cluster_%d { label=%s; style=\"rounded,dashed\"; "
+                     "fontname=Helvetica;" % (i, _quote(layer)))
+        lines.extend("  " + m for m in members)
+        lines.append("  }")
     for n in nodes:
         for j, (s, k) in enumerate(n.inputs):
             shape_only = n.kind == "op" and j in n.op.shape_inputs
@@ -68,3 +82,23 @@ def render(dot_text, path, fmt=None):
 
 def save_svg(graph, path, outputs=None):
     return render(to_dot(graph, outputs), path, "svg")
+
+
+def model_to_dot(model, input_shape=None):
+    """A model's inference graph (traced with an unknown batch) as DOT, grouped by layer."""
+    from ..io.model import _input_specs, _trace_inference_graph, _unwrap
+
+    model = _unwrap(model)
+    g, _, outs = _trace_inference_graph(model, _input_specs(model, input_shape))
+    return to_dot(g, outs, title=model.name, cluster_layers=True)
+
+
+def plot_model(model, path, input_shape=None):
+    """Draw a model's graph to path (.svg, .png or .pdf; .dot writes the DOT text itself).
+    Rendering needs Graphviz's dot program."""
+    dot = model_to_dot(model, input_shape)
+    if str(path).endswith(".dot"):
+        with open(path, "w") as f:
+            f.write(dot)
+        return path
+    return render(dot, path)

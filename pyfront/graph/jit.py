@@ -76,22 +76,35 @@ class _Compiled:
 
     # ---- inference: the hot path of a served model ----
     def run(self, arrays):
+        """numpy arrays in, copies of the outputs out. Small inputs are copied into memory the
+        plan owns (cheaper than re-pointing its steps); large ones are bound in place."""
         fast = self._fast
-        if fast is None or fast[0] != tuple(a.shape for a in arrays) or \
-                fast[4] != storage_epoch():
-            exe = self.forward
-            plan = exe.plan_for(dict(zip(self.input_names, arrays)), False)
-            bindings = [plan.bindings[n] for n in self.input_names if n in plan.bindings]
-            views = [plan.view(v) for v in plan.outputs]
-            fast = self._fast = (tuple(a.shape for a in arrays), plan, bindings, views,
-                                 storage_epoch())
-        _, plan, bindings, views, _ = fast
+        if fast is None or fast[0] != storage_epoch():
+            fast = self._fast = self._prepare(arrays)
+        _, plan, slots, views = fast
         with self.forward._lock:
-            for b, a in zip(bindings, arrays):
-                if b.array is not a:
-                    b.bind(a)
+            for (binding, own), a in zip(slots, arrays):
+                if own is not None and a.shape == own.shape:
+                    own[...] = a
+                elif binding.array is not a:
+                    binding.bind(a)
             plan.run()
             return [v.copy() for v in views]
+
+    def _prepare(self, arrays):
+        plan = self.forward.plan_for(dict(zip(self.input_names, arrays)), False)
+        slots = []
+        for name, a in zip(self.input_names, arrays):
+            binding = plan.bindings.get(name)
+            if binding is None:
+                continue
+            own = None
+            if a.nbytes <= 1 << 16:
+                own = np.empty_like(a)
+                binding.bind(own)
+            slots.append((binding, own))
+        views = [plan.view(v) for v in plan.outputs]
+        return storage_epoch(), plan, slots, views
 
     # ---- training: forward phase now, backward phase when autograd asks ----
     def needs_grad(self, tensors):
@@ -227,6 +240,7 @@ class JitFunction:
         self.name = name or getattr(fn, "__name__", "function")
         self.module = module
         self._cache = {}
+        self._numpy_cache = {}
         functools.update_wrapper(self, fn, updated=())
 
     def signature_key(self, tensors):
@@ -261,8 +275,15 @@ class JitFunction:
 
     def run_numpy(self, *arrays):
         """numpy in, numpy out, no autograd: the lowest-overhead way to call a compiled model."""
-        tensors = [Tensor._wrap(a, as_dtype(a.dtype)) for a in arrays]
+        training = self.module.training if self.module is not None else False
+        key = tuple((a.shape, a.dtype.str) for a in arrays) + (training,)
+        entry = self._numpy_cache.get(key)
+        if entry is not None:
+            return entry.rebuild(entry.run(arrays))
+        tensors = [Tensor._wrap(np.ascontiguousarray(a), as_dtype(a.dtype)) for a in arrays]
         entry = self.compiled_for(tensors)
+        if entry is not _EAGER:
+            self._numpy_cache[key] = entry
         if entry is _EAGER:
             with autograd.no_grad():
                 out = self.fn(*tensors)

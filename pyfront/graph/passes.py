@@ -196,6 +196,7 @@ def fuse_linear_activation(program):
         program.nodes[idx] = fused
         program.nodes.remove(src)
         program.replace_uses(n, 0, fused, 0)
+        program.replace_uses(src, k, fused, 0)     # shape-only uses: same shape
         program.origins[src.name] = ("fused", fused, src)
         program.origins[n.name] = ("node", fused)
         uses = program.consumers()
@@ -269,8 +270,15 @@ def fuse_elementwise(program, protected):
                 program.nodes.remove(n)
                 program.origins[n.name] = ("fused", fused, n)
             grouped.add(n.id)
+        for n in order:
+            if n is not root:
+                # members can still be read for their shape (shape_inputs); it is the root's
+                program.replace_uses(n, 0, fused, 0)
         program.origins[root.name] = ("node", fused)
-        program.replace_uses(root, 0, fused, 0)
+        # members had one data consumer, but shape-only inputs (sum_to_like's `like`) may still
+        # name them; every member has the root's shape, so the fused node stands in
+        for n in order:
+            program.replace_uses(n, 0, fused, 0)
         uses = program.consumers()
 
 

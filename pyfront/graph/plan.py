@@ -13,6 +13,7 @@ from ..ops.core import Spec
 __all__ = ["Plan", "build_plan"]
 
 ALIGN = 64
+_run_steps = lib.pf_run_steps
 
 
 class _Ref:
@@ -77,7 +78,7 @@ class _DryEmitter:
         dtype = as_dtype(dtype)
         n = int(np.prod(shape)) if shape else 1
         self.requests.append(("scratch", n * dtype.itemsize))
-        return Buf(_DUMMY, shape, dtype)
+        return Buf(_DUMMY, shape, dtype, check=False)
 
 
 _DUMMY = np.zeros(ALIGN, np.uint8)
@@ -170,6 +171,7 @@ class Plan:
         self.node_order = []
 
     def finalize(self):
+        self._failed = ffi.new("int64_t *")
         n = len(self._steps)
         self.steps = cpu.new_steps(max(n, 1))
         self._keep = []
@@ -188,8 +190,9 @@ class Plan:
         end = self.n_steps if end is None else end
         if begin >= end:
             return
-        status, failed = cpu.run_steps(self.steps, begin, end)
+        status = _run_steps(self.steps, begin, end, self._failed)
         if status:
+            failed = self._failed[0]
             name = self._step_node(failed)
             cpu.raise_native_error(status, "%s (compiled step %d): " % (name, failed))
 
@@ -279,7 +282,7 @@ def build_plan(program, feed_specs, keep_alive, updates=()):
     # ---- dry run: scratch needs per node ----
     dry_bufs = {}
     for key, sp in specs.items():
-        dry_bufs[key] = Buf(_DUMMY, sp.shape, sp.dtype)
+        dry_bufs[key] = Buf(_DUMMY, sp.shape, sp.dtype, check=False)
     scratch_needs = {}
     for n in nodes:
         if n.kind != "op" or n.op.view:
@@ -356,9 +359,9 @@ def build_plan(program, feed_specs, keep_alive, updates=()):
         if n.kind != "op" or n.op.view:
             continue
         first = len(plan._steps)
-        emitter.scratch_bufs = [Buf(arena, (sz,), as_dtype("int32"), off)
+        emitter.scratch_bufs = [Buf(arena, (sz // 4,), as_dtype("int32"), off)
                                 for off, sz, kind in node_scratch.get(n.id, ()) if kind == "scratch"]
-        emitter.workspaces = [Buf(arena, (sz,), as_dtype("int32"), off)
+        emitter.workspaces = [Buf(arena, (sz // 4,), as_dtype("int32"), off)
                               for off, sz, kind in node_scratch.get(n.id, ())
                               if kind == "workspace"]
         n.op.forward(emitter, _inputs(n, bufs), [bufs[(n.id, i)] for i in range(len(n.specs))],

@@ -4,7 +4,6 @@ The same op functions build graphs when given Symbols (ops.core.apply is the one
 point), so model code is written once. A batch dimension may be unknown (None) while building;
 graphs are compiled per concrete input shapes.
 """
-import contextlib
 import threading
 
 from .. import errors
@@ -140,6 +139,8 @@ class Graph:
         self.placeholders = {}          # name -> GNode
         self._variables = {}            # id(tensor) -> GNode (the node holds the tensor)
         self._constants = {}            # id(tensor) -> GNode
+        self.functional = False         # record layer and op calls (pf.nn.Input graphs)
+        self.calls = []
         self._names = {}
 
     # ---- context ----
@@ -228,10 +229,19 @@ class Graph:
         specs = core.infer(op, syms, attrs)
         node = self._new("op", op, [(s.node, s.index) for s in syms], dict(attrs), op.name,
                          list(specs))
-        for hook in getattr(_local, "recorders", ()):
-            hook(node, syms)
         out = [Symbol(self, node, i) for i in range(len(specs))]
-        return out[0] if op.n_outputs == 1 else tuple(out)
+        result = out[0] if op.n_outputs == 1 else tuple(out)
+        if self.functional:
+            from ..nn.module import module_depth
+
+            if module_depth() == 0:
+                self.calls.append(("op", op, list(syms), dict(attrs), out))
+        return result
+
+    # ---- functional models (pf.nn.Input / pf.nn.Model) record what is applied to inputs ----
+    def record_layer_call(self, layer, inputs, kwargs, out):
+        outs = list(out) if isinstance(out, (tuple, list)) else [out]
+        self.calls.append(("layer", layer, list(inputs), dict(kwargs), outs))
 
     # ---- lookups ----
     def node(self, name):
@@ -275,19 +285,6 @@ class Graph:
     def __repr__(self):
         return "<Graph %s: %d nodes, placeholders %s>" % (self.name, len(self.nodes),
                                                           list(self.placeholders))
-
-
-@contextlib.contextmanager
-def recording(hook):
-    """Call hook(node, input_symbols) for every op node added while active (functional API)."""
-    stack = getattr(_local, "recorders", None)
-    if stack is None:
-        stack = _local.recorders = []
-    stack.append(hook)
-    try:
-        yield
-    finally:
-        stack.remove(hook)
 
 
 def placeholder(name, shape, dtype="float32"):

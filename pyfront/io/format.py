@@ -83,8 +83,10 @@ def atomic_write(path, chunks):
 
 
 def _refuse_foreign(head, path):
+    # a header length of 640..767, 896..1023, ... also starts 80 0x; a pickle's opcodes never
+    # leave the six bytes after its protocol header zero, as such a length does
     if head[:1] == b"\x80" and len(head) > 1 and head[1:2] in (b"\x02", b"\x03", b"\x04",
-                                                               b"\x05"):
+                                                               b"\x05") and head[2:8] != bytes(6):
         raise ModelFormatError("%s looks like a Python pickle; pyfront never loads pickled "
                                "data (it could run code)" % path)
     if head[:2] == b"PK":

@@ -48,7 +48,8 @@ def _trace_inference_graph(model, specs):
     from ..graph.symbol import Graph
 
     g = Graph(model.name)
-    names = ["input"] if len(specs) == 1 else ["input_%d" % i for i in range(len(specs))]
+    names = getattr(model, "input_names", None) or (
+        ["input"] if len(specs) == 1 else ["input_%d" % i for i in range(len(specs))])
     syms = [g.placeholder(n, shape, dtype) for n, (shape, dtype) in zip(names, specs)]
     was_training = model.training
     model.eval()

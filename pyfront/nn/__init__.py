@@ -3,6 +3,7 @@ from . import init  # noqa: F401
 from .attention import *  # noqa: F401,F403
 from .basic import *  # noqa: F401,F403
 from .conv import *  # noqa: F401,F403
+from .functional import Input, Model  # noqa: F401
 from .layers import *  # noqa: F401,F403
 from .module import Module, Parameter, layer_class, register_layer  # noqa: F401
 from .normalization import *  # noqa: F401,F403

@@ -1,3 +1,111 @@
-"""Convolution layers."""
+"""Convolution layers: Conv1D, Conv2D, Conv3D (channels first), their kernels shaped
+(filters, in_channels/groups, *kernel_size) and created from the first input's channel count,
+so spatial sizes stay free (Conv1D takes sequences of any length in one model)."""
+from .. import errors
+from ..ops import conv as conv_ops
+from .layers import _check_activation, activation_fn
+from .module import Module, Parameter, register_layer
 
-__all__ = []
+__all__ = ["Conv1D", "Conv2D", "Conv3D"]
+
+
+class _Conv(Module):
+    nd = None
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", dilation=1, groups=1,
+                 activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", in_channels=None, name=None):
+        super().__init__(name)
+        cls = type(self).__name__
+        if not isinstance(filters, int) or isinstance(filters, bool) or filters < 1:
+            raise ValueError("%s: filters must be a positive int, got %r" % (cls, filters))
+        if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
+            raise ValueError("%s: groups must be a positive int, got %r" % (cls, groups))
+        if filters % groups:
+            raise ValueError("%s: groups=%d does not divide filters=%d" % (cls, groups, filters))
+        self.filters = filters
+        self.kernel_size = conv_ops._int_tuple(kernel_size, self.nd, cls + ": kernel_size")
+        self.strides = conv_ops._int_tuple(strides, self.nd, cls + ": strides")
+        self.dilation = conv_ops._int_tuple(dilation, self.nd, cls + ": dilation")
+        self.padding = conv_ops.normalize_padding(padding, self.nd)
+        self.groups = groups
+        self.activation = _check_activation(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+        self.in_channels = in_channels
+        self.kernel = Parameter(init=kernel_initializer, conv_layout=True)
+        self.bias = Parameter(init=bias_initializer) if use_bias else None
+        if in_channels is not None:
+            self.build((None, in_channels) + (None,) * self.nd)
+            self.built = True
+
+    def build(self, input_shape):
+        nd = self.nd
+        if input_shape is None or len(input_shape) != nd + 2:
+            raise errors.ShapeError(
+                "%s '%s' takes (batch, channels, %s) inputs with %d dims, got shape %s"
+                % (type(self).__name__, self.name, conv_ops._SPATIAL[nd], nd + 2,
+                   None if input_shape is None else tuple(input_shape)))
+        channels = input_shape[1]
+        if channels is None:
+            raise errors.ShapeError("%s '%s': the channel count of input %s is unknown"
+                                    % (type(self).__name__, self.name, tuple(input_shape)))
+        if channels % self.groups:
+            raise errors.ShapeError("%s '%s': groups=%d does not divide the %d input channels "
+                                    "of input %s" % (type(self).__name__, self.name,
+                                                     self.groups, channels, tuple(input_shape)))
+        self.in_channels = int(channels)
+        self.kernel.materialize((self.filters, self.in_channels // self.groups)
+                                + self.kernel_size)
+        if self.bias is not None:
+            self.bias.materialize((self.filters,))
+
+    def forward(self, x):
+        act = self.activation
+        fused = act in conv_ops.CONV_ACTIVATIONS
+        y = conv_ops._conv(self.nd, x, self.kernel, self.bias, self.strides, self.padding,
+                           self.dilation, self.groups, act if fused else None)
+        return y if fused else activation_fn(act)(y)
+
+    def get_config(self):
+        if not all(isinstance(v, str) or v is None for v in
+                   (self.activation, self.kernel_initializer, self.bias_initializer)):
+            return None
+        padding = self.padding if isinstance(self.padding, str) else \
+            [list(p) for p in self.padding]
+        return {"filters": self.filters, "kernel_size": list(self.kernel_size),
+                "strides": list(self.strides), "padding": padding,
+                "dilation": list(self.dilation), "groups": self.groups,
+                "activation": self.activation, "use_bias": self.use_bias,
+                "kernel_initializer": self.kernel_initializer,
+                "bias_initializer": self.bias_initializer, "in_channels": self.in_channels,
+                "name": self.name}
+
+
+@register_layer
+class Conv1D(_Conv):
+    """1-D convolution over (batch, channels, length); any length once built.
+
+    Conv1D(filters, kernel_size, strides=1, padding="valid" | "same" | int | (begin, end)
+    pairs, dilation=1, groups=1, activation=None, use_bias=True,
+    kernel_initializer="glorot_uniform" (Keras' default), bias_initializer="zeros").
+    relu, sigmoid and tanh are fused into the convolution kernel.
+    """
+
+    nd = 1
+
+
+@register_layer
+class Conv2D(_Conv):
+    """2-D convolution over (batch, channels, height, width); arguments as Conv1D, with ints
+    or pairs for kernel_size, strides, dilation and padding."""
+
+    nd = 2
+
+
+@register_layer
+class Conv3D(_Conv):
+    """3-D convolution over (batch, channels, depth, height, width); arguments as Conv1D."""
+
+    nd = 3

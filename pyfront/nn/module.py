@@ -1,6 +1,7 @@
 """Module and Parameter: layers own parameters that exist from construction and take their
 shapes from the first input (deferred initialisation), so an optimizer can be built first."""
 import re
+import threading
 
 import numpy as np
 
@@ -106,9 +107,21 @@ def layer_class(name):
 _counters = {}
 
 
+class _Depth(threading.local):
+    value = 0
+
+
+_depth = _Depth()       # how many Module calls are running: functional models record only
+                        # what happens at depth 0
+
+
+def module_depth():
+    return _depth.value
+
+
 def _auto_name(cls_name):
     base = re.sub(r"(?<!^)(?=[A-Z])", "_", cls_name).lower()
-    base = re.sub(r"_(\d)_d$", r"\1d", base)   # conv_2_d -> conv2d
+    base = re.sub(r"_?(\d)_d$", r"\1d", base)   # Conv2D: conv2_d -> conv2d
     n = _counters.get(base, 0)
     _counters[base] = n + 1
     return base if n == 0 else "%s_%d" % (base, n)
@@ -149,14 +162,24 @@ class Module(TrainingMixin):
 
     # ---- calling ----
     def __call__(self, *inputs, **kwargs):
-        with name_scope(self.name):
-            if not self.built:
-                self.build(*[getattr(x, "shape", None) for x in inputs])
-                self.built = True
-            if self.input_spec is None:
-                self.input_spec = [(tuple(getattr(x, "shape", ())), getattr(x, "dtype", None))
-                                   for x in inputs]
-            return self.forward(*inputs, **kwargs)
+        outer = _depth.value == 0
+        _depth.value += 1
+        try:
+            with name_scope(self.name):
+                if not self.built:
+                    self.build(*[getattr(x, "shape", None) for x in inputs])
+                    self.built = True
+                if self.input_spec is None:
+                    self.input_spec = [(tuple(getattr(x, "shape", ())),
+                                        getattr(x, "dtype", None)) for x in inputs]
+                out = self.forward(*inputs, **kwargs)
+        finally:
+            _depth.value -= 1
+        if outer:
+            graph = next((x.graph for x in inputs if getattr(x, "symbolic", False)), None)
+            if graph is not None and getattr(graph, "functional", False):
+                graph.record_layer_call(self, inputs, kwargs, out)
+        return out
 
     def build(self, *input_shapes):
         """Create parameter memory from the input shapes (deferred initialisation)."""

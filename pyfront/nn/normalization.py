@@ -1,3 +1,169 @@
-"""BatchNorm and LayerNorm."""
+"""BatchNorm (any rank, and BatchNorm1D/2D/3D that pin it) and LayerNorm, channels-first, with
+PyTorch's conventions (momentum, eps, biased variance for normalising, unbiased for the
+running variance)."""
+from .. import errors, ops
+from ..ops.core import fmt_shape
+from .module import Module, Parameter, register_layer
 
-__all__ = []
+__all__ = ["BatchNorm", "BatchNorm1D", "BatchNorm2D", "BatchNorm3D", "LayerNorm"]
+
+
+class _DeferredBuffer(Parameter):
+    """Non-trainable state saved with the model that, like a Parameter, takes its shape from
+    the layer's first input (running statistics). Registered with register_buffer, so
+    optimizers never see it; load_state_dict gives it memory like any deferred parameter."""
+
+    __slots__ = ()
+    kind = "buffer"
+
+    def __init__(self, init, name):
+        super().__init__(init=init, trainable=False, name=name)
+
+
+@register_layer
+class BatchNorm(Module):
+    """Batch normalisation over dim 1 of (N, C, *spatial) or (N, C).
+
+    Training normalises with the batch statistics and updates the running statistics in
+    place: running = (1 - momentum) * running + momentum * batch statistic (the running
+    variance from the unbiased batch variance), exactly as torch.nn.BatchNorm*d; evaluation
+    (module.eval()) normalises with the running statistics. Keras's momentum is 1 - this one.
+    num_features (C) is taken from the first input unless given.
+    """
+
+    expected_ndims = None          # subclasses pin the input rank
+    layout = "(N, C, *spatial)"
+
+    def __init__(self, num_features=None, momentum=0.1, eps=1e-5, affine=True,
+                 track_running_stats=True, name=None):
+        super().__init__(name)
+        if num_features is not None and (not isinstance(num_features, int) or num_features < 1):
+            raise ValueError("%s: num_features must be a positive int, got %r"
+                             % (self.name, num_features))
+        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or \
+                not 0 <= momentum <= 1:
+            raise ValueError("%s: momentum must be in [0, 1], got %r" % (self.name, momentum))
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
+            raise ValueError("%s: eps must be a positive number, got %r" % (self.name, eps))
+        self.num_features = num_features
+        self.momentum = float(momentum)
+        self.eps = float(eps)
+        self.affine = bool(affine)
+        self.track_running_stats = bool(track_running_stats)
+        self.gamma = Parameter(init="ones") if self.affine else None
+        self.beta = Parameter(init="zeros") if self.affine else None
+        if self.track_running_stats:
+            self.register_buffer("running_mean",
+                                 _DeferredBuffer("zeros", "%s/running_mean" % self.name))
+            self.register_buffer("running_var",
+                                 _DeferredBuffer("ones", "%s/running_var" % self.name))
+        if num_features is not None:
+            self._materialize(num_features)
+            self.built = True
+
+    def _materialize(self, channels):
+        self.num_features = channels
+        for t in (self.gamma, self.beta, getattr(self, "running_mean", None),
+                  getattr(self, "running_var", None)):
+            if t is not None:
+                t.materialize((channels,))
+
+    def _check_rank(self, shape):
+        ndims = self.expected_ndims or range(2, 9)
+        if shape is None or len(shape) not in ndims:
+            raise errors.ShapeError(
+                "%s: expected a %s input %s, got shape %s"
+                % (self.name, " or ".join("%d-D" % n for n in ndims) if self.expected_ndims
+                   else "2-D or higher", self.layout,
+                   "unknown" if shape is None else fmt_shape(shape)))
+
+    def build(self, input_shape):
+        self._check_rank(input_shape)
+        if input_shape[1] is None:
+            raise errors.ShapeError("%s: the channel dim (1) of the input must be known, got %s"
+                                    % (self.name, fmt_shape(input_shape)))
+        self._materialize(int(input_shape[1]))
+
+    def forward(self, x):
+        x = ops.core.as_operand(x)
+        self._check_rank(tuple(x.shape))
+        track = self.track_running_stats
+        return ops.batch_norm(x, self.running_mean if track else None,
+                              self.running_var if track else None, self.gamma, self.beta,
+                              training=self.training or not track, momentum=self.momentum,
+                              eps=self.eps)
+
+    def get_config(self):
+        return {"num_features": self.num_features, "momentum": self.momentum, "eps": self.eps,
+                "affine": self.affine, "track_running_stats": self.track_running_stats,
+                "name": self.name}
+
+
+@register_layer
+class BatchNorm1D(BatchNorm):
+    """BatchNorm of (N, C) or (N, C, L) inputs (torch.nn.BatchNorm1d)."""
+
+    expected_ndims = (2, 3)
+    layout = "(N, C) or (N, C, L)"
+
+
+@register_layer
+class BatchNorm2D(BatchNorm):
+    """BatchNorm of (N, C, H, W) inputs (torch.nn.BatchNorm2d)."""
+
+    expected_ndims = (4,)
+    layout = "(N, C, H, W)"
+
+
+@register_layer
+class BatchNorm3D(BatchNorm):
+    """BatchNorm of (N, C, D, H, W) inputs (torch.nn.BatchNorm3d)."""
+
+    expected_ndims = (5,)
+    layout = "(N, C, D, H, W)"
+
+
+@register_layer
+class LayerNorm(Module):
+    """Layer normalisation over the trailing dims normalized_shape (an int or a tuple; by
+    default the last dim of the first input), with learned gamma and beta of that shape when
+    elementwise_affine, as torch.nn.LayerNorm."""
+
+    def __init__(self, normalized_shape=None, eps=1e-5, elementwise_affine=True, name=None):
+        super().__init__(name)
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
+            raise ValueError("%s: eps must be a positive number, got %r" % (self.name, eps))
+        self.normalized_shape = None
+        if normalized_shape is not None:
+            try:
+                self.normalized_shape = ops.norm._normalized_shape(normalized_shape)
+            except (TypeError, ValueError) as e:
+                raise type(e)("%s: %s" % (self.name, e)) from None
+        self.eps = float(eps)
+        self.elementwise_affine = bool(elementwise_affine)
+        self.gamma = Parameter(init="ones") if self.elementwise_affine else None
+        self.beta = Parameter(init="zeros") if self.elementwise_affine else None
+        if self.normalized_shape is not None:
+            self._materialize()
+            self.built = True
+
+    def _materialize(self):
+        for p in (self.gamma, self.beta):
+            if p is not None:
+                p.materialize(self.normalized_shape)
+
+    def build(self, input_shape):
+        if self.normalized_shape is None:
+            if input_shape is None or len(input_shape) < 1 or input_shape[-1] is None:
+                raise errors.ShapeError("%s: cannot take normalized_shape from an input of "
+                                        "shape %s" % (self.name, input_shape))
+            self.normalized_shape = (int(input_shape[-1]),)
+        self._materialize()
+
+    def forward(self, x):
+        return ops.layer_norm(x, self.normalized_shape, self.gamma, self.beta, self.eps)
+
+    def get_config(self):
+        return {"normalized_shape": list(self.normalized_shape) if self.normalized_shape else None,
+                "eps": self.eps, "elementwise_affine": self.elementwise_affine,
+                "name": self.name}

@@ -1,5 +1,8 @@
 """Every op, defined once (see core.py); these functions are the public way to call them."""
 from . import conv, dropout, elementwise, linalg, nn, norm, pool, reduction, rnn, shape
+
+# kept before the star imports: a function may share its module's name (ops.dropout)
+_MODULES = (conv, dropout, elementwise, linalg, nn, norm, pool, reduction, rnn, shape)
 from .core import REGISTRY, apply, name_scope  # noqa: F401
 from .conv import *  # noqa: F401,F403
 from .dropout import *  # noqa: F401,F403
@@ -13,6 +16,4 @@ from .rnn import *  # noqa: F401,F403
 from .shape import *  # noqa: F401,F403
 
 _INTERNAL = {"broadcast_strides", "lower_reduce", "activation_grad", "LINEAR_ACTIVATIONS"}
-__all__ = [name for m in (conv, dropout, elementwise, linalg, nn, norm, pool, reduction, rnn,
-                          shape)
-           for name in m.__all__ if name not in _INTERNAL]
+__all__ = [name for m in _MODULES for name in m.__all__ if name not in _INTERNAL]

@@ -1,3 +1,343 @@
-"""Convolution ops (1-D, 2-D, 3-D)."""
+"""Convolution ops over 1, 2 or 3 spatial dims, channels first: conv1d/conv2d/conv3d with
+stride, padding ("valid", "same", ints or (begin, end) pairs), dilation, groups and a fused bias
+and activation. Their gradients are ops too, each differentiable, so double backward works."""
+from .. import errors
+from ..backend.cpu import lib
+from . import core
+from .core import Op, ShapeMismatch, Spec, apply, as_operand, fmt_shape
 
-__all__ = []
+__all__ = ["conv1d", "conv2d", "conv3d"]
+
+# activations the conv kernel applies after the bias; their gradients need only the output
+CONV_ACTIVATIONS = {None: lib.PF_ACT_NONE, "relu": lib.PF_ACT_RELU,
+                    "sigmoid": lib.PF_ACT_SIGMOID, "tanh": lib.PF_ACT_TANH}
+
+_SPATIAL = {1: "length", 2: "height, width", 3: "depth, height, width"}
+
+
+def _int_tuple(value, nd, what):
+    """An int or a sequence of nd ints, as a tuple of nd positive ints."""
+    if isinstance(value, bool):
+        raise ValueError("%s must be an int or %d ints, got %r" % (what, nd, value))
+    if isinstance(value, int):
+        value = (value,) * nd
+    try:
+        out = tuple(int(v) for v in value)
+    except TypeError:
+        raise ValueError("%s must be an int or %d ints, got %r" % (what, nd, value)) from None
+    if len(out) != nd or any(v < 1 for v in out):
+        raise ValueError("%s must be a positive int or %d positive ints, got %r"
+                         % (what, nd, value))
+    return out
+
+
+def normalize_padding(padding, nd):
+    """"valid", "same", an int, nd ints, or nd (begin, end) pairs -> "valid", "same" or a
+    tuple of nd (begin, end) pairs (the form kept in attributes)."""
+    if isinstance(padding, str):
+        mode = padding.lower()
+        if mode not in ("valid", "same"):
+            raise ValueError("padding must be 'valid', 'same', an int or per-dim ints, got %r"
+                             % (padding,))
+        return mode
+    if isinstance(padding, int) and not isinstance(padding, bool):
+        padding = (padding,) * nd
+    try:
+        items = list(padding)
+    except TypeError:
+        raise ValueError("padding must be 'valid', 'same', an int or per-dim ints, got %r"
+                         % (padding,)) from None
+    if len(items) != nd:
+        raise ValueError("padding needs one entry per spatial dim (%d), got %r" % (nd, padding))
+    pairs = []
+    for p in items:
+        pair = (p, p) if isinstance(p, int) else tuple(p)
+        if len(pair) != 2 or any(not isinstance(v, int) or isinstance(v, bool) or v < 0
+                                 for v in pair):
+            raise ValueError("padding entries must be non-negative ints or (begin, end) pairs, "
+                             "got %r" % (padding,))
+        pairs.append(pair)
+    return tuple(pairs)
+
+
+def conv_padding(padding, in_sizes, spans, strides):
+    """(begin, end) padding per spatial dim. "same" gives ceil(in / stride) outputs with the
+    odd pixel at the end (as TensorFlow and PyTorch); None for a dim of unknown size."""
+    if padding == "valid":
+        return [(0, 0)] * len(in_sizes)
+    if padding == "same":
+        pads = []
+        for n, span, s in zip(in_sizes, spans, strides):
+            if n is None:
+                pads.append(None)
+                continue
+            total = max((-(-n // s) - 1) * s + span - n, 0)
+            pads.append((total // 2, total - total // 2))
+        return pads
+    return [tuple(p) for p in padding]
+
+
+def output_sizes(x_shape, k_sizes, attrs, window_word):
+    """Output spatial sizes (None where unknown), checking that every window fits."""
+    nd = len(k_sizes)
+    in_sizes = list(x_shape[2:])
+    dil = attrs.get("dilation", (1,) * nd)
+    spans = [d * (k - 1) + 1 for k, d in zip(k_sizes, dil)]
+    pads = conv_padding(attrs["padding"], in_sizes, spans, attrs["strides"])
+    out = []
+    for d, (n, span, s, pad) in enumerate(zip(in_sizes, spans, attrs["strides"], pads)):
+        if n is None:
+            out.append(None)
+            continue
+        padded = n + pad[0] + pad[1]
+        if padded < span:
+            raise ShapeMismatch(
+                "the %s spans %d in spatial dim %d but the input %s%s has only %d there"
+                % (window_word, span, d, fmt_shape(x_shape),
+                   " padded by %s" % (tuple(pad),) if pad != (0, 0) else "", padded))
+        out.append((padded - span) // s + 1)
+    return out
+
+
+def _check_rank(spec, nd, what, layout):
+    if len(spec.shape) != nd + 2:
+        raise ShapeMismatch("%s must be %s with %d dims, got %s" % (what, layout, nd + 2,
+                                                                    fmt_shape(spec.shape)))
+
+
+def _geometry_iattr(nd, x_shape, k_sizes, attrs, activation=None):
+    """The kernel's integer attributes for concrete shapes."""
+    dil = tuple(attrs["dilation"])
+    spans = [d * (k - 1) + 1 for k, d in zip(k_sizes, dil)]
+    pads = conv_padding(attrs["padding"], list(x_shape[2:]), spans, attrs["strides"])
+    return ((nd,) + tuple(attrs["strides"]) + dil + tuple(p[0] for p in pads)
+            + tuple(p[1] for p in pads) + (attrs["groups"], CONV_ACTIVATIONS[activation]))
+
+
+class Conv(Op):
+    """y = act(conv(x, kernel) + bias) for x (N, C, *in), kernel (O, C/groups, *k), bias (O,)."""
+
+    inputs = ("input", "kernel", "bias")
+
+    def __init__(self, nd):
+        self.nd = nd
+        self.name = "conv%dd" % nd
+
+    def infer(self, specs, attrs):
+        nd = self.nd
+        x, w = specs[0], specs[1]
+        if not x.dtype.is_float or w.dtype is not x.dtype:
+            raise errors.DTypeError("input and kernel must be float of one dtype, got %s and %s"
+                                    % (x.dtype.name, w.dtype.name))
+        _check_rank(x, nd, "the input", "(batch, channels, %s)" % _SPATIAL[nd])
+        _check_rank(w, nd, "the kernel", "(out_channels, in_channels/groups, %s)"
+                    % _SPATIAL[nd])
+        groups = attrs["groups"]
+        out_ch, per_group = w.shape[0], w.shape[1]
+        if out_ch % groups:
+            raise ShapeMismatch("the kernel %s has %d output channels, not divisible by "
+                                "groups=%d" % (fmt_shape(w.shape), out_ch, groups))
+        channels = x.shape[1]
+        if channels is not None and channels != per_group * groups:
+            if groups == 1:
+                raise ShapeMismatch("the input %s has %d channels but the kernel %s expects %d"
+                                    % (fmt_shape(x.shape), channels, fmt_shape(w.shape),
+                                       per_group))
+            raise ShapeMismatch("the input %s has %d channels but the kernel %s with groups=%d "
+                                "expects %d (%d per group)"
+                                % (fmt_shape(x.shape), channels, fmt_shape(w.shape), groups,
+                                   per_group * groups, per_group))
+        if len(specs) > 2:
+            b = specs[2]
+            if b.dtype is not x.dtype or tuple(b.shape) != (out_ch,):
+                raise ShapeMismatch("the bias must be (%d,) of %s to match the kernel %s, got "
+                                    "%s %s" % (out_ch, x.dtype.name, fmt_shape(w.shape),
+                                               fmt_shape(b.shape), b.dtype.name))
+        if attrs.get("activation") not in CONV_ACTIVATIONS:
+            raise ShapeMismatch("activation %r cannot be fused into a convolution"
+                                % (attrs.get("activation"),))
+        window = "kernel %s" % fmt_shape(w.shape[2:])
+        if max(attrs["dilation"]) > 1:
+            window += " dilated by %s" % (tuple(attrs["dilation"]),)
+        out = output_sizes(x.shape, w.shape[2:], attrs, window)
+        return [Spec((x.shape[0], out_ch) + tuple(out), x.dtype)]
+
+    def forward(self, k, ins, outs, attrs):
+        x, w = ins[0], ins[1]
+        iattr = _geometry_iattr(self.nd, x.shape, w.shape[2:], attrs, attrs.get("activation"))
+        k.run("conv", [b.desc() for b in ins], [outs[0].desc()], iattr)
+
+    def grad(self, ctx, g):
+        from .elementwise import activation_grad
+
+        act = ctx.attrs.get("activation")
+        # a fused ReLU's gradient is applied inside the gradient kernels, from the output y,
+        # saving a pass over grad_y; other activations go through their gradient op
+        mask = [ctx.output()] if act == "relu" else []
+        if act not in (None, "relu"):
+            g = activation_grad(act, ctx.output(), g)
+        x, w = ctx.inputs[0], ctx.inputs[1]
+        geometry = _geometry_attrs(ctx.attrs)
+        gx = gw = gb = None
+        if ctx.needs[0]:
+            gx = apply(_GRAD_INPUT[self.nd], [g, w, x] + mask, geometry)
+        if ctx.needs[1]:
+            gw = apply(_GRAD_WEIGHT[self.nd], [x, g, w] + mask, geometry)
+        if len(ctx.inputs) > 2 and ctx.needs[2]:
+            gb = apply(_grad_bias, [g] + mask)
+        return gx, gw, gb
+
+
+def _geometry_attrs(attrs):
+    return {"strides": attrs["strides"], "dilation": attrs["dilation"],
+            "padding": attrs["padding"], "groups": attrs["groups"]}
+
+
+def _relu_masked(y, v):
+    """v where y > 0, else 0: the gradient of a fused ReLU (None when there is no mask)."""
+    from .elementwise import activation_grad
+
+    return v if y is None else activation_grad("relu", y, v)
+
+
+class ConvGradInput(Op):
+    """The gradient of conv with respect to its input, shaped like `like` (the input). An
+    optional fourth input y (the forward's output after a fused ReLU) masks grad to y > 0."""
+
+    inputs = ("grad", "kernel", "like", "y")
+    shape_inputs = (2,)
+
+    def __init__(self, nd):
+        self.nd = nd
+        self.name = "conv%dd_grad_input" % nd
+
+    def infer(self, specs, attrs):
+        return [Spec(specs[2].shape, specs[0].dtype)]
+
+    def forward(self, k, ins, outs, attrs):
+        g, w = ins[0], ins[1]
+        iattr = _geometry_iattr(self.nd, outs[0].shape, w.shape[2:], attrs)
+        k.run("conv_grad_input", [g.desc(), w.desc()] + [b.desc() for b in ins[3:]],
+              [outs[0].desc()], iattr)
+
+    def grad(self, ctx, gg):
+        # linear in grad (masked) and in kernel: gx = K^T (m g), so d<gg, gx>/dg = m (K gg),
+        # d/dK = gw(gg, m g); the mask is piecewise constant in y
+        g, w = ctx.inputs[0], ctx.inputs[1]
+        y = ctx.inputs[3] if len(ctx.inputs) > 3 else None
+        dg = _relu_masked(y, apply(_CONV[self.nd], [gg, w], dict(ctx.attrs, activation=None))) \
+            if ctx.needs[0] else None
+        dw = apply(_GRAD_WEIGHT[self.nd], [gg, g, w] + ctx.inputs[3:], ctx.attrs) \
+            if ctx.needs[1] else None
+        return (dg, dw, None) + (None,) * len(ctx.inputs[3:])
+
+
+class ConvGradWeight(Op):
+    """The gradient of conv with respect to its kernel, shaped like `like` (the kernel); an
+    optional fourth input y masks grad as for ConvGradInput."""
+
+    inputs = ("input", "grad", "like", "y")
+    shape_inputs = (2,)
+
+    def __init__(self, nd):
+        self.nd = nd
+        self.name = "conv%dd_grad_weight" % nd
+
+    def infer(self, specs, attrs):
+        return [Spec(specs[2].shape, specs[0].dtype)]
+
+    def forward(self, k, ins, outs, attrs):
+        x, g = ins[0], ins[1]
+        iattr = _geometry_iattr(self.nd, x.shape, outs[0].shape[2:], attrs)
+        k.run("conv_grad_weight", [x.desc(), g.desc()] + [b.desc() for b in ins[3:]],
+              [outs[0].desc()], iattr)
+
+    def grad(self, ctx, gg):
+        # bilinear in input and (masked) grad: d<gg, gw>/dx = conv_grad_input(m g, gg),
+        # d/dg = m conv(x, gg)
+        x, g = ctx.inputs[0], ctx.inputs[1]
+        y = ctx.inputs[3] if len(ctx.inputs) > 3 else None
+        dx = apply(_GRAD_INPUT[self.nd], [g, gg, x] + ctx.inputs[3:], ctx.attrs) \
+            if ctx.needs[0] else None
+        dg = _relu_masked(y, apply(_CONV[self.nd], [x, gg], dict(ctx.attrs, activation=None))) \
+            if ctx.needs[1] else None
+        return (dx, dg, None) + (None,) * len(ctx.inputs[3:])
+
+
+class ConvGradBias(Op):
+    """Sum of the output gradient over batch and positions: (N, O, *out) -> (O,); an optional
+    second input y counts only positions where y > 0 (a fused ReLU's gradient)."""
+
+    name = "conv_grad_bias"
+    inputs = ("grad", "y")
+
+    def infer(self, specs, attrs):
+        g = specs[0]
+        return [Spec((g.shape[1],), g.dtype)]
+
+    def forward(self, k, ins, outs, attrs):
+        g = ins[0]
+        positions = 1
+        for d in g.shape[2:]:
+            positions *= d
+        view = (g.shape[0], g.shape[1], positions)
+        k.run("conv_grad_bias", [b.desc(view) for b in ins], [outs[0].desc()])
+
+    def grad(self, ctx, gg):
+        from .shape import expand_like, reshape
+
+        g = ctx.inputs[0]
+        y = ctx.inputs[1] if len(ctx.inputs) > 1 else None
+        spread = expand_like(reshape(gg, (1, -1) + (1,) * (len(g.shape) - 2)), g)
+        return (_relu_masked(y, spread),) + (None,) * len(ctx.inputs[1:])
+
+
+def register_instance(op):
+    """Register one configured op instance (core.register takes classes)."""
+    if op.name in core.REGISTRY:
+        raise RuntimeError("op %r registered twice" % op.name)
+    core.REGISTRY[op.name] = op
+    return op
+
+
+_CONV = {nd: register_instance(Conv(nd)) for nd in (1, 2, 3)}
+_GRAD_INPUT = {nd: register_instance(ConvGradInput(nd)) for nd in (1, 2, 3)}
+_GRAD_WEIGHT = {nd: register_instance(ConvGradWeight(nd)) for nd in (1, 2, 3)}
+_grad_bias = core.register(ConvGradBias)
+
+
+def _conv(nd, x, kernel, bias, strides, padding, dilation, groups, activation):
+    x, kernel = as_operand(x), as_operand(kernel)
+    if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
+        raise ValueError("conv%dd: groups must be a positive int, got %r" % (nd, groups))
+    if activation not in CONV_ACTIVATIONS:
+        raise ValueError("conv%dd: activation must be one of %s (apply others separately), "
+                         "got %r" % (nd, sorted(a for a in CONV_ACTIVATIONS if a), activation))
+    attrs = {"strides": _int_tuple(strides, nd, "conv%dd: strides" % nd),
+             "dilation": _int_tuple(dilation, nd, "conv%dd: dilation" % nd),
+             "padding": normalize_padding(padding, nd), "groups": groups,
+             "activation": activation}
+    inputs = [x, kernel] + ([as_operand(bias)] if bias is not None else [])
+    return apply(_CONV[nd], inputs, attrs)
+
+
+def conv1d(x, kernel, bias=None, strides=1, padding="valid", dilation=1, groups=1,
+           activation=None):
+    """1-D convolution of x (N, C, L) with kernel (O, C/groups, k); bias (O,) optional.
+
+    padding: "valid", "same", an int (both ends) or a (begin, end) pair in a 1-tuple.
+    activation: None, "relu", "sigmoid" or "tanh", fused after the bias.
+    """
+    return _conv(1, x, kernel, bias, strides, padding, dilation, groups, activation)
+
+
+def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation=1, groups=1,
+           activation=None):
+    """2-D convolution of x (N, C, H, W) with kernel (O, C/groups, kh, kw); see conv1d."""
+    return _conv(2, x, kernel, bias, strides, padding, dilation, groups, activation)
+
+
+def conv3d(x, kernel, bias=None, strides=1, padding="valid", dilation=1, groups=1,
+           activation=None):
+    """3-D convolution of x (N, C, D, H, W) with kernel (O, C/groups, kd, kh, kw); see conv1d."""
+    return _conv(3, x, kernel, bias, strides, padding, dilation, groups, activation)

@@ -22,8 +22,9 @@ Spec = collections.namedtuple("Spec", "shape dtype")
 Tensor = None
 
 
-class ShapeMismatch(Exception):
-    """Raised inside shape rules; apply() turns it into a ShapeError naming everything."""
+class ShapeMismatch(errors.ShapeError):
+    """Raised inside shape rules; apply() turns it into a ShapeError naming everything (one
+    that escapes elsewhere is still a ShapeError)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -87,8 +88,9 @@ def broadcast_shapes(*shapes):
 
 
 def normalize_axis(axis, ndim, what="axis"):
-    if not isinstance(axis, int) or isinstance(axis, bool):
+    if isinstance(axis, bool) or not hasattr(axis, "__index__"):
         raise ShapeMismatch("%s must be an int, got %r" % (what, axis))
+    axis = axis.__index__()          # numpy integers too
     if not -ndim <= axis < max(ndim, 1):
         raise ShapeMismatch("%s %d is out of range for %d dims" % (what, axis, ndim))
     return axis % ndim if ndim else 0
@@ -98,7 +100,7 @@ def normalize_axes(axis, ndim):
     """A sorted tuple of non-negative axes; None means all."""
     if axis is None:
         return tuple(range(ndim))
-    if isinstance(axis, int):
+    if not isinstance(axis, (tuple, list)):
         axis = (axis,)
     axes = tuple(sorted(normalize_axis(a, ndim) for a in axis))
     if len(set(axes)) != len(axes):
@@ -237,9 +239,12 @@ def _eager(op, inputs, attrs):
     results = [Tensor._wrap(a, s.dtype) for a, s in zip(arrays, specs)]
     if op.differentiable and autograd.is_grad_enabled():
         needs = [x.requires_grad for x in inputs]
-        if any(needs):
+        # integer results (a cast to int64, argmax-like outputs) carry no gradient
+        if any(needs) and any(s.dtype.is_float for s in specs):
             node = autograd.Node(op, inputs, attrs, arrays, needs, current_scope())
             for i, t in enumerate(results):
+                if not t.dtype.is_float:
+                    continue
                 t.requires_grad = True
                 t._node = node
                 t._index = i
@@ -250,22 +255,23 @@ def _eager(op, inputs, attrs):
 def as_operand(x, like=None, dtype=None):
     """Tensors and Symbols pass through; Python numbers and arrays become constant Tensors.
 
-    A Python number takes the dtype of the tensor it meets (`like`), as in PyTorch, so that
-    `x * 2` stays float32 and `labels + 1` stays int64.
+    Python numbers (and lists of them) take the dtype of the tensor they meet (`like`), as in
+    PyTorch, so that `x * 2` stays float32 and `labels + 1` stays int64; a float meeting an
+    integer tensor is float32. Otherwise pf.tensor's rules apply (float32 and int64 by
+    default, float64 and int32 arrays kept).
     """
     if hasattr(x, "symbolic"):
         return x
     import numpy as np
 
+    if dtype is None and like is not None and not isinstance(x, np.ndarray):
+        kind = np.asarray(x).dtype.kind
+        if like.dtype.is_float or kind in "iub":
+            dtype = like.dtype
     if dtype is None:
-        if isinstance(x, (bool, int, float)) and like is not None:
-            ld = like.dtype
-            dtype = ld if (ld.is_float or isinstance(x, (bool, int))) else as_dtype("float32")
-        elif isinstance(x, float):
-            dtype = as_dtype("float32")
-        elif isinstance(x, (bool, int)):
-            dtype = as_dtype("int64")
-    if isinstance(x, np.ndarray) and dtype is None:
-        dtype = as_dtype(x.dtype) if x.dtype.kind != "f" or x.dtype.itemsize != 2 else None
-    arr = np.asarray(x, dtype=None if dtype is None else as_dtype(dtype).np)
-    return Tensor._wrap(np.ascontiguousarray(arr), as_dtype(arr.dtype))
+        return Tensor(x)
+    dtype = as_dtype(dtype)
+    arr = np.asarray(x, dtype=dtype.np)
+    if not arr.flags.c_contiguous:       # (np.ascontiguousarray would make a 0-d array 1-d)
+        arr = np.ascontiguousarray(arr)
+    return Tensor._wrap(arr, dtype)

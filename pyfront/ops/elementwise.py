@@ -195,7 +195,13 @@ def _float_operand(x, name):
     return x
 
 
-def neg(x): return apply(_neg, [as_operand(x)])
+def neg(x):
+    x = as_operand(x)
+    if not x.dtype.is_float:     # the unary kernel is float-only; integers negate exactly here
+        return mul(x, -1)
+    return apply(_neg, [x])
+
+
 def exp(x): return apply(_exp, [_float_operand(x, "exp")])
 def log(x): return apply(_log, [_float_operand(x, "log")])
 def sqrt(x): return apply(_sqrt, [_float_operand(x, "sqrt")])

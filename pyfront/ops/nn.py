@@ -88,14 +88,21 @@ for _op in (_softmax, _log_softmax, _GRADS[False], _GRADS[True]):
     core.REGISTRY[_op.name] = _op
 
 
+def _axis_for(op, x, axis):
+    try:
+        return normalize_axis(axis, len(x.shape))
+    except ShapeMismatch as e:
+        raise core.shape_error(op, [x], str(e)) from None
+
+
 def softmax(x, axis=-1):
     x = as_operand(x)
-    return apply(_softmax, [x], {"axis": normalize_axis(axis, len(x.shape))})
+    return apply(_softmax, [x], {"axis": _axis_for(_softmax, x, axis)})
 
 
 def log_softmax(x, axis=-1):
     x = as_operand(x)
-    return apply(_log_softmax, [x], {"axis": normalize_axis(axis, len(x.shape))})
+    return apply(_log_softmax, [x], {"axis": _axis_for(_log_softmax, x, axis)})
 
 
 def one_hot(labels, classes, dtype="float32"):

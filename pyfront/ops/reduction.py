@@ -22,7 +22,10 @@ def lower_reduce(k, x, out, axes, mode):
     """Emit the kernels that reduce buffer x over axes into out (any set of axes)."""
     shape = x.shape
     if not axes:
-        k.run("copy", [x.desc()], [out.desc(x.shape)])
+        if mode in ("argmax", "argmin"):      # the index into a single element
+            k.run("fill", [], [out.desc()], (), (0.0,))
+        else:
+            k.run("copy", [x.desc()], [out.desc(x.shape)])
         return
     nd = len(shape)
     if list(axes) == list(range(axes[0], axes[-1] + 1)):
@@ -125,7 +128,10 @@ for _mode in _CODES:
 
 def _reduce(mode, x, axis, keepdims):
     x = as_operand(x)
-    axes = normalize_axes(axis, len(x.shape)) if len(x.shape) else ()
+    try:
+        axes = normalize_axes(axis, len(x.shape)) if len(x.shape) else ()
+    except ShapeMismatch as e:
+        raise core.shape_error(_OPS[mode], [x], str(e)) from None
     if mode in ("argmax", "argmin") and axis is None and len(x.shape) > 1:
         from .shape import reshape
 

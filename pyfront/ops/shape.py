@@ -470,9 +470,19 @@ _take_grad = core.register(TakeGrad)
 def take(x, indices, axis=0):
     """Elements of x at integer indices along axis (negative indices count from the end)."""
     x = as_operand(x)
-    indices = as_operand(indices, dtype="int64" if not hasattr(indices, "symbolic") and
-                         np.asarray(indices).dtype.kind != "i" else None)
+    if not len(x.shape):
+        raise errors.ShapeError("take: cannot index a 0-d tensor")
     axis = axis % len(x.shape)
+    if not hasattr(indices, "symbolic"):
+        arr = np.asarray(indices)
+        if arr.dtype.kind == "b":      # a mask, as numpy reads it (not indices 0 and 1)
+            if arr.shape != (x.shape[axis],):
+                raise errors.IndexOutOfRange("a boolean mask of shape %s for an axis of size %s"
+                                             % (arr.shape, x.shape[axis]))
+            arr = np.flatnonzero(arr)
+        elif arr.dtype.kind not in "iu" and arr.size:
+            raise IndexError("indices must be integers, got %s" % arr.dtype)
+        indices = as_operand(arr if arr.dtype.kind == "i" else arr.astype(np.int64))
     if not indices.symbolic and x.shape[axis] is not None:
         n = x.shape[axis]
         arr = indices._data

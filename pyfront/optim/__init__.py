@@ -1,4 +1,5 @@
 """Optimizers. Each update is one fused native kernel per parameter, shared by eager steps and
 compiled training plans (which read the learning rate and step from a small state array, so
 schedules apply without recompiling)."""
-from .optimizer import SGD, Adam, AdamW, Optimizer  # noqa: F401
+from .optimizer import SGD, AdaGrad, Adam, AdamW, Optimizer, RMSProp  # noqa: F401
+from . import schedules  # noqa: F401

@@ -1,10 +1,11 @@
-"""SGD (momentum, Nesterov, weight decay), Adam and AdamW, with PyTorch's update formulas."""
+"""SGD (momentum, Nesterov, weight decay), Adam, AdamW, RMSProp and AdaGrad with PyTorch's update
+formulas, and Keras-style gradient clipping (clipvalue, clipnorm, global_clipnorm)."""
 import numpy as np
 
-from .. import errors
+from .. import autograd, errors
 from ..backend import cpu
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSProp", "AdaGrad"]
 
 
 class Optimizer:
@@ -12,15 +13,33 @@ class Optimizer:
 
     Parameters may be given later (optimizer.bind(params), done by model.compile); parameters
     that are not yet initialised get their state on the first step.
+
+    Gradient clipping, applied to the gradients before the update (Keras' arguments, at most
+    one of them): clipvalue clamps every element to [-clipvalue, clipvalue]; clipnorm rescales
+    each parameter's gradient whose L2 norm exceeds clipnorm; global_clipnorm rescales all
+    gradients together when their joint L2 norm exceeds it (torch.nn.utils.clip_grad_norm_).
     """
 
     kernel = None
     state_names = ()
 
-    def __init__(self, params=None, lr=1e-3):
+    def __init__(self, params=None, lr=1e-3, clipnorm=None, clipvalue=None,
+                 global_clipnorm=None):
         if not lr > 0:
             raise ValueError("%s: the learning rate must be positive, got %r"
                              % (type(self).__name__, lr))
+        clips = {"clipnorm": clipnorm, "clipvalue": clipvalue, "global_clipnorm": global_clipnorm}
+        given = [k for k, v in clips.items() if v is not None]
+        if len(given) > 1:
+            raise ValueError("%s: give at most one of clipnorm, clipvalue and global_clipnorm, "
+                             "got %s" % (type(self).__name__, " and ".join(given)))
+        for key in given:
+            if not clips[key] > 0:
+                raise ValueError("%s: %s must be positive, got %r"
+                                 % (type(self).__name__, key, clips[key]))
+        self.clipnorm = None if clipnorm is None else float(clipnorm)
+        self.clipvalue = None if clipvalue is None else float(clipvalue)
+        self.global_clipnorm = None if global_clipnorm is None else float(global_clipnorm)
         self.lr = float(lr)
         self.params = []
         self.state = {}                      # id(param) -> {name: ndarray}
@@ -67,6 +86,7 @@ class Optimizer:
                                       "call bind()" % type(self).__name__)
         self.begin_step()
         hyper = cpu.Buf(self.hyper, (2,), _f64())
+        pairs = []
         for p in self.params:
             if p.grad is None:
                 continue
@@ -76,7 +96,25 @@ class Optimizer:
                                         % (p.name, tuple(g.shape), tuple(p.shape)))
             if g.dtype is not p.dtype:
                 g = g.astype(p.dtype)
+            pairs.append((p, g))
+        grads = self.clip_gradients([g for _, g in pairs])
+        for (p, _), g in zip(pairs, grads):
             self.emit_update(_Eager(), p._buf(), g._buf(), hyper, p)
+
+    @property
+    def clips_gradients(self):
+        return self.clipvalue is not None or self.clipnorm is not None or \
+            self.global_clipnorm is not None
+
+    def clip_gradients(self, grads):
+        """The gradients (tensors, or graph symbols in a compiled step; None passes through)
+        after this optimizer's clipping, written with ops so both modes clip alike."""
+        if not self.clips_gradients:
+            return list(grads)
+        from .clipping import clip_gradients
+
+        with autograd.no_grad():
+            return clip_gradients(grads, self.clipvalue, self.clipnorm, self.global_clipnorm)
 
     def emit_update(self, k, param, grad, hyper, p):
         """Emit the update kernel for one parameter (eager or into a compiled plan)."""
@@ -112,7 +150,11 @@ class Optimizer:
             st[name][...] = arr
 
     def get_config(self):
-        return {"lr": self.lr}
+        return dict({"lr": self.lr}, **self.clip_config())
+
+    def clip_config(self):
+        return {key: getattr(self, key) for key in ("clipnorm", "clipvalue", "global_clipnorm")
+                if getattr(self, key) is not None}
 
 
 def _f64():
@@ -134,14 +176,14 @@ class SGD(Optimizer):
     state_names = ("momentum_buffer",)
 
     def __init__(self, params=None, lr=0.01, momentum=0.0, dampening=0.0, nesterov=False,
-                 weight_decay=0.0):
+                 weight_decay=0.0, clipnorm=None, clipvalue=None, global_clipnorm=None):
         if momentum < 0 or weight_decay < 0:
             raise ValueError("SGD: momentum and weight_decay must be >= 0")
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("SGD: Nesterov momentum needs momentum > 0 and no dampening")
         self.momentum, self.dampening = float(momentum), float(dampening)
         self.nesterov, self.weight_decay = bool(nesterov), float(weight_decay)
-        super().__init__(params, lr)
+        super().__init__(params, lr, clipnorm, clipvalue, global_clipnorm)
 
     def uses_state(self, name):
         return self.momentum > 0
@@ -158,8 +200,9 @@ class SGD(Optimizer):
         return (self.momentum, self.dampening, self.weight_decay)
 
     def get_config(self):
-        return {"lr": self.lr, "momentum": self.momentum, "dampening": self.dampening,
-                "nesterov": self.nesterov, "weight_decay": self.weight_decay}
+        return dict({"lr": self.lr, "momentum": self.momentum, "dampening": self.dampening,
+                     "nesterov": self.nesterov, "weight_decay": self.weight_decay},
+                    **self.clip_config())
 
 
 class Adam(Optimizer):
@@ -169,13 +212,14 @@ class Adam(Optimizer):
     state_names = ("m", "v")
     decoupled = False
 
-    def __init__(self, params=None, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    def __init__(self, params=None, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 clipnorm=None, clipvalue=None, global_clipnorm=None):
         b1, b2 = betas
         if not (0 <= b1 < 1 and 0 <= b2 < 1):
             raise ValueError("Adam: betas must lie in [0, 1), got %r" % (betas,))
         self.betas, self.eps, self.weight_decay = (float(b1), float(b2)), float(eps), \
             float(weight_decay)
-        super().__init__(params, lr)
+        super().__init__(params, lr, clipnorm, clipvalue, global_clipnorm)
 
     def iattr(self):
         return (int(self.decoupled),)
@@ -184,8 +228,8 @@ class Adam(Optimizer):
         return (self.betas[0], self.betas[1], self.eps, self.weight_decay)
 
     def get_config(self):
-        return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps,
-                "weight_decay": self.weight_decay}
+        return dict({"lr": self.lr, "betas": list(self.betas), "eps": self.eps,
+                     "weight_decay": self.weight_decay}, **self.clip_config())
 
 
 class AdamW(Adam):
@@ -193,5 +237,76 @@ class AdamW(Adam):
 
     decoupled = True
 
-    def __init__(self, params=None, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
-        super().__init__(params, lr, betas, eps, weight_decay)
+    def __init__(self, params=None, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01,
+                 clipnorm=None, clipvalue=None, global_clipnorm=None):
+        super().__init__(params, lr, betas, eps, weight_decay, clipnorm, clipvalue,
+                         global_clipnorm)
+
+
+class RMSProp(Optimizer):
+    """RMSprop as torch.optim.RMSprop: a running average of squared gradients (decay alpha)
+    divides the step; optionally centered (minus the squared running mean gradient) and with
+    momentum."""
+
+    kernel = "rmsprop_update"
+
+    def __init__(self, params=None, lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0,
+                 momentum=0.0, centered=False, clipnorm=None, clipvalue=None,
+                 global_clipnorm=None):
+        if not 0 <= alpha < 1:
+            raise ValueError("RMSProp: alpha must lie in [0, 1), got %r" % (alpha,))
+        if eps < 0 or weight_decay < 0 or momentum < 0:
+            raise ValueError("RMSProp: eps, weight_decay and momentum must be >= 0")
+        self.alpha, self.eps, self.weight_decay = float(alpha), float(eps), float(weight_decay)
+        self.momentum, self.centered = float(momentum), bool(centered)
+        self.state_names = ("square_avg",) + (("grad_avg",) if self.centered else ()) + \
+            (("momentum_buffer",) if self.momentum > 0 else ())
+        super().__init__(params, lr, clipnorm, clipvalue, global_clipnorm)
+
+    def iattr(self):
+        return (int(self.centered),)
+
+    def fattr(self):
+        return (self.alpha, self.eps, self.weight_decay, self.momentum)
+
+    def get_config(self):
+        return dict({"lr": self.lr, "alpha": self.alpha, "eps": self.eps,
+                     "weight_decay": self.weight_decay, "momentum": self.momentum,
+                     "centered": self.centered}, **self.clip_config())
+
+
+class AdaGrad(Optimizer):
+    """AdaGrad as torch.optim.Adagrad: steps divided by the root of the summed squared
+    gradients, with an optional learning-rate decay lr / (1 + (step - 1) * lr_decay)."""
+
+    kernel = "adagrad_update"
+    state_names = ("sum",)
+
+    def __init__(self, params=None, lr=0.01, lr_decay=0.0, weight_decay=0.0,
+                 initial_accumulator_value=0.0, eps=1e-10, clipnorm=None, clipvalue=None,
+                 global_clipnorm=None):
+        if lr_decay < 0 or weight_decay < 0 or initial_accumulator_value < 0 or eps < 0:
+            raise ValueError("AdaGrad: lr_decay, weight_decay, initial_accumulator_value and "
+                             "eps must be >= 0")
+        self.lr_decay, self.weight_decay = float(lr_decay), float(weight_decay)
+        self.initial_accumulator_value, self.eps = float(initial_accumulator_value), float(eps)
+        super().__init__(params, lr, clipnorm, clipvalue, global_clipnorm)
+
+    def state_for(self, p):
+        fresh = id(p) not in self.state
+        st = super().state_for(p)
+        if fresh:
+            st["sum"][...] = self.initial_accumulator_value
+        return st
+
+    def iattr(self):
+        return ()
+
+    def fattr(self):
+        return (self.lr_decay, self.eps, self.weight_decay)
+
+    def get_config(self):
+        return dict({"lr": self.lr, "lr_decay": self.lr_decay,
+                     "weight_decay": self.weight_decay,
+                     "initial_accumulator_value": self.initial_accumulator_value,
+                     "eps": self.eps}, **self.clip_config())

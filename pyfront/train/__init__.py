@@ -1,1 +1,9 @@
-"""Training: compile/fit/evaluate/predict, callbacks, metrics."""
+"""Training: compile/fit/evaluate/predict (on every Module), the step seam, callbacks,
+metrics, progress output, TensorBoard event files and history plots."""
+from . import metrics  # noqa: F401
+from .callbacks import (Callback, CallbackList, CSVLogger, EarlyStopping, History,  # noqa: F401
+                        LambdaCallback, LearningRateScheduler, ModelCheckpoint,
+                        ReduceLROnPlateau, TerminateOnNaN)
+from .plots import plot_history  # noqa: F401
+from .step import make_predict_step, make_train_step  # noqa: F401
+from .tensorboard import TensorBoard, read_events  # noqa: F401

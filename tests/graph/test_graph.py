@@ -263,3 +263,15 @@ def test_fused_program_is_a_real_native_kernel():
     xb = np.array([[0.5, 1.5, 3.0]], np.float32)
     np.testing.assert_allclose(exe.run({"x": xb})[out.name],
                                np.maximum(xb - 1, 0) / (1 + np.exp(-xb)), rtol=1e-6)
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot program is not installed")
+def test_model_picture_groups_nodes_by_layer(tmp_path):
+    model = pf.nn.Sequential([pf.nn.Dense(4, activation="relu", name="hidden"),
+                              pf.nn.Dense(2, name="head")])
+    model(pf.tensor(np.ones((1, 3), np.float32)))
+    dot = pf.graph.export.model_to_dot(model)
+    assert "cluster_" in dot and '"hidden"' in dot and '"head"' in dot
+    for suffix in ("svg", "png"):
+        path = pf.plot_model(model, tmp_path / ("m." + suffix))
+        assert (tmp_path / ("m." + suffix)).stat().st_size > 100 and path

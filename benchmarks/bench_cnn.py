@@ -1,0 +1,250 @@
+"""The reference CNN against PyTorch 2.13 in one run: training and inference images/s at 1 and 2
+threads, and the GFLOP/s achieved against this machine's float32 GEMM rate.
+
+Model: Conv2D(32, 3) + ReLU + MaxPool2, Conv2D(64, 3) + ReLU + MaxPool2, Flatten,
+Dense(128) + ReLU, Dense(10); cross-entropy; SGD with momentum 0.9; batch 128 of synthetic
+1x28x28 images (fixed seed). Both frameworks start from the same weights; the first step's
+losses are compared as a check that they compute the same thing.
+
+Each pyfront mode is a step factory (STEP_MODES): "eager" is forward, cross_entropy, backward,
+optimizer.step; "compiled" is pf.graph.CompiledTrainStep / pf.jit. Timings alternate between
+pyfront and PyTorch, repeat by repeat, and the ratio is the median of the per-repeat ratios
+(these machines are shared and noisy; absolute times mean little).
+
+    python benchmarks/bench_cnn.py [--quick] [--modes eager,compiled]
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
+import pyfront as pf  # noqa: E402
+
+BATCH = 128
+TRAIN_GOAL = 2.3        # pyfront training images/s over PyTorch's
+INFER_GOAL = 4.2        # pyfront inference images/s over PyTorch's
+
+
+def forward_flops_per_image():
+    """Multiply-adds x 2 of the convolutions and dense layers (pooling and ReLU not counted)."""
+    conv1 = 2 * 32 * 1 * 3 * 3 * 26 * 26
+    conv2 = 2 * 64 * 32 * 3 * 3 * 11 * 11
+    dense = 2 * (64 * 5 * 5) * 128 + 2 * 128 * 10
+    return conv1 + conv2 + dense
+
+
+class _Flatten(pf.nn.Module):
+    """(N, C, H, W) -> (N, C*H*W); stands in while pf.nn has no Flatten layer."""
+
+    def forward(self, x):
+        return pf.flatten(x)
+
+
+def pyfront_model():
+    flatten = getattr(pf.nn, "Flatten", _Flatten)
+    return pf.nn.Sequential([
+        pf.nn.Conv2D(32, 3, activation="relu"), pf.nn.MaxPool2D(2),
+        pf.nn.Conv2D(64, 3, activation="relu"), pf.nn.MaxPool2D(2),
+        flatten(), pf.nn.Dense(128, activation="relu"), pf.nn.Dense(10)])
+
+
+def torch_model():
+    import torch.nn as tnn
+
+    return tnn.Sequential(
+        tnn.Conv2d(1, 32, 3), tnn.ReLU(), tnn.MaxPool2d(2),
+        tnn.Conv2d(32, 64, 3), tnn.ReLU(), tnn.MaxPool2d(2),
+        tnn.Flatten(), tnn.Linear(1600, 128), tnn.ReLU(), tnn.Linear(128, 10))
+
+
+def copy_weights(torch_net, model, x):
+    """PyTorch's initial weights into the pyfront model (Dense kernels are (in, out))."""
+    model(pf.tensor(x[:1]))   # build: parameters take their shapes from the first input
+    tconv = [m for m in torch_net if type(m).__name__ == "Conv2d"]
+    tlin = [m for m in torch_net if type(m).__name__ == "Linear"]
+    convs = [m for m in model.layers if isinstance(m, pf.nn.Conv2D)]
+    denses = [m for m in model.layers if isinstance(m, pf.nn.Dense)]
+    for t, m in zip(tconv, convs):
+        m.kernel.numpy()[...] = t.weight.detach().numpy()
+        m.bias.numpy()[...] = t.bias.detach().numpy()
+    for t, m in zip(tlin, denses):
+        m.kernel.numpy()[...] = t.weight.detach().numpy().T
+        m.bias.numpy()[...] = t.bias.detach().numpy()
+
+
+# ---- pyfront steps: each factory takes (model, optimizer) and returns fn(x, y) / fn(x) ----
+
+def eager_train_step(model, opt):
+    def step(x, y):
+        opt.zero_grad()
+        loss = pf.losses.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
+def compiled_train_step(model, opt):
+    compiled = pf.graph.CompiledTrainStep(model, pf.losses.cross_entropy, opt)
+
+    def step(x, y):
+        return compiled(x.numpy(), y.numpy())[0]
+    return step
+
+
+def eager_inference(model):
+    def infer(x):
+        with pf.no_grad():
+            return model(x)
+    return infer
+
+
+def compiled_inference(model):
+    fast = pf.jit(model)
+
+    def infer(x):
+        return fast.run_numpy(x.numpy())
+    return infer
+
+
+STEP_MODES = {"eager": (eager_train_step, eager_inference),
+              "compiled": (compiled_train_step, compiled_inference)}
+
+
+def _loss_value(loss):
+    if isinstance(loss, (list, tuple)):
+        loss = loss[0]
+    return float(np.asarray(loss.numpy() if hasattr(loss, "numpy") else loss))
+
+
+def paired(ours, theirs, calls, repeats, warmup=2):
+    """(our median seconds per call, theirs, median of per-repeat ratios theirs/ours)."""
+    for _ in range(warmup):
+        ours()
+        theirs()
+    a, b, r = [], [], []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for _ in range(calls):
+            ours()
+        ta = (time.perf_counter() - t) / calls
+        t = time.perf_counter()
+        for _ in range(calls):
+            theirs()
+        tb = (time.perf_counter() - t) / calls
+        a.append(ta)
+        b.append(tb)
+        r.append(tb / ta)
+    return statistics.median(a), statistics.median(b), statistics.median(r)
+
+
+def gemm_rate(threads, quick):
+    common.set_threads(threads)
+    rng = np.random.default_rng(0)
+    a = pf.tensor(rng.standard_normal((1024, 1024)).astype(np.float32))
+    b = pf.tensor(rng.standard_normal((1024, 1024)).astype(np.float32))
+    return common.median_rate(lambda: pf.matmul(a, b), 2 * 1024 ** 3 / 1e9,
+                              calls=3 if quick else 8)
+
+
+def run_threads(threads, modes, quick):
+    import torch
+
+    common.set_threads(threads)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((BATCH, 1, 28, 28)).astype(np.float32)
+    y = rng.integers(0, 10, BATCH)
+    xt, yt = pf.tensor(x), pf.tensor(y)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    calls, repeats = (2, 3) if quick else (3, 7)
+    gemm = gemm_rate(threads, quick)
+    fwd = forward_flops_per_image()
+    rows = []
+
+    torch.manual_seed(0)
+    tnet = torch_model()
+    topt = torch.optim.SGD(tnet.parameters(), lr=0.01, momentum=0.9)
+    lossf = torch.nn.CrossEntropyLoss()
+
+    def torch_step():
+        topt.zero_grad()
+        loss = lossf(tnet(tx), ty)
+        loss.backward()
+        topt.step()
+        return loss
+
+    def torch_infer():
+        with torch.inference_mode():
+            return tnet(tx)
+
+    for mode in modes:
+        make_step, make_infer = STEP_MODES[mode]
+        pf.random.seed(0)
+        model = pyfront_model()
+        torch.manual_seed(0)
+        tnet.load_state_dict(torch_model().state_dict())
+        topt = torch.optim.SGD(tnet.parameters(), lr=0.01, momentum=0.9)
+        copy_weights(tnet, model, x)
+        opt = pf.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        step = make_step(model, opt)
+        ours_loss, theirs_loss = _loss_value(step(xt, yt)), float(torch_step().item())
+        agree = abs(ours_loss - theirs_loss) <= 1e-4 * max(1.0, abs(theirs_loss))
+        t_ours, t_ref, ratio = paired(lambda: step(xt, yt), torch_step, calls, repeats)
+        ours_rate, ref_rate = BATCH / t_ours, BATCH / t_ref
+        rows.append(common.row(
+            "CNN training, %s, %d thread(s)" % (mode, threads), ours_rate, "images/s", ref_rate,
+            ratio, TRAIN_GOAL,
+            note="%.1f GFLOP/s (%.0f%% of the %.0f GFLOP/s GEMM rate); PyTorch %.1f GFLOP/s; "
+                 "first-step loss %.6f vs PyTorch %.6f (%s)"
+                 % (3 * fwd * ours_rate / 1e9, 100 * 3 * fwd * ours_rate / 1e9 / gemm, gemm,
+                    3 * fwd * ref_rate / 1e9, ours_loss, theirs_loss,
+                    "agree" if agree else "DIFFER")))
+        model.eval()
+        tnet.eval()
+        infer = make_infer(model)
+        out_ours = infer(xt)
+        out_ref = torch_infer().numpy()
+        out_ours = out_ours.numpy() if hasattr(out_ours, "numpy") else np.asarray(out_ours)
+        same = np.allclose(out_ours, out_ref, rtol=1e-3, atol=1e-3)
+        t_ours, t_ref, ratio = paired(lambda: infer(xt), torch_infer, calls * 2, repeats)
+        ours_rate, ref_rate = BATCH / t_ours, BATCH / t_ref
+        rows.append(common.row(
+            "CNN inference, %s, %d thread(s)" % (mode, threads), ours_rate, "images/s",
+            ref_rate, ratio, INFER_GOAL,
+            note="%.1f GFLOP/s (%.0f%% of the GEMM rate); PyTorch %.1f GFLOP/s; outputs %s"
+                 % (fwd * ours_rate / 1e9, 100 * fwd * ours_rate / 1e9 / gemm,
+                    fwd * ref_rate / 1e9, "match" if same else "DIFFER")))
+    rows.append(common.row("float32 GEMM 1024^3, %d thread(s)" % threads, gemm, "GFLOP/s",
+                           note="the machine's GEMM rate (pyfront's BLAS) the GFLOP/s are "
+                                "measured against"))
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats (noisier)")
+    parser.add_argument("--modes", default=None,
+                        help="comma-separated pyfront modes among %s (default: all that this "
+                             "pyfront has)" % ", ".join(STEP_MODES))
+    parser.add_argument("--threads", default="1,2", help="thread counts (default 1,2)")
+    args = parser.parse_args(argv)
+    modes = args.modes.split(",") if args.modes else [
+        m for m in STEP_MODES if m != "compiled" or hasattr(pf.graph, "CompiledTrainStep")]
+    rows = []
+    for threads in (int(t) for t in args.threads.split(",")):
+        rows.extend(run_threads(threads, modes, args.quick))
+    meta = common.machine()
+    meta.update({"batch": BATCH, "forward_mflop_per_image": forward_flops_per_image() / 1e6,
+                 "training_flop_factor": 3})
+    common.write("cnn", rows, meta)
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""What a worker serves: a model file loaded with pf.load, checked against its signature and
+run compiled (pf.jit, one native call per forward) on numpy arrays."""
+import numpy as np
+
+from . import protocol
+
+
+class InputError(ValueError):
+    """Inputs that do not match the model's signature (names, dtypes, shapes)."""
+
+
+def _fmt_shape(shape):
+    return "(" + ", ".join("batch" if d == -1 else str(d) for d in shape) + ")"
+
+
+class ModelRunner:
+    """One loaded model: its signature, and run(named arrays) -> [(name, array)]."""
+
+    def __init__(self, name, path, max_file_bytes=None):
+        import pyfront as pf
+
+        self.name = name
+        self.path = str(path)
+        module = pf.load(self.path, max_file_bytes) if max_file_bytes else pf.load(self.path)
+        signature = getattr(module, "signature", None)
+        if not signature:
+            raise ValueError("%s has no signature (saved without a traced graph); save it with "
+                             "pf.save(model, path, input_shape=...) to serve it" % self.path)
+        self.signature = signature
+        self.inputs = [(i["name"], np.dtype(i["dtype"]), tuple(i["shape"]))
+                       for i in signature["inputs"]]
+        self.outputs = [(o["name"], np.dtype(o["dtype"])) for o in signature["outputs"]]
+        for name_, dtype, _ in self.inputs:
+            if dtype.name not in protocol.DTYPE_NAMES:
+                raise ValueError("%s: input %r has dtype %s, which the JVM bridge cannot carry"
+                                 % (self.path, name_, dtype))
+        self._compiled = pf.jit(module)
+        self.requests = 0
+        self.errors = 0
+
+    def warm_up(self):
+        """Compile the batch-of-one plan now, so the first call from Java is not the slow one."""
+        if all(d != -1 for _, _, shape in self.inputs for d in shape[1:]):
+            arrays = [np.zeros(tuple(1 if d == -1 else d for d in shape), dtype)
+                      for _, dtype, shape in self.inputs]
+            self._compiled.run_numpy(*arrays)
+
+    def check(self, named):
+        """The arrays in signature order; InputError naming what does not match."""
+        if len(named) != len(self.inputs):
+            raise InputError("model %r takes %d input(s) %s, got %d %s"
+                             % (self.name, len(self.inputs), [n for n, _, _ in self.inputs],
+                                len(named), [n for n, _ in named]))
+        by_name = dict(named)
+        arrays = []
+        for name, dtype, shape in self.inputs:
+            arr = by_name.get(name)
+            if arr is None:
+                raise InputError("model %r has no input %r among the given %s; its inputs are %s"
+                                 % (self.name, name, [n for n, _ in named],
+                                    [n for n, _, _ in self.inputs]))
+            if arr.dtype != dtype:
+                raise InputError("model %r: input %r has dtype %s, expected %s"
+                                 % (self.name, name, arr.dtype.name, dtype.name))
+            if arr.ndim != len(shape) or any(d != -1 and d != a for d, a in zip(shape, arr.shape)):
+                raise InputError("model %r: input %r has shape %s, expected %s"
+                                 % (self.name, name, tuple(arr.shape), _fmt_shape(shape)))
+            arrays.append(arr)
+        return arrays
+
+    def run(self, named):
+        """[(output name, contiguous array)] for [(input name, array)]."""
+        arrays = self.check(named)
+        out = self._compiled.run_numpy(*arrays)
+        outs = list(out) if isinstance(out, (list, tuple)) else [out]
+        if len(outs) != len(self.outputs):
+            raise RuntimeError("model %r returned %d outputs; its signature lists %d"
+                               % (self.name, len(outs), len(self.outputs)))
+        result = []
+        for (name, dtype), arr in zip(self.outputs, outs):
+            arr = np.ascontiguousarray(arr)
+            if arr.dtype not in protocol.DTYPE_CODES:
+                raise RuntimeError("model %r: output %r has dtype %s, which the JVM bridge "
+                                   "cannot carry" % (self.name, name, arr.dtype))
+            result.append((name, arr))
+        return result

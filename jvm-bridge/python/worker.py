@@ -1,0 +1,389 @@
+"""The worker process a JVM talks to: Py4J control on 127.0.0.1 (load, signature, health,
+errors) and a Unix domain socket for tensor frames, both behind the token from the environment.
+
+Started by org.pyfront.Model.load (or by hand for Model.connect); it exits when its standard
+input closes, so a JVM that dies never leaves it behind.
+"""
+import hmac
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import threading
+import time
+
+from . import protocol
+from .runner import InputError, ModelRunner
+
+TOKEN_ENV = "PYFRONT_JVM_TOKEN"
+READY_MARK = "PYFRONT_WORKER_READY"
+FAILED_MARK = "PYFRONT_WORKER_FAILED"
+CONTROL_INTERFACE = "org.pyfront.internal.WorkerControl"
+
+# an unauthenticated peer may make the worker read at most this much (the HELLO frame)
+_HELLO_LIMIT = 4096
+
+log = logging.getLogger("pyfront.jvm")
+
+
+def qualified_name(exc_type):
+    module = exc_type.__module__
+    return exc_type.__qualname__ if module == "builtins" else module + "." + exc_type.__qualname__
+
+
+def _send_all(sock, parts):
+    views = [memoryview(p).cast("B") for p in parts]
+    total = sum(v.nbytes for v in views)
+    sent = sock.sendmsg(views)
+    while sent < total:
+        total -= sent
+        while sent and sent >= views[0].nbytes:
+            sent -= views[0].nbytes
+            views.pop(0)
+        if sent:
+            views[0] = views[0][sent:]
+        sent = sock.sendmsg(views)
+
+
+class _FrameReader:
+    """Frames from a socket into one reused buffer; header and body usually arrive together and
+    are read with a single recv (a syscall saved on every call)."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = bytearray(1 << 16)
+        self.view = memoryview(self.buf)
+        self.filled = 0    # bytes in buf
+        self.consumed = 0  # bytes of buf belonging to the frame returned last
+
+    def _fill(self, size):
+        while self.filled < size:
+            n = self.sock.recv_into(self.view[self.filled:], len(self.buf) - self.filled)
+            if n == 0:
+                if self.filled == 0:
+                    return False
+                raise ConnectionError("peer closed the connection mid-frame")
+            self.filled += n
+        return True
+
+    def next(self, max_body):
+        """(kind, request id, body view, body length), or None at a clean end of stream."""
+        if self.consumed:
+            extra = self.filled - self.consumed
+            if extra:
+                self.buf[:extra] = self.buf[self.consumed:self.filled]
+            self.filled, self.consumed = extra, 0
+        if not self._fill(protocol.HEADER_SIZE):
+            return None
+        kind, request_id, length = protocol.parse_header(self.buf, max_body)
+        total = protocol.HEADER_SIZE + length
+        if total > len(self.buf):
+            grown = bytearray(total)
+            grown[:self.filled] = self.view[:self.filled]
+            self.buf, self.view = grown, memoryview(grown)
+        if not self._fill(total):
+            raise ConnectionError("peer closed the connection mid-frame")
+        self.consumed = total
+        return kind, request_id, self.view[protocol.HEADER_SIZE:total], length
+
+
+class Worker:
+    """The models, the data socket server and the Py4J control object of one process."""
+
+    def __init__(self, token, max_frame_bytes, socket_dir=None):
+        if not token:
+            raise ValueError("no auth token: set %s in the environment" % TOKEN_ENV)
+        self.token = token
+        self.max_frame_bytes = max_frame_bytes
+        self.models = {}
+        self.started = time.time()
+        self._lock = threading.Lock()
+        self._dir = tempfile.mkdtemp(prefix="pyfront-jvm-", dir=socket_dir or _short_tmp())
+        self.data_socket = os.path.join(self._dir, "data.sock")
+        self._listener = None
+        self._client_server = None
+        self.control_port = None
+
+    # ---- models ----
+    def load(self, name, path):
+        runner = ModelRunner(name, path)
+        runner.warm_up()
+        with self._lock:
+            self.models[name] = runner
+        return runner
+
+    # ---- data socket ----
+    def start_data_server(self):
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(self.data_socket)
+        os.chmod(self.data_socket, 0o600)
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept_loop, name="pyfront-accept", daemon=True).start()
+
+    def _accept_loop(self):
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve_connection, args=(conn,),
+                             name="pyfront-conn", daemon=True).start()
+
+    def _serve_connection(self, conn):
+        frames = _FrameReader(conn)
+        layouts = [None]  # the last request's layout on this connection
+        authenticated = False
+        try:
+            while True:
+                limit = self.max_frame_bytes if authenticated else _HELLO_LIMIT
+                try:
+                    frame = frames.next(limit)
+                except protocol.FrameError as e:
+                    if not authenticated and e.code == protocol.FRAME_TOO_LARGE:
+                        e = protocol.FrameError(protocol.AUTH_FAILED, "the first frame must be "
+                                                "a HELLO carrying the auth token")
+                    # the stream cannot be resynchronised: answer, then drop the connection
+                    _send_all(conn, [protocol.encode_error(0, e.code, "FrameError", str(e))])
+                    return
+                if frame is None:
+                    return
+                kind, request_id, body, length = frame
+                if not authenticated:
+                    reply, authenticated = self._hello(kind, request_id, body, length)
+                    _send_all(conn, [reply])
+                    if not authenticated:
+                        return
+                    continue
+                if kind == protocol.INFER:
+                    _send_all(conn, self._infer(request_id, body, length, layouts))
+                elif kind == protocol.PING:
+                    _send_all(conn, [protocol.header(protocol.PONG, request_id, 0)])
+                elif kind == protocol.HELLO:
+                    reply, _ = self._hello(kind, request_id, body, length)
+                    _send_all(conn, [reply])
+                else:
+                    _send_all(conn, [protocol.encode_error(
+                        request_id, protocol.UNSUPPORTED, "FrameError",
+                        "unknown frame kind %d" % kind)])
+        except (OSError, ConnectionError):
+            return
+        finally:
+            conn.close()
+
+    def _hello(self, kind, request_id, body, length):
+        if kind != protocol.HELLO:
+            return protocol.encode_error(request_id, protocol.AUTH_FAILED, "AuthError",
+                                         "the first frame must be a HELLO carrying the auth "
+                                         "token"), False
+        try:
+            version, token = protocol.parse_hello(body, length)
+        except protocol.FrameError:
+            version, token = None, ""
+        if not hmac.compare_digest(token.encode("utf-8"), self.token.encode("utf-8")):
+            log.warning("refused a data connection: wrong or missing auth token")
+            return protocol.encode_error(request_id, protocol.AUTH_FAILED, "AuthError",
+                                         "wrong or missing auth token"), False
+        if version != protocol.PROTOCOL_VERSION:
+            return protocol.encode_error(request_id, protocol.UNSUPPORTED, "ProtocolError",
+                                         "client speaks protocol %s, this worker %d"
+                                         % (version, protocol.PROTOCOL_VERSION)), False
+        body = protocol.hello_ok(os.getpid(), self.max_frame_bytes)
+        return protocol.header(protocol.HELLO_OK, request_id, len(body)) + body, True
+
+    def _infer(self, request_id, body, length, layouts):
+        layout = layouts[0]
+        if layout is None or not layout.matches(body, length):
+            try:
+                layout = layouts[0] = protocol.infer_layout(body, length)
+            except protocol.FrameError as e:
+                return [protocol.encode_error(request_id, e.code, "FrameError", str(e))]
+        model_name, named = layout.model, layout.arrays(body)
+        runner = self.models.get(model_name)
+        if runner is None:
+            return [protocol.encode_error(
+                request_id, protocol.UNKNOWN_MODEL, "KeyError",
+                "this worker has no model %r; it serves %s" % (model_name, sorted(self.models)))]
+        runner.requests += 1
+        try:
+            outputs = runner.run(named)
+        except InputError as e:
+            runner.errors += 1
+            return [protocol.encode_error(request_id, protocol.BAD_INPUT, "InputError", str(e))]
+        except Exception as e:  # the model's own failure goes back to Java, the worker stays
+            runner.errors += 1
+            log.warning("model %r raised %s: %s", model_name, qualified_name(type(e)), e)
+            return [protocol.encode_error(request_id, protocol.MODEL_ERROR,
+                                          qualified_name(type(e)), str(e))]
+        return protocol.encode_result(request_id, outputs)
+
+    # ---- Py4J control ----
+    def start_control(self):
+        from py4j.clientserver import ClientServer, JavaParameters, PythonParameters
+        from py4j.java_gateway import server_connection_started, server_started
+
+        def no_delay(sender, connection=None, **kwargs):
+            connection.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        # py4j binds in start() but listens in its server thread: announcing the port before
+        # that thread listens would let the JVM's first connection be refused
+        listening = threading.Event()
+
+        def started(sender, **kwargs):
+            listening.set()
+
+        self._signal_handlers = (no_delay, started)  # py4j signals hold weak references
+        server_started.connect(started)
+        self._client_server = ClientServer(
+            java_parameters=JavaParameters(auth_token=self.token, auto_convert=False),
+            python_parameters=PythonParameters(address="127.0.0.1", port=0,
+                                               auth_token=self.token, daemonize=True,
+                                               daemonize_connections=True),
+            python_server_entry_point=Control(self))
+        server = self._client_server.get_callback_server()
+        server_connection_started.connect(no_delay, sender=server)
+        if not listening.wait(30):
+            raise RuntimeError("py4j's control server did not start listening")
+        server_started.disconnect(started)
+        self.control_port = server.get_listening_port()
+
+    def health(self):
+        return {"ok": True, "pid": os.getpid(), "uptime_s": round(time.time() - self.started, 3),
+                "models": {n: {"requests": r.requests, "errors": r.errors}
+                           for n, r in sorted(self.models.items())}}
+
+    def close(self):
+        if self._listener is not None:
+            try:
+                self._listener.close()
+            except OSError:
+                pass
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def _short_tmp():
+    # a Unix socket path must fit in 108 bytes; a long $TMPDIR (macOS, CI runners) would not
+    tmp = tempfile.gettempdir()
+    return tmp if len(tmp) < 60 else "/tmp"
+
+
+def _error_json(exc):
+    return json.dumps({"error": {"type": qualified_name(type(exc)), "message": str(exc)}})
+
+
+class Control:
+    """The Py4J entry point (org.pyfront.internal.WorkerControl). Every method answers JSON;
+    a failure is {"error": {"type", "message"}} so Java can raise the right exception."""
+
+    class Java:
+        implements = [CONTROL_INTERFACE]
+
+    def __init__(self, worker):
+        self._worker = worker
+
+    def hello(self, protocol_version):
+        w = self._worker
+        if protocol_version != protocol.PROTOCOL_VERSION:
+            return json.dumps({"error": {"type": "ProtocolError", "message":
+                                         "client speaks protocol %s, this worker %d"
+                                         % (protocol_version, protocol.PROTOCOL_VERSION)}})
+        return json.dumps({"protocol": protocol.PROTOCOL_VERSION, "pid": os.getpid(),
+                           "data_socket": w.data_socket, "max_frame_bytes": w.max_frame_bytes,
+                           "models": sorted(w.models)})
+
+    def signature(self, model):
+        runner = self._worker.models.get(model)
+        if runner is None:
+            return json.dumps({"error": {"type": "KeyError", "message":
+                                         "this worker has no model %r; it serves %s"
+                                         % (model, sorted(self._worker.models))}})
+        return json.dumps(runner.signature)
+
+    def health(self):
+        return json.dumps(self._worker.health())
+
+    def load(self, name, path):
+        try:
+            runner = self._worker.load(name, path)
+        except Exception as e:
+            return _error_json(e)
+        return json.dumps(runner.signature)
+
+
+class _MessageOnly(logging.Formatter):
+    """py4j logs refused connections with tracebacks; one line says enough."""
+
+    def formatException(self, ei):
+        return ""
+
+    def format(self, record):
+        record.exc_info = record.exc_text = None
+        return super().format(record)
+
+
+def _configure_logging():
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_MessageOnly("pyfront worker %d: %%(message)s" % os.getpid()))
+    for name, level in (("pyfront.jvm", logging.INFO), ("py4j", logging.ERROR)):
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = False
+
+
+def _announce(mark, payload):
+    sys.stdout.write("%s %s\n" % (mark, json.dumps(payload)))
+    sys.stdout.flush()
+
+
+def _wait_for_parent(watch_stdin):
+    if not watch_stdin:
+        threading.Event().wait()
+    while True:
+        try:
+            if not os.read(0, 65536):
+                return
+        except OSError:
+            return
+
+
+def serve(models, threads=None, max_frame_bytes=512 << 20, watch_stdin=True, socket_dir=None):
+    """Load models ({name: path}), start both servers, announce on stdout, serve until stdin
+    closes (or SIGTERM). Returns the process exit status."""
+    _configure_logging()
+    token = os.environ.pop(TOKEN_ENV, "")  # model code and child processes never see it
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    worker = None
+    try:
+        if threads:
+            import pyfront as pf
+
+            pf.set_num_threads(threads)
+        worker = Worker(token, max_frame_bytes, socket_dir)
+        for name, path in models.items():
+            worker.load(name, path)
+        worker.start_data_server()
+        worker.start_control()
+    except Exception as e:
+        _announce(FAILED_MARK, {"type": qualified_name(type(e)), "message": str(e)})
+        if worker is not None:
+            worker.close()
+        return 3
+    _announce(READY_MARK, {"control_port": worker.control_port, "pid": os.getpid(),
+                           "protocol": protocol.PROTOCOL_VERSION,
+                           "data_socket": worker.data_socket, "models": sorted(worker.models)})
+    log.info("serving %s on 127.0.0.1:%d (control) and %s (data)",
+             sorted(worker.models), worker.control_port, worker.data_socket)
+    try:
+        _wait_for_parent(watch_stdin)
+    except (SystemExit, KeyboardInterrupt):
+        pass
+    worker.close()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # py4j's threads may sit in blocking calls; nothing is left to flush or clean up
+    os._exit(0)

@@ -1,0 +1,222 @@
+"""The functional API: models with several inputs and outputs, built by calling layers on
+pf.nn.Input placeholders (Keras functional / Deeplearning4j ComputationGraph).
+
+    image = pf.nn.Input((1, 16, 16)); question = pf.nn.Input((10,), dtype="int64")
+    merged = pf.nn.Concatenate()([cnn(image), lstm(embed(question))])
+    model = pf.nn.Model(inputs=[image, question], outputs=pf.nn.Dense(5)(merged))
+
+A Model remembers the calls (layers, and ops applied between them) that lead from its inputs
+to its outputs, and replays them on tensors: eagerly, traced by pf.jit, or rebuilt by pf.load.
+"""
+import threading
+
+import numpy as np
+
+from .. import errors
+from ..dtypes import as_dtype
+from ..ops import core
+from .module import Module, layer_class, register_layer
+
+__all__ = ["Input", "Model"]
+
+_local = threading.local()
+
+
+def _functional_graph():
+    g = getattr(_local, "graph", None)
+    if g is None:
+        from ..graph.symbol import Graph
+
+        g = _local.graph = Graph("functional")
+        g.functional = True
+    return g
+
+
+def Input(shape, dtype="float32", name=None):
+    """A model input: shape without the batch dimension; returns a Symbol to call layers on."""
+    g = _functional_graph()
+    shape = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
+    # every Input of the session lives in one graph: names are made unique there, and the
+    # model keeps the name the user gave
+    given = name or "input"
+    unique = given if given not in g.placeholders else g._unique(given)
+    while unique in g.placeholders:
+        unique = g._unique(given)
+    sym = g.placeholder(unique, (None,) + shape, as_dtype(dtype))
+    sym.node.attrs["display_name"] = name or unique
+    return sym
+
+
+def _ref(sym, producers, inputs):
+    key = (sym.node.id, sym.index)
+    if key in producers:
+        return list(producers[key])
+    for k, s in enumerate(inputs):
+        if s.node is sym.node:
+            return ["input", k]
+    if sym.node.kind == "constant":
+        arr = sym.node.value.numpy()
+        return ["const", {"dtype": arr.dtype.name, "shape": list(arr.shape),
+                          "data": arr.reshape(-1).tolist()}]
+    raise errors.PyfrontError(
+        "Model: %s is not computed from the model's inputs (is an Input missing from "
+        "inputs=[...]?)" % sym.name)
+
+
+@register_layer
+class Model(Module):
+    """A graph of layer calls from Inputs to outputs; several inputs and outputs allowed."""
+
+    def __init__(self, inputs=None, outputs=None, name=None, _spec=None):
+        super().__init__(name)
+        if _spec is not None:
+            self._set_spec(*_spec)
+            return
+        if inputs is None or outputs is None:
+            raise ValueError("Model needs inputs= and outputs=")
+        self._single_input = not isinstance(inputs, (list, tuple))
+        self._single_output = not isinstance(outputs, (list, tuple))
+        ins = [inputs] if self._single_input else list(inputs)
+        outs = [outputs] if self._single_output else list(outputs)
+        for s in ins + outs:
+            if not getattr(s, "symbolic", False) or not getattr(s.graph, "functional", False):
+                raise TypeError("Model inputs and outputs must come from pf.nn.Input and layers "
+                                "called on it, got %r" % (s,))
+        g = ins[0].graph
+        # which recorded calls lead to the outputs
+        producer_of = {}
+        for idx, (kind, target, args, kwargs, results) in enumerate(g.calls):
+            for j, r in enumerate(results):
+                producer_of[(r.node.id, r.index)] = (idx, j)
+        needed, stack = set(), [(s.node.id, s.index) for s in outs]
+        input_ids = {s.node.id for s in ins}
+        while stack:
+            key = stack.pop()
+            if key[0] in input_ids or key not in producer_of:
+                continue
+            idx = producer_of[key][0]
+            if idx in needed:
+                continue
+            needed.add(idx)
+            stack.extend((a.node.id, a.index) for a in g.calls[idx][2]
+                         if getattr(a, "symbolic", False))
+        layers, calls, producers = [], [], {}
+        for idx in sorted(needed):
+            kind, target, args, kwargs, results = g.calls[idx]
+            refs = [_ref(a, producers, ins) for a in args]
+            if kind == "layer":
+                if not any(target is l for l in layers):
+                    layers.append(target)
+                lidx = next(i for i, l in enumerate(layers) if l is target)
+                calls.append({"layer": lidx, "inputs": refs, "kwargs": kwargs,
+                              "n_outputs": len(results)})
+            else:
+                calls.append({"op": target.name, "inputs": refs, "attrs": kwargs,
+                              "n_outputs": len(results)})
+            for j, r in enumerate(results):
+                producers[(r.node.id, r.index)] = (len(calls) - 1, j)
+        input_specs = [{"name": s.node.attrs.get("display_name", s.name),
+                        "shape": list(s.shape[1:]), "dtype": s.dtype.name} for s in ins]
+        outputs_refs = [_ref(s, producers, ins) for s in outs]
+        self._set_spec(layers, calls, input_specs, outputs_refs)
+        self.input_spec = [(tuple(s.shape), s.dtype) for s in ins]
+
+    def _set_spec(self, layers, calls, input_specs, output_refs, single=(None, None)):
+        for i, layer in enumerate(layers):
+            setattr(self, str(i), layer)
+        self._calls = calls
+        self._input_specs = input_specs
+        self._output_refs = output_refs
+        if single[0] is not None:
+            self._single_input, self._single_output = single
+        self.built = True
+
+    @property
+    def layers(self):
+        return list(self._modules.values())
+
+    @property
+    def input_names(self):
+        return [s["name"] for s in self._input_specs]
+
+    def forward(self, *inputs):
+        if len(inputs) == 1 and isinstance(inputs[0], (list, tuple)) and \
+                len(self._input_specs) > 1:
+            inputs = tuple(inputs[0])
+        if len(inputs) != len(self._input_specs):
+            raise errors.PyfrontError("%s takes %d inputs (%s), got %d"
+                                      % (self.name, len(self._input_specs),
+                                         ", ".join(s["name"] for s in self._input_specs),
+                                         len(inputs)))
+        inputs = [core.as_operand(x) for x in inputs]
+        for spec, x in zip(self._input_specs, inputs):
+            if tuple(x.shape[1:]) != tuple(spec["shape"]) and None not in spec["shape"]:
+                raise errors.ShapeError("%s: input '%s' has shape %s, expected (batch, %s)"
+                                        % (self.name, spec["name"], tuple(x.shape),
+                                           ", ".join(map(str, spec["shape"]))))
+        results = []
+
+        def value(ref):
+            if ref[0] == "input":
+                return inputs[ref[1]]
+            if ref[0] == "const":
+                c = ref[1]
+                return core.as_operand(np.asarray(c["data"], c["dtype"]).reshape(c["shape"]))
+            return results[ref[0]][ref[1]]
+
+        layers = self.layers
+        for call in self._calls:
+            args = [value(r) for r in call["inputs"]]
+            if "layer" in call:
+                out = layers[call["layer"]](*args, **call.get("kwargs", {}))
+            else:
+                out = core.apply(core.get_op(call["op"]), args, _tuples(call.get("attrs", {})))
+            results.append(list(out) if isinstance(out, (tuple, list)) else [out])
+        outs = [value(r) for r in self._output_refs]
+        return outs[0] if self._single_output else outs
+
+    def get_config(self):
+        layer_cfgs = []
+        for layer in self.layers:
+            cfg = layer.get_config()
+            if cfg is None:
+                return None
+            layer_cfgs.append({"class": type(layer).__name__, "config": cfg})
+        for call in self._calls:
+            if "op" in call and core.REGISTRY.get(call["op"]) is None:
+                return None
+        return {"name": self.name, "layers": layer_cfgs, "calls": _json(self._calls),
+                "inputs": self._input_specs, "outputs": self._output_refs,
+                "single_input": self._single_input, "single_output": self._single_output}
+
+    @classmethod
+    def from_config(cls, config):
+        layers = [layer_class(c["class"]).from_config(c["config"]) for c in config["layers"]]
+        for call in config["calls"]:
+            if "op" in call:
+                core.get_op(call["op"])
+            elif not 0 <= call["layer"] < len(layers):
+                raise errors.ModelFormatError("a call names layer %r of %d" % (call["layer"],
+                                                                              len(layers)))
+        m = cls(name=config.get("name"), _spec=(
+            layers, config["calls"], config["inputs"], config["outputs"],
+            (config.get("single_input", True), config.get("single_output", True))))
+        m.input_spec = [((None,) + tuple(s["shape"]), as_dtype(s["dtype"]))
+                        for s in config["inputs"]]
+        return m
+
+
+def _json(v):
+    if isinstance(v, (list, tuple)):
+        return [_json(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _json(x) for k, x in v.items()}
+    return v
+
+
+def _tuples(v):
+    if isinstance(v, list):
+        return tuple(_tuples(x) for x in v)
+    if isinstance(v, dict):
+        return {k: _tuples(x) for k, x in v.items()}
+    return v

@@ -1,0 +1,124 @@
+"""The Java and Scala examples: built and run against a model trained by
+examples/train_digits.py, their predictions checked against pyfront's in Python."""
+import glob
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+
+import numpy as np
+import pytest
+
+import pyfront as pf
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+EXAMPLES = os.path.join(ROOT, "examples")
+
+
+@pytest.fixture(scope="session")
+def digits(tmp_path_factory, child_env):
+    d = tmp_path_factory.mktemp("digits")
+    model, csv = d / "digits.pf", d / "digits_test.csv"
+    for cmd in ([os.path.join(EXAMPLES, "train_digits.py"), "--out", str(model)],
+                [os.path.join(EXAMPLES, "java", "export_digits.py"), "--out", str(csv)]):
+        done = subprocess.run([sys.executable] + cmd, cwd=d, env=child_env, capture_output=True,
+                              text=True, timeout=600)
+        assert done.returncode == 0, done.stdout + done.stderr
+    rows = np.loadtxt(csv, delimiter=",", dtype=np.int64)
+    x = (rows[:, :64] / 16.0).astype(np.float32)
+    with pf.no_grad():
+        predicted = pf.load(model)(pf.tensor(x)).numpy().argmax(1)
+    return {"model": model, "csv": csv, "labels": rows[:, 64], "predicted": predicted}
+
+
+def _predictions(stdout):
+    return np.array([int(line.split()[1]) for line in stdout.splitlines()
+                     if line.startswith("predicted ")])
+
+
+def _check_run(done, digits):
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    got = _predictions(done.stdout)
+    np.testing.assert_array_equal(got, digits["predicted"])
+    accuracy = float(done.stdout.split("accuracy ")[1].split()[0])
+    assert accuracy >= 0.95
+    assert accuracy == pytest.approx(float((digits["predicted"] == digits["labels"]).mean()),
+                                     abs=1e-4)  # printed with 4 decimals
+
+
+def test_java_example_classifies_like_python(jdk, bridge_jar, child_env, workdir, digits):
+    cp = os.pathsep.join([bridge_jar, pf.jvm.py4j_jar()])
+    # Java's single-file source launcher: no separate javac step for the example
+    done = subprocess.run([jdk["java"], "-cp", cp, os.path.join(EXAMPLES, "java",
+                                                                 "DigitsService.java"),
+                           str(digits["model"]), str(digits["csv"])], cwd=workdir,
+                          env=child_env, capture_output=True, text=True, timeout=300)
+    _check_run(done, digits)
+
+
+def test_java_example_http_service(jdk, bridge_jar, child_env, workdir, digits, pid_alive):
+    cp = os.pathsep.join([bridge_jar, pf.jvm.py4j_jar()])
+    proc = subprocess.Popen([jdk["java"], "-cp", cp, os.path.join(EXAMPLES, "java",
+                                                                   "DigitsService.java"),
+                             str(digits["model"]), "--serve", "0"], cwd=workdir, env=child_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        url = None
+        for line in proc.stdout:
+            if line.startswith("listening on "):
+                url = line.split()[2]
+                break
+        assert url, "the service did not start"
+        rows = np.loadtxt(digits["csv"], delimiter=",", dtype=np.int64)[:5]
+        for i, row in enumerate(rows):
+            body = ",".join(str(v) for v in row[:64]).encode()
+            with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=60) as r:
+                reply = json.loads(r.read())
+            assert reply["digit"] == digits["predicted"][i]
+            assert len(reply["scores"]) == 10
+        bad = urllib.request.Request(url, data=b"1,2,3")
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(bad, timeout=60)
+        assert e.value.code == 400
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+def _scala_jars():
+    try:
+        import pyspark
+    except ImportError:
+        return None
+    jars = os.path.join(os.path.dirname(pyspark.__file__), "jars")
+    found = {}
+    for name in ("scala-compiler", "scala-library", "scala-reflect"):
+        matches = glob.glob(os.path.join(jars, name + "-2.13.*.jar"))
+        if not matches:
+            return None
+        found[name] = matches[0]
+    return found
+
+
+def test_scala_example_classifies_like_python(jdk, bridge_jar, child_env, workdir, digits,
+                                              tmp_path):
+    scala = _scala_jars()
+    if scala is None:
+        pytest.skip("no Scala 2.13 compiler: the pyspark wheel's scala-compiler, scala-library "
+                    "and scala-reflect jars were not found")
+    cp = os.pathsep.join([bridge_jar, pf.jvm.py4j_jar()])
+    compiler = os.pathsep.join(scala.values())
+    out = tmp_path / "classes"
+    out.mkdir()
+    done = subprocess.run([jdk["java"], "-cp", compiler, "scala.tools.nsc.Main", "-classpath",
+                           os.pathsep.join([cp, scala["scala-library"]]), "-d", str(out),
+                           os.path.join(EXAMPLES, "scala", "DigitsService.scala")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    done = subprocess.run([jdk["java"], "-cp", os.pathsep.join([scala["scala-library"], cp,
+                                                                str(out)]),
+                           "DigitsService", str(digits["model"]), str(digits["csv"])],
+                          cwd=workdir, env=child_env, capture_output=True, text=True,
+                          timeout=300)
+    _check_run(done, digits)

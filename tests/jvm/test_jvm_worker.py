@@ -1,0 +1,275 @@
+"""The Python worker on its own (no JVM): the binary frame protocol, authentication, rejection of
+oversized and malformed frames with the worker staying up, binding, token hygiene, exit on
+stdin close, and the jar command."""
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from pyfront.jvm import protocol as P
+from pyfront.jvm.worker import _send_all
+
+
+def _recv_exact(sock, view):
+    pos = 0
+    while pos < len(view):
+        n = sock.recv_into(view[pos:], len(view) - pos)
+        if n == 0:
+            return False
+        pos += n
+    return True
+
+
+class Client:
+    """A minimal data-socket client speaking the frame protocol."""
+
+    def __init__(self, path, token=None):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(30)
+        self.sock.connect(path)
+        self.buf = bytearray(1 << 16)
+        if token is not None:
+            self.sock.sendall(P.encode_hello(token))
+            kind, _, _ = self.receive()
+            assert kind == P.HELLO_OK
+
+    def receive(self):
+        head = bytearray(P.HEADER_SIZE)
+        if not _recv_exact(self.sock, memoryview(head)):
+            return None, None, None
+        kind, rid, length = P.parse_header(head, 1 << 30)
+        if length > len(self.buf):
+            self.buf = bytearray(length)
+        _recv_exact(self.sock, memoryview(self.buf)[:length])
+        return kind, rid, length
+
+    def infer(self, model, named, rid=7):
+        _send_all(self.sock, P.encode_infer(rid, model, named))
+        kind, got, length = self.receive()
+        assert got == rid
+        if kind == P.ERROR:
+            return P.parse_error(self.buf, length)
+        assert kind == P.RESULT
+        return [(n, a.copy()) for n, a in P.parse_result(self.buf, length)]
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def closed_by_peer(self):
+        try:
+            return self.sock.recv(1) == b""
+        except ConnectionResetError:
+            return True
+
+    def close(self):
+        self.sock.close()
+
+
+def test_frame_round_trip():
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    idx = np.array([[1, -2]], np.int64)
+    parts = P.encode_infer(5, "mödel", [("x", x), ("idx", idx)])
+    frame = b"".join(bytes(memoryview(p).cast("B")) for p in parts)
+    kind, rid, length = P.parse_header(frame[:24], 1 << 20)
+    assert (kind, rid, length) == (P.INFER, 5, len(frame) - 24)
+    body = bytearray(frame[24:])
+    model, named = P.parse_infer(body, length)
+    assert model == "mödel"
+    assert [n for n, _ in named] == ["x", "idx"]
+    np.testing.assert_array_equal(named[0][1], x)
+    np.testing.assert_array_equal(named[1][1], idx)
+    # tensor data sits 8-byte aligned within the body (numpy views it without copying)
+    assert named[0][1].ctypes.data % 8 == np.frombuffer(body, np.uint8).ctypes.data % 8
+
+
+def _frame(named, model="m"):
+    return b"".join(bytes(memoryview(p).cast("B")) for p in P.encode_infer(1, model, named))
+
+
+def test_layout_reused_only_for_identical_metadata():
+    a = np.arange(6, dtype=np.float32)
+    body = bytearray(_frame([("x", a.reshape(2, 3))])[24:])
+    layout = P.infer_layout(body, len(body))
+    same_shape = bytearray(_frame([("x", a.reshape(2, 3) + 1)])[24:])
+    assert layout.matches(same_shape, len(same_shape))
+    np.testing.assert_array_equal(layout.arrays(same_shape)[0][1], a.reshape(2, 3) + 1)
+    # same byte count, other shape / dtype / name / model: parsed again, never reinterpreted
+    for other in ([("x", a.reshape(3, 2))], [("x", a.view(np.int32).reshape(2, 3))],
+                  [("y", a.reshape(2, 3))]):
+        body2 = bytearray(_frame(other)[24:])
+        assert not layout.matches(body2, len(body2))
+    body2 = bytearray(_frame([("x", a.reshape(2, 3))], model="n")[24:])
+    assert not layout.matches(body2, len(body2))
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda b: b[:-8], "truncated"),
+    (lambda b: b + b"\0" * 8, "after its last tensor"),
+])
+def test_malformed_bodies_are_named(damage, message):
+    x = np.ones((2, 3), np.float32)
+    frame = b"".join(bytes(memoryview(p).cast("B")) for p in P.encode_infer(1, "m", [("x", x)]))
+    body = bytearray(damage(frame[24:]))
+    with pytest.raises(P.FrameError, match=message):
+        P.parse_infer(body, len(body))
+
+
+def test_inference_matches_pyfront(worker, models):
+    c = Client(worker.info["data_socket"], worker.token)
+    x = models["x"]
+    out = c.infer("mlp", [("input", x[:1])])
+    assert out[0][0] == "output"
+    np.testing.assert_array_equal(out[0][1], models["jit_rows"][:1])
+    np.testing.assert_array_equal(out[0][1], models["eager_rows"][:1])
+    out = c.infer("mlp", [("input", x)])
+    np.testing.assert_array_equal(out[0][1], models["jit_batch"])
+    c.close()
+
+
+def test_wrong_or_missing_token_refused(worker):
+    c = Client(worker.info["data_socket"])
+    c.send_raw(P.encode_hello("not-the-token"))
+    kind, _, length = c.receive()
+    assert kind == P.ERROR
+    code, _, message = P.parse_error(c.buf, length)
+    assert code == P.AUTH_FAILED and "token" in message
+    assert c.closed_by_peer()
+
+    c = Client(worker.info["data_socket"])  # no HELLO at all: straight to INFER
+    _send_all(c.sock, P.encode_infer(1, "mlp", [("input", np.zeros((1, 32), np.float32))]))
+    kind, _, length = c.receive()
+    assert kind == P.ERROR and P.parse_error(c.buf, length)[0] == P.AUTH_FAILED
+    assert c.closed_by_peer()
+
+
+def test_oversized_and_malformed_frames_rejected_worker_stays_up(worker, models):
+    x = models["x"][:1]
+    # declared body over the worker's 1 MiB limit: clear error, connection dropped
+    c = Client(worker.info["data_socket"], worker.token)
+    c.send_raw(P.header(P.INFER, 9, 64 << 20))
+    kind, rid, length = c.receive()
+    code, _, message = P.parse_error(c.buf, length)
+    assert kind == P.ERROR and code == P.FRAME_TOO_LARGE
+    assert "exceeds" in message and str(1 << 20) in message
+    assert c.closed_by_peer()
+
+    # not a pyfront frame at all
+    c = Client(worker.info["data_socket"], worker.token)
+    c.send_raw(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    kind, _, length = c.receive()
+    code, _, message = P.parse_error(c.buf, length)
+    assert kind == P.ERROR and code == P.BAD_MAGIC and "not a pyfront frame" in message
+
+    # a well-framed body with lying contents: error, and the same connection keeps working
+    c = Client(worker.info["data_socket"], worker.token)
+    parts = P.encode_infer(3, "mlp", [("input", x)])
+    frame = bytearray(b"".join(bytes(memoryview(p).cast("B")) for p in parts))
+    # header 24, model name block 8, tensor name/dtype/ndim block 16, two dims 16: byte count
+    nbytes_at = 24 + 8 + 16 + 16
+    frame[nbytes_at:nbytes_at + 8] = (10 ** 9).to_bytes(8, "little")
+    c.send_raw(bytes(frame))
+    kind, _, length = c.receive()
+    code, _, message = P.parse_error(c.buf, length)
+    assert kind == P.ERROR and code == P.BAD_FRAME, message
+    out = c.infer("mlp", [("input", x)])
+    np.testing.assert_array_equal(out[0][1], models["jit_rows"][:1])
+
+    # names, dtypes and shapes are checked against the signature; unknown kinds refused
+    code, _, message = c.infer("mlp", [("input", np.zeros((1, 31), np.float32))])
+    assert code == P.BAD_INPUT and "(1, 31)" in message
+    code, _, message = c.infer("mlp", [("input", np.zeros((1, 32), np.float64))])
+    assert code == P.BAD_INPUT and "float64" in message
+    code, _, message = c.infer("nope", [("input", x)])
+    assert code == P.UNKNOWN_MODEL and "mlp" in message
+    c.send_raw(P.header(42, 11, 0))
+    kind, _, length = c.receive()
+    assert P.parse_error(c.buf, length)[0] == P.UNSUPPORTED
+    code, etype, message = c.infer("lookup", [("input", np.array([[1, 50, 2]], np.int64))])
+    assert code == P.MODEL_ERROR and etype == "pyfront.errors.IndexOutOfRange" and "50" in message
+    c.close()
+
+    # and a fresh connection is served as before
+    c = Client(worker.info["data_socket"], worker.token)
+    out = c.infer("mlp", [("input", x)])
+    np.testing.assert_array_equal(out[0][1], models["jit_rows"][:1])
+    c.close()
+    assert worker.proc.poll() is None
+
+
+def _listening_addresses(port):
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            local, state = row.split()[1], row.split()[3]
+            addr, p = local.split(":")
+            if int(p, 16) == port and state == "0A":  # LISTEN
+                found.append(addr)
+    return found
+
+
+def test_binds_loopback_token_never_in_argv(worker):
+    port = worker.info["control_port"]
+    assert _listening_addresses(port) == ["0100007F"]  # 127.0.0.1 only, IPv4 only
+    with open("/proc/%d/cmdline" % worker.pid, "rb") as f:
+        assert worker.token.encode() not in f.read()
+    mode = os.stat(worker.info["data_socket"]).st_mode & 0o777
+    assert mode == 0o600
+    assert os.stat(os.path.dirname(worker.info["data_socket"])).st_mode & 0o777 == 0o700
+
+
+def test_exits_when_stdin_closes(start_worker, pid_alive, models):
+    w = start_worker({"mlp": models["mlp"]}, "tok")
+    folder = os.path.dirname(w.info["data_socket"])
+    assert pid_alive(w.pid)
+    w.proc.stdin.close()
+    w.proc.wait(10)
+    assert w.proc.returncode == 0
+    assert not os.path.exists(folder)
+
+
+def test_refuses_to_start_without_token(child_env, workdir, models):
+    env = dict(child_env)
+    env.pop("PYFRONT_JVM_TOKEN", None)
+    done = subprocess.run([sys.executable, "-m", "pyfront.jvm", "serve", "--model",
+                           "m=%s" % models["mlp"]], cwd=workdir, env=env, stdin=subprocess.PIPE,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3
+    failure = json.loads(done.stdout.split("PYFRONT_WORKER_FAILED ", 1)[1])
+    assert "PYFRONT_JVM_TOKEN" in failure["message"]
+
+
+def test_load_failure_is_announced(child_env, workdir, models):
+    env = dict(child_env, PYFRONT_JVM_TOKEN="tok")
+    done = subprocess.run([sys.executable, "-m", "pyfront.jvm", "serve", "--model",
+                           "m=%s" % models["corrupt"]], cwd=workdir, env=env,
+                          stdin=subprocess.PIPE, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3
+    failure = json.loads(done.stdout.split("PYFRONT_WORKER_FAILED ", 1)[1])
+    assert failure["type"] == "pyfront.errors.ModelFormatError"
+
+
+def test_jar_command(jdk, child_env, workdir, tmp_path):
+    env = dict(child_env, PYFRONT_CACHE_DIR=str(tmp_path))
+    done = subprocess.run([sys.executable, "-m", "pyfront.jvm", "jar"], cwd=workdir, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    jar = done.stdout.strip()
+    assert os.path.isfile(jar) and jar.startswith(str(tmp_path))
+    import zipfile
+
+    names = zipfile.ZipFile(jar).namelist()
+    assert "org/pyfront/Model.class" in names and "org/pyfront/internal/WorkerControl.class" in names
+    # cached: a second call returns the same file without rebuilding
+    mtime = os.path.getmtime(jar)
+    again = subprocess.run([sys.executable, "-m", "pyfront.jvm", "jar"], cwd=workdir, env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert again.stdout.strip() == jar and os.path.getmtime(jar) == mtime

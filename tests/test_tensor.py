@@ -1,0 +1,153 @@
+"""Tensor: dtype defaults, numpy interop without copies, operators with Python scalars, dtype
+promotion, conversions to Python values and their errors, repr, factories."""
+import numpy as np
+import pytest
+
+import pyfront as pf
+
+
+def test_dtype_defaults():
+    assert pf.tensor([1.0, 2.0]).dtype is pf.float32
+    assert pf.tensor(np.zeros(2, np.float64)).dtype is pf.float64
+    assert pf.tensor(np.zeros(2, np.float32)).dtype is pf.float32
+    assert pf.tensor(np.zeros(2, np.float16)).dtype is pf.float32
+    assert pf.tensor(1.5).dtype is pf.float32 and pf.tensor(1.5).shape == ()
+    assert pf.tensor([1, 2]).dtype is pf.int64 and pf.tensor(3).dtype is pf.int64
+    assert pf.tensor(np.zeros(2, np.int32)).dtype is pf.int32
+    assert pf.tensor(np.zeros(2, np.int64)).dtype is pf.int64
+    assert pf.tensor(np.zeros(2, np.uint8)).dtype is pf.int64
+    assert pf.tensor(np.zeros(2, np.int16)).dtype is pf.int64
+    assert pf.tensor(np.array([True, False])).dtype is pf.float32
+    assert pf.tensor([[1, 2], [3, 4]], dtype="float64").dtype is pf.float64
+    assert pf.tensor(np.ones(2), dtype=pf.int32).tolist() == [1, 1]
+    assert pf.tensor([]).shape == (0,) and pf.tensor([]).dtype is pf.float32
+    with pytest.raises(pf.DTypeError):
+        pf.tensor(np.zeros(2, np.complex64))
+    with pytest.raises(pf.DTypeError):
+        pf.tensor(["a", "b"])
+    with pytest.raises(TypeError, match="unsupported dtype"):
+        pf.tensor([1.0], dtype="float16")
+
+
+def test_contiguous_arrays_are_shared_not_copied():
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    t = pf.tensor(a)
+    assert t.numpy() is a                      # the memory itself
+    a[0, 0] = 42.0
+    assert t.numpy()[0, 0] == 42.0
+    t.numpy()[1, 2] = -1.0
+    assert a[1, 2] == -1.0
+    assert np.shares_memory(pf.tensor(t).numpy(), a)
+    assert np.shares_memory(np.asarray(t), a)
+    for src in (np.arange(4, dtype=np.int32), np.zeros((2, 2)), np.zeros(0, np.float32),
+                np.array(3.0)):
+        assert np.shares_memory(pf.tensor(src).numpy(), src) or src.size == 0
+
+
+def test_non_contiguous_read_only_and_converted_inputs_are_copied():
+    a = np.arange(12, dtype=np.float32).reshape(3, 4)
+    for src in (a[:, ::2], a.T, np.asfortranarray(a), a[::-1]):
+        t = pf.tensor(src)
+        assert t.numpy().flags.c_contiguous and np.array_equal(t.numpy(), src)
+        assert not np.shares_memory(t.numpy(), a)
+    ro = a.copy()
+    ro.flags.writeable = False
+    t = pf.tensor(ro)
+    assert not np.shares_memory(t.numpy(), ro) and t.numpy().flags.writeable
+    converted = pf.tensor(a, dtype="float64")
+    assert not np.shares_memory(converted.numpy(), a)
+    # an op result owns fresh memory; a reshape is a view of its input
+    assert not np.shares_memory((pf.tensor(a) + 0.0).numpy(), a)
+    assert np.shares_memory(pf.tensor(a).reshape(4, 3).numpy(), a)
+
+
+def test_operators_with_python_scalars_keep_the_dtype():
+    f = pf.tensor([1.0, 2.0])
+    d = pf.tensor(np.array([1.0, 2.0]))
+    i = pf.tensor([1, 2])
+    for expr, dtype, value in [(f + 1, pf.float32, [2, 3]), (1 - f, pf.float32, [0, -1]),
+                               (f * 2.5, pf.float32, [2.5, 5]), (f / 2, pf.float32, [0.5, 1]),
+                               (2 / f, pf.float32, [2, 1]), (f ** 2, pf.float32, [1, 4]),
+                               (d * 3, pf.float64, [3, 6]), (-d, pf.float64, [-1, -2]),
+                               (i + 1, pf.int64, [2, 3]), (i * 3, pf.int64, [3, 6]),
+                               (i - True, pf.int64, [0, 1]), (i + 0.5, pf.float32, [1.5, 2.5]),
+                               (i / 2, pf.float32, [0.5, 1]), (i > 1, pf.int64, [0, 1]),
+                               (f >= 2, pf.float32, [0, 1]), (-i, pf.int64, [-1, -2])]:
+        assert expr.dtype is dtype and expr.tolist() == value
+
+
+def test_dtype_promotion_between_tensors():
+    f32, f64 = pf.tensor([1.0]), pf.tensor(np.array([1.0]))
+    i32, i64 = pf.tensor(np.array([1], np.int32)), pf.tensor([1])
+    assert (f32 + f64).dtype is pf.float64 and (f64 + f32).dtype is pf.float64
+    assert (i32 + i64).dtype is pf.int64 and (i64 * i32).dtype is pf.int64
+    assert (i64 + f32).dtype is pf.float32 and (f32 - i32).dtype is pf.float32
+    assert (i32 + f64).dtype is pf.float64
+    assert (f32 + np.array([1.0])).dtype is pf.float64        # a float64 array is float64
+    assert (f32 + np.array([1.0], np.float32)).dtype is pf.float32
+
+
+def test_conversions_to_python_values():
+    assert pf.tensor(2.5).item() == 2.5 and isinstance(pf.tensor(2.5).item(), float)
+    assert pf.tensor([[7]]).item() == 7 and isinstance(pf.tensor([7]).item(), int)
+    assert float(pf.tensor([1.5])) == 1.5 and int(pf.tensor(3.9)) == 3
+    assert bool(pf.tensor([1.0])) and not bool(pf.tensor(0))
+    assert [10, 20, 30][pf.tensor(1)] == 20                     # __index__ for integer tensors
+    assert len(pf.ones(4, 2)) == 4
+    with pytest.raises(ValueError, match=r"one element.*\(2,\)"):
+        pf.tensor([1.0, 2.0]).item()
+    with pytest.raises(ValueError, match="one element"):
+        float(pf.ones(2, 2))
+    with pytest.raises(ValueError, match="ambiguous"):
+        bool(pf.ones(3))
+    with pytest.raises(ValueError):
+        int(pf.zeros(0))
+    with pytest.raises(TypeError, match="integer tensors"):
+        [1, 2][pf.tensor(1.0)]
+    with pytest.raises(TypeError, match="0-d"):
+        len(pf.tensor(1.0))
+
+
+def test_repr():
+    assert repr(pf.tensor([1.0, 2.0])) == "tensor([1., 2.])"
+    assert repr(pf.tensor([1, 2])) == "tensor([1, 2], dtype=int64)"
+    assert repr(pf.tensor(np.array([0.5]))) == "tensor([0.5], dtype=float64)"
+    assert repr(pf.tensor([1.0], requires_grad=True)) == "tensor([1.], requires_grad=True)"
+    assert repr(pf.tensor(2.0)) == "tensor(2.)"
+    assert "\n" in repr(pf.ones(2, 2))
+
+
+def test_properties_detach_clone_and_in_place_helpers():
+    t = pf.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    assert t.shape == (2, 3) and t.ndim == 2 and t.size == 6 and t.device == "cpu"
+    assert t.is_leaf and not (t * 2).is_leaf
+    d = t.detach()
+    assert not d.requires_grad and np.shares_memory(d.numpy(), t.numpy())
+    c = t.clone()
+    assert not np.shares_memory(c.numpy(), t.numpy()) and c.tolist() == t.tolist()
+    c.zero_()
+    assert c.tolist() == [[0.0] * 3] * 2 and t.numpy().sum() == 15.0
+    c.copy_(np.ones((2, 3)))
+    assert c.numpy().sum() == 6.0
+    with pytest.raises(pf.ShapeError, match="copy_"):
+        c.copy_(np.ones(3))
+    with pytest.raises(pf.DTypeError, match="float"):
+        pf.tensor([1, 2], requires_grad=True)
+    with pytest.raises(pf.DTypeError):
+        pf.tensor([1, 2]).requires_grad_()
+    assert pf.tensor([1.0]).requires_grad_().requires_grad
+    assert t.to("float32").dtype is pf.float32 and t.astype(pf.int64).dtype is pf.int64
+
+
+def test_factories():
+    assert pf.zeros(2, 3).tolist() == [[0.0] * 3] * 2 and pf.zeros((2, 3)).shape == (2, 3)
+    assert pf.ones(3, dtype="int32").dtype is pf.int32
+    assert pf.full((2,), 7.0).tolist() == [7.0, 7.0]
+    assert pf.arange(5).tolist() == list(range(5)) and pf.arange(5).dtype is pf.int64
+    assert pf.arange(1, 2, 0.5).tolist() == [1.0, 1.5] and pf.arange(1, 2, 0.5).dtype is pf.float32
+    assert pf.randn(3, 4, seed=1).tolist() == pf.randn(3, 4, seed=1).tolist()
+    r = pf.rand(1000, seed=2).numpy()
+    assert r.dtype == np.float32 and 0 <= r.min() and r.max() < 1
+    assert pf.zeros_like(pf.tensor([1, 2])).dtype is pf.int64
+    assert pf.ones_like(pf.ones(2, 2)).numpy().sum() == 4
+    assert pf.randn(2, requires_grad=True).requires_grad
