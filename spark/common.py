@@ -41,6 +41,15 @@ def model_from_bytes(data):
         os.unlink(path)
 
 
+def compiled_settings(model):
+    """(model.compile's settings or {}, its optimizer or None), also through a hybridized
+    wrapper (compile may have been called on either)."""
+    for m in (model, model.__dict__.get("module")):
+        if m is not None and m.__dict__.get("_train_config") is not None:
+            return m.__dict__["_train_config"], m.__dict__.get("optimizer")
+    return {}, None
+
+
 class TrainingConfig:
     """The loss and metrics to train with: given explicitly, or those of model.compile.
 
@@ -48,9 +57,8 @@ class TrainingConfig:
     travels to executors, where loss_fn() and metrics() rebuild the callables."""
 
     def __init__(self, model, optimizer=None, loss=None, metrics=None):
-        compiled = model.__dict__.get("_train_config") or {}
-        self.optimizer = optimizer if optimizer is not None else \
-            model.__dict__.get("optimizer")
+        compiled, compiled_opt = compiled_settings(model)
+        self.optimizer = optimizer if optimizer is not None else compiled_opt
         if self.optimizer is None:
             raise errors.PyfrontError(
                 "SparkTrainer needs an optimizer: call model.compile(optimizer=..., loss=...) "

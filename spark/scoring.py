@@ -151,11 +151,11 @@ def evaluate(model, df, features_col="features", label_col="label", loss=None, m
     those of model.compile."""
     from pyspark import StorageLevel
 
-    from .common import TrainingConfig
+    from .common import TrainingConfig, compiled_settings
     from .worker import EVAL_SCHEMA, RoundState, RunSpec, evaluate_partition
 
     net = _unwrap(model)
-    compiled = net.__dict__.get("_train_config") or {}
+    compiled, _ = compiled_settings(model)
     cfg = TrainingConfig.__new__(TrainingConfig)
     cfg.loss = loss if loss is not None else compiled.get("loss")
     cfg.loss_weights = None if loss is not None else compiled.get("loss_weights")

@@ -118,7 +118,7 @@ class SparkTrainer:
         self.strategy = strategy
         self.num_workers = num_workers
         self.batch_size = batch_size_per_worker
-        self.config = TrainingConfig(_unwrap(model), optimizer, loss, metrics)
+        self.config = TrainingConfig(model, optimizer, loss, metrics)
         self.optimizer = self.config.optimizer
         self.input_shape = None if input_shape is None else tuple(int(d) for d in input_shape)
         self.seed = int(seed)

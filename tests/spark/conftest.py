@@ -1,78 +1,13 @@
-"""Fixtures of the Spark tests: the checkout's pyfront.spark importable here and in executors
-(spark/ installs as pyfront.spark; a checkout needs a small shim package for that), one
-SparkSession for the whole test session on local[2,2] (two cores, a task may fail once), and
-the digits data.
-
-Tests that need what this machine lacks (Java, pyspark) skip with a reason naming it.
-"""
-import importlib.util
+"""Fixtures of the Spark tests: one SparkSession for the whole test session on local[2,2] (two
+cores; a task may fail once and is retried), the shim that makes the checkout's pyfront.spark
+importable by executors, and the digits data. Without Java or pyspark the tests skip, naming
+what is missing."""
 import os
-import shutil
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-import pyfront as pf
-
-ROOT = Path(__file__).resolve().parents[2]
-SPARK_SOURCE = ROOT / "spark"
-
-_SHIM_INIT = '''import os
-_root = {root!r}
-__path__ = [os.path.dirname(os.path.abspath(__file__)), os.path.join(_root, "pyfront")]
-__file__ = os.path.join(_root, "pyfront", "__init__.py")
-exec(compile(open(__file__).read(), __file__, "exec"))
-'''
-
-
-def _import_checkout_spark():
-    """pyfront.spark from the checkout's spark/ folder, whether or not pyfront is installed."""
-    if "pyfront.spark" in sys.modules:
-        return sys.modules["pyfront.spark"]
-    try:
-        import pyfront.spark as mod   # an installed pyfront
-        return mod
-    except ImportError:
-        pass
-    spec = importlib.util.spec_from_file_location(
-        "pyfront.spark", SPARK_SOURCE / "__init__.py",
-        submodule_search_locations=[str(SPARK_SOURCE)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["pyfront.spark"] = module
-    spec.loader.exec_module(module)
-    pf.spark = module
-    return module
-
-
-def missing_spark():
-    """Why Spark tests cannot run here, or None."""
-    try:
-        import pyarrow  # noqa: F401
-        import pyspark  # noqa: F401
-    except ImportError as e:
-        return "pyspark/pyarrow not installed: %s" % e
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        return "no Java runtime (java not on PATH and JAVA_HOME unset)"
-    return None
-
-
-REASON = missing_spark()
-if REASON is None:
-    _import_checkout_spark()
-
-
-def make_shim(folder):
-    """A folder to put on PYTHONPATH so that other processes import pyfront with pyfront.spark
-    (what an install does through setup.py's package_dir)."""
-    pkg = Path(folder) / "pyfront"
-    pkg.mkdir(parents=True, exist_ok=True)
-    link = pkg / "spark"
-    if not link.exists():
-        link.symlink_to(SPARK_SOURCE, target_is_directory=True)
-    (pkg / "__init__.py").write_text(_SHIM_INIT.format(root=str(ROOT)))
-    return str(folder)
+from spark_support import REASON, make_shim, session_builder, spark_env
 
 
 @pytest.fixture(scope="session")
@@ -80,42 +15,21 @@ def shim_path(tmp_path_factory):
     return make_shim(tmp_path_factory.mktemp("pyfront-shim"))
 
 
-def spark_env(shim):
-    """Environment for Spark processes started from tests: 127.0.0.1 only, this interpreter,
-    the checkout's pyfront (with pyfront.spark) importable."""
-    env = dict(os.environ)
-    env["SPARK_LOCAL_IP"] = "127.0.0.1"
-    env["PYSPARK_PYTHON"] = sys.executable
-    env["PYSPARK_DRIVER_PYTHON"] = sys.executable
-    env["PYTHONPATH"] = os.pathsep.join([shim] + [p for p in env.get("PYTHONPATH", "").split(
-        os.pathsep) if p])
-    return env
-
-
-def session_builder(master, shim, app="pyfront-tests"):
-    from pyspark.sql import SparkSession
-
-    return (SparkSession.builder.master(master).appName(app)
-            .config("spark.ui.enabled", "false")
-            .config("spark.ui.showConsoleProgress", "false")
-            .config("spark.driver.host", "127.0.0.1")
-            .config("spark.driver.bindAddress", "127.0.0.1")
-            .config("spark.executorEnv.PYTHONPATH", shim)
-            .config("spark.pyspark.python", sys.executable)
-            .config("spark.sql.shuffle.partitions", "2")
-            .config("spark.default.parallelism", "2")
-            .config("spark.python.worker.reuse", "true")
-            .config("spark.sql.execution.arrow.pyspark.enabled", "true"))
-
-
 @pytest.fixture(scope="session")
-def spark(shim_path):
+def spark(shim_path, tmp_path_factory):
     if REASON is not None:
         pytest.skip(REASON)
     os.environ.update({k: v for k, v in spark_env(shim_path).items()
                        if k in ("SPARK_LOCAL_IP", "PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON",
                                 "PYTHONPATH")})
-    session = session_builder("local[2,2]", shim_path).getOrCreate()
+    # the JVM, and the Python workers it starts, run in the working directory; never the
+    # checkout's root, where the source pyfront (without pyfront.spark) would hide the shim
+    here = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("spark-work"))
+    try:
+        session = session_builder("local[2,2]", shim_path).getOrCreate()
+    finally:
+        os.chdir(here)
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
@@ -132,8 +46,3 @@ def digits():
     return train_test_split(x, y.astype(np.int64), test_size=0.2, random_state=0, stratify=y)
 
 
-def to_df(spark, x, y=None):
-    rows = [(row.tolist(),) if y is None else (row.tolist(), int(label))
-            for row, label in zip(x, y if y is not None else [None] * len(x))]
-    cols = ["features"] if y is None else ["features", "label"]
-    return spark.createDataFrame(rows, cols)
