@@ -152,7 +152,7 @@ def evaluate(model, df, features_col="features", label_col="label", loss=None, m
     from pyspark import StorageLevel
 
     from .common import TrainingConfig, compiled_settings
-    from .worker import EVAL_SCHEMA, RoundState, RunSpec, evaluate_partition
+    from .worker import EVAL_SCHEMA, RoundState, RunSpec, broadcast_spec, evaluate_partition
 
     net = _unwrap(model)
     compiled, _ = compiled_settings(model)
@@ -185,7 +185,7 @@ def evaluate(model, df, features_col="features", label_col="label", loss=None, m
             metric_specs=cfg.metric_specs, optimizer_spec=None, strategy="evaluate",
             batch_size=batch_size, seed=0, weight_layout=layout, grad_names=[],
             opt_layout=None)
-        spec_bc = sc.broadcast(run_spec)
+        spec_bc = broadcast_spec(sc, run_spec)
         state_bc = sc.broadcast(RoundState(layout.pack(state)))
         broadcasts = [spec_bc, state_bc]
         fn = functools.partial(evaluate_partition, spec_bc, state_bc, int(batch_size))

@@ -19,8 +19,8 @@ from . import data as data_mod
 from .common import (TensorLayout, TrainingConfig, make_metrics, model_to_bytes,
                      unpack_metric_states)
 from .strategies import ParameterAveraging, SyncSGD
-from .worker import EVAL_SCHEMA, RESULT_SCHEMA, RoundState, RunSpec, evaluate_partition, \
-    train_round
+from .worker import (EVAL_SCHEMA, RESULT_SCHEMA, RoundState, RunSpec, broadcast_spec,
+                     evaluate_partition, train_round)
 
 __all__ = ["SparkTrainer", "History"]
 
@@ -297,7 +297,7 @@ class _Run:
             strategy=trainer.strategy.name, batch_size=trainer.batch_size, seed=trainer.seed,
             weight_layout=self.weight_layout, grad_names=self.grad_names,
             opt_layout=self.opt_layout, compiled=trainer.compiled)
-        self.spec_bc = self.sc.broadcast(self.spec)
+        self.spec_bc = broadcast_spec(self.sc, self.spec)
         self.broadcasts = [self.spec_bc]
         self.history = History()
         self.t.history = self.history

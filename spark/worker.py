@@ -14,8 +14,8 @@ import numpy as np
 from .. import errors
 from .common import TensorLayout, make_metrics, model_from_bytes, pack_metric_states
 
-__all__ = ["RunSpec", "RoundState", "train_round", "evaluate_partition", "minibatches",
-           "RESULT_SCHEMA", "EVAL_SCHEMA"]
+__all__ = ["RunSpec", "RoundState", "broadcast_spec", "train_round", "evaluate_partition",
+           "minibatches", "RESULT_SCHEMA", "EVAL_SCHEMA"]
 
 RESULT_SCHEMA = ("worker int, rows long, steps int, loss_sum double, metrics binary, "
                  "payload binary, seconds double")
@@ -282,15 +282,26 @@ class _Run:
             self.model.train()
 
 
-def _run_for(spec):
-    run = _runs.get(spec.run_id)
+def broadcast_spec(sc, spec):
+    """Broadcast a RunSpec as (run id, cloudpickle bytes): Spark pickles broadcast values with
+    plain pickle, which cannot carry a loss or metric defined in a script or a notebook."""
+    from pyspark import cloudpickle
+
+    return sc.broadcast((spec.run_id, cloudpickle.dumps(spec)))
+
+
+def _run_for(spec_bc):
+    run_id, payload = spec_bc.value
+    run = _runs.get(run_id)
     if run is None:
-        run = _Run(spec)
-        _runs[spec.run_id] = run
+        from pyspark import cloudpickle
+
+        run = _Run(cloudpickle.loads(payload))
+        _runs[run_id] = run
         while len(_runs) > _MAX_RUNS:
             _runs.popitem(last=False)
     else:
-        _runs.move_to_end(spec.run_id)
+        _runs.move_to_end(run_id)
     return run
 
 
@@ -322,9 +333,10 @@ def train_round(spec_bc, state_bc, info, batches):
 
     t_wait = 0.0
     start = time.perf_counter()
-    spec, state = spec_bc.value, state_bc.value
+    state = state_bc.value
     _set_threads()
-    run = _run_for(spec)
+    run = _run_for(spec_bc)
+    spec = run.spec
     run.load_weights(state.weights)
     ctx = TaskContext.get()
     worker = ctx.partitionId() if ctx is not None else 0
@@ -398,9 +410,10 @@ def evaluate_partition(spec_bc, state_bc, batch_size, batches):
     import pyarrow as pa
 
     start = time.perf_counter()
-    spec, state = spec_bc.value, state_bc.value
+    state = state_bc.value
     _set_threads()
-    run = _run_for(spec)
+    run = _run_for(spec_bc)
+    spec = run.spec
     run.load_weights(state.weights)
     metrics = make_metrics(spec.metric_specs)
     rows, loss_sum = 0, 0.0
