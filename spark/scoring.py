@@ -37,6 +37,19 @@ def _input_shape(model, input_shape):
     return shape
 
 
+def _output_width(model, input_shape):
+    import pyfront as pf
+
+    was_training = model.training
+    model.eval()
+    try:
+        with pf.no_grad():
+            out = model(pf.tensor(np.zeros((1,) + tuple(input_shape), np.float32)))
+    finally:
+        model.train(was_training)
+    return int(out.shape[-1]) if len(out.shape) > 1 else 1
+
+
 def _cached_model(key, model_bc):
     entry = _models.get(key)
     if entry is None:
@@ -170,6 +183,8 @@ def evaluate(model, df, features_col="features", label_col="label", loss=None, m
         label_kind = "value"
     spec = data_mod.InputSpec(features_col, label_col, label_kind,
                               feature_size=int(np.prod(shape)))
+    if label_kind == "class":
+        spec.num_classes = _output_width(net, shape)
     converted = data_mod.convert(data_mod.as_dataframe(df), spec)
     converted = converted.persist(StorageLevel.MEMORY_AND_DISK)
     sc = converted.sparkSession.sparkContext
