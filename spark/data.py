@@ -4,6 +4,7 @@ rows in every epoch (reproducible outside Spark with epoch_order)."""
 import numpy as np
 
 from .. import errors
+from .worker import pack_features
 
 __all__ = ["InputSpec", "DataStats", "as_dataframe", "convert", "profile", "WorkerLayout",
            "epoch_order", "spark_hash_int", "spark_hash_long_int"]
@@ -366,7 +367,8 @@ class WorkerLayout:
                    .withColumn(KEY, F.element_at(F.array(*[F.lit(k) for k in keys]),
                                                  F.col(W) + 1))
                    .select(G, W, KEY, *[c for c in converted.columns]))
-        prepared = indexed.repartition(w, KEY).sortWithinPartitions(G)
+        packed = indexed.mapInArrow(pack_features, self._packed_schema(indexed))
+        prepared = packed.repartition(w, KEY).sortWithinPartitions(G)
         self._level = StorageLevel.MEMORY_AND_DISK
         self.export_path = export_path
         if export_path is not None:
@@ -381,41 +383,60 @@ class WorkerLayout:
         self._view = None
         self._view_epoch = None
 
+    @staticmethod
+    def _packed_schema(indexed):
+        from pyspark.sql import types as T
+
+        fields = [T.StructField(f.name, T.BinaryType(), False) if f.name == FEATURES else f
+                  for f in indexed.schema.fields]
+        return T.StructType(fields)
+
     def steps_per_epoch(self, batch_size):
         return -(-max(self.rows_per_worker) // batch_size)
 
-    def epoch_view(self, epoch):
-        """The data ordered for this epoch, with position column __p, cached."""
-        import pyspark.sql.functions as F
-        from pyspark.sql import Window
+    def epoch_view(self, epoch, reads=3):
+        """The data in this epoch's order, with each row's position __p in its worker's order.
 
-        if self._view_epoch == (epoch if self.shuffle else 0):
+        reads: how many round jobs will read it. A view read by more than two rounds is cached
+        (one job, one copy of the data); one read by fewer is sorted inside those rounds."""
+        import pyspark.sql.functions as F
+
+        key = epoch if self.shuffle else 0
+        if self._view_epoch == key:
             return self._view
         if self.shuffle:
-            order = Window.partitionBy(KEY).orderBy(
-                F.hash(F.col(G), F.lit(epoch_seed(self.seed, epoch)).cast("int")), F.col(G))
-            view = self.prepared.withColumn(P, F.row_number().over(order) - 1)
+            # positions are row numbers after the sort: monotonically_increasing_id's low 33
+            # bits count rows within the partition
+            view = (self.prepared
+                    .sortWithinPartitions(
+                        F.hash(F.col(G), F.lit(epoch_seed(self.seed, epoch)).cast("int")),
+                        F.col(G))
+                    .withColumn(P, F.monotonically_increasing_id()
+                                .bitwiseAND(F.lit((1 << 33) - 1))))
         else:
             view = self.prepared.withColumn(P, F.floor(F.col(G) / self.num_workers))
-        if self.shuffle or self.export_path is not None:
+        if (self.shuffle or self.export_path is not None) and reads > 2:
             view = view.persist(self._level)
             view.count()
         old = self._view
-        self._view, self._view_epoch = view, (epoch if self.shuffle else 0)
-        if old is not None and old is not self.prepared:
+        self._view, self._view_epoch = view, key
+        if old is not None and old is not self.prepared and old.is_cached:
             old.unpersist()
         return view
 
     def round_slice(self, view, lo, hi):
-        """Rows at positions [lo, hi) of every worker's order, as (worker, features, label)."""
+        """Rows at positions [lo, hi) of every worker's order: worker, features, label and the
+        position (which also keeps the epoch's sort in the plan)."""
         import pyspark.sql.functions as F
 
+        cols = [W, FEATURES] + [c for c in (LABEL, P) if c in view.columns]
+        if lo == 0 and hi >= max(self.rows_per_worker):
+            return view.select(*cols)
         if self.shuffle or self.export_path is not None:
             cond = (F.col(P) >= lo) & (F.col(P) < hi)
         else:
             # the same rows, but on a stored column so that cached batches can be skipped
             cond = (F.col(G) >= lo * self.num_workers) & (F.col(G) < hi * self.num_workers)
-        cols = [W, FEATURES] + ([LABEL] if LABEL in view.columns else [])
         return view.where(cond).select(*cols)
 
     def release(self):

@@ -351,9 +351,11 @@ class _Run:
         rows, loss_sum, mvec = self.apply(results)
         end = time.perf_counter()
         driver += end - spark_end
-        self.t.timings.append({"seconds": end - start, "driver_seconds": driver,
-                               "task_seconds": results["seconds"] if results else 0.0,
-                               "rows": rows})
+        self.t.timings.append({
+            "seconds": end - start, "driver_seconds": driver, "rows": rows,
+            "task_seconds": results["seconds"] if results else 0.0,
+            "input_seconds": results["input_seconds"] if results else 0.0,
+            "state_seconds": results["state_seconds"] if results else 0.0})
         return rows, loss_sum, mvec
 
     def collect(self, df):
@@ -447,9 +449,10 @@ class _Run:
         bar = None
         try:
             for epoch in range(first_epoch, epochs):
-                view = layout.epoch_view(epoch)
+                t0 = time.perf_counter()
+                view = layout.epoch_view(epoch, reads=rounds)
                 metrics = make_metrics(self.spec.metric_specs)
-                seen, loss_sum, t0 = 0, 0.0, time.perf_counter()
+                seen, loss_sum = 0, 0.0
                 bar = self._bar(epoch, epochs, rounds)
                 start_round = first_round if epoch == first_epoch else 0
                 if bar is not None and start_round:
@@ -567,7 +570,9 @@ def _partial(row, dtype, averaging):
             "loss_sum": float(row["loss_sum"]),
             "metrics": np.frombuffer(row["metrics"], np.float64).copy(),
             "total": np.frombuffer(payload, dtype).astype(np.float64) if payload else None,
-            "iterations": iterations, "seconds": float(row["seconds"])}
+            "iterations": iterations, "seconds": float(row["seconds"]),
+            "input_seconds": float(row["input_seconds"]),
+            "state_seconds": float(row["state_seconds"])}
 
 
 def _merge(a, b):
@@ -579,4 +584,6 @@ def _merge(a, b):
             "steps": max(a["steps"], b["steps"]), "loss_sum": a["loss_sum"] + b["loss_sum"],
             "metrics": a["metrics"] + b["metrics"], "total": a["total"] + b["total"],
             "iterations": max(a["iterations"], b["iterations"]),
-            "seconds": max(a["seconds"], b["seconds"])}
+            "seconds": max(a["seconds"], b["seconds"]),
+            "input_seconds": max(a["input_seconds"], b["input_seconds"]),
+            "state_seconds": max(a["state_seconds"], b["state_seconds"])}
