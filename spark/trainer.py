@@ -90,13 +90,17 @@ class SparkTrainer:
         instead of keeping a prepared copy in Spark's cache.
     verbose: 0 silent, 1 a progress bar per epoch (a line per epoch without a terminal),
         2 a log line per round.
+    combine: where the workers' results are summed: "driver" (collect), "tree"
+        (treeAggregate on the executors), "auto" (tree beyond 4 workers).
+    resource_profile: a pyspark ResourceProfile for the training tasks (Spark 4.0+), e.g.
+        one GPU per task; see spark/README.md.
     """
 
     def __init__(self, model, strategy=None, num_workers=None, batch_size_per_worker=32,
                  optimizer=None, loss=None, metrics=None, input_shape=None, seed=0,
                  shuffle=True, checkpoint_dir=None, checkpoint_every=None, keep_checkpoints=2,
                  max_round_retries=1, export_path=None, verbose=1, compiled=True,
-                 combine="auto", spark=None):
+                 combine="auto", resource_profile=None, spark=None):
         from .. import nn
 
         if not isinstance(_unwrap(model), nn.Module):
@@ -132,6 +136,7 @@ class SparkTrainer:
         self.compiled = compiled
         self.combine = combine
         self.spark = spark
+        self.resource_profile = resource_profile
         self.history = None
         self.timings = []        # per round: {"seconds", "driver_seconds", "task_seconds"}
 
@@ -336,7 +341,7 @@ class _Run:
             for attempt in range(self.t.max_round_retries + 1):
                 try:
                     sliced = layout.round_slice(view, lo, hi)
-                    results = self.collect(sliced.mapInArrow(fn, RESULT_SCHEMA))
+                    results = self.collect(self.map_in_arrow(sliced, fn, RESULT_SCHEMA))
                     break
                 except Exception as e:
                     if not _is_spark_failure(e) or attempt == self.t.max_round_retries:
@@ -357,6 +362,17 @@ class _Run:
             "input_seconds": results["input_seconds"] if results else 0.0,
             "state_seconds": results["state_seconds"] if results else 0.0})
         return rows, loss_sum, mvec
+
+    def map_in_arrow(self, df, fn, schema):
+        profile = self.t.resource_profile
+        if profile is None:
+            return df.mapInArrow(fn, schema)
+        try:
+            return df.mapInArrow(fn, schema, profile=profile)
+        except TypeError:
+            raise errors.PyfrontError("resource_profile needs Spark 4.0 or later (mapInArrow "
+                                      "with a profile); this is Spark %s"
+                                      % self.spark.version) from None
 
     def collect(self, df):
         """The workers' results combined into one partial (see _partial)."""
@@ -421,7 +437,7 @@ class _Run:
                                 True)
             fn = functools.partial(evaluate_partition, self.spec_bc, state_bc,
                                    max(256, self.t.batch_size))
-            rows = [r.asDict() for r in val.mapInArrow(fn, EVAL_SCHEMA).collect()]
+            rows = [r.asDict() for r in self.map_in_arrow(val, fn, EVAL_SCHEMA).collect()]
         finally:
             state_bc.destroy()
         n = sum(r["rows"] for r in rows)

@@ -158,6 +158,10 @@ def minibatches(batches, size, input_shape, label_kind, with_worker=False):
 # ---------------------------------------------------------------------------------------------
 
 def _set_threads():
+    """pyfront's threads = the task's cores (spark.task.cpus), so tasks never oversubscribe
+    an executor; a task granted GPUs (a resource profile) sees only those."""
+    import os
+
     import pyfront as pf
     from pyspark import TaskContext
 
@@ -165,6 +169,9 @@ def _set_threads():
     cpus = ctx.cpus() if ctx is not None else 1
     if pf.get_num_threads() != cpus:
         pf.set_num_threads(max(1, int(cpus)))
+    gpus = ctx.resources().get("gpu") if ctx is not None else None
+    if gpus is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpus.addresses)
 
 
 def _task_seed(seed, *parts):

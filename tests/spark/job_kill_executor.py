@@ -80,8 +80,14 @@ def main(master, report):
     net = model()
     opt = pf.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
     killer = KillOneExecutor(spark.sparkContext.applicationId, (0, 3))
+    # the rounds run under a task resource profile (stage-level scheduling), as GPU training
+    # would with .resource("gpu", 1) added
+    from pyspark.resource import ResourceProfileBuilder, TaskResourceRequests
+
+    profile = ResourceProfileBuilder().require(TaskResourceRequests().cpus(1)).build
     trainer = SparkTrainer(net, SyncSGD(), num_workers=2, batch_size_per_worker=16,
-                           optimizer=opt, loss="cross_entropy", seed=5, verbose=0)
+                           optimizer=opt, loss="cross_entropy", seed=5, verbose=0,
+                           resource_profile=profile)
     history = trainer.fit(df, epochs=2, callbacks=[killer])
     after = executor_pids(spark.sparkContext.applicationId)
 

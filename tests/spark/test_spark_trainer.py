@@ -1,6 +1,8 @@
 """SparkTrainer on local[2,2]: SyncSGD equals single-machine training on the same global batches,
 ParameterAveraging equals its definition (K local steps per worker, then weighted averages of
 weights and optimizer state), the issue's API as written, and convergence on the digits."""
+import os
+
 import numpy as np
 import pytest
 
@@ -150,11 +152,21 @@ def test_the_issue_api_with_compile_metrics_and_an_rdd(spark, digits):
     model.compile(optimizer=pf.optim.SGD(lr=0.1), loss="cross_entropy", metrics=["accuracy"])
     trainer = SparkTrainer(model, strategy=SyncSGD(), num_workers=2, batch_size_per_worker=32)
     history = trainer.fit(df, features_col="features", label_col="label", epochs=2)
+
+    # every round's Spark jobs say what they are (the Spark UI shows the description)
+    class Descriptions:
+        seen = []
+
+        def on_round_end(self, trainer, epoch, rnd, logs):
+            self.seen.append(spark.sparkContext.getLocalProperty("spark.job.description"))
+    described = Descriptions()
+    trainer.fit(df.limit(128), epochs=1, callbacks=[described])
+    assert described.seen == ["pyfront SyncSGD(): epoch 1/1, round %d/2" % r for r in (1, 2)]
     scored = predict(model, df, input_col="features", output_col="prediction")
     assert set(history.history) >= {"loss", "accuracy", "samples_per_s"}
     assert history["loss"][1] < history["loss"][0]
     assert 0 < history["accuracy"][1] <= 1
-    assert model.optimizer.iterations == 2 * 4
+    assert model.optimizer.iterations == 2 * 4 + 2
     assert scored.count() == 256 and "prediction" in scored.columns
 
     # an RDD of (features, label) pairs trains the same way
@@ -200,3 +212,23 @@ def test_parameter_averaging_trains_the_digits_cnn_to_95_percent(spark, digits):
     trainer.fit(to_df(spark, x_train, y_train), epochs=5)
     _, accuracy = cnn.evaluate(x_test.reshape(-1, 1, 8, 8), y_test)
     assert accuracy >= 0.95
+
+
+def test_parquet_export_and_tree_combining_train_the_same(spark, digits, tmp_path):
+    """The prepared data exported to Parquet once (instead of Spark's cache), and results
+    summed on the executors with treeAggregate (instead of on the driver): same weights."""
+    from pyfront.spark import SparkTrainer, SyncSGD
+
+    x, _, y, _ = digits
+    x, y = x[:160], y[:160]
+    weights = []
+    for options in ({}, {"export_path": str(tmp_path / "prepared"), "combine": "tree"}):
+        model = mlp(8, x)
+        opt = pf.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        SparkTrainer(model, SyncSGD(), num_workers=2, batch_size_per_worker=16, optimizer=opt,
+                     loss="cross_entropy", verbose=0, **options) \
+            .fit(to_df(spark, x, y), epochs=2)
+        weights.append(model)
+    assert_same_weights(weights[0], weights[1], atol=1e-7, rtol=1e-6)
+    parts = [p for p in os.listdir(tmp_path / "prepared") if p.endswith(".parquet")]
+    assert parts
