@@ -9,7 +9,10 @@ losses are compared as a check that they compute the same thing.
 Each pyfront mode is a step factory (STEP_MODES): "eager" is forward, cross_entropy, backward,
 optimizer.step; "compiled" is pf.graph.CompiledTrainStep / pf.jit. Timings alternate between
 pyfront and PyTorch, repeat by repeat, and the ratio is the median of the per-repeat ratios
-(these machines are shared and noisy; absolute times mean little).
+(these machines are shared and noisy; absolute times mean little). At one thread both
+frameworks do all their work on the calling thread, so the ratio of that thread's CPU time is
+also reported: on a loaded machine it is the comparison that waiting for a core does not
+distort.
 
     python benchmarks/bench_cnn.py [--quick] [--modes eager,compiled]
 """
@@ -39,19 +42,11 @@ def forward_flops_per_image():
     return conv1 + conv2 + dense
 
 
-class _Flatten(pf.nn.Module):
-    """(N, C, H, W) -> (N, C*H*W); stands in while pf.nn has no Flatten layer."""
-
-    def forward(self, x):
-        return pf.flatten(x)
-
-
 def pyfront_model():
-    flatten = getattr(pf.nn, "Flatten", _Flatten)
     return pf.nn.Sequential([
         pf.nn.Conv2D(32, 3, activation="relu"), pf.nn.MaxPool2D(2),
         pf.nn.Conv2D(64, 3, activation="relu"), pf.nn.MaxPool2D(2),
-        flatten(), pf.nn.Dense(128, activation="relu"), pf.nn.Dense(10)])
+        pf.nn.Flatten(), pf.nn.Dense(128, activation="relu"), pf.nn.Dense(10)])
 
 
 def torch_model():
@@ -124,24 +119,27 @@ def _loss_value(loss):
 
 
 def paired(ours, theirs, calls, repeats, warmup=2):
-    """(our median seconds per call, theirs, median of per-repeat ratios theirs/ours)."""
+    """Median seconds per call (ours, theirs), the median of per-repeat ratios theirs/ours in
+    wall time, and the same ratio in the calling thread's CPU time."""
     for _ in range(warmup):
         ours()
         theirs()
-    a, b, r = [], [], []
+    a, b, r, cpu = [], [], [], []
     for _ in range(repeats):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.thread_time()
         for _ in range(calls):
             ours()
-        ta = (time.perf_counter() - t) / calls
-        t = time.perf_counter()
+        ta, ca = time.perf_counter() - t, time.thread_time() - c
+        t, c = time.perf_counter(), time.thread_time()
         for _ in range(calls):
             theirs()
-        tb = (time.perf_counter() - t) / calls
-        a.append(ta)
-        b.append(tb)
+        tb, cb = time.perf_counter() - t, time.thread_time() - c
+        a.append(ta / calls)
+        b.append(tb / calls)
         r.append(tb / ta)
-    return statistics.median(a), statistics.median(b), statistics.median(r)
+        cpu.append(cb / ca if ca > 0 else float("nan"))
+    return (statistics.median(a), statistics.median(b), statistics.median(r),
+            statistics.median(cpu))
 
 
 def gemm_rate(threads, quick):
@@ -195,8 +193,13 @@ def run_threads(threads, modes, quick):
         step = make_step(model, opt)
         ours_loss, theirs_loss = _loss_value(step(xt, yt)), float(torch_step().item())
         agree = abs(ours_loss - theirs_loss) <= 1e-4 * max(1.0, abs(theirs_loss))
-        t_ours, t_ref, ratio = paired(lambda: step(xt, yt), torch_step, calls, repeats)
+        t_ours, t_ref, ratio, cpu_ratio = paired(lambda: step(xt, yt), torch_step, calls,
+                                                 repeats)
         ours_rate, ref_rate = BATCH / t_ours, BATCH / t_ref
+        if threads == 1:
+            rows.append(common.row(
+                "CNN training, %s, 1 thread, CPU-time ratio" % mode, cpu_ratio, "x", None,
+                cpu_ratio, TRAIN_GOAL, note="PyTorch's CPU time per step over pyfront's"))
         rows.append(common.row(
             "CNN training, %s, %d thread(s)" % (mode, threads), ours_rate, "images/s", ref_rate,
             ratio, TRAIN_GOAL,
@@ -212,8 +215,13 @@ def run_threads(threads, modes, quick):
         out_ref = torch_infer().numpy()
         out_ours = out_ours.numpy() if hasattr(out_ours, "numpy") else np.asarray(out_ours)
         same = np.allclose(out_ours, out_ref, rtol=1e-3, atol=1e-3)
-        t_ours, t_ref, ratio = paired(lambda: infer(xt), torch_infer, calls * 2, repeats)
+        t_ours, t_ref, ratio, cpu_ratio = paired(lambda: infer(xt), torch_infer, calls * 2,
+                                                 repeats)
         ours_rate, ref_rate = BATCH / t_ours, BATCH / t_ref
+        if threads == 1:
+            rows.append(common.row(
+                "CNN inference, %s, 1 thread, CPU-time ratio" % mode, cpu_ratio, "x", None,
+                cpu_ratio, INFER_GOAL, note="PyTorch's CPU time per batch over pyfront's"))
         rows.append(common.row(
             "CNN inference, %s, %d thread(s)" % (mode, threads), ours_rate, "images/s",
             ref_rate, ratio, INFER_GOAL,
@@ -240,6 +248,7 @@ def main(argv=None):
     for threads in (int(t) for t in args.threads.split(",")):
         rows.extend(run_threads(threads, modes, args.quick))
     meta = common.machine()
+    meta["load_average_after"] = os.getloadavg()
     meta.update({"batch": BATCH, "forward_mflop_per_image": forward_flops_per_image() / 1e6,
                  "training_flop_factor": 3})
     common.write("cnn", rows, meta)

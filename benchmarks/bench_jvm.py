@@ -42,8 +42,8 @@ def bridge_module(tmp):
     except ImportError:
         pass
     folder = os.path.join(ROOT, "jvm-bridge", "python")
-    spec = importlib.util.spec_from_file_location("pyfront.jvm", os.path.join(folder, "__init__.py"),
-                                                  submodule_search_locations=[folder])
+    spec = importlib.util.spec_from_file_location(
+        "pyfront.jvm", os.path.join(folder, "__init__.py"), submodule_search_locations=[folder])
     jvm = importlib.util.module_from_spec(spec)
     sys.modules["pyfront.jvm"] = jvm
     spec.loader.exec_module(jvm)
@@ -79,10 +79,27 @@ def save_models(tmp):
     mlp(pf.tensor(np.zeros((1, 784), np.float32)))
     echo = pf.nn.Sequential([pf.nn.ReLU()])  # non-negative inputs come back unchanged
     echo(pf.tensor(np.zeros((1, 256 * 1024), np.float32)))
-    paths = os.path.join(tmp, "mlp.pf"), os.path.join(tmp, "echo.pf")
-    pf.save(mlp, paths[0])
-    pf.save(echo, paths[1])
+    tiny = pf.nn.Sequential([pf.nn.Dense(10)])  # the bridge's overhead, almost no inference
+    tiny(pf.tensor(np.zeros((1, 784), np.float32)))
+    paths = [os.path.join(tmp, n) for n in ("mlp.pf", "echo.pf", "tiny.pf")]
+    for model, path in zip((mlp, echo, tiny), paths):
+        pf.save(model, path)
     return paths
+
+
+def in_process_latency(path, quick):
+    """The floor under the bridge: the worker's own compiled call, timed in this process with
+    the thread count a worker gets by default (the CPUs less one for the JVM)."""
+    threads = max(1, (os.cpu_count() or 2) - 1)
+    previous = pf.get_num_threads()
+    pf.set_num_threads(threads)
+    try:
+        compiled = pf.jit(pf.load(path))
+        x = np.sin(np.arange(784, dtype=np.float32)).reshape(1, 784)
+        return dict(common.latencies(lambda: compiled.run_numpy(x), n=2000 if quick else 10000),
+                    threads=threads)
+    finally:
+        pf.set_num_threads(previous)
 
 
 def run(quick):
@@ -96,7 +113,8 @@ def run(quick):
         classes = os.path.join(tmp, "classes")
         subprocess.run([jvm.build.jdk_tool("javac"), "--release", "17", "-cp", cp, "-d", classes,
                         os.path.join(HERE, "jvm", "BenchJvm.java")], check=True)
-        mlp_path, echo_path = save_models(tmp)
+        mlp_path, echo_path, tiny_path = save_models(tmp)
+        floor = in_process_latency(mlp_path, quick)
 
         token = secrets.token_hex(16)
         raw = ClientServer(java_parameters=JavaParameters(auth_token=token),
@@ -110,11 +128,13 @@ def run(quick):
             env["PYTHONPATH"] = os.pathsep.join(p for p in [shim, env.get("PYTHONPATH")] if p)
         out = os.path.join(tmp, "figures.json")
         subprocess.run([java, "-cp", os.pathsep.join([cp, classes]), "BenchJvm", mlp_path,
-                        echo_path, str(raw_port), token, out, "1" if quick else "0"],
+                        echo_path, tiny_path, str(raw_port), token, out, "1" if quick else "0"],
                        cwd=tmp, env=env, check=True, timeout=1800)
         raw.shutdown()
         with open(out) as f:
-            return json.load(f)
+            figures = json.load(f)
+        figures["in_process_latency_us"] = floor
+        return figures
 
 
 def rows_from(fig):
@@ -122,6 +142,7 @@ def rows_from(fig):
     tput, raw_tput = fig["throughput_8_threads"], fig["raw_throughput_8_threads"]
     tput2 = fig["throughput_8_threads_2_workers"]
     big, raw_big = fig["1mib_round_trip_us"], fig["raw_1mib_round_trip_us"]
+    floor, tiny = fig["in_process_latency_us"], fig["tiny_model_latency_us"]
     note = "goal is absolute (issue 5), in the row's unit; ratio = ours / raw Py4J"
 
     def absolute(name, value, unit, reference, goal, higher_is_better, extra=""):
@@ -136,6 +157,11 @@ def rows_from(fig):
                  raw_lat["p50"], 60, False),
         absolute("MLP 784-512-512-10, 1 input, p99 latency, 1 thread", lat["p99"], "us",
                  raw_lat["p99"], 60, False, "; the issue sets its goal on p50, shown for p99 too"),
+        common.row("MLP, 1 input, pf.jit in-process p50 (no bridge; %d thread(s))"
+                   % floor["threads"], floor["p50_us"], "us",
+                   note="context: the inference time under the bridge's latency"),
+        common.row("Dense 784-10, 1 input, p50 latency via the bridge", tiny["p50"], "us",
+                   note="context: the bridge's own round trip (Java, socket, worker, back)"),
         absolute("MLP predictions/s, 8 threads, batching, 1 worker", tput["predictions_per_s"],
                  "pred/s", raw_tput["predictions_per_s"], 20000, True),
         absolute("MLP predictions/s, 8 threads, batching, 2 workers",

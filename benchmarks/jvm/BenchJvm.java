@@ -20,7 +20,7 @@ import py4j.ClientServer;
  * Py4J baseline (a Python object behind a Java interface taking and returning byte[]) in the
  * same run. Writes one JSON object of figures.
  *
- * args: mlp.pf echo.pf rawPort rawToken out.json quick(0|1)
+ * args: mlp.pf echo.pf tiny.pf rawPort rawToken out.json quick(0|1)
  */
 public final class BenchJvm {
     /** The raw Py4J baseline, implemented by a Python object in bench_jvm.py. */
@@ -37,10 +37,11 @@ public final class BenchJvm {
     public static void main(String[] args) throws Exception {
         Path mlp = Path.of(args[0]);
         Path echo = Path.of(args[1]);
-        int rawPort = Integer.parseInt(args[2]);
-        String rawToken = args[3];
-        Path out = Path.of(args[4]);
-        boolean quick = args[5].equals("1");
+        Path tiny = Path.of(args[2]);
+        int rawPort = Integer.parseInt(args[3]);
+        String rawToken = args[4];
+        Path out = Path.of(args[5]);
+        boolean quick = args[6].equals("1");
         int latencyCalls = quick ? 2000 : 10000;
         double throughputSeconds = quick ? 2 : 5;
         int bigCalls = quick ? 30 : 100;
@@ -60,7 +61,7 @@ public final class BenchJvm {
         // ---- raw Py4J baseline ----
         ClientServer raw = new ClientServer.ClientServerBuilder()
                 .pythonAddress(InetAddress.getLoopbackAddress()).pythonPort(rawPort)
-                .autoStartJavaServer(false).authToken(rawToken).build();
+                .javaPort(0).autoStartJavaServer(false).authToken(rawToken).build();
         ThreadLocal<RawPredictor> rawProxy = ThreadLocal.withInitial(() -> (RawPredictor)
                 raw.getPythonServerEntryPoint(new Class<?>[] {RawPredictor.class}));
         byte[] rawOut = rawProxy.get().predict(xBytes);
@@ -86,6 +87,12 @@ public final class BenchJvm {
             Tensor input = Tensor.of(x, 1, 784);
             results.put("throughput_8_threads_2_workers", throughput(8, throughputSeconds, 1,
                     () -> model.output(input)));
+        }
+        try (Model model = Model.load(tiny)) {
+            // the bridge's own cost: a model whose inference takes a few microseconds
+            Tensor input = Tensor.of(x, 1, 784);
+            results.put("tiny_model_latency_us", latencies(() -> model.output(input),
+                    latencyCalls));
         }
         try (Model model = Model.load(echo)) {
             Tensor input = Tensor.of(big, 1, big.length);

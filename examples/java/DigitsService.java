@@ -77,7 +77,8 @@ public final class DigitsService {
             }
         }
         if (labelled > 0) {
-            System.out.printf("accuracy %.4f on %d digits%n", (double) correct / labelled, labelled);
+            System.out.printf("accuracy %.4f on %d digits%n", (double) correct / labelled,
+                    labelled);
         }
     }
 

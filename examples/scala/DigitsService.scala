@@ -26,7 +26,9 @@ object DigitsService {
         val scores = f.get().toFloatArray
         scores.indices.maxBy(i => scores(i))
       }
-      rows.zip(digits).foreach { case (fields, d) => println(s"predicted $d label ${fields(Pixels).trim}") }
+      rows.zip(digits).foreach { case (fields, d) =>
+        println(s"predicted $d label ${fields(Pixels).trim}")
+      }
       val correct = rows.zip(digits).count { case (fields, d) => fields(Pixels).trim.toInt == d }
       println(f"accuracy ${correct.toDouble / rows.size}%.4f on ${rows.size} digits")
     }

@@ -70,8 +70,8 @@ def header(kind, request_id, body_length):
 
 
 def parse_header(data, max_body):
-    """(kind, request id, body length) of the 24-byte header at the start of data; FrameError on a foreign or
-    oversized frame."""
+    """(kind, request id, body length) of the 24-byte header at the start of data;
+    FrameError on a foreign or oversized frame."""
     magic, kind, _flags, request_id, length = HEADER.unpack_from(data)
     if magic != MAGIC:
         raise FrameError(BAD_MAGIC, "not a pyfront frame: magic bytes %r, expected %r"

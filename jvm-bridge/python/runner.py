@@ -16,12 +16,12 @@ def _fmt_shape(shape):
 class ModelRunner:
     """One loaded model: its signature, and run(named arrays) -> [(name, array)]."""
 
-    def __init__(self, name, path, max_file_bytes=None):
+    def __init__(self, name, path):
         import pyfront as pf
 
         self.name = name
         self.path = str(path)
-        module = pf.load(self.path, max_file_bytes) if max_file_bytes else pf.load(self.path)
+        module = pf.load(self.path)
         signature = getattr(module, "signature", None)
         if not signature:
             raise ValueError("%s has no signature (saved without a traced graph); save it with "

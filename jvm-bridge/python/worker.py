@@ -227,7 +227,15 @@ class Worker:
         from py4j.java_gateway import server_connection_started, server_started
 
         def no_delay(sender, connection=None, **kwargs):
-            connection.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            # runs on py4j's accept thread, after the connection's own thread started: that
+            # one may have refused a token and closed the socket already, and an exception here
+            # would end the accept loop for good
+            sock = getattr(connection, "socket", None)
+            try:
+                if sock is not None:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
 
         # py4j binds in start() but listens in its server thread: announcing the port before
         # that thread listens would let the JVM's first connection be refused
@@ -359,31 +367,32 @@ def serve(models, threads=None, max_frame_bytes=512 << 20, watch_stdin=True, soc
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     worker = None
     try:
-        if threads:
-            import pyfront as pf
+        try:
+            if threads:
+                import pyfront as pf
 
-            pf.set_num_threads(threads)
-        worker = Worker(token, max_frame_bytes, socket_dir)
-        for name, path in models.items():
-            worker.load(name, path)
-        worker.start_data_server()
-        worker.start_control()
-    except Exception as e:
-        _announce(FAILED_MARK, {"type": qualified_name(type(e)), "message": str(e)})
-        if worker is not None:
-            worker.close()
-        return 3
-    _announce(READY_MARK, {"control_port": worker.control_port, "pid": os.getpid(),
-                           "protocol": protocol.PROTOCOL_VERSION,
-                           "data_socket": worker.data_socket, "models": sorted(worker.models)})
-    log.info("serving %s on 127.0.0.1:%d (control) and %s (data)",
-             sorted(worker.models), worker.control_port, worker.data_socket)
-    try:
+                pf.set_num_threads(threads)
+            worker = Worker(token, max_frame_bytes, socket_dir)
+            for name, path in models.items():
+                worker.load(name, path)
+            worker.start_data_server()
+            worker.start_control()
+        except Exception as e:
+            _announce(FAILED_MARK, {"type": qualified_name(type(e)), "message": str(e)})
+            return 3
+        _announce(READY_MARK, {"control_port": worker.control_port, "pid": os.getpid(),
+                               "protocol": protocol.PROTOCOL_VERSION,
+                               "data_socket": worker.data_socket,
+                               "models": sorted(worker.models)})
+        log.info("serving %s on 127.0.0.1:%d (control) and %s (data)",
+                 sorted(worker.models), worker.control_port, worker.data_socket)
         _wait_for_parent(watch_stdin)
     except (SystemExit, KeyboardInterrupt):
-        pass
-    worker.close()
-    sys.stdout.flush()
-    sys.stderr.flush()
+        pass  # SIGTERM or Ctrl-C, at any stage: clean up below
+    finally:
+        if worker is not None:
+            worker.close()
+        sys.stdout.flush()
+        sys.stderr.flush()
     # py4j's threads may sit in blocking calls; nothing is left to flush or clean up
     os._exit(0)

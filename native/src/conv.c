@@ -2,15 +2,18 @@
  * and end padding, dilation, groups): forward with fused bias and activation, the gradients
  * with respect to input, weight and bias.
  *
- * Lowering: im2col into a per-thread scratch block, then one BLAS product per block. A block
- * holds several images side by side (columns b*P .. (b+1)*P), so the product is wide enough
- * for the BLAS to run near its peak even when one image's output is small (11x11); the block
- * is sized to stay in the core's L2 cache between im2col and the product. Work is split over
- * the pool by images; each part owns one slot of the workspace (pf_args.workspace, sized by
- * the kernel table's workspace function, or allocated here when the caller gave none).
+ * Lowering: im2col into a per-thread scratch block, then one BLAS product per block. When one
+ * image's output is narrow (11x11), a block holds several images side by side (columns
+ * b*P .. (b+1)*P) so the product is wide enough for the BLAS to run near its peak, and stays
+ * in the core's L2 cache between im2col and the product; a wide output is its own block and
+ * the product writes y in place. Work is split over the pool by images; each part owns one
+ * slot of the workspace (pf_args.workspace, sized by the kernel table's workspace function,
+ * or allocated here when the caller gave none). The bias and activation are applied while a
+ * block's output is in cache; a fused ReLU's gradient is applied by the gradient kernels as
+ * they gather grad_y, and the bias gradient is summed by the weight-gradient kernel there.
  *
  * Every spatial geometry is handled as 3-D, missing leading dims having size 1, so one code
- * path serves 1-D, 2-D and 3-D.
+ * path serves 1-D, 2-D and 3-D; one and two spatial dims have faster im2col/col2im.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -33,7 +36,16 @@ typedef struct {
     int64_t in_size, out_size, k_size, rows;   /* rows = Cg * k_size: im2col rows per group */
     int pointwise;   /* 1x1 kernel, unit stride, no padding: the input is its own im2col */
     int masked;      /* gradient kernels: grad_y is masked by y > 0 (a fused ReLU's gradient) */
+    int simd;        /* the CPU has AVX-512: float32 col2im gathers with masked loads */
 } conv_geom;
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include <immintrin.h>
+#define CONV_AVX512 __attribute__((target("avx512f")))
+static int conv_has_avx512(void) { return __builtin_cpu_supports("avx512f"); }
+#else
+static int conv_has_avx512(void) { return 0; }
+#endif
 
 static void format_dims(const pf_tensor *t, char *buf, size_t n) {
     size_t used = (size_t)snprintf(buf, n, "(");
@@ -49,7 +61,8 @@ static void format_dims(const pf_tensor *t, char *buf, size_t n) {
 static int conv_geometry(const pf_args *a, const pf_tensor *x, const pf_tensor *w,
                          const pf_tensor *y, const char *xn, const char *wn, const char *yn,
                          conv_geom *g) {
-    PF_CHECK(a->n_iattr >= 1 && a->iattr != NULL, PF_ERR_ARGUMENT, "missing the geometry attributes");
+    PF_CHECK(a->n_iattr >= 1 && a->iattr != NULL, PF_ERR_ARGUMENT,
+             "missing the geometry attributes");
     int nd = (int)a->iattr[0];
     PF_CHECK(nd >= 1 && nd <= CONV_DIMS, PF_ERR_ARGUMENT, "%d spatial dims (1..3 supported)", nd);
     PF_TRY(pf_check_attrs(a, 2 + 4 * nd, 0));
@@ -79,8 +92,9 @@ static int conv_geometry(const pf_args *a, const pf_tensor *x, const pf_tensor *
     PF_CHECK(g->Cg >= 1 && g->C == g->Cg * g->G, PF_ERR_SHAPE,
              "%s %s has %lld channels but %s %s with %lld groups expects %lld", xn, sx,
              (long long)g->C, wn, sw, (long long)g->G, (long long)(g->Cg * g->G));
-    PF_CHECK(g->O % g->G == 0, PF_ERR_SHAPE, "%lld output channels of %s %s do not split into %lld groups",
-             (long long)g->O, wn, sw, (long long)g->G);
+    PF_CHECK(g->O % g->G == 0, PF_ERR_SHAPE,
+             "%lld output channels of %s %s do not split into %lld groups", (long long)g->O, wn,
+             sw, (long long)g->G);
     g->Og = g->O / g->G;
     PF_CHECK(y->shape[0] == g->N && y->shape[1] == g->O, PF_ERR_SHAPE,
              "%s %s does not match %s %s and %s %s", yn, sy, xn, sx, wn, sw);
@@ -118,6 +132,7 @@ static int conv_geometry(const pf_args *a, const pf_tensor *x, const pf_tensor *
     g->out_size = g->out[0] * g->out[1] * g->out[2];
     g->k_size = g->k[0] * g->k[1] * g->k[2];
     g->rows = g->Cg * g->k_size;
+    g->simd = conv_has_avx512();
     g->pointwise = g->k_size == 1;
     for (int d = 0; d < CONV_DIMS; d++)
         g->pointwise = g->pointwise && g->st[d] == 1 && g->pb[d] == 0 && g->in[d] == g->out[d];
@@ -142,6 +157,22 @@ static inline double keep_f64(int c, double v) {
     memcpy(&v, &u, sizeof u);
     return v;
 }
+/* Sums of rows in 16 independent lanes: the compiler may not reorder a float sum, and one
+ * running total is one add per element latency-bound. */
+#define DEFINE_ROW_SUM(T, SUF)                                                                 \
+    static PF_HOT T row_sum_##SUF(const T *row, int64_t n) {                                   \
+        T lane[16] = {0};                                                                      \
+        int64_t i = 0;                                                                         \
+        for (; i + 16 <= n; i += 16)                                                           \
+            for (int l = 0; l < 16; l++) lane[l] += row[i + l];                                \
+        T s = 0;                                                                               \
+        for (; i < n; i++) s += row[i];                                                        \
+        for (int l = 0; l < 16; l++) s += lane[l];                                             \
+        return s;                                                                              \
+    }
+DEFINE_ROW_SUM(float, f32)
+DEFINE_ROW_SUM(double, f64)
+
 static inline int64_t ceil_div(int64_t a, int64_t b) {   /* b > 0 */
     return a >= 0 ? (a + b - 1) / b : -((-a) / b);
 }
@@ -192,9 +223,10 @@ static inline void valid_range(int64_t in, int64_t out, int64_t st, int64_t pb, 
                         }                                                                      \
                     }                                                                          \
     }                                                                                          \
-    /* dst (one image's group of channels, zeroed by the caller) += the columns */             \
+    /* dst (one image's group of channels) = the sum of the columns' contributions */          \
     static PF_HOT void col2im_##SUF(const conv_geom *g, const T *cols, int64_t ldc, T *dst) {  \
         const int64_t *in = g->in, *out = g->out, *st = g->st, *dil = g->dil, *pb = g->pb;     \
+        memset(dst, 0, (size_t)(g->Cg * g->in_size) * sizeof(T));                              \
         int64_t r = 0;                                                                         \
         for (int64_t c = 0; c < g->Cg; c++)                                                    \
             for (int64_t k0 = 0; k0 < g->k[0]; k0++)                                           \
@@ -219,15 +251,18 @@ static inline void valid_range(int64_t in, int64_t out, int64_t st, int64_t pb, 
                     }                                                                          \
     }
 
-/* im2col for one or two spatial dims (depth 1), the common case, with the geometry in locals.
- * A run of an output row shorter than RUN copies RUN elements in one fixed-size move when
- * those stay inside this image's part of the cols row: the excess lands on the runs that
- * follow, written right after. Runs nearer the end, and a run whose source lies within RUN of
- * the input's end, are copied exactly. */
+/* Runs of an output row are short (11 elements for a 3x3 kernel on 13x13), so moving them is
+ * most of im2col's time: a short run is copied in one fixed-size move of IM2COL_RUN elements
+ * when the excess lands on runs written right after (those of this image's part of the cols
+ * row), and exactly otherwise. */
 #define IM2COL_RUN 16
+
+
+/* im2col for one or two spatial dims (depth 1), the common case, with the geometry in
+ * locals. */
 #define DEFINE_IM2COL_2D(T, SUF)                                                               \
-    static PF_HOT void im2col_2d_##SUF(const conv_geom *g, const T *restrict src,              \
-                                       const T *src_end, T *restrict cols, int64_t ldc) {      \
+    static PF_HOT void im2col_2d_##SUF(const conv_geom *g, const T *restrict src,                \
+                                     const T *src_end, T *restrict cols, int64_t ldc) {        \
         const int64_t in1 = g->in[1], in2 = g->in[2], out1 = g->out[1], out2 = g->out[2];      \
         const int64_t st1 = g->st[1], st2 = g->st[2], d1 = g->dil[1], d2 = g->dil[2];          \
         const int64_t pb1 = g->pb[1], pb2 = g->pb[2], k1n = g->k[1], k2n = g->k[2];            \
@@ -247,14 +282,14 @@ static inline void valid_range(int64_t in, int64_t out, int64_t st, int64_t pb, 
                             continue;                                                          \
                         }                                                                      \
                         const T *line = plane + i1 * in2 + shift;                              \
-                        if (whole && o1 * out2 + IM2COL_RUN <= out1 * out2 &&                  \
-                            line + IM2COL_RUN <= src_end) {                                    \
-                            memcpy(dst, line, IM2COL_RUN * sizeof(T));                         \
-                            continue;                                                          \
-                        }                                                                      \
+                        int overrun = whole && o1 * out2 + IM2COL_RUN <= out1 * out2 &&        \
+                                      line + IM2COL_RUN <= src_end;                            \
                         for (int64_t o2 = 0; o2 < lo; o2++) dst[o2] = 0;                       \
                         if (st2 == 1)                                                          \
-                            memcpy(dst + lo, line + lo, (size_t)(hi - lo) * sizeof(T));        \
+                            if (overrun)   /* constant size: one inlined vector move */     \
+                                memcpy(dst, line, IM2COL_RUN * sizeof(T));                     \
+                            else                                                               \
+                                memcpy(dst + lo, line + lo, (size_t)(hi - lo) * sizeof(T));    \
                         else                                                                   \
                             for (int64_t o2 = lo; o2 < hi; o2++) dst[o2] = line[o2 * st2];     \
                         for (int64_t o2 = hi; o2 < out2; o2++) dst[o2] = 0;                    \
@@ -263,10 +298,12 @@ static inline void valid_range(int64_t in, int64_t out, int64_t st, int64_t pb, 
         }                                                                                      \
     }
 
-/* col2im for one or two spatial dims: dst (zeroed by the caller) += the columns. */
+/* col2im for one or two spatial dims: dst (one image's group of channels) = the sum of the
+ * columns' contributions, scattered row run by row run. */
 #define DEFINE_COL2IM_2D(T, SUF)                                                               \
     static PF_HOT void col2im_2d_##SUF(const conv_geom *g, const T *restrict cols, int64_t ldc, \
                                        T *restrict dst) {                                      \
+        memset(dst, 0, (size_t)(g->Cg * g->in_size) * sizeof(T));                              \
         const int64_t in1 = g->in[1], in2 = g->in[2], out1 = g->out[1], out2 = g->out[2];      \
         const int64_t st1 = g->st[1], st2 = g->st[2], d1 = g->dil[1], d2 = g->dil[2];          \
         const int64_t pb1 = g->pb[1], pb2 = g->pb[2], k1n = g->k[1], k2n = g->k[2];            \
@@ -282,11 +319,7 @@ static inline void valid_range(int64_t in, int64_t out, int64_t st, int64_t pb, 
                         int64_t i1 = o1 * st1 - pb1 + k1 * d1;                                 \
                         if (i1 < 0 || i1 >= in1) continue;                                     \
                         T *line = plane + i1 * in2;                                            \
-                        if (st2 == 1)                                                          \
-                            for (int64_t o2 = lo; o2 < hi; o2++) line[o2 + shift] += from[o2]; \
-                        else                                                                   \
-                            for (int64_t o2 = lo; o2 < hi; o2++)                               \
-                                line[o2 * st2 + shift] += from[o2];                            \
+                        for (int64_t o2 = lo; o2 < hi; o2++) line[o2 * st2 + shift] += from[o2]; \
                     }                                                                          \
                 }                                                                              \
         }                                                                                      \
@@ -297,15 +330,67 @@ DEFINE_COL2IM_2D(double, f64)
 DEFINE_IM2COL_2D(float, f32)
 DEFINE_IM2COL_2D(double, f64)
 
+#ifdef CONV_AVX512
+/* col2im as a gather, for unit stride along rows: each 16-wide piece of an input row sums, in
+ * a register, the column runs of every kernel offset that reaches it, and is stored once: no
+ * zeroing pass and no read-modify-write (masked stores followed by overlapping loads defeat
+ * store forwarding). Lanes outside a run are masked off, and masked-off lanes are never read,
+ * so a run's start may lie before its row. */
+static CONV_AVX512 void col2im_2d_f32_avx512(const conv_geom *g, const float *restrict cols,
+                                             int64_t ldc, float *restrict dst) {
+    if (g->st[2] != 1) {
+        col2im_2d_f32(g, cols, ldc, dst);
+        return;
+    }
+    const int64_t in1 = g->in[1], in2 = g->in[2], out1 = g->out[1], out2 = g->out[2];
+    const int64_t st1 = g->st[1], d1 = g->dil[1], d2 = g->dil[2];
+    const int64_t pb1 = g->pb[1], pb2 = g->pb[2], k1n = g->k[1], k2n = g->k[2];
+    for (int64_t c = 0; c < g->Cg; c++)
+        for (int64_t i1 = 0; i1 < in1; i1++) {
+            float *line = dst + (c * in1 + i1) * in2;
+            for (int64_t j0 = 0; j0 < in2; j0 += 16) {
+                int64_t nj = in2 - j0 < 16 ? in2 - j0 : 16;
+                __m512 acc = _mm512_setzero_ps();
+                for (int64_t k1 = 0; k1 < k1n; k1++) {
+                    int64_t t = i1 + pb1 - k1 * d1;
+                    if (t < 0 || t % st1) continue;
+                    int64_t o1 = t / st1;
+                    if (o1 >= out1) continue;
+                    const float *runs = cols + (c * k1n + k1) * k2n * ldc + o1 * out2;
+                    for (int64_t k2 = 0; k2 < k2n; k2++) {
+                        int64_t off = j0 + pb2 - k2 * d2;      /* the run index of lane 0 */
+                        int64_t lo = off < 0 ? -off : 0, hi = out2 - off < nj ? out2 - off : nj;
+                        if (lo >= hi) continue;
+                        __mmask16 m = (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
+                        const float *at = (const float *)((uintptr_t)(runs + k2 * ldc) +
+                                                          (intptr_t)off * (intptr_t)sizeof(float));
+                        acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m, at));
+                    }
+                }
+                _mm512_mask_storeu_ps(line + j0, (__mmask16)((1u << nj) - 1), acc);
+            }
+        }
+}
+#else
+#define col2im_2d_f32_avx512 col2im_2d_f32
+#endif
+/* float32 takes the AVX-512 col2im where the CPU has it (g->simd); float64 serves only
+ * gradient checks */
+#define IM2COL_2D_f32(g, ...) im2col_2d_f32(g, __VA_ARGS__)
+#define IM2COL_2D_f64(g, ...) im2col_2d_f64(g, __VA_ARGS__)
+#define COL2IM_2D_f32(g, ...) ((g)->simd ? col2im_2d_f32_avx512(g, __VA_ARGS__)               \
+                                         : col2im_2d_f32(g, __VA_ARGS__))
+#define COL2IM_2D_f64(g, ...) col2im_2d_f64(g, __VA_ARGS__)
+
 DEFINE_IM2COL(float, f32)
 DEFINE_IM2COL(double, f64)
 
 #define IM2COL(SUF, g, src, src_end, cols, ldc)                                                \
-    ((g)->out[0] == 1 && (g)->k[0] == 1 ? im2col_2d_##SUF(g, src, src_end, cols, ldc)          \
+    ((g)->out[0] == 1 && (g)->k[0] == 1 ? IM2COL_2D_##SUF(g, src, src_end, cols, ldc)          \
                                         : im2col_##SUF(g, src, cols, ldc))
 
 #define COL2IM(SUF, g, cols, ldc, dst)                                                         \
-    ((g)->out[0] == 1 && (g)->k[0] == 1 ? col2im_2d_##SUF(g, cols, ldc, dst)                   \
+    ((g)->out[0] == 1 && (g)->k[0] == 1 ? COL2IM_2D_##SUF(g, cols, ldc, dst)                   \
                                         : col2im_##SUF(g, cols, ldc, dst))
 
 /* ---- block sizes and the workspace ---- */
@@ -340,7 +425,7 @@ static conv_slot conv_slot_layout(const conv_geom *g, int kind) {
     int64_t cols = g->rows * width, gy = 0, out = 0, partial = 0;
     if (kind == CONV_FORWARD && s.block > 1) out = g->Og * width;
     if (kind != CONV_FORWARD && (s.block > 1 || g->masked)) gy = g->Og * width;
-    if (kind == CONV_GRAD_WEIGHT) partial = g->O * g->rows;
+    if (kind == CONV_GRAD_WEIGHT) partial = g->O * g->rows + g->O;   /* weight, bias */
     int64_t at = 0;
     s.cols = at; at += align_up(cols * es) / es;
     s.gy = at; at += align_up(gy * es) / es;
@@ -364,6 +449,7 @@ typedef struct {
     char *scratch;
     const void *x, *w, *b, *gy, *mask;
     void *y;   /* forward output, grad input, or grad weight */
+    void *gb;  /* grad bias, when conv_grad_weight also sums it */
 } conv_job;
 
 /* Products run single-threaded inside a part when the parts share the pool, and split over
@@ -382,136 +468,144 @@ static inline void gemm_f64(int serial, int ta, int tb, int64_t m, int64_t n, in
     else (void)pf_dgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
-#define DEFINE_CONV_PARTS(T, SUF, GEMM, EXPF, TANHF, SIGF)                                     \
-    static PF_HOT void epilogue_##SUF(T *dst, const T *src, int64_t n, T bias, int act) {      \
-        switch (act) {                                                                         \
-        case PF_ACT_RELU:                                                                      \
-            for (int64_t i = 0; i < n; i++) { T v = src[i] + bias; dst[i] = v > 0 ? v : 0; }   \
-            break;                                                                             \
+#define DEFINE_CONV_PARTS(T, SUF, GEMM, TANHF, SIGF)                                            \
+    static PF_HOT void epilogue_##SUF(T *dst, const T *src, int64_t n, T bias, int act) {       \
+        switch (act) {                                                                          \
+        case PF_ACT_RELU:                                                                       \
+            for (int64_t i = 0; i < n; i++) { T v = src[i] + bias; dst[i] = v > 0 ? v : 0; }    \
+            break;                                                                              \
         case PF_ACT_SIGMOID: for (int64_t i = 0; i < n; i++) dst[i] = SIGF(src[i] + bias); break; \
         case PF_ACT_TANH: for (int64_t i = 0; i < n; i++) dst[i] = TANHF(src[i] + bias); break; \
-        default: for (int64_t i = 0; i < n; i++) dst[i] = src[i] + bias; break;                \
-        }                                                                                      \
-    }                                                                                          \
+        default: for (int64_t i = 0; i < n; i++) dst[i] = src[i] + bias; break;                 \
+        }                                                                                       \
+    }                                                                                           \
     static void conv_forward_part_##SUF(const conv_job *j, T *slot, int64_t n0, int64_t n1) {   \
-        const conv_geom *g = &j->g;                                                            \
-        const T *x = (const T *)j->x, *w = (const T *)j->w, *b = (const T *)j->b;              \
-        const T *x_end = x + g->N * g->C * g->in_size;                                         \
-        T *y = (T *)j->y;                                                                      \
-        int64_t P = g->out_size, rows = g->rows, Og = g->Og;                                   \
-        T *cols = slot + j->slot.cols, *tmp = slot + j->slot.out;                              \
-        for (int64_t n = n0; n < n1; n += j->slot.block) {                                     \
-            int64_t nb = n1 - n < j->slot.block ? n1 - n : j->slot.block, width = nb * P;      \
-            for (int64_t grp = 0; grp < g->G; grp++) {                                         \
-                const T *wg = w + grp * Og * rows;                                             \
-                const T *src = cols;                                                           \
-                if (g->pointwise && nb == 1)                                                   \
-                    src = x + (n * g->C + grp * g->Cg) * g->in_size;                           \
-                else                                                                           \
-                    for (int64_t i = 0; i < nb; i++)                                           \
-                        IM2COL(SUF, g, x + ((n + i) * g->C + grp * g->Cg) * g->in_size, x_end,       \
-                                     cols + i * P, width);                                     \
-                if (nb == 1) {                                                                 \
-                    /* one image: the product lands in y, epilogue in place */                 \
-                    T *yg = y + (n * g->O + grp * Og) * P;                                     \
-                    GEMM(j->parts > 1, 0, 0, Og, P, rows, (T)1, wg, rows, src, width, (T)0, yg, P);          \
-                    if (b || g->act != PF_ACT_NONE)                                            \
-                        for (int64_t o = 0; o < Og; o++)                                       \
-                            epilogue_##SUF(yg + o * P, yg + o * P, P,                          \
-                                           b ? b[grp * Og + o] : (T)0, g->act);                \
-                } else {                                                                       \
-                    GEMM(j->parts > 1, 0, 0, Og, width, rows, (T)1, wg, rows, src, width, (T)0, tmp, width); \
-                    for (int64_t i = 0; i < nb; i++)                                           \
-                        for (int64_t o = 0; o < Og; o++)                                       \
-                            epilogue_##SUF(y + ((n + i) * g->O + grp * Og + o) * P,            \
-                                           tmp + o * width + i * P, P,                         \
-                                           b ? b[grp * Og + o] : (T)0, g->act);                \
-                }                                                                              \
-            }                                                                                  \
-        }                                                                                      \
-    }                                                                                          \
-    /* the block's output gradient for one group as an (Og, nb*P) matrix: gathered when the    \
-     * block spans several images or a ReLU mask applies, else read in place (row stride P) */ \
+        const conv_geom *g = &j->g;                                                             \
+        const int serial = j->parts > 1;                                                        \
+        const T *x = (const T *)j->x, *w = (const T *)j->w, *b = (const T *)j->b;               \
+        const T *x_end = x + g->N * g->C * g->in_size;                                          \
+        T *y = (T *)j->y;                                                                       \
+        int64_t P = g->out_size, rows = g->rows, Og = g->Og;                                    \
+        T *cols = slot + j->slot.cols, *tmp = slot + j->slot.out;                               \
+        for (int64_t n = n0; n < n1; n += j->slot.block) {                                      \
+            int64_t nb = n1 - n < j->slot.block ? n1 - n : j->slot.block, width = nb * P;       \
+            for (int64_t grp = 0; grp < g->G; grp++) {                                          \
+                const T *wg = w + grp * Og * rows;                                              \
+                const T *src = cols;                                                            \
+                if (g->pointwise && nb == 1)                                                    \
+                    src = x + (n * g->C + grp * g->Cg) * g->in_size;                            \
+                else                                                                            \
+                    for (int64_t i = 0; i < nb; i++)                                            \
+                        IM2COL(SUF, g, x + ((n + i) * g->C + grp * g->Cg) * g->in_size,         \
+                               x_end, cols + i * P, width);                                     \
+                if (nb == 1) {                                                                  \
+                    /* one image: the product lands in y, epilogue in place */                  \
+                    T *yg = y + (n * g->O + grp * Og) * P;                                      \
+                    GEMM(serial, 0, 0, Og, P, rows, (T)1, wg, rows, src, width, (T)0, yg, P);   \
+                    if (b || g->act != PF_ACT_NONE)                                             \
+                        for (int64_t o = 0; o < Og; o++)                                        \
+                            epilogue_##SUF(yg + o * P, yg + o * P, P,                           \
+                                           b ? b[grp * Og + o] : (T)0, g->act);                 \
+                } else {                                                                        \
+                    GEMM(serial, 0, 0, Og, width, rows, (T)1, wg, rows, src, width, (T)0, tmp,  \
+                         width);                                                                \
+                    for (int64_t i = 0; i < nb; i++)                                            \
+                        for (int64_t o = 0; o < Og; o++)                                        \
+                            epilogue_##SUF(y + ((n + i) * g->O + grp * Og + o) * P,             \
+                                           tmp + o * width + i * P, P,                          \
+                                           b ? b[grp * Og + o] : (T)0, g->act);                 \
+                }                                                                               \
+            }                                                                                   \
+        }                                                                                       \
+    }                                                                                           \
+    /* the block's output gradient for one group as an (Og, nb*P) matrix: gathered when the     \
+     * block spans several images or a ReLU mask applies, else read in place (row stride P) */  \
     static const T *gather_gy_##SUF(const conv_job *j, T *slot, int64_t n, int64_t nb,          \
-                                    int64_t grp, int64_t *ld) {                                \
-        const conv_geom *g = &j->g;                                                            \
-        const T *gy = (const T *)j->gy;                                                        \
-        int64_t P = g->out_size, Og = g->Og;                                                   \
-        if (nb == 1 && !g->masked) { *ld = P; return gy + (n * g->O + grp * Og) * P; }         \
-        T *buf = slot + j->slot.gy;                                                            \
-        int64_t width = nb * P;                                                                \
-        for (int64_t i = 0; i < nb; i++)                                                       \
-            for (int64_t o = 0; o < Og; o++) {                                                 \
-                int64_t at = ((n + i) * g->O + grp * Og + o) * P;                              \
-                T *dst = buf + o * width + i * P;                                              \
-                if (g->masked) {                                                               \
-                    const T *y = (const T *)j->mask + at;                                      \
+                                    int64_t grp, int64_t *ld) {                                 \
+        const conv_geom *g = &j->g;                                                             \
+        const T *gy = (const T *)j->gy;                                                         \
+        int64_t P = g->out_size, Og = g->Og;                                                    \
+        if (nb == 1 && !g->masked) { *ld = P; return gy + (n * g->O + grp * Og) * P; }          \
+        T *buf = slot + j->slot.gy;                                                             \
+        int64_t width = nb * P;                                                                 \
+        for (int64_t i = 0; i < nb; i++)                                                        \
+            for (int64_t o = 0; o < Og; o++) {                                                  \
+                int64_t at = ((n + i) * g->O + grp * Og + o) * P;                               \
+                T *dst = buf + o * width + i * P;                                               \
+                if (g->masked) {                                                                \
+                    const T *y = (const T *)j->mask + at;                                       \
                     for (int64_t p = 0; p < P; p++) dst[p] = keep_##SUF(y[p] > 0, gy[at + p]);  \
-                } else {                                                                       \
-                    memcpy(dst, gy + at, (size_t)P * sizeof(T));                               \
-                }                                                                              \
-            }                                                                                  \
-        *ld = width;                                                                           \
-        return buf;                                                                            \
-    }                                                                                          \
+                } else {                                                                        \
+                    memcpy(dst, gy + at, (size_t)P * sizeof(T));                                \
+                }                                                                               \
+            }                                                                                   \
+        *ld = width;                                                                            \
+        return buf;                                                                             \
+    }                                                                                           \
     static void conv_grad_input_part_##SUF(const conv_job *j, T *slot, int64_t n0, int64_t n1) { \
-        const conv_geom *g = &j->g;                                                            \
-        const T *w = (const T *)j->w;                                                          \
-        T *gx = (T *)j->y;                                                                     \
-        int64_t P = g->out_size, rows = g->rows, Og = g->Og;                                   \
-        T *cols = slot + j->slot.cols;                                                         \
-        for (int64_t n = n0; n < n1; n += j->slot.block) {                                     \
-            int64_t nb = n1 - n < j->slot.block ? n1 - n : j->slot.block, width = nb * P, ld;  \
-            for (int64_t grp = 0; grp < g->G; grp++) {                                         \
-                const T *wg = w + grp * Og * rows;                                             \
-                const T *gyg = gather_gy_##SUF(j, slot, n, nb, grp, &ld);                      \
-                if (g->pointwise && nb == 1) {                                                 \
-                    GEMM(j->parts > 1, 1, 0, rows, P, Og, (T)1, wg, rows, gyg, ld, (T)0,                     \
-                         gx + (n * g->C + grp * g->Cg) * g->in_size, P);                       \
-                    continue;                                                                  \
-                }                                                                              \
-                GEMM(j->parts > 1, 1, 0, rows, width, Og, (T)1, wg, rows, gyg, ld, (T)0, cols, width);       \
-                for (int64_t i = 0; i < nb; i++) {                                             \
-                    T *dst = gx + ((n + i) * g->C + grp * g->Cg) * g->in_size;                 \
-                    memset(dst, 0, (size_t)(g->Cg * g->in_size) * sizeof(T));                  \
-                    COL2IM(SUF, g, cols + i * P, width, dst);                                 \
-                }                                                                              \
-            }                                                                                  \
-        }                                                                                      \
-    }                                                                                          \
-    /* accumulates this part's images into gw (O, rows), which it overwrites first */          \
-    static void conv_grad_weight_part_##SUF(const conv_job *j, T *slot, T *gw, int64_t n0,      \
-                                            int64_t n1) {                                      \
-        const conv_geom *g = &j->g;                                                            \
-        const T *x = (const T *)j->x;                                                          \
-        const T *x_end = x + g->N * g->C * g->in_size;                                         \
-        int64_t P = g->out_size, rows = g->rows, Og = g->Og;                                   \
-        T *cols = slot + j->slot.cols;                                                         \
-        if (n0 >= n1) { memset(gw, 0, (size_t)(g->O * rows) * sizeof(T)); return; }            \
-        for (int64_t n = n0; n < n1; n += j->slot.block) {                                     \
-            int64_t nb = n1 - n < j->slot.block ? n1 - n : j->slot.block, width = nb * P, ld;  \
-            T beta = n == n0 ? (T)0 : (T)1;                                                    \
-            for (int64_t grp = 0; grp < g->G; grp++) {                                         \
-                const T *src = cols;                                                           \
-                if (g->pointwise && nb == 1)                                                   \
-                    src = x + (n * g->C + grp * g->Cg) * g->in_size;                           \
-                else                                                                           \
-                    for (int64_t i = 0; i < nb; i++)                                           \
-                        IM2COL(SUF, g, x + ((n + i) * g->C + grp * g->Cg) * g->in_size, x_end,       \
-                                     cols + i * P, width);                                     \
-                const T *gyg = gather_gy_##SUF(j, slot, n, nb, grp, &ld);                      \
-                GEMM(j->parts > 1, 0, 1, Og, rows, width, (T)1, gyg, ld, src, width, beta,                   \
-                     gw + grp * Og * rows, rows);                                              \
-            }                                                                                  \
-        }                                                                                      \
+        const conv_geom *g = &j->g;                                                             \
+        const int serial = j->parts > 1;                                                        \
+        const T *w = (const T *)j->w;                                                           \
+        T *gx = (T *)j->y;                                                                      \
+        int64_t P = g->out_size, rows = g->rows, Og = g->Og;                                    \
+        T *cols = slot + j->slot.cols;                                                          \
+        for (int64_t n = n0; n < n1; n += j->slot.block) {                                      \
+            int64_t nb = n1 - n < j->slot.block ? n1 - n : j->slot.block, width = nb * P, ld;   \
+            for (int64_t grp = 0; grp < g->G; grp++) {                                          \
+                const T *wg = w + grp * Og * rows;                                              \
+                const T *gyg = gather_gy_##SUF(j, slot, n, nb, grp, &ld);                       \
+                if (g->pointwise && nb == 1) {                                                  \
+                    GEMM(serial, 1, 0, rows, P, Og, (T)1, wg, rows, gyg, ld, (T)0,              \
+                         gx + (n * g->C + grp * g->Cg) * g->in_size, P);                        \
+                    continue;                                                                   \
+                }                                                                               \
+                GEMM(serial, 1, 0, rows, width, Og, (T)1, wg, rows, gyg, ld, (T)0, cols, width); \
+                for (int64_t i = 0; i < nb; i++) {                                              \
+                    COL2IM(SUF, g, cols + i * P, width,                                         \
+                           gx + ((n + i) * g->C + grp * g->Cg) * g->in_size);                   \
+                }                                                                               \
+            }                                                                                   \
+        }                                                                                       \
+    }                                                                                           \
+    /* accumulates this part's images into gw (O, rows) and, when given, gb (O), which it       \
+     * overwrites first; gb sums the gathered grad_y rows while they are in cache */            \
+    static void conv_grad_weight_part_##SUF(const conv_job *j, T *slot, T *gw, T *gb,           \
+                                            int64_t n0, int64_t n1) {                           \
+        const conv_geom *g = &j->g;                                                             \
+        const int serial = j->parts > 1;                                                        \
+        const T *x = (const T *)j->x;                                                           \
+        const T *x_end = x + g->N * g->C * g->in_size;                                          \
+        int64_t P = g->out_size, rows = g->rows, Og = g->Og;                                    \
+        T *cols = slot + j->slot.cols;                                                          \
+        if (gb) memset(gb, 0, (size_t)g->O * sizeof(T));                                        \
+        if (n0 >= n1) { memset(gw, 0, (size_t)(g->O * rows) * sizeof(T)); return; }             \
+        for (int64_t n = n0; n < n1; n += j->slot.block) {                                      \
+            int64_t nb = n1 - n < j->slot.block ? n1 - n : j->slot.block, width = nb * P, ld;   \
+            T beta = n == n0 ? (T)0 : (T)1;                                                     \
+            for (int64_t grp = 0; grp < g->G; grp++) {                                          \
+                const T *src = cols;                                                            \
+                if (g->pointwise && nb == 1)                                                    \
+                    src = x + (n * g->C + grp * g->Cg) * g->in_size;                            \
+                else                                                                            \
+                    for (int64_t i = 0; i < nb; i++)                                            \
+                        IM2COL(SUF, g, x + ((n + i) * g->C + grp * g->Cg) * g->in_size,         \
+                               x_end, cols + i * P, width);                                     \
+                const T *gyg = gather_gy_##SUF(j, slot, n, nb, grp, &ld);                       \
+                GEMM(serial, 0, 1, Og, rows, width, (T)1, gyg, ld, src, width, beta,            \
+                     gw + grp * Og * rows, rows);                                               \
+                if (gb)                                                                         \
+                    for (int64_t o = 0; o < Og; o++)                                            \
+                        gb[grp * Og + o] += row_sum_##SUF(gyg + o * ld, width);                 \
+            }                                                                                   \
+        }                                                                                       \
     }
 
-DEFINE_CONV_PARTS(float, f32, gemm_f32, pf_expf, pf_tanhf, pf_sigmoidf)
-DEFINE_CONV_PARTS(double, f64, gemm_f64, exp, tanh, pf_sigmoid)
+DEFINE_CONV_PARTS(float, f32, gemm_f32, pf_tanhf, pf_sigmoidf)
+DEFINE_CONV_PARTS(double, f64, gemm_f64, tanh, pf_sigmoid)
 
 static void conv_task(void *p, int64_t part0, int64_t part1) {
     const conv_job *j = (const conv_job *)p;
-    int64_t N = j->g.N;
+    int64_t N = j->g.N, partial = j->slot.partial, weights = j->g.O * j->g.rows;
     for (int64_t part = part0; part < part1; part++) {
         int64_t n0 = N * part / j->parts, n1 = N * (part + 1) / j->parts;
         char *slot = j->scratch + part * j->slot.slot_bytes;
@@ -519,12 +613,18 @@ static void conv_task(void *p, int64_t part0, int64_t part1) {
             float *s = (float *)slot;
             if (j->kind == CONV_FORWARD) conv_forward_part_f32(j, s, n0, n1);
             else if (j->kind == CONV_GRAD_INPUT) conv_grad_input_part_f32(j, s, n0, n1);
-            else conv_grad_weight_part_f32(j, s, part == 0 ? (float *)j->y : s + j->slot.partial, n0, n1);
+            else conv_grad_weight_part_f32(j, s, part == 0 ? (float *)j->y : s + partial,
+                                           !j->gb ? NULL : part == 0 ? (float *)j->gb
+                                                                     : s + partial + weights,
+                                           n0, n1);
         } else {
             double *s = (double *)slot;
             if (j->kind == CONV_FORWARD) conv_forward_part_f64(j, s, n0, n1);
             else if (j->kind == CONV_GRAD_INPUT) conv_grad_input_part_f64(j, s, n0, n1);
-            else conv_grad_weight_part_f64(j, s, part == 0 ? (double *)j->y : s + j->slot.partial, n0, n1);
+            else conv_grad_weight_part_f64(j, s, part == 0 ? (double *)j->y : s + partial,
+                                           !j->gb ? NULL : part == 0 ? (double *)j->gb
+                                                                     : s + partial + weights,
+                                           n0, n1);
         }
     }
 }
@@ -547,9 +647,19 @@ static int conv_setup(const pf_args *a, int kind, conv_geom *g) {
         PF_TRY(conv_geometry(a, a->outputs[0], a->inputs[1], a->inputs[0], "grad_x", "kernel",
                              "grad_y", g));
     } else {
-        PF_TRY(pf_check_arity(a, 2, 3, 1));
+        PF_CHECK(a != NULL && (a->n_out == 1 || a->n_out == 2), PF_ERR_ARGUMENT,
+                 "expected 1 or 2 outputs (grad_kernel[, grad_bias])");
+        PF_TRY(pf_check_arity(a, 2, 3, a->n_out));
         PF_TRY(conv_geometry(a, a->inputs[0], a->outputs[0], a->inputs[1], "x", "grad_kernel",
                              "grad_y", g));
+        if (a->n_out == 2) {
+            const pf_tensor *gb = a->outputs[1];
+            PF_TRY(pf_check_contiguous(gb, "grad_bias"));
+            PF_TRY(pf_check_dtype(gb, g->dtype, "grad_bias"));
+            PF_CHECK(gb->ndim == 1 && gb->shape[0] == g->O, PF_ERR_SHAPE,
+                     "grad_bias has %lld elements for %lld output channels",
+                     (long long)pf_numel(gb), (long long)g->O);
+        }
     }
     if (kind != CONV_FORWARD && a->n_in > 2) {
         const pf_tensor *y = a->inputs[2], *gy = a->inputs[kind == CONV_GRAD_INPUT ? 0 : 1];
@@ -585,10 +695,12 @@ static int conv_run(const pf_args *a, int kind) {
         j.gy = a->inputs[0]->data; j.w = a->inputs[1]->data; j.y = a->outputs[0]->data;
     } else {
         j.x = a->inputs[0]->data; j.gy = a->inputs[1]->data; j.y = a->outputs[0]->data;
+        j.gb = a->n_out > 1 ? a->outputs[1]->data : NULL;
     }
     if (g->masked) j.mask = a->inputs[2]->data;
     if (g->N == 0 || g->O == 0) {
         if (kind == CONV_GRAD_WEIGHT) memset(j.y, 0, (size_t)(g->O * g->rows * es));
+        if (j.gb) memset(j.gb, 0, (size_t)(g->O * es));
         return PF_OK;
     }
     if (kind == CONV_GRAD_INPUT && g->C * g->in_size == 0) return PF_OK;
@@ -613,16 +725,18 @@ static int conv_run(const pf_args *a, int kind) {
     if (j.parts > 1) pf_parallel_for(j.parts, 1, conv_task, &j);
     else conv_task(&j, 0, 1);
     if (kind == CONV_GRAD_WEIGHT && j.parts > 1) {
-        /* part 0 wrote gw; add the other parts' partial sums */
+        /* part 0 wrote gw (and gb); add the other parts' partial sums */
         int64_t n = g->O * g->rows;
         for (int64_t part = 1; part < j.parts; part++) {
             char *slot = j.scratch + part * j.slot.slot_bytes;
             if (g->dtype == PF_FLOAT32) {
                 float *dst = (float *)j.y, *src = (float *)slot + j.slot.partial;
                 for (int64_t i = 0; i < n; i++) dst[i] += src[i];
+                for (int64_t o = 0; j.gb && o < g->O; o++) ((float *)j.gb)[o] += src[n + o];
             } else {
                 double *dst = (double *)j.y, *src = (double *)slot + j.slot.partial;
                 for (int64_t i = 0; i < n; i++) dst[i] += src[i];
+                for (int64_t o = 0; j.gb && o < g->O; o++) ((double *)j.gb)[o] += src[n + o];
             }
         }
     }
@@ -634,7 +748,9 @@ static int conv_run(const pf_args *a, int kind) {
  * iattr: nd, stride[nd], dilation[nd], pad_begin[nd], pad_end[nd], groups, activation
  * (pf_activation: none, relu, sigmoid or tanh, applied after the bias). */
 static int k_conv(const pf_args *a) { return conv_run(a, CONV_FORWARD); }
-static int ws_conv(const pf_args *a, int64_t *bytes) { return conv_workspace(a, CONV_FORWARD, bytes); }
+static int ws_conv(const pf_args *a, int64_t *bytes) {
+    return conv_workspace(a, CONV_FORWARD, bytes);
+}
 
 /* "conv_grad_input": inputs grad_y (N, O, *out), kernel[, y]; outputs grad_x (N, C, *in),
  * whose shape fixes the input geometry. With y (the forward's output after a fused ReLU),
@@ -644,8 +760,9 @@ static int ws_conv_grad_input(const pf_args *a, int64_t *bytes) {
     return conv_workspace(a, CONV_GRAD_INPUT, bytes);
 }
 
-/* "conv_grad_weight": inputs x, grad_y[, y]; outputs grad_kernel (O, C/groups, *k). y masks
- * grad_y as for conv_grad_input. */
+/* "conv_grad_weight": inputs x, grad_y[, y]; outputs grad_kernel (O, C/groups, *k)[,
+ * grad_bias (O)]. y masks grad_y as for conv_grad_input. The bias gradient comes almost free
+ * here: the kernel sums grad_y rows it has in cache anyway. */
 static int k_conv_grad_weight(const pf_args *a) { return conv_run(a, CONV_GRAD_WEIGHT); }
 static int ws_conv_grad_weight(const pf_args *a, int64_t *bytes) {
     return conv_workspace(a, CONV_GRAD_WEIGHT, bytes);
@@ -660,21 +777,6 @@ typedef struct {
     void *gb;
 } bias_job;
 
-/* Sums of rows in 16 independent lanes: the compiler may not reorder a float sum, and one
- * running total is one add per element latency-bound. */
-#define DEFINE_ROW_SUM(T, SUF)                                                                 \
-    static PF_HOT T row_sum_##SUF(const T *row, int64_t n) {                                   \
-        T lane[16] = {0};                                                                      \
-        int64_t i = 0;                                                                         \
-        for (; i + 16 <= n; i += 16)                                                           \
-            for (int l = 0; l < 16; l++) lane[l] += row[i + l];                                \
-        T s = 0;                                                                               \
-        for (; i < n; i++) s += row[i];                                                        \
-        for (int l = 0; l < 16; l++) s += lane[l];                                             \
-        return s;                                                                              \
-    }
-DEFINE_ROW_SUM(float, f32)
-DEFINE_ROW_SUM(double, f64)
 
 /* The mask is applied with bits (keep_*), not a float select: see keep_f32. */
 #define DEFINE_MASKED_ROW_SUM(T, SUF)                                                          \

@@ -123,7 +123,7 @@ static int k_unary(const pf_args *a) {
     PF_TRY(pf_check_float(x, "x"));
     PF_TRY(pf_check_dtype(y, x->dtype, "y"));
     PF_TRY(pf_check_same_shape(x, y, "x", "y"));
-    int op = (int)a->iattr[0];
+    int op = pf_code(a->iattr[0]);
     PF_CHECK(op >= 0 && op < PF_U_COUNT, PF_ERR_ARGUMENT, "unknown unary op %d", op);
     unary_job j = {op, x->dtype, x->data, y->data, fattr_or(a, 0, 0), fattr_or(a, 1, 0)};
     pf_parallel_for(pf_numel(x), ELEMENTWISE_PARALLEL_MIN, unary_task, &j);
@@ -160,7 +160,7 @@ static int k_unary_grad(const pf_args *a) {
     PF_TRY(pf_check_dtype(dx, v->dtype, "dx"));
     PF_TRY(pf_check_same_shape(v, g, "x", "grad"));
     PF_TRY(pf_check_same_shape(v, dx, "x", "dx"));
-    int op = (int)a->iattr[0];
+    int op = pf_code(a->iattr[0]);
     PF_CHECK(op >= 0 && op < PF_G_COUNT, PF_ERR_ARGUMENT, "unknown activation gradient op %d", op);
     ugrad_job j = {op, v->dtype, v->data, g->data, dx->data, fattr_or(a, 0, 0)};
     pf_parallel_for(pf_numel(v), ELEMENTWISE_PARALLEL_MIN, ugrad_task, &j);
@@ -219,7 +219,7 @@ static int k_binary(const pf_args *a) {
     PF_TRY(check_broadcast_input(y, c, "b"));
     PF_TRY(pf_check_dtype(y, x->dtype, "b"));
     PF_TRY(pf_check_dtype(c, x->dtype, "out"));
-    int op = (int)a->iattr[0];
+    int op = pf_code(a->iattr[0]);
     PF_CHECK(op >= 0 && op < PF_B_COUNT, PF_ERR_ARGUMENT, "unknown binary op %d", op);
     PF_CHECK(!((x->dtype == PF_INT32 || x->dtype == PF_INT64) && (op == PF_B_DIV || op == PF_B_POW)),
              PF_ERR_DTYPE, "division and power need float inputs, got %s", pf_dtype_name(x->dtype));

@@ -19,6 +19,9 @@ int pf_fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3
     do { int pf_try_status_ = (expr); if (pf_try_status_ != PF_OK) return pf_try_status_; } while (0)
 
 /* ---- argument checks shared by kernels ---- */
+/* An int64 attribute read as an enum code: values beyond int become -1, which every range
+ * check refuses (a plain cast would wrap 2^40 to a valid code 0). */
+static inline int pf_code(int64_t v) { return v >= 0 && v <= 0x7fffffff ? (int)v : -1; }
 int pf_check_arity(const pf_args *a, int n_in_min, int n_in_max, int n_out);
 int pf_check_attrs(const pf_args *a, int n_iattr, int n_fattr);
 int pf_check_tensor(const pf_tensor *t, const char *what);     /* non-null, sane ndim, data */

@@ -195,7 +195,7 @@ static int k_linear(const pf_args *a) {
         PF_CHECK(pf_numel(b) == n, PF_ERR_SHAPE, "b has %lld elements, expected %lld",
                  (long long)pf_numel(b), (long long)n);
     }
-    int act = (int)a->iattr[0];
+    int act = pf_code(a->iattr[0]);
     PF_CHECK(act >= PF_ACT_NONE && act <= PF_ACT_LEAKY_RELU, PF_ERR_ARGUMENT,
              "unknown activation %d", act);
     PF_CHECK(pf_blas_bound(), PF_ERR_BLAS, "no BLAS is loaded (pf_load_blas was not called)");

@@ -107,7 +107,7 @@ static int check_ce_args(const pf_args *a, int64_t *N, int64_t *C, int *reductio
     *C = z->shape[1];
     PF_CHECK(pf_numel(lab) == *N, PF_ERR_SHAPE, "%lld labels for %lld rows of logits",
              (long long)pf_numel(lab), (long long)*N);
-    *reduction = a->n_iattr > 0 && a->iattr ? (int)a->iattr[0] : RED_MEAN;
+    *reduction = a->n_iattr > 0 && a->iattr ? pf_code(a->iattr[0]) : RED_MEAN;
     *ignore = a->n_iattr > 1 && a->iattr ? a->iattr[1] : -100;
     PF_CHECK(*reduction >= RED_NONE && *reduction <= RED_SUM, PF_ERR_ARGUMENT,
              "unknown reduction %d", *reduction);
@@ -250,7 +250,7 @@ static int k_mse(const pf_args *a) {
     PF_TRY(pf_check_dtype(t, p->dtype, "target"));
     PF_TRY(pf_check_dtype(out, p->dtype, "loss"));
     PF_TRY(pf_check_same_shape(p, t, "prediction", "target"));
-    int red = a->n_iattr > 0 && a->iattr ? (int)a->iattr[0] : RED_MEAN;
+    int red = a->n_iattr > 0 && a->iattr ? pf_code(a->iattr[0]) : RED_MEAN;
     PF_CHECK(red >= RED_NONE && red <= RED_SUM, PF_ERR_ARGUMENT, "unknown reduction %d", red);
     int64_t n = pf_numel(p);
     PF_CHECK(pf_numel(out) == (red == RED_NONE ? n : 1), PF_ERR_SHAPE, "loss has the wrong size");
@@ -264,13 +264,20 @@ static int k_mse(const pf_args *a) {
                  "the loss is NaN or Inf: element %lld of the prediction or target is not finite",
                  (long long)i);
         if (red == RED_NONE) {
-            if (p->dtype == PF_FLOAT32) ((float *)out->data)[i] = (float)(d * d);
-            else ((double *)out->data)[i] = d * d;
+            double sq = p->dtype == PF_FLOAT32 ? (double)(float)(d * d) : d * d;
+            PF_CHECK(isfinite(sq), PF_ERR_NUMERIC,
+                     "the loss is Inf: the squared difference at element %lld overflows %s",
+                     (long long)i, pf_dtype_name(p->dtype));
+            if (p->dtype == PF_FLOAT32) ((float *)out->data)[i] = (float)sq;
+            else ((double *)out->data)[i] = sq;
         }
         total += d * d;
     }
     if (red != RED_NONE) {
         double v = red == RED_MEAN ? total / (double)n : total;
+        if (p->dtype == PF_FLOAT32) v = (float)v;
+        PF_CHECK(isfinite(v), PF_ERR_NUMERIC, "the loss is Inf: the squared differences overflow %s",
+                 pf_dtype_name(p->dtype));
         if (p->dtype == PF_FLOAT32) ((float *)out->data)[0] = (float)v;
         else ((double *)out->data)[0] = v;
     }
@@ -292,7 +299,8 @@ static int k_mse_grad(const pf_args *a) {
     PF_TRY(pf_check_dtype(d, p->dtype, "dprediction"));
     PF_TRY(pf_check_same_shape(p, t, "prediction", "target"));
     PF_TRY(pf_check_same_shape(p, d, "prediction", "dprediction"));
-    int red = a->n_iattr > 0 && a->iattr ? (int)a->iattr[0] : RED_MEAN;
+    int red = a->n_iattr > 0 && a->iattr ? pf_code(a->iattr[0]) : RED_MEAN;
+    PF_CHECK(red >= RED_NONE && red <= RED_SUM, PF_ERR_ARGUMENT, "unknown reduction %d", red);
     int64_t n = pf_numel(p);
     PF_CHECK(pf_numel(g) == (red == RED_NONE ? n : 1), PF_ERR_SHAPE, "grad has the wrong size");
     double scale = red == RED_MEAN ? 2.0 / (double)(n > 0 ? n : 1) : 2.0;

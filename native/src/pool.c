@@ -27,9 +27,92 @@ typedef struct {
     int64_t in[POOL_DIMS], k[POOL_DIMS], out[POOL_DIMS], st[POOL_DIMS], pb[POOL_DIMS];
     int64_t in_size, out_size, k_size;
     int is_2x2;   /* 2x2 windows, stride 2, no padding, in the last two dims only */
+    int simd;     /* the CPU has AVX-512: float32 2x2 rows take the vector versions */
     /* outputs [lo2, hi2) of a row read inside the input at last-dim window offset k2 */
     int64_t lo2[POOL_KMAX], hi2[POOL_KMAX];
 } pool_geom;
+
+/* ---- AVX-512 rows of the 2x2 kernels (float32), chosen at run time ----
+ * Rows are short (13 outputs for 26 inputs), under one vector, so the portable loops run as
+ * scalar code. Here 16 outputs take masked loads of 32 inputs per row, even/odd lane
+ * permutes, and mask logic equal to pick_2x2's; masked-off lanes never touch memory. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include <immintrin.h>
+#define POOL_AVX512 __attribute__((target("avx512f")))
+static int pool_has_avx512(void) { return __builtin_cpu_supports("avx512f"); }
+
+/* lanes [0, n) of 16; n may be <= 0 or >= 16 */
+static inline POOL_AVX512 __mmask16 first_lanes(int64_t n) {
+    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
+}
+
+/* even and odd elements of the 2m inputs at p (m <= 16 outputs) */
+static inline POOL_AVX512 void split_pairs(const float *p, int64_t m, __m512 *even,
+                                           __m512 *odd) {
+    const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2,
+                                        0);
+    const __m512i od = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3,
+                                        1);
+    __m512 lo = _mm512_maskz_loadu_ps(first_lanes(2 * m), p);
+    __m512 hi = _mm512_maskz_loadu_ps(first_lanes(2 * m - 16), p + 16);
+    *even = _mm512_permutex2var_ps(lo, ev, hi);
+    *odd = _mm512_permutex2var_ps(lo, od, hi);
+}
+
+static inline POOL_AVX512 __mmask16 is_nan(__m512 v) {
+    return _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+}
+
+static POOL_AVX512 void max_row_2x2_avx512(const float *r0, const float *r1, float *out,
+                                           int64_t n) {
+    for (int64_t o = 0; o < n; o += 16) {
+        int64_t m = n - o < 16 ? n - o : 16;
+        __m512 a, b, c, e;
+        split_pairs(r0 + 2 * o, m, &a, &b);
+        split_pairs(r1 + 2 * o, m, &c, &e);
+        __m512 best = _mm512_max_ps(_mm512_max_ps(a, b), _mm512_max_ps(c, e));
+        __mmask16 nan = is_nan(a) | is_nan(b) | is_nan(c) | is_nan(e);
+        best = _mm512_mask_mov_ps(best, nan, _mm512_set1_ps(NAN));
+        _mm512_mask_storeu_ps(out + o, first_lanes(m), best);
+    }
+}
+
+static POOL_AVX512 void grad_row_2x2_avx512(const float *r0, const float *r1, const float *gy,
+                                            float *g0, float *g1, int64_t n) {
+    const __m512i lo_idx = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16,
+                                            0);
+    const __m512i hi_idx = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25,
+                                            9, 24, 8);
+    for (int64_t o = 0; o < n; o += 16) {
+        int64_t m = n - o < 16 ? n - o : 16;
+        __m512 a, b, c, e;
+        split_pairs(r0 + 2 * o, m, &a, &b);
+        split_pairs(r1 + 2 * o, m, &c, &e);
+        /* first maximum in the order a, b, c, e; else the last NaN */
+        __mmask16 gb = _mm512_cmp_ps_mask(b, a, _CMP_GT_OQ);
+        __m512 m1 = _mm512_mask_mov_ps(a, gb, b);
+        __mmask16 gc = _mm512_cmp_ps_mask(c, m1, _CMP_GT_OQ);
+        __m512 m2 = _mm512_mask_mov_ps(m1, gc, c);
+        __mmask16 ge = _mm512_cmp_ps_mask(e, m2, _CMP_GT_OQ);
+        __mmask16 na = is_nan(a), nb = is_nan(b), nc = is_nan(c), ne = is_nan(e);
+        __mmask16 nan = na | nb | nc | ne;
+        __mmask16 fe = (nan & ne) | (~nan & ge);
+        __mmask16 fc = ((nan & nc) | (~nan & gc)) & ~fe;
+        __mmask16 fb = ((nan & nb) | (~nan & gb)) & ~fc & ~fe;
+        __mmask16 fa = ~(fb | fc | fe);
+        __m512 gv = _mm512_maskz_loadu_ps(first_lanes(m), gy + o);
+        __m512 ga = _mm512_maskz_mov_ps(fa, gv), gbv = _mm512_maskz_mov_ps(fb, gv);
+        __m512 gc_ = _mm512_maskz_mov_ps(fc, gv), gev = _mm512_maskz_mov_ps(fe, gv);
+        __mmask16 lo = first_lanes(2 * m), hi = first_lanes(2 * m - 16);
+        _mm512_mask_storeu_ps(g0 + 2 * o, lo, _mm512_permutex2var_ps(ga, lo_idx, gbv));
+        _mm512_mask_storeu_ps(g0 + 2 * o + 16, hi, _mm512_permutex2var_ps(ga, hi_idx, gbv));
+        _mm512_mask_storeu_ps(g1 + 2 * o, lo, _mm512_permutex2var_ps(gc_, lo_idx, gev));
+        _mm512_mask_storeu_ps(g1 + 2 * o + 16, hi, _mm512_permutex2var_ps(gc_, hi_idx, gev));
+    }
+}
+#else
+static int pool_has_avx512(void) { return 0; }
+#endif
 
 static void format_dims(const pf_tensor *t, char *buf, size_t n) {
     size_t used = (size_t)snprintf(buf, n, "(");
@@ -105,6 +188,7 @@ static int pool_geometry(const pf_args *a, const pf_tensor *x, const pf_tensor *
     g->in_size = g->in[0] * g->in[1] * g->in[2];
     g->out_size = g->out[0] * g->out[1] * g->out[2];
     g->k_size = g->k[0] * g->k[1] * g->k[2];
+    g->simd = pool_has_avx512();
     g->is_2x2 = g->k[0] == 1 && g->st[0] == 1 && g->pb[0] == 0 && g->in[0] == g->out[0];
     for (int d = 1; d < POOL_DIMS; d++)
         g->is_2x2 = g->is_2x2 && g->k[d] == 2 && g->st[d] == 2 && g->pb[d] == 0;
@@ -172,6 +256,19 @@ static inline double either_f64(double a, double b) {
     return a;
 }
 
+
+#ifdef POOL_AVX512
+#define MAX_ROW_2X2_f32(g, ...) ((g)->simd ? max_row_2x2_avx512(__VA_ARGS__)                   \
+                                           : max_row_2x2_f32(__VA_ARGS__))
+#define GRAD_ROW_2X2_f32(g, ...) ((g)->simd ? grad_row_2x2_avx512(__VA_ARGS__)                 \
+                                            : grad_row_2x2_f32(__VA_ARGS__))
+#else
+#define MAX_ROW_2X2_f32(g, ...) max_row_2x2_f32(__VA_ARGS__)
+#define GRAD_ROW_2X2_f32(g, ...) grad_row_2x2_f32(__VA_ARGS__)
+#endif
+#define MAX_ROW_2X2_f64(g, ...) max_row_2x2_f64(__VA_ARGS__)
+#define GRAD_ROW_2X2_f64(g, ...) grad_row_2x2_f64(__VA_ARGS__)
+
 #define DEFINE_POOL(T, SUF, NEG_INF)                                                           \
     /* The maximum of one output's window and, when index is given, the flat index of its     \
      * first occurrence in row-major window order; a NaN wins, the last one when there are     \
@@ -234,7 +331,8 @@ static inline double either_f64(double a, double b) {
                                           T *restrict g1, int64_t n) {                         \
         for (int64_t o = 0; o < n; o++) {                                                      \
             int sa, sb, sc, se;                                                                \
-            pick_2x2_##SUF(r0[2 * o], r0[2 * o + 1], r1[2 * o], r1[2 * o + 1], &sa, &sb, &sc, &se); \
+            pick_2x2_##SUF(r0[2 * o], r0[2 * o + 1], r1[2 * o], r1[2 * o + 1],                 \
+                           &sa, &sb, &sc, &se);                                                \
             T gv = gy[o];                                                                      \
             g0[2 * o] = keep_##SUF(sa, gv);                                                    \
             g0[2 * o + 1] = keep_##SUF(sb, gv);                                                \
@@ -247,9 +345,11 @@ static inline double either_f64(double a, double b) {
                                             T *restrict out, int64_t n) {                      \
         for (int64_t o = 0; o < n; o++) {                                                      \
             int sa, sb, sc, se;                                                                \
-            pick_2x2_##SUF(r0[2 * o], r0[2 * o + 1], r1[2 * o], r1[2 * o + 1], &sa, &sb, &sc, &se); \
-            out[o] = either_##SUF(either_##SUF(keep_##SUF(sa, v0[2 * o]), keep_##SUF(sb, v0[2 * o + 1])), \
-                                  either_##SUF(keep_##SUF(sc, v1[2 * o]), keep_##SUF(se, v1[2 * o + 1]))); \
+            pick_2x2_##SUF(r0[2 * o], r0[2 * o + 1], r1[2 * o], r1[2 * o + 1],                 \
+                           &sa, &sb, &sc, &se);                                                \
+            T top = either_##SUF(keep_##SUF(sa, v0[2 * o]), keep_##SUF(sb, v0[2 * o + 1]));    \
+            T bottom = either_##SUF(keep_##SUF(sc, v1[2 * o]), keep_##SUF(se, v1[2 * o + 1])); \
+            out[o] = either_##SUF(top, bottom);                                                \
         }                                                                                      \
     }                                                                                          \
     static void max_pool_2x2_##SUF(const pool_job *j, int64_t p0, int64_t p1, int mode) {      \
@@ -261,14 +361,14 @@ static inline double either_f64(double a, double b) {
             for (int64_t o1 = 0; o1 < out1; o1++) {                                            \
                 const T *r0 = x + 2 * o1 * in2, *r1 = r0 + in2;                                \
                 if (mode == 0) {                                                               \
-                    max_row_2x2_##SUF(r0, r1, (T *)j->y + p * out_plane + o1 * out2, out2);    \
+                    MAX_ROW_2X2_##SUF(g, r0, r1, (T *)j->y + p * out_plane + o1 * out2, out2); \
                 } else if (mode == 2) {                                                        \
                     const T *v0 = (const T *)j->v + p * in_plane + 2 * o1 * in2;               \
                     gather_row_2x2_##SUF(r0, r1, v0, v0 + in2,                                 \
                                          (T *)j->y + p * out_plane + o1 * out2, out2);         \
                 } else {                                                                       \
                     T *g0 = (T *)j->y + p * in_plane + 2 * o1 * in2, *g1 = g0 + in2;           \
-                    grad_row_2x2_##SUF(r0, r1, (const T *)j->v + p * out_plane + o1 * out2,    \
+                    GRAD_ROW_2X2_##SUF(g, r0, r1, (const T *)j->v + p * out_plane + o1 * out2, \
                                        g0, g1, out2);                                          \
                     if (in2 > 2 * out2) g0[in2 - 1] = g1[in2 - 1] = 0;   /* unread column */ \
                 }                                                                              \

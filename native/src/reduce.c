@@ -176,7 +176,7 @@ static int k_reduce(const pf_args *a) {
     PF_TRY(pf_check_contiguous(y, "y"));
     PF_CHECK(x->ndim == 3, PF_ERR_SHAPE, "x must be viewed as (outer, reduced, inner), got %d dims",
              x->ndim);
-    int op = (int)a->iattr[0];
+    int op = pf_code(a->iattr[0]);
     PF_CHECK(op >= 0 && op < PF_R_COUNT, PF_ERR_ARGUMENT, "unknown reduce op %d", op);
     int64_t O = x->shape[0], R = x->shape[1], I = x->shape[2];
     PF_CHECK(pf_numel(y) == O * I, PF_ERR_SHAPE, "y has %lld elements, expected %lld",

@@ -176,14 +176,34 @@ int pf_check_dtype(const pf_tensor *t, int dtype, const char *what) {
 /* thread pool                                                                                 */
 /*
  * One pool per process serves every kernel and the BLAS (which we keep single-threaded and
- * split ourselves), so two pools never fight over two cores. Workers spin briefly after a job
- * (most jobs come in quick succession within a step), then sleep on a condition variable.
+ * split ourselves), so two pools never fight over two cores.
+ *
+ * A job is cut into `parts` chunks that the caller and the workers claim one at a time, so a
+ * worker the OS has not scheduled (a busy machine) never holds the caller up: the caller
+ * claims the chunk itself. The chunk boundaries depend only on the job, never on who runs
+ * them, so results are the same whichever thread computes what. Idle workers spin briefly
+ * (the next kernel of a step usually follows within microseconds), then sleep on a futex; the
+ * caller waits for chunks still in flight the same way.
  */
 
 #define PF_MAX_THREADS 64
-/* About 100-200 us of spinning before a worker sleeps: long enough to catch the next kernel of
- * a step, short enough not to starve other processes on a busy machine. */
-#define PF_SPIN_ROUNDS 4000
+/* About 100 us of spinning before sleeping. */
+#define PF_SPIN_ROUNDS 2000
+
+#if defined(__linux__)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+static void futex_wait(atomic_int *addr, int expected) {
+    syscall(SYS_futex, (int *)addr, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+}
+static void futex_wake(atomic_int *addr, int count) {
+    syscall(SYS_futex, (int *)addr, FUTEX_WAKE_PRIVATE, count, NULL, NULL, 0);
+}
+#else
+static void futex_wait(atomic_int *addr, int expected) { (void)addr; (void)expected; sched_yield(); }
+static void futex_wake(atomic_int *addr, int count) { (void)addr; (void)count; }
+#endif
 
 typedef struct {
     pf_task_fn fn;
@@ -193,68 +213,73 @@ typedef struct {
 } pool_job;
 
 static struct {
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
     pthread_t threads[PF_MAX_THREADS];
     int started;                   /* workers running */
     int wanted;                    /* threads in all, the caller included */
     pool_job job;
-    atomic_long generation;        /* bumped for each job */
-    atomic_int pending;            /* parts not yet finished */
+    atomic_int generation;         /* bumped for each job; workers sleep on it */
+    atomic_uint_fast64_t claim;    /* (generation << 32) | next chunk to hand out */
+    atomic_int done;               /* chunks finished; the caller sleeps on it */
+    atomic_int caller_waiting;
     atomic_int sleepers;
     atomic_int stop;
-} pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER};
+} pool;
 
 static __thread int tls_in_task;
-static pthread_mutex_t pool_admin = PTHREAD_MUTEX_INITIALIZER;   /* resizing, starting */
+static pthread_mutex_t pool_admin = PTHREAD_MUTEX_INITIALIZER;   /* one job at a time */
 
-static void run_part(const pool_job *job, int part) {
+static void run_chunk(const pool_job *job, int64_t part) {
     int64_t chunk = job->n / job->parts, rest = job->n % job->parts;
     int64_t begin = part * chunk + (part < rest ? part : rest);
     int64_t end = begin + chunk + (part < rest ? 1 : 0);
     if (begin < end) job->fn(job->ctx, begin, end);
 }
 
-typedef struct { int index; long generation; } worker_arg;
+/* Claim and run chunks of job number `gen` until none are left; a thread holding a stale job
+ * (gen no longer current) claims nothing. */
+static void work_on(const pool_job *job, uint32_t gen) {
+    for (;;) {
+        uint_fast64_t c = atomic_load_explicit(&pool.claim, memory_order_acquire);
+        if ((uint32_t)(c >> 32) != gen || (int64_t)(c & 0xffffffffu) >= job->parts) return;
+        if (!atomic_compare_exchange_weak(&pool.claim, &c, c + 1)) continue;
+        run_chunk(job, (int64_t)(c & 0xffffffffu));
+        if (atomic_fetch_add(&pool.done, 1) + 1 == job->parts && atomic_load(&pool.caller_waiting))
+            futex_wake(&pool.done, 1);
+    }
+}
+
+typedef struct { int generation; } worker_arg;
 static worker_arg worker_args[PF_MAX_THREADS];
 
 static void *worker_main(void *p) {
-    int index = ((worker_arg *)p)->index;     /* 1 .. wanted-1; the caller is part 0 */
     /* the generation at creation, not at start: a job published before this thread got
        scheduled must still be seen as new */
-    long seen = ((worker_arg *)p)->generation;
+    int seen = ((worker_arg *)p)->generation;
     tls_in_task = 1;
     for (;;) {
-        long g;
-        int spins = 0;
+        int g, spins = 0;
         while ((g = atomic_load_explicit(&pool.generation, memory_order_acquire)) == seen &&
                !atomic_load(&pool.stop)) {
             if (++spins < PF_SPIN_ROUNDS) { PF_PAUSE(); continue; }
-            pthread_mutex_lock(&pool.lock);
             atomic_fetch_add(&pool.sleepers, 1);
-            while (atomic_load(&pool.generation) == seen && !atomic_load(&pool.stop))
-                pthread_cond_wait(&pool.wake, &pool.lock);
+            futex_wait(&pool.generation, seen);
             atomic_fetch_sub(&pool.sleepers, 1);
-            pthread_mutex_unlock(&pool.lock);
             spins = 0;
         }
         if (atomic_load(&pool.stop)) break;
         seen = g;
-        pool_job job = pool.job;
-        if (index < job.parts) {
-            run_part(&job, index);
-            atomic_fetch_sub_explicit(&pool.pending, 1, memory_order_acq_rel);
-        }
+        pool_job job = pool.job;   /* may be torn if a newer job is being written: work_on
+                                      then claims nothing, as the generation differs */
+        work_on(&job, (uint32_t)g);
     }
     return NULL;
 }
 
 static void pool_stop_locked(void) {
     if (!pool.started) return;
-    pthread_mutex_lock(&pool.lock);
     atomic_store(&pool.stop, 1);
-    pthread_cond_broadcast(&pool.wake);
-    pthread_mutex_unlock(&pool.lock);
+    atomic_fetch_add(&pool.generation, 1);
+    futex_wake(&pool.generation, PF_MAX_THREADS);
     for (int i = 0; i < pool.started; i++) pthread_join(pool.threads[i], NULL);
     pool.started = 0;
     atomic_store(&pool.stop, 0);
@@ -263,7 +288,6 @@ static void pool_stop_locked(void) {
 static void pool_start_locked(void) {
     int want = pool.wanted - 1;
     for (int i = 0; i < want; i++) {
-        worker_args[i].index = i + 1;
         worker_args[i].generation = atomic_load(&pool.generation);
         if (pthread_create(&pool.threads[i], NULL, worker_main, &worker_args[i]) != 0) break;
         pool.started = i + 1;
@@ -272,13 +296,11 @@ static void pool_start_locked(void) {
 
 static void pool_after_fork_child(void) {
     /* the workers did not survive the fork: forget them, start afresh on first use */
-    pthread_mutex_init(&pool.lock, NULL);
-    pthread_cond_init(&pool.wake, NULL);
     pthread_mutex_init(&pool_admin, NULL);
     pool.started = 0;
     atomic_store(&pool.stop, 0);
     atomic_store(&pool.sleepers, 0);
-    atomic_store(&pool.pending, 0);
+    atomic_store(&pool.caller_waiting, 0);
 }
 
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
@@ -321,8 +343,7 @@ void pf_parallel_for(int64_t n, int64_t grain, pf_task_fn fn, void *ctx) {
         pool_stop_locked();
         pool_start_locked();
     }
-    if (parts > pool.started + 1) parts = pool.started + 1;
-    if (parts <= 1) {
+    if (pool.started == 0) {
         pthread_mutex_unlock(&pool_admin);
         fn(ctx, 0, n);
         return;
@@ -331,21 +352,21 @@ void pf_parallel_for(int64_t n, int64_t grain, pf_task_fn fn, void *ctx) {
     pool.job.ctx = ctx;
     pool.job.n = n;
     pool.job.parts = parts;
-    atomic_store(&pool.pending, parts - 1);
-    atomic_fetch_add_explicit(&pool.generation, 1, memory_order_release);
-    if (atomic_load(&pool.sleepers) > 0) {
-        pthread_mutex_lock(&pool.lock);
-        pthread_cond_broadcast(&pool.wake);
-        pthread_mutex_unlock(&pool.lock);
-    }
+    uint32_t gen = (uint32_t)atomic_load(&pool.generation) + 1;
+    atomic_store(&pool.done, 0);
+    atomic_store_explicit(&pool.claim, (uint_fast64_t)gen << 32, memory_order_release);
+    atomic_store_explicit(&pool.generation, (int)gen, memory_order_release);
+    if (atomic_load(&pool.sleepers) > 0) futex_wake(&pool.generation, PF_MAX_THREADS);
     tls_in_task = 1;
-    run_part(&pool.job, 0);
+    work_on(&pool.job, gen);
     tls_in_task = 0;
-    /* wait for the other parts; yield once spinning has not paid off, so that on an
-       oversubscribed machine a descheduled worker gets the core back */
-    for (int spins = 0; atomic_load_explicit(&pool.pending, memory_order_acquire) > 0; spins++) {
-        if (spins < PF_SPIN_ROUNDS) PF_PAUSE();
-        else sched_yield();
+    /* chunks still in flight on workers: spin a little, then sleep until the last one ends */
+    for (int spins = 0; atomic_load_explicit(&pool.done, memory_order_acquire) < parts; spins++) {
+        if (spins < PF_SPIN_ROUNDS) { PF_PAUSE(); continue; }
+        atomic_store(&pool.caller_waiting, 1);
+        int d = atomic_load(&pool.done);
+        if (d < parts) futex_wait(&pool.done, d);
+        atomic_store(&pool.caller_waiting, 0);
     }
     pthread_mutex_unlock(&pool_admin);
 }

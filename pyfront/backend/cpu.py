@@ -3,6 +3,7 @@
 Loads the library and its BLAS, owns the thread setting, turns numpy memory into the ABI's
 pf_tensor descriptors and native status codes into Python exceptions.
 """
+import math
 import os
 
 import numpy as np
@@ -104,12 +105,19 @@ def _init():
 _init()
 
 
+_strides_cache = {}
+
+
 def _contiguous_strides(shape):
-    strides = [1] * len(shape)
-    acc = 1
-    for i in range(len(shape) - 1, -1, -1):
-        strides[i] = acc
-        acc *= shape[i]
+    strides = _strides_cache.get(shape)
+    if strides is None:
+        acc, out = 1, []
+        for d in reversed(shape):
+            out.append(acc)
+            acc *= d
+        strides = tuple(reversed(out))
+        if len(_strides_cache) < 4096:
+            _strides_cache[tuple(shape)] = strides
     return strides
 
 
@@ -135,16 +143,13 @@ class Buf:
         # (a plan's dry run that sizes workspaces).
         self._checked = check
         if check and (offset < 0 or offset + self.size * dtype.itemsize > array.nbytes or
-                      any(d < 0 for d in self.shape)):
+                      (self.shape and min(self.shape) < 0)):
             raise errors.NativeError("a buffer of shape %s %s at byte %d does not fit in %d bytes"
                                      % (self.shape, dtype.name, offset, array.nbytes))
 
     @property
     def size(self):
-        n = 1
-        for s in self.shape:
-            n *= s
-        return n
+        return math.prod(self.shape)
 
     def pointer(self, extra_bytes=0):
         if self._ptr is None:
@@ -166,13 +171,10 @@ class Buf:
             strides = _contiguous_strides(shape)
         if not plain and self._checked:
             self._check_view(shape, strides, offset_elems)
-        d = ffi.new("pf_tensor *")
-        d.data = self.pointer(offset_elems * self.dtype.itemsize)
-        d.dtype = self.dtype.code
-        d.ndim = len(shape)
-        if shape:
-            d.shape[0:len(shape)] = list(shape)
-            d.strides[0:len(shape)] = list(strides)
+        # one initialiser: cffi fills the struct in C
+        d = _new("pf_tensor *", {"data": self.pointer(offset_elems * self.dtype.itemsize),
+                                 "dtype": self.dtype.code, "ndim": len(shape),
+                                 "shape": shape, "strides": strides})
         if plain:
             self._desc = d
         return d
@@ -203,28 +205,40 @@ class Buf:
 _run = lib.pf_run
 
 
+_new = ffi.new
+_NULL = ffi.NULL
+_attr_cache = {}
+
+
+def _attr_array(ctype, values):
+    """Attribute arrays are few and immutable: made once, shared by every call."""
+    key = (ctype, values)
+    arr = _attr_cache.get(key)
+    if arr is None:
+        conv = int if ctype == "int64_t[]" else float
+        arr = _new(ctype, [conv(v) for v in values])
+        if len(_attr_cache) < 65536:
+            _attr_cache[key] = arr
+    return arr
+
+
 def new_args(ins, outs, iattr=(), fattr=(), workspace=None):
     """A pf_args block; returns (args, keepalive) where keepalive must outlive its use."""
-    a = ffi.new("pf_args *")
-    a.n_in = len(ins)
-    a.n_out = len(outs)
     if len(ins) > lib.PF_MAX_IN or len(outs) > lib.PF_MAX_OUT:
         raise errors.NativeError("too many operands: %d in, %d out" % (len(ins), len(outs)))
-    for i, d in enumerate(ins):
-        a.inputs[i] = d
-    for i, d in enumerate(outs):
-        a.outputs[i] = d
+    init = {"n_in": len(ins), "n_out": len(outs), "inputs": ins, "outputs": outs}
     keep = [ins, outs]
     if iattr:
-        ia = ffi.new("int64_t[]", [int(v) for v in iattr])
-        a.iattr = ia
-        a.n_iattr = len(iattr)
+        ia = _attr_array("int64_t[]", tuple(iattr))
+        init["iattr"] = ia
+        init["n_iattr"] = len(iattr)
         keep.append(ia)
     if fattr:
-        fa = ffi.new("double[]", [float(v) for v in fattr])
-        a.fattr = fa
-        a.n_fattr = len(fattr)
+        fa = _attr_array("double[]", tuple(fattr))
+        init["fattr"] = fa
+        init["n_fattr"] = len(fattr)
         keep.append(fa)
+    a = _new("pf_args *", init)
     if workspace is not None:
         a.workspace = workspace.pointer()
         a.workspace_bytes = workspace.size * workspace.dtype.itemsize

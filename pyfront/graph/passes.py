@@ -275,10 +275,7 @@ def fuse_elementwise(program, protected):
                 # members can still be read for their shape (shape_inputs); it is the root's
                 program.replace_uses(n, 0, fused, 0)
         program.origins[root.name] = ("node", fused)
-        # members had one data consumer, but shape-only inputs (sum_to_like's `like`) may still
-        # name them; every member has the root's shape, so the fused node stands in
-        for n in order:
-            program.replace_uses(n, 0, fused, 0)
+        program.replace_uses(root, 0, fused, 0)
         uses = program.consumers()
 
 

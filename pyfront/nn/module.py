@@ -120,7 +120,9 @@ def module_depth():
 
 
 def _auto_name(cls_name):
-    base = re.sub(r"(?<!^)(?=[A-Z])", "_", cls_name).lower()
+    # CamelCase to snake_case, acronyms kept whole: LSTM -> lstm, MultiHeadAttention ->
+    # multi_head_attention, Conv2D -> conv2d
+    base = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", cls_name).lower()
     base = re.sub(r"_?(\d)_d$", r"\1d", base)   # Conv2D: conv2_d -> conv2d
     n = _counters.get(base, 0)
     _counters[base] = n + 1

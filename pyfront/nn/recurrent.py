@@ -11,7 +11,7 @@ import numpy as np
 from .. import errors, ops
 from ..ops.core import as_operand, fmt_shape, name_scope
 from . import init as initializers
-from .module import Module, Parameter, _auto_name, register_layer
+from .module import Module, Parameter, register_layer
 
 __all__ = ["LSTM", "GRU", "SimpleRNN", "Bidirectional"]
 
@@ -34,13 +34,12 @@ class _Recurrent(Module):
     kind = None
     gates = None
     n_states = 1
-    auto_name = None     # the default name's stem ("lstm", not the acronym split "l_s_t_m")
 
     def __init__(self, units, return_sequences=False, return_state=False, go_backwards=False,
                  use_bias=True, kernel_initializer="glorot_uniform",
                  recurrent_initializer="orthogonal", bias_initializer="zeros", mask_value=None,
                  in_features=None, name=None):
-        super().__init__(name or _auto_name(self.auto_name))
+        super().__init__(name)
         if not isinstance(units, int) or isinstance(units, bool) or units < 1:
             raise ValueError("%s: units must be a positive int, got %r"
                              % (type(self).__name__, units))
@@ -149,7 +148,6 @@ class LSTM(_Recurrent):
     kind = "lstm"
     gates = 4
     n_states = 2
-    auto_name = "Lstm"
 
     def __init__(self, units, return_sequences=False, return_state=False, go_backwards=False,
                  use_bias=True, kernel_initializer="glorot_uniform",
@@ -182,7 +180,6 @@ class GRU(_Recurrent):
 
     kind = "gru"
     gates = 3
-    auto_name = "Gru"
 
     def _create_extra_parameters(self):
         self.recurrent_bias = Parameter(init=self.bias_initializer) if self.use_bias else None
@@ -205,7 +202,6 @@ class SimpleRNN(_Recurrent):
 
     kind = "simple_rnn"
     gates = 1
-    auto_name = "SimpleRnn"
 
     def __init__(self, units, activation="tanh", return_sequences=False, return_state=False,
                  go_backwards=False, use_bias=True, kernel_initializer="glorot_uniform",

@@ -181,9 +181,12 @@ class Conv(Op):
         gx = gw = gb = None
         if ctx.needs[0]:
             gx = apply(_GRAD_INPUT[self.nd], [g, w, x] + mask, geometry)
-        if ctx.needs[1]:
+        bias = len(ctx.inputs) > 2 and ctx.needs[2]
+        if ctx.needs[1] and bias:
+            gw, gb = apply(_GRAD_PARAMS[self.nd], [x, g, w] + mask, geometry)
+        elif ctx.needs[1]:
             gw = apply(_GRAD_WEIGHT[self.nd], [x, g, w] + mask, geometry)
-        if len(ctx.inputs) > 2 and ctx.needs[2]:
+        elif bias:
             gb = apply(_grad_bias, [g] + mask)
         return gx, gw, gb
 
@@ -264,6 +267,44 @@ class ConvGradWeight(Op):
         return (dx, dg, None) + (None,) * len(ctx.inputs[3:])
 
 
+class ConvGradParams(Op):
+    """The kernel's and the bias's gradients in one pass over grad (and x): ConvGradWeight's
+    result and ConvGradBias's, the bias summed from grad rows the kernel has in cache."""
+
+    inputs = ("input", "grad", "like", "y")
+    shape_inputs = (2,)
+    n_outputs = 2
+
+    def __init__(self, nd):
+        self.nd = nd
+        self.name = "conv%dd_grad_params" % nd
+
+    def infer(self, specs, attrs):
+        like, g = specs[2], specs[1]
+        return [Spec(like.shape, specs[0].dtype), Spec((like.shape[0],), g.dtype)]
+
+    def forward(self, k, ins, outs, attrs):
+        x, g = ins[0], ins[1]
+        iattr = _geometry_iattr(self.nd, x.shape, outs[0].shape[2:], attrs)
+        k.run("conv_grad_weight", [x.desc(), g.desc()] + [b.desc() for b in ins[3:]],
+              [outs[0].desc(), outs[1].desc()], iattr)
+
+    def grad(self, ctx, gg):
+        from .shape import expand_like, reshape
+
+        ggw, ggb = gg
+        x, g = ctx.inputs[0], ctx.inputs[1]
+        y = ctx.inputs[3] if len(ctx.inputs) > 3 else None
+        dx = apply(_GRAD_INPUT[self.nd], [g, ggw, x] + ctx.inputs[3:], ctx.attrs) \
+            if ctx.needs[0] else None
+        dg = None
+        if ctx.needs[1]:
+            spread = expand_like(reshape(ggb, (1, -1) + (1,) * self.nd), g)
+            dg = _relu_masked(y, apply(_CONV[self.nd], [x, ggw], dict(ctx.attrs,
+                                                                     activation=None)) + spread)
+        return (dx, dg, None) + (None,) * len(ctx.inputs[3:])
+
+
 class ConvGradBias(Op):
     """Sum of the output gradient over batch and positions: (N, O, *out) -> (O,); an optional
     second input y counts only positions where y > 0 (a fused ReLU's gradient)."""
@@ -303,6 +344,7 @@ def register_instance(op):
 _CONV = {nd: register_instance(Conv(nd)) for nd in (1, 2, 3)}
 _GRAD_INPUT = {nd: register_instance(ConvGradInput(nd)) for nd in (1, 2, 3)}
 _GRAD_WEIGHT = {nd: register_instance(ConvGradWeight(nd)) for nd in (1, 2, 3)}
+_GRAD_PARAMS = {nd: register_instance(ConvGradParams(nd)) for nd in (1, 2, 3)}
 _grad_bias = core.register(ConvGradBias)
 
 

@@ -202,6 +202,7 @@ class EagerEmitter:
 
     def __init__(self, op):
         self.op = op
+        self.scratch_bufs = []
 
     def run(self, kernel, ins, outs, iattr=(), fattr=(), workspace=None):
         cpu.run(kernel, ins, outs, iattr, fattr, workspace, context=self._context())
@@ -210,9 +211,13 @@ class EagerEmitter:
         scope = current_scope()
         return "%s%s: " % (self.op.name, " in layer '%s'" % scope if scope else "")
 
-    @staticmethod
-    def scratch(shape, dtype):
-        return cpu.Buf(cpu.empty(shape, dtype), shape, dtype)
+    def scratch(self, shape, dtype):
+        # Held here until the op's forward returns: a descriptor does not keep its memory
+        # alive, and forward() often keeps only descriptors (matmul's materialised operands
+        # were freed and reused before the product ran).
+        buf = cpu.Buf(cpu.empty(shape, dtype), shape, dtype)
+        self.scratch_bufs.append(buf)
+        return buf
 
 
 # ---------------------------------------------------------------------------------------------

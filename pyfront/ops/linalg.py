@@ -4,6 +4,9 @@ from .. import errors
 from ..backend.cpu import lib
 from . import core
 from .core import Op, ShapeMismatch, Spec, apply, as_operand, fmt_shape
+from . import elementwise as _elementwise  # noqa: E402 (siblings: read at call time)
+from . import reduction as _reduction  # noqa: E402 (siblings: read at call time)
+from . import shape as _shape  # noqa: E402 (siblings: read at call time)
 
 __all__ = ["matmul", "linear", "LINEAR_ACTIVATIONS"]
 
@@ -65,7 +68,7 @@ class MatMul(Op):
                     descs.append(x.desc((nb, rows, cols), (0, cols, 1)))  # one matrix for all
                 else:
                     # partial batch broadcast: materialise the broadcast operand
-                    from .elementwise import broadcast_strides
+                    broadcast_strides = _elementwise.broadcast_strides
 
                     full = batch + (rows, cols)
                     tmp = k.scratch(full, x.dtype)
@@ -77,7 +80,7 @@ class MatMul(Op):
     def grad(self, ctx, g):
         a, b = ctx.inputs
         ta, tb = ctx.attrs["transpose_a"], ctx.attrs["transpose_b"]
-        from .shape import sum_to_like
+        sum_to_like = _shape.sum_to_like
 
         ga = gb = None
         if ctx.needs[0]:
@@ -96,7 +99,8 @@ _matmul = core.register(MatMul)
 
 def matmul(a, b, transpose_a=False, transpose_b=False):
     """Matrix product with numpy's rules (1-D operands are promoted, then squeezed)."""
-    from .shape import reshape, squeeze
+    reshape = _shape.reshape
+    squeeze = _shape.squeeze
 
     a, b = as_operand(a), as_operand(b)
     if a.dtype is not b.dtype:
@@ -168,9 +172,9 @@ class Linear(Op):
               (attrs.get("alpha", 0.01),))
 
     def grad(self, ctx, g):
-        from .elementwise import activation_grad
-        from .reduction import sum as reduce_sum
-        from .shape import reshape
+        activation_grad = _elementwise.activation_grad
+        reduce_sum = _reduction.sum
+        reshape = _shape.reshape
 
         act = ctx.attrs.get("activation")
         if act not in _GRAD_FROM_OUTPUT:
@@ -186,7 +190,7 @@ class Linear(Op):
         if ctx.needs[0]:
             gx = matmul(g2, w, transpose_b=True)
             if nd != 2:
-                from .shape import reshape_like
+                reshape_like = _shape.reshape_like
 
                 gx = reshape_like(gx, x)
         if ctx.needs[1]:

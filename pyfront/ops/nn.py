@@ -6,6 +6,9 @@ import numpy as np
 from .. import autograd, errors
 from . import core
 from .core import Op, ShapeMismatch, Spec, apply, as_operand, fmt_shape, normalize_axis
+from . import elementwise as _elementwise  # noqa: E402 (siblings: read at call time)
+from . import reduction as _reduction  # noqa: E402 (siblings: read at call time)
+from . import shape as _shape  # noqa: E402 (siblings: read at call time)
 
 __all__ = ["softmax", "log_softmax", "cross_entropy", "mse", "one_hot"]
 
@@ -65,8 +68,8 @@ class SoftmaxGrad(Op):
         k.run(self.name, [ins[0].desc(view), ins[1].desc(view)], [outs[0].desc(view)])
 
     def grad(self, ctx, gg):
-        from .elementwise import exp
-        from .reduction import sum as rsum
+        exp = _elementwise.exp
+        rsum = _reduction.sum
 
         y, g = ctx.inputs
         axis = ctx.attrs["axis"]
@@ -107,8 +110,8 @@ def log_softmax(x, axis=-1):
 
 def one_hot(labels, classes, dtype="float32"):
     """(N,) integer labels -> (N, classes) rows of zeros with a one at the label."""
-    from .elementwise import equal
-    from .shape import expand_dims
+    equal = _elementwise.equal
+    expand_dims = _shape.expand_dims
 
     labels = as_operand(labels)
     ids = as_operand(np.arange(classes, dtype=labels.dtype.np))
@@ -166,9 +169,9 @@ class CrossEntropyGrad(Op):
 
 def _cross_entropy_grad_composed(z, labels, g, attrs):
     """(softmax(z) - onehot(labels)) * g (/ count), from differentiable ops."""
-    from .elementwise import not_equal
-    from .reduction import sum as rsum
-    from .shape import expand_dims
+    not_equal = _elementwise.not_equal
+    rsum = _reduction.sum
+    expand_dims = _shape.expand_dims
 
     keep = not_equal(labels, attrs["ignore_index"]).astype(z.dtype)
     safe = labels * keep.astype(labels.dtype)

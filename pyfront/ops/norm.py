@@ -7,6 +7,9 @@ from .. import errors
 from ..dtypes import as_dtype
 from . import core
 from .core import Op, ShapeMismatch, Spec, apply, as_operand, fmt_shape
+from . import elementwise as _elementwise  # noqa: E402 (siblings: read at call time)
+from . import reduction as _reduction  # noqa: E402 (siblings: read at call time)
+from . import shape as _shape  # noqa: E402 (siblings: read at call time)
 
 __all__ = ["batch_norm", "layer_norm"]
 
@@ -34,10 +37,10 @@ def _known(shape):
 def _norm_grad_of_grad(x, gamma_b, mean_b, rstd_b, g, gx, ggamma_b, gbeta_b, axes):
     """(d/dx, d/dgamma before summing to gamma's shape, d/dg) of <gx, dx> + <ggamma, dgamma> +
     <gbeta, dbeta>. *_b are broadcastable against x; sums and means run over `axes`."""
-    from .reduction import _reduce_grad
-    from .reduction import mean as rmean
-    from .reduction import sum as rsum
-    from .shape import expand_like
+    _reduce_grad = _reduction._reduce_grad
+    rmean = _reduction.mean
+    rsum = _reduction.sum
+    expand_like = _shape.expand_like
 
     def total(v):
         return rsum(v, axes, True)
@@ -88,7 +91,7 @@ def _bn_axes(ndim):
 
 def _bn_broadcast(v, ndim):
     """A (C,) vector shaped (1, C, 1, ...) to broadcast against (N, C, *spatial)."""
-    from .shape import reshape
+    reshape = _shape.reshape
 
     return reshape(v, (1, v.shape[0]) + (1,) * (ndim - 2))
 
@@ -180,8 +183,8 @@ class BatchNormGrad(Op):
     def grad(self, ctx, gouts):
         # mean and invstd are the batch statistics of x: their dependence on x is folded into
         # the gradient for x, and they get none of their own.
-        from .reduction import sum as rsum
-        from .shape import reshape
+        rsum = _reduction.sum
+        reshape = _shape.reshape
 
         x, gamma, mean, invstd, g = ctx.inputs
         gx, ggamma, gbeta = gouts
@@ -218,9 +221,10 @@ class BatchNormEval(Op):
               [outs[0].desc(view)], (), (attrs["eps"],))
 
     def grad(self, ctx, g):
-        from .elementwise import rsqrt
-        from .reduction import sum as rsum
-        from .shape import cast, reshape
+        rsqrt = _elementwise.rsqrt
+        rsum = _reduction.sum
+        cast = _shape.cast
+        reshape = _shape.reshape
 
         x, gamma, beta, rmean, rvar = ctx.inputs
         nd = len(x.shape)
@@ -302,7 +306,7 @@ def _ln_split(shape, k):
 
 def _ln_broadcast(v, k):
     """Per-row statistics shaped to broadcast against x (k trailing unit dims)."""
-    from .shape import expand_dims
+    expand_dims = _shape.expand_dims
 
     for _ in range(k):
         v = expand_dims(v, -1)
@@ -370,7 +374,7 @@ class LayerNormGrad(Op):
               [outs[0].desc((rows, width)), outs[1].desc((width,)), outs[2].desc((width,))])
 
     def grad(self, ctx, gouts):
-        from .shape import sum_to_like
+        sum_to_like = _shape.sum_to_like
 
         x, gamma, mean, rstd, g = ctx.inputs
         gx, ggamma, gbeta = gouts

@@ -4,6 +4,8 @@ from ..backend.cpu import lib
 from ..dtypes import int64
 from . import core
 from .core import Op, ShapeMismatch, Spec, apply, as_operand, normalize_axes
+from . import elementwise as _elementwise  # noqa: E402 (siblings: read at call time)
+from . import shape as _shape  # noqa: E402 (siblings: read at call time)
 
 __all__ = ["sum", "mean", "max", "min", "argmax", "argmin", "lower_reduce"]
 
@@ -81,7 +83,7 @@ class Reduce(Op):
             return (apply(_reduce_grad, [g, x], {"axes": axes, "mode": self.mode}),)
         y = ctx.output()
         spread = {"axes": axes, "mode": "sum"}
-        from .elementwise import equal
+        equal = _elementwise.equal
 
         mask = equal(x, apply(_reduce_grad, [y, x], spread))
         count = apply(_reduce_grad, [sum(mask, axes, ctx.attrs["keepdims"]), x], spread)
@@ -99,7 +101,7 @@ class ReduceGrad(Op):
         return [Spec(specs[1].shape, specs[0].dtype)]
 
     def forward(self, k, ins, outs, attrs):
-        from .elementwise import broadcast_strides
+        broadcast_strides = _elementwise.broadcast_strides
 
         g, out = ins[0], outs[0]
         axes = attrs["axes"]
@@ -133,10 +135,10 @@ def _reduce(mode, x, axis, keepdims):
     except ShapeMismatch as e:
         raise core.shape_error(_OPS[mode], [x], str(e)) from None
     if mode in ("argmax", "argmin") and axis is None and len(x.shape) > 1:
-        from .shape import reshape
-
-        x = reshape(x, (-1,))
+        x = _shape.reshape(x, (-1,))
         axes = (0,)
+    if mode == "sum" and x.dtype.name == "int32":
+        x = _shape.cast(x, "int64")     # as numpy: integer sums do not wrap at 32 bits
     return apply(_OPS[mode], [x], {"axes": axes, "keepdims": bool(keepdims)})
 
 

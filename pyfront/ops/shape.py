@@ -13,6 +13,8 @@ from .. import errors
 from ..dtypes import as_dtype
 from . import core
 from .core import Op, ShapeMismatch, Spec, apply, as_operand, fmt_shape
+from . import elementwise as _elementwise  # noqa: E402 (siblings: read at call time)
+from . import reduction as _reduction  # noqa: E402 (siblings: read at call time)
 
 __all__ = ["reshape", "flatten", "squeeze", "expand_dims", "transpose", "permute",
            "getitem", "take", "concat", "stack", "broadcast_to", "sum_to_like", "expand_like",
@@ -216,7 +218,7 @@ class ExpandLike(Op):
         return [Spec(like.shape, x.dtype)]
 
     def forward(self, k, ins, outs, attrs):
-        from .elementwise import broadcast_strides
+        broadcast_strides = _elementwise.broadcast_strides
 
         shape = outs[0].shape
         k.run("copy", [ins[0].desc(shape, broadcast_strides(ins[0].shape, shape))],
@@ -253,7 +255,7 @@ class SumToLike(Op):
         return tuple(axes)
 
     def forward(self, k, ins, outs, attrs):
-        from .reduction import lower_reduce
+        lower_reduce = _reduction.lower_reduce
 
         x = ins[0]
         axes = self.axes(x.shape, outs[0].shape)

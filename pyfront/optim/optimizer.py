@@ -43,7 +43,9 @@ class Optimizer:
         self.lr = float(lr)
         self.params = []
         self.state = {}                      # id(param) -> {name: ndarray}
+        self._state_descs = {}               # id(param) -> (state dict, [descriptors])
         self.hyper = np.zeros(2, np.float64)  # (lr, step) as the kernels read them
+        self._hyper_buf = cpu.Buf(self.hyper, (2,), _f64())
         self.iterations = 0
         if params is not None:
             self.bind(params)
@@ -85,7 +87,7 @@ class Optimizer:
             raise errors.PyfrontError("%s has no parameters: pass them to the constructor or "
                                       "call bind()" % type(self).__name__)
         self.begin_step()
-        hyper = cpu.Buf(self.hyper, (2,), _f64())
+        hyper = self._hyper_buf
         pairs = []
         for p in self.params:
             if p.grad is None:
@@ -119,9 +121,14 @@ class Optimizer:
     def emit_update(self, k, param, grad, hyper, p):
         """Emit the update kernel for one parameter (eager or into a compiled plan)."""
         st = self.state_for(p)
-        outs = [param.desc()] + [cpu.Buf(st[n], st[n].shape, param.dtype).desc()
-                                 for n in self.state_names if self.uses_state(n)]
-        k.run(self.kernel, [grad.desc(), hyper.desc()], outs, self.iattr(), self.fattr())
+        # state arrays live as long as the optimizer: their descriptors are made once
+        cache = self._state_descs.get(id(p))
+        if cache is None or cache[0] is not st:
+            descs = [cpu.Buf(st[n], st[n].shape, param.dtype).desc()
+                     for n in self.state_names if self.uses_state(n)]
+            cache = self._state_descs[id(p)] = (st, descs)
+        k.run(self.kernel, [grad.desc(), hyper.desc()], [param.desc()] + cache[1],
+              self.iattr(), self.fattr())
 
     def uses_state(self, name):
         return True

@@ -182,7 +182,8 @@ def test_empty_arrays_pass_through_every_op_family():
 def test_op_errors_name_the_op_around_the_kernel_message():
     with pytest.raises(pf.ShapeError, match=r"^add: .*\(2, 3\).*\(3, 2\)"):
         pf.add(pf.ones(2, 3), pf.ones(3, 2))
-    with pytest.raises(pf.IndexOutOfRange, match=r"^cross_entropy: kernel 'cross_entropy': label 7"):
+    with pytest.raises(pf.IndexOutOfRange,
+                       match=r"^cross_entropy: kernel 'cross_entropy': label 7"):
         pf.cross_entropy(pf.ones(2, 3), [0, 7])
     with pf.name_scope("encoder/dense_1"):
         with pytest.raises(pf.NumericError, match="in layer 'encoder/dense_1'"):

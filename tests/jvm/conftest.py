@@ -163,7 +163,8 @@ ROWS = 48
 
 def _mlp():
     pf.random.seed(7)
-    model = pf.nn.Sequential([pf.nn.Dense(64, activation="relu"), pf.nn.Dense(64, activation="tanh"),
+    model = pf.nn.Sequential([pf.nn.Dense(64, activation="relu"),
+                              pf.nn.Dense(64, activation="tanh"),
                               pf.nn.Dense(10)])
     model(pf.tensor(np.zeros((1, FEATURES), np.float32)))
     return model
@@ -210,7 +211,8 @@ def models(tmp_path_factory):
     jit_rows.astype(np.float32).tofile(expected)
     return {"mlp": mlp_path, "lookup": lookup_path, "corrupt": corrupt, "inputs": inputs,
             "x": x, "eager_rows": eager_rows, "eager_batch": eager_batch, "jit_rows": jit_rows,
-            "jit_batch": compiled.run_numpy(x), "expected_rows": expected, "dir": d, "rows": ROWS, "features": FEATURES}
+            "jit_batch": compiled.run_numpy(x), "expected_rows": expected, "dir": d,
+            "rows": ROWS, "features": FEATURES}
 
 
 # ---- a worker started by the test itself ----

@@ -200,6 +200,49 @@ def test_oversized_and_malformed_frames_rejected_worker_stays_up(worker, models)
     assert worker.proc.poll() is None
 
 
+def _control_call(port, token, method, *args):
+    """One py4j call on the worker's control entry point, speaking py4j's wire protocol
+    (string arguments only)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        stream = sock.makefile("rb")
+        sock.sendall(("A\n%s\ne\n" % token).encode())
+        answer = stream.readline()
+        if not answer.startswith(b"!yv"):
+            return None
+        params = "".join("s%s\n" % a.replace("\\", "\\\\").replace("\n", "\\n")
+                         for a in args)
+        sock.sendall(("c\nt\n%s\n%se\n" % (method, params)).encode())
+        reply = stream.readline().decode()
+        assert reply.startswith("!ys"), reply
+        return json.loads(reply[3:].strip().replace("\\n", "\n"))
+
+
+def test_control_refuses_wrong_tokens_and_keeps_serving(worker):
+    port = worker.info["control_port"]
+    for i in range(30):  # refusals racing the accept loop must not stop it
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(b"A\nwrong-%d\ne\n" % i)
+    assert _control_call(port, "also-wrong", "health") is None
+    health = _control_call(port, worker.token, "health")
+    assert health["ok"] and health["pid"] == worker.pid
+
+
+def test_control_load_signature_health(worker, models):
+    port, token = worker.info["control_port"], worker.token
+    sig = _control_call(port, token, "signature", "mlp")
+    assert sig["inputs"] == [{"name": "input", "dtype": "float32", "shape": [-1, 32]}]
+    assert "no model 'nope'" in _control_call(port, token, "signature", "nope")["error"]["message"]
+    failed = _control_call(port, token, "load", "bad", str(models["corrupt"]))
+    assert failed["error"]["type"] == "pyfront.errors.ModelFormatError"
+    loaded = _control_call(port, token, "load", "second", str(models["mlp"]))
+    assert loaded == sig
+    c = Client(worker.info["data_socket"], token)
+    out = c.infer("second", [("input", models["x"][:1])])
+    np.testing.assert_array_equal(out[0][1], models["jit_rows"][:1])
+    health = _control_call(port, token, "health")
+    assert health["models"]["second"]["requests"] == 1 and "bad" not in health["models"]
+
+
 def _listening_addresses(port):
     found = []
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
@@ -236,6 +279,15 @@ def test_exits_when_stdin_closes(start_worker, pid_alive, models):
     assert not os.path.exists(folder)
 
 
+def test_sigterm_exits_cleanly(start_worker, models):
+    w = start_worker({"mlp": models["mlp"]}, "tok")
+    folder = os.path.dirname(w.info["data_socket"])
+    w.proc.terminate()
+    w.proc.wait(10)
+    assert w.proc.returncode == 0
+    assert not os.path.exists(folder)
+
+
 def test_refuses_to_start_without_token(child_env, workdir, models):
     env = dict(child_env)
     env.pop("PYFRONT_JVM_TOKEN", None)
@@ -267,7 +319,8 @@ def test_jar_command(jdk, child_env, workdir, tmp_path):
     import zipfile
 
     names = zipfile.ZipFile(jar).namelist()
-    assert "org/pyfront/Model.class" in names and "org/pyfront/internal/WorkerControl.class" in names
+    assert "org/pyfront/Model.class" in names
+    assert "org/pyfront/internal/WorkerControl.class" in names
     # cached: a second call returns the same file without rebuilding
     mtime = os.path.getmtime(jar)
     again = subprocess.run([sys.executable, "-m", "pyfront.jvm", "jar"], cwd=workdir, env=env,

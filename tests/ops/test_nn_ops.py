@@ -172,6 +172,10 @@ def test_mse_errors_and_scalar_targets():
         pf.mse(pf.tensor(np.array([0, 1, 2, 3, np.nan], np.float32)), pf.zeros(5))
     with pytest.raises(pf.NumericError, match="element 0"):
         pf.mse(pf.ones(2), pf.tensor([np.inf, 0.0]), "sum")
+    with pytest.raises(pf.NumericError, match="overflow"):
+        pf.mse(pf.tensor([1e30]), pf.zeros(1))           # finite inputs, loss beyond float32
+    with pytest.raises(pf.NumericError, match="element 1 overflows"):
+        pf.mse(pf.tensor([0.0, 3e20]), pf.zeros(2), "none")
     with pytest.raises(pf.ShapeError, match=r"mse.*\(3,\).*\(4,\)"):
         pf.mse(pf.ones(3), pf.ones(4))
     with pytest.raises(pf.ShapeError, match="empty batch"):

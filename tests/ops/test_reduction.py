@@ -57,7 +57,8 @@ def test_integer_reductions_are_exact(dtype, rng):
     for axis in (0, 1, 2, (0, 2), None):
         for mode in ("sum", "max", "min"):
             y = getattr(pf, mode)(pf.tensor(x), axis=axis)
-            assert y.dtype.np == dtype
+            want = getattr(np, mode)(x, axis=axis)
+            assert y.dtype.np == want.dtype     # numpy widens int32 sums to int64
             assert np.array_equal(y.numpy(), getattr(np, mode)(x, axis=axis)), (mode, axis)
     assert pf.argmax(pf.tensor(x), 1).tolist() == np.argmax(x, 1).tolist()
     with pytest.raises(pf.DTypeError, match="mean"):

@@ -284,7 +284,8 @@ def test_shape_errors_name_the_op_and_shapes():
     rng = np.random.default_rng(10)
     w = random_weights("lstm", 3, 4, rng, "float32")
     x = rng.standard_normal((2, 5, 3)).astype(np.float32)
-    with pytest.raises(pf.ShapeError, match=r"lstm: x has 2 features but the kernel expects 3 \(inputs: x: \(2, 5, 2\)"):
+    with pytest.raises(pf.ShapeError, match=r"lstm: x has 2 features but the kernel expects 3 "
+                                            r"\(inputs: x: \(2, 5, 2\)"):
         run("lstm", x[:, :, :2].copy(), w)
     with pytest.raises(pf.ShapeError, match=r"mask \(batch, time\) must be \(2, 5\), got \(2, 4\)"):
         run("lstm", x, w, mask=np.ones((2, 4), np.float32))

@@ -34,7 +34,8 @@ def test_flatten_squeeze_expand_dims(rng):
     assert pf.squeeze(t).shape == (2, 3) and pf.squeeze(t, 1).shape == (2, 3, 1)
     assert pf.squeeze(t, (1, -1)).shape == (2, 3)
     assert pf.expand_dims(t, 0).shape == (1, 2, 1, 3, 1)
-    assert pf.expand_dims(t, -1).shape == (2, 1, 3, 1, 1) and t.unsqueeze(2).shape == (2, 1, 1, 3, 1)
+    assert pf.expand_dims(t, -1).shape == (2, 1, 3, 1, 1)
+    assert t.unsqueeze(2).shape == (2, 1, 1, 3, 1)
     assert np.array_equal(pf.squeeze(t).numpy(), np.squeeze(x))
     with pytest.raises(pf.ShapeError, match="squeeze: dim 0"):
         pf.squeeze(t, 0)
@@ -90,7 +91,8 @@ def test_getitem_gradients(rng, torch):
             continue
         check_grad(lambda a: a[key] * 1.5, x)
     # repeated integer indices add up, as in PyTorch
-    for key in [([2, 0, 2, 2],), (slice(None), [1, 1, 3]), (slice(None, None, -2), None, [0, 3, 0])]:
+    for key in [([2, 0, 2, 2],), (slice(None), [1, 1, 3]),
+                (slice(None, None, -2), None, [0, 3, 0])]:
         a = pf.tensor(x.astype(np.float32), requires_grad=True)
         y = a[key]
         w = rng.standard_normal(y.shape).astype(np.float32)

@@ -116,6 +116,28 @@ public final class BridgeCheck {
     static void signal(String sig, long pid) throws Exception {
         Process p = new ProcessBuilder("kill", "-" + sig, Long.toString(pid)).inheritIO().start();
         check("kill -" + sig, p.waitFor() == 0, "kill exited " + p.exitValue());
+        if (sig.equals("STOP")) {
+            // kill returns once the signal is queued; the threads stop only when the kernel
+            // next runs them, which on a loaded machine can be milliseconds later
+            long deadline = System.nanoTime() + 10_000_000_000L;
+            while (!allThreadsStopped(pid) && System.nanoTime() < deadline) {
+                Thread.sleep(5);
+            }
+            check("stopped " + pid, allThreadsStopped(pid), "threads still running");
+        }
+    }
+
+    static boolean allThreadsStopped(long pid) throws IOException {
+        try (var tasks = Files.list(Path.of("/proc", Long.toString(pid), "task"))) {
+            return tasks.allMatch(t -> {
+                try {
+                    String stat = Files.readString(t.resolve("stat"));
+                    return stat.substring(stat.lastIndexOf(')') + 2).startsWith("T");
+                } catch (IOException e) {
+                    return true; // the thread is gone
+                }
+            });
+        }
     }
 
     static boolean alive(long pid) {
@@ -134,7 +156,8 @@ public final class BridgeCheck {
             Tensor[] single = new Tensor[rows];
             for (int i = 0; i < rows; i++) {
                 single[i] = m.output(row(x, i, features));
-                check("row shape " + i, single[i].shape()[0] == 1, Arrays.toString(single[i].shape()));
+                check("row shape " + i, single[i].shape()[0] == 1,
+                        Arrays.toString(single[i].shape()));
                 for (float v : single[i].toFloatArray()) {
                     result.add(v);
                 }
@@ -376,7 +399,8 @@ public final class BridgeCheck {
             fact("worst_relative_difference", worst.get());
             fact("worker_requests", requestsServed(m));
             fact("health", m.health().replace('\n', ' '));
-            check("no errors", errors.get() == 0, errors.get() + " errors, first: " + firstError.get());
+            check("no errors", errors.get() == 0,
+                    errors.get() + " errors, first: " + firstError.get());
             check("every result correct", wrong.get() == 0, wrong.get() + " wrong results");
             check("batched (fewer worker requests than calls)", requestsServed(m) < total,
                     requestsServed(m) + " requests for " + total + " calls");
@@ -401,9 +425,11 @@ public final class BridgeCheck {
         Model m = Model.load(model, ModelOptions.builder().workers(2).build());
         long[] pids = m.workerPids();
         fact("pids", Arrays.toString(pids));
-        check("workers alive before close", alive(pids[0]) && alive(pids[1]), Arrays.toString(pids));
+        check("workers alive before close", alive(pids[0]) && alive(pids[1]),
+                Arrays.toString(pids));
         m.close();
-        check("workers gone after close", !alive(pids[0]) && !alive(pids[1]), Arrays.toString(pids));
+        check("workers gone after close", !alive(pids[0]) && !alive(pids[1]),
+                Arrays.toString(pids));
 
         // closing with calls pending on a hung worker: they fail, close() still cleans up
         Model hung = Model.load(model, ModelOptions.builder()

@@ -83,8 +83,13 @@ final class ControlClient implements AutoCloseable {
                 throw new AuthenticationException("the worker at " + host + ":" + port
                         + " refused the control connection: wrong or missing token", e);
             }
+            Throwable root = e;
+            while (root.getCause() != null) {
+                root = root.getCause();
+            }
             throw new WorkerUnavailableException("control call " + what + "() to the worker at "
-                    + host + ":" + port + " failed: " + e.getMessage(), e);
+                    + host + ":" + port + " failed: " + e.getMessage()
+                    + (root != e ? " (" + root + ")" : ""), e);
         }
     }
 

@@ -88,7 +88,8 @@ final class DataConnection implements AutoCloseable {
     }
 
     /** Connect and authenticate; AuthenticationException when the token is refused. */
-    static DataConnection open(Path socket, String token, long maxResponseBytes) throws IOException {
+    static DataConnection open(Path socket, String token, long maxResponseBytes)
+            throws IOException {
         SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX);
         DataConnection c = new DataConnection(ch, maxResponseBytes);
         try {

@@ -60,7 +60,8 @@ public final class Signature {
 
     static Signature fromJson(Object parsed) {
         Map<String, Object> obj = Json.object(parsed, "signature");
-        return new Signature(specs(obj.get("inputs"), "inputs"), specs(obj.get("outputs"), "outputs"));
+        return new Signature(specs(obj.get("inputs"), "inputs"),
+                specs(obj.get("outputs"), "outputs"));
     }
 
     private static List<TensorSpec> specs(Object value, String what) {

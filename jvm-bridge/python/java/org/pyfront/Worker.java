@@ -41,7 +41,8 @@ final class Worker implements AutoCloseable {
         final ControlClient control;
         final Process process; // null for a remote worker
 
-        Endpoint(int generation, long pid, Path dataSocket, ControlClient control, Process process) {
+        Endpoint(int generation, long pid, Path dataSocket, ControlClient control,
+                 Process process) {
             this.generation = generation;
             this.pid = pid;
             this.dataSocket = dataSocket;
@@ -162,9 +163,11 @@ final class Worker implements AutoCloseable {
             throw new ModelLoadException("cannot load " + modelPath + ": " + info.get("type")
                     + ": " + info.get("message"), String.valueOf(info.get("type")), null);
         }
+        Path announcedSocket = null;
         try {
             Map<String, Object> ready = Json.object(Json.parse(line.substring(READY_MARK.length())),
                     "worker announcement");
+            announcedSocket = Paths.get((String) ready.get("data_socket"));
             int controlPort = ((Number) ready.get("control_port")).intValue();
             ControlClient control = ControlClient.connect("127.0.0.1", controlPort, token,
                     controlTimeoutMillis());
@@ -173,6 +176,9 @@ final class Worker implements AutoCloseable {
                     control, process);
         } catch (RuntimeException e) {
             kill(process);
+            if (announcedSocket != null) {
+                removeSocketDir(announcedSocket);
+            }
             throw new ModelLoadException("the worker started but its control channel failed: "
                     + e.getMessage(), null, e);
         }
@@ -406,13 +412,17 @@ final class Worker implements AutoCloseable {
     }
 
     private static void removeSocketDir(Endpoint ep) {
+        removeSocketDir(ep.dataSocket);
+    }
+
+    private static void removeSocketDir(Path dataSocket) {
         // the worker removes it on a clean exit; after a kill -9 only we can
-        Path dir = ep.dataSocket.getParent();
+        Path dir = dataSocket.getParent();
         if (dir == null || !dir.getFileName().toString().startsWith("pyfront-jvm-")) {
             return;
         }
         try {
-            Files.deleteIfExists(ep.dataSocket);
+            Files.deleteIfExists(dataSocket);
             Files.deleteIfExists(dir);
         } catch (IOException ignored) {
             // left for the temp cleaner; it holds no data
