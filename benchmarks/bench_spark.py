@@ -19,7 +19,6 @@ is left out); end-to-end times including start-up are reported beside them.
     python benchmarks/bench_spark.py [--quick]
 """
 import argparse
-import importlib.util
 import os
 import statistics
 import sys
@@ -35,34 +34,12 @@ import common  # noqa: E402
 
 import pyfront as pf  # noqa: E402
 
-_SHIM_INIT = '''import os
-_root = {root!r}
-__path__ = [os.path.dirname(os.path.abspath(__file__)), os.path.join(_root, "pyfront")]
-__file__ = os.path.join(_root, "pyfront", "__init__.py")
-exec(compile(open(__file__).read(), __file__, "exec"))
-'''
+def pyfront_path():
+    """The folder holding the pyfront package in use; executors import it from there (an
+    installed pyfront, or a checkout, which maps spark/ to pyfront.spark itself)."""
+    import pyfront.spark  # noqa: F401  (fail here, not on the executors)
 
-
-def pyfront_spark_importable():
-    """Import pyfront.spark (installed, or the checkout's spark/ folder) and return the
-    PYTHONPATH entry that gives executors the same (None when pyfront is installed)."""
-    try:
-        import pyfront.spark  # noqa: F401
-        return None
-    except ImportError:
-        pass
-    shim = tempfile.mkdtemp(prefix="pyfront-shim-")
-    os.makedirs(os.path.join(shim, "pyfront"))
-    os.symlink(os.path.join(ROOT, "spark"), os.path.join(shim, "pyfront", "spark"))
-    with open(os.path.join(shim, "pyfront", "__init__.py"), "w") as f:
-        f.write(_SHIM_INIT.format(root=ROOT))
-    spec = importlib.util.spec_from_file_location(
-        "pyfront.spark", os.path.join(ROOT, "spark", "__init__.py"),
-        submodule_search_locations=[os.path.join(ROOT, "spark")])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["pyfront.spark"] = module
-    spec.loader.exec_module(module)
-    return shim
+    return os.path.dirname(os.path.dirname(os.path.abspath(pf.__file__)))
 
 
 def start_spark(master, pythonpath):
@@ -259,12 +236,12 @@ def main(argv=None):
     per_epoch = n // 2 // batch            # local steps per worker and epoch
     frequencies = (per_epoch // 4, per_epoch)
 
-    shim = pyfront_spark_importable()
+    path = pyfront_path()
     here = os.getcwd()
     os.chdir(tempfile.mkdtemp(prefix="pyfront-bench-spark-"))   # JVM and workers run there
     rows = []
     try:
-        spark = start_spark("local[2]", shim)
+        spark = start_spark("local[2]", path)
         round_s, floor_s, share, excess, _ = round_overhead(spark, rounds)
         spark.stop()
         rows.append(common.row(
@@ -283,7 +260,7 @@ def main(argv=None):
         # the one-core reference is measured before and after the cluster runs (the machine is
         # shared): the median of both
         single_rates = single_process(x, y, batch, epochs)
-        spark = start_spark("local-cluster[2,1,1024]", shim)
+        spark = start_spark("local-cluster[2,1,1024]", path)
         runs = [(k,) + pyfront_averaging(spark, x, y, batch, epochs, k) for k in frequencies]
         single_rates += single_process(x, y, batch, epochs)
         single = statistics.median(single_rates)

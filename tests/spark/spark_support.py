@@ -1,8 +1,6 @@
-"""Helpers of the Spark tests (imported by conftest.py and the tests): the checkout's
-pyfront.spark importable in this process and in other processes (spark/ installs as
-pyfront.spark; a checkout needs a small shim package for that), Spark settings for tests, and
-DataFrames from arrays."""
-import importlib.util
+"""Helpers of the Spark tests (imported by conftest.py and the tests): Spark settings and the
+environment for Spark processes (this interpreter, 127.0.0.1, the pyfront under test importable
+by executors), and DataFrames from arrays."""
 import os
 import shutil
 import sys
@@ -11,33 +9,12 @@ from pathlib import Path
 import pyfront as pf
 
 ROOT = Path(__file__).resolve().parents[2]
-SPARK_SOURCE = ROOT / "spark"
-
-_SHIM_INIT = '''import os
-_root = {root!r}
-__path__ = [os.path.dirname(os.path.abspath(__file__)), os.path.join(_root, "pyfront")]
-__file__ = os.path.join(_root, "pyfront", "__init__.py")
-exec(compile(open(__file__).read(), __file__, "exec"))
-'''
 
 
-def _import_checkout_spark():
-    """pyfront.spark from the checkout's spark/ folder, whether or not pyfront is installed."""
-    if "pyfront.spark" in sys.modules:
-        return sys.modules["pyfront.spark"]
-    try:
-        import pyfront.spark as mod   # an installed pyfront
-        return mod
-    except ImportError:
-        pass
-    spec = importlib.util.spec_from_file_location(
-        "pyfront.spark", SPARK_SOURCE / "__init__.py",
-        submodule_search_locations=[str(SPARK_SOURCE)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["pyfront.spark"] = module
-    spec.loader.exec_module(module)
-    pf.spark = module
-    return module
+def pyfront_path():
+    """The folder that holds the pyfront package under test: executors must import the same
+    one (from a checkout, pyfront maps spark/ to pyfront.spark itself)."""
+    return os.path.dirname(os.path.dirname(os.path.abspath(pf.__file__)))
 
 
 def missing_spark():
@@ -53,35 +30,22 @@ def missing_spark():
 
 
 REASON = missing_spark()
-if REASON is None:
-    _import_checkout_spark()
 
 
-def make_shim(folder):
-    """A folder to put on PYTHONPATH so that other processes import pyfront with pyfront.spark
-    (what an install does through setup.py's package_dir)."""
-    pkg = Path(folder) / "pyfront"
-    pkg.mkdir(parents=True, exist_ok=True)
-    link = pkg / "spark"
-    if not link.exists():
-        link.symlink_to(SPARK_SOURCE, target_is_directory=True)
-    (pkg / "__init__.py").write_text(_SHIM_INIT.format(root=str(ROOT)))
-    return str(folder)
-
-
-def spark_env(shim):
+def spark_env(path=None):
     """Environment for Spark processes started from tests: 127.0.0.1 only, this interpreter,
-    the checkout's pyfront (with pyfront.spark) importable."""
+    the pyfront under test importable."""
+    path = path or pyfront_path()
     env = dict(os.environ)
     env["SPARK_LOCAL_IP"] = "127.0.0.1"
     env["PYSPARK_PYTHON"] = sys.executable
     env["PYSPARK_DRIVER_PYTHON"] = sys.executable
-    env["PYTHONPATH"] = os.pathsep.join([shim] + [p for p in env.get("PYTHONPATH", "").split(
+    env["PYTHONPATH"] = os.pathsep.join([path] + [p for p in env.get("PYTHONPATH", "").split(
         os.pathsep) if p])
     return env
 
 
-def session_builder(master, shim, app="pyfront-tests"):
+def session_builder(master, path=None, app="pyfront-tests"):
     from pyspark.sql import SparkSession
 
     return (SparkSession.builder.master(master).appName(app)
@@ -89,7 +53,7 @@ def session_builder(master, shim, app="pyfront-tests"):
             .config("spark.ui.showConsoleProgress", "false")
             .config("spark.driver.host", "127.0.0.1")
             .config("spark.driver.bindAddress", "127.0.0.1")
-            .config("spark.executorEnv.PYTHONPATH", shim)
+            .config("spark.executorEnv.PYTHONPATH", path or pyfront_path())
             .config("spark.pyspark.python", sys.executable)
             .config("spark.sql.shuffle.partitions", "2")
             .config("spark.default.parallelism", "2")

@@ -26,10 +26,8 @@ def free_port():
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    from spark_support import make_shim
-
-    return spark_env(make_shim(tmp_path_factory.mktemp("cluster-shim")))
+def env():
+    return spark_env()
 
 
 @pytest.fixture(scope="module")
