@@ -11,15 +11,21 @@ import time
 
 import numpy as np
 
-from .. import errors
+from .. import errors, random
 from .common import TensorLayout, make_metrics, model_from_bytes, pack_metric_states
 
 __all__ = ["RunSpec", "RoundState", "broadcast_spec", "train_round", "evaluate_partition",
            "minibatches", "RESULT_SCHEMA", "EVAL_SCHEMA"]
 
-RESULT_SCHEMA = ("worker int, rows long, steps int, loss_sum double, metrics binary, "
-                 "payload binary, seconds double, input_seconds double, state_seconds double")
-EVAL_SCHEMA = "rows long, loss_sum double, metrics binary, seconds double"
+# what a task returns, one row: as a Spark DDL schema for mapInArrow, and in Arrow types
+_RESULT_FIELDS = [("worker", "int"), ("rows", "long"), ("steps", "int"),
+                  ("loss_sum", "double"), ("metrics", "binary"), ("payload", "binary"),
+                  ("seconds", "double"), ("input_seconds", "double"),
+                  ("state_seconds", "double")]
+_EVAL_FIELDS = [("rows", "long"), ("loss_sum", "double"), ("metrics", "binary"),
+                ("seconds", "double")]
+RESULT_SCHEMA = ", ".join("%s %s" % f for f in _RESULT_FIELDS)
+EVAL_SCHEMA = ", ".join("%s %s" % f for f in _EVAL_FIELDS)
 
 _MAX_RUNS = 2
 _runs = collections.OrderedDict()     # run id -> _Run, in this Python worker process
@@ -344,19 +350,13 @@ def _run_for(spec_bc):
 # ---------------------------------------------------------------------------------------------
 # task bodies (for mapInArrow: an iterator of Arrow record batches in, result batches out)
 
-def _result(schema_fields, values):
+def _result(fields, values):
     import pyarrow as pa
 
-    return pa.RecordBatch.from_pydict({k: [v] for k, v in values.items()}, schema=schema_fields)
-
-
-def _result_schema():
-    import pyarrow as pa
-
-    return pa.schema([("worker", pa.int32()), ("rows", pa.int64()), ("steps", pa.int32()),
-                      ("loss_sum", pa.float64()), ("metrics", pa.binary()),
-                      ("payload", pa.binary()), ("seconds", pa.float64()),
-                      ("input_seconds", pa.float64()), ("state_seconds", pa.float64())])
+    types = {"int": pa.int32(), "long": pa.int64(), "double": pa.float64(),
+             "binary": pa.binary()}
+    schema = pa.schema([(name, types[kind]) for name, kind in fields])
+    return pa.RecordBatch.from_pydict({k: [values[k]] for k, _ in fields}, schema=schema)
 
 
 def train_round(spec_bc, state_bc, info, batches):
@@ -387,9 +387,7 @@ def train_round(spec_bc, state_bc, info, batches):
         run.load_optimizer(state)
         max_steps = int(info["steps"])
     seen_worker = None
-    import pyfront as pf
-
-    pf.random.seed(_task_seed(spec.seed, info["epoch"], info["round"], worker))
+    random.seed(_task_seed(spec.seed, info["epoch"], info["round"], worker))
     stream = minibatches(batches, spec.batch_size, spec.input_shape, spec.label_kind,
                          with_worker=True)
     while True:
@@ -437,7 +435,7 @@ def train_round(spec_bc, state_bc, info, batches):
         payload = weights.tobytes() + run.optimizer_vector(rows).tobytes() + \
             np.array([run.optimizer.iterations], np.float64).tobytes()
     seconds = time.perf_counter() - start - t_wait
-    yield _result(_result_schema(), {
+    yield _result(_RESULT_FIELDS, {
         "worker": worker, "rows": rows, "steps": steps, "loss_sum": loss_sum,
         "metrics": pack_metric_states(metrics).tobytes(), "payload": payload,
         "seconds": seconds, "input_seconds": t_wait, "state_seconds": t_state})
@@ -445,7 +443,8 @@ def train_round(spec_bc, state_bc, info, batches):
 
 def evaluate_partition(spec_bc, state_bc, batch_size, batches):
     """Loss and metric statistics of a partition with the broadcast weights (eval mode)."""
-    import pyarrow as pa
+    from .. import autograd
+    from ..tensor import Tensor
 
     start = time.perf_counter()
     state = state_bc.value
@@ -455,9 +454,6 @@ def evaluate_partition(spec_bc, state_bc, batch_size, batches):
     run.load_weights(state.weights)
     metrics = make_metrics(spec.metric_specs)
     rows, loss_sum = 0, 0.0
-    from .. import autograd
-    from ..tensor import Tensor
-
     for x, y, _ in minibatches(batches, batch_size, spec.input_shape, spec.label_kind):
         out = run.predict(x)
         if run.loss_fn is not None:
@@ -466,8 +462,6 @@ def evaluate_partition(spec_bc, state_bc, batch_size, batches):
         rows += len(x)
         for m in metrics:
             m.update(y, out)
-    schema = pa.schema([("rows", pa.int64()), ("loss_sum", pa.float64()),
-                        ("metrics", pa.binary()), ("seconds", pa.float64())])
-    yield _result(schema, {"rows": rows, "loss_sum": loss_sum,
-                           "metrics": pack_metric_states(metrics).tobytes(),
-                           "seconds": time.perf_counter() - start})
+    yield _result(_EVAL_FIELDS, {"rows": rows, "loss_sum": loss_sum,
+                                 "metrics": pack_metric_states(metrics).tobytes(),
+                                 "seconds": time.perf_counter() - start})
