@@ -26,6 +26,8 @@ __all__ = ["SparkTrainer", "History"]
 
 log = logging.getLogger("pyfront.spark")
 
+_JOB_PROPERTIES = ("spark.jobGroup.id", "spark.job.description", "spark.job.interruptOnCancel")
+
 
 class History:
     """What fit returns: history[name] is a list with one value per epoch (loss, metrics,
@@ -138,7 +140,9 @@ class SparkTrainer:
         self.spark = spark
         self.resource_profile = resource_profile
         self.history = None
-        self.timings = []        # per round: {"seconds", "driver_seconds", "task_seconds"}
+        # per round: wall "seconds", "driver_seconds" (state broadcast and update), and the
+        # slowest task's "task_seconds" (its own work), "input_seconds", "state_seconds"
+        self.timings = []
 
     # ------------------------------------------------------------------------------------
     def fit(self, data, epochs=1, features_col="features", label_col="label",
@@ -179,6 +183,7 @@ class SparkTrainer:
         val = None
         group = "pyfront-%s" % uuid.uuid4().hex[:12]
         broadcasts = []
+        saved = {k: sc.getLocalProperty(k) for k in _JOB_PROPERTIES}
         try:
             sc.setJobGroup(group, "pyfront: checking the training data", True)
             stats = data_mod.profile(converted, label_is_array=label_is_array)
@@ -214,9 +219,9 @@ class SparkTrainer:
             if val is not None:
                 val.unpersist()
             try:
-                sc.setJobGroup("pyfront-idle", "", False)
-                sc.setJobDescription(None)
-            except Exception:
+                for key, value in saved.items():    # the caller's job group, as it was
+                    sc.setLocalProperty(key, value)
+            except Exception:   # the context may be stopped already
                 pass
 
     # ---- helpers ----
@@ -325,8 +330,6 @@ class _Run:
 
     # ---- one round ----
     def run_round(self, view, epoch, rnd, rounds, epochs, layout):
-        from pyspark.sql import DataFrame  # noqa: F401  (a Spark session exists here)
-
         B, K = self.t.batch_size, self.K
         lo, hi = rnd * K * B, (rnd + 1) * K * B
         start = time.perf_counter()

@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 from .. import errors, random
-from .common import TensorLayout, make_metrics, model_from_bytes, pack_metric_states
+from .common import make_metrics, model_from_bytes, pack_metric_states
 
 __all__ = ["RunSpec", "RoundState", "broadcast_spec", "train_round", "evaluate_partition",
            "minibatches", "RESULT_SCHEMA", "EVAL_SCHEMA"]

@@ -162,6 +162,7 @@ def test_the_issue_api_with_compile_metrics_and_an_rdd(spark, digits):
     described = Descriptions()
     trainer.fit(df.limit(128), epochs=1, callbacks=[described])
     assert described.seen == ["pyfront SyncSGD(): epoch 1/1, round %d/2" % r for r in (1, 2)]
+    assert spark.sparkContext.getLocalProperty("spark.jobGroup.id") is None   # restored
     scored = predict(model, df, input_col="features", output_col="prediction")
     assert set(history.history) >= {"loss", "accuracy", "samples_per_s"}
     assert history["loss"][1] < history["loss"][0]
