@@ -1,0 +1,182 @@
+"""Pieces the driver and the executors share: the model in pyfront's safe format as bytes, the
+loss and metrics a model was compiled with, and flat vectors of named tensors (what rounds
+send back and forth)."""
+import os
+import tempfile
+
+import numpy as np
+
+from .. import errors
+
+__all__ = ["model_to_bytes", "model_from_bytes", "TrainingConfig", "TensorLayout",
+           "make_metrics", "pack_metric_states", "unpack_metric_states"]
+
+_CLASS_LOSSES = ("cross_entropy", "sparse_categorical_crossentropy")
+
+
+def model_to_bytes(model, input_shape=None):
+    """The model in pyfront's safe format (architecture, weights, graph), as bytes."""
+    import pyfront as pf
+
+    fd, path = tempfile.mkstemp(prefix="pyfront-spark-", suffix=".pf")
+    os.close(fd)
+    try:
+        pf.save(model, path, input_shape=input_shape)
+        with open(path, "rb") as f:
+            return f.read()
+    finally:
+        os.unlink(path)
+
+
+def model_from_bytes(data):
+    """A model from model_to_bytes' output (validated like any file pf.load reads)."""
+    import pyfront as pf
+
+    fd, path = tempfile.mkstemp(prefix="pyfront-spark-", suffix=".pf")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        return pf.load(path)
+    finally:
+        os.unlink(path)
+
+
+def compiled_settings(model):
+    """(model.compile's settings or {}, its optimizer or None), also through a hybridized
+    wrapper (compile may have been called on either)."""
+    for m in (model, model.__dict__.get("module")):
+        if m is not None and m.__dict__.get("_train_config") is not None:
+            return m.__dict__["_train_config"], m.__dict__.get("optimizer")
+    return {}, None
+
+
+class TrainingConfig:
+    """The loss and metrics to train with: given explicitly, or those of model.compile.
+
+    Holds only picklable specs (names, or functions and Metric objects that pickle), so that it
+    travels to executors, where loss_fn() and metrics() rebuild the callables."""
+
+    def __init__(self, model, optimizer=None, loss=None, metrics=None):
+        compiled, compiled_opt = compiled_settings(model)
+        self.optimizer = optimizer if optimizer is not None else compiled_opt
+        if self.optimizer is None:
+            raise errors.PyfrontError(
+                "SparkTrainer needs an optimizer: call model.compile(optimizer=..., loss=...) "
+                "first, or pass optimizer= and loss=")
+        self.loss = loss if loss is not None else compiled.get("loss")
+        if self.loss is None:
+            raise errors.PyfrontError(
+                "SparkTrainer needs a loss: call model.compile(optimizer=..., loss=...) first, "
+                "or pass loss= ('cross_entropy', 'mse' or a function)")
+        self.loss_weights = None if loss is not None else compiled.get("loss_weights")
+        self.metric_specs = list(metrics if metrics is not None else compiled.get("metrics")
+                                 or [])
+        self.loss_fn()               # fail now on an unknown loss name
+        make_metrics(self.metric_specs)
+
+    @property
+    def classification(self):
+        import pyfront as pf
+
+        loss = self.loss
+        if isinstance(loss, (list, tuple)):
+            return False
+        return loss in _CLASS_LOSSES or loss is pf.losses.cross_entropy
+
+    def loss_fn(self):
+        try:
+            from ..train.api import build_loss
+        except ImportError:
+            build_loss = None
+        if build_loss is not None:
+            return build_loss(self.loss, self.loss_weights)
+        from .. import losses
+
+        return losses.get(self.loss)
+
+    def optimizer_spec(self):
+        opt = self.optimizer
+        return type(opt), opt.get_config()
+
+
+def make_metrics(specs):
+    """Fresh metric objects (with mergeable sufficient statistics) for names or Metrics."""
+    import copy
+
+    if not specs:
+        return []
+    try:
+        from ..train import metrics as metrics_mod
+    except ImportError:
+        raise errors.PyfrontError("metrics need pyfront.train.metrics, which this pyfront "
+                                  "lacks") from None
+    out = []
+    for spec in specs:
+        m = copy.deepcopy(spec) if isinstance(spec, metrics_mod.Metric) \
+            else metrics_mod.get(spec)
+        m.reset()
+        out.append(m)
+    return out
+
+
+def pack_metric_states(metrics):
+    """Every metric's statistics as one float64 vector (sorted keys, flattened arrays)."""
+    parts = []
+    for m in metrics:
+        for key in sorted(m.stats):
+            parts.append(np.asarray(m.stats[key], dtype=np.float64).reshape(-1))
+    return np.concatenate(parts) if parts else np.zeros(0, np.float64)
+
+
+def unpack_metric_states(metrics, vector):
+    """Merge a vector from pack_metric_states into metrics (same kinds, same order)."""
+    pos = 0
+    for m in metrics:
+        state = {}
+        for key in sorted(m.stats):
+            ref = np.asarray(m.stats[key])
+            size = ref.size
+            chunk = vector[pos:pos + size]
+            pos += size
+            state[key] = chunk.reshape(ref.shape).astype(ref.dtype) if ref.ndim else \
+                float(chunk[0])
+        m.merge(state)
+    if pos != len(vector):
+        raise errors.PyfrontError("metric statistics: %d values for %d expected"
+                                  % (len(vector), pos))
+    return metrics
+
+
+class TensorLayout:
+    """Named arrays <-> one flat vector, in a fixed order (the unit rounds send around)."""
+
+    def __init__(self, named_arrays):
+        self.names = [name for name, _ in named_arrays]
+        self.shapes = [tuple(np.shape(a)) for _, a in named_arrays]
+        self.sizes = [int(np.prod(s)) for s in self.shapes]
+        dtypes = {np.asarray(a).dtype for _, a in named_arrays}
+        self.dtype = np.dtype(np.float64) if np.dtype(np.float64) in dtypes else \
+            np.dtype(np.float32)
+        self.size = sum(self.sizes)
+
+    def pack(self, arrays, scale=None, out=None):
+        """Concatenate arrays (a dict or a list in layout order), times scale if given."""
+        vec = np.empty(self.size, self.dtype) if out is None else out
+        pos = 0
+        for i, name in enumerate(self.names):
+            a = arrays[name] if isinstance(arrays, dict) else arrays[i]
+            n = self.sizes[i]
+            if scale is None:
+                vec[pos:pos + n] = np.asarray(a).reshape(-1)
+            else:
+                np.multiply(np.asarray(a).reshape(-1), scale, out=vec[pos:pos + n],
+                            casting="unsafe")
+            pos += n
+        return vec
+
+    def unpack(self, vec):
+        out, pos = {}, 0
+        for name, shape, n in zip(self.names, self.shapes, self.sizes):
+            out[name] = vec[pos:pos + n].reshape(shape)
+            pos += n
+        return out

@@ -1,0 +1,608 @@
+"""SparkTrainer: data-parallel training of a pyfront model across Spark executors.
+
+Each round is one Spark job over the round's slice of every worker's rows: tasks read the
+broadcast weights, compute (gradients, or K local steps), and return one row each, which the
+driver combines into one update of the model it holds. Public PySpark APIs only: broadcast,
+mapInArrow, collect / treeAggregate, job groups.
+"""
+import functools
+import logging
+import sys
+import time
+import uuid
+
+import numpy as np
+
+from .. import errors
+from . import checkpoint as ckpt
+from . import data as data_mod
+from .common import (TensorLayout, TrainingConfig, make_metrics, model_to_bytes,
+                     unpack_metric_states)
+from .strategies import ParameterAveraging, SyncSGD
+from .worker import (EVAL_SCHEMA, RESULT_SCHEMA, RoundState, RunSpec, broadcast_spec,
+                     evaluate_partition, train_round)
+
+__all__ = ["SparkTrainer", "History"]
+
+log = logging.getLogger("pyfront.spark")
+
+_JOB_PROPERTIES = ("spark.jobGroup.id", "spark.job.description", "spark.job.interruptOnCancel")
+
+
+class History:
+    """What fit returns: history[name] is a list with one value per epoch (loss, metrics,
+    val_loss, val_<metric>, samples_per_s, seconds); rounds holds one dict per round."""
+
+    def __init__(self):
+        self.history = {}
+        self.epoch = []
+        self.rounds = []
+
+    def append(self, epoch, logs):
+        self.epoch.append(epoch)
+        for k, v in logs.items():
+            self.history.setdefault(k, []).append(v)
+
+    def state(self):
+        return {"history": self.history, "epoch": self.epoch}
+
+    def restore(self, state):
+        self.history = {k: list(v) for k, v in state.get("history", {}).items()}
+        self.epoch = list(state.get("epoch", []))
+
+    def __getitem__(self, key):
+        return self.history[key]
+
+    def __repr__(self):
+        return "History(%s)" % ", ".join("%s=%s" % (k, ["%.4g" % x for x in v])
+                                         for k, v in self.history.items())
+
+
+def _unwrap(model):
+    inner = model.__dict__.get("module")
+    return inner if getattr(model, "is_hybridized", False) and inner is not None else model
+
+
+def _format(logs):
+    parts = []
+    for k, v in logs.items():
+        if isinstance(v, float) and k != "seconds":
+            parts.append("%s %.4f" % (k, v) if k != "samples_per_s" else
+                         "%s samples/s" % format(int(v), ","))
+    return "  ".join(parts)
+
+
+class SparkTrainer:
+    """Train `model` (a pyfront Module) in place on a Spark DataFrame or RDD.
+
+    strategy: SyncSGD() (default) or ParameterAveraging(frequency=K).
+    num_workers: data partitions trained in parallel (default: the context's default
+        parallelism, i.e. the executor cores).
+    batch_size_per_worker: rows per local step on each worker (a SyncSGD step sees
+        num_workers times as many).
+    optimizer, loss, metrics: default to what model.compile set.
+    input_shape: per-row shape the flat features are reshaped to (e.g. (1, 8, 8)); default
+        the model's input shape when it has seen an input, else (number of features,).
+    shuffle: reorder each worker's rows every epoch (seeded; see data.epoch_order).
+    checkpoint_dir, checkpoint_every: write a checkpoint every N rounds (and at each epoch's
+        end) to a local or Hadoop-compatible folder; keep_checkpoints newest are kept.
+    max_round_retries: run a failed round again (after Spark's own task retries gave up) at
+        most this many times.
+    export_path: write the prepared data to Parquet there once and read epochs from it,
+        instead of keeping a prepared copy in Spark's cache.
+    verbose: 0 silent, 1 a progress bar per epoch (a line per epoch without a terminal),
+        2 a log line per round.
+    combine: where the workers' results are summed: "driver" (collect), "tree"
+        (treeAggregate on the executors), "auto" (tree beyond 4 workers).
+    resource_profile: a pyspark ResourceProfile for the training tasks (Spark 4.0+), e.g.
+        one GPU per task; see spark/README.md.
+    """
+
+    def __init__(self, model, strategy=None, num_workers=None, batch_size_per_worker=32,
+                 optimizer=None, loss=None, metrics=None, input_shape=None, seed=0,
+                 shuffle=True, checkpoint_dir=None, checkpoint_every=None, keep_checkpoints=2,
+                 max_round_retries=1, export_path=None, verbose=1, compiled=True,
+                 combine="auto", resource_profile=None, spark=None):
+        from .. import nn
+
+        if not isinstance(_unwrap(model), nn.Module):
+            raise TypeError("SparkTrainer trains a pyfront.nn.Module, got %r" % (model,))
+        strategy = SyncSGD() if strategy is None else strategy
+        if not isinstance(strategy, (SyncSGD, ParameterAveraging)):
+            raise TypeError("strategy must be SyncSGD() or ParameterAveraging(frequency=K), "
+                            "got %r" % (strategy,))
+        if num_workers is not None and (not isinstance(num_workers, int) or num_workers < 1):
+            raise ValueError("num_workers must be a positive int, got %r" % (num_workers,))
+        if not isinstance(batch_size_per_worker, int) or batch_size_per_worker < 1:
+            raise ValueError("batch_size_per_worker must be a positive int, got %r"
+                             % (batch_size_per_worker,))
+        if checkpoint_every is not None and checkpoint_dir is None:
+            raise ValueError("checkpoint_every needs checkpoint_dir")
+        if combine not in ("auto", "driver", "tree"):
+            raise ValueError("combine is 'auto', 'driver' or 'tree', got %r" % (combine,))
+        self.model = model
+        self.strategy = strategy
+        self.num_workers = num_workers
+        self.batch_size = batch_size_per_worker
+        self.config = TrainingConfig(model, optimizer, loss, metrics)
+        self.optimizer = self.config.optimizer
+        self.input_shape = None if input_shape is None else tuple(int(d) for d in input_shape)
+        self.seed = int(seed)
+        self.shuffle = bool(shuffle)
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every = checkpoint_every
+        self.keep_checkpoints = keep_checkpoints
+        self.max_round_retries = int(max_round_retries)
+        self.export_path = export_path
+        self.verbose = verbose
+        self.compiled = compiled
+        self.combine = combine
+        self.spark = spark
+        self.resource_profile = resource_profile
+        self.history = None
+        # per round: wall "seconds", "driver_seconds" (state broadcast and update), and the
+        # slowest task's "task_seconds" (its own work), "input_seconds", "state_seconds"
+        self.timings = []
+
+    # ------------------------------------------------------------------------------------
+    def fit(self, data, epochs=1, features_col="features", label_col="label",
+            validation_data=None, resume_from=None, callbacks=None):
+        """Train for `epochs` epochs; the model is updated in place. Returns a History.
+
+        data: a DataFrame (features_col: an array or ML Vector column, or a list of numeric
+        columns; label_col: a number, class index for cross-entropy) or an RDD of
+        (features, label) pairs. validation_data: a DataFrame/RDD like data, evaluated in
+        parallel after every epoch. resume_from: a checkpoint file, or a checkpoint folder
+        (its newest file), to continue a run from. callbacks: objects with any of
+        on_round_end(trainer, epoch, round, logs) and on_epoch_end(trainer, epoch, logs).
+        """
+        from pyspark.sql import SparkSession
+
+        if not isinstance(epochs, int) or epochs < 1:
+            raise ValueError("epochs must be a positive int, got %r" % (epochs,))
+        spark = self.spark or getattr(data, "sparkSession", None) or \
+            SparkSession.builder.getOrCreate()
+        sc = spark.sparkContext
+        workers = self.num_workers or sc.defaultParallelism
+        model = _unwrap(self.model)
+        opt = self.optimizer
+        if not opt.params:
+            opt.bind(model.parameters())
+
+        # ---- check the data on the driver before any long work ----
+        df = data_mod.as_dataframe(data, spark)
+        label_kind = "class" if self.config.classification else "value"
+        spec = data_mod.InputSpec(features_col, label_col, label_kind)
+        converted = data_mod.convert(df, spec)
+        label_is_array = label_kind == "value" and \
+            converted.schema[data_mod.LABEL].dataType.typeName() == "array"
+        from pyspark import StorageLevel
+
+        converted = converted.persist(StorageLevel.MEMORY_AND_DISK)
+        layout = None
+        val = None
+        group = "pyfront-%s" % uuid.uuid4().hex[:12]
+        broadcasts = []
+        saved = {k: sc.getLocalProperty(k) for k in _JOB_PROPERTIES}
+        try:
+            sc.setJobGroup(group, "pyfront: checking the training data", True)
+            stats = data_mod.profile(converted, label_is_array=label_is_array)
+            if stats.count == 0:
+                data_mod.check(stats, spec)
+            input_shape = self._input_shape(model, stats.min_size)
+            spec.feature_size = int(np.prod(input_shape))
+            out_dim = self._build(model, input_shape)
+            if label_kind == "class":
+                spec.num_classes = out_dim
+            data_mod.check(stats, spec)
+            if validation_data is not None:
+                val = self._prepare_validation(validation_data, spark, spec, label_is_array)
+
+            # ---- lay the data out for the workers ----
+            sc.setJobGroup(group, "pyfront: dealing the data to %d workers" % workers, True)
+            layout = data_mod.WorkerLayout(converted, stats, workers, self.seed, self.shuffle,
+                                           self.export_path)
+            converted.unpersist()
+
+            run = _Run(self, spark, model, opt, input_shape, label_kind, workers, group)
+            broadcasts = run.broadcasts
+            return run.train(layout, epochs, val, resume_from, callbacks or [])
+        finally:
+            for b in broadcasts:
+                try:
+                    b.destroy()
+                except Exception:   # the context may be stopped already
+                    pass
+            converted.unpersist()
+            if layout is not None:
+                layout.release()
+            if val is not None:
+                val.unpersist()
+            try:
+                for key, value in saved.items():    # the caller's job group, as it was
+                    sc.setLocalProperty(key, value)
+            except Exception:   # the context may be stopped already
+                pass
+
+    # ---- helpers ----
+    def _input_shape(self, model, feature_size):
+        if self.input_shape is not None:
+            return self.input_shape
+        if model.input_spec:
+            shape = tuple(model.input_spec[0][0][1:])
+            if None not in shape:
+                return shape
+        return (int(feature_size),)
+
+    def _build(self, model, input_shape):
+        """Run the model once on zeros (deferred initialisation, seeded); the output width."""
+        import pyfront as pf
+
+        needs_init = any(not p.initialized for p in model.parameters(trainable_only=False)
+                         if hasattr(p, "initialized"))
+        if needs_init:
+            pf.random.seed(self.seed)
+        was_training = model.training
+        model.eval()
+        try:
+            with pf.no_grad():
+                out = model(pf.tensor(np.zeros((1,) + tuple(input_shape), np.float32)))
+        except errors.ShapeError as e:
+            raise errors.ShapeError("the model does not take rows of shape %s: %s (pass "
+                                    "input_shape= to reshape the features)"
+                                    % (tuple(input_shape), e)) from None
+        finally:
+            model.train(was_training)
+        if isinstance(out, (tuple, list, dict)):
+            raise errors.PyfrontError("SparkTrainer trains single-output models; this one "
+                                      "returns %d outputs" % len(out))
+        for p in self.optimizer.params:
+            self.optimizer.state_for(p)
+        return int(out.shape[-1]) if len(out.shape) > 1 else 1
+
+    def _prepare_validation(self, validation_data, spark, spec, label_is_array):
+        from pyspark import StorageLevel
+
+        vdf = data_mod.as_dataframe(validation_data, spark)
+        vconv = data_mod.convert(vdf, spec).persist(StorageLevel.MEMORY_AND_DISK)
+        vstats = data_mod.profile(vconv, label_is_array=label_is_array)
+        data_mod.check(vstats, spec, "validation data")
+        return vconv
+
+
+class _Run:
+    """One fit: the broadcast spec, the round loop, combining, progress and checkpoints."""
+
+    def __init__(self, trainer, spark, model, opt, input_shape, label_kind, workers, group):
+        self.t = trainer
+        self.spark, self.sc = spark, spark.sparkContext
+        self.model, self.opt = model, opt
+        self.workers, self.group = workers, group
+        self.K = trainer.strategy.frequency
+        self.sync = trainer.strategy.name == "sync"
+        self.tensors = dict(model._named_tensors(""))
+        state = model.state_dict()
+        self.weight_layout = TensorLayout(list(state.items()))
+        ids = {id(p): name for name, p in model.named_parameters()}
+        for p in opt.params:
+            if id(p) not in ids:
+                raise errors.PyfrontError("the optimizer holds a parameter (%s) that is not "
+                                          "the model's" % getattr(p, "name", "?"))
+        self.grad_names = [ids[id(p)] for p in opt.params]
+        self.grad_params = list(opt.params)
+        self.untrained = [n for n in self.weight_layout.names if n not in set(self.grad_names)]
+        self.opt_layout = None
+        if not self.sync:
+            entries = []
+            for name, p in zip(self.grad_names, self.grad_params):
+                for sname, arr in sorted(opt.state_for(p).items()):
+                    entries.append(("%s/%s" % (name, sname), arr))
+            self.opt_layout = TensorLayout(entries) if entries else None
+        cls, config = trainer.config.optimizer_spec()
+        self.spec = RunSpec(
+            run_id=uuid.uuid4().hex, model_bytes=model_to_bytes(model, None),
+            input_shape=input_shape, label_kind=label_kind, loss=trainer.config.loss,
+            loss_weights=trainer.config.loss_weights,
+            metric_specs=trainer.config.metric_specs, optimizer_spec=(cls, config),
+            strategy=trainer.strategy.name, batch_size=trainer.batch_size, seed=trainer.seed,
+            weight_layout=self.weight_layout, grad_names=self.grad_names,
+            opt_layout=self.opt_layout, compiled=trainer.compiled)
+        self.spec_bc = broadcast_spec(self.sc, self.spec)
+        self.broadcasts = [self.spec_bc]
+        self.history = History()
+        self.t.history = self.history
+
+    # ---- state ----
+    def round_state(self):
+        weights = self.weight_layout.pack(self.model.state_dict())
+        if self.sync:
+            return RoundState(weights)
+        opt_vec = None
+        if self.opt_layout is not None:
+            opt_vec = self.opt_layout.pack(
+                [self.opt.state_for(p)[k.rsplit("/", 1)[1]] for k, p in
+                 zip(self.opt_layout.names, self._opt_params())])
+        return RoundState(weights, opt_vec, self.opt.lr, self.opt.iterations)
+
+    def _opt_params(self):
+        by_name = dict(zip(self.grad_names, self.grad_params))
+        return [by_name[k.rsplit("/", 1)[0]] for k in self.opt_layout.names]
+
+    # ---- one round ----
+    def run_round(self, view, epoch, rnd, rounds, epochs, layout):
+        B, K = self.t.batch_size, self.K
+        lo, hi = rnd * K * B, (rnd + 1) * K * B
+        start = time.perf_counter()
+        self.sc.setJobGroup(self.group, "pyfront %s: epoch %d/%d, round %d/%d"
+                            % (self.t.strategy, epoch + 1, epochs, rnd + 1, rounds), True)
+        state_bc = self.sc.broadcast(self.round_state())
+        driver = time.perf_counter() - start
+        try:
+            fn = functools.partial(train_round, self.spec_bc, state_bc,
+                                   {"epoch": epoch, "round": rnd, "steps": K})
+            results = None
+            for attempt in range(self.t.max_round_retries + 1):
+                try:
+                    sliced = layout.round_slice(view, lo, hi)
+                    results = self.collect(self.map_in_arrow(sliced, fn, RESULT_SCHEMA))
+                    break
+                except Exception as e:
+                    if not _is_spark_failure(e) or attempt == self.t.max_round_retries:
+                        raise
+                    log.warning("pyfront: epoch %d round %d failed (%s); running the round "
+                                "again (%d of %d)", epoch + 1, rnd + 1,
+                                str(e).splitlines()[0][:200], attempt + 1,
+                                self.t.max_round_retries)
+        finally:
+            state_bc.destroy()
+        spark_end = time.perf_counter()
+        rows, loss_sum, mvec = self.apply(results)
+        end = time.perf_counter()
+        driver += end - spark_end
+        self.t.timings.append({
+            "seconds": end - start, "driver_seconds": driver, "rows": rows,
+            "task_seconds": results["seconds"] if results else 0.0,
+            "input_seconds": results["input_seconds"] if results else 0.0,
+            "state_seconds": results["state_seconds"] if results else 0.0})
+        return rows, loss_sum, mvec
+
+    def map_in_arrow(self, df, fn, schema):
+        profile = self.t.resource_profile
+        if profile is None:
+            return df.mapInArrow(fn, schema)
+        try:
+            return df.mapInArrow(fn, schema, profile=profile)
+        except TypeError:
+            raise errors.PyfrontError("resource_profile needs Spark 4.0 or later (mapInArrow "
+                                      "with a profile); this is Spark %s"
+                                      % self.spark.version) from None
+
+    def collect(self, df):
+        """The workers' results combined into one partial (see _partial)."""
+        mode = self.t.combine
+        if mode == "auto":
+            mode = "tree" if self.workers > 4 else "driver"
+        to_partial = functools.partial(_partial, dtype=self.weight_layout.dtype,
+                                       averaging=not self.sync)
+        if mode == "driver":
+            rows = sorted((r.asDict() for r in df.collect()), key=lambda r: r["worker"])
+            total = None
+            for r in rows:
+                total = _merge(total, to_partial(r))
+            return total
+        # summed on the executors in a tree; one combined partial reaches the driver
+        return df.rdd.treeAggregate(None, lambda acc, row: _merge(acc, to_partial(row)),
+                                    _merge)
+
+    def apply(self, combined):
+        """Update the driver's model and optimizer from the combined results."""
+        if combined is None or not combined["rows"]:
+            return 0, 0.0, None
+        rows = combined["rows"]
+        if self.sync:
+            self._apply_sync(combined["total"] / rows)
+        else:
+            self._apply_average(combined["total"] / rows, combined["iterations"])
+        return rows, combined["loss_sum"], combined["metrics"]
+
+    def _apply_sync(self, mean):
+        from ..tensor import Tensor
+
+        pos = 0
+        for p in self.grad_params:
+            n = int(np.prod(p.shape))
+            p.grad = Tensor(mean[pos:pos + n].reshape(p.shape).astype(p.dtype.np))
+            pos += n
+        self.opt.step()
+        self.opt.zero_grad()
+        for name in self.untrained:
+            arr = self.tensors[name].numpy()
+            arr[...] = mean[pos:pos + arr.size].reshape(arr.shape)
+            pos += arr.size
+
+    def _apply_average(self, mean, iterations):
+        w = self.weight_layout.size
+        for name, arr in self.weight_layout.unpack(mean[:w]).items():
+            self.tensors[name].numpy()[...] = arr
+        if self.opt_layout is not None:
+            avg = self.opt_layout.unpack(mean[w:w + self.opt_layout.size])
+            for (key, arr), p in zip(avg.items(), self._opt_params()):
+                self.opt.state_for(p)[key.rsplit("/", 1)[1]][...] = arr
+        # every worker started from the same step count; the furthest sets the new count
+        self.opt.iterations = int(iterations)
+
+    # ---- evaluation ----
+    def evaluate(self, val, epoch):
+        state_bc = self.sc.broadcast(RoundState(self.weight_layout.pack(
+            self.model.state_dict())))
+        try:
+            self.sc.setJobGroup(self.group, "pyfront: validation after epoch %d" % (epoch + 1),
+                                True)
+            fn = functools.partial(evaluate_partition, self.spec_bc, state_bc,
+                                   max(256, self.t.batch_size))
+            rows = [r.asDict() for r in self.map_in_arrow(val, fn, EVAL_SCHEMA).collect()]
+        finally:
+            state_bc.destroy()
+        n = sum(r["rows"] for r in rows)
+        metrics = make_metrics(self.spec.metric_specs)
+        for r in rows:
+            unpack_metric_states(metrics, np.frombuffer(r["metrics"], np.float64))
+        out = {"val_loss": sum(r["loss_sum"] for r in rows) / max(n, 1)}
+        out.update(("val_" + m.name, float(m.result())) for m in metrics)
+        return out
+
+    # ---- the loop ----
+    def train(self, layout, epochs, val, resume_from, callbacks):
+        B, K = self.t.batch_size, self.K
+        steps = layout.steps_per_epoch(B)
+        rounds = -(-steps // K)
+        first_epoch, first_round = 0, 0
+        if resume_from is not None:
+            position = ckpt.load(resume_from, self.model, self.opt)
+            extra = position.get("extra", {})
+            self._check_resume(extra, layout)
+            first_epoch, first_round = int(position["epoch"]), int(position["step"])
+            self.history.restore(extra.get("history", {}))
+            log.info("pyfront: resuming from %s at epoch %d, round %d", position["path"],
+                     first_epoch + 1, first_round + 1)
+        bar = None
+        try:
+            for epoch in range(first_epoch, epochs):
+                t0 = time.perf_counter()
+                view = layout.epoch_view(epoch, reads=rounds)
+                metrics = make_metrics(self.spec.metric_specs)
+                seen, loss_sum = 0, 0.0
+                bar = self._bar(epoch, epochs, rounds)
+                start_round = first_round if epoch == first_epoch else 0
+                if bar is not None and start_round:
+                    bar.update(start_round)
+                for rnd in range(start_round, rounds):
+                    n, lsum, mvec = self.run_round(view, epoch, rnd, rounds, epochs, layout)
+                    seen += n
+                    loss_sum += lsum
+                    if mvec is not None:
+                        unpack_metric_states(metrics, mvec)
+                    logs = {"loss": loss_sum / max(seen, 1)}
+                    logs.update((m.name, float(m.result())) for m in metrics)
+                    logs["samples_per_s"] = seen / (time.perf_counter() - t0)
+                    self.history.rounds.append(dict(logs, epoch=epoch, round=rnd))
+                    self._show_round(bar, epoch, epochs, rnd, rounds, logs)
+                    for cb in callbacks:
+                        fn = getattr(cb, "on_round_end", None)
+                        if fn is not None:
+                            fn(self.t, epoch, rnd, logs)
+                    every = self.t.checkpoint_every
+                    if every and (rnd + 1) % every == 0 and rnd + 1 < rounds:
+                        self.save_checkpoint(epoch, rnd + 1, layout)
+                seconds = time.perf_counter() - t0
+                logs = {"loss": loss_sum / max(seen, 1)}
+                logs.update((m.name, float(m.result())) for m in metrics)
+                if val is not None:
+                    logs.update(self.evaluate(val, epoch))
+                logs["samples_per_s"] = seen / seconds if seconds > 0 else 0.0
+                logs["seconds"] = seconds
+                self.history.append(epoch, logs)
+                self._end_epoch(bar, epoch, epochs, logs)
+                bar = None
+                for cb in callbacks:
+                    fn = getattr(cb, "on_epoch_end", None)
+                    if fn is not None:
+                        fn(self.t, epoch, logs)
+                if self.t.checkpoint_dir is not None:
+                    self.save_checkpoint(epoch + 1, 0, layout)
+        except KeyboardInterrupt:
+            self.sc.cancelJobGroup(self.group)
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+        return self.history
+
+    def _check_resume(self, extra, layout):
+        run = extra.get("run", {})
+        mine = self.run_description(layout)
+        diff = [k for k in mine if k in run and run[k] != mine[k]]
+        if diff:
+            raise errors.PyfrontError(
+                "resume_from: the checkpoint was written by a run with different %s (%s vs "
+                "now %s); resuming would not continue the same run"
+                % (", ".join(diff), [run[k] for k in diff], [mine[k] for k in diff]))
+
+    def run_description(self, layout):
+        return {"num_workers": self.workers, "batch_size_per_worker": self.t.batch_size,
+                "strategy": repr(self.t.strategy), "seed": self.t.seed,
+                "shuffle": self.t.shuffle, "rows": layout.count}
+
+    def save_checkpoint(self, epoch, next_round, layout):
+        self.sc.setJobDescription("pyfront: checkpoint")
+        path = ckpt.save(self.t.checkpoint_dir, self.model, self.opt, epoch, next_round,
+                         {"history": self.history.state(),
+                          "run": self.run_description(layout)},
+                         keep=self.t.keep_checkpoints)
+        log.info("pyfront: checkpoint %s", path)
+        return path
+
+    # ---- progress ----
+    def _bar(self, epoch, epochs, rounds):
+        if self.t.verbose != 1 or not sys.stderr.isatty():
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=rounds, desc="epoch %d/%d" % (epoch + 1, epochs), unit="round",
+                    leave=True, dynamic_ncols=True)
+
+    def _show_round(self, bar, epoch, epochs, rnd, rounds, logs):
+        if bar is not None:
+            bar.set_postfix_str(_format(logs), refresh=False)
+            bar.update(1)
+        elif self.t.verbose >= 2:
+            line = "epoch %d/%d round %d/%d  %s" % (epoch + 1, epochs, rnd + 1, rounds,
+                                                    _format(logs))
+            print(line, flush=True)
+
+    def _end_epoch(self, bar, epoch, epochs, logs):
+        if bar is not None:
+            bar.set_postfix_str(_format(logs))
+            bar.close()
+        elif self.t.verbose:
+            print("epoch %d/%d  %s  (%.1f s)" % (epoch + 1, epochs, _format(logs),
+                                                 logs["seconds"]), flush=True)
+
+
+def _is_spark_failure(exc):
+    """A failed Spark job (worth running the round again), not a mistake in the call."""
+    name = type(exc).__name__
+    return name in ("Py4JJavaError", "Py4JError", "PythonException", "SparkRuntimeException",
+                    "PySparkRuntimeError") or "SparkException" in str(exc)[:2000]
+
+
+def _partial(row, dtype, averaging):
+    """A worker's result row as numbers that add up: rows, loss and metric sums, the payload
+    (float64), and for averaging the optimizer step count it reached (combined by max)."""
+    row = row.asDict() if hasattr(row, "asDict") else row
+    payload = row["payload"]
+    iterations = 0
+    if averaging and payload:
+        iterations = int(np.frombuffer(payload[-8:], np.float64)[0])
+        payload = payload[:-8]
+    return {"worker": row["worker"], "rows": int(row["rows"]), "steps": int(row["steps"]),
+            "loss_sum": float(row["loss_sum"]),
+            "metrics": np.frombuffer(row["metrics"], np.float64).copy(),
+            "total": np.frombuffer(payload, dtype).astype(np.float64) if payload else None,
+            "iterations": iterations, "seconds": float(row["seconds"]),
+            "input_seconds": float(row["input_seconds"]),
+            "state_seconds": float(row["state_seconds"])}
+
+
+def _merge(a, b):
+    if a is None or (b is not None and not a["rows"]):
+        return b
+    if b is None or not b["rows"]:
+        return a
+    return {"worker": min(a["worker"], b["worker"]), "rows": a["rows"] + b["rows"],
+            "steps": max(a["steps"], b["steps"]), "loss_sum": a["loss_sum"] + b["loss_sum"],
+            "metrics": a["metrics"] + b["metrics"], "total": a["total"] + b["total"],
+            "iterations": max(a["iterations"], b["iterations"]),
+            "seconds": max(a["seconds"], b["seconds"]),
+            "input_seconds": max(a["input_seconds"], b["input_seconds"]),
+            "state_seconds": max(a["state_seconds"], b["state_seconds"])}

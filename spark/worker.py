@@ -1,0 +1,467 @@
+"""What runs inside Spark tasks: a training round on one worker's slice of the data (gradients
+for SyncSGD, K local steps for ParameterAveraging), and evaluation of a partition.
+
+Tasks read only broadcast state and their slice of rows, and seed everything they draw from
+(epoch, round, worker), so a retried task returns exactly what the first attempt would have. A
+Python worker process keeps the model of a run (rebuilt once from the broadcast safe-format
+bytes) and its compiled steps across tasks; a process that has not seen the run rebuilds it.
+"""
+import collections
+import time
+
+import numpy as np
+
+from .. import errors, random
+from .common import make_metrics, model_from_bytes, pack_metric_states
+
+__all__ = ["RunSpec", "RoundState", "broadcast_spec", "train_round", "evaluate_partition",
+           "minibatches", "RESULT_SCHEMA", "EVAL_SCHEMA"]
+
+# what a task returns, one row: as a Spark DDL schema for mapInArrow, and in Arrow types
+_RESULT_FIELDS = [("worker", "int"), ("rows", "long"), ("steps", "int"),
+                  ("loss_sum", "double"), ("metrics", "binary"), ("payload", "binary"),
+                  ("seconds", "double"), ("input_seconds", "double"),
+                  ("state_seconds", "double")]
+_EVAL_FIELDS = [("rows", "long"), ("loss_sum", "double"), ("metrics", "binary"),
+                ("seconds", "double")]
+RESULT_SCHEMA = ", ".join("%s %s" % f for f in _RESULT_FIELDS)
+EVAL_SCHEMA = ", ".join("%s %s" % f for f in _EVAL_FIELDS)
+
+_MAX_RUNS = 2
+_runs = collections.OrderedDict()     # run id -> _Run, in this Python worker process
+
+
+class RunSpec:
+    """Everything about a run that does not change between rounds (broadcast once)."""
+
+    def __init__(self, run_id, model_bytes, input_shape, label_kind, loss, loss_weights,
+                 metric_specs, optimizer_spec, strategy, batch_size, seed, weight_layout,
+                 grad_names, opt_layout, compiled=True):
+        self.run_id = run_id
+        self.model_bytes = model_bytes
+        self.input_shape = tuple(input_shape)
+        self.label_kind = label_kind
+        self.loss, self.loss_weights = loss, loss_weights
+        self.metric_specs = metric_specs
+        self.optimizer_spec = optimizer_spec        # (class, config)
+        self.strategy = strategy                    # "sync" | "average"
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+        self.weight_layout = weight_layout          # TensorLayout of the model's state_dict
+        self.grad_names = list(grad_names)          # trainable parameters, in order
+        self.opt_layout = opt_layout                # TensorLayout of "<param>/<state>" arrays
+        self.compiled = bool(compiled)
+
+    def loss_fn(self):
+        from .common import TrainingConfig
+
+        cfg = TrainingConfig.__new__(TrainingConfig)
+        cfg.loss, cfg.loss_weights = self.loss, self.loss_weights
+        return cfg.loss_fn()
+
+
+class RoundState:
+    """What changes every round: the weights (one flat vector in weight_layout order) and,
+    for parameter averaging, the optimizer's state, learning rate and step count."""
+
+    def __init__(self, weights, opt_state=None, lr=None, iterations=0):
+        self.weights = weights
+        self.opt_state = opt_state
+        self.lr = lr
+        self.iterations = int(iterations)
+
+
+# ---------------------------------------------------------------------------------------------
+# Arrow batches -> minibatches of numpy arrays
+
+def _features(column, n, size):
+    """(n, size) float32 from an Arrow column of float lists, or of raw float32 bytes per row
+    (the packed form SparkTrainer caches: read without a copy)."""
+    import pyarrow as pa
+
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
+        width = 8 if pa.types.is_large_binary(column.type) else 4
+        offsets = np.frombuffer(column.buffers()[1], np.int32 if width == 4 else np.int64,
+                                count=n + 1, offset=column.offset * width)
+        data = np.frombuffer(column.buffers()[2], np.uint8)[offsets[0]:offsets[-1]]
+        return data.view(np.float32).reshape((n, size))
+    values = column.flatten().to_numpy(zero_copy_only=False)
+    if values.dtype != np.float32:
+        values = values.astype(np.float32)
+    return values.reshape((n, size)) if n else values.reshape((0, size))
+
+
+def pack_features(batches):
+    """mapInArrow body: the features column (float lists, all one length) as raw float32 bytes
+    per row, which Spark caches and streams back far faster than arrays of floats."""
+    import pyarrow as pa
+
+    for rb in batches:
+        n = rb.num_rows
+        i = rb.schema.get_field_index("features")
+        feats = rb.column(i)
+        values = feats.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+        row_bytes = values.nbytes // n if n else 0
+        large = values.nbytes >= 2 ** 31
+        offsets = np.arange(n + 1, dtype=np.int64 if large else np.int32) * row_bytes
+        packed = pa.Array.from_buffers(pa.large_binary() if large else pa.binary(), n,
+                                       [None, pa.py_buffer(offsets), pa.py_buffer(values)])
+        columns = list(rb.columns)
+        columns[i] = packed
+        names = list(rb.schema.names)
+        yield pa.RecordBatch.from_arrays(columns, names=names)
+
+
+def _labels(column, n, kind):
+    import pyarrow as pa
+
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+        values = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
+        return values.reshape((n, -1))
+    values = column.to_numpy(zero_copy_only=False)
+    return values.astype(np.int64) if kind == "class" else values.astype(np.float32)
+
+
+def minibatches(batches, size, input_shape, label_kind, with_worker=False):
+    """Rebatch a stream of Arrow record batches into numpy minibatches of `size` rows
+    (x shaped (n,) + input_shape, y or None, worker ids or None); only the pending rows of
+    the stream are held, never a whole partition."""
+    import pyarrow as pa
+
+    flat = int(np.prod(input_shape)) if input_shape else 1
+    pending, held = [], 0
+
+    def emit(table):
+        n = table.num_rows
+        x = _features(table.column("features"), n, flat).reshape((n,) + tuple(input_shape))
+        y = _labels(table.column("label"), n, label_kind) \
+            if "label" in table.column_names else None
+        w = table.column("__w").to_numpy() if with_worker else None
+        return x, y, w
+
+    for rb in batches:
+        if rb.num_rows == 0:
+            continue
+        pending.append(rb)
+        held += rb.num_rows
+        if held < size:
+            continue
+        table = pa.Table.from_batches(pending)
+        start = 0
+        while held - start >= size:
+            yield emit(table.slice(start, size))
+            start += size
+        pending = [b for b in table.slice(start).to_batches() if b.num_rows]
+        held -= start
+    if held:
+        yield emit(pa.Table.from_batches(pending))
+
+
+# ---------------------------------------------------------------------------------------------
+
+def _set_threads():
+    """pyfront's threads = the task's cores (spark.task.cpus), so tasks never oversubscribe
+    an executor; a task granted GPUs (a resource profile) sees only those."""
+    import os
+
+    import pyfront as pf
+    from pyspark import TaskContext
+
+    ctx = TaskContext.get()
+    cpus = ctx.cpus() if ctx is not None else 1
+    if pf.get_num_threads() != cpus:
+        pf.set_num_threads(max(1, int(cpus)))
+    gpus = ctx.resources().get("gpu") if ctx is not None else None
+    if gpus is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpus.addresses)
+
+
+def _task_seed(seed, *parts):
+    h = int(seed) & 0xFFFFFFFF
+    for p in parts:
+        h = (h * 1000003 + int(p) + 1) & 0xFFFFFFFF
+    return h
+
+
+class _Run:
+    """A run's model, loss, optimizer and compiled steps in this Python worker process."""
+
+    def __init__(self, spec):
+        self.spec = spec
+        self.model = model_from_bytes(spec.model_bytes)
+        self.model.train()
+        self.tensors = dict(self.model._named_tensors(""))
+        missing = [n for n in spec.weight_layout.names if n not in self.tensors]
+        if missing:
+            raise errors.ModelFormatError("the model rebuilt on the executor lacks %s" % missing)
+        self.grad_params = [self.tensors[n] for n in spec.grad_names]
+        self.loss_fn = spec.loss_fn() if spec.loss is not None else None
+        self._grad_exe = None           # compiled gradient graph, "eager" if untraceable
+        self._optimizer = None
+        self._train_step = None
+        self._predict = None
+
+    # ---- state in and out ----
+    def load_weights(self, vec):
+        for name, arr in self.spec.weight_layout.unpack(vec).items():
+            self.tensors[name].numpy()[...] = arr
+
+    @property
+    def optimizer(self):
+        if self._optimizer is None:
+            cls, config = self.spec.optimizer_spec
+            self._optimizer = cls(self.grad_params, **config)
+        return self._optimizer
+
+    def load_optimizer(self, state):
+        opt = self.optimizer
+        opt.lr, opt.iterations = float(state.lr), int(state.iterations)
+        if self.spec.opt_layout is None or state.opt_state is None:
+            return
+        by_name = dict(zip(self.spec.grad_names, self.grad_params))
+        for key, arr in self.spec.opt_layout.unpack(state.opt_state).items():
+            pname, sname = key.rsplit("/", 1)
+            opt.state_for(by_name[pname])[sname][...] = arr
+
+    def optimizer_vector(self, scale):
+        opt, layout = self.optimizer, self.spec.opt_layout
+        if layout is None:
+            return np.zeros(0, np.float32)
+        by_name = dict(zip(self.spec.grad_names, self.grad_params))
+        arrays = []
+        for key in layout.names:
+            pname, sname = key.rsplit("/", 1)
+            arrays.append(opt.state_for(by_name[pname])[sname])
+        return layout.pack(arrays, scale)
+
+    # ---- steps ----
+    def gradients(self, x, y):
+        """(mean loss, [gradient per trainable parameter], outputs) for one minibatch."""
+        if self._grad_exe is None:
+            self._grad_exe = self._build_gradient_graph(x, y) if self.spec.compiled \
+                else "eager"
+        if self._grad_exe == "eager":
+            return self._eager_gradients(x, y)
+        exe, grad_keys = self._grad_exe
+        out = exe.run({"input": x, "target": y})
+        grads = [out[k] if k is not None else np.zeros(p.shape, p.dtype.np)
+                 for k, p in zip(grad_keys, self.grad_params)]
+        return float(out["loss"]), grads, out["output"]
+
+    def _build_gradient_graph(self, x, y):
+        from ..graph.symbol import Graph
+
+        g = Graph("spark_gradients")
+        xs = g.placeholder("input", (None,) + x.shape[1:], x.dtype.name)
+        ys = g.placeholder("target", (None,) + y.shape[1:], y.dtype.name)
+        try:
+            out = self.model(xs)
+            loss = self.loss_fn(out, ys)
+            grads = g.gradients(loss, [g.variable(p) for p in self.grad_params])
+        except errors.TraceError:
+            return "eager"
+        outputs = {"loss": loss, "output": out}
+        keys = []
+        for i, gr in enumerate(grads):
+            keys.append(None if gr is None else "grad_%d" % i)
+            if gr is not None:
+                outputs["grad_%d" % i] = gr
+        return g.compile(outputs=outputs), keys
+
+    def _eager_gradients(self, x, y):
+        from ..tensor import Tensor
+
+        for p in self.grad_params:
+            p.grad = None
+        out = self.model(Tensor(x))
+        loss = self.loss_fn(out, Tensor(y))
+        loss.backward()
+        grads = [p.grad.numpy() if p.grad is not None else np.zeros(p.shape, p.dtype.np)
+                 for p in self.grad_params]
+        return float(loss.item()), grads, out.numpy()
+
+    def train_step(self, x, y):
+        """One local optimizer step; (mean loss, outputs before the update)."""
+        if self._train_step is None:
+            if self.spec.compiled:
+                from ..graph.training import CompiledTrainStep
+
+                self._train_step = CompiledTrainStep(self.model, self.loss_fn, self.optimizer)
+            else:
+                self._train_step = self._eager_step
+        return self._train_step(x, y)
+
+    def _eager_step(self, x, y):
+        from ..tensor import Tensor
+
+        opt = self.optimizer
+        opt.zero_grad()
+        out = self.model(Tensor(x))
+        loss = self.loss_fn(out, Tensor(y))
+        loss.backward()
+        opt.step()
+        return float(loss.item()), out.numpy()
+
+    def predict(self, x):
+        if self._predict is None:
+            from ..graph.jit import jit
+
+            self._predict = jit(self.model) if self.spec.compiled else None
+        self.model.eval()
+        try:
+            if self._predict is not None:
+                return self._predict.run_numpy(x)
+            from .. import autograd
+            from ..tensor import Tensor
+
+            with autograd.no_grad():
+                return self.model(Tensor(x)).numpy()
+        finally:
+            self.model.train()
+
+
+def broadcast_spec(sc, spec):
+    """Broadcast a RunSpec as (run id, cloudpickle bytes): Spark pickles broadcast values with
+    plain pickle, which cannot carry a loss or metric defined in a script or a notebook."""
+    from pyspark import cloudpickle
+
+    return sc.broadcast((spec.run_id, cloudpickle.dumps(spec)))
+
+
+def _run_for(spec_bc):
+    run_id, payload = spec_bc.value
+    run = _runs.get(run_id)
+    if run is None:
+        from pyspark import cloudpickle
+
+        run = _Run(cloudpickle.loads(payload))
+        _runs[run_id] = run
+        while len(_runs) > _MAX_RUNS:
+            _runs.popitem(last=False)
+    else:
+        _runs.move_to_end(run_id)
+    return run
+
+
+# ---------------------------------------------------------------------------------------------
+# task bodies (for mapInArrow: an iterator of Arrow record batches in, result batches out)
+
+def _result(fields, values):
+    import pyarrow as pa
+
+    types = {"int": pa.int32(), "long": pa.int64(), "double": pa.float64(),
+             "binary": pa.binary()}
+    schema = pa.schema([(name, types[kind]) for name, kind in fields])
+    return pa.RecordBatch.from_pydict({k: [values[k]] for k, _ in fields}, schema=schema)
+
+
+def train_round(spec_bc, state_bc, info, batches):
+    """One worker's share of a round. info: {"epoch", "round", "steps"}.
+
+    SyncSGD: payload = sum over the rows of the gradient (mean gradient times rows) of every
+    trainable parameter, then rows times the state that is not trained (buffers). Parameter
+    averaging: `steps` local steps, then payload = rows times (all weights, optimizer state).
+    """
+    from pyspark import TaskContext
+
+    t_wait = 0.0
+    start = time.perf_counter()
+    state = state_bc.value
+    _set_threads()
+    run = _run_for(spec_bc)
+    spec = run.spec
+    run.load_weights(state.weights)
+    t_state = time.perf_counter() - start
+    ctx = TaskContext.get()
+    worker = ctx.partitionId() if ctx is not None else 0
+    metrics = make_metrics(spec.metric_specs)
+    rows, steps, loss_sum = 0, 0, 0.0
+    sync = spec.strategy == "sync"
+    if sync:
+        grad_sum = [np.zeros(p.shape, np.float64) for p in run.grad_params]
+    else:
+        run.load_optimizer(state)
+        max_steps = int(info["steps"])
+    seen_worker = None
+    random.seed(_task_seed(spec.seed, info["epoch"], info["round"], worker))
+    stream = minibatches(batches, spec.batch_size, spec.input_shape, spec.label_kind,
+                         with_worker=True)
+    while True:
+        t = time.perf_counter()
+        item = next(stream, None)
+        t_wait += time.perf_counter() - t
+        if item is None:
+            break
+        x, y, w = item
+        if seen_worker is None:
+            seen_worker = int(w[0])
+        if (w != seen_worker).any():
+            raise errors.PyfrontError(
+                "internal: rows of workers %s reached one task; the data layout is broken"
+                % sorted(set(w.tolist())))
+        n = len(x)
+        if sync:
+            loss, grads, out = run.gradients(x, y)
+            for acc, gr in zip(grad_sum, grads):
+                acc += np.asarray(gr, np.float64) * n
+        else:
+            if steps >= max_steps:
+                raise errors.PyfrontError("internal: a round slice holds more than %d "
+                                          "minibatches" % max_steps)
+            loss, out = run.train_step(x, y)
+        steps += 1
+        rows += n
+        loss_sum += float(loss) * n
+        for m in metrics:
+            m.update(y, out)
+    if seen_worker is not None:
+        worker = seen_worker
+    layout = spec.weight_layout
+    if rows == 0:
+        payload = b""
+    elif sync:
+        trained = set(spec.grad_names)
+        vec = np.concatenate(
+            [np.concatenate([g.reshape(-1) for g in grad_sum]).astype(layout.dtype)] +
+            [np.asarray(run.tensors[n].numpy(), layout.dtype).reshape(-1) * rows
+             for n in layout.names if n not in trained])
+        payload = vec.tobytes()
+    else:
+        weights = layout.pack({n: run.tensors[n].numpy() for n in layout.names}, rows)
+        payload = weights.tobytes() + run.optimizer_vector(rows).tobytes() + \
+            np.array([run.optimizer.iterations], np.float64).tobytes()
+    seconds = time.perf_counter() - start - t_wait
+    yield _result(_RESULT_FIELDS, {
+        "worker": worker, "rows": rows, "steps": steps, "loss_sum": loss_sum,
+        "metrics": pack_metric_states(metrics).tobytes(), "payload": payload,
+        "seconds": seconds, "input_seconds": t_wait, "state_seconds": t_state})
+
+
+def evaluate_partition(spec_bc, state_bc, batch_size, batches):
+    """Loss and metric statistics of a partition with the broadcast weights (eval mode)."""
+    from .. import autograd
+    from ..tensor import Tensor
+
+    start = time.perf_counter()
+    state = state_bc.value
+    _set_threads()
+    run = _run_for(spec_bc)
+    spec = run.spec
+    run.load_weights(state.weights)
+    metrics = make_metrics(spec.metric_specs)
+    rows, loss_sum = 0, 0.0
+    for x, y, _ in minibatches(batches, batch_size, spec.input_shape, spec.label_kind):
+        out = run.predict(x)
+        if run.loss_fn is not None:
+            with autograd.no_grad():
+                loss_sum += float(run.loss_fn(Tensor(out), Tensor(y)).item()) * len(x)
+        rows += len(x)
+        for m in metrics:
+            m.update(y, out)
+    yield _result(_EVAL_FIELDS, {"rows": rows, "loss_sum": loss_sum,
+                                 "metrics": pack_metric_states(metrics).tobytes(),
+                                 "seconds": time.perf_counter() - start})
