@@ -2,12 +2,10 @@
 
 Model: LSTM(50) over sequences of 24 steps with 8 features, Dense(1), MSE, Adam, batch 72.
 Measures training sequences per second (medians of several repeats) at 1 and 2 threads and
-writes benchmarks/results/lstm.json. Run: python benchmarks/bench_lstm.py [--repeats R]
+writes benchmarks/results/lstm.json. Run: python benchmarks/bench_lstm.py [--quick] [--repeats R]
 """
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -15,6 +13,8 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
 
 import pyfront as pf  # noqa: E402
 
@@ -115,9 +115,10 @@ def main():
     ap.add_argument("--steps", type=int, default=40, help="training steps per timed repeat")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--modes", default="eager,compiled", help="pyfront step kinds to time")
-    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                  "results", "lstm.json"))
+    ap.add_argument("--quick", action="store_true", help="fewer repeats (noisier)")
     args = ap.parse_args()
+    if args.quick:
+        args.repeats, args.steps = 3, 15
     import torch
 
     modes = [m for m in args.modes.split(",") if m]
@@ -165,19 +166,22 @@ def main():
             print("1 thread, CPU time per step: " + ", ".join(
                 "%s %.2f ms" % kv for kv in row["step_cpu_ms"].items()) + "; ratios " + ", ".join(
                 "%s %.2fx" % (m, row["cpu_ratio_%s" % m]) for m in modes))
-    report = {"benchmark": "lstm_regressor_training", "batch": BATCH, "steps": STEPS,
-              "features": FEATURES, "units": UNITS, "optimizer": "adam", "loss": "mse",
-              "repeats": args.repeats, "steps_per_repeat": args.steps,
-              "torch_version": torch.__version__, "pyfront_version": pf.__version__,
-              "blas": pf.blas_info(), "machine": platform.machine(),
-              "cpus": os.cpu_count(), "load_average_at_end": list(os.getloadavg()),
-              "results": results}
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(report, f, indent=2)
-    print("load average %.1f %.1f %.1f on %d cpus (other processes share the machine: ratios "
-          "are taken in one interleaved run)" % (os.getloadavg() + (os.cpu_count(),)))
-    print("wrote", args.out)
+    meta = {"model": "LSTM(%d) + Dense(1), batch %d, %d steps x %d features, MSE, Adam"
+                     % (UNITS, BATCH, STEPS, FEATURES),
+            "repeats": args.repeats, "steps_per_repeat": args.steps,
+            "torch_version": torch.__version__, "pyfront_version": pf.__version__,
+            "raw": results}
+    meta.update(common.machine())
+    rows = []
+    for row in results:
+        for m in modes:
+            rows.append(common.row(
+                "LSTM training, %s, %d thread(s)" % (m, row["threads"]),
+                row["pyfront_%s_seq_per_s" % m], "seq/s", row["torch_seq_per_s"],
+                row["ratio_%s" % m], 1.5,
+                note="CPU-time ratio %.2fx" % row["cpu_ratio_%s" % m]
+                if "cpu_ratio_%s" % m in row else ""))
+    common.write("lstm", rows, meta)
 
 
 if __name__ == "__main__":
