@@ -11,7 +11,8 @@ if ! command -v dot >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get 
      (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq graphviz >/dev/null 2>&1)) ||
         echo "graphviz not installed: the SVG export test will skip"
 fi
-"$PYTHON" -m pytest -q "$@"
+# PYTHONSAFEPATH: test the installed pyfront, not the uncompiled source tree in the cwd
+PYTHONSAFEPATH=1 "$PYTHON" -m pytest -q "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then
     echo "pytest collected no tests (exit code 5): treated as success"
