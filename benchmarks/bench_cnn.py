@@ -234,6 +234,40 @@ def run_threads(threads, modes, quick):
     return rows
 
 
+_RSS_SCRIPT = """
+import sys, os, numpy as np
+sys.path.insert(0, %r)
+import bench_cnn as b
+fw = "%s"
+x = np.random.default_rng(0).standard_normal((128, 1, 28, 28)).astype(np.float32)
+y = np.random.default_rng(0).integers(0, 10, 128)
+if fw == "pyfront":
+    import pyfront as pf
+    pf.set_num_threads(1)
+    m = b.pyfront_model()
+    opt = pf.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
+    step = pf.graph.CompiledTrainStep(m, pf.losses.cross_entropy, opt)
+    for _ in range(20): step(x, y)
+else:
+    import torch
+    torch.set_num_threads(1)
+    m = b.torch_model()
+    opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    for _ in range(20):
+        opt.zero_grad(); torch.nn.functional.cross_entropy(m(tx), ty).backward(); opt.step()
+"""
+
+
+def peak_memory():
+    here = os.path.dirname(os.path.abspath(__file__))
+    ours = common.peak_rss_mib(_RSS_SCRIPT % (here, "pyfront"))
+    ref = common.peak_rss_mib(_RSS_SCRIPT % (here, "torch"))
+    return common.row("peak RSS training the CNN", ours, "MiB", ref, ours / ref, 1.0,
+                      higher_is_better=False,
+                      note="whole process, 20 compiled steps, batch 128; reference: PyTorch")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats (noisier)")
@@ -251,6 +285,7 @@ def main(argv=None):
     meta["load_average_after"] = os.getloadavg()
     meta.update({"batch": BATCH, "forward_mflop_per_image": forward_flops_per_image() / 1e6,
                  "training_flop_factor": 3})
+    rows.append(peak_memory())
     common.write("cnn", rows, meta)
     return rows
 

@@ -122,3 +122,15 @@ def print_table(name, rows):
     for r in rows:
         if r["note"]:
             print("  note (%s): %s" % (r["name"], r["note"]))
+
+
+def peak_rss_mib(code):
+    """Peak resident memory (MiB) of a fresh interpreter running `code`. VmHWM, not
+    ru_maxrss: Linux carries ru_maxrss over fork+exec from the (big) parent process."""
+    import subprocess
+
+    probe = code + ("\nhwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]"
+                    "\nprint('VMHWM', int(hwm.split()[1]) / 1024)\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True)
+    return float(out.stdout.rsplit("VMHWM", 1)[1].split()[0])
