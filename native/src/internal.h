@@ -129,23 +129,7 @@ static inline float pf_expf(float x) {
      * (n = -159) exactly where exp does; NaN passes through the comparisons. */
     x = x > 89.0f ? 89.0f : x;
     x = x < -110.0f ? -110.0f : x;
-    float n = floorf(x * 1.44269504089f + 0.5f);
-    float r = x - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    /* 2^n in two halves, each a normal float for n in [-159, 128] */
-    int32_t ni = (int32_t)n;
-    int32_t n1 = ni / 2, n2 = ni - ni / 2;
-    union { int32_t i; float f; } s1, s2;
-    s1.i = (n1 + 127) << 23;
-    s2.i = (n2 + 127) << 23;
-    return p * s1.f * s2.f;
+    return pf_expf_hl(x, 0.0f);
 }
 
 static inline float pf_tanhf(float x) {
