@@ -143,7 +143,6 @@ def _run_backward(outputs, grad_outputs, create_graph, targets):
 
     grads = {}          # (id(node), index) -> gradient
     leaf_grads = {}     # id(tensor) -> gradient
-    target_ids = {id(t) for t in targets} if targets else set()
     target_keys = {}
     for t in targets or ():
         if t._node is not None:
@@ -171,7 +170,7 @@ def _run_backward(outputs, grad_outputs, create_graph, targets):
                 gouts = [g if g is not None else _zeros_like_array(node.arrays[i])
                          for i, g in enumerate(gouts)]
             ctx = GradContext(node.inputs, node.attrs, node.needs, node=node)
-            with core.name_scope(node.scope) if node.scope else _nullcontext():
+            with core.name_scope(node.scope) if node.scope else contextlib.nullcontext():
                 in_grads = node.op.grad(ctx, gouts if len(gouts) > 1 else gouts[0])
             if not isinstance(in_grads, (tuple, list)):
                 in_grads = (in_grads,)
@@ -187,14 +186,6 @@ def _run_backward(outputs, grad_outputs, create_graph, targets):
                 else:
                     _accumulate(grads, (id(x._node), x._index), g)
     return leaf_grads
-
-
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *a):
-        return False
 
 
 def _zeros_like_array(array):

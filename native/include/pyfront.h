@@ -157,6 +157,7 @@ int pf_kernel_count(void);
 const char *pf_kernel_name(int32_t kernel);
 int pf_kernel_lookup(const char *name);             /* id, or -1 */
 int pf_workspace_size(int32_t kernel, const pf_args *args, int64_t *bytes);
+int pf_kernel_has_workspace(int32_t kernel);          /* 1 if it may ask for scratch memory */
 int pf_run(int32_t kernel, const pf_args *args);
 
 /* Run steps [begin, end) of a plan; on failure *failed_step names the step. */

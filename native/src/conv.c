@@ -141,22 +141,6 @@ static int conv_geometry(const pf_args *a, const pf_tensor *x, const pf_tensor *
     return PF_OK;
 }
 
-/* v where c is 1, +0 where c is 0, with bits: GCC 12.2 miscompiles the float-select form of
- * a masked sum for double in its target_clones copies (wrong sums; float is unaffected). */
-static inline float keep_f32(int c, float v) {
-    uint32_t u;
-    memcpy(&u, &v, sizeof u);
-    u &= (uint32_t)0 - (uint32_t)c;
-    memcpy(&v, &u, sizeof u);
-    return v;
-}
-static inline double keep_f64(int c, double v) {
-    uint64_t u;
-    memcpy(&u, &v, sizeof u);
-    u &= (uint64_t)0 - (uint64_t)c;
-    memcpy(&v, &u, sizeof u);
-    return v;
-}
 /* Sums of rows in 16 independent lanes: the compiler may not reorder a float sum, and one
  * running total is one add per element latency-bound. */
 #define DEFINE_ROW_SUM(T, SUF)                                                                 \
@@ -534,7 +518,7 @@ static inline void gemm_f64(int serial, int ta, int tb, int64_t m, int64_t n, in
                 T *dst = buf + o * width + i * P;                                               \
                 if (g->masked) {                                                                \
                     const T *y = (const T *)j->mask + at;                                       \
-                    for (int64_t p = 0; p < P; p++) dst[p] = keep_##SUF(y[p] > 0, gy[at + p]);  \
+                    for (int64_t p = 0; p < P; p++) dst[p] = pf_keep_##SUF(y[p] > 0, gy[at + p]);  \
                 } else {                                                                        \
                     memcpy(dst, gy + at, (size_t)P * sizeof(T));                                \
                 }                                                                               \
@@ -778,15 +762,15 @@ typedef struct {
 } bias_job;
 
 
-/* The mask is applied with bits (keep_*), not a float select: see keep_f32. */
+/* The mask is applied with bits (pf_keep_*), not a float select: see internal.h. */
 #define DEFINE_MASKED_ROW_SUM(T, SUF)                                                          \
     static PF_HOT T masked_row_sum_##SUF(const T *row, const T *y, int64_t n) {                \
         T lane[16] = {0};                                                                      \
         int64_t i = 0;                                                                         \
         for (; i + 16 <= n; i += 16)                                                           \
-            for (int l = 0; l < 16; l++) lane[l] += keep_##SUF(y[i + l] > 0, row[i + l]);      \
+            for (int l = 0; l < 16; l++) lane[l] += pf_keep_##SUF(y[i + l] > 0, row[i + l]);      \
         T s = 0;                                                                               \
-        for (; i < n; i++) s += keep_##SUF(y[i] > 0, row[i]);                                  \
+        for (; i < n; i++) s += pf_keep_##SUF(y[i] > 0, row[i]);                                  \
         for (int l = 0; l < 16; l++) s += lane[l];                                             \
         return s;                                                                              \
     }

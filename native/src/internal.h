@@ -132,6 +132,23 @@ static inline float pf_expf(float x) {
     return pf_expf_hl(x, 0.0f);
 }
 
+/* v where c is 1, +0 where c is 0, with bits: short masked loops stay branch-free, and GCC
+ * 12.2 miscompiles the float-select form of a masked double sum in target_clones copies. */
+static inline float pf_keep_f32(int c, float v) {
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    u &= (uint32_t)0 - (uint32_t)c;
+    memcpy(&v, &u, sizeof u);
+    return v;
+}
+static inline double pf_keep_f64(int c, double v) {
+    uint64_t u;
+    memcpy(&u, &v, sizeof u);
+    u &= (uint64_t)0 - (uint64_t)c;
+    memcpy(&v, &u, sizeof u);
+    return v;
+}
+
 static inline float pf_tanhf(float x) {
     float ax = fabsf(x);
     /* small |x|: odd minimax polynomial keeps relative accuracy near 0 */

@@ -222,22 +222,6 @@ static inline void window_span(int64_t o, int64_t st, int64_t pb, int64_t k, int
     *hi = e > in ? in : e;
 }
 
-/* v where c is 1, +0 where c is 0: a bit mask, so short loops (rows of a few outputs, which
- * run as scalar code) stay free of branches; float selects there compile to jumps. */
-static inline float keep_f32(int c, float v) {
-    uint32_t u;
-    memcpy(&u, &v, sizeof u);
-    u &= (uint32_t)0 - (uint32_t)c;
-    memcpy(&v, &u, sizeof u);
-    return v;
-}
-static inline double keep_f64(int c, double v) {
-    uint64_t u;
-    memcpy(&u, &v, sizeof u);
-    u &= (uint64_t)0 - (uint64_t)c;
-    memcpy(&v, &u, sizeof u);
-    return v;
-}
 /* a + b where at most one of them is nonzero bits (a sum of keep()s) */
 static inline float either_f32(float a, float b) {
     uint32_t x, y;
@@ -323,7 +307,7 @@ static inline double either_f64(double a, double b) {
             T m = a > b ? a : b, k = c > e ? c : e;                                            \
             m = m > k ? m : k;                                                                 \
             int nan = (a != a) | (b != b) | (c != c) | (e != e);                               \
-            out[o] = either_##SUF(keep_##SUF(!nan, m), keep_##SUF(nan, (T)NAN));               \
+            out[o] = either_##SUF(pf_keep_##SUF(!nan, m), pf_keep_##SUF(nan, (T)NAN));               \
         }                                                                                      \
     }                                                                                          \
     static PF_HOT void grad_row_2x2_##SUF(const T *restrict r0, const T *restrict r1,          \
@@ -334,10 +318,10 @@ static inline double either_f64(double a, double b) {
             pick_2x2_##SUF(r0[2 * o], r0[2 * o + 1], r1[2 * o], r1[2 * o + 1],                 \
                            &sa, &sb, &sc, &se);                                                \
             T gv = gy[o];                                                                      \
-            g0[2 * o] = keep_##SUF(sa, gv);                                                    \
-            g0[2 * o + 1] = keep_##SUF(sb, gv);                                                \
-            g1[2 * o] = keep_##SUF(sc, gv);                                                    \
-            g1[2 * o + 1] = keep_##SUF(se, gv);                                                \
+            g0[2 * o] = pf_keep_##SUF(sa, gv);                                                    \
+            g0[2 * o + 1] = pf_keep_##SUF(sb, gv);                                                \
+            g1[2 * o] = pf_keep_##SUF(sc, gv);                                                    \
+            g1[2 * o + 1] = pf_keep_##SUF(se, gv);                                                \
         }                                                                                      \
     }                                                                                          \
     static PF_HOT void gather_row_2x2_##SUF(const T *restrict r0, const T *restrict r1,        \
@@ -347,8 +331,8 @@ static inline double either_f64(double a, double b) {
             int sa, sb, sc, se;                                                                \
             pick_2x2_##SUF(r0[2 * o], r0[2 * o + 1], r1[2 * o], r1[2 * o + 1],                 \
                            &sa, &sb, &sc, &se);                                                \
-            T top = either_##SUF(keep_##SUF(sa, v0[2 * o]), keep_##SUF(sb, v0[2 * o + 1]));    \
-            T bottom = either_##SUF(keep_##SUF(sc, v1[2 * o]), keep_##SUF(se, v1[2 * o + 1])); \
+            T top = either_##SUF(pf_keep_##SUF(sa, v0[2 * o]), pf_keep_##SUF(sb, v0[2 * o + 1]));    \
+            T bottom = either_##SUF(pf_keep_##SUF(sc, v1[2 * o]), pf_keep_##SUF(se, v1[2 * o + 1])); \
             out[o] = either_##SUF(top, bottom);                                                \
         }                                                                                      \
     }                                                                                          \

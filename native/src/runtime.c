@@ -611,6 +611,11 @@ int pf_kernel_lookup(const char *name) {
     return -1;
 }
 
+int pf_kernel_has_workspace(int32_t kernel) {
+    pthread_once(&table_once, build_table);
+    return kernel >= 0 && kernel < n_kernels && kernels[kernel]->workspace != NULL;
+}
+
 int pf_workspace_size(int32_t kernel, const pf_args *args, int64_t *bytes) {
     pthread_once(&table_once, build_table);
     if (bytes == NULL) return pf_fail(PF_ERR_ARGUMENT, "pf_workspace_size: null result pointer");

@@ -5,6 +5,7 @@ pf_tensor descriptors and native status codes into Python exceptions.
 """
 import math
 import os
+import threading
 
 import numpy as np
 
@@ -120,9 +121,14 @@ def kernel_id(name):
         raise errors.NativeError("the native library has no kernel %r" % name) from None
 
 
+_WORKSPACE_KERNELS = set()
+
+
 def _init():
     for i in range(lib.pf_kernel_count()):
         _kernel_ids[ffi.string(lib.pf_kernel_name(i)).decode()] = i
+        if lib.pf_kernel_has_workspace(i):
+            _WORKSPACE_KERNELS.add(i)
     _load_blas()
     set_num_threads(_default_threads())
     if os.environ.get("PYFRONT_DEBUG", "0") not in ("", "0"):
@@ -273,10 +279,33 @@ def new_args(ins, outs, iattr=(), fattr=(), workspace=None):
     return a, keep
 
 
+_scratch = threading.local()
+
+
+def _eager_workspace(kernel, a):
+    """Scratch memory for an eager call: one buffer per thread, grown as needed and reused
+    (megabytes per step would otherwise go back and forth to the OS as page faults)."""
+    nbytes = workspace_bytes(kernel, a)
+    if not nbytes:
+        return None
+    buf = getattr(_scratch, "buf", None)
+    if buf is None or buf.nbytes < nbytes:
+        buf = _scratch.buf = np.empty(nbytes, np.uint8)
+    return buf
+
+
 def run(kernel, ins, outs, iattr=(), fattr=(), workspace=None, context=""):
-    """Run one kernel now on descriptors; raise a Python exception on a native error."""
+    """Run one kernel now on descriptors; raise a Python exception on a native error.
+    Kernels that want scratch memory get it here unless the caller gives a workspace."""
     a, keep = new_args(ins, outs, iattr, fattr, workspace)
-    status = _run(kernel_id(kernel), a)
+    kid = kernel_id(kernel)
+    if workspace is None and kid in _WORKSPACE_KERNELS:
+        buf = _eager_workspace(kernel, a)
+        if buf is not None:
+            a.workspace = ffi.from_buffer(buf)
+            a.workspace_bytes = buf.nbytes
+            keep.append(buf)
+    status = _run(kid, a)
     if status:
         raise_native_error(status, context)
 

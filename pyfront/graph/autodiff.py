@@ -1,5 +1,7 @@
 """Reverse-mode differentiation of a graph: the ops' own gradient rules, applied to Symbols,
 add the backward nodes to the same graph."""
+import contextlib
+
 from .. import autograd, errors
 from ..ops import core
 from ..ops.shape import expand_like
@@ -59,7 +61,7 @@ def gradients(graph, y, xs, grad_y=None):
                 [Symbol(graph, n, i) for n, i in node.inputs], node.attrs, needs,
                 outputs=[Symbol(graph, node, i) for i in range(len(node.specs))])
             scope = (node.scope + "/" if node.scope else "") + "grad"
-            with core.name_scope(scope) if scope else _null():
+            with core.name_scope(scope) if scope else contextlib.nullcontext():
                 in_grads = node.op.grad(ctx, gouts if len(gouts) > 1 else gouts[0])
             if not isinstance(in_grads, (tuple, list)):
                 in_grads = (in_grads,)
@@ -72,9 +74,3 @@ def gradients(graph, y, xs, grad_y=None):
     return [result.get((x.node.id, x.index)) for x in xs]
 
 
-class _null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *a):
-        return False

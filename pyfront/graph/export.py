@@ -6,6 +6,7 @@ import subprocess
 
 from .. import errors
 from ..ops.core import fmt_shape
+from .symbol import upstream_ids
 
 __all__ = ["to_dot", "save_svg", "render", "model_to_dot", "plot_model"]
 
@@ -17,12 +18,7 @@ def _nodes_for(graph, outputs):
     if not outputs:
         return graph.nodes
     outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-    needed, stack = set(), [s.node for s in outputs]
-    while stack:
-        n = stack.pop()
-        if n.id not in needed:
-            needed.add(n.id)
-            stack.extend(i for i, _ in n.inputs)
+    needed = upstream_ids(s.node for s in outputs)
     return [n for n in graph.nodes if n.id in needed]
 
 

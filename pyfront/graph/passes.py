@@ -7,6 +7,7 @@ from .. import autograd
 from ..backend.cpu import lib
 from ..ops import core
 from ..ops.core import Op, Spec
+from .symbol import upstream_ids
 
 __all__ = ["PNode", "Program", "optimize"]
 
@@ -36,14 +37,7 @@ class Program:
     def __init__(self, graph, roots):
         self.graph = graph
         mapping = {}
-        needed = set()
-        stack = [s.node for s in roots]
-        while stack:
-            n = stack.pop()
-            if n.id in needed:
-                continue
-            needed.add(n.id)
-            stack.extend(i for i, _ in n.inputs)
+        needed = upstream_ids(s.node for s in roots)
         self.nodes = []
         for g in graph.nodes:
             if g.id not in needed:
@@ -52,7 +46,6 @@ class Program:
                       g.attrs, g.name, g.specs, g.value)
             mapping[g.id] = p
             self.nodes.append(p)
-        self.by_graph_id = mapping
         self.roots = [(mapping[s.node.id], s.index) for s in roots]
         # original name -> ("node", PNode) | ("alias", PNode, index) | ("fused", PNode, PNode)
         self.origins = {p.name: ("node", p) for p in self.nodes}
@@ -61,9 +54,6 @@ class Program:
     def new_id(self):
         self._next_id += 1
         return self._next_id
-
-    def value_of(self, symbol):
-        return self.by_graph_id[symbol.node.id], symbol.index
 
     def consumers(self):
         """{(id, index): [consumer PNode, ...]} counting data inputs only; roots count too."""
@@ -80,15 +70,9 @@ class Program:
         return uses
 
     def prune(self):
-        """Dead-node removal: keep what the roots need, and every op that mutates state."""
-        keep = set()
-        stack = [n for n, _ in self.roots]
-        while stack:
-            n = stack.pop()
-            if n.id in keep:
-                continue
-            keep.add(n.id)
-            stack.extend(i for i, _ in n.inputs)
+        """Dead-node removal: keep only what the roots need (an op that updates state in
+        place stays as long as its outputs are needed)."""
+        keep = upstream_ids(n for n, _ in self.roots)
         self.nodes = [n for n in self.nodes if n.id in keep]
 
     def replace_uses(self, old, old_index, new, new_index):

@@ -31,8 +31,7 @@ class Binding:
 
     def __init__(self):
         self.descs = []
-        self.array = None
-        self.base = None
+        self.array = None   # keeps the memory the descriptors point into alive
 
     def register(self, desc, offset):
         self.descs.append((desc, offset))
@@ -40,7 +39,6 @@ class Binding:
     def bind(self, array):
         self.array = array
         base = ffi.cast("char *", ffi.from_buffer(array, require_writable=False))
-        self.base = (base, array)
         for desc, offset in self.descs:
             desc.data = base + offset
 
@@ -63,7 +61,6 @@ class BoundBuf(Buf):
 class _DryEmitter:
     """First pass over the ops: learn the scratch memory each one asks for."""
 
-    eager = False
 
     def __init__(self):
         self.requests = []
@@ -87,7 +84,6 @@ _DUMMY = np.zeros(ALIGN, np.uint8)
 class _PlanEmitter:
     """Second pass: record the ops' kernels as plan steps over the planned memory."""
 
-    eager = False
 
     def __init__(self, plan):
         self.plan = plan

@@ -4,28 +4,30 @@ Nothing in the JSON is ever imported or executed: op names are looked up in the 
 from .. import errors
 from ..dtypes import as_dtype
 from ..ops import core
-from .symbol import Graph, Symbol
+from .symbol import Graph, Symbol, upstream_ids
 
 __all__ = ["graph_to_json", "graph_from_json", "GRAPH_FORMAT"]
 
 GRAPH_FORMAT = 1
 
 
-def _json_attr(v):
+def attrs_to_json(v):
+    """Attribute values as JSON values (tuples become lists)."""
     if isinstance(v, (tuple, list)):
-        return [_json_attr(x) for x in v]
+        return [attrs_to_json(x) for x in v]
     if isinstance(v, dict):
-        return {str(k): _json_attr(x) for k, x in v.items()}
+        return {str(k): attrs_to_json(x) for k, x in v.items()}
     if v is None or isinstance(v, (bool, int, float, str)):
         return v
     raise errors.PyfrontError("attribute value %r cannot be saved" % (v,))
 
 
-def _tuple_attr(v):
+def attrs_from_json(v):
+    """The inverse of attrs_to_json: lists back to tuples, as ops build them."""
     if isinstance(v, list):
-        return tuple(_tuple_attr(x) for x in v)
+        return tuple(attrs_from_json(x) for x in v)
     if isinstance(v, dict):
-        return {k: _tuple_attr(x) for k, x in v.items()}
+        return {k: attrs_from_json(x) for k, x in v.items()}
     return v
 
 
@@ -35,12 +37,7 @@ def graph_to_json(graph, inputs, outputs, tensor_names):
     tensor_names: {id(tensor): state-dict name} for variables. Returns (description,
     {constant name: ndarray}).
     """
-    needed, stack = set(), [s.node for s in outputs]
-    while stack:
-        n = stack.pop()
-        if n.id not in needed:
-            needed.add(n.id)
-            stack.extend(i for i, _ in n.inputs)
+    needed = upstream_ids(s.node for s in outputs)
     index, nodes, constants = {}, [], {}
     for n in graph.nodes:
         if n.id not in needed and not (n.kind == "placeholder" and
@@ -65,7 +62,7 @@ def graph_to_json(graph, inputs, outputs, tensor_names):
                 raise errors.PyfrontError("op %r is not a registered op and cannot be saved"
                                           % n.op.name)
             entry.update(op=n.op.name, inputs=[[index[s.id], k] for s, k in n.inputs],
-                         attrs=_json_attr(n.attrs))
+                         attrs=attrs_to_json(n.attrs))
         index[n.id] = len(nodes)
         nodes.append(entry)
     desc = {"format": GRAPH_FORMAT,
@@ -102,7 +99,7 @@ def graph_from_json(desc, tensors):
                                                       "come before it" % (entry["name"], i))
                     src = syms[i]
                     ins.append(src[k] if isinstance(src, tuple) else src)
-                s = g.add_node(op, ins, _tuple_attr(entry.get("attrs", {})))
+                s = g.add_node(op, ins, attrs_from_json(entry.get("attrs", {})))
             else:
                 raise errors.ModelFormatError("unknown node kind %r" % (kind,))
             syms.append(s)

@@ -287,6 +287,17 @@ class Graph:
                                                           list(self.placeholders))
 
 
+def upstream_ids(nodes):
+    """Ids of the given nodes and of every node they read from (graph or program nodes)."""
+    seen, stack = set(), list(nodes)
+    while stack:
+        n = stack.pop()
+        if n.id not in seen:
+            seen.add(n.id)
+            stack.extend(i for i, _ in n.inputs)
+    return seen
+
+
 def placeholder(name, shape, dtype="float32"):
     """A placeholder in the current graph (`with pf.Graph() as g:`)."""
     return default_graph().placeholder(name, shape, dtype)

@@ -5,6 +5,7 @@ A model is rebuilt from its architecture config when every layer class is regist
 (pf.nn.register_layer), otherwise from its traced graph; either way only registered names are
 looked up, nothing named in a file is imported or executed.
 """
+import contextlib
 import json
 import os
 
@@ -231,7 +232,7 @@ class GraphModule(Module):
                 for s, k in node.inputs:
                     v = values[s.id]
                     args.append(v[k] if isinstance(v, tuple) else v)
-                with core.name_scope(node.scope) if node.scope else _null():
+                with core.name_scope(node.scope) if node.scope else contextlib.nullcontext():
                     values[node.id] = core.apply(node.op, args, node.attrs)
         outs = []
         for s in self._outputs:
@@ -241,14 +242,6 @@ class GraphModule(Module):
 
     def get_config(self):
         return None
-
-
-class _null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *a):
-        return False
 
 
 # ---------------------------------------------------------------------------------------------

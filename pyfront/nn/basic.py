@@ -1,5 +1,7 @@
 """Small structural layers: Dropout, Embedding, Flatten, Reshape, and the merges Concatenate
 and Add (called with several inputs, or with one list of them)."""
+import math
+
 import numpy as np
 
 from .. import errors, ops
@@ -8,13 +10,6 @@ from ..ops.dropout import check_rate, new_state
 from .module import Module, Parameter, register_layer
 
 __all__ = ["Dropout", "Embedding", "Flatten", "Reshape", "Concatenate", "Add"]
-
-
-def _prod(shape):
-    n = 1
-    for d in shape:
-        n *= d
-    return n
 
 
 @register_layer
@@ -124,7 +119,7 @@ class Flatten(Module):
         if None in kept or None in collapsed:
             raise errors.ShapeError("%s: only the batch dim may be unknown, got input shape %s"
                                     % (self.name, fmt_shape(shape)))
-        return ops.reshape(x, (-1,) + tuple(kept) + (_prod(collapsed),))
+        return ops.reshape(x, (-1,) + tuple(kept) + (math.prod(collapsed),))
 
     def get_config(self):
         return {"start_dim": self.start_dim, "name": self.name}
@@ -154,13 +149,13 @@ class Reshape(Module):
         if len(x.shape) < 1 or None in sample:
             raise errors.ShapeError("%s: needs an input whose dims past the batch are known, got "
                                     "%s" % (self.name, fmt_shape(x.shape)))
-        n = _prod(sample)
+        n = math.prod(sample)
         if -1 in target:
-            known = _prod(d for d in target if d != -1)
+            known = math.prod(d for d in target if d != -1)
             if known == 0 or n % known:
                 raise self._mismatch(x)
             target[target.index(-1)] = n // known
-        elif _prod(target) != n:
+        elif math.prod(target) != n:
             raise self._mismatch(x)
         return ops.reshape(x, (-1,) + tuple(target))
 
@@ -168,7 +163,7 @@ class Reshape(Module):
         return errors.ShapeError("%s: cannot reshape an input of shape %s to target_shape %s "
                                  "(the batch dim excluded): %d elements per sample"
                                  % (self.name, fmt_shape(x.shape), fmt_shape(self.target_shape),
-                                    _prod(x.shape[1:])))
+                                    math.prod(x.shape[1:])))
 
     def get_config(self):
         return {"target_shape": list(self.target_shape), "name": self.name}

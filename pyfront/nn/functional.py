@@ -124,7 +124,11 @@ class Model(Module):
     def _set_spec(self, layers, calls, input_specs, output_refs, single=(None, None)):
         for i, layer in enumerate(layers):
             setattr(self, str(i), layer)
-        self._calls = calls
+        from ..graph.serialize import attrs_from_json
+
+        # op attributes as ops build them (tuples, not the lists a config holds)
+        self._calls = [dict(c, attrs=attrs_from_json(c["attrs"])) if "op" in c else c
+                       for c in calls]
         self._input_specs = input_specs
         self._output_refs = output_refs
         if single[0] is not None:
@@ -170,7 +174,7 @@ class Model(Module):
             if "layer" in call:
                 out = layers[call["layer"]](*args, **call.get("kwargs", {}))
             else:
-                out = core.apply(core.get_op(call["op"]), args, _tuples(call.get("attrs", {})))
+                out = core.apply(core.get_op(call["op"]), args, call["attrs"])
             results.append(list(out) if isinstance(out, (tuple, list)) else [out])
         outs = [value(r) for r in self._output_refs]
         return outs[0] if self._single_output else outs
@@ -185,7 +189,9 @@ class Model(Module):
         for call in self._calls:
             if "op" in call and core.REGISTRY.get(call["op"]) is None:
                 return None
-        return {"name": self.name, "layers": layer_cfgs, "calls": _json(self._calls),
+        from ..graph.serialize import attrs_to_json
+
+        return {"name": self.name, "layers": layer_cfgs, "calls": attrs_to_json(self._calls),
                 "inputs": self._input_specs, "outputs": self._output_refs,
                 "single_input": self._single_input, "single_output": self._single_output}
 
@@ -204,19 +210,3 @@ class Model(Module):
         m.input_spec = [((None,) + tuple(s["shape"]), as_dtype(s["dtype"]))
                         for s in config["inputs"]]
         return m
-
-
-def _json(v):
-    if isinstance(v, (list, tuple)):
-        return [_json(x) for x in v]
-    if isinstance(v, dict):
-        return {k: _json(x) for k, x in v.items()}
-    return v
-
-
-def _tuples(v):
-    if isinstance(v, list):
-        return tuple(_tuples(x) for x in v)
-    if isinstance(v, dict):
-        return {k: _tuples(x) for k, x in v.items()}
-    return v

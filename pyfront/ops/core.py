@@ -198,7 +198,6 @@ def infer(op, inputs, attrs):
 class EagerEmitter:
     """Runs kernels at once."""
 
-    eager = True
 
     def __init__(self, op):
         self.op = op

@@ -1,5 +1,7 @@
 """Matrix products on the BLAS: matmul (numpy semantics, batched, broadcast batch dims) and
 linear (x @ W + b with a fused activation: the dense layer's forward in one kernel)."""
+import math
+
 from .. import errors
 from ..backend.cpu import lib
 from . import core
@@ -9,13 +11,6 @@ from . import reduction as _reduction  # noqa: E402 (siblings: read at call time
 from . import shape as _shape  # noqa: E402 (siblings: read at call time)
 
 __all__ = ["matmul", "linear", "LINEAR_ACTIVATIONS"]
-
-
-def _prod(shape):
-    n = 1
-    for d in shape:
-        n *= d
-    return n
 
 
 class MatMul(Op):
@@ -51,7 +46,7 @@ class MatMul(Op):
     def forward(self, k, ins, outs, attrs):
         out = outs[0]
         batch = tuple(out.shape[:-2])
-        nb = _prod(batch)
+        nb = math.prod(batch)
         m, n = out.shape[-2], out.shape[-1]
         if nb == 1:
             descs = [x.desc(x.shape[-2:]) for x in ins]
@@ -64,7 +59,7 @@ class MatMul(Op):
                 padded = (1,) * (len(batch) - len(xb)) + xb
                 if padded == batch:
                     descs.append(x.desc((nb, rows, cols)))
-                elif _prod(xb) == 1:
+                elif math.prod(xb) == 1:
                     descs.append(x.desc((nb, rows, cols), (0, cols, 1)))  # one matrix for all
                 else:
                     # partial batch broadcast: materialise the broadcast operand
@@ -165,7 +160,7 @@ class Linear(Op):
     def forward(self, k, ins, outs, attrs):
         x, w = ins[0], ins[1]
         kdim = w.shape[0]
-        m = _prod(x.shape[:-1])
+        m = math.prod(x.shape[:-1])
         descs = [x.desc((m, kdim)), w.desc()] + ([ins[2].desc()] if len(ins) > 2 else [])
         act = attrs.get("activation")
         k.run("linear", descs, [outs[0].desc((m, w.shape[1]))], (LINEAR_ACTIVATIONS[act],),

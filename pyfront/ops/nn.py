@@ -1,6 +1,8 @@
 """Neural-network ops: softmax and log-softmax over an axis, cross-entropy from logits with
 integer labels, mean squared error. The losses run as fused kernels; when a gradient must
 itself be differentiated (create_graph) their gradients are composed from plain ops instead."""
+import math
+
 import numpy as np
 
 from .. import autograd, errors
@@ -15,15 +17,8 @@ __all__ = ["softmax", "log_softmax", "cross_entropy", "mse", "one_hot"]
 _REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
 
 
-def _prod(shape):
-    n = 1
-    for d in shape:
-        n *= d
-    return n
-
-
 def _axis_view(shape, axis):
-    return (_prod(shape[:axis]), shape[axis], _prod(shape[axis + 1:]))
+    return (math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:]))
 
 
 class Softmax(Op):
@@ -210,7 +205,7 @@ class MSE(Op):
                 a is not None and b is not None and a != b for a, b in zip(p.shape, t.shape)):
             raise ShapeMismatch("prediction %s and target %s differ" % (fmt_shape(p.shape),
                                                                          fmt_shape(t.shape)))
-        if attrs["reduction"] == "mean" and None not in p.shape and _prod(p.shape) == 0:
+        if attrs["reduction"] == "mean" and None not in p.shape and math.prod(p.shape) == 0:
             raise ShapeMismatch("mean squared error of an empty batch")
         return [Spec(p.shape if attrs["reduction"] == "none" else (), p.dtype)]
 
@@ -223,7 +218,7 @@ class MSE(Op):
         if autograd.is_grad_enabled():
             d = (p - t) * 2.0
             if ctx.attrs["reduction"] == "mean":
-                d = d * (g * (1.0 / _prod(p.shape)))
+                d = d * (g * (1.0 / math.prod(p.shape)))
             else:
                 d = d * g
             return d, (-d if ctx.needs[1] else None)

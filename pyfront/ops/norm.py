@@ -1,6 +1,8 @@
 """Batch and layer normalisation. Forward and backward run as fused native kernels; the
 gradients of those backward kernels are composed from plain ops, so higher-order gradients
 (and their graphs) work too."""
+import math
+
 import numpy as np
 
 from .. import errors
@@ -12,13 +14,6 @@ from . import reduction as _reduction  # noqa: E402 (siblings: read at call time
 from . import shape as _shape  # noqa: E402 (siblings: read at call time)
 
 __all__ = ["batch_norm", "layer_norm"]
-
-
-def _prod(shape):
-    n = 1
-    for d in shape:
-        n *= d
-    return n
 
 
 def _known(shape):
@@ -82,7 +77,7 @@ def _norm_grad_of_grad(x, gamma_b, mean_b, rstd_b, g, gx, ggamma_b, gbeta_b, axe
 # batch normalisation over dim 1 of (N, C, *spatial)
 
 def _bn_view(shape):
-    return (shape[0], shape[1], _prod(shape[2:]))
+    return (shape[0], shape[1], math.prod(shape[2:]))
 
 
 def _bn_axes(ndim):
@@ -115,7 +110,7 @@ def _check_bn_specs(specs, stats_from, training):
             raise errors.DTypeError("%s is %s but x is %s" % (label, s.dtype.name, x.dtype.name))
         if i >= stats_from and not s.dtype.is_float:
             raise errors.DTypeError("%s must be float, got %s" % (label, s.dtype.name))
-    if training and _known(x.shape) and x.shape[0] * _prod(x.shape[2:]) <= 1:
+    if training and _known(x.shape) and x.shape[0] * math.prod(x.shape[2:]) <= 1:
         raise ShapeMismatch("training needs more than one value per channel, got x of shape %s"
                             % fmt_shape(x.shape))
     return x, channels
@@ -301,7 +296,7 @@ def _where():
 # layer normalisation over the trailing dims
 
 def _ln_split(shape, k):
-    return _prod(shape[:len(shape) - k]), _prod(shape[len(shape) - k:])
+    return math.prod(shape[:len(shape) - k]), math.prod(shape[len(shape) - k:])
 
 
 def _ln_broadcast(v, k):

@@ -2,7 +2,6 @@
 stride, padding as for convolutions) with gradients that are ops themselves, and global
 average/max pooling as reductions over the spatial dims."""
 from .. import errors
-from . import core
 from .conv import _SPATIAL, _int_tuple, conv_padding, normalize_padding, output_sizes
 from .conv import register_instance
 from .core import Op, ShapeMismatch, Spec, apply, as_operand, fmt_shape

@@ -1,4 +1,6 @@
 """Reductions over axes: sum, mean, max, min, argmax, argmin."""
+import math
+
 from .. import errors
 from ..backend.cpu import lib
 from ..dtypes import int64
@@ -13,13 +15,6 @@ _CODES = {"sum": lib.PF_R_SUM, "mean": lib.PF_R_MEAN, "max": lib.PF_R_MAX, "min"
           "argmax": lib.PF_R_ARGMAX, "argmin": lib.PF_R_ARGMIN}
 
 
-def _prod(shape):
-    n = 1
-    for d in shape:
-        n *= d
-    return n
-
-
 def lower_reduce(k, x, out, axes, mode):
     """Emit the kernels that reduce buffer x over axes into out (any set of axes)."""
     shape = x.shape
@@ -31,8 +26,8 @@ def lower_reduce(k, x, out, axes, mode):
         return
     nd = len(shape)
     if list(axes) == list(range(axes[0], axes[-1] + 1)):
-        view = (_prod(shape[:axes[0]]), _prod(shape[axes[0]:axes[-1] + 1]),
-                _prod(shape[axes[-1] + 1:]))
+        view = (math.prod(shape[:axes[0]]), math.prod(shape[axes[0]:axes[-1] + 1]),
+                math.prod(shape[axes[-1] + 1:]))
         k.run("reduce", [x.desc(view)], [out.desc()], (_CODES[mode],))
         return
     kept = [d for d in range(nd) if d not in axes]
@@ -41,7 +36,7 @@ def lower_reduce(k, x, out, axes, mode):
     tmp = k.scratch(moved_shape, x.dtype)
     src = core.contiguous_strides(shape)
     k.run("copy", [x.desc(moved_shape, [src[p] for p in perm])], [tmp.desc()])
-    view = (_prod(moved_shape[:len(kept)]), _prod(moved_shape[len(kept):]), 1)
+    view = (math.prod(moved_shape[:len(kept)]), math.prod(moved_shape[len(kept):]), 1)
     k.run("reduce", [tmp.desc(view)], [out.desc()], (_CODES[mode],))
 
 
@@ -109,7 +104,7 @@ class ReduceGrad(Op):
         k.run("copy", [g.desc(out.shape, broadcast_strides(kept_shape, out.shape))],
               [out.desc()])
         if attrs["mode"] == "mean":
-            count = _prod(out.shape[a] for a in axes)
+            count = math.prod(out.shape[a] for a in axes)
             k.run("unary", [out.desc()], [out.desc()], (lib.PF_U_AFFINE,),
                   (1.0 / count if count else 0.0, 0.0))
 

@@ -1,11 +1,8 @@
 """Recurrent ops: whole-sequence LSTM, GRU and SimpleRNN, each one native call forward and one
 backward (gate layout and math in native/src/rnn.c: PyTorch's), and weight converters."""
-import threading
-
 import numpy as np
 
 from .. import errors
-from ..backend import cpu
 from . import core
 from .core import Op, ShapeMismatch, Spec, apply, as_operand, fmt_shape
 
@@ -16,40 +13,11 @@ __all__ = ["lstm", "gru", "simple_rnn", "rnn_weights_from_torch", "rnn_weights_t
 _KINDS = {"lstm": (4, 6, 2, False), "gru": (3, 5, 1, True), "simple_rnn": (1, 2, 1, False)}
 _ACTIVATIONS = {"tanh": 0, "relu": 1}
 
-# mirrors pick_chunks() and workspace_elems() in native/src/rnn.c
-_MIN_CHUNK_ROWS, _MAX_CHUNKS = 16, 16
-
-
-def _workspace_elems(kind, grad, n, f, h):
-    zr = h if kind == "simple_rnn" else 4 * h
-    k = f + 1 + h
-    if not grad:
-        return zr * k + 2 * n * h
-    tasks = max(1, min(cpu.get_num_threads(), n // _MIN_CHUNK_ROWS, _MAX_CHUNKS))
-    return zr * k + n * (zr + 2 * k + 3 * h) + tasks * zr * k
-
-
 def _reserve_width(width, t, f, h):
     """Saved activations per sequence: t steps of (width * h + f + 1) values, plus one."""
     if None in (t, f, h):
         return None
     return t * (width * h + f + 1) + 1
-
-
-_cache = threading.local()
-
-
-def _workspace(k, elems, dtype):
-    """Scratch memory for one kernel call. Eager calls reuse one buffer per thread (tens of
-    megabytes per training step would otherwise go back and forth to the OS as page faults);
-    compiled plans size it through the kernel's own workspace query and ignore this argument."""
-    if not elems or not getattr(k, "eager", False):
-        return None
-    buf = getattr(_cache, dtype.name, None)
-    if buf is None or buf.size < elems:
-        buf = np.empty(elems, dtype.np)
-        setattr(_cache, dtype.name, buf)
-    return cpu.Buf(buf, (elems,), dtype)
 
 
 def _absent(spec):
@@ -146,11 +114,7 @@ class Recurrent(Op):
             descs += [b.desc() for b in states]
         if has_mask:
             descs.append(mask.desc())
-        n, _, f = ins[0].shape
-        h = ins[2].shape[0]
-        ws = _workspace(k, _workspace_elems(self.kind, False, n, f, h), ins[0].dtype)
-        k.run(self.kind, descs, [o.desc() for o in outs], self.iattr(has_state, has_mask, attrs),
-              (), ws)
+        k.run(self.kind, descs, [o.desc() for o in outs], self.iattr(has_state, has_mask, attrs))
 
     def grad(self, ctx, gouts):
         nw = 4 + self.recurrent_bias
@@ -192,11 +156,8 @@ class RecurrentGrad(Op):
         mask = ins[-1]
         has_mask = not _absent(mask)
         descs = [b.desc() for b in ins[:-1]] + ([mask.desc()] if has_mask else [])
-        n, _, f = ins[0].shape
-        h = ins[2].shape[0]
-        ws = _workspace(k, _workspace_elems(self.kind, True, n, f, h), ins[0].dtype)
         k.run(self.name, descs, [o.desc() for o in outs],
-              _FORWARD[self.kind].iattr(True, has_mask, attrs), (), ws)
+              _FORWARD[self.kind].iattr(True, has_mask, attrs))
 
     def grad(self, ctx, gouts):
         raise errors.PyfrontError("second-order gradients of %s are not supported" % self.kind)

@@ -6,6 +6,7 @@ Ops that need another value's shape but not its data take it as a shape-only inp
 when the batch size is unknown until run time.
 """
 import builtins
+import math
 
 import numpy as np
 
@@ -19,13 +20,6 @@ from . import reduction as _reduction  # noqa: E402 (siblings: read at call time
 __all__ = ["reshape", "flatten", "squeeze", "expand_dims", "transpose", "permute",
            "getitem", "take", "concat", "stack", "broadcast_to", "sum_to_like", "expand_like",
            "cast", "split"]
-
-
-def _prod(shape):
-    n = 1
-    for d in shape:
-        n *= d
-    return n
 
 
 # ---------------------------------------------------------------------------------------------
@@ -42,25 +36,25 @@ class Reshape(Op):
             raise ShapeMismatch("only one dimension of the new shape may be -1: %s" % (target,))
         if x.shape and None in x.shape:
             # unknown batch: keep the batch dim symbolic when the reshape keeps it first
-            known = _prod(d for d in x.shape if d is not None)
+            known = math.prod(d for d in x.shape if d is not None)
             if -1 in target:
-                rest = _prod(d for d in target if d != -1)
+                rest = math.prod(d for d in target if d != -1)
                 if target[0] == -1:
                     return [Spec((None,) + tuple(target[1:]), x.dtype)]
                 if rest and known % rest == 0:
                     target[target.index(-1)] = None
                 return [Spec(tuple(target), x.dtype)]
             return [Spec(tuple(target), x.dtype)]
-        n = _prod(x.shape)
+        n = math.prod(x.shape)
         if -1 in target:
-            rest = _prod(d for d in target if d != -1)
+            rest = math.prod(d for d in target if d != -1)
             if rest == 0 or n % rest:
                 raise ShapeMismatch("cannot reshape %s (%d elements) to %s"
                                     % (fmt_shape(x.shape), n, tuple(attrs["shape"])))
             target[target.index(-1)] = n // rest
-        if _prod(target) != n:
+        if math.prod(target) != n:
             raise ShapeMismatch("cannot reshape %s (%d elements) to %s (%d elements)"
-                                % (fmt_shape(x.shape), n, tuple(target), _prod(target)))
+                                % (fmt_shape(x.shape), n, tuple(target), math.prod(target)))
         return [Spec(tuple(target), x.dtype)]
 
     def grad(self, ctx, g):
@@ -80,7 +74,7 @@ class ReshapeLike(Op):
 
     def infer(self, specs, attrs):
         x, like = specs
-        if None not in x.shape + like.shape and _prod(x.shape) != _prod(like.shape):
+        if None not in x.shape + like.shape and math.prod(x.shape) != math.prod(like.shape):
             raise ShapeMismatch("cannot reshape %s to %s" % (fmt_shape(x.shape),
                                                              fmt_shape(like.shape)))
         return [Spec(like.shape, x.dtype)]
@@ -121,7 +115,7 @@ def flatten(x, start_dim=1):
             raise errors.ShapeError("flatten: cannot flatten %s with more than one unknown dim"
                                     % fmt_shape(x.shape))
         return reshape(x, lead + (-1,))
-    return reshape(x, tuple(-1 if d is None else d for d in lead) + (_prod(rest),))
+    return reshape(x, tuple(-1 if d is None else d for d in lead) + (math.prod(rest),))
 
 
 def squeeze(x, axis=None):
@@ -279,7 +273,7 @@ def sum_to_like(x, like):
     if tuple(x.shape) == tuple(like.shape) and None not in tuple(x.shape):
         return x
     if None not in tuple(x.shape) + tuple(like.shape) and \
-            not SumToLike.axes(x.shape, like.shape) and _prod(x.shape) == _prod(like.shape):
+            not SumToLike.axes(x.shape, like.shape) and math.prod(x.shape) == math.prod(like.shape):
         return reshape_like(x, like)
     return apply(_sum_to_like, [x, like])
 
@@ -384,7 +378,7 @@ class Slice(Op):
     def forward(self, k, ins, outs, attrs):
         x = ins[0]
         offset, shape, strides = self.strided_view(x.shape, attrs["slices"])
-        if _prod(shape) == 0:
+        if math.prod(shape) == 0:
             return
         k.run("copy", [x.desc(shape, strides, offset)], [outs[0].desc(shape)])
 
@@ -409,7 +403,7 @@ class SliceGrad(Op):
         out = outs[0]
         k.run("fill", [], [out.desc()], (), (0.0,))
         offset, shape, strides = Slice.strided_view(out.shape, attrs["slices"])
-        if _prod(shape) == 0:
+        if math.prod(shape) == 0:
             return
         k.run("copy", [ins[0].desc(shape)], [out.desc(shape, strides, offset)], (1,))
 
@@ -437,7 +431,7 @@ class Take(Op):
     def forward(self, k, ins, outs, attrs):
         x, idx = ins
         axis = attrs["axis"]
-        view = (_prod(x.shape[:axis]), x.shape[axis], _prod(x.shape[axis + 1:]))
+        view = (math.prod(x.shape[:axis]), x.shape[axis], math.prod(x.shape[axis + 1:]))
         k.run("take", [x.desc(view), idx.desc()], [outs[0].desc()])
 
     def grad(self, ctx, g):
@@ -459,7 +453,7 @@ class TakeGrad(Op):
         idx, g = ins[0], ins[1]
         out = outs[0]
         axis = attrs["axis"]
-        view = (_prod(out.shape[:axis]), out.shape[axis], _prod(out.shape[axis + 1:]))
+        view = (math.prod(out.shape[:axis]), out.shape[axis], math.prod(out.shape[axis + 1:]))
         k.run("take_grad", [idx.desc(), g.desc()], [out.desc(view)])
 
     def grad(self, ctx, gg):

@@ -329,7 +329,7 @@ class TrainingMixin:
         from .metrics import Mean
         from .progress import ProgressLogger
 
-        cfg = self._config("fit")
+        self._config("fit")           # refuses an uncompiled model before any work
         if validation_split and validation_data is None:
             if y is None:
                 raise ValueError("validation_split needs array inputs x and y; pass "
