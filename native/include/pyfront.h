@@ -17,7 +17,9 @@
 
 #include <stdint.h>
 
-#define PF_ABI_VERSION 1
+/* Bumped whenever a declaration below changes; pyfront/backend/cpu.py names the version it
+ * was written for and refuses a library built from another (a stale build). */
+#define PF_ABI_VERSION 2
 #define PF_MAX_DIMS 8
 #define PF_MAX_IN 16
 #define PF_MAX_OUT 8
@@ -126,6 +128,9 @@ enum pf_fused_opcode {
 };
 #define PF_FUSED_WORDS 6
 #define PF_FUSED_REGS 8
+/* Operands (inputs plus outputs) that one strided walk iterates together: a fused program
+ * ("fused" kernel) has at most this many inputs and outputs in all. */
+#define PF_WALK_MAX_OPS 12
 
 /* ---- library ---- */
 int pf_abi_version(void);

@@ -65,8 +65,7 @@ int pf_threads(void);
 /* ---- strided iteration over several operands of one shape ----
  * The shape is collapsed (unit dims dropped, mergeable dims merged); rows of the last dim are
  * handed to fn with each operand's element offset and inner stride, in parallel over rows (or
- * over chunks of a long single row). */
-#define PF_WALK_MAX_OPS 12
+ * over chunks of a long single row). At most PF_WALK_MAX_OPS operands (pyfront.h). */
 typedef struct pf_walk {
     int ndim, nops;
     int64_t shape[PF_MAX_DIMS];

@@ -15,6 +15,26 @@ from .._native import ffi, lib
 __all__ = ["Buf", "run", "kernel_id", "set_num_threads", "get_num_threads", "blas_info",
            "raise_native_error", "new_args", "new_steps"]
 
+# The ABI (native/include/pyfront.h) this code was written for. An editable install does not
+# rebuild C on import, so a library compiled from an older header would be called with the
+# wrong declarations: refuse it before anything else touches it.
+ABI_VERSION = 2
+
+
+def check_abi_version():
+    """Raise ImportError naming both versions if the compiled library is from another ABI."""
+    built = lib.pf_abi_version()
+    if built != ABI_VERSION:
+        import pyfront._native as native
+
+        raise ImportError("pyfront's native library %s was built for ABI version %d, but this "
+                          "pyfront expects version %d: the build is stale. Rebuild it with "
+                          "`pip install -e .` again (from the source checkout)."
+                          % (native.__file__, built, ABI_VERSION))
+
+
+check_abi_version()
+
 MAX_DIMS = lib.PF_MAX_DIMS
 
 _STATUS_ERRORS = {

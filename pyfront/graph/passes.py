@@ -208,7 +208,7 @@ _FUSED = FusedElementwise()
 _OPCODE = {"unary": lib.PF_F_UNARY, "binary": lib.PF_F_BINARY,
            "unary_grad": lib.PF_F_UNARY_GRAD}
 MAX_REGS = lib.PF_FUSED_REGS
-MAX_INPUTS = 11   # the native walker takes 12 operands, one of them the output
+MAX_INPUTS = lib.PF_WALK_MAX_OPS - 1   # the native walk's operands, less the one output
 
 
 def _elementwise(n):

@@ -2,6 +2,7 @@
 dtypes, empty and non-contiguous memory) refused with a status and a message that become
 Python exceptions, and PYFRONT_DEBUG catching a NaN an op produces."""
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -47,6 +48,26 @@ def test_kernel_table_and_library_info():
     assert lib.pf_run(0, ffi.NULL) == lib.PF_ERR_ARGUMENT
     with pytest.raises(errors.NativeError, match="no kernel 'nope'"):
         cpu.run("nope", [], [])
+
+
+def _header_define(name):
+    text = open(os.path.join(ROOT, "native", "include", "pyfront.h")).read()
+    return int(re.search(r"^#define %s (\d+)$" % name, text, re.M).group(1))
+
+
+def test_python_expects_the_abi_version_of_the_header_and_the_build():
+    assert cpu.ABI_VERSION == _header_define("PF_ABI_VERSION") == lib.pf_abi_version()
+
+
+def test_a_stale_build_is_refused_naming_both_versions_and_the_fix(monkeypatch):
+    cpu.check_abi_version()
+    monkeypatch.setattr(cpu, "ABI_VERSION", lib.pf_abi_version() + 97)
+    with pytest.raises(ImportError) as e:
+        cpu.check_abi_version()
+    msg = str(e.value)
+    assert "built for ABI version %d" % lib.pf_abi_version() in msg
+    assert "expects version %d" % (lib.pf_abi_version() + 97) in msg
+    assert "stale" in msg and "pip install -e ." in msg and "_native" in msg
 
 
 def test_status_codes_become_the_matching_exceptions():
