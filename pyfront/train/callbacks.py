@@ -15,7 +15,11 @@ __all__ = ["Callback", "CallbackList", "History", "EarlyStopping", "ModelCheckpo
 
 class Callback:
     """Base: every hook does nothing. self.model is the model being trained; self.params
-    holds epochs, steps (batches per epoch), samples and verbose."""
+    holds epochs, steps (batches per epoch), samples and verbose.
+
+    The same hooks serve local fit and SparkTrainer.fit; on Spark a batch is a round (one
+    optimizer step for SyncSGD, K local steps then an average for ParameterAveraging), and
+    params["optimizer"] is the driver's optimizer when it is not the model's."""
 
     def __init__(self):
         self.model = None
@@ -38,7 +42,7 @@ class Callback:
 
     @property
     def optimizer(self):
-        opt = getattr(self.model, "optimizer", None)
+        opt = self.params.get("optimizer") or getattr(self.model, "optimizer", None)
         if opt is None:
             raise RuntimeError("%s needs a compiled model (model.compile(optimizer=...))"
                                % type(self).__name__)
@@ -113,26 +117,53 @@ def scalar_logs(logs):
 
 
 class History(Callback):
-    """history.history: {"loss": [per epoch], "accuracy": [...], "val_loss": [...], "lr": [...]};
-    history.epoch: the epoch numbers."""
+    """What fit and SparkTrainer.fit return. history["loss"] (or history.history["loss"]): one
+    value per epoch, for the loss, each metric, val_<name>, lr (and on Spark samples_per_s,
+    seconds); history.epoch: the epoch numbers; history.rounds: one dict of logs per Spark
+    round (empty for local fit). state() / restore() carry it through checkpoints."""
 
     def __init__(self):
         super().__init__()
         self.history = {}
         self.epoch = []
+        self.rounds = []
 
     def on_train_begin(self, logs=None):
-        self.epoch = []
-        self.history = {}
+        self.history, self.epoch, self.rounds = {}, [], []
 
     def on_epoch_end(self, epoch, logs=None):
         self.epoch.append(epoch)
         for k, v in (logs or {}).items():
             self.history.setdefault(k, []).append(v)
 
+    def __getitem__(self, key):
+        try:
+            return self.history[key]
+        except KeyError:
+            raise KeyError("History has no %r; it holds %s"
+                           % (key, ", ".join(self.history) or "nothing yet")) from None
+
+    def __contains__(self, key):
+        return key in self.history
+
+    def keys(self):
+        return self.history.keys()
+
+    def state(self):
+        """A JSON-friendly copy of what was recorded (rounds left out: they can be many)."""
+        return {"history": {k: list(v) for k, v in self.history.items()},
+                "epoch": list(self.epoch)}
+
+    def restore(self, state):
+        self.history = {k: list(v) for k, v in (state or {}).get("history", {}).items()}
+        self.epoch = list((state or {}).get("epoch", []))
+
     def __repr__(self):
-        return "History(%s)" % ", ".join("%s: %d epochs" % (k, len(v))
-                                         for k, v in self.history.items())
+        def show(values):    # confusion matrices and such: only their count
+            if all(isinstance(x, (int, float, np.number)) for x in values):
+                return str(["%.4g" % x for x in values])
+            return "%d epochs" % len(values)
+        return "History(%s)" % ", ".join("%s=%s" % (k, show(v)) for k, v in self.history.items())
 
 
 def _resolve_mode(mode, monitor, who):
