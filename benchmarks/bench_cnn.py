@@ -7,7 +7,7 @@ Dense(128) + ReLU, Dense(10); cross-entropy; SGD with momentum 0.9; batch 128 of
 losses are compared as a check that they compute the same thing.
 
 Each pyfront mode is a step factory (STEP_MODES): "eager" is forward, cross_entropy, backward,
-optimizer.step; "compiled" is pf.graph.CompiledTrainStep / pf.jit. Timings alternate between
+optimizer.step; "compiled" is pf.train.CompiledTrainStep / pf.jit. Timings alternate between
 pyfront and PyTorch, repeat by repeat, and the ratio is the median of the per-repeat ratios
 (these machines are shared and noisy; absolute times mean little). At one thread both
 frameworks do all their work on the calling thread, so the ratio of that thread's CPU time is
@@ -86,7 +86,7 @@ def eager_train_step(model, opt):
 
 
 def compiled_train_step(model, opt):
-    compiled = pf.graph.CompiledTrainStep(model, pf.losses.cross_entropy, opt)
+    compiled = pf.train.CompiledTrainStep(model, pf.losses.cross_entropy, opt)
 
     def step(x, y):
         return compiled(x.numpy(), y.numpy())[0]
@@ -246,7 +246,7 @@ if fw == "pyfront":
     pf.set_num_threads(1)
     m = b.pyfront_model()
     opt = pf.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
-    step = pf.graph.CompiledTrainStep(m, pf.losses.cross_entropy, opt)
+    step = pf.train.CompiledTrainStep(m, pf.losses.cross_entropy, opt)
     for _ in range(20): step(x, y)
 else:
     import torch
@@ -277,7 +277,7 @@ def main(argv=None):
     parser.add_argument("--threads", default="1,2", help="thread counts (default 1,2)")
     args = parser.parse_args(argv)
     modes = args.modes.split(",") if args.modes else [
-        m for m in STEP_MODES if m != "compiled" or hasattr(pf.graph, "CompiledTrainStep")]
+        m for m in STEP_MODES if m != "compiled" or hasattr(pf.train, "CompiledTrainStep")]
     rows = []
     for threads in (int(t) for t in args.threads.split(",")):
         rows.extend(run_threads(threads, modes, args.quick))

@@ -86,7 +86,7 @@ def mlp_training(threads, quick):
     pf.random.seed(0)
     model = _mlp()
     opt = pf.optim.Adam(model.parameters(), lr=1e-3)
-    step = pf.graph.CompiledTrainStep(model, pf.losses.cross_entropy, opt)
+    step = pf.train.CompiledTrainStep(model, pf.losses.cross_entropy, opt)
     calls = 10 if quick else 40
     ours = common.median_rate(lambda: step(x, y), 128, calls=calls)
 
@@ -173,7 +173,7 @@ def compile_time():
         model = _mlp()
         model(pf.tensor(x[:1]))            # parameters exist: time the compiler, not init
         opt = pf.optim.Adam(model.parameters(), lr=1e-3)
-        step = pf.graph.CompiledTrainStep(model, pf.losses.cross_entropy, opt)
+        step = pf.train.CompiledTrainStep(model, pf.losses.cross_entropy, opt)
         t = time.perf_counter()
         exe, names, *_ = step._build([x], [y])
         exe.plan_for(exe._arrays({"input": x, "target": y}), True)
@@ -194,7 +194,7 @@ if fw == "pyfront":
     m = pf.nn.Sequential([pf.nn.Dense(512, activation="relu"), pf.nn.Dense(512,
                           activation="relu"), pf.nn.Dense(10)])
     opt = pf.optim.Adam(m.parameters(), lr=1e-3)
-    step = pf.graph.CompiledTrainStep(m, pf.losses.cross_entropy, opt)
+    step = pf.train.CompiledTrainStep(m, pf.losses.cross_entropy, opt)
     for _ in range(50): step(x, y)
 else:
     import torch

@@ -43,8 +43,8 @@ def pyfront_eager_step(model, optimizer):
 
 
 def pyfront_compiled_step(model, optimizer):
-    """The whole step as one compiled plan (pyfront.graph.training.CompiledTrainStep)."""
-    from pyfront.graph.training import CompiledTrainStep
+    """The whole step as one compiled plan (pyfront.train.step.CompiledTrainStep)."""
+    from pyfront.train.step import CompiledTrainStep
 
     train = CompiledTrainStep(model, lambda out, target: pf.mse(out, target), optimizer)
 

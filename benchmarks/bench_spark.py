@@ -142,7 +142,7 @@ def single_process(x, y, batch, epochs):
     opt = pf.optim.SGD(lr=0.01, momentum=0.9)
     model(pf.tensor(x[:1]))
     opt.bind(model.parameters())
-    step = pf.graph.CompiledTrainStep(model, pf.losses.cross_entropy, opt)
+    step = pf.train.CompiledTrainStep(model, pf.losses.cross_entropy, opt)
     rates = []
     for _ in range(epochs):
         start = time.perf_counter()

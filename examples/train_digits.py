@@ -44,7 +44,7 @@ def train(mode, x_train, y_train, x_test, y_test, epochs, batch_size, seed):
     optimizer = pf.optim.Adam(model.parameters(), lr=2e-3)
     if mode == "compiled":
         # forward, loss, backward and the Adam update as one native call per batch
-        step = pf.graph.CompiledTrainStep(model, pf.losses.cross_entropy, optimizer)
+        step = pf.train.CompiledTrainStep(model, pf.losses.cross_entropy, optimizer)
     else:
         def step(xb, yb):
             optimizer.zero_grad()

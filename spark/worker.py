@@ -288,7 +288,7 @@ class _Run:
         """One local optimizer step; (mean loss, outputs before the update)."""
         if self._train_step is None:
             if self.spec.compiled:
-                from ..graph.training import CompiledTrainStep
+                from ..train.step import CompiledTrainStep
 
                 self._train_step = CompiledTrainStep(self.model, self.loss_fn, self.optimizer)
             else:

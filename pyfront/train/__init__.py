@@ -5,5 +5,6 @@ from .callbacks import (Callback, CallbackList, CSVLogger, EarlyStopping, Histor
                         LambdaCallback, LearningRateScheduler, ModelCheckpoint,
                         ReduceLROnPlateau, TerminateOnNaN)
 from .plots import plot_history  # noqa: F401
-from .step import make_predict_step, make_train_step  # noqa: F401
+from .step import (CompiledGradientStep, CompiledTrainStep, EagerGradientStep,  # noqa: F401
+                   EagerTrainStep, make_gradient_step, make_predict_step, make_train_step)
 from .tensorboard import TensorBoard, read_events  # noqa: F401

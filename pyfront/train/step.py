@@ -1,8 +1,10 @@
-"""The step seam between the fit loop and the engine: one training step and one prediction step,
-eager or compiled, behind the same calls.
+"""The one training step: every trainer (fit, both Spark strategies, anything later) runs its
+batches through the steps made here, eager or compiled, behind the same calls.
 
     step = make_train_step(model, loss_fn, optimizer, compiled)
-    loss, predictions = step(inputs, targets)
+    loss, predictions = step(inputs, targets)          # forward, loss, backward, update
+    grads = make_gradient_step(model, loss_fn, params, compiled)
+    loss, gradients, predictions = grads(inputs, targets)   # no update (synchronous SGD)
     predict = make_predict_step(model, compiled)
     predictions = predict(inputs)
 
@@ -11,17 +13,23 @@ targets). predictions: a numpy array for a single-output model, else a list (or 
 dict structure the model returns) of arrays, computed before the update. loss_fn(outputs,
 *targets) -> scalar tensor, written with ops so that it traces into a graph too.
 
-Compiled steps come from pyfront.graph: CompiledTrainStep(model, loss_fn, optimizer) with the
-same call signature, and pf.jit(model) for prediction.
+Each step puts the model in training mode and clears the gradients of what it trains before
+the forward pass, so steps of any kind can be interleaved on one model. A compiled step keeps
+one plan per batch signature and falls back to the eager step, with a warning, when the model
+cannot be traced.
 """
 import warnings
 
 import numpy as np
 
-from .. import autograd
+from .. import autograd, errors
+from ..dtypes import as_dtype
+from ..graph.jit import CompiledModule, _flatten
+from ..graph.symbol import Graph
 from ..tensor import Tensor
 
-__all__ = ["make_train_step", "make_predict_step", "EagerTrainStep", "as_list"]
+__all__ = ["make_train_step", "make_gradient_step", "make_predict_step", "EagerTrainStep",
+           "CompiledTrainStep", "EagerGradientStep", "CompiledGradientStep", "as_list"]
 
 
 def as_list(x):
@@ -32,52 +40,183 @@ def as_list(x):
 
 
 def _outputs_numpy(out):
-    if isinstance(out, dict):
-        return {k: v.numpy() for k, v in out.items()}
-    if isinstance(out, (list, tuple)):
-        return [v.numpy() for v in out]
-    return out.numpy()
+    leaves, rebuild = _flatten(out)
+    return rebuild([t.numpy() for t in leaves])
+
+
+def _bare(model):
+    """The module behind a hybridized model: steps trace the module themselves."""
+    return model.module if isinstance(model, CompiledModule) else model
+
+
+def _eager_forward_backward(model, loss_fn, params, xs, ys):
+    """Training mode, gradients of params cleared, forward, loss, backward: (loss, outputs)."""
+    model.train()
+    for p in params:
+        p.grad = None
+    out = model(*[Tensor(a) for a in xs])
+    loss = loss_fn(out, *[Tensor(a) for a in ys])
+    loss.backward()
+    return loss, out
+
+
+class _Signatures:
+    """One compiled plan per batch signature, "eager" for signatures that cannot be traced."""
+
+    def __init__(self, what):
+        self.what = what
+        self.cache = {}
+
+    def get(self, xs, ys, build, training):
+        key = tuple((a.shape, a.dtype.str) for a in xs + ys) + (training,)
+        entry = self.cache.get(key)
+        if entry is None:
+            try:
+                entry = build(xs, ys)
+            except errors.TraceError as e:
+                warnings.warn("%s: %s; running eagerly" % (self.what, e), RuntimeWarning,
+                              stacklevel=3)
+                entry = "eager"
+            self.cache[key] = entry
+        return entry
+
+
+def _trace_loss(model, loss_fn, xs, ys, name):
+    """Placeholders for a batch, the model and loss traced on them (training mode)."""
+    g = Graph(name)
+    x_syms = [g.placeholder("input" if len(xs) == 1 else "input_%d" % i, a.shape,
+                            as_dtype(a.dtype)) for i, a in enumerate(xs)]
+    y_syms = [g.placeholder("target" if len(ys) == 1 else "target_%d" % i, a.shape,
+                            as_dtype(a.dtype)) for i, a in enumerate(ys)]
+    model.train()
+    out = model(*x_syms)
+    leaves, rebuild = _flatten(out)
+    loss = loss_fn(out, *y_syms)
+    return g, [s.name for s in x_syms], [s.name for s in y_syms], leaves, rebuild, loss
+
+
+def _feeds(names, xs, ys):
+    feeds = dict(zip(names[0], xs))
+    feeds.update(zip(names[1], ys))
+    return feeds
 
 
 class EagerTrainStep:
     """Forward, loss and backward on the tape, then optimizer.step() (which clips first)."""
 
     def __init__(self, model, loss_fn, optimizer):
-        self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
+        self.model, self.loss_fn, self.optimizer = _bare(model), loss_fn, optimizer
 
     def __call__(self, inputs, targets):
-        model, opt = self.model, self.optimizer
-        model.train()
-        opt.zero_grad()
-        out = model(*[Tensor(a) for a in as_list(inputs)])
-        loss = self.loss_fn(out, *[Tensor(a) for a in as_list(targets)])
-        loss.backward()
-        opt.step()
+        params = self.optimizer.params or self.model.parameters()
+        loss, out = _eager_forward_backward(self.model, self.loss_fn, params,
+                                            as_list(inputs), as_list(targets))
+        self.optimizer.step()
         return float(loss.item()), _outputs_numpy(out)
 
 
-def _compiled_train_step_class():
-    try:
-        from ..graph.training import CompiledTrainStep
-    except ImportError:
-        return None
-    return CompiledTrainStep
+class CompiledTrainStep:
+    """Forward, loss, backward and the optimizer update as one compiled native call."""
+
+    def __init__(self, model, loss_fn, optimizer):
+        self.model, self.loss_fn, self.optimizer = _bare(model), loss_fn, optimizer
+        self._plans = _Signatures("compiled training step")
+        self._eager = EagerTrainStep(self.model, loss_fn, optimizer)
+
+    def _build(self, xs, ys):
+        g, xn, yn, leaves, rebuild, loss = _trace_loss(self.model, self.loss_fn, xs, ys,
+                                                        "train_step")
+        params = [p for p in (self.optimizer.params or self.model.parameters())
+                  if p.requires_grad]
+        exe = g.compile(outputs=leaves, loss=loss, optimizer=self.optimizer, params=params)
+        return exe, (xn, yn), [s.name for s in leaves], loss.name, rebuild
+
+    def __call__(self, inputs, targets):
+        xs, ys = as_list(inputs), as_list(targets)
+        self.model.train()
+        entry = self._plans.get(xs, ys, self._build, True)
+        if entry == "eager":
+            return self._eager(xs, ys)
+        exe, names, out_names, loss_name, rebuild = entry
+        result = exe.step(_feeds(names, xs, ys))
+        return float(result[loss_name]), rebuild([result[n] for n in out_names])
+
+    @property
+    def executors(self):
+        return [e[0] for e in self._plans.cache.values() if e != "eager"]
+
+
+class EagerGradientStep:
+    """The gradient-only twin of EagerTrainStep: (loss, [gradient per param], predictions);
+    a parameter the loss does not reach gets zeros."""
+
+    def __init__(self, model, loss_fn, params):
+        self.model, self.loss_fn, self.params = _bare(model), loss_fn, list(params)
+
+    def __call__(self, inputs, targets):
+        loss, out = _eager_forward_backward(self.model, self.loss_fn, self.params,
+                                            as_list(inputs), as_list(targets))
+        grads = [p.grad.numpy() if p.grad is not None else np.zeros(p.shape, p.dtype.np)
+                 for p in self.params]
+        return float(loss.item()), grads, _outputs_numpy(out)
+
+
+class CompiledGradientStep:
+    """The gradient-only twin of CompiledTrainStep: forward, loss and backward as one compiled
+    call per batch signature, gradients returned instead of applied."""
+
+    def __init__(self, model, loss_fn, params):
+        self.model, self.loss_fn, self.params = _bare(model), loss_fn, list(params)
+        self._plans = _Signatures("compiled gradient step")
+        self._eager = EagerGradientStep(self.model, loss_fn, self.params)
+
+    def _build(self, xs, ys):
+        g, xn, yn, leaves, rebuild, loss = _trace_loss(self.model, self.loss_fn, xs, ys,
+                                                        "gradient_step")
+        grads = g.gradients(loss, [g.variable(p) for p in self.params])
+        outputs = {"loss": loss}
+        outputs.update(("output_%d" % i, s) for i, s in enumerate(leaves))
+        grad_keys = []
+        for i, gr in enumerate(grads):
+            grad_keys.append(None if gr is None else "grad_%d" % i)
+            if gr is not None:
+                outputs["grad_%d" % i] = gr
+        exe = g.compile(outputs=outputs)
+        return exe, (xn, yn), len(leaves), grad_keys, rebuild
+
+    def __call__(self, inputs, targets):
+        xs, ys = as_list(inputs), as_list(targets)
+        self.model.train()
+        entry = self._plans.get(xs, ys, self._build, True)
+        if entry == "eager":
+            return self._eager(xs, ys)
+        exe, names, n_out, grad_keys, rebuild = entry
+        out = exe.run(_feeds(names, xs, ys))
+        grads = [out[k] if k is not None else np.zeros(p.shape, p.dtype.np)
+                 for k, p in zip(grad_keys, self.params)]
+        preds = rebuild([out["output_%d" % i] for i in range(n_out)])
+        return float(out["loss"]), grads, preds
 
 
 def make_train_step(model, loss_fn, optimizer, compiled=False):
-    """A callable step(inputs, targets) -> (loss: float, predictions).
+    """A callable step(inputs, targets) -> (loss: float, predictions) that also updates.
 
-    compiled: run forward, loss, backward and the update as one compiled plan per batch shape
-    (pyfront.graph.training.CompiledTrainStep); falls back to the eager step, with a warning,
-    where the graph package has none.
+    compiled: run forward, loss, backward and the update as one compiled plan per batch shape;
+    a model that cannot be traced trains eagerly, with a warning.
     """
-    if compiled:
-        cls = _compiled_train_step_class()
-        if cls is not None:
-            return cls(model, loss_fn, optimizer)
-        warnings.warn("compiled training steps are not available in this build; training "
-                      "eagerly", RuntimeWarning, stacklevel=2)
-    return EagerTrainStep(model, loss_fn, optimizer)
+    cls = CompiledTrainStep if compiled else EagerTrainStep
+    return cls(model, loss_fn, optimizer)
+
+
+def make_gradient_step(model, loss_fn, params=None, compiled=False):
+    """A callable step(inputs, targets) -> (loss, [gradient per parameter], predictions): the
+    train step without the update, for trainers that combine gradients before applying them
+    (synchronous SGD across workers). params: the parameters to differentiate (default: the
+    model's trainable parameters)."""
+    if params is None:
+        params = [p for p in _bare(model).parameters() if p.requires_grad]
+    cls = CompiledGradientStep if compiled else EagerGradientStep
+    return cls(model, loss_fn, params)
 
 
 def make_predict_step(model, compiled=False):

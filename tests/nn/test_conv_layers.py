@@ -120,7 +120,7 @@ def test_compiled_training_equals_eager_training(rng):
         model(pf.tensor(x[:1]))
         opt = pf.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
         if mode == "compiled":
-            step = pf.graph.CompiledTrainStep(model, pf.losses.cross_entropy, opt)
+            step = pf.train.CompiledTrainStep(model, pf.losses.cross_entropy, opt)
             losses[mode] = [float(np.asarray(step(x, y)[0])) for _ in range(4)]
         else:
             losses[mode] = []

@@ -234,7 +234,7 @@ def test_config_round_trip_and_model_file(tmp_path):
 
 
 def test_training_with_compiled_step_matches_eager():
-    from pyfront.graph.training import CompiledTrainStep
+    from pyfront.train.step import CompiledTrainStep
 
     rng = np.random.default_rng(10)
     x = rng.standard_normal((6, 5, 3)).astype(np.float32)
