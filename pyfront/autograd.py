@@ -24,36 +24,36 @@ def set_grad_enabled(mode):
     _state.enabled = bool(mode)
 
 
-@contextlib.contextmanager
-def _grad_mode(mode):
-    prev = is_grad_enabled()
-    _state.enabled = mode
-    try:
-        yield
-    finally:
-        _state.enabled = prev
+class _GradMode(contextlib.ContextDecorator):
+    """Sets the grad mode on entry and restores the previous one on exit. The previous modes
+    live on a per-thread stack, not on the instance: one decorated function may be entered
+    again (recursion) or by several threads at once, and each exit must restore what its own
+    entry saw."""
+
+    enabled = True
+
+    def __enter__(self):
+        saved = getattr(_state, "saved", None)
+        if saved is None:
+            saved = _state.saved = []
+        saved.append(is_grad_enabled())
+        _state.enabled = self.enabled
+
+    def __exit__(self, *exc):
+        _state.enabled = _state.saved.pop()
+        return False
 
 
-class no_grad(contextlib.ContextDecorator):
+class no_grad(_GradMode):
     """Context manager and decorator: ops record nothing for autodiff inside it."""
 
-    def __enter__(self):
-        self._prev = is_grad_enabled()
-        _state.enabled = False
-
-    def __exit__(self, *exc):
-        _state.enabled = self._prev
-        return False
+    enabled = False
 
 
-class enable_grad(contextlib.ContextDecorator):
-    def __enter__(self):
-        self._prev = is_grad_enabled()
-        _state.enabled = True
+class enable_grad(_GradMode):
+    """Context manager and decorator: ops record for autodiff inside it (within no_grad)."""
 
-    def __exit__(self, *exc):
-        _state.enabled = self._prev
-        return False
+    enabled = True
 
 
 class Node:
@@ -157,7 +157,7 @@ def _run_backward(outputs, grad_outputs, create_graph, targets):
         else:
             _accumulate(grads, (id(out._node), out._index), g)
             roots.append(out._node)
-    with _grad_mode(create_graph):
+    with enable_grad() if create_graph else no_grad():
         for node in _topo_order(roots):
             gouts = [grads.pop((id(node), i), None) for i in range(len(node.arrays))]
             for i, g in enumerate(gouts):

@@ -1,7 +1,7 @@
 """Exceptions. Every error names the op or layer, the user's names and the shapes involved."""
 
-__all__ = ["PyfrontError", "ShapeError", "DTypeError", "IndexOutOfRange", "NumericError",
-           "TraceError", "ModelFormatError", "NativeError"]
+__all__ = ["PyfrontError", "ShapeError", "DTypeError", "IndexOutOfRange", "AxisError",
+           "NumericError", "TraceError", "ModelFormatError", "NativeError"]
 
 
 class PyfrontError(Exception):
@@ -18,6 +18,12 @@ class DTypeError(PyfrontError, TypeError):
 
 class IndexOutOfRange(PyfrontError, IndexError):
     """An index or label out of range."""
+
+
+class AxisError(IndexOutOfRange, ShapeError):
+    """An axis argument outside the tensor's rank. Both an index out of range and a shape
+    error (as numpy's AxisError is both an IndexError and a ValueError), so code that catches
+    either keeps working."""
 
 
 class NumericError(PyfrontError, FloatingPointError):

@@ -144,9 +144,6 @@ class Tensor(OpMethods):
         self.requires_grad = bool(flag)
         return self
 
-    def clone(self):
-        return Tensor._wrap(self._array().copy(), self.dtype)
-
     def to(self, dtype):
         return self.astype(dtype)
 

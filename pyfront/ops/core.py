@@ -87,25 +87,39 @@ def broadcast_shapes(*shapes):
     return tuple(out)
 
 
-def normalize_axis(axis, ndim, what="axis"):
+def normalize_axis(axis, ndim, op, arg="axis", new_axis=False):
+    """axis checked against [-ndim, ndim) and made non-negative; with new_axis (the position
+    of an axis being inserted: expand_dims, stack) against [-ndim-1, ndim]. Out of range is an
+    AxisError naming the op, the argument and the rank: an axis taken modulo the rank silently
+    answers a different question."""
     if isinstance(axis, bool) or not hasattr(axis, "__index__"):
-        raise ShapeMismatch("%s must be an int, got %r" % (what, axis))
+        raise errors.ShapeError("%s: %s must be an int, got %r" % (_where(op), arg, axis))
     axis = axis.__index__()          # numpy integers too
-    if not -ndim <= axis < max(ndim, 1):
-        raise ShapeMismatch("%s %d is out of range for %d dims" % (what, axis, ndim))
-    return axis % ndim if ndim else 0
+    size = ndim + 1 if new_axis else ndim
+    if not -size <= axis < size:
+        valid = "[%d, %d]" % (-size, size - 1) if size else "none: a 0-d tensor has no axes"
+        raise errors.AxisError("%s: %s %d is out of range for a tensor of rank %d (valid: %s)"
+                               % (_where(op), arg, axis, ndim, valid))
+    return axis + size if axis < 0 else axis
 
 
-def normalize_axes(axis, ndim):
-    """A sorted tuple of non-negative axes; None means all."""
+def normalize_axes(axis, ndim, op, arg="axis"):
+    """A tuple of non-negative axes in the order given (None means all), each checked as by
+    normalize_axis; a repeated axis is an error."""
     if axis is None:
         return tuple(range(ndim))
     if not isinstance(axis, (tuple, list)):
         axis = (axis,)
-    axes = tuple(sorted(normalize_axis(a, ndim) for a in axis))
+    axes = tuple(normalize_axis(a, ndim, op, arg) for a in axis)
     if len(set(axes)) != len(axes):
-        raise ShapeMismatch("repeated axis in %r" % (axis,))
+        raise errors.ShapeError("%s: repeated axis in %s %r for a tensor of rank %d"
+                                % (_where(op), arg, tuple(axis), ndim))
     return axes
+
+
+def _where(op):
+    scope = current_scope()
+    return "%s in layer '%s'" % (op, scope) if scope else op
 
 
 def contiguous_strides(shape):
@@ -177,10 +191,8 @@ def describe(x, i, op):
 
 
 def shape_error(op, inputs, message, cls=errors.ShapeError):
-    scope = current_scope()
-    where = " in layer '%s'" % scope if scope else ""
     details = "; ".join(describe(x, i, op) for i, x in enumerate(inputs))
-    return cls("%s%s: %s (inputs: %s)" % (op.name, where, message, details))
+    return cls("%s: %s (inputs: %s)" % (_where(op.name), message, details))
 
 
 def infer(op, inputs, attrs):

@@ -113,8 +113,7 @@ def matmul(a, b, transpose_a=False, transpose_b=False):
     y = apply(_matmul, [a, b], {"transpose_a": bool(transpose_a),
                                 "transpose_b": bool(transpose_b)})
     if squeeze_axes:
-        nd = len(y.shape)
-        y = squeeze(y, tuple(ax % nd for ax in squeeze_axes))
+        y = squeeze(y, tuple(squeeze_axes))
     return y
 
 

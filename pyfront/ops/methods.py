@@ -51,6 +51,7 @@ class OpMethods:
     @property
     def T(self): return S.permute(self, tuple(reversed(range(len(self.shape)))))
     def astype(self, dtype): return S.cast(self, dtype)
+    def clone(self): return S.clone(self)
     def take(self, indices, axis=0): return S.take(self, indices, axis)
     def matmul(self, o): return L.matmul(self, o)
     def exp(self): return E.exp(self)

@@ -33,9 +33,7 @@ class Softmax(Op):
         if not x.dtype.is_float:
             raise errors.DTypeError("%s needs a float tensor, got %s" % (self.name,
                                                                         x.dtype.name))
-        if attrs["axis"] >= len(x.shape):
-            raise ShapeMismatch("axis %d is out of range for %d dims" % (attrs["axis"],
-                                                                        len(x.shape)))
+        normalize_axis(attrs["axis"], len(x.shape), self.name)
         return [x]
 
     def forward(self, k, ins, outs, attrs):
@@ -86,30 +84,41 @@ for _op in (_softmax, _log_softmax, _GRADS[False], _GRADS[True]):
     core.REGISTRY[_op.name] = _op
 
 
-def _axis_for(op, x, axis):
-    try:
-        return normalize_axis(axis, len(x.shape))
-    except ShapeMismatch as e:
-        raise core.shape_error(op, [x], str(e)) from None
-
-
 def softmax(x, axis=-1):
     x = as_operand(x)
-    return apply(_softmax, [x], {"axis": _axis_for(_softmax, x, axis)})
+    return apply(_softmax, [x], {"axis": normalize_axis(axis, len(x.shape), "softmax")})
 
 
 def log_softmax(x, axis=-1):
     x = as_operand(x)
-    return apply(_log_softmax, [x], {"axis": _axis_for(_log_softmax, x, axis)})
+    return apply(_log_softmax, [x], {"axis": normalize_axis(axis, len(x.shape), "log_softmax")})
 
 
 def one_hot(labels, classes, dtype="float32"):
-    """(N,) integer labels -> (N, classes) rows of zeros with a one at the label."""
+    """(N,) integer labels -> (N, classes) rows of zeros with a one at the label (any shape of
+    labels gains a trailing dim). A label outside [0, classes) raises IndexOutOfRange: tensor
+    labels are checked here; symbolic labels pass through a gather from the class ids (the
+    identity for labels in range), whose native kernel refuses an out-of-range index when the
+    compiled plan runs."""
     equal = _elementwise.equal
     expand_dims = _shape.expand_dims
+    take = _shape.take
 
+    if isinstance(classes, bool) or not hasattr(classes, "__index__") or classes < 1:
+        raise errors.ShapeError("one_hot: classes must be a positive int, got %r" % (classes,))
     labels = as_operand(labels)
+    if labels.dtype.is_float:
+        raise errors.DTypeError("one_hot: labels must be int32 or int64, got %s"
+                                % labels.dtype.name)
     ids = as_operand(np.arange(classes, dtype=labels.dtype.np))
+    if labels.symbolic:
+        labels = take(ids, labels)
+    else:
+        flat = labels.numpy().reshape(-1)
+        bad = np.flatnonzero((flat < 0) | (flat >= classes))
+        if bad.size:
+            raise errors.IndexOutOfRange("one_hot: label %d at position %d is out of range for "
+                                         "%d classes" % (flat[bad[0]], bad[0], classes))
     return equal(expand_dims(labels, -1), ids).astype(dtype)
 
 

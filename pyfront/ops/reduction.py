@@ -5,7 +5,7 @@ from .. import errors
 from ..backend.cpu import lib
 from ..dtypes import int64
 from . import core
-from .core import Op, ShapeMismatch, Spec, apply, as_operand, normalize_axes
+from .core import Op, ShapeMismatch, Spec, apply, as_operand, normalize_axes, normalize_axis
 from . import elementwise as _elementwise  # noqa: E402 (siblings: read at call time)
 from . import shape as _shape  # noqa: E402 (siblings: read at call time)
 
@@ -52,8 +52,7 @@ class Reduce(Op):
         x = specs[0]
         axes = attrs["axes"]
         for a in axes:
-            if a >= len(x.shape):
-                raise ShapeMismatch("axis %d is out of range for %d dims" % (a, len(x.shape)))
+            normalize_axis(a, len(x.shape), self.name)
         if self.mode == "mean" and not x.dtype.is_float:
             raise errors.DTypeError("mean needs a float tensor, got %s" % x.dtype.name)
         if self.mode != "sum":
@@ -125,10 +124,7 @@ for _mode in _CODES:
 
 def _reduce(mode, x, axis, keepdims):
     x = as_operand(x)
-    try:
-        axes = normalize_axes(axis, len(x.shape)) if len(x.shape) else ()
-    except ShapeMismatch as e:
-        raise core.shape_error(_OPS[mode], [x], str(e)) from None
+    axes = tuple(sorted(normalize_axes(axis, len(x.shape), mode)))
     if mode in ("argmax", "argmin") and axis is None and len(x.shape) > 1:
         x = _shape.reshape(x, (-1,))
         axes = (0,)

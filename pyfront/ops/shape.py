@@ -13,13 +13,14 @@ import numpy as np
 from .. import errors
 from ..dtypes import as_dtype
 from . import core
-from .core import Op, ShapeMismatch, Spec, apply, as_operand, fmt_shape
+from .core import Op, ShapeMismatch, Spec, apply, as_operand, fmt_shape, normalize_axes, \
+    normalize_axis
 from . import elementwise as _elementwise  # noqa: E402 (siblings: read at call time)
 from . import reduction as _reduction  # noqa: E402 (siblings: read at call time)
 
 __all__ = ["reshape", "flatten", "squeeze", "expand_dims", "transpose", "permute",
            "getitem", "take", "concat", "stack", "broadcast_to", "sum_to_like", "expand_like",
-           "cast", "split"]
+           "cast", "split", "clone"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -105,8 +106,8 @@ def reshape_like(x, like):
 def flatten(x, start_dim=1):
     """Collapse dims from start_dim on: (N, C, H, W) -> (N, C*H*W)."""
     x = as_operand(x)
-    nd = len(x.shape)
-    start = start_dim % nd if nd else 0
+    # a 0-d tensor flattens like a 1-d one (as in PyTorch): start_dim 0 or -1
+    start = normalize_axis(start_dim, builtins.max(len(x.shape), 1), "flatten", "start_dim")
     if start == 0:
         return reshape(x, (-1,))
     lead, rest = tuple(x.shape[:start]), tuple(x.shape[start:])
@@ -124,7 +125,7 @@ def squeeze(x, axis=None):
     if axis is None:
         new = [d for d in shape if d != 1]
     else:
-        axes = {a % len(shape) for a in ((axis,) if isinstance(axis, int) else axis)}
+        axes = normalize_axes(axis, len(shape), "squeeze")
         for a in axes:
             if shape[a] != 1:
                 raise errors.ShapeError("squeeze: dim %d of %s is not 1" % (a, fmt_shape(shape)))
@@ -135,8 +136,7 @@ def squeeze(x, axis=None):
 def expand_dims(x, axis):
     x = as_operand(x)
     shape = list(x.shape)
-    axis = axis % (len(shape) + 1)
-    shape.insert(axis, 1)
+    shape.insert(normalize_axis(axis, len(shape), "expand_dims", new_axis=True), 1)
     return reshape(x, tuple(-1 if d is None else d for d in shape))
 
 
@@ -174,20 +174,22 @@ def permute(x, *perm):
     x = as_operand(x)
     if len(perm) == 1 and isinstance(perm[0], (tuple, list)):
         perm = perm[0]
-    perm = tuple(int(p) % builtins.max(len(x.shape), 1) for p in perm)
+    perm = normalize_axes(tuple(perm), len(x.shape), "permute", "perm")
     if perm == tuple(range(len(x.shape))):
         return x
     return apply(_permute, [x], {"perm": perm})
 
 
 def transpose(x, axis0=-2, axis1=-1):
-    """Swap two axes (the last two by default)."""
+    """Swap two axes (the last two by default: a tensor of rank < 2 is then its own
+    transpose, as numpy's .T)."""
     x = as_operand(x)
     nd = len(x.shape)
-    if nd < 2:
+    if nd < 2 and (axis0, axis1) == (-2, -1):
         return x
     perm = list(range(nd))
-    a, b = axis0 % nd, axis1 % nd
+    a = normalize_axis(axis0, nd, "transpose", "axis0")
+    b = normalize_axis(axis1, nd, "transpose", "axis1")
     perm[a], perm[b] = perm[b], perm[a]
     return permute(x, perm)
 
@@ -266,6 +268,14 @@ def expand_like(x, like):
     if tuple(x.shape) == tuple(like.shape) and None not in tuple(x.shape):
         return x
     return apply(_expand_like, [x, like])
+
+
+def clone(x):
+    """A copy in its own memory that stays on the tape: gradients flow through it (as
+    PyTorch's clone); detach() is what cuts the graph. x broadcast to its own shape is exactly
+    one strided copy whose gradient is the incoming one."""
+    x = as_operand(x)
+    return apply(_expand_like, [x, x])
 
 
 def sum_to_like(x, like):
@@ -424,7 +434,7 @@ class Take(Op):
         x, idx = specs
         if idx.dtype.is_float:
             raise errors.DTypeError("indices must be int32 or int64, got %s" % idx.dtype.name)
-        axis = attrs["axis"]
+        axis = normalize_axis(attrs["axis"], len(x.shape), self.name)
         return [Spec(tuple(x.shape[:axis]) + tuple(idx.shape) + tuple(x.shape[axis + 1:]),
                      x.dtype)]
 
@@ -466,9 +476,7 @@ _take_grad = core.register(TakeGrad)
 def take(x, indices, axis=0):
     """Elements of x at integer indices along axis (negative indices count from the end)."""
     x = as_operand(x)
-    if not len(x.shape):
-        raise errors.ShapeError("take: cannot index a 0-d tensor")
-    axis = axis % len(x.shape)
+    axis = normalize_axis(axis, len(x.shape), "take")
     if not hasattr(indices, "symbolic"):
         arr = np.asarray(indices)
         if arr.dtype.kind == "b":      # a mask, as numpy reads it (not indices 0 and 1)
@@ -563,8 +571,8 @@ class Concat(Op):
     inputs = ("x",)
 
     def infer(self, specs, attrs):
-        axis = attrs["axis"]
         first = specs[0]
+        axis = normalize_axis(attrs["axis"], len(first.shape), self.name)
         total = 0
         for s in specs:
             if len(s.shape) != len(first.shape):
@@ -613,32 +621,40 @@ def concat(tensors, axis=0):
     tensors = [as_operand(t) for t in tensors]
     if not tensors:
         raise ValueError("concat needs at least one tensor")
+    axis = normalize_axis(axis, len(tensors[0].shape), "concat")
     if len(tensors) == 1:
         return tensors[0]
     if len(tensors) > 16:
         return concat([concat(tensors[i:i + 16], axis) for i in range(0, len(tensors), 16)],
                       axis)
-    axis = axis % len(tensors[0].shape)
     return apply(_concat, tensors, {"axis": axis})
 
 
 def stack(tensors, axis=0):
     tensors = [as_operand(t) for t in tensors]
-    axis = axis % (len(tensors[0].shape) + 1)
+    if not tensors:
+        raise ValueError("stack needs at least one tensor")
+    axis = normalize_axis(axis, len(tensors[0].shape), "stack", new_axis=True)
     return concat([expand_dims(t, axis) for t in tensors], axis)
 
 
 def split(x, sizes, axis=0):
     """Split along axis into pieces of the given sizes (or into `sizes` equal pieces)."""
     x = as_operand(x)
-    axis = axis % len(x.shape)
+    axis = normalize_axis(axis, len(x.shape), "split")
     n = x.shape[axis]
-    if isinstance(sizes, int):
-        if n % sizes:
-            raise errors.ShapeError("split: %d is not divisible into %d parts" % (n, sizes))
+    if n is None:
+        raise errors.ShapeError("split: cannot split the unknown dim %d of %s"
+                                % (axis, fmt_shape(x.shape)))
+    if _is_int(sizes):
+        if sizes < 1 or n % sizes:
+            raise errors.ShapeError("split: dim %d of size %d is not divisible into %d parts"
+                                    % (axis, n, sizes))
         sizes = [n // sizes] * sizes
-    if builtins.sum(sizes) != n:
-        raise errors.ShapeError("split: sizes %s do not add up to %d" % (list(sizes), n))
+    sizes = list(sizes)
+    if not all(_is_int(s) and s >= 0 for s in sizes) or builtins.sum(sizes) != n:
+        raise errors.ShapeError("split: sizes %s must be non-negative ints that add up to the "
+                                "size %d of dim %d" % (sizes, n, axis))
     out, start = [], 0
     for s in sizes:
         key = [slice(None)] * len(x.shape)
@@ -646,3 +662,7 @@ def split(x, sizes, axis=0):
         out.append(getitem(x, tuple(key)))
         start += s
     return out
+
+
+def _is_int(v):
+    return hasattr(v, "__index__") and not isinstance(v, bool)
