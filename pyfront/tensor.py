@@ -8,7 +8,7 @@ from .ops import core
 from .ops.methods import OpMethods
 
 __all__ = ["Tensor", "tensor", "zeros", "ones", "full", "arange", "randn", "rand", "zeros_like",
-           "ones_like"]
+           "ones_like", "storage_changed", "storage_epoch"]
 
 
 class Tensor(OpMethods):
@@ -163,6 +163,22 @@ class Tensor(OpMethods):
 
 
 core.Tensor = Tensor
+
+
+# Compiled plans capture the memory of the tensors they read (parameters, buffers): whatever
+# gives a tensor a new array instead of writing into its array calls storage_changed(), so
+# that plans built before are dropped instead of reading stale memory.
+_storage_epoch = [0]
+
+
+def storage_changed():
+    """Say that some tensor's memory was replaced (plans holding its old array must rebuild)."""
+    _storage_epoch[0] += 1
+
+
+def storage_epoch():
+    """A counter that changes whenever storage_changed() is called."""
+    return _storage_epoch[0]
 
 
 def _to_array(data, dtype=None):

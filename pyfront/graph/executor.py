@@ -9,9 +9,8 @@ from .. import autograd, errors
 from ..backend.cpu import Buf
 from ..dtypes import as_dtype, float64
 from ..ops import core
-from ..nn.module import storage_epoch
 from ..ops.core import Spec
-from ..tensor import Tensor
+from ..tensor import Tensor, storage_epoch
 from .passes import Program, optimize
 from .plan import build_plan
 

@@ -13,9 +13,9 @@ import numpy as np
 
 from .. import autograd, errors
 from ..dtypes import as_dtype
-from ..nn.module import Module, storage_epoch
+from ..nn.module import Module
 from ..ops import core
-from ..tensor import Tensor
+from ..tensor import Tensor, storage_epoch
 from .executor import Executor
 from .symbol import Graph
 

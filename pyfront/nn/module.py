@@ -8,24 +8,11 @@ import numpy as np
 from .. import errors, random
 from ..dtypes import as_dtype, float32
 from ..ops.core import name_scope
-from ..tensor import Tensor
+from ..tensor import Tensor, storage_changed
 from ..train.api import TrainingMixin
 from . import init as initializers
 
 __all__ = ["Parameter", "Module", "register_layer", "layer_class"]
-
-
-# Compiled plans capture parameter memory; anything that replaces a parameter's array bumps
-# this counter so that plans built before are dropped instead of reading stale memory.
-_storage_epoch = [0]
-
-
-def storage_changed():
-    _storage_epoch[0] += 1
-
-
-def storage_epoch():
-    return _storage_epoch[0]
 
 
 class Parameter(Tensor):
