@@ -23,7 +23,12 @@ def main(argv=None):
     names = sorted(os.path.basename(p)[len("bench_"):-3]
                    for p in glob.glob(os.path.join(HERE, "bench_*.py")))
     if args.only:
-        wanted = set(args.only.split(","))
+        wanted = [w.strip() for w in args.only.split(",") if w.strip()]
+        unknown = [w for w in wanted if w not in names]
+        if unknown or not wanted:
+            parser.error("--only %r: %s; the benchmarks are: %s"
+                         % (args.only, "unknown " + ", ".join(unknown) if unknown
+                            else "names no benchmark", ", ".join(names)))
         names = [n for n in names if n in wanted]
     failed = []
     for name in names:
@@ -41,6 +46,7 @@ def main(argv=None):
                 for r in json.load(f)["results"]:
                     rows.append(dict(r, name="%s: %s" % (name, r["name"])))
     common.print_table("all benchmarks", rows)
+    os.makedirs(common.RESULTS, exist_ok=True)    # no benchmark may have written a result
     with open(os.path.join(common.RESULTS, "summary.json"), "w") as f:
         json.dump({"meta": common.machine(), "results": rows, "failed": failed}, f, indent=2)
     if failed:
