@@ -2,4 +2,4 @@
 that runs each step in one native call, export to DOT/SVG, save with the model format."""
 from .executor import Executor  # noqa: F401
 from .symbol import Graph, GNode, Symbol, default_graph, parameter, placeholder  # noqa: F401
-from .jit import CompiledModule, jit  # noqa: F401,E402
+from .jit import jit  # noqa: F401,E402

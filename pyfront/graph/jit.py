@@ -13,13 +13,12 @@ import numpy as np
 
 from .. import autograd, errors
 from ..dtypes import as_dtype
-from ..nn.module import Module
 from ..ops import core
 from ..tensor import Tensor, storage_epoch
 from .executor import Executor
 from .symbol import Graph
 
-__all__ = ["jit", "CompiledModule", "JitFunction", "trace"]
+__all__ = ["jit", "JitFunction", "trace"]
 
 _EAGER = object()
 
@@ -297,64 +296,17 @@ class JitFunction:
         return {k: v.graph for k, v in self._cache.items() if v is not _EAGER}
 
 
-class CompiledModule(Module):
-    """A module run through its traced graph; shares the original module's parameters."""
-
-    is_hybridized = True
-
-    def __init__(self, module):
-        Module.__init__(self, name=module.name)
-        object.__setattr__(self, "module", module)
-        self._modules["module"] = module
-        self._jit = JitFunction(module.__call__, name=module.name, module=module)
-
-    def __call__(self, *inputs):
-        return self._jit(*inputs)
-
-    def forward(self, *inputs):
-        return self._jit(*inputs)
-
-    def run_numpy(self, *arrays):
-        return self._jit.run_numpy(*arrays)
-
-    # the wrapper is transparent for state and configuration
-    def _named_tensors(self, prefix, include_buffers=True):
-        return self.module._named_tensors(prefix, include_buffers)
-
-    def get_config(self):
-        return self.module.get_config()
-
-    @property
-    def input_spec(self):
-        return self.module.input_spec
-
-    @input_spec.setter
-    def input_spec(self, value):
-        pass
-
-    def hybridize(self):
-        return self
-
-    def __getattr__(self, name):
-        module = self.__dict__.get("module")
-        if module is None:
-            raise AttributeError(name)
-        return getattr(module, name)
-
-    def __repr__(self):
-        return "Compiled(%r)" % (self.module,)
-
-
 def jit(fn):
     """Compile fn (a function of tensors, or a Module) per input-shape signature.
 
     Results equal eager execution; calls that need gradients record one tape entry whose
-    backward runs the compiled backward graph.
+    backward runs the compiled backward graph. An object that knows how to compile itself
+    (a pyfront.nn.Module: its hybridize() builds a JitFunction over its __call__) is asked
+    to, so the graph compiler needs no knowledge of modules.
     """
-    if isinstance(fn, CompiledModule):
-        return fn
-    if isinstance(fn, Module):
-        return CompiledModule(fn)
+    hybridize = getattr(fn, "hybridize", None)
+    if callable(hybridize) and not isinstance(fn, type):
+        return hybridize()
     if not callable(fn):
         raise TypeError("pf.jit needs a function or a Module, got %r" % (fn,))
     return JitFunction(fn)

@@ -2,6 +2,7 @@
 from . import init  # noqa: F401
 from .attention import *  # noqa: F401,F403
 from .basic import *  # noqa: F401,F403
+from .compiled import CompiledModule  # noqa: F401
 from .conv import *  # noqa: F401,F403
 from .functional import Input, Model  # noqa: F401
 from .layers import *  # noqa: F401,F403

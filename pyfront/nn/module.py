@@ -288,9 +288,9 @@ class Module(TrainingMixin):
     # ---- compiled execution ----
     def hybridize(self):
         """A compiled view of this module: same parameters, the forward run as a graph."""
-        from ..graph.jit import jit
+        from .compiled import CompiledModule
 
-        return jit(self)
+        return CompiledModule(self)
 
     def __repr__(self):
         lines = [type(self).__name__ + "(" + self.name]

@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import autograd, errors
 from ..dtypes import as_dtype
-from ..graph.jit import CompiledModule, _flatten
+from ..graph.jit import _flatten
 from ..graph.symbol import Graph
 from ..tensor import Tensor
 
@@ -46,7 +46,7 @@ def _outputs_numpy(out):
 
 def _bare(model):
     """The module behind a hybridized model: steps trace the module themselves."""
-    return model.module if isinstance(model, CompiledModule) else model
+    return model.module if getattr(model, "is_hybridized", False) else model
 
 
 def _eager_forward_backward(model, loss_fn, params, xs, ys):
