@@ -9,6 +9,8 @@ PYTHON="${PYTHON:-python3}"
 "$PYTHON" -m pip install --quiet --disable-pip-version-check -e ".[test]" || exit $?
 # Graphviz renders graph pictures (its test skips without it); best effort, never fatal
 if ! command -v dot >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "ci/test.sh: installing the graphviz system package with apt-get (the graph-picture" \
+         "tests need its dot program; they skip without it)"
     (apt-get install -y -qq graphviz >/dev/null 2>&1 ||
      (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq graphviz >/dev/null 2>&1)) ||
         echo "graphviz not installed: the SVG export test will skip"
