@@ -166,6 +166,13 @@ class Plan:
         self.bindings = {}        # placeholder name -> Binding
         self.node_order = []
 
+    def allocate_arena(self, nbytes):
+        """The arena: nbytes aligned to ALIGN (numpy only promises 16)."""
+        self.arena_bytes = nbytes
+        self.arena = np.empty(nbytes + ALIGN, np.uint8)
+        shift = (-self.arena.ctypes.data) % ALIGN
+        return self.arena[shift:shift + nbytes]
+
     def finalize(self):
         self._failed = ffi.new("int64_t *")
         n = len(self._steps)
@@ -245,23 +252,34 @@ def build_plan(program, feed_specs, keep_alive, updates=()):
     updates). updates: [(emit function(k, value Buf))] appended after the graph's steps.
     """
     plan = Plan()
-    specs = infer_concrete(program, feed_specs)
-    plan.specs = specs
-    nodes = program.nodes
-    plan.node_order = nodes
-    position = {n.id: i for i, n in enumerate(nodes)}
-    end = len(nodes)
+    plan.specs = specs = infer_concrete(program, feed_specs)
+    plan.node_order = nodes = program.nodes
+    roots = storage_roots(nodes)
+    last = last_uses(nodes, roots, keep_alive)
+    layout = assign_offsets(nodes, specs, roots, last, scratch_needs(nodes, specs))
+    arena = plan.allocate_arena(layout.arena_bytes)
+    plan.bufs = _make_buffers(plan, nodes, specs, roots, layout.offsets, arena)
+    _emit_steps(plan, nodes, layout.scratch, arena, updates)
+    plan.finalize()
+    for b in plan.bindings.values():
+        b.bind(b.array)
+    return plan
 
-    # ---- storage roots: views share their source's storage ----
-    root = {}
+
+def storage_roots(nodes):
+    """{view value: the value that owns its memory}: views share their source's storage."""
+    roots = {}
     for n in nodes:
         if n.kind == "op" and n.op.view:
-            root[(n.id, 0)] = root.get((n.inputs[0][0].id, n.inputs[0][1]),
-                                       (n.inputs[0][0].id, n.inputs[0][1]))
-    def storage(key):
-        return root.get(key, key)
+            src = (n.inputs[0][0].id, n.inputs[0][1])
+            roots[(n.id, 0)] = roots.get(src, src)
+    return roots
 
-    # ---- liveness, in node positions ----
+
+def last_uses(nodes, roots, keep_alive):
+    """{storage key: position of the last node that reads it}; keep_alive values live to the
+    end (position len(nodes)). Shape-only reads do not keep memory alive."""
+    position = {n.id: i for i, n in enumerate(nodes)}
     last = {}
     for n in nodes:
         if n.kind != "op":
@@ -270,106 +288,114 @@ def build_plan(program, feed_specs, keep_alive, updates=()):
         for j, (s, k) in enumerate(n.inputs):
             if j in shape_only:
                 continue
-            key = storage((s.id, k))
+            key = roots.get((s.id, k), (s.id, k))
             last[key] = max(last.get(key, -1), position[n.id])
     for key in keep_alive:
-        last[storage(key)] = end
+        last[roots.get(key, key)] = len(nodes)
+    return last
 
-    # ---- dry run: scratch needs per node ----
-    dry_bufs = {}
-    for key, sp in specs.items():
-        dry_bufs[key] = Buf(_DUMMY, sp.shape, sp.dtype, check=False)
-    scratch_needs = {}
+
+def scratch_needs(nodes, specs):
+    """{node id: [(kind, bytes)]}: a dry run of each op's forward records the scratch buffers
+    and kernel workspaces it asks for, in order."""
+    dry_bufs = {key: Buf(_DUMMY, sp.shape, sp.dtype, check=False) for key, sp in specs.items()}
+    needs = {}
     for n in nodes:
         if n.kind != "op" or n.op.view:
             continue
         em = _DryEmitter()
-        n.op.forward(em, _inputs(n, dry_bufs), [dry_bufs[(n.id, i)] for i in range(len(n.specs))],
-                     n.attrs)
-        scratch_needs[n.id] = em.requests
+        n.op.forward(em, _inputs(n, dry_bufs),
+                     [dry_bufs[(n.id, i)] for i in range(len(n.specs))], n.attrs)
+        needs[n.id] = em.requests
+    return needs
 
-    # ---- assign arena offsets ----
+
+class Layout:
+    """Where every planned value lives in the arena. offsets: {value key: (offset, bytes)};
+    scratch: {node id: [(offset, bytes, "scratch"|"workspace")]}, free once the node ran."""
+
+    def __init__(self, offsets, scratch, arena_bytes):
+        self.offsets, self.scratch, self.arena_bytes = offsets, scratch, arena_bytes
+
+
+def assign_offsets(nodes, specs, roots, last, needs):
+    """Walk the nodes in order: each output takes a block (or, elementwise, the block of an
+    input that dies here), scratch is taken and given back around its node, and every value
+    is freed after its last use."""
     alloc = _Allocator()
     live = {}              # storage key -> (offset, size) while allocated
-    assigned = {}          # storage key -> offset, for good
-    node_scratch = {}      # node id -> [(offset, size, kind)]
-    for n in nodes:
-        if n.kind in ("placeholder", "variable", "constant"):
+    offsets = {}
+    node_scratch = {}
+    for i, n in enumerate(nodes):
+        if n.kind != "op":
             continue
-        i = position[n.id]
         if not n.op.view:
             for o in range(len(n.specs)):
                 key = (n.id, o)
-                if key in root:
+                if key in roots:
                     continue
-                donor = _in_place_source(n, o, specs, storage, last, live, i)
+                donor = _in_place_source(n, o, specs, roots, last, live, i)
                 live[key] = live.pop(donor) if donor is not None else \
                     alloc.alloc(_nbytes(specs[key]))
-                assigned[key] = live[key][0]
-            blocks = [alloc.alloc(nbytes) + (kind,)
-                      for kind, nbytes in scratch_needs.get(n.id, ())]
+                offsets[key] = live[key]
+            blocks = [alloc.alloc(nbytes) + (kind,) for kind, nbytes in needs.get(n.id, ())]
             for off, sz, _ in blocks:
                 alloc.release(off, sz)
             node_scratch[n.id] = blocks
         # release what dies here: inputs last used now, and outputs nobody reads
         for key in [k for k in live if last.get(k, -1) <= i]:
             alloc.release(*live.pop(key))
-    plan.arena_bytes = max(alloc.peak, ALIGN)
-    plan.arena = np.empty(plan.arena_bytes + ALIGN, np.uint8)
-    shift = (-plan.arena.ctypes.data) % ALIGN
-    arena = plan.arena[shift:shift + plan.arena_bytes]
-    plan._arena_view = arena
+    return Layout(offsets, node_scratch, max(alloc.peak, ALIGN))
 
-    # ---- buffers ----
+
+def _make_buffers(plan, nodes, specs, roots, offsets, arena):
+    """A Buf per value: placeholders on rebindable memory, variables and constants on their
+    tensors, views on their root's memory, everything else on its arena block."""
     bufs = {}
     for n in nodes:
-        key = (n.id, 0)
         if n.kind == "placeholder":
             b = Binding()
             plan.bindings[n.name] = b
-            sp = specs[key]
-            zeros = np.zeros(max(_nbytes(sp), 1), np.uint8)
-            bufs[key] = BoundBuf(zeros, sp.shape, sp.dtype, b)
-            b.array = zeros
+            sp = specs[(n.id, 0)]
+            b.array = np.zeros(max(_nbytes(sp), 1), np.uint8)
+            bufs[(n.id, 0)] = BoundBuf(b.array, sp.shape, sp.dtype, b)
         elif n.kind in ("variable", "constant"):
             t = n.value
-            bufs[key] = Buf(t.numpy(), tuple(t.shape), t.dtype)
+            bufs[(n.id, 0)] = Buf(t.numpy(), tuple(t.shape), t.dtype)
         else:
             for o in range(len(n.specs)):
-                k = (n.id, o)
-                sp = specs[k]
-                if k in root:
-                    src = bufs[root[k]]
+                key = (n.id, o)
+                sp = specs[key]
+                if key in roots:
+                    src = bufs[roots[key]]
                     if isinstance(src, BoundBuf):
-                        bufs[k] = BoundBuf(src.array, sp.shape, sp.dtype, src.binding, src.offset)
+                        bufs[key] = BoundBuf(src.array, sp.shape, sp.dtype, src.binding,
+                                             src.offset)
                     else:
-                        bufs[k] = Buf(src.array, sp.shape, sp.dtype, src.offset)
+                        bufs[key] = Buf(src.array, sp.shape, sp.dtype, src.offset)
                 else:
-                    off = assigned[k]
-                    bufs[k] = Buf(arena, sp.shape, sp.dtype, off)
-    plan.bufs = bufs
+                    bufs[key] = Buf(arena, sp.shape, sp.dtype, offsets[key][0])
+    return bufs
 
-    # ---- steps ----
+
+def _emit_steps(plan, nodes, node_scratch, arena, updates):
+    """Record every op's kernels as steps over the planned buffers, then the updates."""
     emitter = _PlanEmitter(plan)
     for n in nodes:
         if n.kind != "op" or n.op.view:
             continue
         first = len(plan._steps)
+        blocks = node_scratch.get(n.id, ())
         emitter.scratch_bufs = [Buf(arena, (sz // 4,), as_dtype("int32"), off)
-                                for off, sz, kind in node_scratch.get(n.id, ()) if kind == "scratch"]
+                                for off, sz, kind in blocks if kind == "scratch"]
         emitter.workspaces = [Buf(arena, (sz // 4,), as_dtype("int32"), off)
-                              for off, sz, kind in node_scratch.get(n.id, ())
-                              if kind == "workspace"]
-        n.op.forward(emitter, _inputs(n, bufs), [bufs[(n.id, i)] for i in range(len(n.specs))],
-                     n.attrs)
+                              for off, sz, kind in blocks if kind == "workspace"]
+        n.op.forward(emitter, _inputs(n, plan.bufs),
+                     [plan.bufs[(n.id, i)] for i in range(len(n.specs))], n.attrs)
         plan.node_steps[n.id] = (first, len(plan._steps))
     plan.graph_steps = len(plan._steps)
     for emit in updates:
-        emit(emitter, bufs)
-    plan.finalize()
-    for name, b in plan.bindings.items():
-        b.bind(b.array)
-    return plan
+        emit(emitter, plan.bufs)
 
 
 def _inputs(n, bufs):
@@ -377,13 +403,13 @@ def _inputs(n, bufs):
     return [None if j in shape_only else bufs[(s.id, k)] for j, (s, k) in enumerate(n.inputs)]
 
 
-def _in_place_source(n, o, specs, storage, last, live, i):
+def _in_place_source(n, o, specs, roots, last, live, i):
     """An input whose arena block this elementwise output can take over, or None."""
     if n.op.elementwise is None and n.op.name != "fused_elementwise":
         return None
     out = specs[(n.id, o)]
     for s, k in n.inputs:
-        key = storage((s.id, k))
+        key = roots.get((s.id, k), (s.id, k))
         if key not in live or last.get(key, -1) != i:
             continue
         sp = specs[(s.id, k)]
