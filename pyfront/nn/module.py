@@ -1,5 +1,6 @@
 """Module and Parameter: layers own parameters that exist from construction and take their
 shapes from the first input (deferred initialisation), so an optimizer can be built first."""
+import contextlib
 import re
 import threading
 
@@ -12,13 +13,33 @@ from ..tensor import Tensor, storage_changed
 from ..train.api import TrainingMixin
 from . import init as initializers
 
-__all__ = ["Parameter", "Module", "register_layer", "layer_class"]
+__all__ = ["Parameter", "Module", "register_layer", "layer_class", "shapes_only"]
+
+
+class _ShapesOnly(threading.local):
+    active = False
+
+
+_shapes_only = _ShapesOnly()
+
+
+@contextlib.contextmanager
+def shapes_only():
+    """Inside, Parameter.materialize records the shape (pending_shape) and allocates nothing:
+    pf.load builds a model from a file's config so, and checks those shapes against the file's
+    tensors before any memory is allocated (a small edited file must not cost gigabytes)."""
+    before = _shapes_only.active
+    _shapes_only.active = True
+    try:
+        yield
+    finally:
+        _shapes_only.active = before
 
 
 class Parameter(Tensor):
     """A trainable tensor owned by a layer. Until its layer sees an input it has no memory."""
 
-    __slots__ = ("_init", "_conv_layout", "trainable")
+    __slots__ = ("_init", "_conv_layout", "trainable", "pending_shape")
     is_parameter = True
     kind = "parameter"
 
@@ -34,6 +55,7 @@ class Parameter(Tensor):
         self.trainable = bool(trainable)
         self._init = init
         self._conv_layout = conv_layout
+        self.pending_shape = None
 
     @property
     def initialized(self):
@@ -54,6 +76,9 @@ class Parameter(Tensor):
             if self._data.shape != shape:
                 raise errors.ShapeError("parameter '%s' already has shape %s, not %s"
                                         % (self.name, self._data.shape, shape))
+            return
+        if _shapes_only.active:
+            self.pending_shape = shape
             return
         init = initializers.get(self._init)
         values = init(shape, self.dtype.np, rng or random.generator(), self._conv_layout)
