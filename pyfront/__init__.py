@@ -82,6 +82,8 @@ def __getattr__(name):
 
         module, attr = _LAZY[name]
         mod = importlib.import_module(module)
+        if module.startswith("pyfront.graph"):
+            importlib.import_module("pyfront.nn")   # Graph.parameter makes nn's Parameters
         value = mod if attr is None else getattr(mod, attr)
         globals()[name] = value
         return value

@@ -12,7 +12,8 @@ from ..ops import core
 from ..ops.core import Spec, fmt_shape
 from ..ops.methods import OpMethods
 
-__all__ = ["Graph", "Symbol", "GNode", "placeholder", "parameter", "default_graph"]
+__all__ = ["Graph", "Symbol", "GNode", "placeholder", "parameter", "default_graph",
+           "set_parameter_factory"]
 
 
 class GNode:
@@ -122,6 +123,15 @@ class Symbol(OpMethods):
 
 _local = threading.local()
 
+_make_parameter = None      # make(name, shape, init, dtype) -> a trainable tensor with memory
+
+
+def set_parameter_factory(make):
+    """Install how Graph.parameter makes its tensor: make(name, shape, init, dtype) returns a
+    trainable tensor with memory. pyfront.nn installs its Parameter when it is imported."""
+    global _make_parameter
+    _make_parameter = make
+
 
 def default_graph():
     stack = getattr(_local, "graphs", None)
@@ -139,8 +149,9 @@ class Graph:
         self.placeholders = {}          # name -> GNode
         self._variables = {}            # id(tensor) -> GNode (the node holds the tensor)
         self._constants = {}            # id(tensor) -> GNode
-        self.functional = False         # record layer and op calls (pf.nn.Input graphs)
-        self.calls = []
+        # A builder above the graph that wants to see every op added (pf.nn.Input's functional
+        # model build): the graph calls recorder.record_op(op, inputs, attrs, outputs).
+        self.recorder = None
         self._names = {}
 
     # ---- context ----
@@ -183,12 +194,12 @@ class Graph:
         return Symbol(self, node)
 
     def parameter(self, name, shape, init="glorot_uniform", dtype="float32"):
-        """A trainable parameter created in this graph (a pyfront.nn.Parameter)."""
-        from ..nn.module import Parameter
-
-        p = Parameter(name=name, init=init, dtype=dtype)
-        p.materialize(shape)
-        return self.variable(p)
+        """A trainable parameter created in this graph (a pyfront.nn.Parameter, made by the
+        factory pyfront.nn installs: the graph knows parameters only as tensors)."""
+        if _make_parameter is None:
+            raise errors.PyfrontError("Graph.parameter(%r) makes a pyfront.nn.Parameter: "
+                                      "import pyfront.nn first" % (name,))
+        return self.variable(_make_parameter(name, shape, init, dtype))
 
     def variable(self, tensor):
         """The node for a tensor that lives outside the graph (a parameter or a buffer)."""
@@ -218,8 +229,7 @@ class Graph:
                     "%s: input %d belongs to graph %s, not %s (values cannot cross graphs)"
                     % (op.name, i, x.graph.name, self.name))
             return x
-        if getattr(x, "is_parameter", False) or x.requires_grad or i in op.mutates or \
-                type(x).__name__ == "Parameter":
+        if getattr(x, "is_parameter", False) or x.requires_grad or i in op.mutates:
             return self.variable(x)
         return self.constant(x)
 
@@ -230,18 +240,9 @@ class Graph:
         node = self._new("op", op, [(s.node, s.index) for s in syms], dict(attrs), op.name,
                          list(specs))
         out = [Symbol(self, node, i) for i in range(len(specs))]
-        result = out[0] if op.n_outputs == 1 else tuple(out)
-        if self.functional:
-            from ..nn.module import module_depth
-
-            if module_depth() == 0:
-                self.calls.append(("op", op, list(syms), dict(attrs), out))
-        return result
-
-    # ---- functional models (pf.nn.Input / pf.nn.Model) record what is applied to inputs ----
-    def record_layer_call(self, layer, inputs, kwargs, out):
-        outs = list(out) if isinstance(out, (tuple, list)) else [out]
-        self.calls.append(("layer", layer, list(inputs), dict(kwargs), outs))
+        if self.recorder is not None:
+            self.recorder.record_op(op, syms, attrs, out)
+        return out[0] if op.n_outputs == 1 else tuple(out)
 
     # ---- lookups ----
     def node(self, name):

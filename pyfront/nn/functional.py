@@ -14,30 +14,47 @@ import numpy as np
 
 from .. import errors
 from ..dtypes import as_dtype
+from ..graph.symbol import Graph
 from ..ops import core
-from .module import Module, layer_class, register_layer
+from .module import Module, layer_class, module_depth, register_layer
 
 __all__ = ["Input", "Model"]
 
 _local = threading.local()
 
 
-def _functional_graph():
-    g = getattr(_local, "graph", None)
-    if g is None:
-        from ..graph.symbol import Graph
+class _Build:
+    """A functional model build: the graph its Inputs live in and, in order, the calls made
+    on them: layer calls (reported by Module.__call__) and ops applied outside any layer
+    (reported by the graph, which calls record_op for every op it adds)."""
 
-        g = _local.graph = Graph("functional")
-        g.functional = True
-    return g
+    def __init__(self):
+        self.graph = Graph("functional")
+        self.graph.recorder = self
+        self.calls = []
+
+    def record_op(self, op, inputs, attrs, outputs):
+        if module_depth() == 0:             # an op inside a layer is part of the layer's call
+            self.calls.append(("op", op, list(inputs), dict(attrs), list(outputs)))
+
+    def record_layer(self, layer, inputs, kwargs, out):
+        outs = list(out) if isinstance(out, (tuple, list)) else [out]
+        self.calls.append(("layer", layer, list(inputs), dict(kwargs), outs))
+
+
+def _current_build():
+    build = getattr(_local, "build", None)
+    if build is None:
+        build = _local.build = _Build()
+    return build
 
 
 def Input(shape, dtype="float32", name=None):
     """A model input: shape without the batch dimension; returns a Symbol to call layers on."""
-    g = _functional_graph()
+    g = _current_build().graph
     shape = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
-    # every Input of the session lives in one graph: names are made unique there, and the
-    # model keeps the name the user gave
+    # the Inputs of a build live in one graph: names are made unique there, and the model
+    # keeps the name the user gave
     given = name or "input"
     unique = given if given not in g.placeholders else g._unique(given)
     while unique in g.placeholders:
@@ -79,13 +96,14 @@ class Model(Module):
         ins = [inputs] if self._single_input else list(inputs)
         outs = [outputs] if self._single_output else list(outputs)
         for s in ins + outs:
-            if not getattr(s, "symbolic", False) or not getattr(s.graph, "functional", False):
+            if not getattr(s, "symbolic", False) or \
+                    not isinstance(getattr(s.graph, "recorder", None), _Build):
                 raise TypeError("Model inputs and outputs must come from pf.nn.Input and layers "
                                 "called on it, got %r" % (s,))
-        g = ins[0].graph
+        recorded = ins[0].graph.recorder.calls
         # which recorded calls lead to the outputs
         producer_of = {}
-        for idx, (kind, target, args, kwargs, results) in enumerate(g.calls):
+        for idx, (kind, target, args, kwargs, results) in enumerate(recorded):
             for j, r in enumerate(results):
                 producer_of[(r.node.id, r.index)] = (idx, j)
         needed, stack = set(), [(s.node.id, s.index) for s in outs]
@@ -98,11 +116,11 @@ class Model(Module):
             if idx in needed:
                 continue
             needed.add(idx)
-            stack.extend((a.node.id, a.index) for a in g.calls[idx][2]
+            stack.extend((a.node.id, a.index) for a in recorded[idx][2]
                          if getattr(a, "symbolic", False))
         layers, calls, producers = [], [], {}
         for idx in sorted(needed):
-            kind, target, args, kwargs, results = g.calls[idx]
+            kind, target, args, kwargs, results = recorded[idx]
             refs = [_ref(a, producers, ins) for a in args]
             if kind == "layer":
                 if not any(target is l for l in layers):

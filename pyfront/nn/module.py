@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import errors, random
 from ..dtypes import as_dtype, float32
+from ..graph.symbol import set_parameter_factory
 from ..ops.core import name_scope
 from ..tensor import Tensor, storage_changed
 from ..train.api import TrainingMixin
@@ -91,6 +92,15 @@ class Parameter(Tensor):
         return "Parameter(%s, shape=%s, dtype=%s)" % (self.name, self.shape, self.dtype.name)
 
 
+def _graph_parameter(name, shape, init, dtype):
+    p = Parameter(name=name, init=init, dtype=dtype)
+    p.materialize(shape)
+    return p
+
+
+set_parameter_factory(_graph_parameter)     # Graph.parameter / pf.parameter make Parameters
+
+
 # ---------------------------------------------------------------------------------------------
 # layers that pf.load may rebuild from a file: a fixed table, never an import by name
 
@@ -124,7 +134,7 @@ class _Depth(threading.local):
 
 
 _depth = _Depth()       # how many Module calls are running: functional models record only
-                        # what happens at depth 0
+                        # the calls made at depth 0 (pf.nn.functional)
 
 
 def module_depth():
@@ -191,8 +201,9 @@ class Module(TrainingMixin):
             _depth.value -= 1
         if outer:
             graph = next((x.graph for x in inputs if getattr(x, "symbolic", False)), None)
-            if graph is not None and getattr(graph, "functional", False):
-                graph.record_layer_call(self, inputs, kwargs, out)
+            record = getattr(getattr(graph, "recorder", None), "record_layer", None)
+            if record is not None:          # a functional model build (pf.nn.Input)
+                record(self, inputs, kwargs, out)
         return out
 
     def build(self, *input_shapes):
