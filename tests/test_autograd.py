@@ -2,6 +2,7 @@
 gradients against analytic ones, a Hessian-vector product against finite differences, and
 the errors of misuse."""
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -64,6 +65,81 @@ def test_no_grad_and_grad_modes():
         pf.set_grad_enabled(True)
     assert (x + 1.0).requires_grad
     assert not (pf.tensor([1.0]) * 2.0).requires_grad      # nothing needs a gradient
+
+
+def test_decorated_no_grad_restores_the_mode_after_recursion():
+    @pf.no_grad()
+    def depth(n):
+        assert not pf.is_grad_enabled()
+        return 0 if n == 0 else 1 + depth(n - 1)
+    assert depth(3) == 3
+    assert pf.is_grad_enabled()
+
+    @pf.enable_grad()
+    def fails(n):
+        assert pf.is_grad_enabled()
+        if n == 0:
+            raise KeyError("bottom")
+        fails(n - 1)
+    with pf.no_grad():
+        with pytest.raises(KeyError):
+            fails(2)
+        assert not pf.is_grad_enabled()
+    assert pf.is_grad_enabled()
+
+
+def test_one_grad_mode_instance_nests_within_itself():
+    off, on = pf.no_grad(), pf.enable_grad()
+    with off:
+        with off:
+            pass
+        assert not pf.is_grad_enabled()
+    assert pf.is_grad_enabled()
+    with off:
+        with on:
+            with off:
+                with on:
+                    assert pf.is_grad_enabled()
+                assert not pf.is_grad_enabled()
+            assert pf.is_grad_enabled()
+        assert not pf.is_grad_enabled()
+    assert pf.is_grad_enabled()
+
+
+def test_grad_mode_is_per_thread_and_restored_in_each():
+    both_inside = threading.Barrier(2, timeout=30)
+
+    @pf.no_grad()
+    def inside():
+        both_inside.wait()        # the two threads are inside the same decorator at once
+        off = not pf.is_grad_enabled()
+        both_inside.wait()
+        return off
+
+    results = {}
+
+    def worker(mode):
+        pf.set_grad_enabled(mode)
+        off = inside()
+        results[mode] = (off, pf.is_grad_enabled())
+
+    threads = [threading.Thread(target=worker, args=(mode,)) for mode in (True, False)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == {True: (True, True), False: (True, False)}
+    assert pf.is_grad_enabled()                     # this thread's mode was never touched
+
+
+def test_clone_passes_gradients_also_under_create_graph():
+    x = _leaf([1.0, 2.0, 3.0])
+    (g,) = pf.grad((x.clone() ** 3.0).sum(), [x], create_graph=True)
+    assert g.tolist() == [3.0, 12.0, 27.0] and g.requires_grad
+    (h,) = pf.grad((g.clone() * x).sum(), [x])      # d/dx sum(3x^3) = 9x^2
+    assert h.tolist() == [9.0, 36.0, 81.0]
+    x.clone().sum().backward()
+    assert x.grad.tolist() == [1.0, 1.0, 1.0]
 
 
 def test_grad_without_and_with_create_graph():

@@ -139,6 +139,23 @@ def test_properties_detach_clone_and_in_place_helpers():
     assert t.to("float32").dtype is pf.float32 and t.astype(pf.int64).dtype is pf.int64
 
 
+def test_clone_is_a_differentiable_copy_and_detach_cuts_the_graph():
+    x = pf.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    c = x.clone()
+    assert c.requires_grad and not c.is_leaf and c.tolist() == [1.0, -2.0, 3.0]
+    assert not np.shares_memory(c.numpy(), x.numpy())
+    c.numpy()[0] = 7.0
+    assert x.tolist() == [1.0, -2.0, 3.0]
+    (g,) = pf.grad((x.clone() * 2.0).sum(), [x])
+    assert g.tolist() == [2.0, 2.0, 2.0]
+    (g,) = pf.grad((pf.clone(x) * x).sum(), [x])         # both paths reach x
+    assert g.tolist() == [2.0, -4.0, 6.0]
+    assert not (x.detach() * 2.0).requires_grad
+    n = pf.tensor(np.arange(4, dtype=np.int32)).clone()   # no gradient, any dtype, 0-d
+    assert n.dtype is pf.int32 and n.tolist() == [0, 1, 2, 3] and not n.requires_grad
+    assert pf.tensor(5.0).clone().item() == 5.0 and pf.zeros(0, 3).clone().shape == (0, 3)
+
+
 def test_factories():
     assert pf.zeros(2, 3).tolist() == [[0.0] * 3] * 2 and pf.zeros((2, 3)).shape == (2, 3)
     assert pf.ones(3, dtype="int32").dtype is pf.int32
