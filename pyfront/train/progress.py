@@ -1,5 +1,7 @@
 """Progress output for fit: a tqdm bar per epoch (loss, metrics, samples/s, ETA) on a terminal,
-one line per epoch otherwise, nothing with verbose=0."""
+then the epoch's summary wrapped to the terminal's width; one line per epoch otherwise, nothing
+with verbose=0."""
+import os
 import sys
 import time
 
@@ -8,8 +10,12 @@ from .callbacks import Callback, scalar_logs
 __all__ = ["ProgressLogger", "format_logs"]
 
 
+def _log_pieces(logs, skip=("batch", "size")):
+    return ["%s %.4g" % (k, v) for k, v in scalar_logs(logs).items() if k not in skip]
+
+
 def format_logs(logs, skip=("batch", "size")):
-    return "  ".join("%s %.4g" % (k, v) for k, v in scalar_logs(logs).items() if k not in skip)
+    return "  ".join(_log_pieces(logs, skip))
 
 
 def _isatty(stream):
@@ -19,10 +25,33 @@ def _isatty(stream):
         return False
 
 
+def _columns(stream):
+    """The width of the terminal behind stream; 0 where it is unknown (some consoles and
+    freshly attached pseudo-terminals report a width of 0)."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, ValueError, OSError):
+        return 0
+
+
+def _wrap(pieces, width):
+    """pieces joined by two spaces into lines of at most width columns (a piece is never
+    split, so a metric's name stays with its value); continuation lines are indented."""
+    lines, line = [], ""
+    for piece in pieces:
+        if line and len(line) + 2 + len(piece) > width:
+            lines.append(line)
+            line = "  " + piece
+        else:
+            line = line + "  " + piece if line else piece
+    return "\n".join(lines + [line])
+
+
 class ProgressLogger(Callback):
-    """verbose=1: a live bar when the stream is a terminal, else the one-line summary (a bar
-    redrawn into a log file or a notebook's captured output is noise); verbose=2: one line per
-    epoch; verbose=0: silent."""
+    """verbose=1: a live bar when the stream is a terminal of known width, else the one-line
+    summary (a bar redrawn into a log file or a notebook's captured output is noise);
+    verbose=2: one line per epoch; verbose=0: silent. On a terminal the bar gives way to the
+    epoch's summary, wrapped to the width, so no metric is cut off."""
 
     def __init__(self, verbose=1, stream=None):
         super().__init__()
@@ -33,8 +62,13 @@ class ProgressLogger(Callback):
         self._seen = 0
 
     @property
+    def columns(self):
+        """The terminal's width, or 0 when the stream is not a terminal of known width."""
+        return _columns(self.stream) if _isatty(self.stream) else 0
+
+    @property
     def live(self):
-        return self.verbose == 1 and _isatty(self.stream)
+        return self.verbose == 1 and self.columns > 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start, self._seen = time.perf_counter(), 0
@@ -44,7 +78,7 @@ class ProgressLogger(Callback):
 
             self.bar = tqdm(total=self.params.get("samples"), unit=" samples",
                             desc="Epoch %d/%d" % (epoch + 1, self.params.get("epochs", 0)),
-                            file=self.stream, leave=True, dynamic_ncols=True)
+                            file=self.stream, leave=False, dynamic_ncols=True)
 
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
@@ -58,13 +92,14 @@ class ProgressLogger(Callback):
         elapsed = time.perf_counter() - self._start
         rate = self._seen / elapsed if elapsed > 0 else float("inf")
         if self.bar is not None:
-            self.bar.set_postfix_str(format_logs(logs), refresh=False)
-            self.bar.close()
+            self.bar.close()          # erased: the summary below takes its line
             self.bar = None
-        elif self.verbose >= 1:
-            print("Epoch %d/%d  %.1fs  %.0f samples/s  %s"
-                  % (epoch + 1, self.params.get("epochs", 0), elapsed, rate, format_logs(logs)),
-                  file=self.stream, flush=True)
+        if self.verbose >= 1:
+            pieces = ["Epoch %d/%d" % (epoch + 1, self.params.get("epochs", 0)),
+                      "%.1fs" % elapsed, "%.0f samples/s" % rate] + _log_pieces(logs)
+            width = self.columns
+            print(_wrap(pieces, width) if width else "  ".join(pieces), file=self.stream,
+                  flush=True)
 
     def on_train_end(self, logs=None):
         if self.bar is not None:

@@ -1,12 +1,10 @@
 """compile / fit / evaluate / predict / summary on small synthetic problems, eager and compiled."""
-import io
 import warnings
 
 import numpy as np
 import pytest
 
 import pyfront as pf
-from pyfront.train.progress import ProgressLogger
 
 
 def blobs(n=600, features=8, classes=3, seed=0):
@@ -209,11 +207,6 @@ def test_errors_name_the_problem():
 
 # ---- progress output ----
 
-class FakeTerminal(io.StringIO):
-    def isatty(self):
-        return True
-
-
 def test_verbose_modes(capsys):
     x, y = blobs(n=64)
     model = mlp()
@@ -226,19 +219,6 @@ def test_verbose_modes(capsys):
     model.fit(x, y, epochs=2, verbose=1)            # stdout is not a terminal under pytest
     out = capsys.readouterr().out
     assert "\r" not in out and len(out.splitlines()) == 2
-
-
-def test_progress_bar_on_a_terminal():
-    x, y = blobs(n=64)
-    model = mlp()
-    model.compile(optimizer="adam", loss="cross_entropy", metrics=["accuracy"])
-    term = FakeTerminal()
-    bar = ProgressLogger(verbose=1, stream=term)
-    model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[bar])
-    text = term.getvalue()
-    assert "Epoch 1/2" in text and "Epoch 2/2" in text
-    assert "64/64" in text and "samples/s" in text and "loss" in text and "accuracy" in text
-    assert text.count("\n") == 2          # one finished bar per epoch
 
 
 # ---- summary ----
