@@ -7,6 +7,8 @@ pf.nn.Input placeholders (Keras functional / Deeplearning4j ComputationGraph).
 
 A Model remembers the calls (layers, and ops applied between them) that lead from its inputs
 to its outputs, and replays them on tensors: eagerly, traced by pf.jit, or rebuilt by pf.load.
+Making a Model ends the build its Inputs belong to: make every Input a model needs before the
+first Model built from them (the symbols of a finished build still make further Models).
 """
 import threading
 
@@ -43,6 +45,9 @@ class _Build:
 
 
 def _current_build():
+    """The build this thread's Inputs join: it starts at the first Input and ends when a Model
+    is made from it, so its graph and calls live only as long as its symbols (a graph per
+    thread for the whole process kept every model ever built)."""
     build = getattr(_local, "build", None)
     if build is None:
         build = _local.build = _Build()
@@ -138,6 +143,8 @@ class Model(Module):
         outputs_refs = [_ref(s, producers, ins) for s in outs]
         self._set_spec(layers, calls, input_specs, outputs_refs)
         self.input_spec = [(tuple(s.shape), s.dtype) for s in ins]
+        if getattr(_local, "build", None) is ins[0].graph.recorder:
+            _local.build = None         # the next Input starts a new build
 
     def _set_spec(self, layers, calls, input_specs, output_refs, single=(None, None)):
         for i, layer in enumerate(layers):

@@ -1,5 +1,8 @@
 """The functional API: several inputs and outputs, ops between layers, shared layers; eager,
 compiled and reloaded models agree."""
+import gc
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -86,3 +89,45 @@ def test_outputs_must_come_from_the_inputs():
     out = pf.nn.Dense(2)(a) + pf.nn.Dense(2)(stray)
     with pytest.raises(pf.PyfrontError, match="not computed from the model's inputs"):
         pf.nn.Model(inputs=a, outputs=out)
+
+
+def _small_model():
+    x = pf.nn.Input((8,))
+    h = pf.nn.Dense(16, activation="relu")(x)
+    return pf.nn.Model(inputs=x, outputs=pf.nn.Dense(2)(h) * 2.0)
+
+
+def test_building_a_thousand_models_keeps_memory_flat():
+    # each build has its own graph, released with its symbols: a graph that lived for the
+    # whole process kept every node, layer and parameter of every model ever built
+    for _ in range(50):
+        _small_model()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        for i in range(1000):
+            _small_model()
+            if i == 99:
+                gc.collect()
+                base = tracemalloc.get_traced_memory()[0]
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    assert grown < 64 * 1024, "900 model builds kept %d bytes" % grown
+
+
+def test_a_model_build_ends_with_its_model_and_its_symbols_stay_usable():
+    x = pf.nn.Input((4,), name="x")
+    z = pf.nn.Dense(2, name="encode")(x)
+    encoder = pf.nn.Model(inputs=x, outputs=z)
+    # the symbols of the finished build still make models (Keras' encoder / autoencoder)
+    autoencoder = pf.nn.Model(inputs=x, outputs=pf.nn.Dense(4, name="decode")(z))
+    # a new Input starts a new build: its names do not collide with the last build's
+    y = pf.nn.Input((2,), name="x")
+    assert y.name == "x" and y.graph is not x.graph
+    decoder = pf.nn.Model(inputs=y, outputs=autoencoder.layers[1](y))
+    data = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+    with pf.no_grad():
+        np.testing.assert_allclose(decoder(encoder(pf.tensor(data))).numpy(),
+                                   autoencoder(pf.tensor(data)).numpy(), rtol=1e-6)
