@@ -71,6 +71,8 @@ _LAZY = {
     "plot_model": ("pyfront.graph.export", "plot_model"),
     "save": ("pyfront.io.model", "save"),
     "load": ("pyfront.io.model", "load"),
+    "save_bytes": ("pyfront.io.model", "save_bytes"),
+    "load_bytes": ("pyfront.io.model", "load_bytes"),
     "save_checkpoint": ("pyfront.io.model", "save_checkpoint"),
     "load_checkpoint": ("pyfront.io.model", "load_checkpoint"),
 }

@@ -1,9 +1,12 @@
 """pf.save / pf.load: one file per model (tensors, architecture, traced graph, signature), and
-training checkpoints (model + optimizer state + training position + RNG), written atomically.
+training checkpoints (model + optimizer state + training position + RNG), written atomically;
+pf.save_bytes / pf.load_bytes: the same format and checks without a file.
 
 A model is rebuilt from its architecture config when every layer class is registered
 (pf.nn.register_layer), otherwise from its traced graph; either way only registered names are
-looked up, nothing named in a file is imported or executed.
+looked up, nothing named in a file is imported or executed. Every shape the config gives is
+checked against the stored tensors before anything is allocated, and anything malformed is a
+ModelFormatError naming the file.
 """
 import contextlib
 import json
@@ -13,11 +16,12 @@ import numpy as np
 
 from .. import __version__, autograd, errors, random
 from ..dtypes import as_dtype
-from ..nn.module import Module, Parameter, layer_class
+from ..nn.module import Module, Parameter, layer_class, shapes_only
 from ..tensor import Tensor
-from .format import read_file, write_file
+from .format import decode, encode, read_file, write_file
 
-__all__ = ["save", "load", "save_checkpoint", "load_checkpoint", "signature", "GraphModule",
+__all__ = ["save", "load", "save_bytes", "load_bytes", "save_checkpoint", "load_checkpoint",
+           "save_checkpoint_bytes", "load_checkpoint_bytes", "signature", "GraphModule",
            "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
@@ -108,56 +112,126 @@ def _model_payload(model, input_shape):
 
 
 def save(model, path, input_shape=None):
-    """Write model to path atomically: weights, architecture, traced graph and signature."""
+    """Write model to path atomically: weights, architecture, traced graph and signature.
+    An existing file keeps its mode; a new one gets the umask's."""
     state, meta = _model_payload(model, input_shape)
     write_file(path, state, meta)
     return os.fspath(path)
 
 
-def _check_kind(meta, path, kind):
+def save_bytes(model, input_shape=None):
+    """The bytes pf.save would write, for sending a model without a file."""
+    state, meta = _model_payload(model, input_shape)
+    return b"".join(encode(state, meta))
+
+
+def _check_kind(meta, source, kind):
     got = meta.get("format")
     if got != kind:
         raise errors.ModelFormatError("%s is not a %s file (format marker %r)"
-                                      % (path, kind.replace("pyfront.", "pyfront "), got))
+                                      % (source, kind.replace("pyfront.", "pyfront "), got))
     try:
         version = int(meta.get("format_version", ""))
     except ValueError:
         raise errors.ModelFormatError("%s has an unreadable format version %r"
-                                      % (path, meta.get("format_version"))) from None
+                                      % (source, meta.get("format_version"))) from None
     if version > FORMAT_VERSION:
         raise errors.ModelFormatError("%s was written in format version %d; this pyfront reads "
                                       "up to version %d: upgrade pyfront"
-                                      % (path, version, FORMAT_VERSION))
+                                      % (source, version, FORMAT_VERSION))
     if version < 1:
-        raise errors.ModelFormatError("%s has invalid format version %d" % (path, version))
+        raise errors.ModelFormatError("%s has invalid format version %d" % (source, version))
 
 
-def _json(meta, key, path):
+def _json(meta, key, source):
+    if key not in meta:
+        raise errors.ModelFormatError("%s: metadata %r is missing" % (source, key))
     try:
         return json.loads(meta[key])
-    except ValueError as e:
-        raise errors.ModelFormatError("%s: metadata %r is not valid JSON: %s" % (path, key, e)) \
-            from None
+    except (ValueError, RecursionError) as e:
+        raise errors.ModelFormatError("%s: metadata %r is not valid JSON: %s" % (
+            source, key, "nested too deeply" if isinstance(e, RecursionError) else e)) from None
 
 
-def _from_config(cfg, path):
+def _read_signature(meta, source):
+    sig = _json(meta, "signature", source)
+
+    def spec_ok(s):
+        if not (isinstance(s, dict) and isinstance(s.get("name"), str) and
+                isinstance(s.get("dtype"), str) and isinstance(s.get("shape"), list) and
+                all(type(d) is int and d >= -1 for d in s["shape"])):
+            return False
+        try:
+            as_dtype(s["dtype"])
+        except (TypeError, ValueError):
+            return False
+        return True
+
+    if not (isinstance(sig, dict) and all(
+            isinstance(sig.get(k), list) and sig[k] and all(spec_ok(s) for s in sig[k])
+            for k in ("inputs", "outputs"))):
+        raise errors.ModelFormatError(
+            "%s: malformed signature %.200r (expected inputs and outputs, each a list of "
+            "{name, dtype, shape of ints with -1 for any size})" % (source, sig))
+    return sig
+
+
+def _from_config(cfg, source):
     if not isinstance(cfg, dict) or not isinstance(cfg.get("class"), str) or \
             not isinstance(cfg.get("config"), dict):
-        raise errors.ModelFormatError("%s: malformed architecture config" % path)
+        raise errors.ModelFormatError("%s: malformed architecture config" % source)
     cls = layer_class(cfg["class"])
     try:
-        return cls.from_config(cfg["config"])
+        with shapes_only():          # parameters get no memory until checked against the file
+            return cls.from_config(cfg["config"])
     except (TypeError, ValueError, KeyError) as e:
+        if isinstance(e, errors.ModelFormatError):
+            raise
         raise errors.ModelFormatError("%s: cannot rebuild %s from its config: %s"
-                                      % (path, cfg["class"], e)) from None
+                                      % (source, cfg["class"], e)) from None
 
 
-def _restore_model(tensors, meta, path):
-    sig = _json(meta, "signature", path) if "signature" in meta else None
-    model = None
+def _check_fits(model, state, source):
+    """Every parameter and buffer of model against the tensors in state (names and shapes),
+    before anything is written or allocated: shapes a config gives (pending_shape under
+    shapes_only) included, so the model's total size is the stored tensors' size."""
+    own = dict(model._named_tensors(""))
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    if missing or unexpected:
+        raise errors.ModelFormatError(
+            "%s does not fit the model %s: missing %s, unexpected %s"
+            % (source, model.name, missing or "none", unexpected or "none"))
+    for key, t in own.items():
+        shape = t.pending_shape if isinstance(t, Parameter) and not t.initialized \
+            else tuple(t.shape)
+        if shape is not None and tuple(shape) != state[key].shape:
+            raise errors.ModelFormatError(
+                "%s does not fit the model %s: '%s' has shape %s in the model, %s in the file"
+                % (source, model.name, key, tuple(shape), state[key].shape))
+
+
+# what rebuilding from a malformed file can raise, from the layers, ops and numpy it reaches
+_MALFORMED = (errors.PyfrontError, ValueError, TypeError, KeyError, IndexError, AttributeError,
+              RecursionError, OverflowError)
+
+
+def _restore_model(tensors, meta, source):
+    try:
+        return _rebuild(tensors, meta, source)
+    except errors.ModelFormatError:
+        raise
+    except _MALFORMED as e:
+        raise errors.ModelFormatError("%s: cannot rebuild the model it holds: %s: %s"
+                                      % (source, type(e).__name__, e)) from e
+
+
+def _rebuild(tensors, meta, source):
+    sig = _read_signature(meta, source) if "signature" in meta else None
     if "config" in meta:
-        model = _from_config(_json(meta, "config", path), path)
+        model = _from_config(_json(meta, "config", source), source)
         state = {k: v for k, v in tensors.items() if not k.startswith("__constant__.")}
+        _check_fits(model, state, source)
         model.load_state_dict(state, strict=True)
         if sig is not None:
             model.input_spec = [(tuple(None if d == -1 else d for d in i["shape"]),
@@ -165,9 +239,9 @@ def _restore_model(tensors, meta, path):
             for m in model.modules():
                 m.built = True
     elif "graph" in meta:
-        model = GraphModule(_json(meta, "graph", path), tensors, sig)
+        model = GraphModule(_json(meta, "graph", source), tensors, sig)
     else:
-        raise errors.ModelFormatError("%s holds neither an architecture nor a graph" % path)
+        raise errors.ModelFormatError("%s holds neither an architecture nor a graph" % source)
     model.signature = sig
     model.eval()
     return model
@@ -175,9 +249,18 @@ def _restore_model(tensors, meta, path):
 
 def load(path, max_bytes=None):
     """Read a model written by pf.save. Returns a Module in eval mode with .signature."""
+    path = os.fspath(path)
     tensors, meta = read_file(path, max_bytes)
     _check_kind(meta, path, MODEL_KIND)
     return _restore_model(tensors, meta, path)
+
+
+def load_bytes(data, max_bytes=None, name="the model bytes"):
+    """pf.load for bytes from pf.save_bytes (or a model file's contents), with the same checks;
+    name is what errors call the bytes."""
+    tensors, meta = decode(data, max_bytes, name)
+    _check_kind(meta, name, MODEL_KIND)
+    return _restore_model(tensors, meta, name)
 
 
 class GraphModule(Module):
@@ -247,8 +330,7 @@ class GraphModule(Module):
 # ---------------------------------------------------------------------------------------------
 # checkpoints
 
-def save_checkpoint(path, model, optimizer=None, epoch=0, step=0, extra=None):
-    """Model, optimizer state, training position and the RNG state, written atomically."""
+def _checkpoint_payload(model, optimizer, epoch, step, extra):
     state, meta = _model_payload(model, None)
     meta["format"] = CHECKPOINT_KIND
     position = {"epoch": int(epoch), "step": int(step), "extra": extra or {},
@@ -260,37 +342,109 @@ def save_checkpoint(path, model, optimizer=None, epoch=0, step=0, extra=None):
         position["optimizer"] = {"class": type(optimizer).__name__, "config": opt["config"],
                                  "iterations": opt["iterations"], "lr": opt["lr"]}
     meta["training"] = json.dumps(position, sort_keys=True)
-    write_file(path, state, meta)
+    return state, meta
+
+
+def save_checkpoint(path, model, optimizer=None, epoch=0, step=0, extra=None):
+    """Model, optimizer state, training position and the RNG state, written atomically."""
+    write_file(path, *_checkpoint_payload(model, optimizer, epoch, step, extra))
     return os.fspath(path)
+
+
+def save_checkpoint_bytes(model, optimizer=None, epoch=0, step=0, extra=None):
+    """The bytes save_checkpoint would write."""
+    return b"".join(encode(*_checkpoint_payload(model, optimizer, epoch, step, extra)))
 
 
 def load_checkpoint(path, model=None, optimizer=None, restore_rng=True):
     """Restore a checkpoint into model and optimizer (in place) and return the training
     position {"epoch", "step", "extra", ...}. With model=None, the model is rebuilt and
-    returned as position["model"]."""
+    returned as position["model"]. Everything is checked before anything is restored: on an
+    error, model, optimizer and RNG are as they were."""
+    path = os.fspath(path)
     tensors, meta = read_file(path)
-    _check_kind(meta, path, CHECKPOINT_KIND)
-    position = _json(meta, "training", path)
-    model_tensors = {k: v for k, v in tensors.items() if not k.startswith("__optimizer__.")}
+    return _restore_checkpoint(tensors, meta, path, model, optimizer, restore_rng)
+
+
+def load_checkpoint_bytes(data, model=None, optimizer=None, restore_rng=True,
+                          name="the checkpoint bytes"):
+    """load_checkpoint for bytes from save_checkpoint_bytes (or a checkpoint file's contents);
+    name is what errors call the bytes."""
+    tensors, meta = decode(data, None, name)
+    return _restore_checkpoint(tensors, meta, name, model, optimizer, restore_rng)
+
+
+def _training_position(meta, source):
+    position = _json(meta, "training", source)
+    ok = isinstance(position, dict) and type(position.get("epoch")) is int and \
+        type(position.get("step")) is int and isinstance(position.get("extra", {}), dict)
+    info = position.get("optimizer") if ok else None
+    if info is not None:
+        ok = isinstance(info, dict) and isinstance(info.get("class"), str) and \
+            type(info.get("iterations")) is int and type(info.get("lr")) in (int, float)
+    if ok and "rng" in position:
+        probe = type(random.generator().bit_generator)()
+        try:
+            probe.state = position["rng"]
+        except (TypeError, ValueError, KeyError):
+            ok = False
+    if not ok:
+        raise errors.ModelFormatError("%s: malformed training position %.200r"
+                                      % (source, position))
+    return position
+
+
+def _check_optimizer(optimizer, params, shapes, info, opt_state, source):
+    """The optimizer state in the file against optimizer over params (whose shapes after the
+    restore are shapes[id(p)])."""
+    if info is None:
+        raise errors.ModelFormatError("%s holds no optimizer state" % source)
+    if info["class"] != type(optimizer).__name__:
+        raise errors.ModelFormatError("%s holds %s state, not %s" % (
+            source, info["class"], type(optimizer).__name__))
+    for key, arr in opt_state.items():
+        idx, _, name = key.partition(".")
+        if not (idx.isascii() and idx.isdigit() and int(idx) < len(params) and
+                name in optimizer.state_names):
+            raise errors.ModelFormatError(
+                "%s: optimizer state %r is not a %s state (%s) of one of its %d parameters"
+                % (source, key, info["class"], ", ".join(optimizer.state_names), len(params)))
+        p = params[int(idx)]
+        want = shapes.get(id(p)) or tuple(p.shape)
+        if arr.shape != want:
+            raise errors.ModelFormatError("%s: optimizer state %r has shape %s, its parameter "
+                                          "%s" % (source, key, arr.shape, want))
+
+
+def _restore_checkpoint(tensors, meta, source, model, optimizer, restore_rng):
+    _check_kind(meta, source, CHECKPOINT_KIND)
+    position = _training_position(meta, source)
+    position.setdefault("extra", {})
+    prefix = "__optimizer__."
+    model_tensors = {k: v for k, v in tensors.items() if not k.startswith(prefix)}
+    opt_state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    # check everything, then apply: an error leaves model, optimizer and RNG untouched
     if model is None:
-        model = _restore_model(model_tensors, meta, path)
-        position["model"] = model
+        target = _restore_model(model_tensors, meta, source)
+        position["model"] = target
+        state = None
     else:
+        target = _unwrap(model)
         state = {k: v for k, v in model_tensors.items() if not k.startswith("__constant__.")}
-        _unwrap(model).load_state_dict(state, strict=True)
+        _check_fits(target, state, source)
     if optimizer is not None:
-        if "optimizer" not in position:
-            raise errors.ModelFormatError("%s holds no optimizer state" % path)
-        info = position["optimizer"]
-        if info["class"] != type(optimizer).__name__:
-            raise errors.ModelFormatError("%s holds %s state, not %s" % (
-                path, info["class"], type(optimizer).__name__))
+        params = optimizer.params or target.parameters()
+        shapes = {id(t): model_tensors[k].shape for k, t in target._named_tensors("")}
+        _check_optimizer(optimizer, params, shapes, position.get("optimizer"), opt_state,
+                         source)
+    if state is not None:
+        target.load_state_dict(state, strict=True)
+    if optimizer is not None:
         if not optimizer.params:
-            optimizer.bind(_unwrap(model).parameters())
-        optimizer.load_state_dict({
-            "iterations": info["iterations"], "lr": info["lr"],
-            "state": {k[len("__optimizer__."):]: v for k, v in tensors.items()
-                      if k.startswith("__optimizer__.")}})
+            optimizer.bind(params)
+        info = position["optimizer"]
+        optimizer.load_state_dict({"iterations": info["iterations"], "lr": info["lr"],
+                                   "state": opt_state})
     if restore_rng and "rng" in position:
         random.generator().bit_generator.state = position["rng"]
     return position
