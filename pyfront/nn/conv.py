@@ -24,9 +24,9 @@ class _Conv(Module):
         if filters % groups:
             raise ValueError("%s: groups=%d does not divide filters=%d" % (cls, groups, filters))
         self.filters = filters
-        self.kernel_size = conv_ops._int_tuple(kernel_size, self.nd, cls + ": kernel_size")
-        self.strides = conv_ops._int_tuple(strides, self.nd, cls + ": strides")
-        self.dilation = conv_ops._int_tuple(dilation, self.nd, cls + ": dilation")
+        self.kernel_size = conv_ops.int_tuple(kernel_size, self.nd, cls + ": kernel_size")
+        self.strides = conv_ops.int_tuple(strides, self.nd, cls + ": strides")
+        self.dilation = conv_ops.int_tuple(dilation, self.nd, cls + ": dilation")
         self.padding = conv_ops.normalize_padding(padding, self.nd)
         self.groups = groups
         self.activation = _check_activation(activation)
@@ -45,7 +45,7 @@ class _Conv(Module):
         if input_shape is None or len(input_shape) != nd + 2:
             raise errors.ShapeError(
                 "%s '%s' takes (batch, channels, %s) inputs with %d dims, got shape %s"
-                % (type(self).__name__, self.name, conv_ops._SPATIAL[nd], nd + 2,
+                % (type(self).__name__, self.name, conv_ops.SPATIAL_DIMS[nd], nd + 2,
                    None if input_shape is None else tuple(input_shape)))
         channels = input_shape[1]
         if channels is None:
@@ -64,8 +64,8 @@ class _Conv(Module):
     def forward(self, x):
         act = self.activation
         fused = act in conv_ops.CONV_ACTIVATIONS
-        y = conv_ops._conv(self.nd, x, self.kernel, self.bias, self.strides, self.padding,
-                           self.dilation, self.groups, act if fused else None)
+        y = conv_ops.conv_nd(self.nd, x, self.kernel, self.bias, self.strides, self.padding,
+                             self.dilation, self.groups, act if fused else None)
         return y if fused else activation_fn(act)(y)
 
     def get_config(self):

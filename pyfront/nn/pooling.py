@@ -2,7 +2,7 @@
 max poolings over all spatial dims."""
 from .. import errors
 from ..ops import pool as pool_ops
-from ..ops.conv import _SPATIAL
+from ..ops.conv import SPATIAL_DIMS
 from .module import Module, register_layer
 
 __all__ = ["MaxPool1D", "MaxPool2D", "MaxPool3D", "AvgPool1D", "AvgPool2D", "AvgPool3D",
@@ -104,7 +104,7 @@ class _GlobalPool(Module):
         if len(x.shape) != self.nd + 2:
             raise errors.ShapeError("%s '%s' takes (batch, channels, %s) inputs with %d dims, "
                                     "got shape %s" % (type(self).__name__, self.name,
-                                                      _SPATIAL[self.nd], self.nd + 2,
+                                                      SPATIAL_DIMS[self.nd], self.nd + 2,
                                                       tuple(x.shape)))
         return type(self).reduce(x, self.keepdims)
 
@@ -114,7 +114,7 @@ class _GlobalPool(Module):
 
 def _global(cls_name, nd, reduce, what):
     doc = ("%s over every spatial dim: (batch, channels, %s) -> (batch, channels), or with "
-           "keepdims=True (batch, channels%s)." % (what, _SPATIAL[nd], ", 1" * nd))
+           "keepdims=True (batch, channels%s)." % (what, SPATIAL_DIMS[nd], ", 1" * nd))
     cls = type(cls_name, (_GlobalPool,), {"nd": nd, "reduce": staticmethod(reduce),
                                           "__doc__": doc})
     return register_layer(cls)

@@ -12,10 +12,10 @@ __all__ = ["conv1d", "conv2d", "conv3d"]
 CONV_ACTIVATIONS = {None: lib.PF_ACT_NONE, "relu": lib.PF_ACT_RELU,
                     "sigmoid": lib.PF_ACT_SIGMOID, "tanh": lib.PF_ACT_TANH}
 
-_SPATIAL = {1: "length", 2: "height, width", 3: "depth, height, width"}
+SPATIAL_DIMS = {1: "length", 2: "height, width", 3: "depth, height, width"}
 
 
-def _int_tuple(value, nd, what):
+def int_tuple(value, nd, what):
     """An int or a sequence of nd ints, as a tuple of nd positive ints."""
     if isinstance(value, bool):
         raise ValueError("%s must be an int or %d ints, got %r" % (what, nd, value))
@@ -129,9 +129,9 @@ class Conv(Op):
         if not x.dtype.is_float or w.dtype is not x.dtype:
             raise errors.DTypeError("input and kernel must be float of one dtype, got %s and %s"
                                     % (x.dtype.name, w.dtype.name))
-        _check_rank(x, nd, "the input", "(batch, channels, %s)" % _SPATIAL[nd])
+        _check_rank(x, nd, "the input", "(batch, channels, %s)" % SPATIAL_DIMS[nd])
         _check_rank(w, nd, "the kernel", "(out_channels, in_channels/groups, %s)"
-                    % _SPATIAL[nd])
+                    % SPATIAL_DIMS[nd])
         groups = attrs["groups"]
         out_ch, per_group = w.shape[0], w.shape[1]
         if out_ch % groups:
@@ -348,15 +348,15 @@ _GRAD_PARAMS = {nd: register_instance(ConvGradParams(nd)) for nd in (1, 2, 3)}
 _grad_bias = core.register(ConvGradBias)
 
 
-def _conv(nd, x, kernel, bias, strides, padding, dilation, groups, activation):
+def conv_nd(nd, x, kernel, bias, strides, padding, dilation, groups, activation):
     x, kernel = as_operand(x), as_operand(kernel)
     if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
         raise ValueError("conv%dd: groups must be a positive int, got %r" % (nd, groups))
     if activation not in CONV_ACTIVATIONS:
         raise ValueError("conv%dd: activation must be one of %s (apply others separately), "
                          "got %r" % (nd, sorted(a for a in CONV_ACTIVATIONS if a), activation))
-    attrs = {"strides": _int_tuple(strides, nd, "conv%dd: strides" % nd),
-             "dilation": _int_tuple(dilation, nd, "conv%dd: dilation" % nd),
+    attrs = {"strides": int_tuple(strides, nd, "conv%dd: strides" % nd),
+             "dilation": int_tuple(dilation, nd, "conv%dd: dilation" % nd),
              "padding": normalize_padding(padding, nd), "groups": groups,
              "activation": activation}
     inputs = [x, kernel] + ([as_operand(bias)] if bias is not None else [])
@@ -370,16 +370,16 @@ def conv1d(x, kernel, bias=None, strides=1, padding="valid", dilation=1, groups=
     padding: "valid", "same", an int (both ends) or a (begin, end) pair in a 1-tuple.
     activation: None, "relu", "sigmoid" or "tanh", fused after the bias.
     """
-    return _conv(1, x, kernel, bias, strides, padding, dilation, groups, activation)
+    return conv_nd(1, x, kernel, bias, strides, padding, dilation, groups, activation)
 
 
 def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation=1, groups=1,
            activation=None):
     """2-D convolution of x (N, C, H, W) with kernel (O, C/groups, kh, kw); see conv1d."""
-    return _conv(2, x, kernel, bias, strides, padding, dilation, groups, activation)
+    return conv_nd(2, x, kernel, bias, strides, padding, dilation, groups, activation)
 
 
 def conv3d(x, kernel, bias=None, strides=1, padding="valid", dilation=1, groups=1,
            activation=None):
     """3-D convolution of x (N, C, D, H, W) with kernel (O, C/groups, kd, kh, kw); see conv1d."""
-    return _conv(3, x, kernel, bias, strides, padding, dilation, groups, activation)
+    return conv_nd(3, x, kernel, bias, strides, padding, dilation, groups, activation)

@@ -2,7 +2,7 @@
 stride, padding as for convolutions) with gradients that are ops themselves, and global
 average/max pooling as reductions over the spatial dims."""
 from .. import errors
-from .conv import _SPATIAL, _int_tuple, conv_padding, normalize_padding, output_sizes
+from .conv import SPATIAL_DIMS, int_tuple, conv_padding, normalize_padding, output_sizes
 from .conv import register_instance
 from .core import Op, ShapeMismatch, Spec, apply, as_operand, fmt_shape
 
@@ -29,7 +29,7 @@ def _pooled_shape(nd, x, attrs):
         raise errors.DTypeError("pooling needs a float input, got %s" % x.dtype.name)
     if len(x.shape) != nd + 2:
         raise ShapeMismatch("the input must be (batch, channels, %s) with %d dims, got %s"
-                            % (_SPATIAL[nd], nd + 2, fmt_shape(x.shape)))
+                            % (SPATIAL_DIMS[nd], nd + 2, fmt_shape(x.shape)))
     window = tuple(attrs["pool_size"])
     pads = _pads(attrs, list(x.shape[2:]))
     for d, (pad, k) in enumerate(zip(pads, window)):
@@ -151,10 +151,10 @@ _AVG_GRAD = {nd: register_instance(AvgPoolGrad(nd)) for nd in (1, 2, 3)}
 
 def pool_attrs(nd, pool_size, strides, padding, what):
     """Checked attributes of an nd pooling: strides default to the window."""
-    window = _int_tuple(pool_size, nd, "%s: pool_size" % what)
+    window = int_tuple(pool_size, nd, "%s: pool_size" % what)
     return {"pool_size": window,
-            "strides": window if strides is None else _int_tuple(strides, nd,
-                                                                 "%s: strides" % what),
+            "strides": window if strides is None else int_tuple(strides, nd,
+                                                                "%s: strides" % what),
             "padding": normalize_padding(padding, nd)}
 
 

@@ -74,8 +74,8 @@ def _pads(x_shape, w_shape, kw, pads):
     if pads is not None:
         return pads
     nd = len(x_shape) - 2
-    strides = conv_ops._int_tuple(kw.get("strides", 1), nd, "strides")
-    dilation = conv_ops._int_tuple(kw.get("dilation", 1), nd, "dilation")
+    strides = conv_ops.int_tuple(kw.get("strides", 1), nd, "strides")
+    dilation = conv_ops.int_tuple(kw.get("dilation", 1), nd, "dilation")
     return same_pads(x_shape[2:], w_shape[2:], strides, dilation)
 
 
