@@ -31,7 +31,7 @@ class CompiledModule(Module):
 
     # the wrapper is transparent for state and configuration
     def _named_tensors(self, prefix, include_buffers=True):
-        return self.module._named_tensors(prefix, include_buffers)
+        return self.module.named_tensors(prefix, include_buffers)
 
     def get_config(self):
         return self.module.get_config()

@@ -230,7 +230,7 @@ class Module(TrainingMixin):
 
     def named_parameters(self, prefix="", trainable_only=False):
         seen = set()
-        for key, p in self._named_tensors(prefix, include_buffers=False):
+        for key, p in self.named_tensors(prefix, include_buffers=False):
             if id(p) in seen or (trainable_only and not p.trainable):
                 continue
             seen.add(id(p))
@@ -240,7 +240,14 @@ class Module(TrainingMixin):
         """The parameters (trainable ones by default), in a stable order."""
         return [p for _, p in self.named_parameters(trainable_only=trainable_only)]
 
+    def named_tensors(self, prefix="", include_buffers=True):
+        """(structural name, tensor) for every parameter and (include_buffers) buffer, shared
+        ones repeated under each name: the names state_dict and the model format use."""
+        return self._named_tensors(prefix, include_buffers)
+
     def _named_tensors(self, prefix, include_buffers=True):
+        # The walk itself, the one place a module that keeps its tensors elsewhere overrides
+        # (nn.CompiledModule, io's GraphModule); call named_tensors.
         for key, p in self._params.items():
             yield prefix + key, p
         if include_buffers:
@@ -252,13 +259,13 @@ class Module(TrainingMixin):
     def state_dict(self):
         """{structural name: numpy array} of every parameter and buffer (no copies)."""
         out = {}
-        for key, t in self._named_tensors(""):
+        for key, t in self.named_tensors():
             out[key] = t.numpy()
         return out
 
     def load_state_dict(self, state, strict=True):
         """Copy values into the parameters in place (so optimizers and plans stay bound)."""
-        own = dict(self._named_tensors(""))
+        own = dict(self.named_tensors())
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
         if strict and (missing or unexpected):
@@ -287,7 +294,7 @@ class Module(TrainingMixin):
             raise errors.DTypeError("parameters can only become a float dtype, got %s"
                                     % dtype.name)
         changed = False
-        for _, t in self._named_tensors(""):
+        for _, t in self.named_tensors():
             if t.dtype.is_float and t.dtype is not dtype and t._data is not None:
                 t._data = np.ascontiguousarray(t._data, dtype=dtype.np)
                 t.dtype = dtype

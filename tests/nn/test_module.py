@@ -83,3 +83,16 @@ def test_registered_layers_rebuild_from_config():
     again = pf.nn.Sequential.from_config(cfg)
     assert [type(m).__name__ for m in again.layers] == ["Dense", "ReLU", "Dense"]
     assert again.layers[0].activation == "relu"
+
+
+def test_named_tensors_give_the_state_dict_names_also_through_a_compiled_model():
+    model = pf.nn.Sequential([pf.nn.Dense(3), pf.nn.BatchNorm1D()])
+    model(pf.tensor(np.ones((2, 4), np.float32)))
+    names = [k for k, _ in model.named_tensors()]
+    assert names == list(model.state_dict()) == [
+        "0.kernel", "0.bias", "1.gamma", "1.beta", "1.running_mean", "1.running_var"]
+    assert [k for k, _ in model.named_tensors("m.", include_buffers=False)] == [
+        "m.0.kernel", "m.0.bias", "m.1.gamma", "m.1.beta"]
+    compiled = model.hybridize()
+    assert [(k, id(t)) for k, t in compiled.named_tensors()] == \
+        [(k, id(t)) for k, t in model.named_tensors()]
