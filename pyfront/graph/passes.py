@@ -238,10 +238,18 @@ def fuse_elementwise(program, protected):
                     continue
                 members[s.id] = s
                 frontier.append(s)
-        if len(members) < 2:
-            continue
-        order = [n for n in program.nodes if n.id in members]
-        built = _build_program(order, root)
+        built = None
+        while len(members) >= 2:
+            order = [n for n in program.nodes if n.id in members]
+            try:
+                built = _build_program(order, root)
+                break
+            except _TooManyInputs:
+                # more operands than one native walk takes (a long chain reading many
+                # values): leave the deepest member out, to head a tree of its own later
+                del members[_deepest(members, root)]
+            except _TooManyRegisters:
+                break   # the root's subtrees are tried as roots of their own
         if built is None:
             continue
         inputs, instrs, params = built
@@ -263,8 +271,21 @@ def fuse_elementwise(program, protected):
         uses = program.consumers()
 
 
+def _deepest(members, root):
+    """The id of a member farthest from the root (a leaf of the member tree)."""
+    depth, frontier = {root.id: 0}, [root]
+    while frontier:
+        n = frontier.pop()
+        for s, _ in n.inputs:
+            if s.id in members and s.id not in depth:
+                depth[s.id] = depth[n.id] + 1
+                frontier.append(s)
+    return max(depth, key=depth.get)
+
+
 def _build_program(order, root):
-    """Register-allocate the tree under root; None if it needs too many registers/inputs."""
+    """Register-allocate the tree under root: (inputs, program, params). Raises
+    _TooManyRegisters or _TooManyInputs when the native kernel could not run it."""
     member_ids = {n.id for n in order}
     inputs, input_index = [], {}
     instrs, params = [], []
@@ -287,8 +308,10 @@ def _build_program(order, root):
         if key not in input_index:
             input_index[key] = len(inputs)
             inputs.append(src)
+        if len(inputs) > MAX_INPUTS:
+            raise _TooManyInputs
         if not free:
-            raise _TooBig
+            raise _TooManyRegisters
         r = free.pop()
         instrs.extend([lib.PF_F_LOAD, r, input_index[key], 0, 0, 0])
         return r
@@ -315,17 +338,16 @@ def _build_program(order, root):
         free.append(rb)
         return ra
 
-    try:
-        r = emit(root)
-    except _TooBig:
-        return None
-    if len(inputs) > MAX_INPUTS:
-        return None
+    r = emit(root)
     instrs.extend([lib.PF_F_STORE, 0, r, 0, 0, 0])
     return inputs, instrs, params
 
 
-class _TooBig(Exception):
+class _TooManyRegisters(Exception):
+    pass
+
+
+class _TooManyInputs(Exception):
     pass
 
 
