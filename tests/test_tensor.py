@@ -156,6 +156,20 @@ def test_clone_is_a_differentiable_copy_and_detach_cuts_the_graph():
     assert pf.tensor(5.0).clone().item() == 5.0 and pf.zeros(0, 3).clone().shape == (0, 3)
 
 
+def test_clone_of_a_symbol_is_a_copy_in_compiled_graphs_and_their_gradients():
+    from pyfront.graph.autodiff import gradients
+
+    g = pf.Graph()
+    with g:
+        x = pf.placeholder("x", (None, 3))
+        c = x.clone()
+        (dx,) = gradients(g, (c * x.clone()).sum(), [x])
+    assert c.shape == (None, 3)
+    xb = np.arange(6, dtype=np.float32).reshape(2, 3)
+    out = g.compile(outputs=[c, dx]).run({"x": xb})
+    assert out[c.name].tolist() == xb.tolist() and out[dx.name].tolist() == (2 * xb).tolist()
+
+
 def test_factories():
     assert pf.zeros(2, 3).tolist() == [[0.0] * 3] * 2 and pf.zeros((2, 3)).shape == (2, 3)
     assert pf.ones(3, dtype="int32").dtype is pf.int32

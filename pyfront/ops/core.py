@@ -92,9 +92,10 @@ def normalize_axis(axis, ndim, op, arg="axis", new_axis=False):
     of an axis being inserted: expand_dims, stack) against [-ndim-1, ndim]. Out of range is an
     AxisError naming the op, the argument and the rank: an axis taken modulo the rank silently
     answers a different question."""
-    if isinstance(axis, bool) or not hasattr(axis, "__index__"):
-        raise errors.ShapeError("%s: %s must be an int, got %r" % (_where(op), arg, axis))
-    axis = axis.__index__()          # numpy integers too
+    if type(axis) is not int:        # (the common case skips the checks: eager dispatch)
+        if isinstance(axis, bool) or not hasattr(axis, "__index__"):
+            raise errors.ShapeError("%s: %s must be an int, got %r" % (_where(op), arg, axis))
+        axis = axis.__index__()      # numpy integers too
     size = ndim + 1 if new_axis else ndim
     if not -size <= axis < size:
         valid = "[%d, %d]" % (-size, size - 1) if size else "none: a 0-d tensor has no axes"
