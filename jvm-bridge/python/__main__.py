@@ -19,14 +19,23 @@ def main(argv=None):
     serve = sub.add_parser(
         "serve", help="serve models to Java over Py4J control and a Unix-socket data channel",
         description="Serve models to a JVM. Binds 127.0.0.1 on a free port, prints a "
-        "PYFRONT_WORKER_READY line with it, requires the token in $PYFRONT_JVM_TOKEN, and exits "
-        "when standard input closes.")
+        "PYFRONT_WORKER_READY line with it, requires the token (stdin's first line with "
+        "--token-stdin, else $PYFRONT_JVM_TOKEN), and exits when standard input closes.")
     serve.add_argument("--model", action="append", type=_model_spec, required=True,
                        metavar="NAME=PATH", help="a model file written by pf.save (repeatable)")
     serve.add_argument("--threads", type=int, help="native threads for inference")
     serve.add_argument("--max-frame-mb", type=int, default=512,
                        help="largest request body accepted, in MiB (default 512)")
     serve.add_argument("--socket-dir", help="folder for the data socket (default: $TMPDIR)")
+    serve.add_argument("--token-stdin", action="store_true",
+                       help="read the auth token from the first line of standard input (unlike "
+                       "the environment, no other process can read it there)")
+    serve.add_argument("--auth-timeout", type=float, default=5.0, metavar="SECONDS",
+                       help="a connection that has not shown the token by then is closed "
+                       "(default 5)")
+    serve.add_argument("--max-connections", type=int, default=64,
+                       help="authenticated connections at most, on each of the control and "
+                       "data channels (default 64)")
     serve.add_argument("--no-stdin-watch", action="store_true",
                        help="keep running when stdin closes (for a service manager that "
                        "stops the worker itself)")
@@ -42,7 +51,9 @@ def main(argv=None):
         if len(models) != len(args.model):
             parser.error("a model name is given twice")
         return run(models, threads=args.threads, max_frame_bytes=args.max_frame_mb << 20,
-                   watch_stdin=not args.no_stdin_watch, socket_dir=args.socket_dir)
+                   watch_stdin=not args.no_stdin_watch, socket_dir=args.socket_dir,
+                   token_stdin=args.token_stdin, auth_timeout=args.auth_timeout,
+                   max_connections=args.max_connections)
     try:
         if args.command == "jar":
             print(build.build_jar(force=args.rebuild))

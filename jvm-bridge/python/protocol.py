@@ -1,5 +1,5 @@
 """The binary frame that carries tensors between the JVM and a worker (over a Unix domain
-socket); Py4J carries only control. The Java twin of this module is org.pyfront.Frames.
+socket); Py4J carries only control. The Java twin of this module is org.pyfront.DataConnection.
 
 Every frame is a 24-byte header then a body; all integers little-endian:
 
@@ -18,8 +18,11 @@ Body offsets are counted from the start of the body, so tensor data is 8-byte al
 receive buffer that starts aligned; numpy views it without copying.
 """
 import struct
+import sys
 
 import numpy as np
+
+from pyfront.backend.cpu import MAX_DIMS
 
 PROTOCOL_VERSION = 1
 MAGIC = b"PFB1"
@@ -38,6 +41,8 @@ BAD_INPUT = 5          # names, dtypes or shapes do not match the model's signat
 MODEL_ERROR = 6        # the model raised; the error carries the Python type and message
 UNSUPPORTED = 7        # unknown frame kind or protocol version
 BAD_MAGIC = 8          # not a pyfront frame at all; the connection is closed after the reply
+WORKER_ERROR = 9       # the worker failed handling a request (a bug); the connection stays
+BUSY = 10              # the worker's connection limit is reached; the connection is closed
 
 # dtype codes are pyfront's native codes (enum pf_dtype in native/include/pyfront.h)
 DTYPES = {0: np.dtype("<f4"), 1: np.dtype("<f8"), 2: np.dtype("<i4"), 3: np.dtype("<i8")}
@@ -49,8 +54,10 @@ _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 _DTYPE_NDIM = struct.Struct("<BB")
 
-MAX_NDIM = 32
+MAX_NDIM = MAX_DIMS  # PF_MAX_DIMS of native/include/pyfront.h; Java's Tensor.MAX_RANK too
 MAX_NAME_BYTES = 1024
+# what numpy (and a Java long) can address: a zero-size tensor's other dimensions still count
+MAX_EXTENT_BYTES = sys.maxsize
 
 
 class FrameError(Exception):
@@ -197,9 +204,14 @@ def _layout(r, count, model):
                              % (name, dims))
         nbytes = r.u64("byte count of %r" % name)
         dtype = DTYPES[code]
-        elements = 1
+        elements, extent = 1, dtype.itemsize
         for d in dims:
             elements *= d
+            extent *= max(d, 1)
+        if extent > MAX_EXTENT_BYTES:
+            raise FrameError(BAD_FRAME, "tensor %r: shape %s of %s is too large: %d bytes not "
+                             "counting zero dimensions (limit %d)"
+                             % (name, dims, dtype.name, extent, MAX_EXTENT_BYTES))
         if nbytes != elements * dtype.itemsize:
             raise FrameError(BAD_FRAME, "tensor %r: %d data bytes for shape %s of %s (expected "
                              "%d)" % (name, nbytes, dims, dtype.name, elements * dtype.itemsize))

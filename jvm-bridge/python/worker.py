@@ -4,6 +4,7 @@ errors) and a Unix domain socket for tensor frames, both behind the token from t
 Started by org.pyfront.Model.load (or by hand for Model.connect); it exits when its standard
 input closes, so a JVM that dies never leaves it behind.
 """
+import collections
 import hmac
 import json
 import logging
@@ -23,9 +24,12 @@ TOKEN_ENV = "PYFRONT_JVM_TOKEN"
 READY_MARK = "PYFRONT_WORKER_READY"
 FAILED_MARK = "PYFRONT_WORKER_FAILED"
 CONTROL_INTERFACE = "org.pyfront.internal.WorkerControl"
+LOG_PREFIX = "[pyfront worker %d] "  # org.pyfront.Worker prefixes relayed lines the same way
 
 # an unauthenticated peer may make the worker read at most this much (the HELLO frame)
 _HELLO_LIMIT = 4096
+# peers that have not authenticated may hold at most this many connections on each channel
+_MAX_PENDING = 16
 
 log = logging.getLogger("pyfront.jvm")
 
@@ -91,14 +95,95 @@ class _FrameReader:
         return kind, request_id, self.view[protocol.HEADER_SIZE:total], length
 
 
+class ConnectionGate:
+    """Bounds what peers without the token can hold on one channel: at most max_pending
+    connections waiting to authenticate (a newcomer evicts the oldest, so a flood cannot lock a
+    real client out), each dropped unless it authenticates within auth_timeout seconds; and at
+    most max_connections authenticated ones. Each connection's thread ends when its socket is
+    shut down, so threads stay bounded too."""
+
+    def __init__(self, channel, auth_timeout, max_connections, max_pending=_MAX_PENDING):
+        self.channel = channel
+        self.auth_timeout = auth_timeout
+        self.max_connections = max_connections
+        self.max_pending = max_pending
+        self.dropped = 0
+        self._pending = collections.OrderedDict()  # key -> (deadline, drop); oldest first
+        self._authenticated = set()
+        self._cond = threading.Condition()
+        threading.Thread(target=self._expire, name="pyfront-gate-" + channel,
+                         daemon=True).start()
+
+    def admit(self, key, drop):
+        """A new connection; drop() shuts its socket down."""
+        with self._cond:
+            if len(self._pending) >= self.max_pending:
+                self._drop(self._pending.popitem(last=False)[1][1], "evicted by newer ones")
+            self._pending[key] = (time.monotonic() + self.auth_timeout, drop)
+            self._cond.notify()
+
+    def authenticate(self, key):
+        """Whether the connection, which has just shown the token, may stay: not when it was
+        dropped already, or when max_connections are authenticated."""
+        with self._cond:
+            if key in self._authenticated:
+                return True
+            if self._pending.pop(key, None) is None:
+                return False
+            if len(self._authenticated) >= self.max_connections:
+                log.warning("refused a %s connection: %d are open (--max-connections)",
+                            self.channel, self.max_connections)
+                return False
+            self._authenticated.add(key)
+            return True
+
+    def release(self, key):
+        with self._cond:
+            self._pending.pop(key, None)
+            self._authenticated.discard(key)
+
+    def _drop(self, drop, why):
+        drop()
+        self.dropped += 1
+        if self.dropped & (self.dropped - 1) == 0:  # the 1st, 2nd, 4th...: a flood logs little
+            log.warning("dropped %d unauthenticated %s connection(s) so far (the latest: %s)",
+                        self.dropped, self.channel, why)
+
+    def _expire(self):
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                while self._pending:
+                    key, (deadline, drop) = next(iter(self._pending.items()))
+                    if deadline > now:
+                        break
+                    del self._pending[key]
+                    self._drop(drop, "no token within %g s" % self.auth_timeout)
+                first = next(iter(self._pending.values()), None)
+                self._cond.wait(None if first is None else first[0] - now)
+
+
+def _shutdown(sock):
+    """Ends the connection and wakes its thread; the thread closes the socket itself (closing
+    from here could close a descriptor number already reused)."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
 class Worker:
     """The models, the data socket server and the Py4J control object of one process."""
 
-    def __init__(self, token, max_frame_bytes, socket_dir=None):
+    def __init__(self, token, max_frame_bytes, socket_dir=None, auth_timeout=5.0,
+                 max_connections=64):
         if not token:
-            raise ValueError("no auth token: set %s in the environment" % TOKEN_ENV)
+            raise ValueError("no auth token: pass it on stdin (--token-stdin) or set %s in the "
+                             "environment" % TOKEN_ENV)
         self.token = token
         self.max_frame_bytes = max_frame_bytes
+        self.data_gate = ConnectionGate("data", auth_timeout, max_connections)
+        self.control_gate = ConnectionGate("control", auth_timeout, max_connections)
         self.models = {}
         self.started = time.time()
         self._lock = threading.Lock()
@@ -131,6 +216,7 @@ class Worker:
                 conn, _ = self._listener.accept()
             except OSError:
                 return
+            self.data_gate.admit(conn, lambda c=conn: _shutdown(c))
             threading.Thread(target=self._serve_connection, args=(conn,),
                              name="pyfront-conn", daemon=True).start()
 
@@ -155,25 +241,40 @@ class Worker:
                 kind, request_id, body, length = frame
                 if not authenticated:
                     reply, authenticated = self._hello(kind, request_id, body, length)
+                    if authenticated and not self.data_gate.authenticate(conn):
+                        reply, authenticated = protocol.encode_error(
+                            request_id, protocol.BUSY, "WorkerBusy", "the worker serves %d data "
+                            "connections, its limit (--max-connections)"
+                            % self.data_gate.max_connections), False
                     _send_all(conn, [reply])
                     if not authenticated:
                         return
                     continue
-                if kind == protocol.INFER:
-                    _send_all(conn, self._infer(request_id, body, length, layouts))
-                elif kind == protocol.PING:
-                    _send_all(conn, [protocol.header(protocol.PONG, request_id, 0)])
-                elif kind == protocol.HELLO:
-                    reply, _ = self._hello(kind, request_id, body, length)
-                    _send_all(conn, [reply])
-                else:
-                    _send_all(conn, [protocol.encode_error(
-                        request_id, protocol.UNSUPPORTED, "FrameError",
-                        "unknown frame kind %d" % kind)])
+                try:
+                    reply = self._request(kind, request_id, body, length, layouts)
+                except Exception as e:  # every request gets an answer, and the worker stays
+                    log.error("request %d (frame kind %d) failed: %s: %s", request_id, kind,
+                              qualified_name(type(e)), e)
+                    layouts[0] = None
+                    reply = [protocol.encode_error(request_id, protocol.WORKER_ERROR,
+                                                   qualified_name(type(e)), str(e))]
+                _send_all(conn, reply)
         except (OSError, ConnectionError):
             return
         finally:
+            self.data_gate.release(conn)
             conn.close()
+
+    def _request(self, kind, request_id, body, length, layouts):
+        """The reply (a list of buffers) to one frame of an authenticated connection."""
+        if kind == protocol.INFER:
+            return self._infer(request_id, body, length, layouts)
+        if kind == protocol.PING:
+            return [protocol.header(protocol.PONG, request_id, 0)]
+        if kind == protocol.HELLO:
+            return [self._hello(kind, request_id, body, length)[0]]
+        return [protocol.encode_error(request_id, protocol.UNSUPPORTED, "FrameError",
+                                      "unknown frame kind %d" % kind)]
 
     def _hello(self, kind, request_id, body, length):
         if kind != protocol.HELLO:
@@ -224,18 +325,24 @@ class Worker:
     # ---- Py4J control ----
     def start_control(self):
         from py4j.clientserver import ClientServer, JavaParameters, PythonParameters
-        from py4j.java_gateway import server_connection_started, server_started
+        from py4j.java_gateway import (server_connection_started, server_connection_stopped,
+                                       server_started)
 
-        def no_delay(sender, connection=None, **kwargs):
+        def admitted(sender, connection=None, **kwargs):
             # runs on py4j's accept thread, after the connection's own thread started: that
             # one may have refused a token and closed the socket already, and an exception here
             # would end the accept loop for good
             sock = getattr(connection, "socket", None)
+            if sock is None:
+                return
+            self.control_gate.admit(connection, lambda: _shutdown(sock))
             try:
-                if sock is not None:
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 pass
+
+        def stopped(sender, connection=None, **kwargs):
+            self.control_gate.release(connection)
 
         # py4j binds in start() but listens in its server thread: announcing the port before
         # that thread listens would let the JVM's first connection be refused
@@ -244,7 +351,7 @@ class Worker:
         def started(sender, **kwargs):
             listening.set()
 
-        self._signal_handlers = (no_delay, started)  # py4j signals hold weak references
+        self._signal_handlers = (admitted, stopped, started)  # py4j's signals hold weak refs
         server_started.connect(started)
         self._client_server = ClientServer(
             java_parameters=JavaParameters(auth_token=self.token, auto_convert=False),
@@ -253,11 +360,21 @@ class Worker:
                                                daemonize_connections=True),
             python_server_entry_point=Control(self))
         server = self._client_server.get_callback_server()
-        server_connection_started.connect(no_delay, sender=server)
+        server_connection_started.connect(admitted, sender=server)
+        server_connection_stopped.connect(stopped, sender=server)
         if not listening.wait(30):
             raise RuntimeError("py4j's control server did not start listening")
         server_started.disconnect(started)
         self.control_port = server.get_listening_port()
+
+    def control_call(self):
+        """Called first by every control method: py4j checks the token before a connection's
+        first call, so a call marks its connection authenticated (see ConnectionGate)."""
+        connection = self._client_server._gateway_client.get_thread_connection()
+        if connection is not None and not self.control_gate.authenticate(connection):
+            _shutdown(connection.socket)
+            raise RuntimeError("the worker serves %d control connections, its limit "
+                               "(--max-connections)" % self.control_gate.max_connections)
 
     def health(self):
         return {"ok": True, "pid": os.getpid(), "uptime_s": round(time.time() - self.started, 3),
@@ -295,6 +412,7 @@ class Control:
 
     def hello(self, protocol_version):
         w = self._worker
+        w.control_call()
         if protocol_version != protocol.PROTOCOL_VERSION:
             return json.dumps({"error": {"type": "ProtocolError", "message":
                                          "client speaks protocol %s, this worker %d"
@@ -304,6 +422,7 @@ class Control:
                            "models": sorted(w.models)})
 
     def signature(self, model):
+        self._worker.control_call()
         runner = self._worker.models.get(model)
         if runner is None:
             return json.dumps({"error": {"type": "KeyError", "message":
@@ -312,9 +431,11 @@ class Control:
         return json.dumps(runner.signature)
 
     def health(self):
+        self._worker.control_call()
         return json.dumps(self._worker.health())
 
     def load(self, name, path):
+        self._worker.control_call()
         try:
             runner = self._worker.load(name, path)
         except Exception as e:
@@ -335,7 +456,8 @@ class _MessageOnly(logging.Formatter):
 
 def _configure_logging():
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_MessageOnly("pyfront worker %d: %%(message)s" % os.getpid()))
+    # the prefix the supervising JVM puts on the lines it relays, so it can leave them as they are
+    handler.setFormatter(_MessageOnly(LOG_PREFIX % os.getpid() + "%(message)s"))
     for name, level in (("pyfront.jvm", logging.INFO), ("py4j", logging.ERROR)):
         logger = logging.getLogger(name)
         logger.addHandler(handler)
@@ -359,11 +481,28 @@ def _wait_for_parent(watch_stdin):
             return
 
 
-def serve(models, threads=None, max_frame_bytes=512 << 20, watch_stdin=True, socket_dir=None):
+def _read_token_line():
+    """The first line of stdin, read a byte at a time so nothing after it is consumed."""
+    line = bytearray()
+    while len(line) <= _HELLO_LIMIT:
+        byte = os.read(0, 1)
+        if byte in (b"", b"\n"):
+            break
+        line += byte
+    return line.decode("utf-8", "replace").strip()
+
+
+def serve(models, threads=None, max_frame_bytes=512 << 20, watch_stdin=True, socket_dir=None,
+          token_stdin=False, auth_timeout=5.0, max_connections=64):
     """Load models ({name: path}), start both servers, announce on stdout, serve until stdin
-    closes (or SIGTERM). Returns the process exit status."""
+    closes (or SIGTERM). The token is stdin's first line with token_stdin (no other process can
+    read it there), else $PYFRONT_JVM_TOKEN. Returns the process exit status."""
     _configure_logging()
-    token = os.environ.pop(TOKEN_ENV, "")  # model code and child processes never see it
+    # model code and child processes never see it (/proc/PID/environ still shows the
+    # environment this process started with: token_stdin keeps it out of there too)
+    token = os.environ.pop(TOKEN_ENV, "")
+    if token_stdin:
+        token = _read_token_line()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     worker = None
     try:
@@ -372,7 +511,7 @@ def serve(models, threads=None, max_frame_bytes=512 << 20, watch_stdin=True, soc
                 import pyfront as pf
 
                 pf.set_num_threads(threads)
-            worker = Worker(token, max_frame_bytes, socket_dir)
+            worker = Worker(token, max_frame_bytes, socket_dir, auth_timeout, max_connections)
             for name, path in models.items():
                 worker.load(name, path)
             worker.start_data_server()

@@ -2,6 +2,7 @@
 every exception type, restart after a kill, 16 threads x 2,000 calls, connect with a wrong
 token, and no Python process left behind after close() or after the JVM is killed."""
 import os
+import re
 import signal
 import subprocess
 import time
@@ -33,6 +34,9 @@ def test_every_exception_type(run_java, models):
     result.assert_ok(
         "shape: wrong width", "shape: wrong dtype", "shape: unknown name", "shape: missing name",
         "shape errors never reach the worker", "tensor factory checks the element count",
+        "tensor factory takes rank 8", "tensor factory refuses rank 9",
+        "rank error names the limit",
+        "tensor factory refuses a zero-size tensor of absurd shape",
         "timeout: sync", "timeout: async", "timeout: the worker serves again",
         "remote: model raises", "remote: python type", "exactly one stacked request failed",
         "remote: worker still up", "unavailable: after close", "load: missing file",
@@ -91,6 +95,13 @@ def test_no_worker_left_after_jvm_killed(jdk, java_classpath, child_env, workdir
                 pids = [int(p) for p in line[len("FACT pids "):].strip().strip("[]").split(",")]
                 break
         assert pids and all(pid_alive(p) for p in pids)
+        for pid in pids:  # the token came through the stdin pipe: not in argv, not in environ
+            with open("/proc/%d/environ" % pid, "rb") as f:
+                assert b"PYFRONT_JVM_TOKEN" not in f.read()
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                argv = f.read().split(b"\0")
+            assert b"--token-stdin" in argv
+            assert not [a for a in argv if re.fullmatch(rb"[0-9a-f]{64}", a)], argv
         os.kill(proc.pid, signal.SIGKILL)  # no shutdown hook runs: only stdin closing is left
         proc.wait(10)
         deadline = time.time() + 15

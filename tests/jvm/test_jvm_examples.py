@@ -3,6 +3,7 @@ examples/train_digits.py, their predictions checked against pyfront's in Python.
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 import urllib.request
@@ -55,6 +56,11 @@ def test_java_example_classifies_like_python(jdk, bridge_jar, child_env, workdir
                            str(digits["model"]), str(digits["csv"])], cwd=workdir,
                           env=child_env, capture_output=True, text=True, timeout=300)
     _check_run(done, digits)
+    # the worker's log line, relayed by the JVM, carries one prefix, not the JVM's and its own
+    serving = [line for line in done.stderr.splitlines() if "serving ['digits']" in line]
+    assert len(serving) == 1, done.stderr
+    assert re.match(r"\[pyfront worker \d+\] serving \['digits'\] on 127\.0\.0\.1:\d+ ",
+                    serving[0]), serving[0]
 
 
 def test_java_example_http_service(jdk, bridge_jar, child_env, workdir, digits, pid_alive):
@@ -84,6 +90,32 @@ def test_java_example_http_service(jdk, bridge_jar, child_env, workdir, digits, 
     finally:
         proc.kill()
         proc.wait(10)
+
+
+@pytest.mark.parametrize("failure", ["random bytes", "no such python"])
+def test_java_example_load_failure_names_the_real_cause(jdk, bridge_jar, child_env, workdir,
+                                                        tmp_path, failure):
+    """Run the README's way (the source launcher), a failed start shows the ModelLoadException,
+    not the launcher's own IllegalArgumentException from trimming a start-up thread's trace."""
+    model, env = tmp_path / "digits.pf", dict(child_env)
+    if failure == "random bytes":
+        model.write_bytes(np.random.default_rng(0).bytes(3000))
+        expected = "pyfront.errors.ModelFormatError"
+    else:
+        model.write_bytes(b"unused")
+        env["PYFRONT_PYTHON"] = str(tmp_path / "no-such-python")
+        expected = "cannot start the Python worker '%s'" % env["PYFRONT_PYTHON"]
+    cp = os.pathsep.join([bridge_jar, pf.jvm.py4j_jar()])
+    done = subprocess.run([jdk["java"], "-cp", cp, os.path.join(EXAMPLES, "java",
+                                                                 "DigitsService.java"),
+                           str(model), "unused.csv"], cwd=workdir, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "IllegalArgumentException" not in done.stderr, done.stderr
+    first = done.stderr.splitlines()[0]
+    assert first.startswith("Exception in thread \"main\" org.pyfront.ModelLoadException: ")
+    assert expected in first, done.stderr
+    assert "Caused by: org.pyfront.ModelLoadException" in done.stderr  # the original, kept
 
 
 def _scala_jars():

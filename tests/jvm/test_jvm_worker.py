@@ -3,15 +3,21 @@ oversized and malformed frames with the worker staying up, binding, token hygien
 stdin close, and the jar command."""
 import json
 import os
+import re
 import socket
+import struct
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from pyfront.jvm import protocol as P
 from pyfront.jvm.worker import _send_all
+
+BRIDGE_JAVA = Path(__file__).resolve().parents[2] / "jvm-bridge/python/java/org/pyfront"
 
 
 def _recv_exact(sock, view):
@@ -22,6 +28,13 @@ def _recv_exact(sock, view):
             return False
         pos += n
     return True
+
+
+def _closed_by_peer(sock):
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
 
 
 class Client:
@@ -60,10 +73,7 @@ class Client:
         self.sock.sendall(data)
 
     def closed_by_peer(self):
-        try:
-            return self.sock.recv(1) == b""
-        except ConnectionResetError:
-            return True
+        return _closed_by_peer(self.sock)
 
     def close(self):
         self.sock.close()
@@ -326,3 +336,158 @@ def test_jar_command(jdk, child_env, workdir, tmp_path):
     again = subprocess.run([sys.executable, "-m", "pyfront.jvm", "jar"], cwd=workdir, env=env,
                            capture_output=True, text=True, timeout=60)
     assert again.stdout.strip() == jar and os.path.getmtime(jar) == mtime
+
+
+# ---- absurd shapes, and an answer for every request ----
+
+def _hand_written_infer(dims, nbytes=0, dtype_code=0, rid=5, model="mlp", name="input"):
+    """An INFER frame with one tensor record whose dims and byte count are whatever is given
+    (no data): what a hostile or buggy client can send."""
+    m, n = model.encode(), name.encode()
+    body = struct.pack("<H", len(m)) + m + struct.pack("<H", 1)
+    body += b"\0" * (-len(body) % 8)
+    record = struct.pack("<H", len(n)) + n + struct.pack("<BB", dtype_code, len(dims))
+    record += b"\0" * (-len(record) % 8)
+    body += record + struct.pack("<%dq" % len(dims), *dims) + struct.pack("<Q", nbytes)
+    return P.header(P.INFER, rid, len(body)) + body
+
+
+def test_protocol_rank_limit_is_the_kernels_and_javas():
+    from pyfront.backend.cpu import lib
+
+    assert P.MAX_NDIM == lib.PF_MAX_DIMS == 8
+    tensor_java = (BRIDGE_JAVA / "Tensor.java").read_text()
+    assert "static final int MAX_RANK = %d;" % lib.PF_MAX_DIMS in tensor_java
+
+
+@pytest.mark.parametrize("dims, message", [
+    ((2 ** 62, 0), "too large"),
+    ((0, 2 ** 40, 2 ** 40), "too large"),
+    ((1,) * 9, "9 dimensions (limit 8)"),
+])
+def test_protocol_refuses_absurd_shapes(dims, message):
+    frame = _hand_written_infer(dims)
+    body = bytearray(frame[P.HEADER_SIZE:])
+    with pytest.raises(P.FrameError, match=re.escape(message)) as e:
+        P.parse_infer(body, len(body))
+    assert e.value.code == P.BAD_FRAME
+    # a zero-size tensor of a sane shape, and rank 8, still parse
+    for ok in ((0, 784), (1,) * 7 + (0,)):
+        body = bytearray(_hand_written_infer(ok)[P.HEADER_SIZE:])
+        assert P.parse_infer(body, len(body))[1][0][1].shape == ok
+
+
+def test_absurd_shape_answered_and_connection_kept(worker, models):
+    c = Client(worker.info["data_socket"], worker.token)
+    c.send_raw(_hand_written_infer((2 ** 62, 0), rid=8))
+    kind, rid, length = c.receive()
+    assert (kind, rid) == (P.ERROR, 8)
+    code, etype, message = P.parse_error(c.buf, length)
+    assert code == P.BAD_FRAME and "(4611686018427387904, 0)" in message, message
+    out = c.infer("mlp", [("input", models["x"][:1])])
+    np.testing.assert_array_equal(out[0][1], models["jit_rows"][:1])
+    c.close()
+    assert worker.proc.poll() is None
+
+
+def test_unexpected_failure_answered_with_error_frame(monkeypatch):
+    from pyfront.jvm.worker import Worker
+
+    w = Worker("tok", 1 << 20)
+    try:
+        w.start_data_server()
+
+        def broken(*args):
+            raise ZeroDivisionError("a bug in request handling")
+
+        monkeypatch.setattr(w, "_infer", broken)
+        c = Client(w.data_socket, "tok")
+        code, etype, message = c.infer("m", [("x", np.zeros((1, 2), np.float32))], rid=4)
+        assert (code, etype, message) == (P.WORKER_ERROR, "ZeroDivisionError",
+                                          "a bug in request handling")
+        c.send_raw(P.header(P.PING, 5, 0))  # the connection still works
+        assert c.receive()[:2] == (P.PONG, 5)
+        c.close()
+    finally:
+        w.close()
+
+
+# ---- connections without the token: bounded, and dropped after a deadline ----
+
+def _threads(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int(next(line.split()[1] for line in f if line.startswith("Threads:")))
+
+
+def test_idle_flood_is_bounded_and_real_calls_still_work(start_worker, models):
+    w = start_worker({"mlp": models["mlp"]}, "flood-token", "--auth-timeout", "30")
+    port, path = w.info["control_port"], w.info["data_socket"]
+    assert _control_call(port, w.token, "health")["ok"]
+    before = _threads(w.pid)
+    idle = []
+    try:
+        for _ in range(200):  # loopback only; each holds a socket and sends nothing
+            data = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            data.settimeout(30)
+            data.connect(path)
+            idle.append(data)
+            idle.append(socket.create_connection(("127.0.0.1", port), timeout=30))
+        time.sleep(1.0)
+        # each channel keeps at most 16 unauthenticated connections (newer ones evict older)
+        assert _threads(w.pid) <= before + 2 * 16 + 4, (before, _threads(w.pid))
+        # the oldest idle connections were closed by the worker, not by us
+        assert _closed_by_peer(idle[0]) and _closed_by_peer(idle[1])
+        c = Client(path, w.token)
+        out = c.infer("mlp", [("input", models["x"][:1])])
+        np.testing.assert_array_equal(out[0][1], models["jit_rows"][:1])
+        c.close()
+        assert _control_call(port, w.token, "health")["ok"]
+    finally:
+        for s in idle:
+            s.close()
+
+
+def test_unauthenticated_connection_closed_after_deadline(start_worker, models):
+    w = start_worker({"mlp": models["mlp"]}, "deadline-token", "--auth-timeout", "1")
+    data = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    data.settimeout(20)
+    data.connect(w.info["data_socket"])
+    control = socket.create_connection(("127.0.0.1", w.info["control_port"]), timeout=20)
+    start = time.monotonic()
+    try:
+        for sock in (data, control):
+            sock.sendall(b"P")  # a first byte, then nothing: a slow client is no exception
+            assert sock.recv(64) == b""  # closed by the worker
+            assert 0.8 < time.monotonic() - start < 5
+        # authenticated connections stay past the deadline
+        c = Client(w.info["data_socket"], w.token)
+        time.sleep(1.5)
+        out = c.infer("mlp", [("input", models["x"][:1])])
+        np.testing.assert_array_equal(out[0][1], models["jit_rows"][:1])
+        c.close()
+    finally:
+        data.close()
+        control.close()
+
+
+def test_token_from_stdin_stays_out_of_the_environment(child_env, workdir, models):
+    token = "pipe-token-" + os.urandom(8).hex()
+    proc = subprocess.Popen([sys.executable, "-m", "pyfront.jvm", "serve", "--model",
+                             "mlp=%s" % models["mlp"], "--token-stdin"], cwd=workdir,
+                            env=child_env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        proc.stdin.write(token.encode() + b"\n")
+        proc.stdin.flush()
+        line = proc.stdout.readline().decode()
+        assert line.startswith("PYFRONT_WORKER_READY "), line + proc.stderr.read().decode()
+        info = json.loads(line.split(" ", 1)[1])
+        for name in ("environ", "cmdline"):
+            with open("/proc/%d/%s" % (proc.pid, name), "rb") as f:
+                assert token.encode() not in f.read()
+        c = Client(info["data_socket"], token)  # HELLO_OK asserted inside
+        c.close()
+        assert _control_call(info["control_port"], token, "health")["ok"]
+    finally:
+        proc.stdin.close()  # still watched after the token line: closing it stops the worker
+        assert proc.wait(10) == 0

@@ -15,6 +15,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 import org.pyfront.AuthenticationException;
+import org.pyfront.DType;
 import org.pyfront.InferenceTimeoutException;
 import org.pyfront.Model;
 import org.pyfront.ModelLoadException;
@@ -209,6 +210,18 @@ public final class BridgeCheck {
                     "served " + before + " -> " + requestsServed(m));
             expect("tensor factory checks the element count", IllegalArgumentException.class,
                     () -> Tensor.of(new float[5], 2, 3));
+            // the kernels' rank limit (PF_MAX_DIMS = 8), as the worker enforces it
+            check("tensor factory takes rank 8",
+                    Tensor.zeros(DType.FLOAT32, 1, 1, 1, 1, 1, 1, 1, 2).size() == 2, "");
+            Throwable rank9 = expect("tensor factory refuses rank 9",
+                    IllegalArgumentException.class,
+                    () -> Tensor.zeros(DType.FLOAT32, 1, 1, 1, 1, 1, 1, 1, 1, 1));
+            check("rank error names the limit", rank9 != null
+                    && rank9.getMessage().contains("rank 9") && rank9.getMessage()
+                    .contains("limit of 8"), String.valueOf(rank9));
+            expect("tensor factory refuses a zero-size tensor of absurd shape",
+                    IllegalArgumentException.class,
+                    () -> Tensor.zeros(DType.FLOAT32, 1L << 62, 0));
 
             // a hung worker: the call times out, and the worker is fine once it resumes
             long pid = m.workerPids()[0];

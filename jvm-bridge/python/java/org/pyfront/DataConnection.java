@@ -13,7 +13,8 @@ import java.util.List;
 
 /**
  * One Unix-domain-socket connection to a worker, carrying binary tensor frames (the layout is
- * documented in pyfront/jvm/protocol.py). Not thread-safe: a Lane owns it.
+ * documented in pyfront/jvm/protocol.py, which mirrors the constants here). Not thread-safe:
+ * a Lane owns it.
  */
 final class DataConnection implements AutoCloseable {
     static final int PROTOCOL_VERSION = 1;
@@ -23,7 +24,8 @@ final class DataConnection implements AutoCloseable {
     static final int HELLO_OK = 0x81, RESULT = 0x82, PONG = 0x83, ERROR = 0xFF;
     // error codes
     static final int BAD_FRAME = 1, FRAME_TOO_LARGE = 2, AUTH_FAILED = 3, UNKNOWN_MODEL = 4,
-            BAD_INPUT = 5, MODEL_ERROR = 6, UNSUPPORTED = 7, BAD_MAGIC = 8;
+            BAD_INPUT = 5, MODEL_ERROR = 6, UNSUPPORTED = 7, BAD_MAGIC = 8, WORKER_ERROR = 9,
+            BUSY = 10;
 
     /** An ERROR frame from the worker. */
     static final class RemoteError extends Exception {
@@ -44,7 +46,8 @@ final class DataConnection implements AutoCloseable {
         /** Whether the worker drops the connection after sending this error. */
         boolean closesConnection() {
             return fromWorker
-                    && (code == FRAME_TOO_LARGE || code == AUTH_FAILED || code == BAD_MAGIC);
+                    && (code == FRAME_TOO_LARGE || code == AUTH_FAILED || code == BAD_MAGIC
+                        || code == BUSY);
         }
     }
 
@@ -339,7 +342,7 @@ final class DataConnection implements AutoCloseable {
                 }
                 long bytes = in.getLong(pos);
                 pos += 8;
-                if (bytes != Tensor.elementCount(shape) * dtype.byteSize()
+                if (bytes != Tensor.elementCount(shape, dtype) * dtype.byteSize()
                         || pos + bytes > length) {
                     throw new IOException("malformed RESULT frame from the worker (output '"
                             + name + "')");

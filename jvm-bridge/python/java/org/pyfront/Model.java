@@ -87,9 +87,7 @@ public final class Model implements AutoCloseable {
         }
         if (!errors.isEmpty()) {
             closeAll(workers);
-            RuntimeException first = errors.get(0);
-            throw first instanceof ModelLoadException ? first
-                    : new ModelLoadException(first.getMessage(), null, first);
+            throw onCallerThread(errors.get(0));
         }
         Signature sig;
         try {
@@ -130,6 +128,18 @@ public final class Model implements AutoCloseable {
             throw e;
         }
         return new Model(name, sig, options, List.of(w));
+    }
+
+    /**
+     * A start-up thread's failure as a new exception thrown here, with the original as its
+     * cause: an exception rethrown as is carries the short stack of the thread that made it,
+     * and the JDK's source launcher (java File.java) fails trimming it ("0 > -3"), hiding
+     * the real error.
+     */
+    private static ModelLoadException onCallerThread(RuntimeException e) {
+        String pythonType = e instanceof ModelLoadException
+                ? ((ModelLoadException) e).pythonType() : null;
+        return new ModelLoadException(e.getMessage(), pythonType, e);
     }
 
     private static String nameFromFile(Path path) {

@@ -16,7 +16,8 @@ import java.util.Arrays;
  * Tensor never changes after it is made and can be shared between threads freely.
  */
 public final class Tensor {
-    static final int MAX_RANK = 32;
+    /** PF_MAX_DIMS of native/include/pyfront.h: the kernels' limit, and the protocol's. */
+    static final int MAX_RANK = 8;
 
     private final DType dtype;
     private final long[] shape;
@@ -77,7 +78,7 @@ public final class Tensor {
      * and byte order are left alone).
      */
     public static Tensor fromBytes(DType dtype, ByteBuffer littleEndianData, long... shape) {
-        long count = elementCount(shape);
+        long count = elementCount(shape, dtype);
         long expected = count * dtype.byteSize();
         if (littleEndianData.remaining() != expected) {
             throw new IllegalArgumentException("shape " + Arrays.toString(shape) + " of " + dtype
@@ -91,11 +92,12 @@ public final class Tensor {
 
     /** A tensor of zeros. */
     public static Tensor zeros(DType dtype, long... shape) {
-        return new Tensor(dtype, shape.clone(), allocate(dtype, shape, elementCount(shape)));
+        return new Tensor(dtype, shape.clone(),
+                allocate(dtype, shape, elementCount(shape, dtype)));
     }
 
     private static ByteBuffer allocate(DType dtype, long[] shape, long dataLength) {
-        long count = elementCount(shape);
+        long count = elementCount(shape, dtype);
         if (count != dataLength) {
             throw new IllegalArgumentException("shape " + Arrays.toString(shape) + " holds "
                     + count + " elements but " + dataLength + " values were given");
@@ -108,21 +110,34 @@ public final class Tensor {
         return ByteBuffer.allocate((int) bytes).order(ByteOrder.LITTLE_ENDIAN);
     }
 
-    static long elementCount(long[] shape) {
+    /**
+     * The element count of a shape of dtype, checked as the worker checks it: rank at most
+     * MAX_RANK, no negative dimension, and the bytes the shape spans (zero dimensions counted
+     * as one, so a zero-size tensor cannot name an absurd shape) addressable by a long.
+     */
+    static long elementCount(long[] shape, DType dtype) {
         if (shape == null) {
             throw new IllegalArgumentException("shape must not be null");
         }
         if (shape.length > MAX_RANK) {
-            throw new IllegalArgumentException("rank " + shape.length + " is over the limit of "
-                    + MAX_RANK);
+            throw new IllegalArgumentException("rank " + shape.length + " of shape "
+                    + Arrays.toString(shape) + " is over the limit of " + MAX_RANK);
         }
         long n = 1;
+        long extent = dtype.byteSize();
         for (long d : shape) {
             if (d < 0) {
                 throw new IllegalArgumentException("negative dimension in shape "
                         + Arrays.toString(shape));
             }
-            n = Math.multiplyExact(n, d);
+            n *= d; // cannot overflow while extent does not
+            try {
+                extent = Math.multiplyExact(extent, Math.max(d, 1));
+            } catch (ArithmeticException e) {
+                throw new IllegalArgumentException("shape " + Arrays.toString(shape) + " of "
+                        + dtype + " is too large: its bytes, zero dimensions counted as one, "
+                        + "exceed " + Long.MAX_VALUE);
+            }
         }
         return n;
     }
@@ -149,7 +164,7 @@ public final class Tensor {
 
     /** Number of elements. */
     public long size() {
-        return elementCount(shape);
+        return elementCount(shape, dtype);
     }
 
     /** Size of the data in bytes. */
@@ -220,7 +235,7 @@ public final class Tensor {
 
     /** The same data with another shape of the same element count (no copy). */
     public Tensor reshape(long... newShape) {
-        long count = elementCount(newShape);
+        long count = elementCount(newShape, dtype);
         if (count != size()) {
             throw new IllegalArgumentException("cannot reshape " + Arrays.toString(shape)
                     + " (" + size() + " elements) to " + Arrays.toString(newShape));

@@ -103,10 +103,13 @@ final class Worker implements AutoCloseable {
                 : Math.max(1, (Runtime.getRuntime().availableProcessors() - 1) / options.workers);
         cmd.add("--threads");
         cmd.add(Integer.toString(threads));
+        // the token goes through the stdin pipe: the command line (ps) and the environment
+        // (/proc/PID/environ) are readable by other processes of the same user
+        cmd.add("--token-stdin");
         cmd.addAll(options.workerArguments);
         ProcessBuilder pb = new ProcessBuilder(cmd);
         pb.environment().putAll(options.environment);
-        pb.environment().put(TOKEN_ENV, token); // never on the command line, where ps shows it
+        pb.environment().remove(TOKEN_ENV);
         pb.redirectInput(ProcessBuilder.Redirect.PIPE); // its end closing tells the worker to exit
         Process process;
         try {
@@ -117,21 +120,28 @@ final class Worker implements AutoCloseable {
                     + "$PYFRONT_PYTHON): " + e.getMessage(), null, e);
         }
         Reaper.register(process);
+        try {
+            process.getOutputStream().write((token + "\n").getBytes(StandardCharsets.UTF_8));
+            process.getOutputStream().flush();
+        } catch (IOException ignored) {
+            // it exited already: the wait below reports how, with its output
+        }
         LogTail tail = new LogTail(LOG_TAIL_LINES);
         CompletableFuture<String> announced = new CompletableFuture<>();
+        // the worker's own log lines carry this prefix already (pyfront.jvm.worker.LOG_PREFIX)
         String prefix = "[pyfront worker " + process.pid() + "] ";
+        java.util.function.Consumer<String> relay = line -> {
+            tail.add(line);
+            options.workerLog.accept(line.startsWith(prefix) ? line : prefix + line);
+        };
         pump(process.getInputStream(), line -> {
             if (line.startsWith(READY_MARK) || line.startsWith(FAILED_MARK)) {
                 announced.complete(line);
             } else {
-                tail.add(line);
-                options.workerLog.accept(prefix + line);
+                relay.accept(line);
             }
         }, "pyfront-worker-stdout-" + process.pid());
-        pump(process.getErrorStream(), line -> {
-            tail.add(line);
-            options.workerLog.accept(prefix + line);
-        }, "pyfront-worker-stderr-" + process.pid());
+        pump(process.getErrorStream(), relay, "pyfront-worker-stderr-" + process.pid());
         process.onExit().thenRun(() -> announced.complete(null));
 
         String line;
