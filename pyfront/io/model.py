@@ -219,8 +219,10 @@ _MALFORMED = (errors.PyfrontError, ValueError, TypeError, KeyError, IndexError, 
 def _restore_model(tensors, meta, source):
     try:
         return _rebuild(tensors, meta, source)
-    except errors.ModelFormatError:
-        raise
+    except errors.ModelFormatError as e:
+        if source in str(e):
+            raise
+        raise errors.ModelFormatError("%s: %s" % (source, e)) from None
     except _MALFORMED as e:
         raise errors.ModelFormatError("%s: cannot rebuild the model it holds: %s: %s"
                                       % (source, type(e).__name__, e)) from e
@@ -281,6 +283,10 @@ class GraphModule(Module):
                 self._params[key.replace(".", "/")] = p
         self._desc = desc
         self.graph, self._inputs, self._outputs = graph_from_json(desc, self._values)
+        for s in self._inputs:
+            if s.node.kind != "placeholder":
+                raise errors.ModelFormatError("the graph's input %r is a %s, not a placeholder"
+                                              % (s.node.name, s.node.kind))
         self.signature = sig
         self.built = True
 
