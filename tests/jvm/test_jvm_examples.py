@@ -133,24 +133,34 @@ def _scala_jars():
     return found
 
 
-def test_scala_example_classifies_like_python(jdk, bridge_jar, child_env, workdir, digits,
-                                              tmp_path):
-    scala = _scala_jars()
-    if scala is None:
+def _readme_scala_commands():
+    """The Scala lines of jvm-bridge/README.md's example block, verbatim."""
+    readme = open(os.path.join(ROOT, "jvm-bridge", "README.md")).read()
+    blocks = re.findall(r"```bash\n(.*?)```", readme, re.S)
+    block = next(b for b in blocks if "scala.tools.nsc.Main" in b)
+    return block[block.index("# Scala"):]
+
+
+def test_scala_readme_commands_classify_like_python(jdk, bridge_jar, child_env, digits,
+                                                    tmp_path):
+    """The README's Scala commands, run verbatim in a fresh folder (no out/ made beforehand)
+    with the pyspark wheel's Scala 2.13 compiler."""
+    if _scala_jars() is None:
         pytest.skip("no Scala 2.13 compiler: the pyspark wheel's scala-compiler, scala-library "
                     "and scala-reflect jars were not found")
-    cp = os.pathsep.join([bridge_jar, pf.jvm.py4j_jar()])
-    compiler = os.pathsep.join(scala.values())
-    out = tmp_path / "classes"
-    out.mkdir()
-    done = subprocess.run([jdk["java"], "-cp", compiler, "scala.tools.nsc.Main", "-classpath",
-                           os.pathsep.join([cp, scala["scala-library"]]), "-d", str(out),
-                           os.path.join(EXAMPLES, "scala", "DigitsService.scala")],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    done = subprocess.run([jdk["java"], "-cp", os.pathsep.join([scala["scala-library"], cp,
-                                                                str(out)]),
-                           "DigitsService", str(digits["model"]), str(digits["csv"])],
-                          cwd=workdir, env=child_env, capture_output=True, text=True,
-                          timeout=300)
+    commands = _readme_scala_commands()
+    assert "scala.tools.nsc.Main" in commands and "DigitsService digits.pf" in commands
+    work, bin_dir = tmp_path / "work", tmp_path / "bin"
+    work.mkdir()
+    bin_dir.mkdir()
+    (work / "examples").symlink_to(EXAMPLES, target_is_directory=True)
+    for name in ("model", "csv"):
+        os.symlink(digits[name], work / digits[name].name)
+    os.symlink(sys.executable, bin_dir / "python")  # the README says `python`
+    env = dict(child_env, CP=os.pathsep.join([bridge_jar, pf.jvm.py4j_jar()]),
+               PATH=os.pathsep.join([str(bin_dir), os.path.dirname(jdk["java"]),
+                                     child_env.get("PATH", "")]))
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", commands], cwd=work, env=env,
+                          capture_output=True, text=True, timeout=600)
     _check_run(done, digits)
+    assert (work / "out" / "DigitsService.class").is_file()
