@@ -1,0 +1,1069 @@
+"""ONNX -> pyfront: each ONNX node is applied with pyfront's ops (one table: ONNX op type ->
+builder) on symbols, building a pyfront graph with an unknown batch dimension. The model is a
+GraphModule over that graph (what pf.load gives for a traced model): it runs eagerly,
+hybridizes, trains (float initializers are Parameters) and saves as .pf.
+
+Shape arithmetic (Shape -> Gather -> Concat -> Reshape) is folded while importing; the batch
+size is carried through it as a symbol (BatchDim), so reshapes keep the batch dynamic.
+"""
+import math
+import os
+
+import numpy as np
+
+from .. import errors, ops
+from ..dtypes import as_dtype
+from .common import OnnxError, UnsupportedOnnxError, require_onnx
+
+__all__ = ["load_model", "BUILDERS", "MIN_OPSET"]
+
+MIN_OPSET = 13          # Squeeze/Unsqueeze/Split/ReduceSum take axes as inputs from here on
+_BIG = 1 << 62          # Slice bounds past this mean "to the end"
+
+
+class BatchDim:
+    """k times the batch size, in a shape computed while importing."""
+
+    __slots__ = ("k",)
+
+    def __init__(self, k=1):
+        self.k = k
+
+    def __mul__(self, other):
+        if isinstance(other, BatchDim):
+            raise UnsupportedOnnxError("a shape uses the batch size squared")
+        return BatchDim(self.k * int(other))
+
+    __rmul__ = __mul__
+
+    def __floordiv__(self, other):
+        if isinstance(other, BatchDim) and other.k and self.k % other.k == 0:
+            return self.k // other.k
+        if not isinstance(other, BatchDim) and int(other) and self.k % int(other) == 0:
+            return BatchDim(self.k // int(other))
+        raise UnsupportedOnnxError("a shape divides the batch size by %r" % (other,))
+
+    __truediv__ = __floordiv__
+
+    def __add__(self, other):
+        if not isinstance(other, BatchDim) and int(other) == 0:
+            return self
+        raise UnsupportedOnnxError("a shape adds %r to the batch size" % (other,))
+
+    __radd__ = __add__
+    __sub__ = __add__
+
+    def __eq__(self, other):
+        return isinstance(other, BatchDim) and other.k == self.k
+
+    def __ne__(self, other):
+        return not self == other
+
+    def __hash__(self):
+        return hash(("batch", self.k))
+
+    def __int__(self):
+        raise UnsupportedOnnxError("a value depends on the batch size")
+
+    __index__ = __int__
+
+    def __repr__(self):
+        return "batch" if self.k == 1 else "%d*batch" % self.k
+
+
+class Initializer:
+    """An ONNX initializer: a trainable Parameter where it is used as data (float, more than
+    one value), a constant otherwise; its values are always known while importing."""
+
+    __slots__ = ("name", "array")
+
+    def __init__(self, name, array):
+        self.name = name
+        self.array = array
+
+
+def _is_static(v):
+    return isinstance(v, (np.ndarray, Initializer))
+
+
+def _array(v):
+    return v.array if isinstance(v, Initializer) else v
+
+
+# ---------------------------------------------------------------------------------------------
+
+class Importer:
+    """Walks the ONNX graph once, binding every value name to a pyfront symbol or, for values
+    known while importing, to a numpy array."""
+
+    def __init__(self, proto, input_shapes):
+        from ..graph.symbol import Graph
+
+        self.proto = proto
+        self.opset = _default_opset(proto)
+        self.graph = Graph(proto.graph.name or "onnx")
+        self.env = {}
+        self.params = {}           # parameter name -> Parameter
+        self._param_cache = {}     # (initializer name, transform key) -> Parameter
+        self.frozen = set()        # parameters that are statistics, not weights
+        self.skip = set()          # nodes folded into an earlier node's builder
+        self.consumers = {}
+        for node in proto.graph.node:
+            for name in node.input:
+                if name:
+                    self.consumers.setdefault(name, []).append(node)
+        self.output_names = {o.name for o in proto.graph.output}
+        self.input_shapes = input_shapes or {}
+
+    # ---- values ----
+    def tensor(self, name, dtype=None):
+        """A value as something pyfront's ops take (a Symbol, a Parameter or a constant)."""
+        v = self.env[name]
+        if isinstance(v, Initializer):
+            if v.array.dtype.kind == "f" and v.array.size > 1:
+                return self.param(name)
+            v = v.array
+        if isinstance(v, np.ndarray):
+            if v.dtype == object:
+                raise UnsupportedOnnxError("value %r depends on the batch size and is used as "
+                                           "data" % name)
+            if v.dtype == np.bool_:
+                v = v.astype(np.float32 if dtype is None else as_dtype(dtype).np)
+            from ..tensor import Tensor
+
+            return Tensor(np.ascontiguousarray(v))
+        return v
+
+    def static(self, name, what):
+        v = self.env.get(name) if name else None
+        if not _is_static(v):
+            raise UnsupportedOnnxError("%s must be known when the model is imported (a "
+                                       "constant or initializer), but %r is computed" % (what,
+                                                                                         name))
+        return _array(v)
+
+    def param(self, name, transform=None, key=None, suffix="", trainable=True):
+        """The initializer `name` as a Parameter, optionally transformed into pyfront's
+        layout once, here, rather than on every call."""
+        v = self.env[name]
+        if not isinstance(v, Initializer):
+            raise UnsupportedOnnxError("%r must be an initializer (weights)" % name)
+        cache_key = (name, key)
+        p = self._param_cache.get(cache_key)
+        if p is None:
+            from ..nn.module import Parameter
+
+            array = np.ascontiguousarray(transform(v.array) if transform else v.array)
+            pname = name + suffix
+            while pname in self.params:
+                pname += "_"
+            p = Parameter(array, name=pname, dtype=as_dtype(array.dtype))
+            self.params[pname] = p
+            self._param_cache[cache_key] = p
+            if not trainable:
+                self.frozen.add(pname)
+        return p
+
+    def is_initializer(self, name):
+        return isinstance(self.env.get(name), Initializer)
+
+    def only_consumer(self, node, op_types):
+        """The one node reading this node's single output, when it is one of op_types and the
+        output is not a graph output (so it can be folded in)."""
+        out = node.output[0]
+        users = self.consumers.get(out, [])
+        if len(users) == 1 and out not in self.output_names and users[0].op_type in op_types:
+            return users[0]
+        return None
+
+    # ---- running ----
+    def run(self):
+        onnx = require_onnx()
+        from onnx import numpy_helper
+
+        g = self.proto.graph
+        for init in g.initializer:
+            self.env[init.name] = Initializer(init.name, _initializer_array(init, numpy_helper))
+        inputs = []
+        for vi in g.input:
+            if vi.name in self.env:
+                continue                    # an initializer listed as an input (IR < 4)
+            shape, dtype = self._input_spec(vi, onnx)
+            sym = self.graph.placeholder(vi.name, shape, dtype)
+            self.env[vi.name] = sym
+            inputs.append(sym)
+        for node in g.node:
+            if id(node) in self.skip:
+                continue
+            builder = BUILDERS[node.op_type]
+            try:
+                outs = builder(self, node)
+            except (UnsupportedOnnxError, errors.ShapeError, errors.DTypeError, ValueError,
+                    TypeError) as e:
+                raise UnsupportedOnnxError("ONNX node %r (%s): %s"
+                                           % (node.name, node.op_type, e)) from None
+            outs = outs if isinstance(outs, (list, tuple)) else [outs]
+            for name, v in zip(node.output, outs):
+                if name:
+                    self.env[name] = v
+        outputs = []
+        for vi in g.output:
+            v = self.env[vi.name]
+            if not hasattr(v, "symbolic") or not v.symbolic:
+                v = self.graph.constant(self.tensor(vi.name))
+            outputs.append(v)
+        return inputs, outputs
+
+    def _input_spec(self, vi, onnx):
+        t = vi.type.tensor_type
+        dtype = as_dtype(np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t.elem_type)))
+        given = self.input_shapes.get(vi.name)
+        dims = []
+        for i, d in enumerate(t.shape.dim):
+            if d.HasField("dim_value"):
+                dims.append(int(d.dim_value))
+            elif i == 0:
+                dims.append(None)           # the batch
+            elif given is not None:
+                dims.append(int(given[i]))
+            else:
+                raise OnnxError(
+                    "input %r has a symbolic dimension %d (%r) besides the batch: pass "
+                    "input_shapes={%r: (...)} to fix it" % (vi.name, i, d.dim_param or "?",
+                                                            vi.name))
+        if given is not None and len(given) != len(dims):
+            raise OnnxError("input_shapes[%r] has %d dims but the input has %d"
+                            % (vi.name, len(given), len(dims)))
+        return dims, dtype
+
+
+def _default_opset(proto):
+    for imp in proto.opset_import:
+        if imp.domain in ("", "ai.onnx"):
+            return imp.version
+    raise OnnxError("the model imports no version of the default ONNX operator set")
+
+
+def _initializer_array(init, numpy_helper):
+    dims = tuple(init.dims)
+    try:
+        arr = numpy_helper.to_array(init)
+    except Exception as e:  # noqa: BLE001 (onnx raises ValueError, TypeError, ... for bad data)
+        raise OnnxError("initializer %r (shape %s): its data does not match its shape and "
+                        "type: %s" % (init.name, dims, e)) from None
+    if arr.shape != dims:
+        raise OnnxError("initializer %r: %d values for shape %s" % (init.name, arr.size, dims))
+    return arr
+
+
+# ---------------------------------------------------------------------------------------------
+# attributes
+
+def _attrs(node):
+    from onnx import helper
+
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _attr(node, name, default=None):
+    for a in node.attribute:
+        if a.name == name:
+            from onnx import helper
+
+            v = helper.get_attribute_value(a)
+            return v.decode() if isinstance(v, bytes) else v
+    return default
+
+
+def _input(node, i):
+    return node.input[i] if len(node.input) > i and node.input[i] else None
+
+
+def _ints(imp, node, i, attr_name, what):
+    """Ints given as input i (newer opsets) or as an attribute (older ones)."""
+    name = _input(node, i)
+    if name is not None:
+        return [int(v) for v in np.asarray(imp.static(name, what)).reshape(-1)]
+    v = _attr(node, attr_name)
+    return None if v is None else [int(a) for a in v]
+
+
+def _rank(x):
+    return len(x.shape)
+
+
+def _norm_axis(axis, rank):
+    return axis + rank if axis < 0 else axis
+
+
+# ---------------------------------------------------------------------------------------------
+# builders: fn(importer, node) -> value(s) for node.output
+
+def _elementwise(pf_fn, np_fn):
+    """A map over its inputs: folded with numpy when every input is known."""
+    def build(imp, node):
+        names = [n for n in node.input if n]
+        if np_fn is not None and all(_is_static(imp.env[n]) for n in names):
+            return np.asarray(np_fn(*[_array(imp.env[n]) for n in names]))
+        return pf_fn(*[imp.tensor(n) for n in names])
+    return build
+
+
+def _variadic(pf_fn, np_fn):
+    def build(imp, node):
+        names = [n for n in node.input if n]
+        if all(_is_static(imp.env[n]) for n in names):
+            out = _array(imp.env[names[0]])
+            for n in names[1:]:
+                out = np_fn(out, _array(imp.env[n]))
+            return np.asarray(out)
+        out = imp.tensor(names[0])
+        for n in names[1:]:
+            out = pf_fn(out, imp.tensor(n))
+        return out
+    return build
+
+
+def _int_div(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype.kind in "iuO" and b.dtype.kind in "iuO":
+        return a // b
+    return a / b
+
+
+def _compare(pf_fn, np_fn):
+    return _elementwise(pf_fn, np_fn)
+
+
+def _not(x):
+    return 1 - x
+
+
+def _identity(imp, node):
+    return imp.env[node.input[0]]
+
+
+def _build_dropout(imp, node):
+    if len(node.output) > 1 and node.output[1]:
+        if imp.consumers.get(node.output[1]) or node.output[1] in imp.output_names:
+            raise UnsupportedOnnxError("the mask output of Dropout is used")
+    return imp.env[node.input[0]]
+
+
+_FUSED = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh"}
+
+
+def _fuse_activation(imp, node, allowed):
+    """The activation that follows node (fused into its kernel), marking it as done."""
+    nxt = imp.only_consumer(node, [t for t, a in _FUSED.items() if a in allowed])
+    if nxt is None:
+        return None, node
+    imp.skip.add(id(nxt))
+    return _FUSED[nxt.op_type], nxt
+
+
+def _bind_fused(imp, first, last, value):
+    """Outputs of a fused chain: the last node's output carries the value."""
+    if last is not first:
+        imp.env[last.output[0]] = value
+        return value
+    return value
+
+
+_LINEAR_ACTS = ("relu", "sigmoid", "tanh")
+
+
+def _build_gemm(imp, node):
+    a = _attrs(node)
+    alpha, beta = a.get("alpha", 1.0), a.get("beta", 1.0)
+    x = imp.tensor(node.input[0])
+    if a.get("transA", 0):
+        x = ops.transpose(x)
+    b_name, trans_b = node.input[1], bool(a.get("transB", 0))
+    c_name = _input(node, 2)
+    if imp.is_initializer(b_name) and alpha == 1.0:
+        kernel = imp.param(b_name, np.transpose if trans_b else None, key="T" if trans_b else None)
+        bias = None
+        if c_name is not None and beta == 1.0 and imp.is_initializer(c_name) and \
+                tuple(imp.env[c_name].array.shape) == (kernel.shape[1],):
+            bias, c_name = imp.param(c_name), None
+        act, last = _fuse_activation(imp, node, _LINEAR_ACTS) if c_name is None else (None, node)
+        y = ops.linear(x, kernel, bias, activation=act)
+    else:
+        y = ops.matmul(x, imp.tensor(b_name), transpose_b=trans_b)
+        if alpha != 1.0:
+            y = y * alpha
+        last = node
+    if c_name is not None:
+        c = imp.tensor(c_name)
+        y = y + (c * beta if beta != 1.0 else c)
+    return _bind_fused(imp, node, last, y)
+
+
+def _build_matmul(imp, node):
+    a_name, b_name = node.input[0], node.input[1]
+    if not imp.is_initializer(b_name) or imp.env[b_name].array.ndim != 2 or \
+            _is_static(imp.env[a_name]):
+        return ops.matmul(imp.tensor(a_name), imp.tensor(b_name))
+    kernel = imp.param(b_name)
+    bias, last = None, node
+    add = imp.only_consumer(node, ["Add"])
+    if add is not None:
+        other = add.input[1] if add.input[0] == node.output[0] else add.input[0]
+        if imp.is_initializer(other) and \
+                tuple(imp.env[other].array.shape) == (kernel.shape[1],):
+            bias, last = imp.param(other), add
+            imp.skip.add(id(add))
+    act = None
+    if bias is not None:
+        act, after = _fuse_activation(imp, last, _LINEAR_ACTS)
+        last = after
+    y = ops.linear(imp.tensor(a_name), kernel, bias, activation=act)
+    return _bind_fused(imp, node, last, y)
+
+
+def _conv_padding(node, x_shape, kernel, strides, dilations):
+    auto = _attr(node, "auto_pad", "NOTSET")
+    nd = len(kernel)
+    if auto == "VALID":
+        return "valid"
+    if auto == "SAME_UPPER":
+        return "same"
+    if auto == "SAME_LOWER":
+        pads = []
+        for n, k, s, d in zip(x_shape[2:], kernel, strides, dilations):
+            total = max((-(-n // s) - 1) * s + d * (k - 1) + 1 - n, 0)
+            pads.append((total - total // 2, total // 2))
+        return tuple(pads)
+    p = list(_attr(node, "pads", [0] * (2 * nd)))
+    return tuple((int(p[i]), int(p[i + nd])) for i in range(nd))
+
+
+def _build_conv(imp, node):
+    x = imp.tensor(node.input[0])
+    w_name = node.input[1]
+    w = imp.param(w_name) if imp.is_initializer(w_name) else imp.tensor(w_name)
+    nd = len(w.shape) - 2
+    if nd not in (1, 2, 3):
+        raise UnsupportedOnnxError("%d-D convolution" % nd)
+    kernel = list(w.shape[2:])
+    strides = list(_attr(node, "strides", [1] * nd))
+    dil = list(_attr(node, "dilations", [1] * nd))
+    b_name = _input(node, 2)
+    bias = None if b_name is None else (imp.param(b_name) if imp.is_initializer(b_name)
+                                        else imp.tensor(b_name))
+    act, last = _fuse_activation(imp, node, _LINEAR_ACTS)
+    fn = {1: ops.conv1d, 2: ops.conv2d, 3: ops.conv3d}[nd]
+    y = fn(x, w, bias, strides=strides, padding=_conv_padding(node, x.shape, kernel, strides, dil),
+           dilation=dil, groups=int(_attr(node, "group", 1)), activation=act)
+    return _bind_fused(imp, node, last, y)
+
+
+def _build_pool(kind):
+    def build(imp, node):
+        x = imp.tensor(node.input[0])
+        nd = _rank(x) - 2
+        if _attr(node, "ceil_mode", 0):
+            raise UnsupportedOnnxError("ceil_mode=1")
+        if any(d != 1 for d in _attr(node, "dilations", [1] * nd)):
+            raise UnsupportedOnnxError("dilated pooling")
+        if len(node.output) > 1 and node.output[1]:
+            raise UnsupportedOnnxError("the Indices output of MaxPool")
+        k = list(_attr(node, "kernel_shape"))
+        strides = list(_attr(node, "strides", [1] * nd))
+        padding = _conv_padding(node, x.shape, k, strides, [1] * nd)
+        if kind == "max":
+            fn = {1: ops.max_pool1d, 2: ops.max_pool2d, 3: ops.max_pool3d}[nd]
+            return fn(x, k, strides, padding)
+        fn = {1: ops.avg_pool1d, 2: ops.avg_pool2d, 3: ops.avg_pool3d}[nd]
+        return fn(x, k, strides, padding,
+                  count_include_pad=bool(_attr(node, "count_include_pad", 0)))
+    return build
+
+
+def _build_global_pool(fn):
+    return lambda imp, node: fn(imp.tensor(node.input[0]), keepdims=True)
+
+
+def _build_batch_norm(imp, node):
+    if _attr(node, "training_mode", 0) or any(o for o in node.output[1:]):
+        raise UnsupportedOnnxError("the training form of BatchNormalization")
+    x = imp.tensor(node.input[0])
+    names = node.input[1:5]
+
+    def vec(name, trainable):
+        return imp.param(name, trainable=trainable) if imp.is_initializer(name) \
+            else imp.tensor(name)
+    gamma, beta = vec(names[0], True), vec(names[1], True)
+    mean, var = vec(names[2], False), vec(names[3], False)
+    return ops.batch_norm(x, mean, var, gamma, beta, training=False,
+                          eps=float(_attr(node, "epsilon", 1e-5)))
+
+
+def _build_layer_norm(imp, node):
+    if any(o for o in node.output[1:]):
+        raise UnsupportedOnnxError("the Mean/InvStdDev outputs of LayerNormalization")
+    x = imp.tensor(node.input[0])
+    axis = _norm_axis(int(_attr(node, "axis", -1)), _rank(x))
+    shape = tuple(x.shape[axis:])
+    scale = imp.param(node.input[1]) if imp.is_initializer(node.input[1]) \
+        else imp.tensor(node.input[1])
+    b_name = _input(node, 2)
+    bias = None if b_name is None else (imp.param(b_name) if imp.is_initializer(b_name)
+                                        else imp.tensor(b_name))
+    return ops.layer_norm(x, shape, scale, bias, eps=float(_attr(node, "epsilon", 1e-5)))
+
+
+def _build_softmax(fn):
+    def build(imp, node):
+        x = imp.tensor(node.input[0])
+        axis = int(_attr(node, "axis", -1 if imp.opset >= 13 else 1))
+        return fn(x, axis)
+    return build
+
+
+def _build_flatten(imp, node):
+    x = imp.env[node.input[0]]
+    axis = int(_attr(node, "axis", 1))
+    if _is_static(x):
+        a = _array(x)
+        axis = _norm_axis(axis, a.ndim)
+        return a.reshape(int(np.prod(a.shape[:axis])), -1)
+    axis = _norm_axis(axis, _rank(x))
+    rest = x.shape[axis:]
+    if None in rest:
+        raise UnsupportedOnnxError("Flatten of the batch dimension into the features")
+    return ops.reshape(x, (-1 if None in x.shape[:axis] else math.prod(x.shape[:axis]),
+                           math.prod(rest)))
+
+
+def _reshape_target(in_shape, target, allowzero):
+    """ONNX's reshape target (0 copies a dim, -1 infers one, BatchDim is the batch) as a
+    pyfront one (at most one -1; the batch dimension becomes the -1)."""
+    out = []
+    for i, d in enumerate(target):
+        if isinstance(d, BatchDim):
+            out.append(d)
+        elif int(d) == 0 and not allowzero:
+            src = in_shape[i]
+            out.append(BatchDim(1) if src is None else src)
+        else:
+            out.append(int(d))
+    batch = [i for i, d in enumerate(out) if isinstance(d, BatchDim)]
+    if not batch:
+        return tuple(out)
+    if len(batch) > 1:
+        raise UnsupportedOnnxError("a reshape to %s puts the batch size in two places" % (out,))
+    if -1 in out:
+        # the inferred dim is fixed once the batch dim's multiple is known
+        known_in = math.prod(d for d in in_shape if d is not None)
+        in_batch = sum(1 for d in in_shape if d is None)
+        rest = math.prod(d for d in out if not isinstance(d, BatchDim) and d != -1)
+        k = out[batch[0]].k
+        if in_batch != 1 or known_in % (k * rest):
+            raise UnsupportedOnnxError("cannot resolve the reshape of %s to %s"
+                                       % (in_shape, out))
+        out[out.index(-1)] = known_in // (k * rest)
+    out[batch[0]] = -1
+    return tuple(out)
+
+
+def _build_reshape(imp, node):
+    x = imp.env[node.input[0]]
+    target = list(np.asarray(imp.static(node.input[1], "the target shape of Reshape")))
+    allowzero = int(_attr(node, "allowzero", 0))
+    if _is_static(x):
+        a = _array(x)
+        shape = [a.shape[i] if (int(d) == 0 and not allowzero) else int(d)
+                 for i, d in enumerate(target)]
+        return a.reshape(shape)
+    return ops.reshape(x, _reshape_target(list(x.shape), target, allowzero))
+
+
+def _build_shape(imp, node):
+    x = imp.env[node.input[0]]
+    dims = list(_array(x).shape) if _is_static(x) else \
+        [BatchDim(1) if d is None else int(d) for d in x.shape]
+    start = int(_attr(node, "start", 0))
+    end = _attr(node, "end")
+    dims = dims[start:] if end is None else dims[start:int(end)]
+    if any(isinstance(d, BatchDim) for d in dims):
+        return np.array(dims, dtype=object)
+    return np.array(dims, dtype=np.int64)
+
+
+def _build_transpose(imp, node):
+    x = imp.env[node.input[0]]
+    rank = _array(x).ndim if _is_static(x) else _rank(x)
+    perm = list(_attr(node, "perm", list(range(rank))[::-1]))
+    if _is_static(x):
+        return np.transpose(_array(x), perm)
+    return ops.permute(x, *perm)
+
+
+def _build_unsqueeze(imp, node):
+    x = imp.env[node.input[0]]
+    axes = _ints(imp, node, 1, "axes", "the axes of Unsqueeze")
+    rank = (_array(x).ndim if _is_static(x) else _rank(x)) + len(axes)
+    axes = sorted(_norm_axis(a, rank) for a in axes)
+    if _is_static(x):
+        a = _array(x)
+        for ax in axes:
+            a = np.expand_dims(a, ax)
+        return a
+    for ax in axes:
+        x = ops.expand_dims(x, ax)
+    return x
+
+
+def _build_squeeze(imp, node):
+    x = imp.env[node.input[0]]
+    axes = _ints(imp, node, 1, "axes", "the axes of Squeeze")
+    if _is_static(x):
+        return np.squeeze(_array(x), axis=None if axes is None else tuple(axes))
+    return ops.squeeze(x, None if axes is None else tuple(axes))
+
+
+def _build_concat(imp, node):
+    axis = int(_attr(node, "axis"))
+    names = [n for n in node.input if n]
+    if all(_is_static(imp.env[n]) for n in names):
+        arrays = [np.asarray(_array(imp.env[n])) for n in names]
+        kind = object if any(a.dtype == object for a in arrays) else None
+        return np.concatenate([a.astype(kind) if kind else a for a in arrays], axis=axis)
+    return ops.concat([imp.tensor(n) for n in names], axis=axis)
+
+
+def _build_gather(imp, node):
+    axis = int(_attr(node, "axis", 0))
+    data, idx = imp.env[node.input[0]], imp.env[node.input[1]]
+    if _is_static(data) and _is_static(idx) and not (
+            isinstance(data, Initializer) and data.array.dtype.kind == "f"
+            and data.array.size > 1):
+        return np.take(_array(data), _array(idx), axis=axis)
+    if _is_static(idx):
+        idx = np.asarray(_array(idx)).astype(np.int64)
+    else:
+        idx = imp.tensor(node.input[1])
+    return ops.take(imp.tensor(node.input[0]), idx, axis=axis)
+
+
+def _slice_bound(v):
+    v = int(v)
+    return None if abs(v) >= _BIG else v
+
+
+def _build_slice(imp, node):
+    x = imp.env[node.input[0]]
+    starts = list(np.asarray(imp.static(node.input[1], "Slice starts")).reshape(-1))
+    ends = list(np.asarray(imp.static(node.input[2], "Slice ends")).reshape(-1))
+    rank = _array(x).ndim if _is_static(x) else _rank(x)
+    axes = _ints(imp, node, 3, "axes", "Slice axes") or list(range(len(starts)))
+    steps = _ints(imp, node, 4, "steps", "Slice steps") or [1] * len(starts)
+    key = [slice(None)] * rank
+    for s, e, a, st in zip(starts, ends, axes, steps):
+        if isinstance(s, BatchDim) or isinstance(e, BatchDim):
+            raise UnsupportedOnnxError("a slice bounded by the batch size")
+        key[_norm_axis(int(a), rank)] = slice(_slice_bound(s), _slice_bound(e), int(st))
+    if _is_static(x):
+        return _array(x)[tuple(key)]
+    return ops.getitem(x, tuple(key))
+
+
+def _build_split(imp, node):
+    x = imp.env[node.input[0]]
+    axis = int(_attr(node, "axis", 0))
+    sizes = _ints(imp, node, 1, "split", "the sizes of Split")
+    rank = _array(x).ndim if _is_static(x) else _rank(x)
+    axis = _norm_axis(axis, rank)
+    n_out = len(node.output)
+    if sizes is None:
+        dim = (_array(x).shape if _is_static(x) else x.shape)[axis]
+        parts = int(_attr(node, "num_outputs", n_out))
+        each = -(-dim // parts)
+        sizes = [min(each, dim - i * each) for i in range(parts)]
+    if _is_static(x):
+        return np.split(_array(x), np.cumsum(sizes)[:-1], axis=axis)
+    return list(ops.split(x, sizes, axis))
+
+
+def _build_cast(imp, node):
+    from onnx import helper
+
+    to = np.dtype(helper.tensor_dtype_to_np_dtype(int(_attr(node, "to"))))
+    x = imp.env[node.input[0]]
+    if _is_static(x):
+        a = np.asarray(_array(x))
+        return a if (a.dtype == object and to.kind in "iu") else a.astype(to)
+    if to == np.bool_:
+        return ops.not_equal(x, 0)      # pyfront's truth values are 0/1 in a numeric dtype
+    return ops.cast(x, as_dtype(to))
+
+
+def _build_constant(imp, node):
+    from onnx import numpy_helper
+
+    a = node.attribute[0]
+    if a.name == "value":
+        return numpy_helper.to_array(a.t)
+    v = _attr(node, a.name)
+    if a.name in ("value_float", "value_floats"):
+        return np.asarray(v, dtype=np.float32)
+    if a.name in ("value_int", "value_ints"):
+        return np.asarray(v, dtype=np.int64)
+    raise UnsupportedOnnxError("Constant with a %s attribute" % a.name)
+
+
+def _build_constant_of_shape(imp, node):
+    from onnx import numpy_helper
+
+    shape = np.asarray(imp.static(node.input[0], "the shape of ConstantOfShape"))
+    if shape.dtype == object:
+        raise UnsupportedOnnxError("a ConstantOfShape whose shape depends on the batch size")
+    value = _attr(node, "value")
+    fill = numpy_helper.to_array(value).reshape(-1)[0] if value is not None \
+        else np.float32(0)
+    return np.full([int(d) for d in shape], fill, dtype=np.asarray(fill).dtype)
+
+
+def _build_range(imp, node):
+    start, limit, delta = (np.asarray(imp.static(n, "the bounds of Range"))
+                           for n in node.input[:3])
+    return np.arange(start, limit, delta).astype(start.dtype)
+
+
+def _build_expand(imp, node):
+    x = imp.env[node.input[0]]
+    shape = np.asarray(imp.static(node.input[1], "the shape of Expand"))
+    if shape.dtype == object:
+        raise UnsupportedOnnxError("an Expand to a shape that depends on the batch size")
+    if _is_static(x):
+        a = _array(x)
+        return a * np.ones([int(d) for d in shape], dtype=a.dtype)
+    out = tuple(np.broadcast_shapes(tuple(1 if d is None else d for d in x.shape),
+                                    tuple(int(d) for d in shape)))
+    if None in x.shape:
+        raise UnsupportedOnnxError("an Expand of a value with a batch dimension")
+    return ops.broadcast_to(x, out)
+
+
+def _build_where(imp, node):
+    names = node.input[:3]
+    if all(_is_static(imp.env[n]) for n in names):
+        return np.where(*[_array(imp.env[n]) for n in names])
+    return ops.where(imp.tensor(names[0]), imp.tensor(names[1]), imp.tensor(names[2]))
+
+
+def _build_clip(imp, node):
+    x = imp.tensor(node.input[0])
+    lo = float(imp.static(node.input[1], "Clip min")) if _input(node, 1) else -np.inf
+    hi = float(imp.static(node.input[2], "Clip max")) if _input(node, 2) else np.inf
+    if lo == 0.0 and hi == np.inf:
+        return ops.relu(x)
+    return ops.clip(x, lo, hi)
+
+
+def _build_pow(imp, node):
+    base, exponent = imp.env[node.input[0]], imp.env[node.input[1]]
+    if _is_static(base) and _is_static(exponent):
+        return np.power(_array(base), _array(exponent))
+    if _is_static(exponent) and np.asarray(_array(exponent)).size == 1:
+        return ops.pow(imp.tensor(node.input[0]), float(np.asarray(_array(exponent))))
+    return ops.pow(imp.tensor(node.input[0]), imp.tensor(node.input[1]))
+
+
+def _build_reduce(fn, np_fn):
+    def build(imp, node):
+        axes = _ints(imp, node, 1, "axes", "the axes of %s" % node.op_type)
+        keepdims = bool(_attr(node, "keepdims", 1))
+        if not axes:
+            if _attr(node, "noop_with_empty_axes", 0):
+                return imp.env[node.input[0]]
+            axes = None
+        x = imp.env[node.input[0]]
+        if _is_static(x):
+            return np_fn(_array(x), axis=None if axes is None else tuple(axes),
+                         keepdims=keepdims)
+        return fn(x, None if axes is None else tuple(axes), keepdims)
+    return build
+
+
+def _build_arg(fn):
+    def build(imp, node):
+        if _attr(node, "select_last_index", 0):
+            raise UnsupportedOnnxError("select_last_index=1")
+        return fn(imp.tensor(node.input[0]), int(_attr(node, "axis", 0)),
+                  bool(_attr(node, "keepdims", 1)))
+    return build
+
+
+def _build_leaky_relu(imp, node):
+    return ops.leaky_relu(imp.tensor(node.input[0]), float(_attr(node, "alpha", 0.01)))
+
+
+def _build_elu(imp, node):
+    x = imp.tensor(node.input[0])
+    alpha = float(_attr(node, "alpha", 1.0))
+    return ops.where(ops.greater(x, 0.0), x, ops.expm1(x) * alpha)
+
+
+def _build_hard_sigmoid(imp, node):
+    x = imp.tensor(node.input[0])
+    return ops.clip(ops.affine(x, float(_attr(node, "alpha", 0.2)),
+                               float(_attr(node, "beta", 0.5))), 0.0, 1.0)
+
+
+def _build_gelu(imp, node):
+    if _attr(node, "approximate", "none") != "none":
+        raise UnsupportedOnnxError("Gelu approximate=%r" % _attr(node, "approximate"))
+    return ops.gelu(imp.tensor(node.input[0]))
+
+
+# RNNs: ONNX weights (directions, gates * hidden, in) in ONNX's gate order, time-major input
+_TO_PYFRONT_GATES = {"LSTM": [0, 2, 3, 1],    # ONNX i, o, f, c -> pyfront i, f, g, o
+                     "GRU": [1, 0, 2],        # ONNX z, r, h -> pyfront r, z, n
+                     "RNN": [0]}
+_DEFAULT_ACTS = {"LSTM": ["Sigmoid", "Tanh", "Tanh"], "GRU": ["Sigmoid", "Tanh"]}
+
+
+def _pyfront_gates(w, op_type):
+    """(gates * hidden, ...) in ONNX's order -> (..., gates * hidden) in pyfront's."""
+    parts = np.split(np.asarray(w), len(_TO_PYFRONT_GATES[op_type]), axis=0)
+    return np.ascontiguousarray(np.concatenate([parts[i] for i in _TO_PYFRONT_GATES[op_type]],
+                                               axis=0).T)
+
+
+def _build_rnn(imp, node):
+    op_type = node.op_type
+    a = _attrs(node)
+    direction = a.get("direction", b"forward")
+    direction = direction.decode() if isinstance(direction, bytes) else direction
+    acts = [s.decode() if isinstance(s, bytes) else s for s in a.get("activations", [])]
+    if "clip" in a or a.get("input_forget", 0):
+        raise UnsupportedOnnxError("%s with clip or input_forget" % op_type)
+    if op_type == "RNN":
+        activation = (acts or ["Tanh"])[0].lower()
+        if any(s.lower() != activation for s in acts) or activation not in ("tanh", "relu"):
+            raise UnsupportedOnnxError("RNN activations %s (tanh or relu only)" % acts)
+    elif acts and [s.lower() for s in acts] != \
+            [s.lower() for s in _DEFAULT_ACTS[op_type]] * (len(acts) // len(_DEFAULT_ACTS[op_type])):
+        raise UnsupportedOnnxError("%s activations %s" % (op_type, acts))
+    if op_type == "GRU" and not a.get("linear_before_reset", 0):
+        raise UnsupportedOnnxError("GRU with linear_before_reset=0 (pyfront's GRU resets after "
+                                   "the recurrent product, as PyTorch)")
+    if op_type == "LSTM" and _input(node, 7):
+        raise UnsupportedOnnxError("LSTM peepholes")
+    layout = int(a.get("layout", 0))
+    x = imp.tensor(node.input[0])
+    if layout == 0:
+        x = ops.permute(x, 1, 0, 2)
+    w_name, r_name, b_name = node.input[1], node.input[2], _input(node, 3)
+    W, R = imp.static(w_name, "%s weights W" % op_type), imp.static(r_name, "%s weights R"
+                                                                     % op_type)
+    dirs = ["forward", "reverse"] if direction == "bidirectional" else [direction]
+    gh = W.shape[1]
+    if b_name is None:          # no bias in the file: a zero one, trainable like the others
+        b_name = w_name + ".bias"
+        imp.env.setdefault(b_name, Initializer(b_name, np.zeros((len(dirs), 2 * gh), W.dtype)))
+    lens = _input(node, 4)
+    mask = None
+    steps = x.shape[1]
+    if lens is not None:
+        if _is_static(imp.env[lens]):
+            lv = np.asarray(_array(imp.env[lens])).reshape(-1, 1)
+            mask = (np.arange(steps)[None, :] < lv).astype(np.float32)
+        else:
+            lv = ops.expand_dims(ops.cast(imp.tensor(lens), "int64"), 1)
+            mask = ops.less(np.arange(steps, dtype=np.int64)[None, :], lv)
+    init_names = [_input(node, 5)] + ([_input(node, 6)] if op_type == "LSTM" else [])
+    ys, finals = [], []
+    for d, dname in enumerate(dirs):
+        sfx = "" if len(dirs) == 1 else "." + dname
+        key = "%s:%d" % (op_type, d)
+        kernel = imp.param(w_name, lambda w, d=d: _pyfront_gates(w[d], op_type), key, sfx)
+        recurrent = imp.param(r_name, lambda r, d=d: _pyfront_gates(r[d], op_type), key, sfx)
+        if op_type == "GRU":
+            biases = [imp.param(b_name, lambda b, d=d: _pyfront_gates(b[d, :gh, None],
+                                                                      op_type)[0], key + "x", sfx),
+                      imp.param(b_name, lambda b, d=d: _pyfront_gates(b[d, gh:, None],
+                                                                      op_type)[0], key + "h",
+                                sfx + ".recurrent")]
+        else:   # pyfront's LSTM and RNN add the two biases ONNX keeps apart
+            biases = [imp.param(b_name, lambda b, d=d: _pyfront_gates(
+                (b[d, :gh] + b[d, gh:])[:, None], op_type)[0], key, sfx)]
+        states = []
+        for nm in init_names:
+            if nm is not None:
+                states.append(ops.getitem(imp.tensor(nm), d))
+        init = None if not states else (states if len(states) > 1 else states[0])
+        reverse = dname == "reverse"
+        if op_type == "LSTM":
+            out = ops.lstm(x, kernel, recurrent, biases[0], initial_state=init, mask=mask,
+                           reverse=reverse)
+        elif op_type == "GRU":
+            out = ops.gru(x, kernel, recurrent, biases[0], biases[1], initial_state=init,
+                          mask=mask, reverse=reverse)
+        else:
+            out = ops.simple_rnn(x, kernel, recurrent, biases[0], initial_state=init,
+                                 mask=mask, reverse=reverse, activation=activation)
+        ys.append(out[0])                     # (N, T, H)
+        finals.append(out[1:])
+    y = ops.stack(ys, axis=2)                 # (N, T, D, H)
+    y = ops.permute(y, 0, 2, 1, 3) if layout else ops.permute(y, 1, 2, 0, 3)
+    results = [y]
+    for i in range(len(finals[0])):
+        h = ops.stack([f[i] for f in finals], axis=1 if layout else 0)
+        results.append(h)
+    return results
+
+
+def _build_not(imp, node):
+    x = imp.env[node.input[0]]
+    if _is_static(x):
+        return np.logical_not(_array(x))
+    return _not(x)
+
+
+_NP_REDUCE = {"max": np.max, "min": np.min, "sum": np.sum, "mean": np.mean}
+
+BUILDERS = {
+    # elementwise
+    "Add": _elementwise(ops.add, np.add), "Sub": _elementwise(ops.sub, np.subtract),
+    "Mul": _elementwise(ops.mul, np.multiply), "Div": _elementwise(ops.div, _int_div),
+    "Pow": _build_pow, "Max": _variadic(ops.maximum, np.maximum),
+    "Min": _variadic(ops.minimum, np.minimum), "Sum": _variadic(ops.add, np.add),
+    "Neg": _elementwise(ops.neg, np.negative), "Abs": _elementwise(ops.abs, np.abs),
+    "Exp": _elementwise(ops.exp, np.exp), "Log": _elementwise(ops.log, np.log),
+    "Sqrt": _elementwise(ops.sqrt, np.sqrt), "Reciprocal": _elementwise(ops.reciprocal,
+                                                                        np.reciprocal),
+    "Sign": _elementwise(ops.sign, np.sign), "Floor": _elementwise(ops.floor, np.floor),
+    "Ceil": _elementwise(ops.ceil, np.ceil), "Round": _elementwise(ops.round, np.round),
+    "Sin": _elementwise(ops.sin, np.sin), "Cos": _elementwise(ops.cos, np.cos),
+    "Erf": _elementwise(ops.erf, None), "Tanh": _elementwise(ops.tanh, np.tanh),
+    "Sigmoid": _elementwise(ops.sigmoid, None), "Relu": _elementwise(ops.relu, None),
+    "Softplus": _elementwise(ops.softplus, None), "LeakyRelu": _build_leaky_relu,
+    "Elu": _build_elu, "HardSigmoid": _build_hard_sigmoid, "Gelu": _build_gelu,
+    "Clip": _build_clip,
+    "Equal": _compare(ops.equal, np.equal), "Less": _compare(ops.less, np.less),
+    "LessOrEqual": _compare(ops.less_equal, np.less_equal),
+    "Greater": _compare(ops.greater, np.greater),
+    "GreaterOrEqual": _compare(ops.greater_equal, np.greater_equal),
+    "Not": _build_not, "Where": _build_where,
+    "Identity": _identity, "Dropout": _build_dropout,
+    # linear algebra and nn
+    "Gemm": _build_gemm, "MatMul": _build_matmul, "Conv": _build_conv,
+    "MaxPool": _build_pool("max"), "AveragePool": _build_pool("avg"),
+    "GlobalAveragePool": _build_global_pool(ops.global_avg_pool),
+    "GlobalMaxPool": _build_global_pool(ops.global_max_pool),
+    "BatchNormalization": _build_batch_norm, "LayerNormalization": _build_layer_norm,
+    "Softmax": _build_softmax(ops.softmax), "LogSoftmax": _build_softmax(ops.log_softmax),
+    "LSTM": _build_rnn, "GRU": _build_rnn, "RNN": _build_rnn,
+    # reductions
+    "ReduceSum": _build_reduce(ops.sum, np.sum), "ReduceMean": _build_reduce(ops.mean, np.mean),
+    "ReduceMax": _build_reduce(ops.max, np.max), "ReduceMin": _build_reduce(ops.min, np.min),
+    "ArgMax": _build_arg(ops.argmax), "ArgMin": _build_arg(ops.argmin),
+    # shapes and constants
+    "Reshape": _build_reshape, "Flatten": _build_flatten, "Shape": _build_shape,
+    "Transpose": _build_transpose, "Squeeze": _build_squeeze, "Unsqueeze": _build_unsqueeze,
+    "Concat": _build_concat, "Gather": _build_gather, "Slice": _build_slice,
+    "Split": _build_split, "Cast": _build_cast, "Constant": _build_constant,
+    "ConstantOfShape": _build_constant_of_shape, "Range": _build_range,
+    "Expand": _build_expand,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+
+def read_proto(source):
+    """The ModelProto of a path or bytes, its external data loaded, checked by onnx.checker;
+    a file that is not a readable ONNX model is an OnnxError."""
+    onnx = require_onnx()
+    from google.protobuf.message import DecodeError
+
+    base_dir = None
+    try:
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            proto = onnx.load_model_from_string(bytes(source))
+        else:
+            path = os.fspath(source)
+            if not os.path.isfile(path):
+                raise OnnxError("%s: no such ONNX file" % path)
+            base_dir = os.path.dirname(os.path.abspath(path))
+            proto = onnx.load_model(path, load_external_data=False)
+    except (DecodeError, RuntimeError, ValueError, UnicodeDecodeError) as e:
+        raise OnnxError("%s is not a readable ONNX model (truncated or corrupt): %s"
+                        % (_label(source), e)) from None
+    if not proto.graph.node and not proto.graph.output:
+        raise OnnxError("%s holds no ONNX graph (empty, truncated or not an ONNX file)"
+                        % _label(source))
+    try:
+        onnx.checker.check_model(proto)
+    except onnx.checker.ValidationError as e:
+        raise OnnxError("%s is not a valid ONNX model: %s"
+                        % (_label(source), str(e).strip().splitlines()[0])) from None
+    if base_dir is not None:
+        from onnx.external_data_helper import load_external_data_for_model, uses_external_data
+
+        if any(uses_external_data(t) for t in proto.graph.initializer):
+            try:
+                load_external_data_for_model(proto, base_dir)
+            except (OSError, ValueError) as e:
+                raise OnnxError("%s: cannot read its external data: %s"
+                                % (_label(source), e)) from None
+    return proto
+
+
+def _label(source):
+    return "the ONNX bytes" if isinstance(source, (bytes, bytearray, memoryview)) \
+        else os.fspath(source)
+
+
+def _check_supported(proto):
+    onnx = require_onnx()
+    opset = _default_opset(proto)
+    newest = onnx.defs.onnx_opset_version()
+    if not MIN_OPSET <= opset <= newest:
+        raise UnsupportedOnnxError("the model uses ONNX opset %d; pyfront imports opsets %d to "
+                                   "%d (convert it with onnx.version_converter)"
+                                   % (opset, MIN_OPSET, newest))
+    bad = ["%s (node %r)" % (n.op_type if n.domain in ("", "ai.onnx") else
+                             "%s.%s" % (n.domain, n.op_type), n.name or "?")
+           for n in proto.graph.node
+           if n.domain not in ("", "ai.onnx") or n.op_type not in BUILDERS]
+    if bad:
+        raise UnsupportedOnnxError("pyfront has no import for %d ONNX node(s): %s"
+                                   % (len(bad), ", ".join(bad)))
+
+
+def _signature(proto, inputs, outputs):
+    def spec(s, name):
+        return {"name": name, "dtype": s.dtype.name,
+                "shape": [-1 if d is None else int(d) for d in s.shape]}
+    return {"inputs": [spec(s, s.name) for s in inputs],
+            "outputs": [spec(s, o.name) for s, o in zip(outputs, proto.graph.output)]}
+
+
+def load_model(source, input_shapes=None):
+    """A pyfront model (a GraphModule in eval mode, with .signature) from an ONNX file or its
+    bytes. input_shapes: {input name: shape} for inputs with symbolic dims besides the batch.
+    Unsupported operators are all listed in one error, with their node names."""
+    from ..graph.serialize import graph_to_json
+    from ..io.model import GraphModule
+
+    proto = read_proto(source)
+    _check_supported(proto)
+    imp = Importer(proto, input_shapes)
+    inputs, outputs = imp.run()
+    names = {id(p): key for key, p in imp.params.items()}
+    desc, constants = graph_to_json(imp.graph, inputs, outputs, names)
+    used = {e["tensor"] for e in desc["nodes"] if e["kind"] == "variable"}
+    tensors = {k: p.numpy() for k, p in imp.params.items() if k in used}
+    tensors.update(constants)
+    model = GraphModule(desc, tensors, _signature(proto, inputs, outputs))
+    model.name = proto.graph.name or "onnx_model"
+    for key in imp.frozen & used:
+        p = model._values[key]
+        p.trainable = False
+        p.requires_grad = False
+    model.eval()
+    return model
