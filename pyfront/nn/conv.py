@@ -1,6 +1,8 @@
 """Convolution layers: Conv1D, Conv2D, Conv3D (channels first), their kernels shaped
 (filters, in_channels/groups, *kernel_size) and created from the first input's channel count,
 so spatial sizes stay free (Conv1D takes sequences of any length in one model)."""
+import warnings
+
 from .. import errors
 from ..ops import conv as conv_ops
 from .layers import _check_activation, activation_fn
@@ -55,13 +57,30 @@ class _Conv(Module):
             raise errors.ShapeError("%s '%s': groups=%d does not divide the %d input channels "
                                     "of input %s" % (type(self).__name__, self.name,
                                                      self.groups, channels, tuple(input_shape)))
+        if nd >= 2 and input_shape[-1] in (1, 3) and channels > input_shape[-1]:
+            warnings.warn("%s '%s' takes %d input channels from axis 1 of %s, whose last axis "
+                          "is %d: %s" % (type(self).__name__, self.name, channels,
+                                         tuple(input_shape), input_shape[-1],
+                                         self._layout_hint()), stacklevel=3)
         self.in_channels = int(channels)
         self.kernel.materialize((self.filters, self.in_channels // self.groups)
                                 + self.kernel_size)
         if self.bias is not None:
             self.bias.materialize((self.filters,))
 
+    def _layout_hint(self):
+        return ("pyfront's layout is channels-first (batch, channels, %s); if these are "
+                "channels-last, move the channels with np.moveaxis(x, -1, 1)"
+                % conv_ops.SPATIAL_DIMS[self.nd])
+
     def forward(self, x):
+        shape = tuple(x.shape)
+        if len(shape) == self.nd + 2 and shape[1] is not None and \
+                shape[1] != self.in_channels and shape[-1] == self.in_channels:
+            raise errors.ShapeError("%s '%s': the input %s has %d channels on axis 1 but the "
+                                    "layer takes %d, the size of its last axis: %s"
+                                    % (type(self).__name__, self.name, shape, shape[1],
+                                       self.in_channels, self._layout_hint()))
         act = self.activation
         fused = act in conv_ops.CONV_ACTIVATIONS
         y = conv_ops.conv_nd(self.nd, x, self.kernel, self.bias, self.strides, self.padding,

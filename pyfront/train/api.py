@@ -4,7 +4,7 @@ import copy
 
 import numpy as np
 
-from .. import random
+from .. import errors, random
 
 __all__ = ["TrainingMixin"]
 
@@ -74,7 +74,8 @@ def build_loss(loss, loss_weights=None, class_weight=None):
         total = None
         for i, (p, t) in enumerate(zip(preds, targets)):
             fn = fns[i if len(fns) > 1 else 0]
-            t = _match_target(p, t)
+            if fn is not cross_entropy:     # labels stay as given: a float label's error
+                t = _match_target(p, t)     # names its own dtype
             if table is not None:
                 w = take(as_operand(table.astype(p.dtype.np)), t)
                 term = (cross_entropy(p, t, reduction="none") * w).mean()
@@ -118,10 +119,30 @@ def _split_fields(batch):
     return xs, ys
 
 
-class _Batches:
-    """Batches of (inputs, targets) for one pass: from arrays or a Dataset / DataLoader."""
+def _check_batch_dims(xs, input_spec, what):
+    """Refuse inputs one dimension short of those the model was built with: one sample
+    (64,) for a model of (None, 64) would otherwise be cut into batches of numbers."""
+    from ..ops.core import fmt_shape
 
-    def __init__(self, x, y, batch_size, shuffle=False, seed=None, need_targets=True):
+    if not input_spec or len(input_spec) != len(xs):
+        return
+    for i, (a, (shape, _)) in enumerate(zip(xs, input_spec)):
+        if a.ndim == len(shape) - 1:
+            name = "x" if len(xs) == 1 else "x[%d]" % i
+            raise errors.ShapeError(
+                "%s: %s has shape %s, without the batch dimension: the model takes %s (batch "
+                "first); pass one sample as %s[None], of shape %s"
+                % (what, name, fmt_shape(a.shape), fmt_shape((None,) + tuple(shape[1:])),
+                   name, fmt_shape((1,) + a.shape)))
+
+
+class _Batches:
+    """Batches of (inputs, targets) for one pass: from arrays or a Dataset / DataLoader.
+    Array inputs are checked against input_spec (the model's, once it has seen an input) on
+    behalf of `what` (fit, evaluate, predict)."""
+
+    def __init__(self, x, y, batch_size, shuffle=False, seed=None, need_targets=True,
+                 input_spec=None, what="fit"):
         from ..data import DataLoader, Dataset
 
         self.n_inputs = None
@@ -132,6 +153,7 @@ class _Batches:
             self.loader = DataLoader(x, batch_size, shuffle=shuffle, seed=seed)
         else:
             xs = _array_list(x, "x")
+            _check_batch_dims(xs, input_spec, what)
             ys = [] if y is None else _array_list(y, "y")
             if need_targets and not ys:
                 raise ValueError("fit/evaluate need targets: pass y, or a Dataset yielding "
@@ -170,7 +192,11 @@ class _Batches:
 
 
 def _array_list(x, name):
-    arrays = list(x) if isinstance(x, (list, tuple)) else [x]
+    """The arrays in x: a list or tuple holding arrays or tensors is one per model input (or
+    output); any other x is one array, converted as numpy converts it (nested lists of
+    numbers included)."""
+    several = isinstance(x, (list, tuple)) and any(getattr(a, "ndim", 0) > 0 for a in x)
+    arrays = list(x) if several else [x]
     out = [np.asarray(a.numpy() if hasattr(a, "numpy") else a) for a in arrays]
     for a in out:
         if a.ndim == 0:
@@ -298,13 +324,14 @@ class TrainingMixin:
                 return p.dtype.np
         return np.float32
 
-    def _prepare(self, arrays, fdt):
-        """Inputs and targets as the engine takes them: floats in the model's float dtype fdt,
-        integers (labels, token ids) as int64."""
+    def _prepare(self, arrays, fdt=None):
+        """Inputs and targets as the engine takes them: integers (labels, token ids) as int64,
+        floats in the model's float dtype fdt. Targets (fdt None) keep their float dtype: the
+        loss casts them, and a float label reaches cross_entropy's error as the user gave it."""
         out = []
         for a in arrays:
             a = np.asarray(a)
-            if a.dtype.kind == "f" and a.dtype != fdt:
+            if fdt is not None and a.dtype.kind == "f" and a.dtype != fdt:
                 a = a.astype(fdt)
             elif a.dtype.kind in "iub" and a.dtype not in (np.int32, np.int64):
                 a = a.astype(np.int64)
@@ -337,14 +364,16 @@ class TrainingMixin:
             x, y, validation_data = _validation_split(x, y, validation_split)
         if seed is None and shuffle:
             seed = int(random.generator().integers(2 ** 63))
-        batches = _Batches(x, y, batch_size, shuffle=shuffle, seed=seed)
+        spec = getattr(self, "input_spec", None)
+        batches = _Batches(x, y, batch_size, shuffle=shuffle, seed=seed, input_spec=spec)
         val_batches = None
         if validation_data is not None:
             if isinstance(validation_data, (tuple, list)):
                 if len(validation_data) != 2:
                     raise ValueError("validation_data is (x_val, y_val), got %d items"
                                      % len(validation_data))
-                val_batches = _Batches(validation_data[0], validation_data[1], batch_size)
+                val_batches = _Batches(validation_data[0], validation_data[1], batch_size,
+                                       input_spec=spec, what="fit: validation_data")
             else:
                 val_batches = _Batches(validation_data, None, batch_size)
         if class_weight is not None and not isinstance(class_weight, dict):
@@ -368,7 +397,7 @@ class TrainingMixin:
                 cbs.on_epoch_begin(epoch)
                 for b, (xs, ys) in enumerate(batches(epoch)):
                     cbs.on_train_batch_begin(b)
-                    xs, ys = self._prepare(xs, fdt), self._prepare(ys, fdt)
+                    xs, ys = self._prepare(xs, fdt), self._prepare(ys)
                     loss, preds = step(xs, ys)
                     preds = _leaves(preds)
                     if tracked is None:
@@ -410,7 +439,7 @@ class TrainingMixin:
         loss_mean, tracked = Mean(), None
         fdt = self._float_dtype()
         for xs, ys in batches():
-            xs, ys = self._prepare(xs, fdt), self._prepare(ys, fdt)
+            xs, ys = self._prepare(xs, fdt), self._prepare(ys)
             preds = _leaves(predict(xs))
             if tracked is None:
                 tracked = self._fresh_metrics(len(preds))
@@ -429,8 +458,10 @@ class TrainingMixin:
         [loss, metric...] in compile order (a dict with return_dict)."""
         self._config("evaluate")
         was_training = self.training
+        batches = _Batches(x, y, batch_size, input_spec=getattr(self, "input_spec", None),
+                           what="evaluate")
         try:
-            result = self._evaluate_batches(_Batches(x, y, batch_size))
+            result = self._evaluate_batches(batches)
         finally:
             self.train(was_training)
         if verbose:
@@ -446,7 +477,8 @@ class TrainingMixin:
         """Model outputs for x (an array, a list of arrays, or a Dataset / DataLoader of
         inputs) as numpy, computed in batches in eval mode: an array, or a list of arrays for
         a model with several outputs."""
-        batches = _Batches(x, None, batch_size, need_targets=False)
+        batches = _Batches(x, None, batch_size, need_targets=False,
+                           input_spec=getattr(self, "input_spec", None), what="predict")
         predict = self._predict_step()
         was_training = self.training
         parts = None
@@ -454,6 +486,12 @@ class TrainingMixin:
         try:
             for xs, _ in batches():
                 preds = _leaves(predict(self._prepare(xs, fdt)))
+                for p in preds:       # an unbuilt model takes an unbatched sample as a batch
+                    if np.ndim(p) == 0 or len(p) != len(xs[0]):
+                        raise errors.ShapeError(
+                            "predict: the input batch of shape %s (%d samples) gave an output "
+                            "of shape %s, not one row per sample: does x lack its batch "
+                            "dimension?" % (np.shape(xs[0]), len(xs[0]), np.shape(p)))
                 if parts is None:
                     parts = [[] for _ in preds]
                 for store, p in zip(parts, preds):
