@@ -1,11 +1,14 @@
 """pf.jit and hybridize: traced, compiled per input-shape signature, equal to eager; gradients
 through compiled calls; data-dependent Python falls back to eager with a warning."""
+import subprocess
+import sys
 import warnings
 
 import numpy as np
 import pytest
 
 import pyfront as pf
+from pyfront.testing import subprocess_env
 
 
 def _model(seed=0):
@@ -136,3 +139,32 @@ def test_eval_and_train_modes_trace_separately():
         model.train()
         fast(x)
     assert len(fast._jit.graphs) == 2
+
+
+def test_jit_of_a_module_is_its_compiled_view_from_nn():
+    model = _model()
+    fast = pf.jit(model)
+    assert type(fast) is pf.nn.CompiledModule and fast.module is model
+    assert pf.jit(fast) is fast and type(model.hybridize()) is pf.nn.CompiledModule
+    x = np.random.default_rng(3).standard_normal((5, 6)).astype(np.float32)
+    with pf.no_grad():
+        np.testing.assert_allclose(fast(x).numpy(), model(pf.tensor(x)).numpy(), rtol=1e-6)
+
+
+def test_the_graph_compiler_loads_without_nn():
+    # graph sits below nn: tracing functions and building graphs must not pull in modules;
+    # Graph.parameter, which makes nn's Parameters, says what it needs
+    code = ("import sys\n"
+            "from pyfront.graph import Graph, jit\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('pyfront.nn', "
+            "'pyfront.io', 'pyfront.train'))))\n"
+            "try:\n"
+            "    Graph().parameter('w', (2, 2))\n"
+            "except Exception as e:\n"
+            "    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], env=subprocess_env(),
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    loaded, error = out.stdout.splitlines()
+    assert loaded == "[]"
+    assert error == "Graph.parameter('w') makes a pyfront.nn.Parameter: import pyfront.nn first"
