@@ -3,9 +3,10 @@ in pyfront's checkpoint format, on a local or Hadoop-compatible path, written at
 import json
 import os
 import re
-import tempfile
+import warnings
 
 from .. import errors
+from ..io.model import load_checkpoint_bytes, save_checkpoint_bytes
 from . import storage
 
 __all__ = ["save", "load", "latest", "checkpoint_name"]
@@ -19,52 +20,54 @@ def checkpoint_name(epoch, next_round):
 
 
 def save(folder, model, optimizer, epoch, next_round, extra, keep=2):
-    import pyfront as pf
-
-    fd, tmp = tempfile.mkstemp(prefix="pyfront-ckpt-", suffix=".pfc")
-    os.close(fd)
-    try:
-        pf.save_checkpoint(tmp, model, optimizer, epoch=epoch, step=next_round,
-                           extra=json.loads(json.dumps(extra)))
-        with open(tmp, "rb") as f:
-            data = f.read()
-    finally:
-        os.unlink(tmp)
+    data = save_checkpoint_bytes(model, optimizer, epoch=epoch, step=next_round,
+                                 extra=json.loads(json.dumps(extra)))
     path = storage.join(folder, checkpoint_name(epoch, next_round))
     storage.write_bytes(path, data)
     if keep:
-        names = [n for n in storage.list_names(folder) if _NAME.match(n)]
+        names = _checkpoints(folder)
         for old in names[:-keep]:
             storage.remove(storage.join(folder, old))
     return path
 
 
+def _checkpoints(folder):
+    """Checkpoint file names in folder, oldest first."""
+    return [n for n in storage.list_names(folder) if _NAME.match(n)]
+
+
 def latest(folder):
     """The newest checkpoint in folder, or None."""
-    names = [n for n in storage.list_names(folder) if _NAME.match(n)]
+    names = _checkpoints(folder)
     return storage.join(folder, names[-1]) if names else None
+
+
+def _restore(path, model, optimizer):
+    position = load_checkpoint_bytes(storage.read_bytes(path), model, optimizer, name=path)
+    position["path"] = path
+    return position
 
 
 def load(path, model, optimizer):
     """Restore model and optimizer in place from a checkpoint file, or from the newest one in
-    a folder; returns the position {"epoch", "step" (the next round), "extra"}."""
-    import pyfront as pf
-
+    a folder that restores; returns the position {"epoch", "step" (the next round), "extra",
+    "path"}. A damaged checkpoint in a folder is skipped with a warning naming it (a restore
+    checks everything before changing anything, so a failed one leaves the model as it was)."""
     path = os.fspath(path)
-    name = path.rstrip("/").rsplit("/", 1)[-1]
-    if not _NAME.match(name):
-        found = latest(path)
-        if found is None:
-            raise errors.PyfrontError("resume_from=%r: no checkpoint file there (names like %s)"
-                                      % (path, checkpoint_name(0, 0)))
-        path = found
-    data = storage.read_bytes(path)
-    fd, tmp = tempfile.mkstemp(prefix="pyfront-ckpt-", suffix=".pfc")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        position = pf.load_checkpoint(tmp, model, optimizer)
-    finally:
-        os.unlink(tmp)
-    position["path"] = path
-    return position
+    if _NAME.match(path.rstrip("/").rsplit("/", 1)[-1]):
+        return _restore(path, model, optimizer)
+    names = _checkpoints(path)
+    if not names:
+        raise errors.PyfrontError("resume_from=%r: no checkpoint file there (names like %s)"
+                                  % (path, checkpoint_name(0, 0)))
+    failures = []
+    for name in reversed(names):
+        candidate = storage.join(path, name)
+        try:
+            return _restore(candidate, model, optimizer)
+        except errors.ModelFormatError as e:
+            failures.append(str(e))
+            warnings.warn("resume_from=%r: skipping checkpoint %s, which cannot be restored: %s"
+                          % (path, candidate, e), RuntimeWarning, stacklevel=2)
+    raise errors.ModelFormatError("resume_from=%r: none of its %d checkpoints can be restored:\n"
+                                  "%s" % (path, len(names), "\n".join(failures)))
