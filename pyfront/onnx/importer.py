@@ -19,6 +19,9 @@ __all__ = ["load_model", "BUILDERS", "MIN_OPSET"]
 
 MIN_OPSET = 13          # Squeeze/Unsqueeze/Split/ReduceSum take axes as inputs from here on
 _BIG = 1 << 62          # Slice bounds past this mean "to the end"
+# The batch size while shapes are folded: a large prime, so that a dim of k * PROBE_BATCH is
+# recognisably k times the batch (pyfront's symbolic shapes say only "unknown").
+PROBE_BATCH = 1000003
 
 
 class BatchDim:
@@ -82,6 +85,27 @@ class Initializer:
         self.array = array
 
 
+class BatchFill:
+    """A constant whose shape involves the batch size (ConstantOfShape of a Shape): zero
+    initial states, mostly, which pyfront's ops take as absent."""
+
+    __slots__ = ("shape", "value")
+
+    def __init__(self, shape, value):
+        self.shape = shape
+        self.value = value
+
+
+def _normalized(v):
+    """Folded values as numpy arrays: scalars 0-d, shapes int64 unless they hold the batch."""
+    if isinstance(v, (Initializer, BatchFill)) or hasattr(v, "symbolic"):
+        return v
+    v = np.asarray(v)
+    if v.dtype == object and not any(isinstance(d, BatchDim) for d in v.reshape(-1)):
+        v = v.astype(np.int64)
+    return v
+
+
 def _is_static(v):
     return isinstance(v, (np.ndarray, Initializer))
 
@@ -114,6 +138,24 @@ class Importer:
                     self.consumers.setdefault(name, []).append(node)
         self.output_names = {o.name for o in proto.graph.output}
         self.input_shapes = input_shapes or {}
+        self._probe = {}           # graph node id -> output shapes at batch PROBE_BATCH
+
+    def probe_shape(self, sym):
+        """The shape of a symbol when the batch is PROBE_BATCH: every node's shape rule
+        applied again to concrete shapes (nothing is allocated)."""
+        from ..ops.core import Spec
+
+        for node in self.graph.nodes:
+            if node.id in self._probe:
+                continue
+            if node.kind == "op":
+                specs = [Spec(self._probe[src.id][k], src.specs[k].dtype)
+                         for src, k in node.inputs]
+                self._probe[node.id] = [tuple(s.shape) for s in node.op.infer(specs, node.attrs)]
+            else:
+                self._probe[node.id] = [tuple(PROBE_BATCH if d is None else d
+                                              for d in s.shape) for s in node.specs]
+        return self._probe[sym.node.id][sym.index]
 
     # ---- values ----
     def tensor(self, name, dtype=None):
@@ -123,6 +165,9 @@ class Importer:
             if v.array.dtype.kind == "f" and v.array.size > 1:
                 return self.param(name)
             v = v.array
+        if isinstance(v, BatchFill):
+            raise UnsupportedOnnxError("value %r (a constant of shape %s) depends on the batch "
+                                       "size and is used as data" % (name, v.shape))
         if isinstance(v, np.ndarray):
             if v.dtype == object:
                 raise UnsupportedOnnxError("value %r depends on the batch size and is used as "
@@ -205,7 +250,7 @@ class Importer:
             outs = outs if isinstance(outs, (list, tuple)) else [outs]
             for name, v in zip(node.output, outs):
                 if name:
-                    self.env[name] = v
+                    self.env[name] = _normalized(v)
         outputs = []
         for vi in g.output:
             v = self.env[vi.name]
@@ -537,34 +582,33 @@ def _build_flatten(imp, node):
                            math.prod(rest)))
 
 
-def _reshape_target(in_shape, target, allowzero):
+def _as_probe(d):
+    return d.k * PROBE_BATCH if isinstance(d, BatchDim) else int(d)
+
+
+def _from_probe(d):
+    return BatchDim(d // PROBE_BATCH) if d % PROBE_BATCH == 0 and d else d
+
+
+def _reshape_target(probe_in, target, allowzero):
     """ONNX's reshape target (0 copies a dim, -1 infers one, BatchDim is the batch) as a
-    pyfront one (at most one -1; the batch dimension becomes the -1)."""
-    out = []
-    for i, d in enumerate(target):
-        if isinstance(d, BatchDim):
-            out.append(d)
-        elif int(d) == 0 and not allowzero:
-            src = in_shape[i]
-            out.append(BatchDim(1) if src is None else src)
-        else:
-            out.append(int(d))
-    batch = [i for i, d in enumerate(out) if isinstance(d, BatchDim)]
-    if not batch:
-        return tuple(out)
-    if len(batch) > 1:
-        raise UnsupportedOnnxError("a reshape to %s puts the batch size in two places" % (out,))
+    pyfront one, worked out at the probe batch size: the dim that holds the batch becomes
+    pyfront's -1, every other dim is fixed."""
+    out = [probe_in[i] if (not isinstance(d, BatchDim) and int(d) == 0 and not allowzero)
+           else _as_probe(d) for i, d in enumerate(target)]
+    total = math.prod(probe_in)
     if -1 in out:
-        # the inferred dim is fixed once the batch dim's multiple is known
-        known_in = math.prod(d for d in in_shape if d is not None)
-        in_batch = sum(1 for d in in_shape if d is None)
-        rest = math.prod(d for d in out if not isinstance(d, BatchDim) and d != -1)
-        k = out[batch[0]].k
-        if in_batch != 1 or known_in % (k * rest):
-            raise UnsupportedOnnxError("cannot resolve the reshape of %s to %s"
-                                       % (in_shape, out))
-        out[out.index(-1)] = known_in // (k * rest)
-    out[batch[0]] = -1
+        rest = math.prod(d for d in out if d != -1)
+        if rest == 0 or total % rest:
+            raise UnsupportedOnnxError("cannot reshape %s to %s" % (probe_in, target))
+        out[out.index(-1)] = total // rest
+    if math.prod(out) != total:
+        raise UnsupportedOnnxError("cannot reshape %s to %s" % (probe_in, target))
+    batch = [i for i, d in enumerate(out) if isinstance(_from_probe(d), BatchDim)]
+    if len(batch) > 1:
+        raise UnsupportedOnnxError("a reshape to %s puts the batch size in two places" % (target,))
+    if batch:
+        out[batch[0]] = -1
     return tuple(out)
 
 
@@ -577,13 +621,13 @@ def _build_reshape(imp, node):
         shape = [a.shape[i] if (int(d) == 0 and not allowzero) else int(d)
                  for i, d in enumerate(target)]
         return a.reshape(shape)
-    return ops.reshape(x, _reshape_target(list(x.shape), target, allowzero))
+    return ops.reshape(x, _reshape_target(imp.probe_shape(x), target, allowzero))
 
 
 def _build_shape(imp, node):
     x = imp.env[node.input[0]]
     dims = list(_array(x).shape) if _is_static(x) else \
-        [BatchDim(1) if d is None else int(d) for d in x.shape]
+        [_from_probe(d) for d in imp.probe_shape(x)]
     start = int(_attr(node, "start", 0))
     end = _attr(node, "end")
     dims = dims[start:] if end is None else dims[start:int(end)]
@@ -718,11 +762,11 @@ def _build_constant_of_shape(imp, node):
     from onnx import numpy_helper
 
     shape = np.asarray(imp.static(node.input[0], "the shape of ConstantOfShape"))
-    if shape.dtype == object:
-        raise UnsupportedOnnxError("a ConstantOfShape whose shape depends on the batch size")
     value = _attr(node, "value")
     fill = numpy_helper.to_array(value).reshape(-1)[0] if value is not None \
         else np.float32(0)
+    if shape.dtype == object:
+        return BatchFill(list(shape), fill)
     return np.full([int(d) for d in shape], fill, dtype=np.asarray(fill).dtype)
 
 
@@ -893,7 +937,8 @@ def _build_rnn(imp, node):
                 (b[d, :gh] + b[d, gh:])[:, None], op_type)[0], key, sfx)]
         states = []
         for nm in init_names:
-            if nm is not None:
+            v = imp.env.get(nm) if nm else None
+            if v is not None and not (isinstance(v, BatchFill) and v.value == 0):
                 states.append(ops.getitem(imp.tensor(nm), d))
         init = None if not states else (states if len(states) > 1 else states[0])
         reverse = dname == "reverse"
@@ -915,6 +960,14 @@ def _build_rnn(imp, node):
         h = ops.stack([f[i] for f in finals], axis=1 if layout else 0)
         results.append(h)
     return results
+
+
+def _build_mod(imp, node):
+    a, b = imp.env[node.input[0]], imp.env[node.input[1]]
+    if not (_is_static(a) and _is_static(b)):
+        raise UnsupportedOnnxError("Mod of computed values (pyfront has no mod op)")
+    fn = np.fmod if _attr(node, "fmod", 0) else np.mod
+    return fn(_array(a), _array(b))
 
 
 def _build_not(imp, node):
@@ -948,7 +1001,7 @@ BUILDERS = {
     "LessOrEqual": _compare(ops.less_equal, np.less_equal),
     "Greater": _compare(ops.greater, np.greater),
     "GreaterOrEqual": _compare(ops.greater_equal, np.greater_equal),
-    "Not": _build_not, "Where": _build_where,
+    "Not": _build_not, "Mod": _build_mod, "Where": _build_where,
     "Identity": _identity, "Dropout": _build_dropout,
     # linear algebra and nn
     "Gemm": _build_gemm, "MatMul": _build_matmul, "Conv": _build_conv,
