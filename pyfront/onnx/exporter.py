@@ -32,6 +32,11 @@ def _input_specs(model, example_inputs, input_shapes):
     """[(shape with None batch, dtype)] from example inputs, explicit shapes or the model."""
     from ..io.model import _input_specs as model_specs
 
+    sig = getattr(model, "signature", None)
+    if example_inputs is None and input_shapes is None and model.input_spec is None and sig:
+        # a model pf.load rebuilt from its graph has not seen an input, but its file said
+        return [(tuple(None if d == -1 else d for d in i["shape"]), as_dtype(i["dtype"]))
+                for i in sig["inputs"]]
     if example_inputs is None:
         return model_specs(model, input_shapes)
     arrays = list(example_inputs) if isinstance(example_inputs, (list, tuple)) \

@@ -1114,6 +1114,7 @@ def load_model(source, input_shapes=None):
     tensors.update(constants)
     model = GraphModule(desc, tensors, _signature(proto, inputs, outputs))
     model.name = proto.graph.name or "onnx_model"
+    model.input_spec = [(tuple(s.shape), s.dtype) for s in inputs]   # pf.save traces with it
     for key in imp.frozen & used:
         p = model._values[key]
         p.trainable = False
