@@ -1,0 +1,192 @@
+"""pf.onnx.export: every layer contract case, the seed examples' models and functional models
+with several inputs run in ONNX Runtime and match pyfront at two batch sizes."""
+import importlib.util
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import pyfront as pf
+import pyfront.onnx  # noqa: F401
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+
+def _module(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+contract = _module(os.path.join(ROOT, "tests", "nn", "test_layer_contract.py"),
+                   "onnx_layer_contract")
+CASES = contract.CASES
+# every case that existed when export was written must export; a case added since then for a
+# layer without an ONNX form yet is skipped with the exporter's own message naming the op
+EXPORTABLE = {
+    "batch_norm1d_features", "batch_norm1d_sequence", "batch_norm2d",
+    "batch_norm2d_channel_path", "batch_norm3d", "batch_norm_no_affine_batch_stats",
+    "layer_norm_last_dim", "layer_norm_two_dims", "layer_norm_no_affine", "dropout_rate0",
+    "dropout_half", "embedding", "embedding_flatten_dense", "flatten", "flatten_from_dim2",
+    "reshape", "add_two_branches", "concatenate_two_branches", "conv1d_same_stride",
+    "conv1d_dilated_tanh", "conv2d_relu", "conv2d_groups_padding", "conv2d_gelu_unfused",
+    "conv3d_same", "max_pool1d", "max_pool2d", "max_pool3d_same", "avg_pool1d", "avg_pool2d_pad",
+    "avg_pool3d_exclude_pad", "global_avg_pool2d", "global_max_pool1d_keepdims",
+    "global_max_pool3d", "small_cnn", "dense", "dense_relu", "dense_gelu_nobias",
+    "dense_3d_input", "sequential_mlp", "activation_softmax", "activation_softplus",
+    "leaky_relu_layer", "lstm_last", "lstm_sequences_state", "lstm_go_backwards",
+    "lstm_mask_value", "gru_last", "gru_sequences_nobias", "simple_rnn_tanh",
+    "simple_rnn_relu_state", "bidirectional_lstm_concat", "bidirectional_gru_sum",
+    "stacked_lstm_gru", "lstm_regressor", "multi_head_attention", "multi_head_attention_causal"}
+
+
+def _outputs(out):
+    return [o.numpy() for o in (out if isinstance(out, (tuple, list)) else [out])]
+
+
+def _assert_match(model, path, ort_run, inputs_at):
+    """pyfront and ONNX Runtime agree at batch 1 and batch 5."""
+    for batch in (1, 5):
+        arrays = inputs_at(batch)
+        with pf.no_grad():
+            ours = _outputs(model(*[pf.tensor(a) for a in arrays]))
+        theirs = ort_run(path, *arrays)
+        assert len(ours) == len(theirs)
+        for a, b in zip(ours, theirs):
+            assert a.shape == b.shape and a.shape[0] == batch
+            np.testing.assert_allclose(b, a, rtol=1e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_layer_contract_case_exports_and_matches_onnxruntime(case, tmp_path, ort_run):
+    layer, _ = contract._built(case)
+    path = tmp_path / "layer.onnx"
+    try:
+        pf.onnx.export(layer, path)
+    except pf.onnx.UnsupportedOnnxError as e:
+        if case["name"] in EXPORTABLE:
+            raise
+        pytest.skip("no ONNX form yet: %s" % e)
+
+    def inputs_at(batch):
+        shape = (batch,) + tuple(case["input_shape"][1:])
+        return [contract._input(dict(case, input_shape=shape), seed=batch)]
+    _assert_match(layer, path, ort_run, inputs_at)
+
+
+def test_every_contract_case_listed_as_exportable_still_exists():
+    missing = EXPORTABLE - {c["name"] for c in CASES}
+    assert not missing, "renamed or removed contract cases: %s" % sorted(missing)
+
+
+def _example(name):
+    return _module(os.path.join(ROOT, "examples", name + ".py"), "onnx_example_" + name)
+
+
+def test_cnn_digits_example_model_exports(tmp_path, ort_run):
+    model = _example("cnn_digits").make_cnn()
+    rng = np.random.default_rng(0)
+    model(pf.tensor(rng.standard_normal((2, 1, 28, 28)).astype(np.float32)))
+    path = pf.onnx.export(model, tmp_path / "cnn.onnx")
+    _assert_match(model, path, ort_run, lambda n: [
+        rng.standard_normal((n, 1, 28, 28)).astype(np.float32)])
+
+
+def test_lstm_forecaster_example_model_exports(tmp_path, ort_run):
+    # examples/lstm_timeseries.py: Sequential([LSTM(50), Dense(1)]), hybridized
+    model = pf.nn.Sequential([pf.nn.LSTM(50), pf.nn.Dense(1)]).hybridize()
+    rng = np.random.default_rng(1)
+    model(pf.tensor(rng.standard_normal((2, 24, 3)).astype(np.float32)))
+    path = pf.onnx.export(model, tmp_path / "lstm.onnx")
+    _assert_match(model, path, ort_run, lambda n: [
+        rng.standard_normal((n, 24, 3)).astype(np.float32)])
+
+
+def test_two_input_vqa_model_exports_with_named_inputs(tmp_path, ort_run):
+    vqa = _example("vqa_cnn_lstm")
+    model = vqa.make_model()
+    rng = np.random.default_rng(2)
+
+    def inputs_at(n):
+        return [rng.standard_normal((n, 3, 16, 16)).astype(np.float32),
+                rng.integers(0, len(vqa.WORDS), (n, vqa.LENGTH)).astype(np.int64)]
+    model(*[pf.tensor(a) for a in inputs_at(2)])
+    path = pf.onnx.export(model, tmp_path / "vqa.onnx")
+    import onnx
+
+    proto = onnx.load(str(path))
+    assert [i.name for i in proto.graph.input] == ["image", "question"]
+    assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    assert proto.opset_import[0].version == 17
+    _assert_match(model, path, ort_run, inputs_at)
+
+
+def test_export_from_a_pf_file_and_at_a_newer_opset(tmp_path, ort_run):
+    model = pf.nn.Sequential([pf.nn.Dense(6, activation="gelu"), pf.nn.LayerNorm(),
+                              pf.nn.Dense(3)])
+    x = np.random.default_rng(3).standard_normal((4, 5)).astype(np.float32)
+    model(pf.tensor(x))
+    pf.save(model, tmp_path / "m.pf")
+    path = pf.onnx.export(tmp_path / "m.pf", tmp_path / "m.onnx", opset=20)
+    import onnx
+
+    proto = onnx.load(path)
+    assert proto.opset_import[0].version == 20
+    assert "Gelu" in {n.op_type for n in proto.graph.node}      # opset 20 has Gelu itself
+    with pf.no_grad():
+        ours = model(pf.tensor(x)).numpy()
+    np.testing.assert_allclose(ort_run(path, x)[0], ours, rtol=1e-5, atol=2e-6)
+
+
+def test_export_with_example_inputs_builds_the_model(tmp_path, ort_run):
+    model = pf.nn.Sequential([pf.nn.Conv1D(4, 3, padding="same"), pf.nn.GlobalAvgPool1D()])
+    x = np.random.default_rng(4).standard_normal((3, 2, 9)).astype(np.float32)
+    path = pf.onnx.export(model, tmp_path / "c.onnx", example_inputs=[x])
+    with pf.no_grad():
+        ours = model(pf.tensor(x)).numpy()
+    np.testing.assert_allclose(ort_run(path, x)[0], ours, rtol=1e-5, atol=1e-6)
+
+
+@pf.nn.register_layer
+class _SquaredError(pf.nn.Module):
+    """A layer whose op (mse) has no ONNX form."""
+
+    def forward(self, x):
+        return pf.mse(x, x * 2.0, reduction="none")
+
+
+def test_an_op_without_onnx_form_is_refused_by_name(tmp_path):
+    model = pf.nn.Sequential([pf.nn.Dense(3), _SquaredError(name="sq")])
+    model(pf.tensor(np.ones((2, 4), np.float32)))
+    with pytest.raises(pf.onnx.UnsupportedOnnxError) as err:
+        pf.onnx.export(model, tmp_path / "x.onnx")
+    assert "mse" in str(err.value) and "sq/mse" in str(err.value)
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_opsets_before_17_are_refused(tmp_path):
+    model = pf.nn.Dense(2)
+    model(pf.tensor(np.ones((1, 3), np.float32)))
+    with pytest.raises(pf.onnx.OnnxError, match="opset 17 or newer, got opset=13"):
+        pf.onnx.export(model, tmp_path / "x.onnx", opset=13)
+
+
+def test_importing_pyfront_does_not_import_onnx():
+    code = ("import sys, pyfront as pf; import pyfront.onnx; "
+            "assert 'onnx' not in sys.modules, 'onnx loaded'; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_missing_onnx_package_says_what_to_install(tmp_path):
+    code = ("import sys; sys.modules['onnx'] = None\n"
+            "import numpy as np, pyfront as pf, pyfront.onnx\n"
+            "m = pf.nn.Dense(2); m(pf.tensor(np.ones((1, 3), np.float32)))\n"
+            "try:\n    pf.onnx.export(m, %r)\nexcept pf.PyfrontError as e:\n    print(e)\n"
+            % str(tmp_path / "x.onnx"))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert 'pip install "pyfront[onnx]"' in out.stdout, out.stdout + out.stderr
