@@ -302,10 +302,10 @@ def new_args(ins, outs, iattr=(), fattr=(), workspace=None):
 _scratch = threading.local()
 
 
-def _eager_workspace(kernel, a):
+def _eager_workspace(kernel, a, context):
     """Scratch memory for an eager call: one buffer per thread, grown as needed and reused
     (megabytes per step would otherwise go back and forth to the OS as page faults)."""
-    nbytes = workspace_bytes(kernel, a)
+    nbytes = workspace_bytes(kernel, a, context)
     if not nbytes:
         return None
     buf = getattr(_scratch, "buf", None)
@@ -320,7 +320,7 @@ def run(kernel, ins, outs, iattr=(), fattr=(), workspace=None, context=""):
     a, keep = new_args(ins, outs, iattr, fattr, workspace)
     kid = kernel_id(kernel)
     if workspace is None and kid in _WORKSPACE_KERNELS:
-        buf = _eager_workspace(kernel, a)
+        buf = _eager_workspace(kernel, a, context)
         if buf is not None:
             a.workspace = ffi.from_buffer(buf)
             a.workspace_bytes = buf.nbytes
@@ -334,11 +334,13 @@ def new_steps(n):
     return ffi.new("pf_step[]", n)
 
 
-def workspace_bytes(kernel, args):
+def workspace_bytes(kernel, args, context=""):
+    """Scratch bytes the kernel wants for these arguments; sizing checks the arguments, so
+    its errors carry the caller's context (the op) like the kernel's own."""
     out = ffi.new("int64_t *")
     status = lib.pf_workspace_size(kernel_id(kernel), args, out)
     if status:
-        raise_native_error(status)
+        raise_native_error(status, context)
     return out[0]
 
 
