@@ -9,7 +9,7 @@ import numpy as np
 from .. import errors
 
 __all__ = ["model_to_bytes", "model_from_bytes", "TrainingConfig", "TensorLayout",
-           "make_metrics", "pack_metric_states", "unpack_metric_states"]
+           "label_kinds", "make_metrics", "pack_metric_states", "unpack_metric_states"]
 
 _CLASS_LOSSES = ("cross_entropy", "sparse_categorical_crossentropy")
 
@@ -69,38 +69,40 @@ class TrainingConfig:
                 "SparkTrainer needs a loss: call model.compile(optimizer=..., loss=...) first, "
                 "or pass loss= ('cross_entropy', 'mse' or a function)")
         self.loss_weights = None if loss is not None else compiled.get("loss_weights")
-        self.metric_specs = list(metrics if metrics is not None else compiled.get("metrics")
-                                 or [])
-        self.loss_fn()               # fail now on an unknown loss name
-        make_metrics(self.metric_specs)
+        specs = metrics if metrics is not None else compiled.get("metrics") or []
+        self.metric_specs = dict(specs) if isinstance(specs, dict) else list(specs)
+        self.loss_fn()               # fail now on an unknown loss name (metrics: in fit)
 
-    @property
-    def classification(self):
-        import pyfront as pf
-
-        loss = self.loss
-        if isinstance(loss, (list, tuple)):
-            return False
-        return loss in _CLASS_LOSSES or loss is pf.losses.cross_entropy
+    def label_kinds(self, n_outputs):
+        return label_kinds(self.loss, n_outputs)
 
     def loss_fn(self):
-        try:
-            from ..train.api import build_loss
-        except ImportError:
-            build_loss = None
-        if build_loss is not None:
-            return build_loss(self.loss, self.loss_weights)
-        from .. import losses
+        from ..train.api import build_loss
 
-        return losses.get(self.loss)
+        return build_loss(self.loss, self.loss_weights)
 
     def optimizer_spec(self):
         opt = self.optimizer
         return type(opt), opt.get_config()
 
 
-def make_metrics(specs):
-    """Fresh metric objects (with mergeable sufficient statistics) for names or Metrics."""
+def label_kinds(loss, n_outputs):
+    """Per output, "class" (integer labels, for a cross-entropy loss) or "value"."""
+    import pyfront as pf
+
+    losses = list(loss) if isinstance(loss, (list, tuple)) else [loss] * n_outputs
+    if len(losses) != n_outputs:
+        raise errors.PyfrontError("%d losses for a model with %d outputs"
+                                  % (len(losses), n_outputs))
+    return ["class" if fn in _CLASS_LOSSES or fn is pf.losses.cross_entropy else "value"
+            for fn in losses]
+
+
+def make_metrics(specs, n_outputs=1):
+    """Fresh metrics as local fit tracks them: [(output index, log name, Metric)]. A flat
+    list applies to every output; a list of lists or a dict {output index: [...]} chooses per
+    output; with several outputs the names read out<i>_<metric>. Metrics keep mergeable
+    sufficient statistics, so workers' results add up."""
     import copy
 
     if not specs:
@@ -110,28 +112,43 @@ def make_metrics(specs):
     except ImportError:
         raise errors.PyfrontError("metrics need pyfront.train.metrics, which this pyfront "
                                   "lacks") from None
+    if isinstance(specs, dict):
+        unknown = [k for k in specs if k not in range(n_outputs)]
+        if unknown:
+            raise errors.PyfrontError("metrics given for outputs %s; the model has outputs "
+                                      "0..%d" % (unknown, n_outputs - 1))
+        per_output = [list(specs.get(i, [])) for i in range(n_outputs)]
+    elif all(isinstance(m, (list, tuple)) for m in specs):
+        if len(specs) != n_outputs:
+            raise errors.PyfrontError("%d metric lists for %d outputs"
+                                      % (len(specs), n_outputs))
+        per_output = [list(m) for m in specs]
+    else:
+        per_output = [list(specs)] * n_outputs
     out = []
-    for spec in specs:
-        m = copy.deepcopy(spec) if isinstance(spec, metrics_mod.Metric) \
-            else metrics_mod.get(spec)
-        m.reset()
-        out.append(m)
+    for i, chosen in enumerate(per_output):
+        for spec in chosen:
+            m = copy.deepcopy(spec) if isinstance(spec, metrics_mod.Metric) \
+                else metrics_mod.get(spec)
+            m.reset()
+            out.append((i, m.name if n_outputs == 1 else "out%d_%s" % (i, m.name), m))
     return out
 
 
-def pack_metric_states(metrics):
-    """Every metric's statistics as one float64 vector (sorted keys, flattened arrays)."""
+def pack_metric_states(tracked):
+    """Every metric's statistics (make_metrics' triples) as one float64 vector (sorted keys,
+    flattened arrays)."""
     parts = []
-    for m in metrics:
+    for _, _, m in tracked:
         for key in sorted(m.stats):
             parts.append(np.asarray(m.stats[key], dtype=np.float64).reshape(-1))
     return np.concatenate(parts) if parts else np.zeros(0, np.float64)
 
 
-def unpack_metric_states(metrics, vector):
-    """Merge a vector from pack_metric_states into metrics (same kinds, same order)."""
+def unpack_metric_states(tracked, vector):
+    """Merge a vector from pack_metric_states into tracked metrics (same kinds, same order)."""
     pos = 0
-    for m in metrics:
+    for _, _, m in tracked:
         state = {}
         for key in sorted(m.stats):
             ref = np.asarray(m.stats[key])
@@ -144,7 +161,7 @@ def unpack_metric_states(metrics, vector):
     if pos != len(vector):
         raise errors.PyfrontError("metric statistics: %d values for %d expected"
                                   % (len(vector), pos))
-    return metrics
+    return tracked
 
 
 class TensorLayout:

@@ -15,24 +15,58 @@ G, W, KEY, P = "__g", "__w", "__key", "__p"
 
 
 class InputSpec:
-    """What the columns must become: features (flat float32 array of `size` values, reshaped
-    to the model's per-sample input shape), label (int64 class or float32 value(s))."""
+    """What the columns must become: per model input, features (a flat float32 array of
+    feature_sizes[i] values, reshaped to that input's per-sample shape); per model output, a
+    label (int64 class or float32 value(s)).
+
+    features_col: a column (array, ML Vector, nested array) or a list of numeric columns; for a
+    model with several inputs (inputs > 1), a list holding one of those per input. label_col:
+    a column, or a list of columns, one per output. label_kind: "class" or "value", or a list
+    of them per output."""
 
     def __init__(self, features_col, label_col=None, label_kind="class", num_classes=None,
-                 feature_size=None):
-        if isinstance(features_col, (list, tuple)):
-            if not features_col:
-                raise ValueError("features_col: an empty list of columns")
-            features_col = list(features_col)
-        self.features_col = features_col
-        self.label_col = label_col
-        self.label_kind = label_kind          # "class" | "value"
-        self.num_classes = num_classes
-        self.feature_size = feature_size
+                 feature_size=None, inputs=1):
+        if isinstance(features_col, (list, tuple)) and not features_col:
+            raise ValueError("features_col: an empty list of columns")
+        if inputs > 1:
+            if not isinstance(features_col, (list, tuple)) or len(features_col) != inputs:
+                raise ValueError(
+                    "the model has %d inputs: features_col is a list of %d entries, one per "
+                    "input (each a column, or a list of numeric columns), got %r"
+                    % (inputs, inputs, features_col))
+            self.inputs = [list(c) if isinstance(c, (list, tuple)) else c for c in features_col]
+        else:
+            self.inputs = [list(features_col) if isinstance(features_col, (list, tuple))
+                           else features_col]
+        self.labels = [] if label_col is None else \
+            list(label_col) if isinstance(label_col, (list, tuple)) else [label_col]
+        kinds = label_kind if isinstance(label_kind, (list, tuple)) else \
+            [label_kind] * max(1, len(self.labels))
+        self.label_kinds = list(kinds)               # "class" | "value", per output
+        self.num_classes = num_classes if isinstance(num_classes, list) else \
+            [num_classes] * len(self.label_kinds)
+        self.feature_sizes = feature_size if isinstance(feature_size, list) else \
+            [feature_size] * len(self.inputs)
+
+    @property
+    def feature_names(self):
+        """The converted data's feature columns: "features", or "features_<i>" per input."""
+        return feature_names(len(self.inputs))
+
+    @property
+    def label_names(self):
+        return [LABEL] if len(self.labels) == 1 else \
+            ["%s_%d" % (LABEL, i) for i in range(len(self.labels))]
 
     def describe(self):
-        cols = self.features_col if isinstance(self.features_col, list) else [self.features_col]
-        return "features %s, label %r" % (cols, self.label_col)
+        cols = [c if isinstance(c, list) else [c] for c in self.inputs]
+        shown = cols[0] if len(cols) == 1 else cols
+        labels = self.labels[0] if len(self.labels) == 1 else self.labels
+        return "features %s, label %r" % (shown, labels)
+
+
+def feature_names(n):
+    return [FEATURES] if n == 1 else ["%s_%d" % (FEATURES, i) for i in range(n)]
 
 
 def _spark_types():
@@ -59,25 +93,26 @@ def _column(df, name, role):
     return fields[name]
 
 
-def _features_expr(df, spec):
-    """A Spark column of array<float> for the features, or a clear error on the driver."""
+def features_expr(df, features_col):
+    """A Spark column of array<float> for one input's features (a column, or a list of
+    numeric columns), or a clear error on the driver."""
     import pyspark.sql.functions as F
     from pyspark.ml.functions import vector_to_array
 
     T = _spark_types()
     numeric = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType,
                T.DecimalType)
-    if isinstance(spec.features_col, list):
-        for name in spec.features_col:
+    if isinstance(features_col, list):
+        for name in features_col:
             f = _column(df, name, "feature")
             if not isinstance(f.dataType, numeric):
                 raise errors.DTypeError(
                     "feature column %r has type %s; several feature columns must each be "
                     "numeric (use one array or vector column otherwise)"
                     % (name, f.dataType.simpleString()))
-        return F.array(*[F.col(n).cast("float") for n in spec.features_col])
-    f = _column(df, spec.features_col, "features")
-    dt, col = f.dataType, F.col(spec.features_col)
+        return F.array(*[F.col(n).cast("float") for n in features_col])
+    f = _column(df, features_col, "features")
+    dt, col = f.dataType, F.col(features_col)
     if _is_vector(dt):
         return vector_to_array(col, "float32")
     if isinstance(dt, T.ArrayType):
@@ -91,28 +126,28 @@ def _features_expr(df, spec):
     raise errors.DTypeError(
         "features column %r has type %s; expected an array of numbers, an ML Vector, a "
         "nested array of numbers (an image), or a list of numeric columns"
-        % (spec.features_col, dt.simpleString()))
+        % (features_col, dt.simpleString()))
 
 
-def _label_expr(df, spec):
+def _label_expr(df, label_col, label_kind):
     import pyspark.sql.functions as F
 
     T = _spark_types()
-    f = _column(df, spec.label_col, "label")
-    dt, col = f.dataType, F.col(spec.label_col)
+    f = _column(df, label_col, "label")
+    dt, col = f.dataType, F.col(label_col)
     numeric = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType,
                T.DecimalType, T.BooleanType)
     if isinstance(dt, numeric):
         return col.cast("double")
-    if spec.label_kind == "value" and (_is_vector(dt) or (
+    if label_kind == "value" and (_is_vector(dt) or (
             isinstance(dt, T.ArrayType) and isinstance(dt.elementType, numeric))):
         from pyspark.ml.functions import vector_to_array
 
         return vector_to_array(col, "float32") if _is_vector(dt) else col.cast("array<float>")
     raise errors.DTypeError(
         "label column %r has type %s; expected a number%s"
-        % (spec.label_col, dt.simpleString(),
-           "" if spec.label_kind == "class" else " or an array/vector of numbers"))
+        % (label_col, dt.simpleString(),
+           "" if label_kind == "class" else " or an array/vector of numbers"))
 
 
 def as_dataframe(data, spark=None):
@@ -146,63 +181,78 @@ def _pair_row(pair):
 
 
 def convert(df, spec):
-    """df with two columns: features (array<float>) and label (double, or array<float>)."""
-    cols = [_features_expr(df, spec).alias(FEATURES)]
-    if spec.label_col is not None:
-        cols.append(_label_expr(df, spec).alias(LABEL))
+    """df with the columns the model takes: features (array<float>), or features_<i> per
+    input, and label (double, or array<float>), or label_<i> per output."""
+    cols = [features_expr(df, c).alias(n) for c, n in zip(spec.inputs, spec.feature_names)]
+    cols += [_label_expr(df, c, k).alias(n)
+             for c, k, n in zip(spec.labels, spec.label_kinds, spec.label_names)]
     return df.select(*cols)
 
 
 class DataStats:
-    """What one aggregation job learns about converted data: rows per partition, feature
-    sizes, nulls and the label range."""
+    """What one aggregation job learns about converted data: rows per partition, and per
+    feature column (feature sizes, nulls, non-finite values) and label column (nulls, range)
+    what check() looks at."""
 
-    def __init__(self, rows):
+    def __init__(self, rows, feature_cols, label_cols):
         self.partition_counts = {int(r["pid"]): int(r["n"]) for r in rows}
         self.count = sum(self.partition_counts.values())
 
         def pick(name, fn):
-            vals = [r[name] for r in rows if r[name] is not None]
+            vals = [r[name] for r in rows if r.get(name) is not None]
             return fn(vals) if vals else None
-        self.min_size = pick("min_size", min)
-        self.max_size = pick("max_size", max)
-        self.null_features = pick("null_features", sum) or 0
-        self.null_values = pick("null_values", sum) or 0
-        self.null_labels = pick("null_labels", sum) or 0
-        self.min_label = pick("min_label", min)
-        self.max_label = pick("max_label", max)
-        self.fractional_labels = pick("fractional_labels", sum) or 0
-        self.min_label_size = pick("min_label_size", min)
-        self.max_label_size = pick("max_label_size", max)
+
+        def per_column(col, keys):
+            return {k: pick("%s/%s" % (col, k), fn) for k, fn in keys}
+        self.features = {c: per_column(c, [("min_size", min), ("max_size", max),
+                                           ("null_features", sum), ("null_values", sum),
+                                           ("infinite_values", sum)])
+                         for c in feature_cols}
+        self.labels = {c: per_column(c, [("null_labels", sum), ("min_label", min),
+                                         ("max_label", max), ("fractional_labels", sum),
+                                         ("nonfinite_labels", sum), ("min_label_size", min),
+                                         ("max_label_size", max)])
+                       for c in label_cols}
+        first = self.features.get(FEATURES) or next(iter(self.features.values()), {})
+        self.min_size = first.get("min_size")
 
 
-def profile(converted, with_label=True, label_is_array=False):
-    """One Spark job: per-partition counts and everything check() looks at."""
+def profile(converted, with_label=True):
+    """One Spark job: per-partition counts and everything check() looks at, for every
+    features* and label* column of converted data."""
     import pyspark.sql.functions as F
 
-    feats = F.col(FEATURES)
-    aggs = [F.count(F.lit(1)).alias("n"),
-            F.min(F.size(feats)).alias("min_size"), F.max(F.size(feats)).alias("max_size"),
-            F.sum(F.when(feats.isNull(), 1).otherwise(0)).alias("null_features"),
-            F.sum(F.when(F.exists(feats, lambda v: v.isNull() | F.isnan(v)), 1)
-                  .otherwise(0)).alias("null_values")]
-    if with_label:
-        lab = F.col(LABEL)
-        aggs.append(F.sum(F.when(lab.isNull(), 1).otherwise(0)).alias("null_labels"))
-        if label_is_array:
-            aggs += [F.min(F.size(lab)).alias("min_label_size"),
-                     F.max(F.size(lab)).alias("max_label_size")]
+    feature_cols = [c for c in converted.columns if c.startswith(FEATURES)]
+    label_cols = [c for c in converted.columns if c.startswith(LABEL)] if with_label else []
+    # float32's largest value: a double beyond it became +-inf when cast to float
+    inf = F.lit(float("inf"))
+    aggs = [F.count(F.lit(1)).alias("n")]
+    for c in feature_cols:
+        feats = F.col(c)
+        aggs += [F.min(F.size(feats)).alias(c + "/min_size"),
+                 F.max(F.size(feats)).alias(c + "/max_size"),
+                 F.sum(F.when(feats.isNull(), 1).otherwise(0)).alias(c + "/null_features"),
+                 F.sum(F.when(F.exists(feats, lambda v: v.isNull() | F.isnan(v)), 1)
+                       .otherwise(0)).alias(c + "/null_values"),
+                 F.sum(F.when(F.exists(feats, lambda v: F.abs(v) == inf), 1)
+                       .otherwise(0)).alias(c + "/infinite_values")]
+    for c in label_cols:
+        lab = F.col(c)
+        aggs.append(F.sum(F.when(lab.isNull(), 1).otherwise(0)).alias(c + "/null_labels"))
+        if converted.schema[c].dataType.typeName() == "array":
+            aggs += [F.min(F.size(lab)).alias(c + "/min_label_size"),
+                     F.max(F.size(lab)).alias(c + "/max_label_size"),
+                     F.sum(F.when(F.exists(lab, lambda v: F.isnan(v) | (F.abs(v) == inf)), 1)
+                           .otherwise(0)).alias(c + "/nonfinite_labels")]
         else:
-            aggs += [F.min(lab).alias("min_label"), F.max(lab).alias("max_label"),
-                     F.sum(F.when(lab != F.floor(lab), 1).otherwise(0))
-                     .alias("fractional_labels")]
+            finite = ~F.isnan(lab) & (F.abs(lab) != inf)
+            aggs += [F.min(F.when(finite, lab)).alias(c + "/min_label"),
+                     F.max(F.when(finite, lab)).alias(c + "/max_label"),
+                     F.sum(F.when(~finite, 1).otherwise(0)).alias(c + "/nonfinite_labels"),
+                     F.sum(F.when(finite & (lab != F.floor(lab)), 1).otherwise(0))
+                     .alias(c + "/fractional_labels")]
     rows = converted.groupBy(F.spark_partition_id().alias("pid")).agg(*aggs).collect()
-    rows = [r.asDict() for r in rows]
-    for r in rows:
-        for key in ("null_labels", "min_label", "max_label", "fractional_labels",
-                    "min_label_size", "max_label_size"):
-            r.setdefault(key, None)
-    return DataStats(rows)
+    return DataStats([r.asDict() for r in rows], feature_cols, label_cols)
 
 
 def check(stats, spec, what="training data"):
@@ -210,37 +260,51 @@ def check(stats, spec, what="training data"):
     where = "%s (%s)" % (what, spec.describe())
     if stats.count == 0:
         raise errors.PyfrontError("%s is empty: the DataFrame has no rows" % where)
-    if stats.null_features:
-        raise errors.PyfrontError("%s: %d rows have a null features value"
-                                  % (where, stats.null_features))
-    if stats.null_values:
-        raise errors.PyfrontError("%s: %d rows have null or NaN feature values"
-                                  % (where, stats.null_values))
-    if stats.min_size != stats.max_size:
-        raise errors.ShapeError(
-            "%s: ragged features: rows have between %d and %d values; every row must have "
-            "the same number" % (where, stats.min_size, stats.max_size))
-    if spec.feature_size is not None and stats.min_size != spec.feature_size:
-        raise errors.ShapeError("%s: rows have %d feature values but the model takes %d"
-                                % (where, stats.min_size, spec.feature_size))
-    if spec.label_col is None:
-        return
-    if stats.null_labels:
-        raise errors.PyfrontError("%s: %d rows have a null label" % (where, stats.null_labels))
-    if stats.min_label_size is not None and stats.min_label_size != stats.max_label_size:
-        raise errors.ShapeError("%s: ragged labels: between %d and %d values per row"
-                                % (where, stats.min_label_size, stats.max_label_size))
-    if spec.label_kind == "class":
-        if stats.fractional_labels:
-            raise errors.PyfrontError("%s: %d labels are not whole numbers; class labels are "
-                                      "integers 0..C-1" % (where, stats.fractional_labels))
-        lo, hi = stats.min_label, stats.max_label
-        c = spec.num_classes
-        if lo < 0 or (c is not None and hi >= c):
+    for i, name in enumerate(spec.feature_names):
+        st = stats.features[name]
+        on = "" if len(spec.feature_names) == 1 else " of input %d (%r)" % (i, spec.inputs[i])
+        if st["null_features"]:
+            raise errors.PyfrontError("%s: %d rows have a null features value%s"
+                                      % (where, st["null_features"], on))
+        if st["null_values"]:
+            raise errors.PyfrontError("%s: %d rows have null or NaN feature values%s"
+                                      % (where, st["null_values"], on))
+        if st["infinite_values"]:
             raise errors.PyfrontError(
-                "%s: labels range over [%d, %d] but the model has %s classes, so labels must "
-                "lie in [0, %s]" % (where, lo, hi, c if c is not None else "C",
-                                    c - 1 if c is not None else "C-1"))
+                "%s: %d rows have infinite feature values%s (+-inf, or beyond float32's range "
+                "of +-3.4e38, which becomes inf in float32)" % (where, st["infinite_values"], on))
+        if st["min_size"] != st["max_size"]:
+            raise errors.ShapeError(
+                "%s: ragged features%s: rows have between %d and %d values; every row must "
+                "have the same number" % (where, on, st["min_size"], st["max_size"]))
+        size = spec.feature_sizes[i]
+        if size is not None and st["min_size"] != size:
+            raise errors.ShapeError("%s: rows have %d feature values%s but the model takes %d"
+                                    % (where, st["min_size"], on, size))
+    for i, name in enumerate(spec.label_names):
+        st = stats.labels[name]
+        on = "" if len(spec.label_names) == 1 else " %r (output %d)" % (spec.labels[i], i)
+        if st["null_labels"]:
+            raise errors.PyfrontError("%s: %d rows have a null label%s"
+                                      % (where, st["null_labels"], on))
+        if st["nonfinite_labels"]:
+            raise errors.PyfrontError("%s: %d rows have a NaN or infinite label%s"
+                                      % (where, st["nonfinite_labels"], on))
+        if st["min_label_size"] is not None and st["min_label_size"] != st["max_label_size"]:
+            raise errors.ShapeError("%s: ragged labels%s: between %d and %d values per row"
+                                    % (where, on, st["min_label_size"], st["max_label_size"]))
+        if spec.label_kinds[i] == "class":
+            if st["fractional_labels"]:
+                raise errors.PyfrontError(
+                    "%s: %d labels%s are not whole numbers; class labels are integers 0..C-1"
+                    % (where, st["fractional_labels"], on))
+            lo, hi = st["min_label"], st["max_label"]
+            c = spec.num_classes[i]
+            if lo < 0 or (c is not None and hi >= c):
+                raise errors.PyfrontError(
+                    "%s: labels%s range over [%d, %d] but the model has %s classes, so labels "
+                    "must lie in [0, %s]" % (where, on, lo, hi, c if c is not None else "C",
+                                             c - 1 if c is not None else "C-1"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -387,8 +451,8 @@ class WorkerLayout:
     def _packed_schema(indexed):
         from pyspark.sql import types as T
 
-        fields = [T.StructField(f.name, T.BinaryType(), False) if f.name == FEATURES else f
-                  for f in indexed.schema.fields]
+        fields = [T.StructField(f.name, T.BinaryType(), False)
+                  if f.name.startswith(FEATURES) else f for f in indexed.schema.fields]
         return T.StructType(fields)
 
     def steps_per_epoch(self, batch_size):
@@ -429,7 +493,8 @@ class WorkerLayout:
         position (which also keeps the epoch's sort in the plan)."""
         import pyspark.sql.functions as F
 
-        cols = [W, FEATURES] + [c for c in (LABEL, P) if c in view.columns]
+        cols = [W] + [c for c in view.columns if c.startswith((FEATURES, LABEL))] + \
+            ([P] if P in view.columns else [])
         if lo == 0 and hi >= max(self.rows_per_worker):
             return view.select(*cols)
         if self.shuffle or self.export_path is not None:

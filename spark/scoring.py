@@ -11,6 +11,7 @@ from .. import errors
 from . import data as data_mod
 from .common import TensorLayout, make_metrics, model_from_bytes, model_to_bytes, \
     unpack_metric_states
+from .executors import check_executors
 
 __all__ = ["predict", "evaluate"]
 
@@ -144,8 +145,8 @@ def predict(model, df, input_col=None, output_col="prediction", input_cols=None,
                                   "another output_col" % output_col)
     net = _unwrap(model)
     shape = _input_shape(net, input_shape)
-    spec = data_mod.InputSpec(input_cols if input_cols is not None else input_col)
-    features = data_mod._features_expr(df, spec)
+    check_executors(df.sparkSession.sparkContext)
+    features = data_mod.features_expr(df, input_cols if input_cols is not None else input_col)
     model_bc = df.sparkSession.sparkContext.broadcast(model_to_bytes(net))
     score = functools.partial(_score, uuid.uuid4().hex, model_bc, shape, int(batch_size),
                               output)
@@ -165,7 +166,8 @@ def evaluate(model, df, features_col="features", label_col="label", loss=None, m
     from pyspark import StorageLevel
 
     from .common import TrainingConfig, compiled_settings
-    from .worker import EVAL_SCHEMA, RoundState, RunSpec, broadcast_spec, evaluate_partition
+    from .worker import (EVAL_SCHEMA, RoundState, RunSpec, broadcast_spec, evaluate_partition,
+                         raise_task_error)
 
     net = _unwrap(model)
     compiled, _ = compiled_settings(model)
@@ -178,14 +180,16 @@ def evaluate(model, df, features_col="features", label_col="label", loss=None, m
                                   "(or compile the model)")
     make_metrics(cfg.metric_specs)
     shape = _input_shape(net, input_shape)
-    label_kind = "class" if cfg.loss is None or cfg.classification else "value"
+    label_kind = "class" if cfg.loss is None else cfg.label_kinds(1)[0]
     if cfg.loss is None and any(str(m) in ("mae", "mse", "rmse") for m in cfg.metric_specs):
         label_kind = "value"
     spec = data_mod.InputSpec(features_col, label_col, label_kind,
                               feature_size=int(np.prod(shape)))
     if label_kind == "class":
-        spec.num_classes = _output_width(net, shape)
-    converted = data_mod.convert(data_mod.as_dataframe(df), spec)
+        spec.num_classes = [_output_width(net, shape)]
+    df = data_mod.as_dataframe(df)
+    check_executors(df.sparkSession.sparkContext)
+    converted = data_mod.convert(df, spec)
     converted = converted.persist(StorageLevel.MEMORY_AND_DISK)
     sc = converted.sparkSession.sparkContext
     broadcasts = []
@@ -195,8 +199,8 @@ def evaluate(model, df, features_col="features", label_col="label", loss=None, m
         state = net.state_dict()
         layout = TensorLayout(list(state.items()))
         run_spec = RunSpec(
-            run_id=uuid.uuid4().hex, model_bytes=model_to_bytes(net), input_shape=shape,
-            label_kind=label_kind, loss=cfg.loss, loss_weights=cfg.loss_weights,
+            run_id=uuid.uuid4().hex, model_bytes=model_to_bytes(net), input_shapes=[shape],
+            label_kinds=[label_kind], loss=cfg.loss, loss_weights=cfg.loss_weights,
             metric_specs=cfg.metric_specs, optimizer_spec=None, strategy="evaluate",
             batch_size=batch_size, seed=0, weight_layout=layout, grad_names=[],
             opt_layout=None)
@@ -209,6 +213,8 @@ def evaluate(model, df, features_col="features", label_col="label", loss=None, m
         for b in broadcasts:
             b.destroy()
         converted.unpersist()
+    for r in rows:
+        raise_task_error(r, "evaluate")
     n = sum(r["rows"] for r in rows)
     out = {}
     if cfg.loss is not None:
@@ -216,5 +222,5 @@ def evaluate(model, df, features_col="features", label_col="label", loss=None, m
     ms = make_metrics(cfg.metric_specs)
     for r in rows:
         unpack_metric_states(ms, np.frombuffer(r["metrics"], np.float64))
-    out.update((m.name, m.result()) for m in ms)
+    out.update((name, m.result()) for _, name, m in ms)
     return out

@@ -14,48 +14,21 @@ import uuid
 import numpy as np
 
 from .. import errors
+from ..train.callbacks import Callback, CallbackList, History
 from . import checkpoint as ckpt
 from . import data as data_mod
 from .common import (TensorLayout, TrainingConfig, make_metrics, model_to_bytes,
                      unpack_metric_states)
+from .executors import check_executors
 from .strategies import ParameterAveraging, SyncSGD
 from .worker import (EVAL_SCHEMA, RESULT_SCHEMA, RoundState, RunSpec, broadcast_spec,
-                     evaluate_partition, train_round)
+                     evaluate_partition, raise_task_error, train_round)
 
-__all__ = ["SparkTrainer", "History"]
+__all__ = ["SparkTrainer"]
 
 log = logging.getLogger("pyfront.spark")
 
 _JOB_PROPERTIES = ("spark.jobGroup.id", "spark.job.description", "spark.job.interruptOnCancel")
-
-
-class History:
-    """What fit returns: history[name] is a list with one value per epoch (loss, metrics,
-    val_loss, val_<metric>, samples_per_s, seconds); rounds holds one dict per round."""
-
-    def __init__(self):
-        self.history = {}
-        self.epoch = []
-        self.rounds = []
-
-    def append(self, epoch, logs):
-        self.epoch.append(epoch)
-        for k, v in logs.items():
-            self.history.setdefault(k, []).append(v)
-
-    def state(self):
-        return {"history": self.history, "epoch": self.epoch}
-
-    def restore(self, state):
-        self.history = {k: list(v) for k, v in state.get("history", {}).items()}
-        self.epoch = list(state.get("epoch", []))
-
-    def __getitem__(self, key):
-        return self.history[key]
-
-    def __repr__(self):
-        return "History(%s)" % ", ".join("%s=%s" % (k, ["%.4g" % x for x in v])
-                                         for k, v in self.history.items())
 
 
 def _unwrap(model):
@@ -81,8 +54,9 @@ class SparkTrainer:
     batch_size_per_worker: rows per local step on each worker (a SyncSGD step sees
         num_workers times as many).
     optimizer, loss, metrics: default to what model.compile set.
-    input_shape: per-row shape the flat features are reshaped to (e.g. (1, 8, 8)); default
-        the model's input shape when it has seen an input, else (number of features,).
+    input_shape: per-row shape the flat features are reshaped to (e.g. (1, 8, 8)), or a list
+        of them for a model with several inputs; default the model's input shape(s) when it
+        has seen an input, else (number of features,).
     shuffle: reorder each worker's rows every epoch (seeded; see data.epoch_order).
     checkpoint_dir, checkpoint_every: write a checkpoint every N rounds (and at each epoch's
         end) to a local or Hadoop-compatible folder; keep_checkpoints newest are kept.
@@ -126,7 +100,7 @@ class SparkTrainer:
         self.batch_size = batch_size_per_worker
         self.config = TrainingConfig(model, optimizer, loss, metrics)
         self.optimizer = self.config.optimizer
-        self.input_shape = None if input_shape is None else tuple(int(d) for d in input_shape)
+        self.input_shape = input_shape
         self.seed = int(seed)
         self.shuffle = bool(shuffle)
         self.checkpoint_dir = checkpoint_dir
@@ -147,22 +121,36 @@ class SparkTrainer:
     # ------------------------------------------------------------------------------------
     def fit(self, data, epochs=1, features_col="features", label_col="label",
             validation_data=None, resume_from=None, callbacks=None):
-        """Train for `epochs` epochs; the model is updated in place. Returns a History.
+        """Train for `epochs` epochs; the model is updated in place. Returns the History
+        (the class local fit returns: history["loss"], one value per epoch).
 
         data: a DataFrame (features_col: an array or ML Vector column, or a list of numeric
         columns; label_col: a number, class index for cross-entropy) or an RDD of
-        (features, label) pairs. validation_data: a DataFrame/RDD like data, evaluated in
-        parallel after every epoch. resume_from: a checkpoint file, or a checkpoint folder
-        (its newest file), to continue a run from. callbacks: objects with any of
-        on_round_end(trainer, epoch, round, logs) and on_epoch_end(trainer, epoch, logs).
+        (features, label) pairs. A model with several inputs takes features_col as a list
+        with one entry per input (each a column or a list of numeric columns); one with
+        several outputs takes label_col as a list of columns, one per output (the losses,
+        loss_weights and metrics of model.compile apply per output as in local fit).
+        validation_data: a DataFrame/RDD like data, evaluated in parallel after every
+        epoch. resume_from: a checkpoint file, or a checkpoint folder (its newest file), to
+        continue a run from. callbacks: pyfront.train.callbacks objects (EarlyStopping,
+        ModelCheckpoint, CSVLogger, TensorBoard, LearningRateScheduler, ReduceLROnPlateau,
+        your own Callback); a Spark round is their batch.
         """
         from pyspark.sql import SparkSession
 
         if not isinstance(epochs, int) or epochs < 1:
             raise ValueError("epochs must be a positive int, got %r" % (epochs,))
+        callbacks = list(callbacks or [])
+        for cb in callbacks:
+            if not isinstance(cb, Callback):
+                raise TypeError(
+                    "callbacks are pyfront.train.callbacks.Callback objects (their hooks: "
+                    "on_epoch_begin/end, on_train_batch_begin/end called for every round, "
+                    "on_train_begin/end), got %r" % (cb,))
         spark = self.spark or getattr(data, "sparkSession", None) or \
             SparkSession.builder.getOrCreate()
         sc = spark.sparkContext
+        check_executors(sc)
         workers = self.num_workers or sc.defaultParallelism
         model = _unwrap(self.model)
         opt = self.optimizer
@@ -171,14 +159,13 @@ class SparkTrainer:
 
         # ---- check the data on the driver before any long work ----
         df = data_mod.as_dataframe(data, spark)
-        label_kind = "class" if self.config.classification else "value"
-        spec = data_mod.InputSpec(features_col, label_col, label_kind)
-        converted = data_mod.convert(df, spec)
-        label_is_array = label_kind == "value" and \
-            converted.schema[data_mod.LABEL].dataType.typeName() == "array"
+        n_inputs = len(model.input_spec) if model.input_spec else 1
+        n_labels = len(label_col) if isinstance(label_col, (list, tuple)) else 1
+        spec = data_mod.InputSpec(features_col, label_col, self.config.label_kinds(n_labels),
+                                  inputs=n_inputs)
         from pyspark import StorageLevel
 
-        converted = converted.persist(StorageLevel.MEMORY_AND_DISK)
+        converted = data_mod.convert(df, spec).persist(StorageLevel.MEMORY_AND_DISK)
         layout = None
         val = None
         group = "pyfront-%s" % uuid.uuid4().hex[:12]
@@ -186,17 +173,24 @@ class SparkTrainer:
         saved = {k: sc.getLocalProperty(k) for k in _JOB_PROPERTIES}
         try:
             sc.setJobGroup(group, "pyfront: checking the training data", True)
-            stats = data_mod.profile(converted, label_is_array=label_is_array)
+            stats = data_mod.profile(converted)
             if stats.count == 0:
                 data_mod.check(stats, spec)
-            input_shape = self._input_shape(model, stats.min_size)
-            spec.feature_size = int(np.prod(input_shape))
-            out_dim = self._build(model, input_shape)
-            if label_kind == "class":
-                spec.num_classes = out_dim
+            input_shapes = self._input_shapes(model, stats, spec)
+            spec.feature_sizes = [int(np.prod(s)) for s in input_shapes]
+            widths = self._build(model, input_shapes)
+            if len(widths) != len(spec.labels):
+                raise errors.PyfrontError(
+                    "the model has %d outputs but label_col names %d column%s (%r); give one "
+                    "label column per output" % (len(widths), len(spec.labels),
+                                                 "" if len(spec.labels) == 1 else "s",
+                                                 label_col))
+            spec.num_classes = [w if k == "class" else None
+                                for w, k in zip(widths, spec.label_kinds)]
+            make_metrics(self.config.metric_specs, len(widths))    # unknown names fail now
             data_mod.check(stats, spec)
             if validation_data is not None:
-                val = self._prepare_validation(validation_data, spark, spec, label_is_array)
+                val = self._prepare_validation(validation_data, spark, spec)
 
             # ---- lay the data out for the workers ----
             sc.setJobGroup(group, "pyfront: dealing the data to %d workers" % workers, True)
@@ -204,9 +198,9 @@ class SparkTrainer:
                                            self.export_path)
             converted.unpersist()
 
-            run = _Run(self, spark, model, opt, input_shape, label_kind, workers, group)
+            run = _Run(self, spark, model, opt, input_shapes, spec.label_kinds, workers, group)
             broadcasts = run.broadcasts
-            return run.train(layout, epochs, val, resume_from, callbacks or [])
+            return run.train(layout, epochs, val, resume_from, callbacks)
         finally:
             for b in broadcasts:
                 try:
@@ -225,17 +219,27 @@ class SparkTrainer:
                 pass
 
     # ---- helpers ----
-    def _input_shape(self, model, feature_size):
-        if self.input_shape is not None:
-            return self.input_shape
-        if model.input_spec:
-            shape = tuple(model.input_spec[0][0][1:])
-            if None not in shape:
-                return shape
-        return (int(feature_size),)
+    def _input_shapes(self, model, stats, spec):
+        """Per model input, the per-row shape its flat features are reshaped to."""
+        n = len(spec.inputs)
+        given = self.input_shape
+        if given is not None:
+            shapes = list(given) if n > 1 else [given]
+            if len(shapes) != n:
+                raise ValueError("input_shape: the model has %d inputs; give a list of %d "
+                                 "shapes, got %r" % (n, n, given))
+            return [tuple(int(d) for d in s) for s in shapes]
+        shapes = []
+        for i, name in enumerate(spec.feature_names):
+            shape = tuple(model.input_spec[i][0][1:]) if model.input_spec else None
+            if shape is None or None in shape:
+                shape = (int(stats.features[name]["min_size"]),)
+            shapes.append(shape)
+        return shapes
 
-    def _build(self, model, input_shape):
-        """Run the model once on zeros (deferred initialisation, seeded); the output width."""
+    def _build(self, model, input_shapes):
+        """Run the model once on zeros (deferred initialisation, seeded); the width of every
+        output."""
         import pyfront as pf
 
         needs_init = any(not p.initialized for p in model.parameters(trainable_only=False)
@@ -246,34 +250,37 @@ class SparkTrainer:
         model.eval()
         try:
             with pf.no_grad():
-                out = model(pf.tensor(np.zeros((1,) + tuple(input_shape), np.float32)))
+                out = model(*[pf.tensor(np.zeros((1,) + tuple(s), np.float32))
+                              for s in input_shapes])
         except errors.ShapeError as e:
+            shown = input_shapes[0] if len(input_shapes) == 1 else input_shapes
             raise errors.ShapeError("the model does not take rows of shape %s: %s (pass "
                                     "input_shape= to reshape the features)"
-                                    % (tuple(input_shape), e)) from None
+                                    % (shown, e)) from None
         finally:
             model.train(was_training)
-        if isinstance(out, (tuple, list, dict)):
-            raise errors.PyfrontError("SparkTrainer trains single-output models; this one "
-                                      "returns %d outputs" % len(out))
+        if isinstance(out, dict):
+            raise errors.PyfrontError("SparkTrainer trains models whose outputs are a tensor "
+                                      "or a list of tensors; this one returns a dict (%s)"
+                                      % ", ".join(out))
         for p in self.optimizer.params:
             self.optimizer.state_for(p)
-        return int(out.shape[-1]) if len(out.shape) > 1 else 1
+        outs = list(out) if isinstance(out, (tuple, list)) else [out]
+        return [int(o.shape[-1]) if len(o.shape) > 1 else 1 for o in outs]
 
-    def _prepare_validation(self, validation_data, spark, spec, label_is_array):
+    def _prepare_validation(self, validation_data, spark, spec):
         from pyspark import StorageLevel
 
         vdf = data_mod.as_dataframe(validation_data, spark)
         vconv = data_mod.convert(vdf, spec).persist(StorageLevel.MEMORY_AND_DISK)
-        vstats = data_mod.profile(vconv, label_is_array=label_is_array)
-        data_mod.check(vstats, spec, "validation data")
+        data_mod.check(data_mod.profile(vconv), spec, "validation data")
         return vconv
 
 
 class _Run:
     """One fit: the broadcast spec, the round loop, combining, progress and checkpoints."""
 
-    def __init__(self, trainer, spark, model, opt, input_shape, label_kind, workers, group):
+    def __init__(self, trainer, spark, model, opt, input_shapes, label_kinds, workers, group):
         self.t = trainer
         self.spark, self.sc = spark, spark.sparkContext
         self.model, self.opt = model, opt
@@ -301,7 +308,7 @@ class _Run:
         cls, config = trainer.config.optimizer_spec()
         self.spec = RunSpec(
             run_id=uuid.uuid4().hex, model_bytes=model_to_bytes(model, None),
-            input_shape=input_shape, label_kind=label_kind, loss=trainer.config.loss,
+            input_shapes=input_shapes, label_kinds=label_kinds, loss=trainer.config.loss,
             loss_weights=trainer.config.loss_weights,
             metric_specs=trainer.config.metric_specs, optimizer_spec=(cls, config),
             strategy=trainer.strategy.name, batch_size=trainer.batch_size, seed=trainer.seed,
@@ -309,6 +316,7 @@ class _Run:
             opt_layout=self.opt_layout, compiled=trainer.compiled)
         self.spec_bc = broadcast_spec(self.sc, self.spec)
         self.broadcasts = [self.spec_bc]
+        self.n_outputs = len(label_kinds)
         self.history = History()
         self.t.history = self.history
 
@@ -356,6 +364,7 @@ class _Run:
         finally:
             state_bc.destroy()
         spark_end = time.perf_counter()
+        raise_task_error(results, "epoch %d, round %d" % (epoch + 1, rnd + 1))
         rows, loss_sum, mvec = self.apply(results)
         end = time.perf_counter()
         driver += end - spark_end
@@ -443,12 +452,14 @@ class _Run:
             rows = [r.asDict() for r in self.map_in_arrow(val, fn, EVAL_SCHEMA).collect()]
         finally:
             state_bc.destroy()
-        n = sum(r["rows"] for r in rows)
-        metrics = make_metrics(self.spec.metric_specs)
         for r in rows:
-            unpack_metric_states(metrics, np.frombuffer(r["metrics"], np.float64))
+            raise_task_error(r, "validation after epoch %d" % (epoch + 1))
+        n = sum(r["rows"] for r in rows)
+        tracked = make_metrics(self.spec.metric_specs, self.n_outputs)
+        for r in rows:
+            unpack_metric_states(tracked, np.frombuffer(r["metrics"], np.float64))
         out = {"val_loss": sum(r["loss_sum"] for r in rows) / max(n, 1)}
-        out.update(("val_" + m.name, float(m.result())) for m in metrics)
+        out.update(("val_" + name, float(m.result())) for _, name, m in tracked)
         return out
 
     # ---- the loop ----
@@ -456,6 +467,12 @@ class _Run:
         B, K = self.t.batch_size, self.K
         steps = layout.steps_per_epoch(B)
         rounds = -(-steps // K)
+        user_model = self.t.model
+        cbs = CallbackList([self.history] + callbacks, model=user_model, params={
+            "epochs": epochs, "steps": rounds, "samples": layout.count,
+            "verbose": self.t.verbose, "batch_size": B * self.workers, "optimizer": self.opt})
+        object.__setattr__(user_model, "stop_training", False)
+        cbs.on_train_begin()
         first_epoch, first_round = 0, 0
         if resume_from is not None:
             position = ckpt.load(resume_from, self.model, self.opt)
@@ -469,53 +486,54 @@ class _Run:
         try:
             for epoch in range(first_epoch, epochs):
                 t0 = time.perf_counter()
+                cbs.on_epoch_begin(epoch)
                 view = layout.epoch_view(epoch, reads=rounds)
-                metrics = make_metrics(self.spec.metric_specs)
+                tracked = make_metrics(self.spec.metric_specs, self.n_outputs)
                 seen, loss_sum = 0, 0.0
                 bar = self._bar(epoch, epochs, rounds)
                 start_round = first_round if epoch == first_epoch else 0
                 if bar is not None and start_round:
                     bar.update(start_round)
                 for rnd in range(start_round, rounds):
+                    cbs.on_train_batch_begin(rnd)
                     n, lsum, mvec = self.run_round(view, epoch, rnd, rounds, epochs, layout)
                     seen += n
                     loss_sum += lsum
                     if mvec is not None:
-                        unpack_metric_states(metrics, mvec)
+                        unpack_metric_states(tracked, mvec)
                     logs = {"loss": loss_sum / max(seen, 1)}
-                    logs.update((m.name, float(m.result())) for m in metrics)
+                    logs.update((name, float(m.result())) for _, name, m in tracked)
                     logs["samples_per_s"] = seen / (time.perf_counter() - t0)
                     self.history.rounds.append(dict(logs, epoch=epoch, round=rnd))
                     self._show_round(bar, epoch, epochs, rnd, rounds, logs)
-                    for cb in callbacks:
-                        fn = getattr(cb, "on_round_end", None)
-                        if fn is not None:
-                            fn(self.t, epoch, rnd, logs)
+                    cbs.on_train_batch_end(rnd, dict(logs, batch=rnd, size=n))
                     every = self.t.checkpoint_every
                     if every and (rnd + 1) % every == 0 and rnd + 1 < rounds:
                         self.save_checkpoint(epoch, rnd + 1, layout)
+                    if user_model.stop_training:
+                        break
                 seconds = time.perf_counter() - t0
                 logs = {"loss": loss_sum / max(seen, 1)}
-                logs.update((m.name, float(m.result())) for m in metrics)
+                logs.update((name, float(m.result())) for _, name, m in tracked)
                 if val is not None:
                     logs.update(self.evaluate(val, epoch))
+                logs["lr"] = self.opt.lr
                 logs["samples_per_s"] = seen / seconds if seconds > 0 else 0.0
                 logs["seconds"] = seconds
-                self.history.append(epoch, logs)
                 self._end_epoch(bar, epoch, epochs, logs)
                 bar = None
-                for cb in callbacks:
-                    fn = getattr(cb, "on_epoch_end", None)
-                    if fn is not None:
-                        fn(self.t, epoch, logs)
+                cbs.on_epoch_end(epoch, logs)
                 if self.t.checkpoint_dir is not None:
                     self.save_checkpoint(epoch + 1, 0, layout)
+                if user_model.stop_training:
+                    break
         except KeyboardInterrupt:
             self.sc.cancelJobGroup(self.group)
             raise
         finally:
             if bar is not None:
                 bar.close()
+            cbs.on_train_end()
         return self.history
 
     def _check_resume(self, extra, layout):
@@ -578,8 +596,11 @@ def _is_spark_failure(exc):
 
 def _partial(row, dtype, averaging):
     """A worker's result row as numbers that add up: rows, loss and metric sums, the payload
-    (float64), and for averaging the optimizer step count it reached (combined by max)."""
+    (float64), and for averaging the optimizer step count it reached (combined by max); or
+    the pyfront error the task returned."""
     row = row.asDict() if hasattr(row, "asDict") else row
+    if row.get("error"):
+        return {"worker": row["worker"], "rows": 0, "error": row["error"]}
     payload = row["payload"]
     iterations = 0
     if averaging and payload:
@@ -595,6 +616,9 @@ def _partial(row, dtype, averaging):
 
 
 def _merge(a, b):
+    for part in (a, b):
+        if part is not None and part.get("error"):      # one error stands for the round
+            return part
     if a is None or (b is not None and not a["rows"]):
         return b
     if b is None or not b["rows"]:

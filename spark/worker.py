@@ -12,18 +12,22 @@ import time
 import numpy as np
 
 from .. import errors, random
+from ..train.step import as_list, make_gradient_step, make_predict_step, make_train_step
 from .common import make_metrics, model_from_bytes, pack_metric_states
 
 __all__ = ["RunSpec", "RoundState", "broadcast_spec", "train_round", "evaluate_partition",
-           "minibatches", "RESULT_SCHEMA", "EVAL_SCHEMA"]
+           "raise_task_error", "minibatches", "RESULT_SCHEMA", "EVAL_SCHEMA"]
 
 # what a task returns, one row: as a Spark DDL schema for mapInArrow, and in Arrow types
+# "error": a pyfront error raised in the task, as "<class name>: <message>" (else null); it
+# is returned rather than raised because Spark retries every failed task, and a pyfront error
+# (bad data, a shape or numeric error) would only fail again
 _RESULT_FIELDS = [("worker", "int"), ("rows", "long"), ("steps", "int"),
                   ("loss_sum", "double"), ("metrics", "binary"), ("payload", "binary"),
                   ("seconds", "double"), ("input_seconds", "double"),
-                  ("state_seconds", "double")]
+                  ("state_seconds", "double"), ("error", "string")]
 _EVAL_FIELDS = [("rows", "long"), ("loss_sum", "double"), ("metrics", "binary"),
-                ("seconds", "double")]
+                ("seconds", "double"), ("error", "string")]
 RESULT_SCHEMA = ", ".join("%s %s" % f for f in _RESULT_FIELDS)
 EVAL_SCHEMA = ", ".join("%s %s" % f for f in _EVAL_FIELDS)
 
@@ -32,15 +36,18 @@ _runs = collections.OrderedDict()     # run id -> _Run, in this Python worker pr
 
 
 class RunSpec:
-    """Everything about a run that does not change between rounds (broadcast once)."""
+    """Everything about a run that does not change between rounds (broadcast once).
 
-    def __init__(self, run_id, model_bytes, input_shape, label_kind, loss, loss_weights,
+    input_shapes: per model input, the per-row shape; label_kinds: per output, "class" or
+    "value"."""
+
+    def __init__(self, run_id, model_bytes, input_shapes, label_kinds, loss, loss_weights,
                  metric_specs, optimizer_spec, strategy, batch_size, seed, weight_layout,
                  grad_names, opt_layout, compiled=True):
         self.run_id = run_id
         self.model_bytes = model_bytes
-        self.input_shape = tuple(input_shape)
-        self.label_kind = label_kind
+        self.input_shapes = [tuple(s) for s in input_shapes]
+        self.label_kinds = list(label_kinds)
         self.loss, self.loss_weights = loss, loss_weights
         self.metric_specs = metric_specs
         self.optimizer_spec = optimizer_spec        # (class, config)
@@ -53,11 +60,9 @@ class RunSpec:
         self.compiled = bool(compiled)
 
     def loss_fn(self):
-        from .common import TrainingConfig
+        from ..train.api import build_loss
 
-        cfg = TrainingConfig.__new__(TrainingConfig)
-        cfg.loss, cfg.loss_weights = self.loss, self.loss_weights
-        return cfg.loss_fn()
+        return build_loss(self.loss, self.loss_weights)
 
 
 class RoundState:
@@ -94,24 +99,25 @@ def _features(column, n, size):
 
 
 def pack_features(batches):
-    """mapInArrow body: the features column (float lists, all one length) as raw float32 bytes
-    per row, which Spark caches and streams back far faster than arrays of floats."""
+    """mapInArrow body: the features columns (float lists, all one length) as raw float32
+    bytes per row, which Spark caches and streams back far faster than arrays of floats."""
     import pyarrow as pa
 
     for rb in batches:
         n = rb.num_rows
-        i = rb.schema.get_field_index("features")
-        feats = rb.column(i)
-        values = feats.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
-        row_bytes = values.nbytes // n if n else 0
-        large = values.nbytes >= 2 ** 31
-        offsets = np.arange(n + 1, dtype=np.int64 if large else np.int32) * row_bytes
-        packed = pa.Array.from_buffers(pa.large_binary() if large else pa.binary(), n,
-                                       [None, pa.py_buffer(offsets), pa.py_buffer(values)])
         columns = list(rb.columns)
-        columns[i] = packed
-        names = list(rb.schema.names)
-        yield pa.RecordBatch.from_arrays(columns, names=names)
+        for i, name in enumerate(rb.schema.names):
+            if not name.startswith("features"):
+                continue
+            values = rb.column(i).flatten().to_numpy(zero_copy_only=False) \
+                .astype(np.float32, copy=False)
+            row_bytes = values.nbytes // n if n else 0
+            large = values.nbytes >= 2 ** 31
+            offsets = np.arange(n + 1, dtype=np.int64 if large else np.int32) * row_bytes
+            columns[i] = pa.Array.from_buffers(pa.large_binary() if large else pa.binary(), n,
+                                               [None, pa.py_buffer(offsets),
+                                                pa.py_buffer(values)])
+        yield pa.RecordBatch.from_arrays(columns, names=list(rb.schema.names))
 
 
 def _labels(column, n, kind):
@@ -126,22 +132,29 @@ def _labels(column, n, kind):
     return values.astype(np.int64) if kind == "class" else values.astype(np.float32)
 
 
-def minibatches(batches, size, input_shape, label_kind, with_worker=False):
-    """Rebatch a stream of Arrow record batches into numpy minibatches of `size` rows
-    (x shaped (n,) + input_shape, y or None, worker ids or None); only the pending rows of
-    the stream are held, never a whole partition."""
+def minibatches(batches, size, input_shapes, label_kinds, with_worker=False):
+    """Rebatch a stream of Arrow record batches into numpy minibatches of `size` rows:
+    (xs: one array per input, shaped (n,) + its input shape; ys: one array per output, or
+    None without labels; worker ids or None). Only the pending rows of the stream are held,
+    never a whole partition."""
     import pyarrow as pa
 
-    flat = int(np.prod(input_shape)) if input_shape else 1
+    from .data import feature_names
+
+    flats = [int(np.prod(s)) if s else 1 for s in input_shapes]
+    x_names = feature_names(len(input_shapes))
+    y_names = ["label"] if len(label_kinds) == 1 else \
+        ["label_%d" % i for i in range(len(label_kinds))]
     pending, held = [], 0
 
     def emit(table):
         n = table.num_rows
-        x = _features(table.column("features"), n, flat).reshape((n,) + tuple(input_shape))
-        y = _labels(table.column("label"), n, label_kind) \
-            if "label" in table.column_names else None
+        xs = [_features(table.column(name), n, flat).reshape((n,) + tuple(shape))
+              for name, flat, shape in zip(x_names, flats, input_shapes)]
+        ys = [_labels(table.column(name), n, kind) for name, kind in zip(y_names, label_kinds)] \
+            if y_names[0] in table.column_names else None
         w = table.column("__w").to_numpy() if with_worker else None
-        return x, y, w
+        return xs, ys, w
 
     for rb in batches:
         if rb.num_rows == 0:
@@ -188,7 +201,8 @@ def _task_seed(seed, *parts):
 
 
 class _Run:
-    """A run's model, loss, optimizer and compiled steps in this Python worker process."""
+    """A run's model, loss, optimizer and steps in this Python worker process; the steps are
+    pyfront.train's (make_gradient_step for SyncSGD, make_train_step for local steps)."""
 
     def __init__(self, spec):
         self.spec = spec
@@ -200,7 +214,7 @@ class _Run:
             raise errors.ModelFormatError("the model rebuilt on the executor lacks %s" % missing)
         self.grad_params = [self.tensors[n] for n in spec.grad_names]
         self.loss_fn = spec.loss_fn() if spec.loss is not None else None
-        self._grad_exe = None           # compiled gradient graph, "eager" if untraceable
+        self._gradient_step = None
         self._optimizer = None
         self._train_step = None
         self._predict = None
@@ -238,88 +252,28 @@ class _Run:
             arrays.append(opt.state_for(by_name[pname])[sname])
         return layout.pack(arrays, scale)
 
-    # ---- steps ----
-    def gradients(self, x, y):
-        """(mean loss, [gradient per trainable parameter], outputs) for one minibatch."""
-        if self._grad_exe is None:
-            self._grad_exe = self._build_gradient_graph(x, y) if self.spec.compiled \
-                else "eager"
-        if self._grad_exe == "eager":
-            return self._eager_gradients(x, y)
-        exe, grad_keys = self._grad_exe
-        out = exe.run({"input": x, "target": y})
-        grads = [out[k] if k is not None else np.zeros(p.shape, p.dtype.np)
-                 for k, p in zip(grad_keys, self.grad_params)]
-        return float(out["loss"]), grads, out["output"]
+    # ---- steps: lists of arrays in (one per input / output), predictions as a list ----
+    def gradients(self, xs, ys):
+        """(mean loss, [gradient per trainable parameter], [prediction per output])."""
+        if self._gradient_step is None:
+            self._gradient_step = make_gradient_step(self.model, self.loss_fn,
+                                                     self.grad_params, self.spec.compiled)
+        loss, grads, out = self._gradient_step(xs, ys)
+        return loss, grads, as_list(out)
 
-    def _build_gradient_graph(self, x, y):
-        from ..graph.symbol import Graph
-
-        g = Graph("spark_gradients")
-        xs = g.placeholder("input", (None,) + x.shape[1:], x.dtype.name)
-        ys = g.placeholder("target", (None,) + y.shape[1:], y.dtype.name)
-        try:
-            out = self.model(xs)
-            loss = self.loss_fn(out, ys)
-            grads = g.gradients(loss, [g.variable(p) for p in self.grad_params])
-        except errors.TraceError:
-            return "eager"
-        outputs = {"loss": loss, "output": out}
-        keys = []
-        for i, gr in enumerate(grads):
-            keys.append(None if gr is None else "grad_%d" % i)
-            if gr is not None:
-                outputs["grad_%d" % i] = gr
-        return g.compile(outputs=outputs), keys
-
-    def _eager_gradients(self, x, y):
-        from ..tensor import Tensor
-
-        for p in self.grad_params:
-            p.grad = None
-        out = self.model(Tensor(x))
-        loss = self.loss_fn(out, Tensor(y))
-        loss.backward()
-        grads = [p.grad.numpy() if p.grad is not None else np.zeros(p.shape, p.dtype.np)
-                 for p in self.grad_params]
-        return float(loss.item()), grads, out.numpy()
-
-    def train_step(self, x, y):
-        """One local optimizer step; (mean loss, outputs before the update)."""
+    def train_step(self, xs, ys):
+        """One local optimizer step; (mean loss, [prediction per output] before the update)."""
         if self._train_step is None:
-            if self.spec.compiled:
-                from ..train.step import CompiledTrainStep
+            self._train_step = make_train_step(self.model, self.loss_fn, self.optimizer,
+                                               self.spec.compiled)
+        loss, out = self._train_step(xs, ys)
+        return loss, as_list(out)
 
-                self._train_step = CompiledTrainStep(self.model, self.loss_fn, self.optimizer)
-            else:
-                self._train_step = self._eager_step
-        return self._train_step(x, y)
-
-    def _eager_step(self, x, y):
-        from ..tensor import Tensor
-
-        opt = self.optimizer
-        opt.zero_grad()
-        out = self.model(Tensor(x))
-        loss = self.loss_fn(out, Tensor(y))
-        loss.backward()
-        opt.step()
-        return float(loss.item()), out.numpy()
-
-    def predict(self, x):
+    def predict(self, xs):
         if self._predict is None:
-            from ..graph.jit import jit
-
-            self._predict = jit(self.model) if self.spec.compiled else None
-        self.model.eval()
+            self._predict = make_predict_step(self.model, self.spec.compiled)
         try:
-            if self._predict is not None:
-                return self._predict.run_numpy(x)
-            from .. import autograd
-            from ..tensor import Tensor
-
-            with autograd.no_grad():
-                return self.model(Tensor(x)).numpy()
+            return as_list(self._predict(xs))
         finally:
             self.model.train()
 
@@ -354,9 +308,29 @@ def _result(fields, values):
     import pyarrow as pa
 
     types = {"int": pa.int32(), "long": pa.int64(), "double": pa.float64(),
-             "binary": pa.binary()}
+             "binary": pa.binary(), "string": pa.string()}
     schema = pa.schema([(name, types[kind]) for name, kind in fields])
-    return pa.RecordBatch.from_pydict({k: [values[k]] for k, _ in fields}, schema=schema)
+    return pa.RecordBatch.from_pydict({k: [values.get(k)] for k, _ in fields}, schema=schema)
+
+
+def _failed(fields, error):
+    """The one result row of a task that raised a pyfront error: zeros and the error."""
+    zeros = {"int": 0, "long": 0, "double": 0.0, "binary": b""}
+    values = {name: zeros.get(kind) for name, kind in fields}
+    values["error"] = "%s: %s" % (type(error).__name__, error)
+    return _result(fields, values)
+
+
+def raise_task_error(result, where):
+    """Raise, as its own class with its own message first, a pyfront error that a task
+    returned (see _failed)."""
+    if not result or not result.get("error"):
+        return
+    name, _, message = result["error"].partition(": ")
+    cls = getattr(errors, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, errors.PyfrontError)):
+        cls, message = errors.PyfrontError, result["error"]
+    raise cls("%s\n(raised in a Spark task: %s)" % (message, where))
 
 
 def train_round(spec_bc, state_bc, info, batches):
@@ -366,6 +340,13 @@ def train_round(spec_bc, state_bc, info, batches):
     trainable parameter, then rows times the state that is not trained (buffers). Parameter
     averaging: `steps` local steps, then payload = rows times (all weights, optimizer state).
     """
+    try:
+        yield _train_round(spec_bc, state_bc, info, batches)
+    except errors.PyfrontError as e:
+        yield _failed(_RESULT_FIELDS, e)
+
+
+def _train_round(spec_bc, state_bc, info, batches):
     from pyspark import TaskContext
 
     t_wait = 0.0
@@ -378,7 +359,7 @@ def train_round(spec_bc, state_bc, info, batches):
     t_state = time.perf_counter() - start
     ctx = TaskContext.get()
     worker = ctx.partitionId() if ctx is not None else 0
-    metrics = make_metrics(spec.metric_specs)
+    tracked = make_metrics(spec.metric_specs, len(spec.label_kinds))
     rows, steps, loss_sum = 0, 0, 0.0
     sync = spec.strategy == "sync"
     if sync:
@@ -388,7 +369,7 @@ def train_round(spec_bc, state_bc, info, batches):
         max_steps = int(info["steps"])
     seen_worker = None
     random.seed(_task_seed(spec.seed, info["epoch"], info["round"], worker))
-    stream = minibatches(batches, spec.batch_size, spec.input_shape, spec.label_kind,
+    stream = minibatches(batches, spec.batch_size, spec.input_shapes, spec.label_kinds,
                          with_worker=True)
     while True:
         t = time.perf_counter()
@@ -396,28 +377,28 @@ def train_round(spec_bc, state_bc, info, batches):
         t_wait += time.perf_counter() - t
         if item is None:
             break
-        x, y, w = item
+        xs, ys, w = item
         if seen_worker is None:
             seen_worker = int(w[0])
         if (w != seen_worker).any():
             raise errors.PyfrontError(
                 "internal: rows of workers %s reached one task; the data layout is broken"
                 % sorted(set(w.tolist())))
-        n = len(x)
+        n = len(xs[0])
         if sync:
-            loss, grads, out = run.gradients(x, y)
+            loss, grads, outs = run.gradients(xs, ys)
             for acc, gr in zip(grad_sum, grads):
                 acc += np.asarray(gr, np.float64) * n
         else:
             if steps >= max_steps:
                 raise errors.PyfrontError("internal: a round slice holds more than %d "
                                           "minibatches" % max_steps)
-            loss, out = run.train_step(x, y)
+            loss, outs = run.train_step(xs, ys)
         steps += 1
         rows += n
         loss_sum += float(loss) * n
-        for m in metrics:
-            m.update(y, out)
+        for i, _, m in tracked:
+            m.update(ys[i], outs[i])
     if seen_worker is not None:
         worker = seen_worker
     layout = spec.weight_layout
@@ -435,14 +416,21 @@ def train_round(spec_bc, state_bc, info, batches):
         payload = weights.tobytes() + run.optimizer_vector(rows).tobytes() + \
             np.array([run.optimizer.iterations], np.float64).tobytes()
     seconds = time.perf_counter() - start - t_wait
-    yield _result(_RESULT_FIELDS, {
+    return _result(_RESULT_FIELDS, {
         "worker": worker, "rows": rows, "steps": steps, "loss_sum": loss_sum,
-        "metrics": pack_metric_states(metrics).tobytes(), "payload": payload,
+        "metrics": pack_metric_states(tracked).tobytes(), "payload": payload,
         "seconds": seconds, "input_seconds": t_wait, "state_seconds": t_state})
 
 
 def evaluate_partition(spec_bc, state_bc, batch_size, batches):
     """Loss and metric statistics of a partition with the broadcast weights (eval mode)."""
+    try:
+        yield _evaluate_partition(spec_bc, state_bc, batch_size, batches)
+    except errors.PyfrontError as e:
+        yield _failed(_EVAL_FIELDS, e)
+
+
+def _evaluate_partition(spec_bc, state_bc, batch_size, batches):
     from .. import autograd
     from ..tensor import Tensor
 
@@ -452,16 +440,18 @@ def evaluate_partition(spec_bc, state_bc, batch_size, batches):
     run = _run_for(spec_bc)
     spec = run.spec
     run.load_weights(state.weights)
-    metrics = make_metrics(spec.metric_specs)
+    tracked = make_metrics(spec.metric_specs, len(spec.label_kinds))
     rows, loss_sum = 0, 0.0
-    for x, y, _ in minibatches(batches, batch_size, spec.input_shape, spec.label_kind):
-        out = run.predict(x)
+    for xs, ys, _ in minibatches(batches, batch_size, spec.input_shapes, spec.label_kinds):
+        outs = run.predict(xs)
+        n = len(xs[0])
         if run.loss_fn is not None:
             with autograd.no_grad():
-                loss_sum += float(run.loss_fn(Tensor(out), Tensor(y)).item()) * len(x)
-        rows += len(x)
-        for m in metrics:
-            m.update(y, out)
-    yield _result(_EVAL_FIELDS, {"rows": rows, "loss_sum": loss_sum,
-                                 "metrics": pack_metric_states(metrics).tobytes(),
-                                 "seconds": time.perf_counter() - start})
+                loss = run.loss_fn([Tensor(o) for o in outs], *[Tensor(y) for y in ys])
+            loss_sum += float(loss.item()) * n
+        rows += n
+        for i, _, m in tracked:
+            m.update(ys[i], outs[i])
+    return _result(_EVAL_FIELDS, {"rows": rows, "loss_sum": loss_sum,
+                                  "metrics": pack_metric_states(tracked).tobytes(),
+                                  "seconds": time.perf_counter() - start})

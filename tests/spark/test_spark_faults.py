@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import pyfront as pf
+from pyfront.train.callbacks import Callback
 from pyfront.train.metrics import Metric
 
 from spark_support import to_df
@@ -52,26 +53,37 @@ class FailWhenArmed(Metric):
             raise RuntimeError("injected failure %d (attempt %d)" % (i, ctx.attemptNumber()))
 
 
-class ArmAt:
-    def __init__(self, folder, epoch, rnd):
-        self.folder, self.at = folder, (epoch, rnd)
+class AtRound(Callback):
+    """Calls self.act(epoch, round) after a given round (a Spark round is a callback batch)."""
 
-    def on_round_end(self, trainer, epoch, rnd, logs):
-        if (epoch, rnd) == self.at:
-            open(os.path.join(self.folder, "armed"), "w").close()
+    def __init__(self, epoch, rnd):
+        super().__init__()
+        self.at, self.epoch = (epoch, rnd), None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, rnd, logs=None):
+        if (self.epoch, rnd) == self.at:
+            self.act()
+
+
+class ArmAt(AtRound):
+    def __init__(self, folder, epoch, rnd):
+        super().__init__(epoch, rnd)
+        self.folder = folder
+
+    def act(self):
+        open(os.path.join(self.folder, "armed"), "w").close()
 
 
 class StopAt(Exception):
     pass
 
 
-class InterruptAt:
-    def __init__(self, epoch, rnd):
-        self.at = (epoch, rnd)
-
-    def on_round_end(self, trainer, epoch, rnd, logs):
-        if (epoch, rnd) == self.at:
-            raise StopAt("stopped at epoch %d round %d" % (epoch + 1, rnd + 1))
+class InterruptAt(AtRound):
+    def act(self):
+        raise StopAt("stopped at epoch %d round %d" % (self.at[0] + 1, self.at[1] + 1))
 
 
 @pytest.fixture(scope="module")

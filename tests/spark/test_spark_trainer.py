@@ -154,10 +154,10 @@ def test_the_issue_api_with_compile_metrics_and_an_rdd(spark, digits):
     history = trainer.fit(df, features_col="features", label_col="label", epochs=2)
 
     # every round's Spark jobs say what they are (the Spark UI shows the description)
-    class Descriptions:
+    class Descriptions(pf.train.callbacks.Callback):
         seen = []
 
-        def on_round_end(self, trainer, epoch, rnd, logs):
+        def on_train_batch_end(self, rnd, logs=None):
             self.seen.append(spark.sparkContext.getLocalProperty("spark.job.description"))
     described = Descriptions()
     trainer.fit(df.limit(128), epochs=1, callbacks=[described])
