@@ -38,7 +38,9 @@ enum pf_status {
     PF_ERR_INTERNAL = 9
 };
 
-enum pf_dtype { PF_FLOAT32 = 0, PF_FLOAT64 = 1, PF_INT32 = 2, PF_INT64 = 3 };
+enum pf_dtype { PF_FLOAT32 = 0, PF_FLOAT64 = 1, PF_INT32 = 2, PF_INT64 = 3,
+                PF_BOOL = 4          /* one byte, 0 or 1 */
+};
 
 /* A view of memory: data points at element [0,...,0]; strides are in elements and may be 0
  * (broadcast). Kernels state which inputs they require to be contiguous. */
@@ -83,7 +85,16 @@ enum pf_unary_op {
     PF_U_POW_SCALAR = 22,      /* y = x**p; fattr: p */
     PF_U_CLIP = 23,            /* fattr: lo, hi */
     PF_U_LOG1P = 24, PF_U_EXPM1 = 25, PF_U_ROUND = 26,
-    PF_U_COUNT = 27
+    PF_U_TRUNC = 27, PF_U_TAN = 28, PF_U_ASIN = 29, PF_U_ACOS = 30, PF_U_ATAN = 31,
+    PF_U_SINH = 32, PF_U_COSH = 33, PF_U_ASINH = 34, PF_U_ACOSH = 35, PF_U_ATANH = 36,
+    PF_U_LOG2 = 37, PF_U_LOG10 = 38, PF_U_EXP2 = 39,
+    PF_U_ELU = 40,             /* fattr: alpha */
+    PF_U_SELU = 41,
+    PF_U_CELU = 42,            /* fattr: alpha */
+    PF_U_SILU = 43, PF_U_MISH = 44, PF_U_SOFTSIGN = 45, PF_U_LOGSIGMOID = 46,
+    PF_U_HARDSIGMOID = 47, PF_U_HARDSWISH = 48,
+    PF_U_GELU_TANH = 49,       /* gelu with the tanh approximation */
+    PF_U_COUNT = 50
 };
 
 /* Gradients of activations: dx = g * f'(.) computed from x or from y = f(x) as noted. */
@@ -94,19 +105,29 @@ enum pf_unary_grad_op {
     PF_G_TANH = 3,             /* from y */
     PF_G_GELU = 4,             /* from x */
     PF_G_SOFTPLUS = 5,         /* from x */
-    PF_G_COUNT = 6
+    PF_G_ELU = 6,              /* from x; fattr: alpha */
+    PF_G_SELU = 7,             /* from x */
+    PF_G_CELU = 8,             /* from x; fattr: alpha */
+    PF_G_SILU = 9, PF_G_MISH = 10, PF_G_SOFTSIGN = 11, PF_G_LOGSIGMOID = 12,
+    PF_G_HARDSIGMOID = 13, PF_G_HARDSWISH = 14, PF_G_GELU_TANH = 15,   /* from x */
+    PF_G_COUNT = 16
 };
 
 enum pf_binary_op {
     PF_B_ADD = 0, PF_B_SUB = 1, PF_B_MUL = 2, PF_B_DIV = 3, PF_B_POW = 4, PF_B_MAX = 5,
     PF_B_MIN = 6, PF_B_EQ = 7, PF_B_NE = 8, PF_B_LT = 9, PF_B_LE = 10, PF_B_GT = 11,
     PF_B_GE = 12,
-    PF_B_COUNT = 13
+    PF_B_FMOD = 13,            /* C's fmod: the sign of a */
+    PF_B_REMAINDER = 14,       /* Python's %: the sign of b */
+    PF_B_FLOOR_DIVIDE = 15,    /* Python's // */
+    PF_B_ATAN2 = 16, PF_B_HYPOT = 17,
+    PF_B_COUNT = 18
 };
 
 enum pf_reduce_op {
     PF_R_SUM = 0, PF_R_MEAN = 1, PF_R_MAX = 2, PF_R_MIN = 3, PF_R_ARGMAX = 4, PF_R_ARGMIN = 5,
-    PF_R_COUNT = 6
+    PF_R_PROD = 6,
+    PF_R_COUNT = 7
 };
 
 /* Activation fused into "linear" (iattr[0]). */

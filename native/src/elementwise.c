@@ -27,6 +27,8 @@
 #define M_POW powf
 #define M_LOG1P log1pf
 #define M_EXPM1 expm1f
+#define M_FMOD fmodf
+#define M_COPYSIGN copysignf
 #define BIN_POW(x, y) powf(x, y)
 #include "elementwise_t.h"
 #undef T
@@ -49,6 +51,8 @@
 #undef M_POW
 #undef M_LOG1P
 #undef M_EXPM1
+#undef M_FMOD
+#undef M_COPYSIGN
 #undef BIN_POW
 
 #define T double
@@ -71,6 +75,8 @@
 #define M_POW pow
 #define M_LOG1P log1p
 #define M_EXPM1 expm1
+#define M_FMOD fmod
+#define M_COPYSIGN copysign
 #define BIN_POW(x, y) pow(x, y)
 #include "elementwise_t.h"
 #undef T
@@ -78,14 +84,29 @@
 #undef SFX
 #undef BIN_POW
 
+#define T_IS_INT
 #define T int32_t
+#define UT uint32_t
 #define SFX(n) n##_i32
-#define BIN_POW(x, y) ((void)(x), (void)(y), (T)0)
+#define BIN_POW(x, y) SFX(int_pow)(x, y)
 #include "elementwise_t.h"
 #undef T
+#undef UT
 #undef SFX
 #define T int64_t
+#define UT uint64_t
 #define SFX(n) n##_i64
+#include "elementwise_t.h"
+#undef T
+#undef UT
+#undef SFX
+#undef BIN_POW
+#undef T_IS_INT
+
+/* bool: the binary kernel takes only the ops that keep 0/1 (max = or, min = and, mul = and) */
+#define T uint8_t
+#define SFX(n) n##_b8
+#define BIN_POW(x, y) ((void)(x), (void)(y), (T)0)
 #include "elementwise_t.h"
 #undef T
 #undef SFX
@@ -182,7 +203,9 @@ static int check_broadcast_input(const pf_tensor *in, const pf_tensor *out, cons
 }
 
 /* "binary": inputs a, b (broadcast views); outputs c (contiguous). iattr[0]: pf_binary_op.
- * float32/float64 for every op; int32/int64 for all but div and pow. */
+ * float32/float64: every op. int32/int64: all but div, atan2 and hypot (a zero divisor of
+ * fmod, remainder or floor_divide is an error). bool: max (or), min and mul (and) and the
+ * comparisons. */
 typedef struct {
     int op, dtype;
     char *a, *b, *c;
@@ -203,10 +226,39 @@ static void binary_row(void *p, int64_t n, const int64_t *off, const int64_t *st
         binary_run_i32(j->op, n, (const int32_t *)j->a + off[0], st[0],
                        (const int32_t *)j->b + off[1], st[1], (int32_t *)j->c + off[2]);
         break;
-    default:
+    case PF_INT64:
         binary_run_i64(j->op, n, (const int64_t *)j->a + off[0], st[0],
                        (const int64_t *)j->b + off[1], st[1], (int64_t *)j->c + off[2]);
         break;
+    default:
+        binary_run_b8(j->op, n, (const uint8_t *)j->a + off[0], st[0],
+                      (const uint8_t *)j->b + off[1], st[1], (uint8_t *)j->c + off[2]);
+        break;
+    }
+}
+
+static int op_allowed(int op, int dtype) {
+    if (dtype == PF_FLOAT32 || dtype == PF_FLOAT64) return 1;
+    if (dtype == PF_BOOL)
+        return op == PF_B_MAX || op == PF_B_MIN || op == PF_B_MUL ||
+               (op >= PF_B_EQ && op <= PF_B_GE);
+    return op != PF_B_DIV && op != PF_B_ATAN2 && op != PF_B_HYPOT;
+}
+
+typedef struct {
+    int dtype;
+    const char *b;
+    volatile int zero;      /* set by any thread that meets a zero (all write the same 1) */
+} zero_scan_job;
+
+static void zero_scan_row(void *p, int64_t n, const int64_t *off, const int64_t *st) {
+    zero_scan_job *j = (zero_scan_job *)p;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t k = off[0] + i * st[0];
+        if (j->dtype == PF_INT32 ? ((const int32_t *)j->b)[k] == 0 : ((const int64_t *)j->b)[k] == 0) {
+            j->zero = 1;
+            return;
+        }
     }
 }
 
@@ -221,13 +273,70 @@ static int k_binary(const pf_args *a) {
     PF_TRY(pf_check_dtype(c, x->dtype, "out"));
     int op = pf_code(a->iattr[0]);
     PF_CHECK(op >= 0 && op < PF_B_COUNT, PF_ERR_ARGUMENT, "unknown binary op %d", op);
-    PF_CHECK(!((x->dtype == PF_INT32 || x->dtype == PF_INT64) && (op == PF_B_DIV || op == PF_B_POW)),
-             PF_ERR_DTYPE, "division and power need float inputs, got %s", pf_dtype_name(x->dtype));
+    PF_CHECK(op_allowed(op, x->dtype), PF_ERR_DTYPE, "binary op %d does not take %s inputs", op,
+             pf_dtype_name(x->dtype));
+    if ((x->dtype == PF_INT32 || x->dtype == PF_INT64) &&
+        (op == PF_B_FMOD || op == PF_B_REMAINDER || op == PF_B_FLOOR_DIVIDE)) {
+        const int64_t *bs[1] = {y->strides};
+        pf_walk zw;
+        pf_walk_init(&zw, c->ndim, c->shape, 1, bs);
+        zero_scan_job z = {y->dtype, (const char *)y->data, 0};
+        pf_walk_run(&zw, ELEMENTWISE_PARALLEL_MIN, zero_scan_row, &z);
+        PF_CHECK(!z.zero, PF_ERR_NUMERIC, "integer division by zero");
+    }
     const int64_t *strides[3] = {x->strides, y->strides, c->strides};
     pf_walk w;
     pf_walk_init(&w, c->ndim, c->shape, 3, strides);
     binary_job j = {op, x->dtype, (char *)x->data, (char *)y->data, (char *)c->data};
     pf_walk_run(&w, ELEMENTWISE_PARALLEL_MIN, binary_row, &j);
+    return PF_OK;
+}
+
+/* "compare": inputs a, b (broadcast views, one dtype, any); outputs c (contiguous bool).
+ * iattr[0]: PF_B_EQ ... PF_B_GE. */
+static void compare_row(void *p, int64_t n, const int64_t *off, const int64_t *st) {
+    const binary_job *j = (const binary_job *)p;
+    uint8_t *c = (uint8_t *)j->c + off[2];
+    switch (j->dtype) {
+    case PF_FLOAT32:
+        compare_run_f32(j->op, n, (const float *)j->a + off[0], st[0],
+                        (const float *)j->b + off[1], st[1], c);
+        break;
+    case PF_FLOAT64:
+        compare_run_f64(j->op, n, (const double *)j->a + off[0], st[0],
+                        (const double *)j->b + off[1], st[1], c);
+        break;
+    case PF_INT32:
+        compare_run_i32(j->op, n, (const int32_t *)j->a + off[0], st[0],
+                        (const int32_t *)j->b + off[1], st[1], c);
+        break;
+    case PF_INT64:
+        compare_run_i64(j->op, n, (const int64_t *)j->a + off[0], st[0],
+                        (const int64_t *)j->b + off[1], st[1], c);
+        break;
+    default:
+        compare_run_b8(j->op, n, (const uint8_t *)j->a + off[0], st[0],
+                       (const uint8_t *)j->b + off[1], st[1], c);
+        break;
+    }
+}
+
+static int k_compare(const pf_args *a) {
+    PF_TRY(pf_check_arity(a, 2, 2, 1));
+    PF_TRY(pf_check_attrs(a, 1, 0));
+    const pf_tensor *x = a->inputs[0], *y = a->inputs[1], *c = a->outputs[0];
+    PF_TRY(pf_check_contiguous(c, "out"));
+    PF_TRY(check_broadcast_input(x, c, "a"));
+    PF_TRY(check_broadcast_input(y, c, "b"));
+    PF_TRY(pf_check_dtype(y, x->dtype, "b"));
+    PF_TRY(pf_check_dtype(c, PF_BOOL, "out"));
+    int op = pf_code(a->iattr[0]);
+    PF_CHECK(op >= PF_B_EQ && op <= PF_B_GE, PF_ERR_ARGUMENT, "unknown comparison %d", op);
+    const int64_t *strides[3] = {x->strides, y->strides, c->strides};
+    pf_walk w;
+    pf_walk_init(&w, c->ndim, c->shape, 3, strides);
+    binary_job j = {op, x->dtype, (char *)x->data, (char *)y->data, (char *)c->data};
+    pf_walk_run(&w, ELEMENTWISE_PARALLEL_MIN, compare_row, &j);
     return PF_OK;
 }
 
@@ -243,6 +352,7 @@ static int nonzero_at(int dtype, const char *base, int64_t i) {
     case PF_FLOAT32: return ((const float *)base)[i] != 0;
     case PF_FLOAT64: return ((const double *)base)[i] != 0;
     case PF_INT32: return ((const int32_t *)base)[i] != 0;
+    case PF_BOOL: return ((const uint8_t *)base)[i] != 0;
     default: return ((const int64_t *)base)[i] != 0;
     }
 }
@@ -288,7 +398,13 @@ static int k_where(const pf_args *a) {
     case PF_FLOAT32: CAST_LOOP(TI, float); break;                                             \
     case PF_FLOAT64: CAST_LOOP(TI, double); break;                                            \
     case PF_INT32: CAST_LOOP(TI, int32_t); break;                                             \
-    default: CAST_LOOP(TI, int64_t); break;                                                   \
+    case PF_INT64: CAST_LOOP(TI, int64_t); break;                                             \
+    default: { /* to bool: nonzero (NaN too) is true, as in PyTorch */                        \
+        const TI *s = (const TI *)j->x;                                                        \
+        uint8_t *d = (uint8_t *)j->y;                                                          \
+        for (int64_t i = b; i < e; i++) d[i] = s[i] != 0;                                      \
+        break;                                                                                 \
+    }                                                                                          \
     }
 
 typedef struct {
@@ -303,7 +419,8 @@ static void cast_task(void *p, int64_t b, int64_t e) {
     case PF_FLOAT32: CAST_FROM(float); break;
     case PF_FLOAT64: CAST_FROM(double); break;
     case PF_INT32: CAST_FROM(int32_t); break;
-    default: CAST_FROM(int64_t); break;
+    case PF_INT64: CAST_FROM(int64_t); break;
+    default: CAST_FROM(uint8_t); break;
     }
 }
 
@@ -313,6 +430,8 @@ static int k_cast(const pf_args *a) {
     PF_TRY(pf_check_contiguous(x, "x"));
     PF_TRY(pf_check_contiguous(y, "y"));
     PF_TRY(pf_check_same_shape(x, y, "x", "y"));
+    PF_TRY(pf_check_tensor(x, "x"));
+    PF_TRY(pf_check_tensor(y, "y"));
     if (x->dtype == PF_FLOAT32 || x->dtype == PF_FLOAT64) {
         /* float to int: refuse what C cannot convert (UB), rather than produce garbage */
         if (y->dtype == PF_INT32 || y->dtype == PF_INT64) {
@@ -354,6 +473,7 @@ static int k_fill(const pf_args *a) {
         else for (int64_t i = 0; i < n; i++) ((double *)y->data)[i] = v;
         break;
     case PF_INT32: for (int64_t i = 0; i < n; i++) ((int32_t *)y->data)[i] = (int32_t)v; break;
+    case PF_BOOL: memset(y->data, v != 0, (size_t)n); break;
     default: for (int64_t i = 0; i < n; i++) ((int64_t *)y->data)[i] = (int64_t)v; break;
     }
     return PF_OK;
@@ -504,6 +624,7 @@ const pf_kernel_entry pf_kernels_elementwise[] = {
     {"unary", k_unary, NULL},
     {"unary_grad", k_unary_grad, NULL},
     {"binary", k_binary, NULL},
+    {"compare", k_compare, NULL},
     {"where", k_where, NULL},
     {"cast", k_cast, NULL},
     {"fill", k_fill, NULL},

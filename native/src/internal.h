@@ -54,6 +54,7 @@ extern const pf_kernel_entry pf_kernels_pool[];
 extern const pf_kernel_entry pf_kernels_norm[];
 extern const pf_kernel_entry pf_kernels_random[];
 extern const pf_kernel_entry pf_kernels_rnn[];
+extern const pf_kernel_entry pf_kernels_scan[];
 
 /* ---- threads ---- */
 /* fn(ctx, begin, end) over [0, n) split into contiguous ranges of at least `grain` items, on

@@ -1,9 +1,11 @@
-/* reduce.c -- sum/mean/max/min/argmax/argmin over the middle axis of an (O, R, I) view.
+/* reduce.c -- sum/mean/max/min/argmax/argmin/prod over the middle axis of an (O, R, I) view.
  *
  * "reduce": inputs x (contiguous, shape (O, R, I)); outputs y (contiguous, O*I elements;
  * int64 for argmax/argmin, else x's dtype). iattr[0]: pf_reduce_op. Any set of adjacent axes
  * maps onto this view without a copy; the front end transposes other sets first.
- * float32 sums along a row accumulate in double. */
+ * float32 sums and products along a row accumulate in double. Over an empty axis the sum is 0,
+ * the product 1 and the mean NaN (as in PyTorch); max/min/argmax/argmin refuse it. bool inputs
+ * are refused (the front end reduces them as integers). */
 #include "internal.h"
 
 #define REDUCE_PARALLEL_MIN 32768
@@ -32,6 +34,12 @@ typedef struct {
                         ((acc[4] + acc[5]) + (acc[6] + acc[7]));                               \
                 for (; r < R; r++) s += row[r];                                                \
                 ((T *)j->y)[o] = (T)(j->op == PF_R_MEAN ? s / (ACC)R : s);                     \
+                break;                                                                         \
+            }                                                                                  \
+            case PF_R_PROD: {                                                                  \
+                ACC p = 1;                                                                     \
+                for (int64_t r = 0; r < R; r++) p *= row[r];                                   \
+                ((T *)j->y)[o] = (T)p;                                                         \
                 break;                                                                         \
             }                                                                                  \
             case PF_R_MAX: case PF_R_MIN: {                                                    \
@@ -78,13 +86,21 @@ typedef struct {
             return;                                                                            \
         }                                                                                      \
         T *y = (T *)j->y + o * I;                                                              \
-        if (R == 0) { for (int64_t i = i0; i < i1; i++) y[i] = 0; return; }                    \
+        if (R == 0) {                                                                          \
+            T empty = j->op == PF_R_PROD ? (T)1 : (T)0;                                        \
+            if (j->op == PF_R_MEAN) empty = (T)(0.0 / 0.0);                                    \
+            for (int64_t i = i0; i < i1; i++) y[i] = empty;                                    \
+            return;                                                                            \
+        }                                                                                      \
         for (int64_t i = i0; i < i1; i++) y[i] = x[i];                                         \
         for (int64_t r = 1; r < R; r++) {                                                      \
             const T *row = x + r * I;                                                          \
             switch (j->op) {                                                                   \
             case PF_R_SUM: case PF_R_MEAN:                                                     \
                 for (int64_t i = i0; i < i1; i++) y[i] += row[i];                              \
+                break;                                                                         \
+            case PF_R_PROD:                                                                    \
+                for (int64_t i = i0; i < i1; i++) y[i] *= row[i];                              \
                 break;                                                                         \
             case PF_R_MAX:                                                                     \
                 for (int64_t i = i0; i < i1; i++)                                              \
@@ -183,7 +199,9 @@ static int k_reduce(const pf_args *a) {
              (long long)pf_numel(y), (long long)(O * I));
     int arg = op == PF_R_ARGMAX || op == PF_R_ARGMIN;
     PF_TRY(pf_check_dtype(y, arg ? PF_INT64 : x->dtype, "y"));
-    PF_CHECK(R > 0 || op == PF_R_SUM || O * I == 0, PF_ERR_SHAPE,
+    PF_CHECK(x->dtype != PF_BOOL, PF_ERR_DTYPE, "reduce does not take bool inputs");
+    PF_CHECK(R > 0 || op == PF_R_SUM || op == PF_R_PROD || op == PF_R_MEAN || O * I == 0,
+             PF_ERR_SHAPE,
              "cannot take %s over an empty axis",
              op == PF_R_MEAN ? "the mean" : op == PF_R_MAX || op == PF_R_ARGMAX ? "the maximum" : "the minimum");
     PF_CHECK(!(op == PF_R_MEAN && (x->dtype == PF_INT32 || x->dtype == PF_INT64)), PF_ERR_DTYPE,

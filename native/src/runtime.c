@@ -52,6 +52,7 @@ const char *pf_dtype_name(int dtype) {
     case PF_FLOAT64: return "float64";
     case PF_INT32: return "int32";
     case PF_INT64: return "int64";
+    case PF_BOOL: return "bool";
     default: return "unknown dtype";
     }
 }
@@ -60,6 +61,7 @@ size_t pf_dtype_size(int dtype) {
     switch (dtype) {
     case PF_FLOAT32: case PF_INT32: return 4;
     case PF_FLOAT64: case PF_INT64: return 8;
+    case PF_BOOL: return 1;
     default: return 0;
     }
 }
@@ -579,7 +581,7 @@ int pf_dgemm_serial(int ta, int tb, int64_t m, int64_t n, int64_t k, double alph
 static const pf_kernel_entry *const tables[] = {
     pf_kernels_elementwise, pf_kernels_reduce, pf_kernels_linalg, pf_kernels_layout,
     pf_kernels_nn, pf_kernels_optim, pf_kernels_conv, pf_kernels_pool, pf_kernels_norm,
-    pf_kernels_random, pf_kernels_rnn,
+    pf_kernels_random, pf_kernels_rnn, pf_kernels_scan,
 };
 
 #define MAX_KERNELS 512
