@@ -238,7 +238,7 @@ class Importer:
             self.env[vi.name] = sym
             inputs.append(sym)
         for node in g.node:
-            if id(node) in self.skip:
+            if node.output[0] in self.skip:
                 continue
             builder = BUILDERS[node.op_type]
             try:
@@ -291,6 +291,15 @@ def _default_opset(proto):
 
 def _initializer_array(init, numpy_helper):
     dims = tuple(init.dims)
+    if init.HasField("raw_data"):
+        from onnx import helper
+
+        itemsize = np.dtype(helper.tensor_dtype_to_np_dtype(init.data_type)).itemsize
+        need = math.prod(dims) * itemsize
+        if len(init.raw_data) != need:
+            raise OnnxError("initializer %r holds %d bytes, but shape %s of %s needs %d"
+                            % (init.name, len(init.raw_data), dims,
+                               helper.tensor_dtype_to_np_dtype(init.data_type), need))
     try:
         arr = numpy_helper.to_array(init)
     except Exception as e:  # noqa: BLE001 (onnx raises ValueError, TypeError, ... for bad data)
@@ -403,7 +412,7 @@ def _fuse_activation(imp, node, allowed):
     nxt = imp.only_consumer(node, [t for t, a in _FUSED.items() if a in allowed])
     if nxt is None:
         return None, node
-    imp.skip.add(id(nxt))
+    imp.skip.add(nxt.output[0])
     return _FUSED[nxt.op_type], nxt
 
 
@@ -458,7 +467,7 @@ def _build_matmul(imp, node):
         if imp.is_initializer(other) and \
                 tuple(imp.env[other].array.shape) == (kernel.shape[1],):
             bias, last = imp.param(other), add
-            imp.skip.add(id(add))
+            imp.skip.add(add.output[0])
     act = None
     if bias is not None:
         act, after = _fuse_activation(imp, last, _LINEAR_ACTS)
@@ -621,7 +630,12 @@ def _build_reshape(imp, node):
         shape = [a.shape[i] if (int(d) == 0 and not allowzero) else int(d)
                  for i, d in enumerate(target)]
         return a.reshape(shape)
-    return ops.reshape(x, _reshape_target(imp.probe_shape(x), target, allowzero))
+    target = _reshape_target(imp.probe_shape(x), target, allowzero)
+    if -1 in target[1:] and None in x.shape:
+        # pyfront's shape rule can place an unknown dim only in front: go through
+        # (batch-holding, rest), two views of the same data
+        x = ops.reshape(x, (-1, math.prod(d for d in target if d != -1)))
+    return ops.reshape(x, target)
 
 
 def _build_shape(imp, node):
@@ -687,6 +701,9 @@ def _build_gather(imp, node):
         return np.take(_array(data), _array(idx), axis=axis)
     if _is_static(idx):
         idx = np.asarray(_array(idx)).astype(np.int64)
+        if idx.ndim == 0:       # one position: a slice, no index tensor
+            x = imp.tensor(node.input[0])
+            return ops.getitem(x, (slice(None),) * _norm_axis(axis, _rank(x)) + (int(idx),))
     else:
         idx = imp.tensor(node.input[1])
     return ops.take(imp.tensor(node.input[0]), idx, axis=axis)
@@ -1049,20 +1066,21 @@ def read_proto(source):
     if not proto.graph.node and not proto.graph.output:
         raise OnnxError("%s holds no ONNX graph (empty, truncated or not an ONNX file)"
                         % _label(source))
-    try:
-        onnx.checker.check_model(proto)
-    except onnx.checker.ValidationError as e:
-        raise OnnxError("%s is not a valid ONNX model: %s"
-                        % (_label(source), str(e).strip().splitlines()[0])) from None
     if base_dir is not None:
         from onnx.external_data_helper import load_external_data_for_model, uses_external_data
 
         if any(uses_external_data(t) for t in proto.graph.initializer):
             try:
                 load_external_data_for_model(proto, base_dir)
-            except (OSError, ValueError) as e:
+            except (OSError, ValueError, onnx.checker.ValidationError) as e:
                 raise OnnxError("%s: cannot read its external data: %s"
                                 % (_label(source), e)) from None
+    try:
+        # a file is checked by path: the checker then follows external data (over 2 GB)
+        onnx.checker.check_model(proto if base_dir is None else path)
+    except onnx.checker.ValidationError as e:
+        raise OnnxError("%s is not a valid ONNX model: %s"
+                        % (_label(source), str(e).strip().splitlines()[0])) from None
     return proto
 
 

@@ -1,0 +1,252 @@
+"""pf.onnx.load: models built and exported by PyTorch import and match ONNX Runtime; imported
+models hybridize, save as .pf and fine-tune with fit; pyfront -> ONNX -> pyfront is
+bit-identical for the reference MLP and CNN; bad files are clear errors."""
+import os
+import sys
+
+import numpy as np
+import pytest
+
+import pyfront as pf
+import pyfront.onnx  # noqa: F401
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch_models  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def exported(torch):
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            cache[name] = torch_models.export(name)
+        return cache[name]
+    return get
+
+
+@pytest.mark.parametrize("name", sorted(torch_models.MODELS))
+def test_pytorch_model_imports_and_matches_onnxruntime(name, exported, ort_run):
+    data, shape = exported(name)
+    model = pf.onnx.load(data)
+    compiled = model.hybridize()
+    for batch in (1, 5):
+        x = torch_models.random_input(shape, batch, seed=batch)
+        expected = ort_run(data, x)[0]
+        with pf.no_grad():
+            eager = model(pf.tensor(x)).numpy()
+            traced = compiled(pf.tensor(x)).numpy()
+        assert eager.shape == expected.shape
+        np.testing.assert_allclose(eager, expected, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(traced, eager, rtol=1e-5, atol=1e-6)
+
+
+def test_imported_weights_are_parameters_named_as_in_the_file(exported):
+    data, _ = exported("residual_cnn")
+    model = pf.onnx.load(data)
+    names = dict(model.named_parameters(trainable_only=False))
+    trainable = {k for k, p in names.items() if p.trainable}
+    # torch folds BatchNorm into the convolutions when exporting in eval mode
+    assert "head.weight" in names and "head.bias" in names
+    assert names["head.weight"].shape == (16, 5)        # stored as pyfront's (in, out)
+    assert trainable == set(names)
+    assert model.signature["inputs"] == [{"name": "input", "dtype": "float32",
+                                          "shape": [-1, 3, 12, 12]}]
+    assert model.signature["outputs"][0]["name"] == "output"
+
+
+def test_batch_norm_statistics_import_as_frozen_parameters(ort_run):
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.random(3).astype(np.float32) + 0.5, n)
+             for n in ("scale", "bias", "mean", "var")]
+    graph = helper.make_graph(
+        [helper.make_node("BatchNormalization", ["x", "scale", "bias", "mean", "var"], ["y"],
+                          epsilon=1e-3)], "bn",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3, 4])], inits)
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]) \
+        .SerializeToString()
+    model = pf.onnx.load(data)
+    params = dict(model.named_parameters(trainable_only=False))
+    assert {k for k, p in params.items() if not p.trainable} == {"mean", "var"}
+    x = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    with pf.no_grad():
+        np.testing.assert_allclose(model(pf.tensor(x)).numpy(), ort_run(data, x)[0],
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_imported_model_saves_as_pf_and_loads_identically(exported, tmp_path):
+    data, shape = exported("recurrent")
+    model = pf.onnx.load(data)
+    pf.save(model, tmp_path / "rnn.pf")
+    again = pf.load(tmp_path / "rnn.pf")
+    x = torch_models.random_input(shape, 3)
+    with pf.no_grad():
+        assert np.array_equal(again(pf.tensor(x)).numpy(), model(pf.tensor(x)).numpy())
+    assert again.signature["inputs"][0]["shape"] == [-1, 7, 6]
+
+
+def test_imported_model_fine_tunes_with_fit(exported):
+    data, shape = exported("mlp")
+    model = pf.onnx.load(data)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((256,) + shape).astype(np.float32)
+    y = (x[:, :10].argmax(axis=1)).astype(np.int64)      # a task the random MLP cannot do
+    before = {k: p.numpy().copy() for k, p in model.named_parameters()}
+    model.train()
+    model.compile(optimizer=pf.optim.Adam(lr=3e-3), loss="cross_entropy")
+    history = model.fit(x, y, batch_size=32, epochs=6, verbose=0)
+    losses = history["loss"]
+    assert losses[-1] < 0.5 * losses[0], losses
+    changed = [k for k, p in model.named_parameters() if not np.array_equal(p.numpy(),
+                                                                             before[k])]
+    assert len(changed) == len(before)       # every initializer was trained
+
+
+def _reference_mlp():
+    # examples/train_digits.py
+    return pf.nn.Sequential([pf.nn.Dense(128, activation="relu"),
+                             pf.nn.Dense(64, activation="relu"), pf.nn.Dense(10)]), (64,)
+
+
+def _reference_cnn():
+    # benchmarks/bench_cnn.py
+    return pf.nn.Sequential([
+        pf.nn.Conv2D(32, 3, activation="relu"), pf.nn.MaxPool2D(2),
+        pf.nn.Conv2D(64, 3, activation="relu"), pf.nn.MaxPool2D(2),
+        pf.nn.Flatten(), pf.nn.Dense(128, activation="relu"), pf.nn.Dense(10)]), (1, 28, 28)
+
+
+@pytest.mark.parametrize("make", [_reference_mlp, _reference_cnn], ids=["mlp", "cnn"])
+def test_round_trip_through_onnx_is_bit_identical(make, tmp_path):
+    pf.random.seed(7)
+    model, shape = make()
+    rng = np.random.default_rng(8)
+    model(pf.tensor(rng.standard_normal((2,) + shape).astype(np.float32)))
+    model.eval()
+    path = pf.onnx.export(model, tmp_path / "m.onnx")
+    again = pf.onnx.load(path)
+    compiled, compiled_again = model.hybridize(), again.hybridize()
+    for batch in (1, 9):
+        x = pf.tensor(rng.standard_normal((batch,) + shape).astype(np.float32))
+        with pf.no_grad():
+            assert np.array_equal(again(x).numpy(), model(x).numpy())
+            assert np.array_equal(compiled_again(x).numpy(), compiled(x).numpy())
+    # the same fused kernels come back: a Dense(relu) is one linear op again
+    ops = [n.op.name for n in again.graph.nodes if n.kind == "op"]
+    assert "relu" not in ops
+
+
+def test_external_data_files_are_read(exported, tmp_path, ort_run):
+    import onnx
+
+    data, shape = exported("reference_cnn")
+    proto = onnx.load_model_from_string(data)
+    path = tmp_path / "big.onnx"
+    onnx.save_model(proto, str(path), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="big.onnx.data", size_threshold=0)
+    assert os.path.getsize(path) < 10_000 < os.path.getsize(tmp_path / "big.onnx.data")
+    model = pf.onnx.load(path)
+    x = torch_models.random_input(shape, 2)
+    with pf.no_grad():
+        np.testing.assert_allclose(model(pf.tensor(x)).numpy(), ort_run(data, x)[0],
+                                   rtol=1e-4, atol=1e-5)
+    os.remove(tmp_path / "big.onnx.data")
+    with pytest.raises(pf.onnx.OnnxError, match="external data"):
+        pf.onnx.load(path)
+
+
+# ---- bad input --------------------------------------------------------------------------------
+
+def _tiny_model(nodes, inits=(), opset=17, x_shape=("n", 4), y_shape=("n", 4)):
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(y_shape))], list(inits))
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def test_truncated_file_is_a_clear_error(exported, tmp_path):
+    data, _ = exported("mlp")
+    path = tmp_path / "cut.onnx"
+    path.write_bytes(data[:len(data) // 2])
+    with pytest.raises(pf.onnx.OnnxError, match="cut.onnx"):
+        pf.onnx.load(path)
+
+
+def test_corrupt_bytes_and_other_files_are_clear_errors(tmp_path):
+    rng = np.random.default_rng(9)
+    path = tmp_path / "noise.onnx"
+    path.write_bytes(rng.integers(0, 256, 4000).astype(np.uint8).tobytes())
+    with pytest.raises(pf.onnx.OnnxError, match="noise.onnx"):
+        pf.onnx.load(path)
+    text = tmp_path / "notes.onnx"
+    text.write_text("this is not a model\n")
+    with pytest.raises(pf.onnx.OnnxError, match="notes.onnx"):
+        pf.onnx.load(text)
+    with pytest.raises(pf.onnx.OnnxError, match="no such ONNX file"):
+        pf.onnx.load(tmp_path / "absent.onnx")
+
+
+def test_unsupported_opset_is_refused():
+    from onnx import helper
+
+    proto = _tiny_model([helper.make_node("Relu", ["x"], ["y"])], opset=9)
+    with pytest.raises(pf.onnx.UnsupportedOnnxError, match="opset 9; pyfront imports opsets 13"):
+        pf.onnx.load(proto.SerializeToString())
+
+
+def test_unknown_operators_are_listed_all_at_once_with_node_names():
+    from onnx import helper
+
+    proto = _tiny_model([helper.make_node("Relu", ["x"], ["a"], name="ok"),
+                         helper.make_node("Hardmax", ["a"], ["b"], name="hm"),
+                         helper.make_node("Frobnicate", ["b"], ["y"], name="fz",
+                                          domain="com.example")])
+    proto.opset_import.append(helper.make_opsetid("com.example", 1))
+    with pytest.raises(pf.onnx.UnsupportedOnnxError) as err:
+        pf.onnx.load(proto.SerializeToString())
+    msg = str(err.value)
+    assert "2 ONNX node(s)" in msg
+    assert "Hardmax (node 'hm')" in msg and "com.example.Frobnicate (node 'fz')" in msg
+
+
+@pytest.mark.parametrize("values", [10, 25])
+def test_initializer_whose_size_does_not_match_its_shape_is_refused(values):
+    from onnx import TensorProto, helper
+
+    bad = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[4, 4],
+                      raw_data=np.ones(values, np.float32).tobytes())     # not 16 values
+    proto = _tiny_model([helper.make_node("MatMul", ["x", "w"], ["y"])], [bad])
+    with pytest.raises(pf.onnx.OnnxError) as err:
+        pf.onnx.load(proto.SerializeToString())
+    msg = str(err.value)
+    assert ("'w'" in msg or "tensor name: w" in msg) and str(4 * values) in msg, msg
+
+
+def test_symbolic_dims_besides_the_batch_need_input_shapes(ort_run):
+    from onnx import helper
+
+    proto = _tiny_model([helper.make_node("Softmax", ["x"], ["y"], axis=-1)],
+                        x_shape=("n", "width"), y_shape=("n", "width"))
+    data = proto.SerializeToString()
+    with pytest.raises(pf.onnx.OnnxError, match=r"input_shapes=\{'x'"):
+        pf.onnx.load(data)
+    model = pf.onnx.load(data, input_shapes={"x": (None, 6)})
+    x = np.random.default_rng(1).standard_normal((3, 6)).astype(np.float32)
+    with pf.no_grad():
+        np.testing.assert_allclose(model(pf.tensor(x)).numpy(), ort_run(data, x)[0],
+                                   rtol=1e-6, atol=1e-7)
+
+
+def test_a_setting_pyfront_lacks_names_the_node():
+    from onnx import helper
+
+    proto = _tiny_model([helper.make_node("MaxPool", ["x"], ["y"], name="pool",
+                                          kernel_shape=[2], ceil_mode=1)],
+                        x_shape=("n", 2, 5), y_shape=("n", 2, 3))
+    with pytest.raises(pf.onnx.UnsupportedOnnxError, match="'pool' \\(MaxPool\\): ceil_mode=1"):
+        pf.onnx.load(proto.SerializeToString())
