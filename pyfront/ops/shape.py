@@ -360,6 +360,8 @@ class Slice(Op):
 
     def infer(self, specs, attrs):
         x = specs[0]
+        if len(attrs["slices"]) != len(x.shape):     # (a graph file's slice of another rank)
+            raise ShapeMismatch("%d slices for %d dims" % (len(attrs["slices"]), len(x.shape)))
         shape = []
         for d, (start, stop, step) in enumerate(attrs["slices"]):
             n = x.shape[d]

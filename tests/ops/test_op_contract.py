@@ -282,7 +282,7 @@ KNOWN_BUGS = {
                          for w in ("input", "weight", "params")] +
                         ["batch_norm_grad", "layer_norm_grad", "softmax_grad",
                          "log_softmax_grad", "reduce_grad", "slice_grad"], _TRUSTING),
-        **dict.fromkeys(["slice", "take_grad", "conv_grad_bias", "lstm_grad", "gru_grad",
+        **dict.fromkeys(["take_grad", "conv_grad_bias", "lstm_grad", "gru_grad",
                          "simple_rnn_grad"], _RANKLESS),
     },
     "double_backward": {
