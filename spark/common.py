@@ -1,9 +1,6 @@
 """Pieces the driver and the executors share: the model in pyfront's safe format as bytes, the
 loss and metrics a model was compiled with, and flat vectors of named tensors (what rounds
 send back and forth)."""
-import os
-import tempfile
-
 import numpy as np
 
 from .. import errors
@@ -16,29 +13,16 @@ _CLASS_LOSSES = ("cross_entropy", "sparse_categorical_crossentropy")
 
 def model_to_bytes(model, input_shape=None):
     """The model in pyfront's safe format (architecture, weights, graph), as bytes."""
-    import pyfront as pf
+    from ..io.model import save_bytes
 
-    fd, path = tempfile.mkstemp(prefix="pyfront-spark-", suffix=".pf")
-    os.close(fd)
-    try:
-        pf.save(model, path, input_shape=input_shape)
-        with open(path, "rb") as f:
-            return f.read()
-    finally:
-        os.unlink(path)
+    return save_bytes(model, input_shape)
 
 
 def model_from_bytes(data):
     """A model from model_to_bytes' output (validated like any file pf.load reads)."""
-    import pyfront as pf
+    from ..io.model import load_bytes
 
-    fd, path = tempfile.mkstemp(prefix="pyfront-spark-", suffix=".pf")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        return pf.load(path)
-    finally:
-        os.unlink(path)
+    return load_bytes(data)
 
 
 def compiled_settings(model):
