@@ -7,7 +7,6 @@ anything that is not a regular file and anything it does not understand, and nev
 or imports anything. The same bytes travel without a file (encode / decode).
 """
 import hashlib
-import io
 import json
 import math
 import os
@@ -238,7 +237,7 @@ def _parse(f, size, source, max_bytes):
     if max_bytes is not None and size > max_bytes:
         raise ModelFormatError("%s is %d bytes, over the limit of %d" % (source, size,
                                                                         max_bytes))
-    head = f.read(8)
+    head = bytes(f.read(8))
     if len(head) < 8:
         raise ModelFormatError("%s is truncated: %d bytes, too short for a header"
                                % (source, size))
@@ -250,7 +249,7 @@ def _parse(f, size, source, max_bytes):
     if n > size - 8:
         raise ModelFormatError("%s is truncated: the header needs %d bytes, the file has %d "
                                "after the length" % (source, n, size - 8))
-    header = _parse_header(f.read(n), source)
+    header = _parse_header(bytes(f.read(n)), source)
     meta = header.get("__metadata__", {})
     if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
         raise ModelFormatError("%s: __metadata__ must map strings to strings" % source)
@@ -266,7 +265,7 @@ def _parse(f, size, source, max_bytes):
     if pos != data_size:
         raise ModelFormatError("%s: %d bytes of data follow the tensors (expected %d): "
                                "truncated or appended to" % (source, data_size, pos))
-    data = f.read(data_size)
+    data = memoryview(f.read(data_size))        # slices below without copies
     if len(data) != data_size:
         raise ModelFormatError("%s changed while it was read" % source)
     stored = meta.get("checksum")
@@ -319,10 +318,22 @@ def read_file(path, max_bytes=None):
         return _parse(f, os.fstat(f.fileno()).st_size, path, max_bytes)
 
 
-def decode(data, max_bytes=None, source="the model bytes"):
-    """(tensors, metadata) from bytes written by encode, with read_file's checks; source names
-    the bytes in errors."""
+class _Reader:
+    """read(n) over a memoryview, without copying (all _parse asks of a file)."""
+
+    def __init__(self, view):
+        self.view, self.pos = view, 0
+
+    def read(self, n):
+        out = self.view[self.pos:self.pos + n]
+        self.pos += len(out)
+        return out
+
+
+def decode(data, max_bytes=None, name="the model bytes"):
+    """(tensors, metadata) from bytes written by encode, with read_file's checks; name is what
+    errors call the bytes."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError("expected bytes, bytearray or memoryview, got %s" % type(data).__name__)
     view = memoryview(data).cast("B")
-    return _parse(io.BytesIO(view), view.nbytes, source, max_bytes)
+    return _parse(_Reader(view), view.nbytes, name, max_bytes)

@@ -416,7 +416,7 @@ def _check_optimizer(optimizer, params, shapes, info, opt_state, source):
                 "%s: optimizer state %r is not a %s state (%s) of one of its %d parameters"
                 % (source, key, info["class"], ", ".join(optimizer.state_names), len(params)))
         p = params[int(idx)]
-        want = shapes.get(id(p)) or tuple(p.shape)
+        want = shapes[id(p)] if id(p) in shapes else tuple(p.shape)
         if arr.shape != want:
             raise errors.ModelFormatError("%s: optimizer state %r has shape %s, its parameter "
                                           "%s" % (source, key, arr.shape, want))
