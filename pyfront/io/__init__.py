@@ -1,1 +1,1 @@
-"""The safe model format: save, load, checkpoints."""
+"""The safe model format: save, load, checkpoints, as files or as bytes."""
