@@ -9,13 +9,15 @@ Heavier parts (nn, optim, graphs, the model format) load on first use.
 from . import errors
 from .autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
 from .backend.cpu import blas_info, get_num_threads, set_num_threads
-from .dtypes import DType, float32, float64, int32, int64
+from .dtypes import DType, bool_, float32, float64, int32, int64
 from .errors import (AxisError, DTypeError, IndexOutOfRange, ModelFormatError, NumericError,
                      PyfrontError, ShapeError, TraceError)
 from .ops import *  # noqa: F401,F403  (every op function: pf.relu, pf.matmul, ...)
 from .ops import name_scope
 from .tensor import (Tensor, arange, full, ones, ones_like, rand, randn, tensor, zeros,
                      zeros_like)
+
+bool = bool_  # noqa: A001 (pf.bool, as torch.bool)
 
 __version__ = "0.1.0"
 

@@ -1,13 +1,17 @@
-"""Element types: float32 (the default), float64 (gradient checks), int32/int64 (labels, indices)."""
+"""Element types: float32 (the default), float64 (gradient checks), int32/int64 (labels, indices),
+bool (comparisons and masks); and the one type-promotion rule (result_type)."""
+import builtins
+
 import numpy as np
 
-__all__ = ["DType", "float32", "float64", "int32", "int64", "as_dtype", "result_type"]
+__all__ = ["DType", "float32", "float64", "int32", "int64", "bool_", "as_dtype", "promote_types",
+           "result_type"]
 
 
 class DType:
     """One element type: its name, numpy dtype, native code and size."""
 
-    __slots__ = ("name", "np", "code", "itemsize", "is_float", "safetensors")
+    __slots__ = ("name", "np", "code", "itemsize", "is_float", "is_bool", "safetensors")
 
     def __init__(self, name, code, safetensors):
         self.name = name
@@ -15,6 +19,7 @@ class DType:
         self.code = code
         self.itemsize = self.np.itemsize
         self.is_float = self.np.kind == "f"
+        self.is_bool = self.np.kind == "b"
         self.safetensors = safetensors
 
     def __repr__(self):
@@ -29,8 +34,9 @@ float32 = DType("float32", 0, "F32")
 float64 = DType("float64", 1, "F64")
 int32 = DType("int32", 2, "I32")
 int64 = DType("int64", 3, "I64")
+bool_ = DType("bool", 4, "BOOL")        # pf.bool at the top level, as torch.bool
 
-_BY_NAME = {d.name: d for d in (float32, float64, int32, int64)}
+_BY_NAME = {d.name: d for d in (float32, float64, int32, int64, bool_)}
 _BY_NP = {d.np: d for d in _BY_NAME.values()}
 BY_SAFETENSORS = {d.safetensors: d for d in _BY_NAME.values()}
 
@@ -43,6 +49,8 @@ def as_dtype(value):
         return float32
     if value is int:
         return int64
+    if value is builtins.bool:
+        return bool_
     if isinstance(value, str) and value in _BY_NAME:
         return _BY_NAME[value]
     try:
@@ -51,15 +59,59 @@ def as_dtype(value):
         npd = None
     if npd is not None and npd in _BY_NP:
         return _BY_NP[npd]
-    if npd is not None and npd.kind == "b":
-        raise TypeError("pyfront has no boolean dtype: use int32/int64 or float32 masks")
-    raise TypeError("unsupported dtype %r: pyfront supports float32, float64, int32 and int64"
-                    % (value,))
+    raise TypeError("unsupported dtype %r: pyfront supports float32, float64, int32, int64 and "
+                    "bool" % (value,))
 
 
-_RANK = {"int32": 0, "int64": 1, "float32": 2, "float64": 3}
+# ---------------------------------------------------------------------------------------------
+# Type promotion, PyTorch's rule (README, "Dtypes and promotion"):
+#   - categories rank bool < integer < float; between tensors the higher category wins, and
+#     within one category the wider type (int32 + int64 -> int64, float32 + float64 -> float64);
+#   - a Python number only lifts the category: it never widens a tensor's type. A float meeting
+#     a float32 tensor keeps float32; a float meeting an integer or bool tensor gives float32
+#     (the default float); an int meeting a bool tensor gives int64; a bool changes nothing.
+#   - unlike PyTorch, a 0-d tensor counts as a tensor (PyTorch ranks it with Python numbers).
+
+def _category(dtype):
+    return 2 if dtype.is_float else 0 if dtype.is_bool else 1
 
 
-def result_type(*dtypes):
-    """The common dtype of operands: floats win over ints, wider wins over narrower."""
-    return max((as_dtype(d) for d in dtypes), key=lambda d: _RANK[d.name])
+def promote_types(a, b):
+    """The dtype two tensors of dtypes a and b combine to."""
+    a, b = as_dtype(a), as_dtype(b)
+    ca, cb = _category(a), _category(b)
+    if ca != cb:
+        return a if ca > cb else b
+    return a if a.itemsize >= b.itemsize else b
+
+
+_SCALAR_CATEGORY = {builtins.bool: 0, int: 1, float: 2}
+_CATEGORY_DEFAULT = {0: bool_, 1: int64, 2: float32}
+
+
+def scalar_category(value):
+    """0 (bool), 1 (int) or 2 (float) for a Python or numpy number; None for anything else."""
+    if isinstance(value, (builtins.bool, np.bool_)):
+        return 0
+    if isinstance(value, (int, np.integer)):
+        return 1
+    if isinstance(value, (float, np.floating)):
+        return 2
+    return None
+
+
+def result_type(*operands):
+    """The dtype operands combine to: each operand is a DType (a tensor's) or a Python number."""
+    tensor_type, scalar_cat = None, -1
+    for x in operands:
+        cat = scalar_category(x)
+        if cat is None:
+            d = as_dtype(x)
+            tensor_type = d if tensor_type is None else promote_types(tensor_type, d)
+        else:
+            scalar_cat = builtins.max(scalar_cat, cat)
+    if tensor_type is None:
+        return _CATEGORY_DEFAULT[scalar_cat]
+    if scalar_cat > _category(tensor_type):
+        return _CATEGORY_DEFAULT[scalar_cat]
+    return tensor_type

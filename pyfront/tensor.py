@@ -161,6 +161,35 @@ class Tensor(OpMethods):
         dst[...] = src
         return self
 
+    def __setitem__(self, key, value):
+        """t[key] = value, numpy's indexing rules. Without gradients the values are written
+        into t's own memory; with them, t becomes the result of ops.shape.setitem (new memory,
+        on the tape: gradients reach value and t's untouched elements), as PyTorch records an
+        in-place write. A leaf that requires grad is refused, as in PyTorch."""
+        from .ops.shape import setitem
+
+        recording = autograd.is_grad_enabled() and (
+            self.requires_grad or getattr(value, "requires_grad", False))
+        if not recording:
+            with autograd.no_grad():
+                self._data[...] = setitem(self.detach(), key, value).numpy()
+            return
+        if self.requires_grad and self._node is None:
+            raise errors.PyfrontError("__setitem__: a leaf tensor that requires grad cannot be "
+                                      "written in place (use pf.no_grad(), or a copy: "
+                                      "t = t.clone())")
+        before = Tensor._wrap(self._data, self.dtype)   # the value the tape saw so far
+        before.requires_grad, before._node, before._index = (self.requires_grad, self._node,
+                                                             self._index)
+        if self._node is not None:
+            self._node.track(self._index, before)
+        out = setitem(before, key, value)
+        self._data, self.requires_grad, self._node, self._index = (
+            out._data, out.requires_grad, out._node, out._index)
+        if out._node is not None:
+            out._node.track(out._index, self)
+        storage_changed()
+
 
 core.Tensor = Tensor
 
@@ -195,13 +224,13 @@ def _to_array(data, dtype=None):
             dt = arr.dtype if arr.dtype in (np.dtype("int32"), np.dtype("int64")) \
                 else np.dtype("int64")
         elif arr.dtype.kind == "b":
-            dt = np.dtype("float32")
+            dt = arr.dtype
         else:
             raise errors.DTypeError("cannot make a tensor of numpy dtype %s" % arr.dtype)
     else:
         probe = np.asarray(arr)
-        if probe.dtype.kind == "f" or probe.dtype.kind == "b":
-            dt = np.dtype("float32")
+        if probe.dtype.kind in "fb":
+            dt = probe.dtype if probe.dtype.kind == "b" else np.dtype("float32")
         elif probe.dtype.kind in "iu":
             dt = np.dtype("int64")
         else:

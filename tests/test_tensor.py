@@ -17,7 +17,8 @@ def test_dtype_defaults():
     assert pf.tensor(np.zeros(2, np.int64)).dtype is pf.int64
     assert pf.tensor(np.zeros(2, np.uint8)).dtype is pf.int64
     assert pf.tensor(np.zeros(2, np.int16)).dtype is pf.int64
-    assert pf.tensor(np.array([True, False])).dtype is pf.float32
+    assert pf.tensor(np.array([True, False])).dtype is pf.bool
+    assert pf.tensor([True, False]).dtype is pf.bool
     assert pf.tensor([[1, 2], [3, 4]], dtype="float64").dtype is pf.float64
     assert pf.tensor(np.ones(2), dtype=pf.int32).tolist() == [1, 1]
     assert pf.tensor([]).shape == (0,) and pf.tensor([]).dtype is pf.float32
@@ -71,8 +72,8 @@ def test_operators_with_python_scalars_keep_the_dtype():
                                (d * 3, pf.float64, [3, 6]), (-d, pf.float64, [-1, -2]),
                                (i + 1, pf.int64, [2, 3]), (i * 3, pf.int64, [3, 6]),
                                (i - True, pf.int64, [0, 1]), (i + 0.5, pf.float32, [1.5, 2.5]),
-                               (i / 2, pf.float32, [0.5, 1]), (i > 1, pf.int64, [0, 1]),
-                               (f >= 2, pf.float32, [0, 1]), (-i, pf.int64, [-1, -2])]:
+                               (i / 2, pf.float32, [0.5, 1]), (i > 1, pf.bool, [False, True]),
+                               (f >= 2, pf.bool, [False, True]), (-i, pf.int64, [-1, -2])]:
         assert expr.dtype is dtype and expr.tolist() == value
 
 

@@ -15,5 +15,6 @@ from .reduction import *  # noqa: F401,F403
 from .rnn import *  # noqa: F401,F403
 from .shape import *  # noqa: F401,F403
 
-_INTERNAL = {"broadcast_strides", "lower_reduce", "activation_grad", "LINEAR_ACTIVATIONS"}
+_INTERNAL = {"broadcast_strides", "lower_reduce", "activation_grad", "LINEAR_ACTIVATIONS",
+             "ACTIVATIONS"}
 __all__ = [name for m in _MODULES for name in m.__all__ if name not in _INTERNAL]

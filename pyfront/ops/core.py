@@ -14,7 +14,7 @@ import threading
 
 from .. import autograd, errors
 from ..backend import cpu
-from ..dtypes import as_dtype
+from ..dtypes import as_dtype, result_type
 
 Spec = collections.namedtuple("Spec", "shape dtype")
 
@@ -272,10 +272,10 @@ def _eager(op, inputs, attrs):
 def as_operand(x, like=None, dtype=None):
     """Tensors and Symbols pass through; Python numbers and arrays become constant Tensors.
 
-    Python numbers (and lists of them) take the dtype of the tensor they meet (`like`), as in
-    PyTorch, so that `x * 2` stays float32 and `labels + 1` stays int64; a float meeting an
-    integer tensor is float32. Otherwise pf.tensor's rules apply (float32 and int64 by
-    default, float64 and int32 arrays kept).
+    Python numbers (and lists of them) meeting a tensor (`like`) take the dtype the promotion
+    rule gives (dtypes.result_type, PyTorch's), so that `x * 2` stays float32, `labels + 1`
+    stays int64 and `labels * 0.5` is float32. Otherwise pf.tensor's rules apply (float32,
+    int64 and bool by default, float64 and int32 arrays kept).
     """
     if hasattr(x, "symbolic"):
         return x
@@ -283,8 +283,9 @@ def as_operand(x, like=None, dtype=None):
 
     if dtype is None and like is not None and not isinstance(x, np.ndarray):
         kind = np.asarray(x).dtype.kind
-        if like.dtype.is_float or kind in "iub":
-            dtype = like.dtype
+        sample = {"f": 1.0, "i": 1, "u": 1, "b": True}.get(kind)
+        if sample is not None:
+            dtype = result_type(like.dtype, sample)
     if dtype is None:
         return Tensor(x)
     dtype = as_dtype(dtype)

@@ -1,21 +1,28 @@
-"""Elementwise ops: unary maps, activations and their gradients, broadcasting binary ops, where.
+"""Elementwise ops: unary maps, activations and their gradients, broadcasting binary ops,
+comparisons and logical ops (bool results), where.
 
-Each is fusable: `elementwise` tells the graph compiler how to put it in a fused kernel.
+Float ops are fusable: `elementwise` tells the graph compiler how to put them in a fused kernel.
+Operands of binary ops are promoted by the one rule in dtypes.result_type.
 """
 import math
 
 from .. import errors
 from ..backend.cpu import lib
-from ..dtypes import result_type
+from ..dtypes import bool_, result_type, scalar_category
 from . import core
 from .core import Op, ShapeMismatch, Spec, apply, as_operand, broadcast_shapes
 
 __all__ = [
     "neg", "exp", "log", "sqrt", "rsqrt", "abs", "sign", "square", "reciprocal", "sin", "cos",
     "tanh", "sigmoid", "relu", "leaky_relu", "gelu", "softplus", "erf", "floor", "ceil", "round",
-    "log1p", "expm1", "clip", "pow", "add", "sub", "mul", "div", "maximum", "minimum", "equal",
-    "not_equal", "less", "less_equal", "greater", "greater_equal", "where", "affine",
-    "activation_grad", "broadcast_strides",
+    "log1p", "expm1", "clip", "clamp", "pow", "add", "sub", "mul", "div", "maximum", "minimum",
+    "equal", "not_equal", "less", "less_equal", "greater", "greater_equal", "where", "affine",
+    "trunc", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "log2",
+    "log10", "exp2", "fmod", "remainder", "floor_divide", "atan2", "hypot", "lerp",
+    "elu", "selu", "celu", "silu", "swish", "mish", "softsign", "logsigmoid", "hardsigmoid",
+    "hardswish", "hardtanh", "relu6", "prelu", "glu",
+    "logical_and", "logical_or", "logical_xor", "logical_not", "isnan", "isinf", "isfinite",
+    "ACTIVATIONS", "activation_grad", "broadcast_strides",
 ]
 
 
@@ -135,6 +142,55 @@ _gelu_grad = _act_grad("gelu_grad", lib.PF_G_GELU, "x",
 _softplus_grad = _act_grad("softplus_grad", lib.PF_G_SOFTPLUS, "x",
                            lambda x, g, gg, a: gg * g * sigmoid(x) * (1.0 - sigmoid(x)))
 
+
+
+def _where_nonpositive(x, value):
+    """value where x <= 0, else 0: the second derivative of the exponential-linear family."""
+    return less_equal(x, 0.0) * value
+
+
+def _silu_second(x, g, gg, a):
+    s = sigmoid(x)
+    return gg * g * s * (1.0 - s) * (2.0 + x * (1.0 - 2.0 * s))
+
+
+def _mish_second(x, g, gg, a):
+    t, s = tanh(softplus(x)), sigmoid(x)
+    return gg * g * (1.0 - square(t)) * s * (2.0 + x * (1.0 - s) - 2.0 * x * s * t)
+
+
+_GELU_C, _GELU_K = math.sqrt(2.0 / math.pi), 0.044715
+
+
+def _gelu_tanh_second(x, g, gg, a):
+    t = tanh((x + _GELU_K * x * square(x)) * _GELU_C)
+    du = (1.0 + 3.0 * _GELU_K * square(x)) * _GELU_C
+    return gg * g * (1.0 - square(t)) * (du - x * t * square(du) + x * x * (3.0 * _GELU_K * _GELU_C))
+
+
+_SELU_ALPHA, _SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+_elu_grad = _act_grad("elu_grad", lib.PF_G_ELU, "x",
+                      lambda x, g, gg, a: gg * g * _where_nonpositive(x, exp(x) * a["alpha"]),
+                      ("alpha",))
+_selu_grad = _act_grad("selu_grad", lib.PF_G_SELU, "x",
+                       lambda x, g, gg, a: gg * g * _where_nonpositive(
+                           x, exp(x) * (_SELU_ALPHA * _SELU_SCALE)))
+_celu_grad = _act_grad("celu_grad", lib.PF_G_CELU, "x",
+                       lambda x, g, gg, a: gg * g * _where_nonpositive(
+                           x, exp(x / a["alpha"]) / a["alpha"]), ("alpha",))
+_silu_grad = _act_grad("silu_grad", lib.PF_G_SILU, "x", _silu_second)
+_mish_grad = _act_grad("mish_grad", lib.PF_G_MISH, "x", _mish_second)
+_softsign_grad = _act_grad("softsign_grad", lib.PF_G_SOFTSIGN, "x",
+                           lambda x, g, gg, a: gg * g * -2.0 * sign(x)
+                           / (1.0 + abs(x)) ** 3)
+_logsigmoid_grad = _act_grad("logsigmoid_grad", lib.PF_G_LOGSIGMOID, "x",
+                             lambda x, g, gg, a: -(gg * g * sigmoid(x) * sigmoid(-x)))
+_hardsigmoid_grad = _act_grad("hardsigmoid_grad", lib.PF_G_HARDSIGMOID, "x", _zero)
+_hardswish_grad = _act_grad("hardswish_grad", lib.PF_G_HARDSWISH, "x",
+                            lambda x, g, gg, a: gg * g * (logical_and(greater(x, -3.0),
+                                                                      less(x, 3.0)) / 3.0))
+_gelu_tanh_grad = _act_grad("gelu_tanh_grad", lib.PF_G_GELU_TANH, "x", _gelu_tanh_second)
+
 ACTIVATION_GRADS = {"relu": _relu_grad, "leaky_relu": _leaky_relu_grad,
                     "sigmoid": _sigmoid_grad, "tanh": _tanh_grad, "gelu": _gelu_grad,
                     "softplus": _softplus_grad}
@@ -180,12 +236,49 @@ _log1p = _unary("log1p", lib.PF_U_LOG1P, lambda c, g: g / (c.inputs[0] + 1.0))
 _expm1 = _unary("expm1", lib.PF_U_EXPM1, lambda c, g: g * (c.output() + 1.0))
 _affine = _unary("affine", lib.PF_U_AFFINE,
                  lambda c, g: affine(g, c.attrs["scale"], 0.0), ("scale", "shift"))
+# d(x**p)/dx is 0 for p == 0 (PyTorch's value at x == 0, not 0 * inf)
 _pow_scalar = _unary("pow_scalar", lib.PF_U_POW_SCALAR,
-                     lambda c, g: g * c.attrs["exponent"]
-                     * pow(c.inputs[0], c.attrs["exponent"] - 1.0), ("exponent",))
+                     lambda c, g: g * 0.0 if c.attrs["exponent"] == 0 else
+                     g * c.attrs["exponent"] * pow(c.inputs[0], c.attrs["exponent"] - 1.0),
+                     ("exponent",))
 _clip = _unary("clip", lib.PF_U_CLIP,
                lambda c, g: g * (greater_equal(c.inputs[0], c.attrs["lo"])
                                  * less_equal(c.inputs[0], c.attrs["hi"])), ("lo", "hi"))
+
+# hardtanh shares clip's kernel; its gradient is PyTorch's: zero on the bounds themselves
+_hardtanh = _unary("hardtanh", lib.PF_U_CLIP,
+                   lambda c, g: g * logical_and(greater(c.inputs[0], c.attrs["lo"]),
+                                                less(c.inputs[0], c.attrs["hi"])), ("lo", "hi"))
+_trunc = _unary("trunc", lib.PF_U_TRUNC, _zeros_grad)
+_tan = _unary("tan", lib.PF_U_TAN, lambda c, g: g * (1.0 + square(c.output())))
+_asin = _unary("asin", lib.PF_U_ASIN, lambda c, g: g * rsqrt(1.0 - square(c.inputs[0])))
+_acos = _unary("acos", lib.PF_U_ACOS, lambda c, g: -g * rsqrt(1.0 - square(c.inputs[0])))
+_atan = _unary("atan", lib.PF_U_ATAN, lambda c, g: g / (1.0 + square(c.inputs[0])))
+_sinh = _unary("sinh", lib.PF_U_SINH, lambda c, g: g * cosh(c.inputs[0]))
+_cosh = _unary("cosh", lib.PF_U_COSH, lambda c, g: g * sinh(c.inputs[0]))
+_asinh = _unary("asinh", lib.PF_U_ASINH, lambda c, g: g * rsqrt(square(c.inputs[0]) + 1.0))
+_acosh = _unary("acosh", lib.PF_U_ACOSH, lambda c, g: g * rsqrt(square(c.inputs[0]) - 1.0))
+_atanh = _unary("atanh", lib.PF_U_ATANH, lambda c, g: g / (1.0 - square(c.inputs[0])))
+_log2 = _unary("log2", lib.PF_U_LOG2, lambda c, g: g / (c.inputs[0] * math.log(2.0)))
+_log10 = _unary("log10", lib.PF_U_LOG10, lambda c, g: g / (c.inputs[0] * math.log(10.0)))
+_exp2 = _unary("exp2", lib.PF_U_EXP2, lambda c, g: g * c.output() * math.log(2.0))
+
+
+def _from_x(grad_op):
+    """The gradient rule of an activation whose derivative is computed from its input."""
+    return lambda c, g: apply(grad_op, [c.inputs[0], g], c.attrs)
+
+
+_elu = _unary("elu", lib.PF_U_ELU, _from_x(_elu_grad), ("alpha",))
+_selu = _unary("selu", lib.PF_U_SELU, _from_x(_selu_grad))
+_celu = _unary("celu", lib.PF_U_CELU, _from_x(_celu_grad), ("alpha",))
+_silu = _unary("silu", lib.PF_U_SILU, _from_x(_silu_grad))
+_mish = _unary("mish", lib.PF_U_MISH, _from_x(_mish_grad))
+_softsign = _unary("softsign", lib.PF_U_SOFTSIGN, _from_x(_softsign_grad))
+_logsigmoid = _unary("logsigmoid", lib.PF_U_LOGSIGMOID, _from_x(_logsigmoid_grad))
+_hardsigmoid = _unary("hardsigmoid", lib.PF_U_HARDSIGMOID, _from_x(_hardsigmoid_grad))
+_hardswish = _unary("hardswish", lib.PF_U_HARDSWISH, _from_x(_hardswish_grad))
+_gelu_tanh = _unary("gelu_tanh", lib.PF_U_GELU_TANH, _from_x(_gelu_tanh_grad))
 
 
 def _float_operand(x, name):
@@ -214,8 +307,99 @@ def cos(x): return apply(_cos, [_float_operand(x, "cos")])
 def tanh(x): return apply(_tanh, [_float_operand(x, "tanh")])
 def sigmoid(x): return apply(_sigmoid, [_float_operand(x, "sigmoid")])
 def relu(x): return apply(_relu, [_float_operand(x, "relu")])
-def gelu(x): return apply(_gelu, [_float_operand(x, "gelu")])
-def softplus(x): return apply(_softplus, [_float_operand(x, "softplus")])
+def trunc(x): return apply(_trunc, [_float_operand(x, "trunc")])
+def tan(x): return apply(_tan, [_float_operand(x, "tan")])
+def asin(x): return apply(_asin, [_float_operand(x, "asin")])
+def acos(x): return apply(_acos, [_float_operand(x, "acos")])
+def atan(x): return apply(_atan, [_float_operand(x, "atan")])
+def sinh(x): return apply(_sinh, [_float_operand(x, "sinh")])
+def cosh(x): return apply(_cosh, [_float_operand(x, "cosh")])
+def asinh(x): return apply(_asinh, [_float_operand(x, "asinh")])
+def acosh(x): return apply(_acosh, [_float_operand(x, "acosh")])
+def atanh(x): return apply(_atanh, [_float_operand(x, "atanh")])
+def log2(x): return apply(_log2, [_float_operand(x, "log2")])
+def log10(x): return apply(_log10, [_float_operand(x, "log10")])
+def exp2(x): return apply(_exp2, [_float_operand(x, "exp2")])
+def selu(x): return apply(_selu, [_float_operand(x, "selu")])
+def silu(x): return apply(_silu, [_float_operand(x, "silu")])
+def mish(x): return apply(_mish, [_float_operand(x, "mish")])
+def softsign(x): return apply(_softsign, [_float_operand(x, "softsign")])
+def logsigmoid(x): return apply(_logsigmoid, [_float_operand(x, "logsigmoid")])
+def hardsigmoid(x): return apply(_hardsigmoid, [_float_operand(x, "hardsigmoid")])
+def hardswish(x): return apply(_hardswish, [_float_operand(x, "hardswish")])
+
+
+swish = silu
+
+
+def gelu(x, approximate="none"):
+    """x * Phi(x); approximate="tanh": PyTorch's tanh approximation (its own op)."""
+    if approximate == "tanh":
+        return apply(_gelu_tanh, [_float_operand(x, "gelu")])
+    if approximate != "none":
+        raise ValueError("gelu: approximate must be 'none' or 'tanh', got %r" % (approximate,))
+    return apply(_gelu, [_float_operand(x, "gelu")])
+
+
+def softplus(x, beta=1.0, threshold=20.0):
+    """log(1 + exp(beta * x)) / beta, and x itself where beta * x > threshold (PyTorch's
+    definition). The defaults run one native op; other values compose it."""
+    x = _float_operand(x, "softplus")
+    if beta == 1 and threshold == 20:
+        return apply(_softplus, [x])
+    if beta <= 0:
+        raise ValueError("softplus: beta must be positive, got %r" % (beta,))
+    bx = x * float(beta)
+    return where(greater(bx, float(threshold)), x, apply(_softplus, [bx]) / float(beta))
+
+
+def elu(x, alpha=1.0):
+    return apply(_elu, [_float_operand(x, "elu")], {"alpha": float(alpha)})
+
+
+def celu(x, alpha=1.0):
+    if alpha == 0:
+        raise ValueError("celu: alpha must not be 0")
+    return apply(_celu, [_float_operand(x, "celu")], {"alpha": float(alpha)})
+
+
+def hardtanh(x, min_val=-1.0, max_val=1.0):
+    if min_val > max_val:
+        raise ValueError("hardtanh: min_val (%r) must not exceed max_val (%r)" % (min_val, max_val))
+    return apply(_hardtanh, [_float_operand(x, "hardtanh")],
+                 {"lo": float(min_val), "hi": float(max_val)})
+
+
+def relu6(x):
+    return hardtanh(x, 0.0, 6.0)
+
+
+def prelu(x, weight):
+    """max(0, x) + weight * min(0, x); weight has one value, or one per channel (axis 1)."""
+    x = _float_operand(x, "prelu")
+    weight = as_operand(weight)
+    wshape = tuple(weight.shape)
+    if len(wshape) > 1 or (wshape and wshape[0] != 1 and
+                           (len(x.shape) < 2 or x.shape[1] not in (None, wshape[0]))):
+        raise errors.ShapeError("prelu: weight must have 1 value or one per channel (axis 1 of "
+                                "x %s), got shape %s" % (core.fmt_shape(x.shape),
+                                                         core.fmt_shape(wshape)))
+    if wshape and wshape[0] != 1 and len(x.shape) > 2:
+        weight = _shape.reshape(weight, (wshape[0],) + (1,) * (len(x.shape) - 2))
+    return where(greater(x, 0.0), x, x * weight)
+
+
+def glu(x, axis=-1):
+    """a * sigmoid(b), a and b the two halves of x along axis."""
+    x = as_operand(x)
+    ax = core.normalize_axis(axis, len(x.shape), "glu")
+    n = x.shape[ax]
+    if n is not None and n % 2:
+        raise errors.ShapeError("glu: axis %d of x %s has odd size %d; it must split in halves"
+                                % (axis, core.fmt_shape(x.shape), n))
+    half = n // 2
+    lead = (slice(None),) * ax
+    return x[lead + (slice(0, half),)] * sigmoid(x[lead + (slice(half, None),)])
 def erf(x): return apply(_erf, [_float_operand(x, "erf")])
 def floor(x): return apply(_floor, [_float_operand(x, "floor")])
 def ceil(x): return apply(_ceil, [_float_operand(x, "ceil")])
@@ -241,45 +425,71 @@ def affine(x, scale=1.0, shift=0.0):
                  {"scale": float(scale), "shift": float(shift)})
 
 
-def clip(x, lo, hi):
-    if lo > hi:
+def clip(x, lo=None, hi=None):
+    """x limited to [lo, hi]; either bound may be None (no limit on that side). Integer tensors
+    stay integer."""
+    if lo is None and hi is None:
+        raise ValueError("clip: give lo, hi or both")
+    if lo is not None and hi is not None and lo > hi:
         raise ValueError("clip: lo (%r) must not exceed hi (%r)" % (lo, hi))
-    return apply(_clip, [_float_operand(x, "clip")], {"lo": float(lo), "hi": float(hi)})
+    x = as_operand(x)
+    if not x.dtype.is_float:
+        y = x if lo is None else maximum(x, lo)
+        return y if hi is None else minimum(y, hi)
+    lo = -math.inf if lo is None else float(lo)
+    hi = math.inf if hi is None else float(hi)
+    return apply(_clip, [x], {"lo": lo, "hi": hi})
+
+
+def clamp(x, min=None, max=None):  # noqa: A002 (PyTorch's argument names)
+    return clip(x, min, max)
 
 
 # ---------------------------------------------------------------------------------------------
 # binary, with numpy broadcasting
 
-class Binary(Op):
-    inputs = ("a", "b")
+_FLOAT, _INT, _BOOL = "float", "int", "bool"
 
-    def __init__(self, name, code, grad_rule, ints=True, compare=False):
+
+def _category(dtype):
+    return _FLOAT if dtype.is_float else _BOOL if dtype.is_bool else _INT
+
+
+class Binary(Op):
+    """c = a op b, one dtype in and out; `kinds`: the dtype categories the op takes."""
+
+    inputs = ("a", "b")
+    kernel = "binary"
+
+    def __init__(self, name, code, grad_rule, kinds=(_FLOAT, _INT)):
         self.name = name
         self.code = code
         self.grad_rule = grad_rule
-        self.ints = ints
-        self.compare = compare
+        self.kinds = kinds
         self.differentiable = grad_rule is not None
 
     @property
     def elementwise(self):
         return ("binary", self.code)
 
+    def out_dtype(self, dtype):
+        return dtype
+
     def infer(self, specs, attrs):
         a, b = specs
         if a.dtype is not b.dtype:
             raise errors.DTypeError("operands have dtypes %s and %s (cast one first)"
                                     % (a.dtype.name, b.dtype.name))
-        if not self.ints and not a.dtype.is_float:
-            raise errors.DTypeError("%s needs float operands, got %s" % (self.name, a.dtype.name))
-        return [Spec(broadcast_shapes(a.shape, b.shape), a.dtype)]
+        if _category(a.dtype) not in self.kinds:
+            raise errors.DTypeError("%s does not take %s operands" % (self.name, a.dtype.name))
+        return [Spec(broadcast_shapes(a.shape, b.shape), self.out_dtype(a.dtype))]
 
     def forward(self, k, ins, outs, attrs):
         shape = outs[0].shape
         a, b = ins
         da = a.desc(shape, broadcast_strides(a.shape, shape))
         db = b.desc(shape, broadcast_strides(b.shape, shape))
-        k.run("binary", [da, db], [outs[0].desc()], (self.code,))
+        k.run(self.kernel, [da, db], [outs[0].desc()], (self.code,))
 
     def grad(self, ctx, g):
         a, b = ctx.inputs
@@ -291,8 +501,27 @@ class Binary(Op):
         return ga, gb
 
 
-def _binary(name, code, grad_rule, ints=True, compare=False):
-    op = Binary(name, code, grad_rule, ints, compare)
+class Compare(Binary):
+    """a op b as a bool tensor (any dtype in); never fused: the fused programs are float."""
+
+    kernel = "compare"
+    elementwise = None
+
+    def __init__(self, name, code):
+        super().__init__(name, code, None, (_FLOAT, _INT, _BOOL))
+
+    def out_dtype(self, dtype):
+        return bool_
+
+
+def _binary(name, code, grad_rule, kinds=(_FLOAT, _INT)):
+    op = Binary(name, code, grad_rule, kinds)
+    core.REGISTRY[name] = op
+    return op
+
+
+def _compare(name, code):
+    op = Compare(name, code)
     core.REGISTRY[name] = op
     return op
 
@@ -303,45 +532,86 @@ def _max_masks(ctx):
     return ma, 1.0 - ma
 
 
+def _pow_grad(c, g):
+    a, b = c.inputs
+    # PyTorch's values where the formulas give 0 * inf: d/da is 0 where b == 0, d/db is 0 where
+    # a == 0 and b >= 0
+    ga = gb = None
+    if c.needs[0]:
+        ga = where(equal(b, 0.0), 0.0, g * b * pow(a, b - 1.0))
+    if c.needs[1]:
+        gb = g * where(logical_and(equal(a, 0.0), greater_equal(b, 0.0)), 0.0,
+                       c.output() * log(a))
+    return ga, gb
+
+
 _add = _binary("add", lib.PF_B_ADD, lambda c, g: (g, g))
 _sub = _binary("sub", lib.PF_B_SUB, lambda c, g: (g, -g if c.needs[1] else None))
 _mul = _binary("mul", lib.PF_B_MUL, lambda c, g: (g * c.inputs[1] if c.needs[0] else None,
-                                                  g * c.inputs[0] if c.needs[1] else None))
+                                                  g * c.inputs[0] if c.needs[1] else None),
+               (_FLOAT, _INT, _BOOL))
 _div = _binary("div", lib.PF_B_DIV, lambda c, g: (
     g / c.inputs[1] if c.needs[0] else None,
-    -(g * c.output()) / c.inputs[1] if c.needs[1] else None), ints=False)
-_pow = _binary("pow", lib.PF_B_POW, lambda c, g: (
-    g * c.inputs[1] * pow(c.inputs[0], c.inputs[1] - 1.0) if c.needs[0] else None,
-    g * c.output() * log(c.inputs[0]) if c.needs[1] else None), ints=False)
+    -(g * c.output()) / c.inputs[1] if c.needs[1] else None), (_FLOAT,))
+_pow = _binary("pow", lib.PF_B_POW, _pow_grad)
 _maximum = _binary("maximum", lib.PF_B_MAX,
-                   lambda c, g: tuple(g * m for m in _max_masks(c)))
+                   lambda c, g: tuple(g * m for m in _max_masks(c)), (_FLOAT, _INT, _BOOL))
 _minimum = _binary("minimum", lib.PF_B_MIN,
-                   lambda c, g: tuple(g * m for m in reversed(_max_masks(c))))
-_eq = _binary("equal", lib.PF_B_EQ, None, compare=True)
-_ne = _binary("not_equal", lib.PF_B_NE, None, compare=True)
-_lt = _binary("less", lib.PF_B_LT, None, compare=True)
-_le = _binary("less_equal", lib.PF_B_LE, None, compare=True)
-_gt = _binary("greater", lib.PF_B_GT, None, compare=True)
-_ge = _binary("greater_equal", lib.PF_B_GE, None, compare=True)
+                   lambda c, g: tuple(g * m for m in reversed(_max_masks(c))),
+                   (_FLOAT, _INT, _BOOL))
+_fmod = _binary("fmod", lib.PF_B_FMOD, lambda c, g: (
+    g if c.needs[0] else None,
+    -g * trunc(c.inputs[0] / c.inputs[1]) if c.needs[1] else None))
+_remainder = _binary("remainder", lib.PF_B_REMAINDER, lambda c, g: (
+    g if c.needs[0] else None,
+    -g * floor(c.inputs[0] / c.inputs[1]) if c.needs[1] else None))
+_floor_divide = _binary("floor_divide", lib.PF_B_FLOOR_DIVIDE, None)
+_atan2 = _binary("atan2", lib.PF_B_ATAN2, lambda c, g: (
+    g * c.inputs[1] / (square(c.inputs[0]) + square(c.inputs[1])) if c.needs[0] else None,
+    -g * c.inputs[0] / (square(c.inputs[0]) + square(c.inputs[1])) if c.needs[1] else None),
+    (_FLOAT,))
+_hypot = _binary("hypot", lib.PF_B_HYPOT, lambda c, g: (
+    g * c.inputs[0] / c.output() if c.needs[0] else None,
+    g * c.inputs[1] / c.output() if c.needs[1] else None), (_FLOAT,))
+_eq = _compare("equal", lib.PF_B_EQ)
+_ne = _compare("not_equal", lib.PF_B_NE)
+_lt = _compare("less", lib.PF_B_LT)
+_le = _compare("less_equal", lib.PF_B_LE)
+_gt = _compare("greater", lib.PF_B_GT)
+_ge = _compare("greater_equal", lib.PF_B_GE)
 
 
-def _operands(a, b):
-    """Two operands of one dtype: Python numbers adopt the tensor's, tensors are promoted."""
-    if not hasattr(a, "symbolic") and not hasattr(b, "symbolic"):
-        a = as_operand(a)
-    if hasattr(a, "symbolic"):
-        b = as_operand(b, like=a)
-    else:
-        a = as_operand(a, like=b)
-    if a.dtype is not b.dtype:
-        dt = result_type(a.dtype, b.dtype)
-        a = a.astype(dt) if a.dtype is not dt else a
-        b = b.astype(dt) if b.dtype is not dt else b
+def _operands(a, b, min_category=None):
+    """Two operands of the one dtype the promotion rule (dtypes.result_type) gives them; with
+    min_category "float", integer and bool operands become float32 (true division)."""
+    ca, cb = scalar_category(a), scalar_category(b)
+    if ca is not None and cb is not None:
+        a, ca = as_operand(a), None
+    if ca is None and not hasattr(a, "symbolic"):
+        a = as_operand(a, like=b if hasattr(b, "symbolic") else None)
+    if cb is None and not hasattr(b, "symbolic"):
+        b = as_operand(b, like=a if hasattr(a, "symbolic") else None)
+    dt = result_type(a if ca is not None else a.dtype, b if cb is not None else b.dtype)
+    if min_category == _FLOAT and not dt.is_float:
+        dt = result_type(dt, 1.0)
+    a = as_operand(a, dtype=dt) if ca is not None else a if a.dtype is dt else a.astype(dt)
+    b = as_operand(b, dtype=dt) if cb is not None else b if b.dtype is dt else b.astype(dt)
     return a, b
 
 
-def add(a, b): return apply(_add, list(_operands(a, b)))
-def sub(a, b): return apply(_sub, list(_operands(a, b)))
+def add(a, b):
+    a, b = _operands(a, b)
+    return apply(_maximum if a.dtype is bool_ else _add, [a, b])   # bool + bool: or
+
+
+def sub(a, b):
+    a, b = _operands(a, b)
+    if a.dtype is bool_:
+        raise errors.DTypeError("sub: subtracting bool tensors is not defined (PyTorch refuses "
+                                "it too); use logical_xor or cast to an integer dtype")
+    return apply(_sub, [a, b])
+
+
 def mul(a, b): return apply(_mul, list(_operands(a, b)))
 def maximum(a, b): return apply(_maximum, list(_operands(a, b)))
 def minimum(a, b): return apply(_minimum, list(_operands(a, b)))
@@ -351,23 +621,80 @@ def less(a, b): return apply(_lt, list(_operands(a, b)))
 def less_equal(a, b): return apply(_le, list(_operands(a, b)))
 def greater(a, b): return apply(_gt, list(_operands(a, b)))
 def greater_equal(a, b): return apply(_ge, list(_operands(a, b)))
+def div(a, b): return apply(_div, list(_operands(a, b, _FLOAT)))
+def atan2(a, b): return apply(_atan2, list(_operands(a, b, _FLOAT)))
+def hypot(a, b): return apply(_hypot, list(_operands(a, b, _FLOAT)))
 
 
-def div(a, b):
+def _integer_or_float(name, a, b):
     a, b = _operands(a, b)
-    if not a.dtype.is_float:
-        a, b = a.astype("float32"), b.astype("float32")
-    return apply(_div, [a, b])
+    if a.dtype is bool_:
+        raise errors.DTypeError("%s does not take bool operands (cast to an integer dtype)"
+                                % name)
+    return a, b
+
+
+def fmod(a, b):
+    """C's fmod: the remainder of a / b truncated toward zero; the sign of a."""
+    return apply(_fmod, list(_integer_or_float("fmod", a, b)))
+
+
+def remainder(a, b):
+    """Python's (and PyTorch's) %: a - b * floor(a / b); the sign of b."""
+    return apply(_remainder, list(_integer_or_float("remainder", a, b)))
+
+
+def floor_divide(a, b):
+    """Python's //: floor(a / b), integer for integer operands (a zero divisor is an error)."""
+    return apply(_floor_divide, list(_integer_or_float("floor_divide", a, b)))
 
 
 def pow(a, b):  # noqa: A001 (numpy's name)
-    if isinstance(b, (int, float)) and not isinstance(b, bool) and hasattr(a, "symbolic"):
-        x = a if a.dtype.is_float else a.astype("float32")
-        return apply(_pow_scalar, [x], {"exponent": float(b)})
+    """a ** b. Integer ** integer stays integer; a negative Python-int exponent of an integer
+    tensor is refused, as in PyTorch."""
+    if scalar_category(b) in (1, 2) and hasattr(a, "symbolic") and a.dtype.is_float:
+        return apply(_pow_scalar, [a], {"exponent": float(b)})
+    if scalar_category(b) == 1 and b < 0 and hasattr(a, "symbolic") and not a.dtype.is_float:
+        raise errors.DTypeError("pow: integers to negative integer powers are not allowed "
+                                "(exponent %d on a %s tensor)" % (b, a.dtype.name))
     a, b = _operands(a, b)
-    if not a.dtype.is_float:
-        a, b = a.astype("float32"), b.astype("float32")
+    if a.dtype is bool_:
+        a, b = a.astype("int64"), b.astype("int64")
     return apply(_pow, [a, b])
+
+
+def lerp(start, end, weight):
+    """start + weight * (end - start)."""
+    return start + weight * (end - start)
+
+
+# ---------------------------------------------------------------------------------------------
+# logical ops and float classification: bool results
+
+def _truth(x):
+    x = as_operand(x)
+    return x if x.dtype is bool_ else not_equal(x, 0)
+
+
+def logical_and(a, b): return apply(_minimum, list(_operands(_truth(a), _truth(b))))
+def logical_or(a, b): return apply(_maximum, list(_operands(_truth(a), _truth(b))))
+def logical_xor(a, b): return not_equal(_truth(a), _truth(b))
+def logical_not(x): return equal(_truth(x), False)
+
+
+def isnan(x):
+    x = as_operand(x)
+    return not_equal(x, x) if x.dtype.is_float else equal(x, x) * False
+
+
+def isinf(x):
+    x = as_operand(x)
+    return equal(abs(x), math.inf) if x.dtype.is_float else equal(x, x) * False
+
+
+def isfinite(x):
+    x = as_operand(x)
+    return less(abs(x), math.inf) if x.dtype.is_float else equal(x, x)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -400,10 +727,24 @@ _where = core.register(Where)
 
 
 def where(cond, a, b):
-    """Elements of a where cond is nonzero, else of b (broadcasting all three)."""
+    """Elements of a where cond is true (nonzero), else of b (broadcasting all three)."""
     a, b = _operands(a, b)
     return apply(_where, [as_operand(cond), a, b])
 
 
+def _activations():
+    """Activation names layers accept (Dense(..., activation="silu")) -> functions of x."""
+    names = ("relu", "sigmoid", "tanh", "gelu", "softplus", "elu", "selu", "celu", "silu",
+             "swish", "mish", "softsign", "logsigmoid", "hardsigmoid", "hardswish", "hardtanh",
+             "relu6")
+    table = {n: globals()[n] for n in names}
+    table["gelu_tanh"] = lambda x: gelu(x, approximate="tanh")
+    return table
+
+
+ACTIVATIONS = _activations()
+
+
 # imported last: shape ops use the elementwise ones in their gradients
+from . import shape as _shape  # noqa: E402
 from .shape import sum_to_like  # noqa: E402

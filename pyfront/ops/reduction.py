@@ -1,4 +1,6 @@
-"""Reductions over axes: sum, mean, max, min, argmax, argmin."""
+"""Reductions over axes (sum, mean, prod, max, min, argmax, argmin, any, all, var, std,
+logsumexp, norm, median), scans (cumsum, cumprod) and sorting (sort, argsort, topk)."""
+import collections
 import math
 
 from .. import errors
@@ -9,10 +11,15 @@ from .core import Op, ShapeMismatch, Spec, apply, as_operand, normalize_axes, no
 from . import elementwise as _elementwise  # noqa: E402 (siblings: read at call time)
 from . import shape as _shape  # noqa: E402 (siblings: read at call time)
 
-__all__ = ["sum", "mean", "max", "min", "argmax", "argmin", "lower_reduce"]
+__all__ = ["sum", "mean", "max", "min", "argmax", "argmin", "prod", "any", "all", "var", "std",
+           "logsumexp", "norm", "cumsum", "cumprod", "sort", "argsort", "topk", "median",
+           "softmin", "lower_reduce"]
 
 _CODES = {"sum": lib.PF_R_SUM, "mean": lib.PF_R_MEAN, "max": lib.PF_R_MAX, "min": lib.PF_R_MIN,
-          "argmax": lib.PF_R_ARGMAX, "argmin": lib.PF_R_ARGMIN}
+          "argmax": lib.PF_R_ARGMAX, "argmin": lib.PF_R_ARGMIN, "prod": lib.PF_R_PROD}
+
+# what max/min/sort/topk/median return along a dim, as PyTorch's named tuples do
+ValuesIndices = collections.namedtuple("ValuesIndices", "values indices")
 
 
 def lower_reduce(k, x, out, axes, mode):
@@ -55,7 +62,7 @@ class Reduce(Op):
             normalize_axis(a, len(x.shape), self.name)
         if self.mode == "mean" and not x.dtype.is_float:
             raise errors.DTypeError("mean needs a float tensor, got %s" % x.dtype.name)
-        if self.mode != "sum":
+        if self.mode not in ("sum", "prod", "mean"):     # an empty mean is NaN, as in PyTorch
             for a in axes:
                 if x.shape[a] == 0:
                     raise ShapeMismatch("cannot take the %s over axis %d of size 0"
@@ -75,11 +82,21 @@ class Reduce(Op):
         axes = ctx.attrs["axes"]
         if self.mode in ("sum", "mean"):
             return (apply(_reduce_grad, [g, x], {"axes": axes, "mode": self.mode}),)
-        y = ctx.output()
         spread = {"axes": axes, "mode": "sum"}
-        equal = _elementwise.equal
-
-        mask = equal(x, apply(_reduce_grad, [y, x], spread))
+        E = _elementwise
+        if self.mode == "prod":
+            # exact with zeros, as PyTorch: the product of the others is P / x without zeros,
+            # P (the product of the nonzero ones) at a lone zero, and 0 with two zeros or more
+            keep = ctx.attrs["keepdims"]
+            zero = E.equal(x, 0.0)
+            nonzero_prod = prod(E.where(zero, 1.0, x), axes, keep)
+            zeros = apply(_reduce_grad, [sum(zero, axes, keep), x], spread)
+            p = apply(_reduce_grad, [nonzero_prod, x], spread)
+            others = E.where(E.equal(zeros, 0), p / E.where(zero, 1.0, x),
+                             E.where(E.logical_and(E.equal(zeros, 1), zero), p, 0.0))
+            return (others * apply(_reduce_grad, [g, x], spread),)
+        y = ctx.output()
+        mask = E.equal(x, apply(_reduce_grad, [y, x], spread))
         count = apply(_reduce_grad, [sum(mask, axes, ctx.attrs["keepdims"]), x], spread)
         return (mask * apply(_reduce_grad, [g, x], spread) / count,)
 
@@ -128,7 +145,13 @@ def _reduce(mode, x, axis, keepdims):
     if mode in ("argmax", "argmin") and axis is None and len(x.shape) > 1:
         x = _shape.reshape(x, (-1,))
         axes = (0,)
-    if mode == "sum" and x.dtype.name == "int32":
+    if x.dtype.is_bool:
+        if mode in ("max", "min"):      # or / and, through integers (the kernel takes no bool)
+            return _shape.cast(_reduce(mode, _shape.cast(x, "int32"), axis, keepdims), "bool")
+        if mode == "mean":
+            raise errors.DTypeError("mean needs a float tensor, got bool")
+        x = _shape.cast(x, "int64")     # sums and products of bools count, as in PyTorch
+    if mode in ("sum", "prod") and x.dtype.name == "int32":
         x = _shape.cast(x, "int64")     # as numpy: integer sums do not wrap at 32 bits
     return apply(_OPS[mode], [x], {"axes": axes, "keepdims": bool(keepdims)})
 
@@ -138,15 +161,34 @@ def sum(x, axis=None, keepdims=False):  # noqa: A001 (numpy's name)
 
 
 def mean(x, axis=None, keepdims=False):
+    """The mean over axis; NaN over an empty axis (as PyTorch)."""
     return _reduce("mean", x, axis, keepdims)
 
 
-def max(x, axis=None, keepdims=False):  # noqa: A001
-    return _reduce("max", x, axis, keepdims)
+def prod(x, axis=None, keepdims=False):
+    return _reduce("prod", x, axis, keepdims)
 
 
-def min(x, axis=None, keepdims=False):  # noqa: A001
-    return _reduce("min", x, axis, keepdims)
+def _extreme(mode, x, axis, keepdims, dim, keepdim):
+    if dim is not None:
+        # PyTorch's max(x, dim): the values and their indices along one dim
+        keep = keepdims if keepdim is None else keepdim
+        return ValuesIndices(_reduce(mode, x, dim, keep), _reduce("arg" + mode, x, dim, keep))
+    if axis is not None and hasattr(axis, "symbolic"):
+        # PyTorch's max(a, b): the elementwise extreme of two tensors
+        return (_elementwise.maximum if mode == "max" else _elementwise.minimum)(x, axis)
+    return _reduce(mode, x, axis, keepdims)
+
+
+def max(x, axis=None, keepdims=False, *, dim=None, keepdim=None):  # noqa: A001
+    """The maximum over axis (all axes by default). With dim= (PyTorch's spelling), the named
+    tuple (values, indices) along that dim; with a tensor second argument, maximum(x, other)."""
+    return _extreme("max", x, axis, keepdims, dim, keepdim)
+
+
+def min(x, axis=None, keepdims=False, *, dim=None, keepdim=None):  # noqa: A001
+    """The minimum; the dim= and tensor forms as for max."""
+    return _extreme("min", x, axis, keepdims, dim, keepdim)
 
 
 def argmax(x, axis=None, keepdims=False):
@@ -155,3 +197,277 @@ def argmax(x, axis=None, keepdims=False):
 
 def argmin(x, axis=None, keepdims=False):
     return _reduce("argmin", x, axis, keepdims)
+
+
+def any(x, axis=None, keepdims=False):  # noqa: A001
+    """Whether any element over axis is true (nonzero), as a bool tensor; False when empty."""
+    return _elementwise.greater(sum(_elementwise._truth(x), axis, keepdims), 0)
+
+
+def all(x, axis=None, keepdims=False):  # noqa: A001
+    """Whether every element over axis is true (nonzero), as a bool tensor; True when empty."""
+    return _elementwise.equal(sum(_elementwise.logical_not(x), axis, keepdims), 0)
+
+
+def _count(x, axes):
+    """How many elements a reduction over axes takes: an int, or a tensor for unknown dims."""
+    dims = [x.shape[a] for a in axes]
+    if None not in dims:
+        return math.prod(dims)
+    one = _shape.expand_like(as_operand(1.0, dtype=x.dtype), x)
+    return sum(one, axes)
+
+
+def var(x, axis=None, correction=1, keepdims=False, *, unbiased=None):
+    """Variance over axis with `correction` (1: Bessel's, PyTorch's default; 0: the population
+    variance). Fewer elements than the correction give inf or NaN, as in PyTorch."""
+    x = as_operand(x)
+    if not x.dtype.is_float:
+        raise errors.DTypeError("var needs a float tensor, got %s" % x.dtype.name)
+    if unbiased is not None:
+        correction = 1 if unbiased else 0
+    axes = normalize_axes(axis, len(x.shape), "var")
+    d = x - mean(x, axes, keepdims=True)
+    n = _count(x, axes)
+    dof = n - correction
+    return sum(d * d, axes, keepdims) / (float(dof) if isinstance(dof, int) else dof)
+
+
+def std(x, axis=None, correction=1, keepdims=False, *, unbiased=None):
+    """sqrt(var(x, axis, correction))."""
+    return _elementwise.sqrt(var(x, axis, correction, keepdims, unbiased=unbiased))
+
+
+def logsumexp(x, axis, keepdims=False):
+    """log(sum(exp(x))) over axis without overflow: the maximum is taken out first (held at 0
+    where it is infinite, as PyTorch does, so that all -inf gives -inf rather than NaN)."""
+    E = _elementwise
+    x = as_operand(x)
+    axes = normalize_axes(axis, len(x.shape), "logsumexp")
+    m = max(x, axes, keepdims=True) if _count_known_nonzero(x, axes) else None
+    if m is None:       # empty axis: log(0)
+        return E.log(sum(E.exp(x), axes, keepdims))
+    m = E.where(E.isfinite(m), m, 0.0)
+    out = E.log(sum(E.exp(x - m), axes, keepdims=True)) + m
+    return out if keepdims else _shape.squeeze(out, axes) if axes else out
+
+
+def _count_known_nonzero(x, axes):
+    return 0 not in [x.shape[a] for a in axes]
+
+
+def softmin(x, axis=-1):
+    """softmax(-x): weights that favour the smallest values."""
+    return _nn.softmax(-as_operand(x), axis)
+
+
+class Norm2(Op):
+    """sqrt(sum(x * x)) over axes, one op so that its gradient at a zero vector is 0 (as in
+    PyTorch) rather than 0 * inf."""
+
+    name = "norm2"
+    inputs = ("x",)
+
+    def infer(self, specs, attrs):
+        x = specs[0]
+        if not x.dtype.is_float:
+            raise errors.DTypeError("norm needs a float tensor, got %s" % x.dtype.name)
+        axes = attrs["axes"]
+        if attrs["keepdims"]:
+            shape = tuple(1 if i in axes else d for i, d in enumerate(x.shape))
+        else:
+            shape = tuple(d for i, d in enumerate(x.shape) if i not in axes)
+        return [Spec(shape, x.dtype)]
+
+    def forward(self, k, ins, outs, attrs):
+        x, out = ins[0], outs[0]
+        sq = k.scratch(x.shape, x.dtype)
+        k.run("unary", [x.desc()], [sq.desc()], (lib.PF_U_SQUARE,))
+        lower_reduce(k, sq, out, attrs["axes"], "sum")
+        k.run("unary", [out.desc()], [out.desc()], (lib.PF_U_SQRT,))
+
+    def grad(self, ctx, g):
+        E = _elementwise
+        x, y = ctx.inputs[0], ctx.output()
+        scale = E.where(E.equal(y, 0.0), 0.0, g / y)
+        return (x * apply(_reduce_grad, [scale, x], {"axes": ctx.attrs["axes"], "mode": "sum"}),)
+
+
+_norm2 = core.register(Norm2)
+
+
+def norm(x, p=2, axis=None, keepdims=False):
+    """The p-norm over axis (all elements by default): p a positive number, inf, -inf, 0 (the
+    count of nonzeros) or "fro" (2 over the given axes: Frobenius for a matrix)."""
+    E = _elementwise
+    x = as_operand(x)
+    if not x.dtype.is_float:
+        x = _shape.cast(x, "float32")
+    axes = tuple(sorted(normalize_axes(axis, len(x.shape), "norm")))
+    if p == "fro" or p == 2:
+        return apply(_norm2, [x], {"axes": axes, "keepdims": bool(keepdims)})
+    if isinstance(p, str):
+        raise ValueError("norm: p must be a number, inf, -inf or 'fro', got %r" % (p,))
+    if p == math.inf:
+        return max(E.abs(x), axes, keepdims)
+    if p == -math.inf:
+        return min(E.abs(x), axes, keepdims)
+    if p == 0:
+        return sum(_shape.cast(E.not_equal(x, 0.0), x.dtype), axes, keepdims)
+    if p == 1:
+        return sum(E.abs(x), axes, keepdims)
+    if p < 0:
+        raise ValueError("norm: p must be positive, inf, -inf, 0 or 'fro', got %r" % (p,))
+    return E.pow(sum(E.pow(E.abs(x), float(p)), axes, keepdims), 1.0 / p)
+
+
+# ---------------------------------------------------------------------------------------------
+# scans: cumsum, cumprod
+
+def _axis_view(shape, axis):
+    return (math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:]))
+
+
+class Cumulate(Op):
+    """Running sum or product along one axis; attrs: axis, prod (bool), reverse (bool: from the
+    end, the gradient of a forward sum)."""
+
+    name = "cumulate"
+    inputs = ("x",)
+
+    def infer(self, specs, attrs):
+        x = specs[0]
+        normalize_axis(attrs["axis"], len(x.shape), "cumsum")
+        if x.dtype.is_bool:
+            raise errors.DTypeError("cumsum/cumprod take numbers, got bool (cast first)")
+        return [x]
+
+    def forward(self, k, ins, outs, attrs):
+        x = ins[0]
+        view = _axis_view(x.shape, attrs["axis"])
+        k.run("cumulate", [x.desc(view)], [outs[0].desc(view)],
+              (int(attrs["prod"]), int(attrs["reverse"])))
+
+    def grad(self, ctx, g):
+        x = ctx.inputs[0]
+        axis, rev = ctx.attrs["axis"], ctx.attrs["reverse"]
+        if not ctx.attrs["prod"]:
+            return (apply(self, [g], {"axis": axis, "prod": False, "reverse": not rev}),)
+        # d/dx_i of the running products: sum over j >= i of g_j y_j / x_i (x_i nonzero; PyTorch
+        # takes a slower exact path for zeros, which this formula does not)
+        y = ctx.output()
+        acc = apply(self, [g * y], {"axis": axis, "prod": False, "reverse": not rev})
+        return (acc / x,)
+
+
+_cumulate = core.register(Cumulate)
+
+
+def _scan(x, axis, product, name):
+    x = as_operand(x)
+    if x.dtype.is_bool or x.dtype.name == "int32":
+        x = _shape.cast(x, "int64")        # as PyTorch: integer scans are int64
+    if not x.shape:                        # a 0-d tensor is its own running sum
+        normalize_axis(axis, 1, name)
+        return _shape.clone(x)
+    axis = normalize_axis(axis, len(x.shape), name)
+    return apply(_cumulate, [x], {"axis": axis, "prod": product, "reverse": False})
+
+
+def cumsum(x, axis):
+    """Running sums along axis (PyTorch's dim): y[i] = x[0] + ... + x[i]."""
+    return _scan(x, axis, False, "cumsum")
+
+
+def cumprod(x, axis):
+    """Running products along axis. Its gradient divides by x: exact where x has no zeros."""
+    return _scan(x, axis, True, "cumprod")
+
+
+# ---------------------------------------------------------------------------------------------
+# sorting: the native stable sort gives the order; values are gathered by it, so that their
+# gradient is the gather's (a scatter back to where each value came from)
+
+class Argsort(Op):
+    name = "argsort"
+    inputs = ("x",)
+    differentiable = False
+
+    def infer(self, specs, attrs):
+        x = specs[0]
+        normalize_axis(attrs["axis"], len(x.shape), self.name)
+        if x.dtype.is_bool:
+            raise errors.DTypeError("argsort takes numbers, got bool (cast first)")
+        return [Spec(x.shape, int64)]
+
+    def forward(self, k, ins, outs, attrs):
+        x = ins[0]
+        view = _axis_view(x.shape, attrs["axis"])
+        values = k.scratch(x.shape, x.dtype)
+        k.run("sort", [x.desc(view)], [values.desc(view), outs[0].desc(view)],
+              (int(attrs["descending"]),))
+
+
+_argsort = core.register(Argsort)
+
+
+def argsort(x, axis=-1, descending=False):
+    """The indices that sort x along axis; stable (ties keep their order), NaN last (first when
+    descending), as PyTorch's stable sort."""
+    x = as_operand(x)
+    if x.dtype.is_bool:
+        x = _shape.cast(x, "int32")
+    if not x.shape:
+        normalize_axis(axis, 1, "argsort")
+        return _shape.cast(x * 0, "int64")
+    axis = normalize_axis(axis, len(x.shape), "argsort")
+    return apply(_argsort, [x], {"axis": axis, "descending": bool(descending)})
+
+
+def sort(x, axis=-1, descending=False):
+    """(values, indices) of x sorted along axis (a named tuple, as PyTorch's)."""
+    x = as_operand(x)
+    idx = argsort(x, axis, descending)
+    if not x.shape:
+        return ValuesIndices(_shape.clone(x), idx)
+    return ValuesIndices(_shape.take_along_axis(x, idx, axis), idx)
+
+
+def topk(x, k, axis=-1, largest=True):
+    """(values, indices) of the k largest (smallest with largest=False) along axis, in order."""
+    x = as_operand(x)
+    ax = normalize_axis(axis, len(x.shape), "topk")
+    n = x.shape[ax]
+    if not isinstance(k, int) or k < 0 or (n is not None and k > n):
+        raise errors.ShapeError("topk: k must be an int in [0, %s] for axis %d of x %s, got %r"
+                                % (n, axis, core.fmt_shape(x.shape), k))
+    idx = argsort(x, ax, descending=largest)
+    idx = idx[(slice(None),) * ax + (slice(0, k),)]
+    return ValuesIndices(_shape.take_along_axis(x, idx, ax), idx)
+
+
+def median(x, axis=None, keepdims=False):
+    """The lower median (PyTorch's: the smaller of the two middle values for an even count).
+    Over all elements (axis None) a value; along one axis, the named tuple (values, indices)."""
+    x = as_operand(x)
+    if axis is None:
+        flat = _shape.reshape(x, (-1,))
+        n = flat.shape[0]
+        if n == 0:
+            raise errors.ShapeError("median of an empty tensor")
+        idx = argsort(flat, 0)[(n - 1) // 2:(n - 1) // 2 + 1]
+        return _shape.reshape(_shape.take_along_axis(flat, idx, 0), ())
+    ax = normalize_axis(axis, len(x.shape), "median")
+    n = x.shape[ax]
+    if n == 0:
+        raise errors.ShapeError("median over axis %d of size 0 of x %s"
+                                % (axis, core.fmt_shape(x.shape)))
+    mid = (n - 1) // 2
+    idx = argsort(x, ax)[(slice(None),) * ax + (slice(mid, mid + 1),)]
+    values = _shape.take_along_axis(x, idx, ax)
+    if not keepdims:
+        values, idx = _shape.squeeze(values, ax), _shape.squeeze(idx, ax)
+    return ValuesIndices(values, idx)
+
+
+from . import nn as _nn  # noqa: E402 (siblings: read at call time)
