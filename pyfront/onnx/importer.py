@@ -385,14 +385,6 @@ def _int_div(a, b):
     return a / b
 
 
-def _compare(pf_fn, np_fn):
-    return _elementwise(pf_fn, np_fn)
-
-
-def _not(x):
-    return 1 - x
-
-
 def _identity(imp, node):
     return imp.env[node.input[0]]
 
@@ -420,7 +412,6 @@ def _bind_fused(imp, first, last, value):
     """Outputs of a fused chain: the last node's output carries the value."""
     if last is not first:
         imp.env[last.output[0]] = value
-        return value
     return value
 
 
@@ -906,8 +897,8 @@ def _build_rnn(imp, node):
         activation = (acts or ["Tanh"])[0].lower()
         if any(s.lower() != activation for s in acts) or activation not in ("tanh", "relu"):
             raise UnsupportedOnnxError("RNN activations %s (tanh or relu only)" % acts)
-    elif acts and [s.lower() for s in acts] != \
-            [s.lower() for s in _DEFAULT_ACTS[op_type]] * (len(acts) // len(_DEFAULT_ACTS[op_type])):
+    elif acts and [s.lower() for s in acts] != [s.lower() for s in _DEFAULT_ACTS[op_type]] * \
+            (len(acts) // len(_DEFAULT_ACTS[op_type])):
         raise UnsupportedOnnxError("%s activations %s" % (op_type, acts))
     if op_type == "GRU" and not a.get("linear_before_reset", 0):
         raise UnsupportedOnnxError("GRU with linear_before_reset=0 (pyfront's GRU resets after "
@@ -991,7 +982,7 @@ def _build_not(imp, node):
     x = imp.env[node.input[0]]
     if _is_static(x):
         return np.logical_not(_array(x))
-    return _not(x)
+    return 1 - x
 
 
 _NP_REDUCE = {"max": np.max, "min": np.min, "sum": np.sum, "mean": np.mean}
@@ -1014,10 +1005,11 @@ BUILDERS = {
     "Softplus": _elementwise(ops.softplus, None), "LeakyRelu": _build_leaky_relu,
     "Elu": _build_elu, "HardSigmoid": _build_hard_sigmoid, "Gelu": _build_gelu,
     "Clip": _build_clip,
-    "Equal": _compare(ops.equal, np.equal), "Less": _compare(ops.less, np.less),
-    "LessOrEqual": _compare(ops.less_equal, np.less_equal),
-    "Greater": _compare(ops.greater, np.greater),
-    "GreaterOrEqual": _compare(ops.greater_equal, np.greater_equal),
+    # comparisons give pyfront's truth values: 0/1 in the operands' dtype
+    "Equal": _elementwise(ops.equal, np.equal), "Less": _elementwise(ops.less, np.less),
+    "LessOrEqual": _elementwise(ops.less_equal, np.less_equal),
+    "Greater": _elementwise(ops.greater, np.greater),
+    "GreaterOrEqual": _elementwise(ops.greater_equal, np.greater_equal),
     "Not": _build_not, "Mod": _build_mod, "Where": _build_where,
     "Identity": _identity, "Dropout": _build_dropout,
     # linear algebra and nn

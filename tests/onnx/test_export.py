@@ -190,3 +190,34 @@ def test_missing_onnx_package_says_what_to_install(tmp_path):
             % str(tmp_path / "x.onnx"))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert 'pip install "pyfront[onnx]"' in out.stdout, out.stdout + out.stderr
+
+
+class _MaskedRNN(pf.nn.Module):
+    """A recurrent layer fed an explicit (batch, time) mask, then a Dense."""
+
+    def __init__(self, rnn):
+        super().__init__()
+        self.rnn, self.dense = rnn, pf.nn.Dense(2)
+
+    def forward(self, x, mask):
+        return self.dense(self.rnn(x, mask=mask))
+
+
+@pytest.mark.parametrize("layer", ["lstm", "bidirectional_gru"])
+def test_masked_padded_sequences_export_as_sequence_lengths(layer, tmp_path, ort_run):
+    rnn = pf.nn.LSTM(4, return_sequences=True) if layer == "lstm" else \
+        pf.nn.Bidirectional(pf.nn.GRU(3))
+    model = _MaskedRNN(rnn)
+    rng = np.random.default_rng(6)
+
+    def padded(n):
+        x = rng.standard_normal((n, 6, 3)).astype(np.float32)
+        lengths = rng.integers(1, 7, n)
+        mask = (np.arange(6)[None, :] < lengths[:, None]).astype(np.float32)
+        return [x, mask]                        # right padding, as batches are padded
+    path = pf.onnx.export(model, tmp_path / "masked.onnx", example_inputs=padded(2))
+    import onnx
+
+    rnn_nodes = [n for n in onnx.load(path).graph.node if n.op_type in ("LSTM", "GRU")]
+    assert rnn_nodes and all(n.input[4] for n in rnn_nodes)      # sequence_lens is wired
+    _assert_match(model, path, ort_run, padded)
