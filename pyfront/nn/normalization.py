@@ -3,6 +3,7 @@ PyTorch's conventions (momentum, eps, biased variance for normalising, unbiased 
 running variance)."""
 from .. import errors, ops
 from ..ops.core import fmt_shape
+from ..ops.norm import _normalized_shape   # (ops.norm is the norm function: pf.norm)
 from .module import Module, Parameter, register_layer
 
 __all__ = ["BatchNorm", "BatchNorm1D", "BatchNorm2D", "BatchNorm3D", "LayerNorm"]
@@ -136,7 +137,7 @@ class LayerNorm(Module):
         self.normalized_shape = None
         if normalized_shape is not None:
             try:
-                self.normalized_shape = ops.norm._normalized_shape(normalized_shape)
+                self.normalized_shape = _normalized_shape(normalized_shape)
             except (TypeError, ValueError) as e:
                 raise type(e)("%s: %s" % (self.name, e)) from None
         self.eps = float(eps)
