@@ -98,7 +98,7 @@ class _Recurrent(Module):
     def _effective_mask(self, x, mask):
         if self.mask_value is None:
             return mask
-        keep = ops.max(ops.not_equal(x, self.mask_value), axis=-1)
+        keep = ops.cast(ops.any(ops.not_equal(x, self.mask_value), axis=-1), x.dtype)
         if mask is None:
             return keep
         if not hasattr(mask, "symbolic"):

@@ -12,7 +12,7 @@ from . import elementwise as _elementwise  # noqa: E402 (siblings: read at call 
 from . import reduction as _reduction  # noqa: E402 (siblings: read at call time)
 from . import shape as _shape  # noqa: E402 (siblings: read at call time)
 
-__all__ = ["softmax", "log_softmax", "cross_entropy", "mse", "one_hot"]
+__all__ = ["softmax", "log_softmax", "softmin", "cross_entropy", "mse", "one_hot"]
 
 _REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
 
@@ -87,6 +87,11 @@ for _op in (_softmax, _log_softmax, _GRADS[False], _GRADS[True]):
 def softmax(x, axis=-1):
     x = as_operand(x)
     return apply(_softmax, [x], {"axis": normalize_axis(axis, len(x.shape), "softmax")})
+
+
+def softmin(x, axis=-1):
+    """softmax(-x): weights that favour the smallest values."""
+    return softmax(-as_operand(x), axis)
 
 
 def log_softmax(x, axis=-1):

@@ -13,7 +13,7 @@ from . import shape as _shape  # noqa: E402 (siblings: read at call time)
 
 __all__ = ["sum", "mean", "max", "min", "argmax", "argmin", "prod", "any", "all", "var", "std",
            "logsumexp", "norm", "cumsum", "cumprod", "sort", "argsort", "topk", "median",
-           "softmin", "lower_reduce"]
+           "lower_reduce"]
 
 _CODES = {"sum": lib.PF_R_SUM, "mean": lib.PF_R_MEAN, "max": lib.PF_R_MAX, "min": lib.PF_R_MIN,
           "argmax": lib.PF_R_ARGMAX, "argmin": lib.PF_R_ARGMIN, "prod": lib.PF_R_PROD}
@@ -256,11 +256,6 @@ def _count_known_nonzero(x, axes):
     return 0 not in [x.shape[a] for a in axes]
 
 
-def softmin(x, axis=-1):
-    """softmax(-x): weights that favour the smallest values."""
-    return _nn.softmax(-as_operand(x), axis)
-
-
 class Norm2(Op):
     """sqrt(sum(x * x)) over axes, one op so that its gradient at a zero vector is 0 (as in
     PyTorch) rather than 0 * inf."""
@@ -469,5 +464,3 @@ def median(x, axis=None, keepdims=False):
         values, idx = _shape.squeeze(values, ax), _shape.squeeze(idx, ax)
     return ValuesIndices(values, idx)
 
-
-from . import nn as _nn  # noqa: E402 (siblings: read at call time)
