@@ -18,34 +18,34 @@ _INT64_MIN = np.iinfo(np.int64).min
 _EXTERNAL_DATA_BYTES = 1 << 30      # past this, tensors go to a file beside the model (2 GB cap)
 
 
-def trace_model(model, specs):
-    """(graph, input symbols, output symbols) of the model's forward in eval mode.
+def trace_model(model, example_inputs=None, input_shapes=None):
+    """(the model itself, graph, input symbols, output symbols): the model's forward in eval
+    mode traced with an unknown batch dimension, as pf.save traces it.
 
-    The one call into the tracing that pf.save uses: when it becomes a public module, only
-    this function changes."""
-    from ..io.model import _trace_inference_graph
+    The one place that reaches into pf.save's tracing (pyfront.io.model's private helpers):
+    when that becomes a public module, only this function changes."""
+    from ..io.model import _input_specs, _trace_inference_graph, _unwrap
 
-    return _trace_inference_graph(model, specs)
+    model = _unwrap(model)
+    if example_inputs is not None:
+        arrays = list(example_inputs) if isinstance(example_inputs, (list, tuple)) \
+            else [example_inputs]
+        if model.input_spec is None:          # build the parameters from the examples
+            from ..ops.core import as_operand
 
-
-def _input_specs(model, example_inputs, input_shapes):
-    """[(shape with None batch, dtype)] from example inputs, explicit shapes or the model."""
-    from ..io.model import _input_specs as model_specs
-
-    sig = getattr(model, "signature", None)
-    if example_inputs is None and input_shapes is None and model.input_spec is None and sig:
+            model.eval()
+            model(*[as_operand(a) for a in arrays])
+        specs = [((None,) + tuple(a.shape[1:]),
+                  a.dtype if hasattr(a, "symbolic") else as_dtype(np.asarray(a).dtype))
+                 for a in arrays]
+    elif input_shapes is None and model.input_spec is None and \
+            getattr(model, "signature", None):
         # a model pf.load rebuilt from its graph has not seen an input, but its file said
-        return [(tuple(None if d == -1 else d for d in i["shape"]), as_dtype(i["dtype"]))
-                for i in sig["inputs"]]
-    if example_inputs is None:
-        return model_specs(model, input_shapes)
-    arrays = list(example_inputs) if isinstance(example_inputs, (list, tuple)) \
-        else [example_inputs]
-    specs = []
-    for a in arrays:
-        dtype = a.dtype if hasattr(a, "symbolic") else as_dtype(np.asarray(a).dtype)
-        specs.append(((None,) + tuple(a.shape[1:]), dtype))
-    return specs
+        specs = [(tuple(None if d == -1 else d for d in i["shape"]), as_dtype(i["dtype"]))
+                 for i in model.signature["inputs"]]
+    else:
+        specs = _input_specs(model, input_shapes)
+    return (model,) + tuple(_trace_inference_graph(model, specs))
 
 
 def _tensor_names(model):
@@ -567,21 +567,12 @@ def export_model(model, path, example_inputs=None, input_shapes=None, opset=17, 
     example_inputs: one array per model input (only their shapes and dtypes are used);
     without them the shapes the model has seen (or input_shapes) are used.
     """
-    from ..io.model import _unwrap
     from ..io.model import load as load_pf
 
     onnx = require_onnx()
     if isinstance(model, (str, os.PathLike)):
         model = load_pf(model)
-    model = _unwrap(model)
-    if example_inputs is not None and model.input_spec is None:
-        arrays = example_inputs if isinstance(example_inputs, (list, tuple)) else [example_inputs]
-        from ..ops.core import as_operand
-
-        model.eval()
-        model(*[as_operand(a) for a in arrays])
-    specs = _input_specs(model, example_inputs, input_shapes)
-    graph, ins, outs = trace_model(model, specs)
+    model, graph, ins, outs = trace_model(model, example_inputs, input_shapes)
     proto = build_model_proto(graph, ins, outs, _tensor_names(model), opset, model.name)
     path = os.fspath(path)
     big = sum(t.ByteSize() for t in proto.graph.initializer) > _EXTERNAL_DATA_BYTES
