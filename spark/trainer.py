@@ -161,6 +161,12 @@ class SparkTrainer:
         df = data_mod.as_dataframe(data, spark)
         n_inputs = len(model.input_spec) if model.input_spec else 1
         n_labels = len(label_col) if isinstance(label_col, (list, tuple)) else 1
+        loss = self.config.loss
+        if isinstance(loss, (list, tuple)) and len(loss) != n_labels:
+            raise errors.PyfrontError(
+                "%d losses (one per output) but label_col names %d column%s (%r); give one "
+                "label column per output" % (len(loss), n_labels, "" if n_labels == 1 else "s",
+                                             label_col))
         spec = data_mod.InputSpec(features_col, label_col, self.config.label_kinds(n_labels),
                                   inputs=n_inputs)
         from pyspark import StorageLevel
