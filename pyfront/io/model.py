@@ -211,6 +211,25 @@ def _check_fits(model, state, source):
                 % (source, model.name, key, tuple(shape), state[key].shape))
 
 
+def _check_signature_fits(model, sig, source):
+    """The signature against the model's own shape rules, by a symbolic trace (no memory): a
+    server that checks and sizes its inputs by the signature must get what the model takes."""
+    specs = [(tuple(None if d == -1 else d for d in i["shape"]), as_dtype(i["dtype"]))
+             for i in sig["inputs"]]
+    try:
+        _, ins, outs = _trace_inference_graph(model, specs)
+    except errors.PyfrontError as e:
+        raise errors.ModelFormatError("%s: the signature's inputs do not fit the model: %s"
+                                      % (source, e)) from None
+    traced = _signature(ins, outs)["outputs"]
+    if [(o["dtype"], o["shape"]) for o in traced] != \
+            [(o["dtype"], o["shape"]) for o in sig["outputs"]]:
+        raise errors.ModelFormatError(
+            "%s: the signature gives outputs %s, the model computes %s from its inputs"
+            % (source, [(o["dtype"], o["shape"]) for o in sig["outputs"]],
+               [(o["dtype"], o["shape"]) for o in traced]))
+
+
 # what rebuilding from a malformed file can raise, from the layers, ops and numpy it reaches
 _MALFORMED = (errors.PyfrontError, ValueError, TypeError, KeyError, IndexError, AttributeError,
               RecursionError, OverflowError)
@@ -244,6 +263,8 @@ def _rebuild(tensors, meta, source):
         model = GraphModule(_json(meta, "graph", source), tensors, sig)
     else:
         raise errors.ModelFormatError("%s holds neither an architecture nor a graph" % source)
+    if sig is not None:
+        _check_signature_fits(model, sig, source)
     model.signature = sig
     model.eval()
     return model

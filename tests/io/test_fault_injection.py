@@ -6,6 +6,7 @@ attributes, a FIFO, a device file, a truncated file. The same holds for bytes (p
 and for the JVM worker's load."""
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -216,6 +217,24 @@ def test_bad_signature_metadata_is_refused(saved, tmp_path, signature):
     path, tensors, meta = saved
     _refused(_craft(tmp_path / "s.pf", tensors, meta, signature=signature),
              "malformed signature|not valid JSON")
+
+
+@pytest.mark.parametrize("which", ["config", "graph"])
+def test_a_signature_that_contradicts_the_model_is_refused(saved, saved_graph, tmp_path, which):
+    _, tensors, meta = saved if which == "config" else saved_graph
+    computed = json.loads(meta["signature"])["outputs"][0]["shape"]      # [-1, 2] or [-1, 5]
+
+    def crafted(inputs=None, outputs=None):
+        sig = json.loads(meta["signature"])
+        sig["inputs"][0]["shape"] = inputs or sig["inputs"][0]["shape"]
+        sig["outputs"][0]["shape"] = outputs or sig["outputs"][0]["shape"]
+        return _craft(tmp_path / "s.pf", tensors, meta, signature=json.dumps(sig))
+
+    for inputs in ([-1, 5], [-1, 10 ** 9], [-1, 3, 1]):
+        _refused(crafted(inputs=inputs), "the signature's inputs do not fit the model")
+    _refused(crafted(outputs=[-1, 7]), re.escape(
+        "the signature gives outputs [('float32', [-1, 7])], the model computes "
+        "[('float32', %s)]" % computed))
 
 
 def _edit_graph(meta, edit):
