@@ -122,7 +122,7 @@ def _spark(request):
 
 
 def _spark_frames(request):
-    """Small frames (a Spark job costs 0.3 s or more): 128 rows to train on (two rounds an
+    """Small frames (a Spark job costs 0.3 s or more): 64 rows to train on (one round an
     epoch for two workers of 32-row batches), 64 to test."""
     spark = request.getfixturevalue("docs_spark")
     x, y = _digits()
@@ -134,8 +134,8 @@ def _spark_frames(request):
         return spark.createDataFrame([(x[i].tolist(), int(y[i]), *map(float, x[i]), int(y[i]))
                                       for i in rows], schema)
 
-    train = frame(range(128))
-    return {"df": train, "train_df": train, "test_df": frame(range(128, 192)),
+    train = frame(range(64))
+    return {"df": train, "train_df": train, "test_df": frame(range(64, 128)),
             "pixel_columns": pixel_columns}
 
 
