@@ -8,7 +8,7 @@ test per block; a block's test runs the blocks before it first when they have no
 Names a block reads without defining are supplied from small data (see SUPPLIED):
   x_train, y_train, x_val, y_val, x_test, y_test   scikit-learn's digits as images
                                                     (N, 1, 8, 8) in [0, 1], int64 labels
-  X, Y                                             digits as rows (N, 64), labels
+  X, Y                                             digits as rows (64, 64), labels
   spark                                            a local[2] SparkSession whose executors
                                                     import this pyfront
   df, train_df, test_df, pixel_columns             DataFrames of digits with the columns
@@ -114,7 +114,7 @@ def _digit_images(request):
 
 def _digit_rows(request):
     x, y = _digits()
-    return {"X": x[:256], "Y": y[:256]}
+    return {"X": x[:64], "Y": y[:64]}       # as many rows as the Spark frames
 
 
 def _spark(request):
