@@ -20,7 +20,10 @@ from . import reduction as _reduction  # noqa: E402 (siblings: read at call time
 
 __all__ = ["reshape", "flatten", "squeeze", "expand_dims", "transpose", "permute",
            "getitem", "take", "concat", "stack", "broadcast_to", "sum_to_like", "expand_like",
-           "cast", "split", "clone"]
+           "cast", "split", "clone", "array_split", "chunk", "unbind", "flip", "roll", "tile",
+           "repeat", "repeat_interleave", "tril", "triu", "diagonal", "diag", "meshgrid",
+           "gather", "take_along_axis", "scatter", "scatter_add", "index_select", "masked_fill",
+           "pad", "cat", "setitem"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -502,10 +505,17 @@ def take(x, indices, axis=0):
 
 
 def getitem(x, key):
-    """numpy-style basic indexing (ints, slices, None, Ellipsis) and one integer-array index."""
+    """numpy indexing: basic (ints, slices, None, Ellipsis) as one strided copy; advanced
+    (integer arrays, several of them broadcast together, and boolean masks) as numpy does,
+    by a gather of the flat positions numpy's own indexing picks. Masks and several arrays
+    need the index values and x's whole shape known (eager, or a graph without an unknown
+    batch); one integer array along one axis also works symbolically."""
     x = as_operand(x)
     if not isinstance(key, tuple):
         key = (key,)
+    flat = _flat_positions(x, key, "getitem")
+    if flat is not None:
+        return take(reshape(x, (-1,)), flat, 0)
     # expand Ellipsis
     n_real = builtins.sum(1 for k in key if k is not None and k is not Ellipsis)
     if builtins.sum(1 for k in key if k is Ellipsis) > 1:
@@ -563,6 +573,58 @@ def getitem(x, key):
     for pos in new_axes:
         y = expand_dims(y, pos)
     return y
+
+
+def _index_array(k):
+    """The numpy array an advanced index part stands for, or None for a basic part."""
+    if k is None or k is Ellipsis or isinstance(k, slice) or (
+            isinstance(k, (int, np.integer)) and not isinstance(k, bool)):
+        return None
+    if hasattr(k, "symbolic"):
+        if k.symbolic:
+            return None
+        return k.numpy()
+    return np.asarray(k)
+
+
+def _flat_positions(x, key, op, always=False):
+    """The flat positions of x that numpy's x[key] picks, in its result's shape, when key
+    needs more than basic indexing and one integer array (or when always); else None."""
+    arrays = [_index_array(k) for k in key]
+    advanced = [a for a in arrays if a is not None]
+    if not always and (not advanced or (len(advanced) == 1 and advanced[0].dtype.kind != "b")):
+        return None
+    if any(getattr(k, "symbolic", False) for k in key) or None in tuple(x.shape):
+        raise errors.ShapeError("%s: boolean masks and several index arrays need known index "
+                                "values and a known shape, got x %s" % (op, fmt_shape(x.shape)))
+    for a in advanced:
+        if a.dtype.kind not in "iub" and a.size:
+            raise IndexError("%s: arrays used as indices must be integers or booleans, got %s"
+                             % (op, a.dtype))
+    np_key = tuple(k if a is None else (a if a.dtype.kind == "b" else a.astype(np.int64))
+                   for k, a in zip(key, arrays))
+    positions = np.arange(math.prod(x.shape), dtype=np.int64).reshape(x.shape)
+    try:
+        return np.ascontiguousarray(positions[np_key])
+    except IndexError as e:
+        raise errors.IndexOutOfRange("%s: the index arrays or boolean mask do not fit a tensor "
+                                     "of shape %s: %s" % (op, fmt_shape(x.shape), e)) from None
+
+
+def setitem(x, key, value):
+    """x with x[key] = value (value broadcast to the indexed shape), as a new value: a scatter
+    of the flat positions x[key] picks. Gradients flow to value and to the untouched elements
+    of x. Tensor.__setitem__ is this, written back into the tensor."""
+    x = as_operand(x)
+    if not isinstance(key, tuple):
+        key = (key,)
+    flat = _flat_positions(x, key, "setitem", always=True)
+    value = as_operand(value, like=x)
+    if value.dtype is not x.dtype:
+        value = cast(value, x.dtype)
+    value = reshape(broadcast_to(value, flat.shape), (-1,))
+    out = scatter(reshape(x, (-1,)), 0, flat.reshape(-1), value)
+    return reshape(out, tuple(x.shape))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -640,31 +702,647 @@ def stack(tensors, axis=0):
     return concat([expand_dims(t, axis) for t in tensors], axis)
 
 
-def split(x, sizes, axis=0):
-    """Split along axis into pieces of the given sizes (or into `sizes` equal pieces)."""
+def split(x, split_size_or_sections, axis=0):
+    """PyTorch's split: an int is the size of each piece (the last one smaller when the size
+    does not divide), a list gives every piece's size. numpy's split (a number of equal
+    pieces, or split points) is pf.array_split; pf.chunk takes a number of pieces."""
     x = as_operand(x)
     axis = normalize_axis(axis, len(x.shape), "split")
-    n = x.shape[axis]
-    if n is None:
-        raise errors.ShapeError("split: cannot split the unknown dim %d of %s"
-                                % (axis, fmt_shape(x.shape)))
+    n = _known_dim(x, axis, "split")
+    sizes = split_size_or_sections
     if _is_int(sizes):
-        if sizes < 1 or n % sizes:
-            raise errors.ShapeError("split: dim %d of size %d is not divisible into %d parts"
-                                    % (axis, n, sizes))
-        sizes = [n // sizes] * sizes
+        if sizes < 1 and not (sizes == 0 and n == 0):
+            raise errors.ShapeError("split: the piece size must be at least 1, got %d" % sizes)
+        sizes = [builtins.min(sizes, n - s) for s in range(0, n, sizes)] if n else [0]
     sizes = list(sizes)
     if not all(_is_int(s) and s >= 0 for s in sizes) or builtins.sum(sizes) != n:
         raise errors.ShapeError("split: sizes %s must be non-negative ints that add up to the "
                                 "size %d of dim %d" % (sizes, n, axis))
-    out, start = [], 0
-    for s in sizes:
-        key = [slice(None)] * len(x.shape)
-        key[axis] = slice(start, start + s)
-        out.append(getitem(x, tuple(key)))
-        start += s
-    return out
+    return _pieces(x, sizes, axis)
 
 
 def _is_int(v):
     return hasattr(v, "__index__") and not isinstance(v, bool)
+
+
+# ---------------------------------------------------------------------------------------------
+# more of the shape family: chunking, flipping, rolling, tiling, triangles, diagonals
+
+def array_split(x, sections, axis=0):
+    """numpy's array_split: `sections` pieces as equal as possible (the first ones one larger),
+    or a list of split points. pf.split is PyTorch's meaning (pieces of a given size)."""
+    x = as_operand(x)
+    axis = normalize_axis(axis, len(x.shape), "array_split")
+    n = _known_dim(x, axis, "array_split")
+    if _is_int(sections):
+        if sections < 1:
+            raise errors.ShapeError("array_split: sections must be at least 1, got %d" % sections)
+        each, extra = divmod(n, sections)
+        sizes = [each + 1] * extra + [each] * (sections - extra)
+    else:
+        points = [0] + [builtins.min(builtins.max(int(p), 0), n) for p in sections] + [n]
+        sizes = [builtins.max(b - a, 0) for a, b in zip(points, points[1:])]
+    return _pieces(x, sizes, axis)
+
+
+def chunk(x, chunks, axis=0):
+    """PyTorch's chunk: at most `chunks` pieces of ceil(n / chunks) elements (the last may be
+    smaller, and fewer pieces come back when the size does not allow `chunks`)."""
+    x = as_operand(x)
+    axis = normalize_axis(axis, len(x.shape), "chunk")
+    n = _known_dim(x, axis, "chunk")
+    if not _is_int(chunks) or chunks < 1:
+        raise errors.ShapeError("chunk: chunks must be a positive int, got %r" % (chunks,))
+    each = builtins.max(-(-n // chunks), 1)
+    return _pieces(x, [builtins.min(each, n - s) for s in range(0, n, each)] or [0], axis)
+
+
+def unbind(x, axis=0):
+    """The slices of x along axis, each without that axis (PyTorch's unbind)."""
+    x = as_operand(x)
+    axis = normalize_axis(axis, len(x.shape), "unbind")
+    n = _known_dim(x, axis, "unbind")
+    key = [slice(None)] * axis
+    return [getitem(x, tuple(key + [i])) for i in range(n)]
+
+
+def _known_dim(x, axis, op):
+    n = x.shape[axis]
+    if n is None:
+        raise errors.ShapeError("%s: cannot split the unknown dim %d of %s"
+                                % (op, axis, fmt_shape(x.shape)))
+    return n
+
+
+def _pieces(x, sizes, axis):
+    out, start = [], 0
+    for s in sizes:
+        out.append(_axis_slice(x, axis, start, start + s))
+        start += s
+    return out
+
+
+def _axis_slice(x, axis, start, stop, step=1):
+    slices = [(None, None, 1)] * len(x.shape)
+    slices[axis] = (start, stop, step)
+    return apply(_slice, [x], {"slices": tuple(slices), "drop": ()})
+
+
+def flip(x, axis=None):
+    """x reversed along the given axes (all by default; PyTorch's flip(dims), numpy's flip)."""
+    x = as_operand(x)
+    axes = normalize_axes(axis, len(x.shape), "flip")
+    if not axes:
+        return x
+    slices = [(None, None, -1) if d in axes else (None, None, 1) for d in range(len(x.shape))]
+    return apply(_slice, [x], {"slices": tuple(slices), "drop": ()})
+
+
+def roll(x, shifts, axis=None):
+    """Elements shifted along axis with wrap-around (numpy/PyTorch roll); axis None rolls the
+    flattened tensor and restores the shape."""
+    x = as_operand(x)
+    if axis is None:
+        return reshape_like(roll(reshape(x, (-1,)), shifts, 0), x) if x.shape else x
+    axes = normalize_axes(axis, len(x.shape), "roll")
+    shifts = (shifts,) * len(axes) if _is_int(shifts) else tuple(shifts)
+    if len(shifts) != len(axes):
+        raise errors.ShapeError("roll: %d shifts for %d axes" % (len(shifts), len(axes)))
+    for a, s in zip(axes, shifts):
+        n = _known_dim(x, a, "roll")
+        s = s % n if n else 0
+        if s:
+            x = concat([_axis_slice(x, a, n - s, n), _axis_slice(x, a, 0, n - s)], a)
+    return x
+
+
+def tile(x, reps):
+    """numpy's tile (PyTorch's Tensor.repeat): x repeated reps[i] times along dim i; reps
+    longer than x's rank prepend dims, shorter reps repeat only the last dims."""
+    x = as_operand(x)
+    reps = (reps,) if _is_int(reps) else tuple(reps)
+    if any(not _is_int(r) or r < 0 for r in reps):
+        raise errors.ShapeError("tile: reps must be non-negative ints, got %r" % (reps,))
+    nd = builtins.max(len(reps), len(x.shape))
+    reps = (1,) * (nd - len(reps)) + reps
+    shape = (1,) * (nd - len(x.shape)) + tuple(x.shape)
+    if None in shape:
+        raise errors.ShapeError("tile: the shape %s must be known" % fmt_shape(x.shape))
+    interleaved = builtins.sum(((1, d) for d in shape), ())
+    expanded = builtins.sum(((r, d) for r, d in zip(reps, shape)), ())
+    y = broadcast_to(reshape(x, interleaved), expanded)
+    return reshape(y, tuple(r * d for r, d in zip(reps, shape)))
+
+
+def repeat(x, *sizes):
+    """PyTorch's Tensor.repeat(*sizes) = numpy's tile (the whole tensor repeated). numpy's
+    repeat (each element repeated) is pf.repeat_interleave."""
+    if len(sizes) == 1 and not _is_int(sizes[0]):
+        sizes = tuple(sizes[0])
+    x = as_operand(x)
+    if len(sizes) < len(x.shape):
+        raise errors.ShapeError("repeat: %d sizes for a tensor of rank %d (PyTorch needs at "
+                                "least one per dim; pf.tile repeats the last dims)"
+                                % (len(sizes), len(x.shape)))
+    return tile(x, sizes)
+
+
+def repeat_interleave(x, repeats, axis=None):
+    """numpy's repeat (PyTorch's repeat_interleave): each element repeated `repeats` times
+    (an int or one count per element) along axis; axis None flattens first."""
+    x = as_operand(x)
+    if axis is None:
+        x, axis = reshape(x, (-1,)), 0
+    axis = normalize_axis(axis, len(x.shape), "repeat_interleave")
+    n = _known_dim(x, axis, "repeat_interleave")
+    counts = np.asarray(repeats.numpy() if hasattr(repeats, "numpy") else repeats)
+    if counts.ndim == 0:
+        counts = np.full(n, int(counts))
+    if counts.shape != (n,) or (counts < 0).any():
+        raise errors.ShapeError("repeat_interleave: repeats must be one non-negative count or "
+                                "%d of them (one per element of dim %d), got shape %s"
+                                % (n, axis, counts.shape))
+    return take(x, np.repeat(np.arange(n), counts), axis)
+
+
+def _triangle(x, k, lower, op):
+    x = as_operand(x)
+    if len(x.shape) < 2 or None in x.shape[-2:]:
+        raise errors.ShapeError("%s: needs a tensor of rank >= 2 with known last dims, got %s"
+                                % (op, fmt_shape(x.shape)))
+    rows, cols = x.shape[-2:]
+    keep = np.tri(rows, cols, k, dtype=bool) if lower else ~np.tri(rows, cols, k - 1, dtype=bool)
+    return _elementwise.where(_mask_constant(keep), x, 0)
+
+
+def _mask_constant(mask):
+    """A constant condition for where: bool where pyfront has it, else int32 0/1."""
+    try:
+        return as_operand(mask, dtype="bool")
+    except TypeError:
+        return as_operand(mask.astype(np.int32))
+
+
+def tril(x, k=0):
+    """The lower triangle of the last two dims (elements above diagonal k zeroed)."""
+    return _triangle(x, k, True, "tril")
+
+
+def triu(x, k=0):
+    """The upper triangle of the last two dims (elements below diagonal k zeroed)."""
+    return _triangle(x, k, False, "triu")
+
+
+def diagonal(x, offset=0, axis1=0, axis2=1):
+    """The diagonal of the (axis1, axis2) planes as the last dim (numpy/PyTorch diagonal)."""
+    x = as_operand(x)
+    nd = len(x.shape)
+    a = normalize_axis(axis1, nd, "diagonal", "axis1")
+    b = normalize_axis(axis2, nd, "diagonal", "axis2")
+    if a == b:
+        raise errors.ShapeError("diagonal: axis1 and axis2 are both %d" % a)
+    rest = [d for d in range(nd) if d not in (a, b)]
+    y = permute(x, rest + [a, b])
+    rows, cols = y.shape[-2:]
+    if None in (rows, cols):
+        raise errors.ShapeError("diagonal: the dims %d and %d of %s must be known"
+                                % (a, b, fmt_shape(x.shape)))
+    i = np.arange(builtins.max(0, builtins.min(rows - builtins.max(-offset, 0),
+                                               cols - builtins.max(offset, 0))))
+    flat = (i + builtins.max(-offset, 0)) * cols + i + builtins.max(offset, 0)
+    lead = tuple(-1 if d is None else d for d in y.shape[:-2])
+    return take(reshape(y, lead + (rows * cols,)), flat, len(lead))
+
+
+def diag(x, k=0):
+    """1-D x: a square matrix with x on diagonal k; 2-D x: its diagonal k (as numpy/PyTorch)."""
+    x = as_operand(x)
+    if len(x.shape) == 2:
+        return diagonal(x, k, 0, 1)
+    if len(x.shape) != 1 or x.shape[0] is None:
+        raise errors.ShapeError("diag: needs a 1-D or 2-D tensor, got %s" % fmt_shape(x.shape))
+    n = x.shape[0]
+    size = n + builtins.abs(k)
+    # every cell reads x or the appended zero at position n
+    index = np.full((size, size), n, dtype=np.int64)
+    i = np.arange(n)
+    index[i + builtins.max(-k, 0), i + builtins.max(k, 0)] = i
+    padded = concat([x, as_operand(np.zeros(1, x.dtype.np))], 0)
+    return take(padded, index, 0)
+
+
+def meshgrid(*tensors, indexing="ij"):
+    """Coordinate grids from 1-D tensors; indexing "ij" (PyTorch's default, matrix) or "xy"
+    (numpy's default, Cartesian: the first two dims swapped). Say which: the two libraries'
+    defaults differ."""
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    if indexing not in ("ij", "xy"):
+        raise ValueError("meshgrid: indexing must be 'ij' or 'xy', got %r" % (indexing,))
+    tensors = [as_operand(t) for t in tensors]
+    for t in tensors:
+        if len(t.shape) != 1:
+            raise errors.ShapeError("meshgrid: inputs must be 1-D, got %s" % fmt_shape(t.shape))
+    sizes = [t.shape[0] for t in tensors]
+    swap = indexing == "xy" and len(tensors) >= 2
+    if swap:
+        sizes[0], sizes[1] = sizes[1], sizes[0]
+    out = []
+    for i, t in enumerate(tensors):
+        pos = {0: 1, 1: 0}.get(i, i) if swap else i
+        view = [1] * len(tensors)
+        view[pos] = sizes[pos]
+        out.append(broadcast_to(reshape(t, tuple(view)), tuple(sizes)))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# gather and scatter along an axis (native kernels; indices may be negative)
+
+def _oki(shape, axis):
+    return (math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:]))
+
+
+def _check_index_spec(idx, op):
+    if idx.dtype.name not in ("int32", "int64"):
+        raise errors.DTypeError("%s: indices must be int32 or int64, got %s"
+                                % (op, idx.dtype.name))
+
+
+def _same_but_axis(a, b, axis, what):
+    if len(a) != len(b) or any(d != axis and p is not None and q is not None and p != q
+                               for d, (p, q) in enumerate(zip(a, b))):
+        raise ShapeMismatch("%s %s must match %s %s in every dim%s"
+                            % (what[0], fmt_shape(a), what[1], fmt_shape(b),
+                               "" if axis < 0 else " but the axis %d" % axis))
+
+
+class Gather(Op):
+    """y[..., k, ...] = x[..., idx[..., k, ...], ...] along one axis (take_along_axis)."""
+
+    name = "gather"
+    inputs = ("x", "indices")
+
+    def infer(self, specs, attrs):
+        x, idx = specs
+        _check_index_spec(idx, self.name)
+        axis = normalize_axis(attrs["axis"], len(x.shape), self.name)
+        _same_but_axis(idx.shape, x.shape, axis, ("indices", "x"))
+        return [Spec(tuple(idx.shape), x.dtype)]
+
+    def forward(self, k, ins, outs, attrs):
+        x, idx = ins
+        axis = attrs["axis"]
+        o, n, i = _oki(x.shape, axis)
+        view = (o, idx.shape[axis], i)
+        k.run("gather_axis", [x.desc((o, n, i)), idx.desc(view)], [outs[0].desc(view)])
+
+    def grad(self, ctx, g):
+        return apply(_gather_grad, [ctx.inputs[1], g, ctx.inputs[0]], ctx.attrs), None
+
+
+_gather = core.register(Gather)
+
+
+class GatherGrad(Op):
+    """Zeros shaped like x with g added at the gathered positions (repeats add up)."""
+
+    name = "gather_grad"
+    inputs = ("indices", "grad", "like")
+    shape_inputs = (2,)
+
+    def infer(self, specs, attrs):
+        idx, g, like = specs
+        _check_index_spec(idx, self.name)
+        axis = normalize_axis(attrs["axis"], len(like.shape), self.name)
+        _same_but_axis(idx.shape, like.shape, axis, ("indices", "x"))
+        _same_but_axis(g.shape, idx.shape, -1, ("grad", "indices"))
+        return [Spec(like.shape, g.dtype)]
+
+    def forward(self, k, ins, outs, attrs):
+        idx, g = ins[0], ins[1]
+        out = outs[0]
+        o, n, i = _oki(out.shape, attrs["axis"])
+        view = (o, idx.shape[attrs["axis"]], i)
+        k.run("fill", [], [out.desc()], (), (0.0,))
+        k.run("scatter_axis", [idx.desc(view), g.desc(view)], [out.desc((o, n, i))], (1,))
+
+    def grad(self, ctx, gg):
+        return None, apply(_gather, [gg, ctx.inputs[0]], ctx.attrs), None
+
+
+_gather_grad = core.register(GatherGrad)
+
+
+class Scatter(Op):
+    """A copy of x with src written (scatter) or added (scatter_add) at idx along one axis."""
+
+    inputs = ("x", "indices", "src")
+    add = False
+
+    def infer(self, specs, attrs):
+        x, idx, src = specs
+        _check_index_spec(idx, self.name)
+        axis = normalize_axis(attrs["axis"], len(x.shape), self.name)
+        _same_but_axis(idx.shape, x.shape, axis, ("indices", "x"))
+        _same_but_axis(src.shape, idx.shape, -1, ("src", "indices"))
+        if src.dtype is not x.dtype:
+            raise errors.DTypeError("src is %s but x is %s" % (src.dtype.name, x.dtype.name))
+        return [Spec(x.shape, x.dtype)]
+
+    def forward(self, k, ins, outs, attrs):
+        x, idx, src = ins
+        out = outs[0]
+        o, n, i = _oki(x.shape, attrs["axis"])
+        view = (o, idx.shape[attrs["axis"]], i)
+        if x.size:
+            k.run("copy", [x.desc()], [out.desc()])
+        k.run("scatter_axis", [idx.desc(view), src.desc(view)], [out.desc((o, n, i))],
+              (int(self.add),))
+
+    def grad(self, ctx, g):
+        idx = ctx.inputs[1]
+        g_src = apply(_gather, [g, idx], ctx.attrs)
+        g_x = None
+        if ctx.needs[0]:
+            # assigned positions lost x's value: their gradient is zero
+            g_x = g if self.add else apply(_scatter, [g, idx, g_src * 0.0], ctx.attrs)
+        return g_x, None, g_src if ctx.needs[2] else None
+
+
+class ScatterAssign(Scatter):
+    name = "scatter"
+
+
+class ScatterAdd(Scatter):
+    name = "scatter_add"
+    add = True
+
+
+_scatter = core.register(ScatterAssign)
+_scatter_add = core.register(ScatterAdd)
+
+
+def _index_operand(indices, op):
+    if hasattr(indices, "symbolic"):
+        return indices
+    arr = np.asarray(indices)
+    if arr.dtype.kind not in "iu" and arr.size:
+        raise errors.DTypeError("%s: indices must be integers, got %s" % (op, arr.dtype))
+    return as_operand(arr.astype(np.int64) if arr.dtype != np.int32 else arr)
+
+
+def gather(x, axis, indices):
+    """PyTorch's gather(input, dim, index): out[i][j] = x[idx[i][j]][j] for dim 0, and so on.
+    indices may be smaller than x in the other dims (x is cut to them), never larger."""
+    x = as_operand(x)
+    indices = _index_operand(indices, "gather")
+    axis = normalize_axis(axis, len(x.shape), "gather")
+    if len(indices.shape) != len(x.shape):
+        raise errors.ShapeError("gather: indices %s must have the rank of x %s"
+                                % (fmt_shape(indices.shape), fmt_shape(x.shape)))
+    cut = tuple(slice(None) if d == axis or q is None or p == q else slice(0, q)
+                for d, (p, q) in enumerate(zip(x.shape, indices.shape)))
+    if any(s != slice(None) for s in cut):
+        if any(q is not None and p is not None and q > p
+               for d, (p, q) in enumerate(zip(x.shape, indices.shape)) if d != axis):
+            raise errors.ShapeError("gather: indices %s are larger than x %s outside the axis %d"
+                                    % (fmt_shape(indices.shape), fmt_shape(x.shape), axis))
+        x = getitem(x, cut)
+    return apply(_gather, [x, indices], {"axis": axis})
+
+
+def take_along_axis(x, indices, axis):
+    """numpy's take_along_axis (indices broadcast against x outside the axis)."""
+    x = as_operand(x)
+    indices = _index_operand(indices, "take_along_axis")
+    axis = normalize_axis(axis, len(x.shape), "take_along_axis")
+    if len(indices.shape) != len(x.shape):
+        raise errors.ShapeError("take_along_axis: indices %s must have the rank of x %s"
+                                % (fmt_shape(indices.shape), fmt_shape(x.shape)))
+    try:
+        shape = core.broadcast_shapes(tuple(d for k, d in enumerate(x.shape) if k != axis),
+                                      tuple(d for k, d in enumerate(indices.shape) if k != axis))
+    except ShapeMismatch:
+        raise errors.ShapeError("take_along_axis: indices %s do not broadcast against x %s "
+                                "outside the axis %d" % (fmt_shape(indices.shape),
+                                                         fmt_shape(x.shape), axis)) from None
+    full_x = shape[:axis] + (x.shape[axis],) + shape[axis:]
+    full_i = shape[:axis] + (indices.shape[axis],) + shape[axis:]
+    if None not in full_x and tuple(x.shape) != full_x:
+        x = broadcast_to(x, full_x)
+    if None not in full_i and tuple(indices.shape) != full_i:
+        indices = broadcast_to(indices, full_i)
+    return apply(_gather, [x, indices], {"axis": axis})
+
+
+def _scatter_call(op, x, axis, indices, src, name):
+    x = as_operand(x)
+    indices = _index_operand(indices, name)
+    axis = normalize_axis(axis, len(x.shape), name)
+    src = as_operand(src, like=x)
+    if tuple(src.shape) != tuple(indices.shape) and None not in tuple(indices.shape):
+        src = broadcast_to(src, indices.shape)
+    return apply(op, [x, indices, src], {"axis": axis})
+
+
+def scatter(x, axis, indices, src):
+    """PyTorch's scatter(input, dim, index, src): a copy of x with src[i][j] written at
+    [idx[i][j]][j] (dim 0), and so on; src may be a number or broadcast to the indices' shape.
+    indices match x outside the axis. Repeated indices: one of the writes wins."""
+    return _scatter_call(_scatter, x, axis, indices, src, "scatter")
+
+
+def scatter_add(x, axis, indices, src):
+    """PyTorch's scatter_add: as scatter, but src is added (repeated indices add up)."""
+    return _scatter_call(_scatter_add, x, axis, indices, src, "scatter_add")
+
+
+def index_select(x, axis, indices):
+    """PyTorch's index_select(input, dim, index): whole slices along axis (= take)."""
+    return take(x, indices, axis)
+
+
+def masked_fill(x, mask, value):
+    """x with `value` where mask is true (mask broadcast against x)."""
+    x = as_operand(x)
+    return _elementwise.where(as_operand(mask), as_operand(value, like=x), x)
+
+
+# ---------------------------------------------------------------------------------------------
+# pad: constant, reflect, replicate, circular; native copies in both directions
+
+PAD_MODES = ("constant", "reflect", "replicate", "circular")
+
+
+class Pad(Op):
+    """x padded by (begin, end) per dim. Non-constant modes fill the border from the interior
+    one axis after another, each pass over the extent the previous ones produced (so corners
+    come out as PyTorch's)."""
+
+    name = "pad"
+
+    def infer(self, specs, attrs):
+        x = specs[0]
+        pads = attrs["pads"]
+        if len(pads) != len(x.shape):
+            raise ShapeMismatch("%d (begin, end) pairs for a tensor of rank %d"
+                                % (len(pads), len(x.shape)))
+        out = []
+        for d, (n, (b, e)) in enumerate(zip(x.shape, pads)):
+            if n is None:
+                if (b, e) != (0, 0):
+                    raise ShapeMismatch("cannot pad the unknown dim %d" % d)
+                out.append(None)
+                continue
+            limit = {"reflect": n - 1, "circular": n, "replicate": None if n else 0}.get(
+                attrs["mode"])
+            if limit is not None and (b or e) and builtins.max(b, e) > limit:
+                raise ShapeMismatch("%s padding of (%d, %d) in dim %d of size %d: at most %d"
+                                    % (attrs["mode"], b, e, d, n, limit))
+            out.append(n + b + e)
+        return [Spec(tuple(out), x.dtype)]
+
+    @staticmethod
+    def interior(shape, pads):
+        strides = core.contiguous_strides(shape)
+        offset = builtins.sum(b * s for (b, _), s in zip(pads, strides))
+        return offset, strides
+
+    @staticmethod
+    def borders(shape, pads, mode):
+        """(src, dst) views (offset, shape, strides) of the padded array, in the order the
+        forward copies them: per axis, begin then end, over the axes padded so far."""
+        strides = core.contiguous_strides(shape)
+        extent = [n - b - e for n, (b, e) in zip(shape, pads)]
+        starts = [b for b, _ in pads]
+        moves = []
+        for d, (b, e) in enumerate(pads):
+            n, st = extent[d], strides[d]
+            base = builtins.sum(s * strd for k, (s, strd) in enumerate(zip(starts, strides))
+                                if k != d)
+            region = list(extent)
+            for side, p in (("begin", b), ("end", e)):
+                if not p:
+                    continue
+                region[d] = p
+                first = starts[d] - p if side == "begin" else starts[d] + n
+                dst = (base + first * st, tuple(region), strides)
+                if mode == "reflect":
+                    src_first = starts[d] + p if side == "begin" else starts[d] + n - 2
+                    src = (base + src_first * st, tuple(region),
+                           tuple(-s if k == d else s for k, s in enumerate(strides)))
+                elif mode == "circular":
+                    src_first = starts[d] + n - p if side == "begin" else starts[d]
+                    src = (base + src_first * st, tuple(region), strides)
+                else:   # replicate: the edge row repeated (stride 0 along the axis)
+                    edge = starts[d] if side == "begin" else starts[d] + n - 1
+                    src = (base + edge * st, tuple(region),
+                           tuple(0 if k == d else s for k, s in enumerate(strides)))
+                moves.append((d, src, dst))
+            starts[d] -= b
+            extent[d] += b + e
+        return moves
+
+    def forward(self, k, ins, outs, attrs):
+        x, out = ins[0], outs[0]
+        pads, mode = attrs["pads"], attrs["mode"]
+        if mode == "constant" or not x.size:
+            k.run("fill", [], [out.desc()], (), (attrs["value"],))
+        if not x.size:
+            return
+        offset, strides = self.interior(out.shape, pads)
+        k.run("copy", [x.desc()], [out.desc(x.shape, strides, offset)])
+        if mode == "constant":
+            return
+        for _, src, dst in self.borders(out.shape, pads, mode):
+            k.run("copy", [out.desc(src[1], src[2], src[0])], [out.desc(dst[1], dst[2], dst[0])])
+
+    def grad(self, ctx, g):
+        if ctx.attrs["mode"] == "constant":
+            slices = tuple((b, None if e == 0 else -e, 1) for b, e in ctx.attrs["pads"])
+            return (apply(_slice, [g], {"slices": slices, "drop": ()}),)
+        return (apply(_pad_grad, [g, ctx.inputs[0]], ctx.attrs),)
+
+
+_pad = core.register(Pad)
+
+
+class PadGrad(Op):
+    """The gradient of a non-constant pad: each border's gradient added back onto the elements
+    it was copied from (in the reverse order of the forward), then the interior."""
+
+    name = "pad_grad"
+    inputs = ("grad", "like")
+    shape_inputs = (1,)
+
+    def infer(self, specs, attrs):
+        g, like = specs
+        expect = Pad.infer(self, [like], attrs)[0].shape
+        if len(g.shape) != len(expect) or any(
+                p is not None and q is not None and p != q for p, q in zip(g.shape, expect)):
+            raise ShapeMismatch("grad %s does not match the padded shape %s"
+                                % (fmt_shape(g.shape), fmt_shape(expect)))
+        return [Spec(like.shape, g.dtype)]
+
+    def forward(self, k, ins, outs, attrs):
+        g, out = ins[0], outs[0]
+        if not out.size:
+            return
+        work = k.scratch(g.shape, g.dtype)
+        k.run("copy", [g.desc()], [work.desc()])
+        for d, src, dst in reversed(Pad.borders(g.shape, attrs["pads"], attrs["mode"])):
+            if attrs["mode"] == "replicate":
+                # every row of the border adds onto the one edge row (one copy each: a view
+                # with a zero stride cannot be written)
+                shape = list(dst[1])
+                p, shape[d] = shape[d], 1
+                for r in range(p):
+                    k.run("copy", [work.desc(shape, dst[2], dst[0] + r * dst[2][d])],
+                          [work.desc(shape, dst[2], src[0])], (1,))
+            else:
+                k.run("copy", [work.desc(dst[1], dst[2], dst[0])],
+                      [work.desc(src[1], src[2], src[0])], (1,))
+        offset, strides = Pad.interior(g.shape, attrs["pads"])
+        k.run("copy", [work.desc(out.shape, strides, offset)], [out.desc()])
+
+    def grad(self, ctx, gg):
+        return apply(_pad, [gg], ctx.attrs), None
+
+
+_pad_grad = core.register(PadGrad)
+
+
+def pad(x, pad, mode="constant", value=0.0):
+    """x padded as PyTorch's F.pad: `pad` is a flat sequence of (begin, end) counts starting
+    from the LAST dim — (left, right) pads the last dim, (left, right, top, bottom) the last
+    two, and so on. numpy's pad_width is also taken: one (begin, end) pair per dim, first dim
+    first, given as a sequence of pairs. Modes: constant (with value), reflect (the edge not
+    repeated), replicate (the edge repeated), circular (wrap around)."""
+    x = as_operand(x)
+    nd = len(x.shape)
+    if mode not in PAD_MODES:
+        raise ValueError("pad: mode must be one of %s, got %r" % (", ".join(PAD_MODES), mode))
+    spec = list(pad)
+    if spec and all(isinstance(p, (tuple, list)) for p in spec):
+        if len(spec) != nd or any(len(p) != 2 for p in spec):
+            raise errors.ShapeError("pad: numpy-style pad_width needs %d (begin, end) pairs for "
+                                    "a tensor of shape %s, got %r" % (nd, fmt_shape(x.shape), pad))
+        pairs = [tuple(p) for p in spec]
+    else:
+        if len(spec) % 2 or len(spec) // 2 > nd:
+            raise errors.ShapeError("pad: PyTorch-style pad needs an even number of counts, at "
+                                    "most 2 per dim (%d dims in %s), got %r"
+                                    % (nd, fmt_shape(x.shape), pad))
+        pairs = [(0, 0)] * nd
+        for i in range(len(spec) // 2):
+            pairs[nd - 1 - i] = (spec[2 * i], spec[2 * i + 1])
+    if not all(_is_int(v) and v >= 0 for p in pairs for v in p):
+        raise errors.ShapeError("pad: counts must be non-negative ints, got %r" % (pad,))
+    pairs = tuple((int(b), int(e)) for b, e in pairs)
+    if not any(b or e for b, e in pairs):
+        return x
+    return apply(_pad, [x], {"pads": pairs, "mode": mode, "value": float(value)})
+
+
+cat = concat     # PyTorch's name

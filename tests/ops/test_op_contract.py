@@ -37,10 +37,12 @@ BATCHES = (2, 3, 2)        # the last size repeats: a cached plan is reused afte
 
 class In:
     """One input: shape (N for the batch), dtype, and the range its values are drawn from.
-    away: values are at least this far from zero (kinks, poles), with random signs."""
+    away: values are at least this far from zero (kinks, poles), with random signs.
+    unique: integers distinct along the last dim (scatter indices)."""
 
-    def __init__(self, shape, dtype="float32", lo=-1.5, hi=1.5, away=0.0):
+    def __init__(self, shape, dtype="float32", lo=-1.5, hi=1.5, away=0.0, unique=False):
         self.shape, self.dtype, self.lo, self.hi, self.away = shape, dtype, lo, hi, away
+        self.unique = unique
 
     @property
     def is_float(self):
@@ -54,6 +56,10 @@ class In:
 
     def make(self, rng, n, float_dtype=None):
         shape = self.concrete(n)
+        if self.unique:
+            rows = [rng.permutation(np.arange(self.lo, self.hi))[:shape[-1]]
+                    for _ in range(int(np.prod(shape[:-1])))]
+            return np.array(rows, dtype=self.dtype).reshape(shape)
         if not self.is_float:
             return rng.integers(self.lo, self.hi, shape).astype(self.dtype)
         if self.away:
@@ -67,8 +73,8 @@ def F(*shape, **kw):
     return In(shape, "float32", **kw)
 
 
-def I(*shape, hi=3, lo=0):     # noqa: E743 (an integer input, by analogy with F)
-    return In(shape, "int64", lo=lo, hi=hi)
+def I(*shape, hi=3, lo=0, unique=False):     # noqa: E743 (an integer input, as F is a float)
+    return In(shape, "int64", lo=lo, hi=hi, unique=unique)
 
 
 class Case:
@@ -180,11 +186,34 @@ CASES = {
     "affine": _unary(lambda x: pf.affine(x, 1.5, -0.5)),
     "clip": _unary(lambda x: pf.clip(x, -0.5, 0.7)),
     "pow_scalar": _unary(lambda x: pf.pow(x, 2.5), lo=0.3, hi=2.0),
+    "trunc": _unary(pf.trunc), "tan": _unary(pf.tan, lo=-1.2, hi=1.2),
+    "asin": _unary(pf.asin, lo=-0.9, hi=0.9), "acos": _unary(pf.acos, lo=-0.9, hi=0.9),
+    "atan": _unary(pf.atan), "sinh": _unary(pf.sinh), "cosh": _unary(pf.cosh),
+    "asinh": _unary(pf.asinh), "acosh": _unary(pf.acosh, lo=1.2, hi=3.0),
+    "atanh": _unary(pf.atanh, lo=-0.9, hi=0.9), "log2": _unary(pf.log2, lo=0.3, hi=2.0),
+    "log10": _unary(pf.log10, lo=0.3, hi=2.0), "exp2": _unary(pf.exp2),
+    "elu": _unary(lambda x: pf.elu(x, 0.7), away=0.1),
+    "selu": _unary(pf.selu, away=0.1), "celu": _unary(lambda x: pf.celu(x, 0.7), away=0.1),
+    "silu": _unary(pf.silu), "mish": _unary(pf.mish), "softsign": _unary(pf.softsign, away=0.1),
+    "logsigmoid": _unary(pf.logsigmoid),
+    "hardsigmoid": _unary(pf.hardsigmoid, lo=-4.0, hi=4.0),
+    "hardswish": _unary(pf.hardswish, lo=-4.0, hi=4.0),
+    "hardtanh": _unary(lambda x: pf.hardtanh(x, -0.5, 0.7)),
+    "gelu_tanh": _unary(lambda x: pf.gelu(x, approximate="tanh")),
     # ---- activation gradients ----
     "relu_grad": _act_grad(pf.relu, away=0.1),
     "leaky_relu_grad": _act_grad(lambda x: pf.leaky_relu(x, 0.2), away=0.1),
     "sigmoid_grad": _act_grad(pf.sigmoid), "tanh_grad": _act_grad(pf.tanh),
     "gelu_grad": _act_grad(pf.gelu), "softplus_grad": _act_grad(pf.softplus),
+    "elu_grad": _act_grad(lambda x: pf.elu(x, 0.7), away=0.1),
+    "selu_grad": _act_grad(pf.selu, away=0.1),
+    "celu_grad": _act_grad(lambda x: pf.celu(x, 0.7), away=0.1),
+    "silu_grad": _act_grad(pf.silu), "mish_grad": _act_grad(pf.mish),
+    "softsign_grad": _act_grad(pf.softsign, away=0.1),
+    "logsigmoid_grad": _act_grad(pf.logsigmoid),
+    "hardsigmoid_grad": _act_grad(pf.hardsigmoid, lo=-4.0, hi=4.0),
+    "hardswish_grad": _act_grad(pf.hardswish, lo=-4.0, hi=4.0),
+    "gelu_tanh_grad": _act_grad(lambda x: pf.gelu(x, approximate="tanh")),
     # ---- binary elementwise (the second operand broadcast) ----
     "add": Case(pf.add, F(N, 3), F(3)), "sub": Case(pf.sub, F(N, 3), F(N, 1)),
     "mul": Case(pf.mul, F(N, 3), F(3)), "div": Case(pf.div, F(N, 3), F(3, away=0.5)),
@@ -197,6 +226,12 @@ CASES = {
     "greater": Case(pf.greater, I(N, 3), I(3), no_grad=_NOT_DIFF),
     "greater_equal": Case(pf.greater_equal, I(N, 3), I(3), no_grad=_NOT_DIFF),
     "where": Case(pf.where, I(N, 3, hi=2), F(N, 3), F(3)),
+    "atan2": Case(pf.atan2, F(N, 3, away=0.2), F(3, away=0.2)),
+    "hypot": Case(pf.hypot, F(N, 3, away=0.2), F(3)),
+    "fmod": Case(pf.fmod, F(N, 3, lo=-3.0, hi=3.0), F(3, lo=0.7, hi=1.3)),
+    "remainder": Case(pf.remainder, F(N, 3, lo=-3.0, hi=3.0), F(3, lo=0.7, hi=1.3)),
+    "floor_divide": Case(pf.floor_divide, F(N, 3, lo=-3.0, hi=3.0), F(3, lo=0.7, hi=1.3),
+                         no_grad="piecewise constant: declared without a gradient"),
     # ---- reductions ----
     "sum": Case(lambda x: pf.sum(x, axis=1), F(N, 3, 2)),
     "mean": Case(lambda x: pf.mean(x, axis=(0, 2), keepdims=True), F(N, 3, 2)),
@@ -204,6 +239,10 @@ CASES = {
     "min": Case(lambda x: pf.min(x, axis=1), F(N, 3, 2)),
     "argmax": Case(lambda x: pf.argmax(x, axis=1), F(N, 4), no_grad=_NOT_DIFF),
     "argmin": Case(lambda x: pf.argmin(x, axis=0), F(N, 4), no_grad=_NOT_DIFF),
+    "prod": Case(lambda x: pf.prod(x, axis=1), F(N, 3, 2, away=0.3)),
+    "norm2": Case(lambda x: pf.norm(x, 2, axis=1), F(N, 3, 2)),
+    "cumulate": Case(lambda x: pf.cumprod(x, 1), F(N, 4, away=0.3)),
+    "argsort": Case(lambda x: pf.argsort(x, axis=1), F(N, 4), no_grad=_NOT_DIFF),
     "reduce_grad": Case(grad_of(lambda x: pf.mean(x, axis=1)), F(N, 3, 2), F(N, 2)),
     # ---- shapes ----
     "reshape": Case(lambda x: pf.reshape(x, (-1, 2, 3)), F(N, 6)),
@@ -220,6 +259,23 @@ CASES = {
     "take": Case(lambda x, i: pf.take(x, i, axis=1), F(N, 4), I(5, hi=4)),
     "take_grad": Case(grad_of(lambda x, i: pf.take(x, i, axis=1)), F(N, 4), I(5, hi=4),
                       F(N, 5), wrt=(0, 2)),
+    "gather": Case(lambda x, i: pf.gather(x, 1, i), F(N, 4), I(N, 5, lo=-4, hi=4)),
+    "gather_grad": Case(grad_of(lambda x, i: pf.gather(x, 1, i)), F(N, 4), I(N, 5, hi=4),
+                        F(N, 5), wrt=(0, 2)),
+    "scatter": Case(lambda x, s: pf.scatter(x, 1, [[3, 0]] * 2, s), F(2, 4), F(2, 2)),
+    "scatter_add": Case(lambda x, i, s: pf.scatter_add(x, 1, i, s), F(N, 4), I(N, 5, hi=4),
+                        F(N, 5)),
+    "pad": Case(lambda x: pf.pad(x, (1, 2), "reflect"), F(N, 4)),
+    "pad_grad": Case(grad_of(lambda x: pf.pad(x, (2, 1), "replicate")), F(N, 3), F(N, 6)),
+    "gather": Case(lambda x, i: pf.gather(x, 1, i), F(N, 4), I(N, 3, hi=4)),
+    "gather_grad": Case(grad_of(lambda x, i: pf.gather(x, 1, i)), F(N, 4), I(N, 3, hi=4),
+                        F(N, 3), wrt=(0, 2)),
+    "scatter": Case(lambda x, i, v: pf.scatter(x, 1, i, v), F(N, 4), I(N, 3, hi=4, unique=True),
+                    F(N, 3)),
+    "scatter_add": Case(lambda x, i, v: pf.scatter_add(x, 1, i, v), F(N, 4), I(N, 3, hi=4),
+                        F(N, 3)),
+    "pad": Case(lambda x: pf.pad(x, (1, 2), value=0.5), F(N, 3)),
+    "pad_grad": Case(grad_of(lambda x: pf.pad(x, (1, 2), mode="reflect")), F(N, 3), F(N, 6)),
     # ---- linear algebra ----
     "matmul": Case(pf.matmul, F(N, 3), F(3, 2)),
     "linear": Case(lambda x, k, b: pf.linear(x, k, b, activation="tanh"), F(N, 3), F(3, 2),
