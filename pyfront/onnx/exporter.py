@@ -357,6 +357,57 @@ def _emit_clip(e, node, ins):
                            e.scalar(node.attrs["hi"], dtype)])
 
 
+def _emit_gelu_tanh(e, node, ins):
+    if e.opset >= 20:
+        return e.node("Gelu", ins, approximate="tanh")
+    x, dtype = ins[0], _spec(node).dtype
+    cube = e.node("Mul", [e.node("Mul", [x, x]), x])
+    inner = e.node("Add", [x, e.node("Mul", [cube, e.scalar(0.044715, dtype)])])
+    t = e.node("Tanh", [e.node("Mul", [inner, e.scalar(np.sqrt(2.0 / np.pi), dtype)])])
+    return e.node("Mul", [e.node("Mul", [x, e.node("Add", [t, e.scalar(1.0, dtype)])]),
+                          e.scalar(0.5, dtype)])
+
+
+def _emit_silu(e, node, ins):
+    return e.node("Mul", [ins[0], e.node("Sigmoid", ins)])
+
+
+def _emit_mish(e, node, ins):
+    return e.node("Mul", [ins[0], e.node("Tanh", [e.node("Softplus", ins)])])
+
+
+def _emit_logsigmoid(e, node, ins):
+    return e.node("Neg", [e.node("Softplus", [e.node("Neg", ins)])])
+
+
+def _emit_trunc(e, node, ins):
+    return e.node("Mul", [e.node("Sign", ins), e.node("Floor", [e.node("Abs", ins)])])
+
+
+def _emit_log_base(base):
+    def emit(e, node, ins):
+        return e.node("Div", [e.node("Log", ins), e.scalar(np.log(base), _spec(node).dtype)])
+    return emit
+
+
+def _emit_exp2(e, node, ins):
+    return e.node("Pow", [e.scalar(2.0, _spec(node).dtype), ins[0]])
+
+
+def _emit_remainder(e, node, ins):
+    """The sign of the divisor, as numpy and PyTorch: ONNX's Mod does it for integers only."""
+    if not _spec(node).dtype.is_float:
+        return e.node("Mod", ins, fmod=0)
+    quotient = e.node("Floor", [e.node("Div", ins)])
+    return e.node("Sub", [ins[0], e.node("Mul", [quotient, ins[1]])])
+
+
+def _emit_floor_divide(e, node, ins):
+    if not _spec(node).dtype.is_float:
+        raise UnsupportedOnnxError("integer floor division (ONNX's Div truncates)")
+    return e.node("Floor", [e.node("Div", ins)])
+
+
 def _emit_cast(e, node, ins):
     return e.node("Cast", ins, to=_onnx_dtype(node.attrs["dtype"]))
 
@@ -449,6 +500,19 @@ EXPORTERS = {
     "leaky_relu": lambda e, node, ins: e.node("LeakyRelu", ins,
                                               alpha=float(node.attrs["alpha"])),
     "gelu": lambda e, node, ins: _gelu_value(e, ins[0], _spec(node).dtype),
+    "gelu_tanh": _emit_gelu_tanh, "silu": _emit_silu, "mish": _emit_mish,
+    "logsigmoid": _emit_logsigmoid, "trunc": _emit_trunc, "selu": _unary("Selu"),
+    "softsign": _unary("Softsign"), "hardswish": _unary("HardSwish"),
+    "hardsigmoid": lambda e, node, ins: e.node("HardSigmoid", ins, alpha=1.0 / 6, beta=0.5),
+    "elu": lambda e, node, ins: e.node("Elu", ins, alpha=float(node.attrs["alpha"])),
+    "celu": lambda e, node, ins: e.node("Celu", ins, alpha=float(node.attrs["alpha"])),
+    "hardtanh": _emit_clip,
+    "tan": _unary("Tan"), "asin": _unary("Asin"), "acos": _unary("Acos"),
+    "atan": _unary("Atan"), "sinh": _unary("Sinh"), "cosh": _unary("Cosh"),
+    "asinh": _unary("Asinh"), "acosh": _unary("Acosh"), "atanh": _unary("Atanh"),
+    "log2": _emit_log_base(2.0), "log10": _emit_log_base(10.0), "exp2": _emit_exp2,
+    "fmod": lambda e, node, ins: e.node("Mod", ins, fmod=1),
+    "remainder": _emit_remainder, "floor_divide": _emit_floor_divide,
     # binary
     "add": _binary("Add"), "sub": _binary("Sub"), "mul": _binary("Mul"), "div": _binary("Div"),
     "pow": _binary("Pow"), "maximum": _binary("Max"), "minimum": _binary("Min"),
@@ -469,6 +533,7 @@ EXPORTERS = {
     "lstm": _emit_rnn, "gru": _emit_rnn, "simple_rnn": _emit_rnn,
     # reductions
     "sum": _emit_reduce("ReduceSum"), "mean": _emit_reduce("ReduceMean"),
+    "prod": _emit_reduce("ReduceProd"),
     "max": _emit_reduce("ReduceMax"), "min": _emit_reduce("ReduceMin"),
     "argmax": _emit_arg("ArgMax"), "argmin": _emit_arg("ArgMin"),
     # shapes

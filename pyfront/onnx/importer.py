@@ -158,7 +158,7 @@ class Importer:
         return self._probe[sym.node.id][sym.index]
 
     # ---- values ----
-    def tensor(self, name, dtype=None):
+    def tensor(self, name):
         """A value as something pyfront's ops take (a Symbol, a Parameter or a constant)."""
         v = self.env[name]
         if isinstance(v, Initializer):
@@ -172,8 +172,6 @@ class Importer:
             if v.dtype == object:
                 raise UnsupportedOnnxError("value %r depends on the batch size and is used as "
                                            "data" % name)
-            if v.dtype == np.bool_:
-                v = v.astype(np.float32 if dtype is None else as_dtype(dtype).np)
             from ..tensor import Tensor
 
             return Tensor(np.ascontiguousarray(v))
@@ -747,8 +745,6 @@ def _build_cast(imp, node):
     if _is_static(x):
         a = np.asarray(_array(x))
         return a if (a.dtype == object and to.kind in "iu") else a.astype(to)
-    if to == np.bool_:
-        return ops.not_equal(x, 0)      # pyfront's truth values are 0/1 in a numeric dtype
     return ops.cast(x, as_dtype(to))
 
 
@@ -853,22 +849,37 @@ def _build_leaky_relu(imp, node):
     return ops.leaky_relu(imp.tensor(node.input[0]), float(_attr(node, "alpha", 0.01)))
 
 
-def _build_elu(imp, node):
-    x = imp.tensor(node.input[0])
-    alpha = float(_attr(node, "alpha", 1.0))
-    return ops.where(ops.greater(x, 0.0), x, ops.expm1(x) * alpha)
-
-
 def _build_hard_sigmoid(imp, node):
     x = imp.tensor(node.input[0])
-    return ops.clip(ops.affine(x, float(_attr(node, "alpha", 0.2)),
-                               float(_attr(node, "beta", 0.5))), 0.0, 1.0)
+    alpha, beta = float(_attr(node, "alpha", 0.2)), float(_attr(node, "beta", 0.5))
+    if np.isclose(alpha, 1.0 / 6, rtol=1e-6) and beta == 0.5:
+        return ops.hardsigmoid(x)                  # PyTorch's, one kernel
+    return ops.clip(ops.affine(x, alpha, beta), 0.0, 1.0)
+
+
+def _build_alpha(fn, default):
+    return lambda imp, node: fn(imp.tensor(node.input[0]), float(_attr(node, "alpha", default)))
+
+
+def _build_selu(imp, node):
+    a = _attrs(node)
+    if not (np.isclose(a.get("alpha", 1.6732632), 1.6732632) and
+            np.isclose(a.get("gamma", 1.0507010), 1.0507010)):
+        raise UnsupportedOnnxError("Selu with alpha=%r, gamma=%r (the standard constants only)"
+                                   % (a.get("alpha"), a.get("gamma")))
+    return ops.selu(imp.tensor(node.input[0]))
+
+
+def _build_is_inf(imp, node):
+    x = imp.tensor(node.input[0])
+    pos, neg = _attr(node, "detect_positive", 1), _attr(node, "detect_negative", 1)
+    if pos and neg:
+        return ops.isinf(x)
+    return ops.equal(x, np.inf if pos else -np.inf)
 
 
 def _build_gelu(imp, node):
-    if _attr(node, "approximate", "none") != "none":
-        raise UnsupportedOnnxError("Gelu approximate=%r" % _attr(node, "approximate"))
-    return ops.gelu(imp.tensor(node.input[0]))
+    return ops.gelu(imp.tensor(node.input[0]), approximate=_attr(node, "approximate", "none"))
 
 
 # RNNs: ONNX weights (directions, gates * hidden, in) in ONNX's gate order, time-major input
@@ -971,21 +982,17 @@ def _build_rnn(imp, node):
 
 
 def _build_mod(imp, node):
-    a, b = imp.env[node.input[0]], imp.env[node.input[1]]
-    if not (_is_static(a) and _is_static(b)):
-        raise UnsupportedOnnxError("Mod of computed values (pyfront has no mod op)")
-    fn = np.fmod if _attr(node, "fmod", 0) else np.mod
-    return fn(_array(a), _array(b))
+    fmod = bool(_attr(node, "fmod", 0))
+    return _elementwise(ops.fmod if fmod else ops.remainder,
+                        np.fmod if fmod else np.mod)(imp, node)
 
 
 def _build_not(imp, node):
     x = imp.env[node.input[0]]
     if _is_static(x):
         return np.logical_not(_array(x))
-    return 1 - x
+    return ops.logical_not(x)
 
-
-_NP_REDUCE = {"max": np.max, "min": np.min, "sum": np.sum, "mean": np.mean}
 
 BUILDERS = {
     # elementwise
@@ -1003,9 +1010,20 @@ BUILDERS = {
     "Erf": _elementwise(ops.erf, None), "Tanh": _elementwise(ops.tanh, np.tanh),
     "Sigmoid": _elementwise(ops.sigmoid, None), "Relu": _elementwise(ops.relu, None),
     "Softplus": _elementwise(ops.softplus, None), "LeakyRelu": _build_leaky_relu,
-    "Elu": _build_elu, "HardSigmoid": _build_hard_sigmoid, "Gelu": _build_gelu,
-    "Clip": _build_clip,
-    # comparisons give pyfront's truth values: 0/1 in the operands' dtype
+    "Gelu": _build_gelu, "Clip": _build_clip,
+    "Elu": _build_alpha(ops.elu, 1.0), "Celu": _build_alpha(ops.celu, 1.0),
+    "Selu": _build_selu, "HardSigmoid": _build_hard_sigmoid,
+    "HardSwish": _elementwise(ops.hardswish, None), "Softsign": _elementwise(ops.softsign, None),
+    "Mish": _elementwise(ops.mish, None), "Tan": _elementwise(ops.tan, np.tan),
+    "Asin": _elementwise(ops.asin, np.arcsin), "Acos": _elementwise(ops.acos, np.arccos),
+    "Atan": _elementwise(ops.atan, np.arctan), "Sinh": _elementwise(ops.sinh, np.sinh),
+    "Cosh": _elementwise(ops.cosh, np.cosh), "Asinh": _elementwise(ops.asinh, np.arcsinh),
+    "Acosh": _elementwise(ops.acosh, np.arccosh), "Atanh": _elementwise(ops.atanh, np.arctanh),
+    "IsNaN": _elementwise(ops.isnan, np.isnan), "IsInf": _build_is_inf,
+    "And": _elementwise(ops.logical_and, np.logical_and),
+    "Or": _elementwise(ops.logical_or, np.logical_or),
+    "Xor": _elementwise(ops.logical_xor, np.logical_xor),
+    # comparisons and logic give pyfront's bool tensors
     "Equal": _elementwise(ops.equal, np.equal), "Less": _elementwise(ops.less, np.less),
     "LessOrEqual": _elementwise(ops.less_equal, np.less_equal),
     "Greater": _elementwise(ops.greater, np.greater),
@@ -1023,6 +1041,7 @@ BUILDERS = {
     # reductions
     "ReduceSum": _build_reduce(ops.sum, np.sum), "ReduceMean": _build_reduce(ops.mean, np.mean),
     "ReduceMax": _build_reduce(ops.max, np.max), "ReduceMin": _build_reduce(ops.min, np.min),
+    "ReduceProd": _build_reduce(ops.prod, np.prod),
     "ArgMax": _build_arg(ops.argmax), "ArgMin": _build_arg(ops.argmin),
     # shapes and constants
     "Reshape": _build_reshape, "Flatten": _build_flatten, "Shape": _build_shape,
