@@ -12,7 +12,9 @@ from . import elementwise as _elementwise  # noqa: E402 (siblings: read at call 
 from . import reduction as _reduction  # noqa: E402 (siblings: read at call time)
 from . import shape as _shape  # noqa: E402 (siblings: read at call time)
 
-__all__ = ["softmax", "log_softmax", "softmin", "cross_entropy", "mse", "one_hot"]
+__all__ = ["softmax", "log_softmax", "softmin", "cross_entropy", "mse", "one_hot", "nll_loss",
+           "binary_cross_entropy", "binary_cross_entropy_with_logits", "huber_loss",
+           "smooth_l1_loss", "l1_loss", "kl_div", "cosine_similarity", "margin_ranking_loss"]
 
 _REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
 
@@ -196,14 +198,215 @@ _cross_entropy = core.register(CrossEntropy)
 _ce_grad = core.register(CrossEntropyGrad)
 
 
-def cross_entropy(logits, labels, reduction="mean", ignore_index=-100):
-    """Softmax cross-entropy of (batch, classes) logits against integer labels."""
+def cross_entropy(logits, labels, reduction="mean", ignore_index=-100, weight=None,
+                  label_smoothing=0.0):
+    """Softmax cross-entropy of logits (batch, classes) or (batch, classes, *positions), as
+    PyTorch's F.cross_entropy: labels are class indices (integers; ignore_index rows count
+    nothing) or class probabilities (float, the logits' shape); weight (classes,) scales each
+    class (the mean then divides by the summed weights of the labels, as PyTorch);
+    label_smoothing mixes the target with the uniform distribution. The plain case (2-D
+    logits, integer labels, no weight or smoothing) runs one fused native kernel."""
     if reduction not in _REDUCTIONS:
         raise ValueError("reduction must be 'mean', 'sum' or 'none', got %r" % (reduction,))
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError("cross_entropy: label_smoothing must be in [0, 1], got %r"
+                         % (label_smoothing,))
     logits = as_operand(logits)
     labels = as_operand(labels)
-    return apply(_cross_entropy, [logits, labels],
-                 {"reduction": reduction, "ignore_index": int(ignore_index)})
+    if len(logits.shape) == 2 and not labels.dtype.is_float and weight is None and \
+            not label_smoothing:
+        return apply(_cross_entropy, [logits, labels],
+                     {"reduction": reduction, "ignore_index": int(ignore_index)})
+    return _cross_entropy_composed(logits, labels, reduction, int(ignore_index), weight,
+                                   float(label_smoothing))
+
+
+def _class_shape_check(op, logits, labels, probabilities):
+    if len(logits.shape) < 2:
+        raise errors.ShapeError("%s: logits must be (batch, classes, *positions), got %s"
+                                % (op, fmt_shape(logits.shape)))
+    want = tuple(logits.shape) if probabilities else \
+        tuple(logits.shape[:1]) + tuple(logits.shape[2:])
+    if len(labels.shape) != len(want) or any(a is not None and b is not None and a != b
+                                             for a, b in zip(labels.shape, want)):
+        raise errors.ShapeError("%s: %s %s do not fit logits %s (expected %s)"
+                                % (op, "target probabilities" if probabilities else "labels",
+                                   fmt_shape(labels.shape), fmt_shape(logits.shape),
+                                   fmt_shape(want)))
+
+
+def _class_weights(weight, logits, op):
+    if weight is None:
+        return None
+    weight = as_operand(weight, like=logits)
+    if tuple(weight.shape) != (logits.shape[1],):
+        raise errors.ShapeError("%s: weight %s must have one entry per class (%s,)"
+                                % (op, fmt_shape(weight.shape), logits.shape[1]))
+    return weight
+
+
+def _per_class(v, ndim):
+    """A (classes,) vector shaped to broadcast along dim 1 of an ndim-D tensor."""
+    return _shape.reshape(v, (1, -1) + (1,) * (ndim - 2))
+
+
+def _cross_entropy_composed(logits, labels, reduction, ignore_index, weight, smoothing):
+    rsum = _reduction.sum
+    logp = log_softmax(logits, axis=1)
+    classes = logits.shape[1]
+    weight = _class_weights(weight, logits, "cross_entropy")
+    if labels.dtype.is_float:
+        _class_shape_check("cross_entropy", logits, labels, True)
+        target = labels.astype(logits.dtype)
+        if smoothing:
+            target = target * (1.0 - smoothing) + smoothing / classes
+        terms = target * logp
+        if weight is not None:
+            terms = terms * _per_class(weight, len(logits.shape))
+        loss = -rsum(terms, axis=1)
+        return _reduce_loss(loss, reduction)
+    loss, weights = _nll_terms(logp, labels, weight, ignore_index, "cross_entropy")
+    if smoothing:
+        keep = _elementwise.not_equal(labels, ignore_index).astype(logp.dtype)
+        spread = logp if weight is None else logp * _per_class(weight, len(logits.shape))
+        smooth = -rsum(spread, axis=1) * keep
+        loss = loss * (1.0 - smoothing) + smooth * (smoothing / classes)
+    if reduction == "mean":
+        return rsum(loss) / rsum(weights)
+    return _reduce_loss(loss, reduction)
+
+
+def _nll_terms(logp, labels, weight, ignore_index, op):
+    """Per-position -w[y] logp[y] (0 where y == ignore_index) and the weights w[y] (0 there)."""
+    if labels.dtype.is_float:
+        raise errors.DTypeError("%s: labels must be integer class indices, got %s"
+                                % (op, labels.dtype.name))
+    _class_shape_check(op, logp, labels, False)
+    keep = _elementwise.not_equal(labels, ignore_index)
+    safe = _elementwise.where(keep, labels, 0)
+    picked = _shape.squeeze(_shape.take_along_axis(logp, _shape.expand_dims(safe, 1), 1), 1)
+    weights = keep.astype(logp.dtype)
+    if weight is not None:
+        weights = weights * _shape.take(weight, safe, 0)
+    return -picked * weights, weights
+
+
+def _reduce_loss(loss, reduction):
+    if reduction == "none":
+        return loss
+    return _reduction.sum(loss) if reduction == "sum" else _reduction.mean(loss)
+
+
+def nll_loss(log_probs, labels, weight=None, ignore_index=-100, reduction="mean"):
+    """Negative log-likelihood of integer labels under log-probabilities (batch, classes,
+    *positions), as PyTorch's F.nll_loss (weight, ignore_index, the weighted mean)."""
+    if reduction not in _REDUCTIONS:
+        raise ValueError("reduction must be 'mean', 'sum' or 'none', got %r" % (reduction,))
+    log_probs, labels = as_operand(log_probs), as_operand(labels)
+    weight = _class_weights(weight, log_probs, "nll_loss") if len(log_probs.shape) >= 2 \
+        else weight
+    loss, weights = _nll_terms(log_probs, labels, weight, int(ignore_index), "nll_loss")
+    if reduction == "mean":
+        return _reduction.sum(loss) / _reduction.sum(weights)
+    return _reduce_loss(loss, reduction)
+
+
+def _pair(prediction, target, op):
+    prediction = as_operand(prediction)
+    target = as_operand(target, like=prediction)
+    if target.dtype is not prediction.dtype:
+        target = target.astype(prediction.dtype)
+    if tuple(target.shape) != tuple(prediction.shape):
+        raise errors.ShapeError("%s: target %s and input %s differ"
+                                % (op, fmt_shape(target.shape), fmt_shape(prediction.shape)))
+    return prediction, target
+
+
+def _weighted(loss, weight, reduction):
+    if weight is not None:
+        loss = loss * as_operand(weight, like=loss)
+    return _reduce_loss(loss, reduction)
+
+
+def binary_cross_entropy(probabilities, target, weight=None, reduction="mean"):
+    """-(t log p + (1 - t) log(1 - p)) with each log clamped at -100 (PyTorch's, so p = 0 or 1
+    gives a finite loss)."""
+    p, t = _pair(probabilities, target, "binary_cross_entropy")
+    log, clip = _elementwise.log, _elementwise.clip
+    loss = -(t * clip(log(p), -100.0) + (1.0 - t) * clip(log(1.0 - p), -100.0))
+    return _weighted(loss, weight, reduction)
+
+
+def binary_cross_entropy_with_logits(logits, target, weight=None, pos_weight=None,
+                                     reduction="mean"):
+    """Binary cross-entropy of sigmoid(logits), computed stably from the logits (PyTorch's
+    formula); pos_weight scales the positive term per class."""
+    z, t = _pair(logits, target, "binary_cross_entropy_with_logits")
+    softplus_neg = _elementwise.softplus(-z)           # -log sigmoid(z), stable
+    if pos_weight is None:
+        loss = (1.0 - t) * z + softplus_neg
+    else:
+        scale = (as_operand(pos_weight, like=z) - 1.0) * t + 1.0
+        loss = (1.0 - t) * z + scale * softplus_neg
+    return _weighted(loss, weight, reduction)
+
+
+def huber_loss(prediction, target, reduction="mean", delta=1.0):
+    """0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta), d = prediction - target."""
+    p, t = _pair(prediction, target, "huber_loss")
+    d = _elementwise.abs(p - t)
+    loss = _elementwise.where(d < delta, (d * d) * 0.5, (d - 0.5 * delta) * delta)
+    return _reduce_loss(loss, reduction)
+
+
+def smooth_l1_loss(prediction, target, reduction="mean", beta=1.0):
+    """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta (= huber_loss / beta)."""
+    p, t = _pair(prediction, target, "smooth_l1_loss")
+    d = _elementwise.abs(p - t)
+    if beta == 0:
+        return _reduce_loss(d, reduction)
+    loss = _elementwise.where(d < beta, (d * d) * (0.5 / beta), d - 0.5 * beta)
+    return _reduce_loss(loss, reduction)
+
+
+def l1_loss(prediction, target, reduction="mean"):
+    p, t = _pair(prediction, target, "l1_loss")
+    return _reduce_loss(_elementwise.abs(p - t), reduction)
+
+
+def kl_div(log_q, target, reduction="mean", log_target=False):
+    """PyTorch's F.kl_div: target * (log target - log_q) with log_q the input's
+    log-probabilities (0 where target is 0); reduction "batchmean" divides the sum by the
+    batch size (the true KL divergence), "mean" by the element count (PyTorch's default)."""
+    log_q, t = _pair(log_q, target, "kl_div")
+    if log_target:
+        loss = _elementwise.exp(t) * (t - log_q)
+    else:
+        positive = t > 0
+        safe = _elementwise.where(positive, t, 1.0)
+        loss = _elementwise.where(positive, t * (_elementwise.log(safe) - log_q), 0.0)
+    if reduction == "batchmean":
+        return _reduction.sum(loss) / (log_q.shape[0] if log_q.shape else 1)
+    if reduction not in _REDUCTIONS:
+        raise ValueError("reduction must be 'mean', 'batchmean', 'sum' or 'none', got %r"
+                         % (reduction,))
+    return _reduce_loss(loss, reduction)
+
+
+def cosine_similarity(x1, x2, axis=1, eps=1e-8):
+    """x1 . x2 / max(|x1| |x2|, eps) along axis (broadcasting), as PyTorch."""
+    x1, x2 = as_operand(x1), as_operand(x2)
+    rsum = _reduction.sum
+    dot = rsum(x1 * x2, axis=axis)
+    squares = rsum(x1 * x1, axis=axis) * rsum(x2 * x2, axis=axis)
+    return dot / _elementwise.sqrt(_elementwise.clip(squares, eps * eps))
+
+
+def margin_ranking_loss(x1, x2, target, margin=0.0, reduction="mean"):
+    """max(0, -target (x1 - x2) + margin), target +1 or -1."""
+    x1, x2 = as_operand(x1), as_operand(x2)
+    target = as_operand(target, like=x1)
+    return _reduce_loss(_elementwise.relu(-target * (x1 - x2) + margin), reduction)
 
 
 class MSE(Op):
