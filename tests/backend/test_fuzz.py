@@ -42,11 +42,30 @@ UNARY = {
     "leaky_relu": lambda x: np.where(x < 0, 0.01 * x, x), "gelu": _gelu,
     "softplus": lambda x: np.logaddexp(0, x), "erf": _erf, "floor": np.floor, "ceil": np.ceil,
     "round": np.rint, "log1p": np.log1p, "expm1": np.expm1,
+    "trunc": np.trunc, "tan": np.tan, "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan,
+    "sinh": np.sinh, "cosh": np.cosh, "asinh": np.arcsinh, "acosh": np.arccosh,
+    "atanh": np.arctanh, "log2": np.log2, "log10": np.log10, "exp2": np.exp2,
+    "silu": lambda x: x / (1 + np.exp(-x)), "softsign": lambda x: x / (1 + np.abs(x)),
+    "logsigmoid": lambda x: -np.logaddexp(0, -x),
+    "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0))),
+    "selu": lambda x: 1.0507009873554804934193349852946 * np.where(
+        x > 0, x, 1.6732632423543772848170429916717 * np.expm1(np.minimum(x, 0))),
+    "hardsigmoid": lambda x: np.clip(x / 6 + 0.5, 0, 1),
+    "hardswish": lambda x: x * np.clip(x + 3, 0, 6) / 6,
 }
+# PyTorch's integer pow: wraps around; 1 and -1 to negative powers are +-1, others 0
+_INT_POW = {np.dtype(t): np.frompyfunc(
+    lambda a, b, bits=bits: (1 if a == 1 else (-1 if b % 2 else 1) if a == -1 else 0) if b < 0
+    else (lambda v: v - (1 << bits) if v >= 1 << (bits - 1) else v)(pow(int(a), int(b), 1 << bits)),
+    2, 1) for t, bits in ((np.int32, 32), (np.int64, 64))}
 BINARY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
           "pow": np.power, "maximum": np.maximum, "minimum": np.minimum, "equal": np.equal,
           "not_equal": np.not_equal, "less": np.less, "less_equal": np.less_equal,
-          "greater": np.greater, "greater_equal": np.greater_equal}
+          "greater": np.greater, "greater_equal": np.greater_equal, "fmod": np.fmod,
+          "remainder": np.remainder, "floor_divide": np.floor_divide, "atan2": np.arctan2,
+          "hypot": np.hypot}
+_FLOAT_ONLY = ("div", "atan2", "hypot")         # integer operands become float32
+_IN_DTYPE = ("fmod", "remainder", "floor_divide")  # the reference in the operands' own dtype
 
 
 def _values(dtype, shape, special=True, bound=None):
@@ -100,7 +119,8 @@ def test_unary_kernel(data, name, dtype, shape):
 
 @FUZZ
 @given(data=st.data(), name=st.sampled_from(["relu", "leaky_relu", "sigmoid", "tanh", "gelu",
-                                             "softplus"]), dtype=FLOATS,
+                                             "softplus", "silu", "elu", "softsign",
+                                             "logsigmoid", "mish", "hardswish"]), dtype=FLOATS,
        shape=hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=4))
 def test_activation_gradient_kernel(data, name, dtype, shape):
     x = data.draw(_values(dtype, shape, special=False, bound=30.0))
@@ -108,8 +128,13 @@ def test_activation_gradient_kernel(data, name, dtype, shape):
     getattr(pf, name)(t).sum().backward()
     x64 = x.astype(np.float64)
     s = 1 / (1 + np.exp(-x64))
+    t_sp = np.tanh(np.logaddexp(0, x64))
     want = {"relu": (x64 > 0) * 1.0, "leaky_relu": np.where(x64 > 0, 1.0, 0.01),
             "sigmoid": s * (1 - s), "tanh": 1 - np.tanh(x64) ** 2, "softplus": s,
+            "silu": s * (1 + x64 * (1 - s)), "elu": np.where(x64 > 0, 1.0, np.exp(x64)),
+            "softsign": 1 / (1 + np.abs(x64)) ** 2, "logsigmoid": 1 - s,
+            "mish": t_sp + x64 * s * (1 - t_sp ** 2),
+            "hardswish": np.where(x64 < -3, 0.0, np.where(x64 <= 3, x64 / 3 + 0.5, 1.0)),
             "gelu": 0.5 * _erfc(-x64 / math.sqrt(2)) + x64 * np.exp(-x64 ** 2 / 2) /
             math.sqrt(2 * math.pi)}[name]
     got = t.grad.numpy()
@@ -133,19 +158,31 @@ def test_binary_kernel(data, name, dtype, shapes, mismatch):
     else:
         a = data.draw(hnp.arrays(dtype, sa, elements=st.integers(-1000, 1000)))
         b = data.draw(hnp.arrays(dtype, sb, elements=st.integers(-1000, 1000)))
+    integer = np.dtype(dtype).kind == "i"
     try:
         with np.errstate(all="ignore"):
-            want = BINARY[name](a.astype(np.float64), b.astype(np.float64))
+            if integer and name == "pow":
+                want = _INT_POW[np.dtype(dtype)](*np.broadcast_arrays(a, b)).astype(dtype)
+            elif name in _IN_DTYPE:
+                want = BINARY[name](a, b)
+            else:
+                want = BINARY[name](a.astype(np.float64), b.astype(np.float64))
     except ValueError:                       # numpy: shapes do not broadcast
         with pytest.raises(pf.ShapeError, match=name):
             getattr(pf, name)(pf.tensor(a), pf.tensor(b))
         return
+    if integer and name in _IN_DTYPE and want.size and np.any(np.broadcast_to(b, want.shape) == 0):
+        with pytest.raises(pf.NumericError, match="division by zero"):
+            getattr(pf, name)(pf.tensor(a), pf.tensor(b))
+        return
     y = getattr(pf, name)(pf.tensor(a), pf.tensor(b))
-    out_dtype = np.float32 if name in ("div", "pow") and np.dtype(dtype).kind == "i" else dtype
+    out_dtype = np.float32 if name in _FLOAT_ONLY and integer else dtype
+    if name in ("equal", "not_equal", "less", "less_equal", "greater", "greater_equal"):
+        out_dtype = np.bool_
     assert y.dtype.np == out_dtype
     with np.errstate(all="ignore"):
         want = want.astype(out_dtype)
-    _close(y.numpy(), want, out_dtype)
+    _close(y.numpy(), want, np.float64 if out_dtype == np.bool_ else out_dtype)
 
 
 @FUZZ
@@ -179,7 +216,8 @@ def test_cast_kernel(data, src, dst, shape):
 # reductions, softmax, losses
 
 @FUZZ
-@given(data=st.data(), mode=st.sampled_from(["sum", "mean", "max", "min", "argmax", "argmin"]),
+@given(data=st.data(), mode=st.sampled_from(["sum", "mean", "max", "min", "argmax", "argmin",
+                                             "prod"]),
        dtype=FLOATS, shape=hnp.array_shapes(min_dims=0, max_dims=5, min_side=0, max_side=4),
        keepdims=st.booleans())
 def test_reduce_kernel(data, mode, dtype, shape, keepdims):
@@ -194,8 +232,8 @@ def test_reduce_kernel(data, mode, dtype, shape, keepdims):
     ok, y = _clean(lambda: getattr(pf, mode)(pf.tensor(x), axis=axis, keepdims=keepdims))
     reduced = [d for d in range(nd) if axis is None or d in np.atleast_1d(axis) % max(nd, 1)]
     empty_axis = any(shape[d] == 0 for d in reduced)
-    if mode != "sum" and empty_axis and x.size == 0:
-        assert not ok                     # numpy: an error or a warning and NaN
+    if mode not in ("sum", "mean", "prod") and empty_axis and x.size == 0:
+        assert not ok                     # numpy: an error (the mean: NaN, as here)
         return
     assert ok
     x64 = x.astype(np.float64)
@@ -212,6 +250,11 @@ def test_reduce_kernel(data, mode, dtype, shape, keepdims):
     finite = x64[np.isfinite(x64)]
     with np.errstate(all="ignore"):
         scale = 4 * n * (np.abs(finite).max() if finite.size else 1)
+        if mode == "prod":     # relative error of a product: n roundings of the result
+            _close(y.numpy(), want, dtype, scale=1.0) if n == 1 else np.testing.assert_allclose(
+                y.numpy(), want, rtol=4 * n * (2e-7 if dtype == np.float32 else 1e-15),
+                atol=1e-30)
+            return
     _close(y.numpy(), want, dtype, scale=scale)
 
 
@@ -387,6 +430,58 @@ def test_copy_take_and_fill_kernels(data, dtype, shape):
 
 
 @FUZZ
+@given(data=st.data(), dtype=st.sampled_from([np.float32, np.float64, np.int32, np.int64]),
+       shape=hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=5),
+       reverse=st.booleans())
+def test_scan_and_sort_kernels(data, dtype, shape, reverse):
+    """cumulate (cumsum, cumprod, and the reversed sum of their gradients) and sort along any
+    axis, against numpy; the sort is stable and puts NaN last."""
+    if np.dtype(dtype).kind == "f":
+        x = data.draw(_values(dtype, shape, special=data.draw(st.booleans()), bound=None)
+                      if data.draw(st.booleans()) else hnp.arrays(dtype, shape,
+                                                                 elements=st.integers(-3, 3)))
+    else:
+        x = data.draw(hnp.arrays(dtype, shape, elements=st.integers(-3, 3)))
+    nd = len(shape)
+    axis = data.draw(st.integers(-nd, nd - 1)) if nd else 0
+    t = pf.tensor(x)
+    wide = np.int64 if np.dtype(dtype).kind == "i" else dtype
+    with np.errstate(all="ignore"):
+        for fn, ref in ((pf.cumsum, np.cumsum), (pf.cumprod, np.cumprod)):
+            y = fn(t, axis)
+            want = ref(x.astype(np.float64), axis=axis if nd else None).reshape(shape)
+            assert y.dtype.np == wide and y.shape == shape
+            if np.dtype(dtype).kind == "i":
+                assert np.array_equal(y.numpy(), want.astype(np.int64))
+            else:
+                finite = np.abs(x[np.isfinite(x)]).max() if np.isfinite(x).any() else 1.0
+                n = shape[axis] if nd else 1
+                _close(y.numpy(), want.astype(dtype), dtype,
+                       scale=4 * n * max(finite, 1.0) ** (n if fn is pf.cumprod else 1))
+    if not nd:
+        return
+    for descending in (False, True):
+        v, i = pf.sort(t, axis, descending=descending)
+        key = -x if descending and np.dtype(dtype).kind == "i" else x
+        order = np.argsort(key, axis=axis, kind="stable")
+        if descending and np.dtype(dtype).kind == "f":
+            order = _stable_desc(x, axis)
+        assert i.dtype is pf.int64 and np.array_equal(i.numpy(), order)
+        assert np.array_equal(v.numpy(), np.take_along_axis(x, order, axis), equal_nan=True)
+
+
+def _stable_desc(x, axis):
+    """Indices of a stable descending sort with NaN first (PyTorch's order), by numpy."""
+    moved = np.moveaxis(x, axis, -1)
+    out = np.empty(moved.shape, np.int64)
+    for idx in np.ndindex(moved.shape[:-1]):
+        row = moved[idx]
+        out[idx] = sorted(range(len(row)), key=lambda k: (not np.isnan(row[k]),
+                                                          -row[k] if not np.isnan(row[k]) else 0, k))
+    return np.moveaxis(out, -1, axis)
+
+
+@FUZZ
 @given(data=st.data(), dtype=FLOATS, shape=hnp.array_shapes(min_dims=0, max_dims=3, max_side=5),
        kind=st.sampled_from(["sgd", "adam", "adamw"]), momentum=st.sampled_from([0.0, 0.9]),
        nesterov=st.booleans(), wd=st.sampled_from([0.0, 0.1]))
@@ -510,7 +605,7 @@ def tensor(array):
     t = ffi.new("pf_tensor *")
     KEEP.append(t)
     t.data = ffi.cast("void *", array.ctypes.data)
-    t.dtype = {np.float32: 0, np.float64: 1, np.int32: 2, np.int64: 3}[array.dtype.type]
+    t.dtype = {np.float32: 0, np.float64: 1, np.int32: 2, np.int64: 3, np.bool_: 4}[array.dtype.type]
     t.ndim = array.ndim
     for d in range(array.ndim):
         t.shape[d] = array.shape[d]
@@ -558,6 +653,9 @@ BASE = {
     "unary": lambda: ([f(2, 3)], [f(2, 3)], [lib.PF_U_EXP], []),
     "unary_grad": lambda: ([f(2, 3), f(2, 3)], [f(2, 3)], [lib.PF_G_TANH], []),
     "binary": lambda: ([f(2, 3), f(2, 3)], [f(2, 3)], [lib.PF_B_ADD], []),
+    "compare": lambda: ([f(2, 3), f(2, 3)], [f(2, 3, dtype=np.bool_)], [lib.PF_B_LT], []),
+    "cumulate": lambda: ([f(2, 3, 4)], [f(2, 3, 4)], [0, 1], []),
+    "sort": lambda: ([f(2, 3, 4)], [f(2, 3, 4), f(2, 3, 4, dtype=np.int64)], [1], []),
     "where": lambda: ([f(2, 3), f(2, 3), f(2, 3)], [f(2, 3)], [], []),
     "cast": lambda: ([f(2, 3)], [f(2, 3, dtype=np.float64)], [], []),
     "fill": lambda: ([], [f(2, 3)], [], [1.5]),
@@ -587,13 +685,14 @@ BASE = {
 OPTIONAL_ATTRS = {"where", "cast", "copy", "take", "take_grad", "softmax", "log_softmax",
                   "softmax_grad", "log_softmax_grad", "cross_entropy", "cross_entropy_grad",
                   "mse", "mse_grad"}
-BAD_OPCODE = {"unary": [-1, 27, 1 << 40], "unary_grad": [-1, 6], "binary": [-1, 13, 99],
-              "reduce": [-1, 6], "linear": [-1, 6], "cross_entropy": [-1, 3],
+BAD_OPCODE = {"unary": [-1, lib.PF_U_COUNT, 1 << 40], "unary_grad": [-1, lib.PF_G_COUNT],
+              "binary": [-1, lib.PF_B_COUNT, 99], "compare": [-1, lib.PF_B_ADD, lib.PF_B_COUNT],
+              "cumulate": [-1, 2], "reduce": [-1, lib.PF_R_COUNT], "linear": [-1, 6], "cross_entropy": [-1, 3],
               "cross_entropy_grad": [5], "mse": [7], "mse_grad": [3, 1 << 40], "fused": [7, -2]}
 
 
 def tensor_mutations(t):
-    yield "dtype 4", lambda: setattr(t, "dtype", 4)
+    yield "dtype 5", lambda: setattr(t, "dtype", 5)
     yield "dtype -1", lambda: setattr(t, "dtype", -1)
     yield "ndim -1", lambda: setattr(t, "ndim", -1)
     yield "ndim 9", lambda: setattr(t, "ndim", 9)
