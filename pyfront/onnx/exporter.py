@@ -408,6 +408,21 @@ def _emit_floor_divide(e, node, ins):
     return e.node("Floor", [e.node("Div", ins)])
 
 
+_PAD_MODES = {"constant": "constant", "reflect": "reflect", "replicate": "edge",
+              "circular": "wrap"}
+
+
+def _emit_pad(e, node, ins):
+    a = node.attrs
+    if a["mode"] == "circular" and e.opset < 19:
+        raise UnsupportedOnnxError("circular padding needs opset 19 (Pad's mode 'wrap')")
+    pads = [b for b, _ in a["pads"]] + [end for _, end in a["pads"]]
+    inputs = [ins[0], e.ints(pads, "pads")]
+    if a["mode"] == "constant":
+        inputs.append(e.scalar(a["value"], _spec(node).dtype))
+    return e.node("Pad", inputs, mode=_PAD_MODES[a["mode"]])
+
+
 def _emit_cast(e, node, ins):
     return e.node("Cast", ins, to=_onnx_dtype(node.attrs["dtype"]))
 
@@ -540,7 +555,9 @@ EXPORTERS = {
     "reshape": _emit_reshape, "reshape_like": _emit_reshape_like,
     "expand_like": _emit_expand_like, "broadcast_to": _emit_broadcast_to,
     "permute": lambda e, node, ins: e.node("Transpose", ins, perm=list(node.attrs["perm"])),
-    "slice": _emit_slice, "take": _emit_take, "cast": _emit_cast,
+    "slice": _emit_slice, "take": _emit_take, "cast": _emit_cast, "pad": _emit_pad,
+    "gather": lambda e, node, ins: e.node("GatherElements", ins,
+                                          axis=int(node.attrs["axis"])),
     "concat": lambda e, node, ins: e.node("Concat", ins, axis=int(node.attrs["axis"])),
 }
 

@@ -698,6 +698,31 @@ def _build_gather(imp, node):
     return ops.take(imp.tensor(node.input[0]), idx, axis=axis)
 
 
+_PAD_MODES = {"constant": "constant", "reflect": "reflect", "edge": "replicate",
+              "wrap": "circular"}
+
+
+def _build_pad(imp, node):
+    x = imp.tensor(node.input[0])
+    rank = _rank(x)
+    pads = [int(v) for v in np.asarray(imp.static(node.input[1], "the pads of Pad")).reshape(-1)]
+    axes = _ints(imp, node, 3, "axes", "the axes of Pad") or list(range(rank))
+    if any(p < 0 for p in pads):
+        raise UnsupportedOnnxError("negative pads (cropping) %s" % pads)
+    pairs = [(0, 0)] * rank
+    for i, axis in enumerate(axes):
+        pairs[_norm_axis(axis, rank)] = (pads[i], pads[i + len(axes)])
+    value = _input(node, 2)
+    value = 0.0 if value is None else float(np.asarray(imp.static(value, "Pad's value")))
+    mode = _attr(node, "mode", "constant")
+    return ops.pad(x, pairs, mode=_PAD_MODES[mode], value=value)
+
+
+def _build_gather_elements(imp, node):
+    return ops.gather(imp.tensor(node.input[0]), int(_attr(node, "axis", 0)),
+                      imp.tensor(node.input[1]))
+
+
 def _slice_bound(v):
     v = int(v)
     return None if abs(v) >= _BIG else v
@@ -1047,6 +1072,7 @@ BUILDERS = {
     "Reshape": _build_reshape, "Flatten": _build_flatten, "Shape": _build_shape,
     "Transpose": _build_transpose, "Squeeze": _build_squeeze, "Unsqueeze": _build_unsqueeze,
     "Concat": _build_concat, "Gather": _build_gather, "Slice": _build_slice,
+    "Pad": _build_pad, "GatherElements": _build_gather_elements,
     "Split": _build_split, "Cast": _build_cast, "Constant": _build_constant,
     "ConstantOfShape": _build_constant_of_shape, "Range": _build_range,
     "Expand": _build_expand,

@@ -51,6 +51,10 @@ EXPORTED_OPS = {
     "prod": (lambda x: pf.prod(x, axis=1), ["positive"]),
     "log_softmax": (lambda x: pf.log_softmax(x, axis=1), ["any"]),
     "argmax": (lambda x: pf.argmax(x, axis=-1), ["any"]),
+    "pad_constant": (lambda x: pf.pad(x, (1, 2), value=0.5), ["any"]),
+    "pad_reflect": (lambda x: pf.pad(x, (2, 1), mode="reflect"), ["any"]),
+    "pad_replicate": (lambda x: pf.pad(x, (0, 3), mode="replicate"), ["any"]),
+    "gather": (lambda x: pf.gather(x, 1, pf.argmax(x, axis=1, keepdims=True)), ["any"]),
 }
 
 
@@ -125,3 +129,41 @@ def test_every_import_table_entry_is_an_onnx_operator():
 
     unknown = [t for t in BUILDERS if not onnx.defs.has(t)]
     assert not unknown, unknown
+
+
+@pytest.mark.parametrize("mode", ["constant", "reflect", "edge"])
+def test_onnx_pad_imports_and_matches_onnxruntime(mode, ort_run):
+    from onnx import TensorProto, helper, numpy_helper
+
+    inits = [numpy_helper.from_array(np.array([0, 1, 2, 0, 2, 1], np.int64), "pads"),
+             numpy_helper.from_array(np.array(0.25, np.float32), "value")]
+    inputs = ["x", "pads"] + (["value"] if mode == "constant" else [])
+    graph = helper.make_graph(
+        [helper.make_node("Pad", inputs, ["y"], mode=mode)], "pad",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 6, 7])], inits)
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]) \
+        .SerializeToString()
+    model = pf.onnx.load(data)
+    x = np.random.default_rng(0).standard_normal((2, 3, 4)).astype(np.float32)
+    with pf.no_grad():
+        np.testing.assert_array_equal(model(pf.tensor(x)).numpy(), ort_run(data, x)[0])
+
+
+def test_onnx_gather_elements_imports_and_matches_onnxruntime(ort_run):
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("GatherElements", ["x", "i"], ["y"], axis=1)], "gather",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 5]),
+         helper.make_tensor_value_info("i", TensorProto.INT64, ["n", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3])])
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]) \
+        .SerializeToString()
+    model = pf.onnx.load(data)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((4, 5)).astype(np.float32)
+    i = rng.integers(0, 5, (4, 3)).astype(np.int64)
+    with pf.no_grad():
+        np.testing.assert_array_equal(model(pf.tensor(x), pf.tensor(i)).numpy(),
+                                      ort_run(data, x, i)[0])
