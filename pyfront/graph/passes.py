@@ -7,6 +7,7 @@ from .. import autograd
 from ..backend.cpu import lib
 from ..ops import core
 from ..ops.core import Op, Spec
+from ..ops.linalg import LINEAR_ACTIVATIONS
 from .symbol import upstream_ids
 
 __all__ = ["PNode", "Program", "optimize"]
@@ -157,14 +158,12 @@ class _ShapeOnly:
 # ---------------------------------------------------------------------------------------------
 # fusion
 
-_FUSABLE_ACT = {"relu", "sigmoid", "tanh", "gelu", "leaky_relu"}
-
-
 def fuse_linear_activation(program):
-    """linear followed by its only consumer, an activation, becomes one linear kernel."""
+    """linear followed by its only consumer, an activation the linear kernel applies
+    (LINEAR_ACTIVATIONS), becomes one linear kernel."""
     uses = program.consumers()
     for n in list(program.nodes):
-        if n.kind != "op" or n.op.name not in _FUSABLE_ACT:
+        if n.kind != "op" or n.op.name not in LINEAR_ACTIVATIONS:
             continue
         src, k = n.inputs[0]
         if src.kind != "op" or src.op.name != "linear" or src.attrs.get("activation"):
