@@ -502,6 +502,99 @@ def _build_conv(imp, node):
     return _bind_fused(imp, node, last, y)
 
 
+def _zero_insert(x, axis, stride):
+    """s - 1 zeros between neighbours along axis (a strided transposed convolution's input):
+    a new axis padded with zeros, merged into this one, the trailing zeros cut."""
+    n = x.shape[axis]
+    y = ops.expand_dims(x, axis + 1)
+    pads = [(0, 0)] * len(y.shape)
+    pads[axis + 1] = (0, stride - 1)
+    y = ops.pad(y, pads)
+    shape = list(y.shape[:axis]) + [n * stride] + list(y.shape[axis + 2:])
+    y = ops.reshape(y, tuple(-1 if d is None else d for d in shape))
+    key = [slice(None)] * len(shape)
+    key[axis] = slice(0, (n - 1) * stride + 1)
+    return ops.getitem(y, tuple(key))
+
+
+def _build_conv_transpose(imp, node):
+    """A transposed convolution as the convolution it is the gradient of: zeros inserted
+    between input elements, then a stride-1 convolution with the kernel flipped and its
+    channel axes swapped (done once, here, on the initializer)."""
+    a = _attrs(node)
+    x = imp.tensor(node.input[0])
+    w_name = node.input[1]
+    if not imp.is_initializer(w_name):
+        raise UnsupportedOnnxError("ConvTranspose with computed weights")
+    weight = imp.env[w_name].array
+    nd = weight.ndim - 2
+    if a.get("group", 1) != 1 or "output_shape" in a or \
+            a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET", b"VALID", "VALID"):
+        raise UnsupportedOnnxError("ConvTranspose with group, output_shape or auto_pad SAME")
+    if nd not in (1, 2, 3):
+        raise UnsupportedOnnxError("%d-D ConvTranspose" % nd)
+    k = list(weight.shape[2:])
+    strides = list(a.get("strides", [1] * nd))
+    dil = list(a.get("dilations", [1] * nd))
+    pads = list(a.get("pads", [0] * (2 * nd)))
+    extra = list(a.get("output_padding", [0] * nd))
+    padding = []
+    for i in range(nd):
+        span = dil[i] * (k[i] - 1)
+        begin, end = span - pads[i], span - pads[i + nd] + extra[i]
+        if begin < 0 or end < 0:
+            raise UnsupportedOnnxError("ConvTranspose pads larger than the kernel's span")
+        padding.append((begin, end))
+    for i, s in enumerate(strides):
+        if s > 1:
+            x = _zero_insert(x, 2 + i, s)
+    flip = tuple(range(2, nd + 2))
+    kernel = imp.param(w_name, lambda w: np.flip(np.swapaxes(w, 0, 1), flip), key="transpose")
+    b_name = _input(node, 2)
+    bias = None if b_name is None else imp.param(b_name)
+    fn = {1: ops.conv1d, 2: ops.conv2d, 3: ops.conv3d}[nd]
+    return fn(x, kernel, bias, strides=1, padding=tuple(padding), dilation=dil)
+
+
+# Resize "nearest" with whole-number scales repeats each element: for these coordinate
+# modes and rounding rules the source index of output i is i // scale
+_REPEATING_RESIZE = {("asymmetric", "floor"), ("half_pixel", "round_prefer_floor"),
+                     ("half_pixel", "round_prefer_ceil"),
+                     ("pytorch_half_pixel", "round_prefer_floor"),
+                     ("pytorch_half_pixel", "round_prefer_ceil")}
+
+
+def _build_resize(imp, node):
+    x = imp.tensor(node.input[0])
+    mode = _attr(node, "mode", "nearest")
+    coords = _attr(node, "coordinate_transformation_mode", "half_pixel")
+    rounding = _attr(node, "nearest_mode", "round_prefer_floor")
+    if mode != "nearest" or (coords, rounding) not in _REPEATING_RESIZE:
+        raise UnsupportedOnnxError("Resize mode=%s, coordinate_transformation_mode=%s, "
+                                   "nearest_mode=%s (nearest with whole scales only)"
+                                   % (mode, coords, rounding))
+    rank = _rank(x)
+    scales_name, sizes_name = _input(node, 2), _input(node, 3)
+    if sizes_name is not None:
+        sizes = np.asarray(imp.static(sizes_name, "Resize sizes")).reshape(-1)
+        axes = _attr(node, "axes", list(range(rank)))
+        factors = [1.0] * rank
+        for axis, size in zip(axes, sizes):
+            n = x.shape[_norm_axis(axis, rank)]
+            factors[_norm_axis(axis, rank)] = 1.0 if n is None else float(size) / n
+    else:
+        factors = [float(f) for f in np.asarray(imp.static(scales_name, "Resize scales"))
+                   .reshape(-1)]
+    if len(factors) != rank or factors[:2] != [1.0, 1.0] or \
+            any(f != int(f) or f < 1 for f in factors):
+        raise UnsupportedOnnxError("Resize by %s (whole-number factors on the spatial dims "
+                                   "only)" % (factors,))
+    for axis, f in enumerate(factors):
+        if f > 1:
+            x = ops.repeat_interleave(x, int(f), axis)
+    return x
+
+
 def _build_pool(kind):
     def build(imp, node):
         x = imp.tensor(node.input[0])
@@ -1057,6 +1150,7 @@ BUILDERS = {
     "Identity": _identity, "Dropout": _build_dropout,
     # linear algebra and nn
     "Gemm": _build_gemm, "MatMul": _build_matmul, "Conv": _build_conv,
+    "ConvTranspose": _build_conv_transpose, "Resize": _build_resize,
     "MaxPool": _build_pool("max"), "AveragePool": _build_pool("avg"),
     "GlobalAveragePool": _build_global_pool(ops.global_avg_pool),
     "GlobalMaxPool": _build_global_pool(ops.global_max_pool),

@@ -167,3 +167,52 @@ def test_onnx_gather_elements_imports_and_matches_onnxruntime(ort_run):
     with pf.no_grad():
         np.testing.assert_array_equal(model(pf.tensor(x), pf.tensor(i)).numpy(),
                                       ort_run(data, x, i)[0])
+
+
+def _torch_onnx(torch, module, shape):
+    import io
+    import warnings
+
+    f = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module.eval(), (torch.randn((2,) + shape),), f, dynamo=False,
+                          input_names=["input"], dynamic_axes={"input": {0: "batch"}},
+                          opset_version=17)
+    return f.getvalue()
+
+
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_pytorch_conv_transpose_imports_and_matches_onnxruntime(nd, torch, ort_run):
+    torch.manual_seed(nd)
+    cls = {1: torch.nn.ConvTranspose1d, 2: torch.nn.ConvTranspose2d,
+           3: torch.nn.ConvTranspose3d}[nd]
+    layer = cls(3, 4, 3, stride=2, padding=1, output_padding=1, dilation=1)
+    shape = (3,) + (5,) * nd
+    data = _torch_onnx(torch, torch.nn.Sequential(layer, torch.nn.ReLU()), shape)
+    model = pf.onnx.load(data)
+    for batch in (1, 3):
+        x = np.random.default_rng(batch).standard_normal((batch,) + shape).astype(np.float32)
+        with pf.no_grad():
+            np.testing.assert_allclose(model(pf.tensor(x)).numpy(), ort_run(data, x)[0],
+                                       rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("align", ["nearest_scale", "nearest_size"])
+def test_pytorch_nearest_upsampling_imports_and_matches_onnxruntime(align, torch, ort_run):
+    up = torch.nn.Upsample(scale_factor=2, mode="nearest") if align == "nearest_scale" else \
+        torch.nn.Upsample(size=(8, 12), mode="nearest")
+    shape = (2, 4, 6)
+    data = _torch_onnx(torch, torch.nn.Sequential(torch.nn.Conv2d(2, 3, 1), up), shape)
+    model = pf.onnx.load(data)
+    x = np.random.default_rng(0).standard_normal((2,) + shape).astype(np.float32)
+    with pf.no_grad():
+        np.testing.assert_allclose(model(pf.tensor(x)).numpy(), ort_run(data, x)[0],
+                                   rtol=1e-6, atol=1e-6)
+
+
+def test_bilinear_resize_is_refused_with_its_settings(torch):
+    up = torch.nn.Upsample(scale_factor=2, mode="bilinear")
+    data = _torch_onnx(torch, torch.nn.Sequential(torch.nn.Conv2d(2, 3, 1), up), (2, 4, 6))
+    with pytest.raises(pf.onnx.UnsupportedOnnxError, match="Resize mode=linear"):
+        pf.onnx.load(data)
