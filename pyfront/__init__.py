@@ -64,6 +64,7 @@ _LAZY = {
     "data": ("pyfront.data", None),
     "train": ("pyfront.train", None),
     "io": ("pyfront.io", None),
+    "onnx": ("pyfront.onnx", None),
     "graph": ("pyfront.graph", None),
     "Graph": ("pyfront.graph", "Graph"),
     "Symbol": ("pyfront.graph", "Symbol"),
