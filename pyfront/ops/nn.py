@@ -229,10 +229,13 @@ def _class_shape_check(op, logits, labels, probabilities):
         tuple(logits.shape[:1]) + tuple(logits.shape[2:])
     if len(labels.shape) != len(want) or any(a is not None and b is not None and a != b
                                              for a, b in zip(labels.shape, want)):
-        raise errors.ShapeError("%s: %s %s do not fit logits %s (expected %s)"
+        # float class indices (labels read from a CSV, say) are the usual cause
+        hint = "; class indices must be integers (int32/int64), got %s" % labels.dtype.name \
+            if probabilities and len(labels.shape) == len(want) - 1 else ""
+        raise errors.ShapeError("%s: %s %s do not fit logits %s (expected %s)%s"
                                 % (op, "target probabilities" if probabilities else "labels",
                                    fmt_shape(labels.shape), fmt_shape(logits.shape),
-                                   fmt_shape(want)))
+                                   fmt_shape(want), hint))
 
 
 def _class_weights(weight, logits, op):
