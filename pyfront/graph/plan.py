@@ -62,12 +62,14 @@ class _DryEmitter:
     """First pass over the ops: learn the scratch memory each one asks for."""
 
 
-    def __init__(self):
+    def __init__(self, node):
+        self.node = node
         self.requests = []
 
     def run(self, kernel, ins, outs, iattr=(), fattr=(), workspace=None):
         a, keep = cpu.new_args(ins, outs, iattr, fattr)
-        nbytes = cpu.workspace_bytes(kernel, a)
+        # sizing checks the arguments: its errors are the first a bad plan meets
+        nbytes = cpu.workspace_bytes(kernel, a, "%s (planning): " % self.node.name)
         if nbytes:
             self.requests.append(("workspace", nbytes))
 
@@ -303,7 +305,7 @@ def scratch_needs(nodes, specs):
     for n in nodes:
         if n.kind != "op" or n.op.view:
             continue
-        em = _DryEmitter()
+        em = _DryEmitter(n)
         n.op.forward(em, _inputs(n, dry_bufs),
                      [dry_bufs[(n.id, i)] for i in range(len(n.specs))], n.attrs)
         needs[n.id] = em.requests

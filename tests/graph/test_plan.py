@@ -268,6 +268,24 @@ def test_scratch_blocks_are_planned_in_the_arena():
                                rtol=1e-5, atol=1e-5)
 
 
+def test_kernel_errors_while_planning_name_the_node():
+    # conv2d_grad_input trusts its inputs' shapes (a known gap, tests/ops/test_op_contract.py):
+    # the kernel's workspace sizing is the first to see the wrong grad, when the plan is made
+    from pyfront.ops import core
+
+    g = pf.Graph()
+    with g:
+        grad = pf.placeholder("grad", (None, 3, 5, 5))
+        like = pf.placeholder("x", (None, 2, 4, 4))
+        k = pf.tensor(np.ones((3, 2, 2, 2), np.float32))
+        with pytest.raises(pf.PyfrontError, match="conv2d_grad_input"):
+            out = core.apply(core.REGISTRY["conv2d_grad_input"], [grad, k, like],
+                             {"strides": (1, 1), "dilation": (1, 1),
+                              "padding": ((0, 0), (0, 0)), "groups": 1})
+            g.compile(outputs=[out]).run({"grad": np.ones((2, 3, 5, 5), np.float32),
+                                          "x": np.ones((2, 2, 4, 4), np.float32)})
+
+
 # ---------------------------------------------------------------------------------------------
 # random graphs: the layout invariants hold and the plan computes what eager code does
 
