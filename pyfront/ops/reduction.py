@@ -268,6 +268,7 @@ class Norm2(Op):
         if not x.dtype.is_float:
             raise errors.DTypeError("norm needs a float tensor, got %s" % x.dtype.name)
         axes = attrs["axes"]
+        _check_axes(axes, len(x.shape))
         if attrs["keepdims"]:
             shape = tuple(1 if i in axes else d for i, d in enumerate(x.shape))
         else:
@@ -319,6 +320,14 @@ def norm(x, p=2, axis=None, keepdims=False):
 # ---------------------------------------------------------------------------------------------
 # scans: cumsum, cumprod
 
+def _check_axes(axes, ndim):
+    """Inside a shape rule: axes out of range are a ShapeMismatch, which core.infer turns into
+    a ShapeError naming the op and its inputs."""
+    for a in axes:
+        if not -ndim <= a < ndim:
+            raise ShapeMismatch("axis %d is out of range for a tensor of rank %d" % (a, ndim))
+
+
 def _axis_view(shape, axis):
     return (math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:]))
 
@@ -332,7 +341,7 @@ class Cumulate(Op):
 
     def infer(self, specs, attrs):
         x = specs[0]
-        normalize_axis(attrs["axis"], len(x.shape), "cumsum")
+        _check_axes([attrs["axis"]], len(x.shape))
         if x.dtype.is_bool:
             raise errors.DTypeError("cumsum/cumprod take numbers, got bool (cast first)")
         return [x]
@@ -390,7 +399,7 @@ class Argsort(Op):
 
     def infer(self, specs, attrs):
         x = specs[0]
-        normalize_axis(attrs["axis"], len(x.shape), self.name)
+        _check_axes([attrs["axis"]], len(x.shape))
         if x.dtype.is_bool:
             raise errors.DTypeError("argsort takes numbers, got bool (cast first)")
         return [Spec(x.shape, int64)]

@@ -344,10 +344,6 @@ KNOWN_BUGS = {
                          "log_softmax_grad", "reduce_grad", "slice_grad"], _TRUSTING),
         **dict.fromkeys(["take_grad", "conv_grad_bias", "lstm_grad", "gru_grad",
                          "simple_rnn_grad"], _RANKLESS),
-        "cumulate": "Cumulate.infer reports its axis error as 'cumsum' (for cumprod too), not "
-                    "as the op, and outside core.infer's wrapping (no input shapes named)",
-        "norm2": "Norm2.infer does not check its axes against the input's rank: axes (1,) on a "
-                 "0-d input runs and returns a value",
     },
     "double_backward": {
         **dict.fromkeys(["batch_norm_grad", "layer_norm_grad"], _THIRD),
