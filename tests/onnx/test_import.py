@@ -250,3 +250,33 @@ def test_a_setting_pyfront_lacks_names_the_node():
                         x_shape=("n", 2, 5), y_shape=("n", 2, 3))
     with pytest.raises(pf.onnx.UnsupportedOnnxError, match="'pool' \\(MaxPool\\): ceil_mode=1"):
         pf.onnx.load(proto.SerializeToString())
+
+
+def test_what_the_jvm_worker_needs_from_an_onnx_file(tmp_path, ort_run):
+    """The JVM bridge's worker serves a model from its signature and pf.jit(model).run_numpy:
+    pf.onnx.load gives both, for a two-input model with an integer input."""
+    image = pf.nn.Input((2, 6, 6), name="image")
+    tokens = pf.nn.Input((5,), dtype="int64", name="tokens")
+    v = pf.nn.Flatten()(pf.nn.Conv2D(3, 3, activation="relu")(image))
+    q = pf.nn.LSTM(4)(pf.nn.Embedding(7, 3)(tokens))
+    model = pf.nn.Model(inputs=[image, tokens],
+                        outputs=pf.nn.Dense(2)(pf.nn.Concatenate()(v, q)))
+    rng = np.random.default_rng(3)
+
+    def arrays(n):
+        return [rng.standard_normal((n, 2, 6, 6)).astype(np.float32),
+                rng.integers(0, 7, (n, 5)).astype(np.int64)]
+    model(*[pf.tensor(a) for a in arrays(2)])
+    path = pf.onnx.export(model, tmp_path / "served.onnx")
+    served = pf.onnx.load(path)
+    sig = served.signature
+    assert [(i["name"], i["dtype"], i["shape"]) for i in sig["inputs"]] == \
+        [("image", "float32", [-1, 2, 6, 6]), ("tokens", "int64", [-1, 5])]
+    assert [(o["name"], np.dtype(o["dtype"])) for o in sig["outputs"]] == \
+        [("output", np.float32)]
+    compiled = pf.jit(served)
+    for n in (1, 3):
+        xs = arrays(n)
+        out = compiled.run_numpy(*xs)
+        out = out[0] if isinstance(out, (list, tuple)) else out
+        np.testing.assert_allclose(out, ort_run(path, *xs)[0], rtol=1e-5, atol=1e-6)
