@@ -6,7 +6,7 @@ from ..backend.cpu import lib
 from . import core
 from .core import Op, ShapeMismatch, Spec, apply, as_operand, fmt_shape
 
-__all__ = ["conv1d", "conv2d", "conv3d"]
+__all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"]
 
 # activations the conv kernel applies after the bias; their gradients need only the output
 CONV_ACTIVATIONS = {None: lib.PF_ACT_NONE, "relu": lib.PF_ACT_RELU,
@@ -383,3 +383,122 @@ def conv3d(x, kernel, bias=None, strides=1, padding="valid", dilation=1, groups=
            activation=None):
     """3-D convolution of x (N, C, D, H, W) with kernel (O, C/groups, kd, kh, kw); see conv1d."""
     return conv_nd(3, x, kernel, bias, strides, padding, dilation, groups, activation)
+
+
+# ---------------------------------------------------------------------------------------------
+# transposed convolution: the gradient of a convolution with respect to its input, as an op of
+# its own (col2im after one GEMM per group, in the conv_grad_input kernel)
+
+class ConvTranspose(Op):
+    """y = conv_transpose(x, kernel) for x (N, Cin, *in) and kernel (Cin, Cout/groups, *k)
+    (PyTorch's layout): the input-gradient of conv with that kernel, whose input would be y."""
+
+    inputs = ("input", "kernel")
+
+    def __init__(self, nd):
+        self.nd = nd
+        self.name = "conv_transpose%dd" % nd
+
+    def infer(self, specs, attrs):
+        nd = self.nd
+        x, w = specs
+        if not x.dtype.is_float or w.dtype is not x.dtype:
+            raise errors.DTypeError("input and kernel must be float of one dtype, got %s and %s"
+                                    % (x.dtype.name, w.dtype.name))
+        _check_rank(x, nd, "the input", "(batch, channels, %s)" % SPATIAL_DIMS[nd])
+        _check_rank(w, nd, "the kernel", "(in_channels, out_channels/groups, %s)"
+                    % SPATIAL_DIMS[nd])
+        groups = attrs["groups"]
+        if x.shape[1] is not None and x.shape[1] != w.shape[0]:
+            raise ShapeMismatch("the input %s has %d channels but the kernel %s expects %d"
+                                % (fmt_shape(x.shape), x.shape[1], fmt_shape(w.shape),
+                                   w.shape[0]))
+        if w.shape[0] % groups:
+            raise ShapeMismatch("the kernel %s has %d input channels, not divisible by "
+                                "groups=%d" % (fmt_shape(w.shape), w.shape[0], groups))
+        out = []
+        for d, n in enumerate(x.shape[2:]):
+            if n is None:
+                out.append(None)
+                continue
+            s, p, dil = attrs["strides"][d], attrs["padding"][d][0], attrs["dilation"][d]
+            size = (n - 1) * s - 2 * p + dil * (w.shape[2 + d] - 1) + attrs["output_padding"][d] + 1
+            if size < 1:
+                raise ShapeMismatch("the output would have size %d in spatial dim %d (input %s, "
+                                    "kernel %s, padding %d)" % (size, d, fmt_shape(x.shape),
+                                                                fmt_shape(w.shape), p))
+            out.append(size)
+        return [Spec((x.shape[0], w.shape[1] * groups) + tuple(out), x.dtype)]
+
+    def forward(self, k, ins, outs, attrs):
+        x, w = ins
+        iattr = _geometry_iattr(self.nd, outs[0].shape, w.shape[2:], attrs)
+        k.run("conv_grad_input", [x.desc(), w.desc()], [outs[0].desc()], iattr)
+
+    def grad(self, ctx, g):
+        x, w = ctx.inputs
+        geometry = _geometry_attrs(ctx.attrs)
+        gx = apply(_CONV[self.nd], [g, w], dict(geometry, activation=None)) \
+            if ctx.needs[0] else None
+        gw = apply(_GRAD_WEIGHT[self.nd], [g, x, w], geometry) if ctx.needs[1] else None
+        return gx, gw
+
+
+_CONV_TRANSPOSE = {nd: register_instance(ConvTranspose(nd)) for nd in (1, 2, 3)}
+
+
+def conv_transpose_nd(nd, x, kernel, bias, strides, padding, output_padding, dilation, groups):
+    x, kernel = as_operand(x), as_operand(kernel)
+    name = "conv_transpose%dd" % nd
+    if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
+        raise ValueError("%s: groups must be a positive int, got %r" % (name, groups))
+    strides = int_tuple(strides, nd, "%s: strides" % name)
+    dilation = int_tuple(dilation, nd, "%s: dilation" % name)
+    pads = _non_negative_tuple(padding, nd, "%s: padding" % name)
+    extra = _non_negative_tuple(output_padding, nd, "%s: output_padding" % name)
+    for d in range(nd):
+        if extra[d] >= max(strides[d], dilation[d]):
+            raise ValueError("%s: output_padding %d in dim %d must be smaller than the stride "
+                             "or the dilation (%d, %d)" % (name, extra[d], d, strides[d],
+                                                            dilation[d]))
+    attrs = {"strides": strides, "dilation": dilation, "padding": tuple((p, p) for p in pads),
+             "output_padding": extra, "groups": groups}
+    y = apply(_CONV_TRANSPOSE[nd], [x, kernel], attrs)
+    if bias is None:
+        return y
+    from .shape import reshape
+
+    return y + reshape(as_operand(bias), (-1,) + (1,) * nd)
+
+
+def _non_negative_tuple(value, nd, what):
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value,) * nd
+    out = tuple(value)
+    if len(out) != nd or any(not isinstance(v, int) or isinstance(v, bool) or v < 0
+                             for v in out):
+        raise ValueError("%s must be a non-negative int or %d of them, got %r" % (what, nd, value))
+    return out
+
+
+def conv_transpose1d(x, kernel, bias=None, strides=1, padding=0, output_padding=0, dilation=1,
+                     groups=1):
+    """Transposed 1-D convolution (PyTorch's conv_transpose1d): x (N, Cin, L), kernel
+    (Cin, Cout/groups, k), bias (Cout,); output length (L-1)*stride - 2*padding +
+    dilation*(k-1) + output_padding + 1."""
+    return conv_transpose_nd(1, x, kernel, bias, strides, padding, output_padding, dilation,
+                             groups)
+
+
+def conv_transpose2d(x, kernel, bias=None, strides=1, padding=0, output_padding=0, dilation=1,
+                     groups=1):
+    """Transposed 2-D convolution: x (N, Cin, H, W), kernel (Cin, Cout/groups, kh, kw)."""
+    return conv_transpose_nd(2, x, kernel, bias, strides, padding, output_padding, dilation,
+                             groups)
+
+
+def conv_transpose3d(x, kernel, bias=None, strides=1, padding=0, output_padding=0, dilation=1,
+                     groups=1):
+    """Transposed 3-D convolution: x (N, Cin, D, H, W), kernel (Cin, Cout/groups, kd, kh, kw)."""
+    return conv_transpose_nd(3, x, kernel, bias, strides, padding, output_padding, dilation,
+                             groups)

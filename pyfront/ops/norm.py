@@ -13,7 +13,7 @@ from . import elementwise as _elementwise  # noqa: E402 (siblings: read at call 
 from . import reduction as _reduction  # noqa: E402 (siblings: read at call time)
 from . import shape as _shape  # noqa: E402 (siblings: read at call time)
 
-__all__ = ["batch_norm", "layer_norm"]
+__all__ = ["batch_norm", "layer_norm", "group_norm", "instance_norm"]
 
 
 def _known(shape):
@@ -413,3 +413,42 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     bias = _affine_operand(bias, shape, dtype, 0.0)
     return apply(_layer_norm, [x, weight, bias],
                  {"normalized_dims": len(shape), "eps": float(eps)})[0]
+
+
+def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5):
+    """Group normalisation of x (N, C, *spatial), as torch.nn.functional.group_norm: the C
+    channels in num_groups groups, each group of each sample normalised over its channels and
+    positions (biased variance), then weight and bias (C,) per channel. Runs the native layer
+    norm kernel on the (N, groups, rest) view."""
+    x = as_operand(x)
+    if len(x.shape) < 2 or x.shape[1] is None:
+        raise errors.ShapeError("group_norm: x must be (batch, channels, *spatial) with known "
+                                "channels, got %s" % fmt_shape(x.shape))
+    channels = x.shape[1]
+    if isinstance(num_groups, bool) or not isinstance(num_groups, int) or num_groups < 1 or \
+            channels % num_groups:
+        raise errors.ShapeError("group_norm: num_groups=%r must be a positive int dividing the "
+                                "%d channels of %s" % (num_groups, channels, fmt_shape(x.shape)))
+    if None in tuple(x.shape[2:]):
+        raise errors.ShapeError("group_norm: the spatial dims of %s must be known"
+                                % fmt_shape(x.shape))
+    rest = channels // num_groups * math.prod(x.shape[2:])
+    grouped = _shape.reshape(x, (-1, num_groups, rest))
+    y = _shape.reshape_like(layer_norm(grouped, (rest,), eps=eps), x)
+    view = (1, channels) + (1,) * (len(x.shape) - 2)
+    if weight is not None:
+        y = y * _shape.reshape(as_operand(weight, like=x), view)
+    if bias is not None:
+        y = y + _shape.reshape(as_operand(bias, like=x), view)
+    return y
+
+
+def instance_norm(x, weight=None, bias=None, eps=1e-5):
+    """Instance normalisation (each channel of each sample over its positions), as
+    torch.nn.functional.instance_norm without running statistics: group_norm with one group
+    per channel."""
+    x = as_operand(x)
+    if len(x.shape) < 3:
+        raise errors.ShapeError("instance_norm: x must be (batch, channels, *spatial) with at "
+                                "least one spatial dim, got %s" % fmt_shape(x.shape))
+    return group_norm(x, x.shape[1], weight, bias, eps)

@@ -1,13 +1,15 @@
 """Pooling ops over 1, 2 or 3 spatial dims, channels first: max and average pooling (window,
 stride, padding as for convolutions) with gradients that are ops themselves, and global
 average/max pooling as reductions over the spatial dims."""
+import numpy as np
+
 from .. import errors
 from .conv import SPATIAL_DIMS, int_tuple, conv_padding, normalize_padding, output_sizes
 from .conv import register_instance
 from .core import Op, ShapeMismatch, Spec, apply, as_operand, fmt_shape
 
 __all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
-           "global_avg_pool", "global_max_pool"]
+           "global_avg_pool", "global_max_pool", "interpolate", "upsample"]
 
 
 def _pads(attrs, in_sizes):
@@ -158,48 +160,127 @@ def pool_attrs(nd, pool_size, strides, padding, what):
             "padding": normalize_padding(padding, nd)}
 
 
-def _max_pool(nd, x, pool_size, strides, padding):
-    attrs = pool_attrs(nd, pool_size, strides, padding, "max_pool%dd" % nd)
-    return apply(_MAX[nd], [as_operand(x)], attrs)
+def _max_pool(nd, x, pool_size, strides, padding, dilation=1, ceil_mode=False):
+    name = "max_pool%dd" % nd
+    x = as_operand(x)
+    attrs = pool_attrs(nd, pool_size, strides, padding, name)
+    dilation = int_tuple(dilation, nd, "%s: dilation" % name)
+    if ceil_mode:
+        attrs["padding"] = _ceil_padding(nd, x, attrs, dilation, name)
+    if max(dilation) > 1 or not x.dtype.is_float:
+        return _window_max(nd, x, attrs, dilation, name)
+    return apply(_MAX[nd], [x], attrs)
 
 
-def _avg_pool(nd, x, pool_size, strides, padding, count_include_pad):
-    attrs = pool_attrs(nd, pool_size, strides, padding, "avg_pool%dd" % nd)
+def _avg_pool(nd, x, pool_size, strides, padding, count_include_pad, ceil_mode=False):
+    name = "avg_pool%dd" % nd
+    x = as_operand(x)
+    attrs = pool_attrs(nd, pool_size, strides, padding, name)
     attrs["count_include_pad"] = bool(count_include_pad)
-    return apply(_AVG[nd], [as_operand(x)], attrs)
+    if not ceil_mode:
+        return apply(_AVG[nd], [x], attrs)
+    given = attrs["padding"]
+    attrs["padding"] = _ceil_padding(nd, x, attrs, (1,) * nd, name)
+    if attrs["padding"] == given or not count_include_pad:
+        return apply(_AVG[nd], [x], attrs)
+    # PyTorch counts the given padding but not the windows' overhang past it: average over the
+    # input only, then rescale by (positions in the input) / (positions PyTorch counts)
+    y = apply(_AVG[nd], [x], dict(attrs, count_include_pad=False))
+    ratio = np.ones((1, 1), np.float64)
+    for d in range(nd):
+        n, (b, e), k, st = x.shape[2 + d], given[d], attrs["pool_size"][d], attrs["strides"][d]
+        starts = np.arange(y.shape[2 + d]) * st - b
+        inside = np.minimum(starts + k, n) - np.maximum(starts, 0)
+        counted = np.minimum(starts + k, n + e) - starts
+        ratio = ratio[..., None] * (inside / counted)
+    return y * as_operand(ratio.astype(x.dtype.np))
 
 
-def max_pool1d(x, pool_size, strides=None, padding="valid"):
+def _ceil_padding(nd, x, attrs, dilation, name):
+    """End padding that makes the floor of the output-size rule give PyTorch's ceil_mode
+    sizes (a last window must still start inside the input or its begin padding)."""
+    if isinstance(attrs["padding"], str) and attrs["padding"] != "valid":
+        raise ValueError("%s: ceil_mode needs explicit padding, not %r" % (name, attrs["padding"]))
+    pads = conv_padding(attrs["padding"], list(x.shape[2:]), attrs["pool_size"], attrs["strides"])
+    out = []
+    for d, (b, e) in enumerate(pads):
+        n = x.shape[2 + d]
+        if n is None:
+            raise errors.ShapeError("%s: ceil_mode needs the spatial size of %s"
+                                    % (name, fmt_shape(x.shape)))
+        span, st = dilation[d] * (attrs["pool_size"][d] - 1) + 1, attrs["strides"][d]
+        size = -(-(n + b + e - span) // st) + 1
+        if (size - 1) * st >= n + b:
+            size -= 1
+        out.append((b, e + max(0, (size - 1) * st + span - (n + b + e))))
+    return tuple(out)
+
+
+def _window_max(nd, x, attrs, dilation, name):
+    """Max pooling composed from ops, for dilated windows and integer inputs (which the native
+    kernel does not take): the windows gathered along each spatial dim, then a max."""
+    from .reduction import max as reduce_max
+    from .shape import pad, reshape, take
+
+    if len(x.shape) != nd + 2 or None in tuple(x.shape[2:]):
+        raise errors.ShapeError("%s: the input must be (batch, channels, %s) with known spatial "
+                                "sizes, got %s" % (name, SPATIAL_DIMS[nd], fmt_shape(x.shape)))
+    window = attrs["pool_size"]
+    spans = [dl * (k - 1) + 1 for k, dl in zip(window, dilation)]
+    pads = conv_padding(attrs["padding"], list(x.shape[2:]), spans, attrs["strides"])
+    lowest = float("-inf") if x.dtype.is_float else float(np.iinfo(x.dtype.np).min)
+    y = pad(x, ((0, 0), (0, 0)) + tuple(tuple(p) for p in pads), value=lowest)
+    for d in range(nd):
+        n = y.shape[2 + 2 * d]
+        if n < spans[d]:
+            raise errors.ShapeError("%s: the pool window %s dilated by %s spans %d in spatial dim "
+                                    "%d but the padded input %s has only %d there"
+                                    % (name, tuple(window), tuple(dilation), spans[d], d,
+                                       fmt_shape(x.shape), n))
+        out = (n - spans[d]) // attrs["strides"][d] + 1
+        index = (np.arange(out)[:, None] * attrs["strides"][d]
+                 + np.arange(window[d])[None, :] * dilation[d])
+        y = take(y, index, 2 + 2 * d)
+    axes = tuple(3 + 2 * d for d in range(nd))
+    return reduce_max(y, axes)
+
+
+def max_pool1d(x, pool_size, strides=None, padding="valid", dilation=1, ceil_mode=False):
     """Max over windows of x (N, C, L). strides default to pool_size; padding as conv1d
-    (padded positions never win)."""
-    return _max_pool(1, x, pool_size, strides, padding)
+    (padded positions never win); dilation spaces the window's taps; ceil_mode keeps a last,
+    partial window (PyTorch's). Integer inputs keep their dtype."""
+    return _max_pool(1, x, pool_size, strides, padding, dilation, ceil_mode)
 
 
-def max_pool2d(x, pool_size, strides=None, padding="valid"):
+def max_pool2d(x, pool_size, strides=None, padding="valid", dilation=1, ceil_mode=False):
     """Max over windows of x (N, C, H, W); see max_pool1d."""
-    return _max_pool(2, x, pool_size, strides, padding)
+    return _max_pool(2, x, pool_size, strides, padding, dilation, ceil_mode)
 
 
-def max_pool3d(x, pool_size, strides=None, padding="valid"):
+def max_pool3d(x, pool_size, strides=None, padding="valid", dilation=1, ceil_mode=False):
     """Max over windows of x (N, C, D, H, W); see max_pool1d."""
-    return _max_pool(3, x, pool_size, strides, padding)
+    return _max_pool(3, x, pool_size, strides, padding, dilation, ceil_mode)
 
 
-def avg_pool1d(x, pool_size, strides=None, padding="valid", count_include_pad=True):
+def avg_pool1d(x, pool_size, strides=None, padding="valid", count_include_pad=True,
+               ceil_mode=False):
     """Mean over windows of x (N, C, L). With count_include_pad (PyTorch's default) padded
     positions count as zeros; without, windows average only their part inside the input
-    (TensorFlow's "same")."""
-    return _avg_pool(1, x, pool_size, strides, padding, count_include_pad)
+    (TensorFlow's "same"). ceil_mode as PyTorch's (a partial last window averages the
+    positions inside the input and the given padding)."""
+    return _avg_pool(1, x, pool_size, strides, padding, count_include_pad, ceil_mode)
 
 
-def avg_pool2d(x, pool_size, strides=None, padding="valid", count_include_pad=True):
+def avg_pool2d(x, pool_size, strides=None, padding="valid", count_include_pad=True,
+               ceil_mode=False):
     """Mean over windows of x (N, C, H, W); see avg_pool1d."""
-    return _avg_pool(2, x, pool_size, strides, padding, count_include_pad)
+    return _avg_pool(2, x, pool_size, strides, padding, count_include_pad, ceil_mode)
 
 
-def avg_pool3d(x, pool_size, strides=None, padding="valid", count_include_pad=True):
+def avg_pool3d(x, pool_size, strides=None, padding="valid", count_include_pad=True,
+               ceil_mode=False):
     """Mean over windows of x (N, C, D, H, W); see avg_pool1d."""
-    return _avg_pool(3, x, pool_size, strides, padding, count_include_pad)
+    return _avg_pool(3, x, pool_size, strides, padding, count_include_pad, ceil_mode)
 
 
 def _spatial_axes(x, what):
@@ -224,3 +305,67 @@ def global_max_pool(x, keepdims=False):
 
     x, axes = _spatial_axes(x, "global_max_pool")
     return reduce_max(x, axes, keepdims)
+
+
+# ---------------------------------------------------------------------------------------------
+# resizing: nearest and (bi/tri)linear interpolation, one gather pair per spatial dim
+
+INTERPOLATE_MODES = ("nearest", "linear", "bilinear", "trilinear")
+
+
+def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=None):
+    """PyTorch's F.interpolate over the spatial dims of x (N, C, *spatial): give the output
+    size or a scale factor (an int/float or one per dim). "nearest" takes
+    floor(out_index * scale); "linear"/"bilinear"/"trilinear" (the same separable rule in
+    1, 2 or 3 dims) use half-pixel centres, or the corner pixels with align_corners=True."""
+    from .shape import take
+
+    x = as_operand(x)
+    nd = len(x.shape) - 2
+    if nd < 1 or None in tuple(x.shape[2:]):
+        raise errors.ShapeError("interpolate: x must be (batch, channels, *spatial) with known "
+                                "spatial sizes, got %s" % fmt_shape(x.shape))
+    if mode not in INTERPOLATE_MODES:
+        raise ValueError("interpolate: mode must be one of %s, got %r"
+                         % (", ".join(INTERPOLATE_MODES), mode))
+    if mode == "nearest" and align_corners:
+        raise ValueError("interpolate: align_corners only applies to the linear modes")
+    if (size is None) == (scale_factor is None):
+        raise ValueError("interpolate: give exactly one of size and scale_factor")
+    in_sizes = tuple(x.shape[2:])
+    if size is not None:
+        out_sizes = (size,) * nd if isinstance(size, int) else tuple(size)
+        scales = [i / o for i, o in zip(in_sizes, out_sizes)]
+    else:
+        factors = (scale_factor,) * nd if isinstance(scale_factor, (int, float)) \
+            else tuple(scale_factor)
+        if len(factors) != nd or any(f <= 0 for f in factors):
+            raise ValueError("interpolate: scale_factor must be positive, one or %d of them, "
+                             "got %r" % (nd, scale_factor))
+        out_sizes = tuple(int(np.floor(i * f)) for i, f in zip(in_sizes, factors))
+        scales = [1.0 / f for f in factors]
+    if len(out_sizes) != nd or any(not isinstance(o, (int, np.integer)) or o < 1
+                                   for o in out_sizes):
+        raise ValueError("interpolate: size must be positive ints, one or %d of them, got %r"
+                         % (nd, size))
+    y = x
+    for d, (n, out, scale) in enumerate(zip(in_sizes, out_sizes, scales)):
+        axis = 2 + d
+        dst = np.arange(out, dtype=np.float64)
+        if mode == "nearest":
+            y = take(y, np.minimum(np.floor(dst * scale).astype(np.int64), n - 1), axis)
+            continue
+        if align_corners:
+            src = dst * ((n - 1) / (out - 1)) if out > 1 else dst * 0.0
+        else:
+            src = np.maximum((dst + 0.5) * scale - 0.5, 0.0)
+        lo = np.minimum(np.floor(src).astype(np.int64), n - 1)
+        hi = np.minimum(lo + 1, n - 1)
+        frac = (src - lo).reshape((-1,) + (1,) * (nd - 1 - d)).astype(x.dtype.np)
+        y = take(y, lo, axis) * as_operand(1.0 - frac) + take(y, hi, axis) * as_operand(frac)
+    return y
+
+
+def upsample(x, scale_factor=2, mode="nearest", align_corners=None):
+    """x enlarged by scale_factor (interpolate with a scale)."""
+    return interpolate(x, scale_factor=scale_factor, mode=mode, align_corners=align_corners)
