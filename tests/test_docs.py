@@ -242,11 +242,11 @@ def test_doc_block(doc, index, request, tmp_path_factory):
     kind, text = outcome
     if kind == "skip":
         pytest.skip(text)
-    earlier = [b.where for b, o in zip(run.blocks[:index], run.outcomes)
-               if o is not None and o[0] == "fail"]
+    earlier = ["%s (%s)" % (b.where, {"fail": "failed", "skip": "skipped"}[o[0]])
+               for b, o in zip(run.blocks[:index], run.outcomes) if o is not None]
     if earlier:
-        text += "\n(earlier blocks of %s failed too, this one may depend on them: %s)" \
-            % (doc, ", ".join(earlier))
+        text += "\n(this block may depend on earlier ones that did not run through: %s)" \
+            % ", ".join(earlier)
     pytest.fail(text, pytrace=False)
 
 
