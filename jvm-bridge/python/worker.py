@@ -32,6 +32,7 @@ _HELLO_LIMIT = 4096
 _MAX_PENDING = 16
 
 log = logging.getLogger("pyfront.jvm")
+_gate_log = logging.getLogger("pyfront.jvm.gate")  # thinned: a flood must not flood the log
 
 
 def qualified_name(exc_type):
@@ -107,7 +108,6 @@ class ConnectionGate:
         self.auth_timeout = auth_timeout
         self.max_connections = max_connections
         self.max_pending = max_pending
-        self.dropped = 0
         self._pending = collections.OrderedDict()  # key -> (deadline, drop); oldest first
         self._authenticated = set()
         self._cond = threading.Condition()
@@ -115,21 +115,23 @@ class ConnectionGate:
                          daemon=True).start()
 
     def admit(self, key, drop):
-        """A new connection; drop() shuts its socket down."""
+        """A new connection; drop() shuts its socket down. (py4j starts a connection's thread
+        before it tells us, so a control connection may have authenticated already.)"""
         with self._cond:
+            if key in self._authenticated:
+                return
             if len(self._pending) >= self.max_pending:
-                self._drop(self._pending.popitem(last=False)[1][1], "evicted by newer ones")
+                self._drop(self._pending.popitem(last=False)[1][1], "evicted by a newer one")
             self._pending[key] = (time.monotonic() + self.auth_timeout, drop)
             self._cond.notify()
 
     def authenticate(self, key):
-        """Whether the connection, which has just shown the token, may stay: not when it was
-        dropped already, or when max_connections are authenticated."""
+        """Whether the connection, which has just shown the token, may stay: not when
+        max_connections are authenticated already."""
         with self._cond:
             if key in self._authenticated:
                 return True
-            if self._pending.pop(key, None) is None:
-                return False
+            self._pending.pop(key, None)
             if len(self._authenticated) >= self.max_connections:
                 log.warning("refused a %s connection: %d are open (--max-connections)",
                             self.channel, self.max_connections)
@@ -144,10 +146,7 @@ class ConnectionGate:
 
     def _drop(self, drop, why):
         drop()
-        self.dropped += 1
-        if self.dropped & (self.dropped - 1) == 0:  # the 1st, 2nd, 4th...: a flood logs little
-            log.warning("dropped %d unauthenticated %s connection(s) so far (the latest: %s)",
-                        self.dropped, self.channel, why)
+        _gate_log.warning("dropped an unauthenticated %s connection: %s", self.channel, why)
 
     def _expire(self):
         with self._cond:
@@ -349,6 +348,9 @@ class Worker:
         listening = threading.Event()
 
         def started(sender, **kwargs):
+            # py4j listens with a backlog of 5: a burst of connections (a flood, or many Java
+            # threads at once) would have SYNs dropped and real clients wait a second or more
+            sender.server_socket.listen(128)
             listening.set()
 
         self._signal_handlers = (admitted, stopped, started)  # py4j's signals hold weak refs
@@ -443,6 +445,25 @@ class Control:
         return json.dumps(runner.signature)
 
 
+class _Thinned(logging.Filter):
+    """Passes the 1st, 2nd, 4th, 8th... record of each message, with the count: the gates and
+    py4j log every dropped or refused connection, and a flood must not flood the log."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = collections.Counter()
+
+    def filter(self, record):
+        message = record.getMessage()
+        self.seen[message] += 1
+        n = self.seen[message]
+        if n & (n - 1):
+            return False
+        if n > 1:
+            record.msg, record.args = "%s (%d times so far)" % (message, n), ()
+        return True
+
+
 class _MessageOnly(logging.Formatter):
     """py4j logs refused connections with tracebacks; one line says enough."""
 
@@ -455,14 +476,17 @@ class _MessageOnly(logging.Formatter):
 
 
 def _configure_logging():
-    handler = logging.StreamHandler(sys.stderr)
-    # the prefix the supervising JVM puts on the lines it relays, so it can leave them as they are
-    handler.setFormatter(_MessageOnly(LOG_PREFIX % os.getpid() + "%(message)s"))
     for name, level in (("pyfront.jvm", logging.INFO), ("py4j", logging.ERROR)):
+        handler = logging.StreamHandler(sys.stderr)
+        # the prefix the supervising JVM puts on the lines it relays: it leaves them as they are
+        handler.setFormatter(_MessageOnly(LOG_PREFIX % os.getpid() + "%(message)s"))
+        if name == "py4j":
+            handler.addFilter(_Thinned())  # on the handler: py4j logs from child loggers
         logger = logging.getLogger(name)
         logger.addHandler(handler)
         logger.setLevel(level)
         logger.propagate = False
+    _gate_log.addFilter(_Thinned())
 
 
 def _announce(mark, payload):
