@@ -8,7 +8,6 @@ is a Python object behind a Java interface taking and returning byte[] over Py4J
 Goals (issue 5): p50 at most 60 us; at least 20k predictions/s; 1 MiB round trip under 3 ms.
 """
 import argparse
-import importlib.util
 import json
 import os
 import secrets
@@ -19,40 +18,11 @@ import tempfile
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import common  # noqa: E402
 
 import pyfront as pf  # noqa: E402
-
-_SHIM_INIT = '''import os
-__path__ = [os.path.dirname(os.path.abspath(__file__)), {pkg!r}]
-__file__ = os.path.join({pkg!r}, "__init__.py")
-exec(compile(open(__file__).read(), __file__, "exec"))
-'''
-
-
-def bridge_module(tmp):
-    """pyfront.jvm, and the PYTHONPATH under which a worker subprocess imports it: the installed
-    one, or (running from a checkout without installing) jvm-bridge/python."""
-    try:
-        import pyfront.jvm as jvm
-
-        return jvm, None
-    except ImportError:
-        pass
-    folder = os.path.join(ROOT, "jvm-bridge", "python")
-    spec = importlib.util.spec_from_file_location(
-        "pyfront.jvm", os.path.join(folder, "__init__.py"), submodule_search_locations=[folder])
-    jvm = importlib.util.module_from_spec(spec)
-    sys.modules["pyfront.jvm"] = jvm
-    spec.loader.exec_module(jvm)
-    shim = os.path.join(tmp, "shim", "pyfront")
-    os.makedirs(shim)
-    os.symlink(folder, os.path.join(shim, "jvm"))
-    with open(os.path.join(shim, "__init__.py"), "w") as f:
-        f.write(_SHIM_INIT.format(pkg=os.path.dirname(os.path.abspath(pf.__file__))))
-    return jvm, os.path.dirname(shim)
+import pyfront.jvm as jvm  # noqa: E402  (a checkout is used through pip install -e .)
 
 
 class RawPredictor:
@@ -106,7 +76,6 @@ def run(quick):
     from py4j.clientserver import ClientServer, JavaParameters, PythonParameters
 
     with tempfile.TemporaryDirectory(prefix="bench-jvm-") as tmp:
-        jvm, shim = bridge_module(tmp)
         java = jvm.build.jdk_tool("java")
         jar = jvm.build_jar(out=os.path.join(tmp, "pyfront-bridge.jar"))
         cp = os.pathsep.join([jar, jvm.py4j_jar()])
@@ -124,8 +93,6 @@ def run(quick):
                            python_server_entry_point=RawPredictor(mlp_path))
         raw_port = raw.get_callback_server().get_listening_port()
         env = dict(os.environ, PYFRONT_PYTHON=sys.executable)
-        if shim:
-            env["PYTHONPATH"] = os.pathsep.join(p for p in [shim, env.get("PYTHONPATH")] if p)
         out = os.path.join(tmp, "figures.json")
         subprocess.run([java, "-cp", os.pathsep.join([cp, classes]), "BenchJvm", mlp_path,
                         echo_path, tiny_path, str(raw_port), token, out, "1" if quick else "0"],

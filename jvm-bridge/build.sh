@@ -15,7 +15,7 @@ JAR="${JAVA_HOME:+$JAVA_HOME/bin/}jar"
 out="$here/build"
 classes="$(mktemp -d)"
 trap 'rm -rf "$classes"' EXIT
-find "$here/python/java" -name '*.java' > "$classes/sources.txt"
+find "$here/src/main/java" -name '*.java' > "$classes/sources.txt"
 "$JAVAC" --release 17 -encoding UTF-8 -Xlint:all -Xlint:-options -Xlint:-serial \
     -cp "$PY4J_JAR" -d "$classes/out" @"$classes/sources.txt"
 mkdir -p "$out"

@@ -1,12 +1,13 @@
 """pyfront.jvm: the Python side of the JVM bridge. Java and Scala services load trained pyfront
 models through org.pyfront.Model, which starts and supervises `python -m pyfront.jvm serve`.
 
-    python -m pyfront.jvm jar         # builds (once) and prints the path of pyfront-bridge.jar
+    python -m pyfront.jvm jar         # the path of pyfront-bridge.jar
     python -m pyfront.jvm classpath   # the bridge jar and py4j's, for java -cp
     PYFRONT_JVM_TOKEN=... python -m pyfront.jvm serve --model digits=digits.pf
 
-The Java sources ship inside this package (java/) and are compiled on first use with the local
-JDK against the py4j wheel's jar.
+The jar is built with the wheel and ships inside this package, with its Java sources (java/);
+where it was not built (no JDK then, or an editable install) the sources are compiled on first
+use with the local JDK against the py4j wheel's jar.
 """
 from .build import BuildError, build_jar, classpath, py4j_jar
 

@@ -1,11 +1,14 @@
-"""Builds pyfront-bridge.jar from the Java sources shipped with this package, with the JDK's
-javac and jar against the py4j jar that the py4j wheel ships. No Maven, no network.
+"""Builds pyfront-bridge.jar from the bridge's Java sources, with the JDK's javac and jar
+against the py4j jar that the py4j wheel ships. No Maven, no network.
 
-Runs as part of pyfront.jvm (`python -m pyfront.jvm jar`) and stand-alone from a checkout
-(`python3 jvm-bridge/python/build.py --out jvm-bridge/build/pyfront-bridge.jar`), so it imports
-nothing from pyfront.
+setup.py runs it when the wheel is built, which ships the jar (and the sources) inside
+pyfront.jvm; `python -m pyfront.jvm jar` compiles on first use only where no jar was shipped
+(no JDK at build time, or an editable install, which reads the checkout's jvm-bridge/src).
+It also runs stand-alone (`python3 jvm-bridge/python/build.py --out DIR/pyfront-bridge.jar`), so
+it imports nothing from pyfront.
 """
 import argparse
+import glob
 import hashlib
 import os
 import shutil
@@ -16,7 +19,13 @@ import zipfile
 
 JAVA_RELEASE = "17"  # java.net.UnixDomainSocketAddress needs 16+; 17 is the LTS we test
 JAR_NAME = "pyfront-bridge.jar"
-SOURCE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "java")
+PACKAGE_DIR = os.path.dirname(os.path.realpath(__file__))  # through symlinked installs too
+# built with the wheel, beside this module
+SHIPPED_JAR = os.path.join(PACKAGE_DIR, JAR_NAME)
+# an installed package carries the sources in java/; a checkout has Maven's layout beside it
+SOURCE_DIR = next((d for d in (os.path.join(PACKAGE_DIR, "java"),
+                               os.path.join(os.path.dirname(PACKAGE_DIR), "src", "main", "java"))
+                   if os.path.isdir(d)), os.path.join(PACKAGE_DIR, "java"))
 
 
 class BuildError(RuntimeError):
@@ -24,11 +33,23 @@ class BuildError(RuntimeError):
 
 
 def py4j_jar():
-    """The py4j jar that the installed py4j wheel ships."""
+    """The py4j jar: $PY4J_JAR if set, else the one the py4j wheel installed. Where py4j is
+    not importable (an isolated wheel build), the wheel's jar is looked for under this
+    interpreter's prefixes (share/py4j), where pip puts it."""
+    path = os.environ.get("PY4J_JAR")
+    if path:
+        if not os.path.isfile(path):
+            raise BuildError("$PY4J_JAR names %s, which is not a file" % path)
+        return path
     try:
         from py4j.java_gateway import find_jar_path
     except ImportError:
-        raise BuildError("py4j is not installed: pip install py4j (or pyfront[jvm])") from None
+        found = sorted(jar for prefix in {sys.prefix, sys.base_prefix}
+                       for jar in glob.glob(os.path.join(prefix, "share", "py4j", "py4j*.jar")))
+        if found:
+            return found[-1]
+        raise BuildError("py4j is not installed: pip install py4j (or pyfront's jvm extra), "
+                         "or set $PY4J_JAR") from None
     path = find_jar_path()
     if not path or not os.path.isfile(path):
         raise BuildError("the py4j wheel's jar was not found (py4j.java_gateway.find_jar_path() "
@@ -115,8 +136,11 @@ def _write_jar(classes, jar_path, version):
 
 
 def build_jar(out=None, force=False):
-    """Path of an up-to-date pyfront-bridge.jar: out if given, else one in the user cache named
-    by a hash of the sources (so an upgrade never runs stale classes). Built atomically."""
+    """Path of an up-to-date pyfront-bridge.jar: out if given (built there), else the jar
+    shipped with the package, else one in the user cache named by a hash of the sources (so an
+    upgrade never runs stale classes), built on first use. Built atomically."""
+    if out is None and not force and os.path.isfile(SHIPPED_JAR):
+        return SHIPPED_JAR
     sources = java_sources()
     classpath = py4j_jar()
     fingerprint = _fingerprint(sources, classpath)

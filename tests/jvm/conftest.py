@@ -18,7 +18,7 @@ import pyfront as pf
 
 ROOT = Path(__file__).resolve().parents[2]
 BRIDGE_PYTHON = ROOT / "jvm-bridge" / "python"
-TEST_JAVA = Path(__file__).resolve().parent / "java"
+TEST_JAVA = ROOT / "jvm-bridge" / "src" / "test" / "java"  # Maven's layout
 
 
 def _import_checkout_bridge():

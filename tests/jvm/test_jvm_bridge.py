@@ -1,6 +1,6 @@
-"""Real Java programs (tests/jvm/java/BridgeCheck.java) calling real workers: bit-exact outputs,
-every exception type, restart after a kill, 16 threads x 2,000 calls, connect with a wrong
-token, and no Python process left behind after close() or after the JVM is killed."""
+"""Real Java programs (jvm-bridge/src/test/java/BridgeCheck.java) calling real workers: bit-exact
+outputs, every exception type, restart after a kill, 16 threads x 2,000 calls, connect with a
+wrong token, and no Python process left behind after close() or after the JVM is killed."""
 import os
 import re
 import signal

@@ -17,7 +17,7 @@ import pytest
 from pyfront.jvm import protocol as P
 from pyfront.jvm.worker import _send_all
 
-BRIDGE_JAVA = Path(__file__).resolve().parents[2] / "jvm-bridge/python/java/org/pyfront"
+BRIDGE_JAVA = Path(__file__).resolve().parents[2] / "jvm-bridge/src/main/java/org/pyfront"
 
 
 def _recv_exact(sock, view):
@@ -428,8 +428,8 @@ def test_idle_flood_is_bounded_and_real_calls_still_work(start_worker, models):
     try:
         for _ in range(200):  # loopback only; each holds a socket and sends nothing
             data = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            data.connect(path)  # blocking: a full backlog makes a timed connect fail at once
             data.settimeout(30)
-            data.connect(path)
             idle.append(data)
             idle.append(socket.create_connection(("127.0.0.1", port), timeout=30))
         time.sleep(1.0)
@@ -445,6 +445,13 @@ def test_idle_flood_is_bounded_and_real_calls_still_work(start_worker, models):
     finally:
         for s in idle:
             s.close()
+    w.stop()
+    # 2 x 184 evictions, logged thinned: the 1st, 2nd, 4th... of each message, with the count
+    log = w.proc.stderr.read()
+    evictions = [line for line in log.splitlines() if "evicted by a newer one" in line]
+    assert 2 <= len(evictions) <= 2 * 9, log
+    assert "dropped an unauthenticated data connection: evicted by a newer one (128 times so " \
+        "far)" in log
 
 
 def test_unauthenticated_connection_closed_after_deadline(start_worker, models):
@@ -457,6 +464,7 @@ def test_unauthenticated_connection_closed_after_deadline(start_worker, models):
     try:
         for sock in (data, control):
             sock.sendall(b"P")  # a first byte, then nothing: a slow client is no exception
+        for sock in (data, control):
             assert sock.recv(64) == b""  # closed by the worker
             assert 0.8 < time.monotonic() - start < 5
         # authenticated connections stay past the deadline
@@ -491,3 +499,47 @@ def test_token_from_stdin_stays_out_of_the_environment(child_env, workdir, model
     finally:
         proc.stdin.close()  # still watched after the token line: closing it stops the worker
         assert proc.wait(10) == 0
+
+
+# ---- the jar built with the wheel ----
+
+def _build_py(out, env):
+    root = Path(__file__).resolve().parents[2]
+    return subprocess.run([sys.executable, "setup.py", "-q", "build_py", "-d", str(out)],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_wheel_build_ships_the_jar_and_the_sources(jdk, tmp_path):
+    done = _build_py(tmp_path / "lib", dict(os.environ))
+    package = tmp_path / "lib" / "pyfront" / "jvm"
+    jar = package / "pyfront-bridge.jar"
+    assert "pyfront: built %s" % jar in done.stdout, done.stdout + done.stderr
+    import zipfile
+
+    with zipfile.ZipFile(jar) as z:
+        assert "org/pyfront/internal/WorkerControl.class" in z.namelist()
+        assert z.read("org/pyfront/Model.class")[6:8] == b"\x00\x3d"  # class file of Java 17
+    shipped = sorted(p.relative_to(package / "java") for p in package.glob("java/**/*.java"))
+    assert shipped == sorted(p.relative_to(BRIDGE_JAVA.parents[1])
+                             for p in BRIDGE_JAVA.parents[1].glob("**/*.java"))
+    # the installed package answers with the shipped jar: nothing compiled, nothing cached
+    cache = tmp_path / "cache"
+    found = subprocess.run(
+        [sys.executable, "-c", "import importlib.util as u; s = u.spec_from_file_location('b', "
+         "%r); b = u.module_from_spec(s); s.loader.exec_module(b); print(b.build_jar())"
+         % str(package / "build.py")], env=dict(os.environ, PYFRONT_CACHE_DIR=str(cache)),
+        capture_output=True, text=True, timeout=60)
+    assert found.stdout.strip() == str(jar), found.stderr
+    assert not cache.exists()
+
+
+def test_wheel_build_without_a_jdk_ships_the_sources(tmp_path):
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable))
+    env.pop("JAVA_HOME", None)
+    done = _build_py(tmp_path / "lib", env)
+    assert done.returncode == 0, done.stderr
+    package = tmp_path / "lib" / "pyfront" / "jvm"
+    assert ("pyfront: pyfront-bridge.jar not built (javac not found: install a JDK (17 or newer)"
+            in done.stdout), done.stdout + done.stderr
+    assert not (package / "pyfront-bridge.jar").exists()
+    assert (package / "java" / "org" / "pyfront" / "Model.java").is_file()
