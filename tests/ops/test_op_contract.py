@@ -30,6 +30,9 @@ from pyfront.graph.serialize import graph_from_json, graph_to_json
 from pyfront.ops import core
 from pyfront.ops.dropout import new_state
 from pyfront.ops.shape import reshape_like
+# ops registered outside pyfront/ops: imported here so that the registry is whole whatever
+# the tests before this one imported
+from pyfront.optim.clipping import clip_by_norm, sum_of_squares
 
 N = "N"                    # the batch dim in an input's shape: compiled with None, run at 2 and 3
 BATCHES = (2, 3, 2)        # the last size repeats: a cached plan is reused after another size
@@ -175,6 +178,7 @@ def _dropout(x):
 
 
 _NOT_DIFF = "integer or boolean result: no gradient"
+_CLIPPING = "runs on gradients before the update: declared without a gradient"
 
 CASES = {
     # ---- unary elementwise ----
@@ -305,6 +309,11 @@ CASES = {
     "layer_norm": Case(lambda x, w, b: pf.layer_norm(x, (3,), w, b), F(N, 3), F(3), F(3)),
     "layer_norm_grad": Case(grad_of(lambda x, w, b: pf.layer_norm(x, (3,), w, b), (0, 1, 2)),
                             F(N, 3), F(3), F(3), F(N, 3)),
+    # ---- gradient clipping (pyfront/optim/clipping.py) ----
+    "grad_sum_of_squares": Case(lambda a, b: sum_of_squares([a, b]), F(N, 3), F(2),
+                                no_grad=_CLIPPING, any_shape="sums inputs of any shapes"),
+    "clip_by_norm": Case(lambda g: clip_by_norm(g, sum_of_squares([g]), 1.0), F(N, 3),
+                         no_grad=_CLIPPING),
     # ---- dropout ----
     "dropout": Case(_dropout, F(N, 8)),
     "dropout_replay": Case(grad_of(_dropout), F(N, 8), F(N, 8)),
@@ -312,6 +321,9 @@ CASES = {
     "conv_grad_bias": Case(grad_of(lambda x, k, b: pf.conv2d(x, k, b), (2,)),
                            F(N, 2, 4, 4), F(3, 2, 2, 2), F(3), F(N, 3, 3, 3)),
     **_conv_cases(1), **_conv_cases(2), **_conv_cases(3),
+    **{"conv_transpose%dd" % nd: Case(
+        lambda x, k, nd=nd: getattr(pf, "conv_transpose%dd" % nd)(x, k, None, 2, 1, 1),
+        F(N, 2, *(3,) * nd), F(2, 3, *(2,) * nd)) for nd in (1, 2, 3)},
     **_pool_cases(1), **_pool_cases(2), **_pool_cases(3),
     # ---- recurrent ----
     **_rnn_cases("lstm", 4, pf.lstm), **_rnn_cases("gru", 3, pf.gru),

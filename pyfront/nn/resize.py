@@ -1,0 +1,118 @@
+"""Resizing layers, channels first: UpSampling1D/2D/3D (nearest or linear interpolation) and
+ZeroPadding1D/2D/3D."""
+from .. import errors
+from ..ops import pool as pool_ops
+from ..ops import shape as shape_ops
+from ..ops.conv import SPATIAL_DIMS
+from .module import Module, register_layer
+
+__all__ = ["UpSampling1D", "UpSampling2D", "UpSampling3D", "ZeroPadding1D", "ZeroPadding2D",
+           "ZeroPadding3D"]
+
+_LINEAR = {1: "linear", 2: "bilinear", 3: "trilinear"}
+
+
+def _check_rank(layer, x):
+    if len(x.shape) != layer.nd + 2:
+        raise errors.ShapeError("%s '%s' takes (batch, channels, %s) inputs with %d dims, got "
+                                "shape %s" % (type(layer).__name__, layer.name,
+                                              SPATIAL_DIMS[layer.nd], layer.nd + 2,
+                                              tuple(x.shape)))
+
+
+class _UpSampling(Module):
+    nd = None
+
+    def __init__(self, size=2, interpolation="nearest", align_corners=False, name=None):
+        super().__init__(name)
+        if isinstance(size, (int, float)) and not isinstance(size, bool):
+            size = (size,) * self.nd
+        self.size = tuple(size)
+        if len(self.size) != self.nd or any(s <= 0 for s in self.size):
+            raise ValueError("%s: size must be a positive factor or %d of them, got %r"
+                             % (type(self).__name__, self.nd, size))
+        if interpolation not in ("nearest", "linear", "bilinear", "trilinear"):
+            raise ValueError("%s: interpolation must be 'nearest' or 'linear' ('bilinear', "
+                             "'trilinear'), got %r" % (type(self).__name__, interpolation))
+        self.interpolation = interpolation
+        self.align_corners = bool(align_corners)
+
+    def forward(self, x):
+        _check_rank(self, x)
+        mode = "nearest" if self.interpolation == "nearest" else _LINEAR[self.nd]
+        return pool_ops.interpolate(x, scale_factor=self.size, mode=mode,
+                                    align_corners=self.align_corners if mode != "nearest"
+                                    else None)
+
+    def get_config(self):
+        return {"size": list(self.size), "interpolation": self.interpolation,
+                "align_corners": self.align_corners, "name": self.name}
+
+
+@register_layer
+class UpSampling1D(_UpSampling):
+    """(batch, channels, length) enlarged by `size` (Keras' UpSampling1D; interpolation
+    "nearest" or "linear", PyTorch's Upsample rules)."""
+
+    nd = 1
+
+
+@register_layer
+class UpSampling2D(_UpSampling):
+    """(batch, channels, height, width) enlarged by `size` (an int or a pair); interpolation
+    "nearest" or "bilinear"."""
+
+    nd = 2
+
+
+@register_layer
+class UpSampling3D(_UpSampling):
+    """(batch, channels, depth, height, width) enlarged by `size`; "nearest" or "trilinear"."""
+
+    nd = 3
+
+
+class _ZeroPadding(Module):
+    nd = None
+
+    def __init__(self, padding=1, name=None):
+        super().__init__(name)
+        items = (padding,) * self.nd if isinstance(padding, int) else tuple(padding)
+        if self.nd == 1 and len(items) == 2 and all(isinstance(v, int) for v in items):
+            items = (items,)                  # Keras' ZeroPadding1D((begin, end))
+        pairs = tuple((p, p) if isinstance(p, int) else tuple(p) for p in items)
+        if len(pairs) != self.nd or any(len(p) != 2 or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in p)
+                for p in pairs):
+            raise ValueError("%s: padding must be an int, %d ints or %d (begin, end) pairs, got "
+                             "%r" % (type(self).__name__, self.nd, self.nd, padding))
+        self.padding = pairs
+
+    def forward(self, x):
+        _check_rank(self, x)
+        return shape_ops.pad(x, ((0, 0), (0, 0)) + self.padding)
+
+    def get_config(self):
+        return {"padding": [list(p) for p in self.padding], "name": self.name}
+
+
+@register_layer
+class ZeroPadding1D(_ZeroPadding):
+    """Zeros added at both ends of (batch, channels, length): padding an int or a pair."""
+
+    nd = 1
+
+
+@register_layer
+class ZeroPadding2D(_ZeroPadding):
+    """Zeros around (batch, channels, height, width): an int, (rows, cols) or
+    ((top, bottom), (left, right)) as Keras."""
+
+    nd = 2
+
+
+@register_layer
+class ZeroPadding3D(_ZeroPadding):
+    """Zeros around (batch, channels, depth, height, width); padding as ZeroPadding2D."""
+
+    nd = 3
