@@ -131,11 +131,13 @@ class Importer:
         self._param_cache = {}     # (initializer name, transform key) -> Parameter
         self.frozen = set()        # parameters that are statistics, not weights
         self.skip = set()          # nodes folded into an earlier node's builder
-        self.consumers = {}
+        self.consumers, self.producers = {}, {}
         for node in proto.graph.node:
             for name in node.input:
                 if name:
                     self.consumers.setdefault(name, []).append(node)
+            for name in node.output:
+                self.producers[name] = node
         self.output_names = {o.name for o in proto.graph.output}
         self.input_shapes = input_shapes or {}
         self._probe = {}           # graph node id -> output shapes at batch PROBE_BATCH
@@ -963,6 +965,42 @@ def _build_arg(fn):
     return build
 
 
+def _is_scalar(imp, name, value):
+    """Whether `name` is a one-value constant equal to value, reading ahead to a Constant
+    node not built yet (pattern matches look at nodes later in the graph)."""
+    v = imp.env.get(name)
+    producer = imp.producers.get(name)
+    if v is None and producer is not None and producer.op_type == "Constant":
+        v = _build_constant(imp, producer)
+    return _is_static(v) and np.asarray(_array(v)).size == 1 and \
+        np.isclose(float(np.asarray(_array(v)).reshape(-1)[0]), value, rtol=1e-6)
+
+
+def _other_input(node, name):
+    return node.input[1] if node.input[0] == name else node.input[0]
+
+
+def _build_erf(imp, node):
+    """Erf, or the whole exact GELU it is the middle of, x * (erf(x / sqrt 2) + 1) * 0.5 (how
+    exporters write GELU before opset 20): one pyfront gelu, as pyfront's own export of it."""
+    div = imp.producers.get(node.input[0])
+    add = imp.only_consumer(node, ["Add"])
+    mul = add and imp.only_consumer(add, ["Mul"])
+    half = mul and imp.only_consumer(mul, ["Mul"])
+    if div is not None and div.op_type == "Div" and half is not None and \
+            _is_scalar(imp, div.input[1], np.sqrt(2.0)) and \
+            _is_scalar(imp, _other_input(add, node.output[0]), 1.0) and \
+            _other_input(mul, add.output[0]) == div.input[0] and \
+            _is_scalar(imp, _other_input(half, mul.output[0]), 0.5) and \
+            not _is_static(imp.env[div.input[0]]):
+        for done in (add, mul, half):
+            imp.skip.add(done.output[0])
+        y = ops.gelu(imp.tensor(div.input[0]))
+        imp.env[half.output[0]] = y
+        return y
+    return ops.erf(imp.tensor(node.input[0]))
+
+
 def _build_leaky_relu(imp, node):
     return ops.leaky_relu(imp.tensor(node.input[0]), float(_attr(node, "alpha", 0.01)))
 
@@ -1055,7 +1093,8 @@ def _build_rnn(imp, node):
             mask = (np.arange(steps)[None, :] < lv).astype(np.float32)
         else:
             lv = ops.expand_dims(ops.cast(imp.tensor(lens), "int64"), 1)
-            mask = ops.less(np.arange(steps, dtype=np.int64)[None, :], lv)
+            # in x's dtype: the recurrent kernels read float and integer masks, not bool
+            mask = ops.cast(ops.less(np.arange(steps, dtype=np.int64)[None, :], lv), x.dtype)
     init_names = [_input(node, 5)] + ([_input(node, 6)] if op_type == "LSTM" else [])
     ys, finals = [], []
     for d, dname in enumerate(dirs):
@@ -1125,7 +1164,7 @@ BUILDERS = {
     "Sign": _elementwise(ops.sign, np.sign), "Floor": _elementwise(ops.floor, np.floor),
     "Ceil": _elementwise(ops.ceil, np.ceil), "Round": _elementwise(ops.round, np.round),
     "Sin": _elementwise(ops.sin, np.sin), "Cos": _elementwise(ops.cos, np.cos),
-    "Erf": _elementwise(ops.erf, None), "Tanh": _elementwise(ops.tanh, np.tanh),
+    "Erf": _build_erf, "Tanh": _elementwise(ops.tanh, np.tanh),
     "Sigmoid": _elementwise(ops.sigmoid, None), "Relu": _elementwise(ops.relu, None),
     "Softplus": _elementwise(ops.softplus, None), "LeakyRelu": _build_leaky_relu,
     "Gelu": _build_gelu, "Clip": _build_clip,

@@ -216,3 +216,23 @@ def test_bilinear_resize_is_refused_with_its_settings(torch):
     data = _torch_onnx(torch, torch.nn.Sequential(torch.nn.Conv2d(2, 3, 1), up), (2, 4, 6))
     with pytest.raises(pf.onnx.UnsupportedOnnxError, match="Resize mode=linear"):
         pf.onnx.load(data)
+
+
+def test_pytorch_gelu_chain_imports_as_one_gelu(torch, ort_run):
+    torch.manual_seed(0)
+    data = _torch_onnx(torch, torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.GELU()), (5,))
+    model = pf.onnx.load(data)
+    ops = [n.op.name for n in model.graph.nodes if n.kind == "op"]
+    assert "gelu" in ops and "erf" not in ops, ops
+    x = np.random.default_rng(0).standard_normal((3, 5)).astype(np.float32)
+    with pf.no_grad():
+        np.testing.assert_allclose(model(pf.tensor(x)).numpy(), ort_run(data, x)[0],
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_pyfront_gelu_round_trips_exactly(tmp_path):
+    model = _Apply(pf.gelu)
+    x = np.random.default_rng(1).standard_normal((4, 6)).astype(np.float32)
+    again = pf.onnx.load(pf.onnx.export(model, tmp_path / "g.onnx", example_inputs=[x]))
+    with pf.no_grad():
+        assert np.array_equal(again(pf.tensor(x)).numpy(), model(pf.tensor(x)).numpy())
