@@ -27,6 +27,7 @@ import functools
 import os
 import re
 import shutil
+import subprocess
 import sys
 import time
 import traceback
@@ -248,6 +249,20 @@ def test_doc_block(doc, index, request, tmp_path_factory):
         text += "\n(this block may depend on earlier ones that did not run through: %s)" \
             % ", ".join(earlier)
     pytest.fail(text, pytrace=False)
+
+
+def test_what_the_blocks_wrote_is_git_ignored():
+    """A reader runs the snippets in the checkout: what they write must not show up in git
+    status. Checks the files the blocks that ran in this session wrote."""
+    written = sorted({str(p.relative_to(run.workdir)) for run in _RUNS.values()
+                      for p in run.workdir.rglob("*") if p.is_file()})
+    if not written:
+        pytest.skip("no doc block that writes files ran in this session")
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout, or no git")
+    proc = subprocess.run(["git", "check-ignore", "--no-index", "--stdin"], cwd=ROOT,
+                          input="\n".join(written), capture_output=True, text=True)
+    assert sorted(set(written) - set(proc.stdout.split())) == []
 
 
 # ---- the harness itself ----
