@@ -1,10 +1,10 @@
-"""Fixtures of the JVM bridge tests: the checkout's pyfront.jvm importable in this process and in
-worker subprocesses, the Java sources compiled once per session, saved models with Python's
-predictions, and helpers to run Java programs and workers.
+"""Fixtures of the JVM bridge tests: the checkout's pyfront.jvm (through `pip install -e .`,
+which maps jvm-bridge/python to it, for this process and worker subprocesses alike), the Java
+sources compiled once per session, saved models with Python's predictions, and helpers to run
+Java programs and workers.
 
 Tests that need a JDK skip with a reason naming what is missing.
 """
-import importlib.util
 import json
 import os
 import subprocess
@@ -15,35 +15,15 @@ import numpy as np
 import pytest
 
 import pyfront as pf
+import pyfront.jvm as bridge
 
 ROOT = Path(__file__).resolve().parents[2]
 BRIDGE_PYTHON = ROOT / "jvm-bridge" / "python"
 TEST_JAVA = ROOT / "jvm-bridge" / "src" / "test" / "java"  # Maven's layout
 
-
-def _import_checkout_bridge():
-    """pyfront.jvm lives in jvm-bridge/python (setup.py maps it when installing); tests use the
-    checkout's copy whether or not pyfront is installed."""
-    spec = importlib.util.spec_from_file_location(
-        "pyfront.jvm", BRIDGE_PYTHON / "__init__.py",
-        submodule_search_locations=[str(BRIDGE_PYTHON)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["pyfront.jvm"] = module
-    spec.loader.exec_module(module)
-    pf.jvm = module
-    return module
-
-
-bridge = _import_checkout_bridge()
-
-# a `pyfront` package for worker subprocesses: the checkout's pyfront, plus jvm-bridge/python
-# as pyfront.jvm (what an install does through setup.py's package_dir)
-_SHIM_INIT = '''import os
-_root = {root!r}
-__path__ = [os.path.dirname(os.path.abspath(__file__)), os.path.join(_root, "pyfront")]
-__file__ = os.path.join(_root, "pyfront", "__init__.py")
-exec(compile(open(__file__).read(), __file__, "exec"))
-'''
+if Path(bridge.__file__).resolve().parent != BRIDGE_PYTHON:
+    raise ImportError("pyfront.jvm is imported from %s, not from this checkout's %s: install the "
+                      "checkout with pip install -e ." % (bridge.__file__, BRIDGE_PYTHON))
 
 
 def missing_jdk():
@@ -61,27 +41,14 @@ def missing_jdk():
 
 
 @pytest.fixture(scope="session")
-def shim_path(tmp_path_factory):
-    shim = tmp_path_factory.mktemp("pyfront-shim")
-    pkg = shim / "pyfront"
-    pkg.mkdir()
-    (pkg / "jvm").symlink_to(BRIDGE_PYTHON, target_is_directory=True)
-    (pkg / "__init__.py").write_text(_SHIM_INIT.format(root=str(ROOT)))
-    return shim
-
-
-@pytest.fixture(scope="session")
 def workdir(tmp_path_factory):
-    # never the checkout root: `python -m` puts the working directory first on sys.path, where
-    # the source pyfront (without pyfront.jvm) would hide the shim
+    # the files Java programs and workers write go to a temporary folder, not the checkout
     return tmp_path_factory.mktemp("jvm-work")
 
 
 @pytest.fixture(scope="session")
-def child_env(shim_path):
+def child_env():
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(shim_path)] + [p for p in env.get(
-        "PYTHONPATH", "").split(os.pathsep) if p])
     env["PYFRONT_PYTHON"] = sys.executable
     env.pop("PYFRONT_JVM_TOKEN", None)
     return env
