@@ -19,7 +19,7 @@
 
 /* Bumped whenever a declaration below changes; pyfront/backend/cpu.py names the version it
  * was written for and refuses a library built from another (a stale build). */
-#define PF_ABI_VERSION 2
+#define PF_ABI_VERSION 3
 #define PF_MAX_DIMS 8
 #define PF_MAX_IN 16
 #define PF_MAX_OUT 8
@@ -185,6 +185,14 @@ int pf_kernel_lookup(const char *name);             /* id, or -1 */
 int pf_workspace_size(int32_t kernel, const pf_args *args, int64_t *bytes);
 int pf_kernel_has_workspace(int32_t kernel);          /* 1 if it may ask for scratch memory */
 int pf_run(int32_t kernel, const pf_args *args);
+
+/* Kernels compiled outside the library (a user's C, built with cffi against this header) join
+ * the one table by name: eager calls and compiled plans then run them like the built-in ones.
+ * workspace may be NULL. PF_ERR_ARGUMENT for a name in use (built-in or registered), a name
+ * longer than 63 bytes, or a full table. Registered kernels stay for the process's life. */
+typedef int (*pf_user_kernel)(const pf_args *args);
+typedef int (*pf_user_workspace)(const pf_args *args, int64_t *bytes);
+int pf_register_kernel(const char *name, pf_user_kernel run, pf_user_workspace workspace);
 
 /* Run steps [begin, end) of a plan; on failure *failed_step names the step. */
 int pf_run_steps(const pf_step *steps, int64_t begin, int64_t end, int64_t *failed_step);

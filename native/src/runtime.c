@@ -613,6 +613,41 @@ int pf_kernel_lookup(const char *name) {
     return -1;
 }
 
+/* Kernels registered at run time: entries and names live here, the table points at them. The
+ * count is published after the entry is filled, so a reader never sees a half-made entry. */
+#define MAX_USER_KERNELS 64
+static pf_kernel_entry user_entries[MAX_USER_KERNELS];
+static char user_names[MAX_USER_KERNELS][64];
+static int n_user;
+static pthread_mutex_t register_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int pf_register_kernel(const char *name, pf_user_kernel run, pf_user_workspace workspace) {
+    pthread_once(&table_once, build_table);
+    PF_CHECK(name != NULL && run != NULL, PF_ERR_ARGUMENT,
+             "pf_register_kernel: a name and a kernel function are required");
+    size_t len = strlen(name);
+    PF_CHECK(len >= 1 && len < sizeof user_names[0], PF_ERR_ARGUMENT,
+             "pf_register_kernel: the name must have 1 to %d bytes, got %zu",
+             (int)sizeof user_names[0] - 1, len);
+    pthread_mutex_lock(&register_lock);
+    int status = PF_OK;
+    if (pf_kernel_lookup(name) >= 0)
+        status = pf_fail(PF_ERR_ARGUMENT, "pf_register_kernel: a kernel named '%s' exists already",
+                         name);
+    else if (n_user >= MAX_USER_KERNELS || n_kernels >= MAX_KERNELS)
+        status = pf_fail(PF_ERR_ARGUMENT, "pf_register_kernel: the kernel table is full (%d "
+                         "registered kernels)", n_user);
+    else {
+        memcpy(user_names[n_user], name, len + 1);
+        user_entries[n_user] = (pf_kernel_entry){user_names[n_user], run, workspace};
+        kernels[n_kernels] = &user_entries[n_user];
+        n_user++;
+        __atomic_store_n(&n_kernels, n_kernels + 1, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&register_lock);
+    return status;
+}
+
 int pf_kernel_has_workspace(int32_t kernel) {
     pthread_once(&table_once, build_table);
     return kernel >= 0 && kernel < n_kernels && kernels[kernel]->workspace != NULL;

@@ -13,12 +13,12 @@ from .. import errors
 from .._native import ffi, lib
 
 __all__ = ["Buf", "run", "kernel_id", "set_num_threads", "get_num_threads", "blas_info",
-           "raise_native_error", "new_args", "new_steps"]
+           "raise_native_error", "new_args", "new_steps", "register_kernel", "include_dir"]
 
 # The ABI (native/include/pyfront.h) this code was written for. An editable install does not
 # rebuild C on import, so a library compiled from an older header would be called with the
 # wrong declarations: refuse it before anything else touches it.
-ABI_VERSION = 2
+ABI_VERSION = 3
 
 
 def check_abi_version():
@@ -142,6 +142,55 @@ def kernel_id(name):
 
 
 _WORKSPACE_KERNELS = set()
+_registered = {}      # name -> the function objects: their library must stay loaded
+
+
+def register_kernel(name, function, workspace=None):
+    """Add a native kernel compiled outside pyfront to the kernel table under `name`.
+
+    function: `int kernel(const pf_args *args)` (and workspace, optional: `int size(const
+    pf_args *args, int64_t *bytes)`), written in C against native/include/pyfront.h
+    (include_dir()) and built by the caller, e.g. with cffi; given as a cffi function pointer
+    of any FFI instance (ffi.addressof(lib, "kernel")) or an integer address. Eager ops and
+    compiled plans then reach it by name, in the same native loop as the built-in kernels."""
+    if not isinstance(name, str) or not name:
+        raise ValueError("register_kernel: name must be a non-empty string, got %r" % (name,))
+    fn = ffi.cast("pf_user_kernel", _function_address(function, "function"))
+    ws = ffi.NULL if workspace is None else \
+        ffi.cast("pf_user_workspace", _function_address(workspace, "workspace"))
+    status = lib.pf_register_kernel(name.encode(), fn, ws)
+    if status:
+        raise_native_error(status, "register_kernel(%r): " % name)
+    kid = lib.pf_kernel_lookup(name.encode())
+    _kernel_ids[name] = kid
+    if workspace is not None:
+        _WORKSPACE_KERNELS.add(kid)
+    _registered[name] = (function, workspace)
+    return kid
+
+
+def _function_address(function, what):
+    if isinstance(function, int) and not isinstance(function, bool):
+        address = function
+    else:
+        try:
+            address = int(ffi.cast("uintptr_t", function))
+        except TypeError:
+            raise TypeError("register_kernel: %s must be a cffi function pointer or an integer "
+                            "address, got %r" % (what, function)) from None
+    if not address:
+        raise ValueError("register_kernel: %s is a null pointer" % what)
+    return address
+
+
+def include_dir():
+    """The folder holding pyfront.h, the ABI a user's kernel is compiled against."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    path = os.path.normpath(os.path.join(here, "..", "..", "native", "include"))
+    if not os.path.isfile(os.path.join(path, "pyfront.h")):
+        raise errors.PyfrontError("pyfront.h is not at %s: user kernels are built against a "
+                                  "source checkout of pyfront (pip install -e .)" % path)
+    return path
 
 
 def _init():
