@@ -372,7 +372,8 @@ class Worker:
     def control_call(self):
         """Called first by every control method: py4j checks the token before a connection's
         first call, so a call marks its connection authenticated (see ConnectionGate)."""
-        connection = self._client_server._gateway_client.get_thread_connection()
+        java_client = self._client_server.get_callback_server().gateway_client
+        connection = java_client.get_thread_connection()
         if connection is not None and not self.control_gate.authenticate(connection):
             _shutdown(connection.socket)
             raise RuntimeError("the worker serves %d control connections, its limit "

@@ -478,6 +478,50 @@ def test_unauthenticated_connection_closed_after_deadline(start_worker, models):
         control.close()
 
 
+def _control_connection(port, token):
+    """An authenticated control connection that has made one call, kept open; (socket, reply)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    stream = sock.makefile("rb")
+    sock.sendall(("A\n%s\ne\n" % token).encode())
+    assert stream.readline().startswith(b"!yv")
+    sock.sendall(b"c\nt\nhealth\ne\n")
+    return sock, stream.readline().decode()
+
+
+def test_authenticated_connections_capped(start_worker, models):
+    w = start_worker({"mlp": models["mlp"]}, "cap-token", "--max-connections", "2")
+    x = models["x"][:1]
+    first, second = Client(w.info["data_socket"], w.token), Client(w.info["data_socket"], w.token)
+    third = Client(w.info["data_socket"])
+    third.send_raw(P.encode_hello(w.token))
+    kind, _, length = third.receive()
+    code, _, message = P.parse_error(third.buf, length)
+    assert (kind, code) == (P.ERROR, P.BUSY) and "serves 2 data connections" in message
+    assert third.closed_by_peer()
+    second.close()
+    time.sleep(0.2)  # the worker notices the close
+    again = Client(w.info["data_socket"], w.token)
+    for c in (first, again):
+        np.testing.assert_array_equal(c.infer("mlp", [("input", x)])[0][1],
+                                      models["jit_rows"][:1])
+    port = w.info["control_port"]
+    held = [_control_connection(port, w.token) for _ in range(2)]
+    assert all(reply.startswith("!ys") for _, reply in held)
+    sock, reply = _control_connection(port, w.token)
+    assert reply == "", reply  # dropped before the call runs
+    sock.close()
+    held[0][0].close()
+    time.sleep(0.2)
+    assert _control_call(port, w.token, "health")["ok"]
+    for c in (first, again):
+        c.close()
+    held[1][0].close()
+    w.stop()
+    log = w.proc.stderr.read()
+    for channel in ("data", "control"):
+        assert "refused a %s connection: 2 are open (--max-connections)" % channel in log, log
+
+
 def test_token_from_stdin_stays_out_of_the_environment(child_env, workdir, models):
     token = "pipe-token-" + os.urandom(8).hex()
     proc = subprocess.Popen([sys.executable, "-m", "pyfront.jvm", "serve", "--model",
