@@ -78,6 +78,8 @@ _LAZY = {
     "load_bytes": ("pyfront.io.model", "load_bytes"),
     "save_checkpoint": ("pyfront.io.model", "save_checkpoint"),
     "load_checkpoint": ("pyfront.io.model", "load_checkpoint"),
+    "custom_op": ("pyfront.graph.custom", "custom_op"),
+    "register_kernel": ("pyfront.backend.cpu", "register_kernel"),
 }
 
 

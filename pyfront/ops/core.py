@@ -175,7 +175,9 @@ def get_op(name):
         return REGISTRY[name]
     except KeyError:
         raise errors.ModelFormatError("unknown op %r: the graph names an op this version of "
-                                      "pyfront does not have" % name) from None
+                                      "pyfront does not have (a custom op must be registered "
+                                      "with pf.custom_op in this process before loading: "
+                                      "nothing named by a file is imported)" % name) from None
 
 
 # ---------------------------------------------------------------------------------------------
