@@ -8,6 +8,7 @@ import uuid
 import numpy as np
 
 from .. import errors
+from ..train.step import as_list
 from . import data as data_mod
 from .common import TensorLayout, make_metrics, model_from_bytes, model_to_bytes, \
     unpack_metric_states
@@ -24,31 +25,39 @@ def _unwrap(model):
     return inner if getattr(model, "is_hybridized", False) and inner is not None else model
 
 
-def _input_shape(model, input_shape):
+def _input_shapes(model, input_shape):
+    """Per model input, the per-row shape (input_shape: one shape, or a list per input)."""
+    n = len(model.input_spec) if model.input_spec else 1
     if input_shape is not None:
-        return tuple(int(d) for d in input_shape)
+        shapes = list(input_shape) if n > 1 else [input_shape]
+        if len(shapes) != n:
+            raise ValueError("input_shape: the model has %d inputs; give a list of %d shapes, "
+                             "got %r" % (n, n, input_shape))
+        return [tuple(int(d) for d in s) for s in shapes]
     if not model.input_spec:
         raise errors.PyfrontError(
             "the model has not seen an input yet, so its input shape is unknown: call it once "
             "or pass input_shape= (per row, without the batch dimension)")
-    shape = tuple(model.input_spec[0][0][1:])
-    if None in shape:
-        raise errors.PyfrontError("the model's input shape %s has unknown dimensions; pass "
-                                  "input_shape=" % (shape,))
-    return shape
+    shapes = [tuple(spec[0][1:]) for spec in model.input_spec]
+    for shape in shapes:
+        if None in shape:
+            raise errors.PyfrontError("the model's input shape %s has unknown dimensions; "
+                                      "pass input_shape=" % (shape,))
+    return shapes
 
 
-def _output_width(model, input_shape):
+def _output_widths(model, input_shapes):
     import pyfront as pf
 
     was_training = model.training
     model.eval()
     try:
         with pf.no_grad():
-            out = model(pf.tensor(np.zeros((1,) + tuple(input_shape), np.float32)))
+            out = model(*[pf.tensor(np.zeros((1,) + tuple(s), np.float32))
+                          for s in input_shapes])
     finally:
         model.train(was_training)
-    return int(out.shape[-1]) if len(out.shape) > 1 else 1
+    return [int(o.shape[-1]) if len(o.shape) > 1 else 1 for o in as_list(out)]
 
 
 def _cached_model(key, model_bc):
@@ -67,61 +76,88 @@ def _cached_model(key, model_bc):
     return entry
 
 
-def _score(key, model_bc, input_shape, batch_size, output, column):
-    """Model outputs for one Arrow array of feature rows (array<float>)."""
+def _score(key, model_bc, input_shapes, batch_size, output, *columns):
+    """Model outputs for Arrow arrays of feature rows (array<float>), one per model input:
+    one array for a single-output model, else a struct with a field o<i> per output."""
     import pyarrow as pa
 
     from .worker import _features, _set_threads
 
     _set_threads()
     _, forward = _cached_model(key, model_bc)
-    n = len(column)
-    flat = int(np.prod(input_shape))
-    if column.null_count:
-        raise errors.PyfrontError("predict: %d rows have null features" % column.null_count)
-    lengths = np.diff(column.offsets.to_numpy())
-    if n and (lengths != flat).any():
-        bad = int(lengths[lengths != flat][0])
-        raise errors.ShapeError("predict: a row has %d feature values but the model takes %d "
-                                "(input shape %s)" % (bad, flat, tuple(input_shape)))
-    x = _features(column, n, flat).reshape((n,) + tuple(input_shape))
+    n = len(columns[0])
+    xs = []
+    for i, (column, shape) in enumerate(zip(columns, input_shapes)):
+        flat = int(np.prod(shape))
+        which = "" if len(columns) == 1 else " of input %d" % i
+        if column.null_count:
+            raise errors.PyfrontError("predict: %d rows have null features%s"
+                                      % (column.null_count, which))
+        lengths = np.diff(column.offsets.to_numpy())
+        if n and (lengths != flat).any():
+            bad = int(lengths[lengths != flat][0])
+            raise errors.ShapeError("predict: a row has %d feature values%s but the model takes "
+                                    "%d (input shape %s)" % (bad, which, flat, tuple(shape)))
+        xs.append(_features(column, n, flat).reshape((n,) + tuple(shape)))
     parts = []
     for i in range(0, n, batch_size):
-        parts.append(np.asarray(forward.run_numpy(x[i:i + batch_size])))
-    y = np.concatenate(parts) if parts else np.zeros((0, 1), np.float32)
-    y = y.reshape(n, -1)
-    if output == "class":
-        return pa.array(y.argmax(axis=1).astype(np.float64))
-    values = pa.array(y.astype(np.float32).reshape(-1))
-    offsets = pa.array(np.arange(0, (n + 1) * y.shape[1], y.shape[1], dtype=np.int32))
-    return pa.ListArray.from_arrays(offsets, values)
+        parts.append(as_list(forward.run_numpy(*[x[i:i + batch_size] for x in xs])))
+    outs = [np.concatenate(p).reshape(n, -1) for p in zip(*parts)] if parts else None
+    arrays = []
+    for y in outs or [np.zeros((0, 1), np.float32)]:
+        if output == "class":
+            arrays.append(pa.array(y.argmax(axis=1).astype(np.float64)))
+            continue
+        values = pa.array(y.astype(np.float32).reshape(-1))
+        offsets = pa.array(np.arange(0, (n + 1) * y.shape[1], y.shape[1], dtype=np.int32))
+        arrays.append(pa.ListArray.from_arrays(offsets, values))
+    if len(arrays) == 1:
+        return arrays[0]
+    return pa.StructArray.from_arrays(arrays, names=["o%d" % i for i in range(len(arrays))])
 
 
-def _arrow_scorer(score, return_type):
-    """An iterator Arrow UDF (Spark 4.1+) around score(pa.Array) -> pa.Array."""
-    from typing import Iterator
+def _arrow_scorer(score, return_type, n_inputs):
+    """An iterator Arrow UDF (Spark 4.1+) around score(*pa.Array) -> pa.Array."""
+    from typing import Iterator, Tuple
 
     import pyarrow as pa
     from pyspark.sql.functions import arrow_udf
 
-    def run(batches: Iterator[pa.Array]) -> Iterator[pa.Array]:
-        for column in batches:
-            yield score(column)
+    if n_inputs == 1:
+        def run(batches: Iterator[pa.Array]) -> Iterator[pa.Array]:
+            for column in batches:
+                yield score(column)
+    else:
+        def run(batches: Iterator[Tuple[pa.Array, ...]]) -> Iterator[pa.Array]:
+            for columns in batches:
+                yield score(*columns)
     return arrow_udf(run, return_type)
 
 
-def _pandas_scorer(score, return_type):
+def _pandas_scorer(score, return_type, n_inputs):
     """The same as a pandas iterator UDF, for Spark 3.5 and 4.0."""
-    from typing import Iterator
+    from typing import Iterator, Tuple
 
     import pandas as pd
     import pyarrow as pa
     from pyspark.sql.functions import pandas_udf
 
-    def run(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
-        for series in batches:
-            column = pa.array(series, type=pa.list_(pa.float32()))
-            yield score(column).to_pandas()
+    def arrow(series):
+        return pa.array(series, type=pa.list_(pa.float32()))
+
+    if n_inputs == 1:
+        def run(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
+            for series in batches:
+                yield score(arrow(series)).to_pandas()
+    else:
+        def run(batches: Iterator[Tuple[pd.Series, ...]]) -> Iterator[pd.DataFrame]:
+            for columns in batches:
+                out = score(*[arrow(c) for c in columns])
+                if isinstance(out, pa.StructArray):     # several outputs: a struct column
+                    yield pd.DataFrame({f.name: out.field(i).to_pandas()
+                                        for i, f in enumerate(out.type)})
+                else:
+                    yield out.to_pandas()
     return pandas_udf(run, return_type)
 
 
@@ -130,8 +166,12 @@ def predict(model, df, input_col=None, output_col="prediction", input_cols=None,
     """df with output_col added: the model's outputs for each row (array<float>), or with
     output="class" the index of the largest output (double, Spark ML's convention).
 
-    input_col: an array or ML Vector column; input_cols: several numeric columns instead.
-    input_shape: per-row shape the flat features are reshaped to (default: the model's).
+    input_col: an array or ML Vector column; input_cols: several numeric columns instead. A
+    model with several inputs takes input_col as a list with one entry per input (each a
+    column or a list of numeric columns); one with several outputs adds a column per output:
+    output_col is then a list of names, or a prefix (prediction_0, prediction_1, ...).
+    input_shape: per-row shape the flat features are reshaped to (default: the model's), or
+    a list of them per input.
     """
     import pyspark.sql.functions as F
 
@@ -140,22 +180,42 @@ def predict(model, df, input_col=None, output_col="prediction", input_cols=None,
                          "(numeric columns), not both")
     if output not in ("raw", "class"):
         raise ValueError("predict: output is 'raw' or 'class', got %r" % (output,))
-    if output_col in df.columns:
-        raise errors.PyfrontError("predict: the DataFrame has a column %r already; choose "
-                                  "another output_col" % output_col)
     net = _unwrap(model)
-    shape = _input_shape(net, input_shape)
+    shapes = _input_shapes(net, input_shape)
+    columns = [input_cols] if input_cols is not None else \
+        list(input_col) if len(shapes) > 1 else [input_col]
+    if len(columns) != len(shapes):
+        raise ValueError("predict: the model has %d inputs; input_col is a list of %d entries "
+                         "(a column, or a list of numeric columns, per input), got %r"
+                         % (len(shapes), len(shapes), input_col))
+    n_outputs = len(_output_widths(net, shapes))
+    names = [output_col] if n_outputs == 1 else list(output_col) \
+        if isinstance(output_col, (list, tuple)) else \
+        ["%s_%d" % (output_col, i) for i in range(n_outputs)]
+    if len(names) != n_outputs:
+        raise ValueError("predict: the model has %d outputs; output_col names %d"
+                         % (n_outputs, len(names)))
+    taken = [n for n in names if n in df.columns]
+    if taken:
+        raise errors.PyfrontError("predict: the DataFrame has a column %r already; choose "
+                                  "another output_col" % taken[0])
     check_executors(df.sparkSession.sparkContext)
-    features = data_mod.features_expr(df, input_cols if input_cols is not None else input_col)
+    features = [data_mod.features_expr(df, c) for c in columns]
     model_bc = df.sparkSession.sparkContext.broadcast(model_to_bytes(net))
-    score = functools.partial(_score, uuid.uuid4().hex, model_bc, shape, int(batch_size),
+    score = functools.partial(_score, uuid.uuid4().hex, model_bc, shapes, int(batch_size),
                               output)
-    return_type = "double" if output == "class" else "array<float>"
-    if hasattr(F, "arrow_udf"):
-        udf = _arrow_scorer(score, return_type)
-    else:
-        udf = _pandas_scorer(score, return_type)
-    return df.withColumn(output_col, udf(features))
+    one = "double" if output == "class" else "array<float>"
+    return_type = one if n_outputs == 1 else \
+        "struct<%s>" % ", ".join("o%d: %s" % (i, one) for i in range(n_outputs))
+    make = _arrow_scorer if hasattr(F, "arrow_udf") else _pandas_scorer
+    scored = make(score, return_type, len(features))(*features)
+    if n_outputs == 1:
+        return df.withColumn(output_col, scored)
+    every = "__pyfront_outputs"
+    out = df.withColumn(every, scored)
+    for i, name in enumerate(names):
+        out = out.withColumn(name, F.col(every)["o%d" % i])
+    return out.drop(every)
 
 
 def evaluate(model, df, features_col="features", label_col="label", loss=None, metrics=None,
@@ -179,14 +239,19 @@ def evaluate(model, df, features_col="features", label_col="label", loss=None, m
         raise errors.PyfrontError("evaluate: nothing to compute; pass loss= and/or metrics= "
                                   "(or compile the model)")
     make_metrics(cfg.metric_specs)
-    shape = _input_shape(net, input_shape)
+    shapes = _input_shapes(net, input_shape)
+    if len(shapes) > 1:
+        raise errors.PyfrontError("pyfront.spark.evaluate takes single-input models; evaluate "
+                                  "a model with %d inputs with validation_data= in "
+                                  "SparkTrainer.fit" % len(shapes))
+    shape = shapes[0]
     label_kind = "class" if cfg.loss is None else cfg.label_kinds(1)[0]
     if cfg.loss is None and any(str(m) in ("mae", "mse", "rmse") for m in cfg.metric_specs):
         label_kind = "value"
     spec = data_mod.InputSpec(features_col, label_col, label_kind,
                               feature_size=int(np.prod(shape)))
     if label_kind == "class":
-        spec.num_classes = [_output_width(net, shape)]
+        spec.num_classes = _output_widths(net, shapes)[:1]
     df = data_mod.as_dataframe(df)
     check_executors(df.sparkSession.sparkContext)
     converted = data_mod.convert(df, spec)

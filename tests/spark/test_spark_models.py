@@ -77,6 +77,24 @@ def test_a_two_input_two_output_model_trains_like_local_sync_sgd(spark):
     assert history["val_loss"][-1] == pytest.approx(local_eval["loss"], rel=1e-5)
 
 
+def test_predict_scores_a_two_input_two_output_model_like_local_predict(spark):
+    from pyfront.spark import predict
+
+    xa, xb, cls, value = problem(40)
+    model = two_by_two(3)
+    df = frame(spark, xa, xb, cls, value)
+    scored = predict(model, df, input_col=["a", "b"], output_col=["logits", "score"],
+                     batch_size=16).toPandas()
+    want = model.predict([xa, xb])
+    np.testing.assert_allclose(np.stack(scored["logits"]), want[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.stack(scored["score"]), want[1], rtol=1e-5, atol=1e-6)
+    classes = predict(model, df, input_col=["a", "b"], output="class").toPandas()
+    assert list(classes.columns[-2:]) == ["prediction_0", "prediction_1"]
+    np.testing.assert_array_equal(classes["prediction_0"], want[0].argmax(axis=1))
+    with pytest.raises(ValueError, match="the model has 2 inputs; input_col is a list of 2"):
+        predict(model, df, input_col="a")
+
+
 def test_a_label_column_per_output_is_required(spark):
     from pyfront.spark import SparkTrainer
 
