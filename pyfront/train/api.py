@@ -349,8 +349,9 @@ class TrainingMixin:
         yielding (inputs, targets) (then y is None). validation_data: (x_val, y_val) or a
         Dataset / DataLoader; validation_split: the last fraction of x/y, held out before
         shuffling. shuffle: reshuffle every epoch (seeded by `seed`, else by pf.random).
-        verbose: 0 silent, 1 a progress bar (one line per epoch when stdout is not a terminal),
-        2 one line per epoch.
+        verbose: 0 silent, 1 a progress bar, then the epoch's summary wrapped to the terminal's
+        width (one line per epoch when stdout is not a terminal of known width), 2 one line per
+        epoch. x and y may also be (nested) Python lists, taken as numpy takes them.
         """
         from .callbacks import CallbackList, History
         from .metrics import Mean
