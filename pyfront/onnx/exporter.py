@@ -238,6 +238,15 @@ def _emit_conv(e, node, ins):
     return _activation(e, y, a.get("activation"), x.dtype)
 
 
+def _emit_conv_transpose(e, node, ins):
+    a = node.attrs
+    k = list(_in_spec(node, 1).shape[2:])
+    pads = [int(p[0]) for p in a["padding"]] + [int(p[1]) for p in a["padding"]]
+    return e.node("ConvTranspose", ins, kernel_shape=k, strides=list(a["strides"]),
+                  dilations=list(a["dilation"]), pads=pads,
+                  output_padding=list(a["output_padding"]), group=int(a["groups"]))
+
+
 def _emit_pool(op_type):
     def emit(e, node, ins):
         x = _in_spec(node, 0)
@@ -539,6 +548,8 @@ EXPORTERS = {
     "linear": _emit_linear, "matmul": _emit_matmul,
     "softmax": _emit_softmax("Softmax"), "log_softmax": _emit_softmax("LogSoftmax"),
     "conv1d": _emit_conv, "conv2d": _emit_conv, "conv3d": _emit_conv,
+    "conv_transpose1d": _emit_conv_transpose, "conv_transpose2d": _emit_conv_transpose,
+    "conv_transpose3d": _emit_conv_transpose,
     "max_pool1d": _emit_pool("MaxPool"), "max_pool2d": _emit_pool("MaxPool"),
     "max_pool3d": _emit_pool("MaxPool"), "avg_pool1d": _emit_pool("AveragePool"),
     "avg_pool2d": _emit_pool("AveragePool"), "avg_pool3d": _emit_pool("AveragePool"),

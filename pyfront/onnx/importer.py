@@ -504,58 +504,34 @@ def _build_conv(imp, node):
     return _bind_fused(imp, node, last, y)
 
 
-def _zero_insert(x, axis, stride):
-    """s - 1 zeros between neighbours along axis (a strided transposed convolution's input):
-    a new axis padded with zeros, merged into this one, the trailing zeros cut."""
-    n = x.shape[axis]
-    y = ops.expand_dims(x, axis + 1)
-    pads = [(0, 0)] * len(y.shape)
-    pads[axis + 1] = (0, stride - 1)
-    y = ops.pad(y, pads)
-    shape = list(y.shape[:axis]) + [n * stride] + list(y.shape[axis + 2:])
-    y = ops.reshape(y, tuple(-1 if d is None else d for d in shape))
-    key = [slice(None)] * len(shape)
-    key[axis] = slice(0, (n - 1) * stride + 1)
-    return ops.getitem(y, tuple(key))
-
-
 def _build_conv_transpose(imp, node):
-    """A transposed convolution as the convolution it is the gradient of: zeros inserted
-    between input elements, then a stride-1 convolution with the kernel flipped and its
-    channel axes swapped (done once, here, on the initializer)."""
     a = _attrs(node)
     x = imp.tensor(node.input[0])
     w_name = node.input[1]
-    if not imp.is_initializer(w_name):
-        raise UnsupportedOnnxError("ConvTranspose with computed weights")
-    weight = imp.env[w_name].array
-    nd = weight.ndim - 2
-    if a.get("group", 1) != 1 or "output_shape" in a or \
-            a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET", b"VALID", "VALID"):
-        raise UnsupportedOnnxError("ConvTranspose with group, output_shape or auto_pad SAME")
+    w = imp.param(w_name) if imp.is_initializer(w_name) else imp.tensor(w_name)
+    nd = len(w.shape) - 2
+    if "output_shape" in a or _attr(node, "auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
+        raise UnsupportedOnnxError("ConvTranspose with output_shape or auto_pad SAME")
     if nd not in (1, 2, 3):
         raise UnsupportedOnnxError("%d-D ConvTranspose" % nd)
-    k = list(weight.shape[2:])
-    strides = list(a.get("strides", [1] * nd))
-    dil = list(a.get("dilations", [1] * nd))
     pads = list(a.get("pads", [0] * (2 * nd)))
-    extra = list(a.get("output_padding", [0] * nd))
-    padding = []
-    for i in range(nd):
-        span = dil[i] * (k[i] - 1)
-        begin, end = span - pads[i], span - pads[i + nd] + extra[i]
-        if begin < 0 or end < 0:
-            raise UnsupportedOnnxError("ConvTranspose pads larger than the kernel's span")
-        padding.append((begin, end))
-    for i, s in enumerate(strides):
-        if s > 1:
-            x = _zero_insert(x, 2 + i, s)
-    flip = tuple(range(2, nd + 2))
-    kernel = imp.param(w_name, lambda w: np.flip(np.swapaxes(w, 0, 1), flip), key="transpose")
+    begin, end = pads[:nd], pads[nd:]
+    common = [min(b, e) for b, e in zip(begin, end)]   # pyfront pads both ends alike
     b_name = _input(node, 2)
-    bias = None if b_name is None else imp.param(b_name)
-    fn = {1: ops.conv1d, 2: ops.conv2d, 3: ops.conv3d}[nd]
-    return fn(x, kernel, bias, strides=1, padding=tuple(padding), dilation=dil)
+    # the bias is reshaped before it meets x: as a graph variable, so that the reshape is a
+    # graph node and not an eager copy the graph would hold as a nameless tensor
+    bias = None if b_name is None else (imp.graph.variable(imp.param(b_name))
+                                        if imp.is_initializer(b_name) else imp.tensor(b_name))
+    fn = {1: ops.conv_transpose1d, 2: ops.conv_transpose2d, 3: ops.conv_transpose3d}[nd]
+    y = fn(x, w, bias, list(a.get("strides", [1] * nd)), common,
+                              list(a.get("output_padding", [0] * nd)),
+                              list(a.get("dilations", [1] * nd)), int(a.get("group", 1)))
+    if common != begin or common != end:             # the rest of uneven padding: a crop
+        key = (slice(None), slice(None)) + tuple(
+            slice(b - c, y.shape[2 + i] - (e - c)) for i, (b, e, c) in
+            enumerate(zip(begin, end, common)))
+        y = ops.getitem(y, key)
+    return y
 
 
 # Resize "nearest" with whole-number scales repeats each element: for these coordinate
@@ -601,20 +577,20 @@ def _build_pool(kind):
     def build(imp, node):
         x = imp.tensor(node.input[0])
         nd = _rank(x) - 2
-        if _attr(node, "ceil_mode", 0):
-            raise UnsupportedOnnxError("ceil_mode=1")
-        if any(d != 1 for d in _attr(node, "dilations", [1] * nd)):
-            raise UnsupportedOnnxError("dilated pooling")
+        ceil_mode = bool(_attr(node, "ceil_mode", 0))
+        dilation = list(_attr(node, "dilations", [1] * nd))
         if len(node.output) > 1 and node.output[1]:
             raise UnsupportedOnnxError("the Indices output of MaxPool")
         k = list(_attr(node, "kernel_shape"))
         strides = list(_attr(node, "strides", [1] * nd))
-        padding = _conv_padding(node, x.shape, k, strides, [1] * nd)
+        padding = _conv_padding(node, x.shape, k, strides, dilation)
         if kind == "max":
             fn = {1: ops.max_pool1d, 2: ops.max_pool2d, 3: ops.max_pool3d}[nd]
-            return fn(x, k, strides, padding)
+            return fn(x, k, strides, padding, dilation=dilation, ceil_mode=ceil_mode)
+        if any(d != 1 for d in dilation):
+            raise UnsupportedOnnxError("dilated average pooling")
         fn = {1: ops.avg_pool1d, 2: ops.avg_pool2d, 3: ops.avg_pool3d}[nd]
-        return fn(x, k, strides, padding,
+        return fn(x, k, strides, padding, ceil_mode=ceil_mode,
                   count_include_pad=bool(_attr(node, "count_include_pad", 0)))
     return build
 

@@ -43,7 +43,14 @@ EXPORTABLE = {
     "leaky_relu_layer", "lstm_last", "lstm_sequences_state", "lstm_go_backwards",
     "lstm_mask_value", "gru_last", "gru_sequences_nobias", "simple_rnn_tanh",
     "simple_rnn_relu_state", "bidirectional_lstm_concat", "bidirectional_gru_sum",
-    "stacked_lstm_gru", "lstm_regressor", "multi_head_attention", "multi_head_attention_causal"}
+    "stacked_lstm_gru", "lstm_regressor", "multi_head_attention", "multi_head_attention_causal",
+    "prelu_per_channel", "prelu_shared", "dense_silu", "dense_mish", "sequential_elu_hardswish",
+    "activation_silu", "activation_elu", "activation_celu", "activation_mish",
+    "activation_softsign", "activation_logsigmoid", "activation_hardsigmoid",
+    "activation_hardtanh", "activation_relu6", "conv1d_transpose",
+    "conv2d_transpose_groups_tanh", "conv3d_transpose", "upsampling1d_linear",
+    "upsampling2d_nearest", "upsampling2d_bilinear", "upsampling3d", "zero_padding1d",
+    "zero_padding2d", "zero_padding3d", "group_norm", "instance_norm_affine", "decoder"}
 
 
 def _outputs(out):

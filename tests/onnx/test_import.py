@@ -245,10 +245,11 @@ def test_symbolic_dims_besides_the_batch_need_input_shapes(ort_run):
 def test_a_setting_pyfront_lacks_names_the_node():
     from onnx import helper
 
-    proto = _tiny_model([helper.make_node("MaxPool", ["x"], ["y"], name="pool",
-                                          kernel_shape=[2], ceil_mode=1)],
-                        x_shape=("n", 2, 5), y_shape=("n", 2, 3))
-    with pytest.raises(pf.onnx.UnsupportedOnnxError, match="'pool' \\(MaxPool\\): ceil_mode=1"):
+    proto = _tiny_model([helper.make_node("AveragePool", ["x"], ["y"], name="pool",
+                                          kernel_shape=[2], dilations=[2])],
+                        opset=19, x_shape=("n", 2, 5), y_shape=("n", 2, 3))
+    with pytest.raises(pf.onnx.UnsupportedOnnxError,
+                       match="'pool' \\(AveragePool\\): dilated average pooling"):
         pf.onnx.load(proto.SerializeToString())
 
 

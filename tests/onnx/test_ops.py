@@ -236,3 +236,39 @@ def test_pyfront_gelu_round_trips_exactly(tmp_path):
     again = pf.onnx.load(pf.onnx.export(model, tmp_path / "g.onnx", example_inputs=[x]))
     with pf.no_grad():
         assert np.array_equal(again(pf.tensor(x)).numpy(), model(pf.tensor(x)).numpy())
+
+
+@pytest.mark.parametrize("pool", ["max_ceil", "max_dilated", "avg_ceil_padded"])
+def test_pytorch_pooling_settings_import_and_match_onnxruntime(pool, torch, ort_run):
+    layer = {"max_ceil": torch.nn.MaxPool2d(3, 2, ceil_mode=True),
+             "max_dilated": torch.nn.MaxPool2d(2, 1, dilation=2),
+             "avg_ceil_padded": torch.nn.AvgPool2d(3, 2, padding=1, ceil_mode=True)}[pool]
+    shape = (2, 8, 7)
+    data = _torch_onnx(torch, torch.nn.Sequential(layer), shape)
+    model = pf.onnx.load(data)
+    x = np.random.default_rng(0).standard_normal((3,) + shape).astype(np.float32)
+    with pf.no_grad():
+        np.testing.assert_allclose(model(pf.tensor(x)).numpy(), ort_run(data, x)[0],
+                                   rtol=1e-6, atol=1e-6)
+
+
+def test_grouped_conv_transpose_with_uneven_padding_imports(ort_run):
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(2)
+    w = numpy_helper.from_array(rng.standard_normal((4, 3, 3, 2)).astype(np.float32), "w")
+    b = numpy_helper.from_array(rng.standard_normal(6).astype(np.float32), "b")
+    node = helper.make_node("ConvTranspose", ["x", "w", "b"], ["y"], group=2, strides=[2, 1],
+                            pads=[0, 1, 1, 0], output_padding=[1, 0])
+    graph = helper.make_graph(
+        [node], "ct", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4, 5, 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 6, 11, 5])], [w, b])
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]) \
+        .SerializeToString()
+    model = pf.onnx.load(data)
+    x = rng.standard_normal((2, 4, 5, 5)).astype(np.float32)
+    with pf.no_grad():
+        ours = model(pf.tensor(x)).numpy()
+    theirs = ort_run(data, x)[0]
+    assert ours.shape == theirs.shape == (2, 6, 11, 5)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
