@@ -49,7 +49,9 @@ static PF_HOT void SFX(unary_loop)(int op, int64_t n, const T *x, T *y, T p0, T 
         for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : p0 * x[i];
         break;
     case PF_U_GELU: for (int64_t i = 0; i < n; i++) y[i] = M_GELU(x[i]); break;
-    case PF_U_SOFTPLUS: for (int64_t i = 0; i < n; i++) y[i] = M_SOFTPLUS(x[i]); break;
+    case PF_U_SOFTPLUS:   /* PyTorch's threshold: x itself above 20 */
+        for (int64_t i = 0; i < n; i++) y[i] = x[i] > (T)20 ? x[i] : M_SOFTPLUS(x[i]);
+        break;
     case PF_U_ERF: for (int64_t i = 0; i < n; i++) y[i] = M_ERF(x[i]); break;
     case PF_U_FLOOR: for (int64_t i = 0; i < n; i++) y[i] = M_FLOOR(x[i]); break;
     case PF_U_CEIL: for (int64_t i = 0; i < n; i++) y[i] = M_CEIL(x[i]); break;
@@ -132,7 +134,9 @@ static PF_HOT void SFX(unary_grad_loop)(int op, int64_t n, const T *v, const T *
         break;
     case PF_G_TANH: for (int64_t i = 0; i < n; i++) dx[i] = g[i] * ((T)1 - v[i] * v[i]); break;
     case PF_G_GELU: for (int64_t i = 0; i < n; i++) dx[i] = g[i] * M_GELU_GRAD(v[i]); break;
-    case PF_G_SOFTPLUS: for (int64_t i = 0; i < n; i++) dx[i] = g[i] * M_SIGMOID(v[i]); break;
+    case PF_G_SOFTPLUS:
+        for (int64_t i = 0; i < n; i++) dx[i] = v[i] > (T)20 ? g[i] : g[i] * M_SIGMOID(v[i]);
+        break;
     case PF_G_ELU:
         for (int64_t i = 0; i < n; i++) dx[i] = v[i] > 0 ? g[i] : g[i] * p0 * M_EXP(v[i]);
         break;

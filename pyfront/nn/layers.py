@@ -14,6 +14,7 @@ def activation_fn(name, **kwargs):
     if name is None or name == "linear":
         return None
     table = {
+        **ops.elementwise.ACTIVATIONS,     # silu, elu, mish, hardswish, ... (by PyTorch's names)
         "relu": ops.relu, "sigmoid": ops.sigmoid, "tanh": ops.tanh, "gelu": ops.gelu,
         "softplus": ops.softplus,
         "leaky_relu": lambda x: ops.leaky_relu(x, kwargs.get("alpha", 0.01)),

@@ -139,8 +139,10 @@ _tanh_grad = _act_grad("tanh_grad", lib.PF_G_TANH, "y", lambda y, g, gg, a: gg *
 _gelu_grad = _act_grad("gelu_grad", lib.PF_G_GELU, "x",
                        lambda x, g, gg, a: gg * g * exp(square(x) * -0.5)
                        * (1.0 / math.sqrt(2 * math.pi)) * (2.0 - square(x)))
+# (above PyTorch's threshold 20 softplus is x itself: a constant slope)
 _softplus_grad = _act_grad("softplus_grad", lib.PF_G_SOFTPLUS, "x",
-                           lambda x, g, gg, a: gg * g * sigmoid(x) * (1.0 - sigmoid(x)))
+                           lambda x, g, gg, a: gg * g * less_equal(x, 20.0) * sigmoid(x)
+                           * (1.0 - sigmoid(x)))
 
 
 
@@ -381,9 +383,11 @@ def prelu(x, weight):
     wshape = tuple(weight.shape)
     if len(wshape) > 1 or (wshape and wshape[0] != 1 and
                            (len(x.shape) < 2 or x.shape[1] not in (None, wshape[0]))):
-        raise errors.ShapeError("prelu: weight must have 1 value or one per channel (axis 1 of "
-                                "x %s), got shape %s" % (core.fmt_shape(x.shape),
-                                                         core.fmt_shape(wshape)))
+        scope = core.current_scope()
+        raise errors.ShapeError("prelu%s: weight must have 1 value or one per channel (axis 1 "
+                                "of x %s), got shape %s"
+                                % (" in layer '%s'" % scope if scope else "",
+                                   core.fmt_shape(x.shape), core.fmt_shape(wshape)))
     if wshape and wshape[0] != 1 and len(x.shape) > 2:
         weight = _shape.reshape(weight, (wshape[0],) + (1,) * (len(x.shape) - 2))
     return where(greater(x, 0.0), x, x * weight)
