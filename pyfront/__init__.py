@@ -10,8 +10,8 @@ from . import errors
 from .autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
 from .backend.cpu import blas_info, get_num_threads, set_num_threads
 from .dtypes import DType, bool_, float32, float64, int32, int64
-from .errors import (AxisError, DTypeError, IndexOutOfRange, ModelFormatError, NumericError,
-                     PyfrontError, ShapeError, TraceError)
+from .errors import (AxisError, DeviceError, DTypeError, IndexOutOfRange, ModelFormatError,
+                     NumericError, PyfrontError, ShapeError, TraceError)
 from .ops import *  # noqa: F401,F403  (every op function: pf.relu, pf.matmul, ...)
 from .ops import name_scope
 from .tensor import (Tensor, arange, full, ones, ones_like, rand, randn, tensor, zeros,
@@ -57,6 +57,8 @@ _map_checkout_folders()
 
 _LAZY = {
     "nn": ("pyfront.nn", None),
+    "cuda": ("pyfront.cuda", None),
+    "from_dlpack": ("pyfront.tensor", "from_dlpack"),
     "random": ("pyfront.random", None),
     "testing": ("pyfront.testing", None),
     "optim": ("pyfront.optim", None),

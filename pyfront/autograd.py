@@ -192,7 +192,7 @@ def _zeros_like_array(array):
     from .ops import core
     import numpy as np
 
-    return core.Tensor._wrap(np.zeros(array.shape, array.dtype), _dtype_of(array))
+    return core.Tensor._wrap(np.zeros_like(array), _dtype_of(array))   # a CuPy array's too
 
 
 def _leaves(outputs):
@@ -224,7 +224,7 @@ def _default_grads(outputs, grad_outputs):
                 raise errors.ShapeError(
                     "backward: output has shape %s; gradients can be implied only for a single "
                     "value (pass grad_outputs)" % (tuple(out.shape),))
-            g = core.Tensor._wrap(np.ones(out.shape, out.dtype.np), out.dtype)
+            g = core.Tensor._wrap(np.ones_like(out._array()), out.dtype)   # on out's device
         else:
             g = core.as_operand(g, like=out)
             if tuple(g.shape) != tuple(out.shape):

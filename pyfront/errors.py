@@ -1,7 +1,7 @@
 """Exceptions. Every error names the op or layer, the user's names and the shapes involved."""
 
 __all__ = ["PyfrontError", "ShapeError", "DTypeError", "IndexOutOfRange", "AxisError",
-           "NumericError", "TraceError", "ModelFormatError", "NativeError"]
+           "NumericError", "TraceError", "ModelFormatError", "NativeError", "DeviceError"]
 
 
 class PyfrontError(Exception):
@@ -40,3 +40,8 @@ class ModelFormatError(PyfrontError, ValueError):
 
 class NativeError(PyfrontError, RuntimeError):
     """The native library refused a call for a reason the front end did not foresee."""
+
+
+class DeviceError(PyfrontError, RuntimeError):
+    """A device that is not there (no GPU, driver, CUDA library or CuPy: the message says which),
+    or tensors of two devices meeting in one op."""

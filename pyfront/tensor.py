@@ -2,13 +2,13 @@
 import numpy as np
 
 from . import autograd, errors
-from .backend import cpu
+from .backend import cpu, cuda
 from .dtypes import as_dtype, float32
 from .ops import core
 from .ops.methods import OpMethods
 
 __all__ = ["Tensor", "tensor", "zeros", "ones", "full", "arange", "randn", "rand", "zeros_like",
-           "ones_like", "storage_changed", "storage_epoch"]
+           "ones_like", "storage_changed", "storage_epoch", "from_dlpack", "move_to_device"]
 
 
 class Tensor(OpMethods):
@@ -53,7 +53,8 @@ class Tensor(OpMethods):
     def _buf(self):
         b = self._bufcache
         if b is None or b.array is not self._data:
-            b = self._bufcache = cpu.Buf(self._array(), self._data.shape, self.dtype)
+            buf = cpu.Buf if type(self._data) is np.ndarray else cuda.Buf
+            b = self._bufcache = buf(self._array(), self._data.shape, self.dtype)
         return b
 
     def _array(self):
@@ -74,7 +75,9 @@ class Tensor(OpMethods):
 
     @property
     def device(self):
-        return "cpu"
+        """"cpu", or "cuda:N" for a tensor in GPU memory."""
+        data = self._data
+        return "cpu" if type(data) is np.ndarray or data is None else cuda.device_of(data)
 
     @property
     def is_leaf(self):
@@ -88,7 +91,18 @@ class Tensor(OpMethods):
     # ---- numpy interop ----
     def numpy(self):
         """The tensor's memory as a numpy array (no copy: writes show in the tensor)."""
-        return self._array()
+        arr = self._array()
+        if type(arr) is not np.ndarray:
+            raise errors.DeviceError("numpy(): the tensor is on %s; copy it to the host first "
+                                     "with t.cpu().numpy()" % self.device)
+        return arr
+
+    def __dlpack__(self, **kwargs):
+        """DLPack export of the tensor's memory (no copy), for torch/cupy/numpy.from_dlpack."""
+        return self._array().__dlpack__(**kwargs)
+
+    def __dlpack_device__(self):
+        return self._array().__dlpack_device__()
 
     def __array__(self, dtype=None, copy=None):
         arr = self._array()
@@ -144,8 +158,16 @@ class Tensor(OpMethods):
         self.requires_grad = bool(flag)
         return self
 
-    def to(self, dtype):
-        return self.astype(dtype)
+    def to(self, dtype_or_device):
+        """t.to(dtype) converts the values; t.to("cuda"), t.to("cuda:1"), t.to("cpu") copy them
+        to that device (t itself when it is there already)."""
+        if cuda.is_device(dtype_or_device):
+            return _on_device(self, dtype_or_device)
+        return self.astype(dtype_or_device)
+
+    def cpu(self):
+        """The tensor in host memory (itself when it is there already)."""
+        return self if type(self._data) is np.ndarray else _on_device(self, "cpu")
 
     def zero_(self):
         self._array()[...] = 0
@@ -246,11 +268,48 @@ def _to_array(data, dtype=None):
     return out
 
 
-def tensor(data, dtype=None, requires_grad=False, name=None):
+def tensor(data, dtype=None, requires_grad=False, name=None, device=None):
     """A tensor from array-like data. float arrays default to float32 (float64 kept), integer
     arrays to int64 (int32 kept). A writable C-contiguous array of a supported dtype is shared,
-    not copied; anything else is copied."""
-    return Tensor(data, dtype=dtype, requires_grad=requires_grad, name=name)
+    not copied; anything else is copied. device="cuda" (or "cuda:N") puts a copy on a GPU."""
+    if device is None or device == "cpu":
+        return Tensor(data, dtype=dtype, requires_grad=requires_grad, name=name)
+    cuda.parse_device(device)
+    t = _on_device(Tensor(data, dtype=dtype, name=name), device)
+    t.name = name
+    return t.requires_grad_(requires_grad)
+
+
+def _on_device(t, device):
+    """t's values on device: t itself when they are there, else a copy (a leaf keeps
+    requires_grad; the copy is not on the tape)."""
+    array = cuda.array_to(t._array(), device)
+    if array is t._data:
+        return t
+    out = Tensor._wrap(array, t.dtype)
+    out.requires_grad = t.requires_grad and t._node is None
+    return out
+
+
+def move_to_device(tensors, device):
+    """Move tensors' memory to device in place (model.to("cuda")): plans holding the old
+    memory are dropped."""
+    cuda.parse_device(device)
+    changed = False
+    for t in tensors:
+        if t._data is not None:
+            array = cuda.array_to(t._data, device)
+            changed |= array is not t._data
+            t._data = array
+    if changed:
+        storage_changed()
+
+
+def from_dlpack(obj):
+    """A tensor sharing the memory of obj (a torch/CuPy/numpy/JAX array, anything with
+    __dlpack__) without a copy: CPU memory through numpy, CUDA memory through CuPy."""
+    array = cuda.array_from_dlpack(obj)
+    return Tensor._wrap(array, as_dtype(array.dtype))
 
 
 def zeros(*shape, dtype="float32", requires_grad=False):

@@ -12,6 +12,8 @@ import collections
 import contextlib
 import threading
 
+import numpy as np
+
 from .. import autograd, errors
 from ..backend import cpu
 from ..dtypes import as_dtype, result_type
@@ -243,18 +245,49 @@ def apply(op, inputs, attrs=None):
     for x in inputs:
         if x.symbolic:
             return x.graph.add_node(op, inputs, attrs)
+    for x in inputs:
+        if type(x._data) not in _HOST_ARRAYS:
+            return _device_eager(op, inputs, attrs)
     return _eager(op, inputs, attrs)
 
 
-def _eager(op, inputs, attrs):
+# a tensor's memory on the host: a numpy array, or None (a parameter not materialised yet,
+# which fails later with its own message)
+_HOST_ARRAYS = (np.ndarray, type(None))
+
+
+def _device_eager(op, inputs, attrs):
+    """Some input lives in GPU memory: all must live on that one device (an error names each
+    input's device otherwise), and the CUDA backend runs the op as _eager does on the CPU.
+    0-d host tensors that need no gradient (Python numbers made operands: x * 2) follow the
+    device, as PyTorch lets CPU scalars meet CUDA tensors."""
+    devices = [x.device for x in inputs]
+    device = next(d for d in devices if d != "cpu")
+    inputs = [x.to(device) if d == "cpu" and x.ndim == 0 and not x.requires_grad else x
+              for x, d in zip(inputs, devices)]
+    devices = [x.device for x in inputs]
+    if len(set(devices)) > 1:
+        where = ", ".join("%s on %s" % (op.inputs[i] if i < len(op.inputs) else
+                                        op.inputs[-1] + str(i), d) for i, d in enumerate(devices))
+        raise errors.DeviceError("%s: inputs on different devices (%s): move them to one device "
+                                 "with .to(device) first" % (_where(op.name), where))
+    from ..backend import cuda
+
+    return _eager(op, inputs, attrs, cuda)
+
+
+def _eager(op, inputs, attrs, backend=cpu):
     specs = infer(op, inputs, attrs)
     if op.view:
         arrays = [inputs[0]._data.reshape(specs[0].shape)]
     else:
-        arrays = [cpu.empty(s.shape, s.dtype) for s in specs]
+        arrays = [backend.empty(s.shape, s.dtype) for s in specs]
         ins = [None if i in op.shape_inputs else x._buf() for i, x in enumerate(inputs)]
-        outs = [cpu.Buf(a, s.shape, s.dtype) for a, s in zip(arrays, specs)]
-        op.forward(EagerEmitter(op), ins, outs, attrs)
+        outs = [backend.Buf(a, s.shape, s.dtype) for a, s in zip(arrays, specs)]
+        emitter = EagerEmitter(op)
+        if backend is not cpu:
+            emitter = backend.Emitter(op, emitter._context())
+        op.forward(emitter, ins, outs, attrs)
     results = [Tensor._wrap(a, s.dtype) for a, s in zip(arrays, specs)]
     if op.differentiable and autograd.is_grad_enabled():
         needs = [x.requires_grad for x in inputs]
