@@ -7,10 +7,11 @@ import threading
 import numpy as np
 
 from .. import errors, random
+from ..backend.cuda import is_device
 from ..dtypes import as_dtype, float32
 from ..graph.symbol import set_parameter_factory
 from ..ops.core import name_scope
-from ..tensor import Tensor, storage_changed
+from ..tensor import Tensor, move_to_device, storage_changed
 from ..train.api import TrainingMixin
 from . import init as initializers
 
@@ -288,7 +289,11 @@ class Module(TrainingMixin):
 
     def to(self, dtype):
         """Convert every float parameter and buffer to dtype, in place (float64 for gradient
-        checks). Do it before creating optimizers: their state follows the old arrays."""
+        checks), or move them to a device ("cuda", "cuda:N", "cpu"). Do it before creating
+        optimizers: their state follows the old arrays."""
+        if is_device(dtype):
+            move_to_device((t for _, t in self.named_tensors()), dtype)
+            return self
         dtype = as_dtype(dtype)
         if not dtype.is_float:
             raise errors.DTypeError("parameters can only become a float dtype, got %s"
