@@ -98,8 +98,8 @@ def round_overhead(spark, rounds):
 
     floors = []
 
-    class Floor:
-        def on_round_end(self, trainer, epoch, rnd, logs):
+    class Floor(pf.train.callbacks.Callback):
+        def on_train_batch_end(self, rnd, logs=None):     # after every round
             start = time.perf_counter()
             bc = sc.broadcast(np.zeros(68, np.float32))
             layout.round_slice(view, rnd * 8, rnd * 8 + 8).mapInArrow(

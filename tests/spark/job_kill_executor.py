@@ -14,6 +14,7 @@ import time
 import numpy as np
 
 import pyfront as pf
+from pyfront.train.callbacks import Callback
 
 
 def executor_pids(app_id):
@@ -33,14 +34,19 @@ def executor_pids(app_id):
     return sorted(pids)
 
 
-class KillOneExecutor:
+class KillOneExecutor(Callback):
     def __init__(self, app_id, at):
+        super().__init__()
         self.app_id, self.at = app_id, at
         self.killed = None
         self.executors_before = []
+        self.epoch = None
 
-    def on_round_end(self, trainer, epoch, rnd, logs):
-        if (epoch, rnd) != self.at:
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, rnd, logs=None):      # after every round
+        if (self.epoch, rnd) != self.at:
             return
         self.executors_before = executor_pids(self.app_id)
         self.killed = self.executors_before[0]
