@@ -536,10 +536,30 @@ def _build_conv_transpose(imp, node):
 
 # Resize "nearest" with whole-number scales repeats each element: for these coordinate
 # modes and rounding rules the source index of output i is i // scale
-_REPEATING_RESIZE = {("asymmetric", "floor"), ("half_pixel", "round_prefer_floor"),
-                     ("half_pixel", "round_prefer_ceil"),
+_REPEATING_RESIZE = {("half_pixel", "round_prefer_floor"), ("half_pixel", "round_prefer_ceil"),
                      ("pytorch_half_pixel", "round_prefer_floor"),
                      ("pytorch_half_pixel", "round_prefer_ceil")}
+
+
+def _resize_geometry(imp, node, x):
+    """(output sizes, scale factors) of the spatial dims; batch and channels must stay."""
+    rank = _rank(x)
+    scales_name, sizes_name = _input(node, 2), _input(node, 3)
+    in_sizes = list(x.shape)
+    if sizes_name is not None:
+        sizes = list(np.asarray(imp.static(sizes_name, "Resize sizes")).reshape(-1))
+        axes = [_norm_axis(a, rank) for a in _attr(node, "axes", list(range(rank)))]
+        out = list(in_sizes)
+        for axis, size in zip(axes, sizes):      # the batch's own entry is the batch size
+            out[axis] = None if in_sizes[axis] is None else int(size)
+        factors = [1.0 if n is None else o / n for n, o in zip(in_sizes, out)]
+    else:
+        factors = [float(f) for f in np.asarray(imp.static(scales_name, "Resize scales"))
+                   .reshape(-1)]
+        out = [n if n is None else int(np.floor(n * f)) for n, f in zip(in_sizes, factors)]
+    if len(factors) != rank or factors[:2] != [1.0, 1.0]:
+        raise UnsupportedOnnxError("Resize by %s (the spatial dims only)" % (factors,))
+    return out[2:], factors[2:], sizes_name is not None
 
 
 def _build_resize(imp, node):
@@ -547,30 +567,22 @@ def _build_resize(imp, node):
     mode = _attr(node, "mode", "nearest")
     coords = _attr(node, "coordinate_transformation_mode", "half_pixel")
     rounding = _attr(node, "nearest_mode", "round_prefer_floor")
-    if mode != "nearest" or (coords, rounding) not in _REPEATING_RESIZE:
-        raise UnsupportedOnnxError("Resize mode=%s, coordinate_transformation_mode=%s, "
-                                   "nearest_mode=%s (nearest with whole scales only)"
-                                   % (mode, coords, rounding))
-    rank = _rank(x)
-    scales_name, sizes_name = _input(node, 2), _input(node, 3)
-    if sizes_name is not None:
-        sizes = np.asarray(imp.static(sizes_name, "Resize sizes")).reshape(-1)
-        axes = _attr(node, "axes", list(range(rank)))
-        factors = [1.0] * rank
-        for axis, size in zip(axes, sizes):
-            n = x.shape[_norm_axis(axis, rank)]
-            factors[_norm_axis(axis, rank)] = 1.0 if n is None else float(size) / n
-    else:
-        factors = [float(f) for f in np.asarray(imp.static(scales_name, "Resize scales"))
-                   .reshape(-1)]
-    if len(factors) != rank or factors[:2] != [1.0, 1.0] or \
-            any(f != int(f) or f < 1 for f in factors):
-        raise UnsupportedOnnxError("Resize by %s (whole-number factors on the spatial dims "
-                                   "only)" % (factors,))
-    for axis, f in enumerate(factors):
-        if f > 1:
-            x = ops.repeat_interleave(x, int(f), axis)
-    return x
+    sizes, factors, by_size = _resize_geometry(imp, node, x)
+    given = {"size": sizes} if by_size else {"scale_factor": factors}
+    if mode == "nearest" and (coords, rounding) == ("asymmetric", "floor"):
+        return ops.interpolate(x, mode="nearest", **given)       # PyTorch's nearest
+    if mode == "nearest" and (coords, rounding) in _REPEATING_RESIZE and \
+            all(f == int(f) for f in factors):
+        for d, f in enumerate(factors):
+            if f > 1:
+                x = ops.repeat_interleave(x, int(f), 2 + d)
+        return x
+    if mode == "linear" and (coords == "half_pixel" or coords == "align_corners" or
+                             (coords == "pytorch_half_pixel" and min(sizes) > 1)):
+        return ops.interpolate(x, mode="linear", align_corners=coords == "align_corners",
+                               **given)
+    raise UnsupportedOnnxError("Resize mode=%s, coordinate_transformation_mode=%s, "
+                               "nearest_mode=%s" % (mode, coords, rounding))
 
 
 def _build_pool(kind):

@@ -198,23 +198,47 @@ def test_pytorch_conv_transpose_imports_and_matches_onnxruntime(nd, torch, ort_r
                                        rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("align", ["nearest_scale", "nearest_size"])
-def test_pytorch_nearest_upsampling_imports_and_matches_onnxruntime(align, torch, ort_run):
-    up = torch.nn.Upsample(scale_factor=2, mode="nearest") if align == "nearest_scale" else \
-        torch.nn.Upsample(size=(8, 12), mode="nearest")
+UPSAMPLERS = {
+    "nearest_scale": lambda nn: nn.Upsample(scale_factor=2, mode="nearest"),
+    "nearest_size": lambda nn: nn.Upsample(size=(8, 12), mode="nearest"),
+    "nearest_fraction": lambda nn: nn.Upsample(size=(7, 9), mode="nearest"),
+    "bilinear": lambda nn: nn.Upsample(scale_factor=2, mode="bilinear"),
+    "bilinear_corners": lambda nn: nn.Upsample(size=(9, 10), mode="bilinear",
+                                               align_corners=True)}
+
+
+@pytest.mark.parametrize("kind", sorted(UPSAMPLERS))
+def test_pytorch_upsampling_imports_and_matches_onnxruntime(kind, torch, ort_run):
     shape = (2, 4, 6)
+    up = UPSAMPLERS[kind](torch.nn)
     data = _torch_onnx(torch, torch.nn.Sequential(torch.nn.Conv2d(2, 3, 1), up), shape)
     model = pf.onnx.load(data)
     x = np.random.default_rng(0).standard_normal((2,) + shape).astype(np.float32)
     with pf.no_grad():
         np.testing.assert_allclose(model(pf.tensor(x)).numpy(), ort_run(data, x)[0],
-                                   rtol=1e-6, atol=1e-6)
+                                   rtol=1e-5, atol=1e-6)
 
 
-def test_bilinear_resize_is_refused_with_its_settings(torch):
-    up = torch.nn.Upsample(scale_factor=2, mode="bilinear")
+def test_half_pixel_nearest_by_whole_factors_imports_as_repeats(ort_run):
+    from onnx import TensorProto, helper, numpy_helper
+
+    scales = numpy_helper.from_array(np.array([1, 1, 3, 2], np.float32), "scales")
+    graph = helper.make_graph(
+        [helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="nearest")], "r",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 2, 3, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 2, 9, 8])], [scales])
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]) \
+        .SerializeToString()
+    model = pf.onnx.load(data)
+    x = np.random.default_rng(1).standard_normal((2, 2, 3, 4)).astype(np.float32)
+    with pf.no_grad():
+        np.testing.assert_array_equal(model(pf.tensor(x)).numpy(), ort_run(data, x)[0])
+
+
+def test_cubic_resize_is_refused_with_its_settings(torch):
+    up = torch.nn.Upsample(scale_factor=2, mode="bicubic")
     data = _torch_onnx(torch, torch.nn.Sequential(torch.nn.Conv2d(2, 3, 1), up), (2, 4, 6))
-    with pytest.raises(pf.onnx.UnsupportedOnnxError, match="Resize mode=linear"):
+    with pytest.raises(pf.onnx.UnsupportedOnnxError, match="Resize mode=cubic"):
         pf.onnx.load(data)
 
 
