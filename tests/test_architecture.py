@@ -76,9 +76,6 @@ KNOWN_VIOLATIONS = {
     ("pyfront.graph.export", "pyfront.io.model"):
         "plot_model/model_to_dot trace a model with io/model.py's private _trace_inference_graph, "
         "_input_specs and _unwrap; issue 9 item 1: one public tracing module below both",
-    ("pyfront.nn.module", "pyfront.train.api"):
-        "Module inherits the fit loop (TrainingMixin); issue 9 item 1: training goes on the "
-        "model classes, layers import no trainer",
 }
 
 

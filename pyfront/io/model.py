@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import __version__, autograd, errors, random
 from ..dtypes import as_dtype
+from ..nn.model import Trainable
 from ..nn.module import Module, Parameter, layer_class, shapes_only
 from ..tensor import Tensor
 from .format import decode, encode, read_file, write_file
@@ -286,7 +287,7 @@ def load_bytes(data, max_bytes=None, name="the model bytes"):
     return _restore_model(tensors, meta, name)
 
 
-class GraphModule(Module):
+class GraphModule(Trainable, Module):
     """A model rebuilt from its saved graph: the graph replayed with pyfront's ops (eagerly,
     traced by pf.jit, or differentiated), its parameters restored from the file."""
 

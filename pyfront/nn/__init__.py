@@ -9,6 +9,7 @@ from .conv_transpose import *  # noqa: F401,F403
 from .functional import Input, Model  # noqa: F401
 from .group_norm import *  # noqa: F401,F403
 from .layers import *  # noqa: F401,F403
+from .model import Trainable  # noqa: F401
 from .module import Module, Parameter, layer_class, register_layer  # noqa: F401
 from .normalization import *  # noqa: F401,F403
 from .pooling import *  # noqa: F401,F403

@@ -4,12 +4,13 @@ The graph compiler traces functions (pyfront.graph.jit.JitFunction); this wrappe
 module side: it shares the wrapped module's parameters, state and configuration.
 """
 from ..graph.jit import JitFunction
+from .model import Trainable
 from .module import Module
 
 __all__ = ["CompiledModule"]
 
 
-class CompiledModule(Module):
+class CompiledModule(Trainable, Module):
     """A module run through its traced graph; shares the original module's parameters."""
 
     is_hybridized = True

@@ -18,6 +18,7 @@ from .. import errors
 from ..dtypes import as_dtype
 from ..graph.symbol import Graph
 from ..ops import core
+from .model import Trainable
 from .module import Module, layer_class, module_depth, register_layer
 
 __all__ = ["Input", "Model"]
@@ -86,16 +87,26 @@ def _ref(sym, producers, inputs):
 
 
 @register_layer
-class Model(Module):
-    """A graph of layer calls from Inputs to outputs; several inputs and outputs allowed."""
+class Model(Trainable, Module):
+    """A model that trains (compile/fit/evaluate/predict/summary), made in one of two ways:
+
+    functional: Model(inputs=..., outputs=...), a graph of layer calls from pf.nn.Input to
+    outputs (several inputs and outputs allowed); subclassed (Keras style): a subclass
+    creates its layers in __init__ after super().__init__() and writes forward(), and is
+    called with no inputs/outputs."""
 
     def __init__(self, inputs=None, outputs=None, name=None, _spec=None):
         super().__init__(name)
+        self._subclassed = False
         if _spec is not None:
             self._set_spec(*_spec)
             return
+        if inputs is None and outputs is None and type(self).forward is not Model.forward:
+            self._subclassed = True
+            return
         if inputs is None or outputs is None:
-            raise ValueError("Model needs inputs= and outputs=")
+            raise ValueError("Model needs inputs= and outputs= (or subclass it and write "
+                             "forward)")
         self._single_input = not isinstance(inputs, (list, tuple))
         self._single_output = not isinstance(outputs, (list, tuple))
         ins = [inputs] if self._single_input else list(inputs)
@@ -205,6 +216,8 @@ class Model(Module):
         return outs[0] if self._single_output else outs
 
     def get_config(self):
+        if self._subclassed:
+            return Module.get_config(self)
         layer_cfgs = []
         for layer in self.layers:
             cfg = layer.get_config()

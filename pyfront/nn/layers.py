@@ -1,5 +1,6 @@
 """Core layers: Dense, Sequential and the activations."""
 from .. import ops
+from .model import Trainable
 from .module import Module, Parameter, register_layer
 
 __all__ = ["Dense", "Sequential", "Activation", "ReLU", "Sigmoid", "Tanh", "GELU", "Softmax",
@@ -87,7 +88,7 @@ class Dense(Module):
 
 
 @register_layer
-class Sequential(Module):
+class Sequential(Trainable, Module):
     """Layers applied one after another. Sequential([a, b]) or Sequential(a, b)."""
 
     def __init__(self, layers=None, *more, name=None):

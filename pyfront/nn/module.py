@@ -12,7 +12,6 @@ from ..dtypes import as_dtype, float32
 from ..graph.symbol import set_parameter_factory
 from ..ops.core import name_scope
 from ..tensor import Tensor, move_to_device, storage_changed
-from ..train.api import TrainingMixin
 from . import init as initializers
 
 __all__ = ["Parameter", "Module", "register_layer", "layer_class", "shapes_only"]
@@ -152,7 +151,10 @@ def _auto_name(cls_name):
     return base if n == 0 else "%s_%d" % (base, n)
 
 
-class Module(TrainingMixin):
+_MODEL_ONLY = frozenset(["compile", "fit", "evaluate", "predict", "summary"])
+
+
+class Module:
     """Base of layers and models.
 
     Subclasses create parameters in __init__ (shapes may wait for build), implement
@@ -169,6 +171,15 @@ class Module(TrainingMixin):
         self.input_spec = None     # [(shape with None batch, dtype)] seen on the first call
 
     # ---- attribute bookkeeping ----
+    def __getattr__(self, name):
+        # only reached for missing attributes: say where the training API lives
+        if name in _MODEL_ONLY:
+            raise AttributeError(
+                "%s (%s) is a layer, and %s belongs to models: put it in pf.nn.Sequential, "
+                "build a functional pf.nn.Model, or subclass pf.nn.Model instead of "
+                "pf.nn.Module" % (self.name, type(self).__name__, name))
+        raise AttributeError("%r object has no attribute %r" % (type(self).__name__, name))
+
     def __setattr__(self, key, value):
         if isinstance(value, Parameter):
             self._params[key] = value

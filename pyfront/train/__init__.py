@@ -1,6 +1,6 @@
-"""Training: compile/fit/evaluate/predict (on every Module), the step seam, callbacks,
+"""Training: compile/fit/evaluate/predict (on model classes), the step seam, callbacks,
 metrics, progress output, TensorBoard event files and history plots."""
-from . import metrics  # noqa: F401
+from . import api, metrics  # noqa: F401  (api installs the fit loop into nn's models)
 from .callbacks import (Callback, CallbackList, CSVLogger, EarlyStopping, History,  # noqa: F401
                         LambdaCallback, LearningRateScheduler, ModelCheckpoint,
                         ReduceLROnPlateau, TerminateOnNaN)

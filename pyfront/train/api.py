@@ -1,12 +1,16 @@
-"""The Keras-style training API that every Module carries: compile, fit, evaluate, predict,
-summary."""
+"""The Keras-style training API of models: compile, fit, evaluate, predict, summary.
+
+The model classes in pyfront.nn (Sequential, Model, compiled models, pf.nn.Trainable) carry
+these as methods; the loop lives here, above nn, and installs itself into nn when this module
+is imported (pyfront.nn.model.install_training), so no layer imports the trainer."""
 import copy
 
 import numpy as np
 
 from .. import errors, random
 
-__all__ = ["TrainingMixin"]
+__all__ = ["compile", "fit", "evaluate", "predict", "summary", "training_config",
+           "compiled_with_jit"]
 
 _OPTIMIZERS = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSProp",
                "adagrad": "AdaGrad"}
@@ -220,301 +224,326 @@ def _validation_split(x, y, fraction):
             (one(pick(xs, slice(cut, n))), one(pick(ys, slice(cut, n)))))
 
 
-class TrainingMixin:
-    """Mixed into pyfront.nn.Module: compile / fit / evaluate / predict / summary."""
+# ---- configuration ----
+def compile(model, optimizer="adam", loss=None, metrics=None, loss_weights=None, jit=False):
+    """Choose the optimizer (bound to this model's parameters), the loss (a name, a
+    function f(prediction, target), or one per output; loss_weights weigh them) and
+    metrics (names or Metric objects; with several outputs a flat list is tracked on every
+    output, a list of lists or a dict {output index: [...]} per output; logged as
+    out<i>_<name>).
+    jit=True trains with compiled steps (as a hybridized model does)."""
+    from . import metrics as metrics_mod
 
-    # ---- configuration ----
-    def compile(self, optimizer="adam", loss=None, metrics=None, loss_weights=None, jit=False):
-        """Choose the optimizer (bound to this model's parameters), the loss (a name, a
-        function f(prediction, target), or one per output; loss_weights weigh them) and
-        metrics (names or Metric objects; with several outputs a flat list is tracked on every
-        output, a list of lists or a dict {output index: [...]} per output; logged as
-        out<i>_<name>).
-        jit=True trains with compiled steps (as a hybridized model does)."""
-        from . import metrics as metrics_mod
+    opt = _make_optimizer(optimizer)
+    params = model.parameters()
+    if not opt.params or [id(p) for p in opt.params] != [id(p) for p in params]:
+        opt.bind(params)
+    if loss is None:
+        raise ValueError("compile needs a loss ('cross_entropy', 'mse' or a function)")
+    specs = dict(metrics) if isinstance(metrics, dict) else list(metrics or [])
+    flat = [m for group in (specs.values() if isinstance(specs, dict) else [specs])
+            for m in group]
+    for m in flat:
+        for one in (m if isinstance(m, (list, tuple)) else [m]):
+            metrics_mod.get(one)      # fail now on unknown names, not after an epoch
+    object.__setattr__(model, "optimizer", opt)
+    object.__setattr__(model, "stop_training", False)
+    object.__setattr__(model, "_train_config", {
+        "loss": loss, "loss_weights": loss_weights, "metrics": specs, "jit": bool(jit),
+        "steps": {}})
+    return model
 
-        opt = _make_optimizer(optimizer)
-        params = self.parameters()
-        if not opt.params or [id(p) for p in opt.params] != [id(p) for p in params]:
-            opt.bind(params)
-        if loss is None:
-            raise ValueError("compile needs a loss ('cross_entropy', 'mse' or a function)")
-        specs = dict(metrics) if isinstance(metrics, dict) else list(metrics or [])
-        flat = [m for group in (specs.values() if isinstance(specs, dict) else [specs])
-                for m in group]
-        for m in flat:
-            for one in (m if isinstance(m, (list, tuple)) else [m]):
-                metrics_mod.get(one)      # fail now on unknown names, not after an epoch
-        object.__setattr__(self, "optimizer", opt)
-        object.__setattr__(self, "stop_training", False)
-        object.__setattr__(self, "_train_config", {
-            "loss": loss, "loss_weights": loss_weights, "metrics": specs, "jit": bool(jit),
-            "steps": {}})
-        return self
 
-    def _config(self, what):
-        cfg = self.__dict__.get("_train_config")
-        if cfg is None:
-            raise RuntimeError("%s: call model.compile(optimizer, loss, metrics) before %s"
-                               % (self.name, what))
-        return cfg
+def training_config(model):
+    """What model.compile chose ({"loss", "loss_weights", "metrics", "jit", ...}), or None
+    for a model that was never compiled."""
+    return model.__dict__.get("_train_config")
 
-    @property
-    def compiled_with_jit(self):
-        cfg = self.__dict__.get("_train_config") or {}
-        return bool(cfg.get("jit")) or bool(getattr(self, "is_hybridized", False))
 
-    def _fresh_metrics(self, n_outputs):
-        """[(output index, log name, fresh Metric)]: a flat list applies to every output; a
-        list of lists or a dict {output index: [...]} chooses per output. With several
-        outputs the names read out<i>_<metric>."""
-        from . import metrics as metrics_mod
+def _config(model, what):
+    cfg = model.__dict__.get("_train_config")
+    if cfg is None:
+        raise RuntimeError("%s: call model.compile(optimizer, loss, metrics) before %s"
+                           % (model.name, what))
+    return cfg
 
-        specs = self._train_config["metrics"]
-        if isinstance(specs, dict):
-            per_output = [list(specs.get(i, [])) for i in range(n_outputs)]
-            unknown = [k for k in specs if k not in range(n_outputs)]
-            if unknown:
-                raise ValueError("metrics given for outputs %s; the model has outputs 0..%d"
-                                 % (unknown, n_outputs - 1))
-        elif specs and all(isinstance(m, (list, tuple)) for m in specs):
-            if len(specs) != n_outputs:
-                raise ValueError("%d metric lists for %d outputs" % (len(specs), n_outputs))
-            per_output = [list(m) for m in specs]
+
+def compiled_with_jit(model):
+    cfg = model.__dict__.get("_train_config") or {}
+    return bool(cfg.get("jit")) or bool(getattr(model, "is_hybridized", False))
+
+
+def _fresh_metrics(model, n_outputs):
+    """[(output index, log name, fresh Metric)]: a flat list applies to every output; a
+    list of lists or a dict {output index: [...]} chooses per output. With several
+    outputs the names read out<i>_<metric>."""
+    from . import metrics as metrics_mod
+
+    specs = model._train_config["metrics"]
+    if isinstance(specs, dict):
+        per_output = [list(specs.get(i, [])) for i in range(n_outputs)]
+        unknown = [k for k in specs if k not in range(n_outputs)]
+        if unknown:
+            raise ValueError("metrics given for outputs %s; the model has outputs 0..%d"
+                             % (unknown, n_outputs - 1))
+    elif specs and all(isinstance(m, (list, tuple)) for m in specs):
+        if len(specs) != n_outputs:
+            raise ValueError("%d metric lists for %d outputs" % (len(specs), n_outputs))
+        per_output = [list(m) for m in specs]
+    else:
+        per_output = [list(specs)] * n_outputs
+    out = []
+    for i, chosen in enumerate(per_output):
+        for spec in chosen:
+            m = copy.deepcopy(spec) if isinstance(spec, metrics_mod.Metric) \
+                else metrics_mod.get(spec)
+            m.reset()
+            name = m.name if n_outputs == 1 else "out%d_%s" % (i, m.name)
+            out.append((i, name, m))
+    return out
+
+
+def _train_step(model, class_weight):
+    from .step import make_train_step
+
+    cfg = model._train_config
+    key = ("train", None if class_weight is None else tuple(sorted(class_weight.items())),
+           compiled_with_jit(model))
+    step = cfg["steps"].get(key)
+    if step is None:
+        loss_fn = build_loss(cfg["loss"], cfg["loss_weights"], class_weight)
+        step = cfg["steps"][key] = make_train_step(model, loss_fn, model.optimizer,
+                                                   compiled_with_jit(model))
+    return step
+
+
+def _predict_step(model):
+    from .step import make_predict_step
+
+    steps = (model.__dict__.get("_train_config") or {}).get("steps")
+    key = ("predict", compiled_with_jit(model))
+    if steps is not None and key in steps:
+        return steps[key]
+    step = make_predict_step(model, compiled_with_jit(model))
+    if steps is not None:
+        steps[key] = step
+    return step
+
+
+def _float_dtype(model):
+    for p in model.parameters(trainable_only=False):
+        if p.dtype.is_float:
+            return p.dtype.np
+    return np.float32
+
+
+def _prepare(model, arrays, fdt=None):
+    """Inputs and targets as the engine takes them: integers (labels, token ids) as int64,
+    floats in the model's float dtype fdt. Targets (fdt None) keep their float dtype: the
+    loss casts them, and a float label reaches cross_entropy's error as the user gave it."""
+    out = []
+    for a in arrays:
+        a = np.asarray(a)
+        if fdt is not None and a.dtype.kind == "f" and a.dtype != fdt:
+            a = a.astype(fdt)
+        elif a.dtype.kind in "iub" and a.dtype not in (np.int32, np.int64):
+            a = a.astype(np.int64)
+        out.append(np.ascontiguousarray(a))
+    return out
+
+
+# ---- training ----
+def fit(model, x=None, y=None, batch_size=32, epochs=1, verbose=1, callbacks=None,
+        validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+        initial_epoch=0, seed=None):
+    """Train for `epochs` epochs; returns a History (history.history: per-epoch loss,
+    metrics, val_loss, val_<metrics>, lr).
+
+    x: an array, a list of arrays (several inputs), or a pyfront.data Dataset / DataLoader
+    yielding (inputs, targets) (then y is None). validation_data: (x_val, y_val) or a
+    Dataset / DataLoader; validation_split: the last fraction of x/y, held out before
+    shuffling. shuffle: reshuffle every epoch (seeded by `seed`, else by pf.random).
+    verbose: 0 silent, 1 a progress bar, then the epoch's summary wrapped to the terminal's
+    width (one line per epoch when stdout is not a terminal of known width), 2 one line per
+    epoch. x and y may also be (nested) Python lists, taken as numpy takes them.
+    """
+    from .callbacks import CallbackList, History
+    from .metrics import Mean
+    from .progress import ProgressLogger
+
+    _config(model, "fit")           # refuses an uncompiled model before any work
+    if validation_split and validation_data is None:
+        if y is None:
+            raise ValueError("validation_split needs array inputs x and y; pass "
+                             "validation_data with a Dataset")
+        x, y, validation_data = _validation_split(x, y, validation_split)
+    if seed is None and shuffle:
+        seed = int(random.generator().integers(2 ** 63))
+    spec = getattr(model, "input_spec", None)
+    batches = _Batches(x, y, batch_size, shuffle=shuffle, seed=seed, input_spec=spec)
+    val_batches = None
+    if validation_data is not None:
+        if isinstance(validation_data, (tuple, list)):
+            if len(validation_data) != 2:
+                raise ValueError("validation_data is (x_val, y_val), got %d items"
+                                 % len(validation_data))
+            val_batches = _Batches(validation_data[0], validation_data[1], batch_size,
+                                   input_spec=spec, what="fit: validation_data")
         else:
-            per_output = [list(specs)] * n_outputs
-        out = []
-        for i, chosen in enumerate(per_output):
-            for spec in chosen:
-                m = copy.deepcopy(spec) if isinstance(spec, metrics_mod.Metric) \
-                    else metrics_mod.get(spec)
-                m.reset()
-                name = m.name if n_outputs == 1 else "out%d_%s" % (i, m.name)
-                out.append((i, name, m))
-        return out
+            val_batches = _Batches(validation_data, None, batch_size)
+    if class_weight is not None and not isinstance(class_weight, dict):
+        raise TypeError("class_weight is a dict {class index: weight}")
 
-    def _train_step(self, class_weight):
-        from .step import make_train_step
-
-        cfg = self._train_config
-        key = ("train", None if class_weight is None else tuple(sorted(class_weight.items())),
-               self.compiled_with_jit)
-        step = cfg["steps"].get(key)
-        if step is None:
-            loss_fn = build_loss(cfg["loss"], cfg["loss_weights"], class_weight)
-            step = cfg["steps"][key] = make_train_step(self, loss_fn, self.optimizer,
-                                                       self.compiled_with_jit)
-        return step
-
-    def _predict_step(self):
-        from .step import make_predict_step
-
-        steps = (self.__dict__.get("_train_config") or {}).get("steps")
-        key = ("predict", self.compiled_with_jit)
-        if steps is not None and key in steps:
-            return steps[key]
-        step = make_predict_step(self, self.compiled_with_jit)
-        if steps is not None:
-            steps[key] = step
-        return step
-
-    def _float_dtype(self):
-        for p in self.parameters(trainable_only=False):
-            if p.dtype.is_float:
-                return p.dtype.np
-        return np.float32
-
-    def _prepare(self, arrays, fdt=None):
-        """Inputs and targets as the engine takes them: integers (labels, token ids) as int64,
-        floats in the model's float dtype fdt. Targets (fdt None) keep their float dtype: the
-        loss casts them, and a float label reaches cross_entropy's error as the user gave it."""
-        out = []
-        for a in arrays:
-            a = np.asarray(a)
-            if fdt is not None and a.dtype.kind == "f" and a.dtype != fdt:
-                a = a.astype(fdt)
-            elif a.dtype.kind in "iub" and a.dtype not in (np.int32, np.int64):
-                a = a.astype(np.int64)
-            out.append(np.ascontiguousarray(a))
-        return out
-
-    # ---- training ----
-    def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, callbacks=None,
-            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
-            initial_epoch=0, seed=None):
-        """Train for `epochs` epochs; returns a History (history.history: per-epoch loss,
-        metrics, val_loss, val_<metrics>, lr).
-
-        x: an array, a list of arrays (several inputs), or a pyfront.data Dataset / DataLoader
-        yielding (inputs, targets) (then y is None). validation_data: (x_val, y_val) or a
-        Dataset / DataLoader; validation_split: the last fraction of x/y, held out before
-        shuffling. shuffle: reshuffle every epoch (seeded by `seed`, else by pf.random).
-        verbose: 0 silent, 1 a progress bar, then the epoch's summary wrapped to the terminal's
-        width (one line per epoch when stdout is not a terminal of known width), 2 one line per
-        epoch. x and y may also be (nested) Python lists, taken as numpy takes them.
-        """
-        from .callbacks import CallbackList, History
-        from .metrics import Mean
-        from .progress import ProgressLogger
-
-        self._config("fit")           # refuses an uncompiled model before any work
-        if validation_split and validation_data is None:
-            if y is None:
-                raise ValueError("validation_split needs array inputs x and y; pass "
-                                 "validation_data with a Dataset")
-            x, y, validation_data = _validation_split(x, y, validation_split)
-        if seed is None and shuffle:
-            seed = int(random.generator().integers(2 ** 63))
-        spec = getattr(self, "input_spec", None)
-        batches = _Batches(x, y, batch_size, shuffle=shuffle, seed=seed, input_spec=spec)
-        val_batches = None
-        if validation_data is not None:
-            if isinstance(validation_data, (tuple, list)):
-                if len(validation_data) != 2:
-                    raise ValueError("validation_data is (x_val, y_val), got %d items"
-                                     % len(validation_data))
-                val_batches = _Batches(validation_data[0], validation_data[1], batch_size,
-                                       input_spec=spec, what="fit: validation_data")
-            else:
-                val_batches = _Batches(validation_data, None, batch_size)
-        if class_weight is not None and not isinstance(class_weight, dict):
-            raise TypeError("class_weight is a dict {class index: weight}")
-
-        history = History()
-        progress = ProgressLogger(verbose)
-        cbs = CallbackList([history] + list(callbacks or []) + [progress], model=self,
-                           params={"epochs": epochs, "steps": batches.steps,
-                                   "samples": batches.samples, "verbose": verbose,
-                                   "batch_size": batch_size})
-        step = self._train_step(class_weight)
-        fdt = self._float_dtype()
-        object.__setattr__(self, "stop_training", False)
-        object.__setattr__(self, "history", history)
-        was_training = self.training
-        cbs.on_train_begin()
-        try:
-            for epoch in range(initial_epoch, epochs):
-                loss_mean, tracked = Mean(), None
-                cbs.on_epoch_begin(epoch)
-                for b, (xs, ys) in enumerate(batches(epoch)):
-                    cbs.on_train_batch_begin(b)
-                    xs, ys = self._prepare(xs, fdt), self._prepare(ys)
-                    loss, preds = step(xs, ys)
-                    preds = _leaves(preds)
-                    if tracked is None:
-                        tracked = self._fresh_metrics(len(preds))
-                    n = len(xs[0])
-                    loss_mean.update(loss, n)
-                    for i, _, m in tracked:
-                        m.update(ys[i], preds[i])
-                    logs = {"batch": b, "size": n, "loss": loss_mean.result()}
-                    logs.update((name, m.result()) for _, name, m in tracked)
-                    cbs.on_train_batch_end(b, logs)
-                    if self.stop_training:
-                        break
-                logs = {"loss": loss_mean.result()}
-                logs.update((name, m.result()) for _, name, m in tracked or ())
-                if val_batches is not None:
-                    cbs.on_test_begin()
-                    val = self._evaluate_batches(val_batches)
-                    cbs.on_test_end(val)
-                    logs.update(("val_" + k, v) for k, v in val.items())
-                logs["lr"] = self.optimizer.lr
-                cbs.on_epoch_end(epoch, logs)
-                if self.stop_training:
+    history = History()
+    progress = ProgressLogger(verbose)
+    cbs = CallbackList([history] + list(callbacks or []) + [progress], model=model,
+                       params={"epochs": epochs, "steps": batches.steps,
+                               "samples": batches.samples, "verbose": verbose,
+                               "batch_size": batch_size})
+    step = _train_step(model, class_weight)
+    fdt = _float_dtype(model)
+    object.__setattr__(model, "stop_training", False)
+    object.__setattr__(model, "history", history)
+    was_training = model.training
+    cbs.on_train_begin()
+    try:
+        for epoch in range(initial_epoch, epochs):
+            loss_mean, tracked = Mean(), None
+            cbs.on_epoch_begin(epoch)
+            for b, (xs, ys) in enumerate(batches(epoch)):
+                cbs.on_train_batch_begin(b)
+                xs, ys = _prepare(model, xs, fdt), _prepare(model, ys)
+                loss, preds = step(xs, ys)
+                preds = _leaves(preds)
+                if tracked is None:
+                    tracked = _fresh_metrics(model, len(preds))
+                n = len(xs[0])
+                loss_mean.update(loss, n)
+                for i, _, m in tracked:
+                    m.update(ys[i], preds[i])
+                logs = {"batch": b, "size": n, "loss": loss_mean.result()}
+                logs.update((name, m.result()) for _, name, m in tracked)
+                cbs.on_train_batch_end(b, logs)
+                if model.stop_training:
                     break
-        finally:
-            cbs.on_train_end()
-            self.train(was_training)
-        return history
+            logs = {"loss": loss_mean.result()}
+            logs.update((name, m.result()) for _, name, m in tracked or ())
+            if val_batches is not None:
+                cbs.on_test_begin()
+                val = _evaluate_batches(model, val_batches)
+                cbs.on_test_end(val)
+                logs.update(("val_" + k, v) for k, v in val.items())
+            logs["lr"] = model.optimizer.lr
+            cbs.on_epoch_end(epoch, logs)
+            if model.stop_training:
+                break
+    finally:
+        cbs.on_train_end()
+        model.train(was_training)
+    return history
 
-    # ---- evaluation and prediction ----
-    def _evaluate_batches(self, batches):
-        from .. import autograd
-        from ..tensor import Tensor
-        from .metrics import Mean
 
-        cfg = self._config("evaluate")
-        loss_fn = cfg.setdefault("eval_loss", build_loss(cfg["loss"], cfg["loss_weights"]))
-        predict = self._predict_step()
-        loss_mean, tracked = Mean(), None
-        fdt = self._float_dtype()
-        for xs, ys in batches():
-            xs, ys = self._prepare(xs, fdt), self._prepare(ys)
-            preds = _leaves(predict(xs))
-            if tracked is None:
-                tracked = self._fresh_metrics(len(preds))
-            with autograd.no_grad():
-                loss = loss_fn([Tensor(p) for p in preds], *[Tensor(a) for a in ys])
-            loss_mean.update(float(loss.item()), len(xs[0]))
-            for i, _, m in tracked:
-                m.update(ys[i], preds[i])
-        out = {"loss": loss_mean.result()}
-        out.update((name, m.result()) for _, name, m in tracked or ())
-        return out
+# ---- evaluation and prediction ----
+def _evaluate_batches(model, batches):
+    from .. import autograd
+    from ..tensor import Tensor
+    from .metrics import Mean
 
-    def evaluate(self, x=None, y=None, batch_size=32, verbose=0, return_dict=False):
-        """Loss and metrics over all of the data (statistics summed across batches, not an
-        average of batch averages). Returns the loss alone without metrics, else
-        [loss, metric...] in compile order (a dict with return_dict)."""
-        self._config("evaluate")
-        was_training = self.training
-        batches = _Batches(x, y, batch_size, input_spec=getattr(self, "input_spec", None),
-                           what="evaluate")
-        try:
-            result = self._evaluate_batches(batches)
-        finally:
-            self.train(was_training)
-        if verbose:
-            from .progress import format_logs
+    cfg = _config(model, "evaluate")
+    loss_fn = cfg.setdefault("eval_loss", build_loss(cfg["loss"], cfg["loss_weights"]))
+    predict = _predict_step(model)
+    loss_mean, tracked = Mean(), None
+    fdt = _float_dtype(model)
+    for xs, ys in batches():
+        xs, ys = _prepare(model, xs, fdt), _prepare(model, ys)
+        preds = _leaves(predict(xs))
+        if tracked is None:
+            tracked = _fresh_metrics(model, len(preds))
+        with autograd.no_grad():
+            loss = loss_fn([Tensor(p) for p in preds], *[Tensor(a) for a in ys])
+        loss_mean.update(float(loss.item()), len(xs[0]))
+        for i, _, m in tracked:
+            m.update(ys[i], preds[i])
+    out = {"loss": loss_mean.result()}
+    out.update((name, m.result()) for _, name, m in tracked or ())
+    return out
 
-            print("evaluate: " + format_logs(result), flush=True)
-        if return_dict:
-            return result
-        values = list(result.values())
-        return values[0] if len(values) == 1 else values
 
-    def predict(self, x, batch_size=32, verbose=0):
-        """Model outputs for x (an array, a list of arrays, or a Dataset / DataLoader of
-        inputs) as numpy, computed in batches in eval mode: an array, or a list of arrays for
-        a model with several outputs."""
-        batches = _Batches(x, None, batch_size, need_targets=False,
-                           input_spec=getattr(self, "input_spec", None), what="predict")
-        predict = self._predict_step()
-        was_training = self.training
-        parts = None
-        fdt = self._float_dtype()
-        try:
-            for xs, _ in batches():
-                preds = _leaves(predict(self._prepare(xs, fdt)))
-                for p in preds:       # an unbuilt model takes an unbatched sample as a batch
-                    if np.ndim(p) == 0 or len(p) != len(xs[0]):
-                        raise errors.ShapeError(
-                            "predict: the input batch of shape %s (%d samples) gave an output "
-                            "of shape %s, not one row per sample: does x lack its batch "
-                            "dimension?" % (np.shape(xs[0]), len(xs[0]), np.shape(p)))
-                if parts is None:
-                    parts = [[] for _ in preds]
-                for store, p in zip(parts, preds):
-                    store.append(np.asarray(p))
-        finally:
-            self.train(was_training)
-        if parts is None:
-            raise ValueError("predict: no input samples")
-        out = [np.concatenate(p) for p in parts]
-        if verbose:
-            print("predict: %d samples" % len(out[0]), flush=True)
-        return out[0] if len(out) == 1 else out
+def evaluate(model, x=None, y=None, batch_size=32, verbose=0, return_dict=False):
+    """Loss and metrics over all of the data (statistics summed across batches, not an
+    average of batch averages). Returns the loss alone without metrics, else
+    [loss, metric...] in compile order (a dict with return_dict)."""
+    _config(model, "evaluate")
+    was_training = model.training
+    batches = _Batches(x, y, batch_size, input_spec=getattr(model, "input_spec", None),
+                       what="evaluate")
+    try:
+        result = _evaluate_batches(model, batches)
+    finally:
+        model.train(was_training)
+    if verbose:
+        from .progress import format_logs
 
-    # ---- description ----
-    def summary(self, input_shape=None, input_dtype=None, print_fn=print):
-        """A table of the layers with their output shapes and parameter counts (trainable and
-        not), printed and returned. Output shapes come from one forward pass on a batch of
-        zeros; the model must have seen an input, or input_shape (without the batch dimension,
-        or a list of them for several inputs) must be given."""
-        from .summary import summarize
+        print("evaluate: " + format_logs(result), flush=True)
+    if return_dict:
+        return result
+    values = list(result.values())
+    return values[0] if len(values) == 1 else values
 
-        text = summarize(self, input_shape, input_dtype)
-        if print_fn is not None:
-            print_fn(text)
-        return text
+
+def predict(model, x, batch_size=32, verbose=0):
+    """Model outputs for x (an array, a list of arrays, or a Dataset / DataLoader of
+    inputs) as numpy, computed in batches in eval mode: an array, or a list of arrays for
+    a model with several outputs."""
+    batches = _Batches(x, None, batch_size, need_targets=False,
+                       input_spec=getattr(model, "input_spec", None), what="predict")
+    predict = _predict_step(model)
+    was_training = model.training
+    parts = None
+    fdt = _float_dtype(model)
+    try:
+        for xs, _ in batches():
+            preds = _leaves(predict(_prepare(model, xs, fdt)))
+            for p in preds:       # an unbuilt model takes an unbatched sample as a batch
+                if np.ndim(p) == 0 or len(p) != len(xs[0]):
+                    raise errors.ShapeError(
+                        "predict: the input batch of shape %s (%d samples) gave an output "
+                        "of shape %s, not one row per sample: does x lack its batch "
+                        "dimension?" % (np.shape(xs[0]), len(xs[0]), np.shape(p)))
+            if parts is None:
+                parts = [[] for _ in preds]
+            for store, p in zip(parts, preds):
+                store.append(np.asarray(p))
+    finally:
+        model.train(was_training)
+    if parts is None:
+        raise ValueError("predict: no input samples")
+    out = [np.concatenate(p) for p in parts]
+    if verbose:
+        print("predict: %d samples" % len(out[0]), flush=True)
+    return out[0] if len(out) == 1 else out
+
+
+# ---- description ----
+def summary(model, input_shape=None, input_dtype=None, print_fn=print):
+    """A table of the layers with their output shapes and parameter counts (trainable and
+    not), printed and returned. Output shapes come from one forward pass on a batch of
+    zeros; the model must have seen an input, or input_shape (without the batch dimension,
+    or a list of them for several inputs) must be given."""
+    from .summary import summarize
+
+    text = summarize(model, input_shape, input_dtype)
+    if print_fn is not None:
+        print_fn(text)
+    return text
+
+
+def _install():
+    import sys
+
+    from ..nn import model as nn_model
+
+    nn_model.install_training(sys.modules[__name__])
+
+
+_install()

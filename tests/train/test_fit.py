@@ -140,7 +140,7 @@ def test_regression_with_mse_and_flat_targets():
     assert rmse == pytest.approx(np.sqrt(mse), rel=1e-6)
 
 
-class TwoInputs(pf.nn.Module):
+class TwoInputs(pf.nn.Model):      # a subclassed model (Keras style) trains
     def __init__(self):
         super().__init__()
         self.a = pf.nn.Dense(16, activation="relu")

@@ -101,3 +101,48 @@ def test_steps_put_the_model_in_training_mode_and_clear_old_gradients():
     for g, p in zip(grads, model.parameters()):
         np.testing.assert_allclose(g, p.grad.numpy())
         assert np.abs(g).max() < 7.0
+
+
+def test_training_belongs_to_models_not_layers():
+    dense = pf.nn.Dense(3)
+    assert not hasattr(dense, "fit") and not hasattr(dense, "compile")
+    with pytest.raises(AttributeError, match="belongs to models.*subclass pf.nn.Model"):
+        dense.fit
+    for model in (pf.nn.Sequential([pf.nn.Dense(2)]), _two_input_model(),
+                  _mlp().hybridize()):
+        assert callable(model.fit) and callable(model.compile)
+
+
+class _Subclassed(pf.nn.Model):
+    def __init__(self):
+        super().__init__()
+        self.hidden, self.out = pf.nn.Dense(16, activation="relu"), pf.nn.Dense(4)
+
+    def forward(self, x):
+        return self.out(self.hidden(x))
+
+
+def test_a_subclassed_model_trains_saves_and_loads(tmp_path):
+    x, y = _batch(n=64)
+    pf.random.seed(0)
+    model = _Subclassed().compile(optimizer=pf.optim.Adam(lr=1e-2), loss="cross_entropy")
+    history = model.fit(x, y, epochs=5, batch_size=16, verbose=0)
+    assert history["loss"][-1] < history["loss"][0]
+    pf.save(model, tmp_path / "sub.pf")
+    again = pf.load(tmp_path / "sub.pf")
+    np.testing.assert_allclose(again.predict(x), model.predict(x), rtol=1e-5, atol=1e-6)
+
+
+def test_a_mixin_gives_any_module_the_training_api():
+    class Net(pf.nn.Trainable, pf.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.out = pf.nn.Dense(4)
+
+        def forward(self, x):
+            return self.out(x)
+
+    x, y = _batch(n=32)
+    net = Net().compile(optimizer="sgd", loss="cross_entropy", metrics=["accuracy"])
+    loss, acc = net.evaluate(x, y)
+    assert np.isfinite(loss) and 0.0 <= acc <= 1.0

@@ -1,0 +1,75 @@
+"""Models are the Modules that train. A layer is a Module without a training API (as in Keras,
+where fit belongs to Model, not to Layer); Sequential, the functional Model, compiled models and
+user-written models carry compile / fit / evaluate / predict / summary through Trainable.
+
+The training loop itself lives in pyfront.train, above nn in the layering: importing it
+installs it here (install_training). A model used before anything imported pyfront.train asks
+the package for it (`pyfront.train` is one of the package's lazily loaded names), so nn never
+imports the trainer.
+"""
+__all__ = ["Trainable", "install_training"]
+
+_training = None
+
+
+def install_training(api):
+    """Called by pyfront.train.api on import: api provides compile, fit, evaluate, predict,
+    summary and compiled_with_jit as functions of the model."""
+    global _training
+    _training = api
+
+
+def _api():
+    if _training is None:
+        import pyfront
+
+        pyfront.train          # loading the package's train namespace installs it
+    return _training
+
+
+class Trainable:
+    """The training API of a model class; mix it into a Module subclass (before Module):
+
+        class Net(pf.nn.Trainable, pf.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.hidden, self.out = pf.nn.Dense(64, activation="relu"), pf.nn.Dense(10)
+            def forward(self, x):
+                return self.out(self.hidden(x))
+
+        net = Net().compile(optimizer="adam", loss="cross_entropy", metrics=["accuracy"])
+        history = net.fit(x, y, epochs=3)
+
+    Subclassing pf.nn.Model without inputs/outputs (Keras style) gives the same."""
+
+    # the arguments are those of the functions in pyfront.train.api, documented there
+    def compile(self, *args, **kwargs):
+        """compile(optimizer="adam", loss=None, metrics=None, loss_weights=None, jit=False):
+        choose the optimizer, the loss (one per output, weighed by loss_weights) and the
+        metrics; jit=True trains with compiled steps. Returns the model."""
+        return _api().compile(self, *args, **kwargs)
+
+    def fit(self, *args, **kwargs):
+        """fit(x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
+        validation_data=None, shuffle=True, class_weight=None, initial_epoch=0, seed=None):
+        train; returns a History."""
+        return _api().fit(self, *args, **kwargs)
+
+    def evaluate(self, *args, **kwargs):
+        """evaluate(x, y, batch_size=32, verbose=0, return_dict=False): loss and metrics over
+        all of the data."""
+        return _api().evaluate(self, *args, **kwargs)
+
+    def predict(self, *args, **kwargs):
+        """predict(x, batch_size=32, verbose=0): outputs for x as numpy, in batches, in eval
+        mode."""
+        return _api().predict(self, *args, **kwargs)
+
+    def summary(self, *args, **kwargs):
+        """summary(input_shape=None, input_dtype=None, print_fn=print): a table of the layers,
+        output shapes and parameter counts, printed and returned."""
+        return _api().summary(self, *args, **kwargs)
+
+    @property
+    def compiled_with_jit(self):
+        return _api().compiled_with_jit(self)
