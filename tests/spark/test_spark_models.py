@@ -157,7 +157,9 @@ def test_keras_callbacks_stop_checkpoint_log_and_schedule_a_spark_run(spark, dig
             cb.ModelCheckpoint(str(tmp_path / "model-{epoch}.pf")),
             cb.CSVLogger(str(tmp_path / "log.csv")),
             cb.LearningRateScheduler(lambda epoch: 0.1 / (epoch + 1)),
-            cb.LambdaCallback(on_train_batch_end=lambda b, logs: seen.append((b, logs["size"])))]
+            cb.LambdaCallback(on_train_batch_end=lambda b, logs: seen.append((b, logs["size"]))),
+            cb.ReduceLROnPlateau(monitor="loss", min_delta=10.0, patience=1, factor=0.5),
+            pf.train.TensorBoard(str(tmp_path / "tb"), update_freq=1)]
     trainer = SparkTrainer(model, num_workers=2, batch_size_per_worker=16, verbose=0)
     history = trainer.fit(to_df(spark, x[:96], y[:96]), epochs=5, callbacks=used)
     # epoch 1 improves on inf, epoch 2 not by 10: stopped after 2 of 5 epochs (3 rounds each)
@@ -165,7 +167,14 @@ def test_keras_callbacks_stop_checkpoint_log_and_schedule_a_spark_run(spark, dig
     assert model.optimizer.iterations == 6
     assert seen == [(0, 32), (1, 32), (2, 32)] * 2
     assert history["lr"] == [0.1, 0.05]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["log.csv", "model-1.pf", "model-2.pf"]
+    assert model.optimizer.lr == 0.025        # the plateau halved the rate after epoch 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["log.csv", "model-1.pf", "model-2.pf",
+                                                          "tb"]
+    events = [e for f in sorted((tmp_path / "tb" / "train").iterdir())
+              for e in pf.train.read_events(str(f))]
+    assert [e["step"] for e in events if "batch_loss" in e["scalars"]] == [1, 2, 3, 4, 5, 6]
+    epoch_losses = [e["scalars"]["epoch_loss"] for e in events if "epoch_loss" in e["scalars"]]
+    np.testing.assert_allclose(epoch_losses, history["loss"], rtol=1e-6)
     saved = pf.load(str(tmp_path / "model-2.pf"))
     for k, v in model.state_dict().items():
         np.testing.assert_array_equal(saved.state_dict()[k], v, err_msg=k)
