@@ -20,32 +20,12 @@ _EXTERNAL_DATA_BYTES = 1 << 30      # past this, tensors go to a file beside the
 
 def trace_model(model, example_inputs=None, input_shapes=None):
     """(the model itself, graph, input symbols, output symbols): the model's forward in eval
-    mode traced with an unknown batch dimension, as pf.save traces it.
+    mode traced with an unknown batch dimension, as pf.save traces it."""
+    from ..nn.tracing import input_specs, trace_inference_graph, unwrap
 
-    The one place that reaches into pf.save's tracing (pyfront.io.model's private helpers):
-    when that becomes a public module, only this function changes."""
-    from ..io.model import _input_specs, _trace_inference_graph, _unwrap
-
-    model = _unwrap(model)
-    if example_inputs is not None:
-        arrays = list(example_inputs) if isinstance(example_inputs, (list, tuple)) \
-            else [example_inputs]
-        if model.input_spec is None:          # build the parameters from the examples
-            from ..ops.core import as_operand
-
-            model.eval()
-            model(*[as_operand(a) for a in arrays])
-        specs = [((None,) + tuple(a.shape[1:]),
-                  a.dtype if hasattr(a, "symbolic") else as_dtype(np.asarray(a).dtype))
-                 for a in arrays]
-    elif input_shapes is None and model.input_spec is None and \
-            getattr(model, "signature", None):
-        # a model pf.load rebuilt from its graph has not seen an input, but its file said
-        specs = [(tuple(None if d == -1 else d for d in i["shape"]), as_dtype(i["dtype"]))
-                 for i in model.signature["inputs"]]
-    else:
-        specs = _input_specs(model, input_shapes)
-    return (model,) + tuple(_trace_inference_graph(model, specs))
+    model = unwrap(model)
+    specs = input_specs(model, input_shapes, example_inputs)
+    return (model,) + tuple(trace_inference_graph(model, specs))
 
 
 def _tensor_names(model):

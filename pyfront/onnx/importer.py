@@ -1286,7 +1286,9 @@ def load_model(source, input_shapes=None):
     names = {id(p): key for key, p in imp.params.items()}
     desc, constants = graph_to_json(imp.graph, inputs, outputs, names)
     used = {e["tensor"] for e in desc["nodes"] if e["kind"] == "variable"}
-    tensors = {k: p.numpy() for k, p in imp.params.items() if k in used}
+    # in name order, as pf.load gives them back: a copy shipped as bytes (Spark executors)
+    # then lists its parameters in the same order as this model
+    tensors = {k: imp.params[k].numpy() for k in sorted(used)}
     tensors.update(constants)
     model = GraphModule(desc, tensors, _signature(proto, inputs, outputs))
     model.name = proto.graph.name or "onnx_model"

@@ -86,6 +86,11 @@ def test_imported_model_saves_as_pf_and_loads_identically(exported, tmp_path):
     with pf.no_grad():
         assert np.array_equal(again(pf.tensor(x)).numpy(), model(pf.tensor(x)).numpy())
     assert again.signature["inputs"][0]["shape"] == [-1, 7, 6]
+    # the same parameters in the same order (copies shipped as bytes train in step)
+    assert [k for k, _ in again.named_parameters()] == [k for k, _ in model.named_parameters()]
+    again_bytes = pf.io.model.load_bytes(pf.io.model.save_bytes(model))
+    assert [k for k, _ in again_bytes.named_parameters()] == \
+        [k for k, _ in model.named_parameters()]
 
 
 def test_imported_model_fine_tunes_with_fit(exported):
