@@ -21,7 +21,8 @@ class ModelRunner:
 
         self.name = name
         self.path = str(path)
-        module = pf.load(self.path)
+        module = pf.onnx.load(self.path) if self.path.lower().endswith(".onnx") \
+            else pf.load(self.path)        # an ONNX file is converted here, in the worker
         signature = getattr(module, "signature", None)
         if not signature:
             raise ValueError("%s has no signature (saved without a traced graph); save it with "

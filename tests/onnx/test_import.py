@@ -286,3 +286,20 @@ def test_what_the_jvm_worker_needs_from_an_onnx_file(tmp_path, ort_run):
         out = compiled.run_numpy(*xs)
         out = out[0] if isinstance(out, (list, tuple)) else out
         np.testing.assert_allclose(out, ort_run(path, *xs)[0], rtol=1e-5, atol=1e-6)
+
+
+def test_the_jvm_worker_serves_an_onnx_file(exported, tmp_path, ort_run):
+    """Model.load(Path.of("model.onnx")) in Java: the worker's ModelRunner converts the file."""
+    runner_module = pytest.importorskip("pyfront.jvm.runner",
+                                        reason="the JVM bridge's Python side is not installed")
+    data, shape = exported("residual_cnn")
+    path = tmp_path / "served.onnx"
+    path.write_bytes(data)
+    runner = runner_module.ModelRunner("cnn", path)
+    runner.warm_up()
+    assert [(n, d.name, s) for n, d, s in runner.inputs] == [("input", "float32",
+                                                              (-1, 3, 12, 12))]
+    x = torch_models.random_input(shape, 3)
+    (name, y), = runner.run([("input", x)])
+    assert name == "output"
+    np.testing.assert_allclose(y, ort_run(data, x)[0], rtol=1e-4, atol=1e-5)
