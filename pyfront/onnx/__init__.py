@@ -16,7 +16,7 @@ DEFAULT_OPSET = 17
 def export(model, path, example_inputs=None, input_shapes=None, opset=DEFAULT_OPSET,
            check=True):
     """Write `model` (a Module, or the path of a .pf file) as an ONNX file; returns the path.
-    See pyfront.onnx.export_model."""
+    See pyfront.onnx.exporter.export_model."""
     from .exporter import export_model
 
     return export_model(model, path, example_inputs=example_inputs, input_shapes=input_shapes,

@@ -56,6 +56,7 @@ class Emitter:
         self._names = {}              # (gnode id, output index) -> ONNX value name
         self._initialized = set()
         self._count = 0
+        self.scope = ""               # the pyfront node being written: ONNX nodes carry its name
 
     # ---- names ----
     def fresh(self, base):
@@ -100,8 +101,8 @@ class Emitter:
         return self.constant(np.asarray(value, dtype=as_dtype(dtype).np), base)
 
     # ---- nodes ----
-    def node(self, op_type, inputs, n_outputs=1, name=None, **attrs):
-        base = name or op_type.lower()
+    def node(self, op_type, inputs, n_outputs=1, **attrs):
+        base = "%s/%s" % (self.scope, op_type) if self.scope else op_type
         outs = [self.fresh(base) for _ in range(n_outputs)]
         self.nodes.append(self.helper.make_node(op_type, list(inputs), outs,
                                                 name=self.fresh(base), **attrs))
@@ -588,6 +589,7 @@ def build_model_proto(graph, inputs, outputs, tensor_names, opset=17, name="pyfr
         if n.kind != "op":
             continue
         ins = [e.value(src, k) for src, k in n.inputs]
+        e.scope = n.name
         try:
             outs = EXPORTERS[n.op.name](e, n, ins)
         except UnsupportedOnnxError as err:
