@@ -18,3 +18,8 @@ from .shape import *  # noqa: F401,F403
 _INTERNAL = {"broadcast_strides", "lower_reduce", "activation_grad", "LINEAR_ACTIVATIONS",
              "ACTIVATIONS"}
 __all__ = [name for m in _MODULES for name in m.__all__ if name not in _INTERNAL]
+
+# PyTorch's dim=/keepdim= (and dims=, dim0=/dim1=) on every public function and method
+from . import names as _names  # noqa: E402
+from .methods import OpMethods as _OpMethods  # noqa: E402
+_names.install(globals(), __all__, [_OpMethods])

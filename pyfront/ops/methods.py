@@ -75,12 +75,34 @@ class OpMethods:
     def expand_dims(self, axis): return S.expand_dims(self, axis)
     unsqueeze = expand_dims
     def permute(self, *perm): return S.permute(self, *perm)
-    def transpose(self, a=-2, b=-1): return S.transpose(self, a, b)
+    def transpose(self, axis0=-2, axis1=-1): return S.transpose(self, axis0, axis1)
     @property
     def T(self): return S.permute(self, tuple(reversed(range(len(self.shape)))))
     def astype(self, dtype): return S.cast(self, dtype)
     def clone(self): return S.clone(self)
     def take(self, indices, axis=0): return S.take(self, indices, axis)
+    # shape and indexing (issue 10): PyTorch's method names and meanings
+    def flip(self, axis=None): return S.flip(self, axis)
+    def roll(self, shifts, axis=None): return S.roll(self, shifts, axis)
+    def repeat(self, *sizes): return S.repeat(self, *sizes)
+    def tile(self, reps): return S.tile(self, reps)
+    def repeat_interleave(self, repeats, axis=None):
+        return S.repeat_interleave(self, repeats, axis)
+    def gather(self, axis, indices): return S.gather(self, axis, indices)
+    def scatter(self, axis, indices, src): return S.scatter(self, axis, indices, src)
+    def scatter_add(self, axis, indices, src): return S.scatter_add(self, axis, indices, src)
+    def index_select(self, axis, indices): return S.index_select(self, axis, indices)
+    def masked_fill(self, mask, value): return S.masked_fill(self, mask, value)
+    def tril(self, k=0): return S.tril(self, k)
+    def triu(self, k=0): return S.triu(self, k)
+    def diagonal(self, offset=0, axis0=0, axis1=1): return S.diagonal(self, offset, axis0, axis1)
+    def split(self, sizes, axis=0): return S.split(self, sizes, axis)
+    def chunk(self, chunks, axis=0): return S.chunk(self, chunks, axis)
+    def unbind(self, axis=0): return S.unbind(self, axis)
+    def expand(self, *shape):
+        return S.broadcast_to(self, shape[0] if len(shape) == 1 and
+                              isinstance(shape[0], (tuple, list)) else shape)
+    def view(self, *shape): return S.reshape(self, *shape)
     def matmul(self, o): return L.matmul(self, o)
     def exp(self): return E.exp(self)
     def log(self): return E.log(self)

@@ -107,7 +107,9 @@ def reshape_like(x, like):
 
 
 def flatten(x, start_dim=1):
-    """Collapse dims from start_dim on: (N, C, H, W) -> (N, C*H*W)."""
+    """Collapse dims from start_dim on: (N, C, H, W) -> (N, C*H*W). The default start_dim=1
+    keeps the batch dim (Keras' Flatten, torch.nn.Flatten); torch.flatten's default is 0:
+    pass start_dim=0 to flatten everything."""
     x = as_operand(x)
     # a 0-d tensor flattens like a 1-d one (as in PyTorch): start_dim 0 or -1
     start = normalize_axis(start_dim, builtins.max(len(x.shape), 1), "flatten", "start_dim")

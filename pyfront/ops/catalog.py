@@ -1,0 +1,152 @@
+"""What pyfront calls the ops a PyTorch user reaches for, and the README's op table generated
+from the op modules and the registry: `python -m pyfront.ops.catalog` prints it,
+`python -m pyfront.ops.catalog --write README.md` replaces the table in the README.
+
+TORCH_NAMES maps, per family, each PyTorch name (torch.*, Tensor.*, torch.nn.functional.*,
+torch.nn.*) to pyfront's: the same name (None) or the documented other one. Where PyTorch and
+NumPy disagree the name says which meaning it has (split is PyTorch's, array_split NumPy's;
+repeat is PyTorch's = NumPy's tile, repeat_interleave is NumPy's repeat).
+"""
+import importlib
+import sys
+
+from .core import REGISTRY
+
+# family -> {PyTorch name: pyfront name, or None when it is the same}
+TORCH_NAMES = {
+    "shape and indexing": {
+        "reshape": None, "view": "Tensor.view / reshape", "flatten": None, "squeeze": None,
+        "unsqueeze": "expand_dims (also Tensor.unsqueeze)", "transpose": None, "permute": None,
+        "cat": None, "concat": None, "stack": None, "split": None, "chunk": None,
+        "unbind": None, "flip": None, "roll": None, "tril": None, "triu": None, "tile": None,
+        "Tensor.repeat": "repeat (NumPy's tile)", "repeat_interleave": None, "gather": None,
+        "scatter": None, "scatter_add": None, "index_select": None,
+        "take_along_dim": "take_along_axis", "masked_fill": None, "where": None, "diag": None,
+        "diagonal": None, "meshgrid": None, "broadcast_to": None,
+        "Tensor.expand": "Tensor.expand / broadcast_to", "clone": None, "F.pad": "pad",
+        "Tensor.__getitem__": "getitem (NumPy's rules: integer arrays, boolean masks)",
+        "Tensor.__setitem__": "setitem",
+    },
+    "convolution, pooling, resizing": {
+        "F.conv1d": "conv1d", "F.conv2d": "conv2d", "F.conv3d": "conv3d",
+        "F.conv_transpose1d": "conv_transpose1d", "F.conv_transpose2d": "conv_transpose2d",
+        "F.conv_transpose3d": "conv_transpose3d", "F.max_pool1d": "max_pool1d",
+        "F.max_pool2d": "max_pool2d", "F.max_pool3d": "max_pool3d",
+        "F.avg_pool1d": "avg_pool1d", "F.avg_pool2d": "avg_pool2d", "F.avg_pool3d": "avg_pool3d",
+        "F.adaptive_avg_pool2d(x, 1)": "global_avg_pool", "F.interpolate": "interpolate",
+        "F.upsample": "upsample",
+    },
+    "normalization": {
+        "F.batch_norm": "batch_norm", "F.layer_norm": "layer_norm",
+        "F.group_norm": "group_norm", "F.instance_norm": "instance_norm",
+    },
+    "losses": {
+        "F.cross_entropy": "cross_entropy", "F.nll_loss": "nll_loss",
+        "F.binary_cross_entropy": "binary_cross_entropy",
+        "F.binary_cross_entropy_with_logits": "binary_cross_entropy_with_logits",
+        "F.mse_loss": "mse", "F.l1_loss": "l1_loss", "F.huber_loss": "huber_loss",
+        "F.smooth_l1_loss": "smooth_l1_loss", "F.kl_div": "kl_div",
+        "F.cosine_similarity": "cosine_similarity",
+        "F.margin_ranking_loss": "margin_ranking_loss", "F.one_hot": "one_hot",
+    },
+    "layers": {
+        "nn.Conv1d": "nn.Conv1D", "nn.Conv2d": "nn.Conv2D", "nn.Conv3d": "nn.Conv3D",
+        "nn.ConvTranspose1d": "nn.Conv1DTranspose", "nn.ConvTranspose2d": "nn.Conv2DTranspose",
+        "nn.ConvTranspose3d": "nn.Conv3DTranspose", "nn.MaxPool2d": "nn.MaxPool2D",
+        "nn.AvgPool2d": "nn.AvgPool2D", "nn.Upsample": "nn.UpSampling2D",
+        "nn.ZeroPad2d": "nn.ZeroPadding2D", "nn.GroupNorm": "nn.GroupNorm",
+        "nn.InstanceNorm2d": "nn.InstanceNorm", "nn.BatchNorm2d": "nn.BatchNorm2D",
+        "nn.LayerNorm": "nn.LayerNorm", "nn.Linear": "nn.Dense", "nn.Dropout": "nn.Dropout",
+        "nn.Embedding": "nn.Embedding", "nn.LSTM": "nn.LSTM", "nn.GRU": "nn.GRU",
+        "nn.MultiheadAttention": "nn.MultiHeadAttention",
+    },
+    "extending": {
+        "torch.autograd.Function": "custom_op",
+        "C++ extension kernels": "register_kernel (C compiled with cffi)",
+    },
+    # the families below are the dtypes/reductions/elementwise part of issue 10
+    "elementwise math (dtypes part)": {
+        name: None for name in (
+            "abs", "exp", "log", "sqrt", "rsqrt", "sin", "cos", "tan", "asin", "acos", "atan",
+            "atan2", "sinh", "cosh", "asinh", "acosh", "atanh", "log2", "log10", "log1p",
+            "exp2", "expm1", "hypot", "lerp", "clamp", "clip", "floor", "ceil", "round",
+            "trunc", "sign", "remainder", "fmod", "floor_divide", "pow", "maximum", "minimum",
+            "erf", "reciprocal", "square", "neg", "add", "sub", "mul", "div", "isnan", "isinf",
+            "isfinite", "logical_and", "logical_or", "logical_xor", "logical_not")},
+    "comparisons (dtypes part)": {"eq": "equal", "ne": "not_equal", "lt": "less",
+                                  "le": "less_equal", "gt": "greater",
+                                  "ge": "greater_equal"},
+    "activations (activations part)": {
+        name: None for name in (
+            "relu", "gelu", "elu", "selu", "celu", "silu", "mish", "softsign", "logsigmoid",
+            "hardsigmoid", "hardswish", "hardtanh", "relu6", "softplus", "prelu", "glu",
+            "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "softmin")},
+    "reductions and scans (reductions part)": {
+        name: None for name in (
+            "sum", "mean", "prod", "max", "min", "argmax", "argmin", "logsumexp", "var", "std",
+            "cumsum", "cumprod", "norm", "sort", "argsort", "topk", "median", "any", "all")},
+    "linear algebra and others": {"matmul": None, "F.linear": "linear",
+                                  "F.dropout": "dropout"},
+}
+
+# the README's families, by the module that defines the ops
+# (module names: the package's attributes ops.norm and ops.dropout are functions)
+_FAMILIES = [
+    ("shape and indexing", "shape"), ("elementwise math and activations", "elementwise"),
+    ("reductions and scans", "reduction"), ("linear algebra", "linalg"),
+    ("convolution", "conv"), ("pooling and resizing", "pool"), ("normalization", "norm"),
+    ("softmax and losses", "nn"), ("dropout", "dropout"), ("recurrent", "rnn"),
+]
+_INTERNAL = {"broadcast_strides", "lower_reduce", "activation_grad", "LINEAR_ACTIVATIONS",
+             "ACTIVATIONS"}
+BEGIN = "<!-- op table: generated by python -m pyfront.ops.catalog; do not edit -->"
+END = "<!-- end of op table -->"
+
+
+def pyfront_name(torch_name, mapped):
+    """The attribute path a mapping names: `mapped`'s first word, or the PyTorch name itself
+    (its F./torch. prefix dropped)."""
+    if mapped is None:
+        return torch_name.split(".", 1)[1] if torch_name.startswith(("F.", "torch.")) \
+            else torch_name
+    return mapped.split()[0]
+
+
+def op_table():
+    """The markdown table: family, public functions (native ops of the registry in bold)."""
+    native = set(REGISTRY)
+    lines = [BEGIN, "", "| family | functions (**bold**: one registered op with a native "
+             "kernel; others compose ops) |", "|---|---|"]
+    for family, module_name in _FAMILIES:
+        module = importlib.import_module("." + module_name, __package__)
+        names = sorted(n for n in module.__all__ if n not in _INTERNAL)
+        cells = ", ".join("**%s**" % n if n in native else n for n in names)
+        lines.append("| %s | %s |" % (family, cells))
+    lines += ["", "PyTorch names with another name here (the rest are the same; `dim=` and "
+              "`keepdim=` work wherever `axis=`/`keepdims=` do):", ""]
+    renamed = sorted({(t, m) for fam in TORCH_NAMES.values() for t, m in fam.items()
+                      if m is not None and pyfront_name(t, None) != pyfront_name(t, m)})
+    lines.append(", ".join("`%s` → `%s`" % (t, m) for t, m in renamed))
+    lines += ["", END]
+    return "\n".join(lines)
+
+
+def update_readme(path):
+    """Replace the table between the markers in the README at path (appended if absent)."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    table = op_table()
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + table + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + table + "\n"
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--write":
+        update_readme(sys.argv[2])
+    else:
+        print(op_table())

@@ -1,0 +1,47 @@
+"""PyTorch's argument names as aliases of pyfront's: dim= for axis=, keepdim= for keepdims=,
+dims= for axis= (flip, roll), dim0=/dim1= for axis0=/axis1= (transpose). One wrapper, applied
+to every public op function and Tensor/Symbol method that takes the pyfront name (ops/__init__
+does it once), so PyTorch code ports without edits and no op carries alias code of its own."""
+import functools
+import inspect
+
+ALIASES = {"dim": "axis", "keepdim": "keepdims", "dims": "axis", "dim0": "axis0",
+           "dim1": "axis1"}
+
+
+def torch_names(fn):
+    """fn accepting PyTorch's names for its axis arguments (fn itself if it takes none of
+    the pyfront names, or already takes the PyTorch ones)."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return fn
+    mapping = {t: p for t, p in ALIASES.items() if p in params and t not in params}
+    if not mapping or any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return fn
+
+    @functools.wraps(fn)
+    def accepting_torch_names(*args, **kwargs):
+        if kwargs:
+            for torch_name in mapping.keys() & kwargs.keys():
+                ours = mapping[torch_name]
+                if ours in kwargs:
+                    raise TypeError("%s: got both %s= and its alias %s="
+                                    % (fn.__name__, ours, torch_name))
+                kwargs[ours] = kwargs.pop(torch_name)
+        return fn(*args, **kwargs)
+    accepting_torch_names.torch_aliases = mapping
+    return accepting_torch_names
+
+
+def install(namespace, names, method_classes=()):
+    """Wrap the functions `names` of namespace (a module's globals) and the public methods of
+    method_classes in place."""
+    for name in names:
+        value = namespace.get(name)
+        if inspect.isfunction(value):
+            namespace[name] = torch_names(value)
+    for cls in method_classes:
+        for name, value in list(vars(cls).items()):
+            if inspect.isfunction(value) and not name.startswith("_"):
+                setattr(cls, name, torch_names(value))
