@@ -168,7 +168,6 @@ class CrossEntropy(Op):
 class CrossEntropyGrad(Op):
     name = "cross_entropy_grad"
     inputs = ("logits", "labels", "grad")
-    differentiable = False   # differentiated through the composed form instead
 
     def infer(self, specs, attrs):
         return [specs[0]]
@@ -177,16 +176,42 @@ class CrossEntropyGrad(Op):
         k.run("cross_entropy_grad", [ins[0].desc(), ins[1].desc(), ins[2].desc()],
               [outs[0].desc()], (_REDUCTIONS[attrs["reduction"]], attrs["ignore_index"]))
 
+    def grad(self, ctx, gg):
+        # Only graph gradients reach this op (the tape differentiates the composed form): a
+        # second derivative of the loss. The kernel computes delta * scale (see
+        # _cross_entropy_grad_composed), linear in g and a softmax's in z.
+        rsum = _reduction.sum
+        expand_dims = _shape.expand_dims
 
-def _cross_entropy_grad_composed(z, labels, g, attrs):
-    """(softmax(z) - onehot(labels)) * g (/ count), from differentiable ops."""
+        z, labels, g = ctx.inputs
+        s, keep, delta = _cross_entropy_delta(z, labels, ctx.attrs)
+        scale, dg = g, rsum(gg * delta)
+        if ctx.attrs["reduction"] == "none":
+            scale, dg = expand_dims(g, -1), rsum(gg * delta, 1)
+        elif ctx.attrs["reduction"] == "mean":
+            scale, dg = g / rsum(keep), dg / rsum(keep)
+        dz = apply(_GRADS[False], [s, gg * expand_dims(keep, -1) * scale], {"axis": 1}) \
+            if ctx.needs[0] else None
+        return dz, None, (dg if ctx.needs[2] else None)
+
+
+def _cross_entropy_delta(z, labels, attrs):
+    """(softmax(z), keep, (softmax(z) - onehot(labels)) * keep): keep is 0 on ignored rows."""
     not_equal = _elementwise.not_equal
-    rsum = _reduction.sum
     expand_dims = _shape.expand_dims
 
     keep = not_equal(labels, attrs["ignore_index"]).astype(z.dtype)
     safe = labels * keep.astype(labels.dtype)
-    delta = (softmax(z) - one_hot(safe, z.shape[1], z.dtype)) * expand_dims(keep, -1)
+    s = softmax(z)
+    return s, keep, (s - one_hot(safe, z.shape[1], z.dtype)) * expand_dims(keep, -1)
+
+
+def _cross_entropy_grad_composed(z, labels, g, attrs):
+    """(softmax(z) - onehot(labels)) * g (/ count), from differentiable ops."""
+    rsum = _reduction.sum
+    expand_dims = _shape.expand_dims
+
+    _, keep, delta = _cross_entropy_delta(z, labels, attrs)
     if attrs["reduction"] == "none":
         return delta * expand_dims(g, -1)
     if attrs["reduction"] == "mean":
@@ -449,7 +474,6 @@ class MSE(Op):
 class MSEGrad(Op):
     name = "mse_grad"
     inputs = ("prediction", "target", "grad")
-    differentiable = False
 
     def infer(self, specs, attrs):
         return [specs[0]]
@@ -457,6 +481,23 @@ class MSEGrad(Op):
     def forward(self, k, ins, outs, attrs):
         k.run("mse_grad", [ins[0].desc(), ins[1].desc(), ins[2].desc()], [outs[0].desc()],
               (_REDUCTIONS[attrs["reduction"]],))
+
+    def grad(self, ctx, gg):
+        # Only graph gradients reach this op (the tape differentiates the composed form): a
+        # second derivative of the loss. The kernel computes 2 (p - t) * g, g spread over p
+        # and divided by its size for the mean (known only when the graph runs).
+        p, t, g = ctx.inputs
+        d = (p - t) * 2.0
+        if ctx.attrs["reduction"] == "mean":
+            all_axes = tuple(range(len(p.shape)))
+            scale = apply(_reduction._reduce_grad, [g, p], {"axes": all_axes, "mode": "mean"})
+            dg = _reduction.mean(gg * d)
+        elif ctx.attrs["reduction"] == "sum":
+            scale, dg = g, _reduction.sum(gg * d)
+        else:
+            scale, dg = g, gg * d
+        dp = gg * scale * 2.0
+        return dp, (-dp if ctx.needs[1] else None), (dg if ctx.needs[2] else None)
 
 
 _mse = core.register(MSE)

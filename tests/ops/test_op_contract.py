@@ -297,13 +297,10 @@ CASES = _merge({
     "softmax_grad": Case(grad_of(pf.softmax), F(N, 4), F(N, 4)),
     "log_softmax_grad": Case(grad_of(pf.log_softmax), F(N, 4), F(N, 4)),
     "cross_entropy": Case(pf.cross_entropy, F(N, 4), I(N, hi=4)),
-    "cross_entropy_grad": Case(grad_of(pf.cross_entropy), F(N, 4), I(N, hi=4), F(), wrt=(0, 2),
-                               no_grad="not differentiable: second derivatives of the loss "
-                                       "come from its composed form (tape)"),
+    "cross_entropy_grad": Case(grad_of(pf.cross_entropy), F(N, 4), I(N, hi=4), F(),
+                               wrt=(0, 2)),
     "mse": Case(pf.mse, F(N, 3), F(N, 3)),
-    "mse_grad": Case(grad_of(pf.mse), F(N, 3), F(N, 3), F(),
-                     no_grad="not differentiable: second derivatives of the loss come from "
-                             "its composed form (tape)"),
+    "mse_grad": Case(grad_of(pf.mse), F(N, 3), F(N, 3), F()),
     # ---- normalisation ----
     "batch_norm_batch_stats": Case(_bn, F(N, 3, 2), F(3), F(3)),
     "batch_norm_train": Case(_bn_tracked, F(N, 3, 2), F(3), F(3)),
@@ -341,10 +338,6 @@ _RANKLESS = ("the shape rule indexes shapes without checking the rank: an input 
 _THIRD = ("third derivatives of batch/layer norm are wrong: _norm_grad_of_grad builds the "
           "second-order terms from the saved mean and rstd, whose dependence on x is not "
           "differentiated again (BatchNormGrad/LayerNormGrad give them no gradient)")
-_LOSS_GRAPH = ("graph second derivatives of the losses are silently zero (the tape's are "
-               "right): a graph gradient uses the loss's kernel gradient op (mse_grad, "
-               "cross_entropy_grad; differentiable=False), and Graph.gradients skips an op "
-               "without a gradient as if its gradient were zero, as for a comparison")
 KNOWN_BUGS = {
     "wrong_shapes": {
         **dict.fromkeys(["avg_pool%dd_grad" % d for d in (1, 2, 3)] +
@@ -358,7 +351,6 @@ KNOWN_BUGS = {
     },
     "double_backward": {
         **dict.fromkeys(["batch_norm_grad", "layer_norm_grad"], _THIRD),
-        **dict.fromkeys(["mse", "cross_entropy"], _LOSS_GRAPH),
     },
 }
 
@@ -586,6 +578,19 @@ def test_double_backward_equals_finite_differences_of_the_gradient(name):
     case = _gradient_case(name)
     if case.no_double:
         pytest.skip(case.no_double)
+    _check_double_backward(name, case)
+
+
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+def test_graph_second_derivatives_of_the_fused_losses(reduction):
+    # their graph gradients go through kernel gradient ops (mse_grad, cross_entropy_grad),
+    # which were skipped as gradient-free: graph second derivatives came out zero
+    _check_double_backward("mse", Case(lambda p, t: pf.mse(p, t, reduction), F(N, 3), F(N, 3)))
+    _check_double_backward("cross_entropy", Case(
+        lambda z, y: pf.cross_entropy(z, y, reduction, ignore_index=0), F(N, 4), I(N, hi=4)))
+
+
+def _check_double_backward(name, case):
     arrays = _float64(case)
     weights = _weights(_float_output_shapes(case, arrays))
     directions = _weights([arrays[i].shape for i in case.wrt], seed=12)
