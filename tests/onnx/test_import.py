@@ -303,3 +303,17 @@ def test_the_jvm_worker_serves_an_onnx_file(exported, tmp_path, ort_run):
     (name, y), = runner.run([("input", x)])
     assert name == "output"
     np.testing.assert_allclose(y, ort_run(data, x)[0], rtol=1e-4, atol=1e-5)
+
+
+def test_imported_transformer_fine_tunes_with_compiled_steps(exported):
+    """The attention subgraph (MatMul, Softmax, Transpose, shape-driven Reshapes) trains through
+    compiled training steps (fit with jit=True)."""
+    data, shape = exported("transformer")
+    model = pf.onnx.load(data)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((128,) + shape).astype(np.float32)
+    y = x[:, :, :4].mean(axis=1).argmax(axis=1).astype(np.int64)
+    model.train()
+    model.compile(optimizer=pf.optim.Adam(lr=3e-3), loss="cross_entropy", jit=True)
+    losses = model.fit(x, y, batch_size=32, epochs=6, verbose=0)["loss"]
+    assert losses[-1] < 0.8 * losses[0], losses
