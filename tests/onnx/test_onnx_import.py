@@ -11,7 +11,7 @@ import pyfront as pf
 import pyfront.onnx  # noqa: F401
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import torch_models  # noqa: E402
+import onnx_torch_models as torch_models  # noqa: E402
 
 
 @pytest.fixture(scope="module")
