@@ -73,7 +73,7 @@ _LAZY = {
     "placeholder": ("pyfront.graph", "placeholder"),
     "parameter": ("pyfront.graph", "parameter"),
     "jit": ("pyfront.graph.jit", "jit"),
-    "plot_model": ("pyfront.graph.export", "plot_model"),
+    "plot_model": ("pyfront.nn.tracing", "plot_model"),
     "save": ("pyfront.io.model", "save"),
     "load": ("pyfront.io.model", "load"),
     "save_bytes": ("pyfront.io.model", "save_bytes"),

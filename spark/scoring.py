@@ -8,6 +8,7 @@ import uuid
 import numpy as np
 
 from .. import errors
+from ..nn.tracing import unwrap
 from ..train.step import as_list
 from . import data as data_mod
 from .common import TensorLayout, make_metrics, model_from_bytes, model_to_bytes, \
@@ -18,11 +19,6 @@ __all__ = ["predict", "evaluate"]
 
 _MAX_MODELS = 4
 _models = collections.OrderedDict()     # model id -> (model, compiled forward), per process
-
-
-def _unwrap(model):
-    inner = model.__dict__.get("module")
-    return inner if getattr(model, "is_hybridized", False) and inner is not None else model
 
 
 def _input_shapes(model, input_shape):
@@ -180,7 +176,7 @@ def predict(model, df, input_col=None, output_col="prediction", input_cols=None,
                          "(numeric columns), not both")
     if output not in ("raw", "class"):
         raise ValueError("predict: output is 'raw' or 'class', got %r" % (output,))
-    net = _unwrap(model)
+    net = unwrap(model)
     shapes = _input_shapes(net, input_shape)
     columns = [input_cols] if input_cols is not None else \
         list(input_col) if len(shapes) > 1 else [input_col]
@@ -229,7 +225,7 @@ def evaluate(model, df, features_col="features", label_col="label", loss=None, m
     from .worker import (EVAL_SCHEMA, RoundState, RunSpec, broadcast_spec, evaluate_partition,
                          raise_task_error)
 
-    net = _unwrap(model)
+    net = unwrap(model)
     compiled, _ = compiled_settings(model)
     cfg = TrainingConfig.__new__(TrainingConfig)
     cfg.loss = loss if loss is not None else compiled.get("loss")

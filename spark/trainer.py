@@ -14,6 +14,7 @@ import uuid
 import numpy as np
 
 from .. import errors
+from ..nn.tracing import unwrap
 from ..train.callbacks import Callback, CallbackList, History
 from . import checkpoint as ckpt
 from . import data as data_mod
@@ -29,11 +30,6 @@ __all__ = ["SparkTrainer"]
 log = logging.getLogger("pyfront.spark")
 
 _JOB_PROPERTIES = ("spark.jobGroup.id", "spark.job.description", "spark.job.interruptOnCancel")
-
-
-def _unwrap(model):
-    inner = model.__dict__.get("module")
-    return inner if getattr(model, "is_hybridized", False) and inner is not None else model
 
 
 def _format(logs):
@@ -79,7 +75,7 @@ class SparkTrainer:
                  combine="auto", resource_profile=None, spark=None):
         from .. import nn
 
-        if not isinstance(_unwrap(model), nn.Module):
+        if not isinstance(unwrap(model), nn.Module):
             raise TypeError("SparkTrainer trains a pyfront.nn.Module, got %r" % (model,))
         strategy = SyncSGD() if strategy is None else strategy
         if not isinstance(strategy, (SyncSGD, ParameterAveraging)):
@@ -152,7 +148,7 @@ class SparkTrainer:
         sc = spark.sparkContext
         check_executors(sc)
         workers = self.num_workers or sc.defaultParallelism
-        model = _unwrap(self.model)
+        model = unwrap(self.model)
         opt = self.optimizer
         if not opt.params:
             opt.bind(model.parameters())

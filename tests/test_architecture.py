@@ -73,9 +73,6 @@ KNOWN_VIOLATIONS = {
         "gradients through core.as_operand, importing ops.core inside functions; the tape "
         "should get these from its own layer (the name-scope stack and an injected tensor "
         "class in autograd)",
-    ("pyfront.graph.export", "pyfront.io.model"):
-        "plot_model/model_to_dot trace a model with io/model.py's private _trace_inference_graph, "
-        "_input_specs and _unwrap; issue 9 item 1: one public tracing module below both",
 }
 
 

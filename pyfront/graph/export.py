@@ -8,7 +8,7 @@ from .. import errors
 from ..ops.core import fmt_shape
 from .symbol import upstream_ids
 
-__all__ = ["to_dot", "save_svg", "render", "model_to_dot", "plot_model"]
+__all__ = ["to_dot", "save_svg", "render"]
 
 _COLORS = {"placeholder": "#d0e8ff", "variable": "#fff2c0", "constant": "#eeeeee",
            "op": "#ffffff"}
@@ -78,23 +78,3 @@ def render(dot_text, path, fmt=None):
 
 def save_svg(graph, path, outputs=None):
     return render(to_dot(graph, outputs), path, "svg")
-
-
-def model_to_dot(model, input_shape=None):
-    """A model's inference graph (traced with an unknown batch) as DOT, grouped by layer."""
-    from ..io.model import _input_specs, _trace_inference_graph, _unwrap
-
-    model = _unwrap(model)
-    g, _, outs = _trace_inference_graph(model, _input_specs(model, input_shape))
-    return to_dot(g, outs, title=model.name, cluster_layers=True)
-
-
-def plot_model(model, path, input_shape=None):
-    """Draw a model's graph to path (.svg, .png or .pdf; .dot writes the DOT text itself).
-    Rendering needs Graphviz's dot program."""
-    dot = model_to_dot(model, input_shape)
-    if str(path).endswith(".dot"):
-        with open(path, "w") as f:
-            f.write(dot)
-        return path
-    return render(dot, path)

@@ -31,7 +31,7 @@ def _as_tensor(x):
     raise TypeError("compiled functions take tensors or numpy arrays, got %s" % type(x).__name__)
 
 
-def _flatten(out):
+def flatten_outputs(out):
     """(list of leaves, rebuild function) for a Symbol, or a tuple/list/dict of them."""
     if isinstance(out, dict):
         keys = list(out)
@@ -49,7 +49,7 @@ def trace(fn, example_inputs, name="traced"):
     syms = [g.placeholder("input_%d" % i if len(example_inputs) > 1 else "input",
                           tuple(t.shape), t.dtype) for i, t in enumerate(example_inputs)]
     out = fn(*syms)
-    leaves, rebuild = _flatten(out)
+    leaves, rebuild = flatten_outputs(out)
     outs = []
     for leaf in leaves:
         if isinstance(leaf, Tensor):
@@ -286,7 +286,7 @@ class JitFunction:
         if entry is _EAGER:
             with autograd.no_grad():
                 out = self.fn(*tensors)
-            leaves, rebuild = _flatten(out)
+            leaves, rebuild = flatten_outputs(out)
             return rebuild([x.numpy() for x in leaves])
         return entry.rebuild(entry.run(list(arrays)))
 

@@ -14,10 +14,11 @@ import os
 
 import numpy as np
 
-from .. import __version__, autograd, errors, random
+from .. import __version__, errors, random
 from ..dtypes import as_dtype
 from ..nn.model import Trainable
 from ..nn.module import Module, Parameter, layer_class, shapes_only
+from ..nn.tracing import input_specs, trace_inference_graph, unwrap
 from ..tensor import Tensor
 from .format import decode, encode, read_file, write_file
 
@@ -28,44 +29,6 @@ __all__ = ["save", "load", "save_bytes", "load_bytes", "save_checkpoint", "load_
 FORMAT_VERSION = 1
 MODEL_KIND = "pyfront.model"
 CHECKPOINT_KIND = "pyfront.checkpoint"
-
-
-def _unwrap(model):
-    inner = getattr(model, "module", None)
-    return inner if getattr(model, "is_hybridized", False) and inner is not None else model
-
-
-def _input_specs(model, input_shapes):
-    if input_shapes is not None:
-        shapes = [input_shapes] if isinstance(input_shapes[0], (int, type(None))) \
-            else list(input_shapes)
-        return [((None,) + tuple(s[1:]), as_dtype("float32")) for s in shapes]
-    if model.input_spec is None:
-        raise errors.PyfrontError(
-            "cannot save %s before it has seen an input: call it once (or pass input_shape=) "
-            "so that its parameters have shapes" % model.name)
-    return [((None,) + tuple(shape[1:]), dtype or as_dtype("float32"))
-            for shape, dtype in model.input_spec]
-
-
-def _trace_inference_graph(model, specs):
-    """The model's forward in eval mode as a graph with an unknown batch dimension."""
-    from ..graph.jit import _flatten
-    from ..graph.symbol import Graph
-
-    g = Graph(model.name)
-    names = getattr(model, "input_names", None) or (
-        ["input"] if len(specs) == 1 else ["input_%d" % i for i in range(len(specs))])
-    syms = [g.placeholder(n, shape, dtype) for n, (shape, dtype) in zip(names, specs)]
-    was_training = model.training
-    model.eval()
-    try:
-        with autograd.no_grad():
-            out = model(*syms)
-    finally:
-        model.train(was_training)
-    leaves, _ = _flatten(out)
-    return g, syms, leaves
 
 
 def _signature(inputs, outputs):
@@ -79,16 +42,16 @@ def _signature(inputs, outputs):
 
 def signature(model, input_shape=None):
     """{"inputs": [...], "outputs": [...]} with names, dtypes and shapes (-1: any batch)."""
-    model = _unwrap(model)
-    g, ins, outs = _trace_inference_graph(model, _input_specs(model, input_shape))
+    model = unwrap(model)
+    g, ins, outs = trace_inference_graph(model, input_specs(model, input_shape))
     return _signature(ins, outs)
 
 
 def _model_payload(model, input_shape):
     from ..graph.serialize import graph_to_json
 
-    model = _unwrap(model)
-    specs = _input_specs(model, input_shape)
+    model = unwrap(model)
+    specs = input_specs(model, input_shape)
     state = {k: np.ascontiguousarray(v) for k, v in model.state_dict().items()}
     tensor_names = {id(t): k for k, t in model._named_tensors("")}
     meta = {"format": MODEL_KIND, "format_version": str(FORMAT_VERSION),
@@ -98,7 +61,7 @@ def _model_payload(model, input_shape):
         meta["config"] = json.dumps({"class": type(model).__name__, "config": config},
                                     sort_keys=True)
     try:
-        g, ins, outs = _trace_inference_graph(model, specs)
+        g, ins, outs = trace_inference_graph(model, specs)
         desc, constants = graph_to_json(g, ins, outs, tensor_names)
     except errors.PyfrontError as e:
         if config is None:
@@ -218,7 +181,7 @@ def _check_signature_fits(model, sig, source):
     specs = [(tuple(None if d == -1 else d for d in i["shape"]), as_dtype(i["dtype"]))
              for i in sig["inputs"]]
     try:
-        _, ins, outs = _trace_inference_graph(model, specs)
+        _, ins, outs = trace_inference_graph(model, specs)
     except errors.PyfrontError as e:
         raise errors.ModelFormatError("%s: the signature's inputs do not fit the model: %s"
                                       % (source, e)) from None
@@ -457,7 +420,7 @@ def _restore_checkpoint(tensors, meta, source, model, optimizer, restore_rng):
         position["model"] = target
         state = None
     else:
-        target = _unwrap(model)
+        target = unwrap(model)
         state = {k: v for k, v in model_tensors.items() if not k.startswith("__constant__.")}
         _check_fits(target, state, source)
     if optimizer is not None:

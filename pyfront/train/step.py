@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import autograd, errors
 from ..dtypes import as_dtype
-from ..graph.jit import _flatten
+from ..graph.jit import flatten_outputs
 from ..graph.symbol import Graph
 from ..tensor import Tensor
 
@@ -40,7 +40,7 @@ def as_list(x):
 
 
 def _outputs_numpy(out):
-    leaves, rebuild = _flatten(out)
+    leaves, rebuild = flatten_outputs(out)
     return rebuild([t.numpy() for t in leaves])
 
 
@@ -90,7 +90,7 @@ def _trace_loss(model, loss_fn, xs, ys, name):
                             as_dtype(a.dtype)) for i, a in enumerate(ys)]
     model.train()
     out = model(*x_syms)
-    leaves, rebuild = _flatten(out)
+    leaves, rebuild = flatten_outputs(out)
     loss = loss_fn(out, *y_syms)
     return g, [s.name for s in x_syms], [s.name for s in y_syms], leaves, rebuild, loss
 

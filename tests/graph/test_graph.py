@@ -270,7 +270,7 @@ def test_model_picture_groups_nodes_by_layer(tmp_path):
     model = pf.nn.Sequential([pf.nn.Dense(4, activation="relu", name="hidden"),
                               pf.nn.Dense(2, name="head")])
     model(pf.tensor(np.ones((1, 3), np.float32)))
-    dot = pf.graph.export.model_to_dot(model)
+    dot = pf.nn.tracing.model_to_dot(model)
     assert "cluster_" in dot and '"hidden"' in dot and '"head"' in dot
     for suffix in ("svg", "png"):
         path = pf.plot_model(model, tmp_path / ("m." + suffix))
