@@ -8,6 +8,7 @@ the distribution lives in pyproject.toml.
 """
 import importlib.util
 import os
+import runpy
 import shutil
 
 from setuptools import find_packages, setup
@@ -43,6 +44,7 @@ class BuildPyWithJar(build_py):
 
     def run(self):
         super().run()
+        runpy.run_path(os.path.join(HERE, "native", "build_cuda.py"))["build_py_hook"](self)
         target = os.path.join(self.build_lib, "pyfront", "jvm")
         if self.editable_mode or not os.path.isdir(target) or not os.path.isdir(JAVA_SOURCES):
             return

@@ -142,7 +142,7 @@ def build_py_hook(cmd):
     except BuildError as e:
         sys.stderr.write("pyfront: building the CUDA library failed: %s\n" % e)
         raise
-    print("pyfront: built %s" % path)
+    print("pyfront: CUDA library ready: %s" % path)
     return path
 
 

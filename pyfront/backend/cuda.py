@@ -104,18 +104,23 @@ def _probe():
     return _state
 
 
+def _open_library(path):
+    """(ffi, lib) of the CUDA library at path; OSError if the loader refuses it."""
+    import cffi
+
+    ffi = cffi.FFI()
+    ffi.cdef(_CDEF)
+    return ffi, ffi.dlopen(path)
+
+
 def _probe_into(result):
     path = library_path()
     if not os.path.exists(path):
         return ("pyfront was installed without its CUDA library (%s is missing: nvcc was not "
                 "found when pyfront was built; install the CUDA toolkit and reinstall pyfront)"
                 % path)
-    import cffi
-
-    ffi = cffi.FFI()
-    ffi.cdef(_CDEF)
     try:
-        lib = ffi.dlopen(path)
+        ffi, lib = _open_library(path)
     except OSError as e:
         return "the CUDA library %s could not be loaded: %s" % (path, e)
     built = lib.pf_cuda_abi_version()

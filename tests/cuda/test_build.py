@@ -1,0 +1,155 @@
+"""The CUDA library's build, checked without a GPU: every .cu file compiles with this machine's
+nvcc for sm_80 and sm_90, the build hook says in one line why it skips, the cffi declarations
+match the header, and the CUDA kernel table is a subset of the C one (a twin, not a fork)."""
+import importlib.util
+import os
+import re
+import subprocess
+
+import pytest
+
+from pyfront.backend import cuda
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CUDA_DIR = os.path.join(ROOT, "native", "cuda")
+HEADER = os.path.join(CUDA_DIR, "pyfront_cuda.h")
+
+
+def _build_module():
+    spec = importlib.util.spec_from_file_location(
+        "_pyfront_build_cuda", os.path.join(ROOT, "native", "build_cuda.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+build_cuda = _build_module()
+NVCC = build_cuda.find_nvcc()
+needs_nvcc = pytest.mark.skipif(NVCC is None, reason="nvcc is not installed here: the .cu files "
+                                "cannot be compiled (install the CUDA toolkit)")
+SOURCES = sorted(os.path.basename(p) for p in build_cuda.sources())
+
+
+def test_every_kernel_area_has_a_source():
+    assert {"runtime.cu", "elementwise.cu", "reduce.cu", "layout.cu", "linalg.cu", "optim.cu",
+            "random.cu"} <= set(SOURCES)
+
+
+@needs_nvcc
+@pytest.mark.parametrize("source", SOURCES)
+def test_cu_file_compiles_for_sm80_and_sm90(source, tmp_path):
+    command = build_cuda.compile_command(NVCC, os.path.join(CUDA_DIR, source),
+                                         str(tmp_path / (source + ".o")), ["80", "90"])
+    proc = subprocess.run(command, capture_output=True, text=True)
+    assert proc.returncode == 0, "nvcc failed on %s:\n%s" % (source, proc.stderr[-4000:])
+    # both architectures' machine code (and sm_90's PTX) are in the object
+    listing = subprocess.run([os.path.join(os.path.dirname(NVCC), "cuobjdump"), "--list-elf",
+                              str(tmp_path / (source + ".o"))], capture_output=True, text=True)
+    if listing.returncode == 0:
+        assert "sm_80" in listing.stdout and "sm_90" in listing.stdout, listing.stdout
+
+
+@needs_nvcc
+def test_architectures_nvcc_cannot_build_are_refused_by_name(tmp_path):
+    with pytest.raises(build_cuda.BuildError, match="builds none of the architectures 20, 30"):
+        build_cuda.build(str(tmp_path), str(tmp_path / "tmp"), archs=["20", "30"], nvcc=NVCC)
+    assert {"80", "90"} <= set(build_cuda.supported_archs(NVCC))
+
+
+def test_build_hook_says_in_one_line_that_nvcc_is_missing(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(build_cuda, "find_nvcc", lambda: None)
+
+    class Cmd:
+        editable_mode = False
+        build_lib = str(tmp_path)
+
+    assert build_cuda.build_py_hook(Cmd()) is None
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out == ["pyfront: the CUDA library is not built: nvcc was not found (CPU only; install "
+                   "the CUDA toolkit and reinstall for GPU support)"]
+    assert not os.listdir(str(tmp_path))
+
+
+def test_build_hook_can_be_switched_off(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("PYFRONT_BUILD_CUDA", "0")
+
+    class Cmd:
+        editable_mode = False
+        build_lib = str(tmp_path)
+
+    assert build_cuda.build_py_hook(Cmd()) is None
+    assert capsys.readouterr().out.strip() == \
+        "pyfront: the CUDA library is not built (PYFRONT_BUILD_CUDA=0)"
+
+
+def _header_functions():
+    text = re.sub(r"/\*.*?\*/", "", open(HEADER).read(), flags=re.S)
+    return {m.group(1): m.group(0) for m in
+            re.finditer(r"PF_CUDA_API[^;(]*?\b(pf_cuda_\w+)\s*\(([^)]*)\)", text)}
+
+
+def test_cffi_declarations_match_the_header():
+    header = _header_functions()
+    declared = dict(re.findall(r"\b(pf_cuda_\w+)\s*\(([^)]*)\)", cuda._CDEF))
+    assert set(header) == set(declared)
+    for name, decl in header.items():
+        params = decl[decl.index("(") + 1:-1]
+        # pointers to the C library's structs cross as void pointers; the arity is the same
+        assert params.count(",") == declared[name].count(","), name
+
+
+def test_library_abi_version_matches_the_header():
+    version = re.search(r"#define PF_CUDA_ABI_VERSION (\d+)", open(HEADER).read()).group(1)
+    assert int(version) == cuda.ABI_VERSION
+
+
+def _load_library():
+    path = cuda.library_path()
+    if not os.path.exists(path):
+        pytest.skip("libpyfront_cuda.so is not built here (no nvcc at install time): %s" % path)
+    import cffi
+
+    ffi = cffi.FFI()
+    ffi.cdef(cuda._CDEF)
+    return ffi, ffi.dlopen(path)
+
+
+def test_cuda_kernel_table_is_the_c_tables_names():
+    from pyfront.backend import cpu
+
+    ffi, lib = _load_library()
+    names = [ffi.string(lib.pf_cuda_kernel_name(i)).decode()
+             for i in range(lib.pf_cuda_kernel_count())]
+    assert len(names) == len(set(names))
+    missing = [n for n in names if cpu.lib.pf_kernel_lookup(n.encode()) < 0]
+    assert not missing, "CUDA kernels without a C twin: %s" % missing
+    assert {"unary", "binary", "fused", "reduce", "softmax", "cross_entropy", "copy", "take",
+            "gemm", "linear", "sgd_update", "adam_update", "dropout"} <= set(names)
+    assert lib.pf_cuda_kernel_lookup(b"no_such_kernel") == -1
+
+
+def test_library_reports_a_missing_driver_or_device_as_a_status():
+    ffi, lib = _load_library()
+    count = ffi.new("int *")
+    status = lib.pf_cuda_device_count(count)
+    if status == 0 and count[0] > 0:
+        pytest.skip("a GPU is present: the no-driver path cannot be seen here")
+    if status != 0:
+        message = ffi.string(lib.pf_cuda_last_error()).decode()
+        assert message.startswith("counting CUDA devices: CUDA error cudaError"), message
+        assert count[0] == 0
+
+
+def test_run_without_a_gpu_is_an_argument_error_not_a_crash():
+    """Argument checks come before any CUDA call, so a bad call fails cleanly even here."""
+    from pyfront.backend import cpu
+
+    ffi, lib = _load_library()
+    kid = lib.pf_cuda_kernel_lookup(b"unary")
+    args, keep = cpu.new_args([], [], iattr=(0,))
+    assert lib.pf_cuda_run(kid, args) == cpu.lib.PF_ERR_ARGUMENT
+    assert ffi.string(lib.pf_cuda_last_error()).decode() == \
+        "kernel 'unary' (CUDA): expected 1..1 inputs, got 0"
+    assert lib.pf_cuda_run(10 ** 6, args) == cpu.lib.PF_ERR_UNKNOWN_KERNEL
+    assert ffi.string(lib.pf_cuda_last_error()).decode() == "no CUDA kernel with id 1000000"
+    del keep
