@@ -1,5 +1,5 @@
-"""Build glue: the cffi extension, the folders that install into the pyfront namespace, and the
-JVM bridge's jar.
+"""Build glue: the cffi extension, the folders that install into the pyfront namespace, the CUDA
+library and the JVM bridge's jar.
 
 spark/ installs as pyfront.spark and jvm-bridge/python as pyfront.jvm; the bridge's Java sources
 (jvm-bridge/src/main/java, Maven's layout) and the jar compiled from them are added to
@@ -37,10 +37,11 @@ def _bridge_build():
     return module
 
 
-class BuildPyWithJar(build_py):
-    """build_py, plus pyfront.jvm's java/ sources and pyfront-bridge.jar (javac --release 17
-    against the py4j jar). Without a JDK or py4j the wheel ships the sources only, and the jar
-    is compiled on first use; an editable install reads the checkout's sources in place."""
+class BuildPy(build_py):
+    """build_py, plus the native CUDA library where nvcc is found (native/build_cuda.py), and
+    pyfront.jvm's java/ sources and pyfront-bridge.jar (javac --release 17 against the py4j
+    jar). Without a JDK or py4j the wheel ships the sources only, and the jar is compiled on
+    first use; an editable install reads the checkout's sources in place."""
 
     def run(self):
         super().run()
@@ -63,5 +64,5 @@ setup(
     packages=packages,
     package_dir=package_dir,
     cffi_modules=["native/build.py:ffibuilder"],
-    cmdclass={"build_py": BuildPyWithJar},
+    cmdclass={"build_py": BuildPy},
 )
