@@ -7,7 +7,7 @@ import time
 
 from .callbacks import Callback, scalar_logs
 
-__all__ = ["ProgressLogger", "format_logs"]
+__all__ = ["ProgressLogger", "format_logs", "terminal_columns", "summary_text"]
 
 
 def _log_pieces(logs, skip=("batch", "size")):
@@ -25,9 +25,12 @@ def _isatty(stream):
         return False
 
 
-def _columns(stream):
-    """The width of the terminal behind stream; 0 where it is unknown (some consoles and
-    freshly attached pseudo-terminals report a width of 0)."""
+def terminal_columns(stream):
+    """The width of the terminal behind stream; 0 when stream is not a terminal or its width
+    is unknown (some consoles and freshly attached pseudo-terminals report 0): draw no live
+    bar then."""
+    if not _isatty(stream):
+        return 0
     try:
         return os.get_terminal_size(stream.fileno()).columns
     except (AttributeError, ValueError, OSError):
@@ -47,6 +50,13 @@ def _wrap(pieces, width):
     return "\n".join(lines + [line])
 
 
+def summary_text(pieces, stream):
+    """An epoch's summary for stream: pieces ("Epoch 3/10", "loss 0.1234", ...) on one line,
+    wrapped to the terminal's width when stream is a terminal (no metric is cut off)."""
+    width = terminal_columns(stream)
+    return _wrap(pieces, width) if width else "  ".join(pieces)
+
+
 class ProgressLogger(Callback):
     """verbose=1: a live bar when the stream is a terminal of known width, else the one-line
     summary (a bar redrawn into a log file or a notebook's captured output is noise);
@@ -62,13 +72,8 @@ class ProgressLogger(Callback):
         self._seen = 0
 
     @property
-    def columns(self):
-        """The terminal's width, or 0 when the stream is not a terminal of known width."""
-        return _columns(self.stream) if _isatty(self.stream) else 0
-
-    @property
     def live(self):
-        return self.verbose == 1 and self.columns > 0
+        return self.verbose == 1 and terminal_columns(self.stream) > 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start, self._seen = time.perf_counter(), 0
@@ -97,9 +102,7 @@ class ProgressLogger(Callback):
         if self.verbose >= 1:
             pieces = ["Epoch %d/%d" % (epoch + 1, self.params.get("epochs", 0)),
                       "%.1fs" % elapsed, "%.0f samples/s" % rate] + _log_pieces(logs)
-            width = self.columns
-            print(_wrap(pieces, width) if width else "  ".join(pieces), file=self.stream,
-                  flush=True)
+            print(summary_text(pieces, self.stream), file=self.stream, flush=True)
 
     def on_train_end(self, logs=None):
         if self.bar is not None:

@@ -2,6 +2,7 @@
 epoch's summary wrapped to the width with no metric cut off; a terminal that reports a width of
 0 gets one whole line per epoch."""
 import fcntl
+import io
 import os
 import struct
 import termios
@@ -10,7 +11,7 @@ import threading
 import numpy as np
 
 import pyfront as pf
-from pyfront.train.progress import ProgressLogger
+from pyfront.train.progress import ProgressLogger, terminal_columns
 
 METRICS = ["accuracy", "top2_accuracy", "top3_accuracy"]
 
@@ -55,7 +56,7 @@ def _fit(columns, epochs=2):
     model.compile(optimizer="adam", loss="cross_entropy", metrics=METRICS)
     term = Terminal(columns)
     logger = ProgressLogger(verbose=1, stream=term.stream)
-    assert logger.columns == columns
+    assert terminal_columns(term.stream) == columns
     history = model.fit(x, y, batch_size=16, epochs=epochs, validation_data=(x[:32], y[:32]),
                         verbose=0, callbacks=[logger])
     return term.output(), history
@@ -95,9 +96,11 @@ def test_zero_width_terminal_gets_a_whole_line_per_epoch():
 
 
 def test_wrap_never_splits_a_metric():
-    from pyfront.train.progress import _wrap
+    from pyfront.train.progress import _wrap, summary_text
 
     pieces = ["Epoch 1/2", "0.1s", "val_top3_accuracy 0.9531", "loss 1.234"]
+    # not a terminal (a log file, a notebook's captured output): one line, whole
+    assert summary_text(pieces, io.StringIO()) == "  ".join(pieces)
     assert _wrap(pieces, 30) == "Epoch 1/2  0.1s\n  val_top3_accuracy 0.9531\n  loss 1.234"
     # a piece wider than the terminal gets a line of its own, whole
     assert _wrap(pieces, 10).split("\n") == ["Epoch 1/2", "  0.1s", "  val_top3_accuracy 0.9531",
