@@ -202,11 +202,22 @@ def shape_error(op, inputs, message, cls=errors.ShapeError):
 
 def infer(op, inputs, attrs):
     try:
-        return op.infer([Spec(x.shape, x.dtype) for x in inputs], attrs)
+        specs = op.infer([Spec(x.shape, x.dtype) for x in inputs], attrs)
     except ShapeMismatch as e:
         raise shape_error(op, inputs, str(e)) from None
     except errors.DTypeError as e:
         raise shape_error(op, inputs, str(e), errors.DTypeError) from None
+    # the native kernels take at most MAX_DIMS dims: refused here, at the op that would make
+    # or take such a tensor, not later by a kernel (a view has no kernel until its backward)
+    for x in (*inputs, *specs):
+        if len(x.shape) > MAX_DIMS:
+            raise shape_error(op, inputs, "%s %s has %d dims; pyfront's tensors have at most %d"
+                              % ("the result" if isinstance(x, Spec) else "an input",
+                                 fmt_shape(x.shape), len(x.shape), MAX_DIMS))
+    return specs
+
+
+MAX_DIMS = cpu.MAX_DIMS
 
 
 # ---------------------------------------------------------------------------------------------

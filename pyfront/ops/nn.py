@@ -86,9 +86,17 @@ for _op in (_softmax, _log_softmax, _GRADS[False], _GRADS[True]):
     core.REGISTRY[_op.name] = _op
 
 
-def softmax(x, axis=-1):
+def _over_axis(op, x, axis):
     x = as_operand(x)
-    return apply(_softmax, [x], {"axis": normalize_axis(axis, len(x.shape), "softmax")})
+    if not x.shape:
+        # PyTorch: over dim 0 or -1 of a 0-d tensor, the tensor as a 1-element vector
+        normalize_axis(axis, 1, op.name)
+        return _shape.reshape(apply(op, [_shape.reshape(x, (1,))], {"axis": 0}), ())
+    return apply(op, [x], {"axis": normalize_axis(axis, len(x.shape), op.name)})
+
+
+def softmax(x, axis=-1):
+    return _over_axis(_softmax, x, axis)
 
 
 def softmin(x, axis=-1):
@@ -97,8 +105,7 @@ def softmin(x, axis=-1):
 
 
 def log_softmax(x, axis=-1):
-    x = as_operand(x)
-    return apply(_log_softmax, [x], {"axis": normalize_axis(axis, len(x.shape), "log_softmax")})
+    return _over_axis(_log_softmax, x, axis)
 
 
 def one_hot(labels, classes, dtype="float32"):
@@ -248,8 +255,8 @@ def cross_entropy(logits, labels, reduction="mean", ignore_index=-100, weight=No
 
 def _class_shape_check(op, logits, labels, probabilities):
     if len(logits.shape) < 2:
-        raise errors.ShapeError("%s: logits must be (batch, classes, *positions), got %s"
-                                % (op, fmt_shape(logits.shape)))
+        raise errors.ShapeError("%s: logits must be (batch, classes) or (batch, classes, "
+                                "*positions), got %s" % (op, fmt_shape(logits.shape)))
     want = tuple(logits.shape) if probabilities else \
         tuple(logits.shape[:1]) + tuple(logits.shape[2:])
     if len(labels.shape) != len(want) or any(a is not None and b is not None and a != b
@@ -280,6 +287,7 @@ def _per_class(v, ndim):
 
 def _cross_entropy_composed(logits, labels, reduction, ignore_index, weight, smoothing):
     rsum = _reduction.sum
+    _class_shape_check("cross_entropy", logits, labels, labels.dtype.is_float)
     logp = log_softmax(logits, axis=1)
     classes = logits.shape[1]
     weight = _class_weights(weight, logits, "cross_entropy")

@@ -129,6 +129,10 @@ def squeeze(x, axis=None):
     shape = list(x.shape)
     if axis is None:
         new = [d for d in shape if d != 1]
+    elif not shape:
+        # PyTorch: a 0-d tensor squeezes to itself along dim 0 or -1
+        normalize_axes(axis, 1, "squeeze")
+        return x
     else:
         axes = normalize_axes(axis, len(shape), "squeeze")
         for a in axes:
@@ -687,6 +691,10 @@ def concat(tensors, axis=0):
     tensors = [as_operand(t) for t in tensors]
     if not tensors:
         raise ValueError("concat needs at least one tensor")
+    for i, t in enumerate(tensors):
+        if not t.shape:
+            raise errors.ShapeError("concat: tensor %d is 0-d and has no axis to join along "
+                                    "(stack makes a 1-d tensor of 0-d ones)" % i)
     axis = normalize_axis(axis, len(tensors[0].shape), "concat")
     if len(tensors) == 1:
         return tensors[0]

@@ -122,7 +122,9 @@ def test_cross_entropy_errors():
     bad[2, 1] = np.inf
     with pytest.raises(pf.NumericError, match="row 2"):
         pf.cross_entropy(pf.tensor(bad), [0, 1, 2], reduction="none")
-    with pytest.raises(pf.DTypeError, match="labels must be integer"):
+    # float labels are class probabilities (PyTorch): shaped like indices, the error says why
+    with pytest.raises(pf.ShapeError, match=r"target probabilities \(3,\) do not fit logits "
+                                            r"\(3, 4\).*class indices must be integers"):
         pf.cross_entropy(z, pf.tensor([0.0, 1.0, 2.0]))
     with pytest.raises(pf.ShapeError, match=r"cross_entropy.*3 rows of logits but 2 labels"):
         pf.cross_entropy(z, [0, 1])
