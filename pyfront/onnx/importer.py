@@ -1030,7 +1030,9 @@ def _build_gelu(imp, node):
 _TO_PYFRONT_GATES = {"LSTM": [0, 2, 3, 1],    # ONNX i, o, f, c -> pyfront i, f, g, o
                      "GRU": [1, 0, 2],        # ONNX z, r, h -> pyfront r, z, n
                      "RNN": [0]}
-_DEFAULT_ACTS = {"LSTM": ["Sigmoid", "Tanh", "Tanh"], "GRU": ["Sigmoid", "Tanh"]}
+_DEFAULT_ACTS = {"LSTM": ["Sigmoid", "Tanh", "Tanh"], "GRU": ["Sigmoid", "Tanh"],
+                 "RNN": ["Tanh"]}
+_GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
 
 
 def _pyfront_gates(w, op_type):
@@ -1040,45 +1042,154 @@ def _pyfront_gates(w, op_type):
                                                axis=0).T)
 
 
+# the activations ONNX's recurrent ops may name: fn(x, alpha, beta), and how many of
+# activation_alpha / activation_beta each consumes
+_RNN_ACTIVATIONS = {
+    "sigmoid": (lambda x, a, b: ops.sigmoid(x), 0), "tanh": (lambda x, a, b: ops.tanh(x), 0),
+    "relu": (lambda x, a, b: ops.relu(x), 0),
+    "leakyrelu": (lambda x, a, b: ops.leaky_relu(x, a if a is not None else 0.01), 1),
+    "hardsigmoid": (lambda x, a, b: ops.clip(ops.affine(x, 0.2 if a is None else a,
+                                                        0.5 if b is None else b), 0.0, 1.0), 2),
+    "affine": (lambda x, a, b: ops.affine(x, a, b), 2),
+    "scaledtanh": (lambda x, a, b: ops.tanh(x * b) * a, 2),
+    "softsign": (lambda x, a, b: ops.softsign(x), 0),
+    "softplus": (lambda x, a, b: ops.softplus(x), 0),
+    "elu": (lambda x, a, b: ops.elu(x, 1.0 if a is None else a), 1)}
+
+
+def _rnn_activations(op_type, a, directions):
+    """One list of fn(x) per direction, with ONNX's alphas and betas bound in order."""
+    names = [n.decode() if isinstance(n, bytes) else n for n in a.get("activations", [])] \
+        or _DEFAULT_ACTS[op_type] * directions
+    alphas, betas = list(a.get("activation_alpha", [])), list(a.get("activation_beta", []))
+    fns = []
+    for name in names:
+        entry = _RNN_ACTIVATIONS.get(name.lower())
+        if entry is None:
+            raise UnsupportedOnnxError("%s activation %s" % (op_type, name))
+        fn, takes = entry
+        alpha = alphas.pop(0) if takes >= 1 and alphas else None
+        beta = betas.pop(0) if takes >= 2 and betas else None
+        fns.append(lambda x, fn=fn, alpha=alpha, beta=beta: fn(x, alpha, beta))
+    per = len(names) // directions
+    return [fns[d * per:(d + 1) * per] for d in range(directions)], names
+
+
+def _native_rnn_kind(op_type, a, names, node):
+    """The pyfront op that runs this node in one kernel, or None when only the step-by-step
+    form can (other activations, clip, coupled gates, peepholes, GRU resetting first)."""
+    lowered = [n.lower() for n in names]
+    if "clip" in a or a.get("input_forget", 0) or (op_type == "LSTM" and _input(node, 7)):
+        return None
+    if op_type == "RNN":
+        return ("simple_rnn", lowered[0]) if lowered[0] in ("tanh", "relu") and \
+            len(set(lowered)) == 1 else None
+    if any(n != d.lower() for n, d in zip(lowered, _DEFAULT_ACTS[op_type] * 2)):
+        return None
+    if op_type == "GRU" and not a.get("linear_before_reset", 0):
+        return None
+    return (op_type.lower(), None)
+
+
+def _gate(v, i, hidden):
+    return ops.getitem(v, (Ellipsis, slice(i * hidden, (i + 1) * hidden)))
+
+
+def _rnn_steps(imp, node, op_type, a, d, sfx, reverse, x, mask, init, acts):
+    """One direction of an ONNX LSTM/GRU/RNN written out step by step with pyfront's ops:
+    (outputs (N, T, H), final states). Exact ONNX equations, for every setting the native
+    kernels do not cover; trainable like the rest."""
+    w_name, r_name, b_name = node.input[1], node.input[2], node.input[3]
+    hidden = int(a["hidden_size"]) if "hidden_size" in a else imp.static(r_name, "R").shape[-1]
+    key = "steps:%d" % d
+    gh = _GATES[op_type] * hidden
+    kernel = imp.param(w_name, lambda w: w[d].T, key, sfx)
+    recurrent = imp.graph.variable(imp.param(r_name, lambda r: r[d].T, key, sfx))
+    bias_x = imp.param(b_name, lambda b: b[d, :gh], key + "x", sfx)
+    bias_h = imp.graph.variable(imp.param(b_name, lambda b: b[d, gh:], key + "h",
+                                          sfx + ".recurrent"))
+    peep = None
+    if op_type == "LSTM" and _input(node, 7):
+        peep = imp.graph.variable(imp.param(node.input[7], lambda p: p[d], key, sfx))
+    clip = a.get("clip")
+
+    def pre(v):
+        return ops.clip(v, -clip, clip) if clip is not None else v
+    xp = ops.linear(x, kernel, bias_x)                     # (N, T, gates * H), all steps
+    h, c = init
+    steps = x.shape[1]
+    if steps is None:
+        raise UnsupportedOnnxError("%s written out step by step needs a known sequence length"
+                                   % op_type)
+    order = range(steps - 1, -1, -1) if reverse else range(steps)
+    ys = [None] * steps
+    for t in order:
+        xt = ops.getitem(xp, (slice(None), t))
+        rec = bias_h if h is None else ops.matmul(h, recurrent) + bias_h
+        if op_type == "RNN":
+            h_new = acts[0](pre(xt + rec))
+        elif op_type == "GRU":
+            z = acts[0](pre(_gate(xt, 0, hidden) + _gate(rec, 0, hidden)))
+            r = acts[0](pre(_gate(xt, 1, hidden) + _gate(rec, 1, hidden)))
+            if a.get("linear_before_reset", 0):
+                hh = r * _gate(rec, 2, hidden)
+            elif h is None:
+                hh = _gate(bias_h, 2, hidden)
+            else:
+                hh = ops.matmul(r * h, _gate(recurrent, 2, hidden)) + _gate(bias_h, 2, hidden)
+            n = acts[1](pre(_gate(xt, 2, hidden) + hh))
+            h_new = (1.0 - z) * n if h is None else (1.0 - z) * n + z * h
+        else:
+            gi, go, gf, gc = (_gate(xt, i, hidden) + _gate(rec, i, hidden) for i in range(4))
+            if peep is not None and c is not None:
+                gi, gf = gi + _gate(peep, 0, hidden) * c, gf + _gate(peep, 2, hidden) * c
+            i_ = acts[0](pre(gi))
+            f_ = 1.0 - i_ if a.get("input_forget", 0) else acts[0](pre(gf))
+            c_new = i_ * acts[1](pre(gc)) if c is None else f_ * c + i_ * acts[1](pre(gc))
+            if peep is not None:
+                go = go + _gate(peep, 1, hidden) * c_new
+            h_new = acts[0](pre(go)) * acts[2](c_new)
+        if mask is not None:        # past a sequence's length: output 0, states carried
+            m = ops.getitem(mask, (slice(None), slice(t, t + 1)))
+            ys[t] = h_new * m
+            h = ys[t] if h is None else ys[t] + h * (1.0 - m)
+            if op_type == "LSTM":
+                c = c_new * m if c is None else c_new * m + c * (1.0 - m)
+        else:
+            ys[t], h = h_new, h_new
+            if op_type == "LSTM":
+                c = c_new
+    finals = (h, c) if op_type == "LSTM" else (h,)
+    return ops.stack(ys, axis=1), finals
+
+
 def _build_rnn(imp, node):
     op_type = node.op_type
     a = _attrs(node)
     direction = a.get("direction", b"forward")
     direction = direction.decode() if isinstance(direction, bytes) else direction
-    acts = [s.decode() if isinstance(s, bytes) else s for s in a.get("activations", [])]
-    if "clip" in a or a.get("input_forget", 0):
-        raise UnsupportedOnnxError("%s with clip or input_forget" % op_type)
-    if op_type == "RNN":
-        activation = (acts or ["Tanh"])[0].lower()
-        if any(s.lower() != activation for s in acts) or activation not in ("tanh", "relu"):
-            raise UnsupportedOnnxError("RNN activations %s (tanh or relu only)" % acts)
-    elif acts and [s.lower() for s in acts] != [s.lower() for s in _DEFAULT_ACTS[op_type]] * \
-            (len(acts) // len(_DEFAULT_ACTS[op_type])):
-        raise UnsupportedOnnxError("%s activations %s" % (op_type, acts))
-    if op_type == "GRU" and not a.get("linear_before_reset", 0):
-        raise UnsupportedOnnxError("GRU with linear_before_reset=0 (pyfront's GRU resets after "
-                                   "the recurrent product, as PyTorch)")
-    if op_type == "LSTM" and _input(node, 7):
-        raise UnsupportedOnnxError("LSTM peepholes")
+    dirs = ["forward", "reverse"] if direction == "bidirectional" else [direction]
+    acts, names = _rnn_activations(op_type, a, len(dirs))
+    native = _native_rnn_kind(op_type, a, names, node)
     layout = int(a.get("layout", 0))
     x = imp.tensor(node.input[0])
     if layout == 0:
         x = ops.permute(x, 1, 0, 2)
     w_name, r_name, b_name = node.input[1], node.input[2], _input(node, 3)
-    W, R = imp.static(w_name, "%s weights W" % op_type), imp.static(r_name, "%s weights R"
-                                                                     % op_type)
-    dirs = ["forward", "reverse"] if direction == "bidirectional" else [direction]
+    W = imp.static(w_name, "%s weights W" % op_type)
+    imp.static(r_name, "%s weights R" % op_type)
     gh = W.shape[1]
     if b_name is None:          # no bias in the file: a zero one, trainable like the others
         b_name = w_name + ".bias"
         imp.env.setdefault(b_name, Initializer(b_name, np.zeros((len(dirs), 2 * gh), W.dtype)))
+        node = _with_input(node, 3, b_name)
     lens = _input(node, 4)
     mask = None
     steps = x.shape[1]
     if lens is not None:
         if _is_static(imp.env[lens]):
             lv = np.asarray(_array(imp.env[lens])).reshape(-1, 1)
-            mask = (np.arange(steps)[None, :] < lv).astype(np.float32)
+            mask = ops.cast((np.arange(steps)[None, :] < lv).astype(np.float32), x.dtype)
         else:
             lv = ops.expand_dims(ops.cast(imp.tensor(lens), "int64"), 1)
             # in x's dtype: the recurrent kernels read float and integer masks, not bool
@@ -1086,7 +1197,21 @@ def _build_rnn(imp, node):
     init_names = [_input(node, 5)] + ([_input(node, 6)] if op_type == "LSTM" else [])
     ys, finals = [], []
     for d, dname in enumerate(dirs):
+        states = []
+        for nm in init_names:
+            v = imp.env.get(nm) if nm else None
+            zero = v is None or (isinstance(v, BatchFill) and v.value == 0)
+            states.append(None if zero else ops.getitem(imp.tensor(nm), d))
         sfx = "" if len(dirs) == 1 else "." + dname
+        reverse = dname == "reverse"
+        given = [s for s in states if s is not None]
+        if native is None or 0 < len(given) < len(states):
+            # (pyfront's LSTM takes both initial states or neither)
+            out_y, out_states = _rnn_steps(imp, node, op_type, a, d, sfx, reverse, x, mask,
+                                           states + [None] * (2 - len(states)), acts[d])
+            ys.append(out_y)
+            finals.append(out_states)
+            continue
         key = "%s:%d" % (op_type, d)
         kernel = imp.param(w_name, lambda w, d=d: _pyfront_gates(w[d], op_type), key, sfx)
         recurrent = imp.param(r_name, lambda r, d=d: _pyfront_gates(r[d], op_type), key, sfx)
@@ -1099,13 +1224,7 @@ def _build_rnn(imp, node):
         else:   # pyfront's LSTM and RNN add the two biases ONNX keeps apart
             biases = [imp.param(b_name, lambda b, d=d: _pyfront_gates(
                 (b[d, :gh] + b[d, gh:])[:, None], op_type)[0], key, sfx)]
-        states = []
-        for nm in init_names:
-            v = imp.env.get(nm) if nm else None
-            if v is not None and not (isinstance(v, BatchFill) and v.value == 0):
-                states.append(ops.getitem(imp.tensor(nm), d))
-        init = None if not states else (states if len(states) > 1 else states[0])
-        reverse = dname == "reverse"
+        init = None if not given else (given if len(given) > 1 else given[0])
         if op_type == "LSTM":
             out = ops.lstm(x, kernel, recurrent, biases[0], initial_state=init, mask=mask,
                            reverse=reverse)
@@ -1114,7 +1233,7 @@ def _build_rnn(imp, node):
                           mask=mask, reverse=reverse)
         else:
             out = ops.simple_rnn(x, kernel, recurrent, biases[0], initial_state=init,
-                                 mask=mask, reverse=reverse, activation=activation)
+                                 mask=mask, reverse=reverse, activation=native[1])
         ys.append(out[0])                     # (N, T, H)
         finals.append(out[1:])
     y = ops.stack(ys, axis=2)                 # (N, T, D, H)
@@ -1124,6 +1243,16 @@ def _build_rnn(imp, node):
         h = ops.stack([f[i] for f in finals], axis=1 if layout else 0)
         results.append(h)
     return results
+
+
+def _with_input(node, i, name):
+    """A copy of node with input i set (a default the file leaves out)."""
+    copy = type(node)()
+    copy.CopyFrom(node)
+    while len(copy.input) <= i:
+        copy.input.append("")
+    copy.input[i] = name
+    return copy
 
 
 def _build_mod(imp, node):

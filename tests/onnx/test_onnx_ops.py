@@ -296,3 +296,76 @@ def test_grouped_conv_transpose_with_uneven_padding_imports(ort_run):
     theirs = ort_run(data, x)[0]
     assert ours.shape == theirs.shape == (2, 6, 11, 5)
     np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
+
+
+# ONNX recurrent nodes built by hand: the native kernels' settings and, for the rest, the
+# step-by-step form (other activations, clip, coupled gates, peepholes, GRU resetting first)
+# name: (op type, direction, attributes, sequence lengths given, LSTM's initial c given)
+RNN_NODES = {
+    "lstm_native_lengths": ("LSTM", "bidirectional", {}, True, True),
+    "gru_native_lengths": ("GRU", "forward", {"linear_before_reset": 1}, True, False),
+    "rnn_relu_native": ("RNN", "reverse", {"activations": ["Relu"]}, False, False),
+    "lstm_only_initial_h": ("LSTM", "forward", {}, True, False),
+    "gru_reset_first": ("GRU", "bidirectional", {}, True, False),
+    "lstm_peepholes_clip": ("LSTM", "forward", {"clip": 1.5}, True, True),
+    "lstm_coupled_gates": ("LSTM", "reverse", {"input_forget": 1}, False, True),
+    "lstm_hardsigmoid": ("LSTM", "forward", {"activations": ["HardSigmoid", "Tanh", "Tanh"],
+                                             "activation_alpha": [0.3],
+                                             "activation_beta": [0.4]}, False, True),
+    "rnn_sigmoid": ("RNN", "forward", {"activations": ["Sigmoid"]}, True, False),
+}
+
+
+def _rnn_model(op_type, direction, attrs, lengths, with_c, rng, hidden=4, features=3, steps=5):
+    from onnx import TensorProto, helper, numpy_helper
+
+    dirs = 2 if direction == "bidirectional" else 1
+    gates = {"LSTM": 4, "GRU": 3, "RNN": 1}[op_type]
+    inits = [numpy_helper.from_array(
+        (rng.standard_normal(shape) * 0.5).astype(np.float32), name) for name, shape in (
+        ("W", (dirs, gates * hidden, features)), ("R", (dirs, gates * hidden, hidden)),
+        ("B", (dirs, 2 * gates * hidden)), ("P", (dirs, 3 * hidden)))]
+    inputs = ["x", "W", "R", "B", "lens" if lengths else "", "h0"]
+    if op_type == "LSTM":
+        inputs += ["c0" if with_c else "", "P" if "clip" in attrs else ""]
+    else:
+        inits = inits[:3]
+    # batch-first graph inputs and outputs around the time-major node, as exporters write it
+    nodes = [helper.make_node("Transpose", ["xb"], ["x"], perm=[1, 0, 2]),
+             helper.make_node("Transpose", ["h0b"], ["h0"], perm=[1, 0, 2]),
+             helper.make_node("Transpose", ["c0b"], ["c0"], perm=[1, 0, 2]),
+             helper.make_node(op_type, inputs, ["y", "yh"], hidden_size=hidden,
+                              direction=direction, **attrs),
+             helper.make_node("Transpose", ["y"], ["yb"], perm=[2, 0, 1, 3]),
+             helper.make_node("Transpose", ["yh"], ["yhb"], perm=[1, 0, 2])]
+    graph_inputs = [helper.make_tensor_value_info("xb", TensorProto.FLOAT, ["n", steps, features]),
+                    helper.make_tensor_value_info("h0b", TensorProto.FLOAT, ["n", dirs, hidden]),
+                    helper.make_tensor_value_info("c0b", TensorProto.FLOAT, ["n", dirs, hidden])]
+    if lengths:
+        graph_inputs.append(helper.make_tensor_value_info("lens", TensorProto.INT32, ["n"]))
+    graph = helper.make_graph(
+        nodes, "rnn", graph_inputs,
+        [helper.make_tensor_value_info("yb", TensorProto.FLOAT, ["n", steps, dirs, hidden]),
+         helper.make_tensor_value_info("yhb", TensorProto.FLOAT, ["n", dirs, hidden])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]) \
+        .SerializeToString()
+
+
+@pytest.mark.parametrize("case", sorted(RNN_NODES))
+def test_onnx_recurrent_node_imports_and_matches_onnxruntime(case, ort_run):
+    op_type, direction, attrs, lengths, with_c = RNN_NODES[case]
+    rng = np.random.default_rng(len(case))
+    data = _rnn_model(op_type, direction, attrs, lengths, with_c, rng)
+    model = pf.onnx.load(data)
+    native = {"lstm", "gru", "simple_rnn"} & {n.op.name for n in model.graph.nodes
+                                             if n.kind == "op"}
+    assert bool(native) == case.endswith(("native", "native_lengths")), native
+    dirs = 2 if direction == "bidirectional" else 1
+    for batch in (1, 4):
+        x = rng.standard_normal((batch, 5, 3)).astype(np.float32)
+        h0, c0 = rng.standard_normal((2, batch, dirs, 4)).astype(np.float32)
+        arrays = [x, h0, c0] + ([rng.integers(1, 6, batch).astype(np.int32)] if lengths else [])
+        with pf.no_grad():
+            ours = model(*[pf.tensor(v) for v in arrays])
+        for a, b in zip(ours, ort_run(data, *arrays)):
+            np.testing.assert_allclose(a.numpy(), b, rtol=1e-5, atol=1e-5)
