@@ -18,7 +18,7 @@ from . import cpu
 __all__ = ["is_available", "why_not", "device_count", "synchronize", "require", "parse_device",
            "is_device", "array_to", "array_from_dlpack", "device_of", "Buf", "Emitter",
            "empty", "run", "kernel_id", "kernel_names", "run_steps", "graph_capture",
-           "graph_launch", "graph_destroy", "library_path", "ABI_VERSION"]
+           "graph_launch", "graph_destroy", "library_path", "Plan", "Graph", "ABI_VERSION"]
 
 # The ABI of native/cuda/pyfront_cuda.h this code was written for (PF_CUDA_ABI_VERSION).
 ABI_VERSION = 1
@@ -363,3 +363,73 @@ def graph_launch(handle):
 
 def graph_destroy(handle):
     _check(require("destroying a CUDA graph")["lib"].pf_cuda_graph_destroy(handle))
+
+
+class Plan:
+    """CUDA kernel steps over device arrays, run by one native call (pf_cuda_run_steps) or
+    captured once as a CUDA graph and replayed: the GPU side of a compiled plan's step list.
+
+        plan = Plan()
+        plan.add("linear", [plan.desc(x), plan.desc(w)], [plan.desc(y)], (0,))
+        plan.run()                       # steps one by one
+        graph = plan.capture()           # then graph.launch() per step; graph.close()
+
+    Descriptors and attribute arrays live as long as the plan; the arrays must too.
+    """
+
+    def __init__(self):
+        self._entries = []
+        self._keep = []
+        self._steps = None
+
+    def desc(self, array, shape=None, strides=None):
+        """A descriptor of a CuPy array (or of a strided view of it: shape and strides in
+        elements)."""
+        from ..dtypes import as_dtype
+
+        buf = Buf(array, array.shape, as_dtype(array.dtype))
+        self._keep.append(buf)
+        return buf.desc(shape, strides)
+
+    def add(self, kernel, ins, outs, iattr=(), fattr=()):
+        args, keep = cpu.new_args(ins, outs, iattr, fattr)
+        self._keep += [args, keep]
+        self._entries.append((kernel_id(kernel), args))
+        self._steps = None
+        return len(self._entries) - 1
+
+    @property
+    def steps(self):
+        """The pf_step array (built once the steps are all added)."""
+        if self._steps is None:
+            self._steps = cpu.new_steps(len(self._entries))
+            for i, (kid, args) in enumerate(self._entries):
+                self._steps[i].kernel = kid
+                self._steps[i].args = args[0]
+        return self._steps
+
+    def __len__(self):
+        return len(self._entries)
+
+    def run(self):
+        run_steps(self.steps, 0, len(self))
+
+    def capture(self):
+        """The steps as a CUDA graph (recorded, not run) on the current stream, which must not
+        be the legacy default stream."""
+        return Graph(graph_capture(self.steps, 0, len(self)), self)
+
+
+class Graph:
+    """A captured plan: launch() replays every step with one call; close() frees it."""
+
+    def __init__(self, handle, plan):
+        self.handle, self.plan = handle, plan
+
+    def launch(self):
+        graph_launch(self.handle)
+
+    def close(self):
+        if self.handle is not None:
+            graph_destroy(self.handle)
+            self.handle = None

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 import pyfront as pf
-from pyfront.backend import cpu, cuda
+from pyfront.backend import cuda
 
 
 class Step:
-    """One plan: device arrays, their descriptors and the pf_step array over them."""
+    """One training step as a plan over device arrays."""
 
     def __init__(self, gpu, rng):
         f32 = np.float32
@@ -32,29 +32,15 @@ class Step:
             "dW": np.zeros((32, 10), f32),
         }
         self.dev = {k: gpu.asarray(v) for k, v in self.arrays.items()}
-        self.keep = []
-        d = {k: self._desc(v) for k, v in self.dev.items()}
-        plan = [
-            ("linear", [d["x"], d["W"], d["b"]], [d["h"]], (0,), ()),
-            ("dropout", [d["h"]], [d["hd"], d["key"], d["state"]], (), (0.25,)),
-            ("cross_entropy", [d["hd"], d["labels"]], [d["loss"]], (1, -100), ()),
-            ("cross_entropy_grad", [d["hd"], d["labels"], d["ones"]], [d["dhd"]], (1, -100), ()),
-            ("dropout_replay", [d["dhd"], d["key"]], [d["dh"]], (), (0.25,)),
-            ("gemm", [d["x"], d["dh"]], [d["dW"]], (1, 0), ()),
-            ("sgd_update", [d["dW"], d["hyper"]], [d["W"]], (0,), (0.0, 0.0, 0.0)),
-        ]
-        self.steps = cpu.new_steps(len(plan))
-        for i, (kernel, ins, outs, iattr, fattr) in enumerate(plan):
-            args, keep = cpu.new_args(ins, outs, iattr, fattr)
-            self.keep += [args, keep]
-            self.steps[i].kernel = cuda.kernel_id(kernel)
-            self.steps[i].args = args[0]
-        self.n = len(plan)
-
-    def _desc(self, array):
-        buf = cuda.Buf(array, array.shape, pf.dtypes.as_dtype(array.dtype))
-        self.keep.append(buf)
-        return buf.desc()
+        self.plan = plan = cuda.Plan()
+        d = {k: plan.desc(v) for k, v in self.dev.items()}
+        plan.add("linear", [d["x"], d["W"], d["b"]], [d["h"]], (0,))
+        plan.add("dropout", [d["h"]], [d["hd"], d["key"], d["state"]], (), (0.25,))
+        plan.add("cross_entropy", [d["hd"], d["labels"]], [d["loss"]], (1, -100))
+        plan.add("cross_entropy_grad", [d["hd"], d["labels"], d["ones"]], [d["dhd"]], (1, -100))
+        plan.add("dropout_replay", [d["dhd"], d["key"]], [d["dh"]], (), (0.25,))
+        plan.add("gemm", [d["x"], d["dh"]], [d["dW"]], (1, 0))
+        plan.add("sgd_update", [d["dW"], d["hyper"]], [d["W"]], (0,), (0.0, 0.0, 0.0))
 
     def reset(self):
         for k, v in self.arrays.items():
@@ -71,23 +57,23 @@ def test_graph_replay_equals_the_uncaptured_steps_bit_for_bit(gpu, rng):
         step = Step(gpu, rng)
         eager = []
         for _ in range(3):
-            cuda.run_steps(step.steps, 0, step.n)
+            step.plan.run()
             eager.append(step.snapshot())
         assert eager[0]["state"].tolist() == [2024, 1] and eager[2]["state"].tolist() == [2024, 3]
         assert not np.array_equal(eager[0]["W"], eager[1]["W"])   # the step did train
         assert np.isfinite(eager[2]["loss"]).all()
 
         step.reset()
-        graph = cuda.graph_capture(step.steps, 0, step.n)
+        graph = step.plan.capture()
         try:
             np.testing.assert_array_equal(step.snapshot()["W"], step.arrays["W"])   # none ran
             for want in eager:
-                cuda.graph_launch(graph)
+                graph.launch()
                 got = step.snapshot()
                 for name in want:
                     assert got[name].tobytes() == want[name].tobytes(), name
         finally:
-            cuda.graph_destroy(graph)
+            graph.close()
 
 
 def test_capture_on_the_legacy_default_stream_is_refused(gpu, rng):
@@ -95,12 +81,12 @@ def test_capture_on_the_legacy_default_stream_is_refused(gpu, rng):
     with gpu.cuda.Stream.null:
         with pytest.raises(pf.errors.NativeError, match="CUDA-graph capture needs a stream of "
                            "its own"):
-            cuda.graph_capture(step.steps, 0, step.n)
+            step.plan.capture()
 
 
 def test_a_failing_step_is_named(gpu, rng):
     step = Step(gpu, rng)
-    step.steps[3].args.n_in = 1     # cross_entropy_grad with one input
+    step.plan.steps[3].args.n_in = 1     # cross_entropy_grad with one input
     with pytest.raises(pf.errors.NativeError, match="plan step 3: kernel 'cross_entropy_grad' "
                        "\\(CUDA\\): expected 3..3 inputs, got 1"):
-        cuda.run_steps(step.steps, 0, step.n)
+        step.plan.run()
