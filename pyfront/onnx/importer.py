@@ -141,6 +141,7 @@ class Importer:
         self.output_names = {o.name for o in proto.graph.output}
         self.input_shapes = input_shapes or {}
         self._probe = {}           # graph node id -> output shapes at batch PROBE_BATCH
+        self.inputs = []           # the graph's input symbols
 
     def probe_shape(self, sym):
         """The shape of a symbol when the batch is PROBE_BATCH: every node's shape rule
@@ -229,7 +230,7 @@ class Importer:
         g = self.proto.graph
         for init in g.initializer:
             self.env[init.name] = Initializer(init.name, _initializer_array(init, numpy_helper))
-        inputs = []
+        inputs = self.inputs = []
         for vi in g.input:
             if vi.name in self.env:
                 continue                    # an initializer listed as an input (IR < 4)
@@ -888,19 +889,46 @@ def _build_range(imp, node):
     return np.arange(start, limit, delta).astype(start.dtype)
 
 
+def _batch_shaped(imp, shape):
+    """A symbol of `shape` (None: the batch) whose values do not matter: the shape-only
+    operand of expand_like, cut from a graph input that carries the batch."""
+    source = next((sym for sym in imp.inputs if sym.shape and sym.shape[0] is None), None)
+    if source is None:
+        raise UnsupportedOnnxError("an Expand to the batch size in a model whose inputs have "
+                                   "no batch dimension")
+    like = ops.getitem(ops.reshape(source, (-1, math.prod(source.shape[1:]))),
+                       (slice(None), slice(0, 1)))                      # (N, 1)
+    like = ops.reshape(like, (-1,) + (1,) * (len(shape) - 1))
+    for axis, d in enumerate(shape[1:], 1):
+        if d > 1:
+            like = ops.take(like, np.zeros(d, np.int64), axis=axis)
+    return like
+
+
 def _build_expand(imp, node):
     x = imp.env[node.input[0]]
-    shape = np.asarray(imp.static(node.input[1], "the shape of Expand"))
-    if shape.dtype == object:
-        raise UnsupportedOnnxError("an Expand to a shape that depends on the batch size")
-    if _is_static(x):
+    shape = list(np.asarray(imp.static(node.input[1], "the shape of Expand")).reshape(-1))
+    if _is_static(x) and not any(isinstance(d, BatchDim) for d in shape):
         a = _array(x)
         return a * np.ones([int(d) for d in shape], dtype=a.dtype)
-    out = tuple(np.broadcast_shapes(tuple(1 if d is None else d for d in x.shape),
-                                    tuple(int(d) for d in shape)))
-    if None in x.shape:
-        raise UnsupportedOnnxError("an Expand of a value with a batch dimension")
-    return ops.broadcast_to(x, out)
+    x = imp.tensor(node.input[0])
+    rank = max(len(shape), _rank(x))
+    dims = [1] * (rank - _rank(x)) + list(x.shape)
+    want = [1] * (rank - len(shape)) + shape
+    out = []
+    for have, d in zip(dims, want):
+        if isinstance(d, BatchDim) or have is None:
+            if (isinstance(d, BatchDim) and d.k != 1) or (have not in (None, 1)):
+                raise UnsupportedOnnxError("an Expand of %s to %s" % (x.shape, shape))
+            out.append(None)
+        else:
+            out.append(max(have, int(d)) if have == 1 or int(d) == 1 else int(d))
+    if out[0] is not None and None not in out:
+        return ops.broadcast_to(x, tuple(out))
+    if None in out[1:]:
+        raise UnsupportedOnnxError("an Expand of %s to %s (the batch first only)"
+                                   % (x.shape, shape))
+    return ops.expand_like(x, _batch_shaped(imp, out))
 
 
 def _build_where(imp, node):

@@ -369,3 +369,28 @@ def test_onnx_recurrent_node_imports_and_matches_onnxruntime(case, ort_run):
             ours = model(*[pf.tensor(v) for v in arrays])
         for a, b in zip(ours, ort_run(data, *arrays)):
             np.testing.assert_allclose(a.numpy(), b, rtol=1e-5, atol=1e-5)
+
+
+def test_pytorch_class_token_expanded_to_the_batch_imports(torch, ort_run):
+    """A ViT-style class token: a (1, 1, D) parameter expanded to the batch and concatenated
+    in front of the patch embeddings (Expand to a shape taken from the input)."""
+    class ClassToken(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = torch.nn.Linear(6, 8)
+            self.token = torch.nn.Parameter(torch.randn(1, 1, 8))
+
+        def forward(self, x):
+            t = self.token.expand(x.shape[0], -1, -1)
+            return torch.cat([t, self.embed(x)], dim=1).sum(dim=1)
+
+    torch.manual_seed(0)
+    data = _torch_onnx(torch, ClassToken(), (5, 6))
+    model = pf.onnx.load(data)
+    for batch in (1, 3):
+        x = np.random.default_rng(batch).standard_normal((batch, 5, 6)).astype(np.float32)
+        with pf.no_grad():
+            np.testing.assert_allclose(model(pf.tensor(x)).numpy(), ort_run(data, x)[0],
+                                       rtol=1e-5, atol=1e-5)
+    # the token stays a trainable parameter
+    assert "token" in dict(model.named_parameters())
