@@ -4,6 +4,15 @@ Each op application on tensors that need gradients leaves a Node: the op, its in
 attributes and its outputs' memory. backward() visits the nodes reachable from the outputs in
 reverse topological order and calls each op's gradient rule, which is written with ops; under
 create_graph those ops record nodes themselves, giving higher-order gradients.
+
+A node keeps only the inputs and outputs its op's gradient reads (Op.retain_inputs /
+retain_outputs, Chainer's retain_inputs / retain_outputs): the rest become Released
+stand-ins that keep shape, dtype and place in the graph, so a forward pass holds no more
+memory than its backward needs (relu keeps its output, linear its input and kernel, add
+nothing).
+
+The tape sits below the ops: the tensor class and as_operand are set here by pyfront.tensor
+at import (as it sets them in ops.core), and the name-scope stack of layers lives here.
 """
 import contextlib
 import threading
@@ -13,10 +22,42 @@ from . import errors
 
 __all__ = ["no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled", "grad", "backward"]
 
+# set by pyfront.tensor at import: the tensor class gradients are wrapped in, and the
+# conversion of user-given gradients (numbers, arrays) to tensors (ops.core.as_operand)
+Tensor = None
+as_operand = None
+
 _state = threading.local()
 
 
+# ---------------------------------------------------------------------------------------------
+# name scopes: layers push their names so that errors and graph nodes say where they come from;
+# backward runs each gradient rule in the scope its op ran in
+
+def _scopes():
+    s = getattr(_state, "scopes", None)
+    if s is None:
+        s = _state.scopes = []
+    return s
+
+
+@contextlib.contextmanager
+def name_scope(name):
+    """Prefix for node names and error messages ("sequential/dense_1")."""
+    stack = _scopes()
+    stack.append(name)
+    try:
+        yield
+    finally:
+        stack.pop()
+
+
+def current_scope():
+    return "/".join(_scopes())
+
+
 def is_grad_enabled():
+
     return getattr(_state, "enabled", True)
 
 
@@ -56,19 +97,95 @@ class enable_grad(_GradMode):
     enabled = True
 
 
+class Released:
+    """Stands in a node for an input or output its op's gradient does not retain: shape, dtype,
+    device and the node that made it stay (shape-only gradient code such as sum_to_like, and
+    the backward walk, work); the memory is gone, and reading it raises naming the op, so a
+    rule that needs more than its op declares fails at once instead of reading freed data."""
+
+    __slots__ = ("shape", "dtype", "device", "_data", "_node", "_index", "_what")
+    symbolic = False
+    requires_grad = False     # (a stand-in is never a leaf to accumulate into)
+
+    def __init__(self, shape, dtype, device, node, index, what):
+        self.shape, self.dtype, self.device = shape, dtype, device
+        # apply() routes by the type of _data: None keeps a host stand-in on the host path,
+        # an object a device one on the device path; neither is memory
+        self._data = None if device == "cpu" else _DEVICE_DATA
+        self._node, self._index, self._what = node, index, what
+
+    @classmethod
+    def of(cls, x, what):
+        return cls(tuple(x.shape), x.dtype, x.device, x._node, x._index, what)
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    @property
+    def size(self):
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+    def __getattr__(self, name):
+        raise _not_retained(self._what, ".%s" % name)
+
+
+_DEVICE_DATA = object()
+
+
+def _not_retained(what, how):
+    op, value = what
+    return errors.PyfrontError("%s: its gradient read %s (%s), which the op does not retain: "
+                               "declare it in the op's retain_inputs / retain_outputs"
+                               % (op, value, how))
+
+
+def _retained(declared, attrs, needs):
+    """The indices an op retains: a tuple, None (all), or a function of (attrs, needs)."""
+    return declared(attrs, needs) if callable(declared) else declared
+
+
+def _input_label(op, i):
+    names = op.inputs
+    return "input %d (%s)" % (i, names[i] if i < len(names) else names[-1] + str(i))
+
+
 class Node:
     """One recorded op application."""
 
-    __slots__ = ("op", "inputs", "attrs", "arrays", "needs", "scope", "refs", "__weakref__")
+    __slots__ = ("op", "inputs", "attrs", "arrays", "needs", "scope", "refs", "kept",
+                 "__weakref__")
 
-    def __init__(self, op, inputs, attrs, arrays, needs, scope):
+    def __init__(self, op, inputs, attrs, arrays, needs, scope, specs=None):
         self.op = op
-        self.inputs = inputs      # the input tensors (they carry their own nodes)
         self.attrs = attrs
-        self.arrays = arrays      # output memory; no reference back to the output tensors
         self.needs = needs        # which inputs need a gradient
         self.scope = scope
         self.refs = [None] * len(arrays)
+        # inputs: the tensors the gradient reads; the others become stand-ins, except leaves
+        # that need a gradient (accumulated by identity; a parameter is alive anyway)
+        kept = self.kept = _retained(getattr(op, "retain_inputs", None), attrs, needs)
+        if kept is not None:
+            inputs = list(inputs)
+            for i, x in enumerate(inputs):
+                if i not in kept and type(x) is not Released and \
+                        not (x.requires_grad and x._node is None):
+                    inputs[i] = Released.of(x, (op.name, _input_label(op, i)))
+        self.inputs = inputs
+        # output memory (no reference back to the output tensors), stand-ins where released
+        outs = _retained(getattr(op, "retain_outputs", None), attrs, needs)
+        if outs is not None:
+            arrays = list(arrays)
+            for i, a in enumerate(arrays):
+                if i not in outs:
+                    shape, dtype = (specs[i] if specs is not None else
+                                    (a.shape, _dtype_of(a)))
+                    arrays[i] = Released(tuple(shape), dtype, _device_of(a), self, i,
+                                         (op.name, "output %d" % i))
+        self.arrays = arrays
 
     def track(self, i, tensor):
         self.refs[i] = weakref.ref(tensor)
@@ -77,20 +194,41 @@ class Node:
         """Output i as a tensor attached to this node (recreated if the user dropped it)."""
         t = self.refs[i]() if self.refs[i] is not None else None
         if t is None:
-            from .ops import core
-
-            t = core.Tensor._wrap(self.arrays[i], _dtype_of(self.arrays[i]))
+            a = self.arrays[i]
+            if type(a) is Released:
+                raise _not_retained(a._what, "ctx.output(%d)" % i)
+            t = Tensor._wrap(a, _dtype_of(a))
             t.requires_grad = True
             t._node = self
             t._index = i
             self.refs[i] = weakref.ref(t)
         return t
 
+    def grad_inputs(self):
+        """The inputs as the gradient rule sees them: stand-ins for all it does not retain
+        (kept leaves included, so a rule that reads more than it declares fails every time)."""
+        kept = self.kept
+        if kept is None:
+            return self.inputs
+        return [x if i in kept or type(x) is Released
+                else Released.of(x, (self.op.name, _input_label(self.op, i)))
+                for i, x in enumerate(self.inputs)]
+
 
 def _dtype_of(array):
     from .dtypes import as_dtype
 
     return as_dtype(array.dtype)
+
+
+def _device_of(array):
+    import numpy as np
+
+    if type(array) is np.ndarray:
+        return "cpu"
+    from .backend import cuda
+
+    return cuda.device_of(array)
 
 
 class GradContext:
@@ -139,8 +277,6 @@ def _accumulate(store, key, g):
 
 def _run_backward(outputs, grad_outputs, create_graph, targets):
     """Propagate; returns {id(tensor): grad} for leaf tensors (and for `targets`)."""
-    from .ops import core
-
     grads = {}          # (id(node), index) -> gradient
     leaf_grads = {}     # id(tensor) -> gradient
     target_keys = {}
@@ -167,10 +303,11 @@ def _run_backward(outputs, grad_outputs, create_graph, targets):
             if all(g is None for g in gouts):
                 continue
             if len(gouts) > 1 and any(g is None for g in gouts):
-                gouts = [g if g is not None else _zeros_like_array(node.arrays[i])
+                like = next(g for g in gouts if g is not None)
+                gouts = [g if g is not None else _zeros(node.arrays[i], like)
                          for i, g in enumerate(gouts)]
-            ctx = GradContext(node.inputs, node.attrs, node.needs, node=node)
-            with core.name_scope(node.scope) if node.scope else contextlib.nullcontext():
+            ctx = GradContext(node.grad_inputs(), node.attrs, node.needs, node=node)
+            with name_scope(node.scope) if node.scope else contextlib.nullcontext():
                 in_grads = node.op.grad(ctx, gouts if len(gouts) > 1 else gouts[0])
             if not isinstance(in_grads, (tuple, list)):
                 in_grads = (in_grads,)
@@ -188,11 +325,14 @@ def _run_backward(outputs, grad_outputs, create_graph, targets):
     return leaf_grads
 
 
-def _zeros_like_array(array):
-    from .ops import core
+def _zeros(output, like):
+    """A zero gradient for an output nothing reached: its shape and dtype, on the device of
+    the gradient `like` (np.zeros_like dispatches a CuPy array to CuPy)."""
     import numpy as np
 
-    return core.Tensor._wrap(np.zeros_like(array), _dtype_of(array))   # a CuPy array's too
+    dtype = output.dtype if type(output) is Released else _dtype_of(output)
+    return Tensor._wrap(np.zeros_like(like._data, dtype=dtype.np, shape=tuple(output.shape)),
+                        dtype)
 
 
 def _leaves(outputs):
@@ -212,7 +352,6 @@ def _leaves(outputs):
 
 
 def _default_grads(outputs, grad_outputs):
-    from .ops import core
     import numpy as np
 
     if grad_outputs is None:
@@ -224,9 +363,9 @@ def _default_grads(outputs, grad_outputs):
                 raise errors.ShapeError(
                     "backward: output has shape %s; gradients can be implied only for a single "
                     "value (pass grad_outputs)" % (tuple(out.shape),))
-            g = core.Tensor._wrap(np.ones_like(out._array()), out.dtype)   # on out's device
+            g = Tensor._wrap(np.ones_like(out._array()), out.dtype)   # on out's device
         else:
-            g = core.as_operand(g, like=out)
+            g = as_operand(g, like=out)
             if tuple(g.shape) != tuple(out.shape):
                 raise errors.ShapeError("backward: gradient has shape %s for an output of shape %s"
                                         % (tuple(g.shape), tuple(out.shape)))

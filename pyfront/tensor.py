@@ -214,6 +214,7 @@ class Tensor(OpMethods):
 
 
 core.Tensor = Tensor
+autograd.Tensor, autograd.as_operand = Tensor, core.as_operand   # (the tape sits below ops)
 
 
 # Compiled plans capture the memory of the tensors they read (parameters, buffers): whatever

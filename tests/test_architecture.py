@@ -67,12 +67,6 @@ LAYERS = [
 ]
 
 KNOWN_VIOLATIONS = {
-    ("pyfront.autograd", "pyfront.ops.core"):
-        "backward wraps gradients as tensors (core.Tensor, which tensor.py injects into core), "
-        "runs each rule in its layer's name scope (core.name_scope) and takes user-given "
-        "gradients through core.as_operand, importing ops.core inside functions; the tape "
-        "should get these from its own layer (the name-scope stack and an injected tensor "
-        "class in autograd)",
 }
 
 

@@ -9,8 +9,6 @@ An op is defined once, as a subclass of Op with:
 apply() sends Tensor inputs to eager execution and Symbol inputs to the graph builder.
 """
 import collections
-import contextlib
-import threading
 
 import numpy as np
 
@@ -32,29 +30,8 @@ class ShapeMismatch(errors.ShapeError):
 # ---------------------------------------------------------------------------------------------
 # name scopes: layers push their names so that errors and graph nodes say where they come from
 
-_local = threading.local()
-
-
-def _scopes():
-    s = getattr(_local, "scopes", None)
-    if s is None:
-        s = _local.scopes = []
-    return s
-
-
-@contextlib.contextmanager
-def name_scope(name):
-    """Prefix for node names and error messages ("sequential/dense_1")."""
-    stack = _scopes()
-    stack.append(name)
-    try:
-        yield
-    finally:
-        stack.pop()
-
-
-def current_scope():
-    return "/".join(_scopes())
+# (the stack lives with the tape, which runs gradient rules in the scope their op ran in)
+name_scope, current_scope = autograd.name_scope, autograd.current_scope
 
 
 # ---------------------------------------------------------------------------------------------
@@ -146,6 +123,9 @@ class Op:
     mutates = ()              # inputs updated in place (running statistics, generator state):
                               # they must be parameters, buffers or plain tensors, never the
                               # results of other ops; compiled graphs keep such ops always
+    retain_inputs = None      # the input / output indices grad() reads (ctx.inputs[i],
+    retain_outputs = None     # ctx.output(i)): the eager tape frees the rest (None: all; or a
+                              # function of (attrs, needs) giving them)
 
     def infer(self, specs, attrs):
         raise NotImplementedError
@@ -304,7 +284,7 @@ def _eager(op, inputs, attrs, backend=cpu):
         needs = [x.requires_grad for x in inputs]
         # integer results (a cast to int64, argmax-like outputs) carry no gradient
         if any(needs) and any(s.dtype.is_float for s in specs):
-            node = autograd.Node(op, inputs, attrs, arrays, needs, current_scope())
+            node = autograd.Node(op, inputs, attrs, arrays, needs, current_scope(), specs)
             for i, t in enumerate(results):
                 if not t.dtype.is_float:
                     continue
