@@ -133,7 +133,8 @@ enum pf_reduce_op {
 /* Activation fused into "linear" (iattr[0]). */
 enum pf_activation {
     PF_ACT_NONE = 0, PF_ACT_RELU = 1, PF_ACT_SIGMOID = 2, PF_ACT_TANH = 3, PF_ACT_GELU = 4,
-    PF_ACT_LEAKY_RELU = 5      /* fattr[0]: alpha */
+    PF_ACT_LEAKY_RELU = 5,     /* fattr[0]: alpha */
+    PF_ACT_UNARY = 6           /* iattr[1]: any pf_unary_op; fattr[0], fattr[1]: its parameters */
 };
 
 /* A fused elementwise program ("fused" kernel) is a sequence of instructions of six int64 words:

@@ -112,6 +112,13 @@
 #undef SFX
 #undef BIN_POW
 
+void pf_unary_apply_f32(int op, int64_t n, const float *x, float *y, float p0, float p1) {
+    unary_loop_f32(op, n, x, y, p0, p1);
+}
+void pf_unary_apply_f64(int op, int64_t n, const double *x, double *y, double p0, double p1) {
+    unary_loop_f64(op, n, x, y, p0, p1);
+}
+
 /* ---- unary ---- */
 /* "unary": inputs x (contiguous float); outputs y (contiguous, same shape and dtype; may be x).
  * iattr[0]: pf_unary_op; fattr: operator parameters. */

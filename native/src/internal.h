@@ -55,6 +55,10 @@ extern const pf_kernel_entry pf_kernels_norm[];
 extern const pf_kernel_entry pf_kernels_random[];
 extern const pf_kernel_entry pf_kernels_rnn[];
 extern const pf_kernel_entry pf_kernels_scan[];
+/* y = op(x) for a pf_unary_op over n contiguous elements (x may be y): the elementwise
+ * kernel's own loops, for kernels that apply an activation to a block they just computed. */
+void pf_unary_apply_f32(int op, int64_t n, const float *x, float *y, float p0, float p1);
+void pf_unary_apply_f64(int op, int64_t n, const double *x, double *y, double p0, double p1);
 
 /* ---- threads ---- */
 /* fn(ctx, begin, end) over [0, n) split into contiguous ranges of at least `grain` items, on

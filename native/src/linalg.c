@@ -109,8 +109,9 @@ static int k_gemm(const pf_args *a) {
     return PF_OK;
 }
 
-/* "linear": inputs x (M, K), W (K, N)[, b (N)]; outputs y (M, N). iattr[0]: pf_activation;
- * fattr[0]: leaky-relu slope. Each pool part fills its block with the bias, multiplies into it
+/* "linear": inputs x (M, K), W (K, N)[, b (N)]; outputs y (M, N). iattr[0]: pf_activation
+ * (PF_ACT_UNARY: iattr[1] names any pf_unary_op); fattr[0]: leaky-relu slope (or fattr[0..1]:
+ * the unary op's parameters). Each pool part fills its block with the bias, multiplies into it
  * and applies the activation while the block is still in cache. */
 typedef struct {
     int dtype, act, split_rows;
@@ -118,9 +119,11 @@ typedef struct {
     const char *x, *w, *b;
     char *y;
     double alpha;
+    int unary_op;
+    double p1;
 } linear_job;
 
-#define DEFINE_LINEAR_BLOCK(T, SUF, GEMM, EXPF, TANHF, SIGF, GELUF)                            \
+#define DEFINE_LINEAR_BLOCK(T, SUF, GEMM, EXPF, TANHF, SIGF, GELUF, UNARY)                     \
     static PF_HOT void linear_block_##SUF(const linear_job *j, int64_t r0, int64_t r1,         \
                                           int64_t c0, int64_t c1) {                            \
         const T *x = (const T *)j->x, *w = (const T *)j->w, *b = (const T *)j->b;              \
@@ -148,13 +151,16 @@ typedef struct {
             case PF_ACT_SIGMOID: for (int64_t c = c0; c < c1; c++) row[c] = SIGF(row[c]); break; \
             case PF_ACT_TANH: for (int64_t c = c0; c < c1; c++) row[c] = TANHF(row[c]); break; \
             case PF_ACT_GELU: for (int64_t c = c0; c < c1; c++) row[c] = GELUF(row[c]); break; \
+            case PF_ACT_UNARY: UNARY(j->unary_op, c1 - c0, row + c0, row + c0, al, (T)j->p1); break; \
             default: break;                                                                    \
             }                                                                                  \
         }                                                                                      \
     }
 
-DEFINE_LINEAR_BLOCK(float, f32, pf_sgemm_serial, pf_expf, pf_tanhf, pf_sigmoidf, pf_geluf)
-DEFINE_LINEAR_BLOCK(double, f64, pf_dgemm_serial, exp, tanh, pf_sigmoid, pf_gelu)
+DEFINE_LINEAR_BLOCK(float, f32, pf_sgemm_serial, pf_expf, pf_tanhf, pf_sigmoidf, pf_geluf,
+                    pf_unary_apply_f32)
+DEFINE_LINEAR_BLOCK(double, f64, pf_dgemm_serial, exp, tanh, pf_sigmoid, pf_gelu,
+                    pf_unary_apply_f64)
 
 #define LINEAR_BLOCK 16
 static void linear_task(void *p, int64_t b0, int64_t b1) {
@@ -196,12 +202,16 @@ static int k_linear(const pf_args *a) {
                  (long long)pf_numel(b), (long long)n);
     }
     int act = pf_code(a->iattr[0]);
-    PF_CHECK(act >= PF_ACT_NONE && act <= PF_ACT_LEAKY_RELU, PF_ERR_ARGUMENT,
+    PF_CHECK(act >= PF_ACT_NONE && act <= PF_ACT_UNARY, PF_ERR_ARGUMENT,
              "unknown activation %d", act);
+    int unary_op = act == PF_ACT_UNARY && a->n_iattr > 1 ? pf_code(a->iattr[1]) : -1;
+    PF_CHECK(act != PF_ACT_UNARY || (unary_op >= 0 && unary_op < PF_U_COUNT), PF_ERR_ARGUMENT,
+             "activation PF_ACT_UNARY needs a unary op in iattr[1], got %d", unary_op);
     PF_CHECK(pf_blas_bound(), PF_ERR_BLAS, "no BLAS is loaded (pf_load_blas was not called)");
     linear_job j = {x->dtype, act, m > n, m, n, k, ldx, ldw, ldy,
                     (const char *)x->data, (const char *)W->data, b ? (const char *)b->data : NULL,
-                    (char *)y->data, a->n_fattr > 0 && a->fattr ? a->fattr[0] : 0.01};
+                    (char *)y->data, a->n_fattr > 0 && a->fattr ? a->fattr[0] : 0.01,
+                    unary_op, a->n_fattr > 1 && a->fattr ? a->fattr[1] : 0.0};
     if (m == 0 || n == 0) return PF_OK;
     double flops = (double)m * n * k;
     int64_t extent = j.split_rows ? m : n;

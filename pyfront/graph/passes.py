@@ -7,7 +7,7 @@ from .. import autograd
 from ..backend.cpu import lib
 from ..ops import core
 from ..ops.core import Op, Spec
-from ..ops.linalg import LINEAR_ACTIVATIONS
+from ..ops.linalg import LINEAR_ACTIVATIONS, UNARY_ACTIVATIONS
 from .symbol import upstream_ids
 
 __all__ = ["PNode", "Program", "optimize"]
@@ -160,10 +160,12 @@ class _ShapeOnly:
 
 def fuse_linear_activation(program):
     """linear followed by its only consumer, an activation the linear kernel applies
-    (LINEAR_ACTIVATIONS), becomes one linear kernel."""
+    (LINEAR_ACTIVATIONS, or UNARY_ACTIVATIONS through the elementwise loop), becomes one
+    linear kernel."""
     uses = program.consumers()
     for n in list(program.nodes):
-        if n.kind != "op" or n.op.name not in LINEAR_ACTIVATIONS:
+        if n.kind != "op" or (n.op.name not in LINEAR_ACTIVATIONS and
+                              n.op.name not in UNARY_ACTIVATIONS):
             continue
         src, k = n.inputs[0]
         if src.kind != "op" or src.op.name != "linear" or src.attrs.get("activation"):
@@ -171,8 +173,7 @@ def fuse_linear_activation(program):
         if len(uses.get((src.id, k), [])) != 1:
             continue
         attrs = dict(src.attrs, activation=n.op.name)
-        if n.op.name == "leaky_relu":
-            attrs["alpha"] = n.attrs["alpha"]
+        attrs.update((p, n.attrs[p]) for p in getattr(n.op, "params", ()))   # alpha, lo/hi
         fused = PNode(program.new_id(), "op", src.op, list(src.inputs), attrs,
                       n.name, n.specs, origin=[src, n])
         idx = program.nodes.index(n)

@@ -123,6 +123,11 @@ def matmul(a, b, transpose_a=False, transpose_b=False):
 LINEAR_ACTIVATIONS = {None: lib.PF_ACT_NONE, "relu": lib.PF_ACT_RELU,
                       "sigmoid": lib.PF_ACT_SIGMOID, "tanh": lib.PF_ACT_TANH,
                       "gelu": lib.PF_ACT_GELU, "leaky_relu": lib.PF_ACT_LEAKY_RELU}
+# elementwise activations the kernel applies with the elementwise kernel's own loop
+# (PF_ACT_UNARY with the op's unary code and parameters): fused for inference, where nothing
+# needs the pre-activation
+UNARY_ACTIVATIONS = ("elu", "selu", "celu", "silu", "mish", "softsign", "logsigmoid",
+                     "hardsigmoid", "hardswish", "hardtanh", "gelu_tanh", "softplus")
 # activations whose gradient can be taken from the output alone (the pre-activation is gone)
 _GRAD_FROM_OUTPUT = {None, "relu", "sigmoid", "tanh"}
 
@@ -152,8 +157,9 @@ class Linear(Op):
                 raise ShapeMismatch("the bias must be (%s,) of %s, got %s %s"
                                     % (w.shape[1], x.dtype.name, fmt_shape(b.shape),
                                        b.dtype.name))
-        if attrs.get("activation") not in LINEAR_ACTIVATIONS:
-            raise ShapeMismatch("unknown activation %r" % attrs.get("activation"))
+        act = attrs.get("activation")
+        if act not in LINEAR_ACTIVATIONS and act not in UNARY_ACTIVATIONS:
+            raise ShapeMismatch("unknown activation %r" % act)
         return [Spec(tuple(x.shape[:-1]) + (w.shape[1],), x.dtype)]
 
     def forward(self, k, ins, outs, attrs):
@@ -162,6 +168,11 @@ class Linear(Op):
         m = math.prod(x.shape[:-1])
         descs = [x.desc((m, kdim)), w.desc()] + ([ins[2].desc()] if len(ins) > 2 else [])
         act = attrs.get("activation")
+        if act in UNARY_ACTIVATIONS:
+            op = core.REGISTRY[act]
+            k.run("linear", descs, [outs[0].desc((m, w.shape[1]))],
+                  (lib.PF_ACT_UNARY, op.code), op.param_values(attrs) + (0.0, 0.0))
+            return
         k.run("linear", descs, [outs[0].desc((m, w.shape[1]))], (LINEAR_ACTIVATIONS[act],),
               (attrs.get("alpha", 0.01),))
 
@@ -204,4 +215,7 @@ def linear(x, kernel, bias=None, activation=None, alpha=0.01):
     attrs = {"activation": activation}
     if activation == "leaky_relu":
         attrs["alpha"] = float(alpha)
+    elif activation in UNARY_ACTIVATIONS and core.REGISTRY[activation].params:
+        raise ValueError("linear: activation %r takes parameters: apply it after linear "
+                         "(compiled graphs fuse the two)" % activation)
     return apply(_linear, inputs, attrs)

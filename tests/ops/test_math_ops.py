@@ -267,3 +267,29 @@ def test_gelu_and_softplus_arguments_are_checked():
     with pytest.raises(ValueError, match="beta"):
         pf.softplus(pf.ones(2), beta=0)
     assert math.isclose(pf.softplus(pf.tensor([100.0]), beta=1, threshold=20).item(), 100.0)
+
+
+@pytest.mark.parametrize("act,fn", [("silu", pf.silu), ("elu", lambda y: pf.elu(y, 0.4)),
+                                    ("hardtanh", lambda y: pf.hardtanh(y, -0.3, 0.5)),
+                                    ("mish", pf.mish),
+                                    ("gelu_tanh", lambda y: pf.gelu(y, approximate="tanh"))])
+def test_linear_takes_the_new_activations_into_its_kernel(act, fn, rng):
+    """Compiled inference fuses linear + activation into one linear kernel (PF_ACT_UNARY runs
+    the elementwise kernel's loop on each block), with the activation's parameters."""
+    from pyfront.graph import passes
+
+    w = rng.standard_normal((5, 3)).astype(np.float32)
+    g = pf.Graph()
+    with g:
+        x = pf.placeholder("x", (None, 5))
+        out = fn(pf.linear(x, g.constant(pf.tensor(w))))
+    program = passes.Program(g, [out])
+    passes.fuse_linear_activation(program)
+    ops = [n for n in program.nodes if n.kind == "op"]
+    assert [n.op.name for n in ops] == ["linear"] and ops[0].attrs["activation"] == act
+    xv = rng.standard_normal((4, 5)).astype(np.float32)
+    eager = fn(pf.linear(pf.tensor(xv), pf.tensor(w))).numpy()
+    compiled = pf.jit(lambda t: fn(pf.linear(t, pf.tensor(w))))(pf.tensor(xv)).numpy()
+    np.testing.assert_allclose(compiled, eager, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="takes parameters"):
+        pf.linear(pf.tensor(xv), pf.tensor(w), activation="elu")
