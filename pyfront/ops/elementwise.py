@@ -49,6 +49,7 @@ class Unary(Op):
     """y = f(x), float in, float out. params: attribute names passed as the kernel's fattr."""
 
     inputs = ("x",)
+    retain_outputs = ()       # gradients read x, or y alone (after the unary ops below)
 
     def __init__(self, name, code, grad_rule, params=()):
         self.name = name
@@ -264,6 +265,10 @@ _atanh = _unary("atanh", lib.PF_U_ATANH, lambda c, g: g / (1.0 - square(c.inputs
 _log2 = _unary("log2", lib.PF_U_LOG2, lambda c, g: g / (c.inputs[0] * math.log(2.0)))
 _log10 = _unary("log10", lib.PF_U_LOG10, lambda c, g: g / (c.inputs[0] * math.log(10.0)))
 _exp2 = _unary("exp2", lib.PF_U_EXP2, lambda c, g: g * c.output() * math.log(2.0))
+for _op in (_exp, _sqrt, _rsqrt, _reciprocal, _tanh, _sigmoid, _relu, _expm1, _tan, _exp2):
+    _op.retain_inputs, _op.retain_outputs = (), (0,)      # gradients from y alone (_FROM_OUTPUT)
+for _op in (_neg, _affine, _sign, _floor, _ceil, _round, _trunc):
+    _op.retain_inputs = ()                                # gradients from g alone
 
 
 def _from_x(grad_op):
@@ -574,6 +579,11 @@ _atan2 = _binary("atan2", lib.PF_B_ATAN2, lambda c, g: (
     g * c.inputs[1] / (square(c.inputs[0]) + square(c.inputs[1])) if c.needs[0] else None,
     -g * c.inputs[0] / (square(c.inputs[0]) + square(c.inputs[1])) if c.needs[1] else None),
     (_FLOAT,))
+# what the gradients read: add and sub nothing (shapes), mul and div the other operand where
+# the one that needs a gradient is multiplied by it
+_add.retain_inputs = _add.retain_outputs = _sub.retain_inputs = _sub.retain_outputs = ()
+_mul.retain_inputs, _mul.retain_outputs = (lambda a, n: tuple(i for i in (0, 1) if n[1 - i])), ()
+_div.retain_inputs, _div.retain_outputs = (1,), (lambda a, n: (0,) if n[1] else ())
 _hypot = _binary("hypot", lib.PF_B_HYPOT, lambda c, g: (
     g * c.inputs[0] / c.output() if c.needs[0] else None,
     g * c.inputs[1] / c.output() if c.needs[1] else None), (_FLOAT,))
@@ -588,6 +598,9 @@ _ge = _compare("greater_equal", lib.PF_B_GE)
 def _operands(a, b, min_category=None):
     """Two operands of the one dtype the promotion rule (dtypes.result_type) gives them; with
     min_category "float", integer and bool operands become float32 (true division)."""
+    if hasattr(a, "symbolic") and hasattr(b, "symbolic") and a.dtype is b.dtype and (
+            min_category is None or a.dtype.is_float):
+        return a, b                    # the common case, kept cheap: eager dispatch
     ca, cb = scalar_category(a), scalar_category(b)
     if ca is not None and cb is not None:
         a, ca = as_operand(a), None
