@@ -1381,6 +1381,8 @@ def read_proto(source):
     if not proto.graph.node and not proto.graph.output:
         raise OnnxError("%s holds no ONNX graph (empty, truncated or not an ONNX file)"
                         % _label(source))
+    if _default_opset(proto) > onnx.defs.onnx_opset_version():
+        _supported_opset(proto)             # raises, naming the opset
     if base_dir is not None:
         from onnx.external_data_helper import load_external_data_for_model, uses_external_data
 
@@ -1404,14 +1406,28 @@ def _label(source):
         else os.fspath(source)
 
 
-def _check_supported(proto):
+def _supported_opset(proto):
+    """The model itself when its opset is one pyfront reads; an older one converted by
+    onnx.version_converter to MIN_OPSET; an error naming the opset otherwise."""
     onnx = require_onnx()
     opset = _default_opset(proto)
     newest = onnx.defs.onnx_opset_version()
-    if not MIN_OPSET <= opset <= newest:
-        raise UnsupportedOnnxError("the model uses ONNX opset %d; pyfront imports opsets %d to "
-                                   "%d (convert it with onnx.version_converter)"
-                                   % (opset, MIN_OPSET, newest))
+    if MIN_OPSET <= opset <= newest:
+        return proto
+    reason = "newer than the installed onnx package knows" if opset > newest else ""
+    if opset < MIN_OPSET:
+        try:
+            from onnx import version_converter
+
+            return version_converter.convert_version(proto, MIN_OPSET)
+        except Exception as e:  # noqa: BLE001 (the converter raises many kinds)
+            reason = "onnx.version_converter could not convert it: %s" % (
+                str(e).strip().splitlines() or [type(e).__name__])[0]
+    raise UnsupportedOnnxError("the model uses ONNX opset %d; pyfront imports opsets %d to %d "
+                               "(%s)" % (opset, MIN_OPSET, newest, reason))
+
+
+def _check_supported(proto):
     bad = ["%s (node %r)" % (n.op_type if n.domain in ("", "ai.onnx") else
                              "%s.%s" % (n.domain, n.op_type), n.name or "?")
            for n in proto.graph.node
@@ -1436,7 +1452,7 @@ def load_model(source, input_shapes=None):
     from ..graph.serialize import graph_to_json
     from ..io.model import GraphModule
 
-    proto = read_proto(source)
+    proto = _supported_opset(read_proto(source))
     _check_supported(proto)
     imp = Importer(proto, input_shapes)
     inputs, outputs = imp.run()

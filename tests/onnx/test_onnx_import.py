@@ -196,12 +196,33 @@ def test_corrupt_bytes_and_other_files_are_clear_errors(tmp_path):
         pf.onnx.load(tmp_path / "absent.onnx")
 
 
-def test_unsupported_opset_is_refused():
+def test_an_opset_before_13_is_converted(ort_run):
     from onnx import helper
 
-    proto = _tiny_model([helper.make_node("Relu", ["x"], ["y"])], opset=9)
-    with pytest.raises(pf.onnx.UnsupportedOnnxError, match="opset 9; pyfront imports opsets 13"):
-        pf.onnx.load(proto.SerializeToString())
+    proto = _tiny_model([helper.make_node("Unsqueeze", ["x"], ["u"], axes=[1]),   # opset 9's
+                         helper.make_node("Relu", ["u"], ["r"]),
+                         helper.make_node("Squeeze", ["r"], ["y"], axes=[1])], opset=9)
+    data = proto.SerializeToString()
+    model = pf.onnx.load(data)
+    x = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+    with pf.no_grad():
+        np.testing.assert_array_equal(model(pf.tensor(x)).numpy(), ort_run(data, x)[0])
+
+
+def test_unsupported_opsets_are_refused_by_number():
+    from onnx import helper
+
+    newer = _tiny_model([helper.make_node("Relu", ["x"], ["y"])], opset=99)
+    with pytest.raises(pf.onnx.UnsupportedOnnxError,
+                       match="opset 99; pyfront imports opsets 13 to .*newer than the "
+                             "installed onnx package knows"):
+        pf.onnx.load(newer.SerializeToString())
+    # opset 7's BatchNormalization with spatial=0 has no later form to convert to
+    old = _tiny_model([helper.make_node("BatchNormalization", ["x"] * 5, ["y"], spatial=0)],
+                      opset=7)
+    with pytest.raises(pf.onnx.UnsupportedOnnxError,
+                       match="opset 7; pyfront imports opsets 13 to .* could not convert"):
+        pf.onnx.load(old.SerializeToString())
 
 
 def test_unknown_operators_are_listed_all_at_once_with_node_names():
