@@ -85,17 +85,21 @@ def build(out_dir, temp_dir, archs=None, nvcc=None, log=print):
     os.makedirs(out_dir, exist_ok=True)
     target = os.path.join(out_dir, LIBRARY_NAME)
     srcs = sources()
-    deps = srcs + glob.glob(os.path.join(CUDA_DIR, "*.h")) + \
+    headers = glob.glob(os.path.join(CUDA_DIR, "*.h")) + \
         glob.glob(os.path.join(CUDA_DIR, "*.cuh")) + [os.path.join(INCLUDE, "pyfront.h")]
+    newest_header = max(os.path.getmtime(p) for p in headers)
     stamp = os.path.join(temp_dir, "archs")
     same_archs = os.path.exists(stamp) and open(stamp).read() == ";".join(use)
     if same_archs and os.path.exists(target) and \
-            os.path.getmtime(target) >= max(os.path.getmtime(p) for p in deps):
+            os.path.getmtime(target) >= max([newest_header] + [os.path.getmtime(p) for p in srcs]):
         return target   # up to date: `pip install -e .` for a C change does not recompile CUDA
 
     def compile_one(src):
+        # objects newer than their source and every header are kept (same architectures)
         obj = os.path.join(temp_dir, os.path.basename(src) + ".o")
-        run(compile_command(nvcc, src, obj, use))
+        if not (same_archs and os.path.exists(obj) and
+                os.path.getmtime(obj) >= max(newest_header, os.path.getmtime(src))):
+            run(compile_command(nvcc, src, obj, use))
         return obj
 
     workers = max(1, min(len(srcs), os.cpu_count() or 1))

@@ -47,7 +47,6 @@ static int k_copy(const pf_args *a) {
     PF_TRY(pf_check_dtype(y, x->dtype, "y"));
     PF_TRY(check_no_overlap(y, "y"));
     int accumulate = a->n_iattr > 0 && a->iattr && a->iattr[0] != 0;
-    PF_CHECK(!accumulate || x->dtype != PF_BOOL, PF_ERR_DTYPE, "cannot accumulate bool");
     const int64_t *strides[2] = {x->strides, y->strides};
     pf_dwalk w;
     pf_dwalk_init(&w, y->ndim, y->shape, 2, strides);

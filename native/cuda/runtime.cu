@@ -310,6 +310,7 @@ extern "C" int pf_cuda_synchronize(void) {
 typedef int (*cublas_create_fn)(void **);
 typedef int (*cublas_set_stream_fn)(void *, cudaStream_t);
 typedef int (*cublas_set_math_mode_fn)(void *, int);
+typedef int (*cublas_set_workspace_fn)(void *, void *, size_t);
 typedef int (*cublas_sgemm_fn)(void *, int, int, int, int, int, const float *, const float *,
                                int, long long, const float *, int, long long, const float *,
                                float *, int, long long, int);
@@ -322,11 +323,17 @@ static struct {
     cublas_create_fn create;
     cublas_set_stream_fn set_stream;
     cublas_set_math_mode_fn set_math_mode;
+    cublas_set_workspace_fn set_workspace;
     cublas_sgemm_fn sgemm;
     cublas_dgemm_fn dgemm;
     int tf32;
+    cudaStream_t stream;   /* the stream the handle was last given */
+    void *workspace;       /* our own, so that cuBLAS allocates nothing while a graph records */
     char info[600];
 } blas;
+
+/* cuBLAS' recommended workspace for Hopper; enough for the other architectures too */
+#define CUBLAS_WORKSPACE_BYTES ((size_t)32 << 20)
 static pthread_mutex_t blas_lock = PTHREAD_MUTEX_INITIALIZER;
 
 enum { CUBLAS_OP_N_ = 0, CUBLAS_OP_T_ = 1, CUBLAS_DEFAULT_MATH_ = 0,
@@ -344,21 +351,26 @@ extern "C" int pf_cuda_load_cublas(const char *path) {
             blas.create = (cublas_create_fn)dlsym(lib, "cublasCreate_v2");
             blas.set_stream = (cublas_set_stream_fn)dlsym(lib, "cublasSetStream_v2");
             blas.set_math_mode = (cublas_set_math_mode_fn)dlsym(lib, "cublasSetMathMode");
+            blas.set_workspace = (cublas_set_workspace_fn)dlsym(lib, "cublasSetWorkspace_v2");
             blas.sgemm = (cublas_sgemm_fn)dlsym(lib, "cublasSgemmStridedBatched");
             blas.dgemm = (cublas_dgemm_fn)dlsym(lib, "cublasDgemmStridedBatched");
-            if (!blas.create || !blas.set_stream || !blas.set_math_mode || !blas.sgemm ||
-                !blas.dgemm) {
+            if (!blas.create || !blas.set_stream || !blas.set_math_mode || !blas.set_workspace ||
+                !blas.sgemm || !blas.dgemm) {
                 status = pf_fail(PF_ERR_BLAS, "%s lacks the cuBLAS functions pyfront needs "
                                  "(cublasCreate_v2, cublasSgemmStridedBatched, ...)", path);
                 dlclose(lib);
             } else {
                 int e = blas.create(&blas.handle);
+                if (e == 0 && cudaMalloc(&blas.workspace, CUBLAS_WORKSPACE_BYTES) != cudaSuccess)
+                    e = -1;
                 if (e != 0) {
-                    status = pf_fail(PF_ERR_BLAS, "cublasCreate failed with status %d (no GPU, "
-                                     "or the driver is older than this cuBLAS)", e);
+                    status = pf_fail(PF_ERR_BLAS, "cublasCreate or its workspace failed (status "
+                                     "%d): no GPU, no memory, or a driver older than this "
+                                     "cuBLAS", e);
                     dlclose(lib);
                 } else {
                     blas.lib = lib;
+                    blas.stream = (cudaStream_t)-1;   /* handed over at the first product */
                     blas.set_math_mode(blas.handle, blas.tf32 ? CUBLAS_TF32_TENSOR_OP_MATH_
                                                               : CUBLAS_DEFAULT_MATH_);
                     snprintf(blas.info, sizeof blas.info, "cuBLAS from %s", path);
@@ -391,7 +403,12 @@ int pf_cublas_gemm(int dtype, int ta, int tb, int64_t m, int64_t n, int64_t k, d
              "a size beyond cuBLAS' 32-bit range (m %lld, n %lld, k %lld)", (long long)m,
              (long long)n, (long long)k);
     if (m == 0 || n == 0 || batch == 0) return PF_OK;
-    blas.set_stream(blas.handle, lib_stream);
+    if (blas.stream != lib_stream) {
+        /* cublasSetStream puts the handle back on cuBLAS' own workspace pool: ours again */
+        blas.set_stream(blas.handle, lib_stream);
+        blas.set_workspace(blas.handle, blas.workspace, CUBLAS_WORKSPACE_BYTES);
+        blas.stream = lib_stream;
+    }
     int opa = ta ? CUBLAS_OP_T_ : CUBLAS_OP_N_, opb = tb ? CUBLAS_OP_T_ : CUBLAS_OP_N_;
     int e;
     if (dtype == PF_FLOAT32) {

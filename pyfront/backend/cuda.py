@@ -139,8 +139,10 @@ def _probe_into(result):
     if importlib.util.find_spec("cupy") is None:
         return ("CuPy is not installed (pyfront's GPU memory comes from CuPy's pool): "
                 "pip install 'pyfront[cuda]'")
-    import cupy
-
+    try:
+        import cupy
+    except ImportError as e:   # a CuPy for another CUDA major version, a broken install
+        return "CuPy could not be imported (%s): pip install 'pyfront[cuda]'" % e
     for candidate in _cublas_candidates():
         if lib.pf_cuda_load_cublas(candidate.encode()) == 0:
             break
