@@ -1,6 +1,7 @@
 """The check that executors import the driver's pyfront, run once per SparkContext and Python
 before the first job that needs it, so that a wrong executor Python fails at once with its
 name and the fix, rather than as ModuleNotFoundError deep inside a retried task."""
+import re
 import types
 
 from .. import errors
@@ -8,6 +9,7 @@ from .. import errors
 __all__ = ["check_executors"]
 
 _checked = set()       # (application id, executor Python) that passed
+_EXCEPTION = re.compile(r"[\w.$]+(?:Exception|Error): ")
 
 
 def _probe(_rows):
@@ -24,10 +26,10 @@ def _probe(_rows):
 
 
 def _fix(python):
-    return ("Point the executors at a Python with the same pyfront: set PYSPARK_PYTHON (or "
-            "spark.pyspark.python) to it before the SparkContext starts, e.g. "
-            "PYSPARK_PYTHON=%s for local mode, or ship an environment with the job "
-            "(--archives env.tar.gz#environment with spark.pyspark.python="
+    return ("Point the executors at a Python with the same pyfront: set PYSPARK_PYTHON to it "
+            "before the SparkContext starts (--conf spark.pyspark.python=... with "
+            "spark-submit), e.g. PYSPARK_PYTHON=%s for local mode, or ship an environment "
+            "with the job (--archives env.tar.gz#environment with spark.pyspark.python="
             "./environment/bin/python; see spark/README.md, 'Running on a real cluster')."
             % python)
 
@@ -51,10 +53,17 @@ def check_executors(sc):
         found = sc.parallelize(range(sc.defaultParallelism), sc.defaultParallelism) \
             .mapPartitions(probe).collect()
     except Exception as e:      # noqa: BLE001 - the executor Python did not even start
-        first = str(e).strip().splitlines()[0][:500] if str(e).strip() else type(e).__name__
+        # the innermost cause ("java.io.IOException: Cannot run program ..."), not Py4J's
+        # header or Spark's "Job aborted due to stage failure: ..."
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        line = next((ln for ln in lines if _EXCEPTION.search(ln)
+                     and not ln.startswith("An error occurred")),
+                    lines[0] if lines else type(e).__name__)
+        cause = line[list(_EXCEPTION.finditer(line))[-1].start():] \
+            if _EXCEPTION.search(line) else line
         raise errors.PyfrontError(
             "Spark executors could not run Python %r (spark.pyspark.python / PYSPARK_PYTHON): "
-            "%s. %s" % (configured, first, _fix(sys.executable))) from None
+            "%s. %s" % (configured, cause[:500], _fix(sys.executable))) from None
     finally:
         sc.setLocalProperty("spark.job.description", previous)
     mine = pyfront.__version__

@@ -102,9 +102,11 @@ def test_a_python_that_does_not_start_is_named(spark, digits, executors_run, tmp
     model, df = model_and_data(spark, digits)
     missing = str(tmp_path / "no-such-python")
     executors_run(missing)
-    with pytest.raises(pf.PyfrontError,
-                       match="Spark executors could not run Python %r" % missing):
+    with pytest.raises(pf.PyfrontError) as info:
         evaluate(model, df)
+    assert str(info.value).startswith(
+        "Spark executors could not run Python %r (spark.pyspark.python / PYSPARK_PYTHON): "
+        "java.io.IOException: Cannot run program \"%s\"" % (missing, missing))
 
 
 def test_the_check_runs_once_per_context_and_python(spark, digits, monkeypatch):
