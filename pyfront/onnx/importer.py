@@ -124,7 +124,6 @@ class Importer:
         from ..graph.symbol import Graph
 
         self.proto = proto
-        self.opset = _default_opset(proto)
         self.graph = Graph(proto.graph.name or "onnx")
         self.env = {}
         self.params = {}           # parameter name -> Parameter
@@ -644,7 +643,7 @@ def _build_layer_norm(imp, node):
 def _build_softmax(fn):
     def build(imp, node):
         x = imp.tensor(node.input[0])
-        axis = int(_attr(node, "axis", -1 if imp.opset >= 13 else 1))
+        axis = int(_attr(node, "axis", -1))      # opset 13's meaning: one axis
         return fn(x, axis)
     return build
 
