@@ -606,7 +606,11 @@ def build_model_proto(graph, inputs, outputs, tensor_names, opset=17, name="pyfr
                                         name="output_" + out_name))
         graph_outputs.append(helper.make_tensor_value_info(out_name, _onnx_dtype(s.dtype),
                                                            _dims(s.shape)))
-    g = helper.make_graph(e.nodes, name, graph_inputs, graph_outputs, e.initializers)
+    # weights an emitter folded into its own initializers (the RNNs' reordered gates) are
+    # left unread: drop them
+    read = {name for n in e.nodes for name in n.input}
+    initializers = [t for t in e.initializers if t.name in read]
+    g = helper.make_graph(e.nodes, name, graph_inputs, graph_outputs, initializers)
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)],
                               producer_name="pyfront")
     from .. import __version__

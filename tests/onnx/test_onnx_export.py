@@ -231,3 +231,15 @@ def test_masked_padded_sequences_export_as_sequence_lengths(layer, tmp_path, ort
     with pf.no_grad():
         np.testing.assert_allclose(again(*xs).numpy(), model(*xs).numpy(), rtol=1e-6,
                                    atol=1e-7)
+
+
+def test_every_initializer_is_read_by_a_node(tmp_path):
+    """The recurrent layers' weights go out reordered into ONNX's gate layout: the original
+    tensors must not be left in the file as unread initializers."""
+    import onnx
+
+    model = pf.nn.Sequential([pf.nn.Bidirectional(pf.nn.GRU(3)), pf.nn.Dense(2)])
+    model(pf.tensor(np.ones((2, 4, 5), np.float32)))
+    proto = onnx.load(pf.onnx.export(model, tmp_path / "rnn.onnx"))
+    read = {name for n in proto.graph.node for name in n.input}
+    assert [t.name for t in proto.graph.initializer if t.name not in read] == []
