@@ -218,7 +218,9 @@ def evaluate(model, df, features_col="features", label_col="label", loss=None, m
              input_shape=None, batch_size=1024):
     """{"loss": ..., <metric>: ...} over the whole DataFrame: each partition returns sums
     (loss times rows, metric statistics), combined on the driver. loss and metrics default to
-    those of model.compile."""
+    those of model.compile. A model with several inputs and outputs takes features_col and
+    label_col as lists (one entry per input, one column per output), as SparkTrainer.fit
+    does."""
     from pyspark import StorageLevel
 
     from .common import TrainingConfig, compiled_settings
@@ -230,24 +232,26 @@ def evaluate(model, df, features_col="features", label_col="label", loss=None, m
     cfg = TrainingConfig.__new__(TrainingConfig)
     cfg.loss = loss if loss is not None else compiled.get("loss")
     cfg.loss_weights = None if loss is not None else compiled.get("loss_weights")
-    cfg.metric_specs = list(metrics if metrics is not None else compiled.get("metrics") or [])
+    specs = metrics if metrics is not None else compiled.get("metrics") or []
+    cfg.metric_specs = dict(specs) if isinstance(specs, dict) else list(specs)
     if cfg.loss is None and not cfg.metric_specs:
         raise errors.PyfrontError("evaluate: nothing to compute; pass loss= and/or metrics= "
                                   "(or compile the model)")
-    make_metrics(cfg.metric_specs)
     shapes = _input_shapes(net, input_shape)
-    if len(shapes) > 1:
-        raise errors.PyfrontError("pyfront.spark.evaluate takes single-input models; evaluate "
-                                  "a model with %d inputs with validation_data= in "
-                                  "SparkTrainer.fit" % len(shapes))
-    shape = shapes[0]
-    label_kind = "class" if cfg.loss is None else cfg.label_kinds(1)[0]
-    if cfg.loss is None and any(str(m) in ("mae", "mse", "rmse") for m in cfg.metric_specs):
-        label_kind = "value"
-    spec = data_mod.InputSpec(features_col, label_col, label_kind,
-                              feature_size=int(np.prod(shape)))
-    if label_kind == "class":
-        spec.num_classes = _output_widths(net, shapes)[:1]
+    widths = _output_widths(net, shapes)
+    make_metrics(cfg.metric_specs, len(widths))
+    if cfg.loss is not None:
+        kinds = cfg.label_kinds(len(widths))
+    else:       # metrics alone: regression metrics take values, the others class labels
+        regression = any(str(m) in ("mae", "mse", "rmse") for m in cfg.metric_specs)
+        kinds = ["value" if regression else "class"] * len(widths)
+    spec = data_mod.InputSpec(features_col, label_col, kinds,
+                              feature_size=[int(np.prod(s)) for s in shapes], inputs=len(shapes))
+    if len(spec.labels) != len(widths):
+        raise errors.PyfrontError("evaluate: the model has %d outputs but label_col names %d "
+                                  "(%r); give one label column per output"
+                                  % (len(widths), len(spec.labels), label_col))
+    spec.num_classes = [w if k == "class" else None for w, k in zip(widths, kinds)]
     df = data_mod.as_dataframe(df)
     check_executors(df.sparkSession.sparkContext)
     converted = data_mod.convert(df, spec)
@@ -260,8 +264,8 @@ def evaluate(model, df, features_col="features", label_col="label", loss=None, m
         state = net.state_dict()
         layout = TensorLayout(list(state.items()))
         run_spec = RunSpec(
-            run_id=uuid.uuid4().hex, model_bytes=model_to_bytes(net), input_shapes=[shape],
-            label_kinds=[label_kind], loss=cfg.loss, loss_weights=cfg.loss_weights,
+            run_id=uuid.uuid4().hex, model_bytes=model_to_bytes(net), input_shapes=shapes,
+            label_kinds=kinds, loss=cfg.loss, loss_weights=cfg.loss_weights,
             metric_specs=cfg.metric_specs, optimizer_spec=None, strategy="evaluate",
             batch_size=batch_size, seed=0, weight_layout=layout, grad_names=[],
             opt_layout=None)
@@ -280,7 +284,7 @@ def evaluate(model, df, features_col="features", label_col="label", loss=None, m
     out = {}
     if cfg.loss is not None:
         out["loss"] = sum(r["loss_sum"] for r in rows) / n
-    ms = make_metrics(cfg.metric_specs)
+    ms = make_metrics(cfg.metric_specs, len(widths))
     for r in rows:
         unpack_metric_states(ms, np.frombuffer(r["metrics"], np.float64))
     out.update((name, m.result()) for _, name, m in ms)

@@ -95,6 +95,21 @@ def test_predict_scores_a_two_input_two_output_model_like_local_predict(spark):
         predict(model, df, input_col="a")
 
 
+def test_evaluate_a_two_input_two_output_model_like_local_evaluate(spark):
+    from pyfront.spark import evaluate
+
+    xa, xb, cls, value = problem(40)
+    model = two_by_two(3)
+    model.compile(optimizer="sgd", loss=LOSSES, loss_weights=WEIGHTS,
+                  metrics=[["accuracy"], ["mae"]])
+    got = evaluate(model, frame(spark, xa, xb, cls, value), features_col=["a", "b"],
+                   label_col=["cls", "value"], batch_size=16)
+    want = model.evaluate([xa, xb], [cls, value], return_dict=True)
+    assert set(got) == set(want) == {"loss", "out0_accuracy", "out1_mae"}
+    for k in want:
+        assert got[k] == pytest.approx(want[k], rel=1e-5), k
+
+
 def test_a_label_column_per_output_is_required(spark):
     from pyfront.spark import SparkTrainer
 
