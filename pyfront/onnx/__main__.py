@@ -1,4 +1,5 @@
-"""python -m pyfront.onnx convert model.onnx model.pf [--check]   (and model.pf model.onnx)
+"""python -m pyfront.onnx convert model.onnx model.pf [--check] [--input-shape NAME=D0,D1,...]
+(and model.pf model.onnx)
 
 The direction follows the file extensions. --check runs pyfront (on the .pf) and ONNX Runtime
 (on the .onnx) on the same random inputs and prints the largest difference.
@@ -42,14 +43,14 @@ def largest_difference(pf_path, onnx_path, batch=2):
                for a, b in zip(ours, theirs))
 
 
-def convert(source, target, opset=17):
+def convert(source, target, opset=17, input_shapes=None):
     """Convert between .onnx and .pf, by extension; returns the target path."""
     import pyfront as pf
     from pyfront import onnx as pf_onnx
 
     kinds = (os.path.splitext(source)[1].lower(), os.path.splitext(target)[1].lower())
     if kinds == (".onnx", ".pf"):
-        pf.save(pf_onnx.load(source), target)
+        pf.save(pf_onnx.load(source, input_shapes=input_shapes), target)
     elif kinds == (".pf", ".onnx"):
         pf_onnx.export(source, target, opset=opset)
     else:
@@ -68,11 +69,22 @@ def main(argv=None):
     c.add_argument("--opset", type=int, default=17, help="ONNX opset when exporting (17+)")
     c.add_argument("--check", action="store_true",
                    help="run both runtimes on random inputs and print the largest difference")
+    c.add_argument("--input-shape", action="append", default=[], metavar="NAME=D0,D1,...",
+                   help="fix an ONNX input's symbolic dims (besides the batch), e.g. "
+                        "tokens=-1,128 (repeat for several inputs)")
     args = parser.parse_args(argv)
+    input_shapes = {}
+    for item in args.input_shape:
+        name, _, dims = item.partition("=")
+        try:
+            input_shapes[name] = tuple(None if d.strip() in ("-1", "") else int(d)
+                                       for d in dims.split(","))
+        except ValueError:
+            parser.error("--input-shape %r: expected NAME=D0,D1,... with integer dims" % item)
     from pyfront import errors
 
     try:
-        convert(args.source, args.target, args.opset)
+        convert(args.source, args.target, args.opset, input_shapes or None)
     except errors.PyfrontError as e:
         print("error: %s" % e, file=sys.stderr)
         return 1

@@ -35,3 +35,20 @@ def test_convert_reports_an_unreadable_file_without_a_traceback(tmp_path):
     assert out.returncode == 1
     assert out.stderr.startswith("error: ") and "bad.onnx" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_convert_fixes_symbolic_dims_given_on_the_command_line(tmp_path):
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Softmax", ["tokens"], ["y"], axis=-1)], "g",
+        [helper.make_tensor_value_info("tokens", TensorProto.FLOAT, ["n", "width"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", "width"])])
+    helper_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    (tmp_path / "s.onnx").write_bytes(helper_model.SerializeToString())
+    out = _run("convert", str(tmp_path / "s.onnx"), str(tmp_path / "s.pf"))
+    assert out.returncode == 1 and "input_shapes={'tokens'" in out.stderr
+    out = _run("convert", str(tmp_path / "s.onnx"), str(tmp_path / "s.pf"), "--check",
+               "--input-shape", "tokens=-1,7")
+    assert out.returncode == 0, out.stderr
+    assert pf.load(tmp_path / "s.pf").signature["inputs"][0]["shape"] == [-1, 7]
