@@ -118,6 +118,8 @@ class Conv(Op):
     """y = act(conv(x, kernel) + bias) for x (N, C, *in), kernel (O, C/groups, *k), bias (O,)."""
 
     inputs = ("input", "kernel", "bias")
+    retain_inputs = (0, 1)
+    retain_outputs = staticmethod(lambda attrs, needs: (0,) if attrs.get("activation") else ())
 
     def __init__(self, nd):
         self.nd = nd

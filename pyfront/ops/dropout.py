@@ -42,6 +42,7 @@ class Dropout(Op):
 
     name = "dropout"
     inputs = ("x", "state")
+    retain_inputs, retain_outputs = (), (1,)        # replayed from the key, not a mask
     n_outputs = 2
     stateful = True
     mutates = (1,)

@@ -49,7 +49,7 @@ class Unary(Op):
     """y = f(x), float in, float out. params: attribute names passed as the kernel's fattr."""
 
     inputs = ("x",)
-    retain_outputs = ()       # gradients read x, or y alone (after the unary ops below)
+    retain_outputs = ()       # gradients read x; those that read y alone say so below
 
     def __init__(self, name, code, grad_rule, params=()):
         self.name = name
@@ -266,7 +266,7 @@ _log2 = _unary("log2", lib.PF_U_LOG2, lambda c, g: g / (c.inputs[0] * math.log(2
 _log10 = _unary("log10", lib.PF_U_LOG10, lambda c, g: g / (c.inputs[0] * math.log(10.0)))
 _exp2 = _unary("exp2", lib.PF_U_EXP2, lambda c, g: g * c.output() * math.log(2.0))
 for _op in (_exp, _sqrt, _rsqrt, _reciprocal, _tanh, _sigmoid, _relu, _expm1, _tan, _exp2):
-    _op.retain_inputs, _op.retain_outputs = (), (0,)      # gradients from y alone (_FROM_OUTPUT)
+    _op.retain_inputs, _op.retain_outputs = (), (0,)      # gradients from y alone
 for _op in (_neg, _affine, _sign, _floor, _ceil, _round, _trunc):
     _op.retain_inputs = ()                                # gradients from g alone
 

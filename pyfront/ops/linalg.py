@@ -17,6 +17,8 @@ class MatMul(Op):
     """a @ b for a, b with at least 2 dims; attrs transpose_a / transpose_b swap the last two."""
 
     name = "matmul"
+    retain_inputs = staticmethod(lambda attrs, needs: tuple(i for i in (0, 1) if needs[1 - i]))
+    retain_outputs = ()
     inputs = ("a", "b")
 
     @staticmethod
@@ -137,6 +139,8 @@ class Linear(Op):
 
     name = "linear"
     inputs = ("x", "kernel", "bias")
+    retain_inputs = (0, 1)
+    retain_outputs = staticmethod(lambda attrs, needs: (0,) if attrs.get("activation") else ())
 
     def infer(self, specs, attrs):
         x, w = specs[0], specs[1]

@@ -25,6 +25,7 @@ def _axis_view(shape, axis):
 
 class Softmax(Op):
     inputs = ("x",)
+    retain_inputs, retain_outputs = (), (0,)
 
     def __init__(self, log):
         self.log = log
@@ -142,6 +143,7 @@ def one_hot(labels, classes, dtype="float32"):
 class CrossEntropy(Op):
     name = "cross_entropy"
     inputs = ("logits", "labels")
+    retain_outputs = ()
 
     def infer(self, specs, attrs):
         z, y = specs
@@ -447,6 +449,7 @@ def margin_ranking_loss(x1, x2, target, margin=0.0, reduction="mean"):
 
 class MSE(Op):
     name = "mse"
+    retain_outputs = ()
     inputs = ("prediction", "target")
 
     def infer(self, specs, attrs):

@@ -123,6 +123,7 @@ class BatchNormTrain(Op):
     the unbiased variance, as PyTorch does."""
 
     n_outputs = 3
+    retain_inputs, retain_outputs = (0, 1), (1, 2)     # x, gamma, mean, invstd; not y
 
     def __init__(self, track):
         self.track = track
@@ -315,6 +316,7 @@ class LayerNorm(Op):
     name = "layer_norm"
     inputs = ("x", "gamma", "beta")
     n_outputs = 3
+    retain_inputs, retain_outputs = (0, 1), (1, 2)     # x, gamma, mean, rstd; not y
 
     def infer(self, specs, attrs):
         x, gamma, beta = specs

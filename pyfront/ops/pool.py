@@ -45,6 +45,7 @@ def _pooled_shape(nd, x, attrs):
 
 class MaxPool(Op):
     inputs = ("input",)
+    retain_outputs = ()
 
     def __init__(self, nd):
         self.nd = nd
@@ -107,6 +108,7 @@ class MaxPoolGather(Op):
 
 class AvgPool(Op):
     inputs = ("input",)
+    retain_inputs = retain_outputs = ()       # the input's shape is all the gradient needs
 
     def __init__(self, nd):
         self.nd = nd

@@ -54,6 +54,8 @@ class Reduce(Op):
         self.name = mode
         self.mode = mode
         self.differentiable = mode not in ("argmax", "argmin")
+        if mode in ("sum", "mean"):
+            self.retain_inputs = self.retain_outputs = ()    # the input's shape only
 
     def infer(self, specs, attrs):
         x = specs[0]

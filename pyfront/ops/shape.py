@@ -31,6 +31,7 @@ __all__ = ["reshape", "flatten", "squeeze", "expand_dims", "transpose", "permute
 
 class Reshape(Op):
     name = "reshape"
+    retain_inputs = retain_outputs = ()       # shapes only
     view = True
 
     def infer(self, specs, attrs):
@@ -72,6 +73,7 @@ class ReshapeLike(Op):
     """Reshape to another value's shape (known only at run time in graphs)."""
 
     name = "reshape_like"
+    retain_inputs = retain_outputs = ()       # shapes only
     inputs = ("x", "like")
     view = True
     shape_inputs = (1,)
@@ -154,6 +156,7 @@ def expand_dims(x, axis):
 
 class Permute(Op):
     name = "permute"
+    retain_inputs = retain_outputs = ()       # shapes only
 
     def infer(self, specs, attrs):
         x = specs[0]
@@ -210,6 +213,7 @@ class ExpandLike(Op):
     """Broadcast x to the shape of `like` (numpy rules), as one strided copy."""
 
     name = "expand_like"
+    retain_inputs = retain_outputs = ()       # shapes only
     inputs = ("x", "like")
     shape_inputs = (1,)
 
@@ -240,6 +244,7 @@ class SumToLike(Op):
     """Sum x over the dims that broadcasting added or stretched, to the shape of `like`."""
 
     name = "sum_to_like"
+    retain_inputs = retain_outputs = ()       # shapes only
     inputs = ("x", "like")
     shape_inputs = (1,)
 
@@ -301,6 +306,7 @@ class BroadcastTo(Op):
     """x broadcast to a shape given by the user (numpy rules), as one strided copy."""
 
     name = "broadcast_to"
+    retain_inputs = retain_outputs = ()       # shapes only
 
     def infer(self, specs, attrs):
         x = specs[0]
@@ -334,6 +340,7 @@ def broadcast_to(x, shape):
 
 class Cast(Op):
     name = "cast"
+    retain_inputs = retain_outputs = ()       # the dtype only
 
     def infer(self, specs, attrs):
         return [Spec(specs[0].shape, as_dtype(attrs["dtype"]))]
@@ -366,6 +373,7 @@ class Slice(Op):
     """x[starts:stops:steps] on every dim (steps may be negative), then dims dropped."""
 
     name = "slice"
+    retain_inputs = retain_outputs = ()       # shapes only
 
     def infer(self, specs, attrs):
         x = specs[0]
@@ -439,6 +447,7 @@ class Take(Op):
     """Gather along one axis by integer indices: x.take(indices, axis)."""
 
     name = "take"
+    retain_inputs, retain_outputs = (1,), ()       # the indices
     inputs = ("x", "indices")
 
     def infer(self, specs, attrs):
@@ -638,6 +647,7 @@ def setitem(x, key, value):
 
 class Concat(Op):
     name = "concat"
+    retain_inputs = retain_outputs = ()       # shapes only
     inputs = ("x",)
 
     def infer(self, specs, attrs):
@@ -1191,6 +1201,7 @@ class Pad(Op):
     come out as PyTorch's)."""
 
     name = "pad"
+    retain_inputs = retain_outputs = ()       # shapes only
 
     def infer(self, specs, attrs):
         x = specs[0]
