@@ -15,17 +15,12 @@ from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MAPPED = {"pyfront.spark": "spark", "pyfront.jvm": "jvm-bridge/python"}
 JAVA_SOURCES = os.path.join(HERE, "jvm-bridge", "src", "main", "java")
 
+# pyfront/spark and pyfront/jvm are symbolic links to spark/ and jvm-bridge/python, so the
+# checkout is the package tree itself: an editable install is one path entry (no import hook),
+# which type checkers and editors resolve too
 packages = find_packages(include=["pyfront", "pyfront.*"])
-package_dir = {"pyfront": "pyfront"}
-for name, folder in MAPPED.items():
-    if not os.path.exists(os.path.join(folder, "__init__.py")):
-        continue
-    packages.append(name)
-    packages += ["%s.%s" % (name, sub) for sub in find_packages(where=folder)]
-    package_dir[name] = folder
 
 
 def _bridge_build():
@@ -62,7 +57,7 @@ class BuildPy(build_py):
 
 setup(
     packages=packages,
-    package_dir=package_dir,
+    package_dir={"": "."},
     cffi_modules=["native/build.py:ffibuilder"],
     cmdclass={"build_py": BuildPy},
 )

@@ -22,39 +22,6 @@ bool = bool_  # noqa: A001 (pf.bool, as torch.bool)
 __version__ = "0.1.0"
 
 
-def _map_checkout_folders():
-    """Run from a source checkout (not installed), spark/ and jvm-bridge/python are still
-    pyfront.spark and pyfront.jvm, as setup.py maps them when installing."""
-    import importlib.machinery
-    import importlib.util
-    import os
-    import sys
-
-    here = os.path.dirname(os.path.abspath(__file__))
-    root = os.path.dirname(here)
-    if not os.path.isfile(os.path.join(root, "pyproject.toml")):
-        return
-    mapped = {}
-    for name, folder in (("pyfront.spark", "spark"), ("pyfront.jvm", "jvm-bridge/python")):
-        init = os.path.join(root, folder, "__init__.py")
-        if os.path.isfile(init) and not os.path.isdir(os.path.join(here, name.split(".")[1])):
-            mapped[name] = init
-
-    class _CheckoutFinder:
-        @staticmethod
-        def find_spec(fullname, path=None, target=None):
-            init = mapped.get(fullname)
-            if init is None:
-                return None
-            return importlib.util.spec_from_file_location(
-                fullname, init, submodule_search_locations=[os.path.dirname(init)])
-
-    if mapped:
-        sys.meta_path.append(_CheckoutFinder)
-
-
-_map_checkout_folders()
-
 _LAZY = {
     "nn": ("pyfront.nn", None),
     "cuda": ("pyfront.cuda", None),
