@@ -110,6 +110,22 @@ def test_evaluate_a_two_input_two_output_model_like_local_evaluate(spark):
         assert got[k] == pytest.approx(want[k], rel=1e-5), k
 
 
+def test_parameter_averaging_trains_a_two_input_two_output_model(spark):
+    from pyfront.spark import ParameterAveraging, SparkTrainer
+
+    xa, xb, cls, value = problem()
+    model = two_by_two(6)
+    model.compile(optimizer=pf.optim.Adam(lr=1e-2), loss=LOSSES, loss_weights=WEIGHTS)
+    before = model.evaluate([xa, xb], [cls, value])
+    history = SparkTrainer(model, ParameterAveraging(frequency=3), num_workers=2,
+                           batch_size_per_worker=6, verbose=0).fit(
+        frame(spark, xa, xb, cls, value), epochs=3, features_col=["a", "b"],
+        label_col=["cls", "value"])
+    # 36 rows a worker: 6 local steps an epoch in 2 rounds
+    assert model.optimizer.iterations == 3 * 6 and len(history.rounds) == 3 * 2
+    assert model.evaluate([xa, xb], [cls, value]) < 0.8 * before
+
+
 def test_a_label_column_per_output_is_required(spark):
     from pyfront.spark import SparkTrainer
 
