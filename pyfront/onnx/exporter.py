@@ -29,7 +29,7 @@ def trace_model(model, example_inputs=None, input_shapes=None):
 
 
 def _tensor_names(model):
-    return {id(t): k for k, t in model._named_tensors("")}
+    return {id(t): k for k, t in model.named_tensors()}
 
 
 def _onnx_dtype(dtype):

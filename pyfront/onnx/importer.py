@@ -1282,6 +1282,15 @@ def _with_input(node, i, name):
     return copy
 
 
+def _build_trilu(imp, node):
+    upper = bool(_attr(node, "upper", 1))
+    k = int(np.asarray(imp.static(node.input[1], "Trilu's k"))) if _input(node, 1) else 0
+    x = imp.env[node.input[0]]
+    if _is_static(x):
+        return (np.triu if upper else np.tril)(_array(x), k)
+    return (ops.triu if upper else ops.tril)(x, k)
+
+
 def _build_mod(imp, node):
     fmod = bool(_attr(node, "fmod", 0))
     return _elementwise(ops.fmod if fmod else ops.remainder,
@@ -1349,7 +1358,7 @@ BUILDERS = {
     "Reshape": _build_reshape, "Flatten": _build_flatten, "Shape": _build_shape,
     "Transpose": _build_transpose, "Squeeze": _build_squeeze, "Unsqueeze": _build_unsqueeze,
     "Concat": _build_concat, "Gather": _build_gather, "Slice": _build_slice,
-    "Pad": _build_pad, "GatherElements": _build_gather_elements,
+    "Pad": _build_pad, "GatherElements": _build_gather_elements, "Trilu": _build_trilu,
     "Split": _build_split, "Cast": _build_cast, "Constant": _build_constant,
     "ConstantOfShape": _build_constant_of_shape, "Range": _build_range,
     "Expand": _build_expand,

@@ -112,6 +112,27 @@ def transformer():
     return Encoder(), (10, 8)
 
 
+def causal_transformer():
+    """Pre-norm encoder layers with GELU, a learned position table and a causal mask (Trilu,
+    Where, Expand and the exact-GELU chain in the exported graph)."""
+    torch = _torch()
+    nn = torch.nn
+
+    class CausalEncoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            layer = nn.TransformerEncoderLayer(16, 4, 32, dropout=0.0, activation="gelu",
+                                               batch_first=True, norm_first=True)
+            self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+            self.position = nn.Parameter(torch.randn(1, 10, 16) * 0.1)
+            self.mask = nn.Transformer.generate_square_subsequent_mask(10)
+
+        def forward(self, x):
+            return self.encoder(x + self.position, mask=self.mask, is_causal=True)
+
+    return CausalEncoder(), (10, 16)
+
+
 def separable_cnn():
     nn = _torch().nn
 
@@ -127,7 +148,8 @@ def separable_cnn():
 
 
 MODELS = {"mlp": mlp, "reference_cnn": reference_cnn, "residual_cnn": residual_cnn,
-          "recurrent": recurrent, "transformer": transformer, "separable_cnn": separable_cnn}
+          "recurrent": recurrent, "transformer": transformer,
+          "causal_transformer": causal_transformer, "separable_cnn": separable_cnn}
 
 
 def export(name, seed=0, opset=17):
