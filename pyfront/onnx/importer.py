@@ -1282,6 +1282,57 @@ def _with_input(node, i, name):
     return copy
 
 
+def _build_prelu(imp, node):
+    x = imp.tensor(node.input[0])
+    slope = imp.param(node.input[1]) if imp.is_initializer(node.input[1]) and \
+        imp.env[node.input[1]].array.size > 1 else imp.tensor(node.input[1])
+    return ops.where(ops.less(x, 0.0), x * slope, x)
+
+
+def _build_instance_norm(imp, node):
+    def vec(name):      # graph variables: instance_norm reshapes them before they meet x
+        return imp.graph.variable(imp.param(name)) if imp.is_initializer(name) \
+            else imp.tensor(name)
+    return ops.instance_norm(imp.tensor(node.input[0]), vec(node.input[1]), vec(node.input[2]),
+                             eps=float(_attr(node, "epsilon", 1e-5)))
+
+
+def _build_tile(imp, node):
+    reps = [int(r) for r in np.asarray(imp.static(node.input[1], "Tile repeats")).reshape(-1)]
+    x = imp.env[node.input[0]]
+    if _is_static(x):
+        return np.tile(_array(x), reps)
+    if x.shape[0] is None and reps[0] != 1:
+        raise UnsupportedOnnxError("a Tile of the batch dimension")
+    for axis, r in enumerate(reps):         # copies side by side (pf.tile needs every dim)
+        if r != 1:
+            x = ops.concat([x] * r, axis=axis)
+    return x
+
+
+def _build_cumsum(imp, node):
+    if _attr(node, "exclusive", 0) or _attr(node, "reverse", 0):
+        raise UnsupportedOnnxError("CumSum with exclusive or reverse")
+    axis = int(np.asarray(imp.static(node.input[1], "CumSum's axis")))
+    return ops.cumsum(imp.tensor(node.input[0]), axis)
+
+
+def _reduce_norm(kind):
+    """ReduceL1/L2/SumSquare/LogSumExp composed from pyfront's ops."""
+    def fn(x, axes, keepdims):
+        axes = tuple(range(len(x.shape))) if axes is None else axes
+        if kind == "logsumexp":
+            return ops.logsumexp(x, axes, keepdims)
+        y = ops.sum(ops.abs(x) if kind == "l1" else x * x, axes, keepdims)
+        return ops.sqrt(y) if kind == "l2" else y
+    np_fn = {"l1": lambda a, axis, keepdims: np.abs(a).sum(axis=axis, keepdims=keepdims),
+             "l2": lambda a, axis, keepdims: np.sqrt((a * a).sum(axis=axis, keepdims=keepdims)),
+             "sumsquare": lambda a, axis, keepdims: (a * a).sum(axis=axis, keepdims=keepdims),
+             "logsumexp": lambda a, axis, keepdims: np.log(np.exp(a).sum(axis=axis,
+                                                                         keepdims=keepdims))}
+    return _build_reduce(fn, np_fn[kind])
+
+
 def _build_trilu(imp, node):
     upper = bool(_attr(node, "upper", 1))
     k = int(np.asarray(imp.static(node.input[1], "Trilu's k"))) if _input(node, 1) else 0
@@ -1347,18 +1398,22 @@ BUILDERS = {
     "GlobalAveragePool": _build_global_pool(ops.global_avg_pool),
     "GlobalMaxPool": _build_global_pool(ops.global_max_pool),
     "BatchNormalization": _build_batch_norm, "LayerNormalization": _build_layer_norm,
+    "InstanceNormalization": _build_instance_norm, "PRelu": _build_prelu,
     "Softmax": _build_softmax(ops.softmax), "LogSoftmax": _build_softmax(ops.log_softmax),
     "LSTM": _build_rnn, "GRU": _build_rnn, "RNN": _build_rnn,
     # reductions
     "ReduceSum": _build_reduce(ops.sum, np.sum), "ReduceMean": _build_reduce(ops.mean, np.mean),
     "ReduceMax": _build_reduce(ops.max, np.max), "ReduceMin": _build_reduce(ops.min, np.min),
-    "ReduceProd": _build_reduce(ops.prod, np.prod),
+    "ReduceProd": _build_reduce(ops.prod, np.prod), "ReduceL1": _reduce_norm("l1"),
+    "ReduceL2": _reduce_norm("l2"), "ReduceSumSquare": _reduce_norm("sumsquare"),
+    "ReduceLogSumExp": _reduce_norm("logsumexp"), "CumSum": _build_cumsum,
     "ArgMax": _build_arg(ops.argmax), "ArgMin": _build_arg(ops.argmin),
     # shapes and constants
     "Reshape": _build_reshape, "Flatten": _build_flatten, "Shape": _build_shape,
     "Transpose": _build_transpose, "Squeeze": _build_squeeze, "Unsqueeze": _build_unsqueeze,
     "Concat": _build_concat, "Gather": _build_gather, "Slice": _build_slice,
     "Pad": _build_pad, "GatherElements": _build_gather_elements, "Trilu": _build_trilu,
+    "Tile": _build_tile,
     "Split": _build_split, "Cast": _build_cast, "Constant": _build_constant,
     "ConstantOfShape": _build_constant_of_shape, "Range": _build_range,
     "Expand": _build_expand,

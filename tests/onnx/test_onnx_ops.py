@@ -89,8 +89,11 @@ IMPORTED_OPS = {
     "Pow": ({}, ["positive", "any"]), "Div": ({}, ["any", "positive"]),
     "Softmax": ({"axis": 1}, ["any"]), "LogSoftmax": ({"axis": -1}, ["any"]),
     "ReduceMean": ({"keepdims": 0}, ["any"]), "ReduceMax": ({}, ["any"]),
+    "ReduceL1": ({}, ["any"]), "ReduceL2": ({}, ["any"]), "ReduceSumSquare": ({}, ["any"]),
+    "ReduceLogSumExp": ({}, ["any"]), "PRelu": ({}, ["any", "positive"]),
 }
-OUTPUT_SHAPES = {"ReduceMean": ["n"], "ReduceMax": [1, 1]}
+OUTPUT_SHAPES = {"ReduceMean": ["n"], "ReduceMax": [1, 1], "ReduceL1": [1, 1],
+                 "ReduceL2": [1, 1], "ReduceSumSquare": [1, 1], "ReduceLogSumExp": [1, 1]}
 
 
 def _single_op_model(op_type, attrs, n_inputs, opset):
@@ -394,3 +397,41 @@ def test_pytorch_class_token_expanded_to_the_batch_imports(torch, ort_run):
                                        rtol=1e-5, atol=1e-5)
     # the token stays a trainable parameter
     assert "token" in dict(model.named_parameters())
+
+
+TORCH_LAYERS = {
+    "instance_norm": lambda nn, F: nn.InstanceNorm2d(4, affine=True),
+    "group_norm": lambda nn, F: nn.GroupNorm(2, 4),
+    "prelu_per_channel": lambda nn, F: nn.PReLU(4),
+    "normalize": lambda nn, F: _Lambda(lambda x: F.normalize(x, dim=1)),
+    "cumsum": lambda nn, F: _Lambda(lambda x: x.cumsum(dim=2)),
+    "repeat": lambda nn, F: _Lambda(lambda x: x.repeat(1, 2, 1, 3)),
+}
+
+
+class _Lambda:
+    """A torch module around a function (built lazily: torch is a test-only import)."""
+
+    def __new__(cls, fn):
+        import torch
+
+        class Wrapped(torch.nn.Module):
+            def forward(self, x):
+                return fn(x)
+        return Wrapped()
+
+
+@pytest.mark.parametrize("name", sorted(TORCH_LAYERS))
+def test_pytorch_layer_imports_and_matches_onnxruntime(name, torch, ort_run):
+    torch.manual_seed(0)
+    layer = TORCH_LAYERS[name](torch.nn, torch.nn.functional)
+    for p in layer.parameters():                 # not the identity initialisation
+        p.data.uniform_(0.2, 1.5)
+    shape = (4, 5, 6)
+    data = _torch_onnx(torch, torch.nn.Sequential(torch.nn.Conv2d(4, 4, 1), layer), shape)
+    model = pf.onnx.load(data)
+    for batch in (1, 3):
+        x = np.random.default_rng(batch).standard_normal((batch,) + shape).astype(np.float32)
+        with pf.no_grad():
+            np.testing.assert_allclose(model(pf.tensor(x)).numpy(), ort_run(data, x)[0],
+                                       rtol=1e-5, atol=1e-5)
