@@ -126,11 +126,12 @@ def print_table(name, rows):
 
 def peak_rss_mib(code):
     """Peak resident memory (MiB) of a fresh interpreter running `code`. VmHWM, not
-    ru_maxrss: Linux carries ru_maxrss over fork+exec from the (big) parent process."""
+    ru_maxrss: Linux carries ru_maxrss over fork+exec from the (big) parent process. Code that
+    sets RSS_BASE_MIB gets the peak above it (see bench_memory.py)."""
     import subprocess
 
     probe = code + ("\nhwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]"
-                    "\nprint('VMHWM', int(hwm.split()[1]) / 1024)\n")
+                    "\nprint('VMHWM', int(hwm.split()[1]) / 1024 - globals().get('RSS_BASE_MIB', 0))\n")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True)
     return float(out.stdout.rsplit("VMHWM", 1)[1].split()[0])

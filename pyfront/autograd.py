@@ -183,7 +183,9 @@ class Node:
                 if i not in outs:
                     shape, dtype = (specs[i] if specs is not None else
                                     (a.shape, _dtype_of(a)))
-                    arrays[i] = Released(tuple(shape), dtype, _device_of(a), self, i,
+                    # (no link back to this node: a cycle would outlive the step until
+                    # the garbage collector runs)
+                    arrays[i] = Released(tuple(shape), dtype, _device_of(a), None, i,
                                          (op.name, "output %d" % i))
         self.arrays = arrays
 
