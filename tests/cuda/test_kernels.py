@@ -299,3 +299,57 @@ def test_cuda_error_becomes_an_exception_naming_the_kernel(gpu, tmp_path):
     line = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-2000:]
     assert line.startswith("NativeError | kernel 'unary' (CUDA): "), line
     assert "CUDA error cudaErrorIllegalAddress" in line, line
+
+
+@pytest.mark.parametrize("case", ["max2x2", "max3s1pad", "avg2x2", "avg3s2pad_exclude", "max1d",
+                                  "avg3d"])
+def test_pooling_and_its_gradient(case, poisoned, rng):
+    fns = {
+        "max2x2": (lambda t: pf.max_pool2d(t, 2), (2, 3, 8, 8)),
+        "max3s1pad": (lambda t: pf.max_pool2d(t, 3, strides=1, padding="same"), (2, 2, 7, 6)),
+        "avg2x2": (lambda t: pf.avg_pool2d(t, 2), (2, 3, 8, 8)),
+        "avg3s2pad_exclude": (lambda t: pf.avg_pool2d(t, 3, strides=2, padding=1,
+                                                      count_include_pad=False), (1, 2, 9, 7)),
+        "max1d": (lambda t: pf.max_pool1d(t, 3, strides=2), (2, 4, 15)),
+        "avg3d": (lambda t: pf.avg_pool3d(t, 2), (1, 2, 4, 6, 4)),
+    }
+    fn, shape = fns[case]
+    _compare(fn, [_f(rng, *shape)], rng)
+
+
+def test_layer_norm_and_its_gradient(poisoned, rng):
+    _compare(lambda x, w, b: pf.layer_norm(x, (12,), w, b),
+             [_f(rng, 9, 12) * 3 + 1, _f(rng, 12), _f(rng, 12)], rng)
+    _compare(lambda x, w, b: pf.layer_norm(x, (4, 5), w, b),
+             [_f(rng, 3, 4, 5), _f(rng, 4, 5), _f(rng, 4, 5)], rng)
+
+
+@pytest.mark.parametrize("shape", [(16, 6), (4, 3, 5, 5)])
+def test_batch_norm_training_eval_and_running_statistics(shape, poisoned, rng):
+    c = shape[1]
+    _compare(lambda x, w, b: pf.batch_norm(x, weight=w, bias=b, training=True),
+             [_f(rng, *shape) * 2 + 0.5, _f(rng, c), _f(rng, c)], rng)
+    running = {}
+    for device in ("cpu", "cuda"):
+        rm = pf.tensor(np.zeros(c, np.float32), device=device)
+        rv = pf.tensor(np.ones(c, np.float32), device=device)
+        x = pf.tensor(_f(np.random.default_rng(5), *shape), device=device)
+        pf.batch_norm(x, rm, rv, training=True, momentum=0.3)
+        y = pf.batch_norm(x, rm, rv, training=False)
+        running[device] = (rm.cpu().numpy(), rv.cpu().numpy(), y.cpu().numpy())
+    for got, want in zip(running["cuda"], running["cpu"]):
+        np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("case", ["plain", "stride_pad", "groups_dilation", "relu", "1d", "3d"])
+def test_convolution_and_its_gradients(case, poisoned, rng):
+    shapes, kw = {
+        "plain": (((2, 3, 9, 8), (4, 3, 3, 3), (4,)), {}),
+        "stride_pad": (((2, 3, 9, 8), (5, 3, 3, 2), (5,)), {"strides": 2, "padding": "same"}),
+        "groups_dilation": (((1, 4, 10, 9), (6, 2, 3, 3), (6,)), {"groups": 2, "dilation": 2}),
+        "relu": (((2, 2, 7, 7), (3, 2, 3, 3), (3,)), {"padding": 1, "activation": "relu"}),
+        "1d": (((3, 2, 20), (4, 2, 5), (4,)), {"strides": 3}),
+        "3d": (((1, 2, 5, 6, 4), (3, 2, 2, 3, 2), (3,)), {}),
+    }[case]
+    conv = pf.conv3d if len(shapes[0]) == 5 else pf.conv1d if len(shapes[0]) == 3 else pf.conv2d
+    _compare(lambda x, w, b: conv(x, w, b, **kw), [_f(rng, *s) for s in shapes], rng)
