@@ -165,7 +165,9 @@ class Importer:
         v = self.env[name]
         if isinstance(v, Initializer):
             if v.array.dtype.kind == "f" and v.array.size > 1:
-                return self.param(name)
+                # as a graph variable, so that every op on it is a graph node (an op applied
+                # to a bare Parameter would run eagerly and leave a nameless copy)
+                return self.graph.variable(self.param(name))
             v = v.array
         if isinstance(v, BatchFill):
             raise UnsupportedOnnxError("value %r (a constant of shape %s) depends on the batch "

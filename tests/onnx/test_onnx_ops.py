@@ -435,3 +435,25 @@ def test_pytorch_layer_imports_and_matches_onnxruntime(name, torch, ort_run):
         with pf.no_grad():
             np.testing.assert_allclose(model(pf.tensor(x)).numpy(), ort_run(data, x)[0],
                                        rtol=1e-5, atol=1e-5)
+
+
+def test_gemm_with_scaled_operands_imports(ort_run):
+    """alpha, beta and a C that is not a bias vector: ops applied to initializers before they
+    meet the input must still be graph nodes (the model saves and trains)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.standard_normal((3, 5)).astype(np.float32), "w"),
+             numpy_helper.from_array(rng.standard_normal((1, 3)).astype(np.float32), "c")]
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["x", "w", "c"], ["y"], alpha=0.5, beta=2.0, transB=1)], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3])], inits)
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]) \
+        .SerializeToString()
+    model = pf.onnx.load(data)
+    x = rng.standard_normal((4, 5)).astype(np.float32)
+    with pf.no_grad():
+        np.testing.assert_allclose(model(pf.tensor(x)).numpy(), ort_run(data, x)[0],
+                                   rtol=1e-5, atol=1e-6)
+    assert sorted(k for k, _ in model.named_parameters()) == ["c", "w"]
