@@ -194,11 +194,11 @@ class Node:
 
     def output(self, i):
         """Output i as a tensor attached to this node (recreated if the user dropped it)."""
+        a = self.arrays[i]
+        if type(a) is Released:       # (even while the user still holds the output)
+            raise _not_retained(a._what, "ctx.output(%d)" % i)
         t = self.refs[i]() if self.refs[i] is not None else None
         if t is None:
-            a = self.arrays[i]
-            if type(a) is Released:
-                raise _not_retained(a._what, "ctx.output(%d)" % i)
             t = Tensor._wrap(a, _dtype_of(a))
             t.requires_grad = True
             t._node = self
