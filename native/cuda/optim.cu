@@ -1,5 +1,5 @@
-/* optim.cu -- the CUDA twin of optim.c: fused, in-place SGD (momentum, Nesterov) and
- * Adam/AdamW updates, and global-norm gradient clipping. The learning rate and the step number
+/* optim.cu -- the CUDA twin of optim.c: fused, in-place SGD (momentum, Nesterov),
+ * Adam/AdamW, RMSprop and AdaGrad updates, and global-norm gradient clipping. The learning rate and the step number
  * are read on the device from the float64 "hyper" tensor, so a captured CUDA graph follows
  * learning-rate schedules without being captured again. Formulas as optim.c (PyTorch's). */
 #include "internal.cuh"
@@ -97,6 +97,98 @@ static int k_adam_update(const pf_args *a) {
     return PF_LAUNCHED();
 }
 
+/* RMSprop: square average, gradient average (centered, else NULL), momentum buffer (momentum
+ * > 0, else NULL) */
+template <typename T>
+__global__ void rmsprop_kernel(int64_t n, const double *hyper, const T *g, T *p, T *sq, T *ga,
+                               T *buf, T alpha, T eps, T wd, T mom) {
+    T lr = (T)hyper[0];
+    PF_GRID_LOOP(i, n) {
+        T gi = g[i] + wd * p[i];
+        T si = alpha * sq[i] + ((T)1 - alpha) * gi * gi;
+        sq[i] = si;
+        if (ga) {
+            T ai = alpha * ga[i] + ((T)1 - alpha) * gi;
+            ga[i] = ai;
+            si -= ai * ai;
+        }
+        T step = gi / (sqrt(si) + eps);
+        if (buf) {
+            step += mom * buf[i];
+            buf[i] = step;
+        }
+        p[i] -= lr * step;
+    }
+}
+
+static int k_rmsprop_update(const pf_args *a) {
+    PF_CHECK(a != NULL, PF_ERR_ARGUMENT, "null argument block");
+    PF_TRY(pf_check_attrs(a, 1, 4));
+    int centered = a->iattr[0] != 0;
+    double alpha = a->fattr[0], eps = a->fattr[1], wd = a->fattr[2], mom = a->fattr[3];
+    PF_TRY(pf_check_arity(a, 2, 2, 2 + centered + (mom > 0)));
+    const pf_tensor *g = a->inputs[0], *p = a->outputs[0];
+    PF_TRY(pf_check_contiguous(p, "param"));
+    PF_TRY(pf_check_float(p, "param"));
+    PF_TRY(check_state(g, p, "grad"));
+    PF_CHECK(alpha >= 0 && alpha < 1, PF_ERR_ARGUMENT, "alpha must lie in [0, 1), got %g", alpha);
+    PF_CHECK(eps >= 0 && wd >= 0 && mom >= 0, PF_ERR_ARGUMENT,
+             "eps, weight_decay and momentum must be >= 0, got %g, %g, %g", eps, wd, mom);
+    PF_TRY(check_state(a->outputs[1], p, "square_avg"));
+    void *grad_avg = NULL, *buf = NULL;
+    int next = 2;
+    if (centered) {
+        PF_TRY(check_state(a->outputs[next], p, "grad_avg"));
+        grad_avg = a->outputs[next++]->data;
+    }
+    if (mom > 0) {
+        PF_TRY(check_state(a->outputs[next], p, "momentum buffer"));
+        buf = a->outputs[next]->data;
+    }
+    PF_TRY(check_hyper(a->inputs[1]));
+    int64_t n = pf_numel(p);
+    if (n == 0) return PF_OK;
+    PF_FLOAT_DISPATCH(p->dtype, T, rmsprop_kernel<T><<<pf_blocks(n), PF_THREADS, 0,
+                      pf_stream()>>>(n, (const double *)a->inputs[1]->data, (const T *)g->data,
+                                     (T *)p->data, (T *)a->outputs[1]->data, (T *)grad_avg,
+                                     (T *)buf, (T)alpha, (T)eps, (T)wd, (T)mom));
+    return PF_LAUNCHED();
+}
+
+/* AdaGrad: lr / (1 + (step - 1) lr_decay), from the device's hyper tensor */
+template <typename T>
+__global__ void adagrad_kernel(int64_t n, const double *hyper, const T *g, T *p, T *sum,
+                               double lr_decay, T eps, T wd) {
+    T lr = (T)(hyper[0] / (1.0 + (hyper[1] - 1.0) * lr_decay));
+    PF_GRID_LOOP(i, n) {
+        T gi = g[i] + wd * p[i];
+        T si = sum[i] + gi * gi;
+        sum[i] = si;
+        p[i] -= lr * gi / (sqrt(si) + eps);
+    }
+}
+
+static int k_adagrad_update(const pf_args *a) {
+    PF_TRY(pf_check_arity(a, 2, 2, 2));
+    PF_TRY(pf_check_attrs(a, 0, 3));
+    const pf_tensor *g = a->inputs[0], *p = a->outputs[0];
+    PF_TRY(pf_check_contiguous(p, "param"));
+    PF_TRY(pf_check_float(p, "param"));
+    PF_TRY(check_state(g, p, "grad"));
+    PF_TRY(check_state(a->outputs[1], p, "sum"));
+    double lr_decay = a->fattr[0], eps = a->fattr[1], wd = a->fattr[2];
+    PF_CHECK(lr_decay >= 0 && eps >= 0 && wd >= 0, PF_ERR_ARGUMENT,
+             "lr_decay, eps and weight_decay must be >= 0, got %g, %g, %g", lr_decay, eps, wd);
+    PF_TRY(check_hyper(a->inputs[1]));
+    int64_t n = pf_numel(p);
+    if (n == 0) return PF_OK;
+    PF_FLOAT_DISPATCH(p->dtype, T, adagrad_kernel<T><<<pf_blocks(n), PF_THREADS, 0,
+                      pf_stream()>>>(n, (const double *)a->inputs[1]->data, (const T *)g->data,
+                                     (T *)p->data, (T *)a->outputs[1]->data, lr_decay, (T)eps,
+                                     (T)wd));
+    return PF_LAUNCHED();
+}
+
 /* "grad_sumsq": one block adds the squares of up to 16 gradients, in a fixed order */
 struct sumsq_inputs {
     int n, dtype[PF_MAX_IN];
@@ -169,6 +261,8 @@ static int k_clip_by_norm(const pf_args *a) {
 const pf_kernel_entry pf_cuda_kernels_optim[] = {
     {"sgd_update", k_sgd_update, NULL},
     {"adam_update", k_adam_update, NULL},
+    {"rmsprop_update", k_rmsprop_update, NULL},
+    {"adagrad_update", k_adagrad_update, NULL},
     {"grad_sumsq", k_grad_sumsq, NULL},
     {"clip_by_norm", k_clip_by_norm, NULL},
     {NULL, NULL, NULL},

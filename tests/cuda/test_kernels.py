@@ -353,3 +353,23 @@ def test_convolution_and_its_gradients(case, poisoned, rng):
     }[case]
     conv = pf.conv3d if len(shapes[0]) == 5 else pf.conv1d if len(shapes[0]) == 3 else pf.conv2d
     _compare(lambda x, w, b: conv(x, w, b, **kw), [_f(rng, *s) for s in shapes], rng)
+
+
+@pytest.mark.parametrize("centered,momentum", [(0, 0.0), (1, 0.9)])
+def test_rmsprop_update(gpu, rng, centered, momentum):
+    g, p, sq = _f(rng, 40), _f(rng, 40), np.abs(_f(rng, 40))
+    state = [sq] + ([_f(rng, 40) * 0.1] if centered else []) + \
+        ([_f(rng, 40)] if momentum else [])
+    hyper = np.array([0.01, 3.0], np.float64)
+    host, dev = _run_both(gpu, "rmsprop_update", [g, hyper], [p] + state, (centered,),
+                          (0.99, 1e-8, 0.01, momentum))
+    for h, d in zip(host, dev):
+        np.testing.assert_allclose(d, h, rtol=1e-5, atol=1e-7)
+
+
+def test_adagrad_update(gpu, rng):
+    g, p, s = _f(rng, 40), _f(rng, 40), np.abs(_f(rng, 40))
+    hyper = np.array([0.1, 4.0], np.float64)
+    host, dev = _run_both(gpu, "adagrad_update", [g, hyper], [p, s], (), (0.01, 1e-10, 0.001))
+    for h, d in zip(host, dev):
+        np.testing.assert_allclose(d, h, rtol=1e-5, atol=1e-7)
