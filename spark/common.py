@@ -28,9 +28,11 @@ def model_from_bytes(data):
 def compiled_settings(model):
     """(model.compile's settings or {}, its optimizer or None), also through a hybridized
     wrapper (compile may have been called on either)."""
+    from ..train.api import training_config
+
     for m in (model, model.__dict__.get("module")):
-        if m is not None and m.__dict__.get("_train_config") is not None:
-            return m.__dict__["_train_config"], m.__dict__.get("optimizer")
+        if m is not None and training_config(m) is not None:
+            return training_config(m), m.__dict__.get("optimizer")
     return {}, None
 
 

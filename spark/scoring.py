@@ -77,9 +77,9 @@ def _score(key, model_bc, input_shapes, batch_size, output, *columns):
     one array for a single-output model, else a struct with a field o<i> per output."""
     import pyarrow as pa
 
-    from .worker import _features, _set_threads
+    from .worker import features_from_column, set_task_threads
 
-    _set_threads()
+    set_task_threads()
     _, forward = _cached_model(key, model_bc)
     n = len(columns[0])
     xs = []
@@ -94,7 +94,7 @@ def _score(key, model_bc, input_shapes, batch_size, output, *columns):
             bad = int(lengths[lengths != flat][0])
             raise errors.ShapeError("predict: a row has %d feature values%s but the model takes "
                                     "%d (input shape %s)" % (bad, which, flat, tuple(shape)))
-        xs.append(_features(column, n, flat).reshape((n,) + tuple(shape)))
+        xs.append(features_from_column(column, n, flat).reshape((n,) + tuple(shape)))
     parts = []
     for i in range(0, n, batch_size):
         parts.append(as_list(forward.run_numpy(*[x[i:i + batch_size] for x in xs])))

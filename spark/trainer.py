@@ -289,7 +289,7 @@ class _Run:
         self.workers, self.group = workers, group
         self.K = trainer.strategy.frequency
         self.sync = trainer.strategy.name == "sync"
-        self.tensors = dict(model._named_tensors(""))
+        self.tensors = dict(model.named_tensors())
         state = model.state_dict()
         self.weight_layout = TensorLayout(list(state.items()))
         ids = {id(p): name for name, p in model.named_parameters()}

@@ -79,7 +79,7 @@ class RoundState:
 # ---------------------------------------------------------------------------------------------
 # Arrow batches -> minibatches of numpy arrays
 
-def _features(column, n, size):
+def features_from_column(column, n, size):
     """(n, size) float32 from an Arrow column of float lists, or of raw float32 bytes per row
     (the packed form SparkTrainer caches: read without a copy)."""
     import pyarrow as pa
@@ -149,7 +149,7 @@ def minibatches(batches, size, input_shapes, label_kinds, with_worker=False):
 
     def emit(table):
         n = table.num_rows
-        xs = [_features(table.column(name), n, flat).reshape((n,) + tuple(shape))
+        xs = [features_from_column(table.column(name), n, flat).reshape((n,) + tuple(shape))
               for name, flat, shape in zip(x_names, flats, input_shapes)]
         ys = [_labels(table.column(name), n, kind) for name, kind in zip(y_names, label_kinds)] \
             if y_names[0] in table.column_names else None
@@ -176,7 +176,7 @@ def minibatches(batches, size, input_shapes, label_kinds, with_worker=False):
 
 # ---------------------------------------------------------------------------------------------
 
-def _set_threads():
+def set_task_threads():
     """pyfront's threads = the task's cores (spark.task.cpus), so tasks never oversubscribe
     an executor; a task granted GPUs (a resource profile) sees only those."""
     import os
@@ -208,7 +208,7 @@ class _Run:
         self.spec = spec
         self.model = model_from_bytes(spec.model_bytes)
         self.model.train()
-        self.tensors = dict(self.model._named_tensors(""))
+        self.tensors = dict(self.model.named_tensors())
         missing = [n for n in spec.weight_layout.names if n not in self.tensors]
         if missing:
             raise errors.ModelFormatError("the model rebuilt on the executor lacks %s" % missing)
@@ -352,7 +352,7 @@ def _train_round(spec_bc, state_bc, info, batches):
     t_wait = 0.0
     start = time.perf_counter()
     state = state_bc.value
-    _set_threads()
+    set_task_threads()
     run = _run_for(spec_bc)
     spec = run.spec
     run.load_weights(state.weights)
@@ -436,7 +436,7 @@ def _evaluate_partition(spec_bc, state_bc, batch_size, batches):
 
     start = time.perf_counter()
     state = state_bc.value
-    _set_threads()
+    set_task_threads()
     run = _run_for(spec_bc)
     spec = run.spec
     run.load_weights(state.weights)

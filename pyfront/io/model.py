@@ -53,7 +53,7 @@ def _model_payload(model, input_shape):
     model = unwrap(model)
     specs = input_specs(model, input_shape)
     state = {k: np.ascontiguousarray(v) for k, v in model.state_dict().items()}
-    tensor_names = {id(t): k for k, t in model._named_tensors("")}
+    tensor_names = {id(t): k for k, t in model.named_tensors()}
     meta = {"format": MODEL_KIND, "format_version": str(FORMAT_VERSION),
             "pyfront_version": __version__}
     config = model.get_config()
@@ -159,7 +159,7 @@ def _check_fits(model, state, source):
     """Every parameter and buffer of model against the tensors in state (names and shapes),
     before anything is written or allocated: shapes a config gives (pending_shape under
     shapes_only) included, so the model's total size is the stored tensors' size."""
-    own = dict(model._named_tensors(""))
+    own = dict(model.named_tensors())
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     if missing or unexpected:
@@ -275,7 +275,7 @@ class GraphModule(Trainable, Module):
         self.signature = sig
         self.built = True
 
-    def _named_tensors(self, prefix, include_buffers=True):
+    def named_tensors(self, prefix="", include_buffers=True):
         for key, t in self._values.items():
             if isinstance(t, Parameter):
                 yield prefix + key, t
@@ -425,7 +425,7 @@ def _restore_checkpoint(tensors, meta, source, model, optimizer, restore_rng):
         _check_fits(target, state, source)
     if optimizer is not None:
         params = optimizer.params or target.parameters()
-        shapes = {id(t): model_tensors[k].shape for k, t in target._named_tensors("")}
+        shapes = {id(t): model_tensors[k].shape for k, t in target.named_tensors()}
         _check_optimizer(optimizer, params, shapes, position.get("optimizer"), opt_state,
                          source)
     if state is not None:

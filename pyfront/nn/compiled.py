@@ -31,7 +31,7 @@ class CompiledModule(Trainable, Module):
         return self._jit.run_numpy(*arrays)
 
     # the wrapper is transparent for state and configuration
-    def _named_tensors(self, prefix, include_buffers=True):
+    def named_tensors(self, prefix="", include_buffers=True):
         return self.module.named_tensors(prefix, include_buffers)
 
     def get_config(self):

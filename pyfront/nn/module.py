@@ -254,19 +254,16 @@ class Module:
 
     def named_tensors(self, prefix="", include_buffers=True):
         """(structural name, tensor) for every parameter and (include_buffers) buffer, shared
-        ones repeated under each name: the names state_dict and the model format use."""
-        return self._named_tensors(prefix, include_buffers)
-
-    def _named_tensors(self, prefix, include_buffers=True):
-        # The walk itself, the one place a module that keeps its tensors elsewhere overrides
-        # (nn.CompiledModule, io's GraphModule); call named_tensors.
+        ones repeated under each name: the names state_dict and the model format use. A module
+        that keeps its tensors elsewhere overrides this walk (nn.CompiledModule, io's
+        GraphModule)."""
         for key, p in self._params.items():
             yield prefix + key, p
         if include_buffers:
             for key, b in self._buffers.items():
                 yield prefix + key, b
         for key, m in self._modules.items():
-            yield from m._named_tensors(prefix + key + ".", include_buffers)
+            yield from m.named_tensors(prefix + key + ".", include_buffers)
 
     def state_dict(self):
         """{structural name: numpy array} of every parameter and buffer (no copies)."""

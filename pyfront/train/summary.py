@@ -69,7 +69,7 @@ def _example_inputs(model, input_shape, input_dtype):
 
 def _counts(module):
     trainable = non_trainable = 0
-    for _, t in module._named_tensors(""):
+    for _, t in module.named_tensors():
         data = getattr(t, "_data", None)
         size = 0 if data is None else int(data.size)
         if getattr(t, "is_parameter", False) and getattr(t, "trainable", True):
