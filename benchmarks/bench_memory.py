@@ -8,9 +8,11 @@ state, caches), then the kernel's peak-RSS counter is reset (/proc/self/clear_re
 steps run; the row is that peak minus the resident memory at the reset. glibc's malloc would
 keep freed blocks of both frameworks in its heap after the warm-up (its mmap threshold grows
 with what is freed), hiding each step's peak: a fixed threshold (MALLOC_MMAP_THRESHOLD_, 64 KiB)
-gives large blocks back when freed, so the resident set follows the live memory. pyfront runs twice: as
-it is, and with every op made to retain all its inputs and outputs on the tape (as before ops
-declared retain_inputs / retain_outputs, issue 9), so the rows show what the declarations save.
+gives large blocks back when freed, so the resident set follows the live memory.
+
+pyfront runs twice: as it is, and with every op made to retain all its inputs and outputs on
+the tape (as before ops declared retain_inputs / retain_outputs, issue 9): the note of each row
+says what the declarations save.
 
     python benchmarks/bench_memory.py
 """

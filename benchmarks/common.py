@@ -131,7 +131,8 @@ def peak_rss_mib(code):
     import subprocess
 
     probe = code + ("\nhwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]"
-                    "\nprint('VMHWM', int(hwm.split()[1]) / 1024 - globals().get('RSS_BASE_MIB', 0))\n")
+                    "\nprint('VMHWM', int(hwm.split()[1]) / 1024"
+                    " - globals().get('RSS_BASE_MIB', 0))\n")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True)
     return float(out.stdout.rsplit("VMHWM", 1)[1].split()[0])
