@@ -359,11 +359,19 @@ class Cumulate(Op):
         axis, rev = ctx.attrs["axis"], ctx.attrs["reverse"]
         if not ctx.attrs["prod"]:
             return (apply(self, [g], {"axis": axis, "prod": False, "reverse": not rev}),)
-        # d/dx_i of the running products: sum over j >= i of g_j y_j / x_i (x_i nonzero; PyTorch
-        # takes a slower exact path for zeros, which this formula does not)
+        # d/dx_i = sum over j >= i of g_j * (the product up to j without x_i), exact with zeros:
+        # before the first zero it is sum g_j y_j / x_i; at the first zero, the same sum with
+        # that zero taken as 1 in the products; after it, 0 (each product holds that zero)
+        E = _elementwise
+        back = {"axis": axis, "prod": False, "reverse": not rev}
+        zero = E.equal(x, 0.0)
+        seen = apply(self, [_shape.cast(zero, "int64")], dict(back, reverse=rev))
+        first_zero = E.logical_and(zero, E.equal(seen, 1))
         y = ctx.output()
-        acc = apply(self, [g * y], {"axis": axis, "prod": False, "reverse": not rev})
-        return (acc / x,)
+        before = apply(self, [g * y], back) / E.where(zero, 1.0, x)
+        y_skip = apply(self, [E.where(first_zero, 1.0, x)], ctx.attrs)
+        at_zero = apply(self, [g * y_skip * E.greater_equal(seen, 1)], back)
+        return (E.where(E.equal(seen, 0), before, E.where(first_zero, at_zero, 0.0)),)
 
 
 _cumulate = core.register(Cumulate)
@@ -386,7 +394,7 @@ def cumsum(x, axis):
 
 
 def cumprod(x, axis):
-    """Running products along axis. Its gradient divides by x: exact where x has no zeros."""
+    """Running products along axis (its gradient exact with zeros too, as PyTorch's)."""
     return _scan(x, axis, True, "cumprod")
 
 

@@ -192,3 +192,18 @@ def test_cumsum_on_a_long_row_accumulates_in_double(torch):
     want = torch.tensor(x).cumsum(0).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-6)
     assert abs(got[-1] - 0.1 * (1 << 20)) < 1e-2 * 0.1 * (1 << 20)
+
+
+def test_cumprod_gradient_with_zeros_matches_torch(rng, torch):
+    for row in ([2.0, 0.0, 3.0, 0.5], [0.0, 5.0, 0.0, 1.0], [1.5, 2.0, -1.0, 0.0],
+                [0.0, 0.0, 2.0, 3.0], [1.5, 2.0, -1.0, 0.5]):
+        x = np.array([row, row[::-1]])
+        seed = rng.standard_normal(x.shape)
+        for axis in (1, 0):
+            t = pf.tensor(x, requires_grad=True)
+            (g,) = pf.grad(pf.cumprod(t, axis), [t], grad_outputs=pf.tensor(seed))
+            tx = torch.tensor(x, requires_grad=True)
+            (tg,) = torch.autograd.grad(tx.cumprod(axis), [tx], torch.tensor(seed))
+            np.testing.assert_allclose(g.numpy(), tg.numpy(), rtol=1e-12, atol=1e-14,
+                                       err_msg=str((row, axis)))
+    check_grad(lambda t: pf.cumprod(t, 1), np.array([[2.0, 0.0, 3.0, 0.5]]))
