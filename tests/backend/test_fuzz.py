@@ -199,17 +199,38 @@ def test_where_kernel(data, dtype, shapes):
 
 @FUZZ
 @given(data=st.data(), src=FLOATS, dst=st.sampled_from([np.float32, np.float64, np.int32,
-                                                        np.int64]),
+                                                        np.int64, np.bool_]),
        shape=hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=4))
 def test_cast_kernel(data, src, dst, shape):
     x = data.draw(_values(src, shape))
     ok, y = _clean(lambda: pf.cast(pf.tensor(x), dst))
     limit = 2.0 ** 31 if dst == np.int32 else 2.0 ** 63
-    convertible = np.dtype(dst).kind == "f" or bool(np.all((x >= -limit) & (x < limit)))
+    convertible = np.dtype(dst).kind in "fb" or bool(np.all((x >= -limit) & (x < limit)))
     assert ok == convertible
     if ok:
         with np.errstate(all="ignore"):
             assert np.array_equal(y.numpy(), x.astype(dst), equal_nan=np.dtype(dst).kind == "f")
+
+
+@FUZZ
+@given(data=st.data(), shapes=hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0,
+                                                                max_dims=4, max_side=3))
+def test_bool_kernels(data, shapes):
+    """bool operands: logical ops (binary max/min/ne), comparisons, bool + and *, where with a
+    bool condition, casts both ways and any/all, against numpy."""
+    sa, sb = shapes.input_shapes
+    a = data.draw(hnp.arrays(np.bool_, sa))
+    b = data.draw(hnp.arrays(np.bool_, sb))
+    ta, tb = pf.tensor(a), pf.tensor(b)
+    for got, want in ((pf.logical_and(ta, tb), a & b), (pf.logical_or(ta, tb), a | b),
+                      (pf.logical_xor(ta, tb), a ^ b), (ta + tb, a | b), (ta * tb, a & b),
+                      (pf.less(ta, tb), a < b), (pf.equal(ta, tb), a == b), (~ta, ~a)):
+        assert got.dtype is pf.bool and np.array_equal(got.numpy(), want)
+    x = data.draw(_values(np.float32, sb))
+    assert np.array_equal(pf.where(ta, pf.tensor(x), 0.0).numpy(),
+                          np.where(a, x, np.float32(0)), equal_nan=True)
+    assert np.array_equal(pf.cast(ta, "int32").numpy(), a.astype(np.int32))
+    assert pf.any(ta).item() == bool(a.any()) and pf.all(ta).item() == bool(a.all())
 
 
 # ---------------------------------------------------------------------------------------------
