@@ -18,6 +18,8 @@ import contextlib
 import threading
 import weakref
 
+import numpy as np
+
 from . import errors
 
 __all__ = ["no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled", "grad", "backward"]
@@ -98,25 +100,29 @@ class enable_grad(_GradMode):
 
 
 class Released:
-    """Stands in a node for an input or output its op's gradient does not retain: shape, dtype,
-    device and the node that made it stay (shape-only gradient code such as sum_to_like, and
-    the backward walk, work); the memory is gone, and reading it raises naming the op, so a
-    rule that needs more than its op declares fails at once instead of reading freed data."""
+    """Stands in a node for an input its op's gradient does not retain: shape, dtype, device
+    and the node that made it stay (shape-only gradient code such as sum_to_like, and the
+    backward walk, work); the memory is gone, and reading it raises naming the op, so a rule
+    that needs more than its op declares fails at once instead of reading freed data. (A
+    released output is None in node.arrays; ctx.output raises for it the same way.)"""
 
     __slots__ = ("shape", "dtype", "device", "_data", "_node", "_index", "_what")
     symbolic = False
     requires_grad = False     # (a stand-in is never a leaf to accumulate into)
 
-    def __init__(self, shape, dtype, device, node, index, what):
-        self.shape, self.dtype, self.device = shape, dtype, device
+    def __init__(self, x, op, i):
+        """For input i of op, the tensor x (its memory not kept)."""
+        array = x._data
+        self.shape, self.dtype, self._node, self._index = array.shape, x.dtype, x._node, x._index
         # apply() routes by the type of _data: None keeps a host stand-in on the host path,
         # an object a device one on the device path; neither is memory
-        self._data = None if device == "cpu" else _DEVICE_DATA
-        self._node, self._index, self._what = node, index, what
+        if type(array) is np.ndarray:
+            self.device, self._data = "cpu", None
+        else:
+            from .backend import cuda
 
-    @classmethod
-    def of(cls, x, what):
-        return cls(tuple(x.shape), x.dtype, x.device, x._node, x._index, what)
+            self.device, self._data = cuda.device_of(array), _DEVICE_DATA
+        self._what = (op, "input", i)       # (formatted only when raised: recording is cheap)
 
     @property
     def ndim(self):
@@ -137,26 +143,20 @@ _DEVICE_DATA = object()
 
 
 def _not_retained(what, how):
-    op, value = what
+    op, kind, i = what
+    value = "%s %d" % (kind, i)
+    if kind == "input":
+        names = op.inputs
+        value += " (%s)" % (names[i] if i < len(names) else names[-1] + str(i))
     return errors.PyfrontError("%s: its gradient read %s (%s), which the op does not retain: "
                                "declare it in the op's retain_inputs / retain_outputs"
-                               % (op, value, how))
-
-
-def _retained(declared, attrs, needs):
-    """The indices an op retains: a tuple, None (all), or a function of (attrs, needs)."""
-    return declared(attrs, needs) if callable(declared) else declared
-
-
-def _input_label(op, i):
-    names = op.inputs
-    return "input %d (%s)" % (i, names[i] if i < len(names) else names[-1] + str(i))
+                               % (op.name, value, how))
 
 
 class Node:
     """One recorded op application."""
 
-    __slots__ = ("op", "inputs", "attrs", "arrays", "needs", "scope", "refs", "kept",
+    __slots__ = ("op", "inputs", "attrs", "arrays", "needs", "scope", "refs", "kept", "specs",
                  "__weakref__")
 
     def __init__(self, op, inputs, attrs, arrays, needs, scope, specs=None):
@@ -167,27 +167,26 @@ class Node:
         self.refs = [None] * len(arrays)
         # inputs: the tensors the gradient reads; the others become stand-ins, except leaves
         # that need a gradient (accumulated by identity; a parameter is alive anyway)
-        kept = self.kept = _retained(getattr(op, "retain_inputs", None), attrs, needs)
+        kept = op.retain_inputs
         if kept is not None:
+            if callable(kept):
+                kept = kept(attrs, needs)
             inputs = list(inputs)
             for i, x in enumerate(inputs):
                 if i not in kept and type(x) is not Released and \
                         not (x.requires_grad and x._node is None):
-                    inputs[i] = Released.of(x, (op.name, _input_label(op, i)))
-        self.inputs = inputs
+                    inputs[i] = Released(x, op, i)
+        self.inputs, self.kept = inputs, kept
         # output memory (no reference back to the output tensors), stand-ins where released
-        outs = _retained(getattr(op, "retain_outputs", None), attrs, needs)
+        # (None where released; specs keeps their shapes and dtypes)
+        outs = op.retain_outputs
         if outs is not None:
-            arrays = list(arrays)
-            for i, a in enumerate(arrays):
-                if i not in outs:
-                    shape, dtype = (specs[i] if specs is not None else
-                                    (a.shape, _dtype_of(a)))
-                    # (no link back to this node: a cycle would outlive the step until
-                    # the garbage collector runs)
-                    arrays[i] = Released(tuple(shape), dtype, _device_of(a), None, i,
-                                         (op.name, "output %d" % i))
-        self.arrays = arrays
+            if callable(outs):
+                outs = outs(attrs, needs)
+            if specs is None:
+                specs = [(a.shape, _dtype_of(a)) for a in arrays]
+            arrays = [a if i in outs else None for i, a in enumerate(arrays)]
+        self.arrays, self.specs = arrays, specs
 
     def track(self, i, tensor):
         self.refs[i] = weakref.ref(tensor)
@@ -195,8 +194,8 @@ class Node:
     def output(self, i):
         """Output i as a tensor attached to this node (recreated if the user dropped it)."""
         a = self.arrays[i]
-        if type(a) is Released:       # (even while the user still holds the output)
-            raise _not_retained(a._what, "ctx.output(%d)" % i)
+        if a is None:       # released (even while the user still holds the output)
+            raise _not_retained((self.op, "output", i), "ctx.output(%d)" % i)
         t = self.refs[i]() if self.refs[i] is not None else None
         if t is None:
             t = Tensor._wrap(a, _dtype_of(a))
@@ -213,7 +212,7 @@ class Node:
         if kept is None:
             return self.inputs
         return [x if i in kept or type(x) is Released
-                else Released.of(x, (self.op.name, _input_label(self.op, i)))
+                else Released(x, self.op, i)
                 for i, x in enumerate(self.inputs)]
 
 
@@ -221,16 +220,6 @@ def _dtype_of(array):
     from .dtypes import as_dtype
 
     return as_dtype(array.dtype)
-
-
-def _device_of(array):
-    import numpy as np
-
-    if type(array) is np.ndarray:
-        return "cpu"
-    from .backend import cuda
-
-    return cuda.device_of(array)
 
 
 class GradContext:
@@ -306,7 +295,7 @@ def _run_backward(outputs, grad_outputs, create_graph, targets):
                 continue
             if len(gouts) > 1 and any(g is None for g in gouts):
                 like = next(g for g in gouts if g is not None)
-                gouts = [g if g is not None else _zeros(node.arrays[i], like)
+                gouts = [g if g is not None else _zeros(node, i, like)
                          for i, g in enumerate(gouts)]
             ctx = GradContext(node.grad_inputs(), node.attrs, node.needs, node=node)
             with name_scope(node.scope) if node.scope else contextlib.nullcontext():
@@ -327,14 +316,12 @@ def _run_backward(outputs, grad_outputs, create_graph, targets):
     return leaf_grads
 
 
-def _zeros(output, like):
-    """A zero gradient for an output nothing reached: its shape and dtype, on the device of
-    the gradient `like` (np.zeros_like dispatches a CuPy array to CuPy)."""
-    import numpy as np
-
-    dtype = output.dtype if type(output) is Released else _dtype_of(output)
-    return Tensor._wrap(np.zeros_like(like._data, dtype=dtype.np, shape=tuple(output.shape)),
-                        dtype)
+def _zeros(node, i, like):
+    """A zero gradient for output i of node, which nothing reached: its shape and dtype, on
+    the device of the gradient `like` (np.zeros_like dispatches a CuPy array to CuPy)."""
+    a = node.arrays[i]
+    shape, dtype = node.specs[i] if a is None else (a.shape, _dtype_of(a))
+    return Tensor._wrap(np.zeros_like(like._data, dtype=dtype.np, shape=tuple(shape)), dtype)
 
 
 def _leaves(outputs):
@@ -354,8 +341,6 @@ def _leaves(outputs):
 
 
 def _default_grads(outputs, grad_outputs):
-    import numpy as np
-
     if grad_outputs is None:
         grad_outputs = [None] * len(outputs)
     result = []
