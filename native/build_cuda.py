@@ -12,6 +12,7 @@ Environment:
   PYFRONT_CUDA_ARCHS="80;90"   compute capabilities to build (default: DEFAULT_ARCHS)
 """
 import concurrent.futures
+import fcntl
 import glob
 import os
 import shutil
@@ -83,6 +84,13 @@ def build(out_dir, temp_dir, archs=None, nvcc=None, log=print):
         log("pyfront: %s cannot build sm_%s (left out)" % (nvcc, ", sm_".join(dropped)))
     os.makedirs(temp_dir, exist_ok=True)
     os.makedirs(out_dir, exist_ok=True)
+    # one build at a time in a build folder (engineers' `pip install -e .` may overlap)
+    with open(os.path.join(temp_dir, "lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_locked(nvcc, use, out_dir, temp_dir)
+
+
+def _build_locked(nvcc, use, out_dir, temp_dir):
     target = os.path.join(out_dir, LIBRARY_NAME)
     srcs = sources()
     headers = glob.glob(os.path.join(CUDA_DIR, "*.h")) + \
@@ -90,9 +98,6 @@ def build(out_dir, temp_dir, archs=None, nvcc=None, log=print):
     newest_header = max(os.path.getmtime(p) for p in headers)
     stamp = os.path.join(temp_dir, "archs")
     same_archs = os.path.exists(stamp) and open(stamp).read() == ";".join(use)
-    if same_archs and os.path.exists(target) and \
-            os.path.getmtime(target) >= max([newest_header] + [os.path.getmtime(p) for p in srcs]):
-        return target   # up to date: `pip install -e .` for a C change does not recompile CUDA
 
     def compile_one(src):
         # objects newer than their source and every header are kept (same architectures)
@@ -105,6 +110,9 @@ def build(out_dir, temp_dir, archs=None, nvcc=None, log=print):
     workers = max(1, min(len(srcs), os.cpu_count() or 1))
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         objects = list(pool.map(compile_one, srcs))
+    if same_archs and os.path.exists(target) and \
+            os.path.getmtime(target) >= max(os.path.getmtime(o) for o in objects):
+        return target   # up to date: `pip install -e .` for a C change does not recompile CUDA
     gencode = []
     for arch in use:
         gencode += ["-gencode", "arch=compute_%s,code=sm_%s" % (arch, arch)]

@@ -237,11 +237,87 @@ static int k_scatter_axis(const pf_args *a) {
     return PF_LAUNCHED();
 }
 
+/* "pad": y[idx] = x[maps[0][idx0], ..., maps[nd-1][idx_last]], or the constant where a map
+ * says -1; the last dim's interior [begin, begin + count) is the source row itself (layout.c).
+ * The maps live on the device, so their range is checked there. */
+struct pad_geom {
+    int nd;
+    int64_t yshape[PF_MAX_DIMS], xshape[PF_MAX_DIMS], xstride[PF_MAX_DIMS], mapstart[PF_MAX_DIMS];
+    int64_t begin, count;
+};
+
+template <typename T>
+__global__ void pad_kernel(pad_geom g, const T *x, const int64_t *maps, T *y, T value,
+                           int64_t n, int kernel) {
+    PF_GRID_LOOP(e, n) {
+        int64_t rest = e, offset = 0;
+        int hole = 0;
+        for (int d = g.nd - 1; d >= 0; d--) {
+            int64_t i = rest % g.yshape[d];
+            rest /= g.yshape[d];
+            int64_t s = d == g.nd - 1 && i >= g.begin && i < g.begin + g.count
+                            ? i - g.begin : maps[g.mapstart[d] + i];
+            if (s < -1 || s >= g.xshape[d]) {
+                pf_dev_fail(PF_DEV_INDEX, kernel, s, g.mapstart[d] + i, g.xshape[d]);
+                s = -1;
+            }
+            hole |= s < 0;
+            offset += s * g.xstride[d];
+        }
+        y[e] = hole ? value : x[offset];
+    }
+}
+
+static int k_pad(const pf_args *a) {
+    PF_TRY(pf_check_arity(a, 2, 2, 1));
+    PF_TRY(pf_check_attrs(a, 2, 1));
+    const pf_tensor *x = a->inputs[0], *maps = a->inputs[1], *y = a->outputs[0];
+    PF_TRY(pf_check_contiguous(x, "x"));
+    PF_TRY(pf_check_contiguous(maps, "maps"));
+    PF_TRY(pf_check_contiguous(y, "y"));
+    PF_TRY(pf_check_dtype(y, x->dtype, "y"));
+    PF_TRY(pf_check_dtype(maps, PF_INT64, "maps"));
+    PF_CHECK(x->ndim == y->ndim && x->ndim >= 1, PF_ERR_SHAPE,
+             "x and y must have one rank of at least 1 (got %d and %d)", x->ndim, y->ndim);
+    pad_geom g;
+    memset(&g, 0, sizeof g);
+    g.nd = y->ndim;
+    int64_t total = 0, acc = 1;
+    for (int d = 0; d < g.nd; d++) {
+        g.yshape[d] = y->shape[d];
+        g.xshape[d] = x->shape[d];
+        g.mapstart[d] = total;
+        total += y->shape[d];
+    }
+    for (int d = g.nd - 1; d >= 0; d--) {
+        g.xstride[d] = acc;
+        acc *= x->shape[d];
+    }
+    PF_CHECK(pf_numel(maps) == total, PF_ERR_SHAPE, "maps has %lld entries, expected %lld",
+             (long long)pf_numel(maps), (long long)total);
+    g.begin = a->iattr[0];
+    g.count = a->iattr[1];
+    int64_t W = y->shape[g.nd - 1];
+    PF_CHECK(g.begin >= 0 && g.count >= 0 && g.begin + g.count <= W &&
+             g.count <= x->shape[g.nd - 1], PF_ERR_ARGUMENT,
+             "the interior [%lld, %lld) does not fit the last dims %lld, %lld",
+             (long long)g.begin, (long long)(g.begin + g.count), (long long)W,
+             (long long)x->shape[g.nd - 1]);
+    int64_t n = pf_numel(y);
+    if (n == 0) return PF_OK;
+    int kid = pf_current_kernel();
+    PF_ANY_DISPATCH(y->dtype, T, pad_kernel<T><<<pf_blocks(n), PF_THREADS, 0, pf_stream()>>>(
+        g, (const T *)x->data, (const int64_t *)maps->data, (T *)y->data, (T)a->fattr[0], n,
+        kid));
+    return PF_LAUNCHED();
+}
+
 const pf_kernel_entry pf_cuda_kernels_layout[] = {
     {"copy", k_copy, NULL},
     {"take", k_take, NULL},
     {"take_grad", k_take_grad, NULL},
     {"gather_axis", k_gather_axis, NULL},
     {"scatter_axis", k_scatter_axis, NULL},
+    {"pad", k_pad, NULL},
     {NULL, NULL, NULL},
 };

@@ -373,3 +373,17 @@ def test_adagrad_update(gpu, rng):
     host, dev = _run_both(gpu, "adagrad_update", [g, hyper], [p, s], (), (0.01, 1e-10, 0.001))
     for h, d in zip(host, dev):
         np.testing.assert_allclose(d, h, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("mode", ["constant", "reflect", "replicate", "circular"])
+def test_pad_and_its_gradient(mode, poisoned, rng):
+    kw = {"value": 2.5} if mode == "constant" else {}
+    _compare(lambda t: pf.pad(t, (1, 2, 2, 1), mode=mode, **kw), [_f(rng, 2, 4, 5)], rng)
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_cumsum_cumprod_and_their_gradients(axis, poisoned, rng):
+    x = _f(rng, 3, 5, 4) * 0.5 + 1.0
+    _compare(lambda t: pf.cumsum(t, axis), [x], rng)
+    _compare(lambda t: pf.cumprod(t, axis), [x], rng)
+    _compare(lambda t: pf.cumsum(t, axis), [rng.integers(-9, 9, (3, 5, 4))], rng, grad=False)
