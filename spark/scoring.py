@@ -9,7 +9,8 @@ import numpy as np
 
 from .. import errors
 from ..nn.tracing import unwrap
-from ..train.step import as_list
+from ..graph.jit import flatten_outputs
+from ..train.step import as_arrays
 from . import data as data_mod
 from .common import TensorLayout, make_metrics, model_from_bytes, model_to_bytes, \
     unpack_metric_states
@@ -53,7 +54,7 @@ def _output_widths(model, input_shapes):
                           for s in input_shapes])
     finally:
         model.train(was_training)
-    return [int(o.shape[-1]) if len(o.shape) > 1 else 1 for o in as_list(out)]
+    return [int(o.shape[-1]) if len(o.shape) > 1 else 1 for o in flatten_outputs(out)[0]]
 
 
 def _cached_model(key, model_bc):
@@ -97,7 +98,7 @@ def _score(key, model_bc, input_shapes, batch_size, output, *columns):
         xs.append(features_from_column(column, n, flat).reshape((n,) + tuple(shape)))
     parts = []
     for i in range(0, n, batch_size):
-        parts.append(as_list(forward.run_numpy(*[x[i:i + batch_size] for x in xs])))
+        parts.append(as_arrays(forward.run_numpy(*[x[i:i + batch_size] for x in xs])))
     outs = [np.concatenate(p).reshape(n, -1) for p in zip(*parts)] if parts else None
     arrays = []
     for y in outs or [np.zeros((0, 1), np.float32)]:

@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 from .. import errors, random
-from ..train.step import as_list, make_gradient_step, make_predict_step, make_train_step
+from ..train.step import as_arrays, make_gradient_step, make_predict_step, make_train_step
 from .common import make_metrics, model_from_bytes, pack_metric_states
 
 __all__ = ["RunSpec", "RoundState", "broadcast_spec", "train_round", "evaluate_partition",
@@ -259,7 +259,7 @@ class _Run:
             self._gradient_step = make_gradient_step(self.model, self.loss_fn,
                                                      self.grad_params, self.spec.compiled)
         loss, grads, out = self._gradient_step(xs, ys)
-        return loss, grads, as_list(out)
+        return loss, grads, as_arrays(out)
 
     def train_step(self, xs, ys):
         """One local optimizer step; (mean loss, [prediction per output] before the update)."""
@@ -267,13 +267,13 @@ class _Run:
             self._train_step = make_train_step(self.model, self.loss_fn, self.optimizer,
                                                self.spec.compiled)
         loss, out = self._train_step(xs, ys)
-        return loss, as_list(out)
+        return loss, as_arrays(out)
 
     def predict(self, xs):
         if self._predict is None:
             self._predict = make_predict_step(self.model, self.spec.compiled)
         try:
-            return as_list(self._predict(xs))
+            return as_arrays(self._predict(xs))
         finally:
             self.model.train()
 

@@ -16,7 +16,7 @@ from ..dtypes import as_dtype
 from ..ops import core
 from ..tensor import Tensor, storage_epoch
 from .executor import Executor
-from .symbol import Graph
+from .symbol import Graph, numbered_names
 
 __all__ = ["jit", "JitFunction", "trace"]
 
@@ -46,8 +46,8 @@ def trace(fn, example_inputs, name="traced"):
     """Run fn on placeholders shaped like example_inputs; returns (graph, inputs, outputs,
     rebuild). Raises TraceError when fn's Python depends on values."""
     g = Graph(name)
-    syms = [g.placeholder("input_%d" % i if len(example_inputs) > 1 else "input",
-                          tuple(t.shape), t.dtype) for i, t in enumerate(example_inputs)]
+    syms = [g.placeholder(n, tuple(t.shape), t.dtype)
+            for n, t in zip(numbered_names("input", len(example_inputs)), example_inputs)]
     out = fn(*syms)
     leaves, rebuild = flatten_outputs(out)
     outs = []

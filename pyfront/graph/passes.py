@@ -130,7 +130,7 @@ def fold_constants(program):
             else:
                 args.append(_ShapeOnly(s.specs[k]))
         with autograd.no_grad():
-            out = core._eager(n.op, args, n.attrs)
+            out = core.run_eager(n.op, args, n.attrs)
         outs = out if isinstance(out, tuple) else (out,)
         for i, t in enumerate(outs):
             c = PNode(program.new_id(), "constant", None, [], {}, n.name + "/folded",

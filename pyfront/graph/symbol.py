@@ -299,6 +299,12 @@ def upstream_ids(nodes):
     return seen
 
 
+def numbered_names(base, n):
+    """Placeholder names for n inputs of one kind: base alone, or base_0, base_1, ...; every
+    tracer (pf.jit, training steps, saving) names a graph's inputs this way."""
+    return [base] if n == 1 else ["%s_%d" % (base, i) for i in range(n)]
+
+
 def placeholder(name, shape, dtype="float32"):
     """A placeholder in the current graph (`with pf.Graph() as g:`)."""
     return default_graph().placeholder(name, shape, dtype)

@@ -18,6 +18,7 @@ from .. import __version__, errors, random
 from ..dtypes import as_dtype
 from ..nn.model import Trainable
 from ..nn.module import Module, Parameter, layer_class, shapes_only
+from ..graph.symbol import numbered_names
 from ..nn.tracing import input_specs, trace_inference_graph, unwrap
 from ..tensor import Tensor
 from .format import decode, encode, read_file, write_file
@@ -35,7 +36,7 @@ def _signature(inputs, outputs):
     def spec(s, name):
         return {"name": name, "dtype": s.dtype.name,
                 "shape": [-1 if d is None else int(d) for d in s.shape]}
-    out_names = ["output"] if len(outputs) == 1 else ["output_%d" % i for i in range(len(outputs))]
+    out_names = numbered_names("output", len(outputs))
     return {"inputs": [spec(s, s.name) for s in inputs],
             "outputs": [spec(s, n) for s, n in zip(outputs, out_names)]}
 

@@ -6,7 +6,7 @@ import numpy as np
 from .. import autograd, errors
 from ..dtypes import as_dtype
 from ..graph.jit import flatten_outputs
-from ..graph.symbol import Graph
+from ..graph.symbol import Graph, numbered_names
 
 __all__ = ["unwrap", "input_specs", "trace_inference_graph", "model_to_dot", "plot_model"]
 
@@ -58,8 +58,7 @@ def trace_inference_graph(model, specs):
     """(graph, input symbols, output symbols): model's forward in eval mode, without
     gradients, on placeholders shaped by specs (from input_specs)."""
     g = Graph(model.name)
-    names = getattr(model, "input_names", None) or (
-        ["input"] if len(specs) == 1 else ["input_%d" % i for i in range(len(specs))])
+    names = getattr(model, "input_names", None) or numbered_names("input", len(specs))
     syms = [g.placeholder(n, shape, dtype) for n, (shape, dtype) in zip(names, specs)]
     was_training = model.training
     model.eval()

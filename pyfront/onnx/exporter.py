@@ -6,6 +6,7 @@ import os
 import numpy as np
 
 from ..dtypes import as_dtype
+from ..graph.symbol import numbered_names
 from ..ops.conv import conv_padding
 from .common import OnnxError, UnsupportedOnnxError, require_onnx
 
@@ -596,8 +597,7 @@ def build_model_proto(graph, inputs, outputs, tensor_names, opset=17, name="pyfr
             raise UnsupportedOnnxError("%s (node %s): %s" % (n.op.name, n.name, err)) from None
         e.bind(n, [outs] if isinstance(outs, str) else outs)
     graph_outputs = []
-    out_names = ["output"] if len(outputs) == 1 else \
-        ["output_%d" % i for i in range(len(outputs))]
+    out_names = numbered_names("output", len(outputs))
     for s, out_name in zip(outputs, out_names):
         if (s.node.id, s.index) not in e._names and s.node.kind == "op":
             raise UnsupportedOnnxError("output %s of %s has no ONNX form (training-only "

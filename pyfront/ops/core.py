@@ -239,7 +239,7 @@ def apply(op, inputs, attrs=None):
     for x in inputs:
         if type(x._data) not in _HOST_ARRAYS:
             return _device_eager(op, inputs, attrs)
-    return _eager(op, inputs, attrs)
+    return run_eager(op, inputs, attrs)
 
 
 # a tensor's memory on the host: a numpy array, or None (a parameter not materialised yet,
@@ -249,7 +249,7 @@ _HOST_ARRAYS = (np.ndarray, type(None))
 
 def _device_eager(op, inputs, attrs):
     """Some input lives in GPU memory: all must live on that one device (an error names each
-    input's device otherwise), and the CUDA backend runs the op as _eager does on the CPU.
+    input's device otherwise), and the CUDA backend runs the op as run_eager does on the CPU.
     0-d host tensors that need no gradient (Python numbers made operands: x * 2) follow the
     device, as PyTorch lets CPU scalars meet CUDA tensors."""
     devices = [x.device for x in inputs]
@@ -264,10 +264,12 @@ def _device_eager(op, inputs, attrs):
                                  "with .to(device) first" % (_where(op.name), where))
     from ..backend import cuda
 
-    return _eager(op, inputs, attrs, cuda)
+    return run_eager(op, inputs, attrs, cuda)
 
 
-def _eager(op, inputs, attrs, backend=cpu):
+def run_eager(op, inputs, attrs, backend=cpu):
+    """Run op now on concrete inputs (tensors, or shape-only stand-ins for the inputs the op
+    reads only the shape of): apply's eager half, also used by constant folding."""
     specs = infer(op, inputs, attrs)
     if op.view:
         arrays = [inputs[0]._data.reshape(specs[0].shape)]

@@ -8,20 +8,14 @@ import copy
 import numpy as np
 
 from .. import errors, random
+from ..graph.jit import flatten_outputs
+from .step import as_arrays, make_predict_step, make_train_step
 
 __all__ = ["compile", "fit", "evaluate", "predict", "summary", "training_config",
            "compiled_with_jit"]
 
 _OPTIMIZERS = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSProp",
                "adagrad": "AdaGrad"}
-
-
-def _leaves(out):
-    if isinstance(out, dict):
-        return list(out.values())
-    if isinstance(out, (list, tuple)):
-        return list(out)
-    return [out]
 
 
 def _match_target(pred, target):
@@ -67,7 +61,7 @@ def build_loss(loss, loss_weights=None, class_weight=None):
             table[int(k)] = float(w)
 
     def loss_fn(out, *targets):
-        preds = _leaves(out)
+        preds = flatten_outputs(out)[0]     # tensors, or symbols when traced
         if len(preds) != len(targets):
             raise ValueError("the model has %d outputs but %d targets were given"
                              % (len(preds), len(targets)))
@@ -196,12 +190,8 @@ class _Batches:
 
 
 def _array_list(x, name):
-    """The arrays in x: a list or tuple holding arrays or tensors is one per model input (or
-    output); any other x is one array, converted as numpy converts it (nested lists of
-    numbers included)."""
-    several = isinstance(x, (list, tuple)) and any(getattr(a, "ndim", 0) > 0 for a in x)
-    arrays = list(x) if several else [x]
-    out = [np.asarray(a.numpy() if hasattr(a, "numpy") else a) for a in arrays]
+    """as_arrays(x), refusing scalars: samples come with a batch dimension."""
+    out = as_arrays(x)
     for a in out:
         if a.ndim == 0:
             raise ValueError("%s must have a batch dimension, got a scalar" % name)
@@ -304,8 +294,6 @@ def _fresh_metrics(model, n_outputs):
 
 
 def _train_step(model, class_weight):
-    from .step import make_train_step
-
     cfg = model._train_config
     key = ("train", None if class_weight is None else tuple(sorted(class_weight.items())),
            compiled_with_jit(model))
@@ -318,8 +306,6 @@ def _train_step(model, class_weight):
 
 
 def _predict_step(model):
-    from .step import make_predict_step
-
     steps = (model.__dict__.get("_train_config") or {}).get("steps")
     key = ("predict", compiled_with_jit(model))
     if steps is not None and key in steps:
@@ -414,7 +400,7 @@ def fit(model, x=None, y=None, batch_size=32, epochs=1, verbose=1, callbacks=Non
                 cbs.on_train_batch_begin(b)
                 xs, ys = _prepare(model, xs, fdt), _prepare(model, ys)
                 loss, preds = step(xs, ys)
-                preds = _leaves(preds)
+                preds = as_arrays(preds)
                 if tracked is None:
                     tracked = _fresh_metrics(model, len(preds))
                 n = len(xs[0])
@@ -456,7 +442,7 @@ def _evaluate_batches(model, batches):
     fdt = _float_dtype(model)
     for xs, ys in batches():
         xs, ys = _prepare(model, xs, fdt), _prepare(model, ys)
-        preds = _leaves(predict(xs))
+        preds = as_arrays(predict(xs))
         if tracked is None:
             tracked = _fresh_metrics(model, len(preds))
         with autograd.no_grad():
@@ -503,7 +489,7 @@ def predict(model, x, batch_size=32, verbose=0):
     fdt = _float_dtype(model)
     try:
         for xs, _ in batches():
-            preds = _leaves(predict(_prepare(model, xs, fdt)))
+            preds = as_arrays(predict(_prepare(model, xs, fdt)))
             for p in preds:       # an unbuilt model takes an unbatched sample as a batch
                 if np.ndim(p) == 0 or len(p) != len(xs[0]):
                     raise errors.ShapeError(

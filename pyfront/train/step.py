@@ -25,18 +25,21 @@ import numpy as np
 from .. import autograd, errors
 from ..dtypes import as_dtype
 from ..graph.jit import flatten_outputs
-from ..graph.symbol import Graph
+from ..graph.symbol import Graph, numbered_names
 from ..tensor import Tensor
 
 __all__ = ["make_train_step", "make_gradient_step", "make_predict_step", "EagerTrainStep",
-           "CompiledTrainStep", "EagerGradientStep", "CompiledGradientStep", "as_list"]
+           "CompiledTrainStep", "EagerGradientStep", "CompiledGradientStep", "as_arrays"]
 
 
-def as_list(x):
-    """A list of numpy arrays from an array, a tensor, or a list/tuple of them."""
-    if isinstance(x, (list, tuple)):
-        return [a.numpy() if isinstance(a, Tensor) else np.asarray(a) for a in x]
-    return [x.numpy() if isinstance(x, Tensor) else np.asarray(x)]
+def as_arrays(x):
+    """The numpy arrays in x, one per model input (or output): a list or tuple holding arrays or
+    tensors gives one each, a dict its values; anything else is one array, converted as numpy
+    converts it (nested lists of numbers included)."""
+    if isinstance(x, dict):
+        x = list(x.values())
+    several = isinstance(x, (list, tuple)) and any(getattr(a, "ndim", 0) > 0 for a in x)
+    return [np.asarray(a.numpy() if hasattr(a, "numpy") else a) for a in (x if several else [x])]
 
 
 def _outputs_numpy(out):
@@ -84,10 +87,10 @@ class _Signatures:
 def _trace_loss(model, loss_fn, xs, ys, name):
     """Placeholders for a batch, the model and loss traced on them (training mode)."""
     g = Graph(name)
-    x_syms = [g.placeholder("input" if len(xs) == 1 else "input_%d" % i, a.shape,
-                            as_dtype(a.dtype)) for i, a in enumerate(xs)]
-    y_syms = [g.placeholder("target" if len(ys) == 1 else "target_%d" % i, a.shape,
-                            as_dtype(a.dtype)) for i, a in enumerate(ys)]
+    x_syms = [g.placeholder(n, a.shape, as_dtype(a.dtype))
+              for n, a in zip(numbered_names("input", len(xs)), xs)]
+    y_syms = [g.placeholder(n, a.shape, as_dtype(a.dtype))
+              for n, a in zip(numbered_names("target", len(ys)), ys)]
     model.train()
     out = model(*x_syms)
     leaves, rebuild = flatten_outputs(out)
@@ -110,7 +113,7 @@ class EagerTrainStep:
     def __call__(self, inputs, targets):
         params = self.optimizer.params or self.model.parameters()
         loss, out = _eager_forward_backward(self.model, self.loss_fn, params,
-                                            as_list(inputs), as_list(targets))
+                                            as_arrays(inputs), as_arrays(targets))
         self.optimizer.step()
         return float(loss.item()), _outputs_numpy(out)
 
@@ -132,7 +135,7 @@ class CompiledTrainStep:
         return exe, (xn, yn), [s.name for s in leaves], loss.name, rebuild
 
     def __call__(self, inputs, targets):
-        xs, ys = as_list(inputs), as_list(targets)
+        xs, ys = as_arrays(inputs), as_arrays(targets)
         self.model.train()
         entry = self._plans.get(xs, ys, self._build, True)
         if entry == "eager":
@@ -155,7 +158,7 @@ class EagerGradientStep:
 
     def __call__(self, inputs, targets):
         loss, out = _eager_forward_backward(self.model, self.loss_fn, self.params,
-                                            as_list(inputs), as_list(targets))
+                                            as_arrays(inputs), as_arrays(targets))
         grads = [p.grad.numpy() if p.grad is not None else np.zeros(p.shape, p.dtype.np)
                  for p in self.params]
         return float(loss.item()), grads, _outputs_numpy(out)
@@ -185,7 +188,7 @@ class CompiledGradientStep:
         return exe, (xn, yn), len(leaves), grad_keys, rebuild
 
     def __call__(self, inputs, targets):
-        xs, ys = as_list(inputs), as_list(targets)
+        xs, ys = as_arrays(inputs), as_arrays(targets)
         self.model.train()
         entry = self._plans.get(xs, ys, self._build, True)
         if entry == "eager":
@@ -228,7 +231,7 @@ def make_predict_step(model, compiled=False):
         runner = jit(model)
 
     def predict(inputs):
-        arrays = as_list(inputs)
+        arrays = as_arrays(inputs)
         model.eval()
         if runner is not None:
             return runner.run_numpy(*arrays)
