@@ -396,6 +396,7 @@ class ConvTranspose(Op):
     (PyTorch's layout): the input-gradient of conv with that kernel, whose input would be y."""
 
     inputs = ("input", "kernel")
+    retain_outputs = ()
 
     def __init__(self, nd):
         self.nd = nd

@@ -719,6 +719,7 @@ def isfinite(x):
 
 class Where(Op):
     name = "where"
+    retain_inputs, retain_outputs = (0,), ()        # the condition; a and b by shape
     inputs = ("cond", "a", "b")
 
     def infer(self, specs, attrs):

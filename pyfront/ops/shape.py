@@ -1001,6 +1001,7 @@ class Gather(Op):
     """y[..., k, ...] = x[..., idx[..., k, ...], ...] along one axis (take_along_axis)."""
 
     name = "gather"
+    retain_inputs, retain_outputs = (1,), ()       # the indices
     inputs = ("x", "indices")
 
     def infer(self, specs, attrs):
