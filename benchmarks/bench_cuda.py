@@ -6,7 +6,8 @@ float32 GEMMs are exact float32). Without a GPU it says why and writes an empty 
 Results: GEMM 4096^3 float32 (pf.matmul vs torch.matmul, goal >= 0.95x); the MLP 784-512-512-10
 training step at batch 128 -- pyfront eager (goal >= 1.0x torch eager), and the same step as a
 plan of CUDA kernels run by one native call and replayed from a captured CUDA graph (goal >=
-1.5x); single-sample MLP inference latency from a captured graph (goal <= 0.5x torch eager).
+1.5x); single-sample MLP inference latency from a captured graph (goal <= 0.5x torch eager);
+the CPU benchmark's CNN (bench_cnn.py's definitions) trained eagerly at batch 128.
 """
 import argparse
 import os
@@ -19,6 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import common  # noqa: E402
 
+import bench_cnn  # noqa: E402  (the CNN's definitions, shared with the CPU benchmark)
 import pyfront as pf  # noqa: E402
 from pyfront.backend import cuda  # noqa: E402
 
@@ -134,6 +136,7 @@ def bench_pyfront(cupy, quick):
 
     steps = 20 if quick else 100
     rows["mlp_eager"] = gpu_rate(eager_step, BATCH, sync, steps)
+    rows["cnn_eager"] = gpu_rate(_cnn_step(), BATCH, sync, 5 if quick else 20)
     stream = cupy.cuda.Stream(non_blocking=True)
     with stream:
         plan, _ = mlp_plan(cupy, init, BATCH, train=True)
@@ -147,6 +150,26 @@ def bench_pyfront(cupy, quick):
                                                 n=100 if quick else 500)
         graph.close()
     return rows
+
+
+def _cnn_step():
+    """One eager training step of bench_cnn's model on the GPU (plain SGD on the arrays)."""
+    rng = np.random.default_rng(4)
+    x = rng.random((BATCH, 1, 28, 28), np.float32)
+    model = bench_cnn.pyfront_model()
+    model(pf.tensor(x[:1]))           # parameters take their shapes from a first input
+    model.to("cuda")
+    params = list(model.parameters())
+    xd = pf.tensor(x, device="cuda")
+    yd = pf.tensor(np.arange(BATCH) % 10, device="cuda")
+
+    def step():
+        loss = pf.cross_entropy(model(xd), yd)
+        with pf.no_grad():
+            for p, g in zip(params, pf.grad(loss, params)):
+                p._data -= 0.01 * g._data
+
+    return step
 
 
 def bench_torch(quick):
@@ -180,6 +203,16 @@ def bench_torch(quick):
         opt.step()
 
     rows["mlp_eager"] = gpu_rate(step, BATCH, sync, 20 if quick else 100)
+    cnn = bench_cnn.torch_model().to(dev)
+    cnn_opt = torch.optim.SGD(cnn.parameters(), lr=0.01)
+    images = torch.rand(BATCH, 1, 28, 28, device=dev)
+
+    def cnn_step():
+        cnn_opt.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(cnn(images), y).backward()
+        cnn_opt.step()
+
+    rows["cnn_eager"] = gpu_rate(cnn_step, BATCH, sync, 5 if quick else 20)
     one = torch.rand(1, SIZES[0], device=dev)
     with torch.no_grad():
         rows["infer_us"] = gpu_latency_us(lambda: model(one), sync, n=100 if quick else 500)
@@ -239,6 +272,9 @@ def _rows(ours, theirs):
         row("MLP inference, 1 sample, CUDA graph", ours["infer_graph_us"], "us",
             theirs.get("infer_us"), ratio(ours["infer_graph_us"], theirs.get("infer_us")), 0.5,
             higher_is_better=False),
+        row("CNN train step, eager", ours["cnn_eager"], "images/s", theirs.get("cnn_eager"),
+            ratio(ours["cnn_eager"], theirs.get("cnn_eager")), 1.0,
+            note="direct convolution kernels (cuDNN not bound yet) against torch's cuDNN"),
     ]
 
 
