@@ -1,7 +1,8 @@
 """Eager training memory against PyTorch 2.13 eager, in one run: the peak resident memory a
 training step adds (forward, loss, backward, optimizer step) above what the process holds
-between steps, for the MLP of bench_core (784-512-512-10, Adam) and the CNN of bench_cnn
-(SGD with momentum), batch 128, one thread.
+between steps, for the MLP of bench_core (784-512-512-10, Adam), the CNN of bench_cnn (SGD
+with momentum), and the MLP written as separate Dense, ReLU and Dropout layers (nothing fused:
+where what the tape retains matters most), batch 128, one thread.
 
 Each number comes from a fresh interpreter (common.peak_rss_mib): a few warm-up steps (optimizer
 state, caches), then the kernel's peak-RSS counter is reset (/proc/self/clear_refs) and a few
@@ -30,7 +31,7 @@ import gc, sys, numpy as np
 sys.path.insert(0, %(here)r)
 model, fw = %(model)r, %(fw)r
 rng = np.random.default_rng(0)
-shape = (%(batch)d, 784) if model == "mlp" else (%(batch)d, 1, 28, 28)
+shape = (%(batch)d, 1, 28, 28) if model == "cnn" else (%(batch)d, 784)
 x = rng.standard_normal(shape).astype(np.float32)
 y = rng.integers(0, 10, %(batch)d)
 if fw == "torch":
@@ -40,6 +41,11 @@ if fw == "torch":
         m = torch.nn.Sequential(torch.nn.Linear(784, 512), torch.nn.ReLU(),
                                 torch.nn.Linear(512, 512), torch.nn.ReLU(),
                                 torch.nn.Linear(512, 10))
+        opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+    elif model == "layers":
+        m = torch.nn.Sequential(torch.nn.Linear(784, 512), torch.nn.ReLU(),
+                                torch.nn.Dropout(0.5), torch.nn.Linear(512, 512),
+                                torch.nn.ReLU(), torch.nn.Dropout(0.5), torch.nn.Linear(512, 10))
         opt = torch.optim.Adam(m.parameters(), lr=1e-3)
     else:
         import bench_cnn
@@ -60,6 +66,11 @@ else:
     if model == "mlp":
         m = pf.nn.Sequential([pf.nn.Dense(512, activation="relu"),
                               pf.nn.Dense(512, activation="relu"), pf.nn.Dense(10)])
+        opt = pf.optim.Adam
+    elif model == "layers":
+        m = pf.nn.Sequential([pf.nn.Dense(512), pf.nn.ReLU(), pf.nn.Dropout(0.5),
+                              pf.nn.Dense(512), pf.nn.ReLU(), pf.nn.Dropout(0.5),
+                              pf.nn.Dense(10)])
         opt = pf.optim.Adam
     else:
         import bench_cnn
@@ -98,7 +109,8 @@ def main(argv=None):
     parser.parse_args(argv)
     os.environ["MALLOC_MMAP_THRESHOLD_"] = "65536"     # (inherited by the measured processes)
     rows = []
-    for model, label in (("mlp", "MLP 784-512-512-10"), ("cnn", "CNN of bench_cnn")):
+    for model, label in (("mlp", "MLP 784-512-512-10"), ("cnn", "CNN of bench_cnn"),
+                         ("layers", "the MLP as Dense, ReLU and Dropout(0.5) layers")):
         ours, everything, ref = (step_peak_mib(model, fw) for fw in FRAMEWORKS)
         rows.append(common.row(
             "eager training step memory, %s, batch %d" % (label, BATCH), ours, "MiB", ref,
