@@ -105,7 +105,7 @@ class Tensor(OpMethods):
         return self._array().__dlpack_device__()
 
     def __array__(self, dtype=None, copy=None):
-        arr = self._array()
+        arr = self.numpy()       # GPU memory is not converted implicitly: DeviceError
         return arr if dtype is None else arr.astype(dtype)
 
     def item(self):
@@ -137,8 +137,10 @@ class Tensor(OpMethods):
         return bool(arr.reshape(()).item())
 
     def __repr__(self):
-        body = np.array2string(self._array(), separator=", ", prefix="tensor(")
+        body = np.array2string(self.cpu()._array(), separator=", ", prefix="tensor(")
         extra = ", dtype=%s" % self.dtype.name if self.dtype is not float32 else ""
+        if type(self._data) is not np.ndarray:
+            extra += ", device='%s'" % self.device
         if self.requires_grad:
             extra += ", requires_grad=True"
         return "tensor(%s%s)" % (body, extra)

@@ -221,3 +221,8 @@ def test_numpy_of_a_device_tensor_says_to_copy_first():
     with pytest.raises(errors.DeviceError, match="numpy\\(\\): the tensor is on cuda:0; copy it "
                        "to the host first with t.cpu\\(\\).numpy\\(\\)"):
         _on_fake_device((2,)).numpy()
+
+
+def test_implicit_numpy_conversion_of_a_device_tensor_is_refused():
+    with pytest.raises(errors.DeviceError, match="numpy\\(\\): the tensor is on cuda:0"):
+        np.asarray(_on_fake_device((3,)))

@@ -93,7 +93,7 @@ def test_model_to_cuda_gives_the_cpu_outputs(gpu, rng):
     assert model.to("cuda") is model
     assert {p.device for p in model.parameters()} == {"cuda:0"}
     got = model(pf.tensor(x, device="cuda"))
-    assert got.device == "cuda:0"
+    assert got.device == "cuda:0" and "device='cuda:0'" in repr(got)
     np.testing.assert_allclose(got.cpu().numpy(), want, rtol=1e-5, atol=1e-6)
     model.to("cpu")
     assert {p.device for p in model.parameters()} == {"cpu"}
