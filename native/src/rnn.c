@@ -79,6 +79,7 @@ static inline int mask_valid(const pf_tensor *mask, int64_t n, int64_t t, int64_
     case PF_FLOAT32: return ((const float *)mask->data)[i] != 0;
     case PF_FLOAT64: return ((const double *)mask->data)[i] != 0;
     case PF_INT32: return ((const int32_t *)mask->data)[i] != 0;
+    case PF_BOOL: return ((const uint8_t *)mask->data)[i] != 0;
     default: return ((const int64_t *)mask->data)[i] != 0;
     }
 }

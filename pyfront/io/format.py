@@ -50,7 +50,7 @@ def encode(tensors, metadata):
     chunks (the length, the header, each tensor's data)."""
     header, chunks, offset = {}, [], 0
     for name in sorted(tensors):
-        arr = np.ascontiguousarray(tensors[name])
+        arr = np.asarray(tensors[name], order="C")     # ascontiguousarray makes 0-d 1-d
         dt = as_dtype(arr.dtype)
         data = arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
         header[name] = {"dtype": dt.safetensors, "shape": list(arr.shape),

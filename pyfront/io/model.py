@@ -53,7 +53,7 @@ def _model_payload(model, input_shape):
 
     model = unwrap(model)
     specs = input_specs(model, input_shape)
-    state = {k: np.ascontiguousarray(v) for k, v in model.state_dict().items()}
+    state = {k: np.asarray(v, order="C") for k, v in model.state_dict().items()}
     tensor_names = {id(t): k for k, t in model.named_tensors()}
     meta = {"format": MODEL_KIND, "format_version": str(FORMAT_VERSION),
             "pyfront_version": __version__}

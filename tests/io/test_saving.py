@@ -173,3 +173,12 @@ def test_only_stale_temporaries_of_the_same_target_are_removed(model, tmp_path):
     removed = sorted(what for what, name in names.items() if not (tmp_path / name).exists())
     assert removed == ["dead writer", "live writer, but hours old", "older pyfront, hours old",
                        "other machine, hours old"]
+
+
+def test_a_0d_tensor_keeps_its_shape_through_the_file(tmp_path):
+    from pyfront.io.format import decode, encode
+
+    data = b"".join(encode({"step": np.array(3, np.int64), "v": np.zeros((2,), np.float32)},
+                           {"k": "v"}))
+    tensors, _ = decode(data)
+    assert tensors["step"].shape == () and int(tensors["step"]) == 3

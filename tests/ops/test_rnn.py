@@ -414,3 +414,24 @@ def test_backward_refuses_a_reserve_it_did_not_write():
     h._node.arrays[3][...] = 0      # the saved activations, overwritten
     with pytest.raises(pf.errors.NativeError, match="reserve was not written by the lstm"):
         h.sum().backward()
+
+
+def test_a_bool_mask_equals_the_same_mask_as_integers():
+    # comparisons return bool tensors; the kernels once read a bool mask as int64 (garbage)
+    rng = np.random.default_rng(7)
+    n, t, f, h = 3, 5, 4, 6
+    x = rng.standard_normal((n, t, f)).astype(np.float32)
+    kernel = rng.standard_normal((f, 4 * h)).astype(np.float32) * 0.3
+    recurrent = rng.standard_normal((h, 4 * h)).astype(np.float32) * 0.3
+    bias = np.zeros(4 * h, np.float32)
+    lengths = pf.tensor(np.array([[5], [3], [1]]))
+    bool_mask = pf.arange(t).reshape((1, t)) < lengths
+    assert bool_mask.dtype is pf.bool
+    int_mask = np.arange(t)[None, :] < np.array([[5], [3], [1]])
+    want = pf.lstm(pf.tensor(x), pf.tensor(kernel), pf.tensor(recurrent), pf.tensor(bias),
+                   mask=int_mask.astype(np.int64))
+    got = pf.lstm(pf.tensor(x), pf.tensor(kernel), pf.tensor(recurrent), pf.tensor(bias),
+                  mask=bool_mask)
+    for a, b in zip(got if isinstance(got, tuple) else [got],
+                    want if isinstance(want, tuple) else [want]):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
