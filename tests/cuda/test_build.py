@@ -128,7 +128,7 @@ def test_cuda_kernel_table_is_the_c_tables_names():
     assert {"unary", "binary", "fused", "reduce", "softmax", "cross_entropy", "copy", "take",
             "gemm", "linear", "sgd_update", "adam_update", "dropout", "conv", "conv_grad_input",
             "conv_grad_weight", "max_pool", "avg_pool_grad", "layer_norm", "batch_norm_train",
-            "batch_norm_grad", "pad", "cumulate", "rmsprop_update"} <= set(names)
+            "batch_norm_grad", "pad", "cumulate", "sort", "rmsprop_update"} <= set(names)
     assert lib.pf_cuda_kernel_lookup(b"no_such_kernel") == -1
 
 

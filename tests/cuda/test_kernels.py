@@ -387,3 +387,16 @@ def test_cumsum_cumprod_and_their_gradients(axis, poisoned, rng):
     _compare(lambda t: pf.cumsum(t, axis), [x], rng)
     _compare(lambda t: pf.cumprod(t, axis), [x], rng)
     _compare(lambda t: pf.cumsum(t, axis), [rng.integers(-9, 9, (3, 5, 4))], rng, grad=False)
+
+
+@pytest.mark.parametrize("descending", [False, True])
+def test_sort_argsort_topk_stable_with_nan(descending, poisoned, rng):
+    x = np.round(_f(rng, 3, 17, 4) * 2) / 2          # many ties: stability shows
+    x[1, 3, 2] = np.nan
+    _compare(lambda t: pf.sort(t, 1, descending=descending)[0], [x], rng, grad=False)
+    _compare(lambda t: pf.argsort(t, 1, descending=descending), [x], rng, grad=False)
+    finite = _f(rng, 5, 30)
+    _compare(lambda t: pf.sort(t, -1, descending=descending)[0], [finite], rng)
+    _compare(lambda t: pf.topk(t, 4, largest=descending)[0], [finite], rng)
+    ints = rng.integers(-5, 5, (4, 25)).astype(np.int64)
+    _compare(lambda t: pf.argsort(t, -1, descending=descending), [ints], rng, grad=False)
