@@ -17,7 +17,7 @@ import common  # noqa: E402
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", help="comma-separated names (core, cnn, lstm, onnx, spark, jvm)")
+    parser.add_argument("--only", help="comma-separated names (core, cnn, latency, jvm, ...)")
     parser.add_argument("--quick", action="store_true", help="fewer repeats (noisier)")
     args = parser.parse_args(argv)
     names = sorted(os.path.basename(p)[len("bench_"):-3]
