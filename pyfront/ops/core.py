@@ -9,6 +9,7 @@ An op is defined once, as a subclass of Op with:
 apply() sends Tensor inputs to eager execution and Symbol inputs to the graph builder.
 """
 import collections
+import threading
 
 import numpy as np
 
@@ -227,6 +228,105 @@ class EagerEmitter:
         return buf
 
 
+class _Recorder(EagerEmitter):
+    """The eager emitter of an op's first call on given shapes, dtypes and attributes: runs
+    the kernels and keeps their pf_args, so that later calls replay them with only the data
+    pointers changed (forward() emits the same kernels for the same shapes and attributes:
+    compiled plans rely on that too)."""
+
+    def __init__(self, op):
+        super().__init__(op)
+        self.calls = []
+
+    def run(self, kernel, ins, outs, iattr=(), fattr=(), workspace=None):
+        super().run(kernel, ins, outs, iattr, fattr, workspace)
+        kid = cpu.kernel_id(kernel)
+        if self.calls is None or workspace is not None or kid in cpu._WORKSPACE_KERNELS:
+            self.calls = None        # scratch sized per call: not replayed (yet)
+        else:
+            self.calls.append((kid, *cpu.new_args(ins, outs, iattr, fattr)))
+
+    def scratch(self, shape, dtype):
+        self.calls = None
+        return super().scratch(shape, dtype)
+
+    def store(self, cache, key, specs, bufs):
+        """Keep the calls as a _Replay if every descriptor points into exactly one of bufs
+        (the inputs, then the outputs) that aliases no other; None if they never will."""
+        if len(cache) >= 4096:
+            cache.clear()
+        if not self.calls:
+            cache[key] = None
+            return
+        ranges = [(int(_ffi.cast("uintptr_t", b.pointer())), b.size * b.dtype.itemsize)
+                  for b in bufs]
+        for i, (lo, n) in enumerate(ranges):
+            for lo2, n2 in ranges[i + 1:]:
+                if lo < lo2 + max(n2, 1) and lo2 < lo + max(n, 1):
+                    return           # x * x: the next call with these shapes may not alias
+        calls = []
+        for kid, a, keep in self.calls:
+            patches = []
+            for descs, n in ((a.inputs, a.n_in), (a.outputs, a.n_out)):
+                for i in range(n):
+                    d = descs[i]
+                    if d == _ffi.NULL:
+                        continue
+                    p = int(_ffi.cast("uintptr_t", d.data))
+                    j = next((j for j, (lo, n) in enumerate(ranges) if lo <= p < lo + max(n, 1)),
+                             None)
+                    if j is None:    # memory of its own (a constant): not replayable
+                        cache[key] = None
+                        return
+                    # its own copy: Bufs cache their descriptors, which patching must not touch
+                    descs[i] = d = _ffi.new("pf_tensor *", d[0])
+                    keep.append(d)
+                    patches.append((d, j, p - ranges[j][0]))
+            calls.append((kid, a, tuple(patches), keep))
+        cache[key] = _Replay(specs, calls)
+
+
+class _Replay:
+    """An op's recorded kernel calls for one key of run_eager's cache."""
+
+    __slots__ = ("specs", "dtypes", "calls")
+
+    def __init__(self, specs, calls):
+        self.specs = specs
+        self.dtypes = [(s.shape, s.dtype.np) for s in specs]
+        self.calls = calls
+
+    def run(self, op, inputs):
+        arrays = [_np_empty(shape, dt) for shape, dt in self.dtypes]
+        ptrs = [_from_buffer(x._data) for x in inputs]
+        ptrs += [_from_buffer(a) for a in arrays]
+        for kid, a, patches, _ in self.calls:
+            for d, j, off in patches:
+                d.data = ptrs[j] + off if off else ptrs[j]
+            status = _run(kid, a)
+            if status:
+                scope = current_scope()
+                cpu.raise_native_error(status, "%s%s: " % (
+                    op.name, " in layer '%s'" % scope if scope else ""))
+        return arrays
+
+
+_ffi, _run, _np_empty = cpu.ffi, cpu.lib.pf_run, np.empty
+_from_buffer = _ffi.from_buffer
+_local = threading.local()
+_UNSEEN = object()
+
+
+def _replays():
+    """This thread's replay cache (a replay's pf_args are patched in place for each call, and
+    a native call releases the GIL: threads must not share them)."""
+    try:
+        return _local.replays
+    except AttributeError:
+        _local.replays = {}
+        return _local.replays
+
+
 # ---------------------------------------------------------------------------------------------
 # dispatch
 
@@ -270,17 +370,36 @@ def _device_eager(op, inputs, attrs):
 def run_eager(op, inputs, attrs, backend=cpu):
     """Run op now on concrete inputs (tensors, or shape-only stand-ins for the inputs the op
     reads only the shape of): apply's eager half, also used by constant folding."""
-    specs = infer(op, inputs, attrs)
-    if op.view:
-        arrays = [inputs[0]._data.reshape(specs[0].shape)]
+    replay = key = None
+    if backend is cpu and not op.view and not op.shape_inputs:
+        cache = _replays()
+        try:
+            key = (op, *[(x._data.shape, x.dtype) for x in inputs],
+                   *attrs.items(), *map(type, attrs.values()))
+            replay = cache.get(key, _UNSEEN)
+        except (AttributeError, TypeError):   # a stand-in without memory; an unhashable attr
+            key = None
+        if replay is None:                    # seen, and not replayable
+            key = None
+        elif replay is _UNSEEN:
+            replay = None
+    if replay is not None:
+        specs = replay.specs
+        arrays = replay.run(op, inputs)
     else:
-        arrays = [backend.empty(s.shape, s.dtype) for s in specs]
-        ins = [None if i in op.shape_inputs else x._buf() for i, x in enumerate(inputs)]
-        outs = [backend.Buf(a, s.shape, s.dtype) for a, s in zip(arrays, specs)]
-        emitter = EagerEmitter(op)
-        if backend is not cpu:
-            emitter = backend.Emitter(op, emitter._context())
-        op.forward(emitter, ins, outs, attrs)
+        specs = infer(op, inputs, attrs)
+        if op.view:
+            arrays = [inputs[0]._data.reshape(specs[0].shape)]
+        else:
+            arrays = [backend.empty(s.shape, s.dtype) for s in specs]
+            ins = [None if i in op.shape_inputs else x._buf() for i, x in enumerate(inputs)]
+            outs = [backend.Buf(a, s.shape, s.dtype) for a, s in zip(arrays, specs)]
+            emitter = EagerEmitter(op) if key is None else _Recorder(op)
+            if backend is not cpu:
+                emitter = backend.Emitter(op, emitter._context())
+            op.forward(emitter, ins, outs, attrs)
+            if key is not None:
+                emitter.store(cache, key, specs, ins + outs)
     results = [Tensor._wrap(a, s.dtype) for a, s in zip(arrays, specs)]
     if op.differentiable and autograd.is_grad_enabled():
         needs = [x.requires_grad for x in inputs]
