@@ -1,34 +1,66 @@
 """How workers' results become one update: synchronous gradient summing, or parameter
-averaging after K local steps."""
+averaging after K local steps; per-job rounds (default) or a collective mode (one barrier job
+per epoch whose tasks all-reduce among themselves)."""
 
 __all__ = ["SyncSGD", "ParameterAveraging"]
 
 
-class SyncSGD:
+class _Collective:
+    """collective=True: every epoch is one barrier-mode Spark job; its tasks stay alive for the
+    whole epoch and sum with a ring all-reduce over TCP between executors (spark/collective.py)
+    instead of one Spark job per round. timeout: seconds any wait on a peer may last before
+    the stage fails (and Spark retries it); ports: (low, high) range the tasks listen in
+    (default any free port)."""
+
+    def _set_collective(self, collective, timeout, ports):
+        if timeout <= 0:
+            raise ValueError("%s: timeout must be positive seconds, got %r"
+                             % (type(self).__name__, timeout))
+        if ports is not None and not (len(ports) == 2 and 0 < int(ports[0]) <= int(ports[1])
+                                      < 65536):
+            raise ValueError("%s: ports is a (low, high) range of TCP ports, got %r"
+                             % (type(self).__name__, ports))
+        self.collective = bool(collective)
+        self.timeout = float(timeout)
+        self.ports = None if ports is None else (int(ports[0]), int(ports[1]))
+
+    def _collective_repr(self):
+        return ", collective=True" if self.collective else ""
+
+
+class SyncSGD(_Collective):
     """Every round is one optimizer step: each worker computes the gradient of its share of
-    the global batch (batch_size_per_worker rows), the sums are combined and the driver applies
-    the optimizer. The same arithmetic as single-machine training on the global batch."""
+    the global batch (batch_size_per_worker rows), the sums are combined and the optimizer
+    applied. The same arithmetic as single-machine training on the global batch. With
+    collective=True the workers all-reduce the gradients every step and each applies the same
+    update itself (one barrier job per epoch)."""
 
     name = "sync"
     frequency = 1
 
+    def __init__(self, collective=False, timeout=120.0, ports=None):
+        self._set_collective(collective, timeout, ports)
+
     def __repr__(self):
-        return "SyncSGD()"
+        return "SyncSGD(%s)" % self._collective_repr()[2:]
 
 
-class ParameterAveraging:
+class ParameterAveraging(_Collective):
     """Deeplearning4j-style: from the broadcast weights and optimizer state, each worker runs
     `frequency` local steps on its own rows; weights and optimizer state are then averaged,
     weighted by the rows each worker trained on. Larger K means fewer Spark jobs per epoch
-    (less overhead) but workers that drift further apart between averages."""
+    (less overhead) but workers that drift further apart between averages. With
+    collective=True the average is an all-reduce among the tasks of one barrier job per
+    epoch, so a small K no longer costs a Spark job per average."""
 
     name = "average"
 
-    def __init__(self, frequency=8):
+    def __init__(self, frequency=8, collective=False, timeout=120.0, ports=None):
         if not isinstance(frequency, int) or frequency < 1:
             raise ValueError("ParameterAveraging: frequency must be a positive int, got %r"
                              % (frequency,))
         self.frequency = frequency
+        self._set_collective(collective, timeout, ports)
 
     def __repr__(self):
-        return "ParameterAveraging(frequency=%d)" % self.frequency
+        return "ParameterAveraging(frequency=%d%s)" % (self.frequency, self._collective_repr())

@@ -7,6 +7,7 @@ mapInArrow, collect / treeAggregate, job groups.
 """
 import functools
 import logging
+import secrets
 import sys
 import time
 import uuid
@@ -22,8 +23,9 @@ from .common import (TensorLayout, TrainingConfig, make_metrics, model_to_bytes,
                      unpack_metric_states)
 from .executors import check_executors
 from .strategies import ParameterAveraging, SyncSGD
-from .worker import (EVAL_SCHEMA, RESULT_SCHEMA, RoundState, RunSpec, broadcast_spec,
-                     evaluate_partition, raise_task_error, train_round)
+from .worker import (EVAL_SCHEMA, RESULT_SCHEMA, RoundState, RunSpec, apply_mean_gradient,
+                     broadcast_spec, evaluate_partition, raise_task_error,
+                     train_epoch_collective, train_round)
 
 __all__ = ["SparkTrainer"]
 
@@ -44,7 +46,9 @@ def _format(logs):
 class SparkTrainer:
     """Train `model` (a pyfront Module) in place on a Spark DataFrame or RDD.
 
-    strategy: SyncSGD() (default) or ParameterAveraging(frequency=K).
+    strategy: SyncSGD() (default) or ParameterAveraging(frequency=K); either with
+        collective=True trains each epoch in one barrier-mode job whose tasks all-reduce
+        among themselves (needs num_workers free task slots at once; see spark/README.md).
     num_workers: data partitions trained in parallel (default: the context's default
         parallelism, i.e. the executor cores).
     batch_size_per_worker: rows per local step on each worker (a SyncSGD step sees
@@ -148,6 +152,8 @@ class SparkTrainer:
         sc = spark.sparkContext
         check_executors(sc)
         workers = self.num_workers or sc.defaultParallelism
+        if self.strategy.collective:
+            _check_barrier_slots(sc, workers, self.strategy)
         model = unwrap(self.model)
         opt = self.optimizer
         if not opt.params:
@@ -289,6 +295,7 @@ class _Run:
         self.workers, self.group = workers, group
         self.K = trainer.strategy.frequency
         self.sync = trainer.strategy.name == "sync"
+        self.collective = trainer.strategy.collective
         self.tensors = dict(model.named_tensors())
         state = model.state_dict()
         self.weight_layout = TensorLayout(list(state.items()))
@@ -301,7 +308,7 @@ class _Run:
         self.grad_params = list(opt.params)
         self.untrained = [n for n in self.weight_layout.names if n not in set(self.grad_names)]
         self.opt_layout = None
-        if not self.sync:
+        if not self.sync or self.collective:     # optimizer state travels to the tasks
             entries = []
             for name, p in zip(self.grad_names, self.grad_params):
                 for sname, arr in sorted(opt.state_for(p).items()):
@@ -315,7 +322,9 @@ class _Run:
             metric_specs=trainer.config.metric_specs, optimizer_spec=(cls, config),
             strategy=trainer.strategy.name, batch_size=trainer.batch_size, seed=trainer.seed,
             weight_layout=self.weight_layout, grad_names=self.grad_names,
-            opt_layout=self.opt_layout, compiled=trainer.compiled)
+            opt_layout=self.opt_layout, compiled=trainer.compiled,
+            collective={"secret": secrets.token_bytes(32), "timeout": trainer.strategy.timeout,
+                        "ports": trainer.strategy.ports} if self.collective else None)
         self.spec_bc = broadcast_spec(self.sc, self.spec)
         self.broadcasts = [self.spec_bc]
         self.n_outputs = len(label_kinds)
@@ -325,7 +334,7 @@ class _Run:
     # ---- state ----
     def round_state(self):
         weights = self.weight_layout.pack(self.model.state_dict())
-        if self.sync:
+        if self.sync and not self.collective:
             return RoundState(weights)
         opt_vec = None
         if self.opt_layout is not None:
@@ -350,19 +359,10 @@ class _Run:
         try:
             fn = functools.partial(train_round, self.spec_bc, state_bc,
                                    {"epoch": epoch, "round": rnd, "steps": K})
-            results = None
-            for attempt in range(self.t.max_round_retries + 1):
-                try:
-                    sliced = layout.round_slice(view, lo, hi)
-                    results = self.collect(self.map_in_arrow(sliced, fn, RESULT_SCHEMA))
-                    break
-                except Exception as e:
-                    if not _is_spark_failure(e) or attempt == self.t.max_round_retries:
-                        raise
-                    log.warning("pyfront: epoch %d round %d failed (%s); running the round "
-                                "again (%d of %d)", epoch + 1, rnd + 1,
-                                str(e).splitlines()[0][:200], attempt + 1,
-                                self.t.max_round_retries)
+            results = self.retried(
+                lambda: self.collect(self.map_in_arrow(layout.round_slice(view, lo, hi), fn,
+                                                       RESULT_SCHEMA)),
+                "epoch %d round %d" % (epoch + 1, rnd + 1))
         finally:
             state_bc.destroy()
         spark_end = time.perf_counter()
@@ -377,12 +377,64 @@ class _Run:
             "state_seconds": results["state_seconds"] if results else 0.0})
         return rows, loss_sum, mvec
 
-    def map_in_arrow(self, df, fn, schema):
-        profile = self.t.resource_profile
-        if profile is None:
-            return df.mapInArrow(fn, schema)
+    def retried(self, job, what):
+        """job(), run again after a failed Spark job at most max_round_retries times (the
+        state it starts from is the driver's, unchanged by the failed attempt)."""
+        for attempt in range(self.t.max_round_retries + 1):
+            try:
+                return job()
+            except Exception as e:
+                if not _is_spark_failure(e) or attempt == self.t.max_round_retries:
+                    raise
+                log.warning("pyfront: %s failed (%s); running it again (%d of %d)", what,
+                            str(e).splitlines()[0][:200], attempt + 1,
+                            self.t.max_round_retries)
+
+    # ---- one epoch in one barrier job (collective mode) ----
+    def run_epoch_collective(self, view, epoch, epochs, steps, layout):
+        """The epoch's barrier job: the tasks train it among themselves from the state the
+        driver broadcasts (kept here, so a retried stage starts the epoch again from it);
+        rank 0 returns the weights, optimizer state and the epoch's sums."""
+        start = time.perf_counter()
+        self.sc.setJobGroup(self.group, "pyfront %s: epoch %d/%d (one barrier job)"
+                            % (self.t.strategy, epoch + 1, epochs), True)
+        state_bc = self.sc.broadcast(self.round_state())
+        driver = time.perf_counter() - start
         try:
-            return df.mapInArrow(fn, schema, profile=profile)
+            fn = functools.partial(train_epoch_collective, self.spec_bc, state_bc,
+                                   {"epoch": epoch, "steps": steps, "frequency": self.K,
+                                    "workers": self.workers})
+            sliced = layout.round_slice(view, 0, max(layout.rows_per_worker))
+            rows = self.retried(
+                lambda: [r.asDict() for r in
+                         self.map_in_arrow(sliced, fn, RESULT_SCHEMA, barrier=True).collect()],
+                "epoch %d (barrier job)" % (epoch + 1))
+        finally:
+            state_bc.destroy()
+        spark_end = time.perf_counter()
+        for r in sorted(rows, key=lambda r: r["worker"]):
+            raise_task_error(r, "epoch %d" % (epoch + 1))
+        if len(rows) != 1:
+            raise errors.PyfrontError("internal: the barrier job returned %d result rows; "
+                                      "rank 0 returns one" % len(rows))
+        result = _partial(rows[0], self.weight_layout.dtype, averaging=True)
+        if result["rows"]:
+            self._apply_average(result["total"], result["iterations"])
+        end = time.perf_counter()
+        self.t.timings.append({
+            "seconds": end - start, "driver_seconds": driver + end - spark_end,
+            "rows": result["rows"], "task_seconds": result["seconds"],
+            "input_seconds": result["input_seconds"], "state_seconds": result["state_seconds"],
+            "comm_seconds": float(rows[0]["comm_seconds"] or 0.0), "steps": steps})
+        return result["rows"], result["loss_sum"], result["metrics"]
+
+    def map_in_arrow(self, df, fn, schema, barrier=False):
+        profile = self.t.resource_profile
+        extra = {"barrier": True} if barrier else {}
+        if profile is None:
+            return df.mapInArrow(fn, schema, **extra)
+        try:
+            return df.mapInArrow(fn, schema, profile=profile, **extra)
         except TypeError:
             raise errors.PyfrontError("resource_profile needs Spark 4.0 or later (mapInArrow "
                                       "with a profile); this is Spark %s"
@@ -417,19 +469,7 @@ class _Run:
         return rows, combined["loss_sum"], combined["metrics"]
 
     def _apply_sync(self, mean):
-        from ..tensor import Tensor
-
-        pos = 0
-        for p in self.grad_params:
-            n = int(np.prod(p.shape))
-            p.grad = Tensor(mean[pos:pos + n].reshape(p.shape).astype(p.dtype.np))
-            pos += n
-        self.opt.step()
-        self.opt.zero_grad()
-        for name in self.untrained:
-            arr = self.tensors[name].numpy()
-            arr[...] = mean[pos:pos + arr.size].reshape(arr.shape)
-            pos += arr.size
+        apply_mean_gradient(self.opt, self.grad_params, self.tensors, self.untrained, mean)
 
     def _apply_average(self, mean, iterations):
         w = self.weight_layout.size
@@ -468,7 +508,7 @@ class _Run:
     def train(self, layout, epochs, val, resume_from, callbacks):
         B, K = self.t.batch_size, self.K
         steps = layout.steps_per_epoch(B)
-        rounds = -(-steps // K)
+        rounds = 1 if self.collective else -(-steps // K)   # collective: a round is an epoch
         user_model = self.t.model
         cbs = CallbackList([self.history] + callbacks, model=user_model, params={
             "epochs": epochs, "steps": rounds, "samples": layout.count,
@@ -489,7 +529,7 @@ class _Run:
             for epoch in range(first_epoch, epochs):
                 t0 = time.perf_counter()
                 cbs.on_epoch_begin(epoch)
-                view = layout.epoch_view(epoch, reads=rounds)
+                view = layout.epoch_view(epoch, reads=1 if self.collective else rounds)
                 tracked = make_metrics(self.spec.metric_specs, self.n_outputs)
                 seen, loss_sum = 0, 0.0
                 bar = self._bar(epoch, epochs, rounds)
@@ -498,7 +538,12 @@ class _Run:
                     bar.update(start_round)
                 for rnd in range(start_round, rounds):
                     cbs.on_train_batch_begin(rnd)
-                    n, lsum, mvec = self.run_round(view, epoch, rnd, rounds, epochs, layout)
+                    if self.collective:
+                        n, lsum, mvec = self.run_epoch_collective(view, epoch, epochs, steps,
+                                                                  layout)
+                    else:
+                        n, lsum, mvec = self.run_round(view, epoch, rnd, rounds, epochs,
+                                                       layout)
                     seen += n
                     loss_sum += lsum
                     if mvec is not None:
@@ -587,6 +632,25 @@ class _Run:
         elif self.t.verbose:
             print("epoch %d/%d  %s  (%.1f s)" % (epoch + 1, epochs, _format(logs),
                                                  logs["seconds"]), flush=True)
+
+
+def _check_barrier_slots(sc, workers, strategy):
+    """Barrier mode starts all of a stage's tasks at once: refuse, before any work, a cluster
+    that cannot (Spark itself would retry its own check for minutes before failing)."""
+    conf = sc.getConf()
+    if conf.get("spark.dynamicAllocation.enabled", "false").lower() == "true":
+        raise errors.PyfrontError(
+            "%r runs each epoch as a barrier-mode Spark job, which Spark refuses with dynamic "
+            "allocation on (spark.dynamicAllocation.enabled=true): turn it off for this "
+            "application, or train with collective=False" % (strategy,))
+    cpus = int(conf.get("spark.task.cpus", "1"))
+    slots = sc.defaultParallelism // max(cpus, 1)
+    if slots < workers:
+        raise errors.PyfrontError(
+            "%r with num_workers=%d needs %d task slots free at once (barrier mode: one "
+            "long-lived task per worker); this cluster has %d (%d cores / spark.task.cpus=%d). "
+            "Lower num_workers, add executor cores, or train with collective=False"
+            % (strategy, workers, workers, slots, sc.defaultParallelism, cpus))
 
 
 def _is_spark_failure(exc):

@@ -15,7 +15,8 @@ from .. import errors, random
 from ..train.step import as_arrays, make_gradient_step, make_predict_step, make_train_step
 from .common import make_metrics, model_from_bytes, pack_metric_states
 
-__all__ = ["RunSpec", "RoundState", "broadcast_spec", "train_round", "evaluate_partition",
+__all__ = ["RunSpec", "RoundState", "broadcast_spec", "train_round", "train_epoch_collective",
+           "apply_mean_gradient", "evaluate_partition",
            "raise_task_error", "minibatches", "RESULT_SCHEMA", "EVAL_SCHEMA"]
 
 # what a task returns, one row: as a Spark DDL schema for mapInArrow, and in Arrow types
@@ -25,7 +26,8 @@ __all__ = ["RunSpec", "RoundState", "broadcast_spec", "train_round", "evaluate_p
 _RESULT_FIELDS = [("worker", "int"), ("rows", "long"), ("steps", "int"),
                   ("loss_sum", "double"), ("metrics", "binary"), ("payload", "binary"),
                   ("seconds", "double"), ("input_seconds", "double"),
-                  ("state_seconds", "double"), ("error", "string")]
+                  ("state_seconds", "double"), ("comm_seconds", "double"),
+                  ("error", "string")]
 _EVAL_FIELDS = [("rows", "long"), ("loss_sum", "double"), ("metrics", "binary"),
                 ("seconds", "double"), ("error", "string")]
 RESULT_SCHEMA = ", ".join("%s %s" % f for f in _RESULT_FIELDS)
@@ -43,7 +45,7 @@ class RunSpec:
 
     def __init__(self, run_id, model_bytes, input_shapes, label_kinds, loss, loss_weights,
                  metric_specs, optimizer_spec, strategy, batch_size, seed, weight_layout,
-                 grad_names, opt_layout, compiled=True):
+                 grad_names, opt_layout, compiled=True, collective=None):
         self.run_id = run_id
         self.model_bytes = model_bytes
         self.input_shapes = [tuple(s) for s in input_shapes]
@@ -58,6 +60,8 @@ class RunSpec:
         self.grad_names = list(grad_names)          # trainable parameters, in order
         self.opt_layout = opt_layout                # TensorLayout of "<param>/<state>" arrays
         self.compiled = bool(compiled)
+        # the collective mode: {"secret": bytes, "timeout": seconds, "ports": (lo, hi) | None}
+        self.collective = collective
 
     def loss_fn(self):
         from ..train.api import build_loss
@@ -313,12 +317,16 @@ def _result(fields, values):
     return pa.RecordBatch.from_pydict({k: [values.get(k)] for k, _ in fields}, schema=schema)
 
 
-def _failed(fields, error):
-    """The one result row of a task that raised a pyfront error: zeros and the error."""
+def _failed_values(fields, error):
     zeros = {"int": 0, "long": 0, "double": 0.0, "binary": b""}
     values = {name: zeros.get(kind) for name, kind in fields}
     values["error"] = "%s: %s" % (type(error).__name__, error)
-    return _result(fields, values)
+    return values
+
+
+def _failed(fields, error):
+    """The one result row of a task that raised a pyfront error: zeros and the error."""
+    return _result(fields, _failed_values(fields, error))
 
 
 def raise_task_error(result, where):
@@ -455,3 +463,168 @@ def _evaluate_partition(spec_bc, state_bc, batch_size, batches):
     return _result(_EVAL_FIELDS, {"rows": rows, "loss_sum": loss_sum,
                                   "metrics": pack_metric_states(tracked).tobytes(),
                                   "seconds": time.perf_counter() - start})
+
+
+# ---------------------------------------------------------------------------------------------
+# the collective mode: one barrier task per worker for a whole epoch
+
+def apply_mean_gradient(opt, grad_params, tensors, untrained, mean):
+    """One SyncSGD update from `mean` (the global batch's mean gradient of every trainable
+    parameter, then the row-weighted mean of the untrained state, e.g. BatchNorm's running
+    statistics): the driver's arithmetic in the per-job mode, and every task's in the
+    collective mode."""
+    from ..tensor import Tensor
+
+    pos = 0
+    for p in grad_params:
+        n = int(np.prod(p.shape))
+        p.grad = Tensor(mean[pos:pos + n].reshape(p.shape).astype(p.dtype.np))
+        pos += n
+    opt.step()
+    opt.zero_grad()
+    for name in untrained:
+        arr = tensors[name].numpy()
+        arr[...] = mean[pos:pos + arr.size].reshape(arr.shape)
+        pos += arr.size
+
+
+def train_epoch_collective(spec_bc, state_bc, info, batches):
+    """One worker's whole epoch in a barrier stage. info: {"epoch", "steps" (minibatches of
+    the worker with the most rows), "frequency" (K; 1 for SyncSGD), "workers"}.
+
+    Rendezvous once (BarrierTaskContext.allGather of every task's listening address), then
+    per step (SyncSGD) a ring all-reduce of [gradient sums | rows x untrained state | rows |
+    error flag], after which every task applies the same update; or per K local steps
+    (parameter averaging) an all-reduce of [rows x weights | rows x optimizer state | rows |
+    error flag]. A final all-reduce sums rows, loss and metric statistics; rank 0 returns
+    them with the weights and optimizer state. A pyfront error in one task raises the flag,
+    so every task stops at the same step and the error comes back as a result row (not
+    retried); a lost or hung peer fails the stage (CollectiveError), which Spark retries."""
+    from pyspark import BarrierTaskContext
+
+    from .collective import Ring
+
+    start = time.perf_counter()
+    ctx = BarrierTaskContext.get()
+    rank = ctx.partitionId()
+    state = state_bc.value
+    set_task_threads()
+    run = _run_for(spec_bc)
+    conf = run.spec.collective
+    host = ctx.getTaskInfos()[rank].address.rsplit(":", 1)[0]
+    ring = Ring(rank, int(info["workers"]), conf["secret"], host, conf["timeout"],
+                conf["ports"])
+    try:
+        ring.connect(ctx.allGather(ring.address))
+        t_state = time.perf_counter() - start
+        result = _collective_epoch(run, ring, state, info, batches, rank)
+    finally:
+        ring.close()
+    if result is not None:
+        result["state_seconds"] = t_state
+        result["seconds"] = time.perf_counter() - start - result["input_seconds"]
+        yield _result(_RESULT_FIELDS, result)
+
+
+def _collective_epoch(run, ring, state, info, batches, rank):
+    spec = run.spec
+    layout = spec.weight_layout
+    run.load_weights(state.weights)
+    run.load_optimizer(state)
+    opt = run.optimizer
+    sync = spec.strategy == "sync"
+    steps, K = int(info["steps"]), int(info["frequency"])
+    trained = set(spec.grad_names)
+    untrained = [n for n in layout.names if n not in trained]
+    tracked = make_metrics(spec.metric_specs, len(spec.label_kinds))
+    opt_size = spec.opt_layout.size if spec.opt_layout is not None else 0
+    vec = np.zeros(layout.size + (0 if sync else opt_size) + 2, layout.dtype)
+    rows, loss_sum, t_wait, error = 0, 0.0, 0.0, None
+    stream = minibatches(batches, spec.batch_size, spec.input_shapes, spec.label_kinds,
+                         with_worker=True)
+
+    def next_batch():
+        nonlocal t_wait
+        t = time.perf_counter()
+        item = next(stream, None)
+        t_wait += time.perf_counter() - t
+        if item is not None and (item[2] != rank).any():
+            raise errors.PyfrontError("internal: rows of workers %s reached barrier task %d; "
+                                      "the data layout is broken"
+                                      % (sorted(set(item[2].tolist())), rank))
+        return item
+
+    def track(n, loss, ys, outs):
+        nonlocal rows, loss_sum
+        rows += n
+        loss_sum += float(loss) * n
+        for i, _, m in tracked:
+            m.update(ys[i], outs[i])
+
+    # a round: one step (SyncSGD) or K local steps between averages, seeded as in the
+    # per-job mode's round (epoch, round, worker)
+    for rnd in range(-(-steps // K)):
+        random.seed(_task_seed(spec.seed, info["epoch"], rnd, rank))
+        vec[:] = 0
+        n_round, iterations = 0, opt.iterations + min(K, steps - rnd * K)
+        try:
+            if sync:
+                item = next_batch()
+                if item is not None:
+                    xs, ys, _ = item
+                    n_round = len(xs[0])
+                    loss, grads, outs = run.gradients(xs, ys)
+                    pos = 0
+                    for g in grads:
+                        g = np.asarray(g).reshape(-1)
+                        np.multiply(g, n_round, out=vec[pos:pos + g.size], casting="unsafe")
+                        pos += g.size
+                    for name in untrained:
+                        a = run.tensors[name].numpy().reshape(-1)
+                        np.multiply(a, n_round, out=vec[pos:pos + a.size], casting="unsafe")
+                        pos += a.size
+                    track(n_round, loss, ys, outs)
+            else:
+                for _ in range(min(K, steps - rnd * K)):
+                    item = next_batch()
+                    if item is None:
+                        break
+                    xs, ys, _ = item
+                    loss, outs = run.train_step(xs, ys)
+                    n_round += len(xs[0])
+                    track(len(xs[0]), loss, ys, outs)
+                if n_round:
+                    layout.pack({n: run.tensors[n].numpy() for n in layout.names}, n_round,
+                                out=vec[:layout.size])
+                    vec[layout.size:layout.size + opt_size] = run.optimizer_vector(n_round)
+        except errors.PyfrontError as e:
+            error, vec[:] = e, 0
+            vec[-1] = 1
+        vec[-2] = n_round
+        ring.allreduce(vec)
+        if vec[-1] > 0:            # some task failed: all stop here
+            break
+        total = float(vec[-2])
+        if not total:
+            continue
+        mean = vec[:-2].astype(np.float64) / total
+        if sync:
+            apply_mean_gradient(opt, run.grad_params, run.tensors, untrained, mean)
+        else:
+            # every task started the round at one step count; the furthest sets the new one
+            run.load_weights(mean[:layout.size])
+            run.load_optimizer(RoundState(None, mean[layout.size:] if opt_size else None,
+                                          opt.lr, iterations))
+    if error is not None:
+        return dict(_failed_values(_RESULT_FIELDS, error), worker=rank)
+    if vec[-1] > 0:
+        return None                # the failing task reports
+    sums = np.concatenate([[rows, loss_sum], pack_metric_states(tracked)]).astype(np.float64)
+    ring.allreduce(sums)
+    if rank != 0:
+        return None
+    payload = layout.pack({n: run.tensors[n].numpy() for n in layout.names}).tobytes() + \
+        run.optimizer_vector(None).tobytes() + np.array([opt.iterations], np.float64).tobytes()
+    return {"worker": 0, "rows": int(sums[0]), "steps": steps, "loss_sum": float(sums[1]),
+            "metrics": sums[2:].tobytes(), "payload": payload, "input_seconds": t_wait,
+            "comm_seconds": ring.stats["seconds"]}

@@ -1,0 +1,171 @@
+"""The collective mode on local[2,2] (barrier mode: both slots held by one epoch's tasks):
+SyncSGD(collective=True) equals single-machine training on the same global batches (momentum
+and Adam) and is bit-identical run to run; ParameterAveraging(K, collective=True) equals the
+per-job averaging; a task failing mid-epoch is retried from the epoch's starting state and
+ends with the undisturbed weights; too few task slots are refused before any work."""
+import os
+import sys
+
+import numpy as np
+import pytest
+
+import pyfront as pf
+from pyfront.train.callbacks import Callback
+from pyfront.train.metrics import Metric
+
+from spark_support import to_df
+from test_spark_trainer import assert_same_weights, global_batches, mlp
+
+pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
+
+
+class FailMidEpoch(Metric):
+    """Raises in partition 0 at its 3rd minibatch while `folder` holds an "armed" file, once
+    (a "failed" file records it)."""
+
+    name = "probe"
+
+    def __init__(self, folder):
+        self.folder = str(folder)
+        super().__init__()
+
+    def update(self, y_true, y_pred):
+        from pyspark import TaskContext
+
+        self.stats["total"] += 0.0
+        self.stats["count"] += 1.0
+        ctx = TaskContext.get()
+        if ctx is None or ctx.partitionId() != 0 or self.stats["count"] != 3.0:
+            return
+        if not os.path.exists(os.path.join(self.folder, "armed")):
+            return
+        try:
+            fd = os.open(os.path.join(self.folder, "failed"), os.O_CREAT | os.O_EXCL)
+        except FileExistsError:
+            return
+        os.close(fd)
+        raise RuntimeError("injected failure mid-epoch (stage attempt %d)"
+                           % ctx.stageAttemptNumber())
+
+
+class ArmAfterFirstEpoch(Callback):
+    def __init__(self, folder):
+        super().__init__()
+        self.folder = folder
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0:
+            open(os.path.join(self.folder, "armed"), "w").close()
+
+
+def _fit(spark, x, y, opt_fn, strategy, epochs=2, seed=11, **kwargs):
+    from pyfront.spark import SparkTrainer
+
+    model = mlp(3, x)
+    opt = opt_fn(model.parameters())
+    trainer = SparkTrainer(model, strategy, num_workers=2, batch_size_per_worker=16,
+                           optimizer=opt, loss="cross_entropy", seed=seed, verbose=0,
+                           metrics=kwargs.pop("metrics", None))
+    history = trainer.fit(to_df(spark, x, y), epochs=epochs, **kwargs)
+    return model, opt, history, trainer
+
+
+def _local(x, y, opt_fn, epochs=2, seed=11):
+    local = mlp(3, x)
+    lopt = opt_fn(local.parameters())
+    losses = []
+    for epoch in range(epochs):
+        total = 0.0
+        for idx in global_batches(len(x), 2, 16, seed, epoch):
+            lopt.zero_grad()
+            loss = pf.losses.cross_entropy(local(pf.tensor(x[idx])), pf.tensor(y[idx]))
+            loss.backward()
+            lopt.step()
+            total += float(loss.item()) * len(idx)
+        losses.append(total / len(x))
+    return local, lopt, losses
+
+
+@pytest.mark.parametrize("opt_fn", [lambda p: pf.optim.SGD(p, lr=0.1, momentum=0.9),
+                                    lambda p: pf.optim.Adam(p, lr=3e-3)],
+                         ids=["momentum", "adam"])
+def test_collective_sync_sgd_equals_local_training_and_repeats_bit_for_bit(spark, digits,
+                                                                          opt_fn):
+    from pyfront.spark import SyncSGD
+
+    x, _, y, _ = digits
+    x, y = x[:301], y[:301]          # odd: 151 and 150 rows, the last step 7 + 6 rows
+    model, opt, history, trainer = _fit(spark, x, y, opt_fn, SyncSGD(collective=True))
+    local, lopt, losses = _local(x, y, opt_fn)
+    assert_same_weights(model, local)
+    assert opt.iterations == lopt.iterations == 2 * 10
+    np.testing.assert_allclose(history["loss"], losses, rtol=1e-5)
+    for k, v in lopt.state_dict()["state"].items():      # the optimizer state came back too
+        np.testing.assert_allclose(opt.state_dict()["state"][k], v, atol=1e-6, rtol=1e-4)
+    assert len(trainer.timings) == 2 and trainer.timings[0]["steps"] == 10
+    assert trainer.timings[0]["comm_seconds"] > 0
+    again, _, history2, _ = _fit(spark, x, y, opt_fn, SyncSGD(collective=True))
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(again.state_dict()[k], v, err_msg=k)
+    assert history2["loss"] == history["loss"]
+
+
+def test_collective_parameter_averaging_equals_the_per_job_rounds(spark, digits):
+    from pyfront.spark import ParameterAveraging
+
+    x, _, y, _ = digits
+    x, y = x[:203], y[:203]
+    adam = lambda p: pf.optim.Adam(p, lr=3e-3)     # noqa: E731
+    a, aopt, ahist, _ = _fit(spark, x, y, adam, ParameterAveraging(2, collective=True),
+                             metrics=["accuracy"])
+    b, bopt, bhist, _ = _fit(spark, x, y, adam, ParameterAveraging(2), metrics=["accuracy"])
+    assert_same_weights(a, b, atol=1e-5, rtol=1e-4)
+    assert aopt.iterations == bopt.iterations == 2 * (3 * 2 + 1)
+    np.testing.assert_allclose(ahist["loss"], bhist["loss"], rtol=1e-5)
+    np.testing.assert_allclose(ahist["accuracy"], bhist["accuracy"], rtol=1e-6)
+
+
+def test_a_task_lost_mid_epoch_reruns_the_epoch_from_its_start(spark, digits, tmp_path):
+    from pyspark import cloudpickle
+
+    from pyfront.spark import SyncSGD
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    x, _, y, _ = digits
+    x, y = x[:192], y[:192]
+    sgd = lambda p: pf.optim.SGD(p, lr=0.1, momentum=0.9)     # noqa: E731
+    ref, ropt, rhist, _ = _fit(spark, x, y, sgd, SyncSGD(collective=True),
+                               metrics=[FailMidEpoch(tmp_path / "never")])
+    model, opt, hist, _ = _fit(spark, x, y, sgd, SyncSGD(collective=True),
+                               metrics=[FailMidEpoch(tmp_path)],
+                               callbacks=[ArmAfterFirstEpoch(str(tmp_path))])
+    assert sorted(os.listdir(tmp_path)) == ["armed", "failed"]
+    for k, v in ref.state_dict().items():
+        np.testing.assert_array_equal(model.state_dict()[k], v, err_msg=k)
+    assert opt.iterations == ropt.iterations
+    assert hist["loss"] == rhist["loss"]
+
+
+def test_too_few_task_slots_are_refused_before_training(spark, digits):
+    from pyfront.spark import ParameterAveraging, SparkTrainer
+
+    x, _, y, _ = digits
+    model = mlp(3, x)
+    trainer = SparkTrainer(model, ParameterAveraging(4, collective=True), num_workers=3,
+                           optimizer=pf.optim.SGD(model.parameters(), lr=0.1),
+                           loss="cross_entropy", verbose=0)
+    with pytest.raises(pf.PyfrontError, match=r"num_workers=3 needs 3 task slots free at once "
+                       r"\(barrier mode.*this cluster has 2 \(2 cores / spark.task.cpus=1\)"):
+        trainer.fit(to_df(spark, x[:20], y[:20]))
+
+
+def test_strategy_arguments_are_checked():
+    from pyfront.spark import ParameterAveraging, SyncSGD
+
+    assert repr(SyncSGD(collective=True)) == "SyncSGD(collective=True)"
+    assert repr(ParameterAveraging(4, collective=True)) == \
+        "ParameterAveraging(frequency=4, collective=True)"
+    with pytest.raises(ValueError, match="ports is a \\(low, high\\) range"):
+        SyncSGD(collective=True, ports=(5000, 4000))
+    with pytest.raises(ValueError, match="timeout must be positive"):
+        SyncSGD(collective=True, timeout=0)
