@@ -21,6 +21,42 @@ typedef struct {
     void *y;
 } scan_job;
 
+/* A long row's running sum as four segments scanned together (four independent addition
+ * chains instead of one: the add latency, not memory, bounds a single chain), then each later
+ * segment shifted by the total before it. */
+#define SCAN_SEGMENT_MIN 64
+#define DEFINE_SUM_ROW(T, ACC, SUF)                                                            \
+    static PF_HOT void scan_sum_row_##SUF(const T *x, T *y, int64_t R, int reverse) {          \
+        int64_t seg = R / 4, step = reverse ? -1 : 1;                                          \
+        const T *xs = reverse ? x + R - 1 : x;                                                 \
+        T *ys = reverse ? y + R - 1 : y;                                                       \
+        ACC a0 = 0, a1 = 0, a2 = 0, a3 = 0;                                                    \
+        for (int64_t k = 0; k < seg; k++) {                                                    \
+            a0 += xs[k * step];                                                                \
+            a1 += xs[(k + seg) * step];                                                        \
+            a2 += xs[(k + 2 * seg) * step];                                                    \
+            a3 += xs[(k + 3 * seg) * step];                                                    \
+            ys[k * step] = (T)a0;                                                              \
+            ys[(k + seg) * step] = (T)a1;                                                      \
+            ys[(k + 2 * seg) * step] = (T)a2;                                                  \
+            ys[(k + 3 * seg) * step] = (T)a3;                                                  \
+        }                                                                                      \
+        for (int64_t k = 4 * seg; k < R; k++) {                                                \
+            a3 += xs[k * step];                                                                \
+            ys[k * step] = (T)a3;                                                              \
+        }                                                                                      \
+        ACC off[3] = {a0, a0 + a1, a0 + a1 + a2};                                              \
+        for (int s = 1; s < 4; s++) {                                                          \
+            int64_t end = s == 3 ? R : (s + 1) * seg;                                          \
+            for (int64_t k = s * seg; k < end; k++)                                            \
+                ys[k * step] = (T)((ACC)ys[k * step] + off[s - 1]);                            \
+        }                                                                                      \
+    }
+DEFINE_SUM_ROW(float, double, f32)
+DEFINE_SUM_ROW(double, double, f64)
+DEFINE_SUM_ROW(int32_t, int64_t, i32)
+DEFINE_SUM_ROW(int64_t, int64_t, i64)
+
 #define DEFINE_SCAN(T, ACC, SUF)                                                               \
     /* I == 1: one contiguous row per o */                                                     \
     static PF_HOT void scan_rows_##SUF(const scan_job *j, int64_t o0, int64_t o1) {            \
@@ -28,6 +64,10 @@ typedef struct {
         for (int64_t o = o0; o < o1; o++) {                                                    \
             const T *x = (const T *)j->x + o * R;                                              \
             T *y = (T *)j->y + o * R;                                                          \
+            if (!j->prod && R >= 4 * SCAN_SEGMENT_MIN) {                                       \
+                scan_sum_row_##SUF(x, y, R, j->reverse);                                       \
+                continue;                                                                      \
+            }                                                                                  \
             ACC acc = j->prod ? 1 : 0;                                                         \
             if (!j->reverse) {                                                                 \
                 if (j->prod) for (int64_t r = 0; r < R; r++) { acc *= x[r]; y[r] = (T)acc; }   \
