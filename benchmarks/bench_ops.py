@@ -62,6 +62,61 @@ CASES = [
 ]
 
 
+def _ops_case(name, inputs, ours_fn, torch_fn, extra=None):
+    """A case over several float inputs (all differentiated) and fixed extra arrays (indices):
+    ours_fn(*tensors, *extra) and torch_fn(*tensors, *extra) build the op."""
+    def build(rng):
+        import torch
+
+        xs = [rng.standard_normal(shape).astype(np.float32) for shape in inputs]
+        fixed = [] if extra is None else extra(rng)
+        ps = [pf.tensor(x, requires_grad=True) for x in xs]
+        ts = [torch.tensor(x, requires_grad=True) for x in xs]
+        pe, te = [pf.tensor(e) for e in fixed], [torch.tensor(e) for e in fixed]
+        with pf.no_grad():
+            g = rng.standard_normal(ours_fn(*ps, *pe).shape).astype(np.float32)
+        pg, tg = pf.tensor(g), torch.tensor(g)
+
+        def ours_forward():
+            with pf.no_grad():
+                ours_fn(*ps, *pe)
+
+        def ref_forward():
+            with torch.no_grad():
+                torch_fn(*ts, *te)
+
+        return {"forward": (ours_forward, ref_forward),
+                "backward": (lambda: pf.grad(ours_fn(*ps, *pe), ps, grad_outputs=pg),
+                             lambda: torch.autograd.grad(torch_fn(*ts, *te), ts, tg))}
+    return Case(name, build)
+
+
+def _torch_f():
+    import torch.nn.functional as F
+
+    return F
+
+
+CASES += [
+    _ops_case("pad constant (32, 64, 56, 56) by 1", [(32, 64, 56, 56)],
+              lambda x: pf.pad(x, (1, 1, 1, 1)), lambda x: _torch_f().pad(x, (1, 1, 1, 1))),
+    _ops_case("pad reflect (32, 64, 56, 56) by 3", [(32, 64, 56, 56)],
+              lambda x: pf.pad(x, (3, 3, 3, 3), "reflect"),
+              lambda x: _torch_f().pad(x, (3, 3, 3, 3), "reflect")),
+    _ops_case("gather (256, 4096) -> (256, 512) along axis 1", [(256, 4096)],
+              lambda x, i: pf.gather(x, 1, i), lambda x, i: x.gather(1, i),
+              lambda rng: [rng.integers(0, 4096, (256, 512))]),
+    _ops_case("scatter_add (512, 256) rows into (4096, 256)", [(4096, 256), (512, 256)],
+              lambda x, s, i: pf.scatter_add(x, 0, i, s),
+              lambda x, s, i: x.scatter_add(0, i, s),
+              lambda rng: [np.repeat(rng.integers(0, 4096, (512, 1)), 256, axis=1)]),
+    _ops_case("conv_transpose2d (16, 64, 16, 16) k4 s2 p1 -> 32 channels",
+              [(16, 64, 16, 16), (64, 32, 4, 4)],
+              lambda x, w: pf.conv_transpose2d(x, w, strides=2, padding=1),
+              lambda x, w: _torch_f().conv_transpose2d(x, w, stride=2, padding=1)),
+]
+
+
 def _interleaved_rates(ours, ref, calls, repeats=7, warmup=3):
     """Median calls/s of each, timed in alternating blocks so that a load that comes and goes
     (a shared machine) weighs on both alike."""

@@ -159,12 +159,19 @@ static int k_take_grad(const pf_args *a) {
  * may be negative (counted from the end, as numpy's take_along_axis). */
 #define GATHER_GRAIN 4096
 
+/* One branch-free pass finds whether any index is out of range; only then a second pass
+ * names the first one. */
+#define ANY_OUTSIDE(IT)                                                                            do {                                                                                               const IT *v = (const IT *)idx->data;                                                           for (int64_t i = 0; i < k; i++) bad |= (v[i] < -n) | (v[i] >= n);                          } while (0)
+
 static int check_axis_indices(const pf_tensor *idx, int64_t n) {
     PF_TRY(pf_check_contiguous(idx, "indices"));
     PF_CHECK(idx->dtype == PF_INT32 || idx->dtype == PF_INT64, PF_ERR_DTYPE,
              "indices must be int32 or int64, got %s", pf_dtype_name(idx->dtype));
     int64_t k = pf_numel(idx);
-    for (int64_t i = 0; i < k; i++) {
+    int bad = 0;
+    if (idx->dtype == PF_INT32) ANY_OUTSIDE(int32_t);
+    else ANY_OUTSIDE(int64_t);
+    for (int64_t i = 0; bad && i < k; i++) {
         int64_t v = index_at(idx, i);
         PF_CHECK(v >= -n && v < n, PF_ERR_INDEX,
                  "index %lld at position %lld is out of range for an axis of size %lld",
@@ -186,45 +193,81 @@ typedef struct {
     char *dst;
     int64_t N, K, I, blocks;
     size_t es;
-    int dtype, add;
+    int dtype, add, bad;
 } axis_job;
 
-#define GATHER_ROWS(T)                                                                         \
+/* Tasks take whole outer slabs o (rows o*K .. o*K+K-1 of the output). Specialised per index
+ * type and element size (bits are moved, so one loop per size serves every dtype); the inner
+ * dim I == 1 (gathering along the last axis) is the common case and gets its own loop. */
+#define GATHER_SLABS(T, IT)                                                                    \
     do {                                                                                       \
         const T *s = (const T *)j->src;                                                        \
         T *d = (T *)j->dst;                                                                    \
-        for (int64_t r = begin; r < end; r++) {                                                \
-            const T *base = s + (r / j->K) * j->N * j->I;                                      \
-            for (int64_t i = 0; i < j->I; i++) {                                               \
-                int64_t t = index_at(j->idx, r * j->I + i);                                    \
-                if (t < 0) t += j->N;                                                          \
-                d[r * j->I + i] = base[t * j->I + i];                                          \
+        const IT *ix = (const IT *)j->idx->data;                                               \
+        int64_t N = j->N, K = j->K, I = j->I;                                                  \
+        for (int64_t o = begin; o < end; o++) {                                                \
+            const T *base = s + o * N * I;                                                     \
+            T *out = d + o * K * I;                                                            \
+            const IT *io = ix + o * K * I;                                                     \
+            if (I == 1) {                                                                      \
+                for (int64_t k = 0; k < K; k++) {                                              \
+                    int64_t t = io[k], u = t < 0 ? t + N : t;                                  \
+                    int ok = (uint64_t)u < (uint64_t)N;                                        \
+                    bad |= !ok;                                                                \
+                    out[k] = base[ok ? u : 0];                                                 \
+                }                                                                              \
+                continue;                                                                      \
+            }                                                                                  \
+            for (int64_t k = 0; k < K; k++)                                                    \
+                for (int64_t i = 0; i < I; i++) {                                              \
+                    int64_t t = io[k * I + i], u = t < 0 ? t + N : t;                          \
+                    int ok = (uint64_t)u < (uint64_t)N;                                        \
+                    bad |= !ok;                                                                \
+                    out[k * I + i] = base[(ok ? u : 0) * I + i];                               \
+                }                                                                              \
+        }                                                                                      \
+    } while (0)
+
+#define GATHER_BY_INDEX(T)                                                                     \
+    do {                                                                                       \
+        if (j->idx->dtype == PF_INT32) GATHER_SLABS(T, int32_t);                               \
+        else GATHER_SLABS(T, int64_t);                                                         \
+    } while (0)
+
+/* Indices are checked as they are read (an index out of range reads element 0 instead and
+ * marks the job; the kernel then fails naming it): one pass over the indices, not two. */
+static PF_HOT void gather_task(void *p, int64_t begin, int64_t end) {
+    axis_job *j = (axis_job *)p;
+    int bad = 0;
+    switch (j->es) {
+    case 1: GATHER_BY_INDEX(uint8_t); break;
+    case 4: GATHER_BY_INDEX(uint32_t); break;
+    default: GATHER_BY_INDEX(uint64_t); break;
+    }
+    if (bad) __atomic_store_n(&j->bad, 1, __ATOMIC_RELAXED);
+}
+
+#define SCATTER_COLUMNS(T, IT, OP)                                                             \
+    do {                                                                                       \
+        const T *s = (const T *)j->src;                                                        \
+        T *d = (T *)j->dst + o * j->N * j->I;                                                  \
+        const IT *ix = (const IT *)j->idx->data;                                               \
+        for (int64_t k = 0; k < j->K; k++) {                                                   \
+            int64_t r = (o * j->K + k) * j->I;                                                 \
+            for (int64_t i = i0; i < i1; i++) {                                                \
+                int64_t t = ix[r + i];                                                         \
+                d[(t < 0 ? t + j->N : t) * j->I + i] OP s[r + i];                              \
             }                                                                                  \
         }                                                                                      \
     } while (0)
 
-/* rows r = o * K + k of the output; element i reads x[o, idx[r, i], i] (bits moved, so one
- * loop per element size serves every dtype) */
-static void gather_task(void *p, int64_t begin, int64_t end) {
-    const axis_job *j = (const axis_job *)p;
-    switch (j->es) {
-    case 1: GATHER_ROWS(uint8_t); break;
-    case 4: GATHER_ROWS(uint32_t); break;
-    default: GATHER_ROWS(uint64_t); break;
-    }
-}
-
 #define SCATTER_LOOP(T)                                                                        \
     do {                                                                                       \
-        const T *s = (const T *)j->src;                                                        \
-        T *d = (T *)j->dst;                                                                    \
-        for (int64_t k = 0; k < j->K; k++)                                                     \
-            for (int64_t i = i0; i < i1; i++) {                                                \
-                int64_t r = (o * j->K + k) * j->I + i, t = index_at(j->idx, r);                \
-                if (t < 0) t += j->N;                                                          \
-                if (j->add) d[(o * j->N + t) * j->I + i] += s[r];                              \
-                else d[(o * j->N + t) * j->I + i] = s[r];                                      \
-            }                                                                                  \
+        int i32 = j->idx->dtype == PF_INT32;                                                   \
+        if (j->add && i32) SCATTER_COLUMNS(T, int32_t, +=);                                    \
+        else if (j->add) SCATTER_COLUMNS(T, int64_t, +=);                                      \
+        else if (i32) SCATTER_COLUMNS(T, int32_t, =);                                          \
+        else SCATTER_COLUMNS(T, int64_t, =);                                                   \
     } while (0)
 
 /* one task: one outer index o and one block of inner columns; collisions happen only along
@@ -255,12 +298,16 @@ static int k_gather_axis(const pf_args *a) {
     int64_t O = x->shape[0], N = x->shape[1], I = x->shape[2], K = y->ndim == 3 ? y->shape[1] : -1;
     PF_TRY(check_oki(y, O, K, I, "y"));
     PF_TRY(check_oki(idx, O, K, I, "indices"));
-    PF_TRY(check_axis_indices(idx, N));
+    PF_TRY(pf_check_contiguous(idx, "indices"));
+    PF_CHECK(idx->dtype == PF_INT32 || idx->dtype == PF_INT64, PF_ERR_DTYPE,
+             "indices must be int32 or int64, got %s", pf_dtype_name(idx->dtype));
     axis_job j = {idx, (const char *)x->data, (char *)y->data, N, K, I, 0,
-                  pf_dtype_size(x->dtype), x->dtype, 0};
-    int64_t grain = I > 0 ? (GATHER_GRAIN + I - 1) / I : 1;
-    pf_parallel_for(O * K, grain, gather_task, &j);
-    return PF_OK;
+                  pf_dtype_size(x->dtype), x->dtype, 0, 0};
+    int64_t per = K * I;
+    int64_t grain = per > 0 ? (GATHER_GRAIN + per - 1) / per : 1;
+    if (per > 0 && N == 0) return check_axis_indices(idx, N);   /* every index is out */
+    if (per > 0) pf_parallel_for(O, grain, gather_task, &j);
+    return j.bad ? check_axis_indices(idx, N) : PF_OK;
 }
 
 /* "scatter_axis": inputs indices (O, K, I), src (O, K, I) contiguous; outputs y (O, N, I),
@@ -283,10 +330,114 @@ static int k_scatter_axis(const pf_args *a) {
     PF_CHECK(!add || y->dtype != PF_BOOL, PF_ERR_DTYPE, "scatter_add does not take bool");
     int64_t blocks = (I + 63) / 64;
     axis_job j = {idx, (const char *)src->data, (char *)y->data, N, K, I, blocks,
-                  pf_dtype_size(y->dtype), y->dtype, add};
+                  pf_dtype_size(y->dtype), y->dtype, add, 0};
     int64_t per = K * (I < 64 ? I : 64);
     int64_t grain = per > 0 ? (GATHER_GRAIN + per - 1) / per : 1;
     if (O * blocks > 0) pf_parallel_for(O * blocks, grain, scatter_task, &j);
+    return PF_OK;
+}
+
+/* ---- pad: every output element read once from its source, or the constant ----
+ * "pad": inputs x (contiguous, nd >= 1 dims), maps (int64, contiguous: for each dim in turn,
+ * the source index of each output index along it, -1 for the constant); outputs y
+ * (contiguous). iattr: begin, count: along the last dim, y[begin : begin + count] is the
+ * source row itself (copied whole); fattr[0]: the constant. */
+typedef struct {
+    const pf_tensor *x, *y;
+    const int64_t *maps;
+    int64_t begin, count;
+    double value;
+} pad_job;
+
+#define PAD_ROWS(T)                                                                            \
+    do {                                                                                       \
+        const T *src = (const T *)j->x->data;                                                  \
+        T *dst = (T *)j->y->data;                                                              \
+        T value = (T)j->value;                                                                 \
+        for (int64_t r = begin; r < end; r++) {                                                \
+            T *out = dst + r * W;                                                              \
+            int64_t rest = r, offset = 0, hole = 0;                                            \
+            for (int d = nd - 2; d >= 0; d--) {                                                \
+                int64_t i = rest % j->y->shape[d], s = map[d][i];                              \
+                rest /= j->y->shape[d];                                                        \
+                hole |= s < 0;                                                                 \
+                offset += s * xstride[d];                                                      \
+            }                                                                                  \
+            if (hole) {                                                                        \
+                for (int64_t k = 0; k < W; k++) out[k] = value;                                \
+                continue;                                                                      \
+            }                                                                                  \
+            const T *row = src + offset;                                                       \
+            for (int64_t k = 0; k < j->begin; k++)                                             \
+                out[k] = last[k] < 0 ? value : row[last[k]];                                   \
+            memcpy(out + j->begin, row, (size_t)j->count * sizeof(T));                         \
+            for (int64_t k = j->begin + j->count; k < W; k++)                                  \
+                out[k] = last[k] < 0 ? value : row[last[k]];                                   \
+        }                                                                                      \
+    } while (0)
+
+static void pad_task(void *p, int64_t begin, int64_t end) {
+    const pad_job *j = (const pad_job *)p;
+    int nd = j->y->ndim;
+    const int64_t *map[PF_MAX_DIMS];
+    int64_t xstride[PF_MAX_DIMS], acc = 1;
+    const int64_t *m = j->maps;
+    for (int d = 0; d < nd; d++) {
+        map[d] = m;
+        m += j->y->shape[d];
+    }
+    for (int d = nd - 1; d >= 0; d--) {
+        xstride[d] = acc;
+        acc *= j->x->shape[d];
+    }
+    const int64_t *last = map[nd - 1];
+    int64_t W = j->y->shape[nd - 1];
+    switch (pf_dtype_size(j->y->dtype)) {
+    case 1: PAD_ROWS(uint8_t); break;
+    case 4:
+        if (j->y->dtype == PF_FLOAT32) PAD_ROWS(float);
+        else PAD_ROWS(int32_t);
+        break;
+    default:
+        if (j->y->dtype == PF_FLOAT64) PAD_ROWS(double);
+        else PAD_ROWS(int64_t);
+        break;
+    }
+}
+
+static int k_pad(const pf_args *a) {
+    PF_TRY(pf_check_arity(a, 2, 2, 1));
+    PF_TRY(pf_check_attrs(a, 2, 1));
+    const pf_tensor *x = a->inputs[0], *maps = a->inputs[1], *y = a->outputs[0];
+    PF_TRY(pf_check_contiguous(x, "x"));
+    PF_TRY(pf_check_contiguous(maps, "maps"));
+    PF_TRY(pf_check_contiguous(y, "y"));
+    PF_TRY(pf_check_dtype(y, x->dtype, "y"));
+    PF_TRY(pf_check_dtype(maps, PF_INT64, "maps"));
+    PF_CHECK(x->ndim == y->ndim && x->ndim >= 1, PF_ERR_SHAPE,
+             "x and y must have one rank of at least 1 (got %d and %d)", x->ndim, y->ndim);
+    int nd = y->ndim;
+    int64_t total = 0;
+    for (int d = 0; d < nd; d++) total += y->shape[d];
+    PF_CHECK(pf_numel(maps) == total, PF_ERR_SHAPE, "maps has %lld entries, expected %lld",
+             (long long)pf_numel(maps), (long long)total);
+    const int64_t *m = (const int64_t *)maps->data;
+    for (int d = 0; d < nd; d++) {
+        for (int64_t i = 0; i < y->shape[d]; i++)
+            PF_CHECK(m[i] >= -1 && m[i] < x->shape[d], PF_ERR_INDEX,
+                     "maps: source index %lld for output %lld of dim %d is out of range for "
+                     "size %lld", (long long)m[i], (long long)i, d, (long long)x->shape[d]);
+        m += y->shape[d];
+    }
+    int64_t begin = a->iattr[0], count = a->iattr[1], W = y->shape[nd - 1];
+    PF_CHECK(begin >= 0 && count >= 0 && begin + count <= W && count <= x->shape[nd - 1],
+             PF_ERR_ARGUMENT, "the interior [%lld, %lld) does not fit the last dims %lld, %lld",
+             (long long)begin, (long long)(begin + count), (long long)W,
+             (long long)x->shape[nd - 1]);
+    if (pf_numel(y) == 0) return PF_OK;
+    pad_job j = {x, y, (const int64_t *)maps->data, begin, count, a->fattr[0]};
+    int64_t rows = pf_numel(y) / W;
+    pf_parallel_for(rows, W > 0 ? (16384 + W - 1) / W : 1, pad_task, &j);
     return PF_OK;
 }
 
@@ -296,5 +447,6 @@ const pf_kernel_entry pf_kernels_layout[] = {
     {"take_grad", k_take_grad, NULL},
     {"gather_axis", k_gather_axis, NULL},
     {"scatter_axis", k_scatter_axis, NULL},
+    {"pad", k_pad, NULL},
     {NULL, NULL, NULL},
 };

@@ -37,10 +37,13 @@ def torch_names(fn):
 def install(namespace, names, method_classes=()):
     """Wrap the functions `names` of namespace (a module's globals) and the public methods of
     method_classes in place."""
+    wrapped = {}      # one wrapper per function: aliases (cat = concat) stay one object
     for name in names:
         value = namespace.get(name)
         if inspect.isfunction(value):
-            namespace[name] = torch_names(value)
+            if id(value) not in wrapped:
+                wrapped[id(value)] = torch_names(value)
+            namespace[name] = wrapped[id(value)]
     for cls in method_classes:
         for name, value in list(vars(cls).items()):
             if inspect.isfunction(value) and not name.startswith("_"):

@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from .. import errors
+from ..backend import cpu
 from ..dtypes import as_dtype
 from . import core
 from .core import Op, ShapeMismatch, Spec, apply, as_operand, fmt_shape, normalize_axes, \
@@ -1268,17 +1269,9 @@ class Pad(Op):
 
     def forward(self, k, ins, outs, attrs):
         x, out = ins[0], outs[0]
-        pads, mode = attrs["pads"], attrs["mode"]
-        if mode == "constant" or not x.size:
-            k.run("fill", [], [out.desc()], (), (attrs["value"],))
-        if not x.size:
-            return
-        offset, strides = self.interior(out.shape, pads)
-        k.run("copy", [x.desc()], [out.desc(x.shape, strides, offset)])
-        if mode == "constant":
-            return
-        for _, src, dst in self.borders(out.shape, pads, mode):
-            k.run("copy", [out.desc(src[1], src[2], src[0])], [out.desc(dst[1], dst[2], dst[0])])
+        maps = _pad_maps(tuple(x.shape), attrs["pads"], attrs["mode"])
+        k.run("pad", [x.desc(), maps.desc()], [out.desc()],
+              (attrs["pads"][-1][0], x.shape[-1]), (attrs["value"],))
 
     def grad(self, ctx, g):
         if ctx.attrs["mode"] == "constant":
@@ -1288,6 +1281,32 @@ class Pad(Op):
 
 
 _pad = core.register(Pad)
+_pad_maps_cache = {}
+
+
+def _pad_maps(shape, pads, mode):
+    """The pad kernel's index maps: for each dim, each output index's source index (-1: the
+    constant). Cached: compiled plans keep pointing at their memory."""
+    key = (shape, pads, mode)
+    maps = _pad_maps_cache.get(key)
+    if maps is None:
+        parts = []
+        for n, (b, e) in zip(shape, pads):
+            i = np.arange(-b, n + e)
+            if mode == "constant":
+                parts.append(np.where((i >= 0) & (i < n), i, -1))
+            elif mode == "reflect":
+                i = np.abs(i)
+                parts.append(np.where(i >= n, 2 * (n - 1) - i, i))
+            elif mode == "replicate":
+                parts.append(np.clip(i, 0, n - 1))
+            else:
+                parts.append(i % n if n else i)
+        array = np.ascontiguousarray(np.concatenate(parts), dtype=np.int64)
+        maps = cpu.Buf(array, array.shape, as_dtype("int64"))
+        if len(_pad_maps_cache) < 1024:
+            _pad_maps_cache[key] = maps
+    return maps
 
 
 class PadGrad(Op):
