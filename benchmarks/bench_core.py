@@ -1,6 +1,7 @@
 """Core engine against its references, in one run: GEMM vs numpy.matmul; the MLP
-784-512-512-10 (ReLU, Adam, batch 128) training throughput and single-sample latency vs
-PyTorch; import and compile time; peak memory while training.
+784-512-512-10 (ReLU, Adam, batch 128) training throughput (compiled, fully eager, and the
+PyTorch-style loop around pf.jit) and single-sample latency vs PyTorch; eager dispatch per op;
+import and compile time; peak memory while training.
 
     python benchmarks/bench_core.py [--quick]
 """
@@ -113,11 +114,72 @@ def mlp_training(threads, quick):
         topt.step()
 
     ref = common.median_rate(torch_step, 128, calls=calls)
+    # the PyTorch-style loop around a hybridized model: forward compiled (pf.jit), the loss,
+    # loss.backward() and opt.step() as a PyTorch user writes them
+    loop_model = _mlp()
+    loop_model(xt)                                 # parameters exist before jit traces
+    fast = pf.jit(loop_model)
+    loop_opt = pf.optim.Adam(loop_model.parameters(), lr=1e-3)
+
+    def loop_step():
+        loop_opt.zero_grad()
+        pf.losses.cross_entropy(fast(xt), yt).backward()
+        loop_opt.step()
+
+    loop = common.median_rate(loop_step, 128, calls=calls)
     goal = 1.15 if threads == 1 else 1.0
     return [common.row("MLP training, compiled, %d thread(s)" % threads, ours, "samples/s",
                        ref, ours / ref, goal, note="reference: PyTorch 2.13 eager"),
             common.row("MLP training, eager, %d thread(s)" % threads, eager, "samples/s", ref,
-                       eager / ref)]
+                       eager / ref, 1.3, note="every op dispatched eagerly, as PyTorch does"),
+            common.row("MLP training, PyTorch-style loop around pf.jit, %d thread(s)" % threads,
+                       loop, "samples/s", ref, loop / ref, 1.3,
+                       note="opt.zero_grad(); loss_fn(fast(x), y).backward(); opt.step()")]
+
+
+def _chain(t, add, mul, tanh):
+    """20 elementwise ops on one small tensor: what a hand-written cell or loss is made of."""
+    for _ in range(5):
+        t = tanh(add(mul(t, 1.5), 0.5)) - 0.1
+    return t
+
+
+def eager_dispatch(threads, quick):
+    """Per-op time of a chain of 20 elementwise ops on 64-element tensors, without gradients,
+    recording them for autodiff, and forward + backward: Python dispatch, not arithmetic."""
+    import torch
+
+    common.set_threads(threads)
+    x = np.random.default_rng(0).standard_normal(64).astype(np.float32)
+    px, pxg = pf.tensor(x), pf.tensor(x, requires_grad=True)
+    tx, txg = torch.from_numpy(x), torch.from_numpy(x.copy()).requires_grad_()
+    ours_ops = (pf.add, pf.mul, pf.tanh)
+    torch_ops = (torch.add, torch.mul, torch.tanh)
+    n = 100 if quick else 500
+
+    def per_op(fn):
+        return 1e6 / (common.median_rate(fn, 1, calls=n) * 20)
+
+    def pf_nograd():
+        with pf.no_grad():
+            _chain(px, *ours_ops)
+
+    def torch_nograd():
+        with torch.no_grad():
+            _chain(tx, *torch_ops)
+
+    cases = [("no grad", pf_nograd, torch_nograd),
+             ("recording for autodiff", lambda: _chain(pxg, *ours_ops),
+              lambda: _chain(txg, *torch_ops)),
+             ("forward + backward", lambda: _chain(pxg, *ours_ops).sum().backward(),
+              lambda: _chain(txg, *torch_ops).sum().backward())]
+    rows = []
+    for label, ours_fn, ref_fn in cases:
+        ours, ref = per_op(ours_fn), per_op(ref_fn)
+        rows.append(common.row("eager dispatch per op, 20-op chain on 64 floats, %s, %d "
+                               "thread(s)" % (label, threads), ours, "us", ref, ours / ref, 1.0,
+                               higher_is_better=False, note="reference: PyTorch 2.13 eager"))
+    return rows
 
 
 def latency(threads, quick):
@@ -223,6 +285,7 @@ def main(argv=None):
     for threads in (1, 2):
         rows.append(gemm(threads, args.quick))
         rows.extend(mlp_training(threads, args.quick))
+        rows.extend(eager_dispatch(threads, args.quick))
         rows.append(latency(threads, args.quick))
     rows.append(two_pools(args.quick))
     rows.append(import_time())
