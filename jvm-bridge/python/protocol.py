@@ -159,6 +159,15 @@ class Layout:
         return [(name, np.frombuffer(buf, dtype=dtype, count=count, offset=offset).reshape(shape))
                 for name, dtype, shape, offset, count in self.tensors]
 
+    def ordered(self, buf, order):
+        """The arrays (views of buf) of the tensors at the indices in order."""
+        tensors = self.tensors
+        out = []
+        for i in order:
+            _, dtype, shape, offset, count = tensors[i]
+            out.append(np.frombuffer(buf, dtype, count, offset).reshape(shape))
+        return out
+
 
 def infer_layout(buf, length):
     """The Layout of an INFER body; FrameError naming what is malformed."""
@@ -258,6 +267,53 @@ def encode_result(request_id, named_arrays):
     first = _U16.pack(len(named_arrays)) + b"\0" * 6
     parts, size = _records(named_arrays, len(first))
     return [header(RESULT, request_id, len(first) + size), first] + parts
+
+
+class ResultTemplate:
+    """The fixed bytes of a RESULT frame for outputs of given names, dtypes and shapes: a
+    model answers with the same shapes call after call, so the heads are packed once and a
+    reply is the header, those bytes and the arrays' own buffers (no copies, no packing)."""
+
+    __slots__ = ("specs", "statics", "size")
+
+    def __init__(self, named_arrays):
+        self.specs = [(arr.dtype, arr.shape) for _, arr in named_arrays]
+        first = _U16.pack(len(named_arrays)) + b"\0" * 6
+        parts, size = _records(named_arrays, len(first))
+        # parts alternate heads/pads with data views: merge the bytes between data buffers
+        statics, pending = [], first
+        for part in parts:
+            if isinstance(part, bytes):
+                pending += part
+            else:
+                statics.append(pending)
+                pending = b""
+        statics.append(pending)
+        self.statics, self.size = statics, len(first) + size
+
+    def fits(self, arrays):
+        """Whether arrays (the outputs, names as when built) have this template's dtypes and
+        shapes."""
+        if len(arrays) != len(self.specs):
+            return False
+        for arr, (dtype, shape) in zip(arrays, self.specs):
+            if arr.shape != shape or arr.dtype != dtype:
+                return False
+        return True
+
+    def encode(self, request_id, arrays):
+        """[header + heads, data, pads + heads, data, ..., pads]: for sendmsg. Zero-size
+        arrays have no data buffer in the template; they are skipped."""
+        statics = self.statics
+        parts = [HEADER.pack(MAGIC, RESULT, 0, request_id, self.size) + statics[0]]
+        k = 1
+        for arr in arrays:
+            if arr.nbytes:
+                parts.append(arr)
+                parts.append(statics[k])
+                k += 1
+        return parts
+
 
 
 def encode_infer(request_id, model, named_arrays):

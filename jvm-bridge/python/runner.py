@@ -31,6 +31,7 @@ class ModelRunner:
         self.inputs = [(i["name"], np.dtype(i["dtype"]), tuple(i["shape"]))
                        for i in signature["inputs"]]
         self.outputs = [(o["name"], np.dtype(o["dtype"])) for o in signature["outputs"]]
+        self.output_names = [n for n, _ in self.outputs]
         for name_, dtype, _ in self.inputs:
             if dtype.name not in protocol.DTYPE_NAMES:
                 raise ValueError("%s: input %r has dtype %s, which the JVM bridge cannot carry"
@@ -48,30 +49,41 @@ class ModelRunner:
 
     def check(self, named):
         """The arrays in signature order; InputError naming what does not match."""
+        return [named[i][1] for i in self.order(named)]
+
+    def order(self, named):
+        """Where each input of the signature is in named (a request's [(name, array)]), in
+        signature order; InputError naming what does not match. A connection sends the same
+        names, dtypes and shapes call after call, so the worker checks once per layout."""
         if len(named) != len(self.inputs):
             raise InputError("model %r takes %d input(s) %s, got %d %s"
                              % (self.name, len(self.inputs), [n for n, _, _ in self.inputs],
                                 len(named), [n for n, _ in named]))
-        by_name = dict(named)
-        arrays = []
+        index = {n: i for i, (n, _) in enumerate(named)}
+        order = []
         for name, dtype, shape in self.inputs:
-            arr = by_name.get(name)
-            if arr is None:
+            i = index.get(name)
+            if i is None:
                 raise InputError("model %r has no input %r among the given %s; its inputs are %s"
                                  % (self.name, name, [n for n, _ in named],
                                     [n for n, _, _ in self.inputs]))
+            arr = named[i][1]
             if arr.dtype != dtype:
                 raise InputError("model %r: input %r has dtype %s, expected %s"
                                  % (self.name, name, arr.dtype.name, dtype.name))
             if arr.ndim != len(shape) or any(d != -1 and d != a for d, a in zip(shape, arr.shape)):
                 raise InputError("model %r: input %r has shape %s, expected %s"
                                  % (self.name, name, tuple(arr.shape), _fmt_shape(shape)))
-            arrays.append(arr)
-        return arrays
+            order.append(i)
+        return order
 
     def run(self, named):
         """[(output name, contiguous array)] for [(input name, array)]."""
-        arrays = self.check(named)
+        return list(zip(self.output_names, self.run_checked(self.check(named))))
+
+    def run_checked(self, arrays):
+        """The output arrays (contiguous, in signature order) for inputs already checked and
+        in signature order."""
         out = self._compiled.run_numpy(*arrays)
         outs = list(out) if isinstance(out, (list, tuple)) else [out]
         if len(outs) != len(self.outputs):
@@ -83,5 +95,5 @@ class ModelRunner:
             if arr.dtype not in protocol.DTYPE_CODES:
                 raise RuntimeError("model %r: output %r has dtype %s, which the JVM bridge "
                                    "cannot carry" % (self.name, name, arr.dtype))
-            result.append((name, arr))
+            result.append(arr)
         return result

@@ -40,10 +40,15 @@ def qualified_name(exc_type):
     return exc_type.__qualname__ if module == "builtins" else module + "." + exc_type.__qualname__
 
 
-def _send_all(sock, parts):
+def _send_all(sock, parts, total=None):
+    """Send parts (bytes or contiguous arrays) whole: one sendmsg as they are, views of them
+    made only when the socket took less than all (total: their size, when the caller knows)."""
+    sent = sock.sendmsg(parts)
+    if total is None:
+        total = sum(memoryview(p).nbytes for p in parts)
+    if sent == total:
+        return
     views = [memoryview(p).cast("B") for p in parts]
-    total = sum(v.nbytes for v in views)
-    sent = sock.sendmsg(views)
     while sent < total:
         total -= sent
         while sent and sent >= views[0].nbytes:
@@ -94,6 +99,21 @@ class _FrameReader:
             raise ConnectionError("peer closed the connection mid-frame")
         self.consumed = total
         return kind, request_id, self.view[protocol.HEADER_SIZE:total], length
+
+
+# layouts a connection remembers (batches of 1..32 rows are 32 layouts of one model)
+_LAYOUTS_PER_CONNECTION = 64
+
+
+class _Resolved:
+    """What an INFER layout resolved to: the layout, the model, where the model's inputs are
+    among the tensors (checked against the signature), and the RESULT frame's fixed bytes. A
+    later request with the same layout skips all of that."""
+
+    __slots__ = ("layout", "runner", "order", "template")
+
+    def __init__(self, layout, runner, order):
+        self.layout, self.runner, self.order, self.template = layout, runner, order, None
 
 
 class ConnectionGate:
@@ -221,7 +241,7 @@ class Worker:
 
     def _serve_connection(self, conn):
         frames = _FrameReader(conn)
-        layouts = [None]  # the last request's layout on this connection
+        resolved = {}  # body length -> _Resolved: this connection's recent layouts
         authenticated = False
         try:
             while True:
@@ -249,31 +269,33 @@ class Worker:
                     if not authenticated:
                         return
                     continue
+                total = None
                 try:
-                    reply = self._request(kind, request_id, body, length, layouts)
+                    reply, total = self._request(kind, request_id, body, length, resolved)
                 except Exception as e:  # every request gets an answer, and the worker stays
                     log.error("request %d (frame kind %d) failed: %s: %s", request_id, kind,
                               qualified_name(type(e)), e)
-                    layouts[0] = None
+                    resolved.clear()
                     reply = [protocol.encode_error(request_id, protocol.WORKER_ERROR,
                                                    qualified_name(type(e)), str(e))]
-                _send_all(conn, reply)
+                _send_all(conn, reply, total)
         except (OSError, ConnectionError):
             return
         finally:
             self.data_gate.release(conn)
             conn.close()
 
-    def _request(self, kind, request_id, body, length, layouts):
-        """The reply (a list of buffers) to one frame of an authenticated connection."""
+    def _request(self, kind, request_id, body, length, resolved):
+        """The reply to one frame of an authenticated connection: (a list of buffers, their
+        size in bytes or None when not counted)."""
         if kind == protocol.INFER:
-            return self._infer(request_id, body, length, layouts)
+            return self._infer(request_id, body, length, resolved)
         if kind == protocol.PING:
-            return [protocol.header(protocol.PONG, request_id, 0)]
+            return [protocol.header(protocol.PONG, request_id, 0)], None
         if kind == protocol.HELLO:
-            return [self._hello(kind, request_id, body, length)[0]]
+            return [self._hello(kind, request_id, body, length)[0]], None
         return [protocol.encode_error(request_id, protocol.UNSUPPORTED, "FrameError",
-                                      "unknown frame kind %d" % kind)]
+                                      "unknown frame kind %d" % kind)], None
 
     def _hello(self, kind, request_id, body, length):
         if kind != protocol.HELLO:
@@ -295,31 +317,45 @@ class Worker:
         body = protocol.hello_ok(os.getpid(), self.max_frame_bytes)
         return protocol.header(protocol.HELLO_OK, request_id, len(body)) + body, True
 
-    def _infer(self, request_id, body, length, layouts):
-        layout = layouts[0]
-        if layout is None or not layout.matches(body, length):
+    def _infer(self, request_id, body, length, resolved):
+        known = resolved.get(length)
+        if known is None or not known.layout.matches(body, length) \
+                or self.models.get(known.layout.model) is not known.runner:
+            # a new layout (or a model reloaded under its name): parse and check it once
+            resolved.pop(length, None)
             try:
-                layout = layouts[0] = protocol.infer_layout(body, length)
+                layout = protocol.infer_layout(body, length)
             except protocol.FrameError as e:
-                return [protocol.encode_error(request_id, e.code, "FrameError", str(e))]
-        model_name, named = layout.model, layout.arrays(body)
-        runner = self.models.get(model_name)
-        if runner is None:
-            return [protocol.encode_error(
-                request_id, protocol.UNKNOWN_MODEL, "KeyError",
-                "this worker has no model %r; it serves %s" % (model_name, sorted(self.models)))]
+                return [protocol.encode_error(request_id, e.code, "FrameError", str(e))], None
+            runner = self.models.get(layout.model)
+            if runner is None:
+                return [protocol.encode_error(
+                    request_id, protocol.UNKNOWN_MODEL, "KeyError", "this worker has no model "
+                    "%r; it serves %s" % (layout.model, sorted(self.models)))], None
+            try:
+                order = runner.order(layout.arrays(body))
+            except InputError as e:
+                runner.requests += 1
+                runner.errors += 1
+                return [protocol.encode_error(request_id, protocol.BAD_INPUT, "InputError",
+                                              str(e))], None
+            if len(resolved) >= _LAYOUTS_PER_CONNECTION:
+                resolved.clear()
+            known = resolved[length] = _Resolved(layout, runner, order)
+        runner, layout = known.runner, known.layout
         runner.requests += 1
         try:
-            outputs = runner.run(named)
-        except InputError as e:
-            runner.errors += 1
-            return [protocol.encode_error(request_id, protocol.BAD_INPUT, "InputError", str(e))]
+            outputs = runner.run_checked(layout.ordered(body, known.order))
         except Exception as e:  # the model's own failure goes back to Java, the worker stays
             runner.errors += 1
-            log.warning("model %r raised %s: %s", model_name, qualified_name(type(e)), e)
+            log.warning("model %r raised %s: %s", runner.name, qualified_name(type(e)), e)
             return [protocol.encode_error(request_id, protocol.MODEL_ERROR,
-                                          qualified_name(type(e)), str(e))]
-        return protocol.encode_result(request_id, outputs)
+                                          qualified_name(type(e)), str(e))], None
+        template = known.template
+        if template is None or not template.fits(outputs):
+            template = known.template = protocol.ResultTemplate(
+                list(zip(runner.output_names, outputs)))
+        return template.encode(request_id, outputs), protocol.HEADER_SIZE + template.size
 
     # ---- Py4J control ----
     def start_control(self):

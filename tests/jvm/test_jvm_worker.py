@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import pyfront as pf
 from pyfront.jvm import protocol as P
 from pyfront.jvm.worker import _send_all
 
@@ -407,6 +408,41 @@ def test_unexpected_failure_answered_with_error_frame(monkeypatch):
                                           "a bug in request handling")
         c.send_raw(P.header(P.PING, 5, 0))  # the connection still works
         assert c.receive()[:2] == (P.PONG, 5)
+        c.close()
+    finally:
+        w.close()
+
+
+def test_resolved_layouts_reused_per_connection_but_checked(models):
+    """A connection's layouts are parsed and checked against the signature once each (batches
+    of several sizes alternate), and never reused for another name, or after the model was
+    reloaded under its name."""
+    from pyfront.jvm.worker import Worker
+
+    w = Worker("tok", 1 << 20)
+    try:
+        w.load("mlp", str(models["mlp"]))
+        w.start_data_server()
+        c = Client(w.data_socket, "tok")
+        x = models["x"]
+        compiled = pf.jit(pf.load(str(models["mlp"])))
+        for rows in (1, 3, 1, 3, 2):
+            (name, out), = c.infer("mlp", [("input", x[:rows])])
+            assert name == "output"
+            np.testing.assert_array_equal(out, compiled.run_numpy(x[:rows]))
+        # the same byte count as a good request, another input name: checked, refused
+        code, etype, message = c.infer("mlp", [("inpux", x[:1])])
+        assert (code, etype) == (P.BAD_INPUT, "InputError")
+        assert "has no input 'input' among the given ['inpux']" in message
+        (_, out), = c.infer("mlp", [("input", x[:1])])
+        np.testing.assert_array_equal(out, models["jit_rows"][:1])
+        # another model under the same name: the layout is checked against its signature
+        w.load("mlp", str(models["lookup"]))
+        code, etype, message = c.infer("mlp", [("input", x[:1])])
+        assert (code, etype) == (P.BAD_INPUT, "InputError")
+        assert message == "model 'mlp': input 'input' has dtype float32, expected int64"
+        counts = w.health()["models"]["mlp"]
+        assert counts == {"requests": 1, "errors": 1}
         c.close()
     finally:
         w.close()

@@ -80,7 +80,9 @@ final class DataConnection implements AutoCloseable {
     private final SocketChannel channel;
     private final long maxResponseBytes;
     private ByteBuffer out = ByteBuffer.allocateDirect(1 << 16).order(ByteOrder.LITTLE_ENDIAN);
-    private ByteBuffer in = ByteBuffer.allocateDirect(1 << 16).order(ByteOrder.LITTLE_ENDIAN);
+    // a reply is read whole into raw (usually one read); in views its body, at offset 0
+    private ByteBuffer raw;
+    private ByteBuffer in;
     private long nextRequestId = 1;
     private long workerMaxFrameBytes;
     private int workerPid;
@@ -88,6 +90,12 @@ final class DataConnection implements AutoCloseable {
     private DataConnection(SocketChannel channel, long maxResponseBytes) {
         this.channel = channel;
         this.maxResponseBytes = maxResponseBytes;
+        allocateIn(1 << 16);
+    }
+
+    private void allocateIn(int capacity) {
+        raw = ByteBuffer.allocateDirect(capacity).order(ByteOrder.LITTLE_ENDIAN);
+        in = raw.duplicate().position(HEADER_SIZE).slice().order(ByteOrder.LITTLE_ENDIAN);
     }
 
     /** Connect and authenticate; AuthenticationException when the token is refused. */
@@ -262,14 +270,17 @@ final class DataConnection implements AutoCloseable {
 
     // ---- decoding ----
 
-    /** Read one reply frame into in (body at 0..length); RemoteError for an ERROR frame. */
+    /**
+     * Read one reply frame (body into in, at 0..length); RemoteError for an ERROR frame. The
+     * worker answers with one write, so the header and the body usually come in one read.
+     */
     private int receive(long id, int expectedKind) throws IOException, RemoteError {
-        in.clear().limit(HEADER_SIZE);
-        readFully();
-        int magic = in.getInt(0);
-        int kind = in.getShort(4) & 0xFFFF;
-        long replyId = in.getLong(8);
-        long length = in.getLong(16);
+        raw.clear();
+        readAtLeast(HEADER_SIZE);
+        int magic = raw.getInt(0);
+        int kind = raw.getShort(4) & 0xFFFF;
+        long replyId = raw.getLong(8);
+        long length = raw.getLong(16);
         if (magic != MAGIC) {
             throw new IOException("the worker sent a frame with bad magic 0x"
                     + Integer.toHexString(magic));
@@ -278,13 +289,20 @@ final class DataConnection implements AutoCloseable {
             throw new IOException("the worker announced a reply of " + length
                     + " bytes, over the limit of " + maxResponseBytes);
         }
-        if (in.capacity() < length) {
-            in = ByteBuffer.allocateDirect((int) Math.max(length, Math.min(Integer.MAX_VALUE - 64,
-                    2L * in.capacity()))).order(ByteOrder.LITTLE_ENDIAN);
+        int frame = (int) (HEADER_SIZE + length);
+        if (raw.position() > frame) {
+            // one request is in flight per connection: nothing may follow its reply
+            throw new IOException("the worker sent " + (raw.position() - frame)
+                    + " bytes after a reply of " + length + " bytes");
         }
-        in.clear().limit((int) length);
-        readFully();
-        in.clear();
+        if (raw.capacity() < frame) {
+            ByteBuffer head = raw.flip();
+            allocateIn((int) Math.max(frame, Math.min(Integer.MAX_VALUE - 64,
+                    2L * head.capacity())));
+            raw.put(head);
+        }
+        raw.limit(frame);
+        readAtLeast(frame);
         if (kind == ERROR) {
             throw parseError((int) length);
         }
@@ -295,9 +313,10 @@ final class DataConnection implements AutoCloseable {
         return (int) length;
     }
 
-    private void readFully() throws IOException {
-        while (in.hasRemaining()) {
-            if (channel.read(in) < 0) {
+    /** Read into raw until it holds at least bytes (up to its limit). */
+    private void readAtLeast(int bytes) throws IOException {
+        while (raw.position() < bytes) {
+            if (channel.read(raw) < 0) {
                 throw new EOFException("the worker closed the connection");
             }
         }
