@@ -46,6 +46,7 @@ class Optimizer:
         self._state_descs = {}               # id(param) -> (state dict, [descriptors])
         self.hyper = np.zeros(2, np.float64)  # (lr, step) as the kernels read them
         self._hyper_buf = cpu.Buf(self.hyper, (2,), _f64())
+        self._fused = None       # (key, pf_step[], descriptors to patch, states, kept, failed)
         self.iterations = 0
         if params is not None:
             self.bind(params)
@@ -87,6 +88,8 @@ class Optimizer:
             raise errors.PyfrontError("%s has no parameters: pass them to the constructor or "
                                       "call bind()" % type(self).__name__)
         self.begin_step()
+        if not self.clips_gradients and self._fused_step():
+            return
         hyper = self._hyper_buf
         pairs = []
         for p in self.params:
@@ -102,6 +105,58 @@ class Optimizer:
         grads = self.clip_gradients([g for _, g in pairs])
         for (p, _), g in zip(pairs, grads):
             self.emit_update(_Eager(), p._buf(), g._buf(), hyper, p)
+
+    def _fused_step(self):
+        """Every update in one native call (pf_run_steps) over steps built once: each step
+        only gets the gradient's and the parameter's data pointers. False (nothing done)
+        where the plain loop must run: a gradient of another shape or dtype, state not made
+        yet, a kernel that wants scratch memory."""
+        pairs = [(p, p.grad) for p in self.params if p.grad is not None]
+        for p, g in pairs:
+            if g.dtype is not p.dtype or type(g._data) is not np.ndarray or \
+                    g._data.shape != p._data.shape:
+                return False
+        key = (tuple(id(p) for p, _ in pairs), self.iattr(), self.fattr())
+        fused = self._fused
+        if fused is None or fused[0] != key or \
+                any(self.state.get(id(p)) is not st for (p, _), st in zip(pairs, fused[3])):
+            fused = self._fused = self._build_fused(key, pairs)
+            if fused is None:
+                return False
+        _, steps, patches, _, _, failed = fused
+        from_buffer = cpu.ffi.from_buffer
+        for (p, g), (gd, pd) in zip(pairs, patches):
+            gd.data = from_buffer(g._data)
+            pd.data = from_buffer(p._data)
+        status = cpu.lib.pf_run_steps(steps, 0, len(pairs), failed)
+        if status:
+            p = pairs[failed[0]][0]
+            cpu.raise_native_error(status, "optimizer update of %s: " % (p.name or "a parameter"))
+        return True
+
+    def _build_fused(self, key, pairs):
+        rec = _Record()
+        for p, g in pairs:
+            self.emit_update(rec, p._buf(), g._buf(), self._hyper_buf, p)
+        if len(rec.calls) != len(pairs):
+            return None
+        steps = cpu.new_steps(max(len(pairs), 1))
+        patches, keep = [], []
+        for i, (kid, ins, outs, iattr, fattr) in enumerate(rec.calls):
+            if kid in cpu._WORKSPACE_KERNELS:
+                return None
+            # copies of the gradient's and the parameter's descriptors: the tensors' own stay
+            # as they are, these get each step's pointers
+            ins, outs = list(ins), list(outs)
+            ins[0] = cpu.ffi.new("pf_tensor *", ins[0][0])
+            outs[0] = cpu.ffi.new("pf_tensor *", outs[0][0])
+            a, k = cpu.new_args(ins, outs, iattr, fattr)
+            steps[i].kernel = kid
+            steps[i].args = a[0]
+            keep.append(k)
+            patches.append((ins[0], outs[0]))
+        states = [self.state.get(id(p)) for p, _ in pairs]
+        return key, steps, patches, states, keep, cpu.ffi.new("int64_t *")
 
     @property
     def clips_gradients(self):
@@ -168,6 +223,16 @@ def _f64():
     from ..dtypes import float64
 
     return float64
+
+
+class _Record:
+    """Collects an optimizer's update kernels (for the fused step) instead of running them."""
+
+    def __init__(self):
+        self.calls = []
+
+    def run(self, kernel, ins, outs, iattr=(), fattr=()):
+        self.calls.append((cpu.kernel_id(kernel), ins, outs, iattr, fattr))
 
 
 class _Eager:
