@@ -4,6 +4,7 @@ send back and forth)."""
 import numpy as np
 
 from .. import errors
+from ..train.metrics import fresh_metrics
 
 __all__ = ["model_to_bytes", "model_from_bytes", "TrainingConfig", "TensorLayout",
            "label_kinds", "make_metrics", "pack_metric_states", "unpack_metric_states"]
@@ -34,6 +35,10 @@ def compiled_settings(model):
         if m is not None and training_config(m) is not None:
             return training_config(m), m.__dict__.get("optimizer")
     return {}, None
+
+
+# the metrics local fit tracks, by the same rules (pyfront.train.metrics.fresh_metrics)
+make_metrics = fresh_metrics
 
 
 class TrainingConfig:
@@ -82,43 +87,6 @@ def label_kinds(loss, n_outputs):
                                   % (len(losses), n_outputs))
     return ["class" if fn in _CLASS_LOSSES or fn is pf.losses.cross_entropy else "value"
             for fn in losses]
-
-
-def make_metrics(specs, n_outputs=1):
-    """Fresh metrics as local fit tracks them: [(output index, log name, Metric)]. A flat
-    list applies to every output; a list of lists or a dict {output index: [...]} chooses per
-    output; with several outputs the names read out<i>_<metric>. Metrics keep mergeable
-    sufficient statistics, so workers' results add up."""
-    import copy
-
-    if not specs:
-        return []
-    try:
-        from ..train import metrics as metrics_mod
-    except ImportError:
-        raise errors.PyfrontError("metrics need pyfront.train.metrics, which this pyfront "
-                                  "lacks") from None
-    if isinstance(specs, dict):
-        unknown = [k for k in specs if k not in range(n_outputs)]
-        if unknown:
-            raise errors.PyfrontError("metrics given for outputs %s; the model has outputs "
-                                      "0..%d" % (unknown, n_outputs - 1))
-        per_output = [list(specs.get(i, [])) for i in range(n_outputs)]
-    elif all(isinstance(m, (list, tuple)) for m in specs):
-        if len(specs) != n_outputs:
-            raise errors.PyfrontError("%d metric lists for %d outputs"
-                                      % (len(specs), n_outputs))
-        per_output = [list(m) for m in specs]
-    else:
-        per_output = [list(specs)] * n_outputs
-    out = []
-    for i, chosen in enumerate(per_output):
-        for spec in chosen:
-            m = copy.deepcopy(spec) if isinstance(spec, metrics_mod.Metric) \
-                else metrics_mod.get(spec)
-            m.reset()
-            out.append((i, m.name if n_outputs == 1 else "out%d_%s" % (i, m.name), m))
-    return out
 
 
 def pack_metric_states(tracked):

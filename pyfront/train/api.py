@@ -3,12 +3,12 @@
 The model classes in pyfront.nn (Sequential, Model, compiled models, pf.nn.Trainable) carry
 these as methods; the loop lives here, above nn, and installs itself into nn when this module
 is imported (pyfront.nn.model.install_training), so no layer imports the trainer."""
-import copy
 
 import numpy as np
 
 from .. import errors, random
 from ..graph.jit import flatten_outputs
+from .metrics import fresh_metrics
 from .step import as_arrays, make_predict_step, make_train_step
 
 __all__ = ["compile", "fit", "evaluate", "predict", "summary", "training_config",
@@ -263,36 +263,6 @@ def compiled_with_jit(model):
     return bool(cfg.get("jit")) or bool(getattr(model, "is_hybridized", False))
 
 
-def _fresh_metrics(model, n_outputs):
-    """[(output index, log name, fresh Metric)]: a flat list applies to every output; a
-    list of lists or a dict {output index: [...]} chooses per output. With several
-    outputs the names read out<i>_<metric>."""
-    from . import metrics as metrics_mod
-
-    specs = model._train_config["metrics"]
-    if isinstance(specs, dict):
-        per_output = [list(specs.get(i, [])) for i in range(n_outputs)]
-        unknown = [k for k in specs if k not in range(n_outputs)]
-        if unknown:
-            raise ValueError("metrics given for outputs %s; the model has outputs 0..%d"
-                             % (unknown, n_outputs - 1))
-    elif specs and all(isinstance(m, (list, tuple)) for m in specs):
-        if len(specs) != n_outputs:
-            raise ValueError("%d metric lists for %d outputs" % (len(specs), n_outputs))
-        per_output = [list(m) for m in specs]
-    else:
-        per_output = [list(specs)] * n_outputs
-    out = []
-    for i, chosen in enumerate(per_output):
-        for spec in chosen:
-            m = copy.deepcopy(spec) if isinstance(spec, metrics_mod.Metric) \
-                else metrics_mod.get(spec)
-            m.reset()
-            name = m.name if n_outputs == 1 else "out%d_%s" % (i, m.name)
-            out.append((i, name, m))
-    return out
-
-
 def _train_step(model, class_weight):
     cfg = model._train_config
     key = ("train", None if class_weight is None else tuple(sorted(class_weight.items())),
@@ -402,7 +372,7 @@ def fit(model, x=None, y=None, batch_size=32, epochs=1, verbose=1, callbacks=Non
                 loss, preds = step(xs, ys)
                 preds = as_arrays(preds)
                 if tracked is None:
-                    tracked = _fresh_metrics(model, len(preds))
+                    tracked = fresh_metrics(model._train_config["metrics"], len(preds))
                 n = len(xs[0])
                 loss_mean.update(loss, n)
                 for i, _, m in tracked:
@@ -444,7 +414,7 @@ def _evaluate_batches(model, batches):
         xs, ys = _prepare(model, xs, fdt), _prepare(model, ys)
         preds = as_arrays(predict(xs))
         if tracked is None:
-            tracked = _fresh_metrics(model, len(preds))
+            tracked = fresh_metrics(model._train_config["metrics"], len(preds))
         with autograd.no_grad():
             loss = loss_fn([Tensor(p) for p in preds], *[Tensor(a) for a in ys])
         loss_mean.update(float(loss.item()), len(xs[0]))

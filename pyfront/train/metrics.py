@@ -4,7 +4,7 @@ state() / merge(state) move and combine the statistics, reset() clears them."""
 import numpy as np
 
 __all__ = ["Metric", "Mean", "Accuracy", "BinaryAccuracy", "TopKAccuracy", "MeanAbsoluteError",
-           "MeanSquaredError", "RootMeanSquaredError", "ConfusionMatrix", "get"]
+           "MeanSquaredError", "RootMeanSquaredError", "ConfusionMatrix", "get", "fresh_metrics"]
 
 
 def _np(x):
@@ -260,3 +260,33 @@ class _FunctionMetric(Metric):
         n = len(_np(y_true))
         self.stats["total"] += float(self.fn(_np(y_true), _np(y_pred))) * n
         self.stats["count"] += n
+
+
+def fresh_metrics(specs, n_outputs=1):
+    """[(output index, log name, fresh Metric)] for metrics as model.compile takes them: a flat
+    list applies to every output; a list of lists or a dict {output index: [...]} chooses per
+    output; with several outputs the names read out<i>_<metric>. Local fit and Spark workers
+    track the same metrics this way, so their statistics add up."""
+    import copy
+
+    if not specs:
+        return []
+    if isinstance(specs, dict):
+        unknown = [k for k in specs if k not in range(n_outputs)]
+        if unknown:
+            raise ValueError("metrics given for outputs %s; the model has outputs 0..%d"
+                             % (unknown, n_outputs - 1))
+        per_output = [list(specs.get(i, [])) for i in range(n_outputs)]
+    elif all(isinstance(m, (list, tuple)) for m in specs):
+        if len(specs) != n_outputs:
+            raise ValueError("%d metric lists for %d outputs" % (len(specs), n_outputs))
+        per_output = [list(m) for m in specs]
+    else:
+        per_output = [list(specs)] * n_outputs
+    out = []
+    for i, chosen in enumerate(per_output):
+        for spec in chosen:
+            m = copy.deepcopy(spec) if isinstance(spec, Metric) else get(spec)
+            m.reset()
+            out.append((i, m.name if n_outputs == 1 else "out%d_%s" % (i, m.name), m))
+    return out
