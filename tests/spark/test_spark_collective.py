@@ -117,3 +117,18 @@ def test_ports_range_is_respected_and_exhaustion_is_named():
 
 def test_loopback_floor_is_positive():
     assert 0 < loopback_floor(1 << 20, repeats=3) < 5
+
+
+def test_the_simulation_charges_each_exchange_its_traffic():
+    from pyfront.spark.simulate_rounds import RECORDED, exchange_seconds, main
+
+    c = dict(RECORDED, hop_seconds=0.0, sum_rate=float("inf"), bandwidth=1e9)
+    size = 1e8                                           # 0.1 s per copy at 1 GB/s
+    assert exchange_seconds("ring", 4, size, c) == pytest.approx(2 * 3 / 4 * 0.1)
+    assert exchange_seconds("driver", 4, size, c) == pytest.approx(2 * 4 * 0.1)
+    assert exchange_seconds("per-job", 4, size, c) == pytest.approx(c["job_seconds"] + 4 * 0.1)
+    # the ring's traffic per rank stays under 2 copies however many workers
+    assert exchange_seconds("ring", 256, size, c) < 0.2 < exchange_seconds("driver", 2, size, c)
+    with pytest.raises(ValueError, match="per-job, ring or driver"):
+        exchange_seconds("tree", 2, size, c)
+    assert main(["--workers", "2,8", "--gbit", "10"]) == 0
