@@ -21,35 +21,33 @@ typedef struct {
     void *y;
 } scan_job;
 
-/* A long row's running sum as four segments scanned together (four independent addition
+/* A long row's running sum as SCAN_SEGMENTS segments scanned together (independent addition
  * chains instead of one: the add latency, not memory, bounds a single chain), then each later
  * segment shifted by the total before it. */
-#define SCAN_SEGMENT_MIN 64
+#define SCAN_SEGMENTS 8
+#define SCAN_SEGMENT_MIN 32
 #define DEFINE_SUM_ROW(T, ACC, SUF)                                                            \
     static PF_HOT void scan_sum_row_##SUF(const T *x, T *y, int64_t R, int reverse) {          \
-        int64_t seg = R / 4, step = reverse ? -1 : 1;                                          \
+        int64_t seg = R / SCAN_SEGMENTS, step = reverse ? -1 : 1;                              \
         const T *xs = reverse ? x + R - 1 : x;                                                 \
         T *ys = reverse ? y + R - 1 : y;                                                       \
-        ACC a0 = 0, a1 = 0, a2 = 0, a3 = 0;                                                    \
-        for (int64_t k = 0; k < seg; k++) {                                                    \
-            a0 += xs[k * step];                                                                \
-            a1 += xs[(k + seg) * step];                                                        \
-            a2 += xs[(k + 2 * seg) * step];                                                    \
-            a3 += xs[(k + 3 * seg) * step];                                                    \
-            ys[k * step] = (T)a0;                                                              \
-            ys[(k + seg) * step] = (T)a1;                                                      \
-            ys[(k + 2 * seg) * step] = (T)a2;                                                  \
-            ys[(k + 3 * seg) * step] = (T)a3;                                                  \
+        ACC acc[SCAN_SEGMENTS] = {0};                                                          \
+        for (int64_t k = 0; k < seg; k++)                                                      \
+            for (int s = 0; s < SCAN_SEGMENTS; s++) {                                          \
+                int64_t i = (k + s * seg) * step;                                              \
+                acc[s] += xs[i];                                                               \
+                ys[i] = (T)acc[s];                                                             \
+            }                                                                                  \
+        for (int64_t k = SCAN_SEGMENTS * seg; k < R; k++) {                                    \
+            acc[SCAN_SEGMENTS - 1] += xs[k * step];                                            \
+            ys[k * step] = (T)acc[SCAN_SEGMENTS - 1];                                          \
         }                                                                                      \
-        for (int64_t k = 4 * seg; k < R; k++) {                                                \
-            a3 += xs[k * step];                                                                \
-            ys[k * step] = (T)a3;                                                              \
-        }                                                                                      \
-        ACC off[3] = {a0, a0 + a1, a0 + a1 + a2};                                              \
-        for (int s = 1; s < 4; s++) {                                                          \
-            int64_t end = s == 3 ? R : (s + 1) * seg;                                          \
+        ACC off = 0;                                                                           \
+        for (int s = 1; s < SCAN_SEGMENTS; s++) {                                              \
+            off += acc[s - 1];                                                                 \
+            int64_t end = s == SCAN_SEGMENTS - 1 ? R : (s + 1) * seg;                          \
             for (int64_t k = s * seg; k < end; k++)                                            \
-                ys[k * step] = (T)((ACC)ys[k * step] + off[s - 1]);                            \
+                ys[k * step] = (T)((ACC)ys[k * step] + off);                                   \
         }                                                                                      \
     }
 DEFINE_SUM_ROW(float, double, f32)
@@ -64,7 +62,7 @@ DEFINE_SUM_ROW(int64_t, int64_t, i64)
         for (int64_t o = o0; o < o1; o++) {                                                    \
             const T *x = (const T *)j->x + o * R;                                              \
             T *y = (T *)j->y + o * R;                                                          \
-            if (!j->prod && R >= 4 * SCAN_SEGMENT_MIN) {                                       \
+            if (!j->prod && R >= SCAN_SEGMENTS * SCAN_SEGMENT_MIN) {                                       \
                 scan_sum_row_##SUF(x, y, R, j->reverse);                                       \
                 continue;                                                                      \
             }                                                                                  \
