@@ -335,18 +335,10 @@ class ConvGradBias(Op):
         return (_relu_masked(y, spread),) + (None,) * len(ctx.inputs[1:])
 
 
-def register_instance(op):
-    """Register one configured op instance (core.register takes classes)."""
-    if op.name in core.REGISTRY:
-        raise RuntimeError("op %r registered twice" % op.name)
-    core.REGISTRY[op.name] = op
-    return op
-
-
-_CONV = {nd: register_instance(Conv(nd)) for nd in (1, 2, 3)}
-_GRAD_INPUT = {nd: register_instance(ConvGradInput(nd)) for nd in (1, 2, 3)}
-_GRAD_WEIGHT = {nd: register_instance(ConvGradWeight(nd)) for nd in (1, 2, 3)}
-_GRAD_PARAMS = {nd: register_instance(ConvGradParams(nd)) for nd in (1, 2, 3)}
+_CONV = {nd: core.register(Conv(nd)) for nd in (1, 2, 3)}
+_GRAD_INPUT = {nd: core.register(ConvGradInput(nd)) for nd in (1, 2, 3)}
+_GRAD_WEIGHT = {nd: core.register(ConvGradWeight(nd)) for nd in (1, 2, 3)}
+_GRAD_PARAMS = {nd: core.register(ConvGradParams(nd)) for nd in (1, 2, 3)}
 _grad_bias = core.register(ConvGradBias)
 
 
@@ -447,7 +439,7 @@ class ConvTranspose(Op):
         return gx, gw
 
 
-_CONV_TRANSPOSE = {nd: register_instance(ConvTranspose(nd)) for nd in (1, 2, 3)}
+_CONV_TRANSPOSE = {nd: core.register(ConvTranspose(nd)) for nd in (1, 2, 3)}
 
 
 def conv_transpose_nd(nd, x, kernel, bias, strides, padding, output_padding, dilation, groups):

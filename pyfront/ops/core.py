@@ -144,9 +144,12 @@ class Op:
 REGISTRY = {}
 
 
-def register(op_class):
-    """Register an op class by name (graphs name ops in files; loading looks them up here)."""
-    op = op_class()
+def register(op):
+    """Register an op by name (graphs name ops in files; loading looks them up here): an Op
+    subclass (decorator use: the class is instantiated once) or a configured Op instance.
+    Returns the instance."""
+    if isinstance(op, type):
+        op = op()
     if op.name in REGISTRY:
         raise RuntimeError("op %r registered twice" % op.name)
     REGISTRY[op.name] = op

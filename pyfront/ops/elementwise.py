@@ -77,8 +77,7 @@ class Unary(Op):
 
 def _unary(name, code, grad_rule, params=()):
     op = Unary(name, code, grad_rule, params)
-    core.REGISTRY[name] = op
-    return op
+    return core.register(op)
 
 
 class ActivationGrad(Op):
@@ -124,8 +123,7 @@ class ActivationGrad(Op):
 
 def _act_grad(name, code, uses, second_rule, params=()):
     op = ActivationGrad(name, code, uses, second_rule, params)
-    core.REGISTRY[name] = op
-    return op
+    return core.register(op)
 
 
 def _zero(v, g, gg, attrs):
@@ -525,14 +523,12 @@ class Compare(Binary):
 
 def _binary(name, code, grad_rule, kinds=(_FLOAT, _INT)):
     op = Binary(name, code, grad_rule, kinds)
-    core.REGISTRY[name] = op
-    return op
+    return core.register(op)
 
 
 def _compare(name, code):
     op = Compare(name, code)
-    core.REGISTRY[name] = op
-    return op
+    return core.register(op)
 
 
 def _max_masks(ctx):

@@ -246,7 +246,7 @@ _bn_batch_stats = BatchNormTrain(False)
 _bn_grad = core.register(BatchNormGrad)
 _bn_eval = core.register(BatchNormEval)
 for _op in (_bn_train, _bn_batch_stats):
-    core.REGISTRY[_op.name] = _op
+    core.register(_op)
 
 
 def _affine_operand(v, shape, dtype, fill):

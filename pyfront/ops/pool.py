@@ -5,7 +5,7 @@ import numpy as np
 
 from .. import errors
 from .conv import SPATIAL_DIMS, int_tuple, conv_padding, normalize_padding, output_sizes
-from .conv import register_instance
+from . import core
 from .core import Op, ShapeMismatch, Spec, apply, as_operand, fmt_shape
 
 __all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
@@ -146,11 +146,11 @@ class AvgPoolGrad(Op):
         return apply(_AVG[self.nd], [gg], ctx.attrs), None
 
 
-_MAX = {nd: register_instance(MaxPool(nd)) for nd in (1, 2, 3)}
-_MAX_GRAD = {nd: register_instance(MaxPoolGrad(nd)) for nd in (1, 2, 3)}
-_MAX_GATHER = {nd: register_instance(MaxPoolGather(nd)) for nd in (1, 2, 3)}
-_AVG = {nd: register_instance(AvgPool(nd)) for nd in (1, 2, 3)}
-_AVG_GRAD = {nd: register_instance(AvgPoolGrad(nd)) for nd in (1, 2, 3)}
+_MAX = {nd: core.register(MaxPool(nd)) for nd in (1, 2, 3)}
+_MAX_GRAD = {nd: core.register(MaxPoolGrad(nd)) for nd in (1, 2, 3)}
+_MAX_GATHER = {nd: core.register(MaxPoolGather(nd)) for nd in (1, 2, 3)}
+_AVG = {nd: core.register(AvgPool(nd)) for nd in (1, 2, 3)}
+_AVG_GRAD = {nd: core.register(AvgPoolGrad(nd)) for nd in (1, 2, 3)}
 
 
 def pool_attrs(nd, pool_size, strides, padding, what):
@@ -222,7 +222,7 @@ def _window_max(nd, x, attrs, dilation, name):
     """Max pooling composed from ops, for dilated windows and integer inputs (which the native
     kernel does not take): the windows gathered along each spatial dim, then a max."""
     from .reduction import max as reduce_max
-    from .shape import pad, reshape, take
+    from .shape import pad, take
 
     if len(x.shape) != nd + 2 or None in tuple(x.shape[2:]):
         raise errors.ShapeError("%s: the input must be (batch, channels, %s) with known spatial "

@@ -137,8 +137,7 @@ class ReduceGrad(Op):
 _reduce_grad = core.register(ReduceGrad)
 _OPS = {}
 for _mode in _CODES:
-    _OPS[_mode] = Reduce(_mode)
-    core.REGISTRY[_mode] = _OPS[_mode]
+    _OPS[_mode] = core.register(Reduce(_mode))
 
 
 def _reduce(mode, x, axis, keepdims):

@@ -166,9 +166,7 @@ class RecurrentGrad(Op):
 _FORWARD = {kind: Recurrent(kind) for kind in _KINDS}
 _GRADS = {kind: RecurrentGrad(kind) for kind in _KINDS}
 for _op in list(_FORWARD.values()) + list(_GRADS.values()):
-    if _op.name in core.REGISTRY:
-        raise RuntimeError("op %r registered twice" % _op.name)
-    core.REGISTRY[_op.name] = _op
+    core.register(_op)
 
 
 # ---------------------------------------------------------------------------------------------
