@@ -29,7 +29,11 @@ __all__ = ["no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled", "gra
 Tensor = None
 as_operand = None
 
-_state = threading.local()
+class _State(threading.local):
+    enabled = True      # (a class default every thread sees: reading it raises nothing)
+
+
+_state = _State()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -59,8 +63,7 @@ def current_scope():
 
 
 def is_grad_enabled():
-
-    return getattr(_state, "enabled", True)
+    return _state.enabled
 
 
 def set_grad_enabled(mode):
