@@ -239,7 +239,8 @@ static int k_scatter_axis(const pf_args *a) {
 
 /* "pad": y[idx] = x[maps[0][idx0], ..., maps[nd-1][idx_last]], or the constant where a map
  * says -1; the last dim's interior [begin, begin + count) is the source row itself (layout.c).
- * The maps live on the device, so their range is checked there. */
+ * The maps are checked on the device. The front end builds them in host memory (cached per
+ * shape), so host maps are copied over first, in stream order. */
 struct pad_geom {
     int nd;
     int64_t yshape[PF_MAX_DIMS], xshape[PF_MAX_DIMS], xstride[PF_MAX_DIMS], mapstart[PF_MAX_DIMS];
@@ -305,11 +306,27 @@ static int k_pad(const pf_args *a) {
              (long long)x->shape[g.nd - 1]);
     int64_t n = pf_numel(y);
     if (n == 0) return PF_OK;
+    const int64_t *dev_maps = (const int64_t *)maps->data;
+    void *copy = NULL;
+    cudaPointerAttributes attr;
+    if (cudaPointerGetAttributes(&attr, maps->data) != cudaSuccess) {
+        cudaGetLastError();   /* not a CUDA pointer at all: treated as host memory */
+        attr.type = cudaMemoryTypeUnregistered;
+    }
+    if (attr.type == cudaMemoryTypeUnregistered || attr.type == cudaMemoryTypeHost) {
+        size_t bytes = (size_t)total * sizeof(int64_t);
+        PF_CHECK(cudaMallocAsync(&copy, bytes, pf_stream()) == cudaSuccess &&
+                 cudaMemcpyAsync(copy, maps->data, bytes, cudaMemcpyHostToDevice,
+                                 pf_stream()) == cudaSuccess,
+                 PF_ERR_MEMORY, "cannot copy the %lld pad maps to the device", (long long)total);
+        dev_maps = (const int64_t *)copy;
+    }
     int kid = pf_current_kernel();
     PF_ANY_DISPATCH(y->dtype, T, pad_kernel<T><<<pf_blocks(n), PF_THREADS, 0, pf_stream()>>>(
-        g, (const T *)x->data, (const int64_t *)maps->data, (T *)y->data, (T)a->fattr[0], n,
-        kid));
-    return PF_LAUNCHED();
+        g, (const T *)x->data, dev_maps, (T *)y->data, (T)a->fattr[0], n, kid));
+    int status = PF_LAUNCHED();
+    if (copy) cudaFreeAsync(copy, pf_stream());
+    return status;
 }
 
 const pf_kernel_entry pf_cuda_kernels_layout[] = {
