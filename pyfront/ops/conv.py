@@ -2,15 +2,15 @@
 stride, padding ("valid", "same", ints or (begin, end) pairs), dilation, groups and a fused bias
 and activation. Their gradients are ops too, each differentiable, so double backward works."""
 from .. import errors
-from ..backend.cpu import lib
 from . import core
 from .core import Op, ShapeMismatch, Spec, apply, as_operand, fmt_shape
+from .linalg import LINEAR_ACTIVATIONS
 
 __all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"]
 
-# activations the conv kernel applies after the bias; their gradients need only the output
-CONV_ACTIVATIONS = {None: lib.PF_ACT_NONE, "relu": lib.PF_ACT_RELU,
-                    "sigmoid": lib.PF_ACT_SIGMOID, "tanh": lib.PF_ACT_TANH}
+# the native epilogues (linalg's table) the conv kernel applies after the bias; their gradients
+# need only the output
+CONV_ACTIVATIONS = {a: LINEAR_ACTIVATIONS[a] for a in (None, "relu", "sigmoid", "tanh")}
 
 SPATIAL_DIMS = {1: "length", 2: "height, width", 3: "depth, height, width"}
 
