@@ -180,12 +180,15 @@ int pf_check_dtype(const pf_tensor *t, int dtype, const char *what) {
  * One pool per process serves every kernel and the BLAS (which we keep single-threaded and
  * split ourselves), so two pools never fight over two cores.
  *
- * A job is cut into `parts` chunks that the caller and the workers claim one at a time, so a
- * worker the OS has not scheduled (a busy machine) never holds the caller up: the caller
- * claims the chunk itself. The chunk boundaries depend only on the job, never on who runs
- * them, so results are the same whichever thread computes what. Idle workers spin briefly
- * (the next kernel of a step usually follows within microseconds), then sleep on a futex; the
- * caller waits for chunks still in flight the same way.
+ * A job is cut into `parts` chunks. Each thread first claims its home chunk (the caller chunk
+ * 0, worker i chunk i + 1), so a kernel called again on the same shapes -- a layer of a
+ * compiled model, call after call -- has the same rows on the same core and finds its weights
+ * in that core's cache; then it claims whatever is left, so a worker the OS has not scheduled
+ * (a busy machine) never holds the caller up: the caller takes its chunk. The chunk
+ * boundaries depend only on the job, never on who runs them, so results are the same
+ * whichever thread computes what. Idle workers spin briefly (the next kernel of a step
+ * usually follows within microseconds), then sleep on a futex; the caller waits for chunks
+ * still in flight the same way.
  */
 
 #define PF_MAX_THREADS 64
@@ -220,7 +223,7 @@ static struct {
     int wanted;                    /* threads in all, the caller included */
     pool_job job;
     atomic_int generation;         /* bumped for each job; workers sleep on it */
-    atomic_uint_fast64_t claim;    /* (generation << 32) | next chunk to hand out */
+    atomic_uint taken[PF_MAX_THREADS];  /* per chunk: the last generation that claimed it */
     atomic_int done;               /* chunks finished; the caller sleeps on it */
     atomic_int caller_waiting;
     atomic_int sleepers;
@@ -237,20 +240,32 @@ static void run_chunk(const pool_job *job, int64_t part) {
     if (begin < end) job->fn(job->ctx, begin, end);
 }
 
-/* Claim and run chunks of job number `gen` until none are left; a thread holding a stale job
- * (gen no longer current) claims nothing. */
-static void work_on(const pool_job *job, uint32_t gen) {
-    for (;;) {
-        uint_fast64_t c = atomic_load_explicit(&pool.claim, memory_order_acquire);
-        if ((uint32_t)(c >> 32) != gen || (int64_t)(c & 0xffffffffu) >= job->parts) return;
-        if (!atomic_compare_exchange_weak(&pool.claim, &c, c + 1)) continue;
-        run_chunk(job, (int64_t)(c & 0xffffffffu));
-        if (atomic_fetch_add(&pool.done, 1) + 1 == job->parts && atomic_load(&pool.caller_waiting))
-            futex_wake(&pool.done, 1);
-    }
+/* Claim chunk `part` for job number `gen`: generations only grow, so a chunk is free while the
+ * generation that last claimed it is older. A thread holding a stale job claims nothing: every
+ * chunk of its job was claimed before a newer job could be published, and the chunks past a
+ * job's `parts` are stamped with its generation when it is published, so a copy of the job
+ * torn by the next one being written cannot claim them either. */
+static int claim(int part, uint32_t gen) {
+    unsigned v = atomic_load_explicit(&pool.taken[part], memory_order_acquire);
+    while ((int32_t)(gen - v) > 0)
+        if (atomic_compare_exchange_weak(&pool.taken[part], &v, gen)) return 1;
+    return 0;
 }
 
-typedef struct { int generation; } worker_arg;
+static void run_claimed(const pool_job *job, int part) {
+    run_chunk(job, part);
+    if (atomic_fetch_add(&pool.done, 1) + 1 == job->parts && atomic_load(&pool.caller_waiting))
+        futex_wake(&pool.done, 1);
+}
+
+/* Run the home chunk of job number `gen`, then any chunk left unclaimed. */
+static void work_on(const pool_job *job, uint32_t gen, int home) {
+    if (home < job->parts && claim(home, gen)) run_claimed(job, home);
+    for (int part = 0; part < job->parts; part++)
+        if (part != home && claim(part, gen)) run_claimed(job, part);
+}
+
+typedef struct { int generation; int home; } worker_arg;
 static worker_arg worker_args[PF_MAX_THREADS];
 
 static void *worker_main(void *p) {
@@ -272,7 +287,7 @@ static void *worker_main(void *p) {
         seen = g;
         pool_job job = pool.job;   /* may be torn if a newer job is being written: work_on
                                       then claims nothing, as the generation differs */
-        work_on(&job, (uint32_t)g);
+        work_on(&job, (uint32_t)g, ((worker_arg *)p)->home);
     }
     return NULL;
 }
@@ -291,6 +306,7 @@ static void pool_start_locked(void) {
     int want = pool.wanted - 1;
     for (int i = 0; i < want; i++) {
         worker_args[i].generation = atomic_load(&pool.generation);
+        worker_args[i].home = i + 1;
         if (pthread_create(&pool.threads[i], NULL, worker_main, &worker_args[i]) != 0) break;
         pool.started = i + 1;
     }
@@ -356,11 +372,12 @@ void pf_parallel_for(int64_t n, int64_t grain, pf_task_fn fn, void *ctx) {
     pool.job.parts = parts;
     uint32_t gen = (uint32_t)atomic_load(&pool.generation) + 1;
     atomic_store(&pool.done, 0);
-    atomic_store_explicit(&pool.claim, (uint_fast64_t)gen << 32, memory_order_release);
+    for (int part = parts; part < PF_MAX_THREADS; part++)
+        atomic_store_explicit(&pool.taken[part], gen, memory_order_relaxed);
     atomic_store_explicit(&pool.generation, (int)gen, memory_order_release);
     if (atomic_load(&pool.sleepers) > 0) futex_wake(&pool.generation, PF_MAX_THREADS);
     tls_in_task = 1;
-    work_on(&pool.job, gen);
+    work_on(&pool.job, gen, 0);
     tls_in_task = 0;
     /* chunks still in flight on workers: spin a little, then sleep until the last one ends */
     for (int spins = 0; atomic_load_explicit(&pool.done, memory_order_acquire) < parts; spins++) {
