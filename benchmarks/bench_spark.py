@@ -178,7 +178,8 @@ def pyfront_fit(spark, x, y, batch, epochs, strategy):
     start = time.perf_counter()
     history = trainer.fit(df, epochs=epochs)
     total = time.perf_counter() - start
-    return statistics.median(history["samples_per_s"][1:]), total, trainer
+    rates = history["samples_per_s"]
+    return statistics.median(rates[1:] or rates), total, trainer
 
 
 def torch_train(args):

@@ -607,7 +607,7 @@ def _collective_epoch(run, ring, state, info, batches, rank):
         total = float(vec[-2])
         if not total:
             continue
-        mean = vec[:-2].astype(np.float64) / total
+        mean = vec[:-2] / total          # in the vector's dtype: no float64 copy per step
         if sync:
             apply_mean_gradient(opt, run.grad_params, run.tensors, untrained, mean)
         else:
