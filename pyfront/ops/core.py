@@ -315,6 +315,8 @@ class _Replay:
 
 
 _ffi, _run, _np_empty = cpu.ffi, cpu.lib.pf_run, np.empty
+_NUMBERS = (float, int, bool)
+_constants = {}      # (number, type, dtype) -> (read-only 0-d array, DType): see as_operand
 _from_buffer = _ffi.from_buffer
 _local = threading.local()
 _UNSEEN = object()
@@ -378,7 +380,8 @@ def run_eager(op, inputs, attrs, backend=cpu):
         cache = _replays()
         try:
             key = (op, *[(x._data.shape, x.dtype) for x in inputs],
-                   *attrs.items(), *map(type, attrs.values()))
+                   *attrs.items(), *map(type, attrs.values())) if attrs else \
+                (op, *[(x._data.shape, x.dtype) for x in inputs])
             replay = cache.get(key, _UNSEEN)
         except (AttributeError, TypeError):   # a stand-in without memory; an unhashable attr
             key = None
@@ -429,8 +432,19 @@ def as_operand(x, like=None, dtype=None):
     """
     if hasattr(x, "symbolic"):
         return x
-    import numpy as np
-
+    if dtype is not None and type(x) in _NUMBERS and x:
+        # x * 1.5 in a loop: the constant is made once (read-only: ops never write their
+        # inputs). Not 0: -0.0 == 0.0 would share one.
+        key = (x, type(x), dtype)
+        made = _constants.get(key)
+        if made is None:
+            dt = as_dtype(dtype)
+            arr = np.asarray(x, dtype=dt.np)
+            arr.flags.writeable = False
+            if len(_constants) >= 1024:
+                _constants.clear()
+            made = _constants[key] = arr, dt
+        return Tensor._wrap(*made)
     if dtype is None and like is not None and not isinstance(x, np.ndarray):
         kind = np.asarray(x).dtype.kind
         sample = {"f": 1.0, "i": 1, "u": 1, "b": True}.get(kind)

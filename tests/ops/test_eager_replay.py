@@ -70,3 +70,15 @@ def test_threads_replay_their_own_calls():
     for th in threads:
         th.join()
     assert not failures
+
+
+def test_number_constants_are_shared_but_keep_their_sign_and_type():
+    x = pf.tensor(np.array([1.0, -2.0], np.float32))
+    np.testing.assert_array_equal(np.signbit((x * -0.0).numpy()), [True, False])
+    np.testing.assert_array_equal(np.signbit((x * 0.0).numpy()), [False, True])
+    y = x * 2.0
+    y.numpy()[0] = 7.0                     # results are the caller's: writable
+    np.testing.assert_array_equal((x * 2.0).numpy(), [2.0, -4.0])
+    labels = pf.tensor(np.array([1, 2]))
+    assert (labels + 1).dtype.name == "int64" and (labels + True).dtype.name == "int64"
+    np.testing.assert_array_equal((labels * 1.5).numpy(), [1.5, 3.0])
