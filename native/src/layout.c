@@ -252,6 +252,15 @@ static PF_HOT void gather_task(void *p, int64_t begin, int64_t end) {
         const T *s = (const T *)j->src;                                                        \
         T *d = (T *)j->dst + o * j->N * j->I;                                                  \
         const IT *ix = (const IT *)j->idx->data;                                               \
+        if (j->I == 1) {                  /* along the last axis: one element per index */     \
+            const IT *io = ix + o * j->K;                                                      \
+            const T *so = s + o * j->K;                                                        \
+            for (int64_t k = 0; k < j->K; k++) {                                               \
+                int64_t t = io[k];                                                             \
+                d[t < 0 ? t + j->N : t] OP so[k];                                              \
+            }                                                                                  \
+            break;                                                                             \
+        }                                                                                      \
         for (int64_t k = 0; k < j->K; k++) {                                                   \
             int64_t r = (o * j->K + k) * j->I;                                                 \
             for (int64_t i = i0; i < i1; i++) {                                                \
