@@ -160,7 +160,7 @@ class Node:
     """One recorded op application."""
 
     __slots__ = ("op", "inputs", "attrs", "arrays", "needs", "scope", "refs", "kept", "specs",
-                 "__weakref__")
+                 "held", "__weakref__")
 
     def __init__(self, op, inputs, attrs, arrays, needs, scope, specs=None):
         self.op = op
@@ -171,15 +171,18 @@ class Node:
         # inputs: the tensors the gradient reads; the others become stand-ins, except leaves
         # that need a gradient (accumulated by identity; a parameter is alive anyway)
         kept = op.retain_inputs
+        held = False              # a leaf held that the rule does not read (see grad_inputs)
         if kept is not None:
             if callable(kept):
                 kept = kept(attrs, needs)
             inputs = list(inputs)
             for i, x in enumerate(inputs):
-                if i not in kept and type(x) is not Released and \
-                        not (x.requires_grad and x._node is None):
-                    inputs[i] = Released(x, op, i)
-        self.inputs, self.kept = inputs, kept
+                if i not in kept and type(x) is not Released:
+                    if x.requires_grad and x._node is None:
+                        held = True
+                    else:
+                        inputs[i] = Released(x, op, i)
+        self.inputs, self.kept, self.held = inputs, kept, held
         # output memory (no reference back to the output tensors), stand-ins where released
         # (None where released; specs keeps their shapes and dtypes)
         outs = op.retain_outputs
@@ -212,7 +215,7 @@ class Node:
         """The inputs as the gradient rule sees them: stand-ins for all it does not retain
         (kept leaves included, so a rule that reads more than it declares fails every time)."""
         kept = self.kept
-        if kept is None:
+        if kept is None or not self.held:
             return self.inputs
         return [x if i in kept or type(x) is Released
                 else Released(x, self.op, i)
@@ -290,7 +293,7 @@ def _run_backward(outputs, grad_outputs, create_graph, targets):
     with enable_grad() if create_graph else no_grad():
         for node in _topo_order(roots):
             gouts = [grads.pop((id(node), i), None) for i in range(len(node.arrays))]
-            for i, g in enumerate(gouts):
+            for i, g in enumerate(gouts if target_keys else ()):
                 key = (id(node), i)
                 if key in target_keys and g is not None:
                     _accumulate(leaf_grads, target_keys[key], g)
