@@ -151,7 +151,7 @@ def custom_op(name, forward=None, backward=None, *, inputs=1, kernel=None, shape
         cpu.kernel_id(kernel)            # a kernel must exist before an op can name it
     n_inputs = inputs
     op = CustomOp(name, forward, backward, n_inputs, kernel, shape)
-    core.REGISTRY[name] = op
+    core.register(op)
 
     def apply_op(*tensors, **attrs):
         if len(tensors) != n_inputs:
