@@ -14,34 +14,44 @@ class _Pool(Module):
     nd = None
     kind = None
 
-    def __init__(self, pool_size=2, strides=None, padding="valid", name=None):
+    def __init__(self, pool_size=2, strides=None, padding="valid", ceil_mode=False, name=None):
         super().__init__(name)
         attrs = pool_ops.pool_attrs(self.nd, pool_size, strides, padding, type(self).__name__)
         self.pool_size = attrs["pool_size"]
         self.strides = attrs["strides"]
         self.padding = attrs["padding"]
+        self.ceil_mode = bool(ceil_mode)
 
     def get_config(self):
         padding = self.padding if isinstance(self.padding, str) else \
             [list(p) for p in self.padding]
         return {"pool_size": list(self.pool_size), "strides": list(self.strides),
-                "padding": padding, "name": self.name}
+                "padding": padding, "ceil_mode": self.ceil_mode, "name": self.name}
 
 
 class _MaxPool(_Pool):
+    def __init__(self, pool_size=2, strides=None, padding="valid", dilation=1, ceil_mode=False,
+                 name=None):
+        super().__init__(pool_size, strides, padding, ceil_mode, name)
+        self.dilation = pool_ops.int_tuple(dilation, self.nd, type(self).__name__ + ": dilation")
+
     def forward(self, x):
-        return pool_ops._max_pool(self.nd, x, self.pool_size, self.strides, self.padding)
+        return pool_ops._max_pool(self.nd, x, self.pool_size, self.strides, self.padding,
+                                  self.dilation, self.ceil_mode)
+
+    def get_config(self):
+        return dict(super().get_config(), dilation=list(self.dilation))
 
 
 class _AvgPool(_Pool):
     def __init__(self, pool_size=2, strides=None, padding="valid", count_include_pad=True,
-                 name=None):
-        super().__init__(pool_size, strides, padding, name)
+                 ceil_mode=False, name=None):
+        super().__init__(pool_size, strides, padding, ceil_mode, name)
         self.count_include_pad = bool(count_include_pad)
 
     def forward(self, x):
         return pool_ops._avg_pool(self.nd, x, self.pool_size, self.strides, self.padding,
-                                  self.count_include_pad)
+                                  self.count_include_pad, self.ceil_mode)
 
     def get_config(self):
         return dict(super().get_config(), count_include_pad=self.count_include_pad)
@@ -50,7 +60,8 @@ class _AvgPool(_Pool):
 @register_layer
 class MaxPool1D(_MaxPool):
     """Max over windows of (batch, channels, length): MaxPool1D(pool_size=2, strides=None
-    (= pool_size), padding="valid" | "same" | int | (begin, end) pairs)."""
+    (= pool_size), padding="valid" | "same" | int | (begin, end) pairs, dilation=1,
+    ceil_mode=False (PyTorch's: a last, partial window is kept)); integer inputs work."""
 
     nd = 1
 

@@ -181,7 +181,7 @@ def _avg_pool(nd, x, pool_size, strides, padding, count_include_pad, ceil_mode=F
     attrs["count_include_pad"] = bool(count_include_pad)
     if not ceil_mode:
         return apply(_AVG[nd], [x], attrs)
-    given = attrs["padding"]
+    given = tuple(tuple(p) for p in _pads(attrs, list(x.shape[2:])))
     attrs["padding"] = _ceil_padding(nd, x, attrs, (1,) * nd, name)
     if attrs["padding"] == given or not count_include_pad:
         return apply(_AVG[nd], [x], attrs)

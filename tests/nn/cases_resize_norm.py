@@ -30,6 +30,10 @@ CASES = [
      "bad_input_shape": (2, 6, 3, 2)},
     {"name": "instance_norm_affine", "make": lambda: pf.nn.InstanceNorm(affine=True),
      "input_shape": (2, 3, 5), "bad_input_shape": (2, 3)},
+    {"name": "max_pool2d_dilated_ceil", "make": lambda: pf.nn.MaxPool2D(
+        3, 2, padding=1, dilation=2, ceil_mode=True), "input_shape": (2, 2, 7, 6)},
+    {"name": "avg_pool1d_ceil", "make": lambda: pf.nn.AvgPool1D(2, 2, ceil_mode=True),
+     "input_shape": (2, 3, 7)},
     {"name": "decoder", "make": lambda: pf.nn.Sequential([
         pf.nn.Conv2D(4, 3, padding=1, activation="relu"), pf.nn.GroupNorm(2),
         pf.nn.Conv2DTranspose(2, 2, strides=2), pf.nn.UpSampling2D(2, "bilinear"),

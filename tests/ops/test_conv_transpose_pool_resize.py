@@ -71,11 +71,13 @@ def test_max_pool_dilation_ceil_mode(kernel, stride, padding, dilation, ceil_mod
 
 
 @pytest.mark.parametrize("count_include_pad", [True, False])
-@pytest.mark.parametrize("kernel, stride, padding", [(3, 2, 1), (2, 3, 0), (2, 2, 1)])
+@pytest.mark.parametrize("kernel, stride, padding", [(3, 2, 1), (2, 3, 0), (2, 2, 1),
+                                                     (2, 2, "valid")])
 def test_avg_pool_ceil_mode(kernel, stride, padding, count_include_pad, rng):
     x = rng.standard_normal((2, 3, 9, 8))
     _against_torch(lambda t: pf.avg_pool2d(t, kernel, stride, padding, count_include_pad, True),
-                   lambda t: F.avg_pool2d(t, kernel, stride, padding, True, count_include_pad),
+                   lambda t: F.avg_pool2d(t, kernel, stride, 0 if padding == "valid" else padding,
+                                          True, count_include_pad),
                    [x], rng)
 
 
