@@ -71,7 +71,8 @@ class _Compiled:
         self.forward = Executor(graph, outputs)
         self.input_names = [s.name for s in inputs]
         self._fast = None
-        self.joint = None
+        self.joint = self._joint_wanted = None
+        self._joints = {}     # requires_grad pattern -> its joint plan (see run_with_grad)
 
     # ---- inference: the hot path of a served model ----
     def run(self, arrays):
@@ -113,8 +114,18 @@ class _Compiled:
             any(v.requires_grad for v in self.variables)
 
     def run_with_grad(self, tensors):
-        if self.joint is None:
-            self._build_joint(tensors)
+        # the backward phase computes only the gradients wanted now: an input that does not
+        # require grad (the data) costs no GEMM; another pattern builds another joint plan
+        wanted = tuple(t.requires_grad for t in tensors) + \
+            tuple(v.requires_grad for v in self.variables)
+        if self._joint_wanted != wanted:
+            built = self._joints.get(wanted)
+            if built is None:
+                self._build_joint(tensors)
+                built = self._joints[wanted] = (self.joint, self.grad_slots, self.wrt_inputs,
+                                                self.wrt_vars)
+            self.joint, self.grad_slots, self.wrt_inputs, self.wrt_vars = built
+            self._joint_wanted = wanted
         exe, wrt, grad_names = self.joint
         feeds = {n: t.numpy() for n, t in zip(self.input_names, tensors)}
         for name, s in zip(grad_names, self.outputs):
@@ -128,6 +139,7 @@ class _Compiled:
             outs = [plan.view(v).copy() for v in plan.outputs[:len(self.outputs)]]
         results = [Tensor._wrap(a, as_dtype(a.dtype)) for a in outs]
         op = _CompiledCallOp(self, exe, plan, state, grad_names, len(results))
+        op.grad_slots, op.wrt_vars = self.grad_slots, wrt
         inputs = list(tensors) + [v for v in wrt if not any(v is t for t in tensors)]
         needs = [t.requires_grad for t in inputs]
         node = autograd.Node(op, inputs, {}, outs, needs, core.current_scope())
@@ -141,9 +153,10 @@ class _Compiled:
 
     def _build_joint(self, tensors):
         g = self.graph
-        grad_syms = [g.placeholder("%s/grad_%d" % (self.name, i), tuple(s.shape), s.dtype)
+        tag = "_%d" % len(self._joints) if self._joints else ""    # one set per joint plan
+        grad_syms = [g.placeholder("%s/grad%s_%d" % (self.name, tag, i), tuple(s.shape), s.dtype)
                      for i, s in enumerate(self.outputs)]
-        wrt_inputs = [s for s, t in zip(self.inputs, tensors) if t.dtype.is_float]
+        wrt_inputs = [s for s, t in zip(self.inputs, tensors) if t.requires_grad]
         wrt_vars = [v for v in self.variables if v.requires_grad]
         var_syms = [g.variable(v) for v in wrt_vars]
         grads = g.gradients(list(self.outputs), wrt_inputs + var_syms, grad_syms)
@@ -213,13 +226,13 @@ class _CompiledCallOp(core.Op):
             values = self.plan.outputs
             by_input = {}
             for i, sym in enumerate(c.inputs):
-                slot = c.grad_slots.get((sym.node.id, sym.index))
+                slot = self.grad_slots.get((sym.node.id, sym.index))
                 if slot is not None:
                     by_input[i] = self.plan.view(values[slot]).copy()
             var_grads = {}
-            for v in c.wrt_vars:
+            for v in self.wrt_vars:      # (this call's joint plan: see run_with_grad)
                 node = c.graph._variables[id(v)]
-                slot = c.grad_slots.get((node.id, 0))
+                slot = self.grad_slots.get((node.id, 0))
                 if slot is not None:
                     var_grads[id(v)] = self.plan.view(values[slot]).copy()
             self.state.done = True

@@ -70,6 +70,31 @@ def test_gradient_wrt_inputs_of_a_jitted_function():
     np.testing.assert_allclose(b.grad.numpy(), gb.numpy(), rtol=1e-10)
 
 
+def test_backward_computes_only_the_gradients_wanted():
+    # the data does not require grad: the joint plan has no GEMM for its gradient; once it
+    # does (another requires_grad pattern, even between a forward and its backward), its
+    # gradient is right
+    f = pf.jit(lambda a, b: (pf.tanh(a @ b)).sum())
+    rng = np.random.default_rng(3)
+    a = pf.tensor(rng.standard_normal((5, 4)))
+    b = pf.tensor(rng.standard_normal((4, 3)), requires_grad=True)
+    loss = f(a, b)
+    plans = list(f.compiled_for([a, b]).joint[0]._plans.values())
+    assert sum(pf.graph.plan.cpu.ffi.string(pf.graph.plan.cpu.lib.pf_kernel_name(
+        p.steps[i].kernel)) == b"gemm" for p in plans for i in range(p.n_steps)) == 2
+    a2 = pf.tensor(a.numpy().copy(), requires_grad=True)
+    loss2 = f(a2, b)                  # a new joint plan before the first backward
+    loss.backward()
+    assert a.grad is None
+    gb = b.grad.numpy().copy()
+    b.grad = None
+    loss2.backward()
+    t = np.tanh(a.numpy() @ b.numpy())
+    np.testing.assert_allclose(gb, a.numpy().T @ (1 - t ** 2), rtol=1e-10)
+    np.testing.assert_allclose(b.grad.numpy(), gb, rtol=1e-10)
+    np.testing.assert_allclose(a2.grad.numpy(), (1 - t ** 2) @ b.numpy().T, rtol=1e-10)
+
+
 def test_two_forwards_before_their_backwards():
     f = pf.jit(lambda a: (pf.tanh(a) * a).sum())
     a1 = pf.tensor(np.linspace(-1, 1, 6).reshape(2, 3), requires_grad=True)
