@@ -74,6 +74,37 @@ def in_process_latency(path, quick):
         pf.set_num_threads(previous)
 
 
+def socket_round_trip(quick):
+    """The floor under any bridge over a socket: a 64-byte round trip between two processes on
+    a Unix socket pair, blocking reads on both ends (as the bridge's), in microseconds."""
+    import socket
+
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    pid = os.fork()
+    if pid == 0:
+        a.close()
+        buf = bytearray(64)
+        while True:
+            n = b.recv_into(buf)
+            if n == 0:
+                os._exit(0)
+            b.sendall(memoryview(buf)[:n])
+    b.close()
+    try:
+        buf, msg = bytearray(64), b"x" * 64
+
+        def round_trip():
+            a.sendall(msg)
+            got = 0
+            while got < 64:
+                got += a.recv_into(memoryview(buf)[got:])
+
+        return common.latencies(round_trip, n=2000 if quick else 10000)
+    finally:
+        a.close()
+        os.waitpid(pid, 0)
+
+
 def run(quick):
     from py4j.clientserver import ClientServer, JavaParameters, PythonParameters
 
@@ -103,6 +134,7 @@ def run(quick):
         with open(out) as f:
             figures = json.load(f)
         figures["in_process_latency_us"] = floor
+        figures["socket_round_trip_us"] = socket_round_trip(quick)
         return figures
 
 
@@ -140,6 +172,9 @@ def rows_from(fig):
                    note="context: the inference time under the bridge's latency"),
         bridge,
         tiny_row,
+        common.row("Unix socket round trip, 64 bytes, process to process", fig[
+            "socket_round_trip_us"]["p50_us"], "us", note="context: the floor under the two "
+            "rows above (two blocking reads, two wake-ups), measured in the same run"),
         absolute("MLP predictions/s, 8 threads, batching, 1 worker", tput["predictions_per_s"],
                  "pred/s", raw_tput["predictions_per_s"], 20000, True),
         absolute("MLP predictions/s, 8 threads, batching, 2 workers",
