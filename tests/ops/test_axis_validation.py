@@ -150,8 +150,9 @@ def test_zero_d_tensors_have_no_axes_but_flatten_like_one_element():
     with pytest.raises(AxisError, match=r"sum: axis 0 is out of range for a tensor of rank 0 "
                                         r"\(valid: none"):
         pf.sum(s, 0)
-    with pytest.raises(AxisError, match="softmax: axis -1 .* rank 0"):
-        pf.softmax(s)
+    assert pf.softmax(s).item() == 1.0          # PyTorch's: over dim 0 or -1 (issue 10)
+    with pytest.raises(AxisError, match="softmax: axis 1 .* rank 1"):
+        pf.softmax(s, 1)
     assert pf.sum(s).item() == 3.0 and pf.sum(s, ()).item() == 3.0
     assert pf.expand_dims(s, 0).shape == (1,) and pf.expand_dims(s, -1).shape == (1,)
     with pytest.raises(AxisError, match="expand_dims: axis 1 .* rank 0"):
