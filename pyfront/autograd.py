@@ -272,8 +272,9 @@ def _accumulate(store, key, g):
     store[key] = g if prev is None else prev + g
 
 
-def _run_backward(outputs, grad_outputs, create_graph, targets):
-    """Propagate; returns {id(tensor): grad} for leaf tensors (and for `targets`)."""
+def _run_backward(outputs, grad_outputs, create_graph, targets, leaves=None):
+    """Propagate; returns {id(tensor): grad} for leaf tensors (and for `targets`). leaves, a
+    dict, gets {id(tensor): tensor} for the leaves that require grad (one walk, not two)."""
     grads = {}          # (id(node), index) -> gradient
     leaf_grads = {}     # id(tensor) -> gradient
     target_keys = {}
@@ -287,6 +288,8 @@ def _run_backward(outputs, grad_outputs, create_graph, targets):
                                       "needs a gradient took part in computing it)")
         if out._node is None:
             _accumulate(leaf_grads, id(out), g)
+            if leaves is not None:
+                leaves[id(out)] = out
         else:
             _accumulate(grads, (id(out._node), out._index), g)
             roots.append(out._node)
@@ -317,6 +320,8 @@ def _run_backward(outputs, grad_outputs, create_graph, targets):
                         % (node.op.name, tuple(g.shape), tuple(x.shape)))
                 if x._node is None:
                     _accumulate(leaf_grads, id(x), g)
+                    if leaves is not None and x.requires_grad:
+                        leaves[id(x)] = x
                 else:
                     _accumulate(grads, (id(x._node), x._index), g)
     return leaf_grads
@@ -328,22 +333,6 @@ def _zeros(node, i, like):
     a = node.arrays[i]
     shape, dtype = node.specs[i] if a is None else (a.shape, _dtype_of(a))
     return Tensor._wrap(np.zeros_like(like._data, dtype=dtype.np, shape=tuple(shape)), dtype)
-
-
-def _leaves(outputs):
-    """Leaf tensors that need gradients, reachable from outputs."""
-    roots = [o._node for o in outputs if o._node is not None]
-    leaves, seen = [], set()
-    for o in outputs:
-        if o._node is None and o.requires_grad and id(o) not in seen:
-            seen.add(id(o))
-            leaves.append(o)
-    for node in _topo_order(roots):
-        for x in node.inputs:
-            if x._node is None and x.requires_grad and id(x) not in seen:
-                seen.add(id(x))
-                leaves.append(x)
-    return leaves
 
 
 def _default_grads(outputs, grad_outputs):
@@ -373,12 +362,10 @@ def backward(outputs, grad_outputs=None, create_graph=False):
     if grad_outputs is not None and not isinstance(grad_outputs, (list, tuple)):
         grad_outputs = [grad_outputs]
     gos = _default_grads(outputs, grad_outputs)
-    leaves = _leaves(outputs)
-    leaf_grads = _run_backward(outputs, gos, create_graph, None)
-    for leaf in leaves:
-        g = leaf_grads.get(id(leaf))
-        if g is None:
-            continue
+    leaves = {}
+    leaf_grads = _run_backward(outputs, gos, create_graph, None, leaves)
+    for key, leaf in leaves.items():
+        g = leaf_grads[key]
         if not create_graph:
             g = g.detach()
         if leaf.grad is None:
