@@ -292,10 +292,11 @@ class _Recorder(EagerEmitter):
 class _Replay:
     """An op's recorded kernel calls for one key of run_eager's cache."""
 
-    __slots__ = ("specs", "dtypes", "calls")
+    __slots__ = ("specs", "dtypes", "calls", "floats")
 
     def __init__(self, specs, calls):
         self.specs = specs
+        self.floats = _float_outputs(specs)      # the outputs that can carry gradients
         self.dtypes = [(s.shape, s.dtype.np) for s in specs]
         self.calls = calls
 
@@ -410,16 +411,20 @@ def run_eager(op, inputs, attrs, backend=cpu):
     if op.differentiable and autograd.is_grad_enabled():
         needs = [x.requires_grad for x in inputs]
         # integer results (a cast to int64, argmax-like outputs) carry no gradient
-        if any(needs) and any(s.dtype.is_float for s in specs):
+        floats = replay.floats if replay is not None else _float_outputs(specs)
+        if True in needs and floats:
             node = autograd.Node(op, inputs, attrs, arrays, needs, current_scope(), specs)
-            for i, t in enumerate(results):
-                if not t.dtype.is_float:
-                    continue
+            for i in floats:
+                t = results[i]
                 t.requires_grad = True
                 t._node = node
                 t._index = i
                 node.track(i, t)
     return results[0] if op.n_outputs == 1 else tuple(results)
+
+
+def _float_outputs(specs):
+    return [i for i, s in enumerate(specs) if s.dtype.is_float]
 
 
 def as_operand(x, like=None, dtype=None):
