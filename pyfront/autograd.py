@@ -204,7 +204,7 @@ class Node:
             raise _not_retained((self.op, "output", i), "ctx.output(%d)" % i)
         t = self.refs[i]() if self.refs[i] is not None else None
         if t is None:
-            t = Tensor._wrap(a, _dtype_of(a))
+            t = Tensor._wrap(a, _dtype_of(a) if self.specs is None else self.specs[i][1])
             t.requires_grad = True
             t._node = self
             t._index = i
@@ -295,26 +295,30 @@ def _run_backward(outputs, grad_outputs, create_graph, targets, leaves=None):
             roots.append(out._node)
     with enable_grad() if create_graph else no_grad():
         for node in _topo_order(roots):
-            gouts = [grads.pop((id(node), i), None) for i in range(len(node.arrays))]
+            nid = id(node)
+            gouts = [grads.pop((nid, i), None) for i in range(len(node.arrays))]
             for i, g in enumerate(gouts if target_keys else ()):
-                key = (id(node), i)
+                key = (nid, i)
                 if key in target_keys and g is not None:
                     _accumulate(leaf_grads, target_keys[key], g)
-            if all(g is None for g in gouts):
+            if gouts.count(None) == len(gouts):
                 continue
-            if len(gouts) > 1 and any(g is None for g in gouts):
+            if len(gouts) > 1 and None in gouts:
                 like = next(g for g in gouts if g is not None)
                 gouts = [g if g is not None else _zeros(node, i, like)
                          for i, g in enumerate(gouts)]
             ctx = GradContext(node.grad_inputs(), node.attrs, node.needs, node=node)
-            with name_scope(node.scope) if node.scope else contextlib.nullcontext():
+            if node.scope:
+                with name_scope(node.scope):
+                    in_grads = node.op.grad(ctx, gouts if len(gouts) > 1 else gouts[0])
+            else:
                 in_grads = node.op.grad(ctx, gouts if len(gouts) > 1 else gouts[0])
             if not isinstance(in_grads, (tuple, list)):
                 in_grads = (in_grads,)
             for x, need, g in zip(node.inputs, node.needs, in_grads):
                 if not need or g is None:
                     continue
-                if tuple(g.shape) != tuple(x.shape):
+                if g.shape != x.shape and tuple(g.shape) != tuple(x.shape):
                     raise errors.PyfrontError(
                         "internal: gradient of %s has shape %s for an input of shape %s"
                         % (node.op.name, tuple(g.shape), tuple(x.shape)))
