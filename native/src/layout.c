@@ -365,13 +365,13 @@ typedef struct {
         T value = (T)j->value;                                                                 \
         for (int64_t r = begin; r < end; r++) {                                                \
             T *out = dst + r * W;                                                              \
-            int64_t rest = r, offset = 0, hole = 0;                                            \
-            for (int d = nd - 2; d >= 0; d--) {                                                \
-                int64_t i = rest % j->y->shape[d], s = map[d][i];                              \
-                rest /= j->y->shape[d];                                                        \
+            int64_t offset = 0, hole = 0;                                                      \
+            for (int d = 0; d < nd - 1; d++) {                                                 \
+                int64_t s = map[d][at[d]];                                                     \
                 hole |= s < 0;                                                                 \
                 offset += s * xstride[d];                                                      \
             }                                                                                  \
+            for (int d = nd - 2; d >= 0 && ++at[d] == j->y->shape[d]; d--) at[d] = 0;          \
             if (hole) {                                                                        \
                 for (int64_t k = 0; k < W; k++) out[k] = value;                                \
                 continue;                                                                      \
@@ -401,6 +401,12 @@ static void pad_task(void *p, int64_t begin, int64_t end) {
     }
     const int64_t *last = map[nd - 1];
     int64_t W = j->y->shape[nd - 1];
+    /* the output row's index over the outer dims, from `begin` once, then counted up */
+    int64_t at[PF_MAX_DIMS], rest = begin;
+    for (int d = nd - 2; d >= 0; d--) {
+        at[d] = rest % j->y->shape[d];
+        rest /= j->y->shape[d];
+    }
     switch (pf_dtype_size(j->y->dtype)) {
     case 1: PAD_ROWS(uint8_t); break;
     case 4:
