@@ -301,9 +301,9 @@ def _run_backward(outputs, grad_outputs, create_graph, targets, leaves=None):
                 key = (nid, i)
                 if key in target_keys and g is not None:
                     _accumulate(leaf_grads, target_keys[key], g)
-            if gouts.count(None) == len(gouts):
+            if all(g is None for g in gouts):   # (is, not ==: tensors compare elementwise)
                 continue
-            if len(gouts) > 1 and None in gouts:
+            if len(gouts) > 1 and any(g is None for g in gouts):
                 like = next(g for g in gouts if g is not None)
                 gouts = [g if g is not None else _zeros(node, i, like)
                          for i, g in enumerate(gouts)]
