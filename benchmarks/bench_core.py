@@ -7,6 +7,7 @@ import and compile time; peak memory while training.
 """
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -64,6 +65,22 @@ def two_pools(quick):
                       "near 1 means numpy's separate pool does not fight it")
 
 
+def _interleaved_rates(fns, items_per_call, calls, repeats=5, warmup=3):
+    """Median items/s of each function with their repeats interleaved: on a shared, loaded
+    machine a swing in load then hits every function alike, not whichever ran during it."""
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    rates = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, out in zip(fns, rates):
+            t = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            out.append(items_per_call * calls / (time.perf_counter() - t))
+    return [statistics.median(r) for r in rates]
+
+
 def _mlp():
     return pf.nn.Sequential([pf.nn.Dense(512, activation="relu"),
                              pf.nn.Dense(512, activation="relu"), pf.nn.Dense(10)])
@@ -89,7 +106,6 @@ def mlp_training(threads, quick):
     opt = pf.optim.Adam(model.parameters(), lr=1e-3)
     step = pf.train.CompiledTrainStep(model, pf.losses.cross_entropy, opt)
     calls = 10 if quick else 40
-    ours = common.median_rate(lambda: step(x, y), 128, calls=calls)
 
     eager_model = _mlp()
     eager_opt = pf.optim.Adam(eager_model.parameters(), lr=1e-3)
@@ -101,8 +117,6 @@ def mlp_training(threads, quick):
         loss.backward()
         eager_opt.step()
 
-    eager = common.median_rate(eager_step, 128, calls=calls)
-
     tm = _torch_mlp()
     topt = torch.optim.Adam(tm.parameters(), lr=1e-3)
     tx, ty = torch.from_numpy(x), torch.from_numpy(y)
@@ -113,7 +127,6 @@ def mlp_training(threads, quick):
         lossf(tm(tx), ty).backward()
         topt.step()
 
-    ref = common.median_rate(torch_step, 128, calls=calls)
     # the PyTorch-style loop around a hybridized model: forward compiled (pf.jit), the loss,
     # loss.backward() and opt.step() as a PyTorch user writes them
     loop_model = _mlp()
@@ -126,7 +139,8 @@ def mlp_training(threads, quick):
         pf.losses.cross_entropy(fast(xt), yt).backward()
         loop_opt.step()
 
-    loop = common.median_rate(loop_step, 128, calls=calls)
+    ours, eager, loop, ref = _interleaved_rates(
+        [lambda: step(x, y), eager_step, loop_step, torch_step], 128, calls)
     goal = 1.15 if threads == 1 else 1.0
     return [common.row("MLP training, compiled, %d thread(s)" % threads, ours, "samples/s",
                        ref, ours / ref, goal, note="reference: PyTorch 2.13 eager"),
@@ -157,9 +171,6 @@ def eager_dispatch(threads, quick):
     torch_ops = (torch.add, torch.mul, torch.tanh)
     n = 100 if quick else 500
 
-    def per_op(fn):
-        return 1e6 / (common.median_rate(fn, 1, calls=n) * 20)
-
     def pf_nograd():
         with pf.no_grad():
             _chain(px, *ours_ops)
@@ -175,7 +186,7 @@ def eager_dispatch(threads, quick):
               lambda: _chain(txg, *torch_ops).sum().backward())]
     rows = []
     for label, ours_fn, ref_fn in cases:
-        ours, ref = per_op(ours_fn), per_op(ref_fn)
+        ours, ref = (1e6 / rate for rate in _interleaved_rates([ours_fn, ref_fn], 20, n))
         rows.append(common.row("eager dispatch per op, 20-op chain on 64 floats, %s, %d "
                                "thread(s)" % (label, threads), ours, "us", ref, ours / ref, 1.0,
                                higher_is_better=False, note="reference: PyTorch 2.13 eager"))
