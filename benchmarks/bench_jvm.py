@@ -155,11 +155,13 @@ def rows_from(fig):
 
     overhead = lat["p50"] - floor["p50_us"]
     bridge = common.row("MLP, 1 input, bridge's cost: p50 via the bridge - in-process p50",
-                        overhead, "us", higher_is_better=False, note="goal (issue 12): in-process + 15 us, absolute")
+                        overhead, "us", higher_is_better=False,
+                        note="goal (issue 12): in-process + 15 us, absolute")
     bridge["goal"], bridge["met"] = 15, overhead <= 15
     tiny_row = common.row("Dense 784-10 (near-empty model), 1 input, p50 via the bridge",
-                          tiny["p50"], "us", higher_is_better=False, note="goal (issue 12): at most 15 us, absolute; the "
-                          "bridge's own round trip (Java, socket, worker, back)")
+                          tiny["p50"], "us", higher_is_better=False,
+                          note="goal (issue 12): at most 15 us, absolute; the bridge's own "
+                          "round trip (Java, socket, worker, back)")
     tiny_row["goal"], tiny_row["met"] = 15, tiny["p50"] <= 15
     return [
         absolute("MLP 784-512-512-10, 1 input, p50 latency, 1 thread", lat["p50"], "us",
