@@ -114,7 +114,7 @@ class Optimizer:
         pairs = [(p, p.grad) for p in self.params if p.grad is not None]
         for p, g in pairs:
             if g.dtype is not p.dtype or type(g._data) is not np.ndarray or \
-                    g._data.shape != p._data.shape:
+                    type(p._data) is not np.ndarray or g._data.shape != p._data.shape:
                 return False
         key = (tuple(id(p) for p, _ in pairs), self.iattr(), self.fattr())
         fused = self._fused
