@@ -302,6 +302,7 @@ def main(argv=None):
                  "%.1f s" % (per_epoch, batch, coll_total)))
         steady = coll.timings[1:] or coll.timings
         per_step = statistics.median(t["comm_seconds"] / t["steps"] for t in steady)
+        waiting = statistics.median(t["wait_seconds"] / t["steps"] for t in steady)
         grad_bytes = 4 * sum(int(np.prod(p.shape)) for p in coll.optimizer.params)
         floor = loopback_floor(grad_bytes)
         rows.append(common.row(
@@ -309,8 +310,9 @@ def main(argv=None):
             per_step, "s/step", reference=floor, ratio=per_step / floor,
             higher_is_better=False,
             note="reference: the loopback floor, the same bytes moved once over a loopback "
-                 "socket (a 2-rank ring sends each rank's half both ways); includes waiting "
-                 "for the slower peer's gradient"))
+                 "socket (a 2-rank ring sends each rank's half both ways); of it %.2f ms a "
+                 "step waiting for the peer's first bytes (the slower task's step), %.2f ms "
+                 "moving and summing" % (waiting * 1e3, (per_step - waiting) * 1e3)))
         torch_rate, torch_total = torch_distributor(n, batch, epochs)
         rows.append(common.row(
             "CNN collective SyncSGD vs TorchDistributor (DDP gloo), same cluster", coll_rate,

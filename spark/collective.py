@@ -86,7 +86,9 @@ class Ring:
         self._next_name = self._prev_name = None
         self._sends = None
         self._sender = None
-        self.stats = {"calls": 0, "bytes": 0, "seconds": 0.0}
+        # seconds: in allreduce; wait_seconds: of those, until the previous rank's first
+        # bytes arrived (mostly waiting for a slower peer to finish its step)
+        self.stats = {"calls": 0, "bytes": 0, "seconds": 0.0, "wait_seconds": 0.0}
 
     # ---- connecting ----
     def _peer(self, rank, addresses):
@@ -198,6 +200,8 @@ class Ring:
                 part = into[lo:lo + seg]
                 tmp = scratch[:len(part)]
                 _recv_exact(self._in, memoryview(tmp).cast("B"), self._prev_name)
+                if s == 0 and lo == 0:
+                    self.stats["wait_seconds"] += time.perf_counter() - start
                 np.add(tmp, part, out=part)
             self._wait(done)
         # all-gather: pass the complete chunks around the ring

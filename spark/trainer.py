@@ -425,7 +425,8 @@ class _Run:
             "seconds": end - start, "driver_seconds": driver + end - spark_end,
             "rows": result["rows"], "task_seconds": result["seconds"],
             "input_seconds": result["input_seconds"], "state_seconds": result["state_seconds"],
-            "comm_seconds": float(rows[0]["comm_seconds"] or 0.0), "steps": steps})
+            "comm_seconds": float(rows[0]["comm_seconds"] or 0.0),
+            "wait_seconds": float(rows[0]["wait_seconds"] or 0.0), "steps": steps})
         return result["rows"], result["loss_sum"], result["metrics"]
 
     def map_in_arrow(self, df, fn, schema, barrier=False):

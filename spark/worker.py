@@ -27,7 +27,7 @@ _RESULT_FIELDS = [("worker", "int"), ("rows", "long"), ("steps", "int"),
                   ("loss_sum", "double"), ("metrics", "binary"), ("payload", "binary"),
                   ("seconds", "double"), ("input_seconds", "double"),
                   ("state_seconds", "double"), ("comm_seconds", "double"),
-                  ("error", "string")]
+                  ("wait_seconds", "double"), ("error", "string")]
 _EVAL_FIELDS = [("rows", "long"), ("loss_sum", "double"), ("metrics", "binary"),
                 ("seconds", "double"), ("error", "string")]
 RESULT_SCHEMA = ", ".join("%s %s" % f for f in _RESULT_FIELDS)
@@ -627,4 +627,4 @@ def _collective_epoch(run, ring, state, info, batches, rank):
         run.optimizer_vector(None).tobytes() + np.array([opt.iterations], np.float64).tobytes()
     return {"worker": 0, "rows": int(sums[0]), "steps": steps, "loss_sum": float(sums[1]),
             "metrics": sums[2:].tobytes(), "payload": payload, "input_seconds": t_wait,
-            "comm_seconds": ring.stats["seconds"]}
+            "comm_seconds": ring.stats["seconds"], "wait_seconds": ring.stats["wait_seconds"]}
