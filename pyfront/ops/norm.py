@@ -27,15 +27,20 @@ def _known(shape):
 # layer norm), with xh = (x - mean) * rstd and h = g * gamma:
 #     dx = rstd * (h - mean(h) - xh * mean(h * xh)),  dgamma = sum(g * xh),  dbeta = sum(g)
 # where mean and rstd are the batch statistics of x itself. The rule below differentiates that
-# map with respect to x (through mean and rstd as well), gamma and g.
+# map with respect to x (through mean and rstd as well), gamma and g. It recomputes mean and rstd
+# from x with ops rather than reading the saved statistics: the saved ones take no gradient, so
+# a rule built on them is right in value but its own derivative (the third) would treat them as
+# constants.
 
-def _norm_grad_of_grad(x, gamma_b, mean_b, rstd_b, g, gx, ggamma_b, gbeta_b, axes):
+def _norm_grad_of_grad(x, gamma_b, g, gx, ggamma_b, gbeta_b, axes, eps):
     """(d/dx, d/dgamma before summing to gamma's shape, d/dg) of <gx, dx> + <ggamma, dgamma> +
-    <gbeta, dbeta>. *_b are broadcastable against x; sums and means run over `axes`."""
+    <gbeta, dbeta>. *_b are broadcastable against x; sums and means run over `axes`; eps is the
+    forward's."""
     _reduce_grad = _reduction._reduce_grad
     rmean = _reduction.mean
     rsum = _reduction.sum
     expand_like = _shape.expand_like
+    rsqrt = _elementwise.rsqrt
 
     def total(v):
         return rsum(v, axes, True)
@@ -47,7 +52,8 @@ def _norm_grad_of_grad(x, gamma_b, mean_b, rstd_b, g, gx, ggamma_b, gbeta_b, axe
         # the gradient of a mean over `axes`: v / count, broadcast back over x
         return apply(_reduce_grad, [v, x], {"axes": axes, "mode": "mean"})
 
-    xc = x - mean_b
+    xc = x - average(x)
+    rstd_b = rsqrt(average(xc * xc) + eps)
     xh = xc * rstd_b
     h = g * gamma_b
     dg = dgamma = x_part = d_rstd = None
@@ -154,17 +160,20 @@ class BatchNormTrain(Op):
         # own gradient already follows their dependence on x, so their gradients stop here.
         gy = gouts[0]
         x, gamma = ctx.inputs[0], ctx.inputs[1]
-        dx, dgamma, dbeta = apply(_bn_grad, [x, gamma, ctx.output(1), ctx.output(2), gy])
+        dx, dgamma, dbeta = apply(_bn_grad, [x, gamma, ctx.output(1), ctx.output(2), gy],
+                                  {"eps": ctx.attrs["eps"]})
         rest = (None,) * (len(ctx.inputs) - 3)
         return (dx, dgamma if ctx.needs[1] else None, dbeta if ctx.needs[2] else None) + rest
 
 
 class BatchNormGrad(Op):
-    """(dx, dgamma, dbeta) of batch norm from x, gamma, the batch statistics and g."""
+    """(dx, dgamma, dbeta) of batch norm from x, gamma, the batch statistics and g; attrs:
+    eps, the forward's (the gradient of this op recomputes the statistics from x)."""
 
     name = "batch_norm_grad"
     inputs = ("x", "gamma", "mean", "invstd", "grad")
     n_outputs = 3
+    retain_inputs = (0, 1, 4)       # the rule recomputes the statistics from x
 
     def infer(self, specs, attrs):
         x, gamma = specs[0], specs[1]
@@ -182,7 +191,7 @@ class BatchNormGrad(Op):
         rsum = _reduction.sum
         reshape = _shape.reshape
 
-        x, gamma, mean, invstd, g = ctx.inputs
+        x, gamma, _, _, g = ctx.inputs
         gx, ggamma, gbeta = gouts
         nd = len(x.shape)
         axes = _bn_axes(nd)
@@ -190,8 +199,8 @@ class BatchNormGrad(Op):
         def b(v):
             return None if v is None else _bn_broadcast(v, nd)
 
-        dx, dgamma, dg = _norm_grad_of_grad(x, b(gamma), b(mean), b(invstd), g, gx, b(ggamma),
-                                            b(gbeta), axes)
+        dx, dgamma, dg = _norm_grad_of_grad(x, b(gamma), g, gx, b(ggamma), b(gbeta), axes,
+                                            ctx.attrs["eps"])
         if dgamma is not None and ctx.needs[1]:
             dgamma = reshape(rsum(dgamma, axes), (gamma.shape[0],))
         else:
@@ -358,6 +367,7 @@ class LayerNormGrad(Op):
     name = "layer_norm_grad"
     inputs = ("x", "gamma", "mean", "rstd", "grad")
     n_outputs = 3
+    retain_inputs = (0, 1, 4)       # the rule recomputes the statistics from x
 
     def infer(self, specs, attrs):
         x, gamma = specs[0], specs[1]
@@ -373,13 +383,13 @@ class LayerNormGrad(Op):
     def grad(self, ctx, gouts):
         sum_to_like = _shape.sum_to_like
 
-        x, gamma, mean, rstd, g = ctx.inputs
+        x, gamma, _, _, g = ctx.inputs
         gx, ggamma, gbeta = gouts
         k = ctx.attrs["normalized_dims"]
         nd = len(x.shape)
         axes = tuple(range(nd - k, nd))
-        dx, dgamma, dg = _norm_grad_of_grad(x, gamma, _ln_broadcast(mean, k),
-                                            _ln_broadcast(rstd, k), g, gx, ggamma, gbeta, axes)
+        dx, dgamma, dg = _norm_grad_of_grad(x, gamma, g, gx, ggamma, gbeta, axes,
+                                            ctx.attrs["eps"])
         dgamma = sum_to_like(dgamma, gamma) if dgamma is not None and ctx.needs[1] else None
         return (dx if ctx.needs[0] else None), dgamma, None, None, \
             (dg if ctx.needs[4] else None)

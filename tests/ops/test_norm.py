@@ -156,6 +156,30 @@ def test_batch_norm_second_order_gradient(shape):
                x, g, b, atol=1e-5)
 
 
+def _third_order(fn):
+    """The input gradients of a fixed weighting of fn's second-order gradients, as a
+    differentiable function: check_grad on it checks third derivatives."""
+    second = _second_order(fn)
+
+    def grads(*args):
+        args = [a.requires_grad_() for a in args]
+        rng = np.random.default_rng(6)
+        s = sum((d * pf.tensor(rng.standard_normal(d.shape))).sum() for d in second(*args))
+        return tuple(pf.grad(s, args, create_graph=True))
+    return grads
+
+
+@pytest.mark.parametrize("shape", [(5, 3), (4, 2, 3)])
+def test_batch_norm_third_order_gradient(shape):
+    # float64 finite differences of the second-order gradients: the second-order rule once read
+    # the saved mean and rstd, whose dependence on x its own gradient did not follow
+    # (beta is left out: no second-order gradient depends on it)
+    x, g, b = RNG.standard_normal(shape), RNG.standard_normal(shape[1]), \
+        pf.tensor(RNG.standard_normal(shape[1]))
+    check_grad(_third_order(lambda x, g: pf.batch_norm(x, None, None, g, b, training=True)),
+               x, g, atol=1e-5)
+
+
 def test_batch_norm_eval_second_order_gradient():
     args = (RNG.standard_normal((4, 3)), RNG.standard_normal(3), RNG.standard_normal(3),
             RNG.standard_normal(3), RNG.random(3) + 0.5)
@@ -239,6 +263,12 @@ def test_layer_norm_second_order_gradient():
         RNG.standard_normal((2, 4))
     check_grad(_second_order(lambda x, g, b: pf.layer_norm(x, (2, 4), g, b)), x, g, b,
                atol=1e-5)
+
+
+def test_layer_norm_third_order_gradient():
+    x, g, b = RNG.standard_normal((3, 2, 3)), RNG.standard_normal((2, 3)), \
+        pf.tensor(RNG.standard_normal((2, 3)))
+    check_grad(_third_order(lambda x, g: pf.layer_norm(x, (2, 3), g, b)), x, g, atol=1e-5)
 
 
 @pytest.mark.parametrize("shape,ns", [((8, 16), (16,)), ((4, 6, 32), (6, 32)),

@@ -335,9 +335,6 @@ _TRUSTING = ("gradient op whose shape rule trusts its inputs to come from the fo
              "NativeError (or a Python error), not a ShapeError naming the op")
 _RANKLESS = ("the shape rule indexes shapes without checking the rank: an input of another "
              "rank raises IndexError/ValueError instead of a ShapeError naming the op")
-_THIRD = ("third derivatives of batch/layer norm are wrong: _norm_grad_of_grad builds the "
-          "second-order terms from the saved mean and rstd, whose dependence on x is not "
-          "differentiated again (BatchNormGrad/LayerNormGrad give them no gradient)")
 KNOWN_BUGS = {
     "wrong_shapes": {
         **dict.fromkeys(["avg_pool%dd_grad" % d for d in (1, 2, 3)] +
@@ -348,9 +345,6 @@ KNOWN_BUGS = {
                          "log_softmax_grad", "reduce_grad", "slice_grad"], _TRUSTING),
         **dict.fromkeys(["take_grad", "conv_grad_bias", "lstm_grad", "gru_grad",
                          "simple_rnn_grad"], _RANKLESS),
-    },
-    "double_backward": {
-        **dict.fromkeys(["batch_norm_grad", "layer_norm_grad"], _THIRD),
     },
 }
 
