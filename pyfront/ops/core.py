@@ -98,6 +98,16 @@ def normalize_axes(axis, ndim, op, arg="axis"):
     return axes
 
 
+def check_shape(what, shape, expected):
+    """ShapeMismatch unless shape equals expected, an unknown (None) dim on either side matching
+    any size. Gradient ops' rules check the gradients they are handed with it against the shape
+    the forward op gives: a wrong one must not reach a kernel."""
+    if len(shape) != len(expected) or any(a != b for a, b in zip(shape, expected)
+                                          if a is not None and b is not None):
+        raise ShapeMismatch("%s must have shape %s, got %s" % (what, fmt_shape(expected),
+                                                             fmt_shape(shape)))
+
+
 def _where(op):
     scope = current_scope()
     return "%s in layer '%s'" % (op, scope) if scope else op
@@ -435,8 +445,6 @@ def as_operand(x, like=None, dtype=None):
     stays int64 and `labels * 0.5` is float32. Otherwise pf.tensor's rules apply (float32,
     int64 and bool by default, float64 and int32 arrays kept).
     """
-    if hasattr(x, "symbolic"):
-        return x
     if dtype is not None and type(x) in _NUMBERS and x:
         # x * 1.5 in a loop: the constant is made once (read-only: ops never write their
         # inputs). Not 0: -0.0 == 0.0 would share one.
@@ -450,6 +458,8 @@ def as_operand(x, like=None, dtype=None):
                 _constants.clear()
             made = _constants[key] = arr, dt
         return Tensor._wrap(*made)
+    if hasattr(x, "symbolic"):
+        return x
     if dtype is None and like is not None and not isinstance(x, np.ndarray):
         kind = np.asarray(x).dtype.kind
         sample = {"f": 1.0, "i": 1, "u": 1, "b": True}.get(kind)

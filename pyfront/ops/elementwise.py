@@ -597,14 +597,14 @@ _PY_NUMBERS = (float, int, bool)
 def _operands(a, b, min_category=None):
     """Two operands of the one dtype the promotion rule (dtypes.result_type) gives them; with
     min_category "float", integer and bool operands become float32 (true division)."""
-    if hasattr(a, "symbolic") and hasattr(b, "symbolic") and a.dtype is b.dtype and (
-            min_category is None or a.dtype.is_float):
-        return a, b                    # the common case, kept cheap: eager dispatch
     # a float tensor with a Python number (x * 1.5, 1 - x) keeps its dtype (result_type's rule)
     if type(b) in _PY_NUMBERS and hasattr(a, "symbolic") and a.dtype.is_float:
         return a, as_operand(b, dtype=a.dtype)
     if type(a) in _PY_NUMBERS and hasattr(b, "symbolic") and b.dtype.is_float:
         return as_operand(a, dtype=b.dtype), b
+    if hasattr(a, "symbolic") and hasattr(b, "symbolic") and a.dtype is b.dtype and (
+            min_category is None or a.dtype.is_float):
+        return a, b                    # the common case, kept cheap: eager dispatch
     ca, cb = scalar_category(a), scalar_category(b)
     if ca is not None and cb is not None:
         a, ca = as_operand(a), None
