@@ -146,6 +146,35 @@ def test_a_task_lost_mid_epoch_reruns_the_epoch_from_its_start(spark, digits, tm
     assert hist["loss"] == rhist["loss"]
 
 
+class BadRowOnWorker1(Metric):
+    """A pyfront error in partition 1's 2nd minibatch (as a data error would raise)."""
+
+    name = "probe"
+
+    def update(self, y_true, y_pred):
+        from pyspark import TaskContext
+
+        self.stats["total"] += 0.0
+        self.stats["count"] += 1.0
+        if TaskContext.get().partitionId() == 1 and self.stats["count"] == 2.0:
+            raise pf.PyfrontError("probe: a bad row in worker 1's second minibatch")
+
+
+def test_a_pyfront_error_in_one_task_stops_every_task_and_is_raised_unretried(spark, digits):
+    from pyspark import cloudpickle
+
+    from pyfront.spark import SyncSGD
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    x, _, y, _ = digits
+    sgd = lambda p: pf.optim.SGD(p, lr=0.1)     # noqa: E731
+    # the peers learn of the error through the next all-reduce's flag, not by timing out
+    with pytest.raises(pf.PyfrontError, match=r"a bad row in worker 1's second minibatch\n"
+                       r"\(raised in a Spark task: epoch 1\)"):
+        _fit(spark, x[:128], y[:128], sgd, SyncSGD(collective=True, timeout=30),
+             metrics=[BadRowOnWorker1()])
+
+
 def test_too_few_task_slots_are_refused_before_training(spark, digits):
     from pyfront.spark import ParameterAveraging, SparkTrainer
 
