@@ -3,7 +3,7 @@ stride, padding ("valid", "same", ints or (begin, end) pairs), dilation, groups 
 and activation. Their gradients are ops too, each differentiable, so double backward works."""
 from .. import errors
 from . import core
-from .core import Op, ShapeMismatch, Spec, apply, as_operand, fmt_shape
+from .core import Op, ShapeMismatch, Spec, apply, as_operand, check_shape, fmt_shape
 from .linalg import LINEAR_ACTIVATIONS
 
 __all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"]
@@ -198,6 +198,15 @@ def _geometry_attrs(attrs):
             "padding": attrs["padding"], "groups": attrs["groups"]}
 
 
+def _check_grads(nd, x, w, g, specs, attrs):
+    """A conv gradient op's rule: x and w must make a valid convolution whose output shape the
+    gradient g (and the mask y, a fourth input) has."""
+    want = _CONV[nd].infer([x, w], dict(attrs, activation=None))[0].shape
+    check_shape("grad", g.shape, want)
+    if len(specs) > 3:
+        check_shape("y", specs[3].shape, want)
+
+
 def _relu_masked(y, v):
     """v where y > 0, else 0: the gradient of a fused ReLU (None when there is no mask)."""
     from .elementwise import activation_grad
@@ -217,6 +226,8 @@ class ConvGradInput(Op):
         self.name = "conv%dd_grad_input" % nd
 
     def infer(self, specs, attrs):
+        _check_grads(self.nd, Spec(specs[2].shape, specs[0].dtype), specs[1], specs[0], specs,
+                     attrs)
         return [Spec(specs[2].shape, specs[0].dtype)]
 
     def forward(self, k, ins, outs, attrs):
@@ -249,6 +260,8 @@ class ConvGradWeight(Op):
         self.name = "conv%dd_grad_weight" % nd
 
     def infer(self, specs, attrs):
+        _check_grads(self.nd, specs[0], Spec(specs[2].shape, specs[0].dtype), specs[1], specs,
+                     attrs)
         return [Spec(specs[2].shape, specs[0].dtype)]
 
     def forward(self, k, ins, outs, attrs):
@@ -283,6 +296,7 @@ class ConvGradParams(Op):
 
     def infer(self, specs, attrs):
         like, g = specs[2], specs[1]
+        _check_grads(self.nd, specs[0], Spec(like.shape, specs[0].dtype), g, specs, attrs)
         return [Spec(like.shape, specs[0].dtype), Spec((like.shape[0],), g.dtype)]
 
     def forward(self, k, ins, outs, attrs):
@@ -316,6 +330,11 @@ class ConvGradBias(Op):
 
     def infer(self, specs, attrs):
         g = specs[0]
+        if not 3 <= len(g.shape) <= 5:
+            raise ShapeMismatch("grad must be (batch, channels, *spatial) with 1 to 3 spatial "
+                                "dims, got %s" % fmt_shape(g.shape))
+        if len(specs) > 1:
+            check_shape("y", specs[1].shape, g.shape)
         return [Spec((g.shape[1],), g.dtype)]
 
     def forward(self, k, ins, outs, attrs):

@@ -104,8 +104,8 @@ def check_shape(what, shape, expected):
     the forward op gives: a wrong one must not reach a kernel."""
     if len(shape) != len(expected) or any(a != b for a, b in zip(shape, expected)
                                           if a is not None and b is not None):
-        raise ShapeMismatch("%s must have shape %s, got %s" % (what, fmt_shape(expected),
-                                                             fmt_shape(shape)))
+        raise ShapeMismatch("%s must be %s, got %s" % (what, fmt_shape(expected),
+                                                     fmt_shape(shape)))
 
 
 def _where(op):

@@ -7,7 +7,8 @@ import numpy as np
 
 from .. import autograd, errors
 from . import core
-from .core import Op, ShapeMismatch, Spec, apply, as_operand, fmt_shape, normalize_axis
+from .core import Op, ShapeMismatch, Spec, apply, as_operand, check_shape, fmt_shape, \
+    normalize_axis
 from . import elementwise as _elementwise  # noqa: E402 (siblings: read at call time)
 from . import reduction as _reduction  # noqa: E402 (siblings: read at call time)
 from . import shape as _shape  # noqa: E402 (siblings: read at call time)
@@ -57,7 +58,10 @@ class SoftmaxGrad(Op):
         self.name = "log_softmax_grad" if log else "softmax_grad"
 
     def infer(self, specs, attrs):
-        return [specs[0]]
+        y, g = specs
+        normalize_axis(attrs["axis"], len(y.shape), self.name)
+        check_shape("grad", g.shape, y.shape)
+        return [y]
 
     def forward(self, k, ins, outs, attrs):
         view = _axis_view(ins[0].shape, attrs["axis"])

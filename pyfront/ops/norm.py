@@ -8,7 +8,7 @@ import numpy as np
 from .. import errors
 from ..dtypes import as_dtype
 from . import core
-from .core import Op, ShapeMismatch, Spec, apply, as_operand, fmt_shape
+from .core import Op, ShapeMismatch, Spec, apply, as_operand, check_shape, fmt_shape
 from . import elementwise as _elementwise  # noqa: E402 (siblings: read at call time)
 from . import reduction as _reduction  # noqa: E402 (siblings: read at call time)
 from . import shape as _shape  # noqa: E402 (siblings: read at call time)
@@ -176,7 +176,11 @@ class BatchNormGrad(Op):
     retain_inputs = (0, 1, 4)       # the rule recomputes the statistics from x
 
     def infer(self, specs, attrs):
-        x, gamma = specs[0], specs[1]
+        x, gamma, mean, invstd, g = specs
+        _check_bn_specs([x, gamma], 2, False)
+        for what, s in (("mean", mean), ("invstd", invstd)):
+            check_shape(what, s.shape, gamma.shape)
+        check_shape("grad", g.shape, x.shape)
         return [x, gamma, gamma]
 
     def forward(self, k, ins, outs, attrs):
@@ -370,7 +374,11 @@ class LayerNormGrad(Op):
     retain_inputs = (0, 1, 4)       # the rule recomputes the statistics from x
 
     def infer(self, specs, attrs):
-        x, gamma = specs[0], specs[1]
+        x, gamma, mean, rstd, g = specs
+        _, stat, _ = _layer_norm.infer([x, gamma, gamma], attrs)
+        for what, s in (("mean", mean), ("rstd", rstd)):
+            check_shape(what, s.shape, stat.shape)
+        check_shape("grad", g.shape, x.shape)
         return [x, gamma, gamma]
 
     def forward(self, k, ins, outs, attrs):

@@ -6,7 +6,7 @@ import numpy as np
 from .. import errors
 from .conv import SPATIAL_DIMS, int_tuple, conv_padding, normalize_padding, output_sizes
 from . import core
-from .core import Op, ShapeMismatch, Spec, apply, as_operand, fmt_shape
+from .core import Op, ShapeMismatch, Spec, apply, as_operand, check_shape, fmt_shape
 
 __all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
            "global_avg_pool", "global_max_pool", "interpolate", "upsample"]
@@ -71,6 +71,7 @@ class MaxPoolGrad(Op):
         self.name = "max_pool%dd_grad" % nd
 
     def infer(self, specs, attrs):
+        check_shape("grad", specs[1].shape, _pooled_shape(self.nd, specs[0], attrs))
         return [specs[0]]
 
     def forward(self, k, ins, outs, attrs):
@@ -94,6 +95,7 @@ class MaxPoolGather(Op):
         self.name = "max_pool%dd_gather" % nd
 
     def infer(self, specs, attrs):
+        check_shape("values", specs[1].shape, specs[0].shape)
         return [Spec(_pooled_shape(self.nd, specs[0], attrs), specs[1].dtype)]
 
     def forward(self, k, ins, outs, attrs):
@@ -135,6 +137,7 @@ class AvgPoolGrad(Op):
         self.name = "avg_pool%dd_grad" % nd
 
     def infer(self, specs, attrs):
+        check_shape("grad", specs[0].shape, _pooled_shape(self.nd, specs[1], attrs))
         return [Spec(specs[1].shape, specs[0].dtype)]
 
     def forward(self, k, ins, outs, attrs):

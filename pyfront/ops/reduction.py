@@ -7,7 +7,8 @@ from .. import errors
 from ..backend.cpu import lib
 from ..dtypes import int64
 from . import core
-from .core import Op, ShapeMismatch, Spec, apply, as_operand, normalize_axes, normalize_axis
+from .core import Op, ShapeMismatch, Spec, apply, as_operand, check_shape, normalize_axes, \
+    normalize_axis
 from . import elementwise as _elementwise  # noqa: E402 (siblings: read at call time)
 from . import shape as _shape  # noqa: E402 (siblings: read at call time)
 
@@ -111,7 +112,17 @@ class ReduceGrad(Op):
     shape_inputs = (1,)
 
     def infer(self, specs, attrs):
-        return [Spec(specs[1].shape, specs[0].dtype)]
+        g, like = specs
+        axes = [normalize_axis(a, len(like.shape), self.name) for a in attrs["axes"]]
+        # g is like reduced over axes, with them kept as 1s or dropped (told apart by rank, as
+        # the gradient rule does)
+        if len(g.shape) == len(like.shape):
+            want = tuple(1 if i in axes else d for i, d in enumerate(like.shape))
+        else:
+            want = tuple(d for i, d in enumerate(like.shape) if i not in axes)
+        check_shape("grad (like %s reduced over axes %s)" % (core.fmt_shape(like.shape),
+                                                             tuple(axes)), g.shape, want)
+        return [Spec(like.shape, g.dtype)]
 
     def forward(self, k, ins, outs, attrs):
         broadcast_strides = _elementwise.broadcast_strides

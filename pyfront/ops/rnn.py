@@ -4,7 +4,7 @@ import numpy as np
 
 from .. import errors
 from . import core
-from .core import Op, ShapeMismatch, Spec, apply, as_operand, fmt_shape
+from .core import Op, ShapeMismatch, Spec, apply, as_operand, check_shape, fmt_shape
 
 __all__ = ["lstm", "gru", "simple_rnn", "rnn_weights_from_torch", "rnn_weights_to_torch",
            "rnn_weights_from_keras"]
@@ -33,16 +33,6 @@ def _placeholder(dtype):
     if t is None:
         t = _ABSENT[dtype.name] = as_operand(np.zeros(0, dtype.np))
     return t
-
-
-def _same(a, b):
-    return a is None or b is None or a == b
-
-
-def _check(spec, want, what):
-    shape = tuple(spec.shape)
-    if len(shape) != len(want) or not all(_same(a, b) for a, b in zip(shape, want)):
-        raise ShapeMismatch("%s must be %s, got %s" % (what, fmt_shape(want), fmt_shape(shape)))
 
 
 class Recurrent(Op):
@@ -74,23 +64,23 @@ class Recurrent(Op):
                                 % (self.gates, fmt_shape(u.shape)))
         h = u.shape[0]
         gh = self.gates * h
-        _check(u, (h, gh), "recurrent_kernel")
+        check_shape("recurrent_kernel", u.shape, (h, gh))
         if len(w.shape) == 2 and w.shape[0] != f and None not in (f, w.shape[0]):
             raise ShapeMismatch("x has %d features but the kernel expects %d" % (f, w.shape[0]))
-        _check(w, (f, gh), "kernel")
+        check_shape("kernel", w.shape, (f, gh))
         i = 3
         for what in ("bias", "recurrent_bias")[:1 + self.recurrent_bias]:
-            _check(specs[i], (gh,), what)
+            check_shape(what, specs[i].shape, (gh,))
             i += 1
         for what in ("initial h", "initial c")[:self.states]:
             if not _absent(specs[i]):
                 if specs[i].dtype is not x.dtype:
                     raise errors.DTypeError("%s is %s but x is %s" % (what, specs[i].dtype.name,
                                                                       x.dtype.name))
-                _check(specs[i], (n, h), what)
+                check_shape(what, specs[i].shape, (n, h))
             i += 1
         if not _absent(specs[i]):
-            _check(specs[i], (n, t), "mask (batch, time)")
+            check_shape("mask (batch, time)", specs[i].shape, (n, t))
         if attrs.get("activation", "tanh") not in _ACTIVATIONS:
             raise ShapeMismatch("activation must be 'tanh' or 'relu', got %r"
                                 % attrs.get("activation"))
@@ -145,12 +135,20 @@ class RecurrentGrad(Op):
         self.n_outputs = 4 + self.recurrent_bias + self.states
 
     def infer(self, specs, attrs):
+        # the forward's rule checks x and the kernels (biases unknown, no initial states) and
+        # gives the shapes the saved activations and the gradients handed in must have
         x, w, u = specs[0], specs[1], specs[2]
-        n, _, _ = x.shape
-        h = u.shape[0]
-        gh = self.gates * h
-        bias = [Spec((gh,), x.dtype)] * (1 + self.recurrent_bias)
-        return [x, w, u] + bias + [Spec((n, h), x.dtype)] * self.states
+        unknown, absent = Spec((None,), x.dtype), Spec((0,), x.dtype)
+        outs = _FORWARD[self.kind].infer(
+            [x, w, u] + [unknown] * (1 + self.recurrent_bias) + [absent] * self.states +
+            [specs[-1]], attrs)
+        y, states, reserve = outs[0], outs[1:-1], outs[-1]
+        check_shape("reserve", specs[3].shape, reserve.shape)
+        check_shape("grad_y", specs[4].shape, y.shape)
+        for what, spec, state in zip(("grad_h", "grad_c"), specs[5:-1], states):
+            check_shape(what, spec.shape, state.shape)
+        bias = [Spec((self.gates * u.shape[0],), x.dtype)] * (1 + self.recurrent_bias)
+        return [x, w, u] + bias + list(states)
 
     def forward(self, k, ins, outs, attrs):
         mask = ins[-1]

@@ -14,8 +14,8 @@ from .. import errors
 from ..backend import cpu
 from ..dtypes import as_dtype
 from . import core
-from .core import Op, ShapeMismatch, Spec, apply, as_operand, fmt_shape, normalize_axes, \
-    normalize_axis
+from .core import Op, ShapeMismatch, Spec, apply, as_operand, check_shape, fmt_shape, \
+    normalize_axes, normalize_axis
 from . import elementwise as _elementwise  # noqa: E402 (siblings: read at call time)
 from . import reduction as _reduction  # noqa: E402 (siblings: read at call time)
 
@@ -427,7 +427,9 @@ class SliceGrad(Op):
     shape_inputs = (1,)
 
     def infer(self, specs, attrs):
-        return [Spec(specs[1].shape, specs[0].dtype)]
+        g, like = specs
+        check_shape("grad", g.shape, _slice.infer([like], attrs)[0].shape)
+        return [Spec(like.shape, g.dtype)]
 
     def forward(self, k, ins, outs, attrs):
         out = outs[0]
@@ -478,7 +480,10 @@ class TakeGrad(Op):
     shape_inputs = (2,)
 
     def infer(self, specs, attrs):
-        return [Spec(specs[2].shape, specs[1].dtype)]
+        idx, g, like = specs
+        normalize_axis(attrs["axis"], len(like.shape), self.name)     # named as this op
+        check_shape("grad", g.shape, _take.infer([like, idx], attrs)[0].shape)
+        return [Spec(like.shape, g.dtype)]
 
     def forward(self, k, ins, outs, attrs):
         idx, g = ins[0], ins[1]

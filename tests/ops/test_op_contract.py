@@ -330,23 +330,7 @@ NAMES = sorted(CASES)
 
 # Bugs this test found and that are not fixed yet: each check's known failures, by op, with
 # the bug. xfail(strict=True): a fix makes the test pass, which fails it until the entry goes.
-_TRUSTING = ("gradient op whose shape rule trusts its inputs to come from the forward op: a "
-             "wrong shape reaches the kernel or the buffer bounds check and fails as a "
-             "NativeError (or a Python error), not a ShapeError naming the op")
-_RANKLESS = ("the shape rule indexes shapes without checking the rank: an input of another "
-             "rank raises IndexError/ValueError instead of a ShapeError naming the op")
-KNOWN_BUGS = {
-    "wrong_shapes": {
-        **dict.fromkeys(["avg_pool%dd_grad" % d for d in (1, 2, 3)] +
-                        ["max_pool%dd_grad" % d for d in (1, 2, 3)] +
-                        ["conv%dd_grad_%s" % (d, w) for d in (1, 2, 3)
-                         for w in ("input", "weight", "params")] +
-                        ["batch_norm_grad", "layer_norm_grad", "softmax_grad",
-                         "log_softmax_grad", "reduce_grad", "slice_grad"], _TRUSTING),
-        **dict.fromkeys(["take_grad", "conv_grad_bias", "lstm_grad", "gru_grad",
-                         "simple_rnn_grad"], _RANKLESS),
-    },
-}
+KNOWN_BUGS = {}     # check ("wrong_shapes", "double_backward") -> {op name: the bug}
 
 
 def _names(check):
