@@ -2,16 +2,16 @@
 from . import init, tracing  # noqa: F401
 from .activations import *  # noqa: F401,F403
 from .attention import *  # noqa: F401,F403
-from .basic import *  # noqa: F401,F403
+from .dense import *  # noqa: F401,F403
+from .dropout import *  # noqa: F401,F403
+from .embedding import *  # noqa: F401,F403
 from .compiled import CompiledModule  # noqa: F401
 from .conv import *  # noqa: F401,F403
-from .conv_transpose import *  # noqa: F401,F403
 from .functional import Input, Model  # noqa: F401
-from .group_norm import *  # noqa: F401,F403
-from .layers import *  # noqa: F401,F403
-from .model import Trainable  # noqa: F401
+from .merging import *  # noqa: F401,F403
+from .model import Sequential, Trainable  # noqa: F401
 from .module import Module, Parameter, layer_class, register_layer  # noqa: F401
 from .normalization import *  # noqa: F401,F403
 from .pooling import *  # noqa: F401,F403
 from .recurrent import *  # noqa: F401,F403
-from .resize import *  # noqa: F401,F403
+from .reshaping import *  # noqa: F401,F403

@@ -1,14 +1,15 @@
 """Convolution layers: Conv1D, Conv2D, Conv3D (channels first), their kernels shaped
 (filters, in_channels/groups, *kernel_size) and created from the first input's channel count,
-so spatial sizes stay free (Conv1D takes sequences of any length in one model)."""
+so spatial sizes stay free (Conv1D takes sequences of any length in one model); and the
+transposed convolutions Conv1DTranspose/Conv2DTranspose/Conv3DTranspose."""
 import warnings
 
 from .. import errors
 from ..ops import conv as conv_ops
-from .layers import _check_activation, activation_fn
+from .activations import activation_fn, check_activation
 from .module import Module, Parameter, register_layer
 
-__all__ = ["Conv1D", "Conv2D", "Conv3D"]
+__all__ = ["Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"]
 
 
 class _Conv(Module):
@@ -31,7 +32,7 @@ class _Conv(Module):
         self.dilation = conv_ops.int_tuple(dilation, self.nd, cls + ": dilation")
         self.padding = conv_ops.normalize_padding(padding, self.nd)
         self.groups = groups
-        self.activation = _check_activation(activation)
+        self.activation = check_activation(activation)
         self.use_bias = use_bias
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
@@ -126,5 +127,97 @@ class Conv2D(_Conv):
 @register_layer
 class Conv3D(_Conv):
     """3-D convolution over (batch, channels, depth, height, width); arguments as Conv1D."""
+
+    nd = 3
+
+
+class _ConvTranspose(Module):
+    nd = None
+
+    def __init__(self, filters, kernel_size, strides=1, padding=0, output_padding=0,
+                 dilation=1, groups=1, activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 in_channels=None, name=None):
+        super().__init__(name)
+        cls = type(self).__name__
+        for what, v in (("filters", filters), ("groups", groups)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError("%s: %s must be a positive int, got %r" % (cls, what, v))
+        if filters % groups:
+            raise ValueError("%s: groups=%d does not divide filters=%d" % (cls, groups, filters))
+        nd = self.nd
+        self.filters, self.groups = filters, groups
+        self.kernel_size = conv_ops.int_tuple(kernel_size, nd, cls + ": kernel_size")
+        self.strides = conv_ops.int_tuple(strides, nd, cls + ": strides")
+        self.dilation = conv_ops.int_tuple(dilation, nd, cls + ": dilation")
+        self.padding = conv_ops._non_negative_tuple(padding, nd, cls + ": padding")
+        self.output_padding = conv_ops._non_negative_tuple(output_padding, nd,
+                                                           cls + ": output_padding")
+        self.activation = check_activation(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
+        self.in_channels = in_channels
+        self.kernel = Parameter(init=kernel_initializer, conv_layout=True)
+        self.bias = Parameter(init=bias_initializer) if use_bias else None
+        if in_channels is not None:
+            self.build((None, in_channels) + (None,) * nd)
+            self.built = True
+
+    def build(self, input_shape):
+        nd = self.nd
+        if input_shape is None or len(input_shape) != nd + 2 or input_shape[1] is None:
+            raise errors.ShapeError(
+                "%s '%s' takes (batch, channels, %s) inputs with %d dims and known channels, "
+                "got shape %s" % (type(self).__name__, self.name, conv_ops.SPATIAL_DIMS[nd],
+                                  nd + 2, None if input_shape is None else tuple(input_shape)))
+        channels = int(input_shape[1])
+        if channels % self.groups:
+            raise errors.ShapeError("%s '%s': groups=%d does not divide the %d input channels "
+                                    "of input %s" % (type(self).__name__, self.name,
+                                                     self.groups, channels, tuple(input_shape)))
+        self.in_channels = channels
+        self.kernel.materialize((channels, self.filters // self.groups) + self.kernel_size)
+        if self.bias is not None:
+            self.bias.materialize((self.filters,))
+
+    def forward(self, x):
+        y = conv_ops.conv_transpose_nd(self.nd, x, self.kernel, self.bias, self.strides,
+                                       self.padding, self.output_padding, self.dilation,
+                                       self.groups)
+        return y if self.activation is None else activation_fn(self.activation)(y)
+
+    def get_config(self):
+        if not all(isinstance(v, str) or v is None for v in
+                   (self.activation, self.kernel_initializer, self.bias_initializer)):
+            return None
+        return {"filters": self.filters, "kernel_size": list(self.kernel_size),
+                "strides": list(self.strides), "padding": list(self.padding),
+                "output_padding": list(self.output_padding), "dilation": list(self.dilation),
+                "groups": self.groups, "activation": self.activation, "use_bias": self.use_bias,
+                "kernel_initializer": self.kernel_initializer,
+                "bias_initializer": self.bias_initializer, "in_channels": self.in_channels,
+                "name": self.name}
+
+
+@register_layer
+class Conv1DTranspose(_ConvTranspose):
+    """Transposed 1-D convolution over (batch, channels, length), as torch.nn.ConvTranspose1d:
+    Conv1DTranspose(filters, kernel_size, strides=1, padding=0, output_padding=0, dilation=1,
+    groups=1, activation=None, use_bias=True); output length (L-1)*strides - 2*padding +
+    dilation*(kernel_size-1) + output_padding + 1."""
+
+    nd = 1
+
+
+@register_layer
+class Conv2DTranspose(_ConvTranspose):
+    """Transposed 2-D convolution over (batch, channels, height, width); see Conv1DTranspose."""
+
+    nd = 2
+
+
+@register_layer
+class Conv3DTranspose(_ConvTranspose):
+    """Transposed 3-D convolution over (batch, channels, depth, height, width)."""
 
     nd = 3

@@ -5,9 +5,11 @@ user-written models carry compile / fit / evaluate / predict / summary through T
 The training loop itself lives in pyfront.train, above nn in the layering: importing it
 installs it here (install_training). A model used before anything imported pyfront.train asks
 the package for it (`pyfront.train` is one of the package's lazily loaded names), so nn never
-imports the trainer.
-"""
-__all__ = ["Trainable", "install_training"]
+imports the trainer."""
+from .module import Module, register_layer
+
+__all__ = ["Trainable", "Sequential", "install_training"]
+
 
 _training = None
 
@@ -73,3 +75,52 @@ class Trainable:
     @property
     def compiled_with_jit(self):
         return _api().compiled_with_jit(self)
+
+
+@register_layer
+class Sequential(Trainable, Module):
+    """Layers applied one after another. Sequential([a, b]) or Sequential(a, b)."""
+
+    def __init__(self, layers=None, *more, name=None):
+        super().__init__(name)
+        if isinstance(layers, Module):
+            layers = [layers] + list(more)
+        for layer in layers or []:
+            self.add(layer)
+
+    def add(self, layer):
+        if not isinstance(layer, Module):
+            raise TypeError("Sequential takes Modules, got %r" % (layer,))
+        setattr(self, str(len(self._modules)), layer)
+
+    @property
+    def layers(self):
+        return list(self._modules.values())
+
+    def __getitem__(self, i):
+        return self.layers[i]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def forward(self, x):
+        for layer in self._modules.values():
+            x = layer(x)
+        return x
+
+    def get_config(self):
+        layers = []
+        for layer in self.layers:
+            cfg = layer.get_config()
+            if cfg is None:
+                return None
+            layers.append({"class": type(layer).__name__, "config": cfg})
+        return {"layers": layers, "name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        from .module import layer_class
+
+        layers = [layer_class(item["class"]).from_config(item["config"])
+                  for item in config["layers"]]
+        return cls(layers, name=config.get("name"))

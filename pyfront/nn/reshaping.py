@@ -1,13 +1,92 @@
-"""Resizing layers, channels first: UpSampling1D/2D/3D (nearest or linear interpolation) and
-ZeroPadding1D/2D/3D."""
-from .. import errors
+"""Layers that change a tensor's shape: Flatten, Reshape, ZeroPadding1D/2D/3D and
+UpSampling1D/2D/3D."""
+import math
+
+from .. import errors, ops
 from ..ops import pool as pool_ops
 from ..ops import shape as shape_ops
 from ..ops.conv import SPATIAL_DIMS
+from ..ops.core import as_operand, fmt_shape
 from .module import Module, register_layer
 
-__all__ = ["UpSampling1D", "UpSampling2D", "UpSampling3D", "ZeroPadding1D", "ZeroPadding2D",
-           "ZeroPadding3D"]
+__all__ = ["Flatten", "Reshape", "UpSampling1D", "UpSampling2D", "UpSampling3D", "ZeroPadding1D",
+           "ZeroPadding2D", "ZeroPadding3D"]
+
+
+@register_layer
+class Flatten(Module):
+    """Collapse the dims from start_dim on into one: (N, C, H, W) -> (N, C*H*W) by default.
+    The batch dim may be unknown; the collapsed ones must be known."""
+
+    def __init__(self, start_dim=1, name=None):
+        super().__init__(name)
+        if isinstance(start_dim, bool) or not isinstance(start_dim, int):
+            raise TypeError("%s: start_dim must be an int, got %r" % (self.name, start_dim))
+        self.start_dim = start_dim
+
+    def forward(self, x):
+        x = as_operand(x)
+        shape = tuple(x.shape)
+        nd = len(shape)
+        start = self.start_dim + nd if self.start_dim < 0 else self.start_dim
+        if not 0 <= start < nd:
+            raise errors.ShapeError("%s: start_dim %d is out of range for an input of shape %s"
+                                    % (self.name, self.start_dim, fmt_shape(shape)))
+        if start == 0:
+            return ops.reshape(x, (-1,))
+        kept, collapsed = shape[1:start], shape[start:]
+        if None in kept or None in collapsed:
+            raise errors.ShapeError("%s: only the batch dim may be unknown, got input shape %s"
+                                    % (self.name, fmt_shape(shape)))
+        return ops.reshape(x, (-1,) + tuple(kept) + (math.prod(collapsed),))
+
+    def get_config(self):
+        return {"start_dim": self.start_dim, "name": self.name}
+
+
+@register_layer
+class Reshape(Module):
+    """Reshape every sample: (N, *in) -> (N, *target_shape); target_shape excludes the batch
+    dim and may hold one -1, inferred from the others."""
+
+    def __init__(self, target_shape, name=None):
+        super().__init__(name)
+        try:
+            target = tuple(int(d) for d in target_shape)
+        except TypeError:
+            raise TypeError("%s: target_shape must be a tuple of ints, got %r"
+                            % (self.name, target_shape)) from None
+        if target.count(-1) > 1 or any(d < -1 for d in target):
+            raise ValueError("%s: target_shape may hold sizes >= 0 and one -1, got %r"
+                             % (self.name, target_shape))
+        self.target_shape = target
+
+    def forward(self, x):
+        x = as_operand(x)
+        sample = tuple(x.shape[1:])
+        target = list(self.target_shape)
+        if len(x.shape) < 1 or None in sample:
+            raise errors.ShapeError("%s: needs an input whose dims past the batch are known, got "
+                                    "%s" % (self.name, fmt_shape(x.shape)))
+        n = math.prod(sample)
+        if -1 in target:
+            known = math.prod(d for d in target if d != -1)
+            if known == 0 or n % known:
+                raise self._mismatch(x)
+            target[target.index(-1)] = n // known
+        elif math.prod(target) != n:
+            raise self._mismatch(x)
+        return ops.reshape(x, (-1,) + tuple(target))
+
+    def _mismatch(self, x):
+        return errors.ShapeError("%s: cannot reshape an input of shape %s to target_shape %s "
+                                 "(the batch dim excluded): %d elements per sample"
+                                 % (self.name, fmt_shape(x.shape), fmt_shape(self.target_shape),
+                                    math.prod(x.shape[1:])))
+
+    def get_config(self):
+        return {"target_shape": list(self.target_shape), "name": self.name}
+
 
 _LINEAR = {1: "linear", 2: "bilinear", 3: "trilinear"}
 
