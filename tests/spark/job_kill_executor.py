@@ -3,7 +3,11 @@ test_spark_cluster.py against a real standalone cluster, in its own process sinc
 own SparkContext). Writes a JSON report: the killed process id, the history, and how far the
 trained weights are from single-machine training on the same global batches.
 
-    python job_kill_executor.py MASTER_URL REPORT.json
+    python job_kill_executor.py MASTER_URL REPORT.json [collective]
+
+With "collective", training runs SyncSGD(collective=True) (one barrier job per epoch) and the
+executor is killed mid-epoch from inside its own training task (at worker 0's 4th minibatch of
+the second epoch, once): the barrier stage fails and the epoch runs again from its start.
 """
 import json
 import os
@@ -15,6 +19,7 @@ import numpy as np
 
 import pyfront as pf
 from pyfront.train.callbacks import Callback
+from pyfront.train.metrics import Metric
 
 
 def executor_pids(app_id):
@@ -57,7 +62,57 @@ class KillOneExecutor(Callback):
             time.sleep(0.1)
 
 
-def main(master, report):
+class KillOwnExecutorMidEpoch(Metric):
+    """In worker 0's training task of epoch 2, at its 4th minibatch, kill this task's
+    executor JVM (the ancestor process running CoarseGrainedExecutorBackend), once: the file
+    `marker` records the kill and its process id."""
+
+    name = "probe"
+
+    def __init__(self, marker):
+        self.marker = marker
+        super().__init__()
+
+    def update(self, y_true, y_pred):
+        from pyspark import TaskContext
+
+        self.stats["total"] += 0.0
+        self.stats["count"] += 1.0
+        ctx = TaskContext.get()
+        if ctx is None or ctx.partitionId() != 0 or self.stats["count"] != 4.0 or \
+                not os.path.exists(self.marker + ".armed"):
+            return
+        try:
+            fd = os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return
+        pid = os.getpid()
+        while pid > 1:
+            with open("/proc/%d/stat" % pid) as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                if b"org.apache.spark.executor.CoarseGrainedExecutorBackend" in f.read():
+                    break
+        os.write(fd, str(pid).encode())
+        os.close(fd)
+        os.kill(pid, signal.SIGKILL)
+
+
+class Arm(Callback):
+    """After the first epoch: notes the executors and arms KillOwnExecutorMidEpoch."""
+
+    def __init__(self, marker, app_id):
+        super().__init__()
+        self.marker, self.app_id = marker, app_id
+        self.executors = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0:
+            self.executors = executor_pids(self.app_id)
+            open(self.marker + ".armed", "w").close()
+
+
+def main(master, report, mode=""):
     from pyspark.sql import SparkSession
     from sklearn.datasets import load_digits
 
@@ -85,16 +140,30 @@ def main(master, report):
 
     net = model()
     opt = pf.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    collective = mode == "collective"
+    marker = os.path.abspath("killed-executor")
     killer = KillOneExecutor(spark.sparkContext.applicationId, (0, 3))
+    callbacks, metrics = [killer], None
+    if collective:
+        from pyspark import cloudpickle
+
+        cloudpickle.register_pickle_by_value(sys.modules[__name__])
+        arm = Arm(marker, spark.sparkContext.applicationId)
+        callbacks, metrics = [arm], [KillOwnExecutorMidEpoch(marker)]
     # the rounds run under a task resource profile (stage-level scheduling), as GPU training
     # would with .resource("gpu", 1) added
     from pyspark.resource import ResourceProfileBuilder, TaskResourceRequests
 
     profile = ResourceProfileBuilder().require(TaskResourceRequests().cpus(1)).build
-    trainer = SparkTrainer(net, SyncSGD(), num_workers=2, batch_size_per_worker=16,
-                           optimizer=opt, loss="cross_entropy", seed=5, verbose=0,
+    trainer = SparkTrainer(net, SyncSGD(collective=collective, timeout=60),
+                           num_workers=2, batch_size_per_worker=16, optimizer=opt,
+                           loss="cross_entropy", metrics=metrics, seed=5, verbose=0,
                            resource_profile=profile)
-    history = trainer.fit(df, epochs=2, callbacks=[killer])
+    history = trainer.fit(df, epochs=2, callbacks=callbacks)
+    if collective:
+        with open(marker) as f:
+            killer.killed = int(f.read())
+        killer.executors_before = arm.executors
     after = executor_pids(spark.sparkContext.applicationId)
 
     ref = model()
@@ -116,4 +185,4 @@ def main(master, report):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(*sys.argv[1:])

@@ -83,10 +83,14 @@ def test_spark_submit_example_on_local_2(env, tmp_path):
                                       env, tmp_path))
 
 
-def test_a_killed_executor_does_not_stop_training(cluster, env, tmp_path):
+@pytest.mark.parametrize("mode", ["", "collective"], ids=["per-job", "collective"])
+def test_a_killed_executor_does_not_stop_training(cluster, env, tmp_path, mode):
+    """per-job: killed between rounds; collective: killed by its own task mid-epoch, which
+    fails the barrier stage; the epoch runs again from its start on the relaunched executor."""
     report = tmp_path / "report.json"
     proc = subprocess.run([sys.executable, str(ROOT / "tests" / "spark" /
-                                               "job_kill_executor.py"), cluster, str(report)],
+                                               "job_kill_executor.py"), cluster, str(report),
+                           mode],
                           env=env, capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     result = json.loads(report.read_text())
