@@ -1,5 +1,6 @@
 """Every op, defined once (see core.py); these functions are the public way to call them."""
 from . import conv, dropout, elementwise, linalg, nn, norm, pool, reduction, rnn, shape
+from . import clipping  # noqa: F401  (the optimizers' gradient clipping: ops, not pf.* functions)
 
 # kept before the star imports: a function may share its module's name (ops.dropout)
 _MODULES = (conv, dropout, elementwise, linalg, nn, norm, pool, reduction, rnn, shape)

@@ -168,7 +168,7 @@ class Optimizer:
         after this optimizer's clipping, written with ops so both modes clip alike."""
         if not self.clips_gradients:
             return list(grads)
-        from .clipping import clip_gradients
+        from ..ops.clipping import clip_gradients
 
         with autograd.no_grad():
             return clip_gradients(grads, self.clipvalue, self.clipnorm, self.global_clipnorm)

@@ -33,7 +33,7 @@ from pyfront.ops.dropout import new_state
 from pyfront.ops.shape import reshape_like
 # ops registered outside pyfront/ops: imported here so that the registry is whole whatever
 # the tests before this one imported
-from pyfront.optim.clipping import clip_by_norm, sum_of_squares
+from pyfront.ops.clipping import clip_by_norm, sum_of_squares
 
 N = "N"                    # the batch dim in an input's shape: compiled with None, run at 2 and 3
 BATCHES = (2, 3, 2)        # the last size repeats: a cached plan is reused after another size
@@ -310,7 +310,7 @@ CASES = _merge({
     "layer_norm": Case(lambda x, w, b: pf.layer_norm(x, (3,), w, b), F(N, 3), F(3), F(3)),
     "layer_norm_grad": Case(grad_of(lambda x, w, b: pf.layer_norm(x, (3,), w, b), (0, 1, 2)),
                             F(N, 3), F(3), F(3), F(N, 3)),
-    # ---- gradient clipping (pyfront/optim/clipping.py) ----
+    # ---- gradient clipping (pyfront/ops/clipping.py) ----
     "grad_sum_of_squares": Case(lambda a, b: sum_of_squares([a, b]), F(N, 3), F(2),
                                 no_grad=_CLIPPING, any_shape="sums inputs of any shapes"),
     "clip_by_norm": Case(lambda g: clip_by_norm(g, sum_of_squares([g]), 1.0), F(N, 3),

@@ -3,9 +3,9 @@ steps and compiled training plans clip with the same kernels before the update."
 from .. import errors
 from ..backend import cpu
 from ..dtypes import float64
-from ..ops import core
-from ..ops.core import Op, ShapeMismatch, Spec, apply
-from ..ops.elementwise import clip
+from . import core
+from .core import Op, ShapeMismatch, Spec, apply
+from .elementwise import clip
 
 __all__ = ["sum_of_squares", "clip_by_norm", "clip_gradients"]
 
