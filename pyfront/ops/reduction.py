@@ -151,9 +151,18 @@ for _mode in _CODES:
     _OPS[_mode] = core.register(Reduce(_mode))
 
 
+def _reduction_axes(axis, x, name):
+    """normalize_axes for a reduction, except that a 0-d tensor takes dim 0 or -1 and reduces
+    as with no axis, as PyTorch's reductions do (torch.sum(torch.tensor(3.), 0) is 3)."""
+    if not x.shape and axis is not None:
+        normalize_axes(axis, 1, name)       # out of range or repeated: refused as for rank 1
+        return ()
+    return normalize_axes(axis, len(x.shape), name)
+
+
 def _reduce(mode, x, axis, keepdims):
     x = as_operand(x)
-    axes = tuple(sorted(normalize_axes(axis, len(x.shape), mode)))
+    axes = tuple(sorted(_reduction_axes(axis, x, mode)))
     if mode in ("argmax", "argmin") and axis is None and len(x.shape) > 1:
         x = _shape.reshape(x, (-1,))
         axes = (0,)
@@ -238,7 +247,7 @@ def var(x, axis=None, correction=1, keepdims=False, *, unbiased=None):
         raise errors.DTypeError("var needs a float tensor, got %s" % x.dtype.name)
     if unbiased is not None:
         correction = 1 if unbiased else 0
-    axes = normalize_axes(axis, len(x.shape), "var")
+    axes = _reduction_axes(axis, x, "var")
     d = x - mean(x, axes, keepdims=True)
     n = _count(x, axes)
     dof = n - correction
@@ -255,7 +264,7 @@ def logsumexp(x, axis, keepdims=False):
     where it is infinite, as PyTorch does, so that all -inf gives -inf rather than NaN)."""
     E = _elementwise
     x = as_operand(x)
-    axes = normalize_axes(axis, len(x.shape), "logsumexp")
+    axes = _reduction_axes(axis, x, "logsumexp")
     m = max(x, axes, keepdims=True) if _count_known_nonzero(x, axes) else None
     if m is None:       # empty axis: log(0)
         return E.log(sum(E.exp(x), axes, keepdims))
@@ -311,7 +320,7 @@ def norm(x, p=2, axis=None, keepdims=False):
     x = as_operand(x)
     if not x.dtype.is_float:
         x = _shape.cast(x, "float32")
-    axes = tuple(sorted(normalize_axes(axis, len(x.shape), "norm")))
+    axes = tuple(sorted(_reduction_axes(axis, x, "norm")))
     if p == "fro" or p == 2:
         return apply(_norm2, [x], {"axes": axes, "keepdims": bool(keepdims)})
     if isinstance(p, str):

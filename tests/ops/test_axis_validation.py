@@ -147,9 +147,15 @@ def test_error_names_the_layer_scope():
 
 def test_zero_d_tensors_have_no_axes_but_flatten_like_one_element():
     s = pf.tensor(3.0)
-    with pytest.raises(AxisError, match=r"sum: axis 0 is out of range for a tensor of rank 0 "
-                                        r"\(valid: none"):
-        pf.sum(s, 0)
+    # reductions take dim 0 or -1 of a 0-d tensor as PyTorch's do (like no axis), and nothing
+    # beyond (tests/ops/test_zero_d_and_empty.py compares them with PyTorch)
+    assert pf.sum(s, 0).item() == 3.0 and pf.sum(s, -1).item() == 3.0
+    with pytest.raises(AxisError, match=r"sum: axis 1 is out of range for a tensor of rank 1 "
+                                        r"\(valid: \[-1, 0\]"):
+        pf.sum(s, 1)
+    with pytest.raises(AxisError, match=r"expand_dims: axis 2 is out of range for a tensor of "
+                                        r"rank 0 \(valid: \[-1, 0\]"):
+        pf.expand_dims(s, 2)
     assert pf.softmax(s).item() == 1.0          # PyTorch's: over dim 0 or -1 (issue 10)
     with pytest.raises(AxisError, match="softmax: axis 1 .* rank 1"):
         pf.softmax(s, 1)

@@ -32,6 +32,44 @@ def test_zero_d_squeeze_stack_softmax_as_pytorch():
         torch.cat([tx, tx])
 
 
+REDUCTIONS = ["sum", "mean", "prod", "max", "min", "argmax", "argmin", "any", "all",
+              "logsumexp", "var", "std"]
+
+
+@pytest.mark.filterwarnings("ignore:.*degrees of freedom")    # torch's var of one value: NaN
+@pytest.mark.parametrize("name", REDUCTIONS)
+@pytest.mark.parametrize("axis", [0, -1, (0,)])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_zero_d_reductions_over_dim_0_or_minus_1_as_pytorch(name, axis, keepdims):
+    # PyTorch: torch.sum(torch.tensor(3.), 0) is 3 (the one dim of a 0-d tensor is 0 or -1)
+    if name in ("prod", "max", "min", "argmax", "argmin") and isinstance(axis, tuple):
+        axis = axis[0]                             # (torch's take one dim)
+    want = getattr(torch, name)(torch.tensor(-2.5, dtype=torch.float64), axis, keepdim=keepdims)
+    want = (want.values if name in ("max", "min") else want).numpy()   # torch's: (values, indices)
+    got = getattr(pf, name)(pf.tensor(np.array(-2.5)), axis, keepdims=keepdims)
+    assert got.shape == want.shape == () and got.numpy().dtype == want.dtype
+    np.testing.assert_array_equal(got.numpy(), want)
+
+
+@pytest.mark.parametrize("name", ["sum", "max", "logsumexp", "var"])
+def test_zero_d_reductions_refuse_dims_beyond_0_and_minus_1(name):
+    with pytest.raises(pf.AxisError, match=r"^%s: axis 1 is out of range" % name):
+        getattr(pf, name)(pf.tensor(1.0), 1)
+    with pytest.raises(pf.AxisError, match=r"^%s: axis -2 is out of range" % name):
+        getattr(pf, name)(pf.tensor(1.0), -2)
+
+
+def test_zero_d_reduction_over_dim_0_differentiates_and_compiles():
+    x = pf.tensor(np.float64(1.5), requires_grad=True)
+    pf.mean(x * x, 0).backward()
+    assert x.grad.item() == 3.0
+    g = pf.Graph("zero_d")
+    with g:
+        s = g.placeholder("s", (), "float32")
+        y = pf.sum(s, -1) * 2.0
+    assert g.compile(outputs=[y]).run({"s": np.float32(4.0)})[y.name] == 8.0
+
+
 @pytest.mark.parametrize("name, fn", [
     ("pad", lambda t: pf.pad(t, (1, 2), "constant")),
     ("flip", lambda t: pf.flip(t, 0)),
