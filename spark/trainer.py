@@ -2,8 +2,10 @@
 
 Each round is one Spark job over the round's slice of every worker's rows: tasks read the
 broadcast weights, compute (gradients, or K local steps), and return one row each, which the
-driver combines into one update of the model it holds. Public PySpark APIs only: broadcast,
-mapInArrow, collect / treeAggregate, job groups.
+driver combines into one update of the model it holds. In the collective mode an epoch is one
+barrier-mode job instead, whose tasks all-reduce among themselves (worker.train_epoch_collective)
+and whose rank 0 returns the epoch's final state. Public PySpark APIs only: broadcast,
+mapInArrow (barrier mode too), collect / treeAggregate, job groups.
 """
 import functools
 import logging
