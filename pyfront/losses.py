@@ -1,6 +1,6 @@
 """Loss functions: pf.losses.cross_entropy and mse (fused native kernels), nll_loss, binary
 cross-entropy (from probabilities or logits), huber/smooth_l1/l1, kl_div, margin ranking."""
-from .ops.nn import (binary_cross_entropy, binary_cross_entropy_with_logits,  # noqa: F401
+from .ops.losses import (binary_cross_entropy, binary_cross_entropy_with_logits,  # noqa: F401
                      cross_entropy, huber_loss, kl_div, l1_loss, margin_ranking_loss, mse,
                      nll_loss, smooth_l1_loss)
 

@@ -3,10 +3,7 @@ InstanceNorm, channels-first, with PyTorch's conventions (momentum, eps, biased 
 normalising, unbiased for the running variance)."""
 from .. import errors, ops
 from ..ops.core import fmt_shape
-from ..ops.norm import (
-    _normalized_shape,  # (ops.norm is the norm function: pf.norm)
-    group_norm,  # (ops.norm is the norm function: pf.norm)
-)
+from ..ops.normalization import group_norm, normalized_shape_tuple
 from .module import Module, Parameter, register_layer
 
 __all__ = ["BatchNorm", "BatchNorm1D", "BatchNorm2D", "BatchNorm3D", "LayerNorm", "GroupNorm",
@@ -141,7 +138,7 @@ class LayerNorm(Module):
         self.normalized_shape = None
         if normalized_shape is not None:
             try:
-                self.normalized_shape = _normalized_shape(normalized_shape)
+                self.normalized_shape = normalized_shape_tuple(normalized_shape)
             except (TypeError, ValueError) as e:
                 raise type(e)("%s: %s" % (self.name, e)) from None
         self.eps = float(eps)

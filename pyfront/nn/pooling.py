@@ -1,7 +1,7 @@
 """Pooling layers, channels first: MaxPool1D/2D/3D, AvgPool1D/2D/3D and the global average and
 max poolings over all spatial dims."""
 from .. import errors
-from ..ops import pool as pool_ops
+from ..ops import pooling as pool_ops
 from ..ops.conv import SPATIAL_DIMS
 from .module import Module, register_layer
 

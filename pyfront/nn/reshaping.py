@@ -3,7 +3,7 @@ UpSampling1D/2D/3D."""
 import math
 
 from .. import errors, ops
-from ..ops import pool as pool_ops
+from ..ops import pooling as pool_ops
 from ..ops import shape as shape_ops
 from ..ops.conv import SPATIAL_DIMS
 from ..ops.core import as_operand, fmt_shape

@@ -1,19 +1,21 @@
 """Every op, defined once (see core.py); these functions are the public way to call them."""
-from . import conv, dropout, elementwise, linalg, nn, norm, pool, reduction, rnn, shape
+from . import (conv, dropout, elementwise, linalg, losses, normalization, pooling, recurrent,
+               reduction, shape)
 from . import clipping  # noqa: F401  (the optimizers' gradient clipping: ops, not pf.* functions)
 
 # kept before the star imports: a function may share its module's name (ops.dropout)
-_MODULES = (conv, dropout, elementwise, linalg, nn, norm, pool, reduction, rnn, shape)
+_MODULES = (conv, dropout, elementwise, linalg, losses, normalization, pooling, recurrent, reduction,
+            shape)
 from .core import REGISTRY, apply, name_scope  # noqa: F401
 from .conv import *  # noqa: F401,F403
 from .dropout import *  # noqa: F401,F403
 from .elementwise import *  # noqa: F401,F403
 from .linalg import *  # noqa: F401,F403
-from .nn import *  # noqa: F401,F403
-from .norm import *  # noqa: F401,F403
-from .pool import *  # noqa: F401,F403
+from .losses import *  # noqa: F401,F403
+from .normalization import *  # noqa: F401,F403
+from .pooling import *  # noqa: F401,F403
+from .recurrent import *  # noqa: F401,F403
 from .reduction import *  # noqa: F401,F403
-from .rnn import *  # noqa: F401,F403
 from .shape import *  # noqa: F401,F403
 
 _INTERNAL = {"broadcast_strides", "lower_reduce", "activation_grad", "LINEAR_ACTIVATIONS",

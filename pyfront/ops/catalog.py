@@ -90,12 +90,13 @@ TORCH_NAMES = {
 }
 
 # the README's families, by the module that defines the ops
-# (module names: the package's attributes ops.norm and ops.dropout are functions)
+# (module names: the package's attribute ops.dropout is the function)
 _FAMILIES = [
     ("shape and indexing", "shape"), ("elementwise math and activations", "elementwise"),
     ("reductions and scans", "reduction"), ("linear algebra", "linalg"),
-    ("convolution", "conv"), ("pooling and resizing", "pool"), ("normalization", "norm"),
-    ("softmax and losses", "nn"), ("dropout", "dropout"), ("recurrent", "rnn"),
+    ("convolution", "conv"), ("pooling and resizing", "pooling"),
+    ("normalization", "normalization"), ("softmax and losses", "losses"), ("dropout", "dropout"),
+    ("recurrent", "recurrent"),
 ]
 _INTERNAL = {"broadcast_strides", "lower_reduce", "activation_grad", "LINEAR_ACTIVATIONS",
              "ACTIVATIONS"}

@@ -2,7 +2,7 @@
 same ops in both modes."""
 from . import elementwise as E
 from . import linalg as L
-from . import nn as N
+from . import losses as N
 from . import reduction as R
 from . import shape as S
 

@@ -6,7 +6,7 @@ import pytest
 
 import pyfront as pf
 from pyfront.backend import cpu
-from pyfront.ops import rnn
+from pyfront.ops import recurrent as rnn
 from pyfront.testing import check_grad
 
 torch = pytest.importorskip("torch")

@@ -407,7 +407,8 @@ _layer_norm = core.register(LayerNorm)
 _ln_grad = core.register(LayerNormGrad)
 
 
-def _normalized_shape(shape):
+def normalized_shape_tuple(shape):
+    """layer_norm's normalized_shape as a tuple of positive ints (an int is one dim)."""
     if isinstance(shape, (int, np.integer)):
         shape = (shape,)
     try:
@@ -425,7 +426,7 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     """Layer normalisation over the trailing dims given by normalized_shape, as
     torch.nn.functional.layer_norm (biased variance; weight and bias of normalized_shape)."""
     x = as_operand(x)
-    shape = _normalized_shape(normalized_shape)
+    shape = normalized_shape_tuple(normalized_shape)
     if not eps >= 0:
         raise ValueError("layer_norm: eps must be >= 0, got %r" % (eps,))
     dtype = x.dtype if x.dtype.is_float else as_dtype("float32")
