@@ -15,6 +15,7 @@ The tape sits below the ops: the tensor class and as_operand are set here by pyf
 at import (as it sets them in ops.core), and the name-scope stack of layers lives here.
 """
 import contextlib
+import math
 import threading
 import weakref
 
@@ -133,10 +134,7 @@ class Released:
 
     @property
     def size(self):
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
+        return math.prod(self.shape)
 
     def __getattr__(self, name):
         raise _not_retained(self._what, ".%s" % name)

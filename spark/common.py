@@ -7,7 +7,8 @@ from .. import errors
 from ..train.metrics import fresh_metrics
 
 __all__ = ["model_to_bytes", "model_from_bytes", "TrainingConfig", "TensorLayout",
-           "label_kinds", "make_metrics", "pack_metric_states", "unpack_metric_states"]
+           "label_kinds", "make_metrics", "pack_metric_states", "unpack_metric_states",
+           "given_input_shapes"]
 
 _CLASS_LOSSES = ("cross_entropy", "sparse_categorical_crossentropy")
 
@@ -35,6 +36,16 @@ def compiled_settings(model):
         if m is not None and training_config(m) is not None:
             return training_config(m), m.__dict__.get("optimizer")
     return {}, None
+
+
+def given_input_shapes(given, n_inputs):
+    """input_shape= as one per-row shape per model input: one shape for a single-input model,
+    else a list of n_inputs shapes."""
+    shapes = list(given) if n_inputs > 1 else [given]
+    if len(shapes) != n_inputs:
+        raise ValueError("input_shape: the model has %d inputs; give a list of %d shapes, got %r"
+                         % (n_inputs, n_inputs, given))
+    return [tuple(int(d) for d in s) for s in shapes]
 
 
 # the metrics local fit tracks, by the same rules (pyfront.train.metrics.fresh_metrics)

@@ -12,8 +12,8 @@ from ..nn.tracing import unwrap
 from ..graph.jit import flatten_outputs
 from ..train.step import as_arrays
 from . import data as data_mod
-from .common import TensorLayout, make_metrics, model_from_bytes, model_to_bytes, \
-    unpack_metric_states
+from .common import TensorLayout, given_input_shapes, make_metrics, model_from_bytes, \
+    model_to_bytes, unpack_metric_states
 from .executors import check_executors
 
 __all__ = ["predict", "evaluate"]
@@ -26,11 +26,7 @@ def _input_shapes(model, input_shape):
     """Per model input, the per-row shape (input_shape: one shape, or a list per input)."""
     n = len(model.input_spec) if model.input_spec else 1
     if input_shape is not None:
-        shapes = list(input_shape) if n > 1 else [input_shape]
-        if len(shapes) != n:
-            raise ValueError("input_shape: the model has %d inputs; give a list of %d shapes, "
-                             "got %r" % (n, n, input_shape))
-        return [tuple(int(d) for d in s) for s in shapes]
+        return given_input_shapes(input_shape, n)
     if not model.input_spec:
         raise errors.PyfrontError(
             "the model has not seen an input yet, so its input shape is unknown: call it once "

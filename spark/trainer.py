@@ -21,8 +21,8 @@ from ..nn.tracing import unwrap
 from ..train.callbacks import Callback, CallbackList, History
 from . import checkpoint as ckpt
 from . import data as data_mod
-from .common import (TensorLayout, TrainingConfig, make_metrics, model_to_bytes,
-                     unpack_metric_states)
+from .common import (TensorLayout, TrainingConfig, given_input_shapes, make_metrics,
+                     model_to_bytes, unpack_metric_states)
 from .executors import check_executors
 from .strategies import ParameterAveraging, SyncSGD
 from .worker import (EVAL_SCHEMA, RESULT_SCHEMA, RoundState, RunSpec, apply_mean_gradient,
@@ -234,11 +234,7 @@ class SparkTrainer:
         n = len(spec.inputs)
         given = self.input_shape
         if given is not None:
-            shapes = list(given) if n > 1 else [given]
-            if len(shapes) != n:
-                raise ValueError("input_shape: the model has %d inputs; give a list of %d "
-                                 "shapes, got %r" % (n, n, given))
-            return [tuple(int(d) for d in s) for s in shapes]
+            return given_input_shapes(given, n)
         shapes = []
         for i, name in enumerate(spec.feature_names):
             shape = tuple(model.input_spec[i][0][1:]) if model.input_spec else None

@@ -7,6 +7,7 @@ kernels the op emits itself: the same kernels run now (eager) or are recorded in
 plan. Saved models name the op; loading finds it only in this process's registry.
 """
 import json
+import math
 
 from .. import errors
 from ..backend import cpu
@@ -27,10 +28,7 @@ class _View:
 
     @property
     def size(self):
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
+        return math.prod(self.shape)
 
     def desc(self, shape=None, strides=None, offset_elems=0):
         return self.base.desc(self.shape if shape is None else shape, strides, offset_elems)
