@@ -37,9 +37,10 @@ class _View:
 class CustomOp(Op):
     """The op record made by custom_op (see there)."""
 
-    def __init__(self, name, forward, backward, n_inputs, kernel, shape_rule):
+    def __init__(self, name, forward, backward, n_inputs, n_outputs, kernel, shape_rule):
         self.name = name
         self.inputs = tuple("input%d" % i for i in range(n_inputs))
+        self.n_outputs = n_outputs
         self.user_forward = forward
         self.user_backward = backward
         self.kernel = kernel
@@ -52,9 +53,15 @@ class CustomOp(Op):
         if len(specs) != len(self.inputs):
             raise core.ShapeMismatch("takes %d inputs, got %d" % (len(self.inputs), len(specs)))
         if self.kernel is not None:
-            shape, dtype = self.shape_rule(*specs, **attrs) if self.shape_rule else \
-                (specs[0].shape, specs[0].dtype)
-            return [Spec(tuple(shape), as_dtype(dtype))]
+            if self.shape_rule is None:
+                return [Spec(specs[0].shape, specs[0].dtype)] * self.n_outputs
+            rule = self.shape_rule(*specs, **attrs)
+            rules = [rule] if self.n_outputs == 1 else list(rule)
+            if len(rules) != self.n_outputs:
+                raise errors.PyfrontError("custom op %r: its shape rule gave %d (shape, dtype) "
+                                          "pairs for %d outputs" % (self.name, len(rules),
+                                                                   self.n_outputs))
+            return [Spec(tuple(shape), as_dtype(dtype)) for shape, dtype in rules]
         graph, outputs = self._trace(specs, attrs)
         return [Spec(tuple(s.shape), s.dtype) for s in outputs]
 
@@ -69,9 +76,13 @@ class CustomOp(Op):
                       for i, s in enumerate(specs)]
                 out = self.user_forward(*xs, **attrs)
             outputs = list(out) if isinstance(out, (tuple, list)) else [out]
-            if len(outputs) != 1 or not getattr(outputs[0], "symbolic", False):
-                raise errors.PyfrontError("custom op %r: forward must return one tensor made "
-                                          "with pyfront ops from its inputs" % self.name)
+            if len(outputs) != self.n_outputs or not all(getattr(o, "symbolic", False)
+                                                         for o in outputs):
+                raise errors.PyfrontError(
+                    "custom op %r: forward must return %d tensor%s made with pyfront ops from "
+                    "its inputs, got %s" % (self.name, self.n_outputs,
+                                            "" if self.n_outputs == 1 else "s",
+                                            _describe(out)))
             for node in graph.nodes:
                 if node.kind == "variable" or (node.kind == "op" and (
                         node.op.stateful or node.op.mutates)):
@@ -84,11 +95,16 @@ class CustomOp(Op):
     # ---- forward: the user's kernel, or the traced graph's kernels, into the emitter ----
     def forward(self, k, ins, outs, attrs):
         if self.kernel is not None:
-            k.run(self.kernel, [b.desc() for b in ins], [outs[0].desc()],
+            k.run(self.kernel, [b.desc() for b in ins], [b.desc() for b in outs],
                   tuple(attrs.get("iattr", ())), tuple(attrs.get("fattr", ())))
             return
         graph, outputs = self._trace([Spec(b.shape, b.dtype) for b in ins], attrs)
-        result = outputs[0]
+        # each result a node computes is written straight into its output buffer; results
+        # that are inputs, constants, views or repeats of another result are copied at the end
+        direct = {}
+        for j, r in enumerate(outputs):
+            if r.node.kind == "op" and not r.node.op.view:
+                direct.setdefault((r.node.id, r.index), j)
         bufs = {}
         for node in graph.nodes:
             if node.kind == "placeholder":
@@ -101,17 +117,17 @@ class CustomOp(Op):
             else:
                 node_ins = [None if i in node.op.shape_inputs else bufs[(n.id, j)]
                             for i, (n, j) in enumerate(node.inputs)]
-                node_outs = [outs[0] if (node is result.node and i == result.index)
+                node_outs = [outs[direct[(node.id, i)]] if (node.id, i) in direct
                              else k.scratch(s.shape, s.dtype) for i, s in enumerate(node.specs)]
                 node.op.forward(k, node_ins, node_outs, node.attrs)
                 for i, b in enumerate(node_outs):
                     bufs[(node.id, i)] = b
-        if result.node.kind != "op" or result.node.op.view:
-            # the result is an input, a constant or a view of one: one copy into the output
-            k.run("copy", [bufs[(result.node.id, result.index)].desc(outs[0].shape)],
-                  [outs[0].desc()])
+        for j, r in enumerate(outputs):
+            if direct.get((r.node.id, r.index)) != j:
+                k.run("copy", [bufs[(r.node.id, r.index)].desc(outs[j].shape)], [outs[j].desc()])
 
     def grad(self, ctx, g):
+        # g: one gradient, or a list of one per output (zeros for outputs that got none)
         grads = self.user_backward(ctx, g)
         grads = tuple(grads) if isinstance(grads, (tuple, list)) else (grads,)
         if len(grads) != len(self.inputs):
@@ -120,19 +136,22 @@ class CustomOp(Op):
         return grads
 
 
-def custom_op(name, forward=None, backward=None, *, inputs=1, kernel=None, shape=None):
+def custom_op(name, forward=None, backward=None, *, inputs=1, outputs=1, kernel=None,
+              shape=None):
     """Register an op of your own under `name` and return the function that applies it.
 
-    forward(*inputs, **attrs) -> one tensor, written with pyfront ops (it is traced once per
-    input shape and dtype into the op's own kernels; the ops inside are not recorded on the
-    tape: the op's gradient is yours). Or, instead of forward, kernel="name" of a native kernel
-    registered with pf.register_kernel: it gets the inputs and one output whose (shape, dtype)
-    shape(*input_specs, **attrs) returns (default: those of the first input), and the int and
-    float attributes iattr=(...), fattr=(...) given at the call.
+    forward(*inputs, **attrs) -> one tensor (a tuple of `outputs` tensors when outputs > 1),
+    written with pyfront ops (it is traced once per input shape and dtype into the op's own
+    kernels; the ops inside are not recorded on the tape: the op's gradient is yours). Or,
+    instead of forward, kernel="name" of a native kernel registered with pf.register_kernel:
+    it gets the inputs and the outputs, whose (shape, dtype) shape(*input_specs, **attrs)
+    returns (a list of such pairs when outputs > 1; default: those of the first input), and
+    the int and float attributes iattr=(...), fattr=(...) given at the call.
 
     backward(ctx, grad) -> one gradient per input (None where there is none), written with
     pyfront ops, so it runs on the tape, in graphs and again under create_graph: ctx.inputs,
-    ctx.output(), ctx.attrs, ctx.needs. Without backward the op has no gradient.
+    ctx.output(i), ctx.attrs, ctx.needs. With outputs > 1, grad is a list of one gradient
+    per output (zeros for an output nothing used). Without backward the op has no gradient.
 
     Attributes (keyword arguments at the call) must be JSON values: a saved model stores
     them with the op's name. Loading a model that uses the op needs the same registration
@@ -147,8 +166,12 @@ def custom_op(name, forward=None, backward=None, *, inputs=1, kernel=None, shape
                                   "tensors) and kernel (a registered native kernel)" % name)
     if kernel is not None:
         cpu.kernel_id(kernel)            # a kernel must exist before an op can name it
+    for arg, n in (("inputs", inputs), ("outputs", outputs)):
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise errors.PyfrontError("custom_op %r: %s must be a positive int, got %r"
+                                      % (name, arg, n))
     n_inputs = inputs
-    op = CustomOp(name, forward, backward, n_inputs, kernel, shape)
+    op = CustomOp(name, forward, backward, n_inputs, outputs, kernel, shape)
     core.register(op)
 
     def apply_op(*tensors, **attrs):
@@ -162,6 +185,12 @@ def custom_op(name, forward=None, backward=None, *, inputs=1, kernel=None, shape
     apply_op.__doc__ = forward.__doc__ if forward is not None else None
     apply_op.op = op
     return apply_op
+
+
+def _describe(out):
+    if isinstance(out, (tuple, list)):
+        return "%s of %d" % (type(out).__name__, len(out))
+    return type(out).__name__
 
 
 def unregister_custom_op(name):

@@ -102,6 +102,21 @@ class Symbol(OpMethods):
     def tolist(self):
         self._trace_error(".tolist()")
 
+    def __setitem__(self, key, value):
+        """s[key] = value while a graph is built: from here on s stands for the node of
+        ops.shape.setitem (s with the indexed elements replaced; gradients reach value and the
+        untouched elements), as Tensor.__setitem__ records an in-place write on the tape.
+        Graph inputs, parameters and constants are the caller's memory, which a graph cannot
+        write: that is a TraceError, so pf.jit runs such a function eagerly."""
+        if self.node.kind != "op":
+            raise errors.TraceError(
+                "writing into %s %s (s[key] = value): a compiled graph cannot change its "
+                "caller's tensors; write into a copy instead (s = s.clone())"
+                % (self.kind, self.name))
+        from ..ops.shape import setitem
+        out = setitem(self, key, value)
+        self.node, self.index = out.node, out.index
+
     def __len__(self):
         if self.shape and self.shape[0] is not None:
             return self.shape[0]

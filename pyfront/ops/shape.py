@@ -503,7 +503,8 @@ def take(x, indices, axis=0):
     """Elements of x at integer indices along axis (negative indices count from the end)."""
     x = as_operand(x)
     axis = normalize_axis(axis, len(x.shape), "take")
-    if not hasattr(indices, "symbolic"):
+    made = not hasattr(indices, "symbolic")     # numpy or lists: ours to place on x's device
+    if made:
         arr = np.asarray(indices)
         if arr.dtype.kind == "b":      # a mask, as numpy reads it (not indices 0 and 1)
             if arr.shape != (x.shape[axis],):
@@ -522,6 +523,8 @@ def take(x, indices, axis=0):
                                          % (bad, axis, n))
         if arr.size and arr.min() < 0:
             indices = core.Tensor._wrap(np.where(arr < 0, arr + n, arr), indices.dtype)
+    if made:
+        indices = core.constant_like(indices, x)
     return apply(_take, [x, indices], {"axis": axis})
 
 
@@ -632,13 +635,68 @@ def _flat_positions(x, key, op, always=False):
                                      "of shape %s: %s" % (op, fmt_shape(x.shape), e)) from None
 
 
+def _mask_assignment(x, key, value):
+    """x[mask] = value as where(mask, value, x) when mask is a boolean tensor over x's leading
+    dims and value fits the remaining dims: no index values are needed, so this also works
+    while a graph is built (a symbolic mask). None when the key is anything else."""
+    if isinstance(key, tuple):
+        if len(key) != 1:
+            return None
+        key = key[0]
+    if not (hasattr(key, "symbolic") and key.dtype.name == "bool"):
+        return None
+    k = len(key.shape)
+    if k > len(x.shape) or any(a is not None and b is not None and a != b
+                               for a, b in zip(key.shape, x.shape)):
+        return None
+    value = as_operand(value, like=x)
+    if len(value.shape) > len(x.shape) - k:
+        return None
+    if value.dtype is not x.dtype:
+        value = cast(value, x.dtype)
+    mask = reshape(key, tuple(-1 if d is None else d for d in key.shape)
+                   + (1,) * (len(x.shape) - k)) if k < len(x.shape) else key
+    return _elementwise.where(mask, value, x)
+
+
+def _batch_wide_assignment(x, key, value):
+    """x[key] = value on a graph value whose batch dim is unknown: possible when the key
+    takes the whole batch (its first part is `:` or `...`) and value is one number, as
+    where(mask, value, x) with a constant mask over the other dims."""
+    value = as_operand(value, like=x)
+    first = key[0] if key else Ellipsis
+    whole_batch = first is Ellipsis or (isinstance(first, slice) and first == slice(None))
+    if (x.shape[0] is not None or None in tuple(x.shape[1:])
+            or not whole_batch or any(k is None or getattr(k, "symbolic", False) for k in key)
+            or any(d != 1 for d in value.shape)):
+        raise errors.ShapeError(
+            "setitem: on a graph value of shape %s (unknown batch dim) x[key] = value needs a "
+            "key that takes the whole batch (x[:, ...] or x[..., j]) and a single-number value "
+            "(got value of shape %s), or a boolean mask" % (fmt_shape(x.shape),
+                                                             fmt_shape(value.shape)))
+    mask = np.zeros((1,) + tuple(x.shape[1:]), dtype=bool)
+    try:
+        mask[tuple(k.numpy() if hasattr(k, "numpy") else k for k in key)] = True
+    except IndexError as e:
+        raise errors.IndexOutOfRange("setitem: the key does not fit a tensor of shape %s: %s"
+                                     % (fmt_shape(x.shape), e)) from None
+    if value.dtype is not x.dtype:
+        value = cast(value, x.dtype)
+    return _elementwise.where(as_operand(mask), reshape(value, ()), x)
+
+
 def setitem(x, key, value):
     """x with x[key] = value (value broadcast to the indexed shape), as a new value: a scatter
     of the flat positions x[key] picks. Gradients flow to value and to the untouched elements
     of x. Tensor.__setitem__ is this, written back into the tensor."""
     x = as_operand(x)
+    masked = _mask_assignment(x, key, value)
+    if masked is not None:
+        return masked
     if not isinstance(key, tuple):
         key = (key,)
+    if None in tuple(x.shape):
+        return _batch_wide_assignment(x, key, value)
     flat = _flat_positions(x, key, "setitem", always=True)
     value = as_operand(value, like=x)
     if value.dtype is not x.dtype:
@@ -953,7 +1011,7 @@ def diag(x, k=0):
     index = np.full((size, size), n, dtype=np.int64)
     i = np.arange(n)
     index[i + builtins.max(-k, 0), i + builtins.max(k, 0)] = i
-    padded = concat([x, as_operand(np.zeros(1, x.dtype.np))], 0)
+    padded = concat([x, core.constant_like(np.zeros(1, x.dtype.np), x)], 0)
     return take(padded, index, 0)
 
 
@@ -1110,20 +1168,21 @@ _scatter = core.register(ScatterAssign)
 _scatter_add = core.register(ScatterAdd)
 
 
-def _index_operand(indices, op):
+def _index_operand(indices, op, x):
+    """Tensors as given; numpy or lists as int32/int64 constants on x's device."""
     if hasattr(indices, "symbolic"):
         return indices
     arr = np.asarray(indices)
     if arr.dtype.kind not in "iu" and arr.size:
         raise errors.DTypeError("%s: indices must be integers, got %s" % (op, arr.dtype))
-    return as_operand(arr.astype(np.int64) if arr.dtype != np.int32 else arr)
+    return core.constant_like(arr.astype(np.int64) if arr.dtype != np.int32 else arr, x)
 
 
 def gather(x, axis, indices):
     """PyTorch's gather(input, dim, index): out[i][j] = x[idx[i][j]][j] for dim 0, and so on.
     indices may be smaller than x in the other dims (x is cut to them), never larger."""
     x = as_operand(x)
-    indices = _index_operand(indices, "gather")
+    indices = _index_operand(indices, "gather", x)
     axis = normalize_axis(axis, len(x.shape), "gather")
     if len(indices.shape) != len(x.shape):
         raise errors.ShapeError("gather: indices %s must have the rank of x %s"
@@ -1142,7 +1201,7 @@ def gather(x, axis, indices):
 def take_along_axis(x, indices, axis):
     """numpy's take_along_axis (indices broadcast against x outside the axis)."""
     x = as_operand(x)
-    indices = _index_operand(indices, "take_along_axis")
+    indices = _index_operand(indices, "take_along_axis", x)
     axis = normalize_axis(axis, len(x.shape), "take_along_axis")
     if len(indices.shape) != len(x.shape):
         raise errors.ShapeError("take_along_axis: indices %s must have the rank of x %s"
@@ -1165,7 +1224,7 @@ def take_along_axis(x, indices, axis):
 
 def _scatter_call(op, x, axis, indices, src, name):
     x = as_operand(x)
-    indices = _index_operand(indices, name)
+    indices = _index_operand(indices, name, x)
     axis = normalize_axis(axis, len(x.shape), name)
     src = as_operand(src, like=x)
     if tuple(src.shape) != tuple(indices.shape) and None not in tuple(indices.shape):

@@ -169,6 +169,19 @@ int cube_kernel(const pf_args *a) {
     calls++;
     return PF_OK;
 }
+
+/* two outputs: y = x^2 and z = x^3, float64, contiguous */
+int square_cube_kernel(const pf_args *a) {
+    if (a->n_in != 1 || a->n_out != 2) return PF_ERR_ARGUMENT;
+    const pf_tensor *x = a->inputs[0];
+    if (x->dtype != PF_FLOAT64) return PF_ERR_DTYPE;
+    int64_t n = 1;
+    for (int d = 0; d < x->ndim; d++) n *= x->shape[d];
+    const double *s = (const double *)x->data;
+    double *y = (double *)a->outputs[0]->data, *z = (double *)a->outputs[1]->data;
+    for (int64_t i = 0; i < n; i++) { y[i] = s[i] * s[i]; z[i] = y[i] * s[i]; }
+    return PF_OK;
+}
 """
 
 
@@ -178,7 +191,7 @@ def cube_library(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cube_kernel")
     ffi = cffi.FFI()
     ffi.cdef("typedef struct pf_args pf_args; int cube_kernel(const pf_args *a); "
-             "long long cube_calls(void);")
+             "int square_cube_kernel(const pf_args *a); long long cube_calls(void);")
     ffi.set_source("_pf_test_cube", _KERNEL_C,
                    include_dirs=[pf.backend.cpu.include_dir()])
     ffi.compile(tmpdir=str(folder), verbose=False)
@@ -189,6 +202,8 @@ def cube_library(tmp_path_factory):
         sys.path.remove(str(folder))
     pf.register_kernel("test_cube", _pf_test_cube.ffi.addressof(_pf_test_cube.lib,
                                                                  "cube_kernel"))
+    pf.register_kernel("test_square_cube", _pf_test_cube.ffi.addressof(_pf_test_cube.lib,
+                                                                        "square_cube_kernel"))
     return _pf_test_cube
 
 
@@ -235,3 +250,83 @@ def test_registered_c_kernel_runs_eagerly_and_in_a_compiled_training_step(cube_l
             pf.register_kernel("test_cube", cube_library.ffi.addressof(lib, "cube_kernel"))
     finally:
         unregister_custom_op("test.c_cube")
+
+
+def _sincos_backward(ctx, grads):
+    gs, gc = grads                       # zeros where an output got no gradient
+    x = ctx.inputs[0]
+    return gs * pf.cos(x) - gc * pf.sin(x)
+
+
+@pytest.fixture
+def sincos():
+    op = pf.custom_op("test.sincos", lambda x: (pf.sin(x), pf.cos(x)), _sincos_backward,
+                      outputs=2)
+    yield op
+    unregister_custom_op("test.sincos")
+
+
+def test_custom_op_with_two_outputs_eager_compiled_and_gradients(sincos, rng):
+    x = rng.standard_normal((3, 4))
+    s, c = sincos(pf.tensor(x))
+    np.testing.assert_allclose(s.numpy(), np.sin(x), rtol=1e-12)
+    np.testing.assert_allclose(c.numpy(), np.cos(x), rtol=1e-12)
+    check_grad(lambda t: sincos(t)[0] * sincos(t)[1] + sincos(t)[1], x)
+    # only one output used: the other's gradient comes in as zeros
+    check_grad(lambda t: sincos(t)[1] * 2.0, x)
+
+    def fn(t):
+        a, b = sincos(t)
+        return a * a + b * 3.0, b
+    xf = x.astype(np.float32)
+    eager = [o.numpy() for o in fn(pf.tensor(xf))]
+    compiled = [o.numpy() for o in pf.jit(fn)(pf.tensor(xf))]
+    for got, want in zip(compiled, eager):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    t = pf.tensor(xf, requires_grad=True)
+    pf.jit(fn)(t)[0].sum().backward()
+    np.testing.assert_allclose(t.grad.numpy(), 2 * np.sin(xf) * np.cos(xf) - 3 * np.sin(xf),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_custom_op_whose_outputs_repeat_or_pass_an_input_through(rng):
+    # results that are an input or the same value twice are copied into their own outputs
+    op = pf.custom_op("test.passthrough", lambda x: (x, x * 2.0, x * 2.0), None, outputs=3)
+    try:
+        x = rng.standard_normal((2, 3)).astype(np.float32)
+        for run in (op, pf.jit(op)):
+            a, b, c = run(pf.tensor(x))
+            np.testing.assert_array_equal(a.numpy(), x)
+            np.testing.assert_array_equal(b.numpy(), 2 * x)
+            np.testing.assert_array_equal(c.numpy(), 2 * x)
+    finally:
+        unregister_custom_op("test.passthrough")
+
+
+def test_custom_op_output_count_is_checked(rng):
+    with pytest.raises(pf.PyfrontError, match="outputs must be a positive int, got 0"):
+        pf.custom_op("test.none_out", lambda x: x, outputs=0)
+    op = pf.custom_op("test.one_of_two", lambda x: x * 2.0, outputs=2)
+    try:
+        with pytest.raises(pf.PyfrontError, match=r"forward must return 2 tensors made with "
+                                                  r"pyfront ops from its inputs, got Symbol"):
+            op(pf.ones(3))
+    finally:
+        unregister_custom_op("test.one_of_two")
+
+
+def test_registered_c_kernel_with_two_outputs(cube_library, rng):
+    op = pf.custom_op("test.c_square_cube", kernel="test_square_cube", outputs=2,
+                      shape=lambda x: [(x.shape, x.dtype), (x.shape, x.dtype)],
+                      backward=lambda ctx, gs: gs[0] * 2.0 * ctx.inputs[0]
+                      + gs[1] * 3.0 * ctx.inputs[0] * ctx.inputs[0])
+    try:
+        x = rng.standard_normal((3, 2))
+        y, z = op(pf.tensor(x))
+        np.testing.assert_allclose(y.numpy(), x ** 2)
+        np.testing.assert_allclose(z.numpy(), x ** 3)
+        check_grad(lambda t: op(t)[0] + op(t)[1], x)
+        y2, z2 = pf.jit(op)(pf.tensor(x))
+        np.testing.assert_allclose(z2.numpy(), x ** 3)
+    finally:
+        unregister_custom_op("test.c_square_cube")

@@ -3,6 +3,8 @@ gather/scatter/scatter_add/index_select/take_along_axis, masked_fill, diag/diago
 unbind, chunk, split (PyTorch's meaning) and array_split (numpy's), advanced indexing (several
 integer arrays, boolean masks) and __setitem__ with gradients: against numpy and PyTorch,
 float64 finite differences, eager equals compiled."""
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -282,3 +284,69 @@ def test_setitem_without_grad_writes_in_place_and_leaf_is_refused(rng):
     with pf.no_grad():
         leaf[0] = 1.0
     assert leaf.numpy()[0].tolist() == [1.0] * 4
+
+
+def test_setitem_in_a_compiled_function_equals_eager_and_torch(rng):
+    # slices, an integer, a pyfront boolean mask (a graph value: no index values needed) and
+    # a mask over the leading dim with a row value; no fallback to eager (it would warn)
+    x, v, row = rng.standard_normal((3, 4)), rng.standard_normal(()), rng.standard_normal(4)
+
+    def write(a, b, r):
+        y = a * 2
+        y[:, 1] = b
+        y[0] = b * 3
+        y[y > 0.5] = b * b
+        y[y[:, 2] < 0] = r
+        return y * y
+    _same_as_torch(write, write, x, v, row, rng=rng)
+    compiled = pf.jit(write)
+    ts = [pf.tensor(a, requires_grad=True) for a in (x, v, row)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = compiled(*ts)
+    want = write(*[torch.tensor(a, requires_grad=True) for a in (x, v, row)])
+    np.testing.assert_allclose(out.numpy(), want.detach().numpy(), rtol=1e-12)
+    seed = rng.standard_normal((3, 4))
+    for got, want in zip(_pf_grad(compiled, x, v, row, seed=seed),
+                         _torch_grad(write, x, v, row, seed=seed)):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_setitem_in_a_graph_with_an_unknown_batch_dim(rng):
+    x = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    with pf.Graph() as g:
+        a = pf.placeholder("a", (None, 3, 4))
+        y = a * 2
+        y[:, 1] = 7.0
+        y[..., 0] = -1.0
+        y[y > 5] = 0.0
+        run = g.compile([y])
+    want = x * 2
+    want[:, 1] = 7.0
+    want[..., 0] = -1.0
+    want[want > 5] = 0.0
+    np.testing.assert_array_equal(run.run({"a": x})[y.name], want)
+    with pf.Graph():
+        y = pf.placeholder("a", (None, 3, 4)) * 2
+        with pytest.raises(pf.ShapeError, match=r"setitem: on a graph value of shape "
+                                                r"\(None, 3, 4\) \(unknown batch dim\).*whole "
+                                                r"batch.*got value of shape \(4,\)"):
+            y[:, 0] = np.ones(4, np.float32)
+        with pytest.raises(pf.ShapeError, match="takes the whole batch"):
+            y[0] = 1.0
+
+
+def test_setitem_into_a_graph_input_runs_the_function_eagerly(rng):
+    # a compiled graph cannot write its caller's tensor: pf.jit says so and runs eagerly,
+    # which writes the caller's tensor exactly as the uncompiled function does
+    x = rng.standard_normal((3, 4)).astype(np.float32)
+
+    def zero_first_row(a):
+        a[0] = 0.0
+        return a * 1.0
+    t = pf.tensor(x.copy())
+    with pytest.warns(RuntimeWarning, match=r"writing into placeholder input.*cannot change "
+                                            r"its caller's tensors.*run eagerly"):
+        out = pf.jit(zero_first_row)(t)
+    assert not t.numpy()[0].any() and not out.numpy()[0].any()
+    np.testing.assert_array_equal(out.numpy()[1:], x[1:])
