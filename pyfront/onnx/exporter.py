@@ -10,7 +10,8 @@ from ..graph.symbol import numbered_names
 from ..ops.conv import conv_padding
 from .common import OnnxError, UnsupportedOnnxError, require_onnx
 
-__all__ = ["export_model", "build_model_proto", "check_model", "trace_model", "EXPORTERS"]
+__all__ = ["export_model", "build_model_proto", "check_model", "trace_model", "EXPORTERS",
+           "NO_ONNX_FORM"]
 
 BATCH = "batch"
 _BOOL = 9                           # onnx.TensorProto.BOOL
@@ -167,15 +168,24 @@ def _gelu_value(e, x, dtype):
     return e.node("Mul", [e.node("Mul", [x, cdf]), e.scalar(0.5, dtype)])
 
 
-def _activation(e, x, act, dtype, alpha=0.01):
-    """The activations fused into linear and conv, as separate ONNX nodes."""
+class _FusedActivation:
+    """The activation a linear or conv node applies, seen as a node of its own: its emitter
+    reads the parameters (alpha, lo/hi) the fusion copied into the fused node's attrs."""
+
+    def __init__(self, node):
+        self.attrs, self.specs, self.name = node.attrs, node.specs, node.name
+
+
+def _activation(e, node, y):
+    """The activation fused into a linear or conv node, written after it by the activation
+    op's own emitter."""
+    act = node.attrs.get("activation")
     if act is None:
-        return x
-    if act == "gelu":
-        return _gelu_value(e, x, dtype)
-    if act == "leaky_relu":
-        return e.node("LeakyRelu", [x], alpha=float(alpha))
-    return e.node({"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh"}[act], [x])
+        return y
+    emit = EXPORTERS.get(act)
+    if emit is None:
+        raise UnsupportedOnnxError("no ONNX form for the fused activation %r" % (act,))
+    return emit(e, _FusedActivation(node), [y])
 
 
 def _emit_linear(e, node, ins):
@@ -186,7 +196,7 @@ def _emit_linear(e, node, ins):
         y = e.node("MatMul", ins[:2])
         if len(ins) > 2:
             y = e.node("Add", [y, ins[2]])
-    return _activation(e, y, node.attrs.get("activation"), x.dtype, node.attrs.get("alpha", 0.01))
+    return _activation(e, node, y)
 
 
 def _emit_matmul(e, node, ins):
@@ -217,7 +227,7 @@ def _emit_conv(e, node, ins):
     spans = [d * (n - 1) + 1 for n, d in zip(k, a["dilation"])]
     y = e.node("Conv", ins, kernel_shape=k, strides=list(a["strides"]),
                dilations=list(a["dilation"]), pads=_pads(a, x.shape, spans), group=a["groups"])
-    return _activation(e, y, a.get("activation"), x.dtype)
+    return _activation(e, node, y)
 
 
 def _emit_conv_transpose(e, node, ins):
@@ -481,6 +491,48 @@ def _emit_rnn(e, node, ins):
     return [y] + finals + [None]
 
 
+def _emit_atan2(e, node, ins):
+    """atan(a / b) moved to the quadrant of (b, a); ONNX has no Atan2. Where b is 0, a / b is
+    +-inf and Atan gives +-pi/2 (0 / 0 gives NaN: atan2(0, 0) is 0, as numpy's)."""
+    a, b = ins
+    dtype = _spec(node).dtype
+    zero = e.scalar(0.0, dtype)
+    base = e.node("Atan", [e.node("Div", [a, b])])
+    pi = e.node("Where", [e.node("Less", [a, zero]), e.scalar(-np.pi, dtype),
+                          e.scalar(np.pi, dtype)])
+    turned = e.node("Add", [base, e.node("Where", [e.node("Less", [b, zero]), pi, zero])])
+    both_zero = e.node("And", [e.node("Equal", [a, zero]), e.node("Equal", [b, zero])])
+    return e.node("Where", [both_zero, e.node("Mul", [a, zero]), turned])
+
+
+def _emit_hypot(e, node, ins):
+    a, b = ins
+    return e.node("Sqrt", [e.node("Add", [e.node("Mul", [a, a]), e.node("Mul", [b, b])])])
+
+
+def _emit_cumulate(e, node, ins):
+    if node.attrs["prod"]:
+        raise UnsupportedOnnxError("cumprod (ONNX has a running sum, CumSum, only)")
+    axis = e.constant(np.asarray(node.attrs["axis"], dtype=np.int64), "axis")
+    return e.node("CumSum", [ins[0], axis], reverse=int(node.attrs["reverse"]))
+
+
+def _emit_argsort(e, node, ins):
+    """TopK over the whole axis; ONNX puts equal values in index order, a stable sort."""
+    axis = int(node.attrs["axis"])
+    n = e.node("Slice", [e.node("Shape", ins), e.ints([axis]), e.ints([axis + 1])])
+    _, indices = e.node("TopK", [ins[0], n], n_outputs=2, axis=axis,
+                        largest=int(node.attrs["descending"]), sorted=1)
+    return indices
+
+
+def _emit_scatter(reduction):
+    def emit(e, node, ins):
+        extra = {} if reduction is None else {"reduction": reduction}
+        return e.node("ScatterElements", ins, axis=int(node.attrs["axis"]), **extra)
+    return emit
+
+
 def _emit_take(e, node, ins):
     return e.node("Gather", ins, axis=int(node.attrs["axis"]))
 
@@ -518,6 +570,7 @@ EXPORTERS = {
     "asinh": _unary("Asinh"), "acosh": _unary("Acosh"), "atanh": _unary("Atanh"),
     "log2": _emit_log_base(2.0), "log10": _emit_log_base(10.0), "exp2": _emit_exp2,
     "fmod": lambda e, node, ins: e.node("Mod", ins, fmod=1),
+    "atan2": _emit_atan2, "hypot": _emit_hypot,
     "remainder": _emit_remainder, "floor_divide": _emit_floor_divide,
     # binary
     "add": _binary("Add"), "sub": _binary("Sub"), "mul": _binary("Mul"), "div": _binary("Div"),
@@ -544,14 +597,27 @@ EXPORTERS = {
     "prod": _emit_reduce("ReduceProd"),
     "max": _emit_reduce("ReduceMax"), "min": _emit_reduce("ReduceMin"),
     "argmax": _emit_arg("ArgMax"), "argmin": _emit_arg("ArgMin"),
+    "norm2": _emit_reduce("ReduceL2"), "cumulate": _emit_cumulate, "argsort": _emit_argsort,
     # shapes
     "reshape": _emit_reshape, "reshape_like": _emit_reshape_like,
     "expand_like": _emit_expand_like, "broadcast_to": _emit_broadcast_to,
     "permute": lambda e, node, ins: e.node("Transpose", ins, perm=list(node.attrs["perm"])),
     "slice": _emit_slice, "take": _emit_take, "cast": _emit_cast, "pad": _emit_pad,
+    "scatter": _emit_scatter(None), "scatter_add": _emit_scatter("add"),
     "gather": lambda e, node, ins: e.node("GatherElements", ins,
                                           axis=int(node.attrs["axis"])),
     "concat": lambda e, node, ins: e.node("Concat", ins, axis=int(node.attrs["axis"])),
+}
+
+
+# forward ops that stay refused, and why (gradient ops never reach an inference graph)
+NO_ONNX_FORM = {
+    "mse": "a loss: export the model's outputs and compute the loss outside",
+    "cross_entropy": "a loss: export the model's outputs and compute the loss outside",
+    "dropout": "training only: a model in eval mode has none",
+    "batch_norm_train": "training statistics: a model in eval mode uses batch_norm_eval",
+    "clip_by_norm": "part of an optimizer step", "grad_sum_of_squares": "part of an "
+    "optimizer step", "sum_to_like": "a gradient's reduction to an operand's shape",
 }
 
 
@@ -578,8 +644,10 @@ def build_model_proto(graph, inputs, outputs, tensor_names, opset=17, name="pyfr
     if missing:
         where = ["%s (node %s)" % (n.op.name, n.name) for n in nodes
                  if n.kind == "op" and n.op.name in missing]
-        raise UnsupportedOnnxError("no ONNX form for pyfront op(s) %s: %s"
-                                   % (", ".join(missing), "; ".join(where)))
+        why = ["%s: %s" % (m, NO_ONNX_FORM[m]) for m in missing if m in NO_ONNX_FORM]
+        raise UnsupportedOnnxError("no ONNX form for pyfront op(s) %s: %s%s"
+                                   % (", ".join(missing), "; ".join(where),
+                                      "".join(" (%s)" % w for w in why)))
     e = Emitter(opset, tensor_names)
     graph_inputs = []
     for s in inputs:

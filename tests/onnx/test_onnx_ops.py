@@ -1,5 +1,7 @@
 """One op at a time, both ways: each pyfront op with an ONNX form exports and matches ONNX
 Runtime, and each ONNX operator in the import table matches ONNX Runtime when imported."""
+import re
+
 import numpy as np
 import pytest
 
@@ -23,6 +25,8 @@ def _values(kind, shape, rng):
         return rng.uniform(1.1, 3.0, shape).astype(np.float32)
     if kind == "positive":
         return rng.uniform(0.1, 3.0, shape).astype(np.float32)
+    if kind == "small_ints":    # ties, zeros and both signs
+        return rng.integers(-2, 3, shape).astype(np.float32)
     return (rng.standard_normal(shape) * 2).astype(np.float32)
 
 
@@ -55,6 +59,22 @@ EXPORTED_OPS = {
     "pad_reflect": (lambda x: pf.pad(x, (2, 1), mode="reflect"), ["any"]),
     "pad_replicate": (lambda x: pf.pad(x, (0, 3), mode="replicate"), ["any"]),
     "gather": (lambda x: pf.gather(x, 1, pf.argmax(x, axis=1, keepdims=True)), ["any"]),
+    "relu6": (lambda x: pf.relu6(x * 4.0), ["any"]), "gelu": (pf.gelu, ["any"]),
+    "softplus_beta_threshold": (lambda x: pf.softplus(x, beta=2.0, threshold=1.5), ["any"]),
+    "prelu": (lambda x: pf.prelu(x, np.array([0.3], np.float32)), ["any"]),
+    "glu": (lambda x: pf.glu(x, axis=1), ["any"]),
+    "atan2": (pf.atan2, ["small_ints", "small_ints"]), "hypot": (pf.hypot, ["any", "any"]),
+    "cumsum": (lambda x: pf.cumsum(x, 1), ["any"]),
+    "argsort_ties": (lambda x: pf.argsort(x, axis=1), ["small_ints"]),
+    "argsort_descending_ties": (lambda x: pf.argsort(x, axis=-1, descending=True),
+                                ["small_ints"]),
+    "sort_values": (lambda x: pf.sort(x, axis=1).values, ["any"]),
+    "scatter": (lambda x, y: pf.scatter(x, 1, pf.argsort(y, axis=1), y * 2.0),
+                ["any", "any"]),
+    "scatter_add_repeated": (lambda x: pf.scatter_add(
+        x, 1, pf.cast(pf.clip(pf.floor(pf.abs(x)), 0.0, 5.0), "int64"), x * 3.0), ["any"]),
+    "norm2": (lambda x: pf.norm(x, axis=1), ["any"]),
+    "norm2_keepdims": (lambda x: pf.norm(x, axis=-1, keepdims=True), ["any"]),
 }
 
 
@@ -72,6 +92,65 @@ def test_op_exports_and_matches_onnxruntime(name, tmp_path, ort_run):
         theirs = ort_run(path, *xs)[0]
         assert theirs.dtype == ours.dtype and theirs.shape == ours.shape
         np.testing.assert_allclose(theirs, ours, rtol=2e-5, atol=2e-6)
+
+
+# ops that only gradients and compiled training steps use: never in an inference graph
+_GRADIENT_OP = re.compile(r"_grad(_\w+)?$|^max_pool\dd_gather$|^dropout_replay$")
+
+
+def test_every_forward_op_has_an_onnx_form_or_a_stated_reason():
+    from pyfront.onnx.exporter import EXPORTERS, NO_ONNX_FORM
+    from pyfront.ops.core import REGISTRY
+
+    uncovered = sorted(name for name in REGISTRY if name not in EXPORTERS and
+                       name not in NO_ONNX_FORM and not _GRADIENT_OP.search(name))
+    assert uncovered == []
+
+
+def test_a_refused_op_says_why(tmp_path):
+    model = _Apply(lambda x: pf.cumprod(x, 1))
+    with pytest.raises(pf.onnx.UnsupportedOnnxError,
+                       match=r"cumulate \(node .*\): cumprod \(ONNX has a running sum"):
+        pf.onnx.export(model, tmp_path / "x.onnx", example_inputs=[np.ones((2, 3), np.float32)])
+    model = _Apply(lambda x: pf.mse(x, x * 2.0, reduction="none"))
+    with pytest.raises(pf.onnx.UnsupportedOnnxError, match="mse: a loss: export the model's"):
+        pf.onnx.export(model, tmp_path / "x.onnx", example_inputs=[np.ones((2, 3), np.float32)])
+
+
+_FUSED_ACTIVATIONS = ["relu", "sigmoid", "tanh", "gelu", "leaky_relu", "elu", "selu", "celu",
+                      "silu", "mish", "softsign", "logsigmoid", "hardsigmoid", "hardswish",
+                      "hardtanh", "gelu_tanh", "softplus"]
+
+
+def test_fused_activation_list_is_linears_own():
+    from pyfront.ops.linalg import LINEAR_ACTIVATIONS, UNARY_ACTIVATIONS
+
+    assert set(_FUSED_ACTIVATIONS) == (set(LINEAR_ACTIVATIONS) | set(UNARY_ACTIVATIONS)) - {None}
+
+
+@pytest.mark.parametrize("act", _FUSED_ACTIVATIONS)
+def test_activation_fused_into_linear_exports_as_its_own_node(act, tmp_path, ort_run):
+    """A linear node carrying an activation (as the compiler's fusion leaves it, parameters
+    included) goes out as Gemm and the activation's ONNX form."""
+    from pyfront.ops.core import REGISTRY, apply
+
+    rng = np.random.default_rng(len(act))
+    kernel = pf.tensor(rng.standard_normal((6, 4)).astype(np.float32))
+    bias = pf.tensor(rng.standard_normal(4).astype(np.float32))
+    params = {"leaky_relu": {"alpha": 0.2}, "elu": {"alpha": 0.7}, "celu": {"alpha": 1.3},
+              "hardtanh": {"lo": -0.5, "hi": 2.0}}.get(act, {})
+    model = _Apply(lambda x: apply(REGISTRY["linear"], [x, kernel, bias],
+                                   dict(params, activation=act)))
+    path = pf.onnx.export(model, tmp_path / "fused.onnx",
+                          example_inputs=[_values("any", (2, 6), rng)])
+    import onnx
+
+    assert [n.op_type for n in onnx.load(path).graph.node][0] == "Gemm"
+    for batch in (1, 5):
+        x = _values("any", (batch, 6), rng)
+        with pf.no_grad():
+            ours = model(pf.tensor(x)).numpy()
+        np.testing.assert_allclose(ort_run(path, x)[0], ours, rtol=2e-5, atol=2e-6)
 
 
 # ONNX op type -> (attributes, input kinds)
