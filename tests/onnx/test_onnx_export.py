@@ -27,31 +27,24 @@ def _module(path, name):
 sys.path.insert(0, os.path.join(ROOT, "tests", "nn"))
 contract = importlib.import_module("test_layer_contract")
 CASES = contract.CASES
-# these cases must export (the layers had an ONNX form when this list was written); a case
-# added since, for a layer without an ONNX form yet, is skipped with the exporter's message
-# naming the op
-EXPORTABLE = {
-    "batch_norm1d_features", "batch_norm1d_sequence", "batch_norm2d",
-    "batch_norm2d_channel_path", "batch_norm3d", "batch_norm_no_affine_batch_stats",
-    "layer_norm_last_dim", "layer_norm_two_dims", "layer_norm_no_affine", "dropout_rate0",
-    "dropout_half", "embedding", "embedding_flatten_dense", "flatten", "flatten_from_dim2",
-    "reshape", "add_two_branches", "concatenate_two_branches", "conv1d_same_stride",
-    "conv1d_dilated_tanh", "conv2d_relu", "conv2d_groups_padding", "conv2d_gelu_unfused",
-    "conv3d_same", "max_pool1d", "max_pool2d", "max_pool3d_same", "avg_pool1d", "avg_pool2d_pad",
-    "avg_pool3d_exclude_pad", "global_avg_pool2d", "global_max_pool1d_keepdims",
-    "global_max_pool3d", "small_cnn", "dense", "dense_relu", "dense_gelu_nobias",
-    "dense_3d_input", "sequential_mlp", "activation_softmax", "activation_softplus",
-    "leaky_relu_layer", "lstm_last", "lstm_sequences_state", "lstm_go_backwards",
-    "lstm_mask_value", "gru_last", "gru_sequences_nobias", "simple_rnn_tanh",
-    "simple_rnn_relu_state", "bidirectional_lstm_concat", "bidirectional_gru_sum",
-    "stacked_lstm_gru", "lstm_regressor", "multi_head_attention", "multi_head_attention_causal",
-    "prelu_per_channel", "dense_silu", "dense_mish", "sequential_elu_hardswish",
-    "activation_silu", "activation_elu", "activation_celu", "activation_mish",
-    "activation_softsign", "activation_logsigmoid", "activation_hardsigmoid",
-    "activation_hardtanh", "activation_relu6", "conv1d_transpose",
-    "conv2d_transpose_groups_tanh", "conv3d_transpose", "upsampling1d_linear",
-    "upsampling2d_nearest", "upsampling2d_bilinear", "upsampling3d", "zero_padding1d",
-    "zero_padding2d", "zero_padding3d", "group_norm", "instance_norm_affine", "decoder"}
+# layer classes no contract case uses, each with a case of its own here (same fields)
+EXTRA_CASES = [
+    {"name": "activation_by_name", "make": lambda: pf.nn.Activation("softsign"),
+     "input_shape": (3, 5)},
+    {"name": "relu", "make": pf.nn.ReLU, "input_shape": (3, 5)},
+    {"name": "sigmoid", "make": pf.nn.Sigmoid, "input_shape": (3, 5)},
+    {"name": "tanh", "make": pf.nn.Tanh, "input_shape": (3, 5)},
+    {"name": "gelu", "make": pf.nn.GELU, "input_shape": (3, 5)},
+    {"name": "log_softmax", "make": pf.nn.LogSoftmax, "input_shape": (3, 5)},
+    {"name": "global_avg_pool1d", "make": pf.nn.GlobalAvgPool1D, "input_shape": (2, 3, 7)},
+    {"name": "global_avg_pool3d_keepdims", "make": lambda: pf.nn.GlobalAvgPool3D(keepdims=True),
+     "input_shape": (2, 3, 4, 3, 2)},
+    {"name": "global_max_pool2d", "make": pf.nn.GlobalMaxPool2D, "input_shape": (2, 3, 5, 4)},
+    {"name": "bidirectional_lstm_mask_value", "make": lambda: pf.nn.Bidirectional(
+        pf.nn.LSTM(3, return_sequences=True, mask_value=0.0)), "input_shape": (3, 5, 2)},
+]
+# classes that are no layer of their own: tested through what they hold or build
+NOT_LAYERS = {"Module", "CompiledModule", "Model"}
 
 
 def _outputs(out):
@@ -71,16 +64,24 @@ def _assert_match(model, path, ort_run, inputs_at):
             np.testing.assert_allclose(b, a, rtol=1e-5, atol=2e-6)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_every_layer_class_has_a_case_that_exports():
+    import inspect
+
+    used = set()
+    for case in CASES + EXTRA_CASES:
+        pf.random.seed(0)
+        used.update(type(m).__name__ for m in case["make"]().modules())
+    layers = {name for name, obj in vars(pf.nn).items()
+              if inspect.isclass(obj) and issubclass(obj, pf.nn.Module)}
+    assert sorted(layers - used - NOT_LAYERS) == []
+
+
+@pytest.mark.parametrize("case", CASES + EXTRA_CASES,
+                         ids=[c["name"] for c in CASES + EXTRA_CASES])
 def test_layer_contract_case_exports_and_matches_onnxruntime(case, tmp_path, ort_run):
     layer, _ = contract._built(case)
     path = tmp_path / "layer.onnx"
-    try:
-        pf.onnx.export(layer, path)
-    except pf.onnx.UnsupportedOnnxError as e:
-        if case["name"] in EXPORTABLE:
-            raise
-        pytest.skip("no ONNX form yet: %s" % e)
+    pf.onnx.export(layer, path)
 
     def inputs_at(batch):
         shape = (batch,) + tuple(case["input_shape"][1:])
@@ -127,6 +128,28 @@ def test_two_input_vqa_model_exports_with_named_inputs(tmp_path, ort_run):
     assert [i.name for i in proto.graph.input] == ["image", "question"]
     assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
     assert proto.opset_import[0].version == 17
+    _assert_match(model, path, ort_run, inputs_at)
+
+
+def test_functional_model_with_two_inputs_and_two_outputs_exports(tmp_path, ort_run):
+    series = pf.nn.Input((6, 3), name="series")
+    tokens = pf.nn.Input((4,), dtype="int64", name="tokens")
+    s = pf.nn.GRU(5)(series)
+    t = pf.nn.Flatten()(pf.nn.Embedding(7, 2)(tokens))
+    h = pf.nn.Concatenate()(s, t)
+    model = pf.nn.Model(inputs=[series, tokens],
+                        outputs=[pf.nn.Dense(3, activation="softmax")(h), pf.nn.Dense(1)(h)])
+    rng = np.random.default_rng(5)
+
+    def inputs_at(n):
+        return [rng.standard_normal((n, 6, 3)).astype(np.float32),
+                rng.integers(0, 7, (n, 4)).astype(np.int64)]
+    model(*[pf.tensor(a) for a in inputs_at(2)])
+    path = pf.onnx.export(model, tmp_path / "two.onnx")
+    import onnx
+
+    graph = onnx.load(path).graph
+    assert [i.name for i in graph.input] == ["series", "tokens"] and len(graph.output) == 2
     _assert_match(model, path, ort_run, inputs_at)
 
 
