@@ -16,6 +16,9 @@ HEADER = os.path.join(ROOT, "include", "pyfront.h")
 def header_cdef(path):
     """The header as cffi's cdef: integer #defines substituted, other preprocessor lines dropped."""
     text = open(path, encoding="utf-8").read()
+    # the CUDA twin's section declares libpyfront_cuda.so, not this library (backend/cuda.py)
+    text = re.sub(r"^#ifdef PF_CUDA_API$.*?^#endif /\* PF_CUDA_API \*/$", "", text,
+                  flags=re.S | re.M)
     text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
     defines = dict(re.findall(r"^#define\s+(PF_\w+)\s+(\d+)\s*$", text, flags=re.M))
     lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]

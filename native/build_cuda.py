@@ -5,7 +5,9 @@ setup.py calls build_py_hook(cmd) from its build_py: with nvcc on PATH (or $CUDA
 the cffi module (into the checkout for an editable install); without nvcc the build says so in
 one line and goes on. Like native/build.py, this file must not import pyfront (it is not built
 yet). The library needs only the CUDA runtime (linked statically) and the driver at run time;
-cuBLAS is dlopened from the nvidia-cublas wheel by pyfront/backend/cuda.py.
+cuBLAS is dlopened from the nvidia-cublas wheel by pyfront/backend/cuda.py. Its declarations are
+the CUDA section of native/include/pyfront.h, which a wheel build installs beside it
+(pyfront/include/pyfront.h).
 
 Environment:
   PYFRONT_BUILD_CUDA=0         skip the CUDA library even where nvcc exists
@@ -154,6 +156,12 @@ def build_py_hook(cmd):
     except BuildError as e:
         sys.stderr.write("pyfront: building the CUDA library failed: %s\n" % e)
         raise
+    if not getattr(cmd, "editable_mode", False):
+        # the library's declarations travel with it (pyfront/backend/cuda.py reads its cdef
+        # there); an editable install reads the checkout's native/include
+        os.makedirs(os.path.join(out_dir, "include"), exist_ok=True)
+        shutil.copyfile(os.path.join(INCLUDE, "pyfront.h"),
+                        os.path.join(out_dir, "include", "pyfront.h"))
     print("pyfront: CUDA library ready: %s" % path)
     return path
 

@@ -10,7 +10,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "pyfront_cuda.h"
+/* the ABI header's CUDA section is compiled in (its functions exported by name, C linkage) */
+#define PF_CUDA_API __attribute__((visibility("default")))
+extern "C" {
+#include "pyfront.h"
+}
 
 /* ---- errors ---- */
 int pf_fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -319,7 +319,7 @@ typedef int (*cublas_dgemm_fn)(void *, int, int, int, int, int, const double *, 
                                double *, int, long long, int);
 
 static struct {
-    void *lib, *handle;
+    void *lib;
     cublas_create_fn create;
     cublas_set_stream_fn set_stream;
     cublas_set_math_mode_fn set_math_mode;
@@ -327,10 +327,18 @@ static struct {
     cublas_sgemm_fn sgemm;
     cublas_dgemm_fn dgemm;
     int tf32;
-    cudaStream_t stream;   /* the stream the handle was last given */
-    void *workspace;       /* our own, so that cuBLAS allocates nothing while a graph records */
     char info[600];
 } blas;
+
+/* A cuBLAS handle belongs to the device that was current when it was made: one per device,
+ * made at the first product there (or by pf_cuda_load_cublas for the current one). */
+#define PF_CUDA_MAX_DEVICES 64
+static struct blas_device {
+    void *handle;
+    void *workspace;       /* our own, so that cuBLAS allocates nothing while a graph records */
+    cudaStream_t stream;   /* the stream the handle was last given */
+    int tf32;              /* the math mode the handle was last given */
+} blas_devices[PF_CUDA_MAX_DEVICES];
 
 /* cuBLAS' recommended workspace for Hopper; enough for the other architectures too */
 #define CUBLAS_WORKSPACE_BYTES ((size_t)32 << 20)
@@ -338,6 +346,48 @@ static pthread_mutex_t blas_lock = PTHREAD_MUTEX_INITIALIZER;
 
 enum { CUBLAS_OP_N_ = 0, CUBLAS_OP_T_ = 1, CUBLAS_DEFAULT_MATH_ = 0,
        CUBLAS_TF32_TENSOR_OP_MATH_ = 3 };
+
+/* The current device's handle, made on first use (call with blas_lock held). */
+static int blas_device_handle(struct blas_device **out) {
+    int device = 0;
+    cudaError_t ce = cudaGetDevice(&device);
+    if (ce != cudaSuccess) return fail_cuda(ce, "finding the current device for cuBLAS");
+    PF_CHECK(device >= 0 && device < PF_CUDA_MAX_DEVICES, PF_ERR_BLAS, "device %d is beyond "
+             "the %d devices pyfront's cuBLAS binding serves", device, PF_CUDA_MAX_DEVICES);
+    struct blas_device *d = &blas_devices[device];
+    if (d->handle == NULL) {
+        /* making a handle allocates, which a CUDA-graph capture on this thread forbids */
+        cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+        cudaStreamIsCapturing(lib_stream, &capturing);
+        PF_CHECK(capturing == cudaStreamCaptureStatusNone, PF_ERR_BLAS, "cuBLAS has no handle "
+                 "for device %d yet, and one cannot be made while a CUDA graph is captured: "
+                 "run the plan once uncaptured on that device first", device);
+        void *handle = NULL;
+        int e = blas.create(&handle);
+        if (e == 0 && cudaMalloc(&d->workspace, CUBLAS_WORKSPACE_BYTES) != cudaSuccess) {
+            cudaGetLastError();
+            e = -1;
+        }
+        PF_CHECK(e == 0, PF_ERR_BLAS, "cublasCreate or its workspace failed on device %d "
+                 "(status %d): no GPU, no memory, or a driver older than this cuBLAS", device, e);
+        d->handle = handle;
+        d->stream = (cudaStream_t)-1;   /* handed over at the first product */
+        d->tf32 = -1;
+    }
+    if (d->tf32 != blas.tf32) {
+        blas.set_math_mode(d->handle, blas.tf32 ? CUBLAS_TF32_TENSOR_OP_MATH_
+                                                : CUBLAS_DEFAULT_MATH_);
+        d->tf32 = blas.tf32;
+    }
+    if (d->stream != lib_stream) {
+        /* cublasSetStream puts the handle back on cuBLAS' own workspace pool: ours again */
+        blas.set_stream(d->handle, lib_stream);
+        blas.set_workspace(d->handle, d->workspace, CUBLAS_WORKSPACE_BYTES);
+        d->stream = lib_stream;
+    }
+    *out = d;
+    return PF_OK;
+}
 
 extern "C" int pf_cuda_load_cublas(const char *path) {
     PF_CHECK(path != NULL, PF_ERR_ARGUMENT, "pf_cuda_load_cublas: null path");
@@ -360,19 +410,14 @@ extern "C" int pf_cuda_load_cublas(const char *path) {
                                  "(cublasCreate_v2, cublasSgemmStridedBatched, ...)", path);
                 dlclose(lib);
             } else {
-                int e = blas.create(&blas.handle);
-                if (e == 0 && cudaMalloc(&blas.workspace, CUBLAS_WORKSPACE_BYTES) != cudaSuccess)
-                    e = -1;
-                if (e != 0) {
-                    status = pf_fail(PF_ERR_BLAS, "cublasCreate or its workspace failed (status "
-                                     "%d): no GPU, no memory, or a driver older than this "
-                                     "cuBLAS", e);
+                /* the current device's handle now, so that a library this GPU's driver cannot
+                 * run is refused here (and the next candidate tried) */
+                struct blas_device *d;
+                status = blas_device_handle(&d);
+                if (status != PF_OK) {
                     dlclose(lib);
                 } else {
                     blas.lib = lib;
-                    blas.stream = (cudaStream_t)-1;   /* handed over at the first product */
-                    blas.set_math_mode(blas.handle, blas.tf32 ? CUBLAS_TF32_TENSOR_OP_MATH_
-                                                              : CUBLAS_DEFAULT_MATH_);
                     snprintf(blas.info, sizeof blas.info, "cuBLAS from %s", path);
                 }
             }
@@ -383,10 +428,7 @@ extern "C" int pf_cuda_load_cublas(const char *path) {
 }
 
 extern "C" int pf_cuda_set_tf32(int enabled) {
-    blas.tf32 = enabled != 0;
-    if (blas.handle)
-        blas.set_math_mode(blas.handle, blas.tf32 ? CUBLAS_TF32_TENSOR_OP_MATH_
-                                                  : CUBLAS_DEFAULT_MATH_);
+    blas.tf32 = enabled != 0;   /* each device's handle takes it at its next product */
     return PF_OK;
 }
 
@@ -396,28 +438,27 @@ extern "C" const char *pf_cuda_info(void) { return blas.lib ? blas.info : "cuBLA
 int pf_cublas_gemm(int dtype, int ta, int tb, int64_t m, int64_t n, int64_t k, double alpha,
                    const void *a, int64_t lda, int64_t sa, const void *b, int64_t ldb,
                    int64_t sb, double beta, void *c, int64_t ldc, int64_t sc, int64_t batch) {
-    PF_CHECK(blas.handle != NULL, PF_ERR_BLAS, "cuBLAS is not loaded (pf_cuda_load_cublas was "
+    PF_CHECK(blas.lib != NULL, PF_ERR_BLAS, "cuBLAS is not loaded (pf_cuda_load_cublas was "
              "not called)");
     PF_CHECK(m <= INT32_MAX && n <= INT32_MAX && k <= INT32_MAX && lda <= INT32_MAX &&
              ldb <= INT32_MAX && ldc <= INT32_MAX && batch <= INT32_MAX, PF_ERR_BLAS,
              "a size beyond cuBLAS' 32-bit range (m %lld, n %lld, k %lld)", (long long)m,
              (long long)n, (long long)k);
     if (m == 0 || n == 0 || batch == 0) return PF_OK;
-    if (blas.stream != lib_stream) {
-        /* cublasSetStream puts the handle back on cuBLAS' own workspace pool: ours again */
-        blas.set_stream(blas.handle, lib_stream);
-        blas.set_workspace(blas.handle, blas.workspace, CUBLAS_WORKSPACE_BYTES);
-        blas.stream = lib_stream;
-    }
+    struct blas_device *d;
+    pthread_mutex_lock(&blas_lock);
+    int status = blas_device_handle(&d);
+    pthread_mutex_unlock(&blas_lock);
+    if (status != PF_OK) return status;
     int opa = ta ? CUBLAS_OP_T_ : CUBLAS_OP_N_, opb = tb ? CUBLAS_OP_T_ : CUBLAS_OP_N_;
     int e;
     if (dtype == PF_FLOAT32) {
         float al = (float)alpha, be = (float)beta;
-        e = blas.sgemm(blas.handle, opb, opa, (int)n, (int)m, (int)k, &al, (const float *)b,
+        e = blas.sgemm(d->handle, opb, opa, (int)n, (int)m, (int)k, &al, (const float *)b,
                        (int)ldb, sb, (const float *)a, (int)lda, sa, &be, (float *)c, (int)ldc,
                        sc, (int)batch);
     } else {
-        e = blas.dgemm(blas.handle, opb, opa, (int)n, (int)m, (int)k, &alpha, (const double *)b,
+        e = blas.dgemm(d->handle, opb, opa, (int)n, (int)m, (int)k, &alpha, (const double *)b,
                        (int)ldb, sb, (const double *)a, (int)lda, sa, &beta, (double *)c,
                        (int)ldc, sc, (int)batch);
     }

@@ -9,6 +9,7 @@ PYFRONT_DEBUG=1), naming the kernel.
 """
 import importlib.util
 import os
+import re
 import threading
 
 from .. import errors
@@ -16,43 +17,42 @@ from .._native import ffi as native_ffi
 from . import cpu
 
 __all__ = ["is_available", "why_not", "device_count", "synchronize", "require", "parse_device",
-           "is_device", "array_to", "array_from_dlpack", "device_of", "Buf", "Emitter",
-           "empty", "run", "kernel_id", "kernel_names", "run_steps", "graph_capture",
-           "graph_launch", "graph_destroy", "library_path", "Plan", "Graph", "ABI_VERSION"]
+           "is_device", "device_scope", "array_to", "array_from_dlpack", "device_of", "Buf",
+           "Emitter", "empty", "run", "kernel_id", "kernel_names", "run_steps", "graph_capture",
+           "graph_launch", "graph_destroy", "library_path", "header_path", "header_cdef", "Plan",
+           "Graph", "ABI_VERSION"]
 
-# The ABI of native/cuda/pyfront_cuda.h this code was written for (PF_CUDA_ABI_VERSION).
+# The ABI of the CUDA section of native/include/pyfront.h this code was written for
+# (PF_CUDA_ABI_VERSION).
 ABI_VERSION = 1
 LIBRARY_NAME = "libpyfront_cuda.so"
+_SECTION = re.compile(r"^#ifdef PF_CUDA_API$(.*?)^#endif /\* PF_CUDA_API \*/$", re.S | re.M)
 
-# pyfront_cuda.h, declared to cffi: descriptors (pf_args, pf_step) are made by the C library's
-# ffi (backend.cpu.new_args), so they cross as void pointers. tests/cuda/test_build.py checks
-# that every function of the header is declared here.
-_CDEF = """
-int pf_cuda_abi_version(void);
-const char *pf_cuda_last_error(void);
-void pf_cuda_clear_error(void);
-int pf_cuda_device_count(int *count);
-int pf_cuda_set_device(int device);
-int pf_cuda_set_stream(void *stream);
-void *pf_cuda_get_stream(void);
-int pf_cuda_synchronize(void);
-int pf_cuda_check_device_errors(void);
-int pf_cuda_load_cublas(const char *library_path);
-int pf_cuda_set_tf32(int enabled);
-const char *pf_cuda_info(void);
-int pf_cuda_set_debug(int level);
-int pf_cuda_kernel_count(void);
-const char *pf_cuda_kernel_name(int32_t kernel);
-int pf_cuda_kernel_lookup(const char *name);
-int pf_cuda_workspace_size(int32_t kernel, const void *args, int64_t *bytes);
-int pf_cuda_kernel_has_workspace(int32_t kernel);
-int pf_cuda_run(int32_t kernel, const void *args);
-int pf_cuda_run_steps(const void *steps, int64_t begin, int64_t end, int64_t *failed_step);
-int pf_cuda_graph_capture(const void *steps, int64_t begin, int64_t end, void **graph,
-                          int64_t *failed_step);
-int pf_cuda_graph_launch(void *graph);
-int pf_cuda_graph_destroy(void *graph);
-"""
+
+def header_path():
+    """The ABI header the CUDA library was built from: installed beside the package by a wheel
+    build (pyfront/include/pyfront.h), else the checkout's native/include/pyfront.h."""
+    import pyfront._native as native
+
+    installed = os.path.join(os.path.dirname(native.__file__), "include", "pyfront.h")
+    return installed if os.path.exists(installed) else os.path.join(cpu.include_dir(),
+                                                                    "pyfront.h")
+
+
+def header_cdef(path):
+    """The header's CUDA section as cffi's cdef (ABI mode): comments, preprocessor lines and
+    the PF_CUDA_API visibility mark dropped. Descriptors (pf_args, pf_step) are made by the C
+    library's ffi (backend.cpu.new_args), so pointers to them cross as void pointers."""
+    with open(path, encoding="utf-8") as f:
+        section = _SECTION.search(f.read())
+    if section is None:
+        raise errors.PyfrontError("%s has no CUDA section (#ifdef PF_CUDA_API ... #endif /* "
+                                  "PF_CUDA_API */)" % path)
+    body = re.sub(r"/\*.*?\*/", "", section.group(1), flags=re.S)
+    body = "\n".join(line for line in body.splitlines() if not line.lstrip().startswith("#"))
+    body = re.sub(r"\bPF_CUDA_API\s+", "", body)
+    return re.sub(r"\bpf_(args|step)\s*\*", "void *", body)
+
 
 _STATUS_ERRORS = {1: errors.NativeError, 2: errors.ShapeError, 3: errors.DTypeError,
                   4: errors.IndexOutOfRange, 5: errors.NumericError, 6: MemoryError,
@@ -109,7 +109,7 @@ def _open_library(path):
     import cffi
 
     ffi = cffi.FFI()
-    ffi.cdef(_CDEF)
+    ffi.cdef(header_cdef(header_path()))
     return ffi, ffi.dlopen(path)
 
 
@@ -121,7 +121,7 @@ def _probe_into(result):
                 % path)
     try:
         ffi, lib = _open_library(path)
-    except OSError as e:
+    except (OSError, errors.PyfrontError) as e:   # refused by the loader; no header beside it
         return "the CUDA library %s could not be loaded: %s" % (path, e)
     built = lib.pf_cuda_abi_version()
     if built != ABI_VERSION:
@@ -219,6 +219,13 @@ def device_of(array):
     device = getattr(array, "device", None)
     index = getattr(device, "id", None)
     return "cpu" if index is None else "cuda:%d" % index
+
+
+def device_scope(device):
+    """A context in which device ("cuda:N") is CuPy's and the CUDA runtime's current device:
+    eager ops on its tensors allocate their outputs and run their kernels (and cuBLAS, whose
+    handles are per device) there."""
+    return require("running an op on %s" % device)["cupy"].cuda.Device(parse_device(device)[1])
 
 
 def array_to(array, spec):

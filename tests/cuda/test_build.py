@@ -1,6 +1,7 @@
 """The CUDA library's build, checked without a GPU: every .cu file compiles with this machine's
 nvcc for sm_80 and sm_90, the build hook says in one line why it skips, the cffi declarations
-match the header, and the CUDA kernel table is a subset of the C one (a twin, not a fork)."""
+come from the one ABI header, and the CUDA kernel table is a subset of the C one (a twin, not a
+fork)."""
 import importlib.util
 import os
 import re
@@ -9,11 +10,12 @@ import subprocess
 
 import pytest
 
+import pyfront as pf
 from pyfront.backend import cuda
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CUDA_DIR = os.path.join(ROOT, "native", "cuda")
-HEADER = os.path.join(CUDA_DIR, "pyfront_cuda.h")
+HEADER = os.path.join(ROOT, "native", "include", "pyfront.h")
 
 
 def _build_module():
@@ -85,19 +87,74 @@ def test_build_hook_can_be_switched_off(monkeypatch, capsys, tmp_path):
 
 
 def _header_functions():
+    """pf_cuda_* declarations of the ABI header's CUDA section, by name."""
     text = re.sub(r"/\*.*?\*/", "", open(HEADER).read(), flags=re.S)
-    return {m.group(1): m.group(0) for m in
-            re.finditer(r"PF_CUDA_API[^;(]*?\b(pf_cuda_\w+)\s*\(([^)]*)\)", text)}
+    section = text[text.index("#ifdef PF_CUDA_API"):text.index("#endif", text.index(
+        "#ifdef PF_CUDA_API"))]
+    return dict(re.findall(r"PF_CUDA_API[^;(]*?\b(pf_cuda_\w+)\s*\(([^)]*)\)", section))
 
 
-def test_cffi_declarations_match_the_header():
+def test_one_abi_header_declares_both_libraries():
+    """native/include/pyfront.h is the only public header: no second one beside the .cu files,
+    the backend's cdef is the header's CUDA section, and the C library's cdef leaves it out."""
+    assert sorted(os.listdir(CUDA_DIR)) == sorted(SOURCES + ["internal.cuh"])
+    assert cuda.header_path() == HEADER
     header = _header_functions()
-    declared = dict(re.findall(r"\b(pf_cuda_\w+)\s*\(([^)]*)\)", cuda._CDEF))
+    assert len(header) == 23
+    declared = dict(re.findall(r"\b(pf_cuda_\w+)\s*\(([^)]*)\)", cuda.header_cdef(HEADER)))
     assert set(header) == set(declared)
-    for name, decl in header.items():
-        params = decl[decl.index("(") + 1:-1]
-        # pointers to the C library's structs cross as void pointers; the arity is the same
-        assert params.count(",") == declared[name].count(","), name
+    for name, params in header.items():
+        # pointers to the C library's structs cross as void pointers; the rest is the header's
+        assert re.sub(r"\s+", " ", re.sub(r"\bpf_(args|step) \*", "void *", params)) == \
+            re.sub(r"\s+", " ", declared[name]), name
+    from pyfront.backend import cpu
+
+    assert not [n for n in dir(cpu.lib) if n.startswith(("pf_cuda", "PF_CUDA"))]
+    build = importlib.util.spec_from_file_location("_pf_build", os.path.join(ROOT, "native",
+                                                                             "build.py"))
+    module = importlib.util.module_from_spec(build)
+    build.loader.exec_module(module)
+    assert "pf_cuda" not in module.header_cdef(HEADER)
+
+
+def test_backend_cdef_is_read_from_the_header(tmp_path):
+    """A function added to the header's CUDA section is declared to cffi without a copy."""
+    text = open(HEADER).read().replace(
+        "PF_CUDA_API int pf_cuda_graph_destroy(void *graph);",
+        "PF_CUDA_API int pf_cuda_graph_destroy(void *graph);\n"
+        "PF_CUDA_API int pf_cuda_new_thing(const pf_args *args, int n);")
+    (tmp_path / "pyfront.h").write_text(text)
+    assert "int pf_cuda_new_thing(const void *args, int n);" in \
+        cuda.header_cdef(str(tmp_path / "pyfront.h"))
+    (tmp_path / "other.h").write_text("int pf_cuda_abi_version(void);\n")
+    with pytest.raises(pf.errors.PyfrontError, match="other.h has no CUDA section"):
+        cuda.header_cdef(str(tmp_path / "other.h"))
+
+
+def test_wheel_build_installs_the_header_beside_the_library(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(build_cuda, "find_nvcc", lambda: "/bin/nvcc")
+    monkeypatch.setattr(build_cuda, "build", lambda out_dir, temp_dir: os.path.join(
+        out_dir, build_cuda.LIBRARY_NAME))
+
+    class Cmd:
+        editable_mode = False
+        build_lib = str(tmp_path)
+
+    build_cuda.build_py_hook(Cmd())
+    with open(tmp_path / "pyfront" / "include" / "pyfront.h") as f:
+        assert f.read() == open(HEADER).read()
+
+
+def test_exported_symbols_are_the_headers_functions():
+    """-fvisibility=hidden plus PF_CUDA_API: the library exports exactly the section's names
+    (its pf_fail and pf_check_* must not interpose on the C library's)."""
+    path = cuda.library_path()
+    if not os.path.exists(path) or shutil.which("nm") is None:
+        pytest.skip("libpyfront_cuda.so is not built here, or no nm: %s" % path)
+    out = subprocess.run(["nm", "-D", "--defined-only", path], capture_output=True,
+                         text=True).stdout
+    exported = {line.split()[-1] for line in out.splitlines() if " T " in line}
+    assert {n for n in exported if n.startswith("pf_")} == set(_header_functions())
 
 
 def test_library_abi_version_matches_the_header():
@@ -112,7 +169,7 @@ def _load_library():
     import cffi
 
     ffi = cffi.FFI()
-    ffi.cdef(cuda._CDEF)
+    ffi.cdef(cuda.header_cdef(HEADER))
     return ffi, ffi.dlopen(path)
 
 

@@ -50,7 +50,7 @@ def _fake(monkeypatch, **kwargs):
     import cffi
 
     ffi = cffi.FFI()
-    ffi.cdef(cuda._CDEF)
+    ffi.cdef(cuda.header_cdef(cuda.header_path()))
     monkeypatch.setattr(cuda, "library_path", lambda: __file__)   # exists
     monkeypatch.setattr(cuda, "_open_library", lambda path: (ffi, FakeLibrary(ffi, **kwargs)))
 
