@@ -564,12 +564,103 @@ def _resize_geometry(imp, node, x):
     return out[2:], factors[2:], sizes_name is not None
 
 
+def _source_coords(coords, n_in, n_out, scale):
+    """Where output positions 0..n_out-1 of one axis fall in the input, by ONNX's
+    coordinate_transformation_mode, in float32 as ONNX Runtime computes them."""
+    f32 = np.float32
+    dst = np.arange(n_out, dtype=f32)
+    scale = f32(scale)
+    if coords == "half_pixel":
+        return (dst + f32(0.5)) / scale - f32(0.5)
+    if coords == "pytorch_half_pixel":
+        return (dst + f32(0.5)) / scale - f32(0.5) if n_out > 1 else np.zeros(n_out, f32)
+    if coords == "align_corners":
+        return dst * f32(n_in - 1) / f32(n_out - 1) if n_out > 1 else np.zeros(n_out, f32)
+    if coords == "asymmetric":
+        return dst / scale
+    if coords == "tf_half_pixel_for_nn":
+        return (dst + f32(0.5)) / scale
+    if coords == "half_pixel_symmetric":
+        adjustment = f32(n_out) / (scale * f32(n_in))
+        offset = f32(n_in / 2) * (f32(1) - adjustment)
+        return offset + (dst + f32(0.5)) / scale - f32(0.5)
+    raise UnsupportedOnnxError("Resize coordinate_transformation_mode=%s" % coords)
+
+
+_NEAREST = {"floor": np.floor, "ceil": np.ceil,
+            "round_prefer_floor": lambda v: np.ceil(v - np.float32(0.5)),
+            "round_prefer_ceil": lambda v: np.floor(v + np.float32(0.5))}
+
+
+def _cubic_weights(ratio, a):
+    """The four weights of Keys' cubic convolution for the neighbours at -1, 0, 1, 2 of
+    floor(position), ratio = position - floor (ONNX Runtime's GetCubicCoeffs)."""
+    r = ratio.astype(np.float64)
+    return [((a * (r + 1) - 5 * a) * (r + 1) + 8 * a) * (r + 1) - 4 * a,
+            ((a + 2) * r - (a + 3)) * r * r + 1,
+            ((a + 2) * (1 - r) - (a + 3)) * (1 - r) * (1 - r) + 1,
+            ((a * (2 - r) - 5 * a) * (2 - r) + 8 * a) * (2 - r) - 4 * a]
+
+
+def _resize_taps(node, mode, n_in, n_out, scale):
+    """[(input indices, weights or None)] of one axis: output i is the sum over the taps of
+    weights[i] * x[indices[i]]."""
+    src = _source_coords(_attr(node, "coordinate_transformation_mode", "half_pixel"), n_in,
+                         n_out, scale)
+    last = n_in - 1
+    if mode == "nearest":
+        rounding = _attr(node, "nearest_mode", "round_prefer_floor")
+        if rounding not in _NEAREST:
+            raise UnsupportedOnnxError("Resize nearest_mode=%s" % rounding)
+        return [(np.clip(_NEAREST[rounding](src), 0, last).astype(np.int64), None)]
+    if mode == "linear":
+        src = np.clip(src, 0, last)
+        lo = np.floor(src).astype(np.int64)
+        frac = (src - lo).astype(np.float64)
+        return [(lo, 1.0 - frac), (np.minimum(lo + 1, last), frac)]
+    if mode != "cubic":
+        raise UnsupportedOnnxError("Resize mode=%s" % mode)
+    base = np.floor(src).astype(np.int64)
+    weights = _cubic_weights(src - base, float(_attr(node, "cubic_coeff_a", -0.75)))
+    indices = [base + k for k in (-1, 0, 1, 2)]
+    if _attr(node, "exclude_outside", 0):     # neighbours outside the input weigh nothing
+        weights = [np.where((i < 0) | (i > last), 0.0, w) for i, w in zip(indices, weights)]
+        total = sum(weights)
+        weights = [w / total for w in weights]
+    return [(np.clip(i, 0, last), w) for i, w in zip(indices, weights)]
+
+
+def _resample(x, axis, taps):
+    """x along one axis as the weighted sum of the taps' takes (interpolate's own method)."""
+    from ..tensor import Tensor
+
+    out = None
+    for indices, weights in taps:
+        if weights is not None and not np.any(weights):
+            continue
+        if weights is None and np.array_equal(indices, np.arange(x.shape[axis])):
+            part = x
+        else:
+            part = ops.take(x, indices, axis)
+        if weights is not None:
+            shape = (-1,) + (1,) * (len(x.shape) - 1 - axis)
+            part = part * Tensor(np.ascontiguousarray(weights.reshape(shape),
+                                                      dtype=x.dtype.np))
+        out = part if out is None else out + part
+    return out
+
+
 def _build_resize(imp, node):
     x = imp.tensor(node.input[0])
     mode = _attr(node, "mode", "nearest")
     coords = _attr(node, "coordinate_transformation_mode", "half_pixel")
     rounding = _attr(node, "nearest_mode", "round_prefer_floor")
     sizes, factors, by_size = _resize_geometry(imp, node, x)
+    if _attr(node, "antialias", 0) and any(f < 1 for f in factors):
+        raise UnsupportedOnnxError("Resize with antialias=1 shrinking by %s" % (factors,))
+    if _attr(node, "keep_aspect_ratio_policy", "stretch") != "stretch" and by_size:
+        raise UnsupportedOnnxError("Resize keep_aspect_ratio_policy=%s"
+                                   % _attr(node, "keep_aspect_ratio_policy"))
     given = {"size": sizes} if by_size else {"scale_factor": factors}
     if mode == "nearest" and (coords, rounding) == ("asymmetric", "floor"):
         return ops.interpolate(x, mode="nearest", **given)       # PyTorch's nearest
@@ -583,8 +674,10 @@ def _build_resize(imp, node):
                              (coords == "pytorch_half_pixel" and min(sizes) > 1)):
         return ops.interpolate(x, mode="linear", align_corners=coords == "align_corners",
                                **given)
-    raise UnsupportedOnnxError("Resize mode=%s, coordinate_transformation_mode=%s, "
-                               "nearest_mode=%s" % (mode, coords, rounding))
+    # any other setting: one weighted sum of takes per axis, with ONNX's rules
+    for d, (n_out, factor) in enumerate(zip(sizes, factors)):
+        x = _resample(x, 2 + d, _resize_taps(node, mode, x.shape[2 + d], n_out, factor))
+    return x
 
 
 def _build_pool(kind):

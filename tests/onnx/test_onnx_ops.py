@@ -317,10 +317,91 @@ def test_half_pixel_nearest_by_whole_factors_imports_as_repeats(ort_run):
         np.testing.assert_array_equal(model(pf.tensor(x)).numpy(), ort_run(data, x)[0])
 
 
-def test_cubic_resize_is_refused_with_its_settings(torch):
-    up = torch.nn.Upsample(scale_factor=2, mode="bicubic")
+@pytest.mark.parametrize("kind", ["scale", "size_align_corners"])
+def test_pytorch_bicubic_upsampling_imports_and_matches_onnxruntime(kind, torch, ort_run):
+    up = torch.nn.Upsample(scale_factor=2, mode="bicubic") if kind == "scale" else \
+        torch.nn.Upsample(size=(7, 15), mode="bicubic", align_corners=True)
     data = _torch_onnx(torch, torch.nn.Sequential(torch.nn.Conv2d(2, 3, 1), up), (2, 4, 6))
-    with pytest.raises(pf.onnx.UnsupportedOnnxError, match="Resize mode=cubic"):
+    model = pf.onnx.load(data)
+    for batch in (1, 3):
+        x = np.random.default_rng(batch).standard_normal((batch, 2, 4, 6)).astype(np.float32)
+        with pf.no_grad():
+            np.testing.assert_allclose(model(pf.tensor(x)).numpy(), ort_run(data, x)[0],
+                                       rtol=1e-5, atol=2e-6)
+
+
+# (mode, coordinate_transformation_mode, other attributes, output height and width): the
+# settings pyfront's own interpolate does not have, by sizes (growing and shrinking)
+RESIZES = [
+    ("cubic", "half_pixel", {}, (9, 5)), ("cubic", "asymmetric", {}, (8, 12)),
+    ("cubic", "half_pixel", {"exclude_outside": 1, "cubic_coeff_a": -0.5}, (11, 4)),
+    ("cubic", "align_corners", {"exclude_outside": 1}, (3, 13)),
+    ("cubic", "pytorch_half_pixel", {}, (1, 9)),
+    ("linear", "asymmetric", {}, (7, 3)), ("linear", "pytorch_half_pixel", {}, (1, 10)),
+    ("linear", "half_pixel_symmetric", {}, (9, 8)),
+    ("nearest", "half_pixel", {"nearest_mode": "round_prefer_ceil"}, (10, 9)),
+    ("nearest", "align_corners", {"nearest_mode": "round_prefer_floor"}, (7, 4)),
+    ("nearest", "asymmetric", {"nearest_mode": "ceil"}, (5, 11)),
+    ("nearest", "tf_half_pixel_for_nn", {"nearest_mode": "floor"}, (9, 7)),
+]
+
+
+@pytest.mark.parametrize("mode, coords, attrs, size", RESIZES,
+                         ids=["%s-%s-%d" % (r[0], r[1], i) for i, r in enumerate(RESIZES)])
+def test_onnx_resize_settings_import_and_match_onnxruntime(mode, coords, attrs, size, ort_run):
+    from onnx import TensorProto, helper, numpy_helper
+
+    sizes = numpy_helper.from_array(np.array(size, np.int64), "sizes")
+    node = helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], mode=mode, axes=[2, 3],
+                            coordinate_transformation_mode=coords, **attrs)
+    graph = helper.make_graph(
+        [node], "r", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 2, 5, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 2] + list(size))],
+        [sizes])
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)]) \
+        .SerializeToString()
+    model = pf.onnx.load(data)
+    for batch in (1, 3):
+        x = np.random.default_rng(batch).standard_normal((batch, 2, 5, 6)).astype(np.float32)
+        with pf.no_grad():
+            ours = model(pf.tensor(x)).numpy()
+        np.testing.assert_allclose(ours, ort_run(data, x)[0], rtol=1e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("mode", ["cubic", "linear", "nearest"])
+def test_onnx_resize_by_fractional_scales_matches_onnxruntime(mode, ort_run):
+    """Scales, not sizes: the positions follow the given scale (1.7 makes 8 of 5 rows, yet
+    row i comes from (i + 0.5) / 1.7 - 0.5, not from (i + 0.5) * 5 / 8 - 0.5)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    scales = numpy_helper.from_array(np.array([1, 1, 1.7, 0.6], np.float32), "scales")
+    node = helper.make_node("Resize", ["x", "", "scales"], ["y"], mode=mode,
+                            nearest_mode="round_prefer_ceil")
+    graph = helper.make_graph(
+        [node], "r", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 2, 5, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 2, 8, 3])], [scales])
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]) \
+        .SerializeToString()
+    model = pf.onnx.load(data)
+    x = np.random.default_rng(2).standard_normal((3, 2, 5, 6)).astype(np.float32)
+    with pf.no_grad():
+        ours = model(pf.tensor(x)).numpy()
+    np.testing.assert_allclose(ours, ort_run(data, x)[0], rtol=1e-5, atol=2e-6)
+
+
+def test_resize_settings_pyfront_lacks_are_refused_by_name():
+    from onnx import TensorProto, helper, numpy_helper
+
+    scales = numpy_helper.from_array(np.array([1, 1, 0.5, 0.5], np.float32), "scales")
+    node = helper.make_node("Resize", ["x", "", "scales"], ["y"], name="shrink",
+                            mode="linear", antialias=1)
+    graph = helper.make_graph(
+        [node], "r", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 2, 6, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 2, 3, 3])], [scales])
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]) \
+        .SerializeToString()
+    with pytest.raises(pf.onnx.UnsupportedOnnxError,
+                       match=r"'shrink' \(Resize\): Resize with antialias=1 shrinking"):
         pf.onnx.load(data)
 
 
