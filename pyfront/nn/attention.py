@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from .. import errors, ops
-from ..ops.core import as_operand, fmt_shape
+from ..ops.core import as_operand, constant_like, fmt_shape
 from .module import Module, Parameter, register_layer
 
 __all__ = ["MultiHeadAttention"]
@@ -108,7 +108,7 @@ class MultiHeadAttention(Module):
         v = ops.linear(value, self.value_kernel, self.value_bias)
         scores = ops.matmul(self._heads(q, self.key_dim), self._heads(k, self.key_dim),
                             transpose_b=True)                       # (N, heads, Lq, Lk)
-        bias = self._mask_bias(mask, lq, lk, scores.dtype)
+        bias = self._mask_bias(mask, lq, lk, scores)
         if bias is not None:
             scores = scores + bias
         weights = ops.softmax(scores, -1)
@@ -118,19 +118,21 @@ class MultiHeadAttention(Module):
         out = ops.linear(out, self.output_kernel, self.output_bias)
         return (out, weights) if return_attention_scores else out
 
-    def _mask_bias(self, mask, lq, lk, dtype):
-        """An additive bias broadcastable to (N, heads, Lq, Lk): 0 where attending, -1e9 not."""
+    def _mask_bias(self, mask, lq, lk, scores):
+        """An additive bias broadcastable to (N, heads, Lq, Lk): 0 where attending, -1e9 not;
+        constants made here live on the scores' device."""
+        dtype = scores.dtype
         bias = None
         if self.causal:
             allowed = np.tril(np.ones((lq, lk), dtype=bool))
-            bias = as_operand(np.where(allowed, 0.0, _MASKED).astype(dtype.np))
+            bias = constant_like(np.where(allowed, 0.0, _MASKED).astype(dtype.np), scores)
         if mask is None:
             return bias
         if not hasattr(mask, "symbolic"):
             mask = np.asarray(mask)
             if mask.dtype == np.bool_:
                 mask = mask.astype(dtype.np)
-        m = ops.cast(as_operand(mask), dtype)
+        m = ops.cast(constant_like(mask, scores), dtype)
         shape = tuple(m.shape)
         if len(shape) == 2 and shape[1] == lk:
             m = ops.reshape(m, (-1, 1, 1, lk))

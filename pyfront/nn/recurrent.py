@@ -9,7 +9,7 @@ all equal v (Keras' Masking layer folded into the recurrent layer).
 import numpy as np
 
 from .. import errors, ops
-from ..ops.core import as_operand, fmt_shape, name_scope
+from ..ops.core import as_operand, constant_like, fmt_shape, name_scope
 from . import init as initializers
 from .module import Module, Parameter, register_layer
 
@@ -92,8 +92,7 @@ class _Recurrent(Module):
 
     def _bias_tensors(self, x):
         gh = self.gates * self.units
-        zero = np.zeros(gh, x.dtype.np)
-        return [self.bias if self.bias is not None else zero]
+        return [self.bias if self.bias is not None else constant_like(np.zeros(gh, x.dtype.np), x)]
 
     def _effective_mask(self, x, mask):
         if self.mask_value is None:
@@ -102,7 +101,7 @@ class _Recurrent(Module):
         if mask is None:
             return keep
         if not hasattr(mask, "symbolic"):
-            mask = np.asarray(mask, dtype=x.dtype.np)
+            mask = constant_like(np.asarray(mask, dtype=x.dtype.np), x)
         return keep * ops.cast(mask, x.dtype)
 
     # ---- running ----
@@ -188,7 +187,7 @@ class GRU(_Recurrent):
         return [p for p in (self.bias, self.recurrent_bias) if p is not None]
 
     def _bias_tensors(self, x):
-        zero = np.zeros(self.gates * self.units, x.dtype.np)
+        zero = constant_like(np.zeros(self.gates * self.units, x.dtype.np), x)
         return [self.bias if self.bias is not None else zero,
                 self.recurrent_bias if self.recurrent_bias is not None else zero]
 

@@ -380,7 +380,8 @@ def _device_eager(op, inputs, attrs):
                                  "with .to(device) first" % (_where(op.name), where))
     from ..backend import cuda
 
-    return run_eager(op, inputs, attrs, cuda)
+    with cuda.device_scope(device):   # outputs, kernels and cuBLAS on the inputs' GPU
+        return run_eager(op, inputs, attrs, cuda)
 
 
 def run_eager(op, inputs, attrs, backend=cpu):
@@ -472,3 +473,15 @@ def as_operand(x, like=None, dtype=None):
     if not arr.flags.c_contiguous:       # (np.ascontiguousarray would make a 0-d array 1-d)
         arr = np.ascontiguousarray(arr)
     return Tensor._wrap(arr, dtype)
+
+
+def constant_like(x, like, dtype=None):
+    """as_operand(x, dtype=dtype) for a constant an op makes itself (a ratio, index array, or
+    zeros standing in for an absent input), on the device of the tensor it meets: an op on
+    tensors of two devices is refused, so a host constant meeting a GPU tensor follows it.
+    Graph symbols and host tensors keep it in host memory."""
+    t = as_operand(x, dtype=dtype)
+    if not getattr(like, "symbolic", True) and type(like._data) not in _HOST_ARRAYS and \
+            not t.symbolic:
+        return t.to(like.device)
+    return t

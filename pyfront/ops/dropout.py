@@ -100,5 +100,5 @@ def dropout(x, rate=0.5, training=True, state=None):
     if not training:
         return x
     if state is None:
-        state = new_state()
+        state = core.constant_like(new_state(), x)
     return apply(_dropout, [x, state], {"rate": rate})[0]

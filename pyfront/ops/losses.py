@@ -129,11 +129,11 @@ def one_hot(labels, classes, dtype="float32"):
     if labels.dtype.is_float:
         raise errors.DTypeError("one_hot: labels must be int32 or int64, got %s"
                                 % labels.dtype.name)
-    ids = as_operand(np.arange(classes, dtype=labels.dtype.np))
+    ids = core.constant_like(np.arange(classes, dtype=labels.dtype.np), labels)
     if labels.symbolic:
         labels = take(ids, labels)
     else:
-        flat = labels.numpy().reshape(-1)
+        flat = labels.cpu().numpy().reshape(-1)   # checked on the host, wherever they live
         bad = np.flatnonzero((flat < 0) | (flat >= classes))
         if bad.size:
             raise errors.IndexOutOfRange("one_hot: label %d at position %d is out of range for "

@@ -262,9 +262,10 @@ for _op in (_bn_train, _bn_batch_stats):
     core.register(_op)
 
 
-def _affine_operand(v, shape, dtype, fill):
-    """gamma/beta, or the constant ones/zeros standing in when there are none."""
-    return as_operand(np.full(shape, fill, dtype=dtype.np)) if v is None else as_operand(v)
+def _affine_operand(v, shape, dtype, fill, x):
+    """gamma/beta, or the constant ones/zeros (on x's device) standing in when there are none."""
+    return core.constant_like(np.full(shape, fill, dtype=dtype.np), x) if v is None else \
+        as_operand(v)
 
 
 def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None, training=False,
@@ -286,8 +287,8 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None, t
         raise ValueError("batch_norm: eps must be >= 0, got %r" % (eps,))
     channels = (x.shape[1],)
     dtype = x.dtype if x.dtype.is_float else as_dtype("float32")
-    weight = _affine_operand(weight, channels, dtype, 1.0)
-    bias = _affine_operand(bias, channels, dtype, 0.0)
+    weight = _affine_operand(weight, channels, dtype, 1.0, x)
+    bias = _affine_operand(bias, channels, dtype, 0.0, x)
     attrs = {"eps": float(eps), "momentum": float(momentum)}
     if training:
         if running_mean is None:
@@ -430,8 +431,8 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     if not eps >= 0:
         raise ValueError("layer_norm: eps must be >= 0, got %r" % (eps,))
     dtype = x.dtype if x.dtype.is_float else as_dtype("float32")
-    weight = _affine_operand(weight, shape, dtype, 1.0)
-    bias = _affine_operand(bias, shape, dtype, 0.0)
+    weight = _affine_operand(weight, shape, dtype, 1.0, x)
+    bias = _affine_operand(bias, shape, dtype, 0.0, x)
     return apply(_layer_norm, [x, weight, bias],
                  {"normalized_dims": len(shape), "eps": float(eps)})[0]
 

@@ -198,7 +198,7 @@ def _avg_pool(nd, x, pool_size, strides, padding, count_include_pad, ceil_mode=F
         inside = np.minimum(starts + k, n) - np.maximum(starts, 0)
         counted = np.minimum(starts + k, n + e) - starts
         ratio = ratio[..., None] * (inside / counted)
-    return y * as_operand(ratio.astype(x.dtype.np))
+    return y * core.constant_like(ratio.astype(x.dtype.np), x)
 
 
 def _ceil_padding(nd, x, attrs, dilation, name):

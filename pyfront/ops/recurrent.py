@@ -28,10 +28,12 @@ def _absent(spec):
 _ABSENT = {}
 
 
-def _placeholder(dtype):
-    t = _ABSENT.get(dtype.name)
+def _placeholder(x):
+    """The empty placeholder of x's dtype, on x's device (made once per dtype and device)."""
+    key = (x.dtype.name, getattr(x, "device", "cpu"))
+    t = _ABSENT.get(key)
     if t is None:
-        t = _ABSENT[dtype.name] = as_operand(np.zeros(0, dtype.np))
+        t = _ABSENT[key] = core.constant_like(np.zeros(0, x.dtype.np), x)
     return t
 
 
@@ -170,14 +172,14 @@ for _op in list(_FORWARD.values()) + list(_GRADS.values()):
 # ---------------------------------------------------------------------------------------------
 # public functions
 
-def _mask_operand(mask):
+def _mask_operand(mask, x):
     if mask is None:
         return None
     if not hasattr(mask, "symbolic"):
         arr = np.asarray(mask)
         if arr.dtype == np.bool_:
             arr = arr.astype(np.int32)
-        return as_operand(np.ascontiguousarray(arr))
+        return core.constant_like(np.ascontiguousarray(arr), x)
     return mask
 
 
@@ -186,7 +188,7 @@ def _run(kind, x, weights, initial_state, mask, reverse, activation=None):
     weights = [as_operand(wt) for wt in weights]
     states = _KINDS[kind][2]
     if initial_state is None:
-        init = [_placeholder(x.dtype)] * states
+        init = [_placeholder(x)] * states
     else:
         if not isinstance(initial_state, (tuple, list)):
             initial_state = (initial_state,)
@@ -194,12 +196,12 @@ def _run(kind, x, weights, initial_state, mask, reverse, activation=None):
             raise ValueError("%s: initial_state needs %d tensor(s), got %d"
                              % (kind, states, len(initial_state)))
         init = [as_operand(s, like=x) for s in initial_state]
-    mask = _mask_operand(mask)
+    mask = _mask_operand(mask, x)
     attrs = {"reverse": bool(reverse)}
     if activation is not None:
         attrs["activation"] = activation
     outs = apply(_FORWARD[kind], [x] + weights + init +
-                 [mask if mask is not None else _placeholder(x.dtype)], attrs)
+                 [mask if mask is not None else _placeholder(x)], attrs)
     return tuple(outs[:-1])
 
 
