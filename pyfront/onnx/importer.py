@@ -506,18 +506,48 @@ def _build_conv(imp, node):
     return _bind_fused(imp, node, last, y)
 
 
+def _conv_transpose_pads(node, a, in_sizes, kernel, strides, dilations, output_padding):
+    """(begin pads, end pads, output_padding) of a ConvTranspose: the pads given, or worked
+    out from output_shape or auto_pad SAME as ONNX says (the odd one at the end for
+    SAME_UPPER, at the start otherwise); an output_shape past the unpadded size grows
+    output_padding, as in ONNX Runtime."""
+    nd = len(kernel)
+    auto = _attr(node, "auto_pad", "NOTSET")
+    target = a.get("output_shape")
+    if target is None and auto not in ("SAME_UPPER", "SAME_LOWER"):
+        pads = list(a.get("pads", [0] * (2 * nd)))
+        return pads[:nd], pads[nd:], output_padding
+    if None in tuple(in_sizes):
+        raise UnsupportedOnnxError("output_shape or auto_pad %s with unknown spatial input "
+                                   "sizes %s" % (auto, tuple(in_sizes)))
+    target = [n * s for n, s in zip(in_sizes, strides)] if target is None else list(target)
+    begin, end, output_padding = [], [], list(output_padding)
+    for d in range(nd):
+        full = (in_sizes[d] - 1) * strides[d] + output_padding[d] + \
+            (kernel[d] - 1) * dilations[d] + 1
+        total = full - int(target[d])
+        if total < 0:
+            output_padding[d] -= total
+            total = 0
+        small, large = total // 2, total - total // 2
+        begin.append(small if auto == "SAME_UPPER" else large)
+        end.append(large if auto == "SAME_UPPER" else small)
+    return begin, end, output_padding
+
+
 def _build_conv_transpose(imp, node):
     a = _attrs(node)
     x = imp.tensor(node.input[0])
     w_name = node.input[1]
     w = imp.param(w_name) if imp.is_initializer(w_name) else imp.tensor(w_name)
     nd = len(w.shape) - 2
-    if "output_shape" in a or _attr(node, "auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
-        raise UnsupportedOnnxError("ConvTranspose with output_shape or auto_pad SAME")
     if nd not in (1, 2, 3):
         raise UnsupportedOnnxError("%d-D ConvTranspose" % nd)
-    pads = list(a.get("pads", [0] * (2 * nd)))
-    begin, end = pads[:nd], pads[nd:]
+    strides = list(a.get("strides", [1] * nd))
+    dilations = list(a.get("dilations", [1] * nd))
+    begin, end, output_padding = _conv_transpose_pads(
+        node, a, x.shape[2:], w.shape[2:], strides, dilations,
+        list(a.get("output_padding", [0] * nd)))
     common = [min(b, e) for b, e in zip(begin, end)]   # pyfront pads both ends alike
     b_name = _input(node, 2)
     # the bias is reshaped before it meets x: as a graph variable, so that the reshape is a
@@ -525,9 +555,7 @@ def _build_conv_transpose(imp, node):
     bias = None if b_name is None else (imp.graph.variable(imp.param(b_name))
                                         if imp.is_initializer(b_name) else imp.tensor(b_name))
     fn = {1: ops.conv_transpose1d, 2: ops.conv_transpose2d, 3: ops.conv_transpose3d}[nd]
-    y = fn(x, w, bias, list(a.get("strides", [1] * nd)), common,
-                              list(a.get("output_padding", [0] * nd)),
-                              list(a.get("dilations", [1] * nd)), int(a.get("group", 1)))
+    y = fn(x, w, bias, strides, common, output_padding, dilations, int(a.get("group", 1)))
     if common != begin or common != end:             # the rest of uneven padding: a crop
         key = (slice(None), slice(None)) + tuple(
             slice(b - c, y.shape[2 + i] - (e - c)) for i, (b, e, c) in
@@ -1585,14 +1613,22 @@ def _supported_opset(proto):
                                "(%s)" % (opset, MIN_OPSET, newest, reason))
 
 
+_CONTROL_FLOW = {"If", "Loop", "Scan"}
+
+
 def _check_supported(proto):
     bad = ["%s (node %r)" % (n.op_type if n.domain in ("", "ai.onnx") else
                              "%s.%s" % (n.domain, n.op_type), n.name or "?")
            for n in proto.graph.node
            if n.domain not in ("", "ai.onnx") or n.op_type not in BUILDERS]
     if bad:
-        raise UnsupportedOnnxError("pyfront has no import for %d ONNX node(s): %s"
-                                   % (len(bad), ", ".join(bad)))
+        flow = sorted({n.op_type for n in proto.graph.node if n.op_type in _CONTROL_FLOW})
+        hint = "" if not flow else (
+            " (%s: control flow with subgraphs; pyfront's graphs are static, so export the "
+            "model with its loops unrolled and its branches fixed, e.g. torch.onnx.export's "
+            "tracing mode)" % ", ".join(flow))
+        raise UnsupportedOnnxError("pyfront has no import for %d ONNX node(s): %s%s"
+                                   % (len(bad), ", ".join(bad), hint))
 
 
 def _signature(proto, inputs, outputs):

@@ -240,6 +240,26 @@ def test_unknown_operators_are_listed_all_at_once_with_node_names():
     assert "Hardmax (node 'hm')" in msg and "com.example.Frobnicate (node 'fz')" in msg
 
 
+def test_control_flow_is_refused_naming_the_nodes_and_why():
+    from onnx import TensorProto, helper, numpy_helper
+
+    def branch(op):
+        return helper.make_graph([helper.make_node(op, ["x"], ["out"])], op,
+                                 [], [helper.make_tensor_value_info("out", TensorProto.FLOAT,
+                                                                    ["n", 4])])
+    zero = numpy_helper.from_array(np.zeros((), np.float32), "zero")
+    proto = _tiny_model([helper.make_node("ReduceSum", ["x"], ["total"], keepdims=0),
+                         helper.make_node("Greater", ["total", "zero"], ["positive"]),
+                         helper.make_node("If", ["positive"], ["y"], name="choose",
+                                          then_branch=branch("Relu"),
+                                          else_branch=branch("Neg"))], [zero])
+    with pytest.raises(pf.onnx.UnsupportedOnnxError) as err:
+        pf.onnx.load(proto.SerializeToString())
+    msg = str(err.value)
+    assert "1 ONNX node(s): If (node 'choose')" in msg
+    assert "If: control flow with subgraphs" in msg and "unrolled" in msg
+
+
 @pytest.mark.parametrize("values", [10, 25])
 def test_initializer_whose_size_does_not_match_its_shape_is_refused(values):
     from onnx import TensorProto, helper

@@ -461,6 +461,48 @@ def test_grouped_conv_transpose_with_uneven_padding_imports(ort_run):
     np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
 
 
+# ConvTranspose whose pads ONNX works out: (spatial input, kernel, attributes, output size)
+CONV_TRANSPOSE_SHAPES = {
+    "output_shape_odd_total": ((5, 4), (3, 3), {"strides": [2, 2], "output_shape": [10, 8]},
+                               (10, 8)),
+    "output_shape_same_upper": ((5, 4), (3, 2), {"strides": [2, 3], "output_shape": [8, 10],
+                                                 "auto_pad": "SAME_UPPER"}, (8, 10)),
+    "output_shape_past_full": ((5, 4), (3, 3), {"strides": [2, 2], "output_shape": [12, 10]},
+                               (12, 10)),
+    "output_shape_dilated": ((5, 4), (3, 3), {"strides": [2, 2], "dilations": [2, 1],
+                                              "output_shape": [11, 7]}, (11, 7)),
+    "auto_pad_same_upper": ((5, 4), (3, 3), {"strides": [2, 2], "auto_pad": "SAME_UPPER"},
+                            (10, 8)),
+    "auto_pad_same_lower": ((5, 4), (4, 3), {"strides": [3, 1], "auto_pad": "SAME_LOWER"},
+                            (15, 4)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONV_TRANSPOSE_SHAPES))
+def test_conv_transpose_with_output_shape_or_auto_pad_imports(case, ort_run):
+    from onnx import TensorProto, helper, numpy_helper
+
+    spatial, kernel, attrs, out = CONV_TRANSPOSE_SHAPES[case]
+    rng = np.random.default_rng(len(case))
+    w = numpy_helper.from_array(rng.standard_normal((4, 3) + kernel).astype(np.float32), "w")
+    b = numpy_helper.from_array(rng.standard_normal(6).astype(np.float32), "b")
+    node = helper.make_node("ConvTranspose", ["x", "w", "b"], ["y"], group=2, **attrs)
+    graph = helper.make_graph(
+        [node], "ct",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4] + list(spatial))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 6] + list(out))], [w, b])
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]) \
+        .SerializeToString()
+    model = pf.onnx.load(data)
+    for batch in (1, 3):
+        x = rng.standard_normal((batch, 4) + spatial).astype(np.float32)
+        with pf.no_grad():
+            ours = model(pf.tensor(x)).numpy()
+        theirs = ort_run(data, x)[0]
+        assert ours.shape == theirs.shape == (batch, 6) + out
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
+
+
 # ONNX recurrent nodes built by hand: the native kernels' settings and, for the rest, the
 # step-by-step form (other activations, clip, coupled gates, peepholes, GRU resetting first)
 # name: (op type, direction, attributes, sequence lengths given, LSTM's initial c given)
