@@ -13,11 +13,19 @@ Data moves with socket.recv_into into numpy buffers: no per-element Python.
 Settings: `timeout` bounds every wait (connect, accept, each send and receive); `ports` is a
 (low, high) range to bind in (default: any free port), for clusters whose firewalls allow
 only some ports between executors.
+
+The ranks find each other through a Rendezvous on the driver: each task connects, both sides
+prove the secret (HMAC over the other's challenge), the task registers its ring address under
+its stage (id and attempt), and once every rank of that stage has registered each gets the
+list. It replaces BarrierTaskContext.allGather, which takes at least a second whatever the
+stage does (Spark's JVM side polls the coordinator once a second), paid by every epoch.
 """
 import hashlib
 import hmac
+import json
 import os
 import queue
+import select
 import socket
 import struct
 import threading
@@ -25,10 +33,11 @@ import time
 
 import numpy as np
 
-__all__ = ["CollectiveError", "Ring", "loopback_floor"]
+__all__ = ["CollectiveError", "Ring", "Rendezvous", "rendezvous", "loopback_floor"]
 
 _SEGMENT = 1 << 18          # bytes per pipelined segment
 _HELLO = b"pyfront-ring-1"
+_MEET = b"pyfront-rendezvous-1"
 
 
 class CollectiveError(ConnectionError):
@@ -239,6 +248,159 @@ class Ring:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _mac(secret, challenge, role):
+    return hmac.new(secret, _MEET + challenge + role, hashlib.sha256).digest()
+
+
+def _send_json(sock, value):
+    data = json.dumps(value).encode()
+    sock.sendall(struct.pack("<I", len(data)) + data)
+
+
+def _recv_json(sock, who, limit=1 << 20):
+    head = bytearray(4)
+    _recv_exact(sock, memoryview(head), who)
+    n = struct.unpack("<I", head)[0]
+    if n > limit:
+        raise CollectiveError("rendezvous: %s sent a %d-byte message" % (who, n))
+    body = bytearray(n)
+    _recv_exact(sock, memoryview(body), who)
+    return json.loads(bytes(body))
+
+
+def _alive(sock):
+    """Whether the far end of a registered task's socket is still open (it sends nothing
+    after registering, so a readable end of stream means it closed)."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        return not readable or sock.recv(1, socket.MSG_PEEK) != b""
+    except OSError:
+        return False
+
+
+class Rendezvous:
+    """The driver's meeting point of the collective mode's tasks (one per fit): a listening
+    socket and a thread. A task proves the run's secret, registers (stage key, rank, ring
+    address, ranks), and waits; when every rank of a stage key has registered, each receives
+    the addresses in rank order."""
+
+    def __init__(self, secret, host="127.0.0.1", timeout=60.0, ports=None, bind_host=None):
+        self.secret = bytes(secret)
+        self.timeout = float(timeout)
+        self._listener = _bind(bind_host or host, ports)
+        self._listener.listen(64)
+        self.address = "%s:%d" % (host, self._listener.getsockname()[1])
+        self._lock = threading.Lock()
+        self._groups = {}          # stage key -> {rank: (socket, ring address)}
+        self._closed = False
+        self._thread = threading.Thread(target=self._serve, daemon=True,
+                                        name="pyfront-rendezvous")
+        self._thread.start()
+
+    def _serve(self):
+        while True:
+            try:
+                sock, _ = self._listener.accept()
+            except OSError:
+                return              # closed
+            threading.Thread(target=self._register, args=(sock,), daemon=True).start()
+
+    def _register(self, sock):
+        try:
+            sock.settimeout(self.timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            theirs = bytearray(16)
+            _recv_exact(sock, memoryview(theirs), "a task")
+            mine = os.urandom(16)
+            sock.sendall(mine + _mac(self.secret, bytes(theirs), b"driver"))
+            proof = bytearray(32)
+            _recv_exact(sock, memoryview(proof), "a task")
+            if not hmac.compare_digest(bytes(proof), _mac(self.secret, mine, b"task")):
+                sock.close()        # not this run's: say nothing
+                return
+            msg = _recv_json(sock, "a task")
+            key, rank, size = str(msg["key"]), int(msg["rank"]), int(msg["size"])
+        except (CollectiveError, OSError, ValueError, KeyError, TypeError):
+            sock.close()
+            return
+        with self._lock:
+            if self._closed:
+                sock.close()
+                return
+            group = self._groups.setdefault(key, {})
+            # a rank of a failed attempt of this stage (a retried barrier stage keeps its
+            # stage id, and Python tasks cannot see the attempt number) is dropped once its
+            # task is gone, and replaced by the same rank of the new attempt
+            for r, (s, _) in list(group.items()):
+                if r == rank or not _alive(s):
+                    s.close()
+                    del group[r]
+            group[rank] = (sock, str(msg["address"]))
+            if len(group) < size:
+                return
+            del self._groups[key]
+        addresses = [group[r][1] for r in range(size)] if sorted(group) == list(range(size)) \
+            else None
+        for s, _ in group.values():
+            try:
+                _send_json(s, {"addresses": addresses} if addresses else
+                           {"error": "ranks %s registered for %d" % (sorted(group), size)})
+            except OSError:
+                pass
+            s.close()
+
+    def close(self):
+        with self._lock:
+            self._closed = True
+            groups, self._groups = self._groups, {}
+        try:
+            self._listener.close()
+        except OSError:
+            pass
+        for group in groups.values():
+            for s, _ in group.values():
+                s.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def rendezvous(driver, secret, key, rank, size, address, timeout=60.0):
+    """A task's side of Rendezvous: register `address` as rank `rank` of `size` under the stage
+    `key` at the driver's `driver` ("host:port"); every rank's address, in rank order."""
+    who = "the driver's rendezvous at %s" % driver
+    host, port = driver.rsplit(":", 1)
+    try:
+        sock = socket.create_connection((host, int(port)), timeout=timeout)
+    except OSError as e:
+        raise CollectiveError("all-reduce: cannot reach %s: %s" % (who, e)) from None
+    try:
+        sock.settimeout(timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        mine = os.urandom(16)
+        sock.sendall(mine)
+        reply = bytearray(48)
+        _recv_exact(sock, memoryview(reply), who)
+        if not hmac.compare_digest(bytes(reply[16:]), _mac(secret, mine, b"driver")):
+            raise CollectiveError("all-reduce: %s failed authentication (not this run's "
+                                  "secret)" % who)
+        sock.sendall(_mac(secret, bytes(reply[:16]), b"task"))
+        _send_json(sock, {"key": key, "rank": rank, "size": size, "address": address})
+        try:
+            answer = _recv_json(sock, who)
+        except CollectiveError as e:
+            raise CollectiveError("%s (waiting for the other %d rank(s) of the stage to "
+                                  "register)" % (e, size - 1)) from None
+    finally:
+        sock.close()
+    if "error" in answer:
+        raise CollectiveError("all-reduce: %s: %s" % (who, answer["error"]))
+    return [str(a) for a in answer["addresses"]]
 
 
 def loopback_floor(nbytes, repeats=20):

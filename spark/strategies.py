@@ -9,10 +9,14 @@ class _Collective:
     """collective=True: every epoch is one barrier-mode Spark job; its tasks stay alive for the
     whole epoch and sum with a ring all-reduce over TCP between executors (spark/collective.py)
     instead of one Spark job per round. timeout: seconds any wait on a peer may last before
-    the stage fails (and Spark retries it); ports: (low, high) range the tasks listen in
-    (default any free port)."""
+    the stage fails (and Spark retries it); ports: (low, high) range the tasks (and the
+    driver's rendezvous) listen in (default any free port). rendezvous: how a stage's tasks
+    learn each other's addresses: "driver" (default: they register with a small
+    authenticated service on the driver, milliseconds) or "spark"
+    (BarrierTaskContext.allGather, which takes at least a second per epoch, for clusters
+    whose executors cannot open a connection to the driver on another port)."""
 
-    def _set_collective(self, collective, timeout, ports):
+    def _set_collective(self, collective, timeout, ports, rendezvous="driver"):
         if timeout <= 0:
             raise ValueError("%s: timeout must be positive seconds, got %r"
                              % (type(self).__name__, timeout))
@@ -20,7 +24,11 @@ class _Collective:
                                       < 65536):
             raise ValueError("%s: ports is a (low, high) range of TCP ports, got %r"
                              % (type(self).__name__, ports))
+        if rendezvous not in ("driver", "spark"):
+            raise ValueError("%s: rendezvous is 'driver' or 'spark', got %r"
+                             % (type(self).__name__, rendezvous))
         self.collective = bool(collective)
+        self.rendezvous = rendezvous
         self.timeout = float(timeout)
         self.ports = None if ports is None else (int(ports[0]), int(ports[1]))
 
@@ -38,8 +46,8 @@ class SyncSGD(_Collective):
     name = "sync"
     frequency = 1
 
-    def __init__(self, collective=False, timeout=120.0, ports=None):
-        self._set_collective(collective, timeout, ports)
+    def __init__(self, collective=False, timeout=120.0, ports=None, rendezvous="driver"):
+        self._set_collective(collective, timeout, ports, rendezvous)
 
     def __repr__(self):
         return "SyncSGD(%s)" % self._collective_repr()[2:]
@@ -55,12 +63,13 @@ class ParameterAveraging(_Collective):
 
     name = "average"
 
-    def __init__(self, frequency=8, collective=False, timeout=120.0, ports=None):
+    def __init__(self, frequency=8, collective=False, timeout=120.0, ports=None,
+                 rendezvous="driver"):
         if not isinstance(frequency, int) or frequency < 1:
             raise ValueError("ParameterAveraging: frequency must be a positive int, got %r"
                              % (frequency,))
         self.frequency = frequency
-        self._set_collective(collective, timeout, ports)
+        self._set_collective(collective, timeout, ports, rendezvous)
 
     def __repr__(self):
         return "ParameterAveraging(frequency=%d%s)" % (self.frequency, self._collective_repr())

@@ -21,6 +21,7 @@ from ..nn.tracing import unwrap
 from ..train.callbacks import Callback, CallbackList, History
 from . import checkpoint as ckpt
 from . import data as data_mod
+from .collective import Rendezvous
 from .common import (TensorLayout, TrainingConfig, given_input_shapes, make_metrics,
                      model_to_bytes, unpack_metric_states)
 from .executors import check_executors
@@ -72,13 +73,16 @@ class SparkTrainer:
         (treeAggregate on the executors), "auto" (tree beyond 4 workers).
     resource_profile: a pyspark ResourceProfile for the training tasks (Spark 4.0+), e.g.
         one GPU per task; see spark/README.md.
+    use_gpu: each task trains on the GPU Spark assigned it (TaskContext.resources()["gpu"];
+        the cluster's GPU settings are in spark/README.md), eagerly; a task given no GPU, or
+        whose executor cannot use CUDA, fails the fit with a DeviceError saying which.
     """
 
     def __init__(self, model, strategy=None, num_workers=None, batch_size_per_worker=32,
                  optimizer=None, loss=None, metrics=None, input_shape=None, seed=0,
                  shuffle=True, checkpoint_dir=None, checkpoint_every=None, keep_checkpoints=2,
                  max_round_retries=1, export_path=None, verbose=1, compiled=True,
-                 combine="auto", resource_profile=None, spark=None):
+                 combine="auto", resource_profile=None, spark=None, use_gpu=False):
         from .. import nn
 
         if not isinstance(unwrap(model), nn.Module):
@@ -115,6 +119,7 @@ class SparkTrainer:
         self.combine = combine
         self.spark = spark
         self.resource_profile = resource_profile
+        self.use_gpu = bool(use_gpu)
         self.history = None
         # per round: wall "seconds", "driver_seconds" (state broadcast and update), and the
         # slowest task's "task_seconds" (its own work), "input_seconds", "state_seconds"
@@ -176,7 +181,7 @@ class SparkTrainer:
         from pyspark import StorageLevel
 
         converted = data_mod.convert(df, spec).persist(StorageLevel.MEMORY_AND_DISK)
-        layout = None
+        layout = run = None
         val = None
         group = "pyfront-%s" % uuid.uuid4().hex[:12]
         broadcasts = []
@@ -212,6 +217,8 @@ class SparkTrainer:
             broadcasts = run.broadcasts
             return run.train(layout, epochs, val, resume_from, callbacks)
         finally:
+            if run is not None and run.meeting is not None:
+                run.meeting.close()
             for b in broadcasts:
                 try:
                     b.destroy()
@@ -313,6 +320,14 @@ class _Run:
                     entries.append(("%s/%s" % (name, sname), arr))
             self.opt_layout = TensorLayout(entries) if entries else None
         cls, config = trainer.config.optimizer_spec()
+        secret = secrets.token_bytes(32)
+        self.meeting = None
+        if self.collective and trainer.strategy.rendezvous == "driver":
+            conf = self.sc.getConf()
+            host = conf.get("spark.driver.host", "127.0.0.1")
+            self.meeting = Rendezvous(secret, host, trainer.strategy.timeout,
+                                      trainer.strategy.ports,
+                                      conf.get("spark.driver.bindAddress", None) or host)
         self.spec = RunSpec(
             run_id=uuid.uuid4().hex, model_bytes=model_to_bytes(model, None),
             input_shapes=input_shapes, label_kinds=label_kinds, loss=trainer.config.loss,
@@ -320,9 +335,11 @@ class _Run:
             metric_specs=trainer.config.metric_specs, optimizer_spec=(cls, config),
             strategy=trainer.strategy.name, batch_size=trainer.batch_size, seed=trainer.seed,
             weight_layout=self.weight_layout, grad_names=self.grad_names,
-            opt_layout=self.opt_layout, compiled=trainer.compiled,
-            collective={"secret": secrets.token_bytes(32), "timeout": trainer.strategy.timeout,
-                        "ports": trainer.strategy.ports} if self.collective else None)
+            opt_layout=self.opt_layout, compiled=trainer.compiled, use_gpu=trainer.use_gpu,
+            collective={"secret": secret, "timeout": trainer.strategy.timeout,
+                        "ports": trainer.strategy.ports,
+                        "rendezvous": self.meeting and self.meeting.address}
+            if self.collective else None)
         self.spec_bc = broadcast_spec(self.sc, self.spec)
         self.broadcasts = [self.spec_bc]
         self.n_outputs = len(label_kinds)

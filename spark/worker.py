@@ -7,11 +7,13 @@ Python worker process keeps the model of a run (rebuilt once from the broadcast 
 bytes) and its compiled steps across tasks; a process that has not seen the run rebuilds it.
 """
 import collections
+import os
 import time
 
 import numpy as np
 
 from .. import errors, random
+from ..backend import cuda
 from ..train.step import as_arrays, make_gradient_step, make_predict_step, make_train_step
 from .common import make_metrics, model_from_bytes, pack_metric_states
 
@@ -45,7 +47,7 @@ class RunSpec:
 
     def __init__(self, run_id, model_bytes, input_shapes, label_kinds, loss, loss_weights,
                  metric_specs, optimizer_spec, strategy, batch_size, seed, weight_layout,
-                 grad_names, opt_layout, compiled=True, collective=None):
+                 grad_names, opt_layout, compiled=True, collective=None, use_gpu=False):
         self.run_id = run_id
         self.model_bytes = model_bytes
         self.input_shapes = [tuple(s) for s in input_shapes]
@@ -60,8 +62,10 @@ class RunSpec:
         self.grad_names = list(grad_names)          # trainable parameters, in order
         self.opt_layout = opt_layout                # TensorLayout of "<param>/<state>" arrays
         self.compiled = bool(compiled)
-        # the collective mode: {"secret": bytes, "timeout": seconds, "ports": (lo, hi) | None}
+        # the collective mode: {"secret": bytes, "timeout": seconds, "ports": (lo, hi) | None,
+        # "rendezvous": the driver's Rendezvous address, or None for allGather}
         self.collective = collective
+        self.use_gpu = bool(use_gpu)                # each task trains on the GPU Spark gave it
 
     def loss_fn(self):
         from ..train.api import build_loss
@@ -182,9 +186,7 @@ def minibatches(batches, size, input_shapes, label_kinds, with_worker=False):
 
 def set_task_threads():
     """pyfront's threads = the task's cores (spark.task.cpus), so tasks never oversubscribe
-    an executor; a task granted GPUs (a resource profile) sees only those."""
-    import os
-
+    an executor."""
     import pyfront as pf
     from pyspark import TaskContext
 
@@ -192,9 +194,53 @@ def set_task_threads():
     cpus = ctx.cpus() if ctx is not None else 1
     if pf.get_num_threads() != cpus:
         pf.set_num_threads(max(1, int(cpus)))
+
+
+def task_device(use_gpu, ctx=None):
+    """The device a task trains on: "cpu", or with use_gpu the GPU Spark assigned the task
+    (TaskContext.resources()["gpu"], its first address) as "cuda:N".
+
+    The address is the one the executor's discovery script reported (nvidia-smi's index); where
+    the cluster manager already limits the executor with CUDA_VISIBLE_DEVICES, its position in
+    that list is the CUDA ordinal. CUDA_VISIBLE_DEVICES is never set here: a Python worker
+    serves many tasks, and CUDA reads it once per process."""
+    if not use_gpu:
+        return "cpu"
+    from pyspark import TaskContext
+
+    ctx = TaskContext.get() if ctx is None else ctx
     gpus = ctx.resources().get("gpu") if ctx is not None else None
-    if gpus is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpus.addresses)
+    addresses = list(gpus.addresses) if gpus is not None else []
+    if not addresses:
+        raise errors.DeviceError(
+            "SparkTrainer(use_gpu=True): Spark assigned this task no GPU; give executors and "
+            "tasks GPUs with spark.executor.resource.gpu.amount, "
+            "spark.executor.resource.gpu.discoveryScript and spark.task.resource.gpu.amount "
+            "(see pyfront.spark's README)")
+    address = addresses[0].strip()
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        listed = [v.strip() for v in visible.split(",") if v.strip()]
+        if address not in listed:
+            raise errors.DeviceError(
+                "SparkTrainer(use_gpu=True): Spark assigned GPU %s, but this executor sees only "
+                "CUDA_VISIBLE_DEVICES=%s" % (address, visible))
+        ordinal = listed.index(address)
+    elif address.isdigit():
+        ordinal = int(address)
+    else:
+        raise errors.DeviceError(
+            "SparkTrainer(use_gpu=True): Spark assigned GPU address %r, which is not a CUDA "
+            "device index: the discovery script must print nvidia-smi's indices" % address)
+    if not cuda.is_available():
+        raise errors.DeviceError("SparkTrainer(use_gpu=True): Spark assigned GPU %s, but CUDA "
+                                 "is not usable in this executor's Python: %s"
+                                 % (address, cuda.why_not()))
+    if ordinal >= cuda.device_count():
+        raise errors.DeviceError("SparkTrainer(use_gpu=True): Spark assigned GPU %s (CUDA device "
+                                 "%d), but this executor's Python sees %d CUDA device(s)"
+                                 % (address, ordinal, cuda.device_count()))
+    return "cuda:%d" % ordinal
 
 
 def _task_seed(seed, *parts):
@@ -218,15 +264,33 @@ class _Run:
             raise errors.ModelFormatError("the model rebuilt on the executor lacks %s" % missing)
         self.grad_params = [self.tensors[n] for n in spec.grad_names]
         self.loss_fn = spec.loss_fn() if spec.loss is not None else None
+        self.device = "cpu"
         self._gradient_step = None
         self._optimizer = None
         self._train_step = None
         self._predict = None
 
+    def use_device(self, device):
+        """Train on device from now on (a task's GPU can differ from the previous task's in
+        this process): the model moves, the steps and optimizer follow it."""
+        if device != self.device:
+            self.model.to(device)
+            self.device = device
+            self._gradient_step = self._optimizer = self._train_step = self._predict = None
+
+    @property
+    def compiled(self):
+        # compiled plans run on the CPU only so far: a GPU model trains with the eager steps
+        return self.spec.compiled and self.device == "cpu"
+
+    def host(self, name):
+        """A model tensor's values in host memory (a copy when the model is on a GPU)."""
+        return self.tensors[name].cpu().numpy()
+
     # ---- state in and out ----
     def load_weights(self, vec):
         for name, arr in self.spec.weight_layout.unpack(vec).items():
-            self.tensors[name].numpy()[...] = arr
+            self.tensors[name].copy_(arr)
 
     @property
     def optimizer(self):
@@ -243,7 +307,7 @@ class _Run:
         by_name = dict(zip(self.spec.grad_names, self.grad_params))
         for key, arr in self.spec.opt_layout.unpack(state.opt_state).items():
             pname, sname = key.rsplit("/", 1)
-            opt.state_for(by_name[pname])[sname][...] = arr
+            cuda.copy_from_host(opt.state_for(by_name[pname])[sname], arr)
 
     def optimizer_vector(self, scale):
         opt, layout = self.optimizer, self.spec.opt_layout
@@ -253,7 +317,7 @@ class _Run:
         arrays = []
         for key in layout.names:
             pname, sname = key.rsplit("/", 1)
-            arrays.append(opt.state_for(by_name[pname])[sname])
+            arrays.append(cuda.array_to(opt.state_for(by_name[pname])[sname], "cpu"))
         return layout.pack(arrays, scale)
 
     # ---- steps: lists of arrays in (one per input / output), predictions as a list ----
@@ -261,7 +325,7 @@ class _Run:
         """(mean loss, [gradient per trainable parameter], [prediction per output])."""
         if self._gradient_step is None:
             self._gradient_step = make_gradient_step(self.model, self.loss_fn,
-                                                     self.grad_params, self.spec.compiled)
+                                                     self.grad_params, self.compiled)
         loss, grads, out = self._gradient_step(xs, ys)
         return loss, grads, as_arrays(out)
 
@@ -269,13 +333,13 @@ class _Run:
         """One local optimizer step; (mean loss, [prediction per output] before the update)."""
         if self._train_step is None:
             self._train_step = make_train_step(self.model, self.loss_fn, self.optimizer,
-                                               self.spec.compiled)
+                                               self.compiled)
         loss, out = self._train_step(xs, ys)
         return loss, as_arrays(out)
 
     def predict(self, xs):
         if self._predict is None:
-            self._predict = make_predict_step(self.model, self.spec.compiled)
+            self._predict = make_predict_step(self.model, self.compiled)
         try:
             return as_arrays(self._predict(xs))
         finally:
@@ -302,6 +366,7 @@ def _run_for(spec_bc):
             _runs.popitem(last=False)
     else:
         _runs.move_to_end(run_id)
+    run.use_device(task_device(run.spec.use_gpu))
     return run
 
 
@@ -416,11 +481,11 @@ def _train_round(spec_bc, state_bc, info, batches):
         trained = set(spec.grad_names)
         vec = np.concatenate(
             [np.concatenate([g.reshape(-1) for g in grad_sum]).astype(layout.dtype)] +
-            [np.asarray(run.tensors[n].numpy(), layout.dtype).reshape(-1) * rows
+            [np.asarray(run.host(n), layout.dtype).reshape(-1) * rows
              for n in layout.names if n not in trained])
         payload = vec.tobytes()
     else:
-        weights = layout.pack({n: run.tensors[n].numpy() for n in layout.names}, rows)
+        weights = layout.pack({n: run.host(n) for n in layout.names}, rows)
         payload = weights.tobytes() + run.optimizer_vector(rows).tobytes() + \
             np.array([run.optimizer.iterations], np.float64).tobytes()
     seconds = time.perf_counter() - start - t_wait
@@ -478,21 +543,22 @@ def apply_mean_gradient(opt, grad_params, tensors, untrained, mean):
     pos = 0
     for p in grad_params:
         n = int(np.prod(p.shape))
-        p.grad = Tensor(mean[pos:pos + n].reshape(p.shape).astype(p.dtype.np))
+        p.grad = Tensor(mean[pos:pos + n].reshape(p.shape).astype(p.dtype.np)).to(p.device)
         pos += n
     opt.step()
     opt.zero_grad()
     for name in untrained:
-        arr = tensors[name].numpy()
-        arr[...] = mean[pos:pos + arr.size].reshape(arr.shape)
-        pos += arr.size
+        t = tensors[name]
+        t.copy_(mean[pos:pos + t.size].reshape(t.shape))
+        pos += t.size
 
 
 def train_epoch_collective(spec_bc, state_bc, info, batches):
     """One worker's whole epoch in a barrier stage. info: {"epoch", "steps" (minibatches of
     the worker with the most rows), "frequency" (K; 1 for SyncSGD), "workers"}.
 
-    Rendezvous once (BarrierTaskContext.allGather of every task's listening address), then
+    Rendezvous once (every task's listening address, through the driver's Rendezvous or
+    BarrierTaskContext.allGather), then
     per step (SyncSGD) a ring all-reduce of [gradient sums | rows x untrained state | rows |
     error flag], after which every task applies the same update; or per K local steps
     (parameter averaging) an all-reduce of [rows x weights | rows x optimizer state | rows |
@@ -502,7 +568,7 @@ def train_epoch_collective(spec_bc, state_bc, info, batches):
     retried); a lost or hung peer fails the stage (CollectiveError), which Spark retries."""
     from pyspark import BarrierTaskContext
 
-    from .collective import Ring
+    from .collective import Ring, rendezvous
 
     start = time.perf_counter()
     ctx = BarrierTaskContext.get()
@@ -512,10 +578,16 @@ def train_epoch_collective(spec_bc, state_bc, info, batches):
     run = _run_for(spec_bc)
     conf = run.spec.collective
     host = ctx.getTaskInfos()[rank].address.rsplit(":", 1)[0]
-    ring = Ring(rank, int(info["workers"]), conf["secret"], host, conf["timeout"],
-                conf["ports"])
+    size = int(info["workers"])
+    ring = Ring(rank, size, conf["secret"], host, conf["timeout"], conf["ports"])
     try:
-        ring.connect(ctx.allGather(ring.address))
+        if conf.get("rendezvous"):      # the driver's service (see collective.Rendezvous)
+            key = str(ctx.stageId())
+            addresses = rendezvous(conf["rendezvous"], conf["secret"], key, rank, size,
+                                   ring.address, conf["timeout"])
+        else:
+            addresses = ctx.allGather(ring.address)
+        ring.connect(addresses)
         t_state = time.perf_counter() - start
         result = _collective_epoch(run, ring, state, info, batches, rank)
     finally:
@@ -580,7 +652,7 @@ def _collective_epoch(run, ring, state, info, batches, rank):
                         np.multiply(g, n_round, out=vec[pos:pos + g.size], casting="unsafe")
                         pos += g.size
                     for name in untrained:
-                        a = run.tensors[name].numpy().reshape(-1)
+                        a = run.host(name).reshape(-1)
                         np.multiply(a, n_round, out=vec[pos:pos + a.size], casting="unsafe")
                         pos += a.size
                     track(n_round, loss, ys, outs)
@@ -594,7 +666,7 @@ def _collective_epoch(run, ring, state, info, batches, rank):
                     n_round += len(xs[0])
                     track(len(xs[0]), loss, ys, outs)
                 if n_round:
-                    layout.pack({n: run.tensors[n].numpy() for n in layout.names}, n_round,
+                    layout.pack({n: run.host(n) for n in layout.names}, n_round,
                                 out=vec[:layout.size])
                     vec[layout.size:layout.size + opt_size] = run.optimizer_vector(n_round)
         except errors.PyfrontError as e:
@@ -623,7 +695,7 @@ def _collective_epoch(run, ring, state, info, batches, rank):
     ring.allreduce(sums)
     if rank != 0:
         return None
-    payload = layout.pack({n: run.tensors[n].numpy() for n in layout.names}).tobytes() + \
+    payload = layout.pack({n: run.host(n) for n in layout.names}).tobytes() + \
         run.optimizer_vector(None).tobytes() + np.array([opt.iterations], np.float64).tobytes()
     return {"worker": 0, "rows": int(sums[0]), "steps": steps, "loss_sum": float(sums[1]),
             "metrics": sums[2:].tobytes(), "payload": payload, "input_seconds": t_wait,

@@ -6,7 +6,7 @@ import threading
 import numpy as np
 import pytest
 
-from pyfront.spark.collective import CollectiveError, Ring, loopback_floor
+from pyfront.spark.collective import CollectiveError, Rendezvous, Ring, loopback_floor, rendezvous
 
 
 def _run_ranks(n, body, secrets=None, timeout=10.0):
@@ -117,6 +117,56 @@ def test_ports_range_is_respected_and_exhaustion_is_named():
                        % (port, port)):
         Ring(0, 1, b"k", ports=(port, port))
     ring.close()
+
+
+def _meet(server, secret, key, ranks, size, timeout=5.0):
+    """rendezvous() of each rank in `ranks` on a thread; results and errors by rank."""
+    results, errors = {}, {}
+
+    def go(r):
+        try:
+            results[r] = rendezvous(server.address, secret, key, r, size, "host%d:%d" % (r, r),
+                                    timeout)
+        except Exception as e:          # collected and asserted on by the test
+            errors[r] = e
+
+    threads = [threading.Thread(target=go, args=(r,)) for r in ranks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return results, errors
+
+
+def test_rendezvous_gives_every_rank_the_addresses_in_rank_order_per_stage_key():
+    with Rendezvous(b"s" * 32, timeout=5.0) as server:
+        results, errors = _meet(server, b"s" * 32, "7", [2, 0, 1], 3)
+        assert errors == {}
+        assert results == {r: ["host0:0", "host1:1", "host2:2"] for r in range(3)}
+        results, errors = _meet(server, b"s" * 32, "8", [1, 0], 2)
+        assert errors == {} and results[0] == results[1] == ["host0:0", "host1:1"]
+
+
+def test_rendezvous_drops_a_rank_of_a_failed_attempt_whose_task_is_gone():
+    with Rendezvous(b"s" * 32, timeout=5.0) as server:
+        # attempt 0: rank 0 registers, then its task dies before rank 1 comes
+        _, errors = _meet(server, b"s" * 32, "7", [0], 2, timeout=0.3)
+        assert "timed out" in str(errors[0])
+        # attempt 1 (same stage id): both ranks anew; the dead registration is not used
+        results, errors = _meet(server, b"s" * 32, "7", [1, 0], 2)
+        assert errors == {} and results[0] == ["host0:0", "host1:1"]
+
+
+def test_rendezvous_refuses_a_wrong_secret_and_times_out_naming_the_missing_ranks():
+    with Rendezvous(b"s" * 32, timeout=5.0) as server:
+        _, errors = _meet(server, b"x" * 32, "1", [0], 2)
+        assert "failed authentication" in str(errors[0])
+        assert "rendezvous at %s" % server.address in str(errors[0])
+        # rank 1 never registers: rank 0 gives up after its timeout, saying why
+        _, errors = _meet(server, b"s" * 32, "2", [0], 2, timeout=0.5)
+        assert isinstance(errors[0], CollectiveError)
+        assert "timed out waiting for the driver's rendezvous" in str(errors[0])
+        assert "waiting for the other 1 rank(s) of the stage to register" in str(errors[0])
 
 
 def test_loopback_floor_is_positive():
