@@ -346,6 +346,45 @@ def test_the_jvm_worker_serves_an_onnx_file(exported, tmp_path, ort_run):
     np.testing.assert_allclose(y, ort_run(data, x)[0], rtol=1e-4, atol=1e-5)
 
 
+def test_java_model_load_serves_an_onnx_file(exported, tmp_path, ort_run):
+    """Model.load(Path.of("mlp.onnx")) in a real JVM (the bridge's own check program): row by
+    row and as one batch, the outputs are ONNX Runtime's, and bit for bit pyfront's."""
+    import subprocess
+
+    bridge = pytest.importorskip("pyfront.jvm", reason="the JVM bridge's Python side is not "
+                                 "installed")
+    try:
+        java, javac = bridge.build.jdk_tool("java"), bridge.build.jdk_tool("javac")
+        classpath = os.pathsep.join([bridge.build_jar(out=str(tmp_path / "bridge.jar")),
+                                     bridge.py4j_jar()])
+    except bridge.BuildError as e:
+        pytest.skip("no JDK or py4j jar: %s" % e)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    check_source = os.path.join(root, "jvm-bridge", "src", "test", "java", "BridgeCheck.java")
+    done = subprocess.run([javac, "--release", "17", "-cp", classpath, "-d", str(tmp_path),
+                           check_source], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    data, shape = exported("mlp")
+    model_path = tmp_path / "mlp.onnx"
+    model_path.write_bytes(data)
+    rows = 6
+    x = torch_models.random_input(shape, rows, seed=4)
+    x.tofile(tmp_path / "inputs.bin")
+    env = dict(os.environ, PYFRONT_PYTHON=sys.executable)
+    env.pop("PYFRONT_JVM_TOKEN", None)
+    args = ["exact", model_path, tmp_path / "inputs.bin", rows, shape[0], tmp_path / "out.bin"]
+    done = subprocess.run([java, "-cp", os.pathsep.join([classpath, str(tmp_path)]),
+                           "BridgeCheck"] + [str(a) for a in args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0 and "FAIL" not in done.stdout, done.stdout + done.stderr[-3000:]
+    got = np.fromfile(tmp_path / "out.bin", np.float32).reshape(2 * rows, -1)
+    expected = ort_run(data, x)[0]
+    np.testing.assert_allclose(got[:rows], expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got[rows:], expected, rtol=1e-5, atol=1e-6)
+    compiled = pf.jit(pf.onnx.load(data))
+    assert got[rows:].tobytes() == np.asarray(compiled.run_numpy(x), np.float32).tobytes()
+
+
 def test_imported_transformer_fine_tunes_with_compiled_steps(exported):
     """The attention subgraph (MatMul, Softmax, Transpose, shape-driven Reshapes) trains through
     compiled training steps (fit with jit=True)."""
