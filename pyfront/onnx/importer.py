@@ -1584,6 +1584,11 @@ def read_proto(source):
     except onnx.checker.ValidationError as e:
         raise OnnxError("%s is not a valid ONNX model: %s"
                         % (_label(source), str(e).strip().splitlines()[0])) from None
+    except UnicodeDecodeError as e:
+        # the checker's own message quotes a name whose bytes are not UTF-8 (a damaged file)
+        problem = e.object.decode("utf-8", "replace").strip().splitlines()[0]
+        raise OnnxError("%s is not a valid ONNX model (corrupt: a name is not UTF-8): %s"
+                        % (_label(source), problem)) from None
     return proto
 
 

@@ -196,6 +196,37 @@ def test_corrupt_bytes_and_other_files_are_clear_errors(tmp_path):
         pf.onnx.load(tmp_path / "absent.onnx")
 
 
+def test_a_name_damaged_into_invalid_utf8_is_a_clear_error(exported):
+    """onnx.checker quotes the damaged name in its message and fails to decode its own text."""
+    data, _ = exported("residual_cnn")
+    at = data.rindex(b"/block2/Relu_output_0") + len(b"/bloc")      # where a node reads it
+    damaged = data[:at] + b"\xc7" + data[at + 1:]
+    with pytest.raises(pf.onnx.OnnxError, match="corrupt: a name is not UTF-8"):
+        pf.onnx.load(damaged)
+
+
+def test_damaged_files_load_or_fail_with_an_onnx_error(exported):
+    """Cut anywhere or one byte changed anywhere: a model (a changed weight is still a model)
+    or an OnnxError, never another exception."""
+    data, shape = exported("residual_cnn")
+    rng = np.random.default_rng(11)
+    damaged = [data[:int(cut)] for cut in rng.integers(1, len(data), 25)]
+    for at in rng.integers(0, len(data), 60):
+        b = bytearray(data)
+        b[int(at)] ^= int(rng.integers(1, 256))
+        damaged.append(bytes(b))
+    outcomes = {"model": 0, "error": 0}
+    for b in damaged:
+        try:
+            model = pf.onnx.load(b)
+            with pf.no_grad():
+                model(pf.tensor(torch_models.random_input(shape, 2)))
+            outcomes["model"] += 1
+        except pf.onnx.OnnxError:
+            outcomes["error"] += 1
+    assert outcomes["error"] >= 25, outcomes      # every cut is refused
+
+
 def test_an_opset_before_13_is_converted(ort_run):
     from onnx import helper
 
