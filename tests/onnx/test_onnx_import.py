@@ -163,6 +163,29 @@ def test_external_data_files_are_read(exported, tmp_path, ort_run):
         pf.onnx.load(path)
 
 
+def test_external_data_outside_the_folder_or_too_short_is_refused(exported, tmp_path):
+    import onnx
+
+    data, _ = exported("mlp")
+    path = tmp_path / "m.onnx"
+    onnx.save_model(onnx.load_model_from_string(data), str(path), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="m.data", size_threshold=0)
+    proto = onnx.load(str(path), load_external_data=False)
+    for t in proto.graph.initializer:
+        for entry in t.external_data:
+            if entry.key == "location":
+                entry.value = "../outside/m.data"
+    onnx.save_model(proto, str(tmp_path / "escape.onnx"))
+    with pytest.raises(pf.onnx.OnnxError, match="escape.onnx: cannot read its external data: "
+                                                 ".*points outside the directory"):
+        pf.onnx.load(tmp_path / "escape.onnx")
+    with open(tmp_path / "m.data", "r+b") as f:
+        f.truncate(os.path.getsize(tmp_path / "m.data") // 2)
+    with pytest.raises(pf.onnx.OnnxError, match="m.onnx: cannot read its external data: "
+                                                 "External data length .* exceeds"):
+        pf.onnx.load(path)
+
+
 # ---- bad input --------------------------------------------------------------------------------
 
 def _tiny_model(nodes, inits=(), opset=17, x_shape=("n", 4), y_shape=("n", 4)):
