@@ -177,12 +177,12 @@ class Tensor(OpMethods):
 
     def copy_(self, other):
         """Write other's values into this tensor's memory (shapes must match)."""
-        src = np.asarray(other.numpy() if isinstance(other, Tensor) else other)
+        src = np.asarray(other.cpu().numpy() if isinstance(other, Tensor) else other)
         dst = self._array()
         if src.shape != dst.shape:
             raise errors.ShapeError("copy_: source shape %s differs from %s"
                                     % (src.shape, dst.shape))
-        dst[...] = src
+        cuda.copy_from_host(dst, src)   # host or GPU memory alike
         return self
 
     def __setitem__(self, key, value):

@@ -17,10 +17,10 @@ from .._native import ffi as native_ffi
 from . import cpu
 
 __all__ = ["is_available", "why_not", "device_count", "synchronize", "require", "parse_device",
-           "is_device", "device_scope", "array_to", "array_from_dlpack", "device_of", "Buf",
-           "Emitter", "empty", "run", "kernel_id", "kernel_names", "run_steps", "graph_capture",
-           "graph_launch", "graph_destroy", "library_path", "header_path", "header_cdef", "Plan",
-           "Graph", "ABI_VERSION"]
+           "is_device", "device_scope", "array_to", "copy_from_host", "array_from_dlpack",
+           "device_of", "Buf", "Emitter", "empty", "run", "kernel_id", "kernel_names",
+           "run_steps", "graph_capture", "graph_launch", "graph_destroy", "library_path",
+           "header_path", "header_cdef", "Plan", "Graph", "ABI_VERSION"]
 
 # The ABI of the CUDA section of native/include/pyfront.h this code was written for
 # (PF_CUDA_ABI_VERSION).
@@ -242,6 +242,17 @@ def array_to(array, spec):
     cupy = state["cupy"]
     with cupy.cuda.Device(index):
         return cupy.ascontiguousarray(cupy.asarray(array))
+
+
+def copy_from_host(array, values):
+    """Write host values (numpy, broadcast to array's shape, cast to its dtype) into array, in
+    place: numpy's assignment for host memory, CuPy's set() (one copy) for GPU memory."""
+    import numpy as np
+
+    if type(array) is np.ndarray:
+        array[...] = values
+    else:
+        array.set(np.ascontiguousarray(np.broadcast_to(values, array.shape), array.dtype))
 
 
 def array_from_dlpack(obj):

@@ -47,7 +47,7 @@ def build_loss(loss, loss_weights=None, class_weight=None):
     written with ops so it traces into compiled steps. class_weight ({class: weight}) weighs
     cross-entropy samples by their label's weight (Keras: mean of weight * loss)."""
     from ..ops import cross_entropy, take
-    from ..ops.core import as_operand
+    from ..ops.core import constant_like
 
     fns = [_loss_function(l) for l in (loss if isinstance(loss, (list, tuple)) else [loss])]
     weights = None if loss_weights is None else [float(w) for w in loss_weights]
@@ -75,7 +75,7 @@ def build_loss(loss, loss_weights=None, class_weight=None):
             if fn is not cross_entropy:     # labels stay as given: a float label's error
                 t = _match_target(p, t)     # names its own dtype
             if table is not None:
-                w = take(as_operand(table.astype(p.dtype.np)), t)
+                w = take(constant_like(table.astype(p.dtype.np), t), t)
                 term = (cross_entropy(p, t, reduction="none") * w).mean()
             else:
                 term = fn(p, t)

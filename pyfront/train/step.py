@@ -44,7 +44,7 @@ def as_arrays(x):
 
 def _outputs_numpy(out):
     leaves, rebuild = flatten_outputs(out)
-    return rebuild([t.numpy() for t in leaves])
+    return rebuild([t.cpu().numpy() for t in leaves])
 
 
 def _bare(model):
@@ -52,13 +52,22 @@ def _bare(model):
     return model.module if getattr(model, "is_hybridized", False) else model
 
 
+def _device_of(params):
+    """Where the parameters live ("cpu", "cuda:N"): a model moved to a GPU takes its batches
+    there."""
+    for p in params:
+        return p.device
+    return "cpu"
+
+
 def _eager_forward_backward(model, loss_fn, params, xs, ys):
     """Training mode, gradients of params cleared, forward, loss, backward: (loss, outputs)."""
     model.train()
     for p in params:
         p.grad = None
-    out = model(*[Tensor(a) for a in xs])
-    loss = loss_fn(out, *[Tensor(a) for a in ys])
+    device = _device_of(params)
+    out = model(*[Tensor(a).to(device) for a in xs])
+    loss = loss_fn(out, *[Tensor(a).to(device) for a in ys])
     loss.backward()
     return loss, out
 
@@ -159,7 +168,7 @@ class EagerGradientStep:
     def __call__(self, inputs, targets):
         loss, out = _eager_forward_backward(self.model, self.loss_fn, self.params,
                                             as_arrays(inputs), as_arrays(targets))
-        grads = [p.grad.numpy() if p.grad is not None else np.zeros(p.shape, p.dtype.np)
+        grads = [p.grad.cpu().numpy() if p.grad is not None else np.zeros(p.shape, p.dtype.np)
                  for p in self.params]
         return float(loss.item()), grads, _outputs_numpy(out)
 
@@ -235,7 +244,8 @@ def make_predict_step(model, compiled=False):
         model.eval()
         if runner is not None:
             return runner.run_numpy(*arrays)
+        device = _device_of(model.parameters())
         with autograd.no_grad():
-            return _outputs_numpy(model(*[Tensor(a) for a in arrays]))
+            return _outputs_numpy(model(*[Tensor(a).to(device) for a in arrays]))
 
     return predict

@@ -1,82 +1,16 @@
 """Constants an op makes itself follow its tensors' device, checked without a GPU.
 
-The CUDA backend is replaced by a stand-in: "GPU memory" is a numpy subclass that says which
-device it is on, and an op whose inputs are on a GPU runs on their host views (so its numbers
-can be compared with the CPU's). An op meeting tensors of two devices is refused as on a real
+The CUDA backend is replaced by a stand-in (conftest's fake_gpu): "GPU memory" is a numpy
+subclass that says which device it is on, and an op whose inputs are on a GPU runs on their
+host views (so its numbers can be compared with the CPU's). An op meeting tensors of two devices is refused as on a real
 GPU, so every constant made in host memory and meeting a GPU tensor (an avg_pool ceil_mode
 ratio, an RNN's absent biases, diag's zero, index arrays...) fails these tests.
 """
-import contextlib
-import types
-
 import numpy as np
 import pytest
 
 import pyfront as pf
 from pyfront import errors, nn
-from pyfront.backend import cuda
-from pyfront.ops import core
-
-
-class _FakeGpuMemory(np.ndarray):
-    """Host memory that pyfront takes for memory of GPU `gpu_id`."""
-
-    gpu_id = 0
-
-    @property
-    def device(self):
-        return types.SimpleNamespace(id=self.gpu_id)
-
-
-class _Gpu0(_FakeGpuMemory):
-    gpu_id = 0
-
-
-class _Gpu1(_FakeGpuMemory):
-    gpu_id = 1
-
-
-_KINDS = {"cuda": _Gpu0, "cuda:0": _Gpu0, "cuda:1": _Gpu1}
-
-
-@pytest.fixture
-def fake_gpu(monkeypatch):
-    """Two fake GPUs; returns the log of (op, input devices, current device) of each op run on
-    them."""
-    log = []
-    current = ["cuda:0"]
-
-    def array_to(array, spec):
-        host = np.ascontiguousarray(array).view(np.ndarray)
-        return host if spec == "cpu" else host.view(_KINDS[spec])
-
-    @contextlib.contextmanager
-    def device_scope(device):
-        saved = current[0]
-        current[0] = device
-        try:
-            yield
-        finally:
-            current[0] = saved
-
-    real_run_eager = core.run_eager
-
-    def run_eager(op, inputs, attrs, backend=core.cpu):
-        if backend is not cuda:
-            return real_run_eager(op, inputs, attrs, backend)
-        devices = [x.device for x in inputs]
-        log.append((op.name, devices, current[0]))
-        host = [pf.Tensor._wrap(x._data.view(np.ndarray), x.dtype) for x in inputs]
-        out = real_run_eager(op, host, attrs)
-        kind = type(inputs[[d != "cpu" for d in devices].index(True)]._data)
-        outs = out if isinstance(out, tuple) else (out,)
-        wrapped = tuple(pf.Tensor._wrap(t._data.view(kind), t.dtype) for t in outs)
-        return wrapped if isinstance(out, tuple) else wrapped[0]
-
-    monkeypatch.setattr(cuda, "array_to", array_to)
-    monkeypatch.setattr(cuda, "device_scope", device_scope)
-    monkeypatch.setattr(core, "run_eager", run_eager)
-    return log
 
 
 def _host(t):
