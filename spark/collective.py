@@ -93,8 +93,9 @@ class Ring:
         self.address = "%s:%d" % (host, self._listener.getsockname()[1])
         self._out = self._in = None
         self._next_name = self._prev_name = None
-        self._sends = None
+        self._sends = self._done = None
         self._sender = None
+        self._scratch = None
         # seconds: in allreduce; wait_seconds: of those, until the previous rank's first
         # bytes arrived (mostly waiting for a slower peer to finish its step)
         self.stats = {"calls": 0, "bytes": 0, "seconds": 0.0, "wait_seconds": 0.0}
@@ -162,7 +163,7 @@ class Ring:
         except BaseException:
             self.close()
             raise
-        self._sends = queue.Queue()
+        self._sends, self._done = queue.Queue(), queue.Queue()
         self._sender = threading.Thread(target=self._send_loop, daemon=True)
         self._sender.start()
         return self
@@ -197,9 +198,9 @@ class Ring:
         n, r = self.size, self.rank
         bounds = [len(vec) * i // n for i in range(n + 1)]
         chunk = lambda c: vec[bounds[c % n]:bounds[c % n + 1]]      # noqa: E731
-        scratch = np.empty(bounds[1] - bounds[0] + 1, vec.dtype)
         seg = max(1, _SEGMENT // vec.itemsize)
-        done = queue.Queue()
+        scratch = self._scratch_for(min(len(vec) // n + 1, seg), vec.dtype)
+        done = self._done
         # reduce-scatter: at step s rank r sends its partial of chunk r - s and adds the one
         # of chunk r - s - 1 it receives; chunk c ends complete on rank c - 1
         for s in range(n - 1):
@@ -222,6 +223,14 @@ class Ring:
         self.stats["bytes"] += vec.nbytes
         self.stats["seconds"] += time.perf_counter() - start
         return vec
+
+    def _scratch_for(self, count, dtype):
+        """A receive buffer of at least count elements, kept across calls (no allocation per
+        step)."""
+        nbytes = count * np.dtype(dtype).itemsize
+        if self._scratch is None or self._scratch.nbytes < nbytes:
+            self._scratch = np.empty(nbytes, np.uint8)
+        return self._scratch[:nbytes].view(dtype)
 
     def _wait(self, done):
         try:

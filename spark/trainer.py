@@ -62,7 +62,8 @@ class SparkTrainer:
         has seen an input, else (number of features,).
     shuffle: reorder each worker's rows every epoch (seeded; see data.epoch_order).
     checkpoint_dir, checkpoint_every: write a checkpoint every N rounds (and at each epoch's
-        end) to a local or Hadoop-compatible folder; keep_checkpoints newest are kept.
+        end) to a local or Hadoop-compatible folder; keep_checkpoints newest are kept. The
+        collective mode checkpoints at each epoch's end only (checkpoint_every is refused).
     max_round_retries: run a failed round again (after Spark's own task retries gave up) at
         most this many times.
     export_path: write the prepared data to Parquet there once and read epochs from it,
@@ -98,6 +99,14 @@ class SparkTrainer:
                              % (batch_size_per_worker,))
         if checkpoint_every is not None and checkpoint_dir is None:
             raise ValueError("checkpoint_every needs checkpoint_dir")
+        if checkpoint_every is not None and strategy.collective:
+            # the epoch's state exists only inside its barrier tasks until the job ends
+            raise ValueError(
+                "checkpoint_every=%r: %r trains each epoch in one barrier job, whose state "
+                "reaches the driver only at the epoch's end, so it cannot checkpoint every N "
+                "rounds; checkpoint_dir alone writes a checkpoint at every epoch's end (drop "
+                "checkpoint_every), or train with collective=False" % (checkpoint_every,
+                                                                       strategy))
         if combine not in ("auto", "driver", "tree"):
             raise ValueError("combine is 'auto', 'driver' or 'tree', got %r" % (combine,))
         self.model = model

@@ -679,7 +679,7 @@ def _collective_epoch(run, ring, state, info, batches, rank):
         total = float(vec[-2])
         if not total:
             continue
-        mean = vec[:-2] / total          # in the vector's dtype: no float64 copy per step
+        mean = np.divide(vec[:-2], total, out=vec[:-2])      # in place: no copy per step
         if sync:
             apply_mean_gradient(opt, run.grad_params, run.tensors, untrained, mean)
         else:

@@ -63,13 +63,15 @@ def test_allreduce_sums_exactly_and_identically_on_every_rank(n, size, dtype):
 
 def test_integers_in_floats_sum_exactly_over_many_calls():
     def body(r, ring):
+        # a float32 vector first: its kept receive buffer then serves float64 sums
+        ring.allreduce(np.ones(9, np.float32))
         return [ring.allreduce(np.full(10, float(r + i), np.float64)).copy() for i in range(50)]
 
     rings = []
     results, errors = _run_ranks(3, lambda r, ring: rings.append(ring) or body(r, ring))
     assert errors == [None] * 3
     for ring in rings:
-        assert ring.stats["calls"] == 50 and ring.stats["bytes"] == 50 * 80
+        assert ring.stats["calls"] == 51 and ring.stats["bytes"] == 36 + 50 * 80
         assert 0 < ring.stats["wait_seconds"] <= ring.stats["seconds"]
     for i in range(50):
         assert results[2][i].tolist() == [3.0 + 3 * i] * 10
