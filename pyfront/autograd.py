@@ -30,11 +30,14 @@ __all__ = ["no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled", "gra
 Tensor = None
 as_operand = None
 
-class _State(threading.local):
-    enabled = True      # (a class default every thread sees: reading it raises nothing)
+class _GradMode(threading.local):
+    enabled = True      # (class defaults every thread sees: reading them raises nothing)
+    scope = ""          # the name scopes joined ("sequential/dense_1"), kept with the stack
 
 
-_state = _State()
+# per-thread: whether ops record (enabled) and the current name scope; ops.core reads both on
+# every eager op, so they are plain attributes rather than calls
+grad_mode = _GradMode()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -42,9 +45,9 @@ _state = _State()
 # backward runs each gradient rule in the scope its op ran in
 
 def _scopes():
-    s = getattr(_state, "scopes", None)
+    s = getattr(grad_mode, "scopes", None)
     if s is None:
-        s = _state.scopes = []
+        s = grad_mode.scopes = []
     return s
 
 
@@ -53,25 +56,27 @@ def name_scope(name):
     """Prefix for node names and error messages ("sequential/dense_1")."""
     stack = _scopes()
     stack.append(name)
+    grad_mode.scope = "/".join(stack)
     try:
         yield
     finally:
         stack.pop()
+        grad_mode.scope = "/".join(stack)
 
 
 def current_scope():
-    return "/".join(_scopes())
+    return grad_mode.scope
 
 
 def is_grad_enabled():
-    return _state.enabled
+    return grad_mode.enabled
 
 
 def set_grad_enabled(mode):
-    _state.enabled = bool(mode)
+    grad_mode.enabled = bool(mode)
 
 
-class _GradMode(contextlib.ContextDecorator):
+class _GradSwitch(contextlib.ContextDecorator):
     """Sets the grad mode on entry and restores the previous one on exit. The previous modes
     live on a per-thread stack, not on the instance: one decorated function may be entered
     again (recursion) or by several threads at once, and each exit must restore what its own
@@ -80,24 +85,24 @@ class _GradMode(contextlib.ContextDecorator):
     enabled = True
 
     def __enter__(self):
-        saved = getattr(_state, "saved", None)
+        saved = getattr(grad_mode, "saved", None)
         if saved is None:
-            saved = _state.saved = []
+            saved = grad_mode.saved = []
         saved.append(is_grad_enabled())
-        _state.enabled = self.enabled
+        grad_mode.enabled = self.enabled
 
     def __exit__(self, *exc):
-        _state.enabled = _state.saved.pop()
+        grad_mode.enabled = grad_mode.saved.pop()
         return False
 
 
-class no_grad(_GradMode):
+class no_grad(_GradSwitch):
     """Context manager and decorator: ops record nothing for autodiff inside it."""
 
     enabled = False
 
 
-class enable_grad(_GradMode):
+class enable_grad(_GradSwitch):
     """Context manager and decorator: ops record for autodiff inside it (within no_grad)."""
 
     enabled = True
@@ -154,70 +159,87 @@ def _not_retained(what, how):
                                % (op.name, value, how))
 
 
+def retained(op, attrs, needs):
+    """What a tape entry of op keeps: (the inputs it releases, the outputs it keeps or None for
+    all), from the op's retain_inputs / retain_outputs. Eager dispatch caches it per op,
+    shapes, attributes and needs."""
+    kept = op.retain_inputs
+    if callable(kept):
+        kept = kept(attrs, needs)
+    release = () if kept is None else tuple(i for i in range(len(needs)) if i not in kept)
+    outs = op.retain_outputs
+    if callable(outs):
+        outs = outs(attrs, needs)
+    return release, outs
+
+
 class Node:
     """One recorded op application."""
 
-    __slots__ = ("op", "inputs", "attrs", "arrays", "needs", "scope", "refs", "kept", "specs",
-                 "held", "__weakref__")
+    __slots__ = ("op", "inputs", "attrs", "arrays", "needs", "scope", "refs", "release",
+                 "specs", "held", "__weakref__")
 
-    def __init__(self, op, inputs, attrs, arrays, needs, scope, specs=None):
+    def __init__(self, op, inputs, attrs, arrays, needs, scope, specs=None, kept=None):
+        """kept: retained(op, attrs, needs), when the caller has it already."""
         self.op = op
         self.attrs = attrs
         self.needs = needs        # which inputs need a gradient
         self.scope = scope
-        self.refs = [None] * len(arrays)
+        self.refs = None          # weak references to outputs that track() was given
+        release, outs = kept or retained(op, attrs, needs)
         # inputs: the tensors the gradient reads; the others become stand-ins, except leaves
         # that need a gradient (accumulated by identity; a parameter is alive anyway)
-        kept = op.retain_inputs
         held = False              # a leaf held that the rule does not read (see grad_inputs)
-        if kept is not None:
-            if callable(kept):
-                kept = kept(attrs, needs)
+        if release:
             inputs = list(inputs)
-            for i, x in enumerate(inputs):
-                if i not in kept and type(x) is not Released:
+            for i in release:
+                x = inputs[i]
+                if type(x) is not Released:
                     if x.requires_grad and x._node is None:
                         held = True
                     else:
                         inputs[i] = Released(x, op, i)
-        self.inputs, self.kept, self.held = inputs, kept, held
+        self.inputs, self.release, self.held = inputs, release, held
         # output memory (no reference back to the output tensors), stand-ins where released
         # (None where released; specs keeps their shapes and dtypes)
-        outs = op.retain_outputs
         if outs is not None:
-            if callable(outs):
-                outs = outs(attrs, needs)
             if specs is None:
                 specs = [(a.shape, _dtype_of(a)) for a in arrays]
             arrays = [a if i in outs else None for i, a in enumerate(arrays)]
         self.arrays, self.specs = arrays, specs
 
     def track(self, i, tensor):
+        """Output i is tensor: output(i) returns it while it lives (instead of a new tensor
+        on the same memory)."""
+        if self.refs is None:
+            self.refs = [None] * len(self.arrays)
         self.refs[i] = weakref.ref(tensor)
 
     def output(self, i):
-        """Output i as a tensor attached to this node (recreated if the user dropped it)."""
+        """Output i as a tensor attached to this node (made anew unless track()ed and alive)."""
         a = self.arrays[i]
         if a is None:       # released (even while the user still holds the output)
             raise _not_retained((self.op, "output", i), "ctx.output(%d)" % i)
-        t = self.refs[i]() if self.refs[i] is not None else None
+        ref = self.refs[i] if self.refs is not None else None
+        t = ref() if ref is not None else None
         if t is None:
             t = Tensor._wrap(a, _dtype_of(a) if self.specs is None else self.specs[i][1])
             t.requires_grad = True
             t._node = self
             t._index = i
-            self.refs[i] = weakref.ref(t)
+            self.track(i, t)
         return t
 
     def grad_inputs(self):
         """The inputs as the gradient rule sees them: stand-ins for all it does not retain
         (kept leaves included, so a rule that reads more than it declares fails every time)."""
-        kept = self.kept
-        if kept is None or not self.held:
+        if not self.held:
             return self.inputs
-        return [x if i in kept or type(x) is Released
-                else Released(x, self.op, i)
-                for i, x in enumerate(self.inputs)]
+        inputs = list(self.inputs)
+        for i in self.release:
+            if type(inputs[i]) is not Released:
+                inputs[i] = Released(inputs[i], self.op, i)
+        return inputs
 
 
 def _dtype_of(array):

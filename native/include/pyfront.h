@@ -199,6 +199,27 @@ int pf_register_kernel(const char *name, pf_user_kernel run, pf_user_workspace w
 /* Run steps [begin, end) of a plan; on failure *failed_step names the step. */
 int pf_run_steps(const pf_step *steps, int64_t begin, int64_t end, int64_t *failed_step);
 
+/* Eager replays: the kernel calls an op made on its first call with given shapes, dtypes and
+ * attributes, run again on new memory. The caller sets buffers[] (the op's inputs, then its
+ * outputs); each patch points its descriptor at buffers[buffer] + offset bytes; then the steps
+ * run in order (as pf_run_steps). */
+typedef struct pf_patch {
+    pf_tensor *desc;
+    int32_t buffer;
+    int32_t reserved;
+    int64_t offset;
+} pf_patch;
+typedef struct pf_replay {
+    const pf_step *steps;
+    const pf_patch *patches;
+    void *const *buffers;
+    int32_t n_steps;
+    int32_t n_patches;
+    int32_t n_buffers;
+    int32_t reserved;
+} pf_replay;
+int pf_replay_run(const pf_replay *replay);
+
 /* ==== the CUDA twin: libpyfront_cuda.so, built from native/cuda ====
  *
  * The kernels have the same names and the same calling convention as the C library's (pf_args,

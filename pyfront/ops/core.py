@@ -277,9 +277,9 @@ class _Recorder(EagerEmitter):
             for lo2, n2 in ranges[i + 1:]:
                 if lo < lo2 + max(n2, 1) and lo2 < lo + max(n, 1):
                     return           # x * x: the next call with these shapes may not alias
-        calls = []
-        for kid, a, keep in self.calls:
-            patches = []
+        steps = _ffi.new("pf_step[]", len(self.calls))
+        patches, keep = [], [steps]
+        for step, (kid, a, kept) in zip(steps, self.calls):
             for descs, n in ((a.inputs, a.n_in), (a.outputs, a.n_out)):
                 for i in range(n):
                     d = descs[i]
@@ -295,47 +295,73 @@ class _Recorder(EagerEmitter):
                     descs[i] = d = _ffi.new("pf_tensor *", d[0])
                     keep.append(d)
                     patches.append((d, j, p - ranges[j][0]))
-            calls.append((kid, a, tuple(patches), keep))
-        cache[key] = _Replay(specs, calls)
+            step.kernel = kid
+            step.args = a[0]         # (a copy: after the descriptors were replaced)
+            keep.append(kept)        # attribute arrays
+        cache[key] = _Replay(specs, steps, patches, len(bufs), keep)
 
 
 class _Replay:
-    """An op's recorded kernel calls for one key of run_eager's cache."""
+    """An op's recorded kernel calls for one key of the replay cache, run by one native call
+    (pf_replay_run) with the data pointers of the call's inputs and new outputs."""
 
-    __slots__ = ("specs", "dtypes", "calls", "floats")
+    __slots__ = ("specs", "dtypes", "floats", "native", "buffers", "keep", "single", "shape",
+                 "np_dtype", "dtype", "tracks", "tapes")
 
-    def __init__(self, specs, calls):
+    def __init__(self, specs, steps, patches, n_buffers, keep):
         self.specs = specs
-        self.floats = _float_outputs(specs)      # the outputs that can carry gradients
         self.dtypes = [(s.shape, s.dtype.np) for s in specs]
-        self.calls = calls
+        self.floats = _float_outputs(specs)      # the outputs that can carry gradients
+        # the common case, inlined by apply(): one output
+        self.single = len(specs) == 1
+        self.shape, self.np_dtype, self.dtype = specs[0].shape, specs[0].dtype.np, specs[0].dtype
+        self.buffers = _ffi.new("void *[]", n_buffers)
+        native_patches = _ffi.new("pf_patch[]", len(patches))
+        for dst, (d, j, offset) in zip(native_patches, patches):
+            dst.desc, dst.buffer, dst.offset = d, j, offset
+        self.native = _ffi.new("pf_replay *", {
+            "steps": steps, "patches": native_patches, "buffers": self.buffers,
+            "n_steps": len(steps), "n_patches": len(patches), "n_buffers": n_buffers})
+        self.keep = (keep, native_patches)
+        self.tracks = False      # set by run_eager: the op takes part in autodiff
+        self.tapes = {}          # needs -> what a tape entry keeps (autograd.retained)
 
     def run(self, op, inputs):
         arrays = [_np_empty(shape, dt) for shape, dt in self.dtypes]
-        ptrs = [_from_buffer(x._data) for x in inputs]
-        ptrs += [_from_buffer(a) for a in arrays]
-        for kid, a, patches, _ in self.calls:
-            for d, j, off in patches:
-                d.data = ptrs[j] + off if off else ptrs[j]
-            status = _run(kid, a)
-            if status:
-                scope = current_scope()
-                cpu.raise_native_error(status, "%s%s: " % (
-                    op.name, " in layer '%s'" % scope if scope else ""))
+        buffers = self.buffers
+        i = 0
+        for x in inputs:
+            buffers[i] = _from_buffer(x._data)
+            i += 1
+        for a in arrays:
+            buffers[i] = _from_buffer(a)
+            i += 1
+        status = _replay_run(self.native)
+        if status:
+            _replay_failed(op, status)
         return arrays
 
 
-_ffi, _run, _np_empty = cpu.ffi, cpu.lib.pf_run, np.empty
+def _replay_failed(op, status):
+    scope = current_scope()
+    cpu.raise_native_error(status, "%s%s: " % (op.name, " in layer '%s'" % scope if scope
+                                               else ""))
+
+
+_ffi, _replay_run, _np_empty, _ndarray = cpu.ffi, cpu.lib.pf_replay_run, np.empty, np.ndarray
 _NUMBERS = (float, int, bool)
 _constants = {}      # (number, type, dtype) -> (read-only 0-d array, DType): see as_operand
 _from_buffer = _ffi.from_buffer
 _local = threading.local()
+_new_tensor = object.__new__
 _UNSEEN = object()
+_grad_mode = autograd.grad_mode
 
 
 def _replays():
-    """This thread's replay cache (a replay's pf_args are patched in place for each call, and
-    a native call releases the GIL: threads must not share them)."""
+    """This thread's replay cache (a replay's descriptors are patched in place for each call,
+    and a native call releases the GIL: threads must not share them). apply() reads it as
+    _local.replays directly."""
     try:
         return _local.replays
     except AttributeError:
@@ -348,7 +374,52 @@ def _replays():
 
 def apply(op, inputs, attrs=None):
     """The one dispatch point: eager for Tensors, a graph node when any input is a Symbol."""
-    attrs = attrs or {}
+    # The common eager call first, inline (on small tensors an op costs little more than its
+    # dispatch): one or two host tensors, one output, and a replay of this op on these shapes,
+    # dtypes and attributes. Everything else takes the general path below.
+    replay = b = None
+    try:
+        if len(inputs) == 2:
+            a, b = inputs
+            da, db = a._data, b._data
+            if type(da) is _ndarray and type(db) is _ndarray:
+                key = (op, da.shape, a.dtype, db.shape, b.dtype)
+                if attrs:
+                    key = (*key, *attrs.items(), *map(type, attrs.values()))
+                replay = _local.replays.get(key)
+        elif len(inputs) == 1:
+            a, = inputs
+            da = a._data
+            if type(da) is _ndarray:
+                key = (op, da.shape, a.dtype)
+                if attrs:
+                    key = (*key, *attrs.items(), *map(type, attrs.values()))
+                replay = _local.replays.get(key)
+    except (AttributeError, TypeError):   # a Symbol; no cache yet; an unhashable attribute
+        replay = None
+    if replay is not None and replay.single:
+        out = _np_empty(replay.shape, replay.np_dtype)
+        buffers = replay.buffers
+        buffers[0] = _from_buffer(da)
+        if b is None:
+            buffers[1] = _from_buffer(out)
+        else:
+            buffers[1] = _from_buffer(db)
+            buffers[2] = _from_buffer(out)
+        status = _replay_run(replay.native)
+        if status:
+            _replay_failed(op, status)
+        t = _new_tensor(Tensor)
+        t._data, t.dtype, t.requires_grad, t.grad, t._node, t._index, t.name, t._bufcache = (
+            out, replay.dtype, False, None, None, 0, None, None)
+        if replay.tracks and _grad_mode.enabled and (
+                a.requires_grad or b is not None and b.requires_grad):
+            _record(op, inputs, attrs or {}, [out], (t,), replay)
+        return t
+    return _apply(op, inputs, attrs or {})
+
+
+def _apply(op, inputs, attrs):
     for x in inputs:
         if x.symbolic:
             return x.graph.add_node(op, inputs, attrs)
@@ -391,9 +462,12 @@ def run_eager(op, inputs, attrs, backend=cpu):
     if backend is cpu and not op.view and not op.shape_inputs:
         cache = _replays()
         try:
-            key = (op, *[(x._data.shape, x.dtype) for x in inputs],
-                   *attrs.items(), *map(type, attrs.values())) if attrs else \
-                (op, *[(x._data.shape, x.dtype) for x in inputs])
+            key = [op]               # (flat, as apply() builds it)
+            for x in inputs:
+                key += (x._data.shape, x.dtype)
+            if attrs:
+                key += (*attrs.items(), *map(type, attrs.values()))
+            key = tuple(key)
             replay = cache.get(key, _UNSEEN)
         except (AttributeError, TypeError):   # a stand-in without memory; an unhashable attr
             key = None
@@ -418,20 +492,42 @@ def run_eager(op, inputs, attrs, backend=cpu):
             op.forward(emitter, ins, outs, attrs)
             if key is not None:
                 emitter.store(cache, key, specs, ins + outs)
+                replay = cache.get(key)
+                if replay is not None:
+                    replay.tracks = op.differentiable and bool(replay.floats)
     results = [Tensor._wrap(a, s.dtype) for a, s in zip(arrays, specs)]
-    if op.differentiable and autograd.is_grad_enabled():
-        needs = [x.requires_grad for x in inputs]
-        # integer results (a cast to int64, argmax-like outputs) carry no gradient
-        floats = replay.floats if replay is not None else _float_outputs(specs)
-        if True in needs and floats:
-            node = autograd.Node(op, inputs, attrs, arrays, needs, current_scope(), specs)
-            for i in floats:
-                t = results[i]
-                t.requires_grad = True
-                t._node = node
-                t._index = i
-                node.track(i, t)
+    if op.differentiable and _grad_mode.enabled:
+        for x in inputs:
+            if x.requires_grad:
+                _record(op, inputs, attrs, arrays, results, replay, specs)
+                break
     return results[0] if op.n_outputs == 1 else tuple(results)
+
+
+def _record(op, inputs, attrs, arrays, results, replay, specs=None):
+    """The tape entry of an op application that an input needing a gradient took part in."""
+    # integer results (a cast to int64, argmax-like outputs) carry no gradient
+    floats = replay.floats if replay is not None else _float_outputs(specs)
+    if not floats:
+        return
+    needs = tuple([x.requires_grad for x in inputs])
+    kept = None
+    if replay is not None:
+        # (checked against the op's declarations, which a test may change)
+        ri, ro = op.retain_inputs, op.retain_outputs
+        cached = replay.tapes.get(needs)
+        if cached is not None and cached[0] is ri and cached[1] is ro:
+            kept = cached[2]
+        else:
+            kept = autograd.retained(op, attrs, needs)
+            replay.tapes[needs] = ri, ro, kept
+        specs = replay.specs
+    node = autograd.Node(op, inputs, attrs, arrays, needs, _grad_mode.scope, specs, kept)
+    for i in floats:
+        t = results[i]
+        t.requires_grad = True
+        t._node = node
+        t._index = i
 
 
 def _float_outputs(specs):
