@@ -196,6 +196,24 @@ def test_an_op_without_onnx_form_is_refused_by_name(tmp_path):
     assert not (tmp_path / "x.onnx").exists()
 
 
+def test_a_large_model_is_written_with_external_data(tmp_path, ort_run, monkeypatch):
+    """Past the size limit (1 GiB; lowered here) the tensors go to a file beside the model,
+    which ONNX Runtime and pf.onnx.load both read."""
+    from pyfront.onnx import exporter
+
+    monkeypatch.setattr(exporter, "_EXTERNAL_DATA_BYTES", 1000)
+    model = pf.nn.Sequential([pf.nn.Dense(40, activation="relu"), pf.nn.Dense(3)])
+    x = np.random.default_rng(7).standard_normal((4, 30)).astype(np.float32)
+    model(pf.tensor(x))
+    path = pf.onnx.export(model, tmp_path / "big.onnx")
+    assert os.path.getsize(tmp_path / "big.onnx.data") >= 30 * 40 * 4 > os.path.getsize(path)
+    with pf.no_grad():
+        ours = model(pf.tensor(x)).numpy()
+    np.testing.assert_allclose(ort_run(path, x)[0], ours, rtol=1e-5, atol=1e-6)
+    with pf.no_grad():
+        assert np.array_equal(pf.onnx.load(path)(pf.tensor(x)).numpy(), ours)
+
+
 def test_opsets_before_17_are_refused(tmp_path):
     model = pf.nn.Dense(2)
     model(pf.tensor(np.ones((1, 3), np.float32)))
