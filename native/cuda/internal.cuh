@@ -163,6 +163,7 @@ extern const pf_kernel_entry pf_cuda_kernels_pool[];
 extern const pf_kernel_entry pf_cuda_kernels_norm[];
 extern const pf_kernel_entry pf_cuda_kernels_conv[];
 extern const pf_kernel_entry pf_cuda_kernels_scan[];
+extern const pf_kernel_entry pf_cuda_kernels_rnn[];
 
 /* ---- cuBLAS (loaded by pf_cuda_load_cublas) ---- */
 int pf_cublas_gemm(int dtype, int ta, int tb, int64_t m, int64_t n, int64_t k, double alpha,

@@ -473,7 +473,7 @@ static const pf_kernel_entry *const tables[] = {
     pf_cuda_kernels_elementwise, pf_cuda_kernels_reduce, pf_cuda_kernels_nn,
     pf_cuda_kernels_layout, pf_cuda_kernels_linalg, pf_cuda_kernels_optim,
     pf_cuda_kernels_random, pf_cuda_kernels_pool, pf_cuda_kernels_norm, pf_cuda_kernels_conv,
-    pf_cuda_kernels_scan,
+    pf_cuda_kernels_scan, pf_cuda_kernels_rnn,
 };
 
 #define MAX_KERNELS 512

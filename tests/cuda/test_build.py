@@ -35,7 +35,7 @@ SOURCES = sorted(os.path.basename(p) for p in build_cuda.sources())
 
 def test_every_kernel_area_has_a_source():
     assert {"runtime.cu", "elementwise.cu", "reduce.cu", "layout.cu", "linalg.cu", "optim.cu",
-            "random.cu", "pool.cu", "norm.cu", "conv.cu", "scan.cu"} <= set(SOURCES)
+            "random.cu", "pool.cu", "norm.cu", "conv.cu", "scan.cu", "rnn.cu"} <= set(SOURCES)
 
 
 @needs_nvcc
@@ -185,7 +185,8 @@ def test_cuda_kernel_table_is_the_c_tables_names():
     assert {"unary", "binary", "fused", "reduce", "softmax", "cross_entropy", "copy", "take",
             "gemm", "linear", "sgd_update", "adam_update", "dropout", "conv", "conv_grad_input",
             "conv_grad_weight", "max_pool", "avg_pool_grad", "layer_norm", "batch_norm_train",
-            "batch_norm_grad", "pad", "cumulate", "sort", "rmsprop_update"} <= set(names)
+            "batch_norm_grad", "pad", "cumulate", "sort", "rmsprop_update", "lstm", "lstm_grad",
+            "gru", "gru_grad", "simple_rnn", "simple_rnn_grad"} <= set(names)
     assert lib.pf_cuda_kernel_lookup(b"no_such_kernel") == -1
 
 

@@ -400,3 +400,47 @@ def test_sort_argsort_topk_stable_with_nan(descending, poisoned, rng):
     _compare(lambda t: pf.topk(t, 4, largest=descending)[0], [finite], rng)
     ints = rng.integers(-5, 5, (4, 25)).astype(np.int64)
     _compare(lambda t: pf.argsort(t, -1, descending=descending), [ints], rng, grad=False)
+
+
+def _rnn_case(kind, with_state, masked, reverse, activation, rng, n=5, steps=4, f=3, h=6):
+    """(fn over [x, W, U, biases..., states...] -> y, final states flat in one tensor, arrays)"""
+    gates = {"lstm": 4, "gru": 3, "simple_rnn": 1}[kind]
+    arrays = [_f(rng, n, steps, f), _f(rng, f, gates * h) * 0.5, _f(rng, h, gates * h) * 0.5,
+              _f(rng, gates * h) * 0.1] + ([_f(rng, gates * h) * 0.1] if kind == "gru" else [])
+    n_weights = len(arrays)
+    if with_state:
+        arrays += [_f(rng, n, h) for _ in range(2 if kind == "lstm" else 1)]
+    mask = None
+    if masked:   # right-padded sequences, one of them empty, and a hole
+        mask = np.ones((n, steps), bool)
+        mask[0, 2:] = mask[1, :] = mask[3, 1] = False
+    op = getattr(pf, kind)
+
+    def fn(*ts):
+        state = tuple(ts[n_weights:]) or None
+        extra = {"activation": activation} if kind == "simple_rnn" else {}
+        outs = op(*ts[:n_weights], initial_state=state, mask=mask, reverse=reverse, **extra)
+        return pf.concat([pf.reshape(outs[0], (n, -1))] + list(outs[1:]), 1)
+
+    return fn, arrays
+
+
+@pytest.mark.parametrize("kind,with_state,masked,reverse,activation", [
+    ("lstm", False, False, False, None), ("lstm", True, True, True, None),
+    ("gru", False, False, False, None), ("gru", True, True, False, None),
+    ("gru", False, True, True, None),
+    ("simple_rnn", False, False, False, "tanh"), ("simple_rnn", True, True, True, "relu")])
+def test_recurrent_sequences_and_their_gradients(kind, with_state, masked, reverse, activation,
+                                                 poisoned, rng):
+    """The CUDA LSTM/GRU/SimpleRNN kernels (forward and BPTT, masks, reverse, initial states)
+    equal the CPU's, gradients of every input included."""
+    fn, arrays = _rnn_case(kind, with_state, masked, reverse, activation, rng)
+    _compare(fn, arrays, rng)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "simple_rnn"])
+def test_recurrent_kernels_in_float64_and_without_steps(kind, poisoned, rng):
+    fn, arrays = _rnn_case(kind, True, False, False, "tanh", rng)
+    _compare(fn, [a.astype(np.float64) for a in arrays], rng)
+    fn, arrays = _rnn_case(kind, True, False, False, "tanh", rng, steps=0)
+    _compare(fn, arrays, rng)
