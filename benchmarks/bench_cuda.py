@@ -7,7 +7,8 @@ Results: GEMM 4096^3 float32 (pf.matmul vs torch.matmul, goal >= 0.95x); the MLP
 training step at batch 128 -- pyfront eager (goal >= 1.0x torch eager), and the same step as a
 plan of CUDA kernels run by one native call and replayed from a captured CUDA graph (goal >=
 1.5x); single-sample MLP inference latency from a captured graph (goal <= 0.5x torch eager);
-the CPU benchmark's CNN (bench_cnn.py's definitions) trained eagerly at batch 128.
+the CPU benchmarks' CNN and LSTM regressor (bench_cnn.py's and bench_lstm.py's definitions)
+trained eagerly at batch 128.
 """
 import argparse
 import os
@@ -21,6 +22,7 @@ sys.path.insert(0, HERE)
 import common  # noqa: E402
 
 import bench_cnn  # noqa: E402  (the CNN's definitions, shared with the CPU benchmark)
+import bench_lstm  # noqa: E402  (the LSTM regressor's sizes, shared with the CPU benchmark)
 import pyfront as pf  # noqa: E402
 from pyfront.backend import cuda  # noqa: E402
 
@@ -137,6 +139,7 @@ def bench_pyfront(cupy, quick):
     steps = 20 if quick else 100
     rows["mlp_eager"] = gpu_rate(eager_step, BATCH, sync, steps)
     rows["cnn_eager"] = gpu_rate(_cnn_step(), BATCH, sync, 5 if quick else 20)
+    rows["lstm_eager"] = gpu_rate(_lstm_step(), BATCH, sync, 5 if quick else 20)
     stream = cupy.cuda.Stream(non_blocking=True)
     with stream:
         plan, _ = mlp_plan(cupy, init, BATCH, train=True)
@@ -165,6 +168,30 @@ def _cnn_step():
 
     def step():
         loss = pf.cross_entropy(model(xd), yd)
+        with pf.no_grad():
+            for p, g in zip(params, pf.grad(loss, params)):
+                p._data -= 0.01 * g._data
+
+    return step
+
+
+def _lstm_data():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((BATCH, bench_lstm.STEPS, bench_lstm.FEATURES)).astype(np.float32)
+    return x, (x[:, -4:, :2].sum(axis=(1, 2)) * 0.25).astype(np.float32).reshape(BATCH, 1)
+
+
+def _lstm_step():
+    """One eager training step of bench_lstm's regressor (LSTM, Dense(1), MSE) on the GPU."""
+    x, y = _lstm_data()
+    model = pf.nn.Sequential([pf.nn.LSTM(bench_lstm.UNITS), pf.nn.Dense(1)])
+    model(pf.tensor(x[:1]))
+    model.to("cuda")
+    params = list(model.parameters())
+    xd, yd = pf.tensor(x, device="cuda"), pf.tensor(y, device="cuda")
+
+    def step():
+        loss = pf.mse(model(xd), yd)
         with pf.no_grad():
             for p, g in zip(params, pf.grad(loss, params)):
                 p._data -= 0.01 * g._data
@@ -213,6 +240,18 @@ def bench_torch(quick):
         cnn_opt.step()
 
     rows["cnn_eager"] = gpu_rate(cnn_step, BATCH, sync, 5 if quick else 20)
+    lstm = torch.nn.LSTM(bench_lstm.FEATURES, bench_lstm.UNITS, batch_first=True).to(dev)
+    dense = torch.nn.Linear(bench_lstm.UNITS, 1).to(dev)
+    lstm_opt = torch.optim.SGD(list(lstm.parameters()) + list(dense.parameters()), lr=0.01)
+    seqs, targets = (torch.from_numpy(a).to(dev) for a in _lstm_data())
+
+    def lstm_step():
+        lstm_opt.zero_grad(set_to_none=True)
+        out, _ = lstm(seqs)
+        torch.nn.functional.mse_loss(dense(out[:, -1]), targets).backward()
+        lstm_opt.step()
+
+    rows["lstm_eager"] = gpu_rate(lstm_step, BATCH, sync, 5 if quick else 20)
     one = torch.rand(1, SIZES[0], device=dev)
     with torch.no_grad():
         rows["infer_us"] = gpu_latency_us(lambda: model(one), sync, n=100 if quick else 500)
@@ -275,6 +314,9 @@ def _rows(ours, theirs):
         row("CNN train step, eager", ours["cnn_eager"], "images/s", theirs.get("cnn_eager"),
             ratio(ours["cnn_eager"], theirs.get("cnn_eager")), 1.0,
             note="direct convolution kernels (cuDNN not bound yet) against torch's cuDNN"),
+        row("LSTM train step, eager", ours["lstm_eager"], "sequences/s",
+            theirs.get("lstm_eager"), ratio(ours["lstm_eager"], theirs.get("lstm_eager")), 1.0,
+            note="pyfront's own sequence kernels (cuDNN's RNN not bound) against torch's cuDNN"),
     ]
 
 
