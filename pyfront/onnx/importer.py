@@ -170,8 +170,7 @@ class Importer:
                 return self.graph.variable(self.param(name))
             v = v.array
         if isinstance(v, BatchFill):
-            raise UnsupportedOnnxError("value %r (a constant of shape %s) depends on the batch "
-                                       "size and is used as data" % (name, v.shape))
+            v = self.env[name] = self._fill(name, v)
         if isinstance(v, np.ndarray):
             if v.dtype == object:
                 raise UnsupportedOnnxError("value %r depends on the batch size and is used as "
@@ -180,6 +179,19 @@ class Importer:
 
             return Tensor(np.ascontiguousarray(v))
         return v
+
+    def _fill(self, name, fill):
+        """A batch-sized constant used as data (torch.zeros_like(x), say): the value broadcast
+        to a symbol of its shape cut from a batch-carrying input."""
+        from ..tensor import Tensor
+
+        shape = [None if d == BatchDim(1) else d for d in fill.shape]
+        if not shape or shape[0] is not None or any(isinstance(d, BatchDim) or d is None
+                                                    for d in shape[1:]):
+            raise UnsupportedOnnxError("value %r (a constant of shape %s) depends on the batch "
+                                       "size other than in its first dim" % (name, fill.shape))
+        value = Tensor(np.full([1] * len(shape), fill.value))
+        return ops.expand_like(value, _batch_shaped(self, [None] + [int(d) for d in shape[1:]]))
 
     def static(self, name, what):
         v = self.env.get(name) if name else None
@@ -942,13 +954,32 @@ def _build_slice(imp, node):
     axes = _ints(imp, node, 3, "axes", "Slice axes") or list(range(len(starts)))
     steps = _ints(imp, node, 4, "steps", "Slice steps") or [1] * len(starts)
     key = [slice(None)] * rank
+    shape = _array(x).shape if _is_static(x) else x.shape
     for s, e, a, st in zip(starts, ends, axes, steps):
+        axis = _norm_axis(int(a), rank)
+        if e == BatchDim(1) and shape[axis] is None and not isinstance(s, BatchDim) and \
+                int(s) == 0 and int(st) == 1:
+            continue            # the batch dim up to the batch size (an operand's Shape)
         if isinstance(s, BatchDim) or isinstance(e, BatchDim):
             raise UnsupportedOnnxError("a slice bounded by the batch size")
-        key[_norm_axis(int(a), rank)] = slice(_slice_bound(s), _slice_bound(e), int(st))
+        key[axis] = slice(_slice_bound(s), _slice_bound(e), int(st))
     if _is_static(x):
         return _array(x)[tuple(key)]
+    if isinstance(x, BatchFill):        # the initial states of one layer of a stacked RNN
+        return BatchFill(_sliced_shape(x.shape, key), x.value)
     return ops.getitem(x, tuple(key))
+
+
+def _sliced_shape(shape, key):
+    out = []
+    for d, k in zip(shape, key):
+        if isinstance(d, BatchDim):
+            if k != slice(None):
+                raise UnsupportedOnnxError("a slice of the batch dimension")
+            out.append(d)
+        else:
+            out.append(len(range(*k.indices(int(d)))))
+    return out
 
 
 def _build_split(imp, node):
@@ -1478,6 +1509,97 @@ def _build_not(imp, node):
     return ops.logical_not(x)
 
 
+def _build_topk(imp, node):
+    k = int(np.asarray(imp.static(node.input[1], "TopK's k")).reshape(-1)[0])
+    x = imp.tensor(node.input[0])
+    # pyfront's top-k is always sorted, ties in index order, as ONNX wants
+    out = ops.topk(x, k, int(_attr(node, "axis", -1)), bool(_attr(node, "largest", 1)))
+    return [out.values, out.indices]
+
+
+def _build_scatter_elements(imp, node):
+    reduction = _attr(node, "reduction", "none")
+    if reduction not in ("none", "add"):
+        raise UnsupportedOnnxError("ScatterElements with reduction=%s" % reduction)
+    fn = ops.scatter if reduction == "none" else ops.scatter_add
+    return fn(imp.tensor(node.input[0]), int(_attr(node, "axis", 0)),
+              imp.tensor(node.input[1]), imp.tensor(node.input[2]))
+
+
+def _build_depth_to_space(imp, node):
+    """PixelShuffle: channel blocks moved into space (modes DCR and CRD), by reshape and
+    permute; SpaceToDepth is the reverse."""
+    x = imp.tensor(node.input[0])
+    b = int(_attr(node, "blocksize"))
+    _, c, h, w = x.shape
+    if node.op_type == "SpaceToDepth":
+        y = ops.reshape(x, (-1, c, h // b, b, w // b, b))
+        return ops.reshape(ops.permute(y, 0, 3, 5, 1, 2, 4), (-1, c * b * b, h // b, w // b))
+    if _attr(node, "mode", "DCR") == "DCR":
+        y = ops.permute(ops.reshape(x, (-1, b, b, c // (b * b), h, w)), 0, 3, 4, 1, 5, 2)
+    else:
+        y = ops.permute(ops.reshape(x, (-1, c // (b * b), b, b, h, w)), 0, 1, 4, 2, 5, 3)
+    return ops.reshape(y, (-1, c // (b * b), h * b, w * b))
+
+
+def _einsum_terms(equation, n_operands):
+    """(operand labels, output labels) of an einsum equation; no ellipsis, no label twice in
+    one operand (diagonals)."""
+    eq = equation.replace(" ", "")
+    if "..." in eq:
+        raise UnsupportedOnnxError("Einsum %r with an ellipsis" % equation)
+    lhs, arrow, out = eq.partition("->")
+    terms = lhs.split(",")
+    if not arrow:       # implicit output: the labels seen once, in alphabetical order
+        out = "".join(sorted(c for c in set(lhs) - {","} if lhs.count(c) == 1))
+    if len(terms) != n_operands or any(len(set(t)) != len(t) for t in terms + [out]):
+        raise UnsupportedOnnxError("Einsum %r (a label repeated in one operand, or %d "
+                                   "operands)" % (equation, n_operands))
+    return terms, out
+
+
+def _reshaped(x, dims):
+    """x reshaped to dims, whose unknown (batch) entry must lead."""
+    if None in dims[1:]:
+        raise UnsupportedOnnxError("an Einsum that moves the batch dimension inward")
+    return ops.reshape(x, tuple(-1 if d is None else d for d in dims))
+
+
+def _build_einsum(imp, node):
+    """One- and two-operand einsums as sums, permutes, reshapes and one batched matmul."""
+    terms, out = _einsum_terms(_attr(node, "equation"), len(node.input))
+    xs = [imp.tensor(n) for n in node.input]
+    size = {}
+    for t, x in zip(terms, xs):
+        size.update(zip(t, x.shape))
+    # labels that appear in one operand only and not in the output are summed there first
+    for i, (t, x) in enumerate(zip(terms, xs)):
+        others = "".join(terms[:i] + terms[i + 1:]) + out
+        lone = [a for a, c in enumerate(t) if c not in others]
+        if lone:
+            xs[i] = ops.sum(x, tuple(lone), False)
+            terms[i] = "".join(c for c in t if c in others)
+    if len(terms) == 1:
+        return ops.permute(xs[0], *[terms[0].index(c) for c in out])
+    (ta, tb), (a, b) = terms, xs
+    batch = [c for c in ta if c in tb and c in out]
+    summed = [c for c in ta if c in tb and c not in out]
+    left = [c for c in ta if c not in tb]
+    right = [c for c in tb if c not in ta]
+
+    def group(labels):
+        dims = [size[c] for c in labels]
+        return None if None in dims else math.prod(dims)
+    lead = [group(batch)] if batch else []     # without shared labels: one plain matmul
+    a = _reshaped(ops.permute(a, *[ta.index(c) for c in batch + left + summed]),
+                  lead + [group(left), group(summed)])
+    b = _reshaped(ops.permute(b, *[tb.index(c) for c in batch + summed + right]),
+                  lead + [group(summed), group(right)])
+    y = _reshaped(ops.matmul(a, b), [size[c] for c in batch + left + right])
+    order = batch + left + right
+    return ops.permute(y, *[order.index(c) for c in out])
+
+
 BUILDERS = {
     # elementwise
     "Add": _elementwise(ops.add, np.add), "Sub": _elementwise(ops.sub, np.subtract),
@@ -1536,7 +1658,9 @@ BUILDERS = {
     "Transpose": _build_transpose, "Squeeze": _build_squeeze, "Unsqueeze": _build_unsqueeze,
     "Concat": _build_concat, "Gather": _build_gather, "Slice": _build_slice,
     "Pad": _build_pad, "GatherElements": _build_gather_elements, "Trilu": _build_trilu,
-    "Tile": _build_tile,
+    "Tile": _build_tile, "TopK": _build_topk, "ScatterElements": _build_scatter_elements,
+    "DepthToSpace": _build_depth_to_space, "SpaceToDepth": _build_depth_to_space,
+    "Einsum": _build_einsum,
     "Split": _build_split, "Cast": _build_cast, "Constant": _build_constant,
     "ConstantOfShape": _build_constant_of_shape, "Range": _build_range,
     "Expand": _build_expand,

@@ -608,7 +608,22 @@ TORCH_LAYERS = {
     "normalize": lambda nn, F: _Lambda(lambda x: F.normalize(x, dim=1)),
     "cumsum": lambda nn, F: _Lambda(lambda x: x.cumsum(dim=2)),
     "repeat": lambda nn, F: _Lambda(lambda x: x.repeat(1, 2, 1, 3)),
+    "pixel_shuffle": lambda nn, F: nn.PixelShuffle(2),
+    "pixel_unshuffle": lambda nn, F: _Lambda(lambda x: F.pixel_unshuffle(x[:, :, :4], 2)),
+    "einsum_attention_scores": lambda nn, F: _Lambda(
+        lambda x: x.softmax(-1) @ torch_einsum("nchw,nchv->ncwv", x, x)),
+    "einsum_sum_and_permute": lambda nn, F: _Lambda(lambda x: torch_einsum("nchw->nwc", x)),
+    "topk": lambda nn, F: _Lambda(lambda x: x.flatten(1).topk(4, dim=1).values),
+    "sort_indices": lambda nn, F: _Lambda(lambda x: x.sort(dim=-1).indices.float() * x),
+    "scatter_add_into_zeros": lambda nn, F: _Lambda(
+        lambda x: x.new_zeros(x.shape).scatter_add(1, x.argsort(1), x * 2)),
 }
+
+
+def torch_einsum(*args):
+    import torch
+
+    return torch.einsum(*args)
 
 
 class _Lambda:
@@ -637,6 +652,66 @@ def test_pytorch_layer_imports_and_matches_onnxruntime(name, torch, ort_run):
         with pf.no_grad():
             np.testing.assert_allclose(model(pf.tensor(x)).numpy(), ort_run(data, x)[0],
                                        rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["GRU", "LSTM"])
+def test_pytorch_stacked_bidirectional_rnn_imports(kind, torch, ort_run):
+    """Two bidirectional layers: the zero initial states are one batch-sized constant that
+    each layer slices its part of."""
+    torch.manual_seed(1)
+    rnn = getattr(torch.nn, kind)(6, 5, num_layers=2, bidirectional=True, batch_first=True)
+    data = _torch_onnx(torch, torch.nn.Sequential(rnn, _Lambda(lambda out: out[0])), (7, 6))
+    model = pf.onnx.load(data)
+    for batch in (1, 3):
+        x = np.random.default_rng(batch).standard_normal((batch, 7, 6)).astype(np.float32)
+        with pf.no_grad():
+            np.testing.assert_allclose(model(pf.tensor(x)).numpy(), ort_run(data, x)[0],
+                                       rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("op_type, mode", [("DepthToSpace", "DCR"), ("DepthToSpace", "CRD"),
+                                           ("SpaceToDepth", None)])
+def test_onnx_depth_and_space_moves_import(op_type, mode, ort_run):
+    from onnx import TensorProto, helper
+
+    attrs = {"blocksize": 2} if mode is None else {"blocksize": 2, "mode": mode}
+    x_shape, y_shape = ([8, 3, 4], [2, 6, 8]) if op_type == "DepthToSpace" else \
+        ([2, 4, 6], [8, 2, 3])
+    graph = helper.make_graph(
+        [helper.make_node(op_type, ["x"], ["y"], **attrs)], "d",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n"] + x_shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n"] + y_shape)])
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]) \
+        .SerializeToString()
+    model = pf.onnx.load(data)
+    x = np.random.default_rng(0).standard_normal([3] + x_shape).astype(np.float32)
+    with pf.no_grad():
+        np.testing.assert_array_equal(model(pf.tensor(x)).numpy(), ort_run(data, x)[0])
+
+
+@pytest.mark.parametrize("equation", ["ij,jk->ik", "bij,bkj->bik", "bi,bi->b", "ij->ji",
+                                      "bhqd,bhkd->bhqk", "bij,jk"])
+def test_onnx_einsum_imports(equation, ort_run):
+    from onnx import TensorProto, helper
+
+    terms = equation.split("->")[0].split(",")
+    out = equation.split("->")[1] if "->" in equation else "bik"
+    dims = {"b": 3, "h": 2, "q": 4, "k": 5, "d": 6, "i": 4, "j": 3}
+    declared = dict(dims, b="n")                # b is the batch
+    names = ["x%d" % i for i in range(len(terms))]
+    graph = helper.make_graph(
+        [helper.make_node("Einsum", names, ["y"], equation=equation)], "e",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [declared[c] for c in t])
+         for n, t in zip(names, terms)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [declared[c] for c in out])])
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]) \
+        .SerializeToString()
+    model = pf.onnx.load(data)
+    rng = np.random.default_rng(len(equation))
+    xs = [rng.standard_normal([dims[c] for c in t]).astype(np.float32) for t in terms]
+    with pf.no_grad():
+        ours = model(*[pf.tensor(x) for x in xs]).numpy()
+    np.testing.assert_allclose(ours, ort_run(data, *xs)[0], rtol=1e-5, atol=1e-5)
 
 
 def test_gemm_with_scaled_operands_imports(ort_run):
