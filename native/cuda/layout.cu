@@ -1,6 +1,6 @@
 /* layout.cu -- the CUDA twin of layout.c: strided copies (transpose, slicing, concatenation and
- * their gradients) and gathers along an axis (integer indexing, embeddings) with their
- * scatters. Scatters that may add into one element twice give each (outer, inner) column to
+ * their gradients), gathers along an axis (integer indexing, embeddings) with their
+ * scatters, and padding with its gradient. Scatters that may add into one element twice give each (outer, inner) column to
  * one thread, which walks the indices in order: no atomics, so results are deterministic (and
  * equal to the CPU's order of additions). */
 #include "internal.cuh"
@@ -214,9 +214,8 @@ __global__ void scatter_axis_kernel(int64_t O, int64_t N, int64_t K, int64_t In,
     }
 }
 
-static int k_scatter_axis(const pf_args *a) {
-    PF_TRY(pf_check_arity(a, 2, 2, 1));
-    PF_TRY(pf_check_attrs(a, 1, 0));
+/* y[o, idx, i] = src, or += src where add, over y zeroed first where zero */
+static int scatter_into(const pf_args *a, int add, int zero) {
     const pf_tensor *idx = a->inputs[0], *src = a->inputs[1], *y = a->outputs[0];
     PF_TRY(pf_check_contiguous(src, "src"));
     PF_TRY(pf_check_contiguous(y, "y"));
@@ -227,14 +226,30 @@ static int k_scatter_axis(const pf_args *a) {
     PF_TRY(check_oki(src, O, K, In, "src"));
     PF_TRY(check_oki(idx, O, K, In, "indices"));
     PF_TRY(check_index_dtype(idx));
-    int add = a->iattr[0] != 0;
     PF_CHECK(!add || y->dtype != PF_BOOL, PF_ERR_DTYPE, "scatter_add does not take bool");
-    if (O * In == 0 || K == 0) return PF_OK;
+    if (zero && pf_numel(y) > 0)
+        PF_CHECK(cudaMemsetAsync(y->data, 0, (size_t)pf_numel(y) * pf_dtype_size(y->dtype),
+                                 pf_stream()) == cudaSuccess, PF_ERR_INTERNAL,
+                 "cudaMemsetAsync failed");
+    if (O * In == 0 || K == 0) return zero ? PF_LAUNCHED() : PF_OK;
     int kid = pf_current_kernel();
     PF_ANY_DISPATCH(y->dtype, T, INDEX_DISPATCH(idx->dtype, I,
         scatter_axis_kernel<T, I><<<pf_blocks(O * In), PF_THREADS, 0, pf_stream()>>>(
             O, N, K, In, (const I *)idx->data, (const T *)src->data, (T *)y->data, add, kid)));
     return PF_LAUNCHED();
+}
+
+static int k_scatter_axis(const pf_args *a) {
+    PF_TRY(pf_check_arity(a, 2, 2, 1));
+    PF_TRY(pf_check_attrs(a, 1, 0));
+    return scatter_into(a, a->iattr[0] != 0, 0);
+}
+
+/* "gather_axis_grad": dx = zeros with g added at the indices (repeats add up) */
+static int k_gather_axis_grad(const pf_args *a) {
+    PF_TRY(pf_check_arity(a, 2, 2, 1));
+    PF_TRY(pf_check_float(a->outputs[0], "dx"));
+    return scatter_into(a, 1, 1);
 }
 
 /* "pad": y[idx] = x[maps[0][idx0], ..., maps[nd-1][idx_last]], or the constant where a map
@@ -246,6 +261,28 @@ struct pad_geom {
     int64_t yshape[PF_MAX_DIMS], xshape[PF_MAX_DIMS], xstride[PF_MAX_DIMS], mapstart[PF_MAX_DIMS];
     int64_t begin, count;
 };
+
+/* The pad's maps on the device: the front end builds them in host memory (cached per shape),
+ * so host maps are copied over first, in stream order; *copy is that copy (or NULL), to be
+ * freed after the launch. */
+static int device_maps(const pf_tensor *maps, int64_t total, const int64_t **dev, void **copy) {
+    *dev = (const int64_t *)maps->data;
+    *copy = NULL;
+    cudaPointerAttributes attr;
+    if (cudaPointerGetAttributes(&attr, maps->data) != cudaSuccess) {
+        cudaGetLastError();   /* not a CUDA pointer at all: treated as host memory */
+        attr.type = cudaMemoryTypeUnregistered;
+    }
+    if (attr.type == cudaMemoryTypeUnregistered || attr.type == cudaMemoryTypeHost) {
+        size_t bytes = (size_t)total * sizeof(int64_t);
+        PF_CHECK(cudaMallocAsync(copy, bytes, pf_stream()) == cudaSuccess &&
+                 cudaMemcpyAsync(*copy, maps->data, bytes, cudaMemcpyHostToDevice,
+                                 pf_stream()) == cudaSuccess,
+                 PF_ERR_MEMORY, "cannot copy the %lld pad maps to the device", (long long)total);
+        *dev = (const int64_t *)*copy;
+    }
+    return PF_OK;
+}
 
 template <typename T>
 __global__ void pad_kernel(pad_geom g, const T *x, const int64_t *maps, T *y, T value,
@@ -306,24 +343,130 @@ static int k_pad(const pf_args *a) {
              (long long)x->shape[g.nd - 1]);
     int64_t n = pf_numel(y);
     if (n == 0) return PF_OK;
-    const int64_t *dev_maps = (const int64_t *)maps->data;
-    void *copy = NULL;
-    cudaPointerAttributes attr;
-    if (cudaPointerGetAttributes(&attr, maps->data) != cudaSuccess) {
-        cudaGetLastError();   /* not a CUDA pointer at all: treated as host memory */
-        attr.type = cudaMemoryTypeUnregistered;
-    }
-    if (attr.type == cudaMemoryTypeUnregistered || attr.type == cudaMemoryTypeHost) {
-        size_t bytes = (size_t)total * sizeof(int64_t);
-        PF_CHECK(cudaMallocAsync(&copy, bytes, pf_stream()) == cudaSuccess &&
-                 cudaMemcpyAsync(copy, maps->data, bytes, cudaMemcpyHostToDevice,
-                                 pf_stream()) == cudaSuccess,
-                 PF_ERR_MEMORY, "cannot copy the %lld pad maps to the device", (long long)total);
-        dev_maps = (const int64_t *)copy;
-    }
+    const int64_t *dev_maps;
+    void *copy;
+    PF_TRY(device_maps(maps, total, &dev_maps, &copy));
     int kid = pf_current_kernel();
     PF_ANY_DISPATCH(y->dtype, T, pad_kernel<T><<<pf_blocks(n), PF_THREADS, 0, pf_stream()>>>(
         g, (const T *)x->data, dev_maps, (T *)y->data, (T)a->fattr[0], n, kid));
+    int status = PF_LAUNCHED();
+    if (copy) cudaFreeAsync(copy, pf_stream());
+    return status;
+}
+
+/* "pad_grad": dx[a] = the sum of g over every padded position that reads a (layout.c); one
+ * thread per element of dx. iattr: each dim's interior begin. Whatever the maps hold, the
+ * positions read stay inside g; maps in host memory are checked there (layout.c's check). */
+struct pad_grad_geom {
+    int nd;
+    int64_t gshape[PF_MAX_DIMS], xshape[PF_MAX_DIMS], gstride[PF_MAX_DIMS];
+    int64_t mapstart[PF_MAX_DIMS], begin[PF_MAX_DIMS];
+};
+
+/* along one dim of g: the first position after `after` that reads source index a, or -1 */
+__device__ __forceinline__ int64_t next_reader(const int64_t *map, int64_t m, int64_t b,
+                                               int64_t n, int64_t a, int64_t after) {
+    int64_t j = after + 1;
+    for (; j < b; j++)
+        if (map[j] == a) return j;
+    if (j <= b + a) return b + a;
+    for (j = j > b + n ? j : b + n; j < m; j++)
+        if (map[j] == a) return j;
+    return -1;
+}
+
+template <typename T>
+__global__ void pad_grad_kernel(pad_grad_geom g, const T *grad, const int64_t *maps, T *dx,
+                                int64_t n) {
+    PF_GRID_LOOP(e, n) {
+        int64_t at[PF_MAX_DIMS], pos[PF_MAX_DIMS], rest = e;
+        for (int d = g.nd - 1; d >= 0; d--) {
+            at[d] = rest % g.xshape[d];
+            rest /= g.xshape[d];
+        }
+        for (int d = 0; d < g.nd; d++)
+            pos[d] = next_reader(maps + g.mapstart[d], g.gshape[d], g.begin[d], g.xshape[d],
+                                 at[d], -1);
+        T sum = 0;
+        for (;;) {
+            int64_t off = 0;
+            for (int d = 0; d < g.nd; d++) off += pos[d] * g.gstride[d];
+            sum += grad[off];
+            int d = g.nd - 1;
+            for (; d >= 0; d--) {
+                const int64_t *map = maps + g.mapstart[d];
+                pos[d] = next_reader(map, g.gshape[d], g.begin[d], g.xshape[d], at[d], pos[d]);
+                if (pos[d] >= 0) break;
+                pos[d] = next_reader(map, g.gshape[d], g.begin[d], g.xshape[d], at[d], -1);
+            }
+            if (d < 0) break;
+        }
+        dx[e] = sum;
+    }
+}
+
+static int check_pad_grad_maps(const int64_t *m, const pad_grad_geom &g) {
+    for (int d = 0; d < g.nd; d++) {
+        for (int64_t i = 0; i < g.gshape[d]; i++)
+            PF_CHECK(m[i] >= -1 && m[i] < g.xshape[d] &&
+                     (i < g.begin[d] || i >= g.begin[d] + g.xshape[d] || m[i] == i - g.begin[d]),
+                     PF_ERR_INDEX, "maps: source index %lld for output %lld of dim %d is out "
+                     "of range for size %lld or not the interior's own", (long long)m[i],
+                     (long long)i, d, (long long)g.xshape[d]);
+        m += g.gshape[d];
+    }
+    return PF_OK;
+}
+
+static int k_pad_grad(const pf_args *a) {
+    PF_TRY(pf_check_arity(a, 2, 2, 1));
+    const pf_tensor *gt = a->inputs[0], *maps = a->inputs[1], *dx = a->outputs[0];
+    PF_TRY(pf_check_contiguous(gt, "grad"));
+    PF_TRY(pf_check_contiguous(maps, "maps"));
+    PF_TRY(pf_check_contiguous(dx, "dx"));
+    PF_TRY(pf_check_float(dx, "dx"));
+    PF_TRY(pf_check_dtype(gt, dx->dtype, "grad"));
+    PF_TRY(pf_check_dtype(maps, PF_INT64, "maps"));
+    PF_CHECK(gt->ndim == dx->ndim && gt->ndim >= 1, PF_ERR_SHAPE,
+             "grad and dx must have one rank of at least 1 (got %d and %d)", gt->ndim, dx->ndim);
+    PF_TRY(pf_check_attrs(a, dx->ndim, 0));
+    pad_grad_geom g;
+    memset(&g, 0, sizeof g);
+    g.nd = dx->ndim;
+    int64_t total = 0, acc = 1;
+    for (int d = g.nd - 1; d >= 0; d--) {
+        g.gstride[d] = acc;
+        acc *= gt->shape[d];
+    }
+    for (int d = 0; d < g.nd; d++) {
+        g.gshape[d] = gt->shape[d];
+        g.xshape[d] = dx->shape[d];
+        g.begin[d] = a->iattr[d];
+        g.mapstart[d] = total;
+        total += gt->shape[d];
+        PF_CHECK(g.begin[d] >= 0 && g.begin[d] <= g.gshape[d] &&
+                 g.xshape[d] <= g.gshape[d] - g.begin[d], PF_ERR_ARGUMENT,
+                 "dim %d: the interior [%lld, %lld + %lld) does not fit grad's size %lld", d,
+                 (long long)g.begin[d], (long long)g.begin[d], (long long)g.xshape[d],
+                 (long long)g.gshape[d]);
+    }
+    PF_CHECK(pf_numel(maps) == total, PF_ERR_SHAPE, "maps has %lld entries, expected %lld",
+             (long long)pf_numel(maps), (long long)total);
+    int64_t n = pf_numel(dx);
+    if (n == 0) return PF_OK;
+    const int64_t *dev_maps;
+    void *copy;
+    PF_TRY(device_maps(maps, total, &dev_maps, &copy));
+    if (copy) {
+        int status = check_pad_grad_maps((const int64_t *)maps->data, g);
+        if (status != PF_OK) {
+            cudaFreeAsync(copy, pf_stream());
+            return status;
+        }
+    }
+    PF_FLOAT_DISPATCH(dx->dtype, T,
+        pad_grad_kernel<T><<<pf_blocks(n), PF_THREADS, 0, pf_stream()>>>(
+            g, (const T *)gt->data, dev_maps, (T *)dx->data, n));
     int status = PF_LAUNCHED();
     if (copy) cudaFreeAsync(copy, pf_stream());
     return status;
@@ -335,6 +478,8 @@ const pf_kernel_entry pf_cuda_kernels_layout[] = {
     {"take_grad", k_take_grad, NULL},
     {"gather_axis", k_gather_axis, NULL},
     {"scatter_axis", k_scatter_axis, NULL},
+    {"gather_axis_grad", k_gather_axis_grad, NULL},
     {"pad", k_pad, NULL},
+    {"pad_grad", k_pad_grad, NULL},
     {NULL, NULL, NULL},
 };

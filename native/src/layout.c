@@ -1,5 +1,6 @@
 /* layout.c -- moving elements: strided copies (transpose, slicing, concatenation and their
- * gradients) and gathers along an axis (integer indexing, embeddings) with their scatter-add. */
+ * gradients), gathers along an axis (integer indexing, embeddings) with their scatter-add, and
+ * padding with its gradient. */
 #include "internal.h"
 
 #define COPY_PARALLEL_MIN 65536
@@ -163,10 +164,15 @@ static int k_take_grad(const pf_args *a) {
  * names the first one. */
 #define ANY_OUTSIDE(IT)                                                                            do {                                                                                               const IT *v = (const IT *)idx->data;                                                           for (int64_t i = 0; i < k; i++) bad |= (v[i] < -n) | (v[i] >= n);                          } while (0)
 
-static int check_axis_indices(const pf_tensor *idx, int64_t n) {
+static int check_index_layout(const pf_tensor *idx) {
     PF_TRY(pf_check_contiguous(idx, "indices"));
     PF_CHECK(idx->dtype == PF_INT32 || idx->dtype == PF_INT64, PF_ERR_DTYPE,
              "indices must be int32 or int64, got %s", pf_dtype_name(idx->dtype));
+    return PF_OK;
+}
+
+static int check_axis_indices(const pf_tensor *idx, int64_t n) {
+    PF_TRY(check_index_layout(idx));
     int64_t k = pf_numel(idx);
     int bad = 0;
     if (idx->dtype == PF_INT32) ANY_OUTSIDE(int32_t);
@@ -193,38 +199,68 @@ typedef struct {
     char *dst;
     int64_t N, K, I, blocks;
     size_t es;
-    int dtype, add, bad;
+    int dtype, add, zero, bad;
 } axis_job;
 
+/* Whether the n indices at v are one value (rows of indices built by repeat or expand:
+ * whole rows move, as one copy). */
+#define UNIFORM(v, n, diff)                                                                    \
+    do {                                                                                       \
+        diff = 0;                                                                              \
+        for (int64_t q_ = 1; q_ < (n); q_++) diff |= (v)[q_] ^ (v)[0];                          \
+    } while (0)
+
 /* Tasks take whole outer slabs o (rows o*K .. o*K+K-1 of the output). Specialised per index
- * type and element size (bits are moved, so one loop per size serves every dtype); the inner
- * dim I == 1 (gathering along the last axis) is the common case and gets its own loop. */
+ * type and element size (bits are moved, so one loop per size serves every dtype). Gathering
+ * along the last axis (I == 1), the loads land anywhere in the slab and the hardware cannot
+ * see a stream: when they will touch most of the next slab anyway, its lines are prefetched
+ * while this one is gathered. */
 #define GATHER_SLABS(T, IT)                                                                    \
     do {                                                                                       \
         const T *s = (const T *)j->src;                                                        \
         T *d = (T *)j->dst;                                                                    \
         const IT *ix = (const IT *)j->idx->data;                                               \
         int64_t N = j->N, K = j->K, I = j->I;                                                  \
+        int64_t lines = N * (int64_t)sizeof(T) / 64;                                           \
+        int64_t ahead = I == 1 && 2 * K >= lines && lines <= 4096 ? (lines * 8 + K - 1) / K : 0; \
         for (int64_t o = begin; o < end; o++) {                                                \
             const T *base = s + o * N * I;                                                     \
             T *out = d + o * K * I;                                                            \
             const IT *io = ix + o * K * I;                                                     \
             if (I == 1) {                                                                      \
-                for (int64_t k = 0; k < K; k++) {                                              \
-                    int64_t t = io[k], u = t < 0 ? t + N : t;                                  \
-                    int ok = (uint64_t)u < (uint64_t)N;                                        \
-                    bad |= !ok;                                                                \
-                    out[k] = base[ok ? u : 0];                                                 \
+                const char *next = (const char *)(base + N);                                   \
+                int64_t p = 0, last = o + 1 < end ? lines : 0;                                 \
+                for (int64_t k0 = 0; k0 < K; k0 += 8) {                                        \
+                    for (int64_t q = 0; q < ahead && p < last; q++, p++)                       \
+                        __builtin_prefetch(next + p * 64);                                     \
+                    int64_t k1 = k0 + 8 < K ? k0 + 8 : K;                                      \
+                    for (int64_t k = k0; k < k1; k++) {                                        \
+                        int64_t t = io[k], u = t < 0 ? t + N : t;                              \
+                        int ok = (uint64_t)u < (uint64_t)N;                                    \
+                        bad |= !ok;                                                            \
+                        out[k] = base[ok ? u : 0];                                             \
+                    }                                                                          \
                 }                                                                              \
                 continue;                                                                      \
             }                                                                                  \
-            for (int64_t k = 0; k < K; k++)                                                    \
+            for (int64_t k = 0; k < K; k++) {                                                  \
+                const IT *row = io + k * I;                                                    \
+                IT diff;                                                                       \
+                UNIFORM(row, I, diff);                                                         \
+                if (!diff) {                                                                   \
+                    int64_t t = row[0], u = t < 0 ? t + N : t;                                 \
+                    int ok = (uint64_t)u < (uint64_t)N;                                        \
+                    bad |= !ok;                                                                \
+                    memcpy(out + k * I, base + (ok ? u : 0) * I, (size_t)I * sizeof(T));       \
+                    continue;                                                                  \
+                }                                                                              \
                 for (int64_t i = 0; i < I; i++) {                                              \
-                    int64_t t = io[k * I + i], u = t < 0 ? t + N : t;                          \
+                    int64_t t = row[i], u = t < 0 ? t + N : t;                                 \
                     int ok = (uint64_t)u < (uint64_t)N;                                        \
                     bad |= !ok;                                                                \
                     out[k * I + i] = base[(ok ? u : 0) * I + i];                               \
                 }                                                                              \
+            }                                                                                  \
         }                                                                                      \
     } while (0)
 
@@ -247,25 +283,40 @@ static PF_HOT void gather_task(void *p, int64_t begin, int64_t end) {
     if (bad) __atomic_store_n(&j->bad, 1, __ATOMIC_RELAXED);
 }
 
+/* One task: one outer index o and one block of inner columns [i0, i1); collisions happen
+ * only along the axis within one (o, i) column, so tasks never write the same element. An
+ * index out of range writes nothing and marks the job (as the gather's). A block of one
+ * row's indices that are one value (rows scattered whole) is one vector loop. */
 #define SCATTER_COLUMNS(T, IT, OP)                                                             \
     do {                                                                                       \
         const T *s = (const T *)j->src;                                                        \
-        T *d = (T *)j->dst + o * j->N * j->I;                                                  \
+        T *d = (T *)j->dst + o * N * I;                                                        \
         const IT *ix = (const IT *)j->idx->data;                                               \
-        if (j->I == 1) {                  /* along the last axis: one element per index */     \
-            const IT *io = ix + o * j->K;                                                      \
-            const T *so = s + o * j->K;                                                        \
-            for (int64_t k = 0; k < j->K; k++) {                                               \
-                int64_t t = io[k];                                                             \
-                d[t < 0 ? t + j->N : t] OP so[k];                                              \
+        if (I == 1) {                  /* along the last axis: one element per index */        \
+            for (int64_t k = 0; k < K; k++) {                                                  \
+                int64_t t = ix[o * K + k], u = t < 0 ? t + N : t;                              \
+                if ((uint64_t)u < (uint64_t)N) d[u] OP s[o * K + k];                           \
+                else bad = 1;                                                                  \
             }                                                                                  \
             break;                                                                             \
         }                                                                                      \
-        for (int64_t k = 0; k < j->K; k++) {                                                   \
-            int64_t r = (o * j->K + k) * j->I;                                                 \
+        for (int64_t k = 0; k < K; k++) {                                                      \
+            int64_t r = (o * K + k) * I;                                                       \
+            const IT *row = ix + r;                                                            \
+            const T *from = s + r;                                                             \
+            IT diff;                                                                           \
+            UNIFORM(row + i0, i1 - i0, diff);                                                  \
+            if (!diff) {                                                                       \
+                int64_t t = row[i0], u = t < 0 ? t + N : t;                                    \
+                if ((uint64_t)u >= (uint64_t)N) { bad = 1; continue; }                         \
+                T *to = d + u * I;                                                             \
+                for (int64_t i = i0; i < i1; i++) to[i] OP from[i];                            \
+                continue;                                                                      \
+            }                                                                                  \
             for (int64_t i = i0; i < i1; i++) {                                                \
-                int64_t t = ix[r + i];                                                         \
-                d[(t < 0 ? t + j->N : t) * j->I + i] OP s[r + i];                              \
+                int64_t t = row[i], u = t < 0 ? t + N : t;                                     \
+                if ((uint64_t)u < (uint64_t)N) d[u * I + i] OP from[i];                        \
+                else bad = 1;                                                                  \
             }                                                                                  \
         }                                                                                      \
     } while (0)
@@ -279,13 +330,18 @@ static PF_HOT void gather_task(void *p, int64_t begin, int64_t end) {
         else SCATTER_COLUMNS(T, int64_t, =);                                                   \
     } while (0)
 
-/* one task: one outer index o and one block of inner columns; collisions happen only along
- * the axis within one (o, i) column, so tasks never write the same element */
-static void scatter_task(void *p, int64_t begin, int64_t end) {
-    const axis_job *j = (const axis_job *)p;
+static PF_HOT void scatter_task(void *p, int64_t begin, int64_t end) {
+    axis_job *j = (axis_job *)p;
+    int64_t N = j->N, K = j->K, I = j->I;
+    int bad = 0;
     for (int64_t b = begin; b < end; b++) {
         int64_t o = b / j->blocks, blk = b % j->blocks;
-        int64_t i0 = blk * 64, i1 = i0 + 64 < j->I ? i0 + 64 : j->I;
+        int64_t i0 = blk * 64, i1 = i0 + 64 < I ? i0 + 64 : I;
+        if (j->zero) {           /* this task's part of y, zeroed while it stays in cache */
+            char *y = j->dst + (size_t)(o * N * I + i0) * j->es;
+            if (i1 - i0 == I) memset(y, 0, (size_t)(N * I) * j->es);
+            else for (int64_t n = 0; n < N; n++) memset(y + (size_t)(n * I) * j->es, 0, (size_t)(i1 - i0) * j->es);
+        }
         switch (j->dtype) {
         case PF_FLOAT32: SCATTER_LOOP(float); break;
         case PF_FLOAT64: SCATTER_LOOP(double); break;
@@ -294,6 +350,7 @@ static void scatter_task(void *p, int64_t begin, int64_t end) {
         default: SCATTER_LOOP(int64_t); break;
         }
     }
+    if (bad) __atomic_store_n(&j->bad, 1, __ATOMIC_RELAXED);
 }
 
 /* "gather_axis": inputs x (O, N, I) contiguous, indices (O, K, I); outputs y (O, K, I). */
@@ -307,11 +364,9 @@ static int k_gather_axis(const pf_args *a) {
     int64_t O = x->shape[0], N = x->shape[1], I = x->shape[2], K = y->ndim == 3 ? y->shape[1] : -1;
     PF_TRY(check_oki(y, O, K, I, "y"));
     PF_TRY(check_oki(idx, O, K, I, "indices"));
-    PF_TRY(pf_check_contiguous(idx, "indices"));
-    PF_CHECK(idx->dtype == PF_INT32 || idx->dtype == PF_INT64, PF_ERR_DTYPE,
-             "indices must be int32 or int64, got %s", pf_dtype_name(idx->dtype));
+    PF_TRY(check_index_layout(idx));
     axis_job j = {idx, (const char *)x->data, (char *)y->data, N, K, I, 0,
-                  pf_dtype_size(x->dtype), x->dtype, 0, 0};
+                  pf_dtype_size(x->dtype), x->dtype, 0, 0, 0};
     int64_t per = K * I;
     int64_t grain = per > 0 ? (GATHER_GRAIN + per - 1) / per : 1;
     if (per > 0 && N == 0) return check_axis_indices(idx, N);   /* every index is out */
@@ -319,12 +374,9 @@ static int k_gather_axis(const pf_args *a) {
     return j.bad ? check_axis_indices(idx, N) : PF_OK;
 }
 
-/* "scatter_axis": inputs indices (O, K, I), src (O, K, I) contiguous; outputs y (O, N, I),
- * updated in place: y[o, idx, i] = src (iattr[0] = 0) or += src (iattr[0] = 1). Repeated
- * indices: the last write wins (assign) or all add up. */
-static int k_scatter_axis(const pf_args *a) {
-    PF_TRY(pf_check_arity(a, 2, 2, 1));
-    PF_TRY(pf_check_attrs(a, 1, 0));
+/* idx, src and y viewed as (O, K, I), (O, K, I) and (O, N, I): y[o, idx, i] = src, or
+ * += src where add, over y zeroed first where zero */
+static int scatter_into(const pf_args *a, int add, int zero) {
     const pf_tensor *idx = a->inputs[0], *src = a->inputs[1], *y = a->outputs[0];
     PF_TRY(pf_check_contiguous(src, "src"));
     PF_TRY(pf_check_contiguous(y, "y"));
@@ -334,16 +386,33 @@ static int k_scatter_axis(const pf_args *a) {
     int64_t K = src->ndim == 3 ? src->shape[1] : -1;
     PF_TRY(check_oki(src, O, K, I, "src"));
     PF_TRY(check_oki(idx, O, K, I, "indices"));
-    PF_TRY(check_axis_indices(idx, N));
-    int add = a->iattr[0] != 0;
+    PF_TRY(check_index_layout(idx));
     PF_CHECK(!add || y->dtype != PF_BOOL, PF_ERR_DTYPE, "scatter_add does not take bool");
     int64_t blocks = (I + 63) / 64;
     axis_job j = {idx, (const char *)src->data, (char *)y->data, N, K, I, blocks,
-                  pf_dtype_size(y->dtype), y->dtype, add, 0};
-    int64_t per = K * (I < 64 ? I : 64);
+                  pf_dtype_size(y->dtype), y->dtype, add, zero, 0};
+    int64_t per = (K + (zero ? N : 0)) * (I < 64 ? I : 64);
     int64_t grain = per > 0 ? (GATHER_GRAIN + per - 1) / per : 1;
-    if (O * blocks > 0) pf_parallel_for(O * blocks, grain, scatter_task, &j);
-    return PF_OK;
+    if (O * blocks > 0 && (K > 0 || zero)) pf_parallel_for(O * blocks, grain, scatter_task, &j);
+    return j.bad ? check_axis_indices(idx, N) : PF_OK;   /* names the first index out */
+}
+
+/* "scatter_axis": inputs indices (O, K, I), src (O, K, I) contiguous; outputs y (O, N, I),
+ * updated in place: y[o, idx, i] = src (iattr[0] = 0) or += src (iattr[0] = 1). Repeated
+ * indices: the last write wins (assign) or all add up. An index out of range fails the call
+ * after the others were written. */
+static int k_scatter_axis(const pf_args *a) {
+    PF_TRY(pf_check_arity(a, 2, 2, 1));
+    PF_TRY(pf_check_attrs(a, 1, 0));
+    return scatter_into(a, a->iattr[0] != 0, 0);
+}
+
+/* "gather_axis_grad": inputs indices (O, K, I), g (O, K, I) contiguous; outputs dx (O, N, I):
+ * zeros with g added at the indices (repeats add up), in one pass over dx. */
+static int k_gather_axis_grad(const pf_args *a) {
+    PF_TRY(pf_check_arity(a, 2, 2, 1));
+    PF_TRY(pf_check_float(a->outputs[0], "dx"));
+    return scatter_into(a, 1, 1);
 }
 
 /* ---- pad: every output element read once from its source, or the constant ----
@@ -358,37 +427,70 @@ typedef struct {
     double value;
 } pad_job;
 
+/* n bytes from s to d (not overlapping), for rows short enough that calling memcpy costs
+ * more than the copy: 64-byte moves, the last one overlapping the one before. */
+static inline void copy_small(char *d, const char *s, size_t n) {
+    size_t step = n >= 64 ? 64 : n >= 16 ? 16 : n >= 8 ? 8 : n >= 4 ? 4 : 1, k = 0;
+    switch (step) {
+    case 64:
+        for (; k + 64 <= n; k += 64) memcpy(d + k, s + k, 64);
+        if (k < n) memcpy(d + n - 64, s + n - 64, 64);
+        break;
+    case 16:
+        for (; k + 16 <= n; k += 16) memcpy(d + k, s + k, 16);
+        if (k < n) memcpy(d + n - 16, s + n - 16, 16);
+        break;
+    case 8: memcpy(d, s, 8); memcpy(d + n - 8, s + n - 8, 8); break;
+    case 4: memcpy(d, s, 4); memcpy(d + n - 4, s + n - 4, 4); break;
+    default: for (; k < n; k++) d[k] = s[k]; break;
+    }
+}
+
+static inline void copy_bytes(char *d, const char *s, size_t n) {
+    if (n <= 4096) copy_small(d, s, n);
+    else memcpy(d, s, n);
+}
+
+/* The rows of one run differ only in the second-to-last dim: the outer dims' offset is found
+ * once a run, the row's own from that dim's map. */
 #define PAD_ROWS(T)                                                                            \
     do {                                                                                       \
         const T *src = (const T *)j->x->data;                                                  \
         T *dst = (T *)j->y->data;                                                              \
         T value = (T)j->value;                                                                 \
-        for (int64_t r = begin; r < end; r++) {                                                \
-            T *out = dst + r * W;                                                              \
+        int64_t b = j->begin, c = j->count;                                                    \
+        for (int64_t r = begin; r < end;) {                                                    \
             int64_t offset = 0, hole = 0;                                                      \
-            for (int d = 0; d < nd - 1; d++) {                                                 \
+            for (int d = 0; d < nd - 2; d++) {                                                 \
                 int64_t s = map[d][at[d]];                                                     \
                 hole |= s < 0;                                                                 \
                 offset += s * xstride[d];                                                      \
             }                                                                                  \
-            for (int d = nd - 2; d >= 0 && ++at[d] == j->y->shape[d]; d--) at[d] = 0;          \
-            if (hole) {                                                                        \
-                for (int64_t k = 0; k < W; k++) out[k] = value;                                \
-                continue;                                                                      \
+            int64_t h = at[nd - 2], stop = r + (H - h) < end ? r + (H - h) : end;              \
+            for (; r < stop; r++, h++) {                                                       \
+                T *out = dst + r * W;                                                          \
+                int64_t s = hmap[h];                                                           \
+                if (hole || s < 0) {                                                           \
+                    for (int64_t k = 0; k < W; k++) out[k] = value;                            \
+                    continue;                                                                  \
+                }                                                                              \
+                const T *row = src + offset + s * hstride;                                     \
+                for (int64_t k = 0; k < b; k++) out[k] = last[k] < 0 ? value : row[last[k]];   \
+                copy_bytes((char *)(out + b), (const char *)row, (size_t)c * sizeof(T));         \
+                for (int64_t k = b + c; k < W; k++) out[k] = last[k] < 0 ? value : row[last[k]]; \
             }                                                                                  \
-            const T *row = src + offset;                                                       \
-            for (int64_t k = 0; k < j->begin; k++)                                             \
-                out[k] = last[k] < 0 ? value : row[last[k]];                                   \
-            memcpy(out + j->begin, row, (size_t)j->count * sizeof(T));                         \
-            for (int64_t k = j->begin + j->count; k < W; k++)                                  \
-                out[k] = last[k] < 0 ? value : row[last[k]];                                   \
+            at[nd - 2] = h;                                                                    \
+            for (int d = nd - 2; d > 0 && at[d] == j->y->shape[d]; d--) {                      \
+                at[d] = 0;                                                                     \
+                at[d - 1]++;                                                                   \
+            }                                                                                  \
         }                                                                                      \
     } while (0)
 
-static void pad_task(void *p, int64_t begin, int64_t end) {
+static PF_HOT void pad_task(void *p, int64_t begin, int64_t end) {
     const pad_job *j = (const pad_job *)p;
     int nd = j->y->ndim;
-    const int64_t *map[PF_MAX_DIMS];
+    const int64_t *map[PF_MAX_DIMS] = {NULL};
     int64_t xstride[PF_MAX_DIMS], acc = 1;
     const int64_t *m = j->maps;
     for (int d = 0; d < nd; d++) {
@@ -401,9 +503,14 @@ static void pad_task(void *p, int64_t begin, int64_t end) {
     }
     const int64_t *last = map[nd - 1];
     int64_t W = j->y->shape[nd - 1];
+    /* a 1-D pad is one row under a second-to-last dim of size 1 that maps to itself */
+    static const int64_t one_row = 0;
+    const int64_t *hmap = nd >= 2 ? map[nd - 2] : &one_row;
+    int64_t H = nd >= 2 ? j->y->shape[nd - 2] : 1, hstride = nd >= 2 ? xstride[nd - 2] : 0;
+    if (nd < 2) nd = 2;
     /* the output row's index over the outer dims, from `begin` once, then counted up */
-    int64_t at[PF_MAX_DIMS], rest = begin;
-    for (int d = nd - 2; d >= 0; d--) {
+    int64_t at[PF_MAX_DIMS] = {0}, rest = begin;
+    for (int d = j->y->ndim - 2; d >= 0; d--) {
         at[d] = rest % j->y->shape[d];
         rest /= j->y->shape[d];
     }
@@ -456,12 +563,128 @@ static int k_pad(const pf_args *a) {
     return PF_OK;
 }
 
+/* ---- pad_grad: the gradient of a pad, one pass: dx[a] = the sum of g over every output
+ * position whose source is a ----
+ * "pad_grad": inputs g (contiguous, the padded shape), maps (the pad's: int64, for each dim
+ * in turn the source index of each output index along it, -1 for none); outputs dx
+ * (contiguous, x's shape). iattr: for each dim, the begin of its interior (along it,
+ * g[begin : begin + n] reads x[0 : n] in order). Each task owns whole rows of dx and sums the
+ * rows of g whose source they are, so no two tasks write one element. */
+typedef struct {
+    const pf_tensor *g, *dx;
+    const int64_t *maps, *begins;
+} pad_grad_job;
+
+/* Along one dim of g (size m, interior [b, b + n)): the first position after `after` that
+ * reads source index a, or -1. The interior reads itself, so only the borders are searched. */
+static inline int64_t next_reader(const int64_t *map, int64_t m, int64_t b, int64_t n,
+                                  int64_t a, int64_t after) {
+    int64_t j = after + 1;
+    for (; j < b; j++)
+        if (map[j] == a) return j;
+    if (j <= b + a) return b + a;
+    for (j = j > b + n ? j : b + n; j < m; j++)
+        if (map[j] == a) return j;
+    return -1;
+}
+
+#define PAD_GRAD_ROWS(T)                                                                       \
+    do {                                                                                       \
+        const T *gd = (const T *)j->g->data;                                                   \
+        T *dd = (T *)j->dx->data;                                                              \
+        for (int64_t r = begin; r < end; r++) {                                                \
+            T *out = dd + r * n;                                                               \
+            for (int d = 0; d < no; d++) row[d] = next_reader(map[d], G[d], B[d], X[d], at[d], -1); \
+            for (int first = 1;; first = 0) {                                                  \
+                const T *in = gd;                                                              \
+                for (int d = 0; d < no; d++) in += row[d] * gstride[d];                        \
+                if (first) copy_bytes((char *)out, (const char *)(in + b), (size_t)n * sizeof(T)); \
+                else for (int64_t k = 0; k < n; k++) out[k] += in[b + k];                      \
+                for (int64_t k = 0; k < b; k++)                                                \
+                    if (last[k] >= 0) out[last[k]] += in[k];                                   \
+                for (int64_t k = b + n; k < W; k++)                                            \
+                    if (last[k] >= 0) out[last[k]] += in[k];                                   \
+                int d = no - 1;                                                                \
+                for (; d >= 0; d--) {                                                          \
+                    row[d] = next_reader(map[d], G[d], B[d], X[d], at[d], row[d]);             \
+                    if (row[d] >= 0) break;                                                    \
+                    row[d] = next_reader(map[d], G[d], B[d], X[d], at[d], -1);                 \
+                }                                                                              \
+                if (d < 0) break;                                                              \
+            }                                                                                  \
+            for (int d = no - 1; d >= 0 && ++at[d] == X[d]; d--) at[d] = 0;                    \
+        }                                                                                      \
+    } while (0)
+
+static PF_HOT void pad_grad_task(void *p, int64_t begin, int64_t end) {
+    const pad_grad_job *j = (const pad_grad_job *)p;
+    int nd = j->dx->ndim, no = nd - 1;
+    const int64_t *map[PF_MAX_DIMS] = {NULL}, *G = j->g->shape, *X = j->dx->shape, *B = j->begins;
+    int64_t gstride[PF_MAX_DIMS], acc = 1, row[PF_MAX_DIMS], at[PF_MAX_DIMS] = {0};
+    const int64_t *m = j->maps;
+    for (int d = 0; d < nd; d++) {
+        map[d] = m;
+        m += G[d];
+    }
+    for (int d = nd - 1; d >= 0; d--) {
+        gstride[d] = acc;
+        acc *= G[d];
+    }
+    const int64_t *last = map[nd - 1];
+    int64_t W = G[nd - 1], n = X[nd - 1], b = B[nd - 1], rest = begin;
+    for (int d = no - 1; d >= 0; d--) {
+        at[d] = rest % X[d];
+        rest /= X[d];
+    }
+    if (j->dx->dtype == PF_FLOAT32) PAD_GRAD_ROWS(float);
+    else PAD_GRAD_ROWS(double);
+}
+
+static int k_pad_grad(const pf_args *a) {
+    PF_TRY(pf_check_arity(a, 2, 2, 1));
+    const pf_tensor *g = a->inputs[0], *maps = a->inputs[1], *dx = a->outputs[0];
+    PF_TRY(pf_check_contiguous(g, "grad"));
+    PF_TRY(pf_check_contiguous(maps, "maps"));
+    PF_TRY(pf_check_contiguous(dx, "dx"));
+    PF_TRY(pf_check_float(dx, "dx"));
+    PF_TRY(pf_check_dtype(g, dx->dtype, "grad"));
+    PF_TRY(pf_check_dtype(maps, PF_INT64, "maps"));
+    PF_CHECK(g->ndim == dx->ndim && g->ndim >= 1, PF_ERR_SHAPE,
+             "grad and dx must have one rank of at least 1 (got %d and %d)", g->ndim, dx->ndim);
+    int nd = dx->ndim;
+    PF_TRY(pf_check_attrs(a, nd, 0));
+    int64_t total = 0;
+    for (int d = 0; d < nd; d++) total += g->shape[d];
+    PF_CHECK(pf_numel(maps) == total, PF_ERR_SHAPE, "maps has %lld entries, expected %lld",
+             (long long)pf_numel(maps), (long long)total);
+    const int64_t *m = (const int64_t *)maps->data;
+    for (int d = 0; d < nd; d++) {
+        int64_t G = g->shape[d], X = dx->shape[d], b = a->iattr[d];
+        PF_CHECK(b >= 0 && b <= G && X <= G - b, PF_ERR_ARGUMENT,
+                 "dim %d: the interior [%lld, %lld + %lld) does not fit grad's size %lld", d,
+                 (long long)b, (long long)b, (long long)X, (long long)G);
+        for (int64_t i = 0; i < G; i++)
+            PF_CHECK(m[i] >= -1 && m[i] < X && (i < b || i >= b + X || m[i] == i - b),
+                     PF_ERR_INDEX, "maps: source index %lld for output %lld of dim %d is out "
+                     "of range for size %lld or not the interior's own", (long long)m[i],
+                     (long long)i, d, (long long)X);
+        m += G;
+    }
+    if (pf_numel(dx) == 0) return PF_OK;
+    pad_grad_job j = {g, dx, (const int64_t *)maps->data, a->iattr};
+    int64_t n = dx->shape[nd - 1], rows = pf_numel(dx) / n;
+    pf_parallel_for(rows, (16384 + n - 1) / n, pad_grad_task, &j);
+    return PF_OK;
+}
+
 const pf_kernel_entry pf_kernels_layout[] = {
     {"copy", k_copy, NULL},
     {"take", k_take, NULL},
     {"take_grad", k_take_grad, NULL},
     {"gather_axis", k_gather_axis, NULL},
     {"scatter_axis", k_scatter_axis, NULL},
+    {"gather_axis_grad", k_gather_axis_grad, NULL},
     {"pad", k_pad, NULL},
+    {"pad_grad", k_pad_grad, NULL},
     {NULL, NULL, NULL},
 };

@@ -1109,8 +1109,7 @@ class GatherGrad(Op):
         out = outs[0]
         o, n, i = _oki(out.shape, attrs["axis"])
         view = (o, idx.shape[attrs["axis"]], i)
-        k.run("fill", [], [out.desc()], (), (0.0,))
-        k.run("scatter_axis", [idx.desc(view), g.desc(view)], [out.desc((o, n, i))], (1,))
+        k.run("gather_axis_grad", [idx.desc(view), g.desc(view)], [out.desc((o, n, i))])
 
     def grad(self, ctx, gg):
         return None, apply(_gather, [gg, ctx.inputs[0]], ctx.attrs), None
@@ -1290,47 +1289,6 @@ class Pad(Op):
             out.append(n + b + e)
         return [Spec(tuple(out), x.dtype)]
 
-    @staticmethod
-    def interior(shape, pads):
-        strides = core.contiguous_strides(shape)
-        offset = builtins.sum(b * s for (b, _), s in zip(pads, strides))
-        return offset, strides
-
-    @staticmethod
-    def borders(shape, pads, mode):
-        """(src, dst) views (offset, shape, strides) of the padded array, in the order the
-        forward copies them: per axis, begin then end, over the axes padded so far."""
-        strides = core.contiguous_strides(shape)
-        extent = [n - b - e for n, (b, e) in zip(shape, pads)]
-        starts = [b for b, _ in pads]
-        moves = []
-        for d, (b, e) in enumerate(pads):
-            n, st = extent[d], strides[d]
-            base = builtins.sum(s * strd for k, (s, strd) in enumerate(zip(starts, strides))
-                                if k != d)
-            region = list(extent)
-            for side, p in (("begin", b), ("end", e)):
-                if not p:
-                    continue
-                region[d] = p
-                first = starts[d] - p if side == "begin" else starts[d] + n
-                dst = (base + first * st, tuple(region), strides)
-                if mode == "reflect":
-                    src_first = starts[d] + p if side == "begin" else starts[d] + n - 2
-                    src = (base + src_first * st, tuple(region),
-                           tuple(-s if k == d else s for k, s in enumerate(strides)))
-                elif mode == "circular":
-                    src_first = starts[d] + n - p if side == "begin" else starts[d]
-                    src = (base + src_first * st, tuple(region), strides)
-                else:   # replicate: the edge row repeated (stride 0 along the axis)
-                    edge = starts[d] if side == "begin" else starts[d] + n - 1
-                    src = (base + edge * st, tuple(region),
-                           tuple(0 if k == d else s for k, s in enumerate(strides)))
-                moves.append((d, src, dst))
-            starts[d] -= b
-            extent[d] += b + e
-        return moves
-
     def forward(self, k, ins, outs, attrs):
         x, out = ins[0], outs[0]
         maps = _pad_maps(tuple(x.shape), attrs["pads"], attrs["mode"])
@@ -1374,8 +1332,8 @@ def _pad_maps(shape, pads, mode):
 
 
 class PadGrad(Op):
-    """The gradient of a non-constant pad: each border's gradient added back onto the elements
-    it was copied from (in the reverse order of the forward), then the interior."""
+    """The gradient of a non-constant pad: each element of x gets the sum of the gradient at
+    every padded position that reads it (the pad's own index maps)."""
 
     name = "pad_grad"
     inputs = ("grad", "like")
@@ -1391,25 +1349,11 @@ class PadGrad(Op):
         return [Spec(like.shape, g.dtype)]
 
     def forward(self, k, ins, outs, attrs):
-        g, out = ins[0], outs[0]
-        if not out.size:
-            return
-        work = k.scratch(g.shape, g.dtype)
-        k.run("copy", [g.desc()], [work.desc()])
-        for d, src, dst in reversed(Pad.borders(g.shape, attrs["pads"], attrs["mode"])):
-            if attrs["mode"] == "replicate":
-                # every row of the border adds onto the one edge row (one copy each: a view
-                # with a zero stride cannot be written)
-                shape = list(dst[1])
-                p, shape[d] = shape[d], 1
-                for r in range(p):
-                    k.run("copy", [work.desc(shape, dst[2], dst[0] + r * dst[2][d])],
-                          [work.desc(shape, dst[2], src[0])], (1,))
-            else:
-                k.run("copy", [work.desc(dst[1], dst[2], dst[0])],
-                      [work.desc(src[1], src[2], src[0])], (1,))
-        offset, strides = Pad.interior(g.shape, attrs["pads"])
-        k.run("copy", [work.desc(out.shape, strides, offset)], [out.desc()])
+        # one pass: each element of x gathers the gradient of every position that read it
+        out = outs[0]
+        maps = _pad_maps(tuple(out.shape), attrs["pads"], attrs["mode"])
+        k.run("pad_grad", [ins[0].desc(), maps.desc()], [out.desc()],
+              tuple(b for b, _ in attrs["pads"]))
 
     def grad(self, ctx, gg):
         return apply(_pad, [gg], ctx.attrs), None
