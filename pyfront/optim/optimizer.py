@@ -3,7 +3,7 @@ formulas, and Keras-style gradient clipping (clipvalue, clipnorm, global_clipnor
 import numpy as np
 
 from .. import autograd, errors
-from ..backend import cpu
+from ..backend import cpu, cuda
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSProp", "AdaGrad"]
 
@@ -46,6 +46,7 @@ class Optimizer:
         self._state_descs = {}               # id(param) -> (state dict, [descriptors])
         self.hyper = np.zeros(2, np.float64)  # (lr, step) as the kernels read them
         self._hyper_buf = cpu.Buf(self.hyper, (2,), _f64())
+        self._device_hypers = {}             # "cuda:N" -> its copy of hyper, for its kernels
         self._fused = None       # (key, pf_step[], descriptors to patch, states, kept, failed)
         self.iterations = 0
         if params is not None:
@@ -69,10 +70,11 @@ class Optimizer:
 
     # ---- state ----
     def state_for(self, p):
+        """The parameter's state arrays, in its memory's place (host or its GPU)."""
         st = self.state.get(id(p))
         if st is None:
-            arr = p.numpy()
-            st = {name: np.zeros_like(arr) for name in self.state_names}
+            arr = p._array()
+            st = {name: np.zeros_like(arr) for name in self.state_names}   # CuPy's for CuPy
             self.state[id(p)] = st
         return st
 
@@ -103,8 +105,26 @@ class Optimizer:
                 g = g.astype(p.dtype)
             pairs.append((p, g))
         grads = self.clip_gradients([g for _, g in pairs])
+        hypers = {"cpu": hyper}
         for (p, _), g in zip(pairs, grads):
-            self.emit_update(_Eager(), p._buf(), g._buf(), hyper, p)
+            device = p.device
+            if device == "cpu":
+                self.emit_update(_Eager(), p._buf(), g._buf(), hyper, p)
+                continue
+            if device not in hypers:
+                hypers[device] = self._device_hyper(device)
+            with cuda.device_scope(device):
+                self.emit_update(_EagerCuda(), p._buf(), g._buf(), hypers[device], p)
+
+    def _device_hyper(self, device):
+        """(lr, step) on a GPU for its update kernels, refreshed once a step."""
+        buf = self._device_hypers.get(device)
+        if buf is None:
+            arr = cuda.array_to(self.hyper, device)
+            buf = self._device_hypers[device] = cuda.Buf(arr, (2,), _f64())
+        else:
+            cuda.copy_from_host(buf.array, self.hyper)
+        return buf
 
     def _fused_step(self):
         """Every update in one native call (pf_run_steps) over steps built once: each step
@@ -179,7 +199,7 @@ class Optimizer:
         # state arrays live as long as the optimizer: their descriptors are made once
         cache = self._state_descs.get(id(p))
         if cache is None or cache[0] is not st:
-            descs = [cpu.Buf(st[n], st[n].shape, param.dtype).desc()
+            descs = [_buf_class(st[n])(st[n], st[n].shape, param.dtype).desc()
                      for n in self.state_names if self.uses_state(n)]
             cache = self._state_descs[id(p)] = (st, descs)
         k.run(self.kernel, [grad.desc(), hyper.desc()], [param.desc()] + cache[1],
@@ -195,7 +215,7 @@ class Optimizer:
             st = self.state.get(id(p))
             if st:
                 for name, arr in st.items():
-                    state["%d.%s" % (i, name)] = arr
+                    state["%d.%s" % (i, name)] = cuda.array_to(arr, "cpu")   # a GPU's: copied
         return {"iterations": self.iterations, "lr": self.lr, "config": self.get_config(),
                 "state": state}
 
@@ -209,7 +229,7 @@ class Optimizer:
             if st[name].shape != np.shape(arr):
                 raise errors.ShapeError("optimizer state %s has shape %s, expected %s"
                                         % (key, np.shape(arr), st[name].shape))
-            st[name][...] = arr
+            cuda.copy_from_host(st[name], arr)
 
     def get_config(self):
         return dict({"lr": self.lr}, **self.clip_config())
@@ -239,6 +259,16 @@ class _Eager:
     @staticmethod
     def run(kernel, ins, outs, iattr=(), fattr=()):
         cpu.run(kernel, ins, outs, iattr, fattr, context="optimizer update: ")
+
+
+class _EagerCuda:
+    @staticmethod
+    def run(kernel, ins, outs, iattr=(), fattr=()):
+        cuda.run(kernel, ins, outs, iattr, fattr, context="optimizer update: ")
+
+
+def _buf_class(array):
+    return cpu.Buf if type(array) is np.ndarray else cuda.Buf
 
 
 class SGD(Optimizer):

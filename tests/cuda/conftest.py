@@ -102,5 +102,6 @@ def fake_gpu(monkeypatch):
         _KINDS[current[0]]))
     monkeypatch.setattr(cuda, "Buf", core.cpu.Buf)
     monkeypatch.setattr(cuda, "Emitter", lambda op, context: core.EagerEmitter(op))
+    monkeypatch.setattr(cuda, "run", core.cpu.run)
     monkeypatch.setattr(core, "run_eager", run_eager)
     return log
