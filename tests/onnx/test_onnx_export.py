@@ -79,6 +79,7 @@ def test_every_layer_class_has_a_case_that_exports():
 @pytest.mark.parametrize("case", CASES + EXTRA_CASES,
                          ids=[c["name"] for c in CASES + EXTRA_CASES])
 def test_layer_contract_case_exports_and_matches_onnxruntime(case, tmp_path, ort_run):
+    """...and imports back: pf.onnx.load of the file gives the layer's numbers."""
     layer, _ = contract._built(case)
     path = tmp_path / "layer.onnx"
     pf.onnx.export(layer, path)
@@ -87,6 +88,11 @@ def test_layer_contract_case_exports_and_matches_onnxruntime(case, tmp_path, ort
         shape = (batch,) + tuple(case["input_shape"][1:])
         return [contract._input(dict(case, input_shape=shape), seed=batch)]
     _assert_match(layer, path, ort_run, inputs_at)
+    again = pf.onnx.load(path)
+    x = pf.tensor(inputs_at(3)[0])
+    with pf.no_grad():
+        for a, b in zip(_outputs(layer(x)), _outputs(again(x))):
+            np.testing.assert_allclose(b, a, rtol=1e-5, atol=2e-6)
 
 
 def _example(name):
