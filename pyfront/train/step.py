@@ -60,6 +60,15 @@ def _device_of(params):
     return "cpu"
 
 
+def _host_only(params):
+    """Compiled plans run on the CPU only so far: a model on a GPU falls back to the eager step
+    (with _Signatures' warning), which runs there."""
+    device = _device_of(params)
+    if device != "cpu":
+        raise errors.TraceError("the model's parameters are on %s, and compiled plans run on "
+                                "the CPU only so far" % device)
+
+
 def _eager_forward_backward(model, loss_fn, params, xs, ys):
     """Training mode, gradients of params cleared, forward, loss, backward: (loss, outputs)."""
     model.train()
@@ -136,6 +145,7 @@ class CompiledTrainStep:
         self._eager = EagerTrainStep(self.model, loss_fn, optimizer)
 
     def _build(self, xs, ys):
+        _host_only(self.optimizer.params or self.model.parameters())
         g, xn, yn, leaves, rebuild, loss = _trace_loss(self.model, self.loss_fn, xs, ys,
                                                         "train_step")
         params = [p for p in (self.optimizer.params or self.model.parameters())
@@ -183,6 +193,7 @@ class CompiledGradientStep:
         self._eager = EagerGradientStep(self.model, loss_fn, self.params)
 
     def _build(self, xs, ys):
+        _host_only(self.params)
         g, xn, yn, leaves, rebuild, loss = _trace_loss(self.model, self.loss_fn, xs, ys,
                                                         "gradient_step")
         grads = g.gradients(loss, [g.variable(p) for p in self.params])
@@ -242,9 +253,9 @@ def make_predict_step(model, compiled=False):
     def predict(inputs):
         arrays = as_arrays(inputs)
         model.eval()
-        if runner is not None:
-            return runner.run_numpy(*arrays)
         device = _device_of(model.parameters())
+        if runner is not None and device == "cpu":   # compiled plans: the CPU's only so far
+            return runner.run_numpy(*arrays)
         with autograd.no_grad():
             return _outputs_numpy(model(*[Tensor(a).to(device) for a in arrays]))
 

@@ -109,3 +109,4 @@ def test_worker_run_on_a_gpu_gives_the_cpus_numbers(fake_gpu, strategy):
     for cpu_value, gpu_value in zip(*results):
         np.testing.assert_allclose(gpu_value, cpu_value, rtol=1e-6)
     assert fake_gpu and {scope for _, _, scope in fake_gpu} == {"cuda:1"}
+
