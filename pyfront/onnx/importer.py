@@ -957,7 +957,8 @@ def _build_slice(imp, node):
     shape = _array(x).shape if _is_static(x) else x.shape
     for s, e, a, st in zip(starts, ends, axes, steps):
         axis = _norm_axis(int(a), rank)
-        if e == BatchDim(1) and shape[axis] is None and not isinstance(s, BatchDim) and \
+        batch_axis = shape[axis] is None or isinstance(shape[axis], BatchDim)
+        if e == BatchDim(1) and batch_axis and not isinstance(s, BatchDim) and \
                 int(s) == 0 and int(st) == 1:
             continue            # the batch dim up to the batch size (an operand's Shape)
         if isinstance(s, BatchDim) or isinstance(e, BatchDim):
