@@ -266,10 +266,11 @@ class Module:
             yield from m.named_tensors(prefix + key + ".", include_buffers)
 
     def state_dict(self):
-        """{structural name: numpy array} of every parameter and buffer (no copies)."""
+        """{structural name: numpy array} of every parameter and buffer (no copies; host
+        copies of those in GPU memory)."""
         out = {}
         for key, t in self.named_tensors():
-            out[key] = t.numpy()
+            out[key] = t.cpu().numpy()
         return out
 
     def load_state_dict(self, state, strict=True):
@@ -287,10 +288,10 @@ class Module:
             value = np.asarray(state[key])
             if isinstance(t, Parameter) and not t.initialized:
                 t.materialize(value.shape)
-            if t.numpy().shape != value.shape:
+            if tuple(t.shape) != value.shape:
                 raise errors.ShapeError("'%s' has shape %s in the model but %s in the state"
-                                        % (key, t.numpy().shape, value.shape))
-            t.numpy()[...] = value
+                                        % (key, tuple(t.shape), value.shape))
+            t.copy_(value)   # host or GPU memory alike
         for m in self.modules():
             if all(not isinstance(p, Parameter) or p.initialized for p in m._params.values()):
                 m.built = m.built or bool(m._params)

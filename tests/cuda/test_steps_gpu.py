@@ -55,3 +55,27 @@ def test_fit_trains_a_gpu_model_to_the_cpus_weights(fake_gpu, optimizer, jit):
         assert {t.device for t in model.parameters()} == {device}
     for w_cpu, w_gpu in zip(*weights):
         np.testing.assert_allclose(w_gpu, w_cpu, rtol=1e-5, atol=1e-6)
+
+
+def test_model_saved_from_a_gpu_loads_on_the_cpu_and_back(fake_gpu):
+    """state_dict gives host copies of GPU tensors, load_state_dict writes into GPU memory:
+    the model format moves between devices."""
+    pf.random.seed(4)
+    model = nn.Sequential([nn.Dense(5, activation="tanh", in_features=3),
+                           nn.BatchNorm1D(5), nn.Dense(2, in_features=5)])
+    x = np.random.default_rng(5).standard_normal((4, 3)).astype(np.float32)
+    model.eval()
+    want = model(pf.tensor(x)).numpy()
+    model.to("cuda:1")
+    data = pf.save_bytes(model, (None, 3))
+    on_cpu = pf.load_bytes(data)
+    on_cpu.eval()
+    np.testing.assert_allclose(on_cpu(pf.tensor(x)).numpy(), want, rtol=1e-6)
+    pf.random.seed(6)
+    other = nn.Sequential([nn.Dense(5, activation="tanh", in_features=3),
+                           nn.BatchNorm1D(5), nn.Dense(2, in_features=5)])
+    other.to("cuda:1")
+    other.load_state_dict(on_cpu.state_dict())
+    other.eval()
+    assert {t.device for t in other.parameters()} == {"cuda:1"}
+    np.testing.assert_allclose(other(pf.tensor(x).to("cuda:1")).cpu().numpy(), want, rtol=1e-6)
