@@ -258,7 +258,8 @@ class Importer:
             try:
                 outs = builder(self, node)
             except (UnsupportedOnnxError, errors.ShapeError, errors.DTypeError, ValueError,
-                    TypeError) as e:
+                    TypeError, IndexError) as e:
+                # (IndexError: a value of the wrong rank in a damaged or hand-made file)
                 raise UnsupportedOnnxError("ONNX node %r (%s): %s"
                                            % (node.name, node.op_type, e)) from None
             outs = outs if isinstance(outs, (list, tuple)) else [outs]
@@ -440,6 +441,9 @@ def _build_gemm(imp, node):
         x = ops.transpose(x)
     b_name, trans_b = node.input[1], bool(a.get("transB", 0))
     c_name = _input(node, 2)
+    if imp.is_initializer(b_name) and imp.env[b_name].array.ndim != 2:
+        raise UnsupportedOnnxError("Gemm's B must be a matrix, got shape %s"
+                                   % (imp.env[b_name].array.shape,))
     if imp.is_initializer(b_name) and alpha == 1.0:
         kernel = imp.param(b_name, np.transpose if trans_b else None, key="T" if trans_b else None)
         bias = None
@@ -1359,8 +1363,19 @@ def _build_rnn(imp, node):
         x = ops.permute(x, 1, 0, 2)
     w_name, r_name, b_name = node.input[1], node.input[2], _input(node, 3)
     W = imp.static(w_name, "%s weights W" % op_type)
-    imp.static(r_name, "%s weights R" % op_type)
-    gh = W.shape[1]
+    R = imp.static(r_name, "%s weights R" % op_type)
+    hidden = int(a.get("hidden_size", R.shape[-1] if R.ndim else 0))
+    gh = {"LSTM": 4, "GRU": 3, "RNN": 1}[op_type] * hidden      # gates times units
+    expected = {"W": (len(dirs), gh, x.shape[2]), "R": (len(dirs), gh, hidden)}
+    shapes = {"W": W.shape, "R": R.shape}
+    if b_name is not None:
+        expected["B"] = (len(dirs), 2 * gh)
+        shapes["B"] = np.shape(imp.static(b_name, "%s bias B" % op_type))
+    for what, shape in expected.items():
+        if tuple(shapes[what]) != shape:
+            raise UnsupportedOnnxError("%s of a %s %s with hidden_size %d must be %s, got %s"
+                                       % (what, direction, op_type, hidden, shape,
+                                          tuple(shapes[what])))
     if b_name is None:          # no bias in the file: a zero one, trainable like the others
         b_name = w_name + ".bias"
         imp.env.setdefault(b_name, Initializer(b_name, np.zeros((len(dirs), 2 * gh), W.dtype)))

@@ -250,6 +250,68 @@ def test_damaged_files_load_or_fail_with_an_onnx_error(exported):
     assert outcomes["error"] >= 25, outcomes      # every cut is refused
 
 
+def test_weights_of_the_wrong_shape_name_the_node():
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((1, 12, 4), np.float32), "W")   # one direction only
+    r = numpy_helper.from_array(np.ones((2, 12, 3), np.float32), "R")
+    node = helper.make_node("LSTM", ["xt", "W", "R"], ["y"], name="enc", hidden_size=3,
+                            direction="bidirectional")
+    graph = helper.make_graph(
+        [helper.make_node("Transpose", ["x"], ["xt"], perm=[1, 0, 2]), node], "rnn",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 5, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [5, 2, "n", 3])], [w, r])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(pf.onnx.UnsupportedOnnxError,
+                       match=r"'enc' \(LSTM\): W of a bidirectional LSTM with hidden_size 3 must "
+                             r"be \(2, 12, 4\), got \(1, 12, 4\)"):
+        pf.onnx.load(proto.SerializeToString())
+    vector = numpy_helper.from_array(np.ones(4, np.float32), "w")
+    proto = _tiny_model([helper.make_node("Gemm", ["x", "w"], ["y"], name="fc")], [vector])
+    with pytest.raises(pf.onnx.UnsupportedOnnxError,
+                       match=r"'fc' \(Gemm\): Gemm's B must be a matrix, got shape \(4,\)"):
+        pf.onnx.load(proto.SerializeToString())
+
+
+@pytest.mark.parametrize("name", ["recurrent", "separable_cnn"])
+def test_rewired_or_reshaped_graphs_load_or_fail_with_an_onnx_error(name, exported):
+    """Valid protobuf, wrong model: an attribute changed, inputs swapped or rewired, a weight
+    cut short. Each gives a model or an OnnxError naming the node, never another exception."""
+    import copy
+
+    import onnx
+
+    data, shape = exported(name)
+    base = onnx.load_model_from_string(data)
+    rng = np.random.default_rng(len(name))
+    names = [o for n in base.graph.node for o in n.output] + ["input"]
+    for trial in range(30):
+        proto = copy.deepcopy(base)
+        node = proto.graph.node[int(rng.integers(len(proto.graph.node)))]
+        change = trial % 4
+        if change == 0 and node.attribute:
+            attr = node.attribute[int(rng.integers(len(node.attribute)))]
+            if attr.type == onnx.AttributeProto.INT:
+                attr.i += 1
+            elif attr.type == onnx.AttributeProto.INTS and attr.ints:
+                attr.ints[0] += 1
+        elif change == 1 and len(node.input) > 1:
+            node.input[0], node.input[1] = node.input[1], node.input[0]
+        elif change == 2:
+            t = proto.graph.initializer[int(rng.integers(len(proto.graph.initializer)))]
+            array = onnx.numpy_helper.to_array(t)
+            if array.ndim and array.shape[0] > 1:
+                t.CopyFrom(onnx.numpy_helper.from_array(np.ascontiguousarray(array[1:]), t.name))
+        elif node.input:
+            node.input[0] = names[int(rng.integers(len(names)))]
+        try:
+            model = pf.onnx.load(proto.SerializeToString())
+            with pf.no_grad():
+                model(pf.tensor(torch_models.random_input(shape, 2)))
+        except pf.onnx.OnnxError:
+            pass
+
+
 def test_an_opset_before_13_is_converted(ort_run):
     from onnx import helper
 
