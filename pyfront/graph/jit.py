@@ -264,6 +264,7 @@ class JitFunction:
         entry = self._cache.get(key)
         if entry is None:
             try:
+                self._check_host(tensors)
                 with autograd.no_grad():
                     g, syms, outs, rebuild = trace(self.fn, tensors, self.name)
                 entry = _Compiled(g, syms, outs, rebuild, self.name)
@@ -274,6 +275,15 @@ class JitFunction:
                 entry = _EAGER
             self._cache[key] = entry
         return entry
+
+    def _check_host(self, tensors):
+        """Compiled plans run on the CPU only so far: inputs or parameters on a GPU make the
+        signature run eagerly (there), with compiled_for's warning."""
+        params = self.module.parameters() if self.module is not None else ()
+        gpu = sorted({t.device for t in list(tensors) + list(params)} - {"cpu"})
+        if gpu:
+            raise errors.TraceError("tensors on %s, and compiled plans run on the CPU only so far"
+                                    % ", ".join(gpu))
 
     def __call__(self, *args):
         tensors = [_as_tensor(a) for a in args]
