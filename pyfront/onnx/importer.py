@@ -1459,12 +1459,116 @@ def _build_prelu(imp, node):
     return ops.where(ops.less(x, 0.0), x * slope, x)
 
 
+def _channel_vector(imp, name):
+    """A per-channel scale or shift as a graph variable: instance and group norm reshape it
+    before it meets x, and that reshape must be a graph node, not an eager copy."""
+    return imp.graph.variable(imp.param(name)) if imp.is_initializer(name) \
+        else imp.tensor(name)
+
+
 def _build_instance_norm(imp, node):
-    def vec(name):      # graph variables: instance_norm reshapes them before they meet x
-        return imp.graph.variable(imp.param(name)) if imp.is_initializer(name) \
-            else imp.tensor(name)
-    return ops.instance_norm(imp.tensor(node.input[0]), vec(node.input[1]), vec(node.input[2]),
+    return ops.instance_norm(imp.tensor(node.input[0]), _channel_vector(imp, node.input[1]),
+                             _channel_vector(imp, node.input[2]),
                              eps=float(_attr(node, "epsilon", 1e-5)))
+
+
+def _build_group_norm(imp, node):
+    """GroupNormalization, scale and bias one per channel (opset 21's form; onnx.checker
+    refuses opset 18's one per group)."""
+    return ops.group_norm(imp.tensor(node.input[0]), int(_attr(node, "num_groups")),
+                          _channel_vector(imp, node.input[1]),
+                          _channel_vector(imp, node.input[2]),
+                          eps=float(_attr(node, "epsilon", 1e-5)))
+
+
+def _norm_axes(node, x):
+    axis = _norm_axis(int(_attr(node, "axis", -1)), _rank(x))
+    return tuple(range(axis, _rank(x)))
+
+
+def _build_rms_norm(imp, node):
+    x = imp.tensor(node.input[0])
+    mean_square = ops.mean(x * x, _norm_axes(node, x), True)
+    y = x * ops.rsqrt(mean_square + float(_attr(node, "epsilon", 1e-5)))
+    scale = node.input[1]
+    return y * (imp.param(scale) if imp.is_initializer(scale) else imp.tensor(scale))
+
+
+def _build_mean_variance_norm(imp, node):
+    """(x - mean) / (std + 1e-9) over axes (batch and spatial by default), ONNX's own form."""
+    x = imp.tensor(node.input[0])
+    axes = tuple(int(a) for a in _attr(node, "axes", [0, 2, 3]))
+    centred = x - ops.mean(x, axes, True)
+    return centred / (ops.sqrt(ops.mean(centred * centred, axes, True)) + 1e-9)
+
+
+def _build_lrn(imp, node):
+    """Local response normalisation across channels: x / (bias + alpha / size * the sum of
+    squares over `size` neighbouring channels) ** beta."""
+    x = imp.tensor(node.input[0])
+    size = int(_attr(node, "size"))
+    alpha, beta = float(_attr(node, "alpha", 1e-4)), float(_attr(node, "beta", 0.75))
+    bias = float(_attr(node, "bias", 1.0))
+    channels = x.shape[1]
+    pairs = [(0, 0)] * _rank(x)
+    pairs[1] = ((size - 1) // 2, size - 1 - (size - 1) // 2)
+    padded = ops.pad(x * x, pairs)
+    window = None
+    for k in range(size):
+        part = ops.getitem(padded, (slice(None), slice(k, k + channels)))
+        window = part if window is None else window + part
+    return x * ops.pow(ops.affine(window, alpha / size, bias), -beta)
+
+
+def _build_hardmax(imp, node):
+    x = imp.tensor(node.input[0])
+    axis = _norm_axis(int(_attr(node, "axis", -1)), _rank(x))
+    swap = list(range(_rank(x)))                # axis and the last swapped (its own inverse)
+    swap[axis], swap[-1] = swap[-1], swap[axis]
+    moved = ops.permute(x, *swap)
+    return ops.permute(ops.one_hot(ops.argmax(moved, -1), moved.shape[-1], dtype=x.dtype),
+                       *swap)
+
+
+def _build_shrink(imp, node):
+    x = imp.tensor(node.input[0])
+    lambd, bias = float(_attr(node, "lambd", 0.5)), float(_attr(node, "bias", 0.0))
+    return ops.where(ops.less(x, -lambd), x + bias,
+                     ops.where(ops.greater(x, lambd), x - bias, x * 0.0))
+
+
+def _build_thresholded_relu(imp, node):
+    x = imp.tensor(node.input[0])
+    return ops.where(ops.greater(x, float(_attr(node, "alpha", 1.0))), x, x * 0.0)
+
+
+def _build_swish(imp, node):
+    x = imp.tensor(node.input[0])
+    alpha = float(_attr(node, "alpha", 1.0))
+    return ops.silu(x) if alpha == 1.0 else x * ops.sigmoid(x * alpha)
+
+
+def _build_lp_norm(imp, node):
+    x = imp.tensor(node.input[0])
+    p = int(_attr(node, "p", 2))
+    if p not in (1, 2):
+        raise UnsupportedOnnxError("LpNormalization with p=%d (1 or 2 only)" % p)
+    return x / ops.norm(x, p, int(_attr(node, "axis", -1)), True)
+
+
+def _build_mean(imp, node):
+    total = _variadic(ops.add, np.add)(imp, node)
+    count = len([n for n in node.input if n])
+    return total / count if isinstance(total, np.ndarray) else ops.mul(total, 1.0 / count)
+
+
+def _build_cast_like(imp, node):
+    like = imp.env[node.input[1]]
+    dtype = _array(like).dtype if _is_static(like) else like.dtype.np
+    x = imp.env[node.input[0]]
+    if _is_static(x):
+        return np.asarray(_array(x)).astype(dtype)
+    return ops.cast(x, as_dtype(dtype))
 
 
 def _build_tile(imp, node):
@@ -1488,18 +1592,21 @@ def _build_cumsum(imp, node):
 
 
 def _reduce_norm(kind):
-    """ReduceL1/L2/SumSquare/LogSumExp composed from pyfront's ops."""
+    """ReduceL1/L2/SumSquare/LogSumExp/LogSum composed from pyfront's ops."""
     def fn(x, axes, keepdims):
         axes = tuple(range(len(x.shape))) if axes is None else axes
         if kind == "logsumexp":
             return ops.logsumexp(x, axes, keepdims)
+        if kind == "logsum":
+            return ops.log(ops.sum(x, axes, keepdims))
         y = ops.sum(ops.abs(x) if kind == "l1" else x * x, axes, keepdims)
         return ops.sqrt(y) if kind == "l2" else y
     np_fn = {"l1": lambda a, axis, keepdims: np.abs(a).sum(axis=axis, keepdims=keepdims),
              "l2": lambda a, axis, keepdims: np.sqrt((a * a).sum(axis=axis, keepdims=keepdims)),
              "sumsquare": lambda a, axis, keepdims: (a * a).sum(axis=axis, keepdims=keepdims),
              "logsumexp": lambda a, axis, keepdims: np.log(np.exp(a).sum(axis=axis,
-                                                                         keepdims=keepdims))}
+                                                                         keepdims=keepdims)),
+             "logsum": lambda a, axis, keepdims: np.log(a.sum(axis=axis, keepdims=keepdims))}
     return _build_reduce(fn, np_fn[kind])
 
 
@@ -1622,6 +1729,7 @@ BUILDERS = {
     "Mul": _elementwise(ops.mul, np.multiply), "Div": _elementwise(ops.div, _int_div),
     "Pow": _build_pow, "Max": _variadic(ops.maximum, np.maximum),
     "Min": _variadic(ops.minimum, np.minimum), "Sum": _variadic(ops.add, np.add),
+    "Mean": _build_mean, "CastLike": _build_cast_like,
     "Neg": _elementwise(ops.neg, np.negative), "Abs": _elementwise(ops.abs, np.abs),
     "Exp": _elementwise(ops.exp, np.exp), "Log": _elementwise(ops.log, np.log),
     "Sqrt": _elementwise(ops.sqrt, np.sqrt), "Reciprocal": _elementwise(ops.reciprocal,
@@ -1660,6 +1768,10 @@ BUILDERS = {
     "GlobalMaxPool": _build_global_pool(ops.global_max_pool),
     "BatchNormalization": _build_batch_norm, "LayerNormalization": _build_layer_norm,
     "InstanceNormalization": _build_instance_norm, "PRelu": _build_prelu,
+    "GroupNormalization": _build_group_norm, "RMSNormalization": _build_rms_norm,
+    "MeanVarianceNormalization": _build_mean_variance_norm, "LRN": _build_lrn,
+    "LpNormalization": _build_lp_norm, "Hardmax": _build_hardmax, "Shrink": _build_shrink,
+    "ThresholdedRelu": _build_thresholded_relu, "Swish": _build_swish,
     "Softmax": _build_softmax(ops.softmax), "LogSoftmax": _build_softmax(ops.log_softmax),
     "LSTM": _build_rnn, "GRU": _build_rnn, "RNN": _build_rnn,
     # reductions
@@ -1667,7 +1779,8 @@ BUILDERS = {
     "ReduceMax": _build_reduce(ops.max, np.max), "ReduceMin": _build_reduce(ops.min, np.min),
     "ReduceProd": _build_reduce(ops.prod, np.prod), "ReduceL1": _reduce_norm("l1"),
     "ReduceL2": _reduce_norm("l2"), "ReduceSumSquare": _reduce_norm("sumsquare"),
-    "ReduceLogSumExp": _reduce_norm("logsumexp"), "CumSum": _build_cumsum,
+    "ReduceLogSumExp": _reduce_norm("logsumexp"), "ReduceLogSum": _reduce_norm("logsum"),
+    "CumSum": _build_cumsum,
     "ArgMax": _build_arg(ops.argmax), "ArgMin": _build_arg(ops.argmin),
     # shapes and constants
     "Reshape": _build_reshape, "Flatten": _build_flatten, "Shape": _build_shape,

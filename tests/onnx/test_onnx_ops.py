@@ -170,9 +170,16 @@ IMPORTED_OPS = {
     "ReduceMean": ({"keepdims": 0}, ["any"]), "ReduceMax": ({}, ["any"]),
     "ReduceL1": ({}, ["any"]), "ReduceL2": ({}, ["any"]), "ReduceSumSquare": ({}, ["any"]),
     "ReduceLogSumExp": ({}, ["any"]), "PRelu": ({}, ["any", "positive"]),
+    "ReduceLogSum": ({"keepdims": 0}, ["positive"]), "Mean": ({}, ["any", "any", "any"]),
+    "ThresholdedRelu": ({"alpha": 0.4}, ["any"]),
+    "Shrink": ({"lambd": 0.7, "bias": 0.2}, ["any"]),
+    "Hardmax": ({"axis": 1}, ["small_ints"]),                 # ties: the first one wins
+    "LpNormalization": ({"axis": 1, "p": 1}, ["any"]), "Swish": ({"alpha": 1.7}, ["any"]),
 }
 OUTPUT_SHAPES = {"ReduceMean": ["n"], "ReduceMax": [1, 1], "ReduceL1": [1, 1],
-                 "ReduceL2": [1, 1], "ReduceSumSquare": [1, 1], "ReduceLogSumExp": [1, 1]}
+                 "ReduceL2": [1, 1], "ReduceSumSquare": [1, 1], "ReduceLogSumExp": [1, 1],
+                 "ReduceLogSum": []}
+OPSETS = {"Gelu": 20, "Swish": 24}
 
 
 def _single_op_model(op_type, attrs, n_inputs, opset):
@@ -191,7 +198,7 @@ def _single_op_model(op_type, attrs, n_inputs, opset):
 @pytest.mark.parametrize("op_type", sorted(IMPORTED_OPS))
 def test_onnx_operator_imports_and_matches_onnxruntime(op_type, ort_run):
     attrs, kinds = IMPORTED_OPS[op_type]
-    opset = 20 if op_type == "Gelu" else 18
+    opset = OPSETS.get(op_type, 18)
     data = _single_op_model(op_type, attrs, len(kinds), opset).SerializeToString()
     model = pf.onnx.load(data)
     rng = np.random.default_rng(len(op_type))
@@ -202,6 +209,60 @@ def test_onnx_operator_imports_and_matches_onnxruntime(op_type, ort_run):
         theirs = ort_run(data, *xs)[0]
         assert ours.shape == theirs.shape
         np.testing.assert_allclose(ours, theirs, rtol=2e-5, atol=2e-6)
+
+
+def _normalization_model(op_type, attrs, extra, opset):
+    from onnx import TensorProto, helper, numpy_helper
+
+    names = ["x"] + [n for n, _ in extra]
+    graph = helper.make_graph(
+        [helper.make_node(op_type, names, ["y"], **attrs)], op_type,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 6, 3, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 6, 3, 4])],
+        [numpy_helper.from_array(a, n) for n, a in extra])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+_rng = np.random.default_rng(3)
+NORMALIZATIONS = {      # name: (op type, attributes, initializers, opset)
+    "group_norm_per_channel": ("GroupNormalization", {"num_groups": 3, "epsilon": 1e-3},
+                               [("scale", _rng.uniform(0.5, 2, 6).astype(np.float32)),
+                                ("bias", _rng.standard_normal(6).astype(np.float32))], 21),
+    "rms_norm_last_two": ("RMSNormalization", {"axis": -2},
+                          [("scale", _rng.uniform(0.5, 2, (3, 4)).astype(np.float32))], 23),
+    "mean_variance_norm": ("MeanVarianceNormalization", {}, [], 13),
+    "lrn_odd": ("LRN", {"size": 3, "alpha": 0.5, "beta": 0.75, "bias": 2.0}, [], 13),
+    "lrn_five": ("LRN", {"size": 5, "alpha": 1e-2}, [], 13),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NORMALIZATIONS))
+def test_onnx_normalization_imports_and_matches_onnxruntime(name, ort_run):
+    op_type, attrs, extra, opset = NORMALIZATIONS[name]
+    data = _normalization_model(op_type, attrs, extra, opset).SerializeToString()
+    model = pf.onnx.load(data)
+    for batch in (1, 3):
+        x = np.random.default_rng(batch).standard_normal((batch, 6, 3, 4)).astype(np.float32)
+        with pf.no_grad():
+            ours = model(pf.tensor(x)).numpy()
+        np.testing.assert_allclose(ours, ort_run(data, x)[0], rtol=1e-5, atol=2e-5)
+
+
+def test_cast_like_takes_the_dtype_of_its_second_input(ort_run):
+    from onnx import TensorProto, helper, numpy_helper
+
+    like = numpy_helper.from_array(np.zeros(1, np.int32), "like")
+    graph = helper.make_graph(
+        [helper.make_node("CastLike", ["x", "like"], ["y"])], "c",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 6])],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, ["n", 6])], [like])
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)]) \
+        .SerializeToString()
+    x = (np.random.default_rng(0).standard_normal((4, 6)) * 5).astype(np.float32)
+    with pf.no_grad():
+        ours = pf.onnx.load(data)(pf.tensor(x)).numpy()
+    assert ours.dtype == np.int32
+    np.testing.assert_array_equal(ours, ort_run(data, x)[0])
 
 
 def test_every_import_table_entry_is_an_onnx_operator():
