@@ -404,9 +404,17 @@ def _emit_remainder(e, node, ins):
 
 
 def _emit_floor_divide(e, node, ins):
-    if not _spec(node).dtype.is_float:
-        raise UnsupportedOnnxError("integer floor division (ONNX's Div truncates)")
-    return e.node("Floor", [e.node("Div", ins)])
+    dtype = _spec(node).dtype
+    if dtype.is_float:
+        return e.node("Floor", [e.node("Div", ins)])
+    # ONNX's integer Div truncates: one less where the remainder is non-zero and its sign
+    # (the dividend's, fmod) differs from the divisor's
+    zero = e.scalar(0, dtype)
+    rest = e.node("Mod", ins, fmod=1)
+    off = e.node("And", [e.node("Not", [e.node("Equal", [rest, zero])]),
+                         e.node("Xor", [e.node("Less", [rest, zero]),
+                                        e.node("Less", [ins[1], zero])])])
+    return e.node("Sub", [e.node("Div", ins), e.node("Cast", [off], to=_onnx_dtype(dtype))])
 
 
 _PAD_MODES = {"constant": "constant", "reflect": "reflect", "replicate": "edge",

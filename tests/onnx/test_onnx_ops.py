@@ -48,6 +48,9 @@ EXPORTED_OPS = {
     "clip": (lambda x: pf.clip(x, -1.0, 0.5), ["any"]),
     "fmod": (pf.fmod, ["any", "positive"]), "remainder": (pf.remainder, ["any", "positive"]),
     "floor_divide": (pf.floor_divide, ["any", "positive"]),
+    "floor_divide_int64": (lambda a, b: pf.cast(pf.floor_divide(
+        pf.cast(a * 4.0, "int64"), pf.cast(pf.where(pf.equal(pf.round(b), 0.0), 3.0, b * 2.0),
+                                           "int64")), "float32"), ["any", "any"]),
     "maximum": (pf.maximum, ["any", "any"]), "where": (
         lambda a, b: pf.where(pf.greater(a, b), a * 2.0, b), ["any", "any"]),
     "not_equal_cast": (lambda a, b: pf.cast(pf.not_equal(pf.round(a), pf.round(b)), "float32"),
