@@ -190,6 +190,20 @@ def test_cuda_kernel_table_is_the_c_tables_names():
     assert lib.pf_cuda_kernel_lookup(b"no_such_kernel") == -1
 
 
+def test_every_c_kernel_has_a_cuda_twin():
+    """Every op the CPU library runs exists on the GPU: a kernel added to the C table needs its
+    twin in native/cuda (same name, same arguments) before GPU tensors can take that op."""
+    from pyfront.backend import cpu
+
+    ffi, lib = _load_library()
+    names = {ffi.string(lib.pf_cuda_kernel_name(i)).decode()
+             for i in range(lib.pf_cuda_kernel_count())}
+    c_names = {cpu.ffi.string(cpu.lib.pf_kernel_name(i)).decode()
+               for i in range(cpu.lib.pf_kernel_count())} - set(cpu._registered)   # users' own
+    assert not sorted(c_names - names), "C kernels without a CUDA twin: %s" % sorted(
+        c_names - names)
+
+
 def test_library_reports_a_missing_driver_or_device_as_a_status():
     ffi, lib = _load_library()
     count = ffi.new("int *")
