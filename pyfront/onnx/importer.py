@@ -1571,6 +1571,22 @@ def _build_cast_like(imp, node):
     return ops.cast(x, as_dtype(dtype))
 
 
+def _build_one_hot(imp, node):
+    """OneHot by comparing each index with 0..depth-1: negative indices count from the end,
+    any other index out of range is a row of off values, as ONNX says."""
+    depth = int(np.asarray(imp.static(node.input[1], "OneHot's depth")).reshape(-1)[0])
+    off, on = np.asarray(imp.static(node.input[2], "OneHot's values")).reshape(-1)[:2]
+    idx = ops.cast(imp.tensor(node.input[0]), "int64")
+    idx = ops.where(ops.less(idx, 0), idx + depth, idx)
+    hot = ops.equal(ops.expand_dims(idx, -1), np.arange(depth, dtype=np.int64))
+    y = ops.where(hot, np.asarray(on), np.asarray(off))
+    axis = _norm_axis(int(_attr(node, "axis", -1)), _rank(y))
+    if axis != _rank(y) - 1:
+        order = list(range(_rank(y) - 1))
+        y = ops.permute(y, *(order[:axis] + [_rank(y) - 1] + order[axis:]))
+    return y
+
+
 def _build_tile(imp, node):
     reps = [int(r) for r in np.asarray(imp.static(node.input[1], "Tile repeats")).reshape(-1)]
     x = imp.env[node.input[0]]
@@ -1787,7 +1803,7 @@ BUILDERS = {
     "Transpose": _build_transpose, "Squeeze": _build_squeeze, "Unsqueeze": _build_unsqueeze,
     "Concat": _build_concat, "Gather": _build_gather, "Slice": _build_slice,
     "Pad": _build_pad, "GatherElements": _build_gather_elements, "Trilu": _build_trilu,
-    "Tile": _build_tile, "TopK": _build_topk, "ScatterElements": _build_scatter_elements,
+    "Tile": _build_tile, "TopK": _build_topk, "OneHot": _build_one_hot, "ScatterElements": _build_scatter_elements,
     "DepthToSpace": _build_depth_to_space, "SpaceToDepth": _build_depth_to_space,
     "Einsum": _build_einsum,
     "Split": _build_split, "Cast": _build_cast, "Constant": _build_constant,

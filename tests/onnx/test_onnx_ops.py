@@ -251,6 +251,25 @@ def test_onnx_normalization_imports_and_matches_onnxruntime(name, ort_run):
         np.testing.assert_allclose(ours, ort_run(data, x)[0], rtol=1e-5, atol=2e-5)
 
 
+@pytest.mark.parametrize("axis", [-1, 1])
+def test_onnx_one_hot_with_negative_and_out_of_range_indices(axis, ort_run):
+    from onnx import TensorProto, helper, numpy_helper
+
+    inits = [numpy_helper.from_array(np.array(5, np.int64), "depth"),
+             numpy_helper.from_array(np.array([-1.0, 3.0], np.float32), "values")]
+    out = ["n", 5, 4] if axis == 1 else ["n", 4, 5]
+    graph = helper.make_graph(
+        [helper.make_node("OneHot", ["i", "depth", "values"], ["y"], axis=axis)], "o",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, ["n", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, out)], inits)
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]) \
+        .SerializeToString()
+    i = np.array([[0, 4, -1, -5], [7, -6, 2, 3], [1, 1, 0, -2]], np.int64)   # 7, -6: outside
+    with pf.no_grad():
+        ours = pf.onnx.load(data)(pf.tensor(i)).numpy()
+    np.testing.assert_array_equal(ours, ort_run(data, i)[0])
+
+
 def test_cast_like_takes_the_dtype_of_its_second_input(ort_run):
     from onnx import TensorProto, helper, numpy_helper
 
@@ -679,6 +698,8 @@ TORCH_LAYERS = {
     "einsum_sum_and_permute": lambda nn, F: _Lambda(lambda x: torch_einsum("nchw->nwc", x)),
     "topk": lambda nn, F: _Lambda(lambda x: x.flatten(1).topk(4, dim=1).values),
     "sort_indices": lambda nn, F: _Lambda(lambda x: x.sort(dim=-1).indices.float() * x),
+    "one_hot": lambda nn, F: _Lambda(lambda x: F.one_hot(x.argmax(1), 4).float()
+                                     .permute(0, 3, 1, 2) * x),
     "scatter_add_into_zeros": lambda nn, F: _Lambda(
         lambda x: x.new_zeros(x.shape).scatter_add(1, x.argsort(1), x * 2)),
 }
