@@ -7,6 +7,7 @@ DeviceError repeats. Kernels run on CuPy's current stream, asynchronously: error
 data shows (an index out of range) surface at synchronize() (or after every kernel with
 PYFRONT_DEBUG=1), naming the kernel.
 """
+import contextlib
 import importlib.util
 import os
 import re
@@ -224,8 +225,14 @@ def device_of(array):
 def device_scope(device):
     """A context in which device ("cuda:N") is CuPy's and the CUDA runtime's current device:
     eager ops on its tensors allocate their outputs and run their kernels (and cuBLAS, whose
-    handles are per device) there."""
-    return require("running an op on %s" % device)["cupy"].cuda.Device(parse_device(device)[1])
+    handles are per device) there. With one GPU there is nothing to switch."""
+    state = require("running an op on %s" % device)
+    if state["count"] == 1:
+        return _ONE_DEVICE
+    return state["cupy"].cuda.Device(parse_device(device)[1])
+
+
+_ONE_DEVICE = contextlib.nullcontext()
 
 
 def array_to(array, spec):

@@ -74,7 +74,11 @@ class Optimizer:
         st = self.state.get(id(p))
         if st is None:
             arr = p._array()
-            st = {name: np.zeros_like(arr) for name in self.state_names}   # CuPy's for CuPy
+            if type(arr) is np.ndarray:
+                st = {name: np.zeros_like(arr) for name in self.state_names}
+            else:   # CuPy's zeros_like, on the parameter's device
+                with cuda.device_scope(p.device):
+                    st = {name: np.zeros_like(arr) for name in self.state_names}
             self.state[id(p)] = st
         return st
 

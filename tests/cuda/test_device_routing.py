@@ -6,6 +6,8 @@ host views (so its numbers can be compared with the CPU's). An op meeting tensor
 GPU, so every constant made in host memory and meeting a GPU tensor (an avg_pool ceil_mode
 ratio, an RNN's absent biases, diag's zero, index arrays...) fails these tests.
 """
+import types
+
 import numpy as np
 import pytest
 
@@ -115,3 +117,13 @@ def test_ops_on_the_second_gpu_run_in_its_device_scope(fake_gpu):
     assert y.device == "cuda:1"
     np.testing.assert_allclose(_host(y), (a * 2) @ a.T)
     _check(fake_gpu, "cuda:1")
+
+
+def test_device_scope_switches_devices_only_among_several_gpus(monkeypatch):
+    from pyfront.backend import cuda
+
+    fake_cupy = types.SimpleNamespace(cuda=types.SimpleNamespace(Device=lambda i: ("device", i)))
+    monkeypatch.setattr(cuda, "_probe", lambda: {"reason": None, "count": 1, "cupy": fake_cupy})
+    assert cuda.device_scope("cuda:0") is cuda._ONE_DEVICE
+    monkeypatch.setattr(cuda, "_probe", lambda: {"reason": None, "count": 2, "cupy": fake_cupy})
+    assert cuda.device_scope("cuda:1") == ("device", 1)
