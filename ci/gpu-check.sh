@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # ci/gpu-check.sh -- verify pyfront's CUDA backend on a machine with one NVIDIA GPU, in a few
 # minutes and without network: the GPU tests (tests/cuda: every CUDA kernel against the CPU
-# backend with NaN-poisoned outputs, digits training, CUDA-graph replay bit for bit, errors
-# naming the kernel) and the GPU benchmark (benchmarks/bench_cuda.py, against PyTorch CUDA).
+# backend with NaN-poisoned outputs, the registry-wide op contract on the GPU, digits training,
+# CUDA-graph replay bit for bit, errors naming the kernel) and the GPU benchmark
+# (benchmarks/bench_cuda.py, against PyTorch CUDA).
 #
 # Results go to $OUT when it is set (else ./gpu-check-out): junit-cuda.xml, pytest.txt,
 # bench_cuda.json, bench.txt, environment.txt. Exit status: pytest's (0 when all passed).
