@@ -39,7 +39,9 @@ class Embedding(Module):
                 not indices.shape or indices.shape[-1] != self.input_length):
             raise errors.ShapeError("%s: expected indices of shape (..., %d) (input_length), got %s"
                                     % (self.name, self.input_length, fmt_shape(indices.shape)))
-        if not indices.symbolic and indices.size:
+        # checked here on the host; a GPU's take kernel checks them on the device (reported
+        # by pf.cuda.synchronize, naming the kernel) without a copy back
+        if not indices.symbolic and indices.size and indices.device == "cpu":
             values = indices.numpy()
             bad = (values < 0) | (values >= self.input_dim)
             if bad.any():

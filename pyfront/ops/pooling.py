@@ -367,7 +367,8 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=N
         lo = np.minimum(np.floor(src).astype(np.int64), n - 1)
         hi = np.minimum(lo + 1, n - 1)
         frac = (src - lo).reshape((-1,) + (1,) * (nd - 1 - d)).astype(x.dtype.np)
-        y = take(y, lo, axis) * as_operand(1.0 - frac) + take(y, hi, axis) * as_operand(frac)
+        y = take(y, lo, axis) * core.constant_like(1.0 - frac, x) + \
+            take(y, hi, axis) * core.constant_like(frac, x)
     return y
 
 
