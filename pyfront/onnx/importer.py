@@ -1587,6 +1587,53 @@ def _build_one_hot(imp, node):
     return y
 
 
+def _build_gather_nd(imp, node):
+    """GatherND (batch_dims 0) as one take along a flattened axis: the last axis of the
+    indices addresses the data's first q dims, turned into one linear index."""
+    if int(_attr(node, "batch_dims", 0)):
+        raise UnsupportedOnnxError("GatherND with batch_dims=%d" % _attr(node, "batch_dims"))
+    data = imp.tensor(node.input[0])
+    idx = ops.cast(imp.tensor(node.input[1]), "int64")
+    q = idx.shape[-1]
+    if q is None or None in tuple(data.shape[1:q]):
+        raise UnsupportedOnnxError("GatherND of data %s by indices %s (the addressed dims "
+                                   "after the first must be known)" % (data.shape, idx.shape))
+    linear = None
+    for j in range(q):
+        part = ops.getitem(idx, (Ellipsis, j))
+        if data.shape[j] is not None:         # negative positions count from the end
+            part = ops.where(ops.less(part, 0), part + data.shape[j], part)
+        part = part * math.prod(data.shape[j + 1:q])
+        linear = part if linear is None else linear + part
+    flat = ops.reshape(data, (-1,) + tuple(data.shape[q:]))
+    return ops.take(flat, linear, 0)
+
+
+def _build_size(imp, node):
+    x = imp.env[node.input[0]]
+    dims = np.shape(_array(x)) if _is_static(x) else \
+        [_from_probe(d) for d in imp.probe_shape(x)]
+    size = 1
+    for d in dims:
+        size = d * size
+    return np.asarray(size, dtype=object if isinstance(size, BatchDim) else np.int64)
+
+
+def _build_eye_like(imp, node):
+    from onnx import helper
+
+    shape = imp.env[node.input[0]]
+    shape = np.shape(_array(shape)) if _is_static(shape) else tuple(shape.shape)
+    if len(shape) != 2 or None in shape:
+        raise UnsupportedOnnxError("EyeLike of a %s input (a matrix of known size only)"
+                                   % (shape,))
+    to = _attr(node, "dtype")
+    dtype = np.dtype(helper.tensor_dtype_to_np_dtype(int(to))) if to is not None else \
+        (_array(imp.env[node.input[0]]).dtype if _is_static(imp.env[node.input[0]])
+         else imp.env[node.input[0]].dtype.np)
+    return np.eye(shape[0], shape[1], int(_attr(node, "k", 0)), dtype=dtype)
+
+
 def _build_tile(imp, node):
     reps = [int(r) for r in np.asarray(imp.static(node.input[1], "Tile repeats")).reshape(-1)]
     x = imp.env[node.input[0]]
@@ -1803,7 +1850,8 @@ BUILDERS = {
     "Transpose": _build_transpose, "Squeeze": _build_squeeze, "Unsqueeze": _build_unsqueeze,
     "Concat": _build_concat, "Gather": _build_gather, "Slice": _build_slice,
     "Pad": _build_pad, "GatherElements": _build_gather_elements, "Trilu": _build_trilu,
-    "Tile": _build_tile, "TopK": _build_topk, "OneHot": _build_one_hot, "ScatterElements": _build_scatter_elements,
+    "Tile": _build_tile, "TopK": _build_topk, "OneHot": _build_one_hot,
+    "GatherND": _build_gather_nd, "Size": _build_size, "EyeLike": _build_eye_like, "ScatterElements": _build_scatter_elements,
     "DepthToSpace": _build_depth_to_space, "SpaceToDepth": _build_depth_to_space,
     "Einsum": _build_einsum,
     "Split": _build_split, "Cast": _build_cast, "Constant": _build_constant,

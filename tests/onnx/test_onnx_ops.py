@@ -270,6 +270,44 @@ def test_onnx_one_hot_with_negative_and_out_of_range_indices(axis, ort_run):
     np.testing.assert_array_equal(ours, ort_run(data, i)[0])
 
 
+def _graph_model(nodes, inputs, output, inits=(), opset=17):
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info(n, t, s) for n, t, s in inputs],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, output)], list(inits))
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]) \
+        .SerializeToString()
+
+
+def test_onnx_gather_nd_size_and_eye_like_import(ort_run):
+    from onnx import TensorProto, helper, numpy_helper
+
+    f = TensorProto.FLOAT
+    rng = np.random.default_rng(4)
+    # GatherND: rows of (batch, 4) positions, a negative one among them
+    where = numpy_helper.from_array(np.array([[0, 1], [1, -1], [0, 3]], np.int64), "where")
+    gather = _graph_model([helper.make_node("GatherND", ["x", "where"], ["y"])],
+                          [("x", f, ["n", 4, 5])], [3, 5], [where])
+    # the Size of a weight scales x @ w; EyeLike of the weight shifts it
+    w = numpy_helper.from_array(rng.standard_normal((5, 6)).astype(np.float32), "w")
+    sized = _graph_model([
+        helper.make_node("Size", ["w"], ["count"]),
+        helper.make_node("Cast", ["count"], ["countf"], to=f),
+        helper.make_node("MatMul", ["x", "w"], ["xw"]),
+        helper.make_node("EyeLike", ["w"], ["eye"], k=1),
+        helper.make_node("Add", ["xw", "eye"], ["shifted"]),
+        helper.make_node("Div", ["shifted", "countf"], ["y"])],
+        [("x", f, ["n", 5, 5])], ["n", 5, 6], [w])
+    for data, shape in ((gather, (4, 5)), (sized, (5, 5))):
+        model = pf.onnx.load(data)
+        for batch in (2, 3):
+            x = rng.standard_normal((batch,) + shape).astype(np.float32)
+            with pf.no_grad():
+                ours = model(pf.tensor(x)).numpy()
+            np.testing.assert_allclose(ours, ort_run(data, x)[0], rtol=1e-5, atol=1e-6)
+
+
 def test_cast_like_takes_the_dtype_of_its_second_input(ort_run):
     from onnx import TensorProto, helper, numpy_helper
 
