@@ -12,7 +12,7 @@
  * column sums for the biases. The running dh (dc) lives in the dh0 (dc0) output.
  *
  * The reserve (N, T*R + 1), R = rnn.c's (width*H + F + 1), is read here as N*T rows of R values,
- * row n*T + t for step t of sequence n (its last N values are unused):
+ * row n*T + t for step t of sequence n (the values it leaves unused are zeroed):
  *   LSTM        [i f g o (activated) | h_prev | c_prev]     6H values
  *   GRU         [r z n (activated) | h U_n + rb_n | h_prev]  5H values
  *   SimpleRNN   [h (activated) | h_prev]                    2H values
@@ -295,6 +295,17 @@ static int forward_typed(const rnn_geom &g, int dtype, const T *x, const T *W, c
     const int64_t N = g.N, Tn = g.T, H = g.H, GH = g.GH;
     int64_t t0 = g.reverse ? Tn - 1 : 0, dir = g.reverse ? -1 : 1;
     if (N == 0) return PF_OK;
+    /* the reserve values this layout leaves unused are zeroed, so that every output value is
+     * defined (PYFRONT_DEBUG checks whole outputs for NaN) */
+    const int64_t used = kind_width(g.kind) * H;
+    cudaError_t e = cudaSuccess;
+    if (Tn > 0)
+        e = cudaMemset2DAsync(res + used, (size_t)g.R * sizeof(T), 0,
+                              (size_t)(g.R - used) * sizeof(T), (size_t)(N * Tn), pf_stream());
+    if (e == cudaSuccess)
+        e = cudaMemsetAsync(res + N * Tn * g.R, 0, (size_t)N * sizeof(T), pf_stream());
+    PF_CHECK(e == cudaSuccess, PF_ERR_INTERNAL, "clearing the reserve: %s",
+             cudaGetErrorString(e));
     init_state_kernel<T><<<pf_blocks(N * H), PF_THREADS, 0, pf_stream()>>>(g, t0, h0, c0, res,
                                                                            hT, cT);
     PF_TRY(PF_LAUNCHED());
