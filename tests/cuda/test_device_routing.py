@@ -1,10 +1,11 @@
 """Constants an op makes itself follow its tensors' device, checked without a GPU.
 
 The CUDA backend is replaced by a stand-in (conftest's fake_gpu): "GPU memory" is a numpy
-subclass that says which device it is on, and an op whose inputs are on a GPU runs on their
-host views (so its numbers can be compared with the CPU's). An op meeting tensors of two devices is refused as on a real
-GPU, so every constant made in host memory and meeting a GPU tensor (an avg_pool ceil_mode
-ratio, an RNN's absent biases, diag's zero, index arrays...) fails these tests.
+subclass that says which device it is on, and the CUDA backend's eager path runs the CPU
+kernels on it (so its numbers can be compared with the CPU's). An op meeting tensors of two
+devices is refused as on a real GPU, so every constant made in host memory and meeting a GPU
+tensor (an avg_pool ceil_mode ratio, an RNN's absent biases, diag's zero, index arrays...)
+fails these tests.
 """
 import types
 

@@ -65,3 +65,37 @@ def test_gpu_state_checkpoints_as_host_arrays_and_loads_back(fake_gpu):
         loaded = fresh.state_for(params[int(i)])[name]
         assert type(loaded).__name__ == "_Gpu1"
         np.testing.assert_array_equal(loaded.view(np.ndarray), arr)
+
+
+def test_checkpoint_of_a_gpu_model_and_optimizer_resumes_on_the_gpu(fake_gpu, tmp_path):
+    """save_checkpoint takes host copies of GPU weights and optimizer state; loading it into a
+    GPU model and optimizer writes them back to the GPU, and training resumes to the same
+    weights as uninterrupted training."""
+    from pyfront import nn
+
+    rng = np.random.default_rng(7)
+    x, y = rng.standard_normal((8, 4)).astype(np.float32), rng.integers(0, 3, 8)
+
+    def make():
+        pf.random.seed(3)
+        model = nn.Sequential([nn.Dense(3, in_features=4)]).to("cuda:1")
+        return model, pf.optim.Adam(model.parameters(), lr=0.05)
+
+    def train(model, opt, steps):
+        for _ in range(steps):
+            opt.zero_grad()
+            pf.cross_entropy(model(pf.tensor(x).to("cuda:1")), pf.tensor(y).to("cuda:1")).backward()
+            opt.step()
+
+    model, opt = make()
+    train(model, opt, 4)
+    want = [p.cpu().numpy() for p in model.parameters()]
+    model, opt = make()
+    train(model, opt, 2)
+    pf.save_checkpoint(tmp_path / "ck.pf", model, opt)
+    model, opt = make()
+    pf.load_checkpoint(tmp_path / "ck.pf", model, opt)
+    assert {p.device for p in model.parameters()} == {"cuda:1"}
+    train(model, opt, 2)
+    for got, w in zip(model.parameters(), want):
+        np.testing.assert_allclose(got.cpu().numpy(), w, rtol=1e-6)
