@@ -10,8 +10,8 @@ import pyfront as pf
 from pyfront import errors, nn
 from pyfront.backend import cuda
 
-worker = pytest.importorskip("pyfront.spark.worker", reason="pyspark (the [spark] extra) is "
-                             "not installed")
+pytest.importorskip("pyspark", reason="pyspark (the [spark] extra) is not installed")
+from pyfront.spark import worker  # noqa: E402
 
 
 def _task(*addresses):
