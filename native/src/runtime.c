@@ -474,16 +474,150 @@ static int check_blas_dims(int64_t m, int64_t n, int64_t k, int64_t lda, int64_t
     return PF_OK;
 }
 
+/* Products of a few rows, C = alpha * A @ B + beta * C with A (m, k) and B (k, n) untransposed:
+ * a blocked GEMV. B (the weights of a dense layer) is read once, straight from where it lies,
+ * SMALL_KGROUP whole rows at a time (as many streams as the hardware prefetchers follow well),
+ * while the m rows' partial sums wait in a buffer in L1; a BLAS sgemm packs all of B first (a
+ * second pass over it plus a write), which is what makes inference on 2-8 samples slow there.
+ * Each output sums k = 0, 1, ... in order with one fused multiply-add per term, whatever m is,
+ * so a row's result does not depend on the rows it is computed with: a sample gives the same
+ * bits alone or in a batch of up to SMALL_M_MAX. */
+#define SMALL_M_MAX 8
+#define SMALL_KGROUP 8
+#define SMALL_PANEL 512   /* columns a pass over B covers: their partial sums fit in L1 */
+#define SMALL_PART_LD (SMALL_PANEL + 16)   /* a row of partial sums, with room for the shift */
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define SMALL_AVX512 __attribute__((target("avx512f")))
+
+/* small_rows_R: R rows of A times columns [0, n) of B, n <= SMALL_PANEL. The partial sums of
+ * row r sit in part[r * SMALL_PART_LD ...]. In registers each value is its own variable, spelled
+ * out by the repeaters (SMALL_R: the rows r, SMALL_J: the rows j of a group of B): acc<r>, the
+ * partial sums, and x<r>_<j>, A's elements broadcast once per group (kept in arrays, gcc
+ * stores them on every step; broadcast inside the loop, they cost a load per multiply-add). */
+#define SMALL_R1(M, j) M(0, j)
+#define SMALL_R2(M, j) SMALL_R1(M, j) M(1, j)
+#define SMALL_R3(M, j) SMALL_R2(M, j) M(2, j)
+#define SMALL_R4(M, j) SMALL_R3(M, j) M(3, j)
+#define SMALL_R5(M, j) SMALL_R4(M, j) M(4, j)
+#define SMALL_R6(M, j) SMALL_R5(M, j) M(5, j)
+#define SMALL_R7(M, j) SMALL_R6(M, j) M(6, j)
+#define SMALL_R8(M, j) SMALL_R7(M, j) M(7, j)
+#define SMALL_J(M, R) M(0, R) M(1, R) M(2, R) M(3, R) M(4, R) M(5, R) M(6, R) M(7, R)
+#define SMALL_X(r, j) __m512 x##r##_##j = _mm512_set1_ps(a[r * lda + p + j]);
+#define SMALL_XS(j, R) SMALL_R##R(SMALL_X, j)
+#define SMALL_NO_XS(j, R)
+#define SMALL_FMA(r, j) acc##r = _mm512_fmadd_ps(x##r##_##j, w, acc##r);
+#define SMALL_FMA_MEM(r, j) acc##r = _mm512_fmadd_ps(_mm512_set1_ps(a[r * lda + p + j]), w, acc##r);
+#define SMALL_STEP(j, R, FMA) {                                                                \
+        __m512 w = _mm512_maskz_loadu_ps(mask, b + (p + j) * ldb + 16 * v);                    \
+        SMALL_R##R(FMA, j)                                                                     \
+    }
+#define SMALL_STEPS(j, R) SMALL_STEP(j, R, SMALL_FMA)
+#define SMALL_STEPS_MEM(j, R) SMALL_STEP(j, R, SMALL_FMA_MEM)
+#define SMALL_FMA1(r, j) acc##r = _mm512_fmadd_ps(_mm512_set1_ps(a[r * lda + q]), w, acc##r);
+#define SMALL_LOAD(r, j) __m512 acc##r = p == 0 ? _mm512_setzero_ps()                          \
+                                                : _mm512_load_ps(part + r * SMALL_PART_LD + 16 * v);
+#define SMALL_STORE(r, j) _mm512_store_ps(part + r * SMALL_PART_LD + 16 * v, acc##r);
+#define SMALL_OUT(r, j) {                                                                      \
+        __m512 y = _mm512_load_ps(part + r * SMALL_PART_LD + 16 * v);                            \
+        if (alpha != 1) y = _mm512_mul_ps(_mm512_set1_ps(alpha), y);                           \
+        if (beta != 0) /* beta == 0 never reads C: it may hold stale NaNs */                   \
+            y = _mm512_fmadd_ps(_mm512_set1_ps(beta),                                          \
+                                _mm512_maskz_loadu_ps(mask, c + r * ldc + 16 * v), y);         \
+        _mm512_mask_storeu_ps(c + r * ldc + 16 * v, mask, y);                                  \
+    }
+
+/* XS: SMALL_XS broadcasts A's elements once per group of B's rows, for few rows (R <= 3);
+ * with more, the 8 * R broadcasts would not fit in registers, and STEPS (SMALL_STEPS_MEM)
+ * broadcasts each from memory in its multiply-add instead (the product is compute-bound then) */
+#define SMALL_ROWS_FN(R, XS, STEPS)                                                            \
+    static SMALL_AVX512 void small_rows_##R(int64_t n, int64_t k, float alpha, const float *a, \
+                                            int64_t lda, const float *b, int64_t ldb,         \
+                                            float beta, float *c, int64_t ldc, float *part) { \
+        /* B's rows are read with 64-byte aligned loads where they all share one alignment:   \
+           the vectors start `shift` columns before column 0, lanes outside [0, n) masked */  \
+        int shift = ldb % 16 == 0 ? (int)((uintptr_t)b % 64 / sizeof(float)) : 0;             \
+        b -= shift;                                                                            \
+        c -= shift;                                                                            \
+        int64_t nv = (n + shift + 15) / 16;                                                    \
+        __mmask16 head = (__mmask16)(0xFFFFu << shift);                                        \
+        __mmask16 tail = (__mmask16)(0xFFFFu >> (16 * nv - n - shift));                        \
+        int64_t p = 0;                                                                         \
+        for (; p + SMALL_KGROUP <= k; p += SMALL_KGROUP) {                                     \
+            SMALL_J(XS, R)                                                                     \
+            for (int64_t v = 0; v < nv; v++) {                                                 \
+                __mmask16 mask = (v == 0 ? head : 0xFFFF) & (v == nv - 1 ? tail : 0xFFFF);     \
+                SMALL_R##R(SMALL_LOAD, 0)                                                      \
+                SMALL_J(STEPS, R)                                                              \
+                SMALL_R##R(SMALL_STORE, 0)                                                     \
+            }                                                                                  \
+        }                                                                                      \
+        if (p < k)  /* the last rows of B, fewer than a group */                               \
+            for (int64_t v = 0; v < nv; v++) {                                                 \
+                __mmask16 mask = (v == 0 ? head : 0xFFFF) & (v == nv - 1 ? tail : 0xFFFF);     \
+                SMALL_R##R(SMALL_LOAD, 0)                                                      \
+                for (int64_t q = p; q < k; q++) {                                              \
+                    __m512 w = _mm512_maskz_loadu_ps(mask, b + q * ldb + 16 * v);              \
+                    SMALL_R##R(SMALL_FMA1, 0)                                                  \
+                }                                                                              \
+                SMALL_R##R(SMALL_STORE, 0)                                                     \
+            }                                                                                  \
+        for (int64_t v = 0; v < nv; v++) {                                                     \
+            __mmask16 mask = (v == 0 ? head : 0xFFFF) & (v == nv - 1 ? tail : 0xFFFF);         \
+            SMALL_R##R(SMALL_OUT, 0)                                                           \
+        }                                                                                      \
+    }
+SMALL_ROWS_FN(1, SMALL_XS, SMALL_STEPS)
+SMALL_ROWS_FN(2, SMALL_XS, SMALL_STEPS)
+SMALL_ROWS_FN(3, SMALL_XS, SMALL_STEPS)
+SMALL_ROWS_FN(4, SMALL_NO_XS, SMALL_STEPS_MEM)
+SMALL_ROWS_FN(5, SMALL_NO_XS, SMALL_STEPS_MEM)
+SMALL_ROWS_FN(6, SMALL_NO_XS, SMALL_STEPS_MEM)
+SMALL_ROWS_FN(7, SMALL_NO_XS, SMALL_STEPS_MEM)
+SMALL_ROWS_FN(8, SMALL_NO_XS, SMALL_STEPS_MEM)
+
+typedef void (*small_rows_fn)(int64_t, int64_t, float, const float *, int64_t, const float *,
+                              int64_t, float, float *, int64_t, float *);
+static const small_rows_fn small_rows[SMALL_M_MAX + 1] = {
+    NULL, small_rows_1, small_rows_2, small_rows_3, small_rows_4,
+    small_rows_5, small_rows_6, small_rows_7, small_rows_8};
+
+/* 1 when it computed the product, 0 when this CPU lacks AVX-512 (the BLAS does it then). */
+static int small_sgemm(int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                       int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+                       int64_t ldc) {
+    static int has_avx512 = -1;
+    if (has_avx512 < 0) has_avx512 = __builtin_cpu_supports("avx512f") != 0;
+    if (!has_avx512 || m < 1 || m > SMALL_M_MAX || k < 1) return 0;
+    float part[SMALL_M_MAX * SMALL_PART_LD] __attribute__((aligned(64)));
+    for (int64_t p0 = 0; p0 < n; p0 += SMALL_PANEL)
+        small_rows[m](n - p0 < SMALL_PANEL ? n - p0 : SMALL_PANEL, k, alpha, a, lda, b + p0, ldb,
+                      beta, c + p0, ldc, part);
+    return 1;
+}
+#else
+static int small_sgemm(int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                       int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+                       int64_t ldc) {
+    return 0;
+}
+#endif
+
 /* Large products are split into column (or row) blocks, one per pool thread. Below this many
  * multiply-adds a split costs more than it saves. */
 #define GEMM_SPLIT_MIN_FLOPS (1 << 20)
 
-#define DEFINE_GEMM(T, NAME, BLASFN, GEMVFN)                                                  \
-    /* one product on this thread; a single row or column goes to GEMV, which reads the      \
-       matrix once instead of packing it (the case of inference on one sample) */             \
+#define DEFINE_GEMM(T, NAME, BLASFN, GEMVFN, SMALLFN)                                         \
+    /* one product on this thread; a few rows go to the blocked GEMV (SMALLFN, float32), a    \
+       single row or column otherwise to the BLAS GEMV: both read the matrix once instead of  \
+       packing it (the case of inference on one sample or a few) */                           \
     static void NAME##_blas(int ta, int tb, int64_t m, int64_t n, int64_t k, T alpha,          \
                             const T *a, int64_t lda, const T *b, int64_t ldb, T beta, T *c,    \
                             int64_t ldc) {                                                     \
+        if (!ta && !tb && m <= SMALL_M_MAX &&                                                  \
+            SMALLFN(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))                             \
+            return;                                                                            \
         if (GEMVFN && (m == 1 || n == 1)) {                                                    \
             if (beta == 0) { /* the BLAS may scale stale NaNs by 0: clear the output */        \
                 for (int64_t i = 0; i < m; i++)                                                \
@@ -566,8 +700,10 @@ static int check_blas_dims(int64_t m, int64_t n, int64_t k, int64_t lda, int64_t
 
 DECLARE_GEMM_BLOCKS(sgemm)
 DECLARE_GEMM_BLOCKS(dgemm)
-DEFINE_GEMM(float, sgemm, blas_sgemm, blas_sgemv)
-DEFINE_GEMM(double, dgemm, blas_dgemm, blas_dgemv)
+/* float64 has no blocked GEMV: its products of a few rows stay with the BLAS */
+#define NO_SMALL_DGEMM(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) 0
+DEFINE_GEMM(float, sgemm, blas_sgemm, blas_sgemv, small_sgemm)
+DEFINE_GEMM(double, dgemm, blas_dgemm, blas_dgemv, NO_SMALL_DGEMM)
 DEFINE_GEMM_BLOCKS(sgemm)
 DEFINE_GEMM_BLOCKS(dgemm)
 

@@ -1,0 +1,75 @@
+"""Products of 1-8 rows (single-sample and small-batch inference) take the blocked GEMV of
+native/src/runtime.c (float32, untransposed): right against float64 numpy across the tile edges
+(partial column vectors, partial groups of 8 rows of B, several panels of 512 columns, B at
+every 4-byte alignment), and a row's bits do not depend on the rows computed with it."""
+import numpy as np
+import pytest
+
+import pyfront as pf
+from pyfront.backend import cpu
+
+
+@pytest.fixture(params=[1, 2])
+def threads(request):
+    before = pf.get_num_threads()
+    pf.set_num_threads(request.param)
+    yield request.param
+    pf.set_num_threads(before)
+
+
+def _misaligned(rng, shape, offset):
+    """A contiguous float32 array whose data starts `offset` floats past a 64-byte boundary."""
+    size = int(np.prod(shape))
+    raw = np.empty(size + 32, np.float32)
+    start = (-raw.ctypes.data // 4) % 16 + offset
+    out = raw[start:start + size].reshape(shape)
+    out[...] = rng.standard_normal(shape).astype(np.float32)
+    assert out.ctypes.data % 64 == 4 * offset
+    return out
+
+
+@pytest.mark.parametrize("m", range(1, 10))
+@pytest.mark.parametrize("k,n", [(1, 1), (7, 10), (8, 17), (9, 16), (300, 530), (64, 1100)])
+def test_few_rows_match_float64(threads, m, k, n):
+    rng = np.random.default_rng(m * 1000 + k + n)
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    for offset in (0, 3, 15):
+        w = _misaligned(rng, (k, n), offset)
+        b = rng.standard_normal(n).astype(np.float32)
+        want = x.astype(np.float64) @ w.astype(np.float64)
+        scale = np.abs(x).astype(np.float64) @ np.abs(w).astype(np.float64) + 1e-30
+        got = pf.matmul(pf.tensor(x), pf.tensor(w)).numpy()
+        assert np.max(np.abs(got - want) / scale) < 1e-5, (m, k, n, offset)
+        got = pf.linear(pf.tensor(x), pf.tensor(w), pf.tensor(b), activation="relu").numpy()
+        assert np.max(np.abs(got - np.maximum(want + b, 0)) / (scale + np.abs(b))) < 1e-5
+
+
+def test_a_row_gives_the_same_bits_alone_or_in_a_batch_of_up_to_8(threads):
+    """The JVM bridge stacks concurrent calls into one batch: each caller must get the bits it
+    would have got alone. (BLAS sgemv for one row and sgemm for several sum in other orders.)"""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 784)).astype(np.float32)
+    w = rng.standard_normal((784, 512)).astype(np.float32) / 28
+    b = rng.standard_normal(512).astype(np.float32)
+    tw, tb = pf.tensor(w), pf.tensor(b)
+    alone = np.concatenate([pf.linear(pf.tensor(x[i:i + 1]), tw, tb).numpy() for i in range(8)])
+    for m in range(2, 9):
+        together = pf.linear(pf.tensor(x[:m]), tw, tb).numpy()
+        np.testing.assert_array_equal(together, alone[:m], err_msg="batch of %d" % m)
+        np.testing.assert_array_equal(pf.matmul(pf.tensor(x[:m]), tw).numpy(),
+                                      np.concatenate([pf.matmul(pf.tensor(x[i:i + 1]),
+                                                                tw).numpy() for i in range(m)]))
+
+
+def test_accumulate_and_alpha_read_c_only_when_asked():
+    """beta = 0 never reads C (stale NaNs there must not leak); accumulate adds to it."""
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((3, 40)).astype(np.float32)
+    bm = rng.standard_normal((40, 21)).astype(np.float32)
+    want = 0.5 * (a.astype(np.float64) @ bm)
+    for accumulate, start in ((0, np.nan), (1, 2.0)):
+        c = np.full((3, 21), start, np.float32)
+        bufs = [cpu.Buf(v, v.shape, pf.float32) for v in (a, bm, c)]
+        cpu.run("gemm", [bufs[0].desc(), bufs[1].desc()], [bufs[2].desc()], [0, 0, accumulate],
+                [0.5])
+        np.testing.assert_allclose(c, want + (2.0 if accumulate else 0), rtol=1e-5, atol=1e-5)
