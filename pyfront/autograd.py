@@ -122,16 +122,17 @@ class Released:
     def __init__(self, x, op, i):
         """For input i of op, the tensor x (its memory not kept)."""
         array = x._data
-        self.shape, self.dtype, self._node, self._index = array.shape, x.dtype, x._node, x._index
         # apply() routes by the type of _data: None keeps a host stand-in on the host path,
         # an object a device one on the device path; neither is memory
         if type(array) is np.ndarray:
-            self.device, self._data = "cpu", None
+            self.shape, self.dtype, self.device, self._data, self._node, self._index, \
+                self._what = array.shape, x.dtype, "cpu", None, x._node, x._index, (op, i)
         else:
             from .backend import cuda
 
-            self.device, self._data = cuda.device_of(array), _DEVICE_DATA
-        self._what = (op, "input", i)       # (formatted only when raised: recording is cheap)
+            self.shape, self.dtype, self.device, self._data, self._node, self._index, \
+                self._what = (array.shape, x.dtype, cuda.device_of(array), _DEVICE_DATA,
+                              x._node, x._index, (op, i))
 
     @property
     def ndim(self):
@@ -142,7 +143,7 @@ class Released:
         return math.prod(self.shape)
 
     def __getattr__(self, name):
-        raise _not_retained(self._what, ".%s" % name)
+        raise _not_retained((self._what[0], "input", self._what[1]), ".%s" % name)
 
 
 _DEVICE_DATA = object()
@@ -205,7 +206,10 @@ class Node:
         if outs is not None:
             if specs is None:
                 specs = [(a.shape, _dtype_of(a)) for a in arrays]
-            arrays = [a if i in outs else None for i, a in enumerate(arrays)]
+            if len(arrays) == 1:
+                arrays = arrays if 0 in outs else [None]
+            else:
+                arrays = [a if i in outs else None for i, a in enumerate(arrays)]
         self.arrays, self.specs = arrays, specs
 
     def track(self, i, tensor):
@@ -215,8 +219,9 @@ class Node:
             self.refs = [None] * len(self.arrays)
         self.refs[i] = weakref.ref(tensor)
 
-    def output(self, i):
-        """Output i as a tensor attached to this node (made anew unless track()ed and alive)."""
+    def output(self, i=0):
+        """Output i as a tensor attached to this node (made anew unless track()ed and alive).
+        (A node serves as its op's GradContext: inputs, attrs, needs, output(i).)"""
         a = self.arrays[i]
         if a is None:       # released (even while the user still holds the output)
             raise _not_retained((self.op, "output", i), "ctx.output(%d)" % i)
@@ -275,13 +280,13 @@ def _topo_order(roots):
         if done:
             order.append(node)
             continue
-        if id(node) in seen:
+        if node in seen:          # (nodes hash and compare by identity)
             continue
-        seen.add(id(node))
+        seen.add(node)
         stack.append((node, True))
         for x in node.inputs:
             n = x._node
-            if n is not None and id(n) not in seen:
+            if n is not None and n not in seen:
                 stack.append((n, False))
     order.reverse()
     return order
@@ -292,10 +297,19 @@ def _accumulate(store, key, g):
     store[key] = g if prev is None else prev + g
 
 
+def _add_output_grad(grads, node, i, g):
+    """grads[node][i] += g: a node's output gradients, one list per node."""
+    gouts = grads.get(node)
+    if gouts is None:
+        gouts = grads[node] = [None] * len(node.arrays)
+    prev = gouts[i]
+    gouts[i] = g if prev is None else prev + g
+
+
 def _run_backward(outputs, grad_outputs, create_graph, targets, leaves=None):
     """Propagate; returns {id(tensor): grad} for leaf tensors (and for `targets`). leaves, a
     dict, gets {id(tensor): tensor} for the leaves that require grad (one walk, not two)."""
-    grads = {}          # (id(node), index) -> gradient
+    grads = {}          # node -> [gradient of each output, None where none reached it]
     leaf_grads = {}     # id(tensor) -> gradient
     target_keys = {}
     for t in targets or ():
@@ -311,43 +325,58 @@ def _run_backward(outputs, grad_outputs, create_graph, targets, leaves=None):
             if leaves is not None:
                 leaves[id(out)] = out
         else:
-            _accumulate(grads, (id(out._node), out._index), g)
+            _add_output_grad(grads, out._node, out._index, g)
             roots.append(out._node)
+    scopes = _scopes()
+    outer = grad_mode.scope
     with enable_grad() if create_graph else no_grad():
         for node in _topo_order(roots):
-            nid = id(node)
-            gouts = [grads.pop((nid, i), None) for i in range(len(node.arrays))]
-            for i, g in enumerate(gouts if target_keys else ()):
-                key = (nid, i)
-                if key in target_keys and g is not None:
-                    _accumulate(leaf_grads, target_keys[key], g)
-            if all(g is None for g in gouts):   # (is, not ==: tensors compare elementwise)
+            gouts = grads.pop(node, None)
+            if gouts is None:
                 continue
-            if len(gouts) > 1 and any(g is None for g in gouts):
-                like = next(g for g in gouts if g is not None)
-                gouts = [g if g is not None else _zeros(node, i, like)
-                         for i, g in enumerate(gouts)]
-            ctx = GradContext(node.grad_inputs(), node.attrs, node.needs, node=node)
-            if node.scope:
-                with name_scope(node.scope):
-                    in_grads = node.op.grad(ctx, gouts if len(gouts) > 1 else gouts[0])
+            if target_keys:
+                for i, g in enumerate(gouts):
+                    key = (id(node), i)
+                    if key in target_keys and g is not None:
+                        _accumulate(leaf_grads, target_keys[key], g)
+            if len(gouts) == 1:
+                g = gouts[0]
             else:
-                in_grads = node.op.grad(ctx, gouts if len(gouts) > 1 else gouts[0])
+                if any(g is None for g in gouts):   # (is: tensors compare elementwise)
+                    like = next(g for g in gouts if g is not None)
+                    gouts = [g if g is not None else _zeros(node, i, like)
+                             for i, g in enumerate(gouts)]
+                g = gouts
+            # a node is its own gradient context unless a held leaf must be hidden from it
+            ctx = GradContext(node.grad_inputs(), node.attrs, node.needs, node=node) \
+                if node.held else node
+            if node.scope:        # the rule runs in its op's name scope (name_scope, inline)
+                scopes.append(node.scope)
+                grad_mode.scope = "/".join(scopes)
+                try:
+                    in_grads = node.op.grad(ctx, g)
+                finally:
+                    scopes.pop()
+                    grad_mode.scope = outer
+            else:
+                in_grads = node.op.grad(ctx, g)
             if not isinstance(in_grads, (tuple, list)):
                 in_grads = (in_grads,)
             for x, need, g in zip(node.inputs, node.needs, in_grads):
                 if not need or g is None:
                     continue
-                if g.shape != x.shape and tuple(g.shape) != tuple(x.shape):
+                gs, xs = g.shape, x.shape
+                if gs != xs and tuple(gs) != tuple(xs):
                     raise errors.PyfrontError(
                         "internal: gradient of %s has shape %s for an input of shape %s"
-                        % (node.op.name, tuple(g.shape), tuple(x.shape)))
-                if x._node is None:
+                        % (node.op.name, tuple(gs), tuple(xs)))
+                n = x._node
+                if n is None:
                     _accumulate(leaf_grads, id(x), g)
                     if leaves is not None and x.requires_grad:
                         leaves[id(x)] = x
                 else:
-                    _accumulate(grads, (id(x._node), x._index), g)
+                    _add_output_grad(grads, n, x._index, g)
     return leaf_grads
 
 

@@ -63,7 +63,8 @@ class Tensor(OpMethods):
     # ---- properties ----
     @property
     def shape(self):
-        return self._array().shape
+        data = self._data          # (read directly: backward asks every gradient its shape)
+        return data.shape if data is not None else self._array().shape
 
     @property
     def ndim(self):

@@ -412,9 +412,10 @@ def apply(op, inputs, attrs=None):
         t = _new_tensor(Tensor)
         t._data, t.dtype, t.requires_grad, t.grad, t._node, t._index, t.name, t._bufcache = (
             out, replay.dtype, False, None, None, 0, None, None)
-        if replay.tracks and _grad_mode.enabled and (
-                a.requires_grad or b is not None and b.requires_grad):
-            _record(op, inputs, attrs or {}, [out], (t,), replay)
+        if replay.tracks and _grad_mode.enabled:
+            needs = (a.requires_grad,) if b is None else (a.requires_grad, b.requires_grad)
+            if True in needs:
+                _record(op, inputs, attrs or {}, [out], (t,), replay, needs=needs)
         return t
     return _apply(op, inputs, attrs or {})
 
@@ -504,13 +505,14 @@ def run_eager(op, inputs, attrs, backend=cpu):
     return results[0] if op.n_outputs == 1 else tuple(results)
 
 
-def _record(op, inputs, attrs, arrays, results, replay, specs=None):
+def _record(op, inputs, attrs, arrays, results, replay, specs=None, needs=None):
     """The tape entry of an op application that an input needing a gradient took part in."""
     # integer results (a cast to int64, argmax-like outputs) carry no gradient
     floats = replay.floats if replay is not None else _float_outputs(specs)
     if not floats:
         return
-    needs = tuple([x.requires_grad for x in inputs])
+    if needs is None:
+        needs = tuple([x.requires_grad for x in inputs])
     kept = None
     if replay is not None:
         # (checked against the op's declarations, which a test may change)

@@ -501,9 +501,12 @@ class Binary(Op):
     def grad(self, ctx, g):
         a, b = ctx.inputs
         ga, gb = self.grad_rule(ctx, g)
-        if ga is not None and ctx.needs[0]:
+        # (an eager gradient of the operand's own shape needs no reduction: skipped without a
+        # call, as most are; graph shapes may hold unknown dims, which sum_to_like resolves)
+        needs = ctx.needs
+        if ga is not None and needs[0] and (ga.symbolic or ga.shape != a.shape):
             ga = sum_to_like(ga, a)
-        if gb is not None and ctx.needs[1]:
+        if gb is not None and needs[1] and (gb.symbolic or gb.shape != b.shape):
             gb = sum_to_like(gb, b)
         return ga, gb
 
