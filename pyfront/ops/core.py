@@ -544,19 +544,8 @@ def as_operand(x, like=None, dtype=None):
     stays int64 and `labels * 0.5` is float32. Otherwise pf.tensor's rules apply (float32,
     int64 and bool by default, float64 and int32 arrays kept).
     """
-    if dtype is not None and type(x) in _NUMBERS and x:
-        # x * 1.5 in a loop: the constant is made once (read-only: ops never write their
-        # inputs). Not 0: -0.0 == 0.0 would share one.
-        key = (x, type(x), dtype)
-        made = _constants.get(key)
-        if made is None:
-            dt = as_dtype(dtype)
-            arr = np.asarray(x, dtype=dt.np)
-            arr.flags.writeable = False
-            if len(_constants) >= 1024:
-                _constants.clear()
-            made = _constants[key] = arr, dt
-        return Tensor._wrap(*made)
+    if dtype is not None and type(x) in _NUMBERS:
+        return number_operand(x, dtype)
     if hasattr(x, "symbolic"):
         return x
     if dtype is None and like is not None and not isinstance(x, np.ndarray):
@@ -571,6 +560,26 @@ def as_operand(x, like=None, dtype=None):
     if not arr.flags.c_contiguous:       # (np.ascontiguousarray would make a 0-d array 1-d)
         arr = np.ascontiguousarray(arr)
     return Tensor._wrap(arr, dtype)
+
+
+def number_operand(x, dtype):
+    """A Python number x as a 0-d constant tensor of dtype (a DType or a name): what
+    `x * 1.5` multiplies by. Made once per (value, type, dtype) and shared, read-only (ops
+    never write their inputs); 0 is not shared (-0.0 == 0.0 would share one)."""
+    made = _constants.get((x, type(x), dtype))
+    if made is None:
+        dt = as_dtype(dtype)
+        arr = np.asarray(x, dtype=dt.np)
+        if not x:
+            return Tensor._wrap(arr, dt)
+        arr.flags.writeable = False
+        if len(_constants) >= 1024:
+            _constants.clear()
+        made = _constants[(x, type(x), dtype)] = arr, dt
+    t = _new_tensor(Tensor)          # (Tensor._wrap without the call: eager dispatch)
+    t._data, t.dtype, t.requires_grad, t.grad, t._node, t._index, t.name, t._bufcache = (
+        made[0], made[1], False, None, None, 0, None, None)
+    return t
 
 
 def constant_like(x, like, dtype=None):

@@ -287,7 +287,8 @@ _gelu_tanh = _unary("gelu_tanh", lib.PF_U_GELU_TANH, _from_x(_gelu_tanh_grad))
 
 
 def _float_operand(x, name):
-    x = as_operand(x)
+    if not hasattr(x, "symbolic"):
+        x = as_operand(x)
     if not x.dtype.is_float:
         x = x.astype("float32")
     return x
@@ -602,9 +603,9 @@ def _operands(a, b, min_category=None):
     min_category "float", integer and bool operands become float32 (true division)."""
     # a float tensor with a Python number (x * 1.5, 1 - x) keeps its dtype (result_type's rule)
     if type(b) in _PY_NUMBERS and hasattr(a, "symbolic") and a.dtype.is_float:
-        return a, as_operand(b, dtype=a.dtype)
+        return a, core.number_operand(b, a.dtype)
     if type(a) in _PY_NUMBERS and hasattr(b, "symbolic") and b.dtype.is_float:
-        return as_operand(a, dtype=b.dtype), b
+        return core.number_operand(a, b.dtype), b
     if hasattr(a, "symbolic") and hasattr(b, "symbolic") and a.dtype is b.dtype and (
             min_category is None or a.dtype.is_float):
         return a, b                    # the common case, kept cheap: eager dispatch
