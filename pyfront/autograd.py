@@ -182,11 +182,9 @@ class Node:
 
     def __init__(self, op, inputs, attrs, arrays, needs, scope, specs=None, kept=None):
         """kept: retained(op, attrs, needs), when the caller has it already."""
-        self.op = op
-        self.attrs = attrs
-        self.needs = needs        # which inputs need a gradient
-        self.scope = scope
-        self.refs = None          # weak references to outputs that track() was given
+        # needs: which inputs need a gradient; refs: weak references to outputs that track()
+        # was given
+        self.op, self.attrs, self.needs, self.scope, self.refs = op, attrs, needs, scope, None
         release, outs = kept or retained(op, attrs, needs)
         # inputs: the tensors the gradient reads; the others become stand-ins, except leaves
         # that need a gradient (accumulated by identity; a parameter is alive anyway)

@@ -599,16 +599,17 @@ _PY_NUMBERS = (float, int, bool)
 
 
 def _operands(a, b, min_category=None):
-    """Two operands of the one dtype the promotion rule (dtypes.result_type) gives them; with
-    min_category "float", integer and bool operands become float32 (true division)."""
+    """Two operands (a list, as apply() takes them) of the one dtype the promotion rule
+    (dtypes.result_type) gives them; with min_category "float", integer and bool operands
+    become float32 (true division)."""
     # a float tensor with a Python number (x * 1.5, 1 - x) keeps its dtype (result_type's rule)
     if type(b) in _PY_NUMBERS and hasattr(a, "symbolic") and a.dtype.is_float:
-        return a, core.number_operand(b, a.dtype)
+        return [a, core.number_operand(b, a.dtype)]
     if type(a) in _PY_NUMBERS and hasattr(b, "symbolic") and b.dtype.is_float:
-        return core.number_operand(a, b.dtype), b
+        return [core.number_operand(a, b.dtype), b]
     if hasattr(a, "symbolic") and hasattr(b, "symbolic") and a.dtype is b.dtype and (
             min_category is None or a.dtype.is_float):
-        return a, b                    # the common case, kept cheap: eager dispatch
+        return [a, b]                  # the common case, kept cheap: eager dispatch
     ca, cb = scalar_category(a), scalar_category(b)
     if ca is not None and cb is not None:
         a, ca = as_operand(a), None
@@ -621,7 +622,7 @@ def _operands(a, b, min_category=None):
         dt = result_type(dt, 1.0)
     a = as_operand(a, dtype=dt) if ca is not None else a if a.dtype is dt else a.astype(dt)
     b = as_operand(b, dtype=dt) if cb is not None else b if b.dtype is dt else b.astype(dt)
-    return a, b
+    return [a, b]
 
 
 def add(a, b):
@@ -637,18 +638,18 @@ def sub(a, b):
     return apply(_sub, [a, b])
 
 
-def mul(a, b): return apply(_mul, list(_operands(a, b)))
-def maximum(a, b): return apply(_maximum, list(_operands(a, b)))
-def minimum(a, b): return apply(_minimum, list(_operands(a, b)))
-def equal(a, b): return apply(_eq, list(_operands(a, b)))
-def not_equal(a, b): return apply(_ne, list(_operands(a, b)))
-def less(a, b): return apply(_lt, list(_operands(a, b)))
-def less_equal(a, b): return apply(_le, list(_operands(a, b)))
-def greater(a, b): return apply(_gt, list(_operands(a, b)))
-def greater_equal(a, b): return apply(_ge, list(_operands(a, b)))
-def div(a, b): return apply(_div, list(_operands(a, b, _FLOAT)))
-def atan2(a, b): return apply(_atan2, list(_operands(a, b, _FLOAT)))
-def hypot(a, b): return apply(_hypot, list(_operands(a, b, _FLOAT)))
+def mul(a, b): return apply(_mul, _operands(a, b))
+def maximum(a, b): return apply(_maximum, _operands(a, b))
+def minimum(a, b): return apply(_minimum, _operands(a, b))
+def equal(a, b): return apply(_eq, _operands(a, b))
+def not_equal(a, b): return apply(_ne, _operands(a, b))
+def less(a, b): return apply(_lt, _operands(a, b))
+def less_equal(a, b): return apply(_le, _operands(a, b))
+def greater(a, b): return apply(_gt, _operands(a, b))
+def greater_equal(a, b): return apply(_ge, _operands(a, b))
+def div(a, b): return apply(_div, _operands(a, b, _FLOAT))
+def atan2(a, b): return apply(_atan2, _operands(a, b, _FLOAT))
+def hypot(a, b): return apply(_hypot, _operands(a, b, _FLOAT))
 
 
 def _integer_or_float(name, a, b):
@@ -701,8 +702,8 @@ def _truth(x):
     return x if x.dtype is bool_ else not_equal(x, 0)
 
 
-def logical_and(a, b): return apply(_minimum, list(_operands(_truth(a), _truth(b))))
-def logical_or(a, b): return apply(_maximum, list(_operands(_truth(a), _truth(b))))
+def logical_and(a, b): return apply(_minimum, _operands(_truth(a), _truth(b)))
+def logical_or(a, b): return apply(_maximum, _operands(_truth(a), _truth(b)))
 def logical_xor(a, b): return not_equal(_truth(a), _truth(b))
 def logical_not(x): return equal(_truth(x), False)
 
