@@ -687,6 +687,11 @@ def _collective_epoch(run, ring, state, info, batches, rank):
             run.load_weights(mean[:layout.size])
             run.load_optimizer(RoundState(None, mean[layout.size:] if opt_size else None,
                                           opt.lr, iterations))
+    # read the input to its end (its end-of-stream marker): a Python worker whose input was
+    # left unread is not reused, and the next epoch's task would pay a new process, imports
+    # and model rebuild (1-3 s here)
+    for _ in batches:
+        pass
     if error is not None:
         return dict(_failed_values(_RESULT_FIELDS, error), worker=rank)
     if vec[-1] > 0:
