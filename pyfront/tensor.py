@@ -18,8 +18,9 @@ class Tensor(OpMethods):
     t.numpy() returns the memory itself, without a copy.
     """
 
+    # _ptr: (array, its cffi pointer) for eager dispatch, valid while array is _data
     __slots__ = ("_data", "dtype", "requires_grad", "grad", "_node", "_index", "name",
-                 "_bufcache", "__weakref__")
+                 "_bufcache", "_ptr", "__weakref__")
     symbolic = False
     is_parameter = False
 
@@ -35,7 +36,7 @@ class Tensor(OpMethods):
         self._node = None
         self._index = 0
         self.name = name
-        self._bufcache = None
+        self._bufcache = self._ptr = None
 
     @classmethod
     def _wrap(cls, array, dtype):
@@ -47,7 +48,7 @@ class Tensor(OpMethods):
         t._node = None
         t._index = 0
         t.name = None
-        t._bufcache = None
+        t._bufcache = t._ptr = None
         return t
 
     def _buf(self):
@@ -211,6 +212,7 @@ class Tensor(OpMethods):
         out = setitem(before, key, value)
         self._data, self.requires_grad, self._node, self._index = (
             out._data, out.requires_grad, out._node, out._index)
+        self._ptr = None                                   # (it held the old array)
         if out._node is not None:
             out._node.track(out._index, self)
         storage_changed()
@@ -305,6 +307,7 @@ def move_to_device(tensors, device):
             array = cuda.array_to(t._data, device)
             changed |= array is not t._data
             t._data = array
+            t._ptr = None
     if changed:
         storage_changed()
 

@@ -139,3 +139,18 @@ def test_a_multi_output_node_gets_zeros_for_the_output_no_gradient_reached():
     a, b = pf.split(x, [2, 4])
     (a * 3.0).sum().backward()            # nothing reaches b
     np.testing.assert_allclose(x.grad.numpy(), [3, 3, 0, 0, 0, 0])
+
+
+def test_a_result_whose_memory_is_replaced_computes_on_the_new_memory():
+    # results keep their array's data pointer for the next op: valid only for that array
+    x = pf.tensor(_rand(4, seed=8), requires_grad=True)
+    y = x * 2.0
+    (y * 1.0).numpy()                     # a replay reads y through its kept pointer
+    y[1] = 10.0                           # recorded: y gets new memory
+    want = x.numpy() * 2
+    want[1] = 10.0
+    np.testing.assert_allclose((y * 1.0).numpy(), want, rtol=1e-6)
+    t = pf.tensor(_rand(4, seed=9))
+    z = t + 1.0
+    z._data = np.zeros(4, np.float32)     # memory swapped behind dispatch's back
+    np.testing.assert_array_equal((z * 3.0).numpy(), np.zeros(4))

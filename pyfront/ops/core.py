@@ -350,7 +350,7 @@ def _replay_failed(op, status):
 
 _ffi, _replay_run, _np_empty, _ndarray = cpu.ffi, cpu.lib.pf_replay_run, np.empty, np.ndarray
 _NUMBERS = (float, int, bool)
-_constants = {}      # (number, type, dtype) -> (read-only 0-d array, DType): see as_operand
+_constants = {}      # (number, type, dtype) -> (read-only 0-d array, DType, Tensor._ptr)
 _from_buffer = _ffi.from_buffer
 _local = threading.local()
 _new_tensor = object.__new__
@@ -398,20 +398,25 @@ def apply(op, inputs, attrs=None):
     except (AttributeError, TypeError):   # a Symbol; no cache yet; an unhashable attribute
         replay = None
     if replay is not None and replay.single:
+        # data pointers: the one a tensor keeps for its array (a result of this path, a
+        # number constant), else made now
         out = _np_empty(replay.shape, replay.np_dtype)
+        pout = _from_buffer(out)
         buffers = replay.buffers
-        buffers[0] = _from_buffer(da)
+        p = a._ptr
+        buffers[0] = p[1] if p is not None and p[0] is da else _from_buffer(da)
         if b is None:
-            buffers[1] = _from_buffer(out)
+            buffers[1] = pout
         else:
-            buffers[1] = _from_buffer(db)
-            buffers[2] = _from_buffer(out)
+            p = b._ptr
+            buffers[1] = p[1] if p is not None and p[0] is db else _from_buffer(db)
+            buffers[2] = pout
         status = _replay_run(replay.native)
         if status:
             _replay_failed(op, status)
         t = _new_tensor(Tensor)
-        t._data, t.dtype, t.requires_grad, t.grad, t._node, t._index, t.name, t._bufcache = (
-            out, replay.dtype, False, None, None, 0, None, None)
+        t._data, t.dtype, t.requires_grad, t.grad, t._node, t._index, t.name, t._bufcache, \
+            t._ptr = out, replay.dtype, False, None, None, 0, None, None, (out, pout)
         if replay.tracks and _grad_mode.enabled:
             needs = (a.requires_grad,) if b is None else (a.requires_grad, b.requires_grad)
             if True in needs:
@@ -575,10 +580,10 @@ def number_operand(x, dtype):
         arr.flags.writeable = False
         if len(_constants) >= 1024:
             _constants.clear()
-        made = _constants[(x, type(x), dtype)] = arr, dt
+        made = _constants[(x, type(x), dtype)] = arr, dt, (arr, _from_buffer(arr))
     t = _new_tensor(Tensor)          # (Tensor._wrap without the call: eager dispatch)
-    t._data, t.dtype, t.requires_grad, t.grad, t._node, t._index, t.name, t._bufcache = (
-        made[0], made[1], False, None, None, 0, None, None)
+    t._data, t.dtype, t.requires_grad, t.grad, t._node, t._index, t.name, t._bufcache, \
+        t._ptr = made[0], made[1], False, None, None, 0, None, None, made[2]
     return t
 
 
