@@ -1,0 +1,57 @@
+/* conv_direct.h -- direct float32 2-D convolution loops for AVX-512 (conv_direct.c), used by
+ * conv.c where they beat im2col + BLAS. Not part of the ABI. */
+#ifndef PF_CONV_DIRECT_H
+#define PF_CONV_DIRECT_H
+
+#include <stdint.h>
+
+/* One group of a 2-D convolution with unit stride along the width, over a source plane that
+ * is already padded (the caller copies it when the convolution pads). */
+typedef struct {
+    int64_t C, O;        /* source and output channels of one group */
+    int64_t H, W;        /* the source plane as stored */
+    int64_t OH, OW;      /* the output plane */
+    int64_t KH, KW;      /* kernel */
+    int64_t st_h, dil_h, dil_w;
+    int64_t data_top, data_rows;   /* the rows of the plane that are not zero padding */
+} pf_direct_geom;
+
+/* Whether this CPU runs the direct loops (AVX-512F). */
+int pf_direct_available(void);
+
+/* Floats of the packed form of one group's weights (with the source offsets it carries). */
+int64_t pf_direct_packed_floats(const pf_direct_geom *d);
+
+/* Packs one group's weights. Forward: w is (O, C, KH, KW) at `w` with channel stride
+ * C*KH*KW. Transposed (the input gradient as a convolution of the output gradient): w is the
+ * forward kernel (C', O', KH, KW) whose roles swap: the output channels here are the forward's
+ * input channels, and the kernel is flipped in both spatial dims. For transposed, `w` points
+ * at the group's first forward output channel and `w_channels` is the forward kernel's
+ * per-group input channel count (the row length of its channel dimension). */
+void pf_direct_pack(const pf_direct_geom *d, const float *w, int transposed, int64_t w_channels,
+                    float *packed);
+
+/* dst (O, OH, OW) = act(conv(src (C, H, W), packed) + bias); act is PF_ACT_NONE or RELU;
+ * bias may be NULL. */
+void pf_direct_run(const pf_direct_geom *d, const float *src, const float *packed,
+                   const float *bias, int act, float *dst);
+
+/* The weight gradient of a 3x3 kernel with unit width stride and dilation, accumulated:
+ * acc (C, 3, 3, Opad) += sum over outputs p of gyt[p][o] * src[c, the input of p at (kh, kw)],
+ * where gyt (OH*OW, Opad) is one image's output gradient transposed with pf_direct_transpose
+ * and Opad = pf_direct_lanes(O). */
+void pf_direct_grad_weight_3x3(const pf_direct_geom *d, const float *src, const float *gyt,
+                               float *acc);
+int64_t pf_direct_lanes(int64_t O);
+
+/* gyt (P, Opad) = gy (O, P) transposed, zero beyond O; only where mask (O, P) is > 0 when it
+ * is given. sums[o] += the sum of row o of what was kept, when sums is not NULL. */
+void pf_direct_transpose(const float *gy, const float *mask, int64_t O, int64_t P, float *gyt,
+                         float *sums);
+
+/* dst (C, Hp, Wp) = src (C, h, w) placed at (top, left) with zeros around it; where mask is
+ * given (same shape as src), only elements whose mask is > 0 are kept. */
+void pf_direct_pad(const float *src, const float *mask, int64_t C, int64_t h, int64_t w,
+                   int64_t top, int64_t left, int64_t Hp, int64_t Wp, float *dst);
+
+#endif
