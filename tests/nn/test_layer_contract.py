@@ -7,6 +7,7 @@ optional input_dtype, input_range, bad_input_shape, grad_atol)."""
 import glob
 import importlib.util
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -15,12 +16,23 @@ import pyfront as pf
 
 
 def _load_cases():
+    # Each cases file runs once per process, whoever loads this module first (pytest, or the
+    # GPU and ONNX suites that reuse these cases): its layer classes register their names, and
+    # a second run would register them again.
     cases = []
     here = os.path.dirname(os.path.abspath(__file__))
     for path in sorted(glob.glob(os.path.join(here, "cases_*.py"))):
-        spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
+        name = "_layer_contract_" + os.path.basename(path)[:-3]
+        mod = sys.modules.get(name)
+        if mod is None:
+            spec = importlib.util.spec_from_file_location(name, path)
+            mod = importlib.util.module_from_spec(spec)
+            sys.modules[name] = mod
+            try:
+                spec.loader.exec_module(mod)
+            except BaseException:
+                del sys.modules[name]
+                raise
         cases.extend(mod.CASES)
     return cases
 
