@@ -146,6 +146,7 @@ class _ShapeOnly:
 
     symbolic = False
     requires_grad = False
+    _data = None             # (no memory: a replayed kernel call gets NULL for it)
 
     def __init__(self, spec):
         self.shape, self.dtype = spec.shape, spec.dtype

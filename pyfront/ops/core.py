@@ -271,8 +271,9 @@ class _Recorder(EagerEmitter):
         if not self.calls:
             cache[key] = None
             return
+        # (a shape-only input has no memory: a range no pointer falls in)
         ranges = [(int(_ffi.cast("uintptr_t", b.pointer())), b.size * b.dtype.itemsize)
-                  for b in bufs]
+                  if b is not None else (-1, 0) for b in bufs]
         for i, (lo, n) in enumerate(ranges):
             for lo2, n2 in ranges[i + 1:]:
                 if lo < lo2 + max(n2, 1) and lo2 < lo + max(n, 1):
@@ -331,7 +332,8 @@ class _Replay:
         buffers = self.buffers
         i = 0
         for x in inputs:
-            buffers[i] = _from_buffer(x._data)
+            data = x._data           # (None for a shape-only input's stand-in: no descriptor)
+            buffers[i] = _from_buffer(data) if data is not None else _NULL
             i += 1
         for a in arrays:
             buffers[i] = _from_buffer(a)
@@ -351,7 +353,7 @@ def _replay_failed(op, status):
 _ffi, _replay_run, _np_empty, _ndarray = cpu.ffi, cpu.lib.pf_replay_run, np.empty, np.ndarray
 _NUMBERS = (float, int, bool)
 _constants = {}      # (number, type, dtype) -> (read-only 0-d array, DType, Tensor._ptr)
-_from_buffer = _ffi.from_buffer
+_from_buffer, _NULL = _ffi.from_buffer, _ffi.NULL
 _local = threading.local()
 _new_tensor = object.__new__
 _UNSEEN = object()
@@ -465,12 +467,13 @@ def run_eager(op, inputs, attrs, backend=cpu):
     """Run op now on concrete inputs (tensors, or shape-only stand-ins for the inputs the op
     reads only the shape of): apply's eager half, also used by constant folding."""
     replay = key = None
-    if backend is cpu and not op.view and not op.shape_inputs:
+    if backend is cpu and not op.view:
         cache = _replays()
+        shape_inputs = op.shape_inputs
         try:
             key = [op]               # (flat, as apply() builds it)
-            for x in inputs:
-                key += (x._data.shape, x.dtype)
+            for i, x in enumerate(inputs):
+                key += (x.shape if i in shape_inputs else x._data.shape, x.dtype)
             if attrs:
                 key += (*attrs.items(), *map(type, attrs.values()))
             key = tuple(key)
