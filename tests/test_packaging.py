@@ -1,6 +1,7 @@
 """The checkout is the package tree: pyfront/spark and pyfront/jvm are links to spark/ and
 jvm-bridge/python, so an editable install is a plain path entry that Python, type checkers and
 editors all resolve, with no import hook of pyfront's own."""
+import glob
 import os
 import shutil
 import subprocess
@@ -49,3 +50,12 @@ def test_a_type_checker_resolves_pyfront_spark_and_jvm(tmp_path):
     assert "import-not-found" not in out and "Cannot find implementation" not in out, out
     assert "pyfront.spark.trainer.SparkTrainer" in out, out
     assert "pyfront.tensor.Tensor" in out, out
+
+
+def test_test_modules_have_unique_basenames():
+    # The tests folders are not packages: pytest imports each test module by its basename, so
+    # two files of one name in different folders stop the whole suite at collection.
+    seen = {}
+    for path in sorted(glob.glob(os.path.join(ROOT, "tests", "**", "test_*.py"), recursive=True)):
+        seen.setdefault(os.path.basename(path), []).append(os.path.relpath(path, ROOT))
+    assert {k: v for k, v in seen.items() if len(v) > 1} == {}
