@@ -70,6 +70,31 @@ void pf_direct_pad(const float *src, const float *mask, int64_t C, int64_t h, in
     }
 }
 
+/* Spatial lanes: rows r = (c, kh, kw) in the kernel's own order; weights in blocks of
+ * SPATIAL_OB output channels, (block, r, SPATIAL_OB), zero beyond O. */
+#define SPATIAL_OB 8        /* output channels accumulated at once: 8 independent FMA chains */
+
+int64_t pf_direct_spatial_packed_floats(const pf_direct_geom *d) {
+    int64_t rows = d->C * d->KH * d->KW;
+    return delta_floats(rows) + (d->O + SPATIAL_OB - 1) / SPATIAL_OB * rows * SPATIAL_OB;
+}
+
+void pf_direct_spatial_pack(const pf_direct_geom *d, const float *w, float *packed) {
+    int64_t rows = d->C * d->KH * d->KW;
+    int32_t *delta = (int32_t *)packed;
+    for (int64_t c = 0, r = 0; c < d->C; c++)
+        for (int64_t kh = 0; kh < d->KH; kh++)
+            for (int64_t kw = 0; kw < d->KW; kw++, r++)
+                delta[r] = (int32_t)((c * d->H + kh * d->dil_h) * d->W + kw * d->dil_w);
+    float *wts = packed + delta_floats(rows);
+    for (int64_t b = 0; b < (d->O + SPATIAL_OB - 1) / SPATIAL_OB; b++)
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t i = 0; i < SPATIAL_OB; i++) {
+                int64_t o = b * SPATIAL_OB + i;
+                wts[(b * rows + r) * SPATIAL_OB + i] = o < d->O ? w[o * rows + r] : 0;
+            }
+}
+
 int64_t pf_direct_lanes(int64_t O) { return (O + DIRECT_LANES - 1) / DIRECT_LANES * DIRECT_LANES; }
 
 void pf_direct_transpose(const float *gy, const float *mask, int64_t O, int64_t P, float *gyt,
@@ -240,6 +265,48 @@ static DIRECT_TARGET void grad_weight_block(const pf_direct_geom *d, const float
     }
 }
 
+/* ---- spatial lanes ---- */
+DIRECT_TARGET void pf_direct_spatial_run(const pf_direct_geom *d, const float *src,
+                                         const float *packed, const float *bias, int act,
+                                         float *dst) {
+    int64_t rows = d->C * d->KH * d->KW, P = d->OH * d->OW;
+    const int32_t *delta = (const int32_t *)packed;
+    const float *wts = packed + delta_floats(rows);
+    const __m512 zero = _mm512_setzero_ps();
+    for (int64_t o0 = 0; o0 < d->O; o0 += SPATIAL_OB) {
+        int64_t nv = d->O - o0 < SPATIAL_OB ? d->O - o0 : SPATIAL_OB;
+        const float *wb = wts + o0 * rows;
+        __m512 bv[SPATIAL_OB];
+        for (int i = 0; i < SPATIAL_OB; i++)
+            bv[i] = _mm512_set1_ps(bias && i < nv ? bias[o0 + i] : 0.0f);
+        for (int64_t oh = 0; oh < d->OH; oh++) {
+            const float *line = src + oh * d->st_h * d->W;
+            float *out = dst + o0 * P + oh * d->OW;
+            for (int64_t ow0 = 0; ow0 < d->OW; ow0 += 16) {
+                __mmask16 m = lanes(d->OW - ow0);
+                __m512 a[SPATIAL_OB];
+#pragma GCC unroll 8
+                for (int i = 0; i < SPATIAL_OB; i++) a[i] = bv[i];
+                for (int64_t r = 0; r < rows; r++) {
+                    __m512 x = _mm512_maskz_loadu_ps(m, line + ow0 + delta[r]);
+                    const float *wr = wb + r * SPATIAL_OB;
+#pragma GCC unroll 8
+                    for (int i = 0; i < SPATIAL_OB; i++)
+                        a[i] = _mm512_fmadd_ps(x, _mm512_set1_ps(wr[i]), a[i]);
+                }
+                /* constant indices: a runtime bound would keep a[] in memory */
+#pragma GCC unroll 8
+                for (int i = 0; i < SPATIAL_OB; i++) {
+                    if (i >= nv) break;
+                    /* max(v, 0) maps NaN to 0, as the other paths' ReLU does */
+                    __m512 v = act == PF_ACT_RELU ? _mm512_max_ps(a[i], zero) : a[i];
+                    _mm512_mask_storeu_ps(out + i * P + ow0, m, v);
+                }
+            }
+        }
+    }
+}
+
 void pf_direct_grad_weight_3x3(const pf_direct_geom *d, const float *src, const float *gyt,
                                float *acc) {
     int64_t lanes = pf_direct_lanes(d->O);
@@ -255,6 +322,10 @@ void pf_direct_grad_weight_3x3(const pf_direct_geom *d, const float *src, const 
 }
 void pf_direct_run(const pf_direct_geom *d, const float *src, const float *packed,
                    const float *bias, int act, float *dst) {
+    (void)d; (void)src; (void)packed; (void)bias; (void)act; (void)dst;
+}
+void pf_direct_spatial_run(const pf_direct_geom *d, const float *src, const float *packed,
+                           const float *bias, int act, float *dst) {
     (void)d; (void)src; (void)packed; (void)bias; (void)act; (void)dst;
 }
 #endif

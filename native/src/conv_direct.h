@@ -44,6 +44,20 @@ void pf_direct_grad_weight_3x3(const pf_direct_geom *d, const float *src, const 
                                float *acc);
 int64_t pf_direct_lanes(int64_t O);
 
+/* ---- spatial lanes: forward kernels with few rows (C*KH*KW), where the channel-lane tiles
+ * above have too little work per tile. 16 consecutive outputs of one output row are the
+ * lanes, 8 output channels accumulate at once. ---- */
+
+/* Floats of the packed form of one group's weights for pf_direct_spatial_run. */
+int64_t pf_direct_spatial_packed_floats(const pf_direct_geom *d);
+
+/* Packs one group's forward kernel w (O, C, KH, KW). */
+void pf_direct_spatial_pack(const pf_direct_geom *d, const float *w, float *packed);
+
+/* dst (O, OH, OW) = act(conv(src (C, H, W), packed) + bias), as pf_direct_run. */
+void pf_direct_spatial_run(const pf_direct_geom *d, const float *src, const float *packed,
+                           const float *bias, int act, float *dst);
+
 /* gyt (P, Opad) = gy (O, P) transposed, zero beyond O; only where mask (O, P) is > 0 when it
  * is given. sums[o] += the sum of row o of what was kept, when sums is not NULL. */
 void pf_direct_transpose(const float *gy, const float *mask, int64_t O, int64_t P, float *gyt,

@@ -192,7 +192,9 @@ static int pool_geometry(const pf_args *a, const pf_tensor *x, const pf_tensor *
     g->is_2x2 = g->k[0] == 1 && g->st[0] == 1 && g->pb[0] == 0 && g->in[0] == g->out[0];
     for (int d = 1; d < POOL_DIMS; d++)
         g->is_2x2 = g->is_2x2 && g->k[d] == 2 && g->st[d] == 2 && g->pb[d] == 0 &&
-                    g->in[d] == 2 * g->out[d];   /* end padding: a window would read past x */
+                    g->in[d] >= 2 * g->out[d];   /* else end padding: the last window would
+                                                   * read past x; an odd size leaves one row or
+                                                   * column unread (its gradient zeroed) */
     for (int64_t k2 = 0; k2 < g->k[2] && k2 < POOL_KMAX; k2++)
         valid_range(g->in[2], g->out[2], g->st[2], g->pb[2], k2, &g->lo2[k2], &g->hi2[k2]);
     return PF_OK;

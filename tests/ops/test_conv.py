@@ -155,6 +155,40 @@ def test_threads_give_the_same_result(rng):
             np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-4)
 
 
+# ---- the float32 spatial-lane forward: kernels of few rows (in channels x window < 64) ----
+
+SPATIAL_CASES = [
+    ((3, 1, 28, 28), (32, 1, 3, 3), {"activation": "relu"}),            # a first layer
+    ((2, 3, 20, 33), (9, 3, 3, 3), {}),                                  # 9 outputs: a block tail
+    ((2, 1, 17, 40), (5, 1, 5, 5), {"padding": 2}),                      # 3 row chunks, padded
+    ((2, 2, 12, 24), (20, 2, 1, 7), {"strides": (2, 1), "padding": "same"}),
+    ((2, 1, 25, 25), (16, 1, 3, 3), {"dilation": 2, "activation": "relu"}),
+    ((2, 4, 16, 20), (8, 2, 3, 3), {"groups": 2, "padding": 1}),
+    ((1, 2, 9, 9), (1, 2, 2, 2), {}),                                    # 8-wide rows, 1 channel
+]
+
+
+@pytest.mark.parametrize("x_shape,w_shape,kw", SPATIAL_CASES)
+def test_spatial_lane_forward_matches_reference(rng, x_shape, w_shape, kw):
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    b = rng.standard_normal(w_shape[0]).astype(np.float32)
+    pads = _pads(x_shape, w_shape, kw, None if kw.get("padding") == "same" else
+                 [(kw.get("padding", 0),) * 2] * 2)
+    want = reference_conv(x, w, b, kw.get("strides", 1), pads, kw.get("dilation", 1),
+                          kw.get("groups", 1), kw.get("activation"))
+    before = pf.get_num_threads()
+    try:
+        got = []
+        for threads in (1, 2):
+            pf.set_num_threads(threads)
+            got.append(pf.conv2d(pf.tensor(x), pf.tensor(w), pf.tensor(b), **kw).numpy())
+    finally:
+        pf.set_num_threads(before)
+    np.testing.assert_allclose(got[0], want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    np.testing.assert_array_equal(got[1], got[0])   # images are independent: same bits
+
+
 # ---- PyTorch parity, float32, weights copied ----
 
 TORCH_CASES = [
