@@ -187,14 +187,16 @@ class Node:
         self.op, self.attrs, self.needs, self.scope, self.refs = op, attrs, needs, scope, None
         release, outs = kept or retained(op, attrs, needs)
         # inputs: the tensors the gradient reads; the others become stand-ins, except leaves
-        # that need a gradient (accumulated by identity; a parameter is alive anyway)
+        # that need a gradient (accumulated by identity; a parameter is alive anyway) and 0-d
+        # leaves (the constant of x * 1.5: no memory to free, and no stand-in made unless a
+        # backward runs)
         held = False              # a leaf held that the rule does not read (see grad_inputs)
         if release:
             inputs = list(inputs)
             for i in release:
                 x = inputs[i]
                 if type(x) is not Released:
-                    if x.requires_grad and x._node is None:
+                    if x._node is None and (x.requires_grad or not x._data.shape):
                         held = True
                     else:
                         inputs[i] = Released(x, op, i)

@@ -10,6 +10,7 @@ import pytest
 import pyfront as pf
 from pyfront import autograd
 from pyfront.ops import core
+from pyfront.ops.elementwise import Binary
 
 
 @pytest.fixture
@@ -152,3 +153,32 @@ def test_a_rule_reading_what_its_op_does_not_retain_fails_naming_the_op(reads, w
                        match="test_double: its gradient read %s, which the op does not retain: "
                              "declare it in the op's retain_inputs / retain_outputs" % what):
         y.sum().backward()
+
+
+class _ScaleBy(Binary):
+    """y = x * c whose gradient (wrongly) reads c, which it says it does not retain."""
+
+    retain_inputs = retain_outputs = ()
+
+    def __init__(self):
+        super().__init__("test_scale_by", pf.backend.cpu.lib.PF_B_MUL,
+                         lambda ctx, g: (g * ctx.inputs[1], None))
+
+
+def test_number_constants_are_shared_read_only_and_still_guarded():
+    # x * 1.5 takes one shared 0-d constant: kept on the tape as it is (nothing to free, no
+    # stand-in made while recording), yet a rule reading it undeclared fails as for any input
+    x = _leaf([1.0, 2.0])
+    c = core.number_operand(1.5, x.dtype)
+    assert core.number_operand(1.5, x.dtype) is c
+    with pytest.raises(ValueError):
+        c.numpy()[...] = 2.0
+    y = x * 1.5
+    assert y._node.inputs[1] is c and y._node.held
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [1.5, 1.5])
+    z = core.apply(_ScaleBy(), [_leaf([1.0, 2.0]), c])
+    np.testing.assert_array_equal(z.numpy(), [1.5, 3.0])
+    with pytest.raises(pf.errors.PyfrontError,
+                       match=r"test_scale_by: its gradient read input 1 \(b\)"):
+        z.sum().backward()

@@ -421,8 +421,16 @@ def apply(op, inputs, attrs=None):
             t._ptr = out, replay.dtype, False, None, None, 0, None, None, (out, pout)
         if replay.tracks and _grad_mode.enabled:
             needs = (a.requires_grad,) if b is None else (a.requires_grad, b.requires_grad)
-            if True in needs:
-                _record(op, inputs, attrs or {}, [out], (t,), replay, needs=needs)
+            if True in needs:   # (tracks: the op has a float output)
+                # _record's work, inline: the tape entry's retention is cached per needs
+                cached = replay.tapes.get(needs)
+                if cached is not None and cached[0] is op.retain_inputs and \
+                        cached[1] is op.retain_outputs:
+                    t._node = _Node(op, inputs, attrs or {}, [out], needs, _grad_mode.scope,
+                                    replay.specs, cached[2])
+                    t.requires_grad = True
+                else:
+                    _record(op, inputs, attrs or {}, [out], (t,), replay, needs=needs)
         return t
     return _apply(op, inputs, attrs or {})
 
@@ -513,6 +521,9 @@ def run_eager(op, inputs, attrs, backend=cpu):
     return results[0] if op.n_outputs == 1 else tuple(results)
 
 
+_Node = autograd.Node
+
+
 def _record(op, inputs, attrs, arrays, results, replay, specs=None, needs=None):
     """The tape entry of an op application that an input needing a gradient took part in."""
     # integer results (a cast to int64, argmax-like outputs) carry no gradient
@@ -572,8 +583,9 @@ def as_operand(x, like=None, dtype=None):
 
 def number_operand(x, dtype):
     """A Python number x as a 0-d constant tensor of dtype (a DType or a name): what
-    `x * 1.5` multiplies by. Made once per (value, type, dtype) and shared, read-only (ops
-    never write their inputs); 0 is not shared (-0.0 == 0.0 would share one)."""
+    `x * 1.5` multiplies by. Made once per (value, type, dtype) and shared, tensor and
+    read-only array alike (ops never write their inputs, and the constant is no leaf that
+    gradients accumulate into); 0 is not shared (-0.0 == 0.0 would share one)."""
     made = _constants.get((x, type(x), dtype))
     if made is None:
         dt = as_dtype(dtype)
@@ -583,11 +595,9 @@ def number_operand(x, dtype):
         arr.flags.writeable = False
         if len(_constants) >= 1024:
             _constants.clear()
-        made = _constants[(x, type(x), dtype)] = arr, dt, (arr, _from_buffer(arr))
-    t = _new_tensor(Tensor)          # (Tensor._wrap without the call: eager dispatch)
-    t._data, t.dtype, t.requires_grad, t.grad, t._node, t._index, t.name, t._bufcache, \
-        t._ptr = made[0], made[1], False, None, None, 0, None, None, made[2]
-    return t
+        made = _constants[(x, type(x), dtype)] = Tensor._wrap(arr, dt)
+        made._ptr = arr, _from_buffer(arr)
+    return made
 
 
 def constant_like(x, like, dtype=None):
