@@ -147,6 +147,8 @@ class Released:
 
 
 _DEVICE_DATA = object()
+_new_released = object.__new__
+_ndarray = np.ndarray
 
 
 def _not_retained(what, how):
@@ -196,8 +198,13 @@ class Node:
             for i in release:
                 x = inputs[i]
                 if type(x) is not Released:
-                    if x._node is None and (x.requires_grad or not x._data.shape):
+                    array = x._data
+                    if x._node is None and (x.requires_grad or not array.shape):
                         held = True
+                    elif type(array) is _ndarray:   # Released(x, op, i) without the call
+                        r = inputs[i] = _new_released(Released)
+                        r.shape, r.dtype, r.device, r._data, r._node, r._index, r._what = \
+                            array.shape, x.dtype, "cpu", None, x._node, x._index, (op, i)
                     else:
                         inputs[i] = Released(x, op, i)
         self.inputs, self.release, self.held = inputs, release, held
