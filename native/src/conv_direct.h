@@ -58,6 +58,28 @@ void pf_direct_spatial_pack(const pf_direct_geom *d, const float *w, float *pack
 void pf_direct_spatial_run(const pf_direct_geom *d, const float *src, const float *packed,
                            const float *bias, int act, float *dst);
 
+/* ---- Winograd F(2x2, 3x3) (conv_winograd.c): 3x3 kernels, unit stride and dilation ---- */
+typedef struct {
+    int64_t C, O;        /* source and output channels of one group */
+    int64_t h, w;        /* the source plane as stored */
+    int64_t top, left;   /* where it sits in the zero-padded plane the kernel slides over */
+    int64_t OH, OW;      /* the output plane */
+} pf_wino_geom;
+
+int pf_wino_available(void);
+/* Floats of one group's transformed weights, and of the scratch pf_wino_run needs. */
+int64_t pf_wino_packed_floats(const pf_wino_geom *g);
+int64_t pf_wino_scratch_floats(const pf_wino_geom *g);
+/* Transforms one group's kernel, oriented as pf_direct_pack's (transposed: the input gradient
+ * as a convolution with the flipped kernel whose channel roles swap). */
+void pf_wino_pack(const pf_wino_geom *g, const float *w, int transposed, int64_t w_channels,
+                  float *packed);
+/* For images i < n: dst + i * dst_image (O, OH, OW) = act(conv(src + i * src_image (C, h, w))
+ * + bias), the source kept only where mask (same layout) is > 0 when mask is given. */
+void pf_wino_run(const pf_wino_geom *g, int64_t n, const float *src, const float *mask,
+                 int64_t src_image, const float *packed, const float *bias, int act, float *dst,
+                 int64_t dst_image, float *scratch);
+
 /* gyt (P, Opad) = gy (O, P) transposed, zero beyond O; only where mask (O, P) is > 0 when it
  * is given. sums[o] += the sum of row o of what was kept, when sums is not NULL. */
 void pf_direct_transpose(const float *gy, const float *mask, int64_t O, int64_t P, float *gyt,

@@ -1,0 +1,284 @@
+/* conv_winograd.c -- float32 3x3 convolutions (unit stride and dilation) by Winograd's
+ * F(2x2, 3x3) with AVX-512, used by conv.c where it beats the direct loops.
+ *
+ * Each 2x2 block of outputs ("tile") comes from a 4x4 patch d of the zero-padded source:
+ * Y = A^T [ sum_c (G g_c G^T) .* (B^T d_c B) ] A, 16 multiplies per channel and tile where the
+ * direct form needs 36. The work runs in three passes over chunks of WINO_LANES tiles:
+ *   1. input transform: V[c][xi][tile] = (B^T d B)[xi], tiles of one tile-row in the lanes
+ *      (the patch columns of 15 tiles are 32 source columns: two loads, even/odd permutes);
+ *      padding and the source's edges are masked loads, so no padded copy is made;
+ *   2. 16 products M[xi] (O x tiles) = U[xi] (O x C) V[xi] (C x tiles), 6 output channels by
+ *      4 vectors of tiles in registers;
+ *   3. output transform: Y = A^T M A per tile, bias and ReLU, the tile columns interleaved
+ *      into output rows and stored whole.
+ * A tile's result depends on its own patch only: the bits do not depend on the batch, the
+ * chunking or the thread count. The error is a few float32 roundings more than the direct
+ * form's (the transforms' additions), well inside float32 tolerance.
+ */
+#include "conv_direct.h"
+
+#include "internal.h"
+
+#define WINO_LANES 64   /* tiles per chunk: 4 vectors */
+#define WINO_OB 6       /* output channels per register block: 6 x 4 accumulators */
+#define WINO_SEG 15     /* tiles per segment of a tile-row: 2 * 15 + 2 = 32 source columns */
+
+static int64_t wino_blocks(int64_t O) { return (O + WINO_OB - 1) / WINO_OB; }
+
+/* V is (C, 16, rows of WINO_ROW) and M (O, 16, WINO_ROW): a transform reads or writes one
+ * channel's 16 vectors at fixed offsets from one pointer. A row has 16 lanes to spare, so the
+ * input transform stores whole vectors (the next segment overwrites what spills), and a
+ * channel's block is one cache line more than its size: at a power-of-two stride the 16
+ * vectors of a transform fell in one L1 set and missed on every access (measured: the
+ * transforms took twice as long). */
+#define WINO_ROW (WINO_LANES + 16)
+#define WINO_BLOCK (16 * WINO_ROW + 16)
+
+int64_t pf_wino_packed_floats(const pf_wino_geom *g) {
+    return 16 * wino_blocks(g->O) * WINO_OB * g->C;
+}
+
+int64_t pf_wino_scratch_floats(const pf_wino_geom *g) {
+    return (g->C + g->O) * WINO_BLOCK;
+}
+
+void pf_wino_pack(const pf_wino_geom *g, const float *w, int transposed, int64_t w_channels,
+                  float *packed) {
+    int64_t nob = wino_blocks(g->O);
+    for (int64_t o = 0; o < nob * WINO_OB; o++)
+        for (int64_t c = 0; c < g->C; c++) {
+            float k[3][3], t[4][3], u[4][4];
+            for (int i = 0; i < 3; i++)
+                for (int j = 0; j < 3; j++)
+                    k[i][j] = o >= g->O ? 0.0f
+                              : !transposed ? w[(o * g->C + c) * 9 + i * 3 + j]
+                                            : w[(c * w_channels + o) * 9 + 8 - (i * 3 + j)];
+            /* U = G k G^T, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1] */
+            for (int j = 0; j < 3; j++) {
+                t[0][j] = k[0][j];
+                t[1][j] = 0.5f * (k[0][j] + k[1][j] + k[2][j]);
+                t[2][j] = 0.5f * (k[0][j] - k[1][j] + k[2][j]);
+                t[3][j] = k[2][j];
+            }
+            for (int i = 0; i < 4; i++) {
+                u[i][0] = t[i][0];
+                u[i][1] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+                u[i][2] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+                u[i][3] = t[i][2];
+            }
+            for (int xi = 0; xi < 16; xi++)
+                packed[((xi * nob + o / WINO_OB) * g->C + c) * WINO_OB + o % WINO_OB] =
+                    u[xi / 4][xi % 4];
+        }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include <immintrin.h>
+#define WINO_TARGET __attribute__((target("avx512f")))
+
+int pf_wino_available(void) { return __builtin_cpu_supports("avx512f"); }
+
+/* lanes [lo, hi) of 32 as two 16-lane masks */
+static inline WINO_TARGET void lane_range(int64_t lo, int64_t hi, __mmask16 *m0, __mmask16 *m1) {
+    uint32_t bits = 0;
+    for (int64_t l = lo < 0 ? 0 : lo; l < hi && l < 32; l++) bits |= 1u << l;
+    *m0 = (__mmask16)(bits & 0xFFFF);
+    *m1 = (__mmask16)(bits >> 16);
+}
+
+typedef struct { int64_t img, th, tw0, ntw, lane; } wino_seg;
+
+/* One source row of a segment, its columns transformed: r[j] = (d B)[j] for each tile, where
+ * d is the tile's patch row (row sr of the source; zeros outside it). */
+static inline __attribute__((always_inline)) WINO_TARGET void
+load_row(const pf_wino_geom *g, const float *plane, const float *mplane, int64_t sr, int64_t sc0,
+         __mmask16 m0, __mmask16 m1, __m512 r[4]) {
+    const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
+    /* lane 15 of the shifted pairs would read column 32 or 33: segments stop at 15 tiles */
+    const __m512i ev2 = _mm512_min_epi32(_mm512_add_epi32(ev, _mm512_set1_epi32(2)),
+                                         _mm512_set1_epi32(31));
+    const __m512i od2 = _mm512_min_epi32(_mm512_add_epi32(ev, _mm512_set1_epi32(3)),
+                                         _mm512_set1_epi32(31));
+    const __m512 zero = _mm512_setzero_ps();
+    if (sr < 0 || sr >= g->h) {
+        r[0] = r[1] = r[2] = r[3] = zero;
+        return;
+    }
+    const float *p = plane + sr * g->w + sc0;
+    __m512 lo = _mm512_maskz_loadu_ps(m0, p), hi = zero;
+    if (m1) hi = _mm512_maskz_loadu_ps(m1, p + 16);   /* (none for segments of <= 7 tiles) */
+    if (mplane) {   /* the gradient of a fused ReLU: keep where y > 0 */
+        const float *q = mplane + sr * g->w + sc0;
+        lo = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m0, q), zero,
+                                                    _CMP_GT_OQ), lo);
+        if (m1)
+            hi = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m1, q + 16),
+                                                        zero, _CMP_GT_OQ), hi);
+    }
+    __m512 d0 = _mm512_permutex2var_ps(lo, ev, hi), d1 = _mm512_permutex2var_ps(lo, od, hi);
+    __m512 d2 = _mm512_permutex2var_ps(lo, ev2, hi), d3 = _mm512_permutex2var_ps(lo, od2, hi);
+    r[0] = _mm512_sub_ps(d0, d2);
+    r[1] = _mm512_add_ps(d1, d2);
+    r[2] = _mm512_sub_ps(d2, d1);
+    r[3] = _mm512_sub_ps(d1, d3);
+}
+
+/* Pass 1 for one segment: V[c][xi][lane] = (B^T d B)[xi] for its tiles, channel by channel
+ * (the source read at one stride, as the hardware prefetches best). */
+static WINO_TARGET void input_transform(const pf_wino_geom *g, const wino_seg *s,
+                                        const float *src, const float *mask, float *V) {
+    int64_t sc0 = 2 * s->tw0 - g->left;   /* the source column of the segment's first */
+    __mmask16 m0, m1;
+    lane_range(-sc0, g->w - sc0 < 2 * s->ntw + 2 ? g->w - sc0 : 2 * s->ntw + 2, &m0, &m1);
+    int64_t plane_size = g->h * g->w;
+    for (int64_t c = 0; c < g->C; c++) {
+        __m512 r[4][4];
+        const float *plane = src + c * plane_size;
+        const float *mplane = mask ? mask + c * plane_size : NULL;
+        for (int i = 0; i < 4; i++)
+            load_row(g, plane, mplane, 2 * s->th + i - g->top, sc0, m0, m1, r[i]);
+        float *vc = V + c * WINO_BLOCK + s->lane;
+        for (int j = 0; j < 4; j++) {   /* B^T (d B); xi = i * 4 + j */
+            float *out = vc + j * WINO_ROW;
+            _mm512_storeu_ps(out, _mm512_sub_ps(r[0][j], r[2][j]));
+            _mm512_storeu_ps(out + 4 * WINO_ROW, _mm512_add_ps(r[1][j], r[2][j]));
+            _mm512_storeu_ps(out + 8 * WINO_ROW, _mm512_sub_ps(r[2][j], r[1][j]));
+            _mm512_storeu_ps(out + 12 * WINO_ROW, _mm512_sub_ps(r[1][j], r[3][j]));
+        }
+    }
+}
+
+/* Pass 2: M[xi] (O x 64) = U[xi] (O x C) V[xi] (C x 64). */
+static WINO_TARGET void products(const pf_wino_geom *g, const float *U, const float *V,
+                                 float *M) {
+    int64_t nob = wino_blocks(g->O);
+    for (int64_t xi = 0; xi < 16; xi++) {
+        const float *vx = V + xi * WINO_ROW;
+        float *mx = M + xi * WINO_ROW;
+        for (int64_t ob = 0; ob < nob; ob++) {
+            const float *u = U + (xi * nob + ob) * g->C * WINO_OB;
+            __m512 a[WINO_OB][4];
+#pragma GCC unroll 6
+            for (int i = 0; i < WINO_OB; i++)
+                a[i][0] = a[i][1] = a[i][2] = a[i][3] = _mm512_setzero_ps();
+            for (int64_t c = 0; c < g->C; c++, u += WINO_OB) {
+                const float *v = vx + c * WINO_BLOCK;
+                __m512 v0 = _mm512_loadu_ps(v), v1 = _mm512_loadu_ps(v + 16);
+                __m512 v2 = _mm512_loadu_ps(v + 32), v3 = _mm512_loadu_ps(v + 48);
+#pragma GCC unroll 6
+                for (int i = 0; i < WINO_OB; i++) {
+                    __m512 b = _mm512_set1_ps(u[i]);
+                    a[i][0] = _mm512_fmadd_ps(b, v0, a[i][0]);
+                    a[i][1] = _mm512_fmadd_ps(b, v1, a[i][1]);
+                    a[i][2] = _mm512_fmadd_ps(b, v2, a[i][2]);
+                    a[i][3] = _mm512_fmadd_ps(b, v3, a[i][3]);
+                }
+            }
+            /* constant indices keep a[][] in registers */
+#pragma GCC unroll 6
+            for (int i = 0; i < WINO_OB; i++) {
+                int64_t o = ob * WINO_OB + i;
+                if (o >= g->O) break;
+                float *m = mx + o * WINO_BLOCK;
+                _mm512_storeu_ps(m, a[i][0]);
+                _mm512_storeu_ps(m + 16, a[i][1]);
+                _mm512_storeu_ps(m + 32, a[i][2]);
+                _mm512_storeu_ps(m + 48, a[i][3]);
+            }
+        }
+    }
+}
+
+/* Pass 3 for one segment: A^T M A per tile, bias, ReLU, two output rows. */
+static WINO_TARGET void output_transform(const pf_wino_geom *g, const wino_seg *s, const float *M,
+                                         const float *bias, int act, float *dst) {
+    const __m512i lo_idx = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i hi_idx = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9,
+                                            24, 8);
+    const __m512 zero = _mm512_setzero_ps();
+    __mmask16 load = (__mmask16)((1u << s->ntw) - 1), st0, st1;
+    int64_t col = 2 * s->tw0, n = g->OW - col < 2 * s->ntw ? g->OW - col : 2 * s->ntw;
+    lane_range(0, n, &st0, &st1);
+    int64_t P = g->OH * g->OW, row = 2 * s->th;
+    int second = row + 1 < g->OH;
+    for (int64_t o = 0; o < g->O; o++) {
+        const float *m = M + o * WINO_BLOCK + s->lane;
+        const int64_t step = WINO_ROW;
+        __m512 sj[4], dj[4];
+        for (int j = 0; j < 4; j++) {
+            __m512 m0 = _mm512_maskz_loadu_ps(load, m + j * step);
+            __m512 m1 = _mm512_maskz_loadu_ps(load, m + (4 + j) * step);
+            __m512 m2 = _mm512_maskz_loadu_ps(load, m + (8 + j) * step);
+            __m512 m3 = _mm512_maskz_loadu_ps(load, m + (12 + j) * step);
+            sj[j] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+            dj[j] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+        }
+        __m512 b = _mm512_set1_ps(bias ? bias[o] : 0.0f);
+        __m512 y00 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(sj[0], sj[1]), sj[2]), b);
+        __m512 y01 = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(sj[1], sj[2]), sj[3]), b);
+        __m512 y10 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(dj[0], dj[1]), dj[2]), b);
+        __m512 y11 = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(dj[1], dj[2]), dj[3]), b);
+        if (act == PF_ACT_RELU) {   /* max(v, 0) maps NaN to 0, as the other paths' ReLU does */
+            y00 = _mm512_max_ps(y00, zero);
+            y01 = _mm512_max_ps(y01, zero);
+            y10 = _mm512_max_ps(y10, zero);
+            y11 = _mm512_max_ps(y11, zero);
+        }
+        float *out = dst + o * P + row * g->OW + col;
+        _mm512_mask_storeu_ps(out, st0, _mm512_permutex2var_ps(y00, lo_idx, y01));
+        _mm512_mask_storeu_ps(out + 16, st1, _mm512_permutex2var_ps(y00, hi_idx, y01));
+        if (second) {
+            _mm512_mask_storeu_ps(out + g->OW, st0, _mm512_permutex2var_ps(y10, lo_idx, y11));
+            _mm512_mask_storeu_ps(out + g->OW + 16, st1, _mm512_permutex2var_ps(y10, hi_idx, y11));
+        }
+    }
+}
+
+static void run_chunk(const pf_wino_geom *g, const wino_seg *segs, int nseg, const float *src,
+                      const float *mask, int64_t src_image, const float *U, const float *bias,
+                      int act, float *dst, int64_t dst_image, float *V, float *M) {
+    /* in lane order: a segment's whole-vector stores spill into the next one's lanes */
+    for (int i = 0; i < nseg; i++)
+        input_transform(g, &segs[i], src + segs[i].img * src_image,
+                        mask ? mask + segs[i].img * src_image : NULL, V);
+    products(g, U, V, M);
+    for (int i = 0; i < nseg; i++)
+        output_transform(g, &segs[i], M, bias, act, dst + segs[i].img * dst_image);
+}
+
+void pf_wino_run(const pf_wino_geom *g, int64_t n, const float *src, const float *mask,
+                 int64_t src_image, const float *packed, const float *bias, int act, float *dst,
+                 int64_t dst_image, float *scratch) {
+    float *V = scratch, *M = scratch + g->C * WINO_BLOCK;
+    /* lanes no segment fills still go through the products: keep them finite */
+    memset(V, 0, (size_t)(g->C * WINO_BLOCK) * sizeof(float));
+    int64_t th_n = (g->OH + 1) / 2, tw_n = (g->OW + 1) / 2;
+    wino_seg segs[WINO_LANES];
+    int nseg = 0;
+    int64_t lane = 0;
+    for (int64_t img = 0; img < n; img++)
+        for (int64_t th = 0; th < th_n; th++)
+            for (int64_t tw0 = 0; tw0 < tw_n; tw0 += WINO_SEG) {
+                int64_t ntw = tw_n - tw0 < WINO_SEG ? tw_n - tw0 : WINO_SEG;
+                if (lane + ntw > WINO_LANES) {
+                    run_chunk(g, segs, nseg, src, mask, src_image, packed, bias, act, dst,
+                              dst_image, V, M);
+                    nseg = 0;
+                    lane = 0;
+                }
+                segs[nseg++] = (wino_seg){img, th, tw0, ntw, lane};
+                lane += ntw;
+            }
+    if (nseg)
+        run_chunk(g, segs, nseg, src, mask, src_image, packed, bias, act, dst, dst_image, V, M);
+}
+#else
+int pf_wino_available(void) { return 0; }
+void pf_wino_run(const pf_wino_geom *g, int64_t n, const float *src, const float *mask,
+                 int64_t src_image, const float *packed, const float *bias, int act, float *dst,
+                 int64_t dst_image, float *scratch) {
+    (void)g; (void)n; (void)src; (void)mask; (void)src_image; (void)packed; (void)bias;
+    (void)act; (void)dst; (void)dst_image; (void)scratch;
+}
+#endif
