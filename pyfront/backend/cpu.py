@@ -394,4 +394,70 @@ def workspace_bytes(kernel, args, context=""):
 
 
 def empty(shape, dtype):
-    return np.empty(shape, dtype=dtype.np)
+    return host_empty(shape, dtype.np)
+
+
+# ---- reused host memory for large tensors ----
+# Eager code makes and drops the same large activations every step. glibc hands each array
+# above its mmap threshold to the system and back (or trims the heap under it), so every step
+# paid a page fault and a page clear for every page of every activation: a third of an eager
+# CNN training step. Tensors of CACHE_MIN_BYTES and more take their memory from blocks kept
+# here for reuse (exact sizes, rounded up to 64 KiB), at most CACHE_MAX_BYTES of them idle, as
+# other frameworks' caching allocators do; only pyfront's own tensors, so other libraries in
+# the process keep glibc's behaviour. PYFRONT_CACHE_HOST_MEMORY=0 turns it off.
+CACHE_MIN_BYTES = 1 << 20
+CACHE_MAX_BYTES = 512 << 20
+_cache_on = os.environ.get("PYFRONT_CACHE_HOST_MEMORY", "1") != "0"
+_idle_blocks = {}         # rounded size -> [(uint8 block, its address)]
+_idle = [0]               # bytes idle in _idle_blocks (approximate under threads)
+
+
+class _CachedBlock:
+    """Owns one cached block while arrays use it: numpy keeps the object a view was made
+    from (through __array_interface__) as the array's base, so the block goes back to the
+    cache only when the last array or view on it is gone."""
+
+    __slots__ = ("block", "__array_interface__")
+
+    def __init__(self, block, shape, typestr):
+        self.block = block
+        self.__array_interface__ = {"shape": shape, "typestr": typestr, "version": 3,
+                                    "data": (block[1], False)}
+
+    def __del__(self):
+        try:
+            _give_back(self.block)
+        except Exception:       # interpreter shutdown: the module may be half gone
+            pass
+
+
+def _give_back(block):
+    size = block[0].nbytes
+    if _cache_on and _idle[0] + size <= CACHE_MAX_BYTES:
+        _idle_blocks.setdefault(size, []).append(block)   # (append and pop: atomic)
+        _idle[0] += size
+
+
+def host_empty(shape, np_dtype):
+    """np.empty(shape, np_dtype), from the cache of reused blocks when it is large."""
+    dt = np.dtype(np_dtype)
+    nbytes = math.prod(shape) * dt.itemsize
+    if nbytes < CACHE_MIN_BYTES or not _cache_on:
+        return np.empty(shape, dt)
+    size = (nbytes + 0xFFFF) & ~0xFFFF
+    try:
+        block = _idle_blocks[size].pop()
+        _idle[0] -= size
+    except (KeyError, IndexError):
+        raw = np.empty(size, np.uint8)
+        block = (raw, raw.__array_interface__["data"][0])
+    return np.asarray(_CachedBlock(block, tuple(shape), dt.str))
+
+
+def release_cached_memory():
+    """Give the idle cached blocks of large tensors back to the system (the cache refills
+    as large tensors are made again); returns the bytes released."""
+    released = _idle[0]
+    _idle_blocks.clear()
+    _idle[0] = 0
+    return released

@@ -302,12 +302,19 @@ class _Recorder(EagerEmitter):
         cache[key] = _Replay(specs, steps, patches, len(bufs), keep)
 
 
+def _nbytes(spec):
+    n = spec.dtype.np.itemsize
+    for d in spec.shape:
+        n *= d
+    return n
+
+
 class _Replay:
     """An op's recorded kernel calls for one key of the replay cache, run by one native call
     (pf_replay_run) with the data pointers of the call's inputs and new outputs."""
 
     __slots__ = ("specs", "dtypes", "floats", "native", "buffers", "keep", "single", "shape",
-                 "np_dtype", "dtype", "tracks", "tapes")
+                 "np_dtype", "dtype", "tracks", "tapes", "large")
 
     def __init__(self, specs, steps, patches, n_buffers, keep):
         self.specs = specs
@@ -316,6 +323,8 @@ class _Replay:
         # the common case, inlined by apply(): one output
         self.single = len(specs) == 1
         self.shape, self.np_dtype, self.dtype = specs[0].shape, specs[0].dtype.np, specs[0].dtype
+        # outputs of cpu.CACHE_MIN_BYTES or more take reused memory (cpu.host_empty)
+        self.large = any(_nbytes(s) >= cpu.CACHE_MIN_BYTES for s in specs)
         self.buffers = _ffi.new("void *[]", n_buffers)
         native_patches = _ffi.new("pf_patch[]", len(patches))
         for dst, (d, j, offset) in zip(native_patches, patches):
@@ -328,7 +337,8 @@ class _Replay:
         self.tapes = {}          # needs -> what a tape entry keeps (autograd.retained)
 
     def run(self, op, inputs):
-        arrays = [_np_empty(shape, dt) for shape, dt in self.dtypes]
+        new = _host_empty if self.large else _np_empty
+        arrays = [new(shape, dt) for shape, dt in self.dtypes]
         buffers = self.buffers
         i = 0
         for x in inputs:
@@ -351,6 +361,7 @@ def _replay_failed(op, status):
 
 
 _ffi, _replay_run, _np_empty, _ndarray = cpu.ffi, cpu.lib.pf_replay_run, np.empty, np.ndarray
+_host_empty = cpu.host_empty
 _NUMBERS = (float, int, bool)
 _constants = {}      # (number, type, dtype) -> (read-only 0-d array, DType, Tensor._ptr)
 _from_buffer, _NULL = _ffi.from_buffer, _ffi.NULL
@@ -402,7 +413,7 @@ def apply(op, inputs, attrs=None):
     if replay is not None and replay.single:
         # data pointers: the one a tensor keeps for its array (a result of this path, a
         # number constant), else made now
-        out = _np_empty(replay.shape, replay.np_dtype)
+        out = (_host_empty if replay.large else _np_empty)(replay.shape, replay.np_dtype)
         pout = _from_buffer(out)
         buffers = replay.buffers
         p = a._ptr
