@@ -404,12 +404,18 @@ def empty(shape, dtype):
 # CNN training step. Tensors of CACHE_MIN_BYTES and more take their memory from blocks kept
 # here for reuse (exact sizes, rounded up to 64 KiB), at most CACHE_MAX_BYTES of them idle, as
 # other frameworks' caching allocators do; only pyfront's own tensors, so other libraries in
-# the process keep glibc's behaviour. PYFRONT_CACHE_HOST_MEMORY=0 turns it off.
+# the process keep glibc's behaviour. Idle blocks of a size not asked for in the last
+# CACHE_AGE large allocations are given back: a loop of fixed shapes reuses everything, one
+# whose shapes change (sequence lengths, a last smaller batch) does not keep blocks it no
+# longer asks for. PYFRONT_CACHE_HOST_MEMORY=0 turns it off.
 CACHE_MIN_BYTES = 1 << 20
-CACHE_MAX_BYTES = 512 << 20
+CACHE_MAX_BYTES = 256 << 20
+CACHE_AGE = 256
 _cache_on = os.environ.get("PYFRONT_CACHE_HOST_MEMORY", "1") != "0"
 _idle_blocks = {}         # rounded size -> [(uint8 block, its address)]
 _idle = [0]               # bytes idle in _idle_blocks (approximate under threads)
+_asked = {}               # rounded size -> the large allocation that last asked for it
+_clock = [0]              # large allocations so far
 
 
 class _CachedBlock:
@@ -433,7 +439,8 @@ class _CachedBlock:
 
 def _give_back(block):
     size = block[0].nbytes
-    if _cache_on and _idle[0] + size <= CACHE_MAX_BYTES:
+    # (a size aged out while its block was in use is not kept either)
+    if _cache_on and size in _asked and _idle[0] + size <= CACHE_MAX_BYTES:
         _idle_blocks.setdefault(size, []).append(block)   # (append and pop: atomic)
         _idle[0] += size
 
@@ -445,6 +452,10 @@ def host_empty(shape, np_dtype):
     if nbytes < CACHE_MIN_BYTES or not _cache_on:
         return np.empty(shape, dt)
     size = (nbytes + 0xFFFF) & ~0xFFFF
+    now = _clock[0] = _clock[0] + 1
+    _asked[size] = now
+    if now % 64 == 0:
+        _evict_stale(now)
     try:
         block = _idle_blocks[size].pop()
         _idle[0] -= size
@@ -454,10 +465,21 @@ def host_empty(shape, np_dtype):
     return np.asarray(_CachedBlock(block, tuple(shape), dt.str))
 
 
+def _evict_stale(now):
+    """Give back the idle blocks of sizes not asked for in the last CACHE_AGE large
+    allocations."""
+    for size, when in list(_asked.items()):
+        if now - when > CACHE_AGE:
+            _asked.pop(size, None)
+            blocks = _idle_blocks.pop(size, ())
+            _idle[0] -= size * len(blocks)
+
+
 def release_cached_memory():
     """Give the idle cached blocks of large tensors back to the system (the cache refills
     as large tensors are made again); returns the bytes released."""
     released = _idle[0]
     _idle_blocks.clear()
+    _asked.clear()
     _idle[0] = 0
     return released

@@ -162,7 +162,9 @@ def test_binary_kernel(data, name, dtype, shapes, mismatch):
     try:
         with np.errstate(all="ignore"):
             if integer and name == "pow":
-                want = _INT_POW[np.dtype(dtype)](*np.broadcast_arrays(a, b)).astype(dtype)
+                # (frompyfunc gives a bare Python int for 0-d operands)
+                want = np.asarray(_INT_POW[np.dtype(dtype)](*np.broadcast_arrays(a, b))
+                                  ).astype(dtype)
             elif name in _IN_DTYPE:
                 want = BINARY[name](a, b)
             else:

@@ -65,3 +65,16 @@ def test_the_cache_can_be_turned_off():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env=dict(os.environ, PYFRONT_CACHE_HOST_MEMORY="0"))
     assert out.stdout.strip() == "NoneType"
+
+
+def test_sizes_no_longer_asked_for_are_given_back():
+    cpu.release_cached_memory()
+    for rows in (256, 320, 384, 448):           # four sizes, made and freed once: kept idle
+        y = pf.tensor(np.ones((rows, 1024), np.float32)) * 2.0
+        del y
+    assert cpu._idle[0] >= (256 + 320 + 384 + 448) * 4096
+    x = pf.tensor(np.ones((512, 1024), np.float32))
+    for _ in range(cpu.CACHE_AGE + 64):         # a loop on one other size
+        y = x * 2.0
+        del y
+    assert cpu._idle[0] == 512 * 4096           # only its own block is left idle
