@@ -413,7 +413,6 @@ CACHE_MAX_BYTES = 256 << 20
 CACHE_AGE = 256
 _cache_on = os.environ.get("PYFRONT_CACHE_HOST_MEMORY", "1") != "0"
 _idle_blocks = {}         # rounded size -> [(uint8 block, its address)]
-_idle = [0]               # bytes idle in _idle_blocks (approximate under threads)
 _asked = {}               # rounded size -> the large allocation that last asked for it
 _clock = [0]              # large allocations so far
 
@@ -437,12 +436,17 @@ class _CachedBlock:
             pass
 
 
+def idle_bytes():
+    """Bytes of host memory the cache holds for reuse."""
+    return sum(size * len(blocks) for size, blocks in list(_idle_blocks.items()))
+
+
 def _give_back(block):
     size = block[0].nbytes
-    # (a size aged out while its block was in use is not kept either)
-    if _cache_on and size in _asked and _idle[0] + size <= CACHE_MAX_BYTES:
-        _idle_blocks.setdefault(size, []).append(block)   # (append and pop: atomic)
-        _idle[0] += size
+    # (a size aged out while its block was in use is not kept either; list append and pop
+    # are atomic, so threads need no lock here)
+    if _cache_on and size in _asked and idle_bytes() + size <= CACHE_MAX_BYTES:
+        _idle_blocks.setdefault(size, []).append(block)
 
 
 def host_empty(shape, np_dtype):
@@ -458,7 +462,6 @@ def host_empty(shape, np_dtype):
         _evict_stale(now)
     try:
         block = _idle_blocks[size].pop()
-        _idle[0] -= size
     except (KeyError, IndexError):
         raw = np.empty(size, np.uint8)
         block = (raw, raw.__array_interface__["data"][0])
@@ -471,15 +474,13 @@ def _evict_stale(now):
     for size, when in list(_asked.items()):
         if now - when > CACHE_AGE:
             _asked.pop(size, None)
-            blocks = _idle_blocks.pop(size, ())
-            _idle[0] -= size * len(blocks)
+            _idle_blocks.pop(size, None)
 
 
 def release_cached_memory():
     """Give the idle cached blocks of large tensors back to the system (the cache refills
     as large tensors are made again); returns the bytes released."""
-    released = _idle[0]
+    released = idle_bytes()
     _idle_blocks.clear()
     _asked.clear()
-    _idle[0] = 0
     return released

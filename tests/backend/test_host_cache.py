@@ -52,9 +52,9 @@ def test_release_gives_idle_blocks_back():
     del x
     y = pf.tensor(np.ones(_BIG, np.float32)) + 1.0
     del y
-    assert cpu._idle[0] >= 4 << 20
+    assert cpu.idle_bytes() >= 4 << 20
     assert cpu.release_cached_memory() >= 4 << 20
-    assert cpu._idle[0] == 0 and not cpu._idle_blocks
+    assert cpu.idle_bytes() == 0 and not cpu._idle_blocks
 
 
 def test_the_cache_can_be_turned_off():
@@ -72,9 +72,32 @@ def test_sizes_no_longer_asked_for_are_given_back():
     for rows in (256, 320, 384, 448):           # four sizes, made and freed once: kept idle
         y = pf.tensor(np.ones((rows, 1024), np.float32)) * 2.0
         del y
-    assert cpu._idle[0] >= (256 + 320 + 384 + 448) * 4096
+    assert cpu.idle_bytes() >= (256 + 320 + 384 + 448) * 4096
     x = pf.tensor(np.ones((512, 1024), np.float32))
     for _ in range(cpu.CACHE_AGE + 64):         # a loop on one other size
         y = x * 2.0
         del y
-    assert cpu._idle[0] == 512 * 4096           # only its own block is left idle
+    assert cpu.idle_bytes() == 512 * 4096           # only its own block is left idle
+
+
+def test_threads_never_share_a_block():
+    import threading
+
+    x = pf.tensor(np.ones(_BIG, np.float32))
+    errors = []
+
+    def work(k):
+        try:
+            for i in range(40):
+                y = x * float(k + i)              # made and dropped while the others run
+                if not (y.numpy()[::97, ::89] == k + i).all():
+                    errors.append((k, i))
+        except Exception as e:                    # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(k * 100,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
