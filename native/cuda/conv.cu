@@ -56,6 +56,9 @@ static int conv_geometry(const pf_args *a, const pf_tensor *x, const pf_tensor *
     g->Cg = w->shape[1];
     g->G = a->iattr[1 + 4 * nd];
     g->act = a->n_iattr > 2 + 4 * nd ? (int)a->iattr[2 + 4 * nd] : PF_ACT_NONE;
+    PF_CHECK(a->n_iattr <= 3 + 4 * nd || a->iattr[3 + 4 * nd] == 0, PF_ERR_ARGUMENT,
+             "the CUDA convolution does not fuse a max pool (the compiled plans that fuse it "
+             "run on the CPU)");
     PF_CHECK(g->G >= 1, PF_ERR_ARGUMENT, "groups must be positive, got %lld", (long long)g->G);
     PF_CHECK(g->Cg >= 1 && g->C == g->Cg * g->G, PF_ERR_SHAPE,
              "%s %s has %lld channels but %s %s with %lld groups expects %lld", xn, sx,

@@ -35,6 +35,8 @@ typedef struct {
     int64_t in[CONV_DIMS], k[CONV_DIMS], out[CONV_DIMS], st[CONV_DIMS], dil[CONV_DIMS],
         pb[CONV_DIMS];
     int64_t in_size, out_size, k_size, rows;   /* rows = Cg * k_size: im2col rows per group */
+    int pool;        /* forward only: 2 = y holds the 2x2/2 max pool of the output (floor) */
+    int64_t pooled_size;                       /* y's plane when pooled */
     int pointwise;   /* 1x1 kernel, unit stride, no padding: the input is its own im2col */
     int masked;      /* gradient kernels: grad_y is masked by y > 0 (a fused ReLU's gradient) */
     int simd;        /* the CPU has AVX-512: float32 col2im gathers with masked loads */
@@ -89,6 +91,10 @@ static int conv_geometry(const pf_args *a, const pf_tensor *x, const pf_tensor *
     g->Cg = w->shape[1];
     g->G = a->iattr[1 + 4 * nd];
     g->act = a->n_iattr > 2 + 4 * nd ? (int)a->iattr[2 + 4 * nd] : PF_ACT_NONE;
+    g->pool = a->n_iattr > 3 + 4 * nd ? (int)a->iattr[3 + 4 * nd] : 0;
+    PF_CHECK(g->pool == 0 || (g->pool == 2 && nd == 2), PF_ERR_ARGUMENT,
+             "a fused max pool must be 2x2 after a 2-D convolution (pool %d, %d-D)", g->pool,
+             nd);
     PF_CHECK(g->G >= 1, PF_ERR_ARGUMENT, "groups must be positive, got %lld", (long long)g->G);
     PF_CHECK(g->Cg >= 1 && g->C == g->Cg * g->G, PF_ERR_SHAPE,
              "%s %s has %lld channels but %s %s with %lld groups expects %lld", xn, sx,
@@ -119,9 +125,10 @@ static int conv_geometry(const pf_args *a, const pf_tensor *x, const pf_tensor *
                  "%s has only %lld there", (long long)span, d, (long long)dil, sx,
                  (long long)padded);
         int64_t out = (padded - span) / st + 1;
-        PF_CHECK(y->shape[2 + d] == out, PF_ERR_SHAPE,
-                 "%s %s should have size %lld in spatial dim %d for %s %s and %s %s", yn, sy,
-                 (long long)out, d, xn, sx, wn, sw);
+        int64_t want = g->pool ? out / g->pool : out;
+        PF_CHECK(y->shape[2 + d] == want, PF_ERR_SHAPE,
+                 "%s %s should have size %lld in spatial dim %d for %s %s and %s %s%s", yn, sy,
+                 (long long)want, d, xn, sx, wn, sw, g->pool ? " (max-pooled 2x2)" : "");
         g->in[off + d] = in;
         g->k[off + d] = k;
         g->out[off + d] = out;
@@ -131,6 +138,7 @@ static int conv_geometry(const pf_args *a, const pf_tensor *x, const pf_tensor *
     }
     g->in_size = g->in[0] * g->in[1] * g->in[2];
     g->out_size = g->out[0] * g->out[1] * g->out[2];
+    g->pooled_size = g->pool ? (g->out[1] / 2) * (g->out[2] / 2) : g->out_size;
     g->k_size = g->k[0] * g->k[1] * g->k[2];
     g->rows = g->Cg * g->k_size;
     g->simd = conv_has_avx512();
@@ -646,6 +654,8 @@ static int conv_setup(const pf_args *a, int kind, conv_geom *g) {
                      (long long)pf_numel(gb), (long long)g->O);
         }
     }
+    PF_CHECK(kind == CONV_FORWARD || g->pool == 0, PF_ERR_ARGUMENT,
+             "a fused max pool belongs to the forward convolution only");
     if (kind != CONV_FORWARD && a->n_in > 2) {
         const pf_tensor *y = a->inputs[2], *gy = a->inputs[kind == CONV_GRAD_INPUT ? 0 : 1];
         PF_TRY(pf_check_contiguous(y, "y"));
@@ -755,11 +765,15 @@ static int direct_plan(const conv_geom *g, int kind, direct_job *dj) {
         dj->wino = 1;
         dj->wg = (pf_wino_geom){d->C, d->O, fwd ? g->in[1] : g->out[1],
                                 fwd ? g->in[2] : g->out[2], dj->top, dj->left, d->OH, d->OW};
+        dj->wg.pool = g->pool;
         dj->padded = 0;           /* the transform reads around the edges with masks */
         dj->pad_floats = 0;
         dj->packed = round16(pf_wino_packed_floats(&dj->wg));
         dj->wino_floats = round16(pf_wino_scratch_floats(&dj->wg));
     }
+    /* a fused max pool: the Winograd and spatial-lane loops write it; the others do not */
+    if (g->pool && !dj->wino && !dj->spatial) return 0;
+    dj->d.pool = g->pool;
     dj->part_floats = dj->pad_floats + dj->gyt_floats + dj->acc_floats + dj->gb_floats +
                       dj->wino_floats;
     return 1;
@@ -773,7 +787,7 @@ static void direct_task(void *p, int64_t part0, int64_t part1) {
     int kind = j->kind;
     /* the source and output of one image's group, in channels of d */
     int64_t src_plane = kind == CONV_GRAD_INPUT ? g->out_size : g->in_size;
-    int64_t dst_plane = kind == CONV_GRAD_INPUT ? g->in_size : g->out_size;
+    int64_t dst_plane = kind == CONV_GRAD_INPUT ? g->in_size : g->pooled_size;
     int64_t src_ch = kind == CONV_GRAD_INPUT ? g->O : g->C;
     int64_t dst_ch = kind == CONV_GRAD_INPUT ? g->C : g->O;
     int64_t src_h = kind == CONV_GRAD_INPUT ? g->out[1] : g->in[1];
@@ -894,6 +908,7 @@ static int conv_workspace(const pf_args *a, int kind, int64_t *bytes) {
     PF_TRY(conv_setup(a, kind, &g));
     int64_t parts = conv_parts_wanted(&g);
     direct_job dj;
+    if (g.pool && !direct_plan(&g, kind, &dj)) g.pool = 0;   /* conv_pool_apart's inner call */
     if (direct_plan(&g, kind, &dj)) {
         *bytes = direct_bytes(&dj, &g, parts);
         return PF_OK;
@@ -903,10 +918,68 @@ static int conv_workspace(const pf_args *a, int kind, int64_t *bytes) {
     return PF_OK;
 }
 
+static int conv_run(const pf_args *a, int kind);
+
+/* A 2x2/2 max pool (floor; a NaN wins) of planes (h, w) into (h / 2, w / 2). */
+#define DEFINE_POOL_2X2(T, SUF)                                                                 \
+    static void pool_2x2_##SUF(const T *src, int64_t planes, int64_t h, int64_t w, T *dst) {   \
+        int64_t ph = h / 2, pw = w / 2;                                                         \
+        for (int64_t p = 0; p < planes; p++)                                                    \
+            for (int64_t i = 0; i < ph; i++) {                                                  \
+                const T *r0 = src + (p * h + 2 * i) * w, *r1 = r0 + w;                          \
+                T *out = dst + (p * ph + i) * pw;                                               \
+                for (int64_t j = 0; j < pw; j++) {                                              \
+                    T v[4] = {r0[2 * j], r0[2 * j + 1], r1[2 * j], r1[2 * j + 1]}, m = v[0];    \
+                    int nan = v[0] != v[0];                                                     \
+                    for (int k = 1; k < 4; k++) {                                               \
+                        m = v[k] > m ? v[k] : m;                                                \
+                        nan |= v[k] != v[k];                                                    \
+                    }                                                                           \
+                    out[j] = nan ? (T)NAN : m;                                                  \
+                }                                                                               \
+            }                                                                                   \
+    }
+DEFINE_POOL_2X2(float, f32)
+DEFINE_POOL_2X2(double, f64)
+
+/* A fused max pool where the convolution's loops cannot write it (float64, the channel-lane
+ * loops, im2col): the convolution into a buffer of its own, then the pool. */
+static int conv_pool_apart(const pf_args *a, const conv_geom *g) {
+    const pf_tensor *y = a->outputs[0];
+    int64_t h = g->out[1], w = g->out[2], planes = g->N * g->O;
+    int64_t bytes = planes * h * w * (int64_t)pf_dtype_size(g->dtype);
+    void *buf = NULL;
+    if (posix_memalign(&buf, CONV_ALIGN, (size_t)(bytes > 0 ? bytes : CONV_ALIGN)) != 0)
+        return pf_fail(PF_ERR_MEMORY, "cannot allocate %lld bytes for a convolution's output",
+                       (long long)bytes);
+    pf_tensor full = *y;
+    full.data = buf;
+    full.shape[2] = h;
+    full.shape[3] = w;
+    full.strides[3] = 1;
+    full.strides[2] = w;
+    full.strides[1] = h * w;
+    full.strides[0] = g->O * h * w;
+    pf_args inner = *a;
+    inner.outputs[0] = &full;
+    inner.n_iattr = 3 + 4 * g->nd;          /* the same attributes but the pool */
+    int status = conv_run(&inner, CONV_FORWARD);
+    if (status == PF_OK) {
+        if (g->dtype == PF_FLOAT32) pool_2x2_f32((const float *)buf, planes, h, w, (float *)y->data);
+        else pool_2x2_f64((const double *)buf, planes, h, w, (double *)y->data);
+    }
+    free(buf);
+    return status;
+}
+
 static int conv_run(const pf_args *a, int kind) {
     conv_job j;
     memset(&j, 0, sizeof j);
     PF_TRY(conv_setup(a, kind, &j.g));
+    if (j.g.pool) {
+        direct_job probe;
+        if (!direct_plan(&j.g, kind, &probe)) return conv_pool_apart(a, &j.g);
+    }
     PF_CHECK(pf_blas_bound(), PF_ERR_BLAS, "no BLAS is loaded (pf_load_blas was not called)");
     j.kind = kind;
     const conv_geom *g = &j.g;

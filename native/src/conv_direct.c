@@ -266,41 +266,77 @@ static DIRECT_TARGET void grad_weight_block(const pf_direct_geom *d, const float
 }
 
 /* ---- spatial lanes ---- */
+
+/* max(a, b) where a NaN in either wins, as max pooling's rule */
+static inline DIRECT_TARGET __m512 max_nan(__m512 a, __m512 b) {
+    __mmask16 nan = _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(b, b, _CMP_UNORD_Q);
+    return _mm512_mask_mov_ps(_mm512_max_ps(a, b), nan, _mm512_set1_ps(NAN));
+}
+
+/* SPATIAL_OB output channels of `rows` output rows (1, or 2 for a fused pool) at 16 columns:
+ * a[row][i], one vector per (row, channel); ROWS is a constant after inlining. */
+static inline __attribute__((always_inline)) DIRECT_TARGET void
+spatial_block(const int ROWS, const float *line, int64_t row_step, const int32_t *delta,
+              const float *wb, int64_t rows, __mmask16 m, const __m512 *bv,
+              __m512 a[2][SPATIAL_OB]) {
+#pragma GCC unroll 8
+    for (int i = 0; i < SPATIAL_OB; i++) a[0][i] = a[1][i] = bv[i];
+    for (int64_t r = 0; r < rows; r++) {
+        __m512 x0 = _mm512_maskz_loadu_ps(m, line + delta[r]);
+        __m512 x1 = ROWS > 1 ? _mm512_maskz_loadu_ps(m, line + row_step + delta[r]) : x0;
+        const float *wr = wb + r * SPATIAL_OB;
+#pragma GCC unroll 8
+        for (int i = 0; i < SPATIAL_OB; i++) {
+            __m512 w = _mm512_set1_ps(wr[i]);
+            a[0][i] = _mm512_fmadd_ps(x0, w, a[0][i]);
+            if (ROWS > 1) a[1][i] = _mm512_fmadd_ps(x1, w, a[1][i]);
+        }
+    }
+}
+
 DIRECT_TARGET void pf_direct_spatial_run(const pf_direct_geom *d, const float *src,
                                          const float *packed, const float *bias, int act,
                                          float *dst) {
-    int64_t rows = d->C * d->KH * d->KW, P = d->OH * d->OW;
+    int64_t rows = d->C * d->KH * d->KW;
     const int32_t *delta = (const int32_t *)packed;
     const float *wts = packed + delta_floats(rows);
     const __m512 zero = _mm512_setzero_ps();
+    const __m512i even = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i odd = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 15, 13, 11, 9, 7, 5, 3, 1);
+    int pool = d->pool == 2;
+    int64_t PW = d->OW / 2, P = pool ? (d->OH / 2) * PW : d->OH * d->OW;
+    int64_t out_rows = pool ? d->OH / 2 : d->OH;
     for (int64_t o0 = 0; o0 < d->O; o0 += SPATIAL_OB) {
         int64_t nv = d->O - o0 < SPATIAL_OB ? d->O - o0 : SPATIAL_OB;
         const float *wb = wts + o0 * rows;
         __m512 bv[SPATIAL_OB];
         for (int i = 0; i < SPATIAL_OB; i++)
             bv[i] = _mm512_set1_ps(bias && i < nv ? bias[o0 + i] : 0.0f);
-        for (int64_t oh = 0; oh < d->OH; oh++) {
+        for (int64_t row = 0; row < out_rows; row++) {
+            int64_t oh = pool ? 2 * row : row;
             const float *line = src + oh * d->st_h * d->W;
-            float *out = dst + o0 * P + oh * d->OW;
             for (int64_t ow0 = 0; ow0 < d->OW; ow0 += 16) {
                 __mmask16 m = lanes(d->OW - ow0);
-                __m512 a[SPATIAL_OB];
-#pragma GCC unroll 8
-                for (int i = 0; i < SPATIAL_OB; i++) a[i] = bv[i];
-                for (int64_t r = 0; r < rows; r++) {
-                    __m512 x = _mm512_maskz_loadu_ps(m, line + ow0 + delta[r]);
-                    const float *wr = wb + r * SPATIAL_OB;
-#pragma GCC unroll 8
-                    for (int i = 0; i < SPATIAL_OB; i++)
-                        a[i] = _mm512_fmadd_ps(x, _mm512_set1_ps(wr[i]), a[i]);
-                }
+                __m512 a[2][SPATIAL_OB];
+                if (pool)
+                    spatial_block(2, line + ow0, d->st_h * d->W, delta, wb, rows, m, bv, a);
+                else
+                    spatial_block(1, line + ow0, 0, delta, wb, rows, m, bv, a);
                 /* constant indices: a runtime bound would keep a[] in memory */
 #pragma GCC unroll 8
                 for (int i = 0; i < SPATIAL_OB; i++) {
                     if (i >= nv) break;
                     /* max(v, 0) maps NaN to 0, as the other paths' ReLU does */
-                    __m512 v = act == PF_ACT_RELU ? _mm512_max_ps(a[i], zero) : a[i];
-                    _mm512_mask_storeu_ps(out + i * P + ow0, m, v);
+                    __m512 v = act == PF_ACT_RELU ? _mm512_max_ps(a[0][i], zero) : a[0][i];
+                    if (!pool) {
+                        _mm512_mask_storeu_ps(dst + (o0 + i) * P + oh * d->OW + ow0, m, v);
+                        continue;
+                    }
+                    __m512 v1 = act == PF_ACT_RELU ? _mm512_max_ps(a[1][i], zero) : a[1][i];
+                    v = max_nan(v, v1);   /* the block's two rows, then its two columns */
+                    v = max_nan(_mm512_permutexvar_ps(even, v), _mm512_permutexvar_ps(odd, v));
+                    int64_t pc = ow0 / 2, n = PW - pc < 8 ? PW - pc : 8;
+                    _mm512_mask_storeu_ps(dst + (o0 + i) * P + row * PW + pc, lanes(n), v);
                 }
             }
         }

@@ -14,6 +14,7 @@ typedef struct {
     int64_t KH, KW;      /* kernel */
     int64_t st_h, dil_h, dil_w;
     int64_t data_top, data_rows;   /* the rows of the plane that are not zero padding */
+    int64_t pool;        /* spatial lanes only: 2 = dst is the 2x2/2 max pool of the output */
 } pf_direct_geom;
 
 /* Whether this CPU runs the direct loops (AVX-512F). */
@@ -54,7 +55,8 @@ int64_t pf_direct_spatial_packed_floats(const pf_direct_geom *d);
 /* Packs one group's forward kernel w (O, C, KH, KW). */
 void pf_direct_spatial_pack(const pf_direct_geom *d, const float *w, float *packed);
 
-/* dst (O, OH, OW) = act(conv(src (C, H, W), packed) + bias), as pf_direct_run. */
+/* dst (O, OH, OW) = act(conv(src (C, H, W), packed) + bias), as pf_direct_run; with pool,
+ * dst (O, OH / 2, OW / 2) holds the maxima of its 2x2 blocks (a NaN wins). */
 void pf_direct_spatial_run(const pf_direct_geom *d, const float *src, const float *packed,
                            const float *bias, int act, float *dst);
 
@@ -64,6 +66,7 @@ typedef struct {
     int64_t h, w;        /* the source plane as stored */
     int64_t top, left;   /* where it sits in the zero-padded plane the kernel slides over */
     int64_t OH, OW;      /* the output plane */
+    int64_t pool;        /* 2 = dst is the 2x2/2 max pool of the output (OH / 2, OW / 2) */
 } pf_wino_geom;
 
 int pf_wino_available(void);

@@ -190,7 +190,14 @@ static WINO_TARGET void products(const pf_wino_geom *g, const float *U, const fl
     }
 }
 
-/* Pass 3 for one segment: A^T M A per tile, bias, ReLU, two output rows. */
+/* max(a, b) where a NaN in either wins, as max pooling's rule */
+static inline WINO_TARGET __m512 max_nan(__m512 a, __m512 b) {
+    __mmask16 nan = _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(b, b, _CMP_UNORD_Q);
+    return _mm512_mask_mov_ps(_mm512_max_ps(a, b), nan, _mm512_set1_ps(NAN));
+}
+
+/* Pass 3 for one segment: A^T M A per tile, bias, ReLU, two output rows; with a fused 2x2 max
+ * pool, a tile is one pooling window: its maximum, one pooled row. */
 static WINO_TARGET void output_transform(const pf_wino_geom *g, const wino_seg *s, const float *M,
                                          const float *bias, int act, float *dst) {
     const __m512i lo_idx = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
@@ -202,6 +209,9 @@ static WINO_TARGET void output_transform(const pf_wino_geom *g, const wino_seg *
     lane_range(0, n, &st0, &st1);
     int64_t P = g->OH * g->OW, row = 2 * s->th;
     int second = row + 1 < g->OH;
+    int64_t PH = g->OH / 2, PW = g->OW / 2;
+    if (g->pool && s->th >= PH) return;      /* the last tile row of an odd height: dropped */
+    __mmask16 pooled = (__mmask16)((1u << (PW - s->tw0 < s->ntw ? PW - s->tw0 : s->ntw)) - 1);
     for (int64_t o = 0; o < g->O; o++) {
         const float *m = M + o * WINO_BLOCK + s->lane;
         const int64_t step = WINO_ROW;
@@ -224,6 +234,12 @@ static WINO_TARGET void output_transform(const pf_wino_geom *g, const wino_seg *
             y01 = _mm512_max_ps(y01, zero);
             y10 = _mm512_max_ps(y10, zero);
             y11 = _mm512_max_ps(y11, zero);
+        }
+        if (g->pool) {
+            __m512 top = max_nan(y00, y01), bottom = max_nan(y10, y11);
+            _mm512_mask_storeu_ps(dst + o * PH * PW + s->th * PW + s->tw0, pooled,
+                                  max_nan(top, bottom));
+            continue;
         }
         float *out = dst + o * P + row * g->OW + col;
         _mm512_mask_storeu_ps(out, st0, _mm512_permutex2var_ps(y00, lo_idx, y01));

@@ -187,6 +187,39 @@ def fuse_linear_activation(program):
         uses = program.consumers()
 
 
+def fuse_conv_pool(program, protected):
+    """conv2d (without an activation or with a fused ReLU) whose only consumer is a 2x2 max
+    pool of stride 2 without padding becomes one conv kernel that writes the pooled maxima
+    (attribute pool=2): the convolution's output is never stored and read back. Inference
+    graphs are where this fires: a graph with gradients reads the convolution's output again
+    (the pool's and the ReLU's gradients), so it has other consumers."""
+    from ..ops.pooling import _pads
+
+    uses = program.consumers()
+    for n in list(program.nodes):
+        if n.kind != "op" or n.op.name != "max_pool2d":
+            continue
+        src, k = n.inputs[0]
+        if src.kind != "op" or src.op.name != "conv2d" or src.attrs.get("pool") or \
+                src.attrs.get("activation") not in (None, "relu") or (src.id, k) in protected:
+            continue
+        if len(uses.get((src.id, k), [])) != 1:
+            continue
+        a = n.attrs
+        spatial = list(src.specs[k].shape[2:])
+        if tuple(a["pool_size"]) != (2, 2) or tuple(a["strides"]) != (2, 2) or \
+                None in spatial or any(tuple(p) != (0, 0) for p in _pads(a, spatial)):
+            continue
+        fused = PNode(program.new_id(), "op", src.op, list(src.inputs), dict(src.attrs, pool=2),
+                      n.name, n.specs, origin=[src, n])
+        program.nodes[program.nodes.index(n)] = fused
+        program.nodes.remove(src)
+        program.replace_uses(n, 0, fused, 0)
+        program.origins[src.name] = ("fused", fused, src)
+        program.origins[n.name] = ("node", fused)
+        uses = program.consumers()
+
+
 class FusedElementwise(Op):
     """A chain of elementwise ops run as one native program over tiles of the output."""
 
@@ -359,5 +392,6 @@ def optimize(program, protected):
     fold_constants(program)
     program.prune()
     fuse_linear_activation(program)
+    fuse_conv_pool(program, protected)
     fuse_elementwise(program, protected)
     program.prune()

@@ -105,13 +105,15 @@ def _check_rank(spec, nd, what, layout):
                                                                     fmt_shape(spec.shape)))
 
 
-def _geometry_iattr(nd, x_shape, k_sizes, attrs, activation=None):
-    """The kernel's integer attributes for concrete shapes."""
+def _geometry_iattr(nd, x_shape, k_sizes, attrs, activation=None, pool=0):
+    """The kernel's integer attributes for concrete shapes (pool: 2 for a fused 2x2 max pool
+    of stride 2 after the convolution, graph optimisation's fuse_conv_pool)."""
     dil = tuple(attrs["dilation"])
     spans = [d * (k - 1) + 1 for k, d in zip(k_sizes, dil)]
     pads = conv_padding(attrs["padding"], list(x_shape[2:]), spans, attrs["strides"])
     return ((nd,) + tuple(attrs["strides"]) + dil + tuple(p[0] for p in pads)
-            + tuple(p[1] for p in pads) + (attrs["groups"], CONV_ACTIVATIONS[activation]))
+            + tuple(p[1] for p in pads) + (attrs["groups"], CONV_ACTIVATIONS[activation])
+            + ((pool,) if pool else ()))
 
 
 class Conv(Op):
@@ -162,16 +164,26 @@ class Conv(Op):
         if max(attrs["dilation"]) > 1:
             window += " dilated by %s" % (tuple(attrs["dilation"]),)
         out = output_sizes(x.shape, w.shape[2:], attrs, window)
+        if attrs.get("pool"):          # fused 2x2 max pool of stride 2 (floor), 2-D only
+            if nd != 2 or attrs["pool"] != 2:
+                raise ShapeMismatch("only a 2x2 max pool fuses into a 2-D convolution")
+            out = [None if d is None else d // 2 for d in out]
         return [Spec((x.shape[0], out_ch) + tuple(out), x.dtype)]
 
     def forward(self, k, ins, outs, attrs):
         x, w = ins[0], ins[1]
-        iattr = _geometry_iattr(self.nd, x.shape, w.shape[2:], attrs, attrs.get("activation"))
+        iattr = _geometry_iattr(self.nd, x.shape, w.shape[2:], attrs, attrs.get("activation"),
+                                attrs.get("pool", 0))
         k.run("conv", [b.desc() for b in ins], [outs[0].desc()], iattr)
 
     def grad(self, ctx, g):
         from .elementwise import activation_grad
 
+        if ctx.attrs.get("pool"):
+            raise errors.PyfrontError(
+                "internal: a convolution fused with the max pool after it has no gradient "
+                "(graph optimisation fuses them only where nothing reads the convolution's "
+                "output again, and a gradient does)")
         act = ctx.attrs.get("activation")
         # a fused ReLU's gradient is applied inside the gradient kernels, from the output y,
         # saving a pass over grad_y; other activations go through their gradient op
