@@ -149,6 +149,7 @@ class Released:
 _DEVICE_DATA = object()
 _new_released = object.__new__
 _ndarray = np.ndarray
+_constant_standins = {}   # (id of a 0-d constant, op, input) -> (the constant, its stand-in)
 
 
 def _not_retained(what, how):
@@ -189,9 +190,8 @@ class Node:
         self.op, self.attrs, self.needs, self.scope, self.refs = op, attrs, needs, scope, None
         release, outs = kept or retained(op, attrs, needs)
         # inputs: the tensors the gradient reads; the others become stand-ins, except leaves
-        # that need a gradient (accumulated by identity; a parameter is alive anyway) and 0-d
-        # leaves (the constant of x * 1.5: no memory to free, and no stand-in made unless a
-        # backward runs)
+        # that need a gradient (accumulated by identity; a parameter is alive anyway). The
+        # shared 0-d constant of x * 1.5 gets one stand-in per (constant, op, input), made once
         held = False              # a leaf held that the rule does not read (see grad_inputs)
         if release:
             inputs = list(inputs)
@@ -199,12 +199,22 @@ class Node:
                 x = inputs[i]
                 if type(x) is not Released:
                     array = x._data
-                    if x._node is None and (x.requires_grad or not array.shape):
+                    if x._node is None and x.requires_grad:
                         held = True
-                    elif type(array) is _ndarray:   # Released(x, op, i) without the call
+                    elif type(array) is _ndarray:
+                        if x._node is None and not array.shape:
+                            made = _constant_standins.get((id(x), op, i))
+                            if made is not None and made[0] is x:
+                                inputs[i] = made[1]
+                                continue
+                        # Released(x, op, i) without the call: the tape's hot path
                         r = inputs[i] = _new_released(Released)
                         r.shape, r.dtype, r.device, r._data, r._node, r._index, r._what = \
                             array.shape, x.dtype, "cpu", None, x._node, x._index, (op, i)
+                        if x._node is None and not array.shape:
+                            if len(_constant_standins) >= 4096:
+                                _constant_standins.clear()
+                            _constant_standins[(id(x), op, i)] = (x, r)   # x kept: its id too
                     else:
                         inputs[i] = Released(x, op, i)
         self.inputs, self.release, self.held = inputs, release, held

@@ -166,15 +166,18 @@ class _ScaleBy(Binary):
 
 
 def test_number_constants_are_shared_read_only_and_still_guarded():
-    # x * 1.5 takes one shared 0-d constant: kept on the tape as it is (nothing to free, no
-    # stand-in made while recording), yet a rule reading it undeclared fails as for any input
+    # x * 1.5 takes one shared 0-d constant, and the tape one stand-in for it per op and
+    # input, made once; a rule reading it undeclared fails as for any input
     x = _leaf([1.0, 2.0])
     c = core.number_operand(1.5, x.dtype)
     assert core.number_operand(1.5, x.dtype) is c
     with pytest.raises(ValueError):
         c.numpy()[...] = 2.0
     y = x * 1.5
-    assert y._node.inputs[1] is c and y._node.held
+    assert y._node.inputs[1] is c               # mul's gradient reads it: retained
+    added = (x + 1.5)._node.inputs[1]           # add's does not: a stand-in, made once
+    assert type(added) is autograd.Released and added.shape == ()
+    assert (x + 1.5)._node.inputs[1] is added
     y.sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), [1.5, 1.5])
     z = core.apply(_ScaleBy(), [_leaf([1.0, 2.0]), c])
