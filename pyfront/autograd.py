@@ -202,7 +202,8 @@ class Node:
                     if x._node is None and x.requires_grad:
                         held = True
                     elif type(array) is _ndarray:
-                        if x._node is None and not array.shape:
+                        constant = x._node is None and not array.shape
+                        if constant:
                             made = _constant_standins.get((id(x), op, i))
                             if made is not None and made[0] is x:
                                 inputs[i] = made[1]
@@ -211,7 +212,7 @@ class Node:
                         r = inputs[i] = _new_released(Released)
                         r.shape, r.dtype, r.device, r._data, r._node, r._index, r._what = \
                             array.shape, x.dtype, "cpu", None, x._node, x._index, (op, i)
-                        if x._node is None and not array.shape:
+                        if constant:
                             if len(_constant_standins) >= 4096:
                                 _constant_standins.clear()
                             _constant_standins[(id(x), op, i)] = (x, r)   # x kept: its id too

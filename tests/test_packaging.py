@@ -59,3 +59,23 @@ def test_test_modules_have_unique_basenames():
     for path in sorted(glob.glob(os.path.join(ROOT, "tests", "**", "test_*.py"), recursive=True)):
         seen.setdefault(os.path.basename(path), []).append(os.path.relpath(path, ROOT))
     assert {k: v for k, v in seen.items() if len(v) > 1} == {}
+
+
+def test_the_abi_is_one_header_and_the_others_are_private():
+    # cffi reads native/include/pyfront.h and nothing else; the other headers sit beside the
+    # sources they serve, say they are not part of the ABI, and are never installed
+    headers = sorted(p.relative_to(ROOT / "native").as_posix()
+                     for p in (ROOT / "native").rglob("*") if p.suffix in (".h", ".cuh"))
+    assert [h for h in headers if h.startswith("include/")] == ["include/pyfront.h"]
+    for h in headers:
+        if h != "include/pyfront.h":
+            assert not h.startswith("include/")
+            head = (ROOT / "native" / h).read_text().split("*/")[0]
+            words = " ".join(w for w in head.split() if w not in ("/*", "*"))
+            assert "Not part of the ABI" in words, h
+    build = (ROOT / "native" / "build.py").read_text()
+    assert 'HEADER = os.path.join(ROOT, "include", "pyfront.h")' in build
+    assert "cdef(header_cdef(HEADER))" in build
+    installed = Path(pyfront.__file__).parent / "include"
+    if installed.is_dir():            # a build that ships the header for user kernels
+        assert sorted(p.name for p in installed.iterdir()) == ["pyfront.h"]

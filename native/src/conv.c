@@ -855,7 +855,6 @@ static void direct_grad_weight_finish(const direct_job *dj) {
         for (int64_t i = 0; i < dj->acc_floats + dj->gb_floats; i++) acc[i] += other[i];
     }
     float *gw = (float *)j->y;
-
     for (int64_t grp = 0; grp < g->G; grp++)
         for (int64_t o = 0; o < g->Og; o++)
             for (int64_t r = 0; r < g->rows; r++)
@@ -908,8 +907,12 @@ static int conv_workspace(const pf_args *a, int kind, int64_t *bytes) {
     PF_TRY(conv_setup(a, kind, &g));
     int64_t parts = conv_parts_wanted(&g);
     direct_job dj;
-    if (g.pool && !direct_plan(&g, kind, &dj)) g.pool = 0;   /* conv_pool_apart's inner call */
-    if (direct_plan(&g, kind, &dj)) {
+    int direct = direct_plan(&g, kind, &dj);
+    if (!direct && g.pool) {     /* conv_pool_apart: the plain convolution's scratch */
+        g.pool = 0;
+        direct = direct_plan(&g, kind, &dj);
+    }
+    if (direct) {
         *bytes = direct_bytes(&dj, &g, parts);
         return PF_OK;
     }
@@ -919,28 +922,6 @@ static int conv_workspace(const pf_args *a, int kind, int64_t *bytes) {
 }
 
 static int conv_run(const pf_args *a, int kind);
-
-/* A 2x2/2 max pool (floor; a NaN wins) of planes (h, w) into (h / 2, w / 2). */
-#define DEFINE_POOL_2X2(T, SUF)                                                                 \
-    static void pool_2x2_##SUF(const T *src, int64_t planes, int64_t h, int64_t w, T *dst) {   \
-        int64_t ph = h / 2, pw = w / 2;                                                         \
-        for (int64_t p = 0; p < planes; p++)                                                    \
-            for (int64_t i = 0; i < ph; i++) {                                                  \
-                const T *r0 = src + (p * h + 2 * i) * w, *r1 = r0 + w;                          \
-                T *out = dst + (p * ph + i) * pw;                                               \
-                for (int64_t j = 0; j < pw; j++) {                                              \
-                    T v[4] = {r0[2 * j], r0[2 * j + 1], r1[2 * j], r1[2 * j + 1]}, m = v[0];    \
-                    int nan = v[0] != v[0];                                                     \
-                    for (int k = 1; k < 4; k++) {                                               \
-                        m = v[k] > m ? v[k] : m;                                                \
-                        nan |= v[k] != v[k];                                                    \
-                    }                                                                           \
-                    out[j] = nan ? (T)NAN : m;                                                  \
-                }                                                                               \
-            }                                                                                   \
-    }
-DEFINE_POOL_2X2(float, f32)
-DEFINE_POOL_2X2(double, f64)
 
 /* A fused max pool where the convolution's loops cannot write it (float64, the channel-lane
  * loops, im2col): the convolution into a buffer of its own, then the pool. */
@@ -964,10 +945,7 @@ static int conv_pool_apart(const pf_args *a, const conv_geom *g) {
     inner.outputs[0] = &full;
     inner.n_iattr = 3 + 4 * g->nd;          /* the same attributes but the pool */
     int status = conv_run(&inner, CONV_FORWARD);
-    if (status == PF_OK) {
-        if (g->dtype == PF_FLOAT32) pool_2x2_f32((const float *)buf, planes, h, w, (float *)y->data);
-        else pool_2x2_f64((const double *)buf, planes, h, w, (double *)y->data);
-    }
+    if (status == PF_OK) pf_max_pool_2x2(g->dtype, buf, planes, h, w, y->data);
     free(buf);
     return status;
 }
@@ -976,10 +954,6 @@ static int conv_run(const pf_args *a, int kind) {
     conv_job j;
     memset(&j, 0, sizeof j);
     PF_TRY(conv_setup(a, kind, &j.g));
-    if (j.g.pool) {
-        direct_job probe;
-        if (!direct_plan(&j.g, kind, &probe)) return conv_pool_apart(a, &j.g);
-    }
     PF_CHECK(pf_blas_bound(), PF_ERR_BLAS, "no BLAS is loaded (pf_load_blas was not called)");
     j.kind = kind;
     const conv_geom *g = &j.g;
@@ -1002,6 +976,7 @@ static int conv_run(const pf_args *a, int kind) {
     if (kind == CONV_GRAD_INPUT && g->C * g->in_size == 0) return PF_OK;
     direct_job dj;
     if (direct_plan(g, kind, &dj)) return direct_run(&j, &dj, a);
+    if (g->pool) return conv_pool_apart(a, g);
     j.parts = conv_parts_wanted(g);
     j.slot = conv_slot_layout(g, kind);
     int64_t width = j.slot.block * g->out_size;

@@ -18,6 +18,11 @@
 #define DIRECT_TILE 14      /* outputs per tile: 2 x 14 accumulators of the 32 registers */
 
 static int64_t delta_floats(int64_t rows) { return (rows + 15) & ~(int64_t)15; }
+
+/* where kernel tap (c, kh, kw) reads, from the source position of its output */
+static int32_t tap_offset(const pf_direct_geom *d, int64_t c, int64_t kh, int64_t kw) {
+    return (int32_t)((c * d->H + kh * d->dil_h) * d->W + kw * d->dil_w);
+}
 static int64_t blocks(const pf_direct_geom *d) { return (d->O + DIRECT_LANES - 1) / DIRECT_LANES; }
 
 int64_t pf_direct_packed_floats(const pf_direct_geom *d) {
@@ -32,8 +37,7 @@ void pf_direct_pack(const pf_direct_geom *d, const float *w, int transposed, int
     int32_t *delta = (int32_t *)packed;
     for (int64_t kh = 0, r = 0; kh < d->KH; kh++)
         for (int64_t c = 0; c < d->C; c++)
-            for (int64_t kw = 0; kw < d->KW; kw++, r++)
-                delta[r] = (int32_t)((c * d->H + kh * d->dil_h) * d->W + kw * d->dil_w);
+            for (int64_t kw = 0; kw < d->KW; kw++, r++) delta[r] = tap_offset(d, c, kh, kw);
     float *wts = packed + delta_floats(rows);
     for (int64_t b = 0; b < blocks(d); b++)
         for (int64_t r = 0; r < rows; r++) {
@@ -84,8 +88,7 @@ void pf_direct_spatial_pack(const pf_direct_geom *d, const float *w, float *pack
     int32_t *delta = (int32_t *)packed;
     for (int64_t c = 0, r = 0; c < d->C; c++)
         for (int64_t kh = 0; kh < d->KH; kh++)
-            for (int64_t kw = 0; kw < d->KW; kw++, r++)
-                delta[r] = (int32_t)((c * d->H + kh * d->dil_h) * d->W + kw * d->dil_w);
+            for (int64_t kw = 0; kw < d->KW; kw++, r++) delta[r] = tap_offset(d, c, kh, kw);
     float *wts = packed + delta_floats(rows);
     for (int64_t b = 0; b < (d->O + SPATIAL_OB - 1) / SPATIAL_OB; b++)
         for (int64_t r = 0; r < rows; r++)
@@ -267,12 +270,6 @@ static DIRECT_TARGET void grad_weight_block(const pf_direct_geom *d, const float
 
 /* ---- spatial lanes ---- */
 
-/* max(a, b) where a NaN in either wins, as max pooling's rule */
-static inline DIRECT_TARGET __m512 max_nan(__m512 a, __m512 b) {
-    __mmask16 nan = _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(b, b, _CMP_UNORD_Q);
-    return _mm512_mask_mov_ps(_mm512_max_ps(a, b), nan, _mm512_set1_ps(NAN));
-}
-
 /* SPATIAL_OB output channels of `rows` output rows (1, or 2 for a fused pool) at 16 columns:
  * a[row][i], one vector per (row, channel); ROWS is a constant after inlining. */
 static inline __attribute__((always_inline)) DIRECT_TARGET void
@@ -333,8 +330,8 @@ DIRECT_TARGET void pf_direct_spatial_run(const pf_direct_geom *d, const float *s
                         continue;
                     }
                     __m512 v1 = act == PF_ACT_RELU ? _mm512_max_ps(a[1][i], zero) : a[1][i];
-                    v = max_nan(v, v1);   /* the block's two rows, then its two columns */
-                    v = max_nan(_mm512_permutexvar_ps(even, v), _mm512_permutexvar_ps(odd, v));
+                    v = pf_max_nan(v, v1);   /* the block's two rows, then its two columns */
+                    v = pf_max_nan(_mm512_permutexvar_ps(even, v), _mm512_permutexvar_ps(odd, v));
                     int64_t pc = ow0 / 2, n = PW - pc < 8 ? PW - pc : 8;
                     _mm512_mask_storeu_ps(dst + (o0 + i) * P + row * PW + pc, lanes(n), v);
                 }

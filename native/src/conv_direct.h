@@ -83,6 +83,19 @@ void pf_wino_run(const pf_wino_geom *g, int64_t n, const float *src, const float
                  int64_t src_image, const float *packed, const float *bias, int act, float *dst,
                  int64_t dst_image, float *scratch);
 
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include <immintrin.h>
+#include <math.h>
+/* max(a, b) where a NaN in either wins, as max pooling's rule: the fused pools of both loop
+ * families */
+static inline __attribute__((target("avx512f"), always_inline)) __m512
+pf_max_nan(__m512 a, __m512 b) {
+    __mmask16 nan = _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q) |
+                    _mm512_cmp_ps_mask(b, b, _CMP_UNORD_Q);
+    return _mm512_mask_mov_ps(_mm512_max_ps(a, b), nan, _mm512_set1_ps(NAN));
+}
+#endif
+
 /* gyt (P, Opad) = gy (O, P) transposed, zero beyond O; only where mask (O, P) is > 0 when it
  * is given. sums[o] += the sum of row o of what was kept, when sums is not NULL. */
 void pf_direct_transpose(const float *gy, const float *mask, int64_t O, int64_t P, float *gyt,

@@ -190,12 +190,6 @@ static WINO_TARGET void products(const pf_wino_geom *g, const float *U, const fl
     }
 }
 
-/* max(a, b) where a NaN in either wins, as max pooling's rule */
-static inline WINO_TARGET __m512 max_nan(__m512 a, __m512 b) {
-    __mmask16 nan = _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(b, b, _CMP_UNORD_Q);
-    return _mm512_mask_mov_ps(_mm512_max_ps(a, b), nan, _mm512_set1_ps(NAN));
-}
-
 /* Pass 3 for one segment: A^T M A per tile, bias, ReLU, two output rows; with a fused 2x2 max
  * pool, a tile is one pooling window: its maximum, one pooled row. */
 static WINO_TARGET void output_transform(const pf_wino_geom *g, const wino_seg *s, const float *M,
@@ -236,9 +230,9 @@ static WINO_TARGET void output_transform(const pf_wino_geom *g, const wino_seg *
             y11 = _mm512_max_ps(y11, zero);
         }
         if (g->pool) {
-            __m512 top = max_nan(y00, y01), bottom = max_nan(y10, y11);
+            __m512 top = pf_max_nan(y00, y01), bottom = pf_max_nan(y10, y11);
             _mm512_mask_storeu_ps(dst + o * PH * PW + s->th * PW + s->tw0, pooled,
-                                  max_nan(top, bottom));
+                                  pf_max_nan(top, bottom));
             continue;
         }
         float *out = dst + o * P + row * g->OW + col;

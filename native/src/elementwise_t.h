@@ -1,7 +1,8 @@
 /* elementwise_t.h -- elementwise loops for one element type. Included by elementwise.c with
  * T, SFX(name), one of T_IS_FLOAT / T_IS_INT / T_IS_BOOL, and for floats the math names
  * M_EXP, M_LOG, ... defined. Rarely hot float32 functions (tan, asinh, ...) are evaluated in
- * double and rounded once: libm's float versions do not vectorise either. */
+ * double and rounded once: libm's float versions do not vectorise either. Not part of the
+ * ABI. */
 
 #ifdef T_IS_FLOAT
 /* PyTorch's div_floor_floating: floor(a / b) from fmod, so that 5.0 // 0.1 is 49, not 50 */

@@ -65,6 +65,9 @@ void pf_unary_apply_f64(int op, int64_t n, const double *x, double *y, double p0
  * the library's pool. Runs inline for small n, one thread, or when already inside a task. */
 typedef void (*pf_task_fn)(void *ctx, int64_t begin, int64_t end);
 void pf_parallel_for(int64_t n, int64_t grain, pf_task_fn fn, void *ctx);
+/* y (planes, h / 2, w / 2) = the 2x2/2 max pool (floor; a NaN wins) of x (planes, h, w),
+ * float32 or float64: pool.c's loops, for a convolution's fused pool (conv.c). */
+void pf_max_pool_2x2(int dtype, const void *x, int64_t planes, int64_t h, int64_t w, void *y);
 int pf_threads(void);
 
 /* ---- strided iteration over several operands of one shape ----

@@ -483,6 +483,28 @@ static void run_planes(const pool_job *j, int64_t work_per_plane, pf_task_fn fn)
     pf_parallel_for(j->g.planes, grain > 0 ? grain : 1, fn, (void *)j);
 }
 
+void pf_max_pool_2x2(int dtype, const void *x, int64_t planes, int64_t h, int64_t w, void *y) {
+    pool_job j = {0};
+    pool_geom *g = &j.g;
+    g->dtype = dtype;
+    g->planes = planes;
+    g->in[0] = g->out[0] = g->k[0] = g->st[0] = 1;
+    g->in[1] = h;
+    g->in[2] = w;
+    g->out[1] = h / 2;
+    g->out[2] = w / 2;
+    g->k[1] = g->k[2] = g->st[1] = g->st[2] = 2;
+    g->in_size = h * w;
+    g->out_size = g->out[1] * g->out[2];
+    g->k_size = 4;
+    g->is_2x2 = 1;
+    g->simd = pool_has_avx512();
+    j.x = x;
+    j.y = y;
+    run_planes(&j, g->out_size * g->k_size,
+               dtype == PF_FLOAT32 ? max_pool_planes_f32 : max_pool_planes_f64);
+}
+
 /* "max_pool": inputs x (N, C, *in); outputs y (N, C, *out). iattr: nd, window[nd],
  * stride[nd], pad_begin[nd], pad_end[nd]. */
 static int k_max_pool(const pf_args *a) {

@@ -175,16 +175,20 @@ def fuse_linear_activation(program):
             continue
         attrs = dict(src.attrs, activation=n.op.name)
         attrs.update((p, n.attrs[p]) for p in getattr(n.op, "params", ()))   # alpha, lo/hi
-        fused = PNode(program.new_id(), "op", src.op, list(src.inputs), attrs,
-                      n.name, n.specs, origin=[src, n])
-        idx = program.nodes.index(n)
-        program.nodes[idx] = fused
-        program.nodes.remove(src)
-        program.replace_uses(n, 0, fused, 0)
-        program.replace_uses(src, k, fused, 0)     # shape-only uses: same shape
-        program.origins[src.name] = ("fused", fused, src)
-        program.origins[n.name] = ("node", fused)
+        _fuse_into(program, src, k, n, attrs)
         uses = program.consumers()
+
+
+def _fuse_into(program, src, k, n, attrs):
+    """Replace n and the op src it reads (output k) by one node of src's op with attrs."""
+    fused = PNode(program.new_id(), "op", src.op, list(src.inputs), attrs, n.name, n.specs,
+                  origin=[src, n])
+    program.nodes[program.nodes.index(n)] = fused
+    program.nodes.remove(src)
+    program.replace_uses(n, 0, fused, 0)
+    program.replace_uses(src, k, fused, 0)     # shape-only uses of src: same shape
+    program.origins[src.name] = ("fused", fused, src)
+    program.origins[n.name] = ("node", fused)
 
 
 def fuse_conv_pool(program, protected):
@@ -210,13 +214,7 @@ def fuse_conv_pool(program, protected):
         if tuple(a["pool_size"]) != (2, 2) or tuple(a["strides"]) != (2, 2) or \
                 None in spatial or any(tuple(p) != (0, 0) for p in _pads(a, spatial)):
             continue
-        fused = PNode(program.new_id(), "op", src.op, list(src.inputs), dict(src.attrs, pool=2),
-                      n.name, n.specs, origin=[src, n])
-        program.nodes[program.nodes.index(n)] = fused
-        program.nodes.remove(src)
-        program.replace_uses(n, 0, fused, 0)
-        program.origins[src.name] = ("fused", fused, src)
-        program.origins[n.name] = ("node", fused)
+        _fuse_into(program, src, k, n, dict(src.attrs, pool=2))
         uses = program.consumers()
 
 

@@ -146,13 +146,6 @@ class _Allocator:
         self.free = merged
 
 
-def _nbytes(spec):
-    n = 1
-    for d in spec.shape:
-        n *= d
-    return n * spec.dtype.itemsize
-
-
 class Plan:
     """Steps over one arena for one set of input shapes. Not reentrant: one run at a time."""
 
@@ -214,9 +207,9 @@ class Plan:
         spec = self.specs[key]
         if isinstance(b, BoundBuf):
             arr = b.binding.array
-            return np.frombuffer(arr, np.uint8, count=_nbytes(spec), offset=b.offset).view(
-                spec.dtype.np).reshape(spec.shape)
-        n = _nbytes(spec)
+            raw = np.frombuffer(arr, np.uint8, count=core.spec_nbytes(spec), offset=b.offset)
+            return raw.view(spec.dtype.np).reshape(spec.shape)
+        n = core.spec_nbytes(spec)
         raw = b.array.reshape(-1).view(np.uint8) if b.array.dtype != np.uint8 else b.array
         return raw[b.offset:b.offset + n].view(spec.dtype.np).reshape(spec.shape)
 
@@ -338,7 +331,7 @@ def assign_offsets(nodes, specs, roots, last, needs):
                     continue
                 donor = _in_place_source(n, o, specs, roots, last, live, i)
                 live[key] = live.pop(donor) if donor is not None else \
-                    alloc.alloc(_nbytes(specs[key]))
+                    alloc.alloc(core.spec_nbytes(specs[key]))
                 offsets[key] = live[key]
             blocks = [alloc.alloc(nbytes) + (kind,) for kind, nbytes in needs.get(n.id, ())]
             for off, sz, _ in blocks:
@@ -359,7 +352,7 @@ def _make_buffers(plan, nodes, specs, roots, offsets, arena):
             b = Binding()
             plan.bindings[n.name] = b
             sp = specs[(n.id, 0)]
-            b.array = np.zeros(max(_nbytes(sp), 1), np.uint8)
+            b.array = np.zeros(max(core.spec_nbytes(sp), 1), np.uint8)
             bufs[(n.id, 0)] = BoundBuf(b.array, sp.shape, sp.dtype, b)
         elif n.kind in ("variable", "constant"):
             t = n.value
@@ -418,7 +411,7 @@ def _in_place_source(n, o, specs, roots, last, live, i):
         if tuple(sp.shape) != tuple(out.shape) or sp.dtype is not out.dtype:
             continue
         # the whole block must be this value (a view of a larger block is not ours to take)
-        if _nbytes(specs[key]) != _nbytes(out):
+        if core.spec_nbytes(specs[key]) != core.spec_nbytes(out):
             continue
         return key
     return None

@@ -302,8 +302,9 @@ class _Recorder(EagerEmitter):
         cache[key] = _Replay(specs, steps, patches, len(bufs), keep)
 
 
-def _nbytes(spec):
-    n = spec.dtype.np.itemsize
+def spec_nbytes(spec):
+    """Bytes of a value of this (concrete) Spec."""
+    n = spec.dtype.itemsize
     for d in spec.shape:
         n *= d
     return n
@@ -324,7 +325,7 @@ class _Replay:
         self.single = len(specs) == 1
         self.shape, self.np_dtype, self.dtype = specs[0].shape, specs[0].dtype.np, specs[0].dtype
         # outputs of cpu.CACHE_MIN_BYTES or more take reused memory (cpu.host_empty)
-        self.large = any(_nbytes(s) >= cpu.CACHE_MIN_BYTES for s in specs)
+        self.large = any(spec_nbytes(s) >= cpu.CACHE_MIN_BYTES for s in specs)
         self.buffers = _ffi.new("void *[]", n_buffers)
         native_patches = _ffi.new("pf_patch[]", len(patches))
         for dst, (d, j, offset) in zip(native_patches, patches):
@@ -363,7 +364,7 @@ def _replay_failed(op, status):
 _ffi, _replay_run, _np_empty, _ndarray = cpu.ffi, cpu.lib.pf_replay_run, np.empty, np.ndarray
 _host_empty = cpu.host_empty
 _NUMBERS = (float, int, bool)
-_constants = {}      # (number, type, dtype) -> (read-only 0-d array, DType, Tensor._ptr)
+_constants = {}      # (number, type, dtype) -> its shared 0-d Tensor (read-only array)
 _from_buffer, _NULL = _ffi.from_buffer, _ffi.NULL
 _local = threading.local()
 _new_tensor = object.__new__
