@@ -41,6 +41,31 @@ def test_conv_transpose_matches_torch(nd, stride, padding, output_padding, dilat
                                           dilation), [x, w, b], rng)
 
 
+@pytest.mark.parametrize("in_hw, k, stride, padding, output_padding, dilation", [
+    ((16, 16), 4, 2, 1, 0, 1), ((7, 37), 3, 2, 0, 1, 1), ((9, 21), 5, 3, 2, 2, 1),
+    ((6, 19), 3, 2, 2, 1, 2), ((5, 40), 4, (2, 4), (1, 3), (0, 2), 1), ((3, 33), 1, 2, 0, 0, 1),
+])
+def test_conv_transpose_float32_wide_rows_match_torch(in_hw, k, stride, padding, output_padding,
+                                                      dilation, rng):
+    """float32 on rows wider than a vector: the strided transposed convolution's vector
+    col2im, and its gradient's strided convolution (the vector strided im2col)."""
+    x = rng.standard_normal((3, 5) + in_hw).astype(np.float32)
+    w = (rng.standard_normal((5, 6, k, k)) * 0.3).astype(np.float32)
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    want = F.conv_transpose2d(tx, tw, None, stride, padding, output_padding, 1, dilation)
+    px, pw = pf.tensor(x, requires_grad=True), pf.tensor(w, requires_grad=True)
+    got = pf.conv_transpose2d(px, pw, None, stride, padding, output_padding, dilation)
+    assert got.shape == tuple(want.shape)
+    np.testing.assert_allclose(got.numpy(), want.detach().numpy(), rtol=1e-4, atol=1e-4)
+    seed = rng.standard_normal(tuple(want.shape)).astype(np.float32)
+    want.backward(torch.tensor(seed))
+    got.backward(pf.tensor(seed))
+    for p, t in ((px, tx), (pw, tw)):
+        ref = t.grad.numpy()
+        np.testing.assert_allclose(p.grad.numpy(), ref, rtol=1e-4,
+                                   atol=1e-5 * float(np.abs(ref).max()))
+
+
 def test_conv_transpose_second_derivatives_errors_and_compiled(rng):
     x, w = rng.standard_normal((1, 2, 3, 3)), rng.standard_normal((2, 2, 2, 2))
     check_grad(lambda x, w: pf.conv_transpose2d(x, w, strides=2, padding=1) ** 2, x, w)
