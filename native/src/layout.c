@@ -228,18 +228,32 @@ typedef struct {
             T *out = d + o * K * I;                                                            \
             const IT *io = ix + o * K * I;                                                     \
             if (I == 1) {                                                                      \
+                /* the slab's index range first (a vector pass over indices in L1): when all  \
+                   are in [0, N) the loop below is a plain load and store per element */      \
+                IT lo = 0, hi = 0;                                                             \
+                for (int64_t k = 0; k < K; k++) {                                              \
+                    lo = io[k] < lo ? io[k] : lo;                                              \
+                    hi = io[k] > hi ? io[k] : hi;                                              \
+                }                                                                              \
+                int wrap = lo < 0, checked = lo < -N || hi >= N;                               \
                 const char *next = (const char *)(base + N);                                   \
                 int64_t p = 0, last = o + 1 < end ? lines : 0;                                 \
                 for (int64_t k0 = 0; k0 < K; k0 += 8) {                                        \
                     for (int64_t q = 0; q < ahead && p < last; q++, p++)                       \
                         __builtin_prefetch(next + p * 64);                                     \
                     int64_t k1 = k0 + 8 < K ? k0 + 8 : K;                                      \
-                    for (int64_t k = k0; k < k1; k++) {                                        \
-                        int64_t t = io[k], u = t < 0 ? t + N : t;                              \
-                        int ok = (uint64_t)u < (uint64_t)N;                                    \
-                        bad |= !ok;                                                            \
-                        out[k] = base[ok ? u : 0];                                             \
-                    }                                                                          \
+                    if (checked)                                                               \
+                        for (int64_t k = k0; k < k1; k++) {                                    \
+                            int64_t t = io[k], u = t < 0 ? t + N : t;                          \
+                            int ok = (uint64_t)u < (uint64_t)N;                                \
+                            bad |= !ok;                                                        \
+                            out[k] = base[ok ? u : 0];                                         \
+                        }                                                                      \
+                    else if (wrap)                                                             \
+                        for (int64_t k = k0; k < k1; k++)                                      \
+                            out[k] = base[io[k] < 0 ? io[k] + N : io[k]];                      \
+                    else                                                                       \
+                        for (int64_t k = k0; k < k1; k++) out[k] = base[io[k]];                \
                 }                                                                              \
                 continue;                                                                      \
             }                                                                                  \

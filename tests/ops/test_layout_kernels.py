@@ -158,15 +158,20 @@ def test_an_index_out_of_range_in_a_whole_row_is_named(op):
 def test_gather_along_the_last_axis_over_many_slabs(rng, threads):
     """The prefetching path: K at least half the slab's cache lines, several slabs a task."""
     x = rng.standard_normal((64, 2048)).astype(np.float32)
+    # slabs with negative indices (wrapped), with none (the plain loop), int64 and int32
     idx = rng.integers(-2048, 2048, (64, 1500))
-    want = np.take_along_axis(x, idx, 1)
-    for n in (1, 2):
-        threads(n)
-        np.testing.assert_array_equal(pf.gather(pf.tensor(x), 1, idx).numpy(), want)
-    bad = idx.copy()
-    bad[63, 1499] = 2048
-    with pytest.raises(pf.IndexOutOfRange, match="index 2048 at position 95999 is out of range"):
-        pf.gather(pf.tensor(x), 1, bad)
+    idx[::2] = np.abs(idx[::2]) % 2048
+    for index in (idx, idx.astype(np.int32)):
+        want = np.take_along_axis(x, index, 1)
+        for n in (1, 2):
+            threads(n)
+            np.testing.assert_array_equal(pf.gather(pf.tensor(x), 1, index).numpy(), want)
+    for row, value in ((63, 2048), (62, -2049), (0, 2048)):
+        bad = idx.copy()
+        bad[row, 1499] = value
+        with pytest.raises(pf.IndexOutOfRange, match="index %d at position %d is out of range"
+                                                     % (value, row * 1500 + 1499)):
+            pf.gather(pf.tensor(x), 1, bad)
 
 
 @pytest.mark.parametrize("shape, axis, k", [((50, 300), 1, 120), ((300, 5, 70), 0, 400),
