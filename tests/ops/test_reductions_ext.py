@@ -194,6 +194,21 @@ def test_cumsum_on_a_long_row_accumulates_in_double(torch):
     assert abs(got[-1] - 0.1 * (1 << 20)) < 1e-2 * 0.1 * (1 << 20)
 
 
+@pytest.mark.parametrize("length", [255, 256, 4099])
+def test_cumsum_gradient_on_long_rows_is_the_reverse_running_sum(rng, length):
+    """Long rows run as segments scanned together, forward and (the gradient) in reverse."""
+    x = rng.standard_normal((3, length))
+    g = rng.standard_normal((3, length))
+    px = pf.tensor(x.astype(np.float32), requires_grad=True)
+    (gx,) = pf.grad(pf.cumsum(px, -1), [px], grad_outputs=pf.tensor(g.astype(np.float32)))
+    want = np.cumsum(g[:, ::-1], -1)[:, ::-1]
+    np.testing.assert_allclose(gx.numpy(), want, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(pf.cumsum(px, -1).numpy(), np.cumsum(x, -1), rtol=1e-5, atol=1e-4)
+    px64 = pf.tensor(x, requires_grad=True)
+    (gx64,) = pf.grad(pf.cumsum(px64, 1), [px64], grad_outputs=pf.tensor(g))
+    np.testing.assert_allclose(gx64.numpy(), want, rtol=1e-12, atol=1e-12)
+
+
 def test_cumprod_gradient_with_zeros_matches_torch(rng, torch):
     for row in ([2.0, 0.0, 3.0, 0.5], [0.0, 5.0, 0.0, 1.0], [1.5, 2.0, -1.0, 0.0],
                 [0.0, 0.0, 2.0, 3.0], [1.5, 2.0, -1.0, 0.5]):
