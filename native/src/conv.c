@@ -432,7 +432,6 @@ static CONV_AVX512 void col2im_2d_f32_strided(const conv_geom *g, const float *r
 static CONV_AVX512 void im2col_2d_f32_strided(const conv_geom *g, const float *restrict src,
                                               const float *src_end, float *restrict cols,
                                               int64_t ldc) {
-    (void)src_end;
     const int64_t in1 = g->in[1], in2 = g->in[2], out1 = g->out[1], out2 = g->out[2];
     const int64_t st1 = g->st[1], st2 = g->st[2], d1 = g->dil[1], d2 = g->dil[2];
     const int64_t pb1 = g->pb[1], pb2 = g->pb[2], k1n = g->k[1], k2n = g->k[2];
