@@ -855,7 +855,9 @@ static int64_t round16(int64_t n) { return (n + 15) & ~(int64_t)15; }
 static int direct_plan(const conv_geom *g, int kind, direct_job *dj) {
     memset(dj, 0, sizeof *dj);
     if (g->dtype != PF_FLOAT32 || !g->simd || !pf_direct_available()) return 0;
-    if (g->nd > 2 || g->st[2] != 1) return 0;
+    /* a row stride of 2 only in the channel-lane forward (downsampling convolutions, and the
+     * input gradient of transposed ones) */
+    if (g->nd > 2 || g->st[2] > 2 || (g->st[2] == 2 && kind != CONV_FORWARD)) return 0;
     pf_direct_geom *d = &dj->d;
     int64_t span1 = g->dil[1] * (g->k[1] - 1), span2 = g->dil[2] * (g->k[2] - 1);
     if (kind != CONV_GRAD_INPUT) {
@@ -868,17 +870,17 @@ static int direct_plan(const conv_geom *g, int kind, direct_job *dj) {
                                          g->Og < DIRECT_MIN_CHANNELS))
             return 0;
         if (kind == CONV_FORWARD && g->rows < DIRECT_MIN_ROWS) {
-            if (g->out[2] < SPATIAL_MIN_WIDTH) return 0;
+            if (g->out[2] < SPATIAL_MIN_WIDTH || g->st[2] != 1) return 0;
             dj->spatial = 1;
         } else if (g->Og < DIRECT_MIN_CHANNELS) {
             return 0;
         }
         int64_t pe1 = (g->out[1] - 1) * g->st[1] + span1 + 1 - g->in[1] - g->pb[1];
-        int64_t pe2 = g->out[2] - 1 + span2 + 1 - g->in[2] - g->pb[2];
+        int64_t pe2 = (g->out[2] - 1) * g->st[2] + span2 + 1 - g->in[2] - g->pb[2];
         *d = (pf_direct_geom){g->Cg, g->Og, g->in[1] + g->pb[1] + (pe1 > 0 ? pe1 : 0),
                               g->in[2] + g->pb[2] + (pe2 > 0 ? pe2 : 0), g->out[1], g->out[2],
                               g->k[1], g->k[2], g->st[1], g->dil[1], g->dil[2], g->pb[1],
-                              g->in[1]};
+                              g->in[1], 0, g->st[2]};
         dj->top = g->pb[1];
         dj->left = g->pb[2];
         dj->padded = d->H != g->in[1] || d->W != g->in[2];
@@ -892,7 +894,7 @@ static int direct_plan(const conv_geom *g, int kind, direct_job *dj) {
         if (g->Og * g->k_size < DIRECT_MIN_ROWS || g->Cg < DIRECT_MIN_CHANNELS) return 0;
         *d = (pf_direct_geom){g->Og, g->Cg, g->in[1] + span1, g->in[2] + span2, g->in[1],
                               g->in[2], g->k[1], g->k[2], 1, g->dil[1], g->dil[2],
-                              span1 - g->pb[1], g->out[1]};
+                              span1 - g->pb[1], g->out[1], 0, 1};
         dj->top = span1 - g->pb[1];
         dj->left = span2 - g->pb[2];
         dj->padded = 1;
@@ -910,7 +912,8 @@ static int direct_plan(const conv_geom *g, int kind, direct_job *dj) {
                                          : pf_direct_packed_floats(d));
     }
     if (kind != CONV_GRAD_WEIGHT && !dj->spatial && g->k[1] == 3 && g->k[2] == 3 &&
-        g->st[1] == 1 && g->dil[1] == 1 && g->dil[2] == 1 && d->C >= WINO_MIN_CHANNELS &&
+        g->st[1] == 1 && g->st[2] == 1 && g->dil[1] == 1 && g->dil[2] == 1 &&
+        d->C >= WINO_MIN_CHANNELS &&
         d->O >= WINO_MIN_CHANNELS && pf_wino_available()) {
         int fwd = kind == CONV_FORWARD;
         dj->wino = 1;

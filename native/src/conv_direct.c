@@ -146,8 +146,8 @@ typedef struct {
  * the accumulators live in registers. Bias and ReLU are applied there and each vector is
  * scattered to its channels' planes (max(v, 0) also maps NaN to 0, as the other paths do). */
 static inline __attribute__((always_inline)) DIRECT_TARGET void
-tile(const int T, const int NV, const float *row, const int32_t *delta, const float *wb,
-     int64_t rows, const tile_out *o) {
+tile(const int T, const int NV, const int SW, const float *row, const int32_t *delta,
+     const float *wb, int64_t rows, const tile_out *o) {
     __m512 a0[DIRECT_TILE], a1[DIRECT_TILE];
 #pragma GCC unroll 14
     for (int j = 0; j < T; j++) a0[j] = a1[j] = _mm512_setzero_ps();
@@ -157,7 +157,7 @@ tile(const int T, const int NV, const float *row, const int32_t *delta, const fl
         __m512 w1 = NV > 1 ? _mm512_loadu_ps(wb + r * DIRECT_LANES + 16) : w0;
 #pragma GCC unroll 14
         for (int j = 0; j < T; j++) {
-            __m512 v = _mm512_set1_ps(p[j]);
+            __m512 v = _mm512_set1_ps(p[j * SW]);
             a0[j] = _mm512_fmadd_ps(v, w0, a0[j]);
             if (NV > 1) a1[j] = _mm512_fmadd_ps(v, w1, a1[j]);
         }
@@ -177,14 +177,18 @@ tile(const int T, const int NV, const float *row, const int32_t *delta, const fl
     }
 }
 
+/* SW, the row stride, is 1 or 2: a constant in each copy */
 #define TILE_CASE(T)                                                                           \
     case T:                                                                                    \
-        if (NV > 1) tile(T, 2, row, delta, wb, rows, o);                                       \
-        else tile(T, 1, row, delta, wb, rows, o);                                              \
+        if (NV > 1 && SW > 1) tile(T, 2, 2, row, delta, wb, rows, o);                          \
+        else if (NV > 1) tile(T, 2, 1, row, delta, wb, rows, o);                               \
+        else if (SW > 1) tile(T, 1, 2, row, delta, wb, rows, o);                               \
+        else tile(T, 1, 1, row, delta, wb, rows, o);                                           \
         break;
 
-static DIRECT_TARGET void run_tile(int T, int NV, const float *row, const int32_t *delta,
-                                   const float *wb, int64_t rows, const tile_out *o) {
+static DIRECT_TARGET void run_tile(int T, int NV, int SW, const float *row,
+                                   const int32_t *delta, const float *wb, int64_t rows,
+                                   const tile_out *o) {
     switch (T) {
         TILE_CASE(1) TILE_CASE(2) TILE_CASE(3) TILE_CASE(4) TILE_CASE(5) TILE_CASE(6)
         TILE_CASE(7) TILE_CASE(8) TILE_CASE(9) TILE_CASE(10) TILE_CASE(11) TILE_CASE(12)
@@ -228,8 +232,8 @@ DIRECT_TARGET void pf_direct_run(const pf_direct_geom *d, const float *src, cons
             for (int64_t s = 0; s < segs; s++) {
                 int64_t ow0 = d->OW * s / segs, T = d->OW * (s + 1) / segs - ow0;
                 o.y = dst + o0 * P + oh * d->OW + ow0;
-                run_tile((int)T, valid > 16 ? 2 : 1, line + ow0, delta + r0,
-                         wb + r0 * DIRECT_LANES, nr, &o);
+                run_tile((int)T, valid > 16 ? 2 : 1, d->st_w > 1 ? 2 : 1, line + ow0 * d->st_w,
+                         delta + r0, wb + r0 * DIRECT_LANES, nr, &o);
             }
         }
     }

@@ -246,6 +246,13 @@ TORCH_CASES = [
     ((3, 3, 13, 12), (8, 3, 3, 3), {"padding": "same"}),
     ((128, 32, 13, 13), (64, 32, 3, 3), {}),
     ((2, 2, 6, 7, 5), (4, 2, 3, 3, 2), {"strides": 2, "padding": (1, 1, 0), "dilation": 1}),
+    # row stride 2 in the channel-lane direct forward (float32, >= 16 output channels, >= 64
+    # rows): a transposed convolution's input gradient, odd sizes with a partial second
+    # vector of channels, a dilated row, and 1-D
+    ((3, 32, 32, 32), (64, 32, 4, 4), {"strides": 2, "padding": 1}),
+    ((2, 8, 15, 21), (24, 8, 3, 3), {"strides": 2, "padding": 1}),
+    ((2, 16, 11, 19), (16, 16, 3, 3), {"strides": (1, 2), "padding": (1, 2), "dilation": (1, 2)}),
+    ((2, 32, 40), (20, 32, 5), {"strides": 2, "padding": 2}),
 ]
 
 
