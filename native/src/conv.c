@@ -857,7 +857,7 @@ static int direct_plan(const conv_geom *g, int kind, direct_job *dj) {
     if (g->dtype != PF_FLOAT32 || !g->simd || !pf_direct_available()) return 0;
     /* a row stride of 2 only in the channel-lane forward (downsampling convolutions, and the
      * input gradient of transposed ones) */
-    if (g->nd > 2 || g->st[2] > 2 || (g->st[2] == 2 && kind != CONV_FORWARD)) return 0;
+    if (g->nd > 2 || g->st[2] > 2 || (g->st[2] == 2 && kind == CONV_GRAD_INPUT)) return 0;
     pf_direct_geom *d = &dj->d;
     int64_t span1 = g->dil[1] * (g->k[1] - 1), span2 = g->dil[2] * (g->k[2] - 1);
     if (kind != CONV_GRAD_INPUT) {
@@ -865,9 +865,9 @@ static int direct_plan(const conv_geom *g, int kind, direct_job *dj) {
         /* channel lanes: enough rows and output channels per tile; the weight gradient's 3x3
          * kernels with enough input channels to pay for transposing grad_y. A forward with few
          * rows takes spatial lanes. */
-        if (kind == CONV_GRAD_WEIGHT && (g->k[1] != 3 || g->k[2] != 3 || g->dil[2] != 1 ||
-                                         g->Cg < DIRECT_MIN_CHANNELS ||
-                                         g->Og < DIRECT_MIN_CHANNELS))
+        if (kind == CONV_GRAD_WEIGHT &&
+            (!pf_direct_grad_weight_fits(g->k[1], g->k[2], g->st[2], g->dil[2]) ||
+             g->Cg < DIRECT_MIN_CHANNELS || g->Og < DIRECT_MIN_CHANNELS))
             return 0;
         if (kind == CONV_FORWARD && g->rows < DIRECT_MIN_ROWS) {
             if (g->out[2] < SPATIAL_MIN_WIDTH || g->st[2] != 1) return 0;
@@ -905,7 +905,7 @@ static int direct_plan(const conv_geom *g, int kind, direct_job *dj) {
     if (kind == CONV_GRAD_WEIGHT) {
         int64_t lanes = pf_direct_lanes(g->Og);
         dj->gyt_floats = round16(g->out_size * lanes);
-        dj->acc_floats = round16(g->G * g->Cg * 9 * lanes);
+        dj->acc_floats = round16(g->G * g->rows * lanes);
         dj->gb_floats = round16(g->O);
     } else {
         dj->packed = round16(dj->spatial ? pf_direct_spatial_packed_floats(d)
@@ -982,7 +982,7 @@ static void direct_task(void *p, int64_t part0, int64_t part1) {
                     int64_t gat = (n * g->O + grp * g->Og) * g->out_size;
                     pf_direct_transpose(gy + gat, mask ? mask + gat : NULL, g->Og, g->out_size,
                                         gyt, j->gb ? gb + grp * g->Og : NULL);
-                    pf_direct_grad_weight_3x3(d, src, gyt, acc + grp * g->Cg * 9 * lanes);
+                    pf_direct_grad_weight(d, src, gyt, acc + grp * g->rows * lanes);
                     continue;
                 }
                 (dj->spatial ? pf_direct_spatial_run : pf_direct_run)(
@@ -998,7 +998,7 @@ static int64_t direct_bytes(const direct_job *dj, const conv_geom *g, int64_t pa
     return (g->G * dj->packed + parts * dj->part_floats) * (int64_t)sizeof(float);
 }
 
-/* The weight gradient: the parts' sums, from (G, Cg, 3, 3, lanes) to the kernel's layout. */
+/* The weight gradient: the parts' sums, from (G, Cg, KH, KW, lanes) to the kernel's layout. */
 static void direct_grad_weight_finish(const direct_job *dj) {
     const conv_job *j = dj->j;
     const conv_geom *g = &j->g;

@@ -344,17 +344,84 @@ DIRECT_TARGET void pf_direct_spatial_run(const pf_direct_geom *d, const float *s
     }
 }
 
-void pf_direct_grad_weight_3x3(const pf_direct_geom *d, const float *src, const float *gyt,
-                               float *acc) {
-    int64_t lanes = pf_direct_lanes(d->O);
+/* One channel c and one block of 16 output channels: one accumulator per tap (KH x KW <= 16
+ * taps), the row stride SW; all constants after inlining, so the accumulators stay in
+ * registers. */
+static inline __attribute__((always_inline)) DIRECT_TARGET void
+grad_weight_taps(const int KH, const int KW, const int SW, const pf_direct_geom *d,
+                 const float *plane, const float *gyt, int64_t lanes, float *acc) {
+    __m512 a[16];
+#pragma GCC unroll 16
+    for (int t = 0; t < KH * KW; t++) a[t] = _mm512_loadu_ps(acc + t * lanes);
+    int64_t W = d->W, rstep = d->dil_h * W;
+    for (int64_t oh = 0; oh < d->OH; oh++) {
+        const float *x = plane + oh * d->st_h * W;
+        const float *g = gyt + oh * d->OW * lanes;
+        for (int64_t ow = 0; ow < d->OW; ow++, x += SW, g += lanes) {
+            __m512 g0 = _mm512_loadu_ps(g);
+#pragma GCC unroll 4
+            for (int kh = 0; kh < KH; kh++)
+#pragma GCC unroll 4
+                for (int kw = 0; kw < KW; kw++)
+                    a[kh * KW + kw] = _mm512_fmadd_ps(_mm512_set1_ps(x[kh * rstep + kw]), g0,
+                                                      a[kh * KW + kw]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int t = 0; t < KH * KW; t++) _mm512_storeu_ps(acc + t * lanes, a[t]);
+}
+
+#define GRAD_WEIGHT_TAPS(KH, KW, SW)                                                           \
+    static DIRECT_TARGET void grad_weight_##KH##x##KW##_s##SW(                                 \
+        const pf_direct_geom *d, const float *plane, const float *gyt, int64_t lanes,          \
+        float *acc) {                                                                          \
+        grad_weight_taps(KH, KW, SW, d, plane, gyt, lanes, acc);                               \
+    }
+GRAD_WEIGHT_TAPS(2, 2, 1)
+GRAD_WEIGHT_TAPS(2, 2, 2)
+GRAD_WEIGHT_TAPS(3, 3, 2)
+GRAD_WEIGHT_TAPS(4, 4, 1)
+GRAD_WEIGHT_TAPS(4, 4, 2)
+
+typedef void (*grad_weight_fn)(const pf_direct_geom *, const float *, const float *, int64_t,
+                               float *);
+
+/* the 16-lane loop for a kernel shape and row stride, or NULL */
+static grad_weight_fn grad_weight_loop(int64_t kh, int64_t kw, int64_t sw) {
+    if (kh == 2 && kw == 2) return sw == 1 ? grad_weight_2x2_s1 : sw == 2 ? grad_weight_2x2_s2 : NULL;
+    if (kh == 3 && kw == 3) return sw == 2 ? grad_weight_3x3_s2 : NULL;
+    if (kh == 4 && kw == 4) return sw == 1 ? grad_weight_4x4_s1 : sw == 2 ? grad_weight_4x4_s2 : NULL;
+    return NULL;
+}
+
+int pf_direct_grad_weight_fits(int64_t kh, int64_t kw, int64_t sw, int64_t dil_w) {
+    if (dil_w != 1) return 0;
+    return (kh == 3 && kw == 3 && sw == 1) || grad_weight_loop(kh, kw, sw) != NULL;
+}
+
+void pf_direct_grad_weight(const pf_direct_geom *d, const float *src, const float *gyt,
+                           float *acc) {
+    int64_t lanes = pf_direct_lanes(d->O), taps = d->KH * d->KW;
+    if (d->KH == 3 && d->KW == 3 && d->st_w == 1) {
+        for (int64_t c = 0; c < d->C; c++)
+            for (int64_t b = 0; b < lanes; b += DIRECT_LANES)
+                grad_weight_block(d, src + c * d->H * d->W, gyt + b, lanes,
+                                  acc + c * 9 * lanes + b);
+        return;
+    }
+    grad_weight_fn loop = grad_weight_loop(d->KH, d->KW, d->st_w);
     for (int64_t c = 0; c < d->C; c++)
-        for (int64_t b = 0; b < lanes; b += DIRECT_LANES)
-            grad_weight_block(d, src + c * d->H * d->W, gyt + b, lanes, acc + c * 9 * lanes + b);
+        for (int64_t b = 0; b < lanes; b += 16)
+            loop(d, src + c * d->H * d->W, gyt + b, lanes, acc + c * taps * lanes + b);
 }
 #else
 int pf_direct_available(void) { return 0; }
-void pf_direct_grad_weight_3x3(const pf_direct_geom *d, const float *src, const float *gyt,
-                               float *acc) {
+int pf_direct_grad_weight_fits(int64_t kh, int64_t kw, int64_t sw, int64_t dil_w) {
+    (void)kh; (void)kw; (void)sw; (void)dil_w;
+    return 0;
+}
+void pf_direct_grad_weight(const pf_direct_geom *d, const float *src, const float *gyt,
+                           float *acc) {
     (void)d; (void)src; (void)gyt; (void)acc;
 }
 void pf_direct_run(const pf_direct_geom *d, const float *src, const float *packed,

@@ -38,12 +38,14 @@ void pf_direct_pack(const pf_direct_geom *d, const float *w, int transposed, int
 void pf_direct_run(const pf_direct_geom *d, const float *src, const float *packed,
                    const float *bias, int act, float *dst);
 
-/* The weight gradient of a 3x3 kernel with unit width stride and dilation, accumulated:
- * acc (C, 3, 3, Opad) += sum over outputs p of gyt[p][o] * src[c, the input of p at (kh, kw)],
- * where gyt (OH*OW, Opad) is one image's output gradient transposed with pf_direct_transpose
- * and Opad = pf_direct_lanes(O). */
-void pf_direct_grad_weight_3x3(const pf_direct_geom *d, const float *src, const float *gyt,
-                               float *acc);
+/* The weight gradient, accumulated: acc (C, KH, KW, Opad) += sum over outputs p of
+ * gyt[p][o] * src[c, the input of p at (kh, kw)], where gyt (OH*OW, Opad) is one image's
+ * output gradient transposed with pf_direct_transpose and Opad = pf_direct_lanes(O). For the
+ * kernel shapes, row strides and width dilations pf_direct_grad_weight_fits accepts: 3x3 at
+ * row stride 1, and 2x2, 3x3 (stride 2) and 4x4 at row stride 1 or 2, width dilation 1. */
+int pf_direct_grad_weight_fits(int64_t kh, int64_t kw, int64_t sw, int64_t dil_w);
+void pf_direct_grad_weight(const pf_direct_geom *d, const float *src, const float *gyt,
+                           float *acc);
 int64_t pf_direct_lanes(int64_t O);
 
 /* ---- spatial lanes: forward kernels with few rows (C*KH*KW), where the channel-lane tiles
