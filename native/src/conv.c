@@ -855,16 +855,16 @@ static int64_t round16(int64_t n) { return (n + 15) & ~(int64_t)15; }
 static int direct_plan(const conv_geom *g, int kind, direct_job *dj) {
     memset(dj, 0, sizeof *dj);
     if (g->dtype != PF_FLOAT32 || !g->simd || !pf_direct_available()) return 0;
-    /* a row stride of 2 only in the channel-lane forward (downsampling convolutions, and the
-     * input gradient of transposed ones) */
+    /* a row stride of 2 in the channel-lane forward (downsampling convolutions, and the input
+     * gradient of transposed ones) and the weight gradient; not in the input gradient */
     if (g->nd > 2 || g->st[2] > 2 || (g->st[2] == 2 && kind == CONV_GRAD_INPUT)) return 0;
     pf_direct_geom *d = &dj->d;
     int64_t span1 = g->dil[1] * (g->k[1] - 1), span2 = g->dil[2] * (g->k[2] - 1);
     if (kind != CONV_GRAD_INPUT) {
         if (kind == CONV_FORWARD && g->act != PF_ACT_NONE && g->act != PF_ACT_RELU) return 0;
-        /* channel lanes: enough rows and output channels per tile; the weight gradient's 3x3
-         * kernels with enough input channels to pay for transposing grad_y. A forward with few
-         * rows takes spatial lanes. */
+        /* channel lanes: enough rows and output channels per tile; the weight gradient for
+         * the kernel shapes and strides its loops cover, with enough input channels to pay
+         * for transposing grad_y. A forward with few rows takes spatial lanes. */
         if (kind == CONV_GRAD_WEIGHT &&
             (!pf_direct_grad_weight_fits(g->k[1], g->k[2], g->st[2], g->dil[2]) ||
              g->Cg < DIRECT_MIN_CHANNELS || g->Og < DIRECT_MIN_CHANNELS))

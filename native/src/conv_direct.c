@@ -346,7 +346,8 @@ DIRECT_TARGET void pf_direct_spatial_run(const pf_direct_geom *d, const float *s
 
 /* One channel c and one block of 16 output channels: one accumulator per tap (KH x KW <= 16
  * taps), the row stride SW; all constants after inlining, so the accumulators stay in
- * registers. */
+ * registers. (3x3 at stride 1 keeps grad_weight_block's 32 lanes: 2-4% faster than this loop
+ * on the reference CNN's and a 64-channel layer's shapes.) */
 static inline __attribute__((always_inline)) DIRECT_TARGET void
 grad_weight_taps(const int KH, const int KW, const int SW, const pf_direct_geom *d,
                  const float *plane, const float *gyt, int64_t lanes, float *acc) {

@@ -15,7 +15,8 @@ typedef struct {
     int64_t st_h, dil_h, dil_w;
     int64_t data_top, data_rows;   /* the rows of the plane that are not zero padding */
     int64_t pool;        /* spatial lanes only: 2 = dst is the 2x2/2 max pool of the output */
-    int64_t st_w;        /* channel-lane forward only: the row stride, 1 or 2 (else 1) */
+    int64_t st_w;        /* the row stride, 1 or 2: channel-lane forward and weight gradient
+                            (1 elsewhere) */
 } pf_direct_geom;
 
 /* Whether this CPU runs the direct loops (AVX-512F). */
