@@ -933,6 +933,15 @@ static int direct_plan(const conv_geom *g, int kind, direct_job *dj) {
     return 1;
 }
 
+/* Parts of the direct path: images, as conv_parts_wanted says; a Winograd or spatial-lane
+ * convolution of fewer images than threads (batch-1 inference) splits each image's output
+ * channels among the threads instead (Winograd: every part transforms the whole input, a small
+ * share of the work). */
+static int64_t direct_parts(const conv_geom *g, const direct_job *dj) {
+    int64_t parts = conv_parts_wanted(g);
+    return (dj->wino || dj->spatial) && g->N < pf_threads() ? pf_threads() : parts;
+}
+
 static void direct_task(void *p, int64_t part0, int64_t part1) {
     const direct_job *dj = (const direct_job *)p;
     const conv_job *j = dj->j;
@@ -950,8 +959,11 @@ static void direct_task(void *p, int64_t part0, int64_t part1) {
     const float *mask = (const float *)j->mask, *b = (const float *)j->b;
     const float *gy = (const float *)j->gy;
     int64_t lanes = pf_direct_lanes(g->Og);
+    /* parts beyond the images split the output channels (direct_parts) */
+    int64_t o_parts = j->parts > g->N ? j->parts : 1;
     for (int64_t part = part0; part < part1; part++) {
-        int64_t n0 = g->N * part / j->parts, n1 = g->N * (part + 1) / j->parts;
+        int64_t n0 = o_parts > 1 ? 0 : g->N * part / j->parts;
+        int64_t n1 = o_parts > 1 ? g->N : g->N * (part + 1) / j->parts;
         float *pad = dj->parts + part * dj->part_floats, *gyt = pad + dj->pad_floats;
         float *acc = gyt + dj->gyt_floats, *gb = acc + dj->acc_floats;
         if (kind == CONV_GRAD_WEIGHT) memset(acc, 0, (size_t)(dj->acc_floats + dj->gb_floats) *
@@ -959,13 +971,18 @@ static void direct_task(void *p, int64_t part0, int64_t part1) {
         if (dj->wino) {
             for (int64_t grp = 0; grp < g->G && n1 > n0; grp++) {
                 int64_t at = (n0 * src_ch + grp * d->C) * src_plane;
+                if (o_parts > 1)    /* each share's weights packed where they are read */
+                    pf_wino_pack(&dj->wg, (const float *)j->w + grp * g->Og * g->rows,
+                                 kind != CONV_FORWARD, g->Cg, dj->weights + grp * dj->packed,
+                                 part, o_parts);
                 pf_wino_run(&dj->wg, n1 - n0, src_all + at,
                             kind == CONV_GRAD_INPUT && mask ? mask + at : NULL, src_ch * src_plane,
                             dj->weights + grp * dj->packed,
                             b && kind == CONV_FORWARD ? b + grp * d->O : NULL,
                             kind == CONV_FORWARD ? g->act : PF_ACT_NONE,
                             (float *)j->y + (n0 * dst_ch + grp * d->O) * dst_plane,
-                            dst_ch * dst_plane, dj->parts + part * dj->part_floats);
+                            dst_ch * dst_plane, dj->parts + part * dj->part_floats,
+                            o_parts > 1 ? part : 0, o_parts);
             }
             continue;
         }
@@ -985,11 +1002,14 @@ static void direct_task(void *p, int64_t part0, int64_t part1) {
                     pf_direct_grad_weight(d, src, gyt, acc + grp * g->rows * lanes);
                     continue;
                 }
-                (dj->spatial ? pf_direct_spatial_run : pf_direct_run)(
-                    d, src, dj->weights + grp * dj->packed,
-                    b && kind == CONV_FORWARD ? b + grp * d->O : NULL,
-                    kind == CONV_FORWARD ? g->act : PF_ACT_NONE,
-                    (float *)j->y + (n * dst_ch + grp * d->O) * dst_plane);
+                const float *bias = b && kind == CONV_FORWARD ? b + grp * d->O : NULL;
+                int act = kind == CONV_FORWARD ? g->act : PF_ACT_NONE;
+                float *dst = (float *)j->y + (n * dst_ch + grp * d->O) * dst_plane;
+                if (dj->spatial)
+                    pf_direct_spatial_run(d, src, dj->weights + grp * dj->packed, bias, act, dst,
+                                          o_parts > 1 ? part : 0, o_parts);
+                else
+                    pf_direct_run(d, src, dj->weights + grp * dj->packed, bias, act, dst);
             }
     }
 }
@@ -1019,7 +1039,7 @@ static void direct_grad_weight_finish(const direct_job *dj) {
 static int direct_run(conv_job *j, direct_job *dj, const pf_args *a) {
     const conv_geom *g = &j->g;
     dj->j = j;
-    j->parts = conv_parts_wanted(g);
+    j->parts = direct_parts(g, dj);
     void *owned = NULL;
     char *scratch;
     int64_t fit = dj->part_floats > 0
@@ -1039,9 +1059,11 @@ static int direct_run(conv_job *j, direct_job *dj, const pf_args *a) {
     dj->parts = dj->weights + g->G * dj->packed;
     const float *w = (const float *)j->w;
     for (int64_t grp = 0; dj->packed && grp < g->G; grp++) {
-        if (dj->wino)
+        if (dj->wino && j->parts > g->N)
+            continue;           /* packed by the parts, share by share (direct_task) */
+        else if (dj->wino)
             pf_wino_pack(&dj->wg, w + grp * g->Og * g->rows, j->kind != CONV_FORWARD, g->Cg,
-                         dj->weights + grp * dj->packed);
+                         dj->weights + grp * dj->packed, 0, 1);
         else if (dj->spatial)
             pf_direct_spatial_pack(&dj->d, w + grp * g->Og * g->rows,
                                    dj->weights + grp * dj->packed);
@@ -1067,7 +1089,7 @@ static int conv_workspace(const pf_args *a, int kind, int64_t *bytes) {
         direct = direct_plan(&g, kind, &dj);
     }
     if (direct) {
-        *bytes = direct_bytes(&dj, &g, parts);
+        *bytes = direct_bytes(&dj, &g, direct_parts(&g, &dj));
         return PF_OK;
     }
     conv_slot s = conv_slot_layout(&g, kind);

@@ -297,7 +297,7 @@ spatial_block(const int ROWS, const float *line, int64_t row_step, const int32_t
 
 DIRECT_TARGET void pf_direct_spatial_run(const pf_direct_geom *d, const float *src,
                                          const float *packed, const float *bias, int act,
-                                         float *dst) {
+                                         float *dst, int64_t o_part, int64_t o_parts) {
     int64_t rows = d->C * d->KH * d->KW;
     const int32_t *delta = (const int32_t *)packed;
     const float *wts = packed + delta_floats(rows);
@@ -307,7 +307,10 @@ DIRECT_TARGET void pf_direct_spatial_run(const pf_direct_geom *d, const float *s
     int pool = d->pool == 2;
     int64_t PW = d->OW / 2, P = pool ? (d->OH / 2) * PW : d->OH * d->OW;
     int64_t out_rows = pool ? d->OH / 2 : d->OH;
-    for (int64_t o0 = 0; o0 < d->O; o0 += SPATIAL_OB) {
+    int64_t nob = (d->O + SPATIAL_OB - 1) / SPATIAL_OB;
+    int64_t o_end = nob * (o_part + 1) / o_parts * SPATIAL_OB;
+    for (int64_t o0 = nob * o_part / o_parts * SPATIAL_OB; o0 < o_end && o0 < d->O;
+         o0 += SPATIAL_OB) {
         int64_t nv = d->O - o0 < SPATIAL_OB ? d->O - o0 : SPATIAL_OB;
         const float *wb = wts + o0 * rows;
         __m512 bv[SPATIAL_OB];
@@ -430,7 +433,9 @@ void pf_direct_run(const pf_direct_geom *d, const float *src, const float *packe
     (void)d; (void)src; (void)packed; (void)bias; (void)act; (void)dst;
 }
 void pf_direct_spatial_run(const pf_direct_geom *d, const float *src, const float *packed,
-                           const float *bias, int act, float *dst) {
-    (void)d; (void)src; (void)packed; (void)bias; (void)act; (void)dst;
+                           const float *bias, int act, float *dst, int64_t o_part,
+                           int64_t o_parts) {
+    (void)d; (void)src; (void)packed; (void)bias; (void)act; (void)dst; (void)o_part;
+    (void)o_parts;
 }
 #endif

@@ -60,9 +60,12 @@ int64_t pf_direct_spatial_packed_floats(const pf_direct_geom *d);
 void pf_direct_spatial_pack(const pf_direct_geom *d, const float *w, float *packed);
 
 /* dst (O, OH, OW) = act(conv(src (C, H, W), packed) + bias), as pf_direct_run; with pool,
- * dst (O, OH / 2, OW / 2) holds the maxima of its 2x2 blocks (a NaN wins). */
+ * dst (O, OH / 2, OW / 2) holds the maxima of its 2x2 blocks (a NaN wins). Only the output
+ * channels of share o_part of o_parts (whole register blocks), so that threads can split one
+ * image. */
 void pf_direct_spatial_run(const pf_direct_geom *d, const float *src, const float *packed,
-                           const float *bias, int act, float *dst);
+                           const float *bias, int act, float *dst, int64_t o_part,
+                           int64_t o_parts);
 
 /* ---- Winograd F(2x2, 3x3) (conv_winograd.c): 3x3 kernels, unit stride and dilation ---- */
 typedef struct {
@@ -78,14 +81,18 @@ int pf_wino_available(void);
 int64_t pf_wino_packed_floats(const pf_wino_geom *g);
 int64_t pf_wino_scratch_floats(const pf_wino_geom *g);
 /* Transforms one group's kernel, oriented as pf_direct_pack's (transposed: the input gradient
- * as a convolution with the flipped kernel whose channel roles swap). */
+ * as a convolution with the flipped kernel whose channel roles swap); only the output channels
+ * of share o_part of o_parts, as pf_wino_run splits them, so that the thread that reads a
+ * share writes it (written on one core and read on another, a batch-1 pack took 3x longer). */
 void pf_wino_pack(const pf_wino_geom *g, const float *w, int transposed, int64_t w_channels,
-                  float *packed);
+                  float *packed, int64_t o_part, int64_t o_parts);
 /* For images i < n: dst + i * dst_image (O, OH, OW) = act(conv(src + i * src_image (C, h, w))
- * + bias), the source kept only where mask (same layout) is > 0 when mask is given. */
+ * + bias), the source kept only where mask (same layout) is > 0 when mask is given; only the
+ * output channels of share o_part of o_parts (whole register blocks; a share can be empty),
+ * so that threads can split one image. */
 void pf_wino_run(const pf_wino_geom *g, int64_t n, const float *src, const float *mask,
                  int64_t src_image, const float *packed, const float *bias, int act, float *dst,
-                 int64_t dst_image, float *scratch);
+                 int64_t dst_image, float *scratch, int64_t o_part, int64_t o_parts);
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h>

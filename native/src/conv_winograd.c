@@ -34,42 +34,32 @@ static int64_t wino_blocks(int64_t O) { return (O + WINO_OB - 1) / WINO_OB; }
 #define WINO_ROW (WINO_LANES + 16)
 #define WINO_BLOCK (16 * WINO_ROW + 16)
 
+/* U is (16, C, Opad), Opad = the output channels rounded up to whole register blocks: the
+ * products broadcast a block's WINO_OB weights of one channel from one row. Where threads
+ * split the output channels, each share [ob0, ob1) of the register blocks is a U of its own,
+ * (16, C, (ob1 - ob0) * WINO_OB) at 16 * C * ob0 * WINO_OB: no cache line holds two shares'
+ * weights (written on one core and read on another, a line costs more than its arithmetic). */
+static int64_t wino_opad(int64_t O) { return wino_blocks(O) * WINO_OB; }
+
+typedef struct { int64_t ob0, ob1, width; } wino_share;
+
+static wino_share share_of(const pf_wino_geom *g, int64_t o_part, int64_t o_parts) {
+    int64_t nob = wino_blocks(g->O);
+    wino_share sh = {nob * o_part / o_parts, nob * (o_part + 1) / o_parts, 0};
+    sh.width = (sh.ob1 - sh.ob0) * WINO_OB;
+    return sh;
+}
+
+static float *share_base(const pf_wino_geom *g, const wino_share *sh, float *packed) {
+    return packed + 16 * g->C * sh->ob0 * WINO_OB;
+}
+
 int64_t pf_wino_packed_floats(const pf_wino_geom *g) {
-    return 16 * wino_blocks(g->O) * WINO_OB * g->C;
+    return 16 * wino_opad(g->O) * g->C;
 }
 
 int64_t pf_wino_scratch_floats(const pf_wino_geom *g) {
     return (g->C + g->O) * WINO_BLOCK;
-}
-
-void pf_wino_pack(const pf_wino_geom *g, const float *w, int transposed, int64_t w_channels,
-                  float *packed) {
-    int64_t nob = wino_blocks(g->O);
-    for (int64_t o = 0; o < nob * WINO_OB; o++)
-        for (int64_t c = 0; c < g->C; c++) {
-            float k[3][3], t[4][3], u[4][4];
-            for (int i = 0; i < 3; i++)
-                for (int j = 0; j < 3; j++)
-                    k[i][j] = o >= g->O ? 0.0f
-                              : !transposed ? w[(o * g->C + c) * 9 + i * 3 + j]
-                                            : w[(c * w_channels + o) * 9 + 8 - (i * 3 + j)];
-            /* U = G k G^T, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1] */
-            for (int j = 0; j < 3; j++) {
-                t[0][j] = k[0][j];
-                t[1][j] = 0.5f * (k[0][j] + k[1][j] + k[2][j]);
-                t[2][j] = 0.5f * (k[0][j] - k[1][j] + k[2][j]);
-                t[3][j] = k[2][j];
-            }
-            for (int i = 0; i < 4; i++) {
-                u[i][0] = t[i][0];
-                u[i][1] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
-                u[i][2] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
-                u[i][3] = t[i][2];
-            }
-            for (int xi = 0; xi < 16; xi++)
-                packed[((xi * nob + o / WINO_OB) * g->C + c) * WINO_OB + o % WINO_OB] =
-                    u[xi / 4][xi % 4];
-        }
 }
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -77,6 +67,85 @@ void pf_wino_pack(const pf_wino_geom *g, const float *w, int transposed, int64_t
 #define WINO_TARGET __attribute__((target("avx512f")))
 
 int pf_wino_available(void) { return __builtin_cpu_supports("avx512f"); }
+
+/* r[l] <- lane l of every r[i] (a 16x16 transpose in registers) */
+static inline __attribute__((always_inline)) WINO_TARGET void transpose16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    /* r[i + m], m < 4: in each 128-bit quarter q, column 4q + m of rows i..i+3 */
+    for (int i = 0; i < 16; i += 4)
+        for (int k = 0; k < 2; k++) {
+            __m512d a = _mm512_castps_pd(t[i + k]), b = _mm512_castps_pd(t[i + k + 2]);
+            r[i + 2 * k] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+            r[i + 2 * k + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+        }
+    /* gather quarter q of the four row groups: rows 0-3 with 4-7, 8-11 with 12-15, then the
+     * pairs together */
+    for (int i = 0; i < 8; i++) {
+        int lo = (i / 4) * 8 + i % 4;
+        t[lo] = _mm512_shuffle_f32x4(r[lo], r[lo + 4], 0x88);
+        t[lo + 4] = _mm512_shuffle_f32x4(r[lo], r[lo + 4], 0xDD);
+    }
+    for (int i = 0; i < 8; i++) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
+    }
+}
+
+/* U = G k G^T for 16 output channels at once (lanes = output channels), stored whole into U's
+ * rows. The 9 taps of each of the 16 kernels are one short load (they are contiguous in both
+ * orientations), turned into 9 tap vectors by a transpose in registers: the scalar form, one
+ * kernel at a time with 16 scattered stores, took a sixth of a batch-1 inference of the
+ * reference CNN, and a form with gather instructions was no faster on Zen 4. */
+void WINO_TARGET pf_wino_pack(const pf_wino_geom *g, const float *w, int transposed,
+                              int64_t w_channels, float *packed, int64_t o_part, int64_t o_parts) {
+    wino_share sh = share_of(g, o_part, o_parts);
+    int64_t o_begin = sh.ob0 * WINO_OB, ld = sh.width;
+    packed = share_base(g, &sh, packed);
+    /* between consecutive output channels' kernels; the tap order flips when transposed */
+    int64_t stride = transposed ? 9 : g->C * 9;
+    const __m512 half = _mm512_set1_ps(0.5f);
+    const int64_t xstep = g->C * ld;     /* from one xi's rows to the next */
+    for (int64_t c = 0; c < g->C; c++) {
+        const float *wc = transposed ? w + c * w_channels * 9 : w + c * 9;
+        for (int64_t o0 = o_begin; o0 < o_begin + ld; o0 += 16) {
+            int64_t valid = g->O - o0 < 16 ? g->O - o0 : 16;
+            int64_t width = o_begin + ld - o0 < 16 ? o_begin + ld - o0 : 16;
+            __mmask16 store = (__mmask16)((1u << width) - 1);
+            __m512 r[16];
+            for (int l = 0; l < 16; l++)
+                r[l] = l < valid ? _mm512_maskz_loadu_ps(0x1FF, wc + (o0 + l) * stride)
+                                 : _mm512_setzero_ps();
+            transpose16(r);
+            __m512 k[3][3], t[4][3];
+            for (int i = 0; i < 3; i++)
+                for (int j = 0; j < 3; j++) k[i][j] = r[transposed ? 8 - (i * 3 + j) : i * 3 + j];
+            /* U = G k G^T, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1] */
+            for (int j = 0; j < 3; j++) {
+                t[0][j] = k[0][j];
+                t[1][j] = _mm512_mul_ps(half, _mm512_add_ps(_mm512_add_ps(k[0][j], k[1][j]),
+                                                            k[2][j]));
+                t[2][j] = _mm512_mul_ps(half, _mm512_add_ps(_mm512_sub_ps(k[0][j], k[1][j]),
+                                                            k[2][j]));
+                t[3][j] = k[2][j];
+            }
+            float *u = packed + c * ld + o0 - o_begin;
+            for (int i = 0; i < 4; i++) {
+                _mm512_mask_storeu_ps(u + (i * 4 + 0) * xstep, store, t[i][0]);
+                _mm512_mask_storeu_ps(
+                    u + (i * 4 + 1) * xstep, store,
+                    _mm512_mul_ps(half, _mm512_add_ps(_mm512_add_ps(t[i][0], t[i][1]), t[i][2])));
+                _mm512_mask_storeu_ps(
+                    u + (i * 4 + 2) * xstep, store,
+                    _mm512_mul_ps(half, _mm512_add_ps(_mm512_sub_ps(t[i][0], t[i][1]), t[i][2])));
+                _mm512_mask_storeu_ps(u + (i * 4 + 3) * xstep, store, t[i][2]);
+            }
+        }
+    }
+}
 
 /* lanes [lo, hi) of 32 as two 16-lane masks */
 static inline WINO_TARGET void lane_range(int64_t lo, int64_t hi, __mmask16 *m0, __mmask16 *m1) {
@@ -149,30 +218,34 @@ static WINO_TARGET void input_transform(const pf_wino_geom *g, const wino_seg *s
     }
 }
 
-/* Pass 2: M[xi] (O x 64) = U[xi] (O x C) V[xi] (C x 64). */
-static WINO_TARGET void products(const pf_wino_geom *g, const float *U, const float *V,
-                                 float *M) {
-    int64_t nob = wino_blocks(g->O);
+/* Pass 2: M[xi] (O x tiles) = U[xi] (O x C) V[xi] (C x tiles), for the register blocks
+ * [ob0, ob1). NV vectors of tiles, as many as the chunk fills (a small plane's chunk is part
+ * empty: the 36 tiles of an 11x11 output need 3), a constant after inlining so the 6 x NV
+ * accumulators live in registers. */
+static inline __attribute__((always_inline)) WINO_TARGET void
+products_nv(const int NV, const pf_wino_geom *g, const float *U, const float *V, float *M,
+            int64_t ob0, int64_t ob1) {
+    int64_t ld = (ob1 - ob0) * WINO_OB;     /* U is the share's */
     for (int64_t xi = 0; xi < 16; xi++) {
         const float *vx = V + xi * WINO_ROW;
         float *mx = M + xi * WINO_ROW;
-        for (int64_t ob = 0; ob < nob; ob++) {
-            const float *u = U + (xi * nob + ob) * g->C * WINO_OB;
+        for (int64_t ob = ob0; ob < ob1; ob++) {
+            const float *u = U + xi * g->C * ld + (ob - ob0) * WINO_OB;
             __m512 a[WINO_OB][4];
 #pragma GCC unroll 6
             for (int i = 0; i < WINO_OB; i++)
-                a[i][0] = a[i][1] = a[i][2] = a[i][3] = _mm512_setzero_ps();
-            for (int64_t c = 0; c < g->C; c++, u += WINO_OB) {
-                const float *v = vx + c * WINO_BLOCK;
-                __m512 v0 = _mm512_loadu_ps(v), v1 = _mm512_loadu_ps(v + 16);
-                __m512 v2 = _mm512_loadu_ps(v + 32), v3 = _mm512_loadu_ps(v + 48);
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; v++) a[i][v] = _mm512_setzero_ps();
+            for (int64_t c = 0; c < g->C; c++, u += ld) {
+                const float *vc = vx + c * WINO_BLOCK;
+                __m512 x[4];
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; v++) x[v] = _mm512_loadu_ps(vc + 16 * v);
 #pragma GCC unroll 6
                 for (int i = 0; i < WINO_OB; i++) {
                     __m512 b = _mm512_set1_ps(u[i]);
-                    a[i][0] = _mm512_fmadd_ps(b, v0, a[i][0]);
-                    a[i][1] = _mm512_fmadd_ps(b, v1, a[i][1]);
-                    a[i][2] = _mm512_fmadd_ps(b, v2, a[i][2]);
-                    a[i][3] = _mm512_fmadd_ps(b, v3, a[i][3]);
+#pragma GCC unroll 4
+                    for (int v = 0; v < NV; v++) a[i][v] = _mm512_fmadd_ps(b, x[v], a[i][v]);
                 }
             }
             /* constant indices keep a[][] in registers */
@@ -181,19 +254,28 @@ static WINO_TARGET void products(const pf_wino_geom *g, const float *U, const fl
                 int64_t o = ob * WINO_OB + i;
                 if (o >= g->O) break;
                 float *m = mx + o * WINO_BLOCK;
-                _mm512_storeu_ps(m, a[i][0]);
-                _mm512_storeu_ps(m + 16, a[i][1]);
-                _mm512_storeu_ps(m + 32, a[i][2]);
-                _mm512_storeu_ps(m + 48, a[i][3]);
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; v++) _mm512_storeu_ps(m + 16 * v, a[i][v]);
             }
         }
+    }
+}
+
+static WINO_TARGET void products(int nv, const pf_wino_geom *g, const float *U, const float *V,
+                                 float *M, int64_t ob0, int64_t ob1) {
+    switch (nv) {
+    case 1: products_nv(1, g, U, V, M, ob0, ob1); break;
+    case 2: products_nv(2, g, U, V, M, ob0, ob1); break;
+    case 3: products_nv(3, g, U, V, M, ob0, ob1); break;
+    default: products_nv(4, g, U, V, M, ob0, ob1); break;
     }
 }
 
 /* Pass 3 for one segment: A^T M A per tile, bias, ReLU, two output rows; with a fused 2x2 max
  * pool, a tile is one pooling window: its maximum, one pooled row. */
 static WINO_TARGET void output_transform(const pf_wino_geom *g, const wino_seg *s, const float *M,
-                                         const float *bias, int act, float *dst) {
+                                         const float *bias, int act, float *dst, int64_t o0,
+                                         int64_t o1) {
     const __m512i lo_idx = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     const __m512i hi_idx = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9,
                                             24, 8);
@@ -206,7 +288,7 @@ static WINO_TARGET void output_transform(const pf_wino_geom *g, const wino_seg *
     int64_t PH = g->OH / 2, PW = g->OW / 2;
     if (g->pool && s->th >= PH) return;      /* the last tile row of an odd height: dropped */
     __mmask16 pooled = (__mmask16)((1u << (PW - s->tw0 < s->ntw ? PW - s->tw0 : s->ntw)) - 1);
-    for (int64_t o = 0; o < g->O; o++) {
+    for (int64_t o = o0; o < o1; o++) {
         const float *m = M + o * WINO_BLOCK + s->lane;
         const int64_t step = WINO_ROW;
         __m512 sj[4], dj[4];
@@ -245,24 +327,36 @@ static WINO_TARGET void output_transform(const pf_wino_geom *g, const wino_seg *
     }
 }
 
-static void run_chunk(const pf_wino_geom *g, const wino_seg *segs, int nseg, const float *src,
-                      const float *mask, int64_t src_image, const float *U, const float *bias,
-                      int act, float *dst, int64_t dst_image, float *V, float *M) {
+static WINO_TARGET void run_chunk(const pf_wino_geom *g, const wino_seg *segs, int nseg,
+                                  const float *src, const float *mask, int64_t src_image,
+                                  const float *U, const float *bias, int act, float *dst,
+                                  int64_t dst_image, float *V, float *M, int64_t ob0, int64_t ob1) {
     /* in lane order: a segment's whole-vector stores spill into the next one's lanes */
     for (int i = 0; i < nseg; i++)
         input_transform(g, &segs[i], src + segs[i].img * src_image,
                         mask ? mask + segs[i].img * src_image : NULL, V);
-    products(g, U, V, M);
+    int64_t lanes = segs[nseg - 1].lane + segs[nseg - 1].ntw;
+    if (lanes % 16) {   /* the products read the last vector whole: its empty lanes finite */
+        __mmask16 empty = (__mmask16)(0xFFFFu << (lanes % 16));
+        for (int64_t c = 0; c < g->C; c++)
+            for (int xi = 0; xi < 16; xi++)
+                _mm512_mask_storeu_ps(V + c * WINO_BLOCK + xi * WINO_ROW + lanes / 16 * 16, empty,
+                                      _mm512_setzero_ps());
+    }
+    products((int)((lanes + 15) / 16), g, U, V, M, ob0, ob1);
+    int64_t o0 = ob0 * WINO_OB, o1 = ob1 * WINO_OB < g->O ? ob1 * WINO_OB : g->O;
     for (int i = 0; i < nseg; i++)
-        output_transform(g, &segs[i], M, bias, act, dst + segs[i].img * dst_image);
+        output_transform(g, &segs[i], M, bias, act, dst + segs[i].img * dst_image, o0, o1);
 }
 
 void pf_wino_run(const pf_wino_geom *g, int64_t n, const float *src, const float *mask,
                  int64_t src_image, const float *packed, const float *bias, int act, float *dst,
-                 int64_t dst_image, float *scratch) {
+                 int64_t dst_image, float *scratch, int64_t o_part, int64_t o_parts) {
     float *V = scratch, *M = scratch + g->C * WINO_BLOCK;
-    /* lanes no segment fills still go through the products: keep them finite */
-    memset(V, 0, (size_t)(g->C * WINO_BLOCK) * sizeof(float));
+    wino_share sh = share_of(g, o_part, o_parts);
+    int64_t ob0 = sh.ob0, ob1 = sh.ob1;
+    if (ob0 >= ob1) return;
+    packed = share_base(g, &sh, (float *)packed);
     int64_t th_n = (g->OH + 1) / 2, tw_n = (g->OW + 1) / 2;
     wino_seg segs[WINO_LANES];
     int nseg = 0;
@@ -273,7 +367,7 @@ void pf_wino_run(const pf_wino_geom *g, int64_t n, const float *src, const float
                 int64_t ntw = tw_n - tw0 < WINO_SEG ? tw_n - tw0 : WINO_SEG;
                 if (lane + ntw > WINO_LANES) {
                     run_chunk(g, segs, nseg, src, mask, src_image, packed, bias, act, dst,
-                              dst_image, V, M);
+                              dst_image, V, M, ob0, ob1);
                     nseg = 0;
                     lane = 0;
                 }
@@ -281,14 +375,20 @@ void pf_wino_run(const pf_wino_geom *g, int64_t n, const float *src, const float
                 lane += ntw;
             }
     if (nseg)
-        run_chunk(g, segs, nseg, src, mask, src_image, packed, bias, act, dst, dst_image, V, M);
+        run_chunk(g, segs, nseg, src, mask, src_image, packed, bias, act, dst, dst_image, V, M,
+                  ob0, ob1);
 }
 #else
 int pf_wino_available(void) { return 0; }
+void pf_wino_pack(const pf_wino_geom *g, const float *w, int transposed, int64_t w_channels,
+                  float *packed, int64_t o_part, int64_t o_parts) {
+    (void)g; (void)w; (void)transposed; (void)w_channels; (void)packed; (void)o_part;
+    (void)o_parts;
+}
 void pf_wino_run(const pf_wino_geom *g, int64_t n, const float *src, const float *mask,
                  int64_t src_image, const float *packed, const float *bias, int act, float *dst,
-                 int64_t dst_image, float *scratch) {
+                 int64_t dst_image, float *scratch, int64_t o_part, int64_t o_parts) {
     (void)g; (void)n; (void)src; (void)mask; (void)src_image; (void)packed; (void)bias;
-    (void)act; (void)dst; (void)dst_image; (void)scratch;
+    (void)act; (void)dst; (void)dst_image; (void)scratch; (void)o_part; (void)o_parts;
 }
 #endif

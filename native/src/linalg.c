@@ -175,7 +175,7 @@ static void linear_task(void *p, int64_t b0, int64_t b1) {
 
 /* Products smaller than this run on one thread. Single-row products (inference on one sample)
  * are memory-bound, and splitting them keeps each half of the weights in one core's cache. */
-#define LINEAR_SPLIT_MIN_FLOPS (1 << 18)
+#define LINEAR_SPLIT_MIN_FLOPS (1 << 17)
 
 static int k_linear(const pf_args *a) {
     PF_TRY(pf_check_arity(a, 2, 3, 1));

@@ -50,6 +50,26 @@ def test_fused_conv_pool_gives_the_unfused_bits(rng, shape, out_channels, kernel
     assert np.isnan(want).any() == (activation is None)
 
 
+
+@pytest.mark.parametrize("shape,out_channels", [((1, 1, 28, 28), 32), ((1, 32, 13, 13), 64)])
+def test_one_image_on_several_threads_gives_the_unfused_bits(rng, shape, out_channels):
+    """Batch-1 inference: the threads split the output channels of the fused kernel."""
+    model = _model(out_channels, 3)
+    model(pf.tensor(np.zeros(shape, np.float32)))
+    model.eval()
+    x = rng.standard_normal(shape).astype(np.float32)
+    with pf.no_grad():
+        want = model(pf.tensor(x)).numpy()
+    before = pf.get_num_threads()
+    try:
+        for threads in (1, 2, 3):
+            pf.set_num_threads(threads)
+            fast = pf.jit(model)
+            np.testing.assert_array_equal(fast.run_numpy(x), want)
+            assert _compiled_ops(fast) == ["conv2d:pool"]
+    finally:
+        pf.set_num_threads(before)
+
 def test_training_graphs_keep_the_convolution_and_the_pool_apart(rng):
     model = pf.nn.Sequential([pf.nn.Conv2D(16, 3, activation="relu"), pf.nn.MaxPool2D(2),
                               pf.nn.Flatten(), pf.nn.Dense(3)])

@@ -308,6 +308,44 @@ def test_fused_relu_matches_pytorch(torch, rng):
         np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-4, atol=1e-3)
 
 
+# One image on several threads: the Winograd and spatial-lane loops split its output channels
+# among the threads (each share's Winograd weights packed by the thread that reads them).
+ONE_IMAGE_CASES = [WINOGRAD_CASES[0], WINOGRAD_CASES[2], WINOGRAD_CASES[4], WINOGRAD_CASES[5],
+                   SPATIAL_CASES[0], SPATIAL_CASES[1], SPATIAL_CASES[5]]
+
+
+@pytest.mark.parametrize("x_shape,w_shape,kw", ONE_IMAGE_CASES)
+def test_one_image_split_over_threads_gives_the_batch_bits(rng, x_shape, w_shape, kw):
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = (rng.standard_normal(w_shape) * 0.2).astype(np.float32)
+    b = rng.standard_normal(w_shape[0]).astype(np.float32)
+    winograd = w_shape[1] * w_shape[2] * w_shape[3] >= 64
+    before = pf.get_num_threads()
+    try:
+        pf.set_num_threads(1)
+        batch = pf.conv2d(pf.tensor(x), pf.tensor(w), pf.tensor(b), **kw)
+        gy = rng.standard_normal(batch.shape).astype(np.float32)
+        got = []
+        for threads in (1, 2, 3, 4):
+            pf.set_num_threads(threads)
+            xt = pf.tensor(x[-1:], requires_grad=True)
+            y = pf.conv2d(xt, pf.tensor(w), pf.tensor(b), **kw)
+            y.backward(pf.tensor(gy[-1:]))
+            got.append((y.numpy(), xt.grad.numpy()))
+    finally:
+        pf.set_num_threads(before)
+    for y, gx in got:
+        np.testing.assert_array_equal(y[0], batch.numpy()[-1])
+        if winograd:        # the input gradient is Winograd too: the transposed packing
+            np.testing.assert_array_equal(gx, got[0][1])
+    padding = kw.get("padding", 0)
+    pads = _pads(x_shape, w_shape, kw, None if padding == "same" else
+                 [(padding,) * 2] * 2 if isinstance(padding, int) else list(padding))
+    want = reference_conv(x[-1:], w, b, kw.get("strides", 1), pads, kw.get("dilation", 1),
+                          kw.get("groups", 1), kw.get("activation"))
+    np.testing.assert_allclose(got[0][0], want, rtol=1e-5, atol=2e-6 * np.abs(want).max())
+
+
 # ---- the native kernel with a caller's workspace ----
 
 def _conv_args(x, w, y, iattr, workspace=None):
