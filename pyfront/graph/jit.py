@@ -21,6 +21,7 @@ from .symbol import Graph, numbered_names
 __all__ = ["jit", "JitFunction", "trace"]
 
 _EAGER = object()
+OWN_INPUT_BYTES = 4096     # inputs up to this size are copied into the plan (see run)
 
 
 def _as_tensor(x):
@@ -76,8 +77,11 @@ class _Compiled:
 
     # ---- inference: the hot path of a served model ----
     def run(self, arrays):
-        """numpy arrays in, copies of the outputs out. Small inputs are copied into memory the
-        plan owns (cheaper than re-pointing its steps); large ones are bound in place."""
+        """numpy arrays in, copies of the outputs out. Inputs of a few KB are copied into memory
+        the plan owns (cheaper than re-pointing its steps); larger ones are bound in place:
+        copied, the plan's buffer was written on the calling core every call and read from it
+        by the other threads (the reference MLP at batch 128 on 2 threads: 50 us a call with
+        the copy, 31 us bound, a new input array each call)."""
         fast = self._fast
         if fast is None or fast[0] != storage_epoch():
             fast = self._fast = self._prepare(arrays)
@@ -87,7 +91,7 @@ class _Compiled:
                 if own is not None and a.shape == own.shape:
                     own[...] = a
                 elif binding.array is not a:
-                    binding.bind(a)
+                    binding.bind(a if a.flags.c_contiguous else np.ascontiguousarray(a))
             plan.run()
             return [v.copy() for v in views]
 
@@ -99,7 +103,7 @@ class _Compiled:
             if binding is None:
                 continue
             own = None
-            if a.nbytes <= 1 << 16:
+            if a.nbytes <= OWN_INPUT_BYTES:
                 own = np.empty_like(a)
                 binding.bind(own)
             slots.append((binding, own))

@@ -153,6 +153,28 @@ def test_run_numpy_fast_path():
         np.testing.assert_allclose(fast.run_numpy(x), want, rtol=1e-6, atol=1e-6)
 
 
+
+def test_run_numpy_binds_large_inputs_in_place_and_reads_them_as_given():
+    """Inputs over a few KB are read where they lie: a new array, the same array changed in
+    place, and a strided view all give the eager results, and the caller's arrays are left
+    as they were."""
+    model = _model(3)
+    fast = pf.jit(model)
+    rng = np.random.default_rng(4)
+    xs = [rng.standard_normal((300, 6)).astype(np.float32) for _ in range(2)]   # 7 KB each
+    wide = rng.standard_normal((300, 12)).astype(np.float32)
+    for x in xs + [xs[0], wide[:, ::2], wide[:, 1::2]]:
+        before = x.copy()
+        with pf.no_grad():
+            want = model(pf.tensor(np.ascontiguousarray(x))).numpy()
+        np.testing.assert_allclose(fast.run_numpy(x), want, rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(x, before)
+    fast.run_numpy(xs[1])
+    xs[1][...] = rng.standard_normal(xs[1].shape)     # the bound array, changed in place
+    with pf.no_grad():
+        want = model(pf.tensor(xs[1])).numpy()
+    np.testing.assert_allclose(fast.run_numpy(xs[1]), want, rtol=1e-6, atol=1e-6)
+
 def test_eval_and_train_modes_trace_separately():
     model = _model(4)
     fast = model.hybridize()
