@@ -357,7 +357,10 @@ void pf_wino_run(const pf_wino_geom *g, int64_t n, const float *src, const float
     int64_t ob0 = sh.ob0, ob1 = sh.ob1;
     if (ob0 >= ob1) return;
     packed = share_base(g, &sh, (float *)packed);
-    int64_t th_n = (g->OH + 1) / 2, tw_n = (g->OW + 1) / 2;
+    /* tiles of 2x2 outputs; with the pool, only the whole windows (an odd edge row or column
+     * of outputs belongs to no window: 25 tiles of an 11x11 output instead of 36) */
+    int64_t th_n = g->pool ? g->OH / 2 : (g->OH + 1) / 2;
+    int64_t tw_n = g->pool ? g->OW / 2 : (g->OW + 1) / 2;
     wino_seg segs[WINO_LANES];
     int nseg = 0;
     int64_t lane = 0;
