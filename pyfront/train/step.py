@@ -25,6 +25,7 @@ import numpy as np
 from .. import autograd, errors
 from ..dtypes import as_dtype
 from ..graph.jit import flatten_outputs
+from ..graph.rewrite import crop_unpooled_outputs
 from ..graph.symbol import Graph, numbered_names
 from ..tensor import Tensor
 
@@ -103,7 +104,8 @@ class _Signatures:
 
 
 def _trace_loss(model, loss_fn, xs, ys, name):
-    """Placeholders for a batch, the model and loss traced on them (training mode)."""
+    """Placeholders for a batch, the model and loss traced on them (training mode), the
+    graph rewritten where that saves work (graph.rewrite)."""
     g = Graph(name)
     x_syms = [g.placeholder(n, a.shape, as_dtype(a.dtype))
               for n, a in zip(numbered_names("input", len(xs)), xs)]
@@ -113,6 +115,7 @@ def _trace_loss(model, loss_fn, xs, ys, name):
     out = model(*x_syms)
     leaves, rebuild = flatten_outputs(out)
     loss = loss_fn(out, *y_syms)
+    crop_unpooled_outputs(g, list(leaves) + [loss])   # before the gradients are built
     return g, [s.name for s in x_syms], [s.name for s in y_syms], leaves, rebuild, loss
 
 
