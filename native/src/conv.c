@@ -840,6 +840,8 @@ typedef struct {
     int padded;
     int spatial;                /* the spatial-lane loops (pf_direct_spatial_*) */
     int wino;                   /* Winograd F(2x2, 3x3) (pf_wino_*) */
+    int wino_gw;                /* the weight gradient by Winograd (pf_wino_grad_weight) */
+    int64_t gw_acc;             /* floats of one group's Winograd sums M */
     pf_wino_geom wg;
     int64_t top, left;          /* where the source plane lands in the padded one */
     int64_t packed;             /* floats of one group's packed weights (forward, input grad) */
@@ -907,6 +909,20 @@ static int direct_plan(const conv_geom *g, int kind, direct_job *dj) {
         dj->gyt_floats = round16(g->out_size * lanes);
         dj->acc_floats = round16(g->G * g->rows * lanes);
         dj->gb_floats = round16(g->O);
+        /* 3x3 at unit stride and dilation: Winograd's 16 products a tile where the direct
+         * loops take 36 (reads the source with masks: no padded copy) */
+        if (g->k[1] == 3 && g->k[2] == 3 && g->st[1] == 1 && g->st[2] == 1 &&
+            g->dil[1] == 1 && g->dil[2] == 1 && g->Cg >= WINO_MIN_CHANNELS &&
+            g->Og >= WINO_MIN_CHANNELS && pf_wino_available()) {
+            dj->wino_gw = 1;
+            dj->wg = (pf_wino_geom){g->Cg, g->Og, g->in[1], g->in[2], g->pb[1], g->pb[2],
+                                    g->out[1], g->out[2], 0};
+            dj->gw_acc = round16(pf_wino_gw_acc_floats(&dj->wg, lanes));
+            dj->acc_floats = g->G * dj->gw_acc;
+            dj->wino_floats = round16(pf_wino_gw_scratch_floats(&dj->wg, lanes));
+            dj->padded = 0;
+            dj->pad_floats = 0;
+        }
     } else {
         dj->packed = round16(dj->spatial ? pf_direct_spatial_packed_floats(d)
                                          : pf_direct_packed_floats(d));
@@ -966,8 +982,10 @@ static void direct_task(void *p, int64_t part0, int64_t part1) {
         int64_t n1 = o_parts > 1 ? g->N : g->N * (part + 1) / j->parts;
         float *pad = dj->parts + part * dj->part_floats, *gyt = pad + dj->pad_floats;
         float *acc = gyt + dj->gyt_floats, *gb = acc + dj->acc_floats;
+        float *wino_scratch = gb + dj->gb_floats;
         if (kind == CONV_GRAD_WEIGHT) memset(acc, 0, (size_t)(dj->acc_floats + dj->gb_floats) *
                                                          sizeof(float));
+        if (dj->wino_gw) pf_wino_gw_begin(&dj->wg, wino_scratch);
         if (dj->wino) {
             for (int64_t grp = 0; grp < g->G && n1 > n0; grp++) {
                 int64_t at = (n0 * src_ch + grp * d->C) * src_plane;
@@ -999,7 +1017,11 @@ static void direct_task(void *p, int64_t part0, int64_t part1) {
                     int64_t gat = (n * g->O + grp * g->Og) * g->out_size;
                     pf_direct_transpose(gy + gat, mask ? mask + gat : NULL, g->Og, g->out_size,
                                         gyt, j->gb ? gb + grp * g->Og : NULL);
-                    pf_direct_grad_weight(d, src, gyt, acc + grp * g->rows * lanes);
+                    if (dj->wino_gw)
+                        pf_wino_grad_weight(&dj->wg, src, gyt, lanes, acc + grp * dj->gw_acc,
+                                            wino_scratch);
+                    else
+                        pf_direct_grad_weight(d, src, gyt, acc + grp * g->rows * lanes);
                     continue;
                 }
                 const float *bias = b && kind == CONV_FORWARD ? b + grp * d->O : NULL;
@@ -1029,7 +1051,10 @@ static void direct_grad_weight_finish(const direct_job *dj) {
         for (int64_t i = 0; i < dj->acc_floats + dj->gb_floats; i++) acc[i] += other[i];
     }
     float *gw = (float *)j->y;
-    for (int64_t grp = 0; grp < g->G; grp++)
+    for (int64_t grp = 0; dj->wino_gw && grp < g->G; grp++)
+        pf_wino_grad_weight_finish(&dj->wg, acc + grp * dj->gw_acc, lanes,
+                                   gw + grp * g->Og * g->rows);
+    for (int64_t grp = 0; !dj->wino_gw && grp < g->G; grp++)
         for (int64_t o = 0; o < g->Og; o++)
             for (int64_t r = 0; r < g->rows; r++)
                 gw[(grp * g->Og + o) * g->rows + r] = acc[(grp * g->rows + r) * lanes + o];

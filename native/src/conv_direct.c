@@ -100,37 +100,51 @@ void pf_direct_spatial_pack(const pf_direct_geom *d, const float *w, float *pack
 
 int64_t pf_direct_lanes(int64_t O) { return (O + DIRECT_LANES - 1) / DIRECT_LANES * DIRECT_LANES; }
 
-void pf_direct_transpose(const float *gy, const float *mask, int64_t O, int64_t P, float *gyt,
-                         float *sums) {
-    int64_t lanes = pf_direct_lanes(O);
-    for (int64_t o = 0; o < O; o++) {
-        const float *row = gy + o * P, *m = mask ? mask + o * P : NULL;
-        float lane[16] = {0};   /* 16 running sums: one would be add-latency bound */
-        int64_t p = 0;
-        for (; p + 16 <= P; p += 16)
-            for (int l = 0; l < 16; l++) {
-                float v = m ? pf_keep_f32(m[p + l] > 0, row[p + l]) : row[p + l];
-                gyt[(p + l) * lanes + o] = v;
-                lane[l] += v;
-            }
-        float total = 0;
-        for (; p < P; p++) {
-            float v = m ? pf_keep_f32(m[p] > 0, row[p]) : row[p];
-            gyt[p * lanes + o] = v;
-            total += v;
-        }
-        for (int l = 0; l < 16; l++) total += lane[l];
-        if (sums) sums[o] += total;
-    }
-    for (int64_t p = 0; p < P; p++)
-        for (int64_t o = O; o < lanes; o++) gyt[p * lanes + o] = 0;
-}
-
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h>
 #define DIRECT_TARGET __attribute__((target("avx512f")))
 
 int pf_direct_available(void) { return __builtin_cpu_supports("avx512f"); }
+
+/* Blocks of 16 channels by 16 positions: 16 row loads (the ReLU mask applied), a transpose in
+ * registers, 16 stores; the transposed vectors' sum is the block's contribution to the 16
+ * channels' sums. The scalar form, one element at a time, took a sixth of a batch-128
+ * weight gradient of the reference CNN's second convolution. */
+DIRECT_TARGET void pf_direct_transpose(const float *gy, const float *mask, int64_t O, int64_t P,
+                                       float *gyt, float *sums) {
+    int64_t lanes = pf_direct_lanes(O);
+    const __m512 zero = _mm512_setzero_ps();
+    for (int64_t o0 = 0; o0 < lanes; o0 += 16) {
+        __m512 total = zero;
+        for (int64_t p0 = 0; p0 < P; p0 += 16) {
+            int64_t n = P - p0 < 16 ? P - p0 : 16;
+            __mmask16 in = (__mmask16)((1u << n) - 1);
+            __m512 r[16];
+            for (int l = 0; l < 16; l++) {
+                int64_t o = o0 + l;
+                if (o >= O) { r[l] = zero; continue; }
+                r[l] = _mm512_maskz_loadu_ps(in, gy + o * P + p0);
+                if (mask)    /* the gradient of a fused ReLU: keep where y > 0 */
+                    r[l] = _mm512_maskz_mov_ps(_mm512_mask_cmp_ps_mask(
+                        in, _mm512_maskz_loadu_ps(in, mask + o * P + p0), zero, _CMP_GT_OQ), r[l]);
+            }
+            pf_transpose16(r);
+            for (int64_t l = 0; l < n; l++) {
+                _mm512_storeu_ps(gyt + (p0 + l) * lanes + o0, r[l]);
+                total = _mm512_add_ps(total, r[l]);
+            }
+        }
+        if (sums) {
+            int64_t n = O - o0 < 16 ? O - o0 : 16;
+            if (n > 0) {
+                __mmask16 m = (__mmask16)((1u << n) - 1);
+                _mm512_mask_storeu_ps(sums + o0, m,
+                                      _mm512_add_ps(_mm512_maskz_loadu_ps(m, sums + o0), total));
+            }
+        }
+    }
+}
+
 
 /* The epilogue's view of a tile's outputs: output j of lane l goes to y[l * P + j]. */
 typedef struct {
@@ -419,6 +433,32 @@ void pf_direct_grad_weight(const pf_direct_geom *d, const float *src, const floa
             loop(d, src + c * d->H * d->W, gyt + b, lanes, acc + c * taps * lanes + b);
 }
 #else
+void pf_direct_transpose(const float *gy, const float *mask, int64_t O, int64_t P, float *gyt,
+                         float *sums) {
+    int64_t lanes = pf_direct_lanes(O);
+    for (int64_t o = 0; o < O; o++) {
+        const float *row = gy + o * P, *m = mask ? mask + o * P : NULL;
+        float lane[16] = {0};   /* 16 running sums: one would be add-latency bound */
+        int64_t p = 0;
+        for (; p + 16 <= P; p += 16)
+            for (int l = 0; l < 16; l++) {
+                float v = m ? pf_keep_f32(m[p + l] > 0, row[p + l]) : row[p + l];
+                gyt[(p + l) * lanes + o] = v;
+                lane[l] += v;
+            }
+        float total = 0;
+        for (; p < P; p++) {
+            float v = m ? pf_keep_f32(m[p] > 0, row[p]) : row[p];
+            gyt[p * lanes + o] = v;
+            total += v;
+        }
+        for (int l = 0; l < 16; l++) total += lane[l];
+        if (sums) sums[o] += total;
+    }
+    for (int64_t p = 0; p < P; p++)
+        for (int64_t o = O; o < lanes; o++) gyt[p * lanes + o] = 0;
+}
+
 int pf_direct_available(void) { return 0; }
 int pf_direct_grad_weight_fits(int64_t kh, int64_t kw, int64_t sw, int64_t dil_w) {
     (void)kh; (void)kw; (void)sw; (void)dil_w;

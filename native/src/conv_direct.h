@@ -94,6 +94,20 @@ void pf_wino_run(const pf_wino_geom *g, int64_t n, const float *src, const float
                  int64_t src_image, const float *packed, const float *bias, int act, float *dst,
                  int64_t dst_image, float *scratch, int64_t o_part, int64_t o_parts);
 
+/* The weight gradient by Winograd (conv_winograd.c): for one image and group, M += the
+ * products of the source's tiles (src (C, h, w)) and the output gradient's (gyt (OH * OW,
+ * lanes), transposed and masked by pf_direct_transpose); M holds
+ * pf_wino_gw_acc_floats(g, lanes) floats, zeroed before the first image, and the scratch
+ * pf_wino_gw_scratch_floats, readied once by pf_wino_gw_begin; then
+ * pf_wino_grad_weight_finish writes gw (O, C, 3, 3) from the sum of the parts' M. */
+int64_t pf_wino_gw_acc_floats(const pf_wino_geom *g, int64_t lanes);
+int64_t pf_wino_gw_scratch_floats(const pf_wino_geom *g, int64_t lanes);
+void pf_wino_gw_begin(const pf_wino_geom *g, float *scratch);
+void pf_wino_grad_weight(const pf_wino_geom *g, const float *src, const float *gyt,
+                         int64_t lanes, float *M, float *scratch);
+void pf_wino_grad_weight_finish(const pf_wino_geom *g, const float *M, int64_t lanes,
+                                float *gw);
+
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h>
 #include <math.h>
@@ -104,6 +118,33 @@ pf_max_nan(__m512 a, __m512 b) {
     __mmask16 nan = _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q) |
                     _mm512_cmp_ps_mask(b, b, _CMP_UNORD_Q);
     return _mm512_mask_mov_ps(_mm512_max_ps(a, b), nan, _mm512_set1_ps(NAN));
+}
+
+/* r[l] <- lane l of every r[i]: a 16x16 transpose in registers */
+static inline __attribute__((target("avx512f"), always_inline)) void pf_transpose16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    /* r[i + m], m < 4: in each 128-bit quarter q, column 4q + m of rows i..i+3 */
+    for (int i = 0; i < 16; i += 4)
+        for (int k = 0; k < 2; k++) {
+            __m512d a = _mm512_castps_pd(t[i + k]), b = _mm512_castps_pd(t[i + k + 2]);
+            r[i + 2 * k] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+            r[i + 2 * k + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+        }
+    /* gather quarter q of the four row groups: rows 0-3 with 4-7, 8-11 with 12-15, then the
+     * pairs together */
+    for (int i = 0; i < 8; i++) {
+        int lo = (i / 4) * 8 + i % 4;
+        t[lo] = _mm512_shuffle_f32x4(r[lo], r[lo + 4], 0x88);
+        t[lo + 4] = _mm512_shuffle_f32x4(r[lo], r[lo + 4], 0xDD);
+    }
+    for (int i = 0; i < 8; i++) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
+    }
 }
 #endif
 

@@ -68,33 +68,6 @@ int64_t pf_wino_scratch_floats(const pf_wino_geom *g) {
 
 int pf_wino_available(void) { return __builtin_cpu_supports("avx512f"); }
 
-/* r[l] <- lane l of every r[i] (a 16x16 transpose in registers) */
-static inline __attribute__((always_inline)) WINO_TARGET void transpose16(__m512 r[16]) {
-    __m512 t[16];
-    for (int i = 0; i < 16; i += 2) {
-        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-    }
-    /* r[i + m], m < 4: in each 128-bit quarter q, column 4q + m of rows i..i+3 */
-    for (int i = 0; i < 16; i += 4)
-        for (int k = 0; k < 2; k++) {
-            __m512d a = _mm512_castps_pd(t[i + k]), b = _mm512_castps_pd(t[i + k + 2]);
-            r[i + 2 * k] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
-            r[i + 2 * k + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
-        }
-    /* gather quarter q of the four row groups: rows 0-3 with 4-7, 8-11 with 12-15, then the
-     * pairs together */
-    for (int i = 0; i < 8; i++) {
-        int lo = (i / 4) * 8 + i % 4;
-        t[lo] = _mm512_shuffle_f32x4(r[lo], r[lo + 4], 0x88);
-        t[lo + 4] = _mm512_shuffle_f32x4(r[lo], r[lo + 4], 0xDD);
-    }
-    for (int i = 0; i < 8; i++) {
-        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
-        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
-    }
-}
-
 /* U = G k G^T for 16 output channels at once (lanes = output channels), stored whole into U's
  * rows. The 9 taps of each of the 16 kernels are one short load (they are contiguous in both
  * orientations), turned into 9 tap vectors by a transpose in registers: the scalar form, one
@@ -119,7 +92,7 @@ void WINO_TARGET pf_wino_pack(const pf_wino_geom *g, const float *w, int transpo
             for (int l = 0; l < 16; l++)
                 r[l] = l < valid ? _mm512_maskz_loadu_ps(0x1FF, wc + (o0 + l) * stride)
                                  : _mm512_setzero_ps();
-            transpose16(r);
+            pf_transpose16(r);
             __m512 k[3][3], t[4][3];
             for (int i = 0; i < 3; i++)
                 for (int j = 0; j < 3; j++) k[i][j] = r[transposed ? 8 - (i * 3 + j) : i * 3 + j];
@@ -381,8 +354,177 @@ void pf_wino_run(const pf_wino_geom *g, int64_t n, const float *src, const float
         run_chunk(g, segs, nseg, src, mask, src_image, packed, bias, act, dst, dst_image, V, M,
                   ob0, ob1);
 }
+
+/* ---- the weight gradient: gw = G^T [ sum over tiles (A gy A^T) .* (B^T d B) ] G ----
+ * (the forward's y = A^T [U .* V] A differentiated by U = G g G^T): per tile, 16 products
+ * of each (input channel, output channel) pair where the direct form needs 36. V is the
+ * forward's input transform (tiles in lanes); W = A gy A^T is formed from the transposed
+ * output gradient (output channels in lanes, as pf_direct_transpose leaves it), so the
+ * products M[xi][c][o] += V[c][xi][tile] * W[tile][xi][o] broadcast V and accumulate whole
+ * vectors of output channels over the tiles, with no reduction across lanes. */
+#define WINO_GW_CB_MAX 24    /* input channels per register block (24 / vectors of o) */
+
+int64_t pf_wino_gw_acc_floats(const pf_wino_geom *g, int64_t lanes) {
+    return 16 * (g->C + WINO_GW_CB_MAX) * lanes;
+}
+
+int64_t pf_wino_gw_scratch_floats(const pf_wino_geom *g, int64_t lanes) {
+    return (g->C + WINO_GW_CB_MAX) * WINO_BLOCK + 16 * WINO_LANES * lanes;
+}
+
+/* W[lane][xi][o] = (A gy A^T)[xi] for the segment's tiles, from gyt (P, lanes): a tile's 16
+ * rows are stored together (16 rows far apart, one per xi, missed the cache on every store);
+ * the tile's outputs past the plane's edge are zeros. A = [1 0; 1 1; 1 -1; 0 -1]. */
+static WINO_TARGET void gy_transform(const pf_wino_geom *g, const wino_seg *s, const float *gyt,
+                                     int64_t lanes, float *W) {
+    const __m512 zero = _mm512_setzero_ps();
+    const int64_t xstep = lanes;
+    for (int64_t k = 0; k < s->ntw; k++) {
+        int64_t r0 = 2 * s->th, c0 = 2 * (s->tw0 + k);
+        int row1 = r0 + 1 < g->OH, col1 = c0 + 1 < g->OW;
+        const float *p = gyt + (r0 * g->OW + c0) * lanes;
+        float *w = W + (s->lane + k) * 16 * lanes;
+        for (int64_t o = 0; o < lanes; o += 16) {
+            __m512 g00 = _mm512_loadu_ps(p + o);
+            __m512 g01 = col1 ? _mm512_loadu_ps(p + lanes + o) : zero;
+            __m512 g10 = row1 ? _mm512_loadu_ps(p + g->OW * lanes + o) : zero;
+            __m512 g11 = row1 && col1 ? _mm512_loadu_ps(p + (g->OW + 1) * lanes + o) : zero;
+            /* rows of A gy: [u, v] per row, then each row times A^T: [u, u + v, u - v, -v] */
+            __m512 u[4] = {g00, _mm512_add_ps(g00, g10), _mm512_sub_ps(g00, g10),
+                           _mm512_sub_ps(zero, g10)};
+            __m512 v[4] = {g01, _mm512_add_ps(g01, g11), _mm512_sub_ps(g01, g11),
+                           _mm512_sub_ps(zero, g11)};
+            for (int i = 0; i < 4; i++) {
+                float *wi = w + (4 * i) * xstep + o;
+                _mm512_storeu_ps(wi, u[i]);
+                _mm512_storeu_ps(wi + xstep, _mm512_add_ps(u[i], v[i]));
+                _mm512_storeu_ps(wi + 2 * xstep, _mm512_sub_ps(u[i], v[i]));
+                _mm512_storeu_ps(wi + 3 * xstep, _mm512_sub_ps(zero, v[i]));
+            }
+        }
+    }
+}
+
+/* M[xi][c][o0 + ...] += sum over the chunk's tiles of V[c][xi][t] * W[t][xi][o0 + ...], NV
+ * vectors of output channels and CB input channels in registers. */
+static inline __attribute__((always_inline)) WINO_TARGET void
+gw_products_nv(const int NV, const int CB, const pf_wino_geom *g, const float *V, const float *W,
+               int64_t lanes, int64_t tiles, int64_t o0, float *M) {
+    for (int64_t xi = 0; xi < 16; xi++) {
+        const float *wx = W + xi * lanes + o0;
+        for (int64_t c0 = 0; c0 < g->C; c0 += CB) {
+            const float *vx = V + c0 * WINO_BLOCK + xi * WINO_ROW;
+            __m512 acc[WINO_GW_CB_MAX][4];
+#pragma GCC unroll 24
+            for (int cb = 0; cb < CB; cb++)
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; v++) acc[cb][v] = _mm512_setzero_ps();
+            for (int64_t t = 0; t < tiles; t++) {
+                __m512 w[4];
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; v++) w[v] = _mm512_loadu_ps(wx + t * 16 * lanes + 16 * v);
+#pragma GCC unroll 24
+                for (int cb = 0; cb < CB; cb++) {
+                    __m512 b = _mm512_set1_ps(vx[cb * WINO_BLOCK + t]);
+#pragma GCC unroll 4
+                    for (int v = 0; v < NV; v++) acc[cb][v] = _mm512_fmadd_ps(b, w[v], acc[cb][v]);
+                }
+            }
+            float *m = M + (xi * (g->C + WINO_GW_CB_MAX) + c0) * lanes + o0;
+#pragma GCC unroll 24
+            for (int cb = 0; cb < CB; cb++)
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; v++) {
+                    float *at = m + cb * lanes + 16 * v;
+                    _mm512_storeu_ps(at, _mm512_add_ps(_mm512_loadu_ps(at), acc[cb][v]));
+                }
+        }
+    }
+}
+
+static WINO_TARGET void gw_products(const pf_wino_geom *g, const float *V, const float *W,
+                                    int64_t lanes, int64_t tiles, float *M) {
+    for (int64_t o0 = 0; o0 < lanes; o0 += 64) {
+        int64_t nv = (lanes - o0) / 16 < 4 ? (lanes - o0) / 16 : 4;
+        /* lanes are whole pairs of vectors: 2 or 4 vectors here. 24 accumulators; 4 x 4 where
+         * the input channels are a multiple of 4 but not of 6 (32 channels in blocks of 6
+         * multiplied 36) */
+        if (nv == 2) gw_products_nv(2, 12, g, V, W, lanes, tiles, o0, M);
+        else if (g->C % 6 && g->C % 4 == 0) gw_products_nv(4, 4, g, V, W, lanes, tiles, o0, M);
+        else gw_products_nv(4, 6, g, V, W, lanes, tiles, o0, M);
+    }
+}
+
+void pf_wino_gw_begin(const pf_wino_geom *g, float *scratch) {
+    /* the channels past C that a last register block reads (the transforms never write them):
+     * zeros, so that the unused sums they feed stay finite */
+    memset(scratch + g->C * WINO_BLOCK, 0, (size_t)(WINO_GW_CB_MAX * WINO_BLOCK) * sizeof(float));
+}
+
+void pf_wino_grad_weight(const pf_wino_geom *g, const float *src, const float *gyt,
+                         int64_t lanes, float *M, float *scratch) {
+    float *V = scratch, *W = scratch + (g->C + WINO_GW_CB_MAX) * WINO_BLOCK;
+    int64_t th_n = (g->OH + 1) / 2, tw_n = (g->OW + 1) / 2;
+    wino_seg segs[WINO_LANES];
+    int nseg = 0;
+    int64_t lane = 0;
+    for (int64_t th = 0; th <= th_n; th++)
+        for (int64_t tw0 = 0; tw0 < tw_n; tw0 += WINO_SEG) {
+            int64_t ntw = tw_n - tw0 < WINO_SEG ? tw_n - tw0 : WINO_SEG;
+            if (nseg && (th == th_n || lane + ntw > WINO_LANES)) {
+                for (int i = 0; i < nseg; i++) {
+                    input_transform(g, &segs[i], src, NULL, V);
+                    gy_transform(g, &segs[i], gyt, lanes, W);
+                }
+                gw_products(g, V, W, lanes, lane, M);
+                nseg = 0;
+                lane = 0;
+            }
+            if (th == th_n) break;
+            segs[nseg++] = (wino_seg){0, th, tw0, ntw, lane};
+            lane += ntw;
+        }
+}
+
+/* gw (O, C, 3, 3) of one group = G^T M G for each (o, c); M as pf_wino_grad_weight sums it.
+ * G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1]. */
+void pf_wino_grad_weight_finish(const pf_wino_geom *g, const float *M, int64_t lanes,
+                                float *gw) {
+    int64_t cstep = lanes, xstep = (g->C + WINO_GW_CB_MAX) * lanes;
+    for (int64_t o = 0; o < g->O; o++)
+        for (int64_t c = 0; c < g->C; c++) {
+            float m[4][4], t[3][4];
+            for (int xi = 0; xi < 16; xi++) m[xi / 4][xi % 4] = M[xi * xstep + c * cstep + o];
+            for (int j = 0; j < 4; j++) {
+                t[0][j] = m[0][j] + 0.5f * (m[1][j] + m[2][j]);
+                t[1][j] = 0.5f * (m[1][j] - m[2][j]);
+                t[2][j] = 0.5f * (m[1][j] + m[2][j]) + m[3][j];
+            }
+            float *out = gw + (o * g->C + c) * 9;
+            for (int i = 0; i < 3; i++) {
+                out[i * 3 + 0] = t[i][0] + 0.5f * (t[i][1] + t[i][2]);
+                out[i * 3 + 1] = 0.5f * (t[i][1] - t[i][2]);
+                out[i * 3 + 2] = 0.5f * (t[i][1] + t[i][2]) + t[i][3];
+            }
+        }
+}
 #else
 int pf_wino_available(void) { return 0; }
+
+int64_t pf_wino_gw_acc_floats(const pf_wino_geom *g, int64_t lanes) { (void)g; (void)lanes; return 0; }
+int64_t pf_wino_gw_scratch_floats(const pf_wino_geom *g, int64_t lanes) {
+    (void)g; (void)lanes;
+    return 0;
+}
+void pf_wino_gw_begin(const pf_wino_geom *g, float *scratch) { (void)g; (void)scratch; }
+void pf_wino_grad_weight(const pf_wino_geom *g, const float *src, const float *gyt,
+                         int64_t lanes, float *M, float *scratch) {
+    (void)g; (void)src; (void)gyt; (void)lanes; (void)M; (void)scratch;
+}
+void pf_wino_grad_weight_finish(const pf_wino_geom *g, const float *M, int64_t lanes,
+                                float *gw) {
+    (void)g; (void)M; (void)lanes; (void)gw;
+}
 void pf_wino_pack(const pf_wino_geom *g, const float *w, int transposed, int64_t w_channels,
                   float *packed, int64_t o_part, int64_t o_parts) {
     (void)g; (void)w; (void)transposed; (void)w_channels; (void)packed; (void)o_part;

@@ -198,11 +198,12 @@ WINOGRAD_CASES = [
     ((2, 32, 7, 9), (20, 32, 3, 3), {"padding": ((1, 0), (2, 1)), "activation": "relu"}),
     ((2, 64, 11, 11), (32, 32, 3, 3), {"groups": 2}),
     ((1, 16, 3, 3), (16, 16, 3, 3), {"padding": 1}),                 # one tile
+    ((2, 20, 12, 14), (100, 20, 3, 3), {"padding": ((1, 0), (2, 1))}),   # two groups of 64 o
 ]
 
 
 @pytest.mark.parametrize("x_shape,w_shape,kw", WINOGRAD_CASES)
-def test_winograd_forward_and_input_gradient_match_reference(rng, x_shape, w_shape, kw):
+def test_winograd_forward_and_gradients_match_reference(rng, x_shape, w_shape, kw):
     x = rng.standard_normal(x_shape).astype(np.float32)
     w = (rng.standard_normal(w_shape) * 0.2).astype(np.float32)
     b = rng.standard_normal(w_shape[0]).astype(np.float32)
@@ -215,18 +216,22 @@ def test_winograd_forward_and_input_gradient_match_reference(rng, x_shape, w_sha
     # the input gradient's reference: pyfront's float64 path (im2col + BLAS), its forward
     # checked against the direct reference first
     xd = pf.tensor(x.astype(np.float64), requires_grad=True)
-    yd = pf.conv2d(xd, pf.tensor(w.astype(np.float64)), pf.tensor(b.astype(np.float64)), **kw)
+    wd = pf.tensor(w.astype(np.float64), requires_grad=True)
+    bd = pf.tensor(b.astype(np.float64), requires_grad=True)
+    yd = pf.conv2d(xd, wd, bd, **kw)
     np.testing.assert_allclose(yd.numpy(), want, rtol=1e-12, atol=1e-12)
     yd.backward(pf.tensor(gy))
     before = pf.get_num_threads()
     try:
-        got = []
+        got, params = [], []
         for threads in (1, 2):
             pf.set_num_threads(threads)
             xt = pf.tensor(x, requires_grad=True)
-            y = pf.conv2d(xt, pf.tensor(w), pf.tensor(b), **kw)
+            wt, bt = pf.tensor(w, requires_grad=True), pf.tensor(b, requires_grad=True)
+            y = pf.conv2d(xt, wt, bt, **kw)
             y.backward(pf.tensor(gy.astype(np.float32)))
             got.append((y.numpy(), xt.grad.numpy()))
+            params.append((wt.grad.numpy(), bt.grad.numpy()))
     finally:
         pf.set_num_threads(before)
     np.testing.assert_allclose(got[0][0], want, rtol=1e-5, atol=2e-6 * np.abs(want).max())
@@ -234,6 +239,10 @@ def test_winograd_forward_and_input_gradient_match_reference(rng, x_shape, w_sha
     np.testing.assert_allclose(got[0][1], ref, rtol=1e-5, atol=2e-6 * np.abs(ref).max())
     for a, c in zip(got[0], got[1]):         # tiles are independent: the same bits
         np.testing.assert_array_equal(c, a)
+    # the weight gradient sums over tiles and images (threads sum their parts)
+    for gw, gb in params:
+        for g, r in ((gw, wd.grad.numpy()), (gb, bd.grad.numpy())):
+            np.testing.assert_allclose(g, r, rtol=1e-5, atol=2e-6 * np.abs(r).max())
     alone = pf.conv2d(pf.tensor(x[-1:]), pf.tensor(w), pf.tensor(b), **kw).numpy()
     np.testing.assert_array_equal(alone[0], got[0][0][-1])   # an image alone or in a batch
 
