@@ -8,19 +8,20 @@
  *      (the patch columns of 15 tiles are 32 source columns: two loads, even/odd permutes);
  *      padding and the source's edges are masked loads, so no padded copy is made;
  *   2. 16 products M[xi] (O x tiles) = U[xi] (O x C) V[xi] (C x tiles), 6 output channels by
- *      4 vectors of tiles in registers;
+ *      up to 4 vectors of tiles in registers;
  *   3. output transform: Y = A^T M A per tile, bias and ReLU, the tile columns interleaved
  *      into output rows and stored whole.
  * A tile's result depends on its own patch only: the bits do not depend on the batch, the
  * chunking or the thread count. The error is a few float32 roundings more than the direct
- * form's (the transforms' additions), well inside float32 tolerance.
+ * form's (the transforms' additions), well inside float32 tolerance. The weight gradient
+ * (pf_wino_grad_weight, below) sums the same transforms' products over tiles instead.
  */
 #include "conv_direct.h"
 
 #include "internal.h"
 
 #define WINO_LANES 64   /* tiles per chunk: 4 vectors */
-#define WINO_OB 6       /* output channels per register block: 6 x 4 accumulators */
+#define WINO_OB 6       /* output channels per register block: 6 x (up to) 4 accumulators */
 #define WINO_SEG 15     /* tiles per segment of a tile-row: 2 * 15 + 2 = 32 source columns */
 
 static int64_t wino_blocks(int64_t O) { return (O + WINO_OB - 1) / WINO_OB; }
