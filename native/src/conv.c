@@ -959,6 +959,10 @@ static int64_t direct_parts(const conv_geom *g, const direct_job *dj) {
     return (dj->wino || dj->spatial) && g->N < pf_threads() ? pf_threads() : parts;
 }
 
+/* How many shares of the output channels the parts split (direct_parts): 1 where the parts
+ * split the images. */
+static int64_t channel_shares(const conv_job *j) { return j->parts > j->g.N ? j->parts : 1; }
+
 static void direct_task(void *p, int64_t part0, int64_t part1) {
     const direct_job *dj = (const direct_job *)p;
     const conv_job *j = dj->j;
@@ -976,8 +980,7 @@ static void direct_task(void *p, int64_t part0, int64_t part1) {
     const float *mask = (const float *)j->mask, *b = (const float *)j->b;
     const float *gy = (const float *)j->gy;
     int64_t lanes = pf_direct_lanes(g->Og);
-    /* parts beyond the images split the output channels (direct_parts) */
-    int64_t o_parts = j->parts > g->N ? j->parts : 1;
+    int64_t o_parts = channel_shares(j);
     for (int64_t part = part0; part < part1; part++) {
         int64_t n0 = o_parts > 1 ? 0 : g->N * part / j->parts;
         int64_t n1 = o_parts > 1 ? g->N : g->N * (part + 1) / j->parts;
@@ -1085,7 +1088,7 @@ static int direct_run(conv_job *j, direct_job *dj, const pf_args *a) {
     dj->parts = dj->weights + g->G * dj->packed;
     const float *w = (const float *)j->w;
     for (int64_t grp = 0; dj->packed && grp < g->G; grp++) {
-        if (dj->wino && j->parts > g->N)
+        if (dj->wino && channel_shares(j) > 1)
             continue;           /* packed by the parts, share by share (direct_task) */
         else if (dj->wino)
             pf_wino_pack(&dj->wg, w + grp * g->Og * g->rows, j->kind != CONV_FORWARD, g->Cg,

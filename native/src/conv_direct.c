@@ -253,39 +253,6 @@ DIRECT_TARGET void pf_direct_run(const pf_direct_geom *d, const float *src, cons
     }
 }
 
-/* One channel c and one block of 32 output channels: 9 x 2 accumulators over every output. */
-static DIRECT_TARGET void grad_weight_block(const pf_direct_geom *d, const float *plane,
-                                            const float *gyt, int64_t lanes, float *acc) {
-    __m512 a0[9], a1[9];
-    for (int t = 0; t < 9; t++) {
-        a0[t] = _mm512_loadu_ps(acc + t * lanes);
-        a1[t] = _mm512_loadu_ps(acc + t * lanes + 16);
-    }
-    int64_t W = d->W, row1 = d->dil_h * W, row2 = 2 * d->dil_h * W;
-    for (int64_t oh = 0; oh < d->OH; oh++) {
-        const float *x = plane + oh * d->st_h * W;
-        const float *g = gyt + oh * d->OW * lanes;
-        for (int64_t ow = 0; ow < d->OW; ow++, x++, g += lanes) {
-            __m512 g0 = _mm512_loadu_ps(g), g1 = _mm512_loadu_ps(g + 16);
-#pragma GCC unroll 3
-            for (int kw = 0; kw < 3; kw++) {
-                __m512 v0 = _mm512_set1_ps(x[kw]), v1 = _mm512_set1_ps(x[row1 + kw]);
-                __m512 v2 = _mm512_set1_ps(x[row2 + kw]);
-                a0[kw] = _mm512_fmadd_ps(v0, g0, a0[kw]);
-                a1[kw] = _mm512_fmadd_ps(v0, g1, a1[kw]);
-                a0[3 + kw] = _mm512_fmadd_ps(v1, g0, a0[3 + kw]);
-                a1[3 + kw] = _mm512_fmadd_ps(v1, g1, a1[3 + kw]);
-                a0[6 + kw] = _mm512_fmadd_ps(v2, g0, a0[6 + kw]);
-                a1[6 + kw] = _mm512_fmadd_ps(v2, g1, a1[6 + kw]);
-            }
-        }
-    }
-    for (int t = 0; t < 9; t++) {
-        _mm512_storeu_ps(acc + t * lanes, a0[t]);
-        _mm512_storeu_ps(acc + t * lanes + 16, a1[t]);
-    }
-}
-
 /* ---- spatial lanes ---- */
 
 /* SPATIAL_OB output channels of `rows` output rows (1, or 2 for a fused pool) at 16 columns:
@@ -363,8 +330,8 @@ DIRECT_TARGET void pf_direct_spatial_run(const pf_direct_geom *d, const float *s
 
 /* One channel c and one block of 16 output channels: one accumulator per tap (KH x KW <= 16
  * taps), the row stride SW; all constants after inlining, so the accumulators stay in
- * registers. (3x3 at stride 1 keeps grad_weight_block's 32 lanes: 2-4% faster than this loop
- * on the reference CNN's and a 64-channel layer's shapes.) */
+ * registers. (3x3 at unit strides and dilations takes Winograd's weight gradient instead:
+ * this loop gets 3x3 at stride 1 only with a row-direction stride or dilation.) */
 static inline __attribute__((always_inline)) DIRECT_TARGET void
 grad_weight_taps(const int KH, const int KW, const int SW, const pf_direct_geom *d,
                  const float *plane, const float *gyt, int64_t lanes, float *acc) {
@@ -397,6 +364,7 @@ grad_weight_taps(const int KH, const int KW, const int SW, const pf_direct_geom 
     }
 GRAD_WEIGHT_TAPS(2, 2, 1)
 GRAD_WEIGHT_TAPS(2, 2, 2)
+GRAD_WEIGHT_TAPS(3, 3, 1)
 GRAD_WEIGHT_TAPS(3, 3, 2)
 GRAD_WEIGHT_TAPS(4, 4, 1)
 GRAD_WEIGHT_TAPS(4, 4, 2)
@@ -406,27 +374,20 @@ typedef void (*grad_weight_fn)(const pf_direct_geom *, const float *, const floa
 
 /* the 16-lane loop for a kernel shape and row stride, or NULL */
 static grad_weight_fn grad_weight_loop(int64_t kh, int64_t kw, int64_t sw) {
-    if (kh == 2 && kw == 2) return sw == 1 ? grad_weight_2x2_s1 : sw == 2 ? grad_weight_2x2_s2 : NULL;
-    if (kh == 3 && kw == 3) return sw == 2 ? grad_weight_3x3_s2 : NULL;
-    if (kh == 4 && kw == 4) return sw == 1 ? grad_weight_4x4_s1 : sw == 2 ? grad_weight_4x4_s2 : NULL;
-    return NULL;
+    static const grad_weight_fn loops[3][2] = {{grad_weight_2x2_s1, grad_weight_2x2_s2},
+                                               {grad_weight_3x3_s1, grad_weight_3x3_s2},
+                                               {grad_weight_4x4_s1, grad_weight_4x4_s2}};
+    if (kh != kw || kh < 2 || kh > 4 || sw < 1 || sw > 2) return NULL;
+    return loops[kh - 2][sw - 1];
 }
 
 int pf_direct_grad_weight_fits(int64_t kh, int64_t kw, int64_t sw, int64_t dil_w) {
-    if (dil_w != 1) return 0;
-    return (kh == 3 && kw == 3 && sw == 1) || grad_weight_loop(kh, kw, sw) != NULL;
+    return dil_w == 1 && grad_weight_loop(kh, kw, sw) != NULL;
 }
 
 void pf_direct_grad_weight(const pf_direct_geom *d, const float *src, const float *gyt,
                            float *acc) {
     int64_t lanes = pf_direct_lanes(d->O), taps = d->KH * d->KW;
-    if (d->KH == 3 && d->KW == 3 && d->st_w == 1) {
-        for (int64_t c = 0; c < d->C; c++)
-            for (int64_t b = 0; b < lanes; b += DIRECT_LANES)
-                grad_weight_block(d, src + c * d->H * d->W, gyt + b, lanes,
-                                  acc + c * 9 * lanes + b);
-        return;
-    }
     grad_weight_fn loop = grad_weight_loop(d->KH, d->KW, d->st_w);
     for (int64_t c = 0; c < d->C; c++)
         for (int64_t b = 0; b < lanes; b += 16)

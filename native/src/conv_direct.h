@@ -42,8 +42,8 @@ void pf_direct_run(const pf_direct_geom *d, const float *src, const float *packe
 /* The weight gradient, accumulated: acc (C, KH, KW, Opad) += sum over outputs p of
  * gyt[p][o] * src[c, the input of p at (kh, kw)], where gyt (OH*OW, Opad) is one image's
  * output gradient transposed with pf_direct_transpose and Opad = pf_direct_lanes(O). For the
- * kernel shapes, row strides and width dilations pf_direct_grad_weight_fits accepts: 3x3 at
- * row stride 1, and 2x2, 3x3 (stride 2) and 4x4 at row stride 1 or 2, width dilation 1. */
+ * kernel shapes, row strides and width dilations pf_direct_grad_weight_fits accepts: 2x2,
+ * 3x3 and 4x4 at row stride 1 or 2, width dilation 1. */
 int pf_direct_grad_weight_fits(int64_t kh, int64_t kw, int64_t sw, int64_t dil_w);
 void pf_direct_grad_weight(const pf_direct_geom *d, const float *src, const float *gyt,
                            float *acc);

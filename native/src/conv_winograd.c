@@ -462,6 +462,18 @@ void pf_wino_gw_begin(const pf_wino_geom *g, float *scratch) {
     memset(scratch + g->C * WINO_BLOCK, 0, (size_t)(WINO_GW_CB_MAX * WINO_BLOCK) * sizeof(float));
 }
 
+/* One chunk: the segments' input and output-gradient transforms, in lane order (a segment's
+ * whole-vector stores spill into the next one's lanes), then their products. */
+static WINO_TARGET void gw_chunk(const pf_wino_geom *g, const wino_seg *segs, int nseg,
+                                 const float *src, const float *gyt, int64_t lanes, float *V,
+                                 float *W, float *M) {
+    for (int i = 0; i < nseg; i++) {
+        input_transform(g, &segs[i], src, NULL, V);
+        gy_transform(g, &segs[i], gyt, lanes, W);
+    }
+    gw_products(g, V, W, lanes, segs[nseg - 1].lane + segs[nseg - 1].ntw, M);
+}
+
 void pf_wino_grad_weight(const pf_wino_geom *g, const float *src, const float *gyt,
                          int64_t lanes, float *M, float *scratch) {
     float *V = scratch, *W = scratch + (g->C + WINO_GW_CB_MAX) * WINO_BLOCK;
@@ -469,22 +481,18 @@ void pf_wino_grad_weight(const pf_wino_geom *g, const float *src, const float *g
     wino_seg segs[WINO_LANES];
     int nseg = 0;
     int64_t lane = 0;
-    for (int64_t th = 0; th <= th_n; th++)
+    for (int64_t th = 0; th < th_n; th++)
         for (int64_t tw0 = 0; tw0 < tw_n; tw0 += WINO_SEG) {
             int64_t ntw = tw_n - tw0 < WINO_SEG ? tw_n - tw0 : WINO_SEG;
-            if (nseg && (th == th_n || lane + ntw > WINO_LANES)) {
-                for (int i = 0; i < nseg; i++) {
-                    input_transform(g, &segs[i], src, NULL, V);
-                    gy_transform(g, &segs[i], gyt, lanes, W);
-                }
-                gw_products(g, V, W, lanes, lane, M);
+            if (lane + ntw > WINO_LANES) {
+                gw_chunk(g, segs, nseg, src, gyt, lanes, V, W, M);
                 nseg = 0;
                 lane = 0;
             }
-            if (th == th_n) break;
             segs[nseg++] = (wino_seg){0, th, tw0, ntw, lane};
             lane += ntw;
         }
+    if (nseg) gw_chunk(g, segs, nseg, src, gyt, lanes, V, W, M);
 }
 
 /* gw (O, C, 3, 3) of one group = G^T M G for each (o, c); M as pf_wino_grad_weight sums it.
@@ -512,7 +520,10 @@ void pf_wino_grad_weight_finish(const pf_wino_geom *g, const float *M, int64_t l
 #else
 int pf_wino_available(void) { return 0; }
 
-int64_t pf_wino_gw_acc_floats(const pf_wino_geom *g, int64_t lanes) { (void)g; (void)lanes; return 0; }
+int64_t pf_wino_gw_acc_floats(const pf_wino_geom *g, int64_t lanes) {
+    (void)g; (void)lanes;
+    return 0;
+}
 int64_t pf_wino_gw_scratch_floats(const pf_wino_geom *g, int64_t lanes) {
     (void)g; (void)lanes;
     return 0;

@@ -264,11 +264,14 @@ TORCH_CASES = [
     ((2, 32, 40), (20, 32, 5), {"strides": 2, "padding": 2}),
     # the direct weight gradient's 16-lane loops (>= 16 channels each way): 2x2 at row stride
     # 2 and 1, 3x3 at row stride 2 with a partial second block of channels, 4x4 at row
-    # stride 1 under a column stride of 2
+    # stride 1 under a column stride of 2, and 3x3 at row stride 1 under a column stride or
+    # dilation (unit ones take Winograd)
     ((2, 16, 9, 23), (32, 16, 2, 2), {"strides": 2}),
     ((2, 16, 8, 10), (16, 16, 2, 2), {"padding": 1}),
     ((2, 16, 13, 17), (20, 16, 3, 3), {"strides": 2, "padding": 1}),
     ((2, 16, 10, 12), (16, 16, 4, 4), {"strides": (2, 1), "padding": 2}),
+    ((2, 16, 13, 11), (24, 16, 3, 3), {"strides": (2, 1), "padding": 1}),
+    ((2, 16, 12, 10), (16, 16, 3, 3), {"dilation": (2, 1)}),
 ]
 
 
