@@ -118,22 +118,22 @@ def _loss_value(loss):
     return float(np.asarray(loss.numpy() if hasattr(loss, "numpy") else loss))
 
 
-def paired(ours, theirs, calls, repeats, warmup=2, settle=0.0):
+def paired(ours, theirs, calls, repeats, warmup=2):
     """Median seconds per call (ours, theirs), the median of per-repeat ratios theirs/ours in
-    wall time, and the same ratio in the calling thread's CPU time. settle: seconds of sleep
-    before each timed block, so that the other runtime's idle threads have stopped spinning
-    (ONNX Runtime's spin for about 50 ms after a call)."""
+    wall time, and the same ratio in the calling thread's CPU time. Each timed block starts
+    common.SETTLE seconds after the other's (the other runtime's idle threads have stopped
+    spinning) and one untimed call."""
     for _ in range(warmup):
         ours()
         theirs()
     a, b, r, cpu = [], [], [], []
     for _ in range(repeats):
-        time.sleep(settle)
+        common.settle(ours)
         t, c = time.perf_counter(), time.thread_time()
         for _ in range(calls):
             ours()
         ta, ca = time.perf_counter() - t, time.thread_time() - c
-        time.sleep(settle)
+        common.settle(theirs)
         t, c = time.perf_counter(), time.thread_time()
         for _ in range(calls):
             theirs()

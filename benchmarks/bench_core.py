@@ -67,13 +67,15 @@ def two_pools(quick):
 
 def _interleaved_rates(fns, items_per_call, calls, repeats=5, warmup=3):
     """Median items/s of each function with their repeats interleaved: on a shared, loaded
-    machine a swing in load then hits every function alike, not whichever ran during it."""
+    machine a swing in load then hits every function alike, not whichever ran during it. Each
+    block starts common.SETTLE after the one before."""
     for fn in fns:
         for _ in range(warmup):
             fn()
     rates = [[] for _ in fns]
     for _ in range(repeats):
         for fn, out in zip(fns, rates):
+            common.settle(fn)
             t = time.perf_counter()
             for _ in range(calls):
                 fn()

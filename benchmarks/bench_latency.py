@@ -36,13 +36,15 @@ def weight_bytes():
 
 
 def alternating(fns, rounds, calls):
-    """p50 (us) of each fn: rounds of `calls` calls each, the fns taking turns per round."""
+    """p50 (us) of each fn: rounds of `calls` calls each, the fns taking turns per round, each
+    round common.SETTLE after the one before."""
     times = [[] for _ in fns]
     for fn in fns:
         for _ in range(50):
             fn()
     for _ in range(rounds):
         for fn, out in zip(fns, times):
+            common.settle(fn, 20)
             for _ in range(calls):
                 t = time.perf_counter_ns()
                 fn()

@@ -133,6 +133,7 @@ def main():
         cpu = {name: [] for name in runners}
         for _ in range(args.repeats):      # interleaved, so load changes hit every runner
             for name, run in runners.items():
+                common.settle(lambda: time_steps(run, 1))
                 wall, used = time_steps(run, args.steps)
                 times[name].append(wall)
                 cpu[name].append(used)

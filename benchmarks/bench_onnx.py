@@ -6,11 +6,12 @@ Models: the reference CNN (benchmarks/bench_cnn.py) and the reference MLP
 exported by torch.onnx (opset 17, batch dynamic). Batch 1 and 128, 1 and 2 threads (ONNX
 Runtime's intra-op threads = pyfront's threads). Timings alternate between the two runtimes
 repeat by repeat; the ratio is the median of per-repeat ratios (ONNX Runtime's time over
-pyfront's: above 1, pyfront is faster). Each timed block starts SETTLE seconds after the other
-runtime's: ONNX Runtime's idle intra-op threads spin for about 50 ms after a call (measured
-here from their CPU time), and on two cores a spinning thread of one runtime halved the other's
-two-thread speed (pyfront's batch-128 CNN: 3.3 ms alone, 5-6.6 ms right after ONNX Runtime).
-A service runs one of the two, so neither is timed beside the other's spinning threads.
+pyfront's: above 1, pyfront is faster). Each timed block starts common.SETTLE seconds after the
+other runtime's: ONNX Runtime's idle intra-op threads spin for about 50 ms after a call
+(measured here from their CPU time), and on two cores a spinning thread of one runtime halved
+the other's two-thread speed (pyfront's batch-128 CNN: 3.3 ms alone, 5-6.6 ms right after ONNX
+Runtime). A service runs one of the two, so neither is timed beside the other's spinning
+threads.
 
     python benchmarks/bench_onnx.py [--quick]
 """
@@ -31,7 +32,6 @@ import pyfront as pf  # noqa: E402
 import pyfront.onnx  # noqa: E402,F401
 
 GOAL = 1.0          # pyfront's throughput over ONNX Runtime's
-SETTLE = 0.08       # seconds between the two runtimes' timed blocks
 
 
 def torch_mlp():
@@ -100,7 +100,7 @@ def run(threads, quick):
             repeats = 5 if quick else 11
             t_ours, t_ref, ratio, _ = paired(lambda: compiled.run_numpy(x),
                                              lambda: session.run(None, {"input": x}),
-                                             calls, repeats, settle=SETTLE)
+                                             calls, repeats)
             rows.append(common.row(
                 "%s inference, batch %d, %d thread(s)" % (name, batch, threads),
                 batch / t_ours, "items/s", batch / t_ref, ratio, GOAL,

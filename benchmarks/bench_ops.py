@@ -119,13 +119,14 @@ CASES += [
 
 def _interleaved_rates(ours, ref, calls, repeats=7, warmup=3):
     """Median calls/s of each, timed in alternating blocks so that a load that comes and goes
-    (a shared machine) weighs on both alike."""
+    (a shared machine) weighs on both alike, each block common.SETTLE after the other's."""
     for _ in range(warmup):
         ours()
         ref()
     mine, theirs = [], []
     for _ in range(repeats):
         for fn, rates in ((ours, mine), (ref, theirs)):
+            common.settle(fn)
             t = time.perf_counter()
             for _ in range(calls):
                 fn()

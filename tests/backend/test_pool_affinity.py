@@ -53,3 +53,31 @@ def test_each_chunk_stays_on_its_thread(pool_calls):
     workers = [t for t in homes if t != caller]
     assert len({homes[t] for t in workers}) == len(workers) and 0 not in \
         {homes[t] for t in workers}, homes
+
+
+def _cpu_seconds(tid):
+    """A thread's CPU time so far (Linux schedstat: nanoseconds on the CPU)."""
+    with open("/proc/self/task/%d/schedstat" % tid) as f:
+        return int(f.read().split()[0]) / 1e9
+
+
+@pytest.mark.skipif(not hasattr(threading, "get_native_id") or
+                    not __import__("os").path.exists("/proc/self/task"),
+                    reason="reads per-thread CPU time from Linux's /proc")
+def test_idle_workers_spin_briefly_then_sleep(pool_calls):
+    """After a job a worker spins about 1 ms for the next one (a vCPU left to halt wakes
+    slowly), then sleeps: an idle pool costs no CPU."""
+    call, runs = pool_calls
+    pf.set_num_threads(2)
+    caller = threading.get_native_id()
+    for _ in range(5):
+        call(2)
+    workers = {t for _, t in runs if t != caller}
+    if not workers:
+        pytest.skip("the worker never ran a chunk (the machine gave it no CPU in time)")
+    worker = workers.pop()
+    call(2)
+    before = _cpu_seconds(worker)
+    time.sleep(0.3)
+    spent = _cpu_seconds(worker) - before
+    assert spent < 0.05, "an idle worker used %.1f ms of CPU in 300 ms" % (spent * 1e3)
