@@ -44,7 +44,7 @@ def alternating(fns, rounds, calls):
             fn()
     for _ in range(rounds):
         for fn, out in zip(fns, times):
-            common.settle(fn, 20)
+            common.settle(fn)
             for _ in range(calls):
                 t = time.perf_counter_ns()
                 fn()

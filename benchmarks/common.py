@@ -18,12 +18,14 @@ RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 SETTLE = 0.08
 
 
-def settle(fn, calls=1):
-    """Sleep SETTLE, then call fn `calls` times untimed: the pause leaves the caches and
-    threads cold (other tenants' work runs on an idle vCPU), and the timed block that follows
-    should start warm, as a busy service or training loop is."""
+def settle(fn, warm_s=0.005):
+    """Sleep SETTLE, then call fn untimed for warm_s (at least once): the pause leaves caches
+    and threads cold (other tenants' work runs on an idle vCPU), and the timed block that
+    follows should start warm, as a busy service or training loop does."""
     time.sleep(SETTLE)
-    for _ in range(calls):
+    end = time.perf_counter() + warm_s
+    fn()
+    while time.perf_counter() < end:
         fn()
 
 
