@@ -537,13 +537,18 @@ def apply_mean_gradient(opt, grad_params, tensors, untrained, mean):
     """One SyncSGD update from `mean` (the global batch's mean gradient of every trainable
     parameter, then the row-weighted mean of the untrained state, e.g. BatchNorm's running
     statistics): the driver's arithmetic in the per-job mode, and every task's in the
-    collective mode."""
+    collective mode, once a step. The gradients are views of `mean` (no copy where the dtypes
+    agree), read by the optimizer's update before the caller reuses the buffer."""
     from ..tensor import Tensor
 
     pos = 0
     for p in grad_params:
-        n = int(np.prod(p.shape))
-        p.grad = Tensor(mean[pos:pos + n].reshape(p.shape).astype(p.dtype.np)).to(p.device)
+        n = p.size
+        view = mean[pos:pos + n].reshape(p.shape)
+        if view.dtype != p.dtype.np:
+            view = view.astype(p.dtype.np)
+        grad = Tensor._wrap(view, p.dtype)
+        p.grad = grad if p.device == "cpu" else grad.to(p.device)
         pos += n
     opt.step()
     opt.zero_grad()
