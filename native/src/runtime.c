@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <sched.h>
@@ -10,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -205,7 +207,6 @@ int pf_check_dtype(const pf_tensor *t, int dtype, const char *what) {
 #define PF_SPIN_NS 1000000LL
 #define PF_SPIN_ALONE_NS 100000LL
 
-#include <time.h>
 static int64_t monotonic_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -314,11 +315,14 @@ static worker_arg worker_args[PF_MAX_THREADS];
  * made that case's CNN step 23-30 ms against 22. */
 #define KICK_INTERVAL_NS 2000000LL
 
-#include <fcntl.h>
 /* Threads running or runnable on the machine now (/proc/loadavg's "R/T"), or -1. */
+static int loadavg_fd = -1;
+static pthread_once_t loadavg_once = PTHREAD_ONCE_INIT;
+static void loadavg_open(void) { loadavg_fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC); }
+
 static int running_threads(void) {
-    static int fd = -2;
-    if (fd == -2) fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+    pthread_once(&loadavg_once, loadavg_open);
+    int fd = loadavg_fd;
     if (fd < 0) return -1;
     char buf[128];
     ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
