@@ -2,6 +2,7 @@
 3): a compiled model's layer then finds its rows' weights in the cache of the core that read
 them last time. A thread runs another's chunk only when that one was not scheduled in time."""
 import collections
+import os
 import threading
 import time
 
@@ -62,7 +63,7 @@ def _cpu_seconds(tid):
 
 
 @pytest.mark.skipif(not hasattr(threading, "get_native_id") or
-                    not __import__("os").path.exists("/proc/self/task"),
+                    not os.path.exists("/proc/self/task"),
                     reason="reads per-thread CPU time from Linux's /proc")
 def test_idle_workers_spin_briefly_then_sleep(pool_calls):
     """After a job a worker spins about 1 ms for the next one (a vCPU left to halt wakes

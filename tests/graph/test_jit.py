@@ -153,7 +153,6 @@ def test_run_numpy_fast_path():
         np.testing.assert_allclose(fast.run_numpy(x), want, rtol=1e-6, atol=1e-6)
 
 
-
 def test_run_numpy_binds_large_inputs_in_place_and_reads_them_as_given():
     """Inputs over a few KB are read where they lie: a new array, the same array changed in
     place, and a strided view all give the eager results, and the caller's arrays are left
@@ -174,6 +173,7 @@ def test_run_numpy_binds_large_inputs_in_place_and_reads_them_as_given():
     with pf.no_grad():
         want = model(pf.tensor(xs[1])).numpy()
     np.testing.assert_allclose(fast.run_numpy(xs[1]), want, rtol=1e-6, atol=1e-6)
+
 
 def test_eval_and_train_modes_trace_separately():
     model = _model(4)
