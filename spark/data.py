@@ -1,13 +1,15 @@
 """Training data on Spark: input columns checked and converted on the driver before any long
 work starts, rows dealt to workers in balanced partitions, and the order each worker reads its
 rows in every epoch (reproducible outside Spark with epoch_order)."""
+import uuid
+
 import numpy as np
 
 from .. import errors
 from .worker import pack_features
 
 __all__ = ["InputSpec", "DataStats", "as_dataframe", "convert", "profile", "WorkerLayout",
-           "epoch_order", "spark_hash_int", "spark_hash_long_int"]
+           "epoch_order", "worker_order", "spark_hash_int", "spark_hash_long_int"]
 
 FEATURES, LABEL = "features", "label"
 # columns the layout adds: global row index, worker, partitioning key, position in the epoch
@@ -382,18 +384,21 @@ def epoch_seed(seed, epoch):
     return int((int(seed) * 1000003 + int(epoch) * 7919 + 17) % 2147483647)
 
 
+def worker_order(n, num_workers, worker, seed, epoch, shuffle=True):
+    """position -> global row index: the order in which SparkTrainer's worker `worker` reads
+    its rows (global index = row number in the input's partition order; the worker holds
+    those equal to it mod num_workers) in an epoch. The same order the executors' sort gives
+    (WorkerLayout.epoch_view), so a task can reproduce it from rows it kept."""
+    rows = np.arange(worker, n, num_workers, dtype=np.int64)
+    if shuffle:
+        h = spark_hash_long_int(rows, epoch_seed(seed, epoch))
+        rows = rows[np.lexsort((rows, h))]
+    return rows
+
+
 def epoch_order(n, num_workers, seed, epoch, shuffle=True):
-    """[worker][position] -> global row index: the order in which SparkTrainer's workers read
-    the rows (global index = row number in the input's partition order) in an epoch."""
-    g = np.arange(n, dtype=np.int64)
-    out = []
-    for w in range(num_workers):
-        rows = g[g % num_workers == w]
-        if shuffle:
-            h = spark_hash_long_int(rows, epoch_seed(seed, epoch))
-            rows = rows[np.lexsort((rows, h))]
-        out.append(rows)
-    return out
+    """[worker][position] -> global row index for every worker (see worker_order)."""
+    return [worker_order(n, num_workers, w, seed, epoch, shuffle) for w in range(num_workers)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -412,6 +417,9 @@ class WorkerLayout:
         self.num_workers = int(num_workers)
         self.seed, self.shuffle = int(seed), bool(shuffle)
         self.count = stats.count
+        # names this dealing of the data: the collective mode's tasks keep their partition
+        # under it between epochs (worker.InputCache)
+        self.token = uuid.uuid4().hex
         w = self.num_workers
         self.rows_per_worker = [len(range(i, self.count, w)) for i in range(w)]
         offsets, total = [], 0

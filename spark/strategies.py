@@ -14,9 +14,17 @@ class _Collective:
     learn each other's addresses: "driver" (default: they register with a small
     authenticated service on the driver, milliseconds) or "spark"
     (BarrierTaskContext.allGather, which takes at least a second per epoch, for clusters
-    whose executors cannot open a connection to the driver on another port)."""
+    whose executors cannot open a connection to the driver on another port).
+    keep_partitions: each task keeps its partition's rows in its Python worker after an epoch,
+    so later epochs read nothing from Spark (the executor's sort and Arrow conversion of the
+    whole partition ran before every epoch's first step): True (default) keeps up to 1 GiB a
+    task, an int is that limit in bytes, False keeps nothing. A task whose partition is larger
+    reads every epoch from Spark's cache, as do all tasks after a lost Python worker."""
 
-    def _set_collective(self, collective, timeout, ports, rendezvous="driver"):
+    KEEP_DEFAULT_BYTES = 1 << 30
+
+    def _set_collective(self, collective, timeout, ports, rendezvous="driver",
+                        keep_partitions=True):
         if timeout <= 0:
             raise ValueError("%s: timeout must be positive seconds, got %r"
                              % (type(self).__name__, timeout))
@@ -27,6 +35,14 @@ class _Collective:
         if rendezvous not in ("driver", "spark"):
             raise ValueError("%s: rendezvous is 'driver' or 'spark', got %r"
                              % (type(self).__name__, rendezvous))
+        if isinstance(keep_partitions, bool):
+            keep = self.KEEP_DEFAULT_BYTES if keep_partitions else 0
+        elif isinstance(keep_partitions, int) and keep_partitions >= 0:
+            keep = keep_partitions
+        else:
+            raise ValueError("%s: keep_partitions is True, False or a limit in bytes (an int "
+                             ">= 0), got %r" % (type(self).__name__, keep_partitions))
+        self.keep_bytes = keep
         self.collective = bool(collective)
         self.rendezvous = rendezvous
         self.timeout = float(timeout)
@@ -46,8 +62,9 @@ class SyncSGD(_Collective):
     name = "sync"
     frequency = 1
 
-    def __init__(self, collective=False, timeout=120.0, ports=None, rendezvous="driver"):
-        self._set_collective(collective, timeout, ports, rendezvous)
+    def __init__(self, collective=False, timeout=120.0, ports=None, rendezvous="driver",
+                 keep_partitions=True):
+        self._set_collective(collective, timeout, ports, rendezvous, keep_partitions)
 
     def __repr__(self):
         return "SyncSGD(%s)" % self._collective_repr()[2:]
@@ -64,12 +81,12 @@ class ParameterAveraging(_Collective):
     name = "average"
 
     def __init__(self, frequency=8, collective=False, timeout=120.0, ports=None,
-                 rendezvous="driver"):
+                 rendezvous="driver", keep_partitions=True):
         if not isinstance(frequency, int) or frequency < 1:
             raise ValueError("ParameterAveraging: frequency must be a positive int, got %r"
                              % (frequency,))
         self.frequency = frequency
-        self._set_collective(collective, timeout, ports, rendezvous)
+        self._set_collective(collective, timeout, ports, rendezvous, keep_partitions)
 
     def __repr__(self):
         return "ParameterAveraging(frequency=%d%s)" % (self.frequency, self._collective_repr())

@@ -310,6 +310,7 @@ class _Run:
         self.K = trainer.strategy.frequency
         self.sync = trainer.strategy.name == "sync"
         self.collective = trainer.strategy.collective
+        self.partitions_kept = False     # the tasks of the last epoch kept their partitions
         self.tensors = dict(model.named_tensors())
         state = model.state_dict()
         self.weight_layout = TensorLayout(list(state.items()))
@@ -418,21 +419,39 @@ class _Run:
     def run_epoch_collective(self, view, epoch, epochs, steps, layout):
         """The epoch's barrier job: the tasks train it among themselves from the state the
         driver broadcasts (kept here, so a retried stage starts the epoch again from it);
-        rank 0 returns the weights, optimizer state and the epoch's sums."""
+        rank 0 returns the weights, optimizer state and the epoch's sums.
+
+        Once every task of an epoch kept its partition in its Python worker (the strategy's
+        keep_partitions), the next epoch's job reads one placeholder row per task instead of
+        the data; if the tasks then do not hold every partition, the epoch runs again from
+        Spark's cache."""
         start = time.perf_counter()
         self.sc.setJobGroup(self.group, "pyfront %s: epoch %d/%d (one barrier job)"
                             % (self.t.strategy, epoch + 1, epochs), True)
         state_bc = self.sc.broadcast(self.round_state())
         driver = time.perf_counter() - start
+        source = {"token": layout.token, "count": layout.count, "workers": self.workers,
+                  "seed": layout.seed, "shuffle": layout.shuffle,
+                  "rows": list(layout.rows_per_worker),
+                  "keep": self.t.strategy.keep_bytes if epoch + 1 < epochs else 0}
         try:
-            fn = functools.partial(train_epoch_collective, self.spec_bc, state_bc,
-                                   {"epoch": epoch, "steps": steps, "frequency": self.K,
-                                    "workers": self.workers})
-            sliced = layout.round_slice(view, 0, max(layout.rows_per_worker))
-            rows = self.retried(
-                lambda: [r.asDict() for r in
-                         self.map_in_arrow(sliced, fn, RESULT_SCHEMA, barrier=True).collect()],
-                "epoch %d (barrier job)" % (epoch + 1))
+            for kept in ([True, False] if self.partitions_kept else [False]):
+                fn = functools.partial(train_epoch_collective, self.spec_bc, state_bc,
+                                       {"epoch": epoch, "steps": steps, "frequency": self.K,
+                                        "workers": self.workers,
+                                        "input": dict(source, kept=kept)})
+                frame = self.spark.range(0, self.workers, 1, self.workers) if kept else \
+                    layout.round_slice(view, 0, max(layout.rows_per_worker))
+                rows = self.retried(
+                    lambda: [r.asDict() for r in
+                             self.map_in_arrow(frame, fn, RESULT_SCHEMA,
+                                               barrier=True).collect()],
+                    "epoch %d (barrier job)" % (epoch + 1))
+                if not (len(rows) == 1 and rows[0]["kept"] == -1):
+                    break
+                log.info("pyfront: epoch %d: the tasks do not hold every partition (a new "
+                         "Python worker or executor); reading the epoch from Spark's cache",
+                         epoch + 1)
         finally:
             state_bc.destroy()
         spark_end = time.perf_counter()
@@ -441,6 +460,7 @@ class _Run:
         if len(rows) != 1:
             raise errors.PyfrontError("internal: the barrier job returned %d result rows; "
                                       "rank 0 returns one" % len(rows))
+        self.partitions_kept = rows[0]["kept"] == self.workers
         result = _partial(rows[0], self.weight_layout.dtype, averaging=True)
         if result["rows"]:
             self._apply_average(result["total"], result["iterations"])
@@ -450,7 +470,8 @@ class _Run:
             "rows": result["rows"], "task_seconds": result["seconds"],
             "input_seconds": result["input_seconds"], "state_seconds": result["state_seconds"],
             "comm_seconds": float(rows[0]["comm_seconds"] or 0.0),
-            "wait_seconds": float(rows[0]["wait_seconds"] or 0.0), "steps": steps})
+            "wait_seconds": float(rows[0]["wait_seconds"] or 0.0), "steps": steps,
+            "from_kept": kept})
         return result["rows"], result["loss_sum"], result["metrics"]
 
     def map_in_arrow(self, df, fn, schema, barrier=False):

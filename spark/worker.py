@@ -7,6 +7,7 @@ Python worker process keeps the model of a run (rebuilt once from the broadcast 
 bytes) and its compiled steps across tasks; a process that has not seen the run rebuilds it.
 """
 import collections
+import json
 import os
 import time
 
@@ -29,7 +30,7 @@ _RESULT_FIELDS = [("worker", "int"), ("rows", "long"), ("steps", "int"),
                   ("loss_sum", "double"), ("metrics", "binary"), ("payload", "binary"),
                   ("seconds", "double"), ("input_seconds", "double"),
                   ("state_seconds", "double"), ("comm_seconds", "double"),
-                  ("wait_seconds", "double"), ("error", "string")]
+                  ("wait_seconds", "double"), ("kept", "int"), ("error", "string")]
 _EVAL_FIELDS = [("rows", "long"), ("loss_sum", "double"), ("metrics", "binary"),
                 ("seconds", "double"), ("error", "string")]
 RESULT_SCHEMA = ", ".join("%s %s" % f for f in _RESULT_FIELDS)
@@ -180,6 +181,74 @@ def minibatches(batches, size, input_shapes, label_kinds, with_worker=False):
         held -= start
     if held:
         yield emit(pa.Table.from_batches(pending))
+
+
+# ---------------------------------------------------------------------------------------------
+# the collective mode keeps each task's partition in its Python worker between epochs
+
+class KeptPartition:
+    """One worker's rows of a dealt dataset (WorkerLayout.token), in global-index order (row j
+    is global row worker + j * num_workers), kept in a Python worker process so that the
+    collective mode's later epochs read nothing from the JVM: the executor's sort and Arrow
+    conversion of the whole partition cost 0.2-0.6 s an epoch, before the first step, on the
+    cores the tasks train on. The order of any epoch is data.worker_order, computed here.
+
+    Filled from the stream of one epoch (`epoch`) as it is trained on, up to `limit` bytes."""
+
+    def __init__(self, source, worker, epoch, limit):
+        # source: the driver's info["input"] ({"token", "count", "workers", "seed", "shuffle",
+        # "rows": rows per worker})
+        self.source, self.worker = source, int(worker)
+        self.rows = int(source["rows"][self.worker])
+        self.limit = int(limit)
+        self.xs = self.ys = None
+        self.filled, self.nbytes, self.refused = 0, 0, False
+        self._positions = self._dense(epoch)
+
+    def _dense(self, epoch):
+        """position in `epoch`'s order -> row of this partition."""
+        from .data import worker_order
+
+        s = self.source
+        g = worker_order(s["count"], s["workers"], self.worker, s["seed"], epoch, s["shuffle"])
+        return (g - self.worker) // s["workers"]
+
+    def add(self, xs, ys):
+        """Keep the stream's next minibatch (it comes in the epoch's order)."""
+        if self.refused:
+            return
+        if self.xs is None:
+            per_row = sum(x[:1].nbytes for x in xs) + sum(y[:1].nbytes for y in ys or [])
+            self.nbytes = per_row * self.rows
+            if self.nbytes > self.limit:
+                self.refused = True
+                return
+            self.xs = [np.empty((self.rows,) + x.shape[1:], x.dtype) for x in xs]
+            self.ys = None if ys is None else \
+                [np.empty((self.rows,) + y.shape[1:], y.dtype) for y in ys]
+        n = len(xs[0])
+        idx = self._positions[self.filled:self.filled + n]
+        for kept, x in zip(self.xs, xs):
+            kept[idx] = x
+        for kept, y in zip(self.ys or [], ys or []):
+            kept[idx] = y
+        self.filled += n
+
+    @property
+    def complete(self):
+        return not self.refused and self.xs is not None and self.filled == self.rows
+
+    def batches(self, epoch, size):
+        """The partition's minibatches in `epoch`'s order: what minibatches() yields for that
+        epoch's stream (worker ids: None)."""
+        order = self._dense(epoch)
+        for lo in range(0, self.rows, size):
+            idx = order[lo:lo + size]
+            yield ([x[idx] for x in self.xs],
+                   None if self.ys is None else [y[idx] for y in self.ys], None)
+
+
+_kept = None        # the KeptPartition this Python worker process holds (at most one)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -560,50 +629,107 @@ def apply_mean_gradient(opt, grad_params, tensors, untrained, mean):
 
 def train_epoch_collective(spec_bc, state_bc, info, batches):
     """One worker's whole epoch in a barrier stage. info: {"epoch", "steps" (minibatches of
-    the worker with the most rows), "frequency" (K; 1 for SyncSGD), "workers"}.
+    the worker with the most rows), "frequency" (K; 1 for SyncSGD), "workers", "input"}.
 
-    Rendezvous once (every task's listening address, through the driver's Rendezvous or
-    BarrierTaskContext.allGather), then
+    info["input"]: the dealt data ({"token", "count", "workers", "seed", "shuffle", "rows"}),
+    "keep" (bytes this task may keep of its partition after the epoch, 0 for none) and
+    "kept" (True: the job's input is one placeholder row per task, and each task trains on
+    the partition its Python worker kept from an earlier epoch).
+
+    Rendezvous once (every task's listening address and the partition it holds, through the
+    driver's Rendezvous or BarrierTaskContext.allGather). With kept partitions a task's rank
+    is the partition it holds, wherever Spark placed it; if the tasks do not hold every
+    partition once (a new Python worker, a lost executor), rank 0 returns kept=-1 at once and
+    the driver runs the epoch again from Spark's cache. Then
     per step (SyncSGD) a ring all-reduce of [gradient sums | rows x untrained state | rows |
     error flag], after which every task applies the same update; or per K local steps
     (parameter averaging) an all-reduce of [rows x weights | rows x optimizer state | rows |
-    error flag]. A final all-reduce sums rows, loss and metric statistics; rank 0 returns
-    them with the weights and optimizer state. A pyfront error in one task raises the flag,
-    so every task stops at the same step and the error comes back as a result row (not
-    retried); a lost or hung peer fails the stage (CollectiveError), which Spark retries."""
+    error flag]. A final all-reduce sums rows, loss, kept partitions and metric statistics;
+    rank 0 returns them with the weights and optimizer state. A pyfront error in one task
+    raises the flag, so every task stops at the same step and the error comes back as a
+    result row (not retried); a lost or hung peer fails the stage (CollectiveError), which
+    Spark retries."""
+    global _kept
     from pyspark import BarrierTaskContext
 
     from .collective import Ring, rendezvous
 
     start = time.perf_counter()
     ctx = BarrierTaskContext.get()
-    rank = ctx.partitionId()
+    slot = ctx.partitionId()
     state = state_bc.value
     set_task_threads()
     run = _run_for(spec_bc)
     conf = run.spec.collective
-    host = ctx.getTaskInfos()[rank].address.rsplit(":", 1)[0]
+    source = info["input"]
+    host = ctx.getTaskInfos()[slot].address.rsplit(":", 1)[0]
     size = int(info["workers"])
-    ring = Ring(rank, size, conf["secret"], host, conf["timeout"], conf["ports"])
+    ring = Ring(slot, size, conf["secret"], host, conf["timeout"], conf["ports"])
+    kept = None
+    if source["kept"]:
+        kept = _kept if _kept is not None and _kept.source["token"] == source["token"] \
+            and _kept.complete else None
     try:
+        # the partition this task will train on: its slot's (the job's input is the data),
+        # the one its Python worker kept, or none (-1)
+        holds = slot if not source["kept"] else kept.worker if kept is not None else -1
+        mine = json.dumps([ring.address, holds])
         if conf.get("rendezvous"):      # the driver's service (see collective.Rendezvous)
             key = str(ctx.stageId())
-            addresses = rendezvous(conf["rendezvous"], conf["secret"], key, rank, size,
-                                   ring.address, conf["timeout"])
+            gathered = rendezvous(conf["rendezvous"], conf["secret"], key, slot, size, mine,
+                                  conf["timeout"])
         else:
-            addresses = ctx.allGather(ring.address)
+            gathered = ctx.allGather(mine)
+        gathered = [json.loads(g) for g in gathered]
+        holds = [h for _, h in gathered]
+        if source["kept"] and sorted(holds) != list(range(size)):
+            # some partition is not kept (every task sees the same list, so all stop here)
+            _drain(batches)
+            if slot == 0:
+                yield _result(_RESULT_FIELDS, {"worker": 0, "kept": -1})
+            return
+        ring.rank = holds[slot]
+        addresses = [None] * size
+        for address, rank in gathered:
+            addresses[rank] = address
         ring.connect(addresses)
         t_state = time.perf_counter() - start
-        result = _collective_epoch(run, ring, state, info, batches, rank)
+        if kept is not None:
+            keeps = kept if source["keep"] else None
+            result = _collective_epoch(run, ring, state, info, kept.batches(info["epoch"],
+                                       run.spec.batch_size), keeps, ring.rank)
+            if keeps is None:
+                _kept = None        # the run's last epoch: give the memory back
+        else:
+            _kept = None            # one kept partition a process: the old goes first
+            keeper = KeptPartition(source, ring.rank, info["epoch"], source["keep"]) \
+                if source["keep"] else None
+            stream = minibatches(batches, run.spec.batch_size, run.spec.input_shapes,
+                                 run.spec.label_kinds, with_worker=True)
+            result = _collective_epoch(run, ring, state, info, stream, keeper, ring.rank)
+            if keeper is not None and keeper.complete:
+                _kept = keeper
     finally:
         ring.close()
+    _drain(batches)
     if result is not None:
         result["state_seconds"] = t_state
         result["seconds"] = time.perf_counter() - start - result["input_seconds"]
         yield _result(_RESULT_FIELDS, result)
 
 
-def _collective_epoch(run, ring, state, info, batches, rank):
+def _drain(batches):
+    """Read the input to its end (its end-of-stream marker): a Python worker whose input was
+    left unread is not reused, and the next epoch's task would pay a new process, imports and
+    model rebuild (1-3 s here), and lose its kept partition."""
+    for _ in batches:
+        pass
+
+
+def _collective_epoch(run, ring, state, info, stream, keeper, rank):
+    """stream: the task's minibatches in the epoch's order (with worker ids to check, or
+    None); keeper: the KeptPartition the task keeps after the epoch (filled from the stream
+    unless it is the one the stream comes from), or None."""
     spec = run.spec
     layout = spec.weight_layout
     run.load_weights(state.weights)
@@ -617,18 +743,20 @@ def _collective_epoch(run, ring, state, info, batches, rank):
     opt_size = spec.opt_layout.size if spec.opt_layout is not None else 0
     vec = np.zeros(layout.size + (0 if sync else opt_size) + 2, layout.dtype)
     rows, loss_sum, t_wait, error = 0, 0.0, 0.0, None
-    stream = minibatches(batches, spec.batch_size, spec.input_shapes, spec.label_kinds,
-                         with_worker=True)
 
     def next_batch():
         nonlocal t_wait
         t = time.perf_counter()
         item = next(stream, None)
         t_wait += time.perf_counter() - t
-        if item is not None and (item[2] != rank).any():
+        if item is None:
+            return None
+        if item[2] is not None and (item[2] != rank).any():
             raise errors.PyfrontError("internal: rows of workers %s reached barrier task %d; "
                                       "the data layout is broken"
                                       % (sorted(set(item[2].tolist())), rank))
+        if keeper is not None and not keeper.complete:
+            keeper.add(item[0], item[1])
         return item
 
     def track(n, loss, ys, outs):
@@ -692,21 +820,19 @@ def _collective_epoch(run, ring, state, info, batches, rank):
             run.load_weights(mean[:layout.size])
             run.load_optimizer(RoundState(None, mean[layout.size:] if opt_size else None,
                                           opt.lr, iterations))
-    # read the input to its end (its end-of-stream marker): a Python worker whose input was
-    # left unread is not reused, and the next epoch's task would pay a new process, imports
-    # and model rebuild (1-3 s here)
-    for _ in batches:
-        pass
     if error is not None:
         return dict(_failed_values(_RESULT_FIELDS, error), worker=rank)
     if vec[-1] > 0:
         return None                # the failing task reports
-    sums = np.concatenate([[rows, loss_sum], pack_metric_states(tracked)]).astype(np.float64)
+    kept = keeper is not None and keeper.complete
+    sums = np.concatenate([[rows, loss_sum, kept], pack_metric_states(tracked)]) \
+        .astype(np.float64)
     ring.allreduce(sums)
     if rank != 0:
         return None
     payload = layout.pack({n: run.host(n) for n in layout.names}).tobytes() + \
         run.optimizer_vector(None).tobytes() + np.array([opt.iterations], np.float64).tobytes()
     return {"worker": 0, "rows": int(sums[0]), "steps": steps, "loss_sum": float(sums[1]),
-            "metrics": sums[2:].tobytes(), "payload": payload, "input_seconds": t_wait,
+            "metrics": sums[3:].tobytes(), "kept": int(sums[2]), "payload": payload,
+            "input_seconds": t_wait,
             "comm_seconds": ring.stats["seconds"], "wait_seconds": ring.stats["wait_seconds"]}

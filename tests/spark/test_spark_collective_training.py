@@ -102,11 +102,81 @@ def test_collective_sync_sgd_equals_local_training_and_repeats_bit_for_bit(spark
     for k, v in lopt.state_dict()["state"].items():      # the optimizer state came back too
         np.testing.assert_allclose(opt.state_dict()["state"][k], v, atol=1e-6, rtol=1e-4)
     assert len(trainer.timings) == 2 and trainer.timings[0]["steps"] == 10
+    # the second epoch read no data from Spark: each task trained on the partition its
+    # Python worker kept from the first
+    assert [t["from_kept"] for t in trainer.timings] == [False, True]
     assert trainer.timings[0]["comm_seconds"] >= trainer.timings[0]["wait_seconds"] > 0
     again, _, history2, _ = _fit(spark, x, y, opt_fn, SyncSGD(collective=True))
     for k, v in model.state_dict().items():
         np.testing.assert_array_equal(again.state_dict()[k], v, err_msg=k)
     assert history2["loss"] == history["loss"]
+
+
+def _drop_kept(batches):
+    import pyarrow as pa
+
+    from pyfront.spark import worker
+
+    for _ in batches:
+        pass
+    held = worker._kept is not None
+    worker._kept = None
+    yield pa.RecordBatch.from_pydict({"held": pa.array([int(held)], pa.int32())})
+
+
+class DropKeptPartitions(Callback):
+    """After the first epoch, make the Python workers forget the partitions they kept (as a
+    restarted worker or a new executor would): barrier jobs on both slots, until both
+    partitions are gone (any idle Python worker of the pool may serve a task)."""
+
+    def __init__(self, spark):
+        super().__init__()
+        self.spark = spark
+        self.dropped = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch != 0:
+            return
+        for _ in range(10):
+            # the same kind of job as training's (an Arrow UDF): the same Python workers
+            job = self.spark.range(0, 2, 1, 2).mapInArrow(_drop_kept, "held int", barrier=True)
+            self.dropped += sum(r["held"] for r in job.collect())
+            if self.dropped == 2:
+                return
+
+
+def test_kept_partitions_missing_from_a_worker_are_read_from_spark_again(spark, digits):
+    """Later epochs train on the partitions the tasks' Python workers kept; where a worker
+    lost its partition, the epoch runs from Spark's cache instead, with the same result."""
+    from pyspark import cloudpickle
+
+    from pyfront.spark import SparkTrainer, SyncSGD
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    x, _, y, _ = digits
+    x, y = x[:224], y[:224]
+    sgd = lambda p: pf.optim.SGD(p, lr=0.1, momentum=0.9)     # noqa: E731
+    ref, _, rhist, rtrainer = _fit(spark, x, y, sgd, SyncSGD(collective=True,
+                                                             keep_partitions=False), epochs=4)
+    assert [t["from_kept"] for t in rtrainer.timings] == [False] * 4
+    model = mlp(3, x)
+    trainer = SparkTrainer(model, SyncSGD(collective=True), num_workers=2,
+                           batch_size_per_worker=16, optimizer=sgd(model.parameters()),
+                           loss="cross_entropy", seed=11, verbose=0)
+    dropper = DropKeptPartitions(spark)
+    hist = trainer.fit(to_df(spark, x, y), epochs=4, callbacks=[dropper])
+    assert dropper.dropped == 2
+    # epoch 2 found no kept partitions and read Spark's cache; epochs 3 and 4 used those it
+    # kept
+    assert [t["from_kept"] for t in trainer.timings] == [False, False, True, True]
+    for k, v in ref.state_dict().items():
+        np.testing.assert_array_equal(model.state_dict()[k], v, err_msg=k)
+    assert hist["loss"] == rhist["loss"]
+    # a limit below the partition's size keeps nothing
+    _, _, small_hist, small = _fit(spark, x, y, sgd, SyncSGD(collective=True,
+                                                             keep_partitions=1000), epochs=2)
+    assert [t["from_kept"] for t in small.timings] == [False, False]
+    assert small_hist["loss"] == rhist["loss"][:2]
 
 
 def test_collective_parameter_averaging_equals_the_per_job_rounds(spark, digits):
