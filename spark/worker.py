@@ -19,8 +19,8 @@ from ..train.step import as_arrays, make_gradient_step, make_predict_step, make_
 from .common import make_metrics, model_from_bytes, pack_metric_states
 
 __all__ = ["RunSpec", "RoundState", "broadcast_spec", "train_round", "train_epoch_collective",
-           "apply_mean_gradient", "evaluate_partition",
-           "raise_task_error", "minibatches", "RESULT_SCHEMA", "EVAL_SCHEMA"]
+           "kept_rows", "apply_mean_gradient", "evaluate_partition", "raise_task_error",
+           "minibatches", "RESULT_SCHEMA", "EVAL_SCHEMA"]
 
 # what a task returns, one row: as a Spark DDL schema for mapInArrow, and in Arrow types
 # "error": a pyfront error raised in the task, as "<class name>: <message>" (else null); it
@@ -716,6 +716,13 @@ def train_epoch_collective(spec_bc, state_bc, info, batches):
         result["state_seconds"] = t_state
         result["seconds"] = time.perf_counter() - start - result["input_seconds"]
         yield _result(_RESULT_FIELDS, result)
+
+
+def kept_rows(task, placeholder):
+    """The body of an RDD barrier job around `task` (train_epoch_collective's partial) over
+    kept partitions: its input is one placeholder element, its result rows are dicts."""
+    for batch in task(placeholder):
+        yield from batch.to_pylist()
 
 
 def _drain(batches):
