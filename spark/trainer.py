@@ -434,23 +434,23 @@ class _Run:
         driver = time.perf_counter() - start
         source = {"token": layout.token, "count": layout.count, "workers": self.workers,
                   "seed": layout.seed, "shuffle": layout.shuffle,
-                  "rows": list(layout.rows_per_worker),
-                  "keep": self.keep_bytes if epoch + 1 < epochs else 0}
+                  "rows": list(layout.rows_per_worker)}
+        kept, missed = self.partitions_kept, False
         try:
-            for kept in ([True, False] if self.partitions_kept else [False]):
+            while True:
+                source.update(kept=kept, keep=self.keep_bytes if epoch + 1 < epochs else 0)
                 fn = functools.partial(train_epoch_collective, self.spec_bc, state_bc,
                                        {"epoch": epoch, "steps": steps, "frequency": self.K,
-                                        "workers": self.workers,
-                                        "input": dict(source, kept=kept)})
+                                        "workers": self.workers, "input": dict(source)})
                 if kept:
                     job = functools.partial(self.kept_job, fn)
                 else:
                     frame = layout.round_slice(view, 0, max(layout.rows_per_worker))
                     job = functools.partial(self.data_job, frame, fn)
                 rows = self.retried(job, "epoch %d (barrier job)" % (epoch + 1))
-                if not (len(rows) == 1 and rows[0]["kept"] == -1):
-                    self.kept_misses = 0
+                if not (kept and len(rows) == 1 and rows[0]["kept"] == -1):
                     break
+                kept, missed = False, True
                 self.kept_misses += 1
                 if self.kept_misses >= 2:
                     log.warning("pyfront: epoch %d: the tasks again did not find the partitions "
@@ -469,6 +469,8 @@ class _Run:
         if len(rows) != 1:
             raise errors.PyfrontError("internal: the barrier job returned %d result rows; "
                                       "rank 0 returns one" % len(rows))
+        if kept:
+            self.kept_misses = 0
         self.partitions_kept = rows[0]["kept"] == self.workers
         result = _partial(rows[0], self.weight_layout.dtype, averaging=True)
         if result["rows"]:
@@ -480,7 +482,7 @@ class _Run:
             "input_seconds": result["input_seconds"], "state_seconds": result["state_seconds"],
             "comm_seconds": float(rows[0]["comm_seconds"] or 0.0),
             "wait_seconds": float(rows[0]["wait_seconds"] or 0.0), "steps": steps,
-            "from_kept": kept})
+            "from_kept": kept, "kept_missed": missed})
         return result["rows"], result["loss_sum"], result["metrics"]
 
     def data_job(self, frame, fn):

@@ -125,23 +125,24 @@ def _drop_kept(batches):
 
 
 class DropKeptPartitions(Callback):
-    """After the first epoch, make the Python workers forget the partitions they kept (as a
+    """After the given epochs, make the Python workers forget the partitions they kept (as a
     restarted worker or a new executor would): barrier jobs on both slots, until both
     partitions are gone (any idle Python worker of the pool may serve a task)."""
 
-    def __init__(self, spark):
+    def __init__(self, spark, epochs=(0,)):
         super().__init__()
-        self.spark = spark
+        self.spark, self.epochs = spark, epochs
         self.dropped = 0
 
     def on_epoch_end(self, epoch, logs=None):
-        if epoch != 0:
+        if epoch not in self.epochs:
             return
+        target = self.dropped + 2
         for _ in range(10):
             # the same kind of job as training's (an Arrow UDF): the same Python workers
             job = self.spark.range(0, 2, 1, 2).mapInArrow(_drop_kept, "held int", barrier=True)
             self.dropped += sum(r["held"] for r in job.collect())
-            if self.dropped == 2:
+            if self.dropped == target:
                 return
 
 
@@ -169,9 +170,22 @@ def test_kept_partitions_missing_from_a_worker_are_read_from_spark_again(spark, 
     # epoch 2 found no kept partitions and read Spark's cache; epochs 3 and 4 used those it
     # kept
     assert [t["from_kept"] for t in trainer.timings] == [False, False, True, True]
+    assert [t["kept_missed"] for t in trainer.timings] == [False, True, False, False]
     for k, v in ref.state_dict().items():
         np.testing.assert_array_equal(model.state_dict()[k], v, err_msg=k)
     assert hist["loss"] == rhist["loss"]
+    # missing twice in a row (workers that are never reused): the run stops keeping
+    model = mlp(3, x)
+    trainer = SparkTrainer(model, SyncSGD(collective=True), num_workers=2,
+                           batch_size_per_worker=16, optimizer=sgd(model.parameters()),
+                           loss="cross_entropy", seed=11, verbose=0)
+    dropper = DropKeptPartitions(spark, epochs=(0, 1))
+    hist = trainer.fit(to_df(spark, x, y), epochs=4, callbacks=[dropper])
+    assert dropper.dropped == 4
+    assert [t["kept_missed"] for t in trainer.timings] == [False, True, True, False]
+    assert [t["from_kept"] for t in trainer.timings] == [False] * 4
+    for k, v in ref.state_dict().items():
+        np.testing.assert_array_equal(model.state_dict()[k], v, err_msg=k)
     # a limit below the partition's size keeps nothing
     _, _, small_hist, small = _fit(spark, x, y, sgd, SyncSGD(collective=True,
                                                              keep_partitions=1000), epochs=2)
