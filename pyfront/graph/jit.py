@@ -8,6 +8,7 @@ calls fall back to eager execution with a warning, never silently baking one bra
 """
 import functools
 import warnings
+import weakref
 
 import numpy as np
 
@@ -190,7 +191,12 @@ class _ArenaState:
 
     def claim(self):
         plan = self.plan
-        owner = getattr(plan, "owner", None)
+        # the plan holds its owner weakly: once a call's outputs (and so its tape entry) are
+        # gone, nobody can run its backward, and the next forward saves nothing (an inference
+        # loop without no_grad would otherwise copy the whole arena, gradients included, on
+        # every call: 3x the call's time for a one-row MLP)
+        ref = getattr(plan, "owner", None)
+        owner = ref() if ref is not None else None
         if owner is not None and owner is not self and not owner.done:
             owner.saved = plan.arena.copy()
         if self.saved is not None:
@@ -198,7 +204,7 @@ class _ArenaState:
             self.saved = None
         for name, arr in self.feeds.items():
             plan.bind(name, arr)
-        plan.owner = self
+        plan.owner = weakref.ref(self)
 
 
 class _CompiledCallOp(core.Op):
