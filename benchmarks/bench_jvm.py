@@ -174,9 +174,12 @@ def rows_from(fig):
                    note="context: the inference time under the bridge's latency"),
         bridge,
         tiny_row,
+        common.row("Dense 784-10, p50 via the bridge with spinning off (spin(0))",
+                   fig["tiny_model_latency_no_spin_us"]["p50"], "us",
+                   note="context: both ends block for every message, each paying a wake-up"),
         common.row("Unix socket round trip, 64 bytes, process to process", fig[
-            "socket_round_trip_us"]["p50_us"], "us", note="context: the floor under the two "
-            "rows above (two blocking reads, two wake-ups), measured in the same run"),
+            "socket_round_trip_us"]["p50_us"], "us", note="context: the floor under a "
+            "blocking bridge (two blocking reads, two wake-ups), measured in the same run"),
         absolute("MLP predictions/s, 8 threads, batching, 1 worker", tput["predictions_per_s"],
                  "pred/s", raw_tput["predictions_per_s"], 20000, True),
         absolute("MLP predictions/s, 8 threads, batching, 2 workers",
@@ -185,6 +188,9 @@ def rows_from(fig):
                  raw_big["p50"] / 1e3, 3, False),
         absolute("1 MiB float32 tensor round trip, p99", big["p99"] / 1e3, "ms",
                  raw_big["p99"] / 1e3, 3, False),
+        common.row("1 MiB float32 tensor round trip with spinning off, p50 / p99",
+                   fig["1mib_round_trip_no_spin_us"]["p50"] / 1e3, "ms",
+                   note="context: p99 %.3f ms" % (fig["1mib_round_trip_no_spin_us"]["p99"] / 1e3)),
     ]
 
 

@@ -3,6 +3,7 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -94,11 +95,23 @@ public final class BenchJvm {
             results.put("tiny_model_latency_us", latencies(() -> model.output(input),
                     latencyCalls));
         }
+        // the same with spinning off: both ends block for every message (ModelOptions.spin)
+        ModelOptions blocking = ModelOptions.builder().spin(Duration.ZERO).build();
+        try (Model model = Model.load(tiny, blocking)) {
+            Tensor input = Tensor.of(x, 1, 784);
+            results.put("tiny_model_latency_no_spin_us", latencies(() -> model.output(input),
+                    latencyCalls));
+        }
         try (Model model = Model.load(echo)) {
             Tensor input = Tensor.of(big, 1, big.length);
             Tensor back = model.output(input);
             results.put("echo_exact", back.equals(input));
             results.put("1mib_round_trip_us", latencies(() -> model.output(input), bigCalls));
+        }
+        try (Model model = Model.load(echo, blocking)) {
+            Tensor input = Tensor.of(big, 1, big.length);
+            results.put("1mib_round_trip_no_spin_us", latencies(() -> model.output(input),
+                    bigCalls));
         }
         raw.shutdown();
         Files.writeString(out, toJson(results));

@@ -36,6 +36,10 @@ def main(argv=None):
     serve.add_argument("--max-connections", type=int, default=64,
                        help="authenticated connections at most, on each of the control and "
                        "data channels (default 64)")
+    serve.add_argument("--spin-us", type=int, default=1000, metavar="MICROSECONDS",
+                       help="how long a connection spins for its next request before blocking "
+                       "(default 1000; 0: never): a blocked thread's wake-up costs tens of us "
+                       "on a VM")
     serve.add_argument("--no-stdin-watch", action="store_true",
                        help="keep running when stdin closes (for a service manager that "
                        "stops the worker itself)")
@@ -53,7 +57,7 @@ def main(argv=None):
         return run(models, threads=args.threads, max_frame_bytes=args.max_frame_mb << 20,
                    watch_stdin=not args.no_stdin_watch, socket_dir=args.socket_dir,
                    token_stdin=args.token_stdin, auth_timeout=args.auth_timeout,
-                   max_connections=args.max_connections)
+                   max_connections=args.max_connections, spin_us=args.spin_us)
     try:
         if args.command == "jar":
             print(build.build_jar(force=args.rebuild))

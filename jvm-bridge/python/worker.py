@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 
+from ..backend.cpu import wait_readable
 from . import protocol
 from .runner import InputError, ModelRunner
 
@@ -61,10 +62,13 @@ def _send_all(sock, parts, total=None):
 
 class _FrameReader:
     """Frames from a socket into one reused buffer; header and body usually arrive together and
-    are read with a single recv (a syscall saved on every call)."""
+    are read with a single recv (a syscall saved on every call). Before blocking for the next
+    frame it spins up to spin_ns for it, without the GIL (see Worker)."""
 
-    def __init__(self, sock):
+    def __init__(self, sock, spin_ns=0):
         self.sock = sock
+        self.fd = sock.fileno()
+        self.spin_ns = int(spin_ns)
         self.buf = bytearray(1 << 16)
         self.view = memoryview(self.buf)
         self.filled = 0    # bytes in buf
@@ -87,6 +91,8 @@ class _FrameReader:
             if extra:
                 self.buf[:extra] = self.buf[self.consumed:self.filled]
             self.filled, self.consumed = extra, 0
+        if not self.filled and self.spin_ns:
+            wait_readable(self.fd, self.spin_ns)
         if not self._fill(protocol.HEADER_SIZE):
             return None
         kind, request_id, length = protocol.parse_header(self.buf, max_body)
@@ -195,12 +201,16 @@ class Worker:
     """The models, the data socket server and the Py4J control object of one process."""
 
     def __init__(self, token, max_frame_bytes, socket_dir=None, auth_timeout=5.0,
-                 max_connections=64):
+                 max_connections=64, spin_us=1000):
         if not token:
             raise ValueError("no auth token: pass it on stdin (--token-stdin) or set %s in the "
                              "environment" % TOKEN_ENV)
         self.token = token
         self.max_frame_bytes = max_frame_bytes
+        # a connection's thread spins this long for the next request before blocking: the
+        # Java caller sends it microseconds after our reply, and a blocked thread's wake-up
+        # costs more than a small model's whole call on a VM (ModelOptions.spin)
+        self.spin_ns = max(0, int(spin_us)) * 1000
         self.data_gate = ConnectionGate("data", auth_timeout, max_connections)
         self.control_gate = ConnectionGate("control", auth_timeout, max_connections)
         self.models = {}
@@ -240,7 +250,7 @@ class Worker:
                              name="pyfront-conn", daemon=True).start()
 
     def _serve_connection(self, conn):
-        frames = _FrameReader(conn)
+        frames = _FrameReader(conn, self.spin_ns)
         resolved = {}  # body length -> _Resolved: this connection's recent layouts
         authenticated = False
         try:
@@ -554,7 +564,7 @@ def _read_token_line():
 
 
 def serve(models, threads=None, max_frame_bytes=512 << 20, watch_stdin=True, socket_dir=None,
-          token_stdin=False, auth_timeout=5.0, max_connections=64):
+          token_stdin=False, auth_timeout=5.0, max_connections=64, spin_us=1000):
     """Load models ({name: path}), start both servers, announce on stdout, serve until stdin
     closes (or SIGTERM). The token is stdin's first line with token_stdin (no other process can
     read it there), else $PYFRONT_JVM_TOKEN. Returns the process exit status."""
@@ -572,7 +582,8 @@ def serve(models, threads=None, max_frame_bytes=512 << 20, watch_stdin=True, soc
                 import pyfront as pf
 
                 pf.set_num_threads(threads)
-            worker = Worker(token, max_frame_bytes, socket_dir, auth_timeout, max_connections)
+            worker = Worker(token, max_frame_bytes, socket_dir, auth_timeout, max_connections,
+                            spin_us)
             for name, path in models.items():
                 worker.load(name, path)
             worker.start_data_server()

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -223,6 +224,17 @@ static int keep_spinning(int *spins, int64_t *until) {
     if (now >= *until) return 0;
     if (*until - now < PF_SPIN_NS - PF_SPIN_ALONE_NS) sched_yield();
     return 1;
+}
+
+int pf_wait_readable(int fd, int64_t spin_ns) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int64_t start = monotonic_ns();
+    for (;;) {
+        if (poll(&p, 1, 0) != 0) return 1;      /* readable, hung up, or an error */
+        int64_t spent = monotonic_ns() - start;
+        if (spent >= spin_ns) return 0;
+        sched_yield();
+    }
 }
 
 #if defined(__linux__)

@@ -13,12 +13,13 @@ from .. import errors
 from .._native import ffi, lib
 
 __all__ = ["Buf", "run", "kernel_id", "set_num_threads", "get_num_threads", "blas_info",
-           "raise_native_error", "new_args", "new_steps", "register_kernel", "include_dir"]
+           "raise_native_error", "new_args", "new_steps", "register_kernel", "include_dir",
+           "wait_readable"]
 
 # The ABI (native/include/pyfront.h) this code was written for. An editable install does not
 # rebuild C on import, so a library compiled from an older header would be called with the
 # wrong declarations: refuse it before anything else touches it.
-ABI_VERSION = 3
+ABI_VERSION = 4
 
 
 def check_abi_version():
@@ -98,6 +99,13 @@ def set_num_threads(n):
     if status != lib.PF_OK:
         raise_native_error(status, "set_num_threads: ")
     _cap_numpy_blas()
+
+
+def wait_readable(fd, spin_ns):
+    """Spin, without the GIL, until file descriptor fd is readable, at most spin_ns
+    nanoseconds (yielding the CPU between checks): True once it is, False when the spin
+    ended first and a blocking read should follow (pf_wait_readable)."""
+    return bool(lib.pf_wait_readable(int(fd), int(spin_ns)))
 
 
 def _cap_numpy_blas():

@@ -3,9 +3,11 @@ dtypes, empty and non-contiguous memory) refused with a status and a message tha
 Python exceptions, and PYFRONT_DEBUG catching a NaN an op produces."""
 import os
 import re
+import socket
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -68,6 +70,26 @@ def test_a_stale_build_is_refused_naming_both_versions_and_the_fix(monkeypatch):
     assert "built for ABI version %d" % lib.pf_abi_version() in msg
     assert "expects version %d" % (lib.pf_abi_version() + 97) in msg
     assert "stale" in msg and "pip install -e ." in msg and "_native" in msg
+
+
+def test_wait_readable_spins_until_bytes_or_hangup_and_gives_up_after_its_spin():
+    a, b = socket.socketpair()
+    try:
+        t0 = time.perf_counter()
+        assert cpu.wait_readable(a.fileno(), 3_000_000) is False    # nothing came: 3 ms spent
+        assert time.perf_counter() - t0 >= 0.003
+        assert cpu.wait_readable(a.fileno(), 0) is False
+        b.sendall(b"x")
+        t0 = time.perf_counter()
+        assert cpu.wait_readable(a.fileno(), 10_000_000_000) is True  # at once, not 10 s
+        assert time.perf_counter() - t0 < 1.0
+        assert a.recv(1) == b"x"
+        b.close()                                                    # a hang-up wakes it too
+        assert cpu.wait_readable(a.fileno(), 10_000_000_000) is True
+        assert a.recv(1) == b""
+    finally:
+        a.close()
+        b.close()
 
 
 def test_status_codes_become_the_matching_exceptions():

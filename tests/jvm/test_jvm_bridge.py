@@ -19,7 +19,7 @@ def test_outputs_equal_python_bit_for_bit(run_java, models, tmp_path):
     out = tmp_path / "java_outputs.bin"
     result = run_java("BridgeCheck", "exact", models["mlp"], models["inputs"], rows_n,
                       models["features"], out)
-    result.assert_ok("map form", "async form", "batch shape")
+    result.assert_ok("map form", "async form", "batch shape", "spin off: same output")
     got = _floats(out).reshape(2 * rows_n, 10)
     rows, batch = got[:rows_n], got[rows_n:]
     # bit for bit: compare the raw float32 bits, not values within a tolerance
@@ -33,7 +33,8 @@ def test_every_exception_type(run_java, models):
     result = run_java("BridgeCheck", "errors", models["mlp"], models["lookup"], models["corrupt"])
     result.assert_ok(
         "shape: wrong width", "shape: wrong dtype", "shape: unknown name", "shape: missing name",
-        "shape errors never reach the worker", "tensor factory checks the element count",
+        "shape errors never reach the worker", "options: negative spin refused",
+        "tensor factory checks the element count",
         "tensor factory takes rank 8", "tensor factory refuses rank 9",
         "rank error names the limit",
         "tensor factory refuses a zero-size tensor of absurd shape",

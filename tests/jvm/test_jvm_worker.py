@@ -141,6 +141,18 @@ def test_inference_matches_pyfront(worker, models):
     c.close()
 
 
+def test_spinning_off_or_long_serves_the_same_answers(start_worker, models):
+    x = models["x"]
+    for spin in ("0", "50000"):
+        w = start_worker({"mlp": models["mlp"]}, "spin-token", "--spin-us", spin)
+        c = Client(w.info["data_socket"], w.token)
+        for i in range(3):   # back to back: each request arrives while the worker spins
+            out = c.infer("mlp", [("input", x[i:i + 1])], rid=i)
+            np.testing.assert_array_equal(out[0][1], models["jit_rows"][i:i + 1])
+        c.close()
+        w.stop()
+
+
 def test_wrong_or_missing_token_refused(worker):
     c = Client(worker.info["data_socket"])
     c.send_raw(P.encode_hello("not-the-token"))

@@ -175,6 +175,12 @@ public final class BridgeCheck {
                     byName.toString());
             check("async form", m.outputAsync(row(x, 1, features)).get(10, TimeUnit.SECONDS)
                     .equals(single[1]), "async differs");
+            // spinning for replies and requests is a speed choice, never a different answer
+            try (Model blocking = Model.load(model,
+                    ModelOptions.builder().spin(Duration.ZERO).build())) {
+                check("spin off: same output", blocking.output(row(x, 2, features))
+                        .equals(single[2]), "differs with spin(0)");
+            }
             float[] flat = new float[result.size()];
             for (int i = 0; i < flat.length; i++) {
                 flat[i] = result.get(i);
@@ -208,6 +214,8 @@ public final class BridgeCheck {
                     () -> m.outputAsync(Tensor.of(new float[3], 1, 3)));
             check("shape errors never reach the worker", requestsServed(m) == before,
                     "served " + before + " -> " + requestsServed(m));
+            expect("options: negative spin refused", IllegalArgumentException.class,
+                    () -> ModelOptions.builder().spin(Duration.ofMillis(-1)));
             expect("tensor factory checks the element count", IllegalArgumentException.class,
                     () -> Tensor.of(new float[5], 2, 3));
             // the kernels' rank limit (PF_MAX_DIMS = 8), as the worker enforces it

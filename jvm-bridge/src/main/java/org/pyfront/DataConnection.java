@@ -79,6 +79,7 @@ final class DataConnection implements AutoCloseable {
 
     private final SocketChannel channel;
     private final long maxResponseBytes;
+    private final long spinNanos;
     private ByteBuffer out = ByteBuffer.allocateDirect(1 << 16).order(ByteOrder.LITTLE_ENDIAN);
     // a reply is read whole into raw (usually one read); in views its body, at offset 0
     private ByteBuffer raw;
@@ -87,9 +88,10 @@ final class DataConnection implements AutoCloseable {
     private long workerMaxFrameBytes;
     private int workerPid;
 
-    private DataConnection(SocketChannel channel, long maxResponseBytes) {
+    private DataConnection(SocketChannel channel, long maxResponseBytes, long spinNanos) {
         this.channel = channel;
         this.maxResponseBytes = maxResponseBytes;
+        this.spinNanos = spinNanos;
         allocateIn(1 << 16);
     }
 
@@ -99,10 +101,10 @@ final class DataConnection implements AutoCloseable {
     }
 
     /** Connect and authenticate; AuthenticationException when the token is refused. */
-    static DataConnection open(Path socket, String token, long maxResponseBytes)
-            throws IOException {
+    static DataConnection open(Path socket, String token, long maxResponseBytes,
+            long spinNanos) throws IOException {
         SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX);
-        DataConnection c = new DataConnection(ch, maxResponseBytes);
+        DataConnection c = new DataConnection(ch, maxResponseBytes, spinNanos);
         try {
             ch.connect(UnixDomainSocketAddress.of(socket));
             c.hello(token);
@@ -276,6 +278,7 @@ final class DataConnection implements AutoCloseable {
      */
     private int receive(long id, int expectedKind) throws IOException, RemoteError {
         raw.clear();
+        spinForReply();
         readAtLeast(HEADER_SIZE);
         int magic = raw.getInt(0);
         int kind = raw.getShort(4) & 0xFFFF;
@@ -311,6 +314,36 @@ final class DataConnection implements AutoCloseable {
                     + Integer.toHexString(kind) + ", id " + replyId + ", expected id " + id + ")");
         }
         return (int) length;
+    }
+
+    /**
+     * Non-blocking reads into raw until the reply's first bytes arrive or spinNanos pass:
+     * a blocking read would pay the wake-up of a sleeping thread (see ModelOptions.spin).
+     */
+    private void spinForReply() throws IOException {
+        if (spinNanos <= 0) {
+            return;
+        }
+        channel.configureBlocking(false);
+        try {
+            long start = System.nanoTime();
+            while (true) {
+                int n = channel.read(raw);
+                if (n != 0) {
+                    if (n < 0) {
+                        throw new EOFException("the worker closed the connection");
+                    }
+                    return;
+                }
+                long spent = System.nanoTime() - start;
+                if (spent >= spinNanos) {
+                    return;
+                }
+                Thread.yield();
+            }
+        } finally {
+            channel.configureBlocking(true);
+        }
     }
 
     /** Read into raw until it holds at least bytes (up to its limit). */

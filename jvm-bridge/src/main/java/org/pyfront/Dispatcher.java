@@ -311,7 +311,7 @@ final class Dispatcher implements AutoCloseable {
             }
             try {
                 DataConnection c = DataConnection.open(ep.dataSocket, worker.token,
-                        options.maxResponseBytes);
+                        options.maxResponseBytes, options.spin.toNanos());
                 lock.lock();
                 try {
                     conn = c;

@@ -103,6 +103,8 @@ final class Worker implements AutoCloseable {
                 : Math.max(1, (Runtime.getRuntime().availableProcessors() - 1) / options.workers);
         cmd.add("--threads");
         cmd.add(Integer.toString(threads));
+        cmd.add("--spin-us");
+        cmd.add(Long.toString(options.spin.toNanos() / 1000));
         // the token goes through the stdin pipe: the command line (ps) and the environment
         // (/proc/PID/environ) are readable by other processes of the same user
         cmd.add("--token-stdin");
