@@ -155,18 +155,20 @@ def test_an_index_out_of_range_in_a_whole_row_is_named(op):
             getattr(pf, op)(x, 0, idx, pf.tensor(np.ones((4, 130), np.float32)))
 
 
-def test_gather_along_the_last_axis_over_many_slabs(rng, threads):
-    """The prefetching path: K at least half the slab's cache lines, several slabs a task."""
-    x = rng.standard_normal((64, 2048)).astype(np.float32)
+@pytest.mark.parametrize("rows", [64, 2200])
+def test_gather_along_the_last_axis_over_many_slabs(rng, threads, rows):
+    """K at least half the slab's cache lines, several slabs a task; from a source of 17.2 MiB
+    (2200 rows) the next slab is prefetched (over GATHER_PREFETCH_BYTES), from 0.5 MiB not."""
+    x = rng.standard_normal((rows, 2048)).astype(np.float32)
     # slabs with negative indices (wrapped), with none (the plain loop), int64 and int32
-    idx = rng.integers(-2048, 2048, (64, 1500))
+    idx = rng.integers(-2048, 2048, (rows, 1500))
     idx[::2] = np.abs(idx[::2]) % 2048
     for index in (idx, idx.astype(np.int32)):
         want = np.take_along_axis(x, index, 1)
         for n in (1, 2):
             threads(n)
             np.testing.assert_array_equal(pf.gather(pf.tensor(x), 1, index).numpy(), want)
-    for row, value in ((63, 2048), (62, -2049), (0, 2048)):
+    for row, value in ((rows - 1, 2048), (rows - 2, -2049), (0, 2048)):
         bad = idx.copy()
         bad[row, 1499] = value
         with pytest.raises(pf.IndexOutOfRange, match="index %d at position %d is out of range"
