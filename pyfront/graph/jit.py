@@ -308,7 +308,11 @@ class JitFunction:
     def run_numpy(self, *arrays):
         """numpy in, numpy out, no autograd: the lowest-overhead way to call a compiled model."""
         training = self.module.training if self.module is not None else False
-        key = tuple((a.shape, a.dtype.str) for a in arrays) + (training,)
+        if len(arrays) == 1:       # (a served model's call: no generator for the key)
+            a = arrays[0]
+            key = (a.shape, a.dtype.str, training)
+        else:
+            key = tuple((a.shape, a.dtype.str) for a in arrays) + (training,)
         entry = self._numpy_cache.get(key)
         if entry is not None:
             return entry.rebuild(entry.run(arrays))

@@ -80,6 +80,7 @@ final class DataConnection implements AutoCloseable {
     private final SocketChannel channel;
     private final long maxResponseBytes;
     private final long spinNanos;
+    private boolean blocking = true; // the channel's mode (see blocking())
     private ByteBuffer out = ByteBuffer.allocateDirect(1 << 16).order(ByteOrder.LITTLE_ENDIAN);
     // a reply is read whole into raw (usually one read); in views its body, at offset 0
     private ByteBuffer raw;
@@ -263,10 +264,24 @@ final class DataConnection implements AutoCloseable {
         out.flip();
         try {
             while (out.hasRemaining()) {
-                channel.write(out);
+                if (channel.write(out) == 0) {
+                    blocking(true); // the socket's buffer is full (a large frame): wait in write
+                }
             }
         } catch (IOException e) {
             throw new SendFailed(e);
+        }
+    }
+
+    /**
+     * The channel's mode, switched only when it changes: a small call in the spinning steady
+     * state stays non-blocking throughout (each switch is a system call and two locks, about
+     * 0.7 us here, 10% of a near-empty model's round trip).
+     */
+    private void blocking(boolean on) throws IOException {
+        if (blocking != on) {
+            channel.configureBlocking(on);
+            blocking = on;
         }
     }
 
@@ -324,33 +339,37 @@ final class DataConnection implements AutoCloseable {
         if (spinNanos <= 0) {
             return;
         }
-        channel.configureBlocking(false);
-        try {
-            long start = System.nanoTime();
-            while (true) {
-                int n = channel.read(raw);
-                if (n != 0) {
-                    if (n < 0) {
-                        throw new EOFException("the worker closed the connection");
-                    }
-                    return;
+        blocking(false);
+        long start = System.nanoTime();
+        while (true) {
+            int n = channel.read(raw);
+            if (n != 0) {
+                if (n < 0) {
+                    throw new EOFException("the worker closed the connection");
                 }
-                long spent = System.nanoTime() - start;
-                if (spent >= spinNanos) {
-                    return;
-                }
-                Thread.yield();
+                return;
             }
-        } finally {
-            channel.configureBlocking(true);
+            long spent = System.nanoTime() - start;
+            if (spent >= spinNanos) {
+                blocking(true);
+                return;
+            }
+            Thread.yield();
         }
     }
 
-    /** Read into raw until it holds at least bytes (up to its limit). */
+    /**
+     * Read into raw until it holds at least bytes (up to its limit); the rest of a frame that
+     * has not arrived yet (a large reply) is waited for in blocking reads.
+     */
     private void readAtLeast(int bytes) throws IOException {
         while (raw.position() < bytes) {
-            if (channel.read(raw) < 0) {
+            int n = channel.read(raw);
+            if (n < 0) {
                 throw new EOFException("the worker closed the connection");
+            }
+            if (n == 0) {
+                blocking(true);
             }
         }
     }
