@@ -91,7 +91,8 @@ class ModelRunner:
                                % (self.name, len(outs), len(self.outputs)))
         result = []
         for (name, dtype), arr in zip(self.outputs, outs):
-            arr = np.ascontiguousarray(arr)
+            if not arr.flags.c_contiguous:
+                arr = np.ascontiguousarray(arr)
             if arr.dtype not in protocol.DTYPE_CODES:
                 raise RuntimeError("model %r: output %r has dtype %s, which the JVM bridge "
                                    "cannot carry" % (self.name, name, arr.dtype))
