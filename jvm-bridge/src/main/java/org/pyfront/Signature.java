@@ -9,10 +9,22 @@ import java.util.Map;
 public final class Signature {
     private final List<TensorSpec> inputs;
     private final List<TensorSpec> outputs;
+    private final boolean batchable; // asked on every call: computed once
 
     public Signature(List<TensorSpec> inputs, List<TensorSpec> outputs) {
         this.inputs = Collections.unmodifiableList(new ArrayList<>(inputs));
         this.outputs = Collections.unmodifiableList(new ArrayList<>(outputs));
+        this.batchable = allHaveBatchDim(this.inputs) && allHaveBatchDim(this.outputs)
+                && !this.inputs.isEmpty();
+    }
+
+    private static boolean allHaveBatchDim(List<TensorSpec> specs) {
+        for (TensorSpec s : specs) {
+            if (!s.hasBatchDim()) {
+                return false;
+            }
+        }
+        return true;
     }
 
     public List<TensorSpec> inputs() {
@@ -45,17 +57,7 @@ public final class Signature {
 
     /** Whether every input and output has a leading batch dimension (requests can be stacked). */
     public boolean isBatchable() {
-        for (TensorSpec s : inputs) {
-            if (!s.hasBatchDim()) {
-                return false;
-            }
-        }
-        for (TensorSpec s : outputs) {
-            if (!s.hasBatchDim()) {
-                return false;
-            }
-        }
-        return !inputs.isEmpty();
+        return batchable;
     }
 
     static Signature fromJson(Object parsed) {
