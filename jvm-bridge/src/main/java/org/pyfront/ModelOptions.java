@@ -115,7 +115,8 @@ public final class ModelOptions {
     public String toString() {
         return "ModelOptions(python=" + pythonExecutable + ", workers=" + workers
                 + ", connectionsPerWorker=" + connectionsPerWorker + ", maxBatchSize="
-                + maxBatchSize + ", maxBatchDelay=" + maxBatchDelay + ", timeout=" + timeout + ")";
+                + maxBatchSize + ", maxBatchDelay=" + maxBatchDelay + ", timeout=" + timeout
+                + ", spin=" + spin + ")";
     }
 
     /** Builder of ModelOptions; every setter checks its argument. */
