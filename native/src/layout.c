@@ -198,7 +198,7 @@ typedef struct {
     const char *src;
     char *dst;
     int64_t N, K, I, blocks;
-    int64_t src_bytes;    /* the whole source's (the gather's prefetch) */
+    int64_t src_bytes;    /* the gather's whole source (its prefetch); 0 for scatters */
     size_t es;
     int dtype, add, zero, bad;
 } axis_job;
@@ -410,9 +410,8 @@ static int scatter_into(const pf_args *a, int add, int zero) {
     PF_TRY(check_index_layout(idx));
     PF_CHECK(!add || y->dtype != PF_BOOL, PF_ERR_DTYPE, "scatter_add does not take bool");
     int64_t blocks = (I + 63) / 64;
-    axis_job j = {idx, (const char *)src->data, (char *)y->data, N, K, I, blocks,
-                  O * K * I * (int64_t)pf_dtype_size(y->dtype), pf_dtype_size(y->dtype),
-                  y->dtype, add, zero, 0};
+    axis_job j = {idx, (const char *)src->data, (char *)y->data, N, K, I, blocks, 0,
+                  pf_dtype_size(y->dtype), y->dtype, add, zero, 0};
     int64_t per = (K + (zero ? N : 0)) * (I < 64 ? I : 64);
     int64_t grain = per > 0 ? (GATHER_GRAIN + per - 1) / per : 1;
     if (O * blocks > 0 && (K > 0 || zero)) pf_parallel_for(O * blocks, grain, scatter_task, &j);

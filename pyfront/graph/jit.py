@@ -93,7 +93,7 @@ class _Compiled:
                     own[...] = a
                 elif binding.array is not a:
                     binding.bind(a if a.flags.c_contiguous else np.ascontiguousarray(a))
-            plan.run_all()
+            plan.run()
             return [v.copy() for v in views]
 
     def _prepare(self, arrays):

@@ -190,19 +190,9 @@ class Plan:
             return
         status = _run_steps(self.steps, begin, end, self._failed)
         if status:
-            self.raise_failed(status)
-
-    def run_all(self):
-        """run() of every step, for the serving hot path (a served call's whole overhead is a
-        few microseconds: no argument handling)."""
-        status = _run_steps(self.steps, 0, self.n_steps, self._failed)
-        if status:
-            self.raise_failed(status)
-
-    def raise_failed(self, status):
-        failed = self._failed[0]
-        name = self._step_node(failed)
-        cpu.raise_native_error(status, "%s (compiled step %d): " % (name, failed))
+            failed = self._failed[0]
+            name = self._step_node(failed)
+            cpu.raise_native_error(status, "%s (compiled step %d): " % (name, failed))
 
     def _step_node(self, step):
         for node in self.node_order:

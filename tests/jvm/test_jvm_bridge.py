@@ -34,6 +34,7 @@ def test_every_exception_type(run_java, models):
     result.assert_ok(
         "shape: wrong width", "shape: wrong dtype", "shape: unknown name", "shape: missing name",
         "shape errors never reach the worker", "options: negative spin refused",
+        "options: a spin over a second refused",
         "tensor factory checks the element count",
         "tensor factory takes rank 8", "tensor factory refuses rank 9",
         "rank error names the limit",

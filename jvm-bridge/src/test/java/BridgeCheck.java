@@ -216,6 +216,8 @@ public final class BridgeCheck {
                     "served " + before + " -> " + requestsServed(m));
             expect("options: negative spin refused", IllegalArgumentException.class,
                     () -> ModelOptions.builder().spin(Duration.ofMillis(-1)));
+            expect("options: a spin over a second refused", IllegalArgumentException.class,
+                    () -> ModelOptions.builder().spin(Duration.ofDays(365_000_000L)));
             expect("tensor factory checks the element count", IllegalArgumentException.class,
                     () -> Tensor.of(new float[5], 2, 3));
             // the kernels' rank limit (PF_MAX_DIMS = 8), as the worker enforces it

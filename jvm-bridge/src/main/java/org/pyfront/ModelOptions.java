@@ -55,6 +55,9 @@ public final class ModelOptions {
         this.spin = b.spin;
     }
 
+    /** The longest spin: past it a busy core buys nothing a blocking read would not. */
+    static final Duration MAX_SPIN = Duration.ofSeconds(1);
+
     /** The defaults: one worker, batches of up to 32 rows without waiting, 30 s timeout. */
     public static ModelOptions defaults() {
         return builder().build();
@@ -272,7 +275,12 @@ public final class ModelOptions {
          * outnumber cores.
          */
         public Builder spin(Duration spin) {
-            this.spin = nonNegative(spin, "spin");
+            nonNegative(spin, "spin");
+            if (spin.compareTo(MAX_SPIN) > 0) {
+                throw new IllegalArgumentException("spin must be at most " + MAX_SPIN
+                        + " (a wait before blocking, not a timeout), got " + spin);
+            }
+            this.spin = spin;
             return this;
         }
 
