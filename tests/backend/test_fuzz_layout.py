@@ -94,3 +94,21 @@ def test_pad_kernel(data, dtype, shape, mode):
     numpy_mode = {"replicate": "edge", "circular": "wrap"}.get(mode, mode)
     kw = {"constant_values": 7} if mode == "constant" else {}
     np.testing.assert_array_equal(got, np.pad(x, pads, numpy_mode, **kw))
+
+
+@FUZZ
+@given(data=st.data(), dtype=st.sampled_from([np.float32, np.int32, np.float64]),
+       mode=st.sampled_from(["constant", "reflect", "replicate", "circular"]))
+def test_pad_kernel_wide_rows(data, dtype, mode):
+    # rows of 16 and more: 4-byte dtypes take the vector rows (border permutes within the
+    # first and last 16 source elements), borders past 16 or circular wraps the scalar loop
+    n = data.draw(st.integers(14, 40))
+    shape = (data.draw(st.integers(2, 3)), data.draw(st.integers(3, 5)), n)
+    cap = n - 1 if mode == "reflect" else n if mode == "circular" else 20
+    pads = ((0, data.draw(st.integers(0, 1))), (data.draw(st.integers(0, 2)), 0),
+            (data.draw(st.integers(0, min(cap, 20))), data.draw(st.integers(0, min(cap, 20)))))
+    x = _array(data, dtype, shape)
+    got = pf.pad(pf.tensor(x), pads, mode, value=-3).numpy()
+    numpy_mode = {"replicate": "edge", "circular": "wrap"}.get(mode, mode)
+    kw = {"constant_values": -3} if mode == "constant" else {}
+    np.testing.assert_array_equal(got, np.pad(x, pads, numpy_mode, **kw))
