@@ -14,8 +14,9 @@ from .errors import (AxisError, DeviceError, DTypeError, IndexOutOfRange, ModelF
                      NumericError, PyfrontError, ShapeError, TraceError)
 from .ops import *  # noqa: F401,F403  (every op function: pf.relu, pf.matmul, ...)
 from .ops import name_scope
-from .tensor import (Tensor, arange, full, ones, ones_like, rand, randn, tensor, zeros,
-                     zeros_like)
+from .tensor import (Tensor, arange, as_tensor, empty, empty_like, eye, from_numpy, full,
+                     full_like, is_tensor, linspace, logspace, numel, ones, ones_like, rand,
+                     rand_like, randint, randn, randn_like, randperm, tensor, zeros, zeros_like)
 
 bool = bool_  # noqa: A001 (pf.bool, as torch.bool)
 
@@ -27,6 +28,7 @@ _LAZY = {
     "cuda": ("pyfront.cuda", None),
     "from_dlpack": ("pyfront.tensor", "from_dlpack"),
     "random": ("pyfront.random", None),
+    "manual_seed": ("pyfront.random", "seed"),
     "testing": ("pyfront.testing", None),
     "optim": ("pyfront.optim", None),
     "losses": ("pyfront.losses", None),

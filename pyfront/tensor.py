@@ -8,7 +8,9 @@ from .ops import core
 from .ops.methods import OpMethods
 
 __all__ = ["Tensor", "tensor", "zeros", "ones", "full", "arange", "randn", "rand", "zeros_like",
-           "ones_like", "storage_changed", "storage_epoch", "from_dlpack", "move_to_device"]
+           "ones_like", "storage_changed", "storage_epoch", "from_dlpack", "move_to_device",
+           "full_like", "empty", "empty_like", "rand_like", "randn_like", "eye", "linspace",
+           "logspace", "as_tensor", "from_numpy", "is_tensor", "numel", "randint", "randperm"]
 
 
 class Tensor(OpMethods):
@@ -73,7 +75,9 @@ class Tensor(OpMethods):
 
     @property
     def size(self):
-        return self._array().size
+        """The number of elements (numpy's t.size), an int that can also be called as
+        PyTorch's t.size(): the shape, or t.size(dim) that dim's length."""
+        return _Size(self._array().size, self.shape)
 
     @property
     def device(self):
@@ -173,8 +177,40 @@ class Tensor(OpMethods):
         """The tensor in host memory (itself when it is there already)."""
         return self if type(self._data) is np.ndarray else _on_device(self, "cpu")
 
+    @property
+    def data(self):
+        """The same memory, cut from the tape (PyTorch's t.data): writing into it (an
+        initializer's normal_, an update under no_grad) writes into this tensor."""
+        return self.detach()
+
+    @data.setter
+    def data(self, value):
+        value = value if isinstance(value, Tensor) else Tensor(value, dtype=self.dtype)
+        self._data = value._array()
+        self.dtype = value.dtype
+        self._ptr = None
+        storage_changed()
+
     def zero_(self):
         self._array()[...] = 0
+        return self
+
+    def fill_(self, value):
+        self._array()[...] = value
+        return self
+
+    def normal_(self, mean=0.0, std=1.0):
+        """Fill in place from N(mean, std^2), drawn from pyfront's generator (pf.manual_seed)."""
+        from . import random
+
+        self.copy_(random.generator().normal(mean, std, self.shape))
+        return self
+
+    def uniform_(self, a=0.0, b=1.0):
+        """Fill in place from U[a, b), drawn from pyfront's generator (pf.manual_seed)."""
+        from . import random
+
+        self.copy_(random.generator().uniform(a, b, self.shape))
         return self
 
     def copy_(self, other):
@@ -187,6 +223,72 @@ class Tensor(OpMethods):
         cuda.copy_from_host(dst, src)   # host or GPU memory alike
         return self
 
+    # In-place arithmetic, as PyTorch's: without gradients (an update under no_grad, a tensor
+    # that needs none) the result is written into this tensor's memory; recording, the tensor
+    # becomes the op's result on the tape, as __setitem__ does.
+    def add_(self, other, alpha=1):
+        return self._in_place(lambda t: t + (other if alpha == 1 else other * alpha), "add_")
+
+    def sub_(self, other, alpha=1):
+        return self._in_place(lambda t: t - (other if alpha == 1 else other * alpha), "sub_")
+
+    def mul_(self, other):
+        return self._in_place(lambda t: t * other, "mul_")
+
+    def div_(self, other):
+        return self._in_place(lambda t: t / other, "div_")
+
+    def pow_(self, other):
+        return self._in_place(lambda t: t ** other, "pow_")
+
+    def neg_(self):
+        return self._in_place(lambda t: -t, "neg_")
+
+    def clamp_(self, min=None, max=None):  # noqa: A002 (PyTorch's names)
+        return self._in_place(lambda t: t.clamp(min, max), "clamp_")
+
+    clip_ = clamp_
+
+    def masked_fill_(self, mask, value):
+        return self._in_place(lambda t: t.masked_fill(mask, value), "masked_fill_")
+
+    def _in_place(self, fn, name):
+        """Make this tensor hold fn(its value) (same shape; dtype kept); name: the op's."""
+        recording = autograd.is_grad_enabled()
+        if recording and self.requires_grad and self._node is None:
+            raise errors.PyfrontError("%s: a leaf tensor that requires grad cannot be written in "
+                                      "place (use pf.no_grad() for an update, or a copy: "
+                                      "t = t.clone())" % name)
+        # the value the tape saw so far, under its own name: ops that keep their inputs for
+        # backward must keep this one, not the tensor about to change
+        before = self
+        if recording:
+            before = Tensor._wrap(self._data, self.dtype)
+            before.requires_grad, before._node, before._index = (
+                self.requires_grad, self._node, self._index)
+            if self._node is not None:
+                self._node.track(self._index, before)
+        out = fn(before)
+        if tuple(out.shape) != tuple(self.shape):
+            raise errors.ShapeError("%s: the result's shape %s differs from the tensor's %s "
+                                    "(an in-place op cannot broadcast the tensor itself)"
+                                    % (name, tuple(out.shape), tuple(self.shape)))
+        if out.dtype is not self.dtype:
+            if out.dtype.is_float and not self.dtype.is_float:
+                raise errors.DTypeError("%s: a %s result cannot be written into a %s tensor"
+                                        % (name, out.dtype.name, self.dtype.name))
+            out = out.astype(self.dtype)
+        if not (recording and out.requires_grad):
+            self._array()[...] = out.cpu().numpy()
+            return self
+        self._data, self.requires_grad, self._node, self._index = (
+            out._data, out.requires_grad, out._node, out._index)
+        self._ptr = None
+        if out._node is not None:
+            out._node.track(out._index, self)
+        storage_changed()
+        return self
+
     def __setitem__(self, key, value):
         """t[key] = value, numpy's indexing rules. Without gradients the values are written
         into t's own memory; with them, t becomes the result of ops.shape.setitem (new memory,
@@ -194,28 +296,24 @@ class Tensor(OpMethods):
         in-place write. A leaf that requires grad is refused, as in PyTorch."""
         from .ops.shape import setitem
 
-        recording = autograd.is_grad_enabled() and (
-            self.requires_grad or getattr(value, "requires_grad", False))
-        if not recording:
-            with autograd.no_grad():
-                self._data[...] = setitem(self.detach(), key, value).numpy()
-            return
-        if self.requires_grad and self._node is None:
-            raise errors.PyfrontError("__setitem__: a leaf tensor that requires grad cannot be "
-                                      "written in place (use pf.no_grad(), or a copy: "
-                                      "t = t.clone())")
-        before = Tensor._wrap(self._data, self.dtype)   # the value the tape saw so far
-        before.requires_grad, before._node, before._index = (self.requires_grad, self._node,
-                                                             self._index)
-        if self._node is not None:
-            self._node.track(self._index, before)
-        out = setitem(before, key, value)
-        self._data, self.requires_grad, self._node, self._index = (
-            out._data, out.requires_grad, out._node, out._index)
-        self._ptr = None                                   # (it held the old array)
-        if out._node is not None:
-            out._node.track(out._index, self)
-        storage_changed()
+        self._in_place(lambda t: setitem(t, key, value), "__setitem__")
+
+
+class _Size(int):
+    """t.size: numpy's element count, callable as PyTorch's t.size() / t.size(dim)."""
+
+    def __new__(cls, count, shape):
+        value = int.__new__(cls, count)
+        value.shape = tuple(shape)
+        return value
+
+    def __call__(self, dim=None):
+        if dim is None:
+            return self.shape
+        if not -len(self.shape) <= dim < len(self.shape):
+            raise errors.AxisError("size: dim %d is out of range for a tensor of shape %s"
+                                   % (dim, self.shape))
+        return self.shape[dim]
 
 
 core.Tensor = Tensor
@@ -333,12 +431,86 @@ def full(shape, value, dtype="float32", requires_grad=False):
     return Tensor(np.full(shape, value, as_dtype(dtype).np), requires_grad=requires_grad)
 
 
-def zeros_like(t):
-    return Tensor(np.zeros(t.shape, t.dtype.np))
+def _like_dtype(t, dtype):
+    return as_dtype(dtype).np if dtype is not None else t.dtype.np
 
 
-def ones_like(t):
-    return Tensor(np.ones(t.shape, t.dtype.np))
+def zeros_like(t, dtype=None, requires_grad=False):
+    return Tensor(np.zeros(t.shape, _like_dtype(t, dtype)), requires_grad=requires_grad)
+
+
+def ones_like(t, dtype=None, requires_grad=False):
+    return Tensor(np.ones(t.shape, _like_dtype(t, dtype)), requires_grad=requires_grad)
+
+
+def full_like(t, value, dtype=None, requires_grad=False):
+    return Tensor(np.full(t.shape, value, _like_dtype(t, dtype)), requires_grad=requires_grad)
+
+
+def empty(*shape, dtype="float32", requires_grad=False):
+    """A tensor of that shape whose values are whatever the memory held (numpy's empty)."""
+    shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    return Tensor(np.empty(shape, as_dtype(dtype).np), requires_grad=requires_grad)
+
+
+def empty_like(t, dtype=None, requires_grad=False):
+    return Tensor(np.empty(t.shape, _like_dtype(t, dtype)), requires_grad=requires_grad)
+
+
+def rand_like(t, dtype=None, requires_grad=False):
+    return rand(*t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+
+
+def randn_like(t, dtype=None, requires_grad=False):
+    return randn(*t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+
+
+def eye(n, m=None, dtype="float32", requires_grad=False):
+    """The n x m identity (m = n by default)."""
+    return Tensor(np.eye(n, m, dtype=as_dtype(dtype).np), requires_grad=requires_grad)
+
+
+def linspace(start, end, steps, dtype="float32", requires_grad=False):
+    """steps values from start to end inclusive, evenly spaced (PyTorch's; steps required)."""
+    return Tensor(np.linspace(start, end, steps).astype(as_dtype(dtype).np),
+                  requires_grad=requires_grad)
+
+
+def logspace(start, end, steps, base=10.0, dtype="float32", requires_grad=False):
+    """base ** linspace(start, end, steps)."""
+    return Tensor((base ** np.linspace(start, end, steps)).astype(as_dtype(dtype).np),
+                  requires_grad=requires_grad)
+
+
+def as_tensor(data, dtype=None):
+    """data itself when it is a tensor of that dtype; else pf.tensor(data, dtype) (which shares
+    a C-contiguous numpy array's memory)."""
+    if isinstance(data, Tensor) and (dtype is None or as_dtype(dtype) is data.dtype):
+        return data
+    return tensor(data, dtype=dtype)
+
+
+def from_numpy(array):
+    """A tensor sharing the numpy array's memory (it must be C-contiguous, writable, and of a
+    dtype pyfront has: float32/64, int32/64 or bool)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError("from_numpy: expected a numpy.ndarray, got %s" % type(array).__name__)
+    if not (array.flags.c_contiguous and array.flags.writeable) or \
+            array.dtype not in (np.dtype(d) for d in ("float32", "float64", "int32", "int64",
+                                                         "bool")):
+        raise errors.DTypeError("from_numpy: cannot share a %s array%s (pf.tensor copies it)"
+                                % (array.dtype, "" if array.flags.c_contiguous else
+                                   " that is not C-contiguous"))
+    return Tensor(array)
+
+
+def is_tensor(obj):
+    return isinstance(obj, Tensor)
+
+
+def numel(t):
+    """The number of elements of t."""
+    return int(np.prod(t.shape, dtype=np.int64))
 
 
 def arange(start, stop=None, step=1, dtype=None):
@@ -349,14 +521,35 @@ def arange(start, stop=None, step=1, dtype=None):
     return Tensor(arr, dtype=dtype)
 
 
+def _rng(seed):
+    """A generator of its own for an explicit seed; pyfront's (pf.manual_seed) otherwise."""
+    from . import random
+
+    return np.random.default_rng(seed) if seed is not None else random.generator()
+
+
 def randn(*shape, dtype="float32", seed=None, requires_grad=False):
+    """Samples of N(0, 1); seed= for a draw of its own, else pyfront's generator."""
     shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-    rng = np.random.default_rng(seed)
-    return Tensor(rng.standard_normal(shape).astype(as_dtype(dtype).np),
+    return Tensor(_rng(seed).standard_normal(shape).astype(as_dtype(dtype).np),
                   requires_grad=requires_grad)
 
 
 def rand(*shape, dtype="float32", seed=None, requires_grad=False):
+    """Samples of U[0, 1); seed= for a draw of its own, else pyfront's generator."""
     shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-    rng = np.random.default_rng(seed)
-    return Tensor(rng.random(shape).astype(as_dtype(dtype).np), requires_grad=requires_grad)
+    return Tensor(_rng(seed).random(shape).astype(as_dtype(dtype).np),
+                  requires_grad=requires_grad)
+
+
+def randint(low, high=None, size=(), dtype="int64", seed=None):
+    """Integers in [low, high) (PyTorch's randint(low, high, size); randint(high, size) starts
+    at 0)."""
+    if high is None or isinstance(high, (tuple, list)):   # randint(high, size)
+        low, high, size = 0, low, size if high is None else high
+    return Tensor(_rng(seed).integers(low, high, size).astype(as_dtype(dtype).np))
+
+
+def randperm(n, dtype="int64", seed=None):
+    """A random permutation of 0 .. n-1."""
+    return Tensor(_rng(seed).permutation(n).astype(as_dtype(dtype).np))

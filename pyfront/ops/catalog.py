@@ -16,7 +16,7 @@ from .core import REGISTRY
 TORCH_NAMES = {
     "shape and indexing": {
         "reshape": None, "view": "Tensor.view / reshape", "flatten": None, "squeeze": None,
-        "unsqueeze": "expand_dims (also Tensor.unsqueeze)", "transpose": None, "permute": None,
+        "unsqueeze": None, "transpose": None, "permute": None,
         "cat": None, "concat": None, "stack": None, "split": None, "chunk": None,
         "unbind": None, "flip": None, "roll": None, "tril": None, "triu": None, "tile": None,
         "Tensor.repeat": "repeat (NumPy's tile)", "repeat_interleave": None, "gather": None,
@@ -87,6 +87,33 @@ TORCH_NAMES = {
             "cumsum", "cumprod", "norm", "sort", "argsort", "topk", "median", "any", "all")},
     "linear algebra and others": {"matmul": None, "F.linear": "linear",
                                   "F.dropout": "dropout"},
+    # the everyday rest of torch.* and Tensor.* a ported script calls
+    "more torch.* functions": {
+        name: None for name in (
+            "mm", "bmm", "mv", "dot", "inner", "outer", "addmm", "baddbmm", "tensordot",
+            "einsum", "kron", "cross", "cdist", "amax", "amin", "aminmax", "nansum", "nanmean",
+            "count_nonzero", "var_mean", "std_mean", "kthvalue", "diff", "trace", "movedim", "moveaxis", "swapaxes", "swapdims", "narrow", "select", "unflatten",
+            "atleast_1d", "atleast_2d", "atleast_3d", "hstack", "vstack", "dstack",
+            "column_stack", "fliplr", "flipud", "rot90", "broadcast_shapes",
+            "broadcast_tensors", "masked_select", "block_diag", "tril_indices", "triu_indices",
+            "index_add", "index_fill", "nonzero", "argwhere", "true_divide", "multiply",
+            "subtract", "divide", "negative", "positive", "frac", "deg2rad", "rad2deg",
+            "float_power", "addcmul", "addcdiv", "logit", "xlogy", "logaddexp", "logaddexp2",
+            "signbit", "copysign", "heaviside", "nan_to_num", "isclose", "allclose", "sinc",
+            "eye", "linspace", "logspace", "empty", "empty_like", "full_like", "rand_like",
+            "randn_like", "randint", "randperm", "as_tensor", "from_numpy", "is_tensor",
+            "numel", "manual_seed")},
+    "more Tensor methods": {
+        "Tensor." + name: None for name in (
+            "float", "double", "long", "int", "type", "type_as", "numel", "dim", "size",
+            "contiguous", "view_as", "reshape_as", "expand_as", "t", "mT", "pow", "eq", "ne",
+            "lt", "le", "gt", "ge", "where", "add", "sub", "mul", "div", "mm", "bmm", "dot",
+            "amax", "amin", "square", "neg", "reciprocal", "sign", "floor", "ceil", "round",
+            "frac", "lerp", "nan_to_num", "movedim", "swapaxes", "unflatten", "narrow", "diag",
+            "trace", "count_nonzero", "nansum", "nanmean", "kthvalue", "isclose", "allclose",
+            "equal", "masked_select", "index_add", "index_fill", "nonzero", "data", "add_",
+            "sub_", "mul_", "div_", "pow_", "clamp_", "fill_", "zero_", "copy_",
+            "masked_fill_", "normal_", "uniform_")},
 }
 
 # the README's families, by the module that defines the ops

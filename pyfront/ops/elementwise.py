@@ -22,6 +22,9 @@ __all__ = [
     "elu", "selu", "celu", "silu", "swish", "mish", "softsign", "logsigmoid", "hardsigmoid",
     "hardswish", "hardtanh", "relu6", "prelu", "glu",
     "logical_and", "logical_or", "logical_xor", "logical_not", "isnan", "isinf", "isfinite",
+    "true_divide", "multiply", "subtract", "divide", "negative", "positive", "frac", "deg2rad",
+    "rad2deg", "float_power", "addcmul", "addcdiv", "logit", "xlogy", "logaddexp", "logaddexp2",
+    "signbit", "copysign", "heaviside", "nan_to_num", "isclose", "allclose", "sinc",
     "ACTIVATIONS", "activation_grad", "broadcast_strides",
 ]
 
@@ -757,6 +760,133 @@ def where(cond, a, b):
     """Elements of a where cond is true (nonzero), else of b (broadcasting all three)."""
     a, b = _operands(a, b)
     return apply(_where, [as_operand(cond), a, b])
+
+
+# ---------------------------------------------------------------------------------------------
+# more of NumPy's and PyTorch's elementwise names, composed of the ops above (their gradients
+# are the compositions')
+
+def true_divide(a, b): return div(a, b)
+def multiply(a, b): return mul(a, b)
+def subtract(a, b): return sub(a, b)
+def divide(a, b): return div(a, b)
+def negative(x): return neg(x)
+def positive(x): return as_operand(x)
+def frac(x): return x - trunc(x)
+def deg2rad(x): return mul(_float(x), math.pi / 180.0)
+def rad2deg(x): return mul(_float(x), 180.0 / math.pi)
+
+
+def _float(x):
+    x = as_operand(x)
+    return x if x.dtype.is_float else x.astype("float32")
+
+
+def float_power(a, b):
+    """a ** b in float64 (PyTorch's float_power)."""
+    a, b = as_operand(a), b if scalar_category(b) else as_operand(b)
+    return pow(a.astype("float64"), b if scalar_category(b) else b.astype("float64"))
+
+
+def addcmul(x, t1, t2, value=1.0):
+    """x + value * t1 * t2."""
+    return x + value * (t1 * t2)
+
+
+def addcdiv(x, t1, t2, value=1.0):
+    """x + value * t1 / t2."""
+    return x + value * (t1 / t2)
+
+
+def logit(x, eps=None):
+    """log(x / (1 - x)); with eps, x is clamped to [eps, 1 - eps] first."""
+    x = _float(x)
+    if eps is not None:
+        x = clip(x, eps, 1.0 - eps)
+    return log(x / (1.0 - x))
+
+
+def xlogy(x, y):
+    """x * log(y), 0 where x is 0 (unless y is NaN), as PyTorch's. Where x is 0 and y is not
+    positive, log is taken of 1 instead, so that the gradient there is finite too."""
+    x, y = _operands(x, y, _FLOAT)
+    out = x * log(where(logical_and(equal(x, 0), less_equal(y, 0)), 1.0, y))
+    return where(isnan(y), y, out)
+
+
+def logaddexp(a, b):
+    """log(exp(a) + exp(b)) without overflow (equal infinities give themselves)."""
+    a, b = _operands(a, b, _FLOAT)
+    m = maximum(a, b)
+    d = where(equal(a, b), 0.0, a - b)       # inf - inf: the two are equal
+    return m + log1p(exp(neg(abs(d))))
+
+
+def logaddexp2(a, b):
+    """log2(2**a + 2**b) without overflow."""
+    ln2 = math.log(2.0)
+    return logaddexp(mul(_float(a), ln2), mul(_float(b), ln2)) / ln2
+
+
+def signbit(x):
+    """Whether x's sign bit is set (-0.0 included), as bool."""
+    x = as_operand(x)
+    if not x.dtype.is_float:
+        return less(x, 0)
+    # 1 / -0.0 is -inf: the only way to see the sign of a zero without bit access
+    return logical_or(less(x, 0), logical_and(equal(x, 0), less(div(1.0, x), 0)))
+
+
+def copysign(a, b):
+    """|a| with the sign of b (-0.0 counts as negative), as float."""
+    a = _float(a)
+    return where(signbit(as_operand(b)), neg(abs(a)), abs(a))
+
+
+def heaviside(x, values):
+    """0 where x < 0, values where x == 0, 1 where x > 0."""
+    x, values = _operands(x, values)
+    return where(equal(x, 0), values, where(greater(x, 0), 1, 0).astype(x.dtype))
+
+
+def nan_to_num(x, nan=0.0, posinf=None, neginf=None):
+    """NaN, +inf and -inf replaced by nan, posinf and neginf (by default 0 and the dtype's
+    largest and lowest finite values); the gradient passes where nothing was replaced."""
+    import numpy as np
+
+    x = as_operand(x)
+    if not x.dtype.is_float:
+        return x
+    info = np.finfo(x.dtype.np)
+    posinf = float(info.max) if posinf is None else posinf
+    neginf = float(info.min) if neginf is None else neginf
+    out = where(isnan(x), nan, x)
+    out = where(equal(x, math.inf), posinf, out)
+    return where(equal(x, -math.inf), neginf, out)
+
+
+def isclose(a, b, rtol=1e-5, atol=1e-8, equal_nan=False):
+    """|a - b| <= atol + rtol * |b| elementwise, as bool (equal infinities are close)."""
+    a, b = _operands(a, b)
+    if not a.dtype.is_float:
+        a, b = a.astype("float64"), b.astype("float64")
+    close = logical_or(equal(a, b), less_equal(abs(a - b), atol + rtol * abs(b)))
+    return logical_or(close, logical_and(isnan(a), isnan(b))) if equal_nan else close
+
+
+def allclose(a, b, rtol=1e-5, atol=1e-8, equal_nan=False):
+    """Whether every element is close (isclose), as a Python bool."""
+    from . import reduction
+
+    return bool(reduction.all(isclose(a, b, rtol, atol, equal_nan)).item())
+
+
+def sinc(x):
+    """sin(pi x) / (pi x), 1 at 0."""
+    x = _float(x)
+    zero = equal(x, 0)
+    px = where(zero, 1.0, x) * math.pi
+    return where(zero, 1.0, sin(px) / px)
 
 
 def _activations():

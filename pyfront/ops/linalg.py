@@ -223,3 +223,253 @@ def linear(x, kernel, bias=None, activation=None, alpha=0.01):
         raise ValueError("linear: activation %r takes parameters: apply it after linear "
                          "(compiled graphs fuse the two)" % activation)
     return apply(_linear, inputs, attrs)
+
+
+# ---------------------------------------------------------------------------------------------
+# PyTorch's and NumPy's other products, composed of matmul and the shape ops
+
+def _rank(name, x, ranks, what):
+    x = as_operand(x)
+    if len(x.shape) not in ranks:
+        raise errors.ShapeError("%s needs %s, got %s" % (name, what, core.fmt_shape(x.shape)))
+    return x
+
+
+def mm(a, b):
+    """The product of two matrices (no broadcasting: PyTorch's mm)."""
+    return matmul(_rank("mm", a, (2,), "2-D operands"), _rank("mm", b, (2,), "2-D operands"))
+
+
+def bmm(a, b):
+    """Batched products of (B, n, m) and (B, m, p) (no broadcasting: PyTorch's bmm)."""
+    a, b = _rank("bmm", a, (3,), "3-D operands"), _rank("bmm", b, (3,), "3-D operands")
+    if None not in (a.shape[0], b.shape[0]) and a.shape[0] != b.shape[0]:
+        raise errors.ShapeError("bmm: batch sizes differ: a %s, b %s"
+                                % (core.fmt_shape(a.shape), core.fmt_shape(b.shape)))
+    return matmul(a, b)
+
+
+def mv(a, v):
+    """Matrix times vector."""
+    return matmul(_rank("mv", a, (2,), "a matrix"), _rank("mv", v, (1,), "a vector"))
+
+
+def dot(a, b):
+    """The inner product of two vectors."""
+    return matmul(_rank("dot", a, (1,), "1-D operands"), _rank("dot", b, (1,), "1-D operands"))
+
+
+def inner(a, b):
+    """Sums over the last axis of both (NumPy's inner)."""
+    a, b = as_operand(a), as_operand(b)
+    if not a.shape or not b.shape:
+        return a * b
+    return tensordot(a, b, ([-1], [-1]))
+
+
+def outer(a, b):
+    """a[:, None] * b[None, :] for vectors a and b."""
+    a, b = _rank("outer", a, (1,), "vectors"), _rank("outer", b, (1,), "vectors")
+    return _shape.reshape(a, (-1, 1)) * _shape.reshape(b, (1, -1))
+
+
+def addmm(x, a, b, beta=1.0, alpha=1.0):
+    """beta * x + alpha * (a @ b) (x broadcast), PyTorch's addmm."""
+    return _scaled_sum(x, mm(a, b), beta, alpha)
+
+
+def baddbmm(x, a, b, beta=1.0, alpha=1.0):
+    """beta * x + alpha * bmm(a, b), PyTorch's baddbmm."""
+    return _scaled_sum(x, bmm(a, b), beta, alpha)
+
+
+def _scaled_sum(x, product, beta, alpha):
+    if alpha != 1:
+        product = product * alpha
+    if beta == 0:       # PyTorch: x is ignored (its NaNs too)
+        return product
+    return product + (x if beta == 1 else as_operand(x) * beta)
+
+
+def tensordot(a, b, dims=2):
+    """Sum over the last `dims` axes of a and the first of b, or over the paired axes
+    dims = (axes of a, axes of b) (NumPy's and PyTorch's tensordot)."""
+    a, b = as_operand(a), as_operand(b)
+    if isinstance(dims, int):
+        axes_a, axes_b = list(range(len(a.shape) - dims, len(a.shape))), list(range(dims))
+    else:
+        axes_a, axes_b = ([d] if isinstance(d, int) else list(d) for d in dims)
+    axes_a = list(core.normalize_axes(tuple(axes_a), len(a.shape), "tensordot", "dims"))
+    axes_b = list(core.normalize_axes(tuple(axes_b), len(b.shape), "tensordot", "dims"))
+    if len(axes_a) != len(axes_b) or any(
+            a.shape[i] != b.shape[j] for i, j in zip(axes_a, axes_b)):
+        raise errors.ShapeError("tensordot: axes %s of a %s do not pair with axes %s of b %s"
+                                % (axes_a, core.fmt_shape(a.shape), axes_b,
+                                   core.fmt_shape(b.shape)))
+    keep_a = [i for i in range(len(a.shape)) if i not in axes_a]
+    keep_b = [j for j in range(len(b.shape)) if j not in axes_b]
+    k = math.prod(a.shape[i] for i in axes_a)
+    a2 = _shape.reshape(_shape.permute(a, tuple(keep_a + axes_a)), (-1, k))
+    b2 = _shape.reshape(_shape.permute(b, tuple(axes_b + keep_b)), (k, -1))
+    return _shape.reshape(matmul(a2, b2), tuple(a.shape[i] for i in keep_a) +
+                          tuple(b.shape[j] for j in keep_b))
+
+
+def kron(a, b):
+    """The Kronecker product of two tensors of one rank."""
+    a, b = as_operand(a), as_operand(b)
+    if len(a.shape) != len(b.shape):
+        raise errors.ShapeError("kron: needs operands of one rank, got %s and %s"
+                                % (core.fmt_shape(a.shape), core.fmt_shape(b.shape)))
+    nd = len(a.shape)
+    # a's dims interleaved with b's: (a0, 1, a1, 1, ...) * (1, b0, 1, b1, ...)
+    av = _shape.reshape(a, tuple(d for n in a.shape for d in (n, 1)))
+    bv = _shape.reshape(b, tuple(d for n in b.shape for d in (1, n)))
+    return _shape.reshape(av * bv, tuple(a.shape[i] * b.shape[i] for i in range(nd)))
+
+
+def cross(a, b, axis=-1):
+    """The cross product of 3-vectors along axis (broadcasting the others)."""
+    a, b = as_operand(a), as_operand(b)
+    ax = core.normalize_axis(axis, len(a.shape), "cross")
+    if a.shape[ax] != 3 or b.shape[ax] != 3:
+        raise errors.ShapeError("cross: axis %d must have size 3 in a %s and b %s"
+                                % (axis, core.fmt_shape(a.shape), core.fmt_shape(b.shape)))
+    lead = (slice(None),) * ax
+
+    def at(x, i):
+        return x[lead + (slice(i, i + 1),)]
+
+    parts = [at(a, 1) * at(b, 2) - at(a, 2) * at(b, 1),
+             at(a, 2) * at(b, 0) - at(a, 0) * at(b, 2),
+             at(a, 0) * at(b, 1) - at(a, 1) * at(b, 0)]
+    return _shape.concat(parts, ax)
+
+
+def cdist(x1, x2, p=2.0):
+    """Pairwise p-norm distances between the rows of x1 (.., P, M) and x2 (.., R, M)."""
+    x1, x2 = as_operand(x1), as_operand(x2)
+    diff = _shape.expand_dims(x1, -2) - _shape.expand_dims(x2, -3)
+    return _reduction.norm(diff, p, -1)
+
+
+def einsum(equation, *operands):
+    """Einstein summation over the labelled axes (NumPy's and PyTorch's einsum): "ij,jk->ik",
+    "bhqd,bhkd->bhqk", implicit outputs ("ij,jk"), "..." for leading axes, repeated labels in
+    one operand for diagonals ("ii->i"). Operands are contracted pairwise left to right, each
+    pair as one batched matmul; a label that no later operand or the output needs is summed
+    as soon as it is alone."""
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = operands[0]
+    ops = [as_operand(o) for o in operands]
+    eq = equation.replace(" ", "")
+    lhs, arrow, out = eq.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(ops):
+        raise errors.ShapeError("einsum: %r names %d operands, got %d"
+                                % (equation, len(terms), len(ops)))
+    # "..." stands for the leading axes an operand has beyond its letters
+    ell_rank = 0
+    for t, o in zip(terms, ops):
+        if "..." in t:
+            ell_rank = max(ell_rank, len(o.shape) - (len(t) - 3))
+    ell = [chr(0x3B1 + i) for i in range(ell_rank)]      # Greek letters: never user labels
+    labels = []
+    for t, o in zip(terms, ops):
+        if "..." in t:
+            head, _, tail = t.partition("...")
+            n = len(o.shape) - len(head) - len(tail)
+            t = list(head) + ell[ell_rank - n:] + list(tail)
+        else:
+            t = list(t)
+        if len(t) != len(o.shape) or not all(c.isalpha() for c in t):
+            raise errors.ShapeError("einsum: term %r does not fit an operand of shape %s"
+                                    % ("".join(t), core.fmt_shape(o.shape)))
+        labels.append(t)
+    if arrow:
+        if "..." in out:
+            head, _, tail = out.partition("...")
+            out = list(head) + ell + list(tail)
+        else:
+            out = list(out)
+    else:       # implicit: "..." first, then the labels used once, alphabetically
+        counts = {}
+        for t in labels:
+            for c in t:
+                counts[c] = counts.get(c, 0) + 1
+        out = ell + sorted(c for c, n in counts.items() if n == 1 and c not in ell)
+    sizes = {}
+    for t, o in zip(labels, ops):
+        for c, n in zip(t, o.shape):
+            if sizes.get(c, 1) not in (1, n) and n != 1:
+                raise errors.ShapeError("einsum: label %r has sizes %d and %d in %r"
+                                        % (c, sizes[c], n, equation))
+            if n != 1 or c not in sizes:
+                sizes[c] = n
+    for c in out:
+        if c not in sizes:
+            raise errors.ShapeError("einsum: output label %r is in no operand of %r"
+                                    % (c, equation))
+    # repeated labels within one operand: take the diagonal
+    for i, (t, o) in enumerate(zip(labels, ops)):
+        while len(set(t)) < len(t):
+            c = next(c for c in t if t.count(c) > 1)
+            first, second = t.index(c), t.index(c, t.index(c) + 1)
+            o = _shape.diagonal(o, 0, first, second)       # the diagonal goes last
+            t = [x for k, x in enumerate(t) if k not in (first, second)] + [c]
+        labels[i], ops[i] = t, o
+
+    def needed_after(k):
+        later = set(out)
+        for t in labels[k + 1:]:
+            later.update(t)
+        return later
+
+    def sum_alone(t, o, keep):
+        axes = [k for k, c in enumerate(t) if c not in keep]
+        if axes:
+            o = _reduction.sum(o, tuple(axes))
+            t = [c for c in t if c in keep]
+        return t, o
+
+    t, acc = sum_alone(labels[0], ops[0], needed_after(0) | set(
+        c for tt in labels[1:] for c in tt))
+    for k in range(1, len(ops)):
+        keep = needed_after(k)
+        u, o = sum_alone(labels[k], ops[k], keep | set(t))
+        t, acc = sum_alone(t, acc, keep | set(u))
+        t, acc = _contract(t, acc, u, o, keep, sizes)
+    t, acc = sum_alone(t, acc, set(out))
+    if sorted(t) != sorted(out):
+        raise errors.ShapeError("einsum: %r repeats an output label" % (equation,))
+    return _shape.permute(acc, tuple(t.index(c) for c in out)) if t != out else acc
+
+
+def _contract(ta, a, tb, b, keep, sizes):
+    """One pairwise step of einsum: labels in both and kept are batch dims, in both and not
+    kept are summed by a matmul, the rest are a's rows and b's columns."""
+    batch = [c for c in ta if c in tb and c in keep]
+    summed = [c for c in ta if c in tb and c not in keep]
+    rows = [c for c in ta if c not in tb]
+    cols = [c for c in tb if c not in ta]
+
+    def arrange(t, x, order, shape_labels):
+        x = _shape.permute(x, tuple(t.index(c) for c in order))
+        want = tuple(sizes[c] for c in order)
+        if tuple(x.shape) != want:          # size-1 dims broadcast
+            x = _shape.broadcast_to(x, want)
+        return x
+
+    a = arrange(ta, a, batch + rows + summed, None)
+    b = arrange(tb, b, batch + summed + cols, None)
+    nb = tuple(sizes[c] for c in batch)
+    m = math.prod(sizes[c] for c in rows)
+    n = math.prod(sizes[c] for c in cols)
+    k = math.prod(sizes[c] for c in summed)
+    prod = matmul(_shape.reshape(a, nb + (m, k)), _shape.reshape(b, nb + (k, n)))
+    return batch + rows + cols, _shape.reshape(
+        prod, nb + tuple(sizes[c] for c in rows) + tuple(sizes[c] for c in cols))
+
+
+__all__ += ["mm", "bmm", "mv", "dot", "inner", "outer", "addmm", "baddbmm", "tensordot", "kron",
+            "cross", "cdist", "einsum"]

@@ -1,5 +1,7 @@
 """Operators and methods shared by Tensor (eager) and Symbol (graph): `x @ w + 1` builds the
 same ops in both modes."""
+import math
+
 from . import elementwise as E
 from . import linalg as L
 from . import losses as N
@@ -124,3 +126,114 @@ class OpMethods:
     def bool(self): return S.cast(self, "bool")
     def softmax(self, axis=-1): return N.softmax(self, axis)
     def log_softmax(self, axis=-1): return N.log_softmax(self, axis)
+
+    # ---- more of PyTorch's Tensor methods (the same functions as pf.*) ----
+    def float(self): return S.cast(self, "float32")
+    def double(self): return S.cast(self, "float64")
+    def long(self): return S.cast(self, "int64")
+    def int(self): return S.cast(self, "int32")
+
+    def type(self, dtype=None):
+        """The dtype's name without an argument; else the values cast to dtype."""
+        return self.dtype.name if dtype is None else S.cast(self, dtype)
+
+    def type_as(self, other): return S.cast(self, other.dtype)
+    def numel(self): return math.prod(self.shape)
+    def dim(self): return len(self.shape)
+    def contiguous(self): return self       # pyfront's tensors are always contiguous
+    def view_as(self, other): return S.reshape(self, tuple(other.shape))
+    def reshape_as(self, other): return S.reshape(self, tuple(other.shape))
+    def expand_as(self, other): return S.broadcast_to(self, tuple(other.shape))
+    def t(self): return S.transpose(self, 0, 1) if len(self.shape) == 2 else self
+    @property
+    def mT(self): return S.transpose(self, -2, -1)
+    def pow(self, o): return E.pow(self, o)
+    def eq(self, o): return E.equal(self, o)
+    def ne(self, o): return E.not_equal(self, o)
+    def lt(self, o): return E.less(self, o)
+    def le(self, o): return E.less_equal(self, o)
+    def gt(self, o): return E.greater(self, o)
+    def ge(self, o): return E.greater_equal(self, o)
+    def where(self, cond, other): return E.where(cond, self, other)
+    def add(self, o, alpha=1): return E.add(self, o if alpha == 1 else o * alpha)
+    def sub(self, o, alpha=1): return E.sub(self, o if alpha == 1 else o * alpha)
+    def mul(self, o): return E.mul(self, o)
+    def div(self, o): return E.div(self, o)
+    def maximum(self, o): return E.maximum(self, o)
+    def minimum(self, o): return E.minimum(self, o)
+    def logical_and(self, o): return E.logical_and(self, o)
+    def logical_or(self, o): return E.logical_or(self, o)
+    def logical_xor(self, o): return E.logical_xor(self, o)
+    def addcmul(self, t1, t2, value=1.0): return E.addcmul(self, t1, t2, value)
+    def addcdiv(self, t1, t2, value=1.0): return E.addcdiv(self, t1, t2, value)
+    def lerp(self, end, weight): return E.lerp(self, end, weight)
+    def nan_to_num(self, nan=0.0, posinf=None, neginf=None):
+        return E.nan_to_num(self, nan, posinf, neginf)
+    def isclose(self, o, rtol=1e-5, atol=1e-8, equal_nan=False):
+        return E.isclose(self, o, rtol, atol, equal_nan)
+    def allclose(self, o, rtol=1e-5, atol=1e-8, equal_nan=False):
+        return E.allclose(self, o, rtol, atol, equal_nan)
+
+    def equal(self, o):
+        """Whether o has this shape and these values, as a Python bool (PyTorch's equal)."""
+        return tuple(self.shape) == tuple(o.shape) and bool(R.all(E.equal(self, o)).item())
+
+    def mm(self, o): return L.mm(self, o)
+    def bmm(self, o): return L.bmm(self, o)
+    def mv(self, o): return L.mv(self, o)
+    def dot(self, o): return L.dot(self, o)
+    def outer(self, o): return L.outer(self, o)
+    def amax(self, axis=None, keepdims=False): return R.amax(self, axis, keepdims)
+    def amin(self, axis=None, keepdims=False): return R.amin(self, axis, keepdims)
+    def nansum(self, axis=None, keepdims=False): return R.nansum(self, axis, keepdims)
+    def nanmean(self, axis=None, keepdims=False): return R.nanmean(self, axis, keepdims)
+    def count_nonzero(self, axis=None): return R.count_nonzero(self, axis)
+    def kthvalue(self, k, axis=-1, keepdims=False): return R.kthvalue(self, k, axis, keepdims)
+    def diff(self, n=1, axis=-1): return R.diff(self, n, axis)
+    def trace(self): return R.trace(self)
+    def diag(self, k=0): return S.diag(self, k)
+    def movedim(self, source, destination): return S.movedim(self, source, destination)
+    moveaxis = movedim
+    def swapaxes(self, axis0, axis1): return S.swapaxes(self, axis0, axis1)
+    swapdims = swapaxes
+    def narrow(self, axis, start, length): return S.narrow(self, axis, start, length)
+    def select(self, axis, index): return S.select(self, axis, index)
+    def unflatten(self, axis, sizes): return S.unflatten(self, axis, sizes)
+    def masked_select(self, mask): return S.masked_select(self, mask)
+    def index_add(self, axis, indices, source, alpha=1):
+        return S.index_add(self, axis, indices, source, alpha)
+    def index_fill(self, axis, indices, value): return S.index_fill(self, axis, indices, value)
+    def nonzero(self, as_tuple=False): return S.nonzero(self, as_tuple)
+    def argwhere(self): return S.argwhere(self)
+    def neg(self): return E.neg(self)
+    negative = neg
+    def square(self): return E.square(self)
+    def reciprocal(self): return E.reciprocal(self)
+    def rsqrt(self): return E.rsqrt(self)
+    def sign(self): return E.sign(self)
+    def floor(self): return E.floor(self)
+    def ceil(self): return E.ceil(self)
+    def round(self): return E.round(self)
+    def frac(self): return E.frac(self)
+    def sin(self): return E.sin(self)
+    def cos(self): return E.cos(self)
+    def tan(self): return E.tan(self)
+    def asin(self): return E.asin(self)
+    def acos(self): return E.acos(self)
+    def atan(self): return E.atan(self)
+    def sinh(self): return E.sinh(self)
+    def cosh(self): return E.cosh(self)
+    def asinh(self): return E.asinh(self)
+    def acosh(self): return E.acosh(self)
+    def atanh(self): return E.atanh(self)
+    def log2(self): return E.log2(self)
+    def log10(self): return E.log10(self)
+    def log1p(self): return E.log1p(self)
+    def expm1(self): return E.expm1(self)
+    def exp2(self): return E.exp2(self)
+    def erf(self): return E.erf(self)
+    def logit(self, eps=None): return E.logit(self, eps)
+    def atan2(self, o): return E.atan2(self, o)
+    def hypot(self, o): return E.hypot(self, o)
+    def logaddexp(self, o): return E.logaddexp(self, o)
+    def xlogy(self, o): return E.xlogy(self, o)

@@ -502,3 +502,95 @@ def median(x, axis=None, keepdims=False):
         values, idx = _shape.squeeze(values, ax), _shape.squeeze(idx, ax)
     return ValuesIndices(values, idx)
 
+
+
+# ---------------------------------------------------------------------------------------------
+# more of PyTorch's and NumPy's reductions, composed of the ones above
+
+def amax(x, axis=None, keepdims=False):
+    """The maximum over axis (all by default; several allowed), values only (PyTorch's amax:
+    the gradient is shared evenly among tied maxima)."""
+    return _reduce("max", x, axis, keepdims)
+
+
+def amin(x, axis=None, keepdims=False):
+    """The minimum over axis, values only (PyTorch's amin)."""
+    return _reduce("min", x, axis, keepdims)
+
+
+MinMax = collections.namedtuple("MinMax", "min max")
+
+
+def aminmax(x, axis=None, keepdims=False):
+    """(min, max) over axis, a named tuple as PyTorch's aminmax."""
+    return MinMax(amin(x, axis, keepdims), amax(x, axis, keepdims))
+
+
+def nansum(x, axis=None, keepdims=False):
+    """The sum over axis with NaNs taken as zero."""
+    x = as_operand(x)
+    if x.dtype.is_float:
+        x = _elementwise.where(_elementwise.isnan(x), 0.0, x)
+    return sum(x, axis, keepdims)
+
+
+def nanmean(x, axis=None, keepdims=False):
+    """The mean over axis of the elements that are not NaN (NaN where there are none)."""
+    x = as_operand(x)
+    if not x.dtype.is_float:
+        raise errors.DTypeError("nanmean needs a float tensor, got %s" % x.dtype.name)
+    keep = _elementwise.logical_not(_elementwise.isnan(x))
+    total = sum(_elementwise.where(keep, x, 0.0), axis, keepdims)
+    return total / sum(_shape.cast(keep, x.dtype), axis, keepdims)
+
+
+def count_nonzero(x, axis=None):
+    """How many elements over axis are not zero, as int64."""
+    return sum(_shape.cast(_elementwise._truth(x), "int64"), axis)
+
+
+def var_mean(x, axis=None, correction=1, keepdims=False):
+    """(var, mean) over axis, as PyTorch's var_mean."""
+    return var(x, axis, correction, keepdims), mean(x, axis, keepdims)
+
+
+def std_mean(x, axis=None, correction=1, keepdims=False):
+    """(std, mean) over axis, as PyTorch's std_mean."""
+    return std(x, axis, correction, keepdims), mean(x, axis, keepdims)
+
+
+def kthvalue(x, k, axis=-1, keepdims=False):
+    """(values, indices) of the k-th smallest element along axis (k counts from 1)."""
+    x = as_operand(x)
+    ax = normalize_axis(axis, len(x.shape), "kthvalue")
+    n = x.shape[ax]
+    if not isinstance(k, int) or k < 1 or (n is not None and k > n):
+        raise errors.ShapeError("kthvalue: k must be an int in [1, %s] for axis %d of x %s, "
+                                "got %r" % (n, axis, core.fmt_shape(x.shape), k))
+    idx = argsort(x, ax)[(slice(None),) * ax + (slice(k - 1, k),)]
+    values = _shape.take_along_axis(x, idx, ax)
+    if not keepdims:
+        values, idx = _shape.squeeze(values, ax), _shape.squeeze(idx, ax)
+    return ValuesIndices(values, idx)
+
+
+def diff(x, n=1, axis=-1):
+    """The n-th forward difference along axis: x[1:] - x[:-1], n times."""
+    x = as_operand(x)
+    ax = normalize_axis(axis, len(x.shape), "diff")
+    lead = (slice(None),) * ax
+    for _ in range(n):
+        x = x[lead + (slice(1, None),)] - x[lead + (slice(None, -1),)]
+    return x
+
+
+def trace(x):
+    """The sum of a matrix's main diagonal."""
+    x = as_operand(x)
+    if len(x.shape) != 2:
+        raise errors.ShapeError("trace needs a matrix, got x %s" % core.fmt_shape(x.shape))
+    return sum(_shape.diagonal(x))
+
+
+__all__ += ["amax", "amin", "aminmax", "nansum", "nanmean", "count_nonzero", "var_mean",
+            "std_mean", "kthvalue", "diff", "trace"]

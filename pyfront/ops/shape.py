@@ -1395,3 +1395,251 @@ def pad(x, pad, mode="constant", value=0.0):
 
 
 cat = concat     # PyTorch's name
+
+
+# ---------------------------------------------------------------------------------------------
+# more of PyTorch's and NumPy's shape names, composed of the ops above
+
+def unsqueeze(x, axis):
+    """PyTorch's name of expand_dims."""
+    return expand_dims(x, axis)
+
+
+def movedim(x, source, destination):
+    """Move the axes `source` to the positions `destination` (ints or sequences), the other
+    axes keeping their order (PyTorch's movedim, NumPy's moveaxis)."""
+    x = as_operand(x)
+    nd = len(x.shape)
+    src = normalize_axes(source if isinstance(source, (tuple, list)) else (source,), nd,
+                         "movedim", "source")
+    dst = normalize_axes(destination if isinstance(destination, (tuple, list))
+                         else (destination,), nd, "movedim", "destination")
+    if len(src) != len(dst):
+        raise errors.ShapeError("movedim: source %r and destination %r differ in length"
+                                % (source, destination))
+    rest = iter([a for a in range(nd) if a not in src])
+    placed = dict(zip(dst, src))
+    return permute(x, tuple(placed[i] if i in placed else next(rest) for i in range(nd)))
+
+
+moveaxis = movedim
+
+
+def swapaxes(x, axis0, axis1):
+    """Swap two axes (NumPy's swapaxes, PyTorch's swapdims)."""
+    return transpose(x, axis0, axis1)
+
+
+swapdims = swapaxes
+
+
+def narrow(x, axis, start, length):
+    """The slice [start, start + length) along axis (PyTorch's narrow)."""
+    x = as_operand(x)
+    ax = normalize_axis(axis, len(x.shape), "narrow")
+    n = x.shape[ax]
+    if n is not None:
+        if start < 0:
+            start += n
+        if not (0 <= start and length >= 0 and start + length <= n):
+            raise errors.ShapeError("narrow: [%d, %d) is outside axis %d of size %d of x %s"
+                                    % (start, start + length, ax, n, fmt_shape(x.shape)))
+    return getitem(x, (slice(None),) * ax + (slice(start, start + length),))
+
+
+def select(x, axis, index):
+    """The slice at index along axis, that axis removed (PyTorch's select)."""
+    x = as_operand(x)
+    ax = normalize_axis(axis, len(x.shape), "select")
+    return getitem(x, (slice(None),) * ax + (index,))
+
+
+def unflatten(x, axis, sizes):
+    """Split axis into the dims `sizes` (one may be -1)."""
+    x = as_operand(x)
+    ax = normalize_axis(axis, len(x.shape), "unflatten")
+    shape = [-1 if d is None else d for d in x.shape]
+    return reshape(x, tuple(shape[:ax]) + tuple(sizes) + tuple(shape[ax + 1:]))
+
+
+def atleast_1d(x):
+    x = as_operand(x)
+    return reshape(x, (1,)) if not x.shape else x
+
+
+def atleast_2d(x):
+    x = as_operand(x)
+    return reshape(x, (1, 1)) if not x.shape else expand_dims(x, 0) if len(x.shape) == 1 else x
+
+
+def atleast_3d(x):
+    """NumPy's rule: (n,) -> (1, n, 1), (m, n) -> (m, n, 1)."""
+    x = as_operand(x)
+    if len(x.shape) >= 3:
+        return x
+    if len(x.shape) == 2:
+        return expand_dims(x, 2)
+    return reshape(atleast_1d(x), (1, -1, 1))
+
+
+def hstack(tensors):
+    """Concatenate along axis 1 (axis 0 for 1-D tensors), NumPy's hstack."""
+    tensors = [atleast_1d(t) for t in tensors]
+    return concat(tensors, 0 if len(tensors[0].shape) == 1 else 1)
+
+
+def vstack(tensors):
+    """Concatenate along axis 0, 1-D tensors as rows."""
+    return concat([atleast_2d(t) for t in tensors], 0)
+
+
+def dstack(tensors):
+    """Concatenate along axis 2 (depth), NumPy's dstack."""
+    return concat([atleast_3d(t) for t in tensors], 2)
+
+
+def column_stack(tensors):
+    """1-D tensors as columns, 2-D ones as they are, side by side."""
+    cols = []
+    for t in tensors:
+        t = as_operand(t)
+        cols.append(reshape(t, (-1, 1)) if len(t.shape) <= 1 else t)
+    return concat(cols, 1)
+
+
+def fliplr(x):
+    return flip(x, 1)
+
+
+def flipud(x):
+    return flip(x, 0)
+
+
+def rot90(x, k=1, axis=(0, 1)):
+    """Rotate by 90 degrees k times in the plane of the two axes, from the first toward the
+    second (PyTorch's rot90(x, k, dims))."""
+    x = as_operand(x)
+    a0, a1 = normalize_axes(tuple(axis), len(x.shape), "rot90")
+    k %= 4
+    if k == 0:
+        return x
+    if k == 2:
+        return flip(x, (a0, a1))
+    if k == 1:
+        return transpose(flip(x, a1), a0, a1)
+    return flip(transpose(x, a0, a1), a1)
+
+
+def broadcast_shapes(*shapes):
+    """The shape the given shapes broadcast to (an error naming them if they do not)."""
+    return tuple(core.broadcast_shapes(*[tuple(s) for s in shapes]))
+
+
+def broadcast_tensors(*tensors):
+    """The tensors broadcast to their common shape."""
+    tensors = [as_operand(t) for t in tensors]
+    shape = broadcast_shapes(*[t.shape for t in tensors])
+    return [t if tuple(t.shape) == shape else broadcast_to(t, shape) for t in tensors]
+
+
+def masked_select(x, mask):
+    """The elements of x where mask is true, as a 1-D tensor (mask broadcast against x)."""
+    x, mask = broadcast_tensors(x, mask)
+    return getitem(x, mask)
+
+
+def block_diag(*tensors):
+    """The 2-D tensors (0-d and 1-D ones as rows) placed along a diagonal, zeros elsewhere."""
+    mats = [atleast_2d(t) for t in tensors]
+    if any(len(m.shape) != 2 for m in mats):
+        raise errors.ShapeError("block_diag takes tensors of at most 2 dims, got %s"
+                                % ", ".join(fmt_shape(m.shape) for m in mats))
+    total = builtins.sum(m.shape[1] for m in mats)
+    rows, left = [], 0
+    for m in mats:
+        right = total - left - m.shape[1]
+        rows.append(pad(m, ((0, 0), (left, right))))
+        left += m.shape[1]
+    return concat(rows, 0)
+
+
+def _triangle_indices(row, col, offset, upper):
+    r, c = (np.triu_indices if upper else np.tril_indices)(row, offset, col)
+    from ..tensor import tensor
+
+    return tensor(np.stack([r, c]).astype(np.int64))
+
+
+def tril_indices(row, col, offset=0):
+    """The (2, n) int64 row and column indices of the lower triangle of a row x col matrix."""
+    return _triangle_indices(row, col, offset, False)
+
+
+def triu_indices(row, col, offset=0):
+    """The (2, n) int64 row and column indices of the upper triangle of a row x col matrix."""
+    return _triangle_indices(row, col, offset, True)
+
+
+def _along(indices, axis, shape):
+    """1-D indices along axis, broadcast over the other dims of shape (index_add's form to
+    scatter_add's)."""
+    indices = as_operand(indices)
+    if len(indices.shape) != 1:
+        raise errors.ShapeError("the index must be 1-D, got %s" % fmt_shape(indices.shape))
+    view = [1] * len(shape)
+    view[axis] = -1
+    return broadcast_to(reshape(indices, tuple(view)), tuple(shape))
+
+
+def index_add(x, axis, indices, source, alpha=1):
+    """x with alpha * source's slices added at indices along axis (repeats add up)."""
+    x, source = as_operand(x), as_operand(source)
+    ax = normalize_axis(axis, len(x.shape), "index_add")
+    if alpha != 1:
+        source = source * alpha
+    return scatter_add(x, ax, _along(indices, ax, source.shape), source)
+
+
+def index_fill(x, axis, indices, value):
+    """x with the slices at indices along axis set to value."""
+    x, indices = as_operand(x), as_operand(indices)
+    ax = normalize_axis(axis, len(x.shape), "index_fill")
+    n = x.shape[ax]
+    if len(indices.shape) != 1 or n is None:
+        raise errors.ShapeError("index_fill: needs 1-D indices and a known axis %d, got "
+                                "indices %s and x %s" % (ax, fmt_shape(indices.shape),
+                                                         fmt_shape(x.shape)))
+    positions = as_operand(np.arange(n, dtype=np.int64).reshape(n, 1))
+    wrapped = _elementwise.remainder(indices, n)          # negative indices count from the end
+    hit = _reduction.any(_elementwise.equal(positions, reshape(wrapped, (1, -1))), 1)
+    view = [1] * len(x.shape)
+    view[ax] = n
+    return masked_fill(x, reshape(hit, tuple(view)), value)
+
+
+def nonzero(x, as_tuple=False):
+    """The indices of the nonzero elements: an (n, ndim) int64 tensor, or with as_tuple one
+    1-D tensor per dim (NumPy's nonzero). Eager only: the count depends on the values, which
+    a graph does not know (boolean masks index graphs directly: x[mask])."""
+    x = as_operand(x)
+    if x.symbolic:
+        raise errors.TraceError("nonzero: the number of results depends on the values; in a "
+                                "graph index with the mask itself (x[mask]) or use where()")
+    from ..tensor import tensor
+
+    found = np.nonzero(x.numpy())
+    if as_tuple:
+        return tuple(tensor(i.astype(np.int64)) for i in found)
+    return tensor(np.stack(found, axis=1).astype(np.int64).reshape(-1, len(x.shape)))
+
+
+def argwhere(x):
+    """nonzero(x) as an (n, ndim) tensor."""
+    return nonzero(x)
+
+
+__all__ += ["unsqueeze", "movedim", "moveaxis", "swapaxes", "swapdims", "narrow", "select",
+            "unflatten", "atleast_1d", "atleast_2d", "atleast_3d", "hstack", "vstack", "dstack",
+            "column_stack", "fliplr", "flipud", "rot90", "broadcast_shapes", "broadcast_tensors",
+            "masked_select", "block_diag", "tril_indices", "triu_indices", "index_add",
+            "index_fill", "nonzero", "argwhere"]
