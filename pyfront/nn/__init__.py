@@ -9,7 +9,7 @@ from .compiled import CompiledModule  # noqa: F401
 from .conv import *  # noqa: F401,F403
 from .functional import Input, Model  # noqa: F401
 from .merging import *  # noqa: F401,F403
-from .model import Sequential, Trainable  # noqa: F401
+from .model import ModuleDict, ModuleList, Sequential, Trainable  # noqa: F401
 from .module import Module, Parameter, layer_class, register_layer  # noqa: F401
 from .normalization import *  # noqa: F401,F403
 from .pooling import *  # noqa: F401,F403

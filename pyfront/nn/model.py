@@ -8,7 +8,7 @@ the package for it (`pyfront.train` is one of the package's lazily loaded names)
 imports the trainer."""
 from .module import Module, register_layer
 
-__all__ = ["Trainable", "Sequential", "install_training"]
+__all__ = ["Trainable", "Sequential", "ModuleList", "ModuleDict", "install_training"]
 
 
 _training = None
@@ -124,3 +124,75 @@ class Sequential(Trainable, Module):
         layers = [layer_class(item["class"]).from_config(item["config"])
                   for item in config["layers"]]
         return cls(layers, name=config.get("name"))
+
+
+class ModuleList(Module):
+    """A list of modules whose parameters belong to the module that holds it (PyTorch's
+    ModuleList): a model's forward decides how they are called."""
+
+    def __init__(self, modules=None, name=None):
+        super().__init__(name)
+        self.extend(modules or [])
+
+    def append(self, module):
+        if not isinstance(module, Module):
+            raise TypeError("%s: ModuleList takes Modules, got %r" % (self.name, module))
+        setattr(self, str(len(self._modules)), module)
+        return self
+
+    def extend(self, modules):
+        for m in modules:
+            self.append(m)
+        return self
+
+    def __getitem__(self, i):
+        items = list(self._modules.values())
+        return ModuleList(items[i]) if isinstance(i, slice) else items[i]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(list(self._modules.values()))
+
+    def forward(self, *inputs):
+        raise TypeError("%s: a ModuleList is not called; call its modules" % self.name)
+
+
+class ModuleDict(Module):
+    """Modules by name, their parameters belonging to the module that holds it (PyTorch's
+    ModuleDict)."""
+
+    def __init__(self, modules=None, name=None):
+        super().__init__(name)
+        for key, m in dict(modules or {}).items():
+            self[key] = m
+
+    def __setitem__(self, key, module):
+        if not isinstance(module, Module):
+            raise TypeError("%s: ModuleDict takes Modules, got %r" % (self.name, module))
+        setattr(self, str(key), module)
+
+    def __getitem__(self, key):
+        return self._modules[key]
+
+    def __contains__(self, key):
+        return key in self._modules
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(list(self._modules))
+
+    def keys(self):
+        return list(self._modules)
+
+    def values(self):
+        return list(self._modules.values())
+
+    def items(self):
+        return list(self._modules.items())
+
+    def forward(self, *inputs):
+        raise TypeError("%s: a ModuleDict is not called; call its modules" % self.name)

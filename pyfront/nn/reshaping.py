@@ -9,8 +9,19 @@ from ..ops.conv import SPATIAL_DIMS
 from ..ops.core import as_operand, fmt_shape
 from .module import Module, register_layer
 
-__all__ = ["Flatten", "Reshape", "UpSampling1D", "UpSampling2D", "UpSampling3D", "ZeroPadding1D",
+__all__ = ["Identity", "Flatten", "Reshape", "UpSampling1D", "UpSampling2D", "UpSampling3D", "ZeroPadding1D",
            "ZeroPadding2D", "ZeroPadding3D"]
+
+
+@register_layer
+class Identity(Module):
+    """Its input, unchanged (a placeholder where a model takes an optional layer)."""
+
+    def forward(self, x):
+        return x
+
+    def get_config(self):
+        return {"name": self.name}
 
 
 @register_layer

@@ -58,7 +58,8 @@ TORCH_NAMES = {
         "nn.InstanceNorm2d": "nn.InstanceNorm", "nn.BatchNorm2d": "nn.BatchNorm2D",
         "nn.LayerNorm": "nn.LayerNorm", "nn.Linear": "nn.Dense", "nn.Dropout": "nn.Dropout",
         "nn.Embedding": "nn.Embedding", "nn.LSTM": "nn.LSTM", "nn.GRU": "nn.GRU",
-        "nn.MultiheadAttention": "nn.MultiHeadAttention",
+        "nn.MultiheadAttention": "nn.MultiHeadAttention", "nn.ModuleList": None,
+        "nn.ModuleDict": None, "nn.Identity": None, "nn.Sequential": None,
     },
     "extending": {
         "torch.autograd.Function": "custom_op",

@@ -3,3 +3,7 @@ compiled training plans (which read the learning rate and step from a small stat
 schedules apply without recompiling)."""
 from .optimizer import SGD, AdaGrad, Adam, AdamW, Optimizer, RMSProp  # noqa: F401
 from . import schedules  # noqa: F401
+
+# PyTorch's spellings
+RMSprop = RMSProp
+Adagrad = AdaGrad

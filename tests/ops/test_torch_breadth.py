@@ -360,3 +360,37 @@ def test_in_place_updates():
         z.add_(pf.ones((2, 3), dtype="int64"))
     with pytest.raises(pf.DTypeError, match="mul_: a float32 result cannot be written into a int64"):
         z.mul_(0.5)
+
+
+# ---- containers ----
+
+def test_module_list_and_dict_own_their_parameters(rng):
+    class Net(pf.nn.Model):
+        def __init__(self):
+            super().__init__()
+            self.blocks = pf.nn.ModuleList([pf.nn.Dense(6, activation="relu") for _ in range(2)])
+            self.blocks.append(pf.nn.Dense(6))
+            self.heads = pf.nn.ModuleDict({"a": pf.nn.Dense(2), "skip": pf.nn.Identity()})
+
+        def forward(self, x):
+            for block in self.blocks:
+                x = block(x)
+            return self.heads["a"](self.heads["skip"](x))
+
+    net = Net()
+    x = pf.tensor(rng.standard_normal((4, 5)).astype(np.float32))
+    assert net(x).shape == (4, 2)
+    names = [k for k, _ in net.named_parameters()]
+    assert names[:2] == ["blocks.0.kernel", "blocks.0.bias"] and "heads.a.kernel" in names
+    assert len(net.parameters()) == 8 and len(net.blocks) == 3 and "skip" in net.heads
+    assert len(net.blocks[1:]) == 2 and net.heads.keys() == ["a", "skip"]
+    opt = pf.optim.SGD(net.parameters(), lr=0.1)
+    before = net.blocks[0].kernel.numpy().copy()
+    loss = (net(x) ** 2).mean()
+    loss.backward()
+    opt.step()
+    assert not np.array_equal(before, net.blocks[0].kernel.numpy())
+    with pytest.raises(TypeError, match="ModuleList takes Modules"):
+        net.blocks.append(3)
+    with pytest.raises(TypeError, match="a ModuleList is not called"):
+        net.blocks(x)
