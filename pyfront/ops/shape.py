@@ -1565,9 +1565,7 @@ def block_diag(*tensors):
 
 def _triangle_indices(row, col, offset, upper):
     r, c = (np.triu_indices if upper else np.tril_indices)(row, offset, col)
-    from ..tensor import tensor
-
-    return tensor(np.stack([r, c]).astype(np.int64))
+    return as_operand(np.stack([r, c]).astype(np.int64))
 
 
 def tril_indices(row, col, offset=0):
@@ -1625,12 +1623,10 @@ def nonzero(x, as_tuple=False):
     if x.symbolic:
         raise errors.TraceError("nonzero: the number of results depends on the values; in a "
                                 "graph index with the mask itself (x[mask]) or use where()")
-    from ..tensor import tensor
-
     found = np.nonzero(x.numpy())
     if as_tuple:
-        return tuple(tensor(i.astype(np.int64)) for i in found)
-    return tensor(np.stack(found, axis=1).astype(np.int64).reshape(-1, len(x.shape)))
+        return tuple(as_operand(i.astype(np.int64)) for i in found)
+    return as_operand(np.stack(found, axis=1).astype(np.int64).reshape(-1, len(x.shape)))
 
 
 def argwhere(x):
