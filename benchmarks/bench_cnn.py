@@ -1,5 +1,6 @@
 """The reference CNN against PyTorch 2.13 in one run: training and inference images/s at 1 and 2
-threads, and the GFLOP/s achieved against this machine's float32 GEMM rate.
+threads, the GFLOP/s achieved against this machine's float32 GEMM rate, and each layer's
+forward and backward time beside PyTorch's (per_layer).
 
 Model: Conv2D(32, 3) + ReLU + MaxPool2, Conv2D(64, 3) + ReLU + MaxPool2, Flatten,
 Dense(128) + ReLU, Dense(10); cross-entropy; SGD with momentum 0.9; batch 128 of synthetic
@@ -238,6 +239,81 @@ def run_threads(threads, modes, quick):
     return rows
 
 
+def _layer_cases(model, tnet, x):
+    """(label, pyfront callable, PyTorch callable, input shape, whether the input needs a
+    gradient) for each layer of the reference CNN, on the activations it sees in the model
+    (conv + ReLU and Dense + ReLU as the pyfront layers fuse them)."""
+    import torch
+
+    layers = model.layers
+    tl = list(tnet)
+    cases = [("conv1 3x3 1->32 + ReLU", layers[0], torch.nn.Sequential(tl[0], tl[1]), False),
+             ("max pool 2x2 after conv1", layers[1], tl[2], True),
+             ("conv2 3x3 32->64 + ReLU", layers[2], torch.nn.Sequential(tl[3], tl[4]), True),
+             ("max pool 2x2 after conv2", layers[3], tl[5], True),
+             ("dense 1600->128 + ReLU", layers[5], torch.nn.Sequential(tl[7], tl[8]), True),
+             ("dense 128->10", layers[6], tl[9], True)]
+    out, h = [], pf.tensor(x)
+    with pf.no_grad():
+        for label, ours, theirs, needs in cases:
+            if label.startswith("dense 1600"):
+                h = layers[4](h)              # Flatten
+            out.append((label, ours, theirs, h.numpy().copy(), needs))
+            h = ours(h)
+    return out
+
+
+def per_layer(threads, quick):
+    """Each layer of the reference CNN timed alone, forward and forward + backward (gradients
+    of its parameters and, past the first layer, of its input), beside PyTorch's same layer:
+    where the training step's time goes. Eager calls of the layers: the kernels the compiled
+    step runs, without the compiled step's fusions (its conv2 + ReLU + pool is one pass)."""
+    import torch
+
+    common.set_threads(threads)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((BATCH, 1, 28, 28)).astype(np.float32)
+    torch.manual_seed(0)
+    tnet = torch_model()
+    pf.random.seed(0)
+    model = pyfront_model()
+    copy_weights(tnet, model, x)
+    calls, repeats = (2, 3) if quick else (3, 7)
+    rows = []
+    for label, ours, theirs, h, needs in _layer_cases(model, tnet, x):
+        ph = pf.tensor(h, requires_grad=needs)
+        th = torch.from_numpy(h.copy()).requires_grad_(needs)
+        pparams = ours.parameters()
+        tparams = list(theirs.parameters())
+        with pf.no_grad():
+            g = rng.standard_normal(ours(ph).shape).astype(np.float32)
+        pg, tg = pf.tensor(g), torch.from_numpy(g)
+
+        def ours_forward():
+            with pf.no_grad():
+                ours(ph)
+
+        def theirs_forward():
+            with torch.inference_mode():
+                theirs(th)
+
+        def ours_backward():
+            pf.grad(ours(ph), ([ph] if needs else []) + pparams, grad_outputs=pg)
+
+        def theirs_backward():
+            torch.autograd.grad(theirs(th), ([th] if needs else []) + tparams, tg)
+
+        for phase, fns in (("forward", (ours_forward, theirs_forward)),
+                           ("forward + backward", (ours_backward, theirs_backward))):
+            t_ours, t_ref, ratio, _ = paired(*fns, calls, repeats)
+            rows.append(common.row(
+                "CNN layer: %s on %s, %s, %d thread(s)" % (label, tuple(h.shape), phase,
+                                                          threads),
+                t_ours * 1e3, "ms", t_ref * 1e3, ratio,
+                note="ratio: PyTorch's time over pyfront's; the layer alone, eager"))
+    return rows
+
+
 _RSS_SCRIPT = """
 import sys, os, numpy as np
 sys.path.insert(0, %r)
@@ -279,12 +355,16 @@ def main(argv=None):
                         help="comma-separated pyfront modes among %s (default: all that this "
                              "pyfront has)" % ", ".join(STEP_MODES))
     parser.add_argument("--threads", default="1,2", help="thread counts (default 1,2)")
+    parser.add_argument("--no-layers", action="store_true",
+                        help="skip the per-layer table (each layer alone, beside PyTorch's)")
     args = parser.parse_args(argv)
     modes = args.modes.split(",") if args.modes else [
         m for m in STEP_MODES if m != "compiled" or hasattr(pf.train, "CompiledTrainStep")]
     rows = []
     for threads in (int(t) for t in args.threads.split(",")):
         rows.extend(run_threads(threads, modes, args.quick))
+        if not args.no_layers:
+            rows.extend(per_layer(threads, args.quick))
     meta = common.machine()
     meta["load_average_after"] = os.getloadavg()
     meta.update({"batch": BATCH, "forward_mflop_per_image": forward_flops_per_image() / 1e6,
