@@ -23,7 +23,8 @@ import numpy as np
 
 from . import errors
 
-__all__ = ["no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled", "grad", "backward"]
+__all__ = ["no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled", "grad", "backward",
+           "note_in_place"]
 
 # set by pyfront.tensor at import: the tensor class gradients are wrapped in, and the
 # conversion of user-given gradients (numbers, arrays) to tensors (ops.core.as_operand)
@@ -177,17 +178,81 @@ def retained(op, attrs, needs):
     return release, outs
 
 
+# ---- in-place changes: what a node kept for its gradient must not change under it ----
+# A node keeps some inputs themselves (the tensors its gradient reads) and some output arrays.
+# An in-place op either writes a tensor's memory (under no_grad, or when nothing needs a
+# gradient) or makes the tensor the op's result on the tape (while recording): either way a
+# node recorded before it would compute its gradient from the wrong values, or send it to the
+# wrong place. Each node notes how many in-place changes had happened when it was made
+# (`epoch`); each change notes its number against the memory it wrote (an array) or the tensor
+# it rebound; backward refuses a node whose kept tensor or array changed later, naming both
+# ops, as PyTorch does.
+_in_place_changes = 0
+_changed = {}       # id(array or tensor) -> (weak reference to it, number of last change, op)
+
+
+def note_in_place(tensor, op_name, rebound=False):
+    """tensor was changed in place by op_name: its memory written, or (rebound) the tensor
+    made another op's result."""
+    global _in_place_changes
+    _in_place_changes += 1
+    obj = tensor if rebound else tensor._data
+    key = id(obj)
+    entry = _changed.get(key)
+    ref = entry[0] if entry is not None and entry[0]() is obj else \
+        weakref.ref(obj, lambda r, key=key: _forget_change(key, r))
+    _changed[key] = (ref, _in_place_changes, op_name)
+
+
+def _forget_change(key, ref):
+    entry = _changed.get(key)
+    if entry is not None and entry[0] is ref:
+        del _changed[key]
+
+
+def _changed_since(obj, epoch):
+    """The op that changed obj (an array or a tensor) in place after change number `epoch`,
+    or None."""
+    entry = _changed.get(id(obj))
+    if entry is not None and entry[1] > epoch and entry[0]() is obj:
+        return entry[2]
+    return None
+
+
+def _check_kept(node):
+    """Raise if what node kept for its gradient changed in place after node was made."""
+    for i, x in enumerate(node.inputs):
+        if type(x) is Released:
+            continue
+        changed = _changed_since(x, node.epoch) or _changed_since(x._data, node.epoch)
+        if changed is not None:
+            _refuse(node, "input", i, x.shape, changed)
+    for i, a in enumerate(node.arrays):
+        changed = _changed_since(a, node.epoch) if a is not None else None
+        if changed is not None:
+            _refuse(node, "output", i, a.shape, changed)
+
+
+def _refuse(node, what, i, shape, changed):
+    name = node.op.name
+    raise errors.PyfrontError(
+        "backward: %s %d (shape %s) of %s was changed in place by %s after %s kept it for its "
+        "gradient (do the in-place op on a copy, t.clone(), or after backward)"
+        % (what, i, tuple(shape), name, changed, name))
+
+
 class Node:
     """One recorded op application."""
 
     __slots__ = ("op", "inputs", "attrs", "arrays", "needs", "scope", "refs", "release",
-                 "specs", "held", "__weakref__")
+                 "specs", "held", "epoch", "__weakref__")
 
     def __init__(self, op, inputs, attrs, arrays, needs, scope, specs=None, kept=None):
         """kept: retained(op, attrs, needs), when the caller has it already."""
         # needs: which inputs need a gradient; refs: weak references to outputs that track()
-        # was given
-        self.op, self.attrs, self.needs, self.scope, self.refs = op, attrs, needs, scope, None
+        # was given; epoch: the in-place changes made before this node (see note_in_place)
+        self.op, self.attrs, self.needs, self.scope, self.refs, self.epoch = \
+            op, attrs, needs, scope, None, _in_place_changes
         release, outs = kept or retained(op, attrs, needs)
         # inputs: the tensors the gradient reads; the others become stand-ins, except leaves
         # that need a gradient (accumulated by identity; a parameter is alive anyway). The
@@ -365,6 +430,8 @@ def _run_backward(outputs, grad_outputs, create_graph, targets, leaves=None):
                     gouts = [g if g is not None else _zeros(node, i, like)
                              for i, g in enumerate(gouts)]
                 g = gouts
+            if node.epoch < _in_place_changes:
+                _check_kept(node)
             # a node is its own gradient context unless a held leaf must be hidden from it
             ctx = GradContext(node.grad_inputs(), node.attrs, node.needs, node=node) \
                 if node.held else node

@@ -193,10 +193,12 @@ class Tensor(OpMethods):
 
     def zero_(self):
         self._array()[...] = 0
+        autograd.note_in_place(self, "zero_")
         return self
 
     def fill_(self, value):
         self._array()[...] = value
+        autograd.note_in_place(self, "fill_")
         return self
 
     def normal_(self, mean=0.0, std=1.0):
@@ -221,6 +223,7 @@ class Tensor(OpMethods):
             raise errors.ShapeError("copy_: source shape %s differs from %s"
                                     % (src.shape, dst.shape))
         cuda.copy_from_host(dst, src)   # host or GPU memory alike
+        autograd.note_in_place(self, "copy_")
         return self
 
     # In-place arithmetic, as PyTorch's: without gradients (an update under no_grad, a tensor
@@ -280,7 +283,9 @@ class Tensor(OpMethods):
             out = out.astype(self.dtype)
         if not (recording and out.requires_grad):
             self._array()[...] = out.cpu().numpy()
+            autograd.note_in_place(self, name)
             return self
+        autograd.note_in_place(self, name, rebound=True)
         self._data, self.requires_grad, self._node, self._index = (
             out._data, out.requires_grad, out._node, out._index)
         self._ptr = None

@@ -394,3 +394,53 @@ def test_module_list_and_dict_own_their_parameters(rng):
         net.blocks.append(3)
     with pytest.raises(TypeError, match="a ModuleList is not called"):
         net.blocks(x)
+
+
+def test_changing_what_backward_needs_is_refused_not_silently_wrong():
+    # a tensor a node kept for its gradient, changed in place afterwards: PyTorch's error, not
+    # a gradient from the new values (or sent to the wrong node)
+    def kept_input_rebound():
+        w = pf.tensor([1.0, 2.0], requires_grad=True)
+        x = w * 1.0
+        y = x * x                       # mul keeps x
+        x.add_(10.0)
+        y.sum().backward()
+
+    def kept_input_setitem():
+        w = pf.tensor([1.0, 2.0], requires_grad=True)
+        x = w * 1.0
+        y = x * x
+        x[0] = 5.0
+        y.sum().backward()
+
+    def kept_input_written():
+        x, w = pf.tensor([1.0, 2.0]), pf.tensor([3.0, 4.0], requires_grad=True)
+        y = (x * w).sum()               # keeps x for w's gradient
+        x.fill_(0.0)
+        y.backward()
+
+    def kept_output_written():
+        w = pf.tensor([0.5, 1.0], requires_grad=True)
+        y = pf.tanh(w)                  # keeps its output
+        with pf.no_grad():
+            y.add_(1.0)
+        y.sum().backward()
+
+    for fn, pattern in ((kept_input_rebound, "input 0 .* of mul was changed in place by add_"),
+                        (kept_input_setitem, "of mul was changed in place by __setitem__"),
+                        (kept_input_written, "input 0 .* of mul was changed in place by fill_"),
+                        (kept_output_written, "output 0 .* of tanh was changed in place by add_")):
+        with pytest.raises(pf.PyfrontError, match=pattern):
+            fn()
+    # what stays allowed: in place before use, an update after backward, then a new forward
+    w = pf.tensor([1.0, 2.0], requires_grad=True)
+    x = w * 1.0
+    x.mul_(3.0)
+    (x * x).sum().backward()
+    np.testing.assert_allclose(w.grad.numpy(), [18.0, 36.0])
+    (w * w).sum().backward()
+    with pf.no_grad():
+        w.sub_(w.grad * 0.1)
+    w.grad = None
+    (w * w).sum().backward()
+    np.testing.assert_allclose(w.grad.numpy(), 2 * w.numpy())
