@@ -199,8 +199,13 @@ def note_in_place(tensor, op_name, rebound=False):
     obj = tensor if rebound else tensor._data
     key = id(obj)
     entry = _changed.get(key)
-    ref = entry[0] if entry is not None and entry[0]() is obj else \
-        weakref.ref(obj, lambda r, key=key: _forget_change(key, r))
+    if entry is not None and entry[0]() is obj:
+        ref = entry[0]
+    else:
+        try:
+            ref = weakref.ref(obj, lambda r, key=key: _forget_change(key, r))
+        except TypeError:       # memory that takes no weak reference: not followed
+            return
     _changed[key] = (ref, _in_place_changes, op_name)
 
 

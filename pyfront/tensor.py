@@ -282,7 +282,7 @@ class Tensor(OpMethods):
                                         % (name, out.dtype.name, self.dtype.name))
             out = out.astype(self.dtype)
         if not (recording and out.requires_grad):
-            self._array()[...] = out.cpu().numpy()
+            self._array()[...] = out._array()     # (one device: the op ran on self's)
             autograd.note_in_place(self, name)
             return self
         autograd.note_in_place(self, name, rebound=True)

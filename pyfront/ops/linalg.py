@@ -301,8 +301,8 @@ def tensordot(a, b, dims=2):
         axes_a, axes_b = ([d] if isinstance(d, int) else list(d) for d in dims)
     axes_a = list(core.normalize_axes(tuple(axes_a), len(a.shape), "tensordot", "dims"))
     axes_b = list(core.normalize_axes(tuple(axes_b), len(b.shape), "tensordot", "dims"))
-    if len(axes_a) != len(axes_b) or any(
-            a.shape[i] != b.shape[j] for i, j in zip(axes_a, axes_b)):
+    if len(axes_a) != len(axes_b) or any(a.shape[i] != b.shape[j] or a.shape[i] is None
+                                         for i, j in zip(axes_a, axes_b)):
         raise errors.ShapeError("tensordot: axes %s of a %s do not pair with axes %s of b %s"
                                 % (axes_a, core.fmt_shape(a.shape), axes_b,
                                    core.fmt_shape(b.shape)))
@@ -311,8 +311,8 @@ def tensordot(a, b, dims=2):
     k = math.prod(a.shape[i] for i in axes_a)
     a2 = _shape.reshape(_shape.permute(a, tuple(keep_a + axes_a)), (-1, k))
     b2 = _shape.reshape(_shape.permute(b, tuple(axes_b + keep_b)), (k, -1))
-    return _shape.reshape(matmul(a2, b2), tuple(a.shape[i] for i in keep_a) +
-                          tuple(b.shape[j] for j in keep_b))
+    return _reshape(matmul(a2, b2), tuple(a.shape[i] for i in keep_a) +
+                    tuple(b.shape[j] for j in keep_b))
 
 
 def kron(a, b):
@@ -398,13 +398,14 @@ def einsum(equation, *operands):
             for c in t:
                 counts[c] = counts.get(c, 0) + 1
         out = ell + sorted(c for c, n in counts.items() if n == 1 and c not in ell)
-    sizes = {}
+    sizes = {}          # label -> its size (None: unknown until run time, a graph's batch)
     for t, o in zip(labels, ops):
         for c, n in zip(t, o.shape):
-            if sizes.get(c, 1) not in (1, n) and n != 1:
+            known = sizes.get(c, 1)
+            if known not in (1, n) and n not in (1, None) and known is not None:
                 raise errors.ShapeError("einsum: label %r has sizes %d and %d in %r"
-                                        % (c, sizes[c], n, equation))
-            if n != 1 or c not in sizes:
+                                        % (c, known, n, equation))
+            if c not in sizes or (n != 1 and n is not None) or known == 1 and n is None:
                 sizes[c] = n
     for c in out:
         if c not in sizes:
@@ -453,22 +454,33 @@ def _contract(ta, a, tb, b, keep, sizes):
     rows = [c for c in ta if c not in tb]
     cols = [c for c in tb if c not in ta]
 
-    def arrange(t, x, order, shape_labels):
+    def arrange(t, x, order):
         x = _shape.permute(x, tuple(t.index(c) for c in order))
         want = tuple(sizes[c] for c in order)
-        if tuple(x.shape) != want:          # size-1 dims broadcast
+        if any(d == 1 and w != 1 for d, w in zip(x.shape, want)):   # size-1 dims broadcast
             x = _shape.broadcast_to(x, want)
         return x
 
-    a = arrange(ta, a, batch + rows + summed, None)
-    b = arrange(tb, b, batch + summed + cols, None)
+    def size(group):
+        dims = [sizes[c] for c in group]
+        return None if None in dims else math.prod(dims)
+
+    a = arrange(ta, a, batch + rows + summed)
+    b = arrange(tb, b, batch + summed + cols)
     nb = tuple(sizes[c] for c in batch)
-    m = math.prod(sizes[c] for c in rows)
-    n = math.prod(sizes[c] for c in cols)
-    k = math.prod(sizes[c] for c in summed)
-    prod = matmul(_shape.reshape(a, nb + (m, k)), _shape.reshape(b, nb + (k, n)))
-    return batch + rows + cols, _shape.reshape(
+    m, n, k = size(rows), size(cols), size(summed)
+    prod = matmul(_reshape(a, nb + (m, k)), _reshape(b, nb + (k, n)))
+    return batch + rows + cols, _reshape(
         prod, nb + tuple(sizes[c] for c in rows) + tuple(sizes[c] for c in cols))
+
+
+def _reshape(x, shape):
+    """reshape to shape, whose one unknown dim (None, a graph's batch) becomes -1 (einsum's
+    and tensordot's results)."""
+    if shape.count(None) > 1:
+        raise errors.ShapeError("cannot reshape to %s: more than one unknown dim (give the "
+                                "graph's inputs their sizes)" % core.fmt_shape(shape))
+    return _shape.reshape(x, tuple(-1 if d is None else d for d in shape))
 
 
 __all__ += ["mm", "bmm", "mv", "dot", "inner", "outer", "addmm", "baddbmm", "tensordot", "kron",

@@ -82,6 +82,27 @@ def test_einsum_errors():
         pf.einsum("ijk->i", a)
 
 
+def test_einsum_in_a_graph_with_an_unknown_batch(rng):
+    # what pf.save and ONNX export trace: the batch dim unknown until run time
+    a = rng.standard_normal((4, 3, 5)).astype(np.float32)
+    b = rng.standard_normal((4, 6, 5)).astype(np.float32)
+    with pf.Graph() as g:
+        x, y = g.placeholder("x", (None, 3, 5)), g.placeholder("y", (None, 6, 5))
+        out = pf.einsum("bqd,bkd->bqk", x, y)
+        assert out.shape == (None, 3, 6)
+        out2 = pf.einsum("bqk,bkd->bqd", out, y)
+        out3 = pf.tensordot(x, pf.tensor(np.ones((5, 2), np.float32)), 1)
+        assert out3.shape == (None, 3, 2)
+        run = g.compile([out, out2, out3])
+    got = run.run({"x": a, "y": b})
+    first = np.einsum("bqd,bkd->bqk", a, b)
+    np.testing.assert_allclose(got[out.name], first, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got[out2.name], np.einsum("bqk,bkd->bqd", first, b), rtol=1e-4,
+                               atol=1e-4)
+    np.testing.assert_allclose(got[out3.name], np.repeat(a.sum(-1, keepdims=True), 2, -1),
+                               rtol=1e-5, atol=1e-5)
+
+
 def test_einsum_compiled_equals_eager(rng):
     a, b = rng.standard_normal((2, 3, 4)).astype(np.float32), \
         rng.standard_normal((2, 4, 5)).astype(np.float32)
