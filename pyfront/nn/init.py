@@ -146,3 +146,82 @@ def get(spec):
     if callable(spec):
         return spec
     raise TypeError("an initializer must be a name or a callable, got %r" % (spec,))
+
+
+# ---- PyTorch's in-place spellings: fill an existing tensor (a parameter, p.data) ----
+# Fans follow pyfront's layouts: a 2-D tensor is a Dense kernel (in, out), more dims a
+# convolution's (out, in/groups, *kernel). Values come from pyfront's generator
+# (pf.manual_seed).
+
+def _fill(tensor, initializer):
+    from .. import random
+
+    if not hasattr(tensor, "copy_"):
+        raise TypeError("init: expected a tensor to fill, got %r" % (tensor,))
+    shape = tuple(tensor.shape)
+    values = initializer(shape, tensor.dtype.np, random.generator(),
+                         conv_layout=len(shape) > 2)
+    return tensor.copy_(values)
+
+
+_GAINS = {"linear": 1.0, "conv1d": 1.0, "conv2d": 1.0, "conv3d": 1.0, "sigmoid": 1.0,
+          "tanh": 5.0 / 3, "relu": math.sqrt(2.0), "selu": 3.0 / 4}
+
+
+def calculate_gain(nonlinearity, param=None):
+    """PyTorch's recommended gain for a nonlinearity (leaky_relu takes its slope, 0.01)."""
+    if nonlinearity == "leaky_relu":
+        slope = 0.01 if param is None else param
+        return math.sqrt(2.0 / (1 + slope ** 2))
+    try:
+        return _GAINS[nonlinearity]
+    except KeyError:
+        raise ValueError("calculate_gain: unknown nonlinearity %r; known: %s"
+                         % (nonlinearity, ", ".join(sorted(_GAINS) + ["leaky_relu"]))) from None
+
+
+def xavier_uniform_(tensor, gain=1.0):
+    return _fill(tensor, _Scaled("uniform", "fan_avg", gain * gain))
+
+
+def xavier_normal_(tensor, gain=1.0):
+    return _fill(tensor, _Scaled("normal", "fan_avg", gain * gain))
+
+
+def kaiming_uniform_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
+    gain = calculate_gain(nonlinearity, a)
+    return _fill(tensor, _Scaled("uniform", mode, gain * gain))
+
+
+def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
+    gain = calculate_gain(nonlinearity, a)
+    return _fill(tensor, _Scaled("normal", mode, gain * gain))
+
+
+def orthogonal_(tensor, gain=1.0):
+    return _fill(tensor, orthogonal(gain))
+
+
+def uniform_(tensor, a=0.0, b=1.0):
+    return _fill(tensor, uniform(a, b))
+
+
+def normal_(tensor, mean=0.0, std=1.0):
+    return _fill(tensor, normal(mean, std))
+
+
+def constant_(tensor, val):
+    return _fill(tensor, constant(val))
+
+
+def zeros_(tensor):
+    return _fill(tensor, constant(0.0))
+
+
+def ones_(tensor):
+    return _fill(tensor, constant(1.0))
+
+
+__all__ += ["calculate_gain", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_",
+            "kaiming_normal_", "orthogonal_", "uniform_", "normal_", "constant_", "zeros_",
+            "ones_"]

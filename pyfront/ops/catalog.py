@@ -60,6 +60,10 @@ TORCH_NAMES = {
         "nn.Embedding": "nn.Embedding", "nn.LSTM": "nn.LSTM", "nn.GRU": "nn.GRU",
         "nn.MultiheadAttention": "nn.MultiHeadAttention", "nn.ModuleList": None,
         "nn.ModuleDict": None, "nn.Identity": None, "nn.Sequential": None,
+        **{"nn.init." + name: None for name in (
+            "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_",
+            "orthogonal_", "uniform_", "normal_", "constant_", "zeros_", "ones_",
+            "calculate_gain")},
     },
     "extending": {
         "torch.autograd.Function": "custom_op",

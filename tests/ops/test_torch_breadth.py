@@ -465,3 +465,30 @@ def test_changing_what_backward_needs_is_refused_not_silently_wrong():
     w.grad = None
     (w * w).sum().backward()
     np.testing.assert_allclose(w.grad.numpy(), 2 * w.numpy())
+
+
+def test_in_place_initializers_follow_pytorch():
+    pf.manual_seed(0)
+    layer = pf.nn.Dense(300)
+    layer(pf.ones((2, 200)))
+    k = layer.kernel
+    storage = k.numpy()
+    pf.nn.init.kaiming_uniform_(k, nonlinearity="relu")       # bound sqrt(6 / fan_in)
+    assert k.numpy() is storage
+    bound = np.sqrt(6.0 / 200)
+    assert np.abs(storage).max() <= bound and np.abs(storage).max() > 0.9 * bound
+    pf.nn.init.xavier_normal_(k, gain=2.0)
+    np.testing.assert_allclose(storage.std(), 2.0 * np.sqrt(2.0 / 500), rtol=0.05)
+    w = pf.zeros(16, 8, 3, 3)                                    # conv (out, in, kh, kw)
+    pf.nn.init.kaiming_normal_(w, mode="fan_out", nonlinearity="relu")
+    np.testing.assert_allclose(w.numpy().std(), np.sqrt(2.0 / (16 * 9)), rtol=0.1)
+    pf.nn.init.constant_(layer.bias, 0.5)
+    assert (layer.bias.numpy() == 0.5).all()
+    pf.nn.init.zeros_(layer.bias)
+    assert not layer.bias.numpy().any()
+    q = pf.zeros(6, 4)
+    pf.nn.init.orthogonal_(q)
+    np.testing.assert_allclose(q.numpy().T @ q.numpy(), np.eye(4), atol=1e-5)
+    assert abs(pf.nn.init.calculate_gain("leaky_relu", 0.2) - np.sqrt(2 / 1.04)) < 1e-12
+    with pytest.raises(ValueError, match="unknown nonlinearity 'swishy'"):
+        pf.nn.init.calculate_gain("swishy")
