@@ -61,6 +61,8 @@ CASES = [
     {"name": "flatten_from_dim2", "make": lambda: nn.Flatten(start_dim=2),
      "input_shape": (2, 3, 4, 2)},
     {"name": "reshape", "make": lambda: nn.Reshape((4, -1)), "input_shape": (2, 3, 4, 2)},
+    {"name": "identity_between_dense", "make": lambda: nn.Sequential([
+        nn.Dense(4), nn.Identity(), nn.Dense(3)]), "input_shape": (3, 5)},
     {"name": "add_two_branches", "make": lambda: TwoBranchMerge("add"), "input_shape": (3, 6)},
     {"name": "concatenate_two_branches", "make": lambda: TwoBranchMerge("concatenate", axis=1),
      "input_shape": (2, 3, 6)},

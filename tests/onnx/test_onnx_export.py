@@ -44,7 +44,8 @@ EXTRA_CASES = [
         pf.nn.LSTM(3, return_sequences=True, mask_value=0.0)), "input_shape": (3, 5, 2)},
 ]
 # classes that are no layer of their own: tested through what they hold or build
-NOT_LAYERS = {"Module", "CompiledModule", "Model"}
+# bases, and containers that are not called themselves (their modules are exported)
+NOT_LAYERS = {"Module", "CompiledModule", "Model", "ModuleList", "ModuleDict"}
 
 
 def _outputs(out):
