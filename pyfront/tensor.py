@@ -5,7 +5,7 @@ from . import autograd, errors
 from .backend import cpu, cuda
 from .dtypes import as_dtype, float32
 from .ops import core
-from .ops.methods import OpMethods
+from .ops.methods import OpMethods, in_place_result
 
 __all__ = ["Tensor", "tensor", "zeros", "ones", "full", "arange", "randn", "rand", "zeros_like",
            "ones_like", "storage_changed", "storage_epoch", "from_dlpack", "move_to_device",
@@ -226,37 +226,11 @@ class Tensor(OpMethods):
         autograd.note_in_place(self, "copy_")
         return self
 
-    # In-place arithmetic, as PyTorch's: without gradients (an update under no_grad, a tensor
-    # that needs none) the result is written into this tensor's memory; recording, the tensor
-    # becomes the op's result on the tape, as __setitem__ does.
-    def add_(self, other, alpha=1):
-        return self._in_place(lambda t: t + (other if alpha == 1 else other * alpha), "add_")
-
-    def sub_(self, other, alpha=1):
-        return self._in_place(lambda t: t - (other if alpha == 1 else other * alpha), "sub_")
-
-    def mul_(self, other):
-        return self._in_place(lambda t: t * other, "mul_")
-
-    def div_(self, other):
-        return self._in_place(lambda t: t / other, "div_")
-
-    def pow_(self, other):
-        return self._in_place(lambda t: t ** other, "pow_")
-
-    def neg_(self):
-        return self._in_place(lambda t: -t, "neg_")
-
-    def clamp_(self, min=None, max=None):  # noqa: A002 (PyTorch's names)
-        return self._in_place(lambda t: t.clamp(min, max), "clamp_")
-
-    clip_ = clamp_
-
-    def masked_fill_(self, mask, value):
-        return self._in_place(lambda t: t.masked_fill(mask, value), "masked_fill_")
-
     def _in_place(self, fn, name):
-        """Make this tensor hold fn(its value) (same shape; dtype kept); name: the op's."""
+        """Make this tensor hold fn(its value) (same shape; dtype kept); name: the op's. The
+        in-place methods (ops.methods) come here: without gradients (an update under
+        no_grad, a tensor that needs none) the result is written into this tensor's memory;
+        recording, the tensor becomes the op's result on the tape, as in PyTorch."""
         recording = autograd.is_grad_enabled()
         if recording and self.requires_grad and self._node is None:
             raise errors.PyfrontError("%s: a leaf tensor that requires grad cannot be written in "
@@ -271,16 +245,7 @@ class Tensor(OpMethods):
                 self.requires_grad, self._node, self._index)
             if self._node is not None:
                 self._node.track(self._index, before)
-        out = fn(before)
-        if tuple(out.shape) != tuple(self.shape):
-            raise errors.ShapeError("%s: the result's shape %s differs from the tensor's %s "
-                                    "(an in-place op cannot broadcast the tensor itself)"
-                                    % (name, tuple(out.shape), tuple(self.shape)))
-        if out.dtype is not self.dtype:
-            if out.dtype.is_float and not self.dtype.is_float:
-                raise errors.DTypeError("%s: a %s result cannot be written into a %s tensor"
-                                        % (name, out.dtype.name, self.dtype.name))
-            out = out.astype(self.dtype)
+        out = in_place_result(self, fn(before), name)
         if not (recording and out.requires_grad):
             self._array()[...] = out._array()     # (one device: the op ran on self's)
             autograd.note_in_place(self, name)

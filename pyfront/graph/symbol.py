@@ -10,7 +10,7 @@ from .. import errors
 from ..dtypes import as_dtype
 from ..ops import core
 from ..ops.core import Spec, fmt_shape
-from ..ops.methods import OpMethods
+from ..ops.methods import OpMethods, in_place_result
 
 __all__ = ["Graph", "Symbol", "GNode", "placeholder", "parameter", "default_graph",
            "set_parameter_factory"]
@@ -108,14 +108,20 @@ class Symbol(OpMethods):
         untouched elements), as Tensor.__setitem__ records an in-place write on the tape.
         Graph inputs, parameters and constants are the caller's memory, which a graph cannot
         write: that is a TraceError, so pf.jit runs such a function eagerly."""
+        from ..ops.shape import setitem
+
+        self._in_place(lambda s: setitem(s, key, value), "__setitem__")
+
+    def _in_place(self, fn, name):
+        """s.add_(...), s[key] = v and the other in-place methods (ops.methods): from here on
+        s stands for the node of fn(s), its dtype kept."""
         if self.node.kind != "op":
             raise errors.TraceError(
-                "writing into %s %s (s[key] = value): a compiled graph cannot change its "
-                "caller's tensors; write into a copy instead (s = s.clone())"
-                % (self.kind, self.name))
-        from ..ops.shape import setitem
-        out = setitem(self, key, value)
+                "writing into %s %s (%s): a compiled graph cannot change its caller's tensors; "
+                "write into a copy instead (s = s.clone())" % (self.kind, self.name, name))
+        out = in_place_result(self, fn(self), name)
         self.node, self.index = out.node, out.index
+        return self
 
     def __len__(self):
         if self.shape and self.shape[0] is not None:

@@ -9,6 +9,23 @@ from . import reduction as R
 from . import shape as S
 
 
+def in_place_result(target, out, name):
+    """out, the result of in-place op `name` on target, checked to fit it: the same shape,
+    and cast to target's dtype (a float result cannot go into an integer target)."""
+    from .. import errors
+
+    if tuple(out.shape) != tuple(target.shape):
+        raise errors.ShapeError("%s: the result's shape %s differs from %s (an in-place op "
+                                "cannot broadcast its target)"
+                                % (name, tuple(out.shape), tuple(target.shape)))
+    if out.dtype is not target.dtype:
+        if out.dtype.is_float and not target.dtype.is_float:
+            raise errors.DTypeError("%s: a %s result cannot be written into a %s tensor"
+                                    % (name, out.dtype.name, target.dtype.name))
+        out = S.cast(out, target.dtype)
+    return out
+
+
 class OpMethods:
     __slots__ = ()
     __array_priority__ = 1000  # numpy defers `ndarray + tensor` to us
@@ -126,6 +143,28 @@ class OpMethods:
     def bool(self): return S.cast(self, "bool")
     def softmax(self, axis=-1): return N.softmax(self, axis)
     def log_softmax(self, axis=-1): return N.log_softmax(self, axis)
+
+    # ---- in-place updates, as PyTorch's: each class's _in_place(fn, name) makes self hold
+    # fn(self) (Tensor: written into its memory, or rebound on the tape; Symbol: rebound to
+    # the new node)
+    def add_(self, o, alpha=1):
+        return self._in_place(lambda t: E.add(t, o if alpha == 1 else o * alpha), "add_")
+
+    def sub_(self, o, alpha=1):
+        return self._in_place(lambda t: E.sub(t, o if alpha == 1 else o * alpha), "sub_")
+
+    def mul_(self, o): return self._in_place(lambda t: E.mul(t, o), "mul_")
+    def div_(self, o): return self._in_place(lambda t: E.div(t, o), "div_")
+    def pow_(self, o): return self._in_place(lambda t: E.pow(t, o), "pow_")
+    def neg_(self): return self._in_place(E.neg, "neg_")
+
+    def clamp_(self, min=None, max=None):  # noqa: A002 (PyTorch's names)
+        return self._in_place(lambda t: E.clip(t, min, max), "clamp_")
+
+    clip_ = clamp_
+
+    def masked_fill_(self, mask, value):
+        return self._in_place(lambda t: S.masked_fill(t, mask, value), "masked_fill_")
 
     # ---- more of PyTorch's Tensor methods (the same functions as pf.*) ----
     def float(self): return S.cast(self, "float32")

@@ -492,3 +492,24 @@ def test_in_place_initializers_follow_pytorch():
     assert abs(pf.nn.init.calculate_gain("leaky_relu", 0.2) - np.sqrt(2 / 1.04)) < 1e-12
     with pytest.raises(ValueError, match="unknown nonlinearity 'swishy'"):
         pf.nn.init.calculate_gain("swishy")
+
+
+def test_in_place_methods_in_compiled_graphs():
+    def f(x):
+        y = x * 2.0
+        y.add_(1.0).clamp_(max=5.0)
+        y[0] = 0.0
+        y.masked_fill_(y < 0, -1.0)
+        return y
+
+    x = pf.tensor(np.array([1.0, -2.0, 3.0, 0.5], np.float32))
+    np.testing.assert_array_equal(pf.jit(f)(x).numpy(), f(x).numpy())
+    np.testing.assert_array_equal(f(x).numpy(), [0.0, -1.0, 5.0, 2.0])
+
+    def writes_its_input(x):
+        x.mul_(2.0)
+        return x
+
+    with pytest.warns(RuntimeWarning, match="writing into placeholder input .*mul_"):
+        out = pf.jit(writes_its_input)(pf.tensor(np.array([1.0], np.float32)))
+    assert out.numpy().tolist() == [2.0]
