@@ -155,8 +155,11 @@ def op_table():
         names = sorted(n for n in module.__all__ if n not in _INTERNAL)
         cells = ", ".join("**%s**" % n if n in native else n for n in names)
         lines.append("| %s | %s |" % (family, cells))
-    lines += ["", "PyTorch names with another name here (the rest are the same; `dim=` and "
-              "`keepdim=` work wherever `axis=`/`keepdims=` do):", ""]
+    from .names import ALIASES
+
+    spelled = ", ".join("`%s=`" % t for t in ALIASES)
+    lines += ["", "PyTorch names with another name here (the rest are the same; PyTorch's "
+              "argument names %s work wherever pyfront's do):" % spelled, ""]
     renamed = sorted({(t, m) for fam in TORCH_NAMES.values() for t, m in fam.items()
                       if m is not None and pyfront_name(t, None) != pyfront_name(t, m)})
     lines.append(", ".join("`%s` → `%s`" % (t, m) for t, m in renamed))

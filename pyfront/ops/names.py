@@ -1,12 +1,16 @@
 """PyTorch's argument names as aliases of pyfront's: dim= for axis=, keepdim= for keepdims=,
-dims= for axis= (flip, roll), dim0=/dim1= for axis0=/axis1= (transpose). One wrapper, applied
-to every public op function and Tensor/Symbol method that takes the pyfront name (ops/__init__
-does it once), so PyTorch code ports without edits and no op carries alias code of its own."""
+dims= for axis= (flip, roll), dim0=/dim1=/dim2= for axis0=/axis1=/axis2= (transpose,
+diagonal), index= for indices= (gather, scatter, index_select, index_add), diagonal= for k=
+(tril, triu, diag), target= for labels= (cross_entropy, nll_loss), num_classes= for classes=
+(one_hot). One wrapper, applied to every public op function and Tensor/Symbol method that
+takes the pyfront name (ops/__init__ does it once), so PyTorch code ports without edits and no
+op carries alias code of its own."""
 import functools
 import inspect
 
 ALIASES = {"dim": "axis", "keepdim": "keepdims", "dims": "axis", "dim0": "axis0",
-           "dim1": "axis1"}
+           "dim1": "axis1", "dim2": "axis2", "index": "indices", "diagonal": "k",
+           "target": "labels", "num_classes": "classes"}
 
 
 def torch_names(fn):

@@ -79,6 +79,17 @@ def test_dim_and_keepdim_are_aliases_everywhere(rng):
     np.testing.assert_array_equal(pf.flip(t, dims=(0, 2)).numpy(), np.flip(x, (0, 2)))
     assert t.transpose(dim0=0, dim1=2).shape == (4, 3, 2)
     assert [p.shape for p in t.split(2, dim=2)] == [(2, 3, 2), (2, 3, 2)]
+    # PyTorch's other argument names
+    ix = pf.tensor([[0], [2], [1]])
+    np.testing.assert_array_equal(pf.gather(t[0], dim=1, index=ix).numpy(),
+                                  np.take_along_axis(x[0], ix.numpy(), 1))
+    np.testing.assert_array_equal(pf.tril(t[0], diagonal=-1).numpy(), np.tril(x[0], -1))
+    np.testing.assert_array_equal(pf.diagonal(t, 0, dim1=1, dim2=2).numpy(),
+                                  np.diagonal(x, 0, 1, 2))
+    logits, labels = pf.tensor(x[0]), pf.tensor([1, 2, 0])
+    assert float(pf.cross_entropy(logits, target=labels).item()) == \
+        float(pf.cross_entropy(logits, labels).item())
+    assert pf.one_hot(labels, num_classes=4).shape == (3, 4)
     with pytest.raises(TypeError, match="sum: got both axis= and its alias dim="):
         pf.sum(t, axis=0, dim=1)
     # every public function and method that takes axis= also takes dim=
