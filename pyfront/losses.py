@@ -1,8 +1,10 @@
 """Loss functions: pf.losses.cross_entropy and mse (fused native kernels), nll_loss, binary
 cross-entropy (from probabilities or logits), huber/smooth_l1/l1, kl_div, margin ranking."""
-from .ops.losses import (binary_cross_entropy, binary_cross_entropy_with_logits,  # noqa: F401
-                     cross_entropy, huber_loss, kl_div, l1_loss, margin_ranking_loss, mse,
-                     nll_loss, smooth_l1_loss)
+# the public functions (ops' namespace, with PyTorch's argument names): pf.losses.mse is
+# pf.mse, so that code recognising a loss by identity sees one object
+from .ops import (binary_cross_entropy, binary_cross_entropy_with_logits,  # noqa: F401
+                  cross_entropy, huber_loss, kl_div, l1_loss, margin_ranking_loss, mse,
+                  nll_loss, smooth_l1_loss)
 
 __all__ = ["cross_entropy", "mse", "nll_loss", "binary_cross_entropy",
            "binary_cross_entropy_with_logits", "huber_loss", "smooth_l1_loss", "l1_loss",

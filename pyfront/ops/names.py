@@ -40,7 +40,8 @@ def torch_names(fn):
 
 def install(namespace, names, method_classes=()):
     """Wrap the functions `names` of namespace (a module's globals) and the public methods of
-    method_classes in place."""
+    method_classes in place. (The defining modules keep the plain functions, which pyfront's
+    own code calls without the wrapper's cost: compare functions by inspect.unwrap.)"""
     wrapped = {}      # one wrapper per function: aliases (cat = concat) stay one object
     for name in names:
         value = namespace.get(name)
