@@ -1623,7 +1623,13 @@ def nonzero(x, as_tuple=False):
     if x.symbolic:
         raise errors.TraceError("nonzero: the number of results depends on the values; in a "
                                 "graph index with the mask itself (x[mask]) or use where()")
-    found = np.nonzero(x.numpy())
+    values = x.numpy()
+    if values.ndim == 0:    # PyTorch: one index into no dims, or none
+        hit = bool(values)
+        if as_tuple:
+            return (as_operand(np.zeros(int(hit), np.int64)),)
+        return as_operand(np.zeros((int(hit), 0), np.int64))
+    found = np.nonzero(values)
     if as_tuple:
         return tuple(as_operand(i.astype(np.int64)) for i in found)
     return as_operand(np.stack(found, axis=1).astype(np.int64).reshape(-1, len(x.shape)))

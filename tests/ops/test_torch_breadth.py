@@ -224,6 +224,11 @@ def test_index_add_index_fill_nonzero(rng):
                     torch.tensor(m).nonzero(as_tuple=True)):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     np.testing.assert_array_equal(pf.argwhere(pf.tensor(m)).numpy(), np.argwhere(m))
+    for v in (3.0, 0.0):                         # 0-d: PyTorch's shapes
+        assert pf.nonzero(pf.tensor(v)).shape == tuple(torch.nonzero(torch.tensor(v)).shape)
+        got = pf.nonzero(pf.tensor(v), as_tuple=True)
+        want = torch.nonzero(torch.tensor(v), as_tuple=True)
+        assert [g.numpy().tolist() for g in got] == [w.numpy().tolist() for w in want]
     with pf.Graph() as g:
         with pytest.raises(pf.TraceError, match="nonzero: the number of results"):
             pf.nonzero(g.placeholder("m", (3, 4), "bool"))
