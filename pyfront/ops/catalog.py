@@ -65,6 +65,12 @@ TORCH_NAMES = {
             "orthogonal_", "uniform_", "normal_", "constant_", "zeros_", "ones_",
             "calculate_gain")},
     },
+    "optimizers and schedulers": {
+        "torch.optim." + name: None for name in (
+            "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "lr_scheduler.StepLR",
+            "lr_scheduler.MultiStepLR", "lr_scheduler.ExponentialLR",
+            "lr_scheduler.CosineAnnealingLR", "lr_scheduler.LambdaLR",
+            "lr_scheduler.ReduceLROnPlateau")},
     "extending": {
         "torch.autograd.Function": "custom_op",
         "C++ extension kernels": "register_kernel (C compiled with cffi)",

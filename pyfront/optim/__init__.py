@@ -7,3 +7,4 @@ from . import schedules  # noqa: F401
 # PyTorch's spellings
 RMSprop = RMSProp
 Adagrad = AdaGrad
+from . import lr_scheduler  # noqa: F401,E402  (PyTorch's schedulers for a hand-written loop)

@@ -518,3 +518,50 @@ def test_in_place_methods_in_compiled_graphs():
     with pytest.warns(RuntimeWarning, match="writing into placeholder input .*mul_"):
         out = pf.jit(writes_its_input)(pf.tensor(np.array([1.0], np.float32)))
     assert out.numpy().tolist() == [2.0]
+
+
+# ---- learning-rate schedulers ----
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("StepLR", {"step_size": 3, "gamma": 0.5}),
+    ("MultiStepLR", {"milestones": [2, 5], "gamma": 0.1}),
+    ("ExponentialLR", {"gamma": 0.9}),
+    ("CosineAnnealingLR", {"T_max": 6, "eta_min": 0.01}),
+    ("LambdaLR", {"lr_lambda": lambda e: 1.0 / (1 + e)}),
+])
+def test_lr_schedulers_set_pytorchs_rates(name, kwargs):
+    w = pf.tensor([1.0, 2.0], requires_grad=True)
+    tw = torch.tensor([1.0, 2.0], requires_grad=True)
+    opt, topt = pf.optim.SGD([w], lr=0.2), torch.optim.SGD([tw], lr=0.2)
+    sched = getattr(pf.optim.lr_scheduler, name)(opt, **kwargs)
+    tsched = getattr(torch.optim.lr_scheduler, name)(topt, **kwargs)
+    for _ in range(9):
+        # the rates agree, and the updates made with them
+        np.testing.assert_allclose(sched.get_last_lr(), tsched.get_last_lr(), rtol=1e-12)
+        (w * w).sum().backward()
+        (tw * tw).sum().backward()
+        opt.step()
+        topt.step()
+        opt.zero_grad()
+        topt.zero_grad()
+        sched.step()
+        tsched.step()
+    np.testing.assert_allclose(w.numpy(), tw.detach().numpy(), rtol=1e-6)
+    again = getattr(pf.optim.lr_scheduler, name)(pf.optim.SGD([w], lr=0.2), **kwargs)
+    again.load_state_dict(sched.state_dict())
+    assert again.get_last_lr() == sched.get_last_lr()
+
+
+def test_reduce_lr_on_plateau_follows_pytorch():
+    w = pf.tensor([1.0], requires_grad=True)
+    tw = torch.tensor([1.0], requires_grad=True)
+    opt, topt = pf.optim.SGD([w], lr=1.0), torch.optim.SGD([tw], lr=1.0)
+    kw = {"mode": "min", "factor": 0.5, "patience": 2, "cooldown": 1, "min_lr": 0.05}
+    sched = pf.optim.lr_scheduler.ReduceLROnPlateau(opt, **kw)
+    tsched = torch.optim.lr_scheduler.ReduceLROnPlateau(topt, **kw)
+    for metric in [5, 4, 4, 4, 4, 3.9999, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4]:
+        sched.step(metric)
+        tsched.step(metric)
+        assert sched.get_last_lr() == pytest.approx(tsched.get_last_lr())
+    with pytest.raises(ValueError, match="factor must be in"):
+        pf.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=2.0)
