@@ -1,5 +1,5 @@
 """Layers and models."""
-from . import init, tracing  # noqa: F401
+from . import init, tracing, utils  # noqa: F401
 from .activations import *  # noqa: F401,F403
 from .attention import *  # noqa: F401,F403
 from .dense import *  # noqa: F401,F403

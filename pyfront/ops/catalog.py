@@ -71,6 +71,7 @@ TORCH_NAMES = {
             "lr_scheduler.MultiStepLR", "lr_scheduler.ExponentialLR",
             "lr_scheduler.CosineAnnealingLR", "lr_scheduler.LambdaLR",
             "lr_scheduler.ReduceLROnPlateau")},
+    "gradient clipping": {"nn.utils.clip_grad_norm_": None, "nn.utils.clip_grad_value_": None},
     "extending": {
         "torch.autograd.Function": "custom_op",
         "C++ extension kernels": "register_kernel (C compiled with cffi)",

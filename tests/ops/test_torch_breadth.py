@@ -565,3 +565,25 @@ def test_reduce_lr_on_plateau_follows_pytorch():
         assert sched.get_last_lr() == pytest.approx(tsched.get_last_lr())
     with pytest.raises(ValueError, match="factor must be in"):
         pf.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=2.0)
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, float("inf")])
+def test_clip_grad_norm_and_value_follow_pytorch(norm_type, rng):
+    arrays = [rng.standard_normal((3, 4)), rng.standard_normal(5)]
+    ps = [pf.tensor(a, requires_grad=True) for a in arrays]
+    ts = [torch.tensor(a, requires_grad=True) for a in arrays]
+    sum((p * p * p).sum() for p in ps).backward()
+    sum((t * t * t).sum() for t in ts).backward()
+    got = pf.nn.utils.clip_grad_norm_(ps, 1.5, norm_type)
+    want = torch.nn.utils.clip_grad_norm_(ts, 1.5, norm_type)
+    np.testing.assert_allclose(float(got.item()), float(want), rtol=1e-12)
+    for p, t in zip(ps, ts):
+        np.testing.assert_allclose(p.grad.numpy(), t.grad.numpy(), rtol=1e-12)
+    pf.nn.utils.clip_grad_value_(ps, 0.1)
+    torch.nn.utils.clip_grad_value_(ts, 0.1)
+    for p, t in zip(ps, ts):
+        np.testing.assert_allclose(p.grad.numpy(), t.grad.numpy(), rtol=1e-12)
+        assert np.abs(p.grad.numpy()).max() <= 0.1
+    ps[0].grad.numpy()[0, 0] = np.nan
+    with pytest.raises(pf.NumericError, match="total 2.0-norm is nan"):
+        pf.nn.utils.clip_grad_norm_(ps, 1.0, error_if_nonfinite=True)
