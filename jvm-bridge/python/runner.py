@@ -21,8 +21,10 @@ class ModelRunner:
 
         self.name = name
         self.path = str(path)
+        from ..io.model import load_model
+
         module = pf.onnx.load(self.path) if self.path.lower().endswith(".onnx") \
-            else pf.load(self.path)        # an ONNX file is converted here, in the worker
+            else load_model(self.path)        # an ONNX file is converted here, in the worker
         signature = getattr(module, "signature", None)
         if not signature:
             raise ValueError("%s has no signature (saved without a traced graph); save it with "

@@ -4,7 +4,7 @@ import numpy as np
 
 from .. import random
 
-__all__ = ["Dataset", "DataLoader"]
+__all__ = ["Dataset", "TensorDataset", "DataLoader"]
 
 
 class Dataset:
@@ -40,6 +40,9 @@ class Dataset:
         """The samples at `indices` (an int array) stacked: one array per field."""
         items = tuple(a[indices] for a in self.arrays)
         return items[0] if len(items) == 1 else items
+
+
+TensorDataset = Dataset      # PyTorch's name for aligned arrays (tensors) indexed together
 
 
 def _stack(samples):

@@ -23,13 +23,14 @@ from ..nn.tracing import input_specs, trace_inference_graph, unwrap
 from ..tensor import Tensor
 from .format import decode, encode, read_file, write_file
 
-__all__ = ["save", "load", "save_bytes", "load_bytes", "save_checkpoint", "load_checkpoint",
-           "save_checkpoint_bytes", "load_checkpoint_bytes", "signature", "GraphModule",
-           "FORMAT_VERSION"]
+__all__ = ["save", "load", "load_model", "save_bytes", "load_bytes", "save_checkpoint",
+           "load_checkpoint", "save_checkpoint_bytes", "load_checkpoint_bytes", "signature",
+           "GraphModule", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 MODEL_KIND = "pyfront.model"
 CHECKPOINT_KIND = "pyfront.checkpoint"
+TENSORS_KIND = "pyfront.tensors"          # a dict of named tensors (a state_dict)
 
 
 def _signature(inputs, outputs):
@@ -78,10 +79,31 @@ def _model_payload(model, input_shape):
 
 def save(model, path, input_shape=None):
     """Write model to path atomically: weights, architecture, traced graph and signature.
-    An existing file keeps its mode; a new one gets the umask's."""
-    state, meta = _model_payload(model, input_shape)
+    An existing file keeps its mode; a new one gets the umask's. A dict of named tensors (a
+    state_dict, as torch.save(model.state_dict(), path) is used) is written as the tensors
+    alone, and pf.load gives the dict back."""
+    if isinstance(model, dict):
+        state, meta = _tensors_payload(model)
+    else:
+        state, meta = _model_payload(model, input_shape)
     write_file(path, state, meta)
     return os.fspath(path)
+
+
+def _tensors_payload(named):
+    state = {}
+    for key, value in named.items():
+        if not isinstance(key, str):
+            raise TypeError("save: a dict of tensors needs str names, got %r" % (key,))
+        if hasattr(value, "cpu") and hasattr(value, "numpy"):
+            value = value.cpu().numpy()
+        if not isinstance(value, np.ndarray):
+            raise TypeError("save: %r is of type %s; a dict to save holds tensors or numpy "
+                            "arrays (pf.save_checkpoint keeps training state)"
+                            % (key, type(value).__name__))
+        state[key] = np.asarray(value, order="C")
+    return state, {"format": TENSORS_KIND, "format_version": str(FORMAT_VERSION),
+                   "pyfront_version": __version__}
 
 
 def save_bytes(model, input_shape=None):
@@ -236,11 +258,28 @@ def _rebuild(tensors, meta, source):
 
 
 def load(path, max_bytes=None):
-    """Read a model written by pf.save. Returns a Module in eval mode with .signature."""
+    """Read a model written by pf.save. Returns a Module in eval mode with .signature (or, for
+    a file of named tensors, a dict of tensors: load_state_dict takes it)."""
     path = os.fspath(path)
     tensors, meta = read_file(path, max_bytes)
+    if meta.get("format") == TENSORS_KIND:
+        _check_kind(meta, path, TENSORS_KIND)
+        from ..tensor import tensor
+
+        return {k: tensor(v.copy()) for k, v in tensors.items()}
     _check_kind(meta, path, MODEL_KIND)
     return _restore_model(tensors, meta, path)
+
+
+def load_model(path, max_bytes=None):
+    """pf.load where the file must hold a model (serving it, exporting it): a file of named
+    tensors is refused, saying so."""
+    model = load(path, max_bytes)
+    if isinstance(model, dict):
+        raise errors.ModelFormatError("%s holds named tensors (a state_dict), not a model: save "
+                                      "the model itself with pf.save(model, path)"
+                                      % os.fspath(path))
+    return model
 
 
 def load_bytes(data, max_bytes=None, name="the model bytes"):

@@ -32,7 +32,9 @@ def largest_difference(pf_path, onnx_path, batch=2):
         import onnxruntime
     except ImportError:
         raise SystemExit("--check needs onnxruntime: pip install onnxruntime") from None
-    model = pf.load(pf_path)
+    from ..io.model import load_model
+
+    model = load_model(pf_path)
     arrays = _random_inputs(model.signature, batch)
     with pf.no_grad():
         ours = model(*[pf.tensor(a) for a in arrays])

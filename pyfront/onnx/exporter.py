@@ -722,7 +722,7 @@ def export_model(model, path, example_inputs=None, input_shapes=None, opset=17, 
     example_inputs: one array per model input (only their shapes and dtypes are used);
     without them the shapes the model has seen (or input_shapes) are used.
     """
-    from ..io.model import load as load_pf
+    from ..io.model import load_model as load_pf
 
     onnx = require_onnx()
     if isinstance(model, (str, os.PathLike)):

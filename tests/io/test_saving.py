@@ -182,3 +182,23 @@ def test_a_0d_tensor_keeps_its_shape_through_the_file(tmp_path):
                            {"k": "v"}))
     tensors, _ = decode(data)
     assert tensors["step"].shape == () and int(tensors["step"]) == 3
+
+
+def test_a_dict_of_tensors_saves_and_loads_as_one(model, tmp_path):
+    # torch.save(model.state_dict(), path)'s pattern: the named tensors alone, in the safe file
+    import pyfront as pf
+    from pyfront.io.model import load_model
+
+    path = tmp_path / "weights.pf"
+    pf.save(model.state_dict(), path)
+    back = pf.load(path)
+    assert sorted(back) == sorted(model.state_dict())
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(back[key].numpy(), np.asarray(value))
+    model.load_state_dict(back)
+    with pytest.raises(pf.ModelFormatError, match="holds named tensors .*not a model"):
+        load_model(path)
+    with pytest.raises(pf.ModelFormatError, match="not a pyfront checkpoint file"):
+        pf.load_checkpoint(path)
+    with pytest.raises(TypeError, match="'step' is of type int; a dict to save holds tensors"):
+        pf.save({"step": 3}, tmp_path / "bad.pf")
