@@ -97,8 +97,9 @@ TORCH_NAMES = {
         name: None for name in (
             "sum", "mean", "prod", "max", "min", "argmax", "argmin", "logsumexp", "var", "std",
             "cumsum", "cumprod", "norm", "sort", "argsort", "topk", "median", "any", "all")},
-    "linear algebra and others": {"matmul": None, "F.linear": "linear",
-                                  "F.dropout": "dropout"},
+    "linear algebra and others": {
+        "matmul": None, "F.dropout": "dropout",
+        "F.linear": "linear (its kernel is (in, out): F.linear(x, w, b) is linear(x, w.T, b))"},
     # the everyday rest of torch.* and Tensor.* a ported script calls
     "more torch.* functions": {
         name: None for name in (
@@ -167,8 +168,10 @@ def op_table():
     spelled = ", ".join("`%s=`" % t for t in ALIASES)
     lines += ["", "PyTorch names with another name here (the rest are the same; PyTorch's "
               "argument names %s work wherever pyfront's do):" % spelled, ""]
+    # the other names, and same names whose mapping carries a note (a different layout)
     renamed = sorted({(t, m) for fam in TORCH_NAMES.values() for t, m in fam.items()
-                      if m is not None and pyfront_name(t, None) != pyfront_name(t, m)})
+                      if m is not None and (pyfront_name(t, None) != pyfront_name(t, m) or
+                                            " " in m)})
     lines.append(", ".join("`%s` → `%s`" % (t, m) for t, m in renamed))
     lines += ["", END]
     return "\n".join(lines)

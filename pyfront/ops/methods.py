@@ -99,7 +99,7 @@ class OpMethods:
     def T(self): return S.permute(self, tuple(reversed(range(len(self.shape)))))
     def astype(self, dtype): return S.cast(self, dtype)
     def clone(self): return S.clone(self)
-    def take(self, indices, axis=0): return S.take(self, indices, axis)
+    def take(self, indices, axis=None): return S.take(self, indices, axis)
     # shape and indexing (issue 10): PyTorch's method names and meanings
     def flip(self, axis=None): return S.flip(self, axis)
     def roll(self, shifts, axis=None): return S.roll(self, shifts, axis)

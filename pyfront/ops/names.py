@@ -2,7 +2,9 @@
 dims= for axis= (flip, roll), dim0=/dim1=/dim2= for axis0=/axis1=/axis2= (transpose,
 diagonal), index= for indices= (gather, scatter, index_select, index_add), diagonal= for k=
 (tril, triu, diag), target= for labels= (cross_entropy, nll_loss), num_classes= for classes=
-(one_hot). One wrapper, applied to every public op function and Tensor/Symbol method that
+(one_hot), stride= for strides= and kernel_size= for pool_size= (convolutions, pooling),
+negative_slope= for alpha= (leaky_relu), p= for rate= (dropout). Not weight= for kernel=:
+pf.linear's kernel is (in, out), F.linear's weight (out, in). One wrapper, applied to every public op function and Tensor/Symbol method that
 takes the pyfront name (ops/__init__ does it once), so PyTorch code ports without edits and no
 op carries alias code of its own."""
 import functools
@@ -10,7 +12,8 @@ import inspect
 
 ALIASES = {"dim": "axis", "keepdim": "keepdims", "dims": "axis", "dim0": "axis0",
            "dim1": "axis1", "dim2": "axis2", "index": "indices", "diagonal": "k",
-           "target": "labels", "num_classes": "classes"}
+           "target": "labels", "num_classes": "classes", "stride": "strides",
+           "kernel_size": "pool_size", "negative_slope": "alpha", "p": "rate"}
 
 
 def torch_names(fn):

@@ -499,9 +499,12 @@ class TakeGrad(Op):
 _take_grad = core.register(TakeGrad)
 
 
-def take(x, indices, axis=0):
-    """Elements of x at integer indices along axis (negative indices count from the end)."""
+def take(x, indices, axis=None):
+    """Elements of x at integer indices along axis (negative indices count from the end); with
+    no axis, of x flattened (NumPy's np.take and PyTorch's torch.take)."""
     x = as_operand(x)
+    if axis is None:
+        x, axis = reshape(x, (-1,)), 0
     axis = normalize_axis(axis, len(x.shape), "take")
     made = not hasattr(indices, "symbolic")     # numpy or lists: ours to place on x's device
     if made:

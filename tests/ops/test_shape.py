@@ -138,6 +138,11 @@ def test_take(rng, torch):
                               np.take(x, idx, axis))
         check_grad(lambda a: pf.take(a, idx, axis), x)
     assert pf.take(t, [], 1).shape == (3, 0, 5)
+    # no axis: the flattened tensor, as np.take and torch.take
+    flat = rng.integers(-60, 60, (2, 4))
+    assert np.array_equal(pf.take(t, flat).numpy(), np.take(x, flat))
+    assert np.array_equal(t.take(pf.tensor(flat % 60)).numpy(),
+                          torch.take(torch.tensor(x), torch.tensor(flat % 60)).numpy())
     with pytest.raises(pf.IndexOutOfRange, match="index 7 is out of range for axis 1 of size 4"):
         pf.take(t, [0, 7], 1)
     with pytest.raises(pf.DTypeError, match="int32 or int64"):

@@ -90,6 +90,21 @@ def test_dim_and_keepdim_are_aliases_everywhere(rng):
     assert float(pf.cross_entropy(logits, target=labels).item()) == \
         float(pf.cross_entropy(logits, labels).item())
     assert pf.one_hot(labels, num_classes=4).shape == (3, 4)
+    img = rng.standard_normal((2, 3, 8, 8))
+    np.testing.assert_allclose(
+        pf.max_pool2d(pf.tensor(img), kernel_size=2, stride=2).numpy(),
+        torch.nn.functional.max_pool2d(torch.tensor(img), kernel_size=2, stride=2).numpy())
+    w = rng.standard_normal((4, 3, 3, 3))
+    np.testing.assert_allclose(
+        pf.conv2d(pf.tensor(img), pf.tensor(w), stride=2, padding=1).numpy(),
+        torch.nn.functional.conv2d(torch.tensor(img), torch.tensor(w), stride=2,
+                                   padding=1).numpy(), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(pf.leaky_relu(t, negative_slope=0.2).numpy(),
+                               torch.nn.functional.leaky_relu(torch.tensor(x), 0.2).numpy())
+    np.testing.assert_array_equal(pf.dropout(t, p=0.0).numpy(), x)
+    # weight= is not kernel=: F.linear's weight is (out, in), pf.linear's kernel (in, out)
+    with pytest.raises(TypeError):
+        pf.linear(t, weight=pf.tensor(x[0].T))
     with pytest.raises(TypeError, match="sum: got both axis= and its alias dim="):
         pf.sum(t, axis=0, dim=1)
     # every public function and method that takes axis= also takes dim=
