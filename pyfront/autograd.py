@@ -498,8 +498,10 @@ def _default_grads(outputs, grad_outputs):
     return result
 
 
-def backward(outputs, grad_outputs=None, create_graph=False):
-    """Accumulate d(outputs)/d(leaf) into leaf.grad for every leaf that requires grad."""
+def backward(outputs, grad_outputs=None, create_graph=False, retain_graph=None):
+    """Accumulate d(outputs)/d(leaf) into leaf.grad for every leaf that requires grad.
+    retain_graph is accepted for PyTorch's code and changes nothing: the tape lives as long
+    as the outputs do, so backward may run again on it either way."""
     if not isinstance(outputs, (list, tuple)):
         outputs = [outputs]
     if grad_outputs is not None and not isinstance(grad_outputs, (list, tuple)):
@@ -517,8 +519,10 @@ def backward(outputs, grad_outputs=None, create_graph=False):
             leaf.grad = leaf.grad + g
 
 
-def grad(outputs, inputs, grad_outputs=None, create_graph=False, allow_unused=False):
+def grad(outputs, inputs, grad_outputs=None, create_graph=False, allow_unused=False,
+         retain_graph=None):
     """Gradients of outputs with respect to inputs, returned (not accumulated into .grad).
+    (retain_graph: accepted for PyTorch's code, as in backward.)
 
     With create_graph=True the result is itself differentiable: higher-order gradients.
     """

@@ -152,8 +152,9 @@ class Tensor(OpMethods):
         return "tensor(%s%s)" % (body, extra)
 
     # ---- autodiff ----
-    def backward(self, grad=None, create_graph=False):
-        """Accumulate gradients of this tensor into .grad of the leaves that require them."""
+    def backward(self, grad=None, create_graph=False, retain_graph=None):
+        """Accumulate gradients of this tensor into .grad of the leaves that require them
+        (retain_graph: accepted for PyTorch's code; the tape is kept either way)."""
         autograd.backward([self], None if grad is None else [grad], create_graph=create_graph)
 
     def detach(self):

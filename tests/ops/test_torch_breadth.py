@@ -587,3 +587,13 @@ def test_clip_grad_norm_and_value_follow_pytorch(norm_type, rng):
     ps[0].grad.numpy()[0, 0] = np.nan
     with pytest.raises(pf.NumericError, match="total 2.0-norm is nan"):
         pf.nn.utils.clip_grad_norm_(ps, 1.0, error_if_nonfinite=True)
+
+
+def test_retain_graph_is_accepted_and_the_tape_stays():
+    w = pf.tensor([1.0, 2.0], requires_grad=True)
+    y = (w * w).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_array_equal(w.grad.numpy(), [4.0, 8.0])
+    (g,) = pf.grad(y, [w], retain_graph=True)
+    np.testing.assert_array_equal(g.numpy(), [2.0, 4.0])
