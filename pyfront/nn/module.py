@@ -319,9 +319,11 @@ class Module:
             storage_changed()
         return self
 
-    def zero_grad(self):
-        for p in self.parameters(trainable_only=False):
-            p.grad = None
+    def zero_grad(self, set_to_none=True):
+        """Drop the parameters' gradients, or zero them in place (set_to_none=False)."""
+        from ..optim.optimizer import _clear_grads
+
+        _clear_grads(self.parameters(trainable_only=False), set_to_none)
 
     # ---- modes ----
     def train(self, mode=True):

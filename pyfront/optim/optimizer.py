@@ -64,9 +64,10 @@ class Optimizer:
         self.params = params
         return self
 
-    def zero_grad(self):
-        for p in self.params:
-            p.grad = None
+    def zero_grad(self, set_to_none=True):
+        """Drop the gradients (PyTorch's default), or with set_to_none=False write zeros into
+        them (memory kept)."""
+        _clear_grads(self.params, set_to_none)
 
     # ---- state ----
     def state_for(self, p):
@@ -241,6 +242,14 @@ class Optimizer:
     def clip_config(self):
         return {key: getattr(self, key) for key in ("clipnorm", "clipvalue", "global_clipnorm")
                 if getattr(self, key) is not None}
+
+
+def _clear_grads(params, set_to_none):
+    for p in params:
+        if set_to_none or p.grad is None:
+            p.grad = None
+        else:
+            p.grad.zero_()
 
 
 def _f64():

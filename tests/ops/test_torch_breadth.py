@@ -597,3 +597,16 @@ def test_retain_graph_is_accepted_and_the_tape_stays():
     np.testing.assert_array_equal(w.grad.numpy(), [4.0, 8.0])
     (g,) = pf.grad(y, [w], retain_graph=True)
     np.testing.assert_array_equal(g.numpy(), [2.0, 4.0])
+
+
+def test_zero_grad_set_to_none_or_zeros():
+    layer = pf.nn.Dense(2)
+    opt = pf.optim.SGD(layer.parameters(), lr=0.1)
+    layer(pf.ones((3, 4))).sum().backward()
+    grad = layer.kernel.grad
+    opt.zero_grad(set_to_none=False)
+    assert layer.kernel.grad is grad and not grad.numpy().any()
+    layer.zero_grad(set_to_none=False)
+    assert layer.kernel.grad is grad
+    opt.zero_grad()
+    assert layer.kernel.grad is None and layer.bias.grad is None
