@@ -44,7 +44,7 @@ TORCH_NAMES = {
         "F.cross_entropy": "cross_entropy", "F.nll_loss": "nll_loss",
         "F.binary_cross_entropy": "binary_cross_entropy",
         "F.binary_cross_entropy_with_logits": "binary_cross_entropy_with_logits",
-        "F.mse_loss": "mse", "F.l1_loss": "l1_loss", "F.huber_loss": "huber_loss",
+        "F.mse_loss": None, "F.l1_loss": "l1_loss", "F.huber_loss": "huber_loss",
         "F.smooth_l1_loss": "smooth_l1_loss", "F.kl_div": "kl_div",
         "F.cosine_similarity": "cosine_similarity",
         "F.margin_ranking_loss": "margin_ranking_loss", "F.one_hot": "one_hot",
@@ -72,6 +72,10 @@ TORCH_NAMES = {
             "lr_scheduler.CosineAnnealingLR", "lr_scheduler.LambdaLR",
             "lr_scheduler.ReduceLROnPlateau")},
     "gradient clipping": {"nn.utils.clip_grad_norm_": None, "nn.utils.clip_grad_value_": None},
+    "more torch.nn.functional": {
+        "F." + name: None for name in (
+            "normalize", "embedding", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
+            "adaptive_avg_pool3d")},
     "extending": {
         "torch.autograd.Function": "custom_op",
         "C++ extension kernels": "register_kernel (C compiled with cffi)",

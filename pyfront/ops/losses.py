@@ -528,3 +528,11 @@ def mse(prediction, target, reduction="mean"):
     if target.dtype is not prediction.dtype:
         target = target.astype(prediction.dtype)
     return apply(_mse, [prediction, target], {"reduction": reduction})
+
+
+def mse_loss(prediction, target, reduction="mean"):
+    """PyTorch's name of mse."""
+    return mse(prediction, target, reduction)
+
+
+__all__ += ["mse_loss"]

@@ -375,3 +375,64 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=N
 def upsample(x, scale_factor=2, mode="nearest", align_corners=None):
     """x enlarged by scale_factor (interpolate with a scale)."""
     return interpolate(x, scale_factor=scale_factor, mode=mode, align_corners=align_corners)
+
+
+# ---------------------------------------------------------------------------------------------
+# adaptive average pooling: PyTorch's windows (bin i of n_out over n_in covers
+# [floor(i * n_in / n_out), ceil((i + 1) * n_in / n_out))), one constant averaging matrix per
+# spatial dim applied as a product: the mean over a window of a grid is the product of the
+# per-dim means, so every output size works, divisible or not
+
+def _adaptive_matrix(n_in, n_out):
+    m = np.zeros((n_out, n_in), np.float64)
+    for i in range(n_out):
+        lo, hi = (i * n_in) // n_out, -(-((i + 1) * n_in) // n_out)
+        m[i, lo:hi] = 1.0 / (hi - lo)
+    return m
+
+
+def _adaptive_avg_pool(nd, x, output_size, name):
+    from .linalg import matmul
+    from .shape import permute
+
+    x = as_operand(x)
+    if len(x.shape) != nd + 2:
+        raise errors.ShapeError("%s needs a (batch, channels, %d spatial dims) input, got %s"
+                                % (name, nd, core.fmt_shape(x.shape)))
+    sizes = (output_size,) * nd if isinstance(output_size, int) else tuple(output_size)
+    if len(sizes) != nd:
+        raise ValueError("%s: output_size needs %d sizes, got %r" % (name, nd, output_size))
+    sizes = tuple(x.shape[2 + d] if s is None else s for d, s in enumerate(sizes))
+    if any(not isinstance(s, (int, np.integer)) or s < 1 for s in sizes) or None in x.shape[2:]:
+        raise ValueError("%s: output sizes must be positive ints and the spatial dims known, "
+                         "got %r for x %s" % (name, output_size, core.fmt_shape(x.shape)))
+    nd_all = nd + 2
+    for d, n_out in enumerate(sizes):
+        n_in = x.shape[2 + d]
+        if n_in == n_out:
+            continue
+        mat = core.constant_like(_adaptive_matrix(n_in, n_out).T.astype(x.dtype.np), x)
+        # the pooled dim last, multiplied by the (n_in, n_out) averaging matrix, put back
+        order = [a for a in range(nd_all) if a != 2 + d] + [2 + d]
+        back = [order.index(a) for a in range(nd_all)]
+        x = permute(matmul(permute(x, tuple(order)), mat), tuple(back))
+    return x
+
+
+def adaptive_avg_pool1d(x, output_size):
+    """PyTorch's adaptive_avg_pool1d: (N, C, L) -> (N, C, output_size)."""
+    return _adaptive_avg_pool(1, x, output_size, "adaptive_avg_pool1d")
+
+
+def adaptive_avg_pool2d(x, output_size):
+    """PyTorch's adaptive_avg_pool2d: (N, C, H, W) -> (N, C, *output_size) (an int for both;
+    None keeps that dim)."""
+    return _adaptive_avg_pool(2, x, output_size, "adaptive_avg_pool2d")
+
+
+def adaptive_avg_pool3d(x, output_size):
+    """PyTorch's adaptive_avg_pool3d: (N, C, D, H, W) -> (N, C, *output_size)."""
+    return _adaptive_avg_pool(3, x, output_size, "adaptive_avg_pool3d")
+
+
+__all__ += ["adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d"]

@@ -594,3 +594,14 @@ def trace(x):
 
 __all__ += ["amax", "amin", "aminmax", "nansum", "nanmean", "count_nonzero", "var_mean",
             "std_mean", "kthvalue", "diff", "trace"]
+
+
+def normalize(x, p=2.0, axis=1, eps=1e-12):
+    """x divided by its p-norm along axis, the norm held at eps or more (PyTorch's
+    F.normalize: unit rows of embeddings)."""
+    x = as_operand(x)
+    n = norm(x, p, axis, keepdims=True)
+    return x / _elementwise.maximum(n, eps)
+
+
+__all__ += ["normalize"]

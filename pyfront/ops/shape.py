@@ -1648,3 +1648,12 @@ __all__ += ["unsqueeze", "movedim", "moveaxis", "swapaxes", "swapdims", "narrow"
             "column_stack", "fliplr", "flipud", "rot90", "broadcast_shapes", "broadcast_tensors",
             "masked_select", "block_diag", "tril_indices", "triu_indices", "index_add",
             "index_fill", "nonzero", "argwhere"]
+
+
+def embedding(indices, weight):
+    """Rows of weight (num_embeddings, dim) at integer indices of any shape (PyTorch's
+    F.embedding(input, weight)): take(weight, indices, 0)."""
+    return take(weight, indices, 0)
+
+
+__all__ += ["embedding"]

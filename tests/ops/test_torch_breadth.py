@@ -610,3 +610,32 @@ def test_zero_grad_set_to_none_or_zeros():
     assert layer.kernel.grad is grad
     opt.zero_grad()
     assert layer.kernel.grad is None and layer.bias.grad is None
+
+
+@pytest.mark.parametrize("shape, size", [((2, 3, 7, 9), (3, 4)), ((2, 3, 8, 8), 1),
+                                         ((2, 3, 5, 6), (5, None)), ((2, 3, 10), 4),
+                                         ((1, 2, 5, 6, 7), (2, 3, 4))])
+def test_adaptive_avg_pool_matches_torch(shape, size, rng):
+    nd = len(shape) - 2
+    name = "adaptive_avg_pool%dd" % nd
+    x = rng.standard_normal(shape)
+    _compare(lambda t: getattr(pf, name)(t, size),
+             lambda t: getattr(torch.nn.functional, name)(t, size), x, rng=rng)
+    xf = x.astype(np.float32)
+    fn = lambda t: getattr(pf, name)(t, size)  # noqa: E731
+    np.testing.assert_allclose(pf.jit(fn)(pf.tensor(xf)).numpy(), fn(pf.tensor(xf)).numpy(),
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_normalize_embedding_mse_loss(rng):
+    x = rng.standard_normal((4, 5))
+    _compare(lambda t: pf.normalize(t, dim=1), lambda t: torch.nn.functional.normalize(t, dim=1),
+             x, rng=rng)
+    _compare(lambda t: pf.normalize(t, p=1, dim=0),
+             lambda t: torch.nn.functional.normalize(t, p=1, dim=0), x, rng=rng)
+    ids = np.array([[0, 3], [1, 1]])
+    _compare(lambda w: pf.embedding(pf.tensor(ids), w),
+             lambda w: torch.nn.functional.embedding(torch.tensor(ids), w), x, rng=rng)
+    y = rng.standard_normal((4, 5))
+    _compare(lambda a, b: pf.mse_loss(a, b), lambda a, b: torch.nn.functional.mse_loss(a, b),
+             x, y, rng=rng)
