@@ -258,3 +258,24 @@ def test_the_checker_sees_a_planted_upward_import():
 ])
 def test_relative_imports_resolve(module, text, is_package, expected):
     assert imports_of(module, text, is_package, discover()) == expected
+
+
+def test_the_native_abi_is_one_header_and_the_others_are_private():
+    # cffi reads native/include/pyfront.h alone; the kernel files' shared headers live beside
+    # their sources, say they are not the ABI, and the ABI header includes none of them
+    import glob
+
+    include = os.path.join(ROOT, "native", "include")
+    assert sorted(os.listdir(include)) == ["pyfront.h"]
+    public = open(os.path.join(include, "pyfront.h")).read()
+    private = glob.glob(os.path.join(ROOT, "native", "src", "*.h")) + \
+        glob.glob(os.path.join(ROOT, "native", "cuda", "*.cuh"))
+    assert private
+    for path in private:
+        name = os.path.basename(path)
+        head = " ".join(open(path).read(600).replace("*", " ").split())   # comment unwrapped
+        assert "Not part of the ABI" in head, name
+        assert '#include "%s"' % name not in public, name
+    build = open(os.path.join(ROOT, "native", "build.py")).read()
+    assert 'HEADER = os.path.join(ROOT, "include", "pyfront.h")' in build
+    assert build.count("ffibuilder.cdef(") == 1 and "ffibuilder.cdef(header_cdef(HEADER))" in build

@@ -4,7 +4,7 @@ clipnorm, clipvalue and global_clipnorm, which compiled steps apply inside the u
 import math
 
 from .. import autograd, errors
-from ..ops import elementwise, reduction
+from ..ops import clipping, elementwise, reduction
 from ..ops import shape as shape_ops
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_"]
@@ -26,9 +26,12 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
 
         return tensor(0.0)
     with autograd.no_grad():
-        norms = shape_ops.stack([reduction.norm(g, norm_type) for g in grads])
-        total = reduction.max(norms) if math.isinf(norm_type) else \
-            reduction.norm(norms, norm_type)
+        if norm_type == 2.0:   # the optimizers' global-norm kernel: one pass, float64 sums
+            total = elementwise.sqrt(clipping.sum_of_squares(grads)).reshape(())
+        else:
+            norms = shape_ops.stack([reduction.norm(g, norm_type) for g in grads])
+            total = reduction.max(norms) if math.isinf(norm_type) else \
+                reduction.norm(norms, norm_type)
         value = float(total.item())
         if error_if_nonfinite and not math.isfinite(value):
             raise errors.NumericError("clip_grad_norm_: the gradients' total %s-norm is %r "

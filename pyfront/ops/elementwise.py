@@ -773,13 +773,8 @@ def divide(a, b): return div(a, b)
 def negative(x): return neg(x)
 def positive(x): return as_operand(x)
 def frac(x): return x - trunc(x)
-def deg2rad(x): return mul(_float(x), math.pi / 180.0)
-def rad2deg(x): return mul(_float(x), 180.0 / math.pi)
-
-
-def _float(x):
-    x = as_operand(x)
-    return x if x.dtype.is_float else x.astype("float32")
+def deg2rad(x): return mul(_float_operand(x, "deg2rad"), math.pi / 180.0)
+def rad2deg(x): return mul(_float_operand(x, "rad2deg"), 180.0 / math.pi)
 
 
 def float_power(a, b):
@@ -800,7 +795,7 @@ def addcdiv(x, t1, t2, value=1.0):
 
 def logit(x, eps=None):
     """log(x / (1 - x)); with eps, x is clamped to [eps, 1 - eps] first."""
-    x = _float(x)
+    x = _float_operand(x, "logit")
     if eps is not None:
         x = clip(x, eps, 1.0 - eps)
     return log(x / (1.0 - x))
@@ -825,7 +820,8 @@ def logaddexp(a, b):
 def logaddexp2(a, b):
     """log2(2**a + 2**b) without overflow."""
     ln2 = math.log(2.0)
-    return logaddexp(mul(_float(a), ln2), mul(_float(b), ln2)) / ln2
+    return logaddexp(mul(_float_operand(a, "logaddexp2"), ln2),
+                     mul(_float_operand(b, "logaddexp2"), ln2)) / ln2
 
 
 def signbit(x):
@@ -839,7 +835,7 @@ def signbit(x):
 
 def copysign(a, b):
     """|a| with the sign of b (-0.0 counts as negative), as float."""
-    a = _float(a)
+    a = _float_operand(a, "copysign")
     return where(signbit(as_operand(b)), neg(abs(a)), abs(a))
 
 
@@ -883,7 +879,7 @@ def allclose(a, b, rtol=1e-5, atol=1e-8, equal_nan=False):
 
 def sinc(x):
     """sin(pi x) / (pi x), 1 at 0."""
-    x = _float(x)
+    x = _float_operand(x, "sinc")
     zero = equal(x, 0)
     px = where(zero, 1.0, x) * math.pi
     return where(zero, 1.0, sin(px) / px)

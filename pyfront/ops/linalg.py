@@ -433,8 +433,7 @@ def einsum(equation, *operands):
             t = [c for c in t if c in keep]
         return t, o
 
-    t, acc = sum_alone(labels[0], ops[0], needed_after(0) | set(
-        c for tt in labels[1:] for c in tt))
+    t, acc = sum_alone(labels[0], ops[0], needed_after(0))
     for k in range(1, len(ops)):
         keep = needed_after(k)
         u, o = sum_alone(labels[k], ops[k], keep | set(t))

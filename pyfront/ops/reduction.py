@@ -469,11 +469,7 @@ def sort(x, axis=-1, descending=False):
 def topk(x, k, axis=-1, largest=True):
     """(values, indices) of the k largest (smallest with largest=False) along axis, in order."""
     x = as_operand(x)
-    ax = normalize_axis(axis, len(x.shape), "topk")
-    n = x.shape[ax]
-    if not isinstance(k, int) or k < 0 or (n is not None and k > n):
-        raise errors.ShapeError("topk: k must be an int in [0, %s] for axis %d of x %s, got %r"
-                                % (n, axis, core.fmt_shape(x.shape), k))
+    ax = _count_along("topk", x, k, 0, axis)
     idx = argsort(x, ax, descending=largest)
     idx = idx[(slice(None),) * ax + (slice(0, k),)]
     return ValuesIndices(_shape.take_along_axis(x, idx, ax), idx)
@@ -495,8 +491,29 @@ def median(x, axis=None, keepdims=False):
     if n == 0:
         raise errors.ShapeError("median over axis %d of size 0 of x %s"
                                 % (axis, core.fmt_shape(x.shape)))
-    mid = (n - 1) // 2
-    idx = argsort(x, ax)[(slice(None),) * ax + (slice(mid, mid + 1),)]
+    return _sorted_position(x, ax, (n - 1) // 2, keepdims)
+
+
+def kthvalue(x, k, axis=-1, keepdims=False):
+    """(values, indices) of the k-th smallest element along axis (k counts from 1)."""
+    x = as_operand(x)
+    ax = _count_along("kthvalue", x, k, 1, axis)
+    return _sorted_position(x, ax, k - 1, keepdims)
+
+
+def _count_along(name, x, k, lowest, axis):
+    """axis normalised, once k is checked to be an int in [lowest, the axis' size]."""
+    ax = normalize_axis(axis, len(x.shape), name)
+    n = x.shape[ax]
+    if not isinstance(k, int) or k < lowest or (n is not None and k > n):
+        raise errors.ShapeError("%s: k must be an int in [%d, %s] for axis %d of x %s, got %r"
+                                % (name, lowest, n, axis, core.fmt_shape(x.shape), k))
+    return ax
+
+
+def _sorted_position(x, ax, position, keepdims):
+    """(values, indices) of the element at `position` of x sorted along ax (ascending)."""
+    idx = argsort(x, ax)[(slice(None),) * ax + (slice(position, position + 1),)]
     values = _shape.take_along_axis(x, idx, ax)
     if not keepdims:
         values, idx = _shape.squeeze(values, ax), _shape.squeeze(idx, ax)
@@ -557,21 +574,6 @@ def var_mean(x, axis=None, correction=1, keepdims=False):
 def std_mean(x, axis=None, correction=1, keepdims=False):
     """(std, mean) over axis, as PyTorch's std_mean."""
     return std(x, axis, correction, keepdims), mean(x, axis, keepdims)
-
-
-def kthvalue(x, k, axis=-1, keepdims=False):
-    """(values, indices) of the k-th smallest element along axis (k counts from 1)."""
-    x = as_operand(x)
-    ax = normalize_axis(axis, len(x.shape), "kthvalue")
-    n = x.shape[ax]
-    if not isinstance(k, int) or k < 1 or (n is not None and k > n):
-        raise errors.ShapeError("kthvalue: k must be an int in [1, %s] for axis %d of x %s, "
-                                "got %r" % (n, axis, core.fmt_shape(x.shape), k))
-    idx = argsort(x, ax)[(slice(None),) * ax + (slice(k - 1, k),)]
-    values = _shape.take_along_axis(x, idx, ax)
-    if not keepdims:
-        values, idx = _shape.squeeze(values, ax), _shape.squeeze(idx, ax)
-    return ValuesIndices(values, idx)
 
 
 def diff(x, n=1, axis=-1):
