@@ -99,6 +99,13 @@ int pf_dgemm_serial(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, d
                     const double *a, int64_t lda, const double *b, int64_t ldb, double beta,
                     double *c, int64_t ldc);
 
+/* C = A @ B (+ bias per column, then ReLU when relu) for untransposed float32 A (m, k) and
+ * B (k, n), single-threaded, in AVX-512 register tiles with the epilogue fused. Returns 0 (and
+ * computes nothing) where the CPU or the shape is not one the tiles serve: the caller goes the
+ * BLAS way. */
+int pf_sgemm_tiles(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b,
+                   int64_t ldb, const float *bias, int relu, float *c, int64_t ldc);
+
 /* ---- hot loops: compiled for several instruction sets, chosen at load time ---- */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define PF_HOT __attribute__((target_clones("avx512f", "avx2", "default")))

@@ -123,19 +123,25 @@ typedef struct {
     double p1;
 } linear_job;
 
-#define DEFINE_LINEAR_BLOCK(T, SUF, GEMM, EXPF, TANHF, SIGF, GELUF, UNARY)                     \
+#define DEFINE_LINEAR_BLOCK(T, SUF, GEMM, TILES, EXPF, TANHF, SIGF, GELUF, UNARY)              \
     static PF_HOT void linear_block_##SUF(const linear_job *j, int64_t r0, int64_t r1,         \
                                           int64_t c0, int64_t c1) {                            \
         const T *x = (const T *)j->x, *w = (const T *)j->w, *b = (const T *)j->b;              \
         T *y = (T *)j->y;                                                                      \
-        T beta = 0;                                                                            \
-        if (b) {                                                                               \
-            for (int64_t r = r0; r < r1; r++)                                                  \
-                memcpy(y + r * j->ldy + c0, b + c0, (size_t)(c1 - c0) * sizeof(T));            \
-            beta = 1;                                                                          \
+        /* the register tiles add the bias and apply ReLU as they store the block */           \
+        if (TILES(r1 - r0, c1 - c0, j->k, x + r0 * j->ldx, j->ldx, w + c0, j->ldw,             \
+                  b ? b + c0 : NULL, j->act == PF_ACT_RELU, y + r0 * j->ldy + c0, j->ldy)) {   \
+            if (j->act == PF_ACT_NONE || j->act == PF_ACT_RELU) return;                        \
+        } else {                                                                               \
+            T beta = 0;                                                                        \
+            if (b) {                                                                           \
+                for (int64_t r = r0; r < r1; r++)                                              \
+                    memcpy(y + r * j->ldy + c0, b + c0, (size_t)(c1 - c0) * sizeof(T));        \
+                beta = 1;                                                                      \
+            }                                                                                  \
+            GEMM(0, 0, r1 - r0, c1 - c0, j->k, (T)1, x + r0 * j->ldx, j->ldx, w + c0, j->ldw,  \
+                 beta, y + r0 * j->ldy + c0, j->ldy);                                          \
         }                                                                                      \
-        GEMM(0, 0, r1 - r0, c1 - c0, j->k, (T)1, x + r0 * j->ldx, j->ldx, w + c0, j->ldw,      \
-             beta, y + r0 * j->ldy + c0, j->ldy);                                              \
         if (j->act == PF_ACT_NONE) return;                                                     \
         T al = (T)j->alpha;                                                                    \
         for (int64_t r = r0; r < r1; r++) {                                                    \
@@ -157,10 +163,12 @@ typedef struct {
         }                                                                                      \
     }
 
-DEFINE_LINEAR_BLOCK(float, f32, pf_sgemm_serial, pf_expf, pf_tanhf, pf_sigmoidf, pf_geluf,
-                    pf_unary_apply_f32)
-DEFINE_LINEAR_BLOCK(double, f64, pf_dgemm_serial, exp, tanh, pf_sigmoid, pf_gelu,
-                    pf_unary_apply_f64)
+/* float64 has no register tiles: its products stay with the BLAS */
+#define NO_DOUBLE_TILES(m, n, k, a, lda, b, ldb, bias, relu, c, ldc) 0
+DEFINE_LINEAR_BLOCK(float, f32, pf_sgemm_serial, pf_sgemm_tiles, pf_expf, pf_tanhf, pf_sigmoidf,
+                    pf_geluf, pf_unary_apply_f32)
+DEFINE_LINEAR_BLOCK(double, f64, pf_dgemm_serial, NO_DOUBLE_TILES, exp, tanh, pf_sigmoid,
+                    pf_gelu, pf_unary_apply_f64)
 
 #define LINEAR_BLOCK 16
 static void linear_task(void *p, int64_t b0, int64_t b1) {

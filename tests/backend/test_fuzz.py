@@ -377,12 +377,12 @@ def test_mse_kernels(data, dtype, reduction, shape):
 
 
 # ---------------------------------------------------------------------------------------------
-# products, layout, optimizers
+# products, layout, optimizers (more than 8 rows by up to 70 columns reach the register tiles)
 
 @FUZZ
 @given(data=st.data(), dtype=FLOATS,
        batch=hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, max_side=3),
-       m=st.integers(0, 6), k=st.integers(0, 6), n=st.integers(0, 6), ta=st.booleans(),
+       m=st.integers(0, 14), k=st.integers(0, 6), n=st.integers(0, 70), ta=st.booleans(),
        tb=st.booleans())
 def test_gemm_kernel(data, dtype, batch, m, k, n, ta, tb):
     ba, bb = batch.input_shapes
@@ -394,8 +394,8 @@ def test_gemm_kernel(data, dtype, batch, m, k, n, ta, tb):
 
 
 @FUZZ
-@given(data=st.data(), dtype=FLOATS, m=st.integers(0, 6), k=st.integers(0, 6),
-       n=st.integers(0, 6), bias=st.booleans(),
+@given(data=st.data(), dtype=FLOATS, m=st.integers(0, 14), k=st.integers(0, 6),
+       n=st.integers(0, 70), bias=st.booleans(),
        act=st.sampled_from([None, "relu", "sigmoid", "tanh", "gelu", "leaky_relu"]))
 def test_linear_kernel(data, dtype, m, k, n, bias, act):
     x = data.draw(_values(dtype, (m, k), special=False, bound=5.0))

@@ -1,7 +1,10 @@
-"""Products of 1-8 rows (single-sample and small-batch inference) take the blocked GEMV of
-native/src/runtime.c (float32, untransposed): right against float64 numpy across the tile edges
-(partial column vectors, partial groups of 8 rows of B, several panels of 512 columns, B at
-every 4-byte alignment), and a row's bits do not depend on the rows computed with it."""
+"""Untransposed float32 products skip the BLAS where native/src/runtime.c's own kernels serve
+them: products of 1-8 rows (single-sample and small-batch inference) take the blocked GEMV,
+more rows with a depth up to 1024 the register tiles (6 rows by 64 columns, the bias and ReLU
+of the dense layer fused into their stores). Both are right against float64 numpy across the
+tile edges (partial column vectors and row tiles, partial groups of 8 rows of B, several panels,
+B at every 4-byte alignment, the depth limit), and a row's bits do not depend on the rows
+computed with it, in a batch of any size."""
 import numpy as np
 import pytest
 
@@ -61,14 +64,69 @@ def test_a_row_gives_the_same_bits_alone_or_in_a_batch_of_up_to_8(threads):
                                                                 tw).numpy() for i in range(m)]))
 
 
+@pytest.mark.parametrize("m", [9, 13, 17, 64, 131])
+@pytest.mark.parametrize("k,n", [(1, 1), (5, 15), (64, 16), (64, 17), (128, 63), (33, 64),
+                                 (200, 65), (100, 130), (1024, 10), (1025, 40)])
+def test_register_tiles_match_float64(threads, m, k, n):
+    rng = np.random.default_rng(m * 7919 + k * 31 + n)
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    for offset in (0, 5):
+        w = _misaligned(rng, (k, n), offset)
+        b = rng.standard_normal(n).astype(np.float32)
+        want = x.astype(np.float64) @ w.astype(np.float64)
+        scale = np.abs(x).astype(np.float64) @ np.abs(w).astype(np.float64) + 1e-30
+        got = pf.matmul(pf.tensor(x), pf.tensor(w)).numpy()
+        assert np.max(np.abs(got - want) / scale) < 1e-5, (m, k, n, offset)
+        for act, f in (("relu", lambda v: np.maximum(v, 0)), (None, lambda v: v),
+                       ("tanh", np.tanh)):
+            got = pf.linear(pf.tensor(x), pf.tensor(w), pf.tensor(b), activation=act).numpy()
+            assert np.max(np.abs(got - f(want + b)) / (scale + np.abs(b))) < 1e-5, act
+
+
+def test_fused_relu_keeps_nan_and_gives_positive_zero():
+    """The tiles' ReLU is the linear kernel's: NaN stays NaN, -0 and negatives become +0."""
+    x = np.zeros((12, 3), np.float32)
+    x[0, 0] = np.nan
+    x[1, 0] = -1.0
+    w = np.ones((3, 20), np.float32)
+    got = pf.linear(pf.tensor(x), pf.tensor(w), pf.tensor(-0.0 * np.ones(20, np.float32)),
+                    activation="relu").numpy()
+    assert np.isnan(got[0]).all()
+    assert (got[1:] == 0).all() and not np.signbit(got[1:]).any()
+
+
+@pytest.mark.parametrize("k", [100, 784, 1024])
+def test_a_row_gives_the_same_bits_in_a_batch_of_any_size(threads, k):
+    """With the register tiles summing in the blocked GEMV's order, a sample's output is the same
+    bits alone (the GEMV) and in batches of 9 to 200 rows, whichever thread computes it."""
+    rng = np.random.default_rng(k)
+    x = rng.standard_normal((200, k)).astype(np.float32)
+    w = (rng.standard_normal((k, 130)) / np.sqrt(k)).astype(np.float32)
+    b = rng.standard_normal(130).astype(np.float32)
+    tw, tb = pf.tensor(w), pf.tensor(b)
+    alone = np.concatenate([pf.linear(pf.tensor(x[i:i + 1]), tw, tb, activation="relu").numpy()
+                            for i in range(200)])
+    for m in (9, 16, 37, 200):
+        together = pf.linear(pf.tensor(x[:m]), tw, tb, activation="relu").numpy()
+        np.testing.assert_array_equal(together, alone[:m], err_msg="batch of %d" % m)
+    np.testing.assert_array_equal(pf.matmul(pf.tensor(x), tw).numpy(),
+                                  np.concatenate([pf.matmul(pf.tensor(x[i:i + 1]), tw).numpy()
+                                                  for i in range(200)]))
+
+
 def test_accumulate_and_alpha_read_c_only_when_asked():
     """beta = 0 never reads C (stale NaNs there must not leak); accumulate adds to it."""
     rng = np.random.default_rng(1)
-    a = rng.standard_normal((3, 40)).astype(np.float32)
+    for rows in (3, 30):   # the blocked GEMV and the register tiles
+        _alpha_and_accumulate(rng, rows)
+
+
+def _alpha_and_accumulate(rng, rows):
+    a = rng.standard_normal((rows, 40)).astype(np.float32)
     bm = rng.standard_normal((40, 21)).astype(np.float32)
     want = 0.5 * (a.astype(np.float64) @ bm)
     for accumulate, start in ((0, np.nan), (1, 2.0)):
-        c = np.full((3, 21), start, np.float32)
+        c = np.full((rows, 21), start, np.float32)
         bufs = [cpu.Buf(v, v.shape, pf.float32) for v in (a, bm, c)]
         cpu.run("gemm", [bufs[0].desc(), bufs[1].desc()], [bufs[2].desc()], [0, 0, accumulate],
                 [0.5])
