@@ -953,10 +953,14 @@ static int direct_plan(const conv_geom *g, int kind, direct_job *dj) {
 /* Parts of the direct path: images, as conv_parts_wanted says; a Winograd or spatial-lane
  * convolution of fewer images than threads (batch-1 inference) splits each image's output
  * channels among the threads instead (Winograd: every part transforms the whole input, a small
- * share of the work). */
+ * share of the work), unless it is too small to pay for waking them: the reference CNN's first
+ * convolution of one image (0.2M multiply-adds, 12 us on one thread) took 15-47 us split. */
+#define DIRECT_SPLIT_MIN_MACS (1 << 20)
 static int64_t direct_parts(const conv_geom *g, const direct_job *dj) {
     int64_t parts = conv_parts_wanted(g);
-    return (dj->wino || dj->spatial) && g->N < pf_threads() ? pf_threads() : parts;
+    double macs = (double)g->N * (double)g->O * (double)g->out_size * (double)g->rows;
+    return (dj->wino || dj->spatial) && g->N < pf_threads() && macs >= DIRECT_SPLIT_MIN_MACS
+        ? pf_threads() : parts;
 }
 
 /* How many shares of the output channels the parts split (direct_parts): 1 where the parts

@@ -321,9 +321,14 @@ def test_fused_relu_matches_pytorch(torch, rng):
 
 
 # One image on several threads: the Winograd and spatial-lane loops split its output channels
-# among the threads (each share's Winograd weights packed by the thread that reads them).
+# among the threads (each share's Winograd weights packed by the thread that reads them) when
+# the image has at least 2^20 multiply-adds; smaller ones run on one thread.
 ONE_IMAGE_CASES = [WINOGRAD_CASES[0], WINOGRAD_CASES[2], WINOGRAD_CASES[4], WINOGRAD_CASES[5],
-                   SPATIAL_CASES[0], SPATIAL_CASES[1], SPATIAL_CASES[5]]
+                   SPATIAL_CASES[0], SPATIAL_CASES[1], SPATIAL_CASES[5],
+                   # big enough to split: 7.4M, 4.4M and 4.0M multiply-adds
+                   ((1, 32, 20, 20), (64, 32, 3, 3), {"padding": 1, "activation": "relu"}),
+                   ((1, 64, 24, 24), (32, 32, 3, 3), {"groups": 2}),
+                   ((1, 1, 120, 120), (32, 1, 3, 3), {"activation": "relu"})]
 
 
 @pytest.mark.parametrize("x_shape,w_shape,kw", ONE_IMAGE_CASES)
