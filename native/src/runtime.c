@@ -696,11 +696,13 @@ static const small_rows_fn small_rows[SMALL_M_MAX + 1] = {
     NULL, small_rows_1, small_rows_2, small_rows_3, small_rows_4,
     small_rows_5, small_rows_6, small_rows_7, small_rows_8};
 
-/* Products of more rows, B small enough to stay in cache: register tiles of up to TILE_R rows
- * by TILE_V vectors of 16 columns, B read straight from where it lies (no packing: a BLAS packs
- * B and A for every call, which is a fifth of a 128 x 64 x 128 product). Each output sums
- * k = 0, 1, ... in order with one fused multiply-add per term and then applies alpha and beta
- * exactly as small_rows does, so a row's bits do not depend on the batch it is computed in. */
+/* Products of more rows at depths up to TILE_K_MAX, A as stored or transposed (the dense
+ * layer's forward, and its weight gradient x^T @ dy): register tiles of up to TILE_R rows by
+ * TILE_V vectors of 16 columns, A and B read straight from where they lie (no packing: a BLAS
+ * packs B and A for every call, which is a fifth of a 128 x 64 x 128 product). Each output
+ * sums k = 0, 1, ... in order with one fused multiply-add per term and then applies alpha and
+ * beta exactly as small_rows does, so a row's bits do not depend on the batch it is computed
+ * in. */
 #define TILE_R 6
 #define TILE_V 4
 
@@ -729,7 +731,7 @@ static const small_rows_fn small_rows[SMALL_M_MAX + 1] = {
 #define TILE_LOAD_W4 TILE_LOAD_W(0, 4) TILE_LOAD_W(1, 4) TILE_LOAD_W(2, 4) TILE_LOAD_W(3, 4)
 #define TILE_FMA(r, v) acc##r##_##v = _mm512_fmadd_ps(x, w##v, acc##r##_##v);
 #define TILE_ROW_FMA(r, NV) {                                                                  \
-        __m512 x = _mm512_set1_ps(a[r * lda + p]);                                             \
+        __m512 x = _mm512_set1_ps(a[r * ars + p * aps]);                                       \
         TILE_V##NV(TILE_FMA, r)                                                                \
     }
 /* the epilogue: alpha and beta as small_rows applies them, then the bias (which the linear
@@ -749,11 +751,13 @@ static const small_rows_fn small_rows[SMALL_M_MAX + 1] = {
     }
 #define TILE_OUTS(r, NV) TILE_V##NV(TILE_OUT, r)
 
-typedef void (*tile_fn)(int64_t, float, const float *, int64_t, const float *, int64_t, float,
-                        const float *, int, float *, int64_t, __mmask16);
+/* A's element (r, p) is a[r * ars + p * aps]: (lda, 1) as stored, (1, lda) transposed */
+typedef void (*tile_fn)(int64_t, float, const float *, int64_t, int64_t, const float *, int64_t,
+                        float, const float *, int, float *, int64_t, __mmask16);
 #define TILE_FN(R, NV)                                                                         \
     static SMALL_AVX512 void tile_##R##_##NV(int64_t k, float alpha, const float *a,           \
-                                             int64_t lda, const float *b, int64_t ldb,         \
+                                             int64_t ars, int64_t aps, const float *b,         \
+                                             int64_t ldb,                                      \
                                              float beta, const float *bias, int relu,          \
                                              float *c, int64_t ldc, __mmask16 last) {          \
         enum { nv_ = NV };                                                                     \
@@ -782,10 +786,12 @@ static int has_avx512(void) {
     return known;
 }
 
-static int tiled_sgemm(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
-                       const float *b, int64_t ldb, float beta, const float *bias, int relu,
-                       float *c, int64_t ldc) {
+static int tiled_sgemm(int ta, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                       int64_t lda, const float *b, int64_t ldb, float beta, const float *bias,
+                       int relu, float *c, int64_t ldc) {
     if (!has_avx512() || m <= SMALL_M_MAX || k < 1 || k > TILE_K_MAX) return 0;
+    if (ta && n < 16) return 0;   /* A^T (512 x 128) @ (128 x 10): 23.5 us, the BLAS 17 */
+    int64_t ars = ta ? 1 : lda, aps = ta ? lda : 1;
     /* column panels outside: a panel of B (k x 64) stays in L1/L2 while the rows go by */
     for (int64_t j0 = 0; j0 < n; j0 += 16 * TILE_V) {
         int64_t cols = n - j0 < 16 * TILE_V ? n - j0 : 16 * TILE_V;
@@ -793,7 +799,7 @@ static int tiled_sgemm(int64_t m, int64_t n, int64_t k, float alpha, const float
         __mmask16 last = (__mmask16)(0xFFFFu >> (16 * nv - cols));
         for (int64_t i0 = 0; i0 < m; i0 += TILE_R) {
             int rows = (int)(m - i0 < TILE_R ? m - i0 : TILE_R);
-            tile_fns[rows][nv](k, alpha, a + i0 * lda, lda, b + j0, ldb, beta,
+            tile_fns[rows][nv](k, alpha, a + i0 * ars, ars, aps, b + j0, ldb, beta,
                                bias ? bias + j0 : NULL, relu, c + i0 * ldc + j0, ldc, last);
         }
     }
@@ -802,16 +808,18 @@ static int tiled_sgemm(int64_t m, int64_t n, int64_t k, float alpha, const float
 
 int pf_sgemm_tiles(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b,
                    int64_t ldb, const float *bias, int relu, float *c, int64_t ldc) {
-    return tiled_sgemm(m, n, k, 1, a, lda, b, ldb, 0, bias, relu, c, ldc);
+    return tiled_sgemm(0, m, n, k, 1, a, lda, b, ldb, 0, bias, relu, c, ldc);
 }
 
-/* 1 when it computed the product, 0 when this CPU lacks AVX-512 or the shape is not one the
- * tiles serve (the BLAS does it then). */
-static int small_sgemm(int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+/* C = alpha * op(A) @ B + beta * C, B untransposed: 1 when it computed the product, 0 when
+ * this CPU lacks AVX-512 or the shape is not one the blocked GEMV or the tiles serve (the BLAS
+ * does it then). */
+static int small_sgemm(int ta, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                        int64_t lda, const float *b, int64_t ldb, float beta, float *c,
                        int64_t ldc) {
-    if (m > SMALL_M_MAX) return tiled_sgemm(m, n, k, alpha, a, lda, b, ldb, beta, NULL, 0, c, ldc);
-    if (!has_avx512() || m < 1 || k < 1) return 0;
+    if (m > SMALL_M_MAX)
+        return tiled_sgemm(ta, m, n, k, alpha, a, lda, b, ldb, beta, NULL, 0, c, ldc);
+    if (ta || !has_avx512() || m < 1 || k < 1) return 0;
     float part[SMALL_M_MAX * SMALL_PART_LD] __attribute__((aligned(64)));
     for (int64_t p0 = 0; p0 < n; p0 += SMALL_PANEL)
         small_rows[m](n - p0 < SMALL_PANEL ? n - p0 : SMALL_PANEL, k, alpha, a, lda, b + p0, ldb,
@@ -819,7 +827,7 @@ static int small_sgemm(int64_t m, int64_t n, int64_t k, float alpha, const float
     return 1;
 }
 #else
-static int small_sgemm(int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+static int small_sgemm(int ta, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                        int64_t lda, const float *b, int64_t ldb, float beta, float *c,
                        int64_t ldc) {
     return 0;
@@ -842,8 +850,7 @@ int pf_sgemm_tiles(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
     static void NAME##_blas(int ta, int tb, int64_t m, int64_t n, int64_t k, T alpha,          \
                             const T *a, int64_t lda, const T *b, int64_t ldb, T beta, T *c,    \
                             int64_t ldc) {                                                     \
-        if (!ta && !tb &&                                                                      \
-            SMALLFN(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))                             \
+        if (!tb && SMALLFN(ta, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))                  \
             return;                                                                            \
         if (GEMVFN && (m == 1 || n == 1)) {                                                    \
             if (beta == 0) { /* the BLAS may scale stale NaNs by 0: clear the output */        \
@@ -928,7 +935,7 @@ int pf_sgemm_tiles(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
 DECLARE_GEMM_BLOCKS(sgemm)
 DECLARE_GEMM_BLOCKS(dgemm)
 /* float64 has no blocked GEMV: its products of a few rows stay with the BLAS */
-#define NO_SMALL_DGEMM(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) 0
+#define NO_SMALL_DGEMM(ta, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) 0
 DEFINE_GEMM(float, sgemm, blas_sgemm, blas_sgemv, small_sgemm)
 DEFINE_GEMM(double, dgemm, blas_dgemm, blas_dgemv, NO_SMALL_DGEMM)
 DEFINE_GEMM_BLOCKS(sgemm)

@@ -1,7 +1,7 @@
 """Untransposed float32 products skip the BLAS where native/src/runtime.c's own kernels serve
 them: products of 1-8 rows (single-sample and small-batch inference) take the blocked GEMV,
-more rows with a depth up to 1024 the register tiles (6 rows by 64 columns, the bias and ReLU
-of the dense layer fused into their stores). Both are right against float64 numpy across the
+more rows with a depth up to 1024 the register tiles (6 rows by 64 columns, A as stored or
+transposed, the bias and ReLU of the dense layer fused into their stores). Both are right against float64 numpy across the
 tile edges (partial column vectors and row tiles, partial groups of 8 rows of B, several panels,
 B at every 4-byte alignment, the depth limit), and a row's bits do not depend on the rows
 computed with it, in a batch of any size."""
@@ -81,6 +81,22 @@ def test_register_tiles_match_float64(threads, m, k, n):
                        ("tanh", np.tanh)):
             got = pf.linear(pf.tensor(x), pf.tensor(w), pf.tensor(b), activation=act).numpy()
             assert np.max(np.abs(got - f(want + b)) / (scale + np.abs(b))) < 1e-5, act
+
+
+@pytest.mark.parametrize("m,k,n", [(9, 1, 16), (13, 40, 17), (64, 128, 70), (131, 300, 130),
+                                   (20, 1025, 33), (50, 64, 10)])
+@pytest.mark.parametrize("accumulate", [0, 1])
+def test_register_tiles_with_a_transposed(threads, m, k, n, accumulate):
+    """A^T @ B (the weight gradient's product): A stored (k, m), read down its columns."""
+    rng = np.random.default_rng(m + k + n)
+    a = rng.standard_normal((k, m)).astype(np.float32)
+    bm = rng.standard_normal((k, n)).astype(np.float32)
+    c = rng.standard_normal((m, n)).astype(np.float32)
+    want = 0.5 * (a.T.astype(np.float64) @ bm) + (c if accumulate else 0)
+    scale = 0.5 * np.abs(a.T).astype(np.float64) @ np.abs(bm) + np.abs(c) + 1e-30
+    bufs = [cpu.Buf(v, v.shape, pf.float32) for v in (a, bm, c)]
+    cpu.run("gemm", [bufs[0].desc(), bufs[1].desc()], [bufs[2].desc()], [1, 0, accumulate], [0.5])
+    assert np.max(np.abs(c - want) / scale) < 1e-5
 
 
 def test_fused_relu_keeps_nan_and_gives_positive_zero():
