@@ -150,7 +150,6 @@ class Released:
 _DEVICE_DATA = object()
 _new_released = object.__new__
 _ndarray = np.ndarray
-_constant_standins = {}   # (id of a 0-d constant, op, input) -> (the constant, its stand-in)
 
 
 def _not_retained(what, how):
@@ -166,8 +165,10 @@ def _not_retained(what, how):
 
 def retained(op, attrs, needs):
     """What a tape entry of op keeps: (the inputs it releases, the outputs it keeps or None for
-    all), from the op's retain_inputs / retain_outputs. Eager dispatch caches it per op,
-    shapes, attributes and needs."""
+    all, a memo of stand-ins), from the op's retain_inputs / retain_outputs. Eager dispatch
+    caches it per op, shapes, attributes and needs; the memo then keeps, per input, the last
+    0-d constant released there and its stand-in, so the shared constant of x * 1.5 gets one
+    stand-in per cached entry instead of one per op application."""
     kept = op.retain_inputs
     if callable(kept):
         kept = kept(attrs, needs)
@@ -175,7 +176,7 @@ def retained(op, attrs, needs):
     outs = op.retain_outputs
     if callable(outs):
         outs = outs(attrs, needs)
-    return release, outs
+    return release, outs, [None] * len(needs)
 
 
 # ---- in-place changes: what a node kept for its gradient must not change under it ----
@@ -258,10 +259,10 @@ class Node:
         # was given; epoch: the in-place changes made before this node (see note_in_place)
         self.op, self.attrs, self.needs, self.scope, self.refs, self.epoch = \
             op, attrs, needs, scope, None, _in_place_changes
-        release, outs = kept or retained(op, attrs, needs)
+        release, outs, memo = kept or retained(op, attrs, needs)
         # inputs: the tensors the gradient reads; the others become stand-ins, except leaves
-        # that need a gradient (accumulated by identity; a parameter is alive anyway). The
-        # shared 0-d constant of x * 1.5 gets one stand-in per (constant, op, input), made once
+        # that need a gradient (accumulated by identity; a parameter is alive anyway). A 0-d
+        # constant (the shared one of x * 1.5) reuses the stand-in its memo slot made for it
         held = False              # a leaf held that the rule does not read (see grad_inputs)
         if release:
             inputs = list(inputs)
@@ -274,7 +275,7 @@ class Node:
                     elif type(array) is _ndarray:
                         constant = x._node is None and not array.shape
                         if constant:
-                            made = _constant_standins.get((id(x), op, i))
+                            made = memo[i]
                             if made is not None and made[0] is x:
                                 inputs[i] = made[1]
                                 continue
@@ -283,9 +284,7 @@ class Node:
                         r.shape, r.dtype, r.device, r._data, r._node, r._index, r._what = \
                             array.shape, x.dtype, "cpu", None, x._node, x._index, (op, i)
                         if constant:
-                            if len(_constant_standins) >= 4096:
-                                _constant_standins.clear()
-                            _constant_standins[(id(x), op, i)] = (x, r)   # x kept: its id too
+                            memo[i] = (x, r)
                     else:
                         inputs[i] = Released(x, op, i)
         self.inputs, self.release, self.held = inputs, release, held
