@@ -1,7 +1,8 @@
 """Untransposed float32 products skip the BLAS where native/src/runtime.c's own kernels serve
 them: products of 1-8 rows (single-sample and small-batch inference) take the blocked GEMV,
-more rows with a depth up to 1024 the register tiles (6 rows by 64 columns, A as stored or
-transposed, the bias and ReLU of the dense layer fused into their stores). Both are right against float64 numpy across the
+more rows with a depth up to 1024 and 8 columns or more the register tiles (6 rows by 64
+columns, A as stored or transposed, the bias and ReLU of the dense layer fused into their
+stores); narrower products stay with the BLAS (its GEMV for one column). Both are right against float64 numpy across the
 tile edges (partial column vectors and row tiles, partial groups of 8 rows of B, several panels,
 B at every 4-byte alignment, the depth limit), and a row's bits do not depend on the rows
 computed with it, in a batch of any size."""
@@ -65,7 +66,8 @@ def test_a_row_gives_the_same_bits_alone_or_in_a_batch_of_up_to_8(threads):
 
 
 @pytest.mark.parametrize("m", [9, 13, 17, 64, 131])
-@pytest.mark.parametrize("k,n", [(1, 1), (5, 15), (64, 16), (64, 17), (128, 63), (33, 64),
+@pytest.mark.parametrize("k,n", [(1, 1), (20, 7), (9, 8), (5, 15), (64, 16), (64, 17),
+                                 (128, 63), (33, 64),
                                  (200, 65), (100, 130), (1024, 10), (1025, 40)])
 def test_register_tiles_match_float64(threads, m, k, n):
     rng = np.random.default_rng(m * 7919 + k * 31 + n)
