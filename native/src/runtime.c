@@ -696,8 +696,8 @@ static const small_rows_fn small_rows[SMALL_M_MAX + 1] = {
     NULL, small_rows_1, small_rows_2, small_rows_3, small_rows_4,
     small_rows_5, small_rows_6, small_rows_7, small_rows_8};
 
-/* Products of more rows at depths up to TILE_K_MAX, A as stored or transposed (the dense
- * layer's forward, and its weight gradient x^T @ dy): register tiles of up to TILE_R rows by
+/* Products of more rows, A as stored or transposed (the dense layer's forward, and its weight
+ * gradient x^T @ dy), in depth chunks of TILE_KC: register tiles of up to TILE_R rows by
  * TILE_V vectors of 16 columns, A and B read straight from where they lie (no packing: a BLAS
  * packs B and A for every call, which is a fifth of a 128 x 64 x 128 product). Each output
  * sums k = 0, 1, ... in order with one fused multiply-add per term and then applies alpha and
@@ -720,7 +720,10 @@ static const small_rows_fn small_rows[SMALL_M_MAX + 1] = {
 #define TILE_R5(M, NV) TILE_R4(M, NV) M(4, NV)
 #define TILE_R6(M, NV) TILE_R5(M, NV) M(5, NV)
 #define TILE_MASK(v, NV) ((v) == (NV) - 1 ? last : (__mmask16)0xFFFF)
-#define TILE_ZERO(r, v) __m512 acc##r##_##v = _mm512_setzero_ps();
+/* a deep product's later depth chunks continue each output's sum from C, where the chunk
+ * before stored it unrounded by anything: the same chain of multiply-adds as one pass */
+#define TILE_ZERO(r, v) __m512 acc##r##_##v = resume                                           \
+        ? _mm512_maskz_loadu_ps(TILE_MASK(v, nv_), c + r * ldc + 16 * (v)) : _mm512_setzero_ps();
 #define TILE_ZEROS(r, NV) TILE_V##NV(TILE_ZERO, r)
 #define TILE_LOAD_W(v, NV) __m512 w##v = (v) == (NV) - 1                                       \
         ? _mm512_maskz_loadu_ps(last, b + p * ldb + 16 * (v)) : _mm512_loadu_ps(b + p * ldb + 16 * (v));
@@ -740,26 +743,29 @@ static const small_rows_fn small_rows[SMALL_M_MAX + 1] = {
 #define TILE_OUT(r, v) {                                                                       \
         __mmask16 mask = TILE_MASK(v, nv_);                                                    \
         __m512 y = acc##r##_##v;                                                               \
-        if (alpha != 1) y = _mm512_mul_ps(_mm512_set1_ps(alpha), y);                           \
-        if (beta != 0) /* beta == 0 never reads C */                                           \
-            y = _mm512_fmadd_ps(_mm512_set1_ps(beta),                                          \
-                                _mm512_maskz_loadu_ps(mask, c + r * ldc + 16 * (v)), y);       \
-        if (bias) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mask, bias + 16 * (v)));          \
-        if (relu) y = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(y, _mm512_setzero_ps(),           \
-                                                             _CMP_NLE_UQ), y);                 \
+        if (finish) { /* else the sum so far, for the next depth chunk */                      \
+            if (alpha != 1) y = _mm512_mul_ps(_mm512_set1_ps(alpha), y);                       \
+            if (beta != 0) /* beta == 0 never reads C */                                       \
+                y = _mm512_fmadd_ps(_mm512_set1_ps(beta),                                      \
+                                    _mm512_maskz_loadu_ps(mask, c + r * ldc + 16 * (v)), y);   \
+            if (bias) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mask, bias + 16 * (v)));      \
+            if (relu) y = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(y, _mm512_setzero_ps(),       \
+                                                                 _CMP_NLE_UQ), y);             \
+        }                                                                                      \
         _mm512_mask_storeu_ps(c + r * ldc + 16 * (v), mask, y);                                \
     }
 #define TILE_OUTS(r, NV) TILE_V##NV(TILE_OUT, r)
 
 /* A's element (r, p) is a[r * ars + p * aps]: (lda, 1) as stored, (1, lda) transposed */
 typedef void (*tile_fn)(int64_t, float, const float *, int64_t, int64_t, const float *, int64_t,
-                        float, const float *, int, float *, int64_t, __mmask16);
+                        float, const float *, int, float *, int64_t, __mmask16, int, int);
 #define TILE_FN(R, NV)                                                                         \
     static SMALL_AVX512 void tile_##R##_##NV(int64_t k, float alpha, const float *a,           \
                                              int64_t ars, int64_t aps, const float *b,         \
                                              int64_t ldb,                                      \
                                              float beta, const float *bias, int relu,          \
-                                             float *c, int64_t ldc, __mmask16 last) {          \
+                                             float *c, int64_t ldc, __mmask16 last,            \
+                                             int resume, int finish) {                         \
         enum { nv_ = NV };                                                                     \
         TILE_R##R(TILE_ZEROS, NV)                                                              \
         for (int64_t p = 0; p < k; p++) {                                                      \
@@ -774,11 +780,12 @@ TILE_FNS(1) TILE_FNS(2) TILE_FNS(3) TILE_FNS(4) TILE_FNS(5) TILE_FNS(6)
 static const tile_fn tile_fns[TILE_R + 1][TILE_V + 1] = {
     {NULL}, TILE_ROW(1), TILE_ROW(2), TILE_ROW(3), TILE_ROW(4), TILE_ROW(5), TILE_ROW(6)};
 
-/* Depths up to which the tiles beat the BLAS here: R rows of A (R * k floats, 24 KiB at 1024)
- * stay in L1 and a panel of B (k x 64) in L2 while a panel's row tiles go by. Deeper, the
- * broadcasts miss L1 (64 x 4096 x 4096: 33 ms against the BLAS's 27.5). Fewer rows than
- * SMALL_M_MAX go to small_rows, which reads B once for all of them. */
-#define TILE_K_MAX 1024
+/* The depth a pass of row tiles covers: a chunk of a panel of B (512 x 64 floats, 128 KiB)
+ * stays in L2 while all the panel's row tiles go by; C holds the sums between chunks. In one
+ * pass over a deep product (64 x 4096 x 4096) the panel did not stay and the tiles took 33 ms
+ * against the BLAS's 27.5. Fewer rows than SMALL_M_MAX go to small_rows, which reads B once
+ * for all of them. */
+#define TILE_KC 512
 
 static int has_avx512(void) {
     static int known = -1;
@@ -789,21 +796,27 @@ static int has_avx512(void) {
 static int tiled_sgemm(int ta, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                        int64_t lda, const float *b, int64_t ldb, float beta, const float *bias,
                        int relu, float *c, int64_t ldc) {
-    if (!has_avx512() || m <= SMALL_M_MAX || k < 1 || k > TILE_K_MAX) return 0;
+    /* (a product that adds to C, beta != 0, has one chunk: C holds the sums between them) */
+    if (!has_avx512() || m <= SMALL_M_MAX || k < 1 || (beta != 0 && k > TILE_KC)) return 0;
     /* narrow products waste the vector lanes: 4096 x 512 by 1 column took 693 us in the tiles,
      * 118 in the BLAS's GEMV; by 4, 686 against 540; by 8 the tiles win (683 against 749).
      * A^T (512 x 128) @ (128 x 10): 23.5 us, the BLAS 17 */
     if (n < 8 || (ta && n < 16)) return 0;
     int64_t ars = ta ? 1 : lda, aps = ta ? lda : 1;
-    /* column panels outside: a panel of B (k x 64) stays in L1/L2 while the rows go by */
+    /* column panels outside, then depth chunks: a chunk of a panel of B stays in L2 while the
+     * rows go by */
     for (int64_t j0 = 0; j0 < n; j0 += 16 * TILE_V) {
         int64_t cols = n - j0 < 16 * TILE_V ? n - j0 : 16 * TILE_V;
         int nv = (int)((cols + 15) / 16);
         __mmask16 last = (__mmask16)(0xFFFFu >> (16 * nv - cols));
-        for (int64_t i0 = 0; i0 < m; i0 += TILE_R) {
-            int rows = (int)(m - i0 < TILE_R ? m - i0 : TILE_R);
-            tile_fns[rows][nv](k, alpha, a + i0 * ars, ars, aps, b + j0, ldb, beta,
-                               bias ? bias + j0 : NULL, relu, c + i0 * ldc + j0, ldc, last);
+        for (int64_t p0 = 0; p0 < k; p0 += TILE_KC) {
+            int64_t kc = k - p0 < TILE_KC ? k - p0 : TILE_KC;
+            for (int64_t i0 = 0; i0 < m; i0 += TILE_R) {
+                int rows = (int)(m - i0 < TILE_R ? m - i0 : TILE_R);
+                tile_fns[rows][nv](kc, alpha, a + i0 * ars + p0 * aps, ars, aps,
+                                   b + p0 * ldb + j0, ldb, beta, bias ? bias + j0 : NULL, relu,
+                                   c + i0 * ldc + j0, ldc, last, p0 > 0, p0 + kc == k);
+            }
         }
     }
     return 1;

@@ -1,10 +1,10 @@
 """Untransposed float32 products skip the BLAS where native/src/runtime.c's own kernels serve
 them: products of 1-8 rows (single-sample and small-batch inference) take the blocked GEMV,
-more rows with a depth up to 1024 and 8 columns or more the register tiles (6 rows by 64
-columns, A as stored or transposed, the bias and ReLU of the dense layer fused into their
-stores); narrower products stay with the BLAS (its GEMV for one column). Both are right against float64 numpy across the
+more rows by 8 columns or more the register tiles (6 rows by 64 columns, A as stored or
+transposed, depth chunks of 512 continued through C, the bias and ReLU of the dense layer fused
+into their stores); narrower products stay with the BLAS (its GEMV for one column). Both are right against float64 numpy across the
 tile edges (partial column vectors and row tiles, partial groups of 8 rows of B, several panels,
-B at every 4-byte alignment, the depth limit), and a row's bits do not depend on the rows
+B at every 4-byte alignment, the depth chunks), and a row's bits do not depend on the rows
 computed with it, in a batch of any size."""
 import numpy as np
 import pytest
@@ -68,7 +68,7 @@ def test_a_row_gives_the_same_bits_alone_or_in_a_batch_of_up_to_8(threads):
 @pytest.mark.parametrize("m", [9, 13, 17, 64, 131])
 @pytest.mark.parametrize("k,n", [(1, 1), (20, 7), (9, 8), (5, 15), (64, 16), (64, 17),
                                  (128, 63), (33, 64),
-                                 (200, 65), (100, 130), (1024, 10), (1025, 40)])
+                                 (200, 65), (100, 130), (1024, 10), (1025, 40), (1600, 70)])
 def test_register_tiles_match_float64(threads, m, k, n):
     rng = np.random.default_rng(m * 7919 + k * 31 + n)
     x = rng.standard_normal((m, k)).astype(np.float32)
@@ -113,7 +113,7 @@ def test_fused_relu_keeps_nan_and_gives_positive_zero():
     assert (got[1:] == 0).all() and not np.signbit(got[1:]).any()
 
 
-@pytest.mark.parametrize("k", [100, 784, 1024])
+@pytest.mark.parametrize("k", [100, 784, 1024, 2000])
 def test_a_row_gives_the_same_bits_in_a_batch_of_any_size(threads, k):
     """With the register tiles summing in the blocked GEMV's order, a sample's output is the same
     bits alone (the GEMV) and in batches of 9 to 200 rows, whichever thread computes it."""
@@ -135,13 +135,15 @@ def test_a_row_gives_the_same_bits_in_a_batch_of_any_size(threads, k):
 def test_accumulate_and_alpha_read_c_only_when_asked():
     """beta = 0 never reads C (stale NaNs there must not leak); accumulate adds to it."""
     rng = np.random.default_rng(1)
-    for rows in (3, 30):   # the blocked GEMV and the register tiles
-        _alpha_and_accumulate(rng, rows)
+    # the blocked GEMV; the register tiles; a deep product: the tiles in depth chunks, or the
+    # BLAS when it adds to C (C cannot hold the chunks' sums then)
+    for rows, depth in ((3, 40), (30, 40), (30, 600)):
+        _alpha_and_accumulate(rng, rows, depth)
 
 
-def _alpha_and_accumulate(rng, rows):
-    a = rng.standard_normal((rows, 40)).astype(np.float32)
-    bm = rng.standard_normal((40, 21)).astype(np.float32)
+def _alpha_and_accumulate(rng, rows, depth):
+    a = rng.standard_normal((rows, depth)).astype(np.float32)
+    bm = rng.standard_normal((depth, 21)).astype(np.float32)
     want = 0.5 * (a.astype(np.float64) @ bm)
     for accumulate, start in ((0, np.nan), (1, 2.0)):
         c = np.full((rows, 21), start, np.float32)
