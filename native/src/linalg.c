@@ -170,11 +170,14 @@ DEFINE_LINEAR_BLOCK(float, f32, pf_sgemm_serial, pf_sgemm_tiles, pf_expf, pf_tan
 DEFINE_LINEAR_BLOCK(double, f64, pf_dgemm_serial, NO_DOUBLE_TILES, exp, tanh, pf_sigmoid,
                     pf_gelu, pf_unary_apply_f64)
 
+/* Parts split rows or columns in blocks of 16, the last block taking the remainder: no part
+ * is narrower than 16 (a narrow remainder would leave the register tiles for the BLAS and its
+ * outputs' bits would depend on the thread count). */
 #define LINEAR_BLOCK 16
 static void linear_task(void *p, int64_t b0, int64_t b1) {
     const linear_job *j = (const linear_job *)p;
     int64_t extent = j->split_rows ? j->m : j->n;
-    int64_t lo = b0 * LINEAR_BLOCK, hi = b1 * LINEAR_BLOCK > extent ? extent : b1 * LINEAR_BLOCK;
+    int64_t lo = b0 * LINEAR_BLOCK, hi = b1 >= extent / LINEAR_BLOCK ? extent : b1 * LINEAR_BLOCK;
     int64_t r0 = 0, r1 = j->m, c0 = 0, c1 = j->n;
     if (j->split_rows) { r0 = lo; r1 = hi; } else { c0 = lo; c1 = hi; }
     if (j->dtype == PF_FLOAT32) linear_block_f32(j, r0, r1, c0, c1);
@@ -227,7 +230,7 @@ static int k_linear(const pf_args *a) {
     if (m == 0 || n == 0) return PF_OK;
     double flops = (double)m * n * k;
     int64_t extent = j.split_rows ? m : n;
-    int64_t blocks = (extent + LINEAR_BLOCK - 1) / LINEAR_BLOCK;
+    int64_t blocks = extent / LINEAR_BLOCK;
     if (pf_threads() > 1 && flops >= LINEAR_SPLIT_MIN_FLOPS && blocks >= 2)
         pf_parallel_for(blocks, 1, linear_task, &j);
     else

@@ -923,10 +923,12 @@ int pf_sgemm_tiles(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
         double flops = (double)m * (double)n * (double)k;                                      \
         int threads = allow_split ? pf_threads() : 1;                                          \
         if (threads > 1 && flops >= GEMM_SPLIT_MIN_FLOPS) {                                    \
-            /* split the longer side; keep blocks a multiple of 16 for the BLAS kernels */     \
+            /* split the longer side in blocks of 16 (the BLAS kernels' multiple), the last  \
+               taking the remainder: no part is narrower than 16, so none leaves the register \
+               tiles and the outputs' bits do not depend on the thread count */               \
             job.split_rows = m > n;                                                            \
             int64_t extent = job.split_rows ? m : n;                                           \
-            int64_t blocks = (extent + 15) / 16;                                               \
+            int64_t blocks = extent / 16;                                                      \
             if (blocks >= 2) {                                                                 \
                 pf_parallel_for(blocks, 1, NAME##_blocks, &job);                               \
                 return PF_OK;                                                                  \
@@ -942,7 +944,7 @@ int pf_sgemm_tiles(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
     static void NAME##_blocks(void *p, int64_t begin, int64_t end) {                           \
         NAME##_job *j = (NAME##_job *)p;                                                       \
         int64_t extent = j->split_rows ? j->m : j->n;                                          \
-        int64_t lo = begin * 16, hi = end * 16 > extent ? extent : end * 16;                   \
+        int64_t lo = begin * 16, hi = end >= extent / 16 ? extent : end * 16;                  \
         NAME##_part(p, lo, hi);                                                                \
     }
 

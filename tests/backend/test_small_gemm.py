@@ -132,6 +132,30 @@ def test_a_row_gives_the_same_bits_in_a_batch_of_any_size(threads, k):
                                                   for i in range(200)]))
 
 
+@pytest.mark.parametrize("m,n", [(9, 18), (17, 18), (40, 66), (20, 100)])
+def test_threads_split_without_narrow_remainders(m, n):
+    """Split over threads, no part is narrower than 16 columns (a narrow remainder went to the
+    BLAS): the bits equal one thread's and each row's alone."""
+    rng = np.random.default_rng(m * n)
+    x = rng.standard_normal((m, 1000)).astype(np.float32)
+    w = (rng.standard_normal((1000, n)) / 30).astype(np.float32)
+    b = rng.standard_normal(n).astype(np.float32)
+    tw, tb = pf.tensor(w), pf.tensor(b)
+    before = pf.get_num_threads()
+    got = {}
+    try:
+        for threads in (1, 2):
+            pf.set_num_threads(threads)
+            got[threads] = (pf.linear(pf.tensor(x), tw, tb).numpy(),
+                            pf.matmul(pf.tensor(x), tw).numpy())
+    finally:
+        pf.set_num_threads(before)
+    for one, two in zip(got[1], got[2]):
+        np.testing.assert_array_equal(two, one)
+    alone = np.concatenate([pf.linear(pf.tensor(x[i:i + 1]), tw, tb).numpy() for i in range(m)])
+    np.testing.assert_array_equal(got[2][0], alone)
+
+
 def test_accumulate_and_alpha_read_c_only_when_asked():
     """beta = 0 never reads C (stale NaNs there must not leak); accumulate adds to it."""
     rng = np.random.default_rng(1)
