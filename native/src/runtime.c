@@ -859,8 +859,8 @@ int pf_sgemm_tiles(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
 #define GEMM_SPLIT_MIN_FLOPS (1 << 20)
 
 #define DEFINE_GEMM(T, NAME, BLASFN, GEMVFN, SMALLFN)                                         \
-    /* one product on this thread; untransposed float32 products go to the blocked GEMV or    \
-       the register tiles (SMALLFN) where those serve the shape, a single row or column       \
+    /* one product on this thread; float32 products with B as stored go to the blocked GEMV  \
+       or the register tiles (SMALLFN) where those serve the shape, a single row or column    \
        otherwise to the BLAS GEMV: each reads the matrix where it lies instead of packing it  \
        (the case of inference on one sample or a few, and of cache-sized layers) */           \
     static void NAME##_blas(int ta, int tb, int64_t m, int64_t n, int64_t k, T alpha,          \

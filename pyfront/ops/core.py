@@ -428,7 +428,7 @@ def apply(op, inputs, attrs=None):
         status = _replay_run(replay.native)
         if status:
             _replay_failed(op, status)
-        node = needs = None
+        node = uncached = None
         if replay.tracks and _grad_mode.enabled:
             needs = (a.requires_grad,) if b is None else (a.requires_grad, b.requires_grad)
             if True in needs:   # (tracks: the op has a float output)
@@ -438,14 +438,13 @@ def apply(op, inputs, attrs=None):
                         cached[1] is op.retain_outputs:
                     node = _Node(op, inputs, attrs or {}, [out], needs, _grad_mode.scope,
                                  replay.specs, cached[2])
-                    needs = None
-            else:
-                needs = None
+                else:
+                    uncached = needs
         t = _new_tensor(Tensor)
         t._data, t.dtype, t.requires_grad, t.grad, t._node, t._index, t.name, t._bufcache, \
             t._ptr = out, replay.dtype, node is not None, None, node, 0, None, None, (out, pout)
-        if needs is not None:    # recording, its retention not cached yet
-            _record(op, inputs, attrs or {}, [out], (t,), replay, needs=needs)
+        if uncached is not None:    # recording, its retention not cached yet: _record caches it
+            _record(op, inputs, attrs or {}, [out], (t,), replay, needs=uncached)
         return t
     return _apply(op, inputs, attrs or {})
 

@@ -32,20 +32,30 @@ def _misaligned(rng, shape, offset):
     return out
 
 
-@pytest.mark.parametrize("m", range(1, 10))
-@pytest.mark.parametrize("k,n", [(1, 1), (7, 10), (8, 17), (9, 16), (300, 530), (64, 1100)])
-def test_few_rows_match_float64(threads, m, k, n):
-    rng = np.random.default_rng(m * 1000 + k + n)
+def _check_against_float64(rng, m, k, n, offsets, activations):
+    """x @ w (matmul) and x @ w + b through each activation (linear), w starting at each of
+    `offsets` floats past a 64-byte boundary, against float64 to 1e-5 of the terms' size."""
     x = rng.standard_normal((m, k)).astype(np.float32)
-    for offset in (0, 3, 15):
+    for offset in offsets:
         w = _misaligned(rng, (k, n), offset)
         b = rng.standard_normal(n).astype(np.float32)
         want = x.astype(np.float64) @ w.astype(np.float64)
         scale = np.abs(x).astype(np.float64) @ np.abs(w).astype(np.float64) + 1e-30
         got = pf.matmul(pf.tensor(x), pf.tensor(w)).numpy()
         assert np.max(np.abs(got - want) / scale) < 1e-5, (m, k, n, offset)
-        got = pf.linear(pf.tensor(x), pf.tensor(w), pf.tensor(b), activation="relu").numpy()
-        assert np.max(np.abs(got - np.maximum(want + b, 0)) / (scale + np.abs(b))) < 1e-5
+        for act, f in activations:
+            got = pf.linear(pf.tensor(x), pf.tensor(w), pf.tensor(b), activation=act).numpy()
+            assert np.max(np.abs(got - f(want + b)) / (scale + np.abs(b))) < 1e-5, act
+
+
+_RELU = ("relu", lambda v: np.maximum(v, 0))
+
+
+@pytest.mark.parametrize("m", range(1, 10))
+@pytest.mark.parametrize("k,n", [(1, 1), (7, 10), (8, 17), (9, 16), (300, 530), (64, 1100)])
+def test_few_rows_match_float64(threads, m, k, n):
+    _check_against_float64(np.random.default_rng(m * 1000 + k + n), m, k, n, (0, 3, 15),
+                           [_RELU])
 
 
 def test_a_row_gives_the_same_bits_alone_or_in_a_batch_of_up_to_8(threads):
@@ -70,19 +80,8 @@ def test_a_row_gives_the_same_bits_alone_or_in_a_batch_of_up_to_8(threads):
                                  (128, 63), (33, 64),
                                  (200, 65), (100, 130), (1024, 10), (1025, 40), (1600, 70)])
 def test_register_tiles_match_float64(threads, m, k, n):
-    rng = np.random.default_rng(m * 7919 + k * 31 + n)
-    x = rng.standard_normal((m, k)).astype(np.float32)
-    for offset in (0, 5):
-        w = _misaligned(rng, (k, n), offset)
-        b = rng.standard_normal(n).astype(np.float32)
-        want = x.astype(np.float64) @ w.astype(np.float64)
-        scale = np.abs(x).astype(np.float64) @ np.abs(w).astype(np.float64) + 1e-30
-        got = pf.matmul(pf.tensor(x), pf.tensor(w)).numpy()
-        assert np.max(np.abs(got - want) / scale) < 1e-5, (m, k, n, offset)
-        for act, f in (("relu", lambda v: np.maximum(v, 0)), (None, lambda v: v),
-                       ("tanh", np.tanh)):
-            got = pf.linear(pf.tensor(x), pf.tensor(w), pf.tensor(b), activation=act).numpy()
-            assert np.max(np.abs(got - f(want + b)) / (scale + np.abs(b))) < 1e-5, act
+    _check_against_float64(np.random.default_rng(m * 7919 + k * 31 + n), m, k, n, (0, 5),
+                           [_RELU, (None, lambda v: v), ("tanh", np.tanh)])
 
 
 @pytest.mark.parametrize("m,k,n", [(9, 1, 16), (13, 40, 17), (64, 128, 70), (131, 300, 130),
