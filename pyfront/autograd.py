@@ -256,9 +256,15 @@ class Node:
     def __init__(self, op, inputs, attrs, arrays, needs, scope, specs=None, kept=None):
         """kept: retained(op, attrs, needs), when the caller has it already."""
         # needs: which inputs need a gradient; refs: weak references to outputs that track()
-        # was given; epoch: the in-place changes made before this node (see note_in_place)
-        self.op, self.attrs, self.needs, self.scope, self.refs, self.epoch = \
-            op, attrs, needs, scope, None, _in_place_changes
+        # was given; epoch: the in-place changes made before this node (see note_in_place).
+        # (One store a statement: a tuple assignment builds and unpacks a tuple, 10% of a
+        # node's cost, and a node is a third of a recorded op's.)
+        self.op = op
+        self.attrs = attrs
+        self.needs = needs
+        self.scope = scope
+        self.refs = None
+        self.epoch = _in_place_changes
         release, outs, memo = kept or retained(op, attrs, needs)
         # inputs: the tensors the gradient reads; the others become stand-ins, except leaves
         # that need a gradient (accumulated by identity; a parameter is alive anyway). A 0-d
@@ -281,13 +287,20 @@ class Node:
                                 continue
                         # Released(x, op, i) without the call: the tape's hot path
                         r = inputs[i] = _new_released(Released)
-                        r.shape, r.dtype, r.device, r._data, r._node, r._index, r._what = \
-                            array.shape, x.dtype, "cpu", None, x._node, x._index, (op, i)
+                        r.shape = array.shape
+                        r.dtype = x.dtype
+                        r.device = "cpu"
+                        r._data = None
+                        r._node = x._node
+                        r._index = x._index
+                        r._what = (op, i)
                         if constant:
                             memo[i] = (x, r)
                     else:
                         inputs[i] = Released(x, op, i)
-        self.inputs, self.release, self.held = inputs, release, held
+        self.inputs = inputs
+        self.release = release
+        self.held = held
         # output memory (no reference back to the output tensors), stand-ins where released
         # (None where released; specs keeps their shapes and dtypes)
         if outs is not None:
@@ -297,7 +310,8 @@ class Node:
                 arrays = arrays if 0 in outs else [None]
             else:
                 arrays = [a if i in outs else None for i, a in enumerate(arrays)]
-        self.arrays, self.specs = arrays, specs
+        self.arrays = arrays
+        self.specs = specs
 
     def track(self, i, tensor):
         """Output i is tensor: output(i) returns it while it lives (instead of a new tensor

@@ -440,9 +440,16 @@ def apply(op, inputs, attrs=None):
                                  replay.specs, cached[2])
                 else:
                     uncached = needs
-        t = _new_tensor(Tensor)
-        t._data, t.dtype, t.requires_grad, t.grad, t._node, t._index, t.name, t._bufcache, \
-            t._ptr = out, replay.dtype, node is not None, None, node, 0, None, None, (out, pout)
+        t = _new_tensor(Tensor)       # (one store a statement: no tuple built and unpacked)
+        t._data = out
+        t.dtype = replay.dtype
+        t.requires_grad = node is not None
+        t.grad = None
+        t._node = node
+        t._index = 0
+        t.name = None
+        t._bufcache = None
+        t._ptr = (out, pout)
         if uncached is not None:    # recording, its retention not cached yet: _record caches it
             _record(op, inputs, attrs or {}, [out], (t,), replay, needs=uncached)
         return t
