@@ -88,7 +88,8 @@ class _Compiled:
             fast = self._fast = self._prepare(arrays)
         _, plan, slots, views = fast
         with self.forward._lock:
-            for (binding, own), a in zip(slots, arrays):
+            for i, binding, own in slots:
+                a = arrays[i]
                 if own is not None and a.shape == own.shape:
                     own[...] = a
                 elif binding.array is not a:
@@ -98,16 +99,16 @@ class _Compiled:
 
     def _prepare(self, arrays):
         plan = self.forward.plan_for(dict(zip(self.input_names, arrays)), False)
-        slots = []
-        for name, a in zip(self.input_names, arrays):
+        slots = []      # (input index, its binding, its own buffer or None)
+        for i, (name, a) in enumerate(zip(self.input_names, arrays)):
             binding = plan.bindings.get(name)
-            if binding is None:
+            if binding is None:       # an input the outputs do not read (or read the shape of)
                 continue
             own = None
             if a.nbytes <= OWN_INPUT_BYTES:
                 own = np.empty_like(a)
                 binding.bind(own)
-            slots.append((binding, own))
+            slots.append((i, binding, own))
         views = [plan.view(v) for v in plan.outputs]
         return storage_epoch(), plan, slots, views
 

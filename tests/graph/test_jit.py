@@ -238,3 +238,25 @@ def test_the_graph_compiler_loads_without_nn():
     loaded, error = out.stdout.splitlines()
     assert loaded == "[]"
     assert error == "Graph.parameter('w') makes a pyfront.nn.Parameter: import pyfront.nn first"
+
+
+@pytest.mark.parametrize("fn, expected", [
+    (lambda a, b: b * 1.0, [10.0, 20.0]),                   # the first input unused
+    (lambda a, b, c: a + c, [101.0, 202.0]),                # a middle one unused
+    (lambda a, b: pf.zeros_like(a) + b, [10.0, 20.0]),      # the first read for its shape only
+])
+def test_inputs_the_outputs_do_not_read_do_not_shift_the_others(fn, expected):
+    # the inference plan binds only the inputs it reads: each must still get its own array
+    # (an unused first input once made the second one read the first's values)
+    a, b, c = pf.tensor([1.0, 2.0]), pf.tensor([10.0, 20.0]), pf.tensor([100.0, 200.0])
+    args = (a, b, c)[:fn.__code__.co_argcount]
+    f = pf.jit(fn)
+    for _ in range(2):      # the first call traces, the second runs the cached plan
+        np.testing.assert_array_equal(f(*args).numpy(), expected)
+        np.testing.assert_array_equal(f.run_numpy(*[t.numpy() for t in args]), expected)
+
+    class Second(pf.nn.Module):
+        def forward(self, x, y):
+            return y * 2
+
+    np.testing.assert_array_equal(Second().hybridize()(a, b).numpy(), [20.0, 40.0])
