@@ -325,12 +325,38 @@ def _nll_terms(logp, labels, weight, ignore_index, op):
                                 % (op, labels.dtype.name))
     _class_shape_check(op, logp, labels, False)
     keep = _elementwise.not_equal(labels, ignore_index)
-    safe = _elementwise.where(keep, labels, 0)
+    safe = _checked_labels(op, labels, _elementwise.where(keep, labels, 0), logp.shape[1],
+                           ignore_index)
     picked = _shape.squeeze(_shape.take_along_axis(logp, _shape.expand_dims(safe, 1), 1), 1)
     weights = keep.astype(logp.dtype)
     if weight is not None:
         weights = weights * _shape.take(weight, safe, 0)
     return -picked * weights, weights
+
+
+def _checked_labels(op, labels, safe, classes, ignore_index):
+    """safe (the labels with ignore_index replaced by 0), refused where a label is outside
+    [0, classes) and not ignore_index, as cross_entropy's fused kernel refuses it: the gather
+    that picks each label's log-probability would take a negative label as a class counted from
+    the end (-1: the last class, silently), and fail on one past the end naming only itself.
+    Tensor labels are checked on the host, wherever they live; symbolic ones pass through a
+    gather from the class ids (the identity for labels in range) under the op's name, whose
+    kernel refuses them when the compiled plan runs, so the error names op, the label and the
+    class count there too."""
+    if classes is None:
+        return safe
+    if not labels.symbolic:
+        flat = labels.cpu().numpy().reshape(-1)
+        bad = np.flatnonzero((flat != ignore_index) & ((flat < 0) | (flat >= classes)))
+        if bad.size:
+            pos = tuple(int(i) for i in np.unravel_index(bad[0], labels.shape))
+            raise errors.IndexOutOfRange(
+                "%s: label %d at position %s is out of range for %d classes (ignore_index=%d)"
+                % (op, flat[bad[0]], pos[0] if len(pos) == 1 else pos, classes, ignore_index))
+        return safe
+    ids = core.constant_like(np.arange(classes, dtype=labels.dtype.np), labels)
+    with core.name_scope(op):
+        return _shape.take(ids, safe)
 
 
 def _reduce_loss(loss, reduction):
@@ -436,19 +462,33 @@ def kl_div(log_q, target, reduction="mean", log_target=False):
 
 
 def cosine_similarity(x1, x2, axis=1, eps=1e-8):
-    """x1 . x2 / max(|x1| |x2|, eps) along axis (broadcasting), as PyTorch."""
-    x1, x2 = as_operand(x1), as_operand(x2)
+    """sum(x1 / max(|x1|, eps) * x2 / max(|x2|, eps)) along axis, x1 and x2 broadcast to their
+    common shape first, as PyTorch 2.x. Each norm is clamped on its own: clamping their product
+    (PyTorch 1.x's formula) turned two short vectors, each above eps, into a similarity near 0.
+
+    The gradient is that of this formula, which is PyTorch's wherever each norm is 0 or at
+    least eps. For a norm strictly between 0 and eps PyTorch clamps in place under no_grad, so
+    its backward reads the clamped norm as if it were the norm's own result (x / eps for
+    d|x|/dx), an artefact of its in-place clamp that this does not copy."""
     rsum = _reduction.sum
-    dot = rsum(x1 * x2, axis=axis)
-    squares = rsum(x1 * x1, axis=axis) * rsum(x2 * x2, axis=axis)
-    return dot / _elementwise.sqrt(_elementwise.clip(squares, eps * eps))
+    clip = _elementwise.clip
+    x1, x2 = as_operand(x1), as_operand(x2)
+    if tuple(x1.shape) != tuple(x2.shape):
+        # broadcast before the norms: an axis of size 1 against n counts n times in the norm
+        both = x1 * x2
+        x1, x2 = _shape.expand_like(x1, both), _shape.expand_like(x2, both)
+    n1 = clip(_reduction.norm(x1, 2, axis, keepdims=True), eps)
+    n2 = clip(_reduction.norm(x2, 2, axis, keepdims=True), eps)
+    return rsum((x1 / n1) * (x2 / n2), axis=axis)
 
 
 def margin_ranking_loss(x1, x2, target, margin=0.0, reduction="mean"):
-    """max(0, -target (x1 - x2) + margin), target +1 or -1."""
+    """max(0, -target (x1 - x2) + margin), target +1 or -1. Its gradient at the hinge itself
+    (the argument exactly 0) is the argument's, as PyTorch's clamp_min gives (relu's would be
+    0 there: a pair exactly at the margin would never be pushed past it)."""
     x1, x2 = as_operand(x1), as_operand(x2)
     target = as_operand(target, like=x1)
-    return _reduce_loss(_elementwise.relu(-target * (x1 - x2) + margin), reduction)
+    return _reduce_loss(_elementwise.clip(-target * (x1 - x2) + margin, 0.0), reduction)
 
 
 class MSE(Op):

@@ -36,6 +36,7 @@ EXTRA_CASES = [
     {"name": "tanh", "make": pf.nn.Tanh, "input_shape": (3, 5)},
     {"name": "gelu", "make": pf.nn.GELU, "input_shape": (3, 5)},
     {"name": "log_softmax", "make": pf.nn.LogSoftmax, "input_shape": (3, 5)},
+    {"name": "softmin", "make": lambda: pf.nn.Softmin(dim=1), "input_shape": (3, 5)},
     {"name": "global_avg_pool1d", "make": pf.nn.GlobalAvgPool1D, "input_shape": (2, 3, 7)},
     {"name": "global_avg_pool3d_keepdims", "make": lambda: pf.nn.GlobalAvgPool3D(keepdims=True),
      "input_shape": (2, 3, 4, 3, 2)},
