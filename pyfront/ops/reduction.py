@@ -153,19 +153,28 @@ for _mode in _CODES:
 
 def _reduction_axes(axis, x, name):
     """normalize_axes for a reduction, except that a 0-d tensor takes dim 0 or -1 and reduces
-    as with no axis, as PyTorch's reductions do (torch.sum(torch.tensor(3.), 0) is 3)."""
+    as with no axis, as PyTorch's reductions do (torch.sum(torch.tensor(3.), 0) is 3). An
+    empty tuple of dims reduces nothing, as NumPy's axis=() (PyTorch's sum takes it as every
+    dim: code that sums over a computed list of broadcast dims would then total an unbroadcast
+    operand)."""
     if not x.shape and axis is not None:
         normalize_axes(axis, 1, name)       # out of range or repeated: refused as for rank 1
         return ()
     return normalize_axes(axis, len(x.shape), name)
 
 
-def _reduce(mode, x, axis, keepdims):
+def _reduce(mode, x, axis, keepdims, dtype=None):
     x = as_operand(x)
+    if dtype is not None:
+        # PyTorch's dtype=: the input cast first, and the result of that dtype (an int32 sum
+        # asked for stays int32 rather than widening)
+        return _shape.cast(_reduce(mode, _shape.cast(x, dtype), axis, keepdims), dtype)
     axes = tuple(sorted(_reduction_axes(axis, x, mode)))
     if mode in ("argmax", "argmin") and axis is None and len(x.shape) > 1:
-        x = _shape.reshape(x, (-1,))
-        axes = (0,)
+        # the index into the flattened tensor, as PyTorch's; keepdim keeps every dim as a 1
+        # (torch.argmax(matrix, keepdim=True) is 1x1)
+        index = _reduce(mode, _shape.reshape(x, (-1,)), 0, False)
+        return _shape.reshape(index, (1,) * len(x.shape)) if keepdims else index
     if x.dtype.is_bool:
         if mode in ("max", "min"):      # or / and, through integers (the kernel takes no bool)
             return _shape.cast(_reduce(mode, _shape.cast(x, "int32"), axis, keepdims), "bool")
@@ -177,39 +186,71 @@ def _reduce(mode, x, axis, keepdims):
     return apply(_OPS[mode], [x], {"axes": axes, "keepdims": bool(keepdims)})
 
 
-def sum(x, axis=None, keepdims=False):  # noqa: A001 (numpy's name)
-    return _reduce("sum", x, axis, keepdims)
+def sum(x, axis=None, keepdims=False, *, dtype=None):  # noqa: A001 (numpy's name)
+    """The sum over axis (all axes by default; an empty tuple reduces nothing, as NumPy's);
+    dtype= casts x to it first, as PyTorch's."""
+    return _reduce("sum", x, axis, keepdims, dtype)
 
 
-def mean(x, axis=None, keepdims=False):
-    """The mean over axis; NaN over an empty axis (as PyTorch)."""
-    return _reduce("mean", x, axis, keepdims)
+def mean(x, axis=None, keepdims=False, *, dtype=None):
+    """The mean over axis; NaN over an empty axis (as PyTorch). dtype= casts x first (an
+    integer tensor's mean with dtype=float32)."""
+    return _reduce("mean", x, axis, keepdims, dtype)
 
 
-def prod(x, axis=None, keepdims=False):
-    return _reduce("prod", x, axis, keepdims)
+def prod(x, axis=None, keepdims=False, *, dtype=None):
+    return _reduce("prod", x, axis, keepdims, dtype)
 
 
-def _extreme(mode, x, axis, keepdims, dim, keepdim):
-    if dim is not None:
-        # PyTorch's max(x, dim): the values and their indices along one dim
-        keep = keepdims if keepdim is None else keepdim
-        return ValuesIndices(_reduce(mode, x, dim, keep), _reduce("arg" + mode, x, dim, keep))
-    if axis is not None and hasattr(axis, "symbolic"):
+def _extreme(mode, x, dim, keepdim, axis, keepdims):
+    keep = bool(keepdim if keepdims is None else keepdims)
+    if axis is not None:
+        # NumPy's spelling: the values alone (several axes allowed, ties share the gradient)
+        if dim is not None:
+            raise TypeError("%s: got both dim=%r and axis=%r" % (mode, dim, axis))
+        return _reduce(mode, x, axis, keep)
+    if dim is None:
+        return _reduce(mode, x, None, keep)
+    if hasattr(dim, "symbolic"):
         # PyTorch's max(a, b): the elementwise extreme of two tensors
-        return (_elementwise.maximum if mode == "max" else _elementwise.minimum)(x, axis)
-    return _reduce(mode, x, axis, keepdims)
+        return (_elementwise.maximum if mode == "max" else _elementwise.minimum)(x, dim)
+    if isinstance(dim, (tuple, list)):
+        # several dims, which torch.max refuses: the values alone, as amax and NumPy's max
+        return _reduce(mode, x, dim, keep)
+    return _values_indices(mode, x, dim, keep)
 
 
-def max(x, axis=None, keepdims=False, *, dim=None, keepdim=None):  # noqa: A001
-    """The maximum over axis (all axes by default). With dim= (PyTorch's spelling), the named
-    tuple (values, indices) along that dim; with a tensor second argument, maximum(x, other)."""
-    return _extreme("max", x, axis, keepdims, dim, keepdim)
+def _values_indices(mode, x, dim, keep):
+    """PyTorch's max(x, dim) / min(x, dim): (values, indices) along one dim. The values are
+    gathered at the indices, so that their gradient goes to that one element as PyTorch's does
+    (torch.max(t([[1., 3., 3.]]), 1) sends it to index 1 alone, where amax splits it between
+    the ties); a NaN wins, at its first index."""
+    x = as_operand(x)
+    if not x.shape:     # a 0-d tensor: dim 0 or -1, the value itself at index 0
+        normalize_axis(dim, 1, mode)
+        return ValuesIndices(_shape.clone(x), _reduce("arg" + mode, x, None, False))
+    ax = normalize_axis(dim, len(x.shape), mode)
+    if x.shape[ax] == 0:
+        raise errors.ShapeError("%s: cannot take the %s over axis %d of size 0 of x %s"
+                                % (mode, mode, dim, core.fmt_shape(x.shape)))
+    index = _reduce("arg" + mode, x, ax, True)
+    values = _shape.take_along_axis(x, index, ax)
+    if not keep:
+        values, index = _shape.squeeze(values, ax), _shape.squeeze(index, ax)
+    return ValuesIndices(values, index)
 
 
-def min(x, axis=None, keepdims=False, *, dim=None, keepdim=None):  # noqa: A001
-    """The minimum; the dim= and tensor forms as for max."""
-    return _extreme("min", x, axis, keepdims, dim, keepdim)
+def max(x, dim=None, keepdim=False, *, axis=None, keepdims=None):  # noqa: A001
+    """PyTorch's max: over every element, a value (ties share the gradient evenly); along one
+    dim, positional or dim=, the named tuple (values, indices) (the gradient goes to the
+    index); with a tensor second argument, maximum(x, other). axis= (NumPy's spelling, one
+    axis or several, as a tuple of dims) gives the values alone, as amax does."""
+    return _extreme("max", x, dim, keepdim, axis, keepdims)
+
+
+def min(x, dim=None, keepdim=False, *, axis=None, keepdims=None):  # noqa: A001
+    """The minimum; the forms as for max."""
+    return _extreme("min", x, dim, keepdim, axis, keepdims)
 
 
 def argmax(x, axis=None, keepdims=False):
@@ -241,22 +282,36 @@ def _count(x, axes):
 
 def var(x, axis=None, correction=1, keepdims=False, *, unbiased=None):
     """Variance over axis with `correction` (1: Bessel's, PyTorch's default; 0: the population
-    variance). Fewer elements than the correction give inf or NaN, as in PyTorch."""
+    variance; unbiased=True/False, PyTorch's older spelling, for 1/0). The sum of squares is
+    divided by max(0, N - correction), as PyTorch's: inf (NaN for no spread, or over an empty
+    axis) when the correction leaves no degree of freedom."""
     x = as_operand(x)
     if not x.dtype.is_float:
         raise errors.DTypeError("var needs a float tensor, got %s" % x.dtype.name)
+    if isinstance(axis, bool):      # PyTorch's var(x, unbiased): the flag in dim's place
+        axis, unbiased = None, axis
     if unbiased is not None:
         correction = 1 if unbiased else 0
+    elif correction is None:        # PyTorch's correction=None: the default
+        correction = 1
     axes = _reduction_axes(axis, x, "var")
     d = x - mean(x, axes, keepdims=True)
     n = _count(x, axes)
-    dof = n - correction
-    return sum(d * d, axes, keepdims) / (float(dof) if isinstance(dof, int) else dof)
+    if isinstance(n, int):
+        dof = float(n - correction if n > correction else 0)
+    else:
+        dof = _elementwise.maximum(n - correction, 0.0)
+    return sum(d * d, axes, keepdims) / dof
 
 
 def std(x, axis=None, correction=1, keepdims=False, *, unbiased=None):
-    """sqrt(var(x, axis, correction))."""
-    return _elementwise.sqrt(var(x, axis, correction, keepdims, unbiased=unbiased))
+    """sqrt(var(x, axis, correction)), with a gradient of 0 where it is 0 (all values equal),
+    as PyTorch's, rather than sqrt's 1/0 times var's 0: the square root is taken of 1 there,
+    and its result replaced by 0, so that no gradient reaches the infinite slope."""
+    E = _elementwise
+    v = var(x, axis, correction, keepdims, unbiased=unbiased)
+    zero = E.equal(v, 0.0)
+    return E.where(zero, 0.0, E.sqrt(E.where(zero, 1.0, v)))
 
 
 def logsumexp(x, axis, keepdims=False):
@@ -265,7 +320,7 @@ def logsumexp(x, axis, keepdims=False):
     E = _elementwise
     x = as_operand(x)
     axes = _reduction_axes(axis, x, "logsumexp")
-    m = max(x, axes, keepdims=True) if _count_known_nonzero(x, axes) else None
+    m = amax(x, axes, keepdims=True) if _count_known_nonzero(x, axes) else None
     if m is None:       # empty axis: log(0)
         return E.log(sum(E.exp(x), axes, keepdims))
     m = E.where(E.isfinite(m), m, 0.0)
@@ -326,9 +381,9 @@ def norm(x, p=2, axis=None, keepdims=False):
     if isinstance(p, str):
         raise ValueError("norm: p must be a number, inf, -inf or 'fro', got %r" % (p,))
     if p == math.inf:
-        return max(E.abs(x), axes, keepdims)
+        return amax(E.abs(x), axes, keepdims)
     if p == -math.inf:
-        return min(E.abs(x), axes, keepdims)
+        return amin(E.abs(x), axes, keepdims)
     if p == 0:
         return sum(_shape.cast(E.not_equal(x, 0.0), x.dtype), axes, keepdims)
     if p == 1:
@@ -396,8 +451,10 @@ class Cumulate(Op):
 _cumulate = core.register(Cumulate)
 
 
-def _scan(x, axis, product, name):
+def _scan(x, axis, product, name, dtype=None):
     x = as_operand(x)
+    if dtype is not None:       # PyTorch's dtype=: cast first, and keep that dtype
+        return _shape.cast(_scan(_shape.cast(x, dtype), axis, product, name), dtype)
     if x.dtype.is_bool or x.dtype.name == "int32":
         x = _shape.cast(x, "int64")        # as PyTorch: integer scans are int64
     if not x.shape:                        # a 0-d tensor is its own running sum
@@ -407,14 +464,15 @@ def _scan(x, axis, product, name):
     return apply(_cumulate, [x], {"axis": axis, "prod": product, "reverse": False})
 
 
-def cumsum(x, axis):
-    """Running sums along axis (PyTorch's dim): y[i] = x[0] + ... + x[i]."""
-    return _scan(x, axis, False, "cumsum")
+def cumsum(x, axis, *, dtype=None):
+    """Running sums along axis (PyTorch's dim): y[i] = x[0] + ... + x[i]; dtype= casts x to
+    it first, as PyTorch's."""
+    return _scan(x, axis, False, "cumsum", dtype)
 
 
-def cumprod(x, axis):
+def cumprod(x, axis, *, dtype=None):
     """Running products along axis (its gradient exact with zeros too, as PyTorch's)."""
-    return _scan(x, axis, True, "cumprod")
+    return _scan(x, axis, True, "cumprod", dtype)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -476,22 +534,55 @@ def topk(x, k, axis=-1, largest=True):
 
 
 def median(x, axis=None, keepdims=False):
-    """The lower median (PyTorch's: the smaller of the two middle values for an even count).
-    Over all elements (axis None) a value; along one axis, the named tuple (values, indices)."""
+    """The lower median (PyTorch's: the smaller of the two middle values for an even count),
+    NaN where there is a NaN (PyTorch's median; its nanmedian skips them). Over all elements
+    (axis None) a value, whose gradient is shared evenly among the elements equal to it;
+    along one axis, the named tuple (values, indices), the gradient going to the index (that
+    of the first NaN where there is one), as PyTorch's."""
+    E = _elementwise
     x = as_operand(x)
     if axis is None:
         flat = _shape.reshape(x, (-1,))
         n = flat.shape[0]
         if n == 0:
             raise errors.ShapeError("median of an empty tensor")
-        idx = argsort(flat, 0)[(n - 1) // 2:(n - 1) // 2 + 1]
-        return _shape.reshape(_shape.take_along_axis(flat, idx, 0), ())
+        middle = (n - 1) // 2
+        m = _shape.reshape(_shape.take_along_axis(flat, argsort(flat, 0)[middle:middle + 1], 0),
+                           ())
+        if not x.dtype.is_float:
+            return m
+        m = E.where(any(E.isnan(flat)), math.nan, m)
+        return _tie_shared(flat, m)
     ax = normalize_axis(axis, len(x.shape), "median")
     n = x.shape[ax]
     if n == 0:
         raise errors.ShapeError("median over axis %d of size 0 of x %s"
                                 % (axis, core.fmt_shape(x.shape)))
-    return _sorted_position(x, ax, (n - 1) // 2, keepdims)
+    middle = (n - 1) // 2
+    index = argsort(x, ax)[(slice(None),) * ax + (slice(middle, middle + 1),)]
+    if x.dtype.is_float:        # a NaN sorts last: take the first one where there is one
+        nan = E.isnan(x)
+        index = E.where(any(nan, ax, keepdims=True), argmax(nan, ax, keepdims=True), index)
+    values = _shape.take_along_axis(x, index, ax)
+    if not keepdims:
+        values, index = _shape.squeeze(values, ax), _shape.squeeze(index, ax)
+    return ValuesIndices(values, index)
+
+
+def _tie_shared(x, m):
+    """m (a 0-d value found in x without gradient: a median), with x's gradient shared evenly
+    among the elements equal to it (the NaNs where m is NaN), as PyTorch's median() does.
+    Where m is finite it is the max of those elements with the others held at -inf (exact,
+    and max's own gradient shares ties); where it is inf or NaN, their sum over their count
+    (exact there: k infinities sum to infinity, and NaN stays NaN, where max's tie mask,
+    NaN == NaN being false, would give 0/0). Neither branch's gradient is NaN when unused: the
+    max then ties over all -infs or the infs, and the count is never 0."""
+    E = _elementwise
+    tie = E.equal(x, m)
+    finite = amax(E.where(tie, x, -math.inf))
+    tie_or_nan = E.logical_or(tie, E.isnan(x))     # a NaN in x makes m NaN
+    other = sum(E.where(tie_or_nan, x, 0.0)) / sum(tie_or_nan)
+    return E.where(E.isfinite(m), finite, other)
 
 
 def kthvalue(x, k, axis=-1, keepdims=False):

@@ -60,13 +60,13 @@ CASES = [
     ("log_softmax", "axis", lambda x, a: x.log_softmax(a),
      lambda x, a: np.log(_softmax(x, a)), False, SHAPE),
 ] + [
-    (name, "axis", lambda x, a, name=name: getattr(pf, name)(x, a),
+    (name, "axis", lambda x, a, name=name: getattr(pf, name)(x, axis=a),
      lambda x, a, name=name: getattr(np, name)(x, a), False, SHAPE)
     for name in ("sum", "mean", "max", "min", "argmax", "argmin")
 ] + [
     ("sum", "axis", lambda x, a: x.sum((a,), keepdims=True),
      lambda x, a: np.sum(x, a, keepdims=True), False, SHAPE),
-    ("max", "axis", lambda x, a: x.max(a), lambda x, a: np.max(x, a), False, SHAPE),
+    ("max", "axis", lambda x, a: x.max(axis=a), lambda x, a: np.max(x, a), False, SHAPE),
 ]
 IDS = ["%s-%d" % (c[0], i) for i, c in enumerate(CASES)]
 

@@ -78,7 +78,7 @@ def test_empty_arrays():
     assert pf.sum(pf.tensor(z)).item() == 0.0
     assert pf.sum(pf.tensor(z), 0).tolist() == [0.0, 0.0, 0.0]
     assert pf.sum(pf.tensor(z), 1).shape == (0,)
-    assert pf.max(pf.tensor(z), 1).shape == (0,)     # nothing reduced over an empty axis
+    assert pf.max(pf.tensor(z), axis=1).shape == (0,)   # nothing reduced over an empty axis
     assert pf.mean(pf.tensor(z), 1, keepdims=True).shape == (0, 1)
     for mode in ("max", "min", "argmax", "argmin"):
         with pytest.raises(pf.ShapeError, match="size 0"):
@@ -93,8 +93,8 @@ def test_nan_and_ties_follow_numpy():
     x = np.array([[1.0, np.nan, 3.0], [2.0, 5.0, 5.0], [4.0, 4.0, -1.0]], np.float32)
     t = pf.tensor(x)
     for axis in (0, 1):
-        np.testing.assert_array_equal(pf.max(t, axis).numpy(), np.max(x, axis))
-        np.testing.assert_array_equal(pf.min(t, axis).numpy(), np.min(x, axis))
+        np.testing.assert_array_equal(pf.max(t, axis=axis).numpy(), np.max(x, axis))
+        np.testing.assert_array_equal(pf.min(t, axis=axis).numpy(), np.min(x, axis))
         np.testing.assert_array_equal(pf.argmax(t, axis).numpy(), np.argmax(x, axis))
         np.testing.assert_array_equal(pf.argmin(t, axis).numpy(), np.argmin(x, axis))
     assert np.isnan(pf.sum(t).item()) and np.isnan(pf.max(t).item())
@@ -130,7 +130,7 @@ def test_argmax_is_not_differentiable_and_methods_match_functions(rng):
     t = pf.tensor(x, requires_grad=True)
     assert not pf.argmax(t, 1).requires_grad
     assert t.sum(0).tolist() == pf.sum(t, 0).tolist()
-    assert t.max(1, keepdims=True).shape == (3, 1)
+    assert t.max(axis=1, keepdims=True).shape == (3, 1)
     assert t.argmin().item() == int(np.argmin(x))
 
 

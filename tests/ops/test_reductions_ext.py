@@ -116,7 +116,7 @@ def test_max_min_with_dim_return_values_and_indices(rng, torch):
                 np.testing.assert_array_equal(values.numpy(), want.values.numpy())
                 np.testing.assert_array_equal(indices.numpy(), want.indices.numpy())
         assert fn(t).shape == ()                       # the full reduction stays a value
-        assert fn(t, 1).shape == (3,)                  # axis= keeps the tensor result
+        assert fn(t, axis=1).shape == (3,)             # axis= keeps the tensor result
     m = t.max(dim=1)
     (g,) = pf.grad(m.values.sum(), [t])
     want = np.zeros_like(x)

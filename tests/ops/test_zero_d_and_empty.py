@@ -47,6 +47,7 @@ def test_zero_d_reductions_over_dim_0_or_minus_1_as_pytorch(name, axis, keepdims
     want = getattr(torch, name)(torch.tensor(-2.5, dtype=torch.float64), axis, keepdim=keepdims)
     want = (want.values if name in ("max", "min") else want).numpy()   # torch's: (values, indices)
     got = getattr(pf, name)(pf.tensor(np.array(-2.5)), axis, keepdims=keepdims)
+    got = got.values if name in ("max", "min") and isinstance(axis, int) else got
     assert got.shape == want.shape == () and got.numpy().dtype == want.dtype
     np.testing.assert_array_equal(got.numpy(), want)
 
