@@ -5,6 +5,8 @@ from . import autograd, errors
 from .backend import cpu, cuda
 from .dtypes import as_dtype, float32
 from .ops import core
+from .ops import elementwise as E
+from .ops import shape as S
 from .ops.methods import OpMethods, in_place_result
 
 __all__ = ["Tensor", "tensor", "zeros", "ones", "full", "arange", "randn", "rand", "zeros_like",
@@ -16,8 +18,9 @@ __all__ = ["Tensor", "tensor", "zeros", "ones", "full", "arange", "randn", "rand
 class Tensor(OpMethods):
     """An n-dimensional array that can record the ops applied to it for autodiff.
 
-    pf.tensor(ndarray) shares memory with a C-contiguous ndarray of a supported dtype;
-    t.numpy() returns the memory itself, without a copy.
+    pf.tensor(data) copies, as torch.tensor and np.array do; pf.from_numpy and pf.as_tensor
+    share a C-contiguous ndarray's memory (so does the constructor, Tensor(ndarray), which the
+    library itself uses); t.numpy() returns the memory itself, without a copy.
     """
 
     # _ptr: (array, its cffi pointer) for eager dispatch, valid while array is _data
@@ -193,12 +196,15 @@ class Tensor(OpMethods):
         storage_changed()
 
     def zero_(self):
-        self._array()[...] = 0
-        autograd.note_in_place(self, "zero_")
-        return self
+        return self.fill_(0)
 
     def fill_(self, value):
-        self._array()[...] = value
+        """Every element set to value (a number, or a 0-d tensor whose gradient is the sum of
+        this tensor's). Recording, the tensor becomes the op's result on the tape: gradients
+        reach value, and none reaches what the tensor held before."""
+        if self._writes_on_tape(value):
+            return self._in_place(lambda t: _replace(t, value), "fill_")
+        self._array()[...] = value.numpy() if isinstance(value, Tensor) else value
         autograd.note_in_place(self, "fill_")
         return self
 
@@ -217,7 +223,14 @@ class Tensor(OpMethods):
         return self
 
     def copy_(self, other):
-        """Write other's values into this tensor's memory (shapes must match)."""
+        """Write other's values into this tensor's memory (shapes must match; the dtype is
+        this tensor's). Recording, the tensor becomes the copy's result on the tape: gradients
+        reach other, and none reaches what the tensor held before."""
+        if self._writes_on_tape(other):
+            if tuple(other.shape) != tuple(self.shape):
+                raise errors.ShapeError("copy_: source shape %s differs from %s"
+                                        % (tuple(other.shape), tuple(self.shape)))
+            return self._in_place(lambda t: _replace(t, S.cast(other, t.dtype)), "copy_")
         src = np.asarray(other.cpu().numpy() if isinstance(other, Tensor) else other)
         dst = self._array()
         if src.shape != dst.shape:
@@ -226,6 +239,12 @@ class Tensor(OpMethods):
         cuda.copy_from_host(dst, src)   # host or GPU memory alike
         autograd.note_in_place(self, "copy_")
         return self
+
+    def _writes_on_tape(self, source):
+        """Whether an in-place write of source into this tensor must be recorded: gradients
+        are being recorded and this tensor or the source takes part in them."""
+        return autograd.is_grad_enabled() and (
+            self.requires_grad or (isinstance(source, Tensor) and source.requires_grad))
 
     def _in_place(self, fn, name):
         """Make this tensor hold fn(its value) (same shape; dtype kept); name: the op's. The
@@ -268,6 +287,12 @@ class Tensor(OpMethods):
         from .ops.shape import setitem
 
         self._in_place(lambda t: setitem(t, key, value), "__setitem__")
+
+
+def _replace(t, value):
+    """A new tensor of t's shape holding value (broadcast; cast by the caller where needed):
+    where(everywhere, value, t), so the tape sends value its gradient and t none."""
+    return E.where(Tensor._wrap(np.ones(t.shape, bool), as_dtype("bool")), value, t)
 
 
 class _Size(int):
@@ -314,7 +339,7 @@ def _to_array(data, dtype=None):
         arr = data
     if dtype is not None:
         dt = as_dtype(dtype).np
-    elif isinstance(arr, np.ndarray):
+    elif isinstance(arr, (np.ndarray, np.generic)):     # (a NumPy scalar keeps its dtype too)
         if arr.dtype.kind == "f":
             dt = arr.dtype if arr.dtype.itemsize in (4, 8) else np.dtype("float32")
         elif arr.dtype.kind in "iu":
@@ -344,11 +369,17 @@ def _to_array(data, dtype=None):
 
 
 def tensor(data, dtype=None, requires_grad=False, name=None, device=None):
-    """A tensor from array-like data. float arrays default to float32 (float64 kept), integer
-    arrays to int64 (int32 kept). A writable C-contiguous array of a supported dtype is shared,
-    not copied; anything else is copied. device="cuda" (or "cuda:N") puts a copy on a GPU."""
+    """A tensor holding a copy of array-like data, as torch.tensor and np.array make one (a
+    later write to the array does not reach the tensor, nor the other way; pf.from_numpy and
+    pf.as_tensor share an array's memory instead). float arrays default to float32 (float64
+    kept), integer arrays to int64 (int32 kept); a NumPy scalar keeps its dtype.
+    device="cuda" (or "cuda:N") puts it on a GPU."""
     if device is None or device == "cpu":
-        return Tensor(data, dtype=dtype, requires_grad=requires_grad, name=name)
+        t = Tensor(data, dtype=dtype, requires_grad=requires_grad, name=name)
+        source = data._data if isinstance(data, Tensor) else data
+        if isinstance(source, np.ndarray) and np.may_share_memory(t._data, source):
+            t._data = t._data.copy()
+        return t
     cuda.parse_device(device)
     t = _on_device(Tensor(data, dtype=dtype, name=name), device)
     t.name = name
@@ -398,7 +429,12 @@ def ones(*shape, dtype="float32", requires_grad=False):
     return Tensor(np.ones(shape, as_dtype(dtype).np), requires_grad=requires_grad)
 
 
-def full(shape, value, dtype="float32", requires_grad=False):
+def full(shape, value, dtype=None, requires_grad=False):
+    """shape filled with value; without dtype, PyTorch's choice from the value: bool for a
+    bool, int64 for an int, float32 for a float."""
+    if dtype is None:
+        dtype = "bool" if isinstance(value, (bool, np.bool_)) else \
+            "int64" if isinstance(value, (int, np.integer)) else "float32"
     return Tensor(np.full(shape, value, as_dtype(dtype).np), requires_grad=requires_grad)
 
 
@@ -454,11 +490,11 @@ def logspace(start, end, steps, base=10.0, dtype="float32", requires_grad=False)
 
 
 def as_tensor(data, dtype=None):
-    """data itself when it is a tensor of that dtype; else pf.tensor(data, dtype) (which shares
-    a C-contiguous numpy array's memory)."""
+    """data itself when it is a tensor of that dtype; else a tensor of data that shares a
+    C-contiguous numpy array's memory where the dtype allows (torch.as_tensor's rule)."""
     if isinstance(data, Tensor) and (dtype is None or as_dtype(dtype) is data.dtype):
         return data
-    return tensor(data, dtype=dtype)
+    return Tensor(data, dtype=dtype)
 
 
 def from_numpy(array):

@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from .. import errors, random
+from .. import autograd, errors, random
 from ..backend import cuda
 from ..train.step import as_arrays, make_gradient_step, make_predict_step, make_train_step
 from .common import make_metrics, model_from_bytes, pack_metric_states
@@ -358,8 +358,9 @@ class _Run:
 
     # ---- state in and out ----
     def load_weights(self, vec):
-        for name, arr in self.spec.weight_layout.unpack(vec).items():
-            self.tensors[name].copy_(arr)
+        with autograd.no_grad():        # the parameters' memory written, off the tape
+            for name, arr in self.spec.weight_layout.unpack(vec).items():
+                self.tensors[name].copy_(arr)
 
     @property
     def optimizer(self):
@@ -621,10 +622,11 @@ def apply_mean_gradient(opt, grad_params, tensors, untrained, mean):
         pos += n
     opt.step()
     opt.zero_grad()
-    for name in untrained:
-        t = tensors[name]
-        t.copy_(mean[pos:pos + t.size].reshape(t.shape))
-        pos += t.size
+    with autograd.no_grad():
+        for name in untrained:
+            t = tensors[name]
+            t.copy_(mean[pos:pos + t.size].reshape(t.shape))
+            pos += t.size
 
 
 def train_epoch_collective(spec_bc, state_bc, info, batches):

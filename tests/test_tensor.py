@@ -1,4 +1,4 @@
-"""Tensor: dtype defaults, numpy interop without copies, operators with Python scalars, dtype
+"""Tensor: dtype defaults, numpy interop (pf.tensor copies, as_tensor and from_numpy share), operators with Python scalars, dtype
 promotion, conversions to Python values and their errors, repr, factories."""
 import numpy as np
 import pytest
@@ -30,19 +30,21 @@ def test_dtype_defaults():
         pf.tensor([1.0], dtype="float16")
 
 
-def test_contiguous_arrays_are_shared_not_copied():
+def test_as_tensor_and_from_numpy_share_contiguous_arrays():
     a = np.arange(6, dtype=np.float32).reshape(2, 3)
-    t = pf.tensor(a)
+    t = pf.as_tensor(a)
     assert t.numpy() is a                      # the memory itself
     a[0, 0] = 42.0
     assert t.numpy()[0, 0] == 42.0
     t.numpy()[1, 2] = -1.0
     assert a[1, 2] == -1.0
-    assert np.shares_memory(pf.tensor(t).numpy(), a)
+    assert pf.as_tensor(t) is t
     assert np.shares_memory(np.asarray(t), a)
     for src in (np.arange(4, dtype=np.int32), np.zeros((2, 2)), np.zeros(0, np.float32),
                 np.array(3.0)):
-        assert np.shares_memory(pf.tensor(src).numpy(), src) or src.size == 0
+        for share in (pf.as_tensor, pf.from_numpy):
+            assert np.shares_memory(share(src).numpy(), src) or src.size == 0
+        assert not np.shares_memory(pf.tensor(src).numpy(), src)   # pf.tensor copies
 
 
 def test_non_contiguous_read_only_and_converted_inputs_are_copied():
@@ -59,7 +61,7 @@ def test_non_contiguous_read_only_and_converted_inputs_are_copied():
     assert not np.shares_memory(converted.numpy(), a)
     # an op result owns fresh memory; a reshape is a view of its input
     assert not np.shares_memory((pf.tensor(a) + 0.0).numpy(), a)
-    assert np.shares_memory(pf.tensor(a).reshape(4, 3).numpy(), a)
+    assert np.shares_memory(pf.as_tensor(a).reshape(4, 3).numpy(), a)
 
 
 def test_operators_with_python_scalars_keep_the_dtype():
@@ -183,3 +185,99 @@ def test_factories():
     assert pf.zeros_like(pf.tensor([1, 2])).dtype is pf.int64
     assert pf.ones_like(pf.ones(2, 2)).numpy().sum() == 4
     assert pf.randn(2, requires_grad=True).requires_grad
+
+
+def test_tensor_copies_its_data_as_torch_tensor_does_and_as_tensor_shares():
+    arr = np.zeros(3, np.float32)
+    t = pf.tensor(arr)
+    arr[0] = 1.0
+    t[1] = 7.0
+    assert t.tolist() == [0.0, 7.0, 0.0] and arr.tolist() == [1.0, 0.0, 0.0]
+    assert pf.tensor(t).numpy() is not t.numpy()          # a tensor is copied too
+    shared = pf.as_tensor(arr)
+    arr[2] = 5.0
+    assert shared.tolist() == [1.0, 0.0, 5.0]
+    assert pf.from_numpy(arr).numpy() is arr
+    # a NumPy scalar keeps its dtype, as in torch.tensor
+    assert pf.tensor(np.float64(0.3)).dtype is pf.float64
+    assert pf.tensor(np.int32(3)).dtype is pf.int32
+
+
+def test_fill_zero_and_copy_while_recording_send_gradients_as_pytorch(torch):
+    def both(fn):
+        x, tx = pf.tensor([1.0, 2.0], requires_grad=True), torch.tensor([1.0, 2.0],
+                                                                       requires_grad=True)
+        w, tw = pf.tensor([3.0, 4.0], requires_grad=True), torch.tensor([3.0, 4.0],
+                                                                       requires_grad=True)
+        fn(x, w, pf).backward()
+        fn(tx, tw, torch).backward()
+        for ours, ref in ((x, tx), (w, tw)):
+            expected = None if ref.grad is None else ref.grad.numpy()
+            got = None if ours.grad is None else ours.grad.numpy()
+            if expected is None:
+                assert got is None or not got.any()
+            else:
+                np.testing.assert_allclose(got, expected)
+
+    def zero(x, w, m):
+        y = x * 1
+        y.zero_()
+        return (y + 1).sum()
+
+    def fill(x, w, m):
+        y = x * 1
+        y.fill_(3.0)
+        return (y * y).sum()
+
+    def copy_values(x, w, m):
+        y = x * 1
+        y.copy_(x * 5)
+        return (y * w).sum()
+
+    def copy_leaf(x, w, m):
+        y = x * 1
+        y.copy_(w)
+        return (y * y).sum()
+
+    for fn in (zero, fill, copy_values, copy_leaf):
+        both(fn)
+    # a 0-d tensor filled in receives the sum of the gradients
+    x, v = pf.tensor([1.0, 2.0], requires_grad=True), pf.tensor(2.0, requires_grad=True)
+    y = x * 1
+    y.fill_(v)
+    (y * y).sum().backward()
+    assert v.grad.item() == 8.0
+    # without gradients the memory is written; an integer target casts a float source
+    i = pf.tensor([1, 2])
+    i.copy_(pf.tensor([1.7, -2.2]))
+    assert i.tolist() == [1, -2] and i.dtype is pf.int64
+    with pytest.raises(pf.PyfrontError, match="leaf tensor that requires grad"):
+        pf.tensor([1.0], requires_grad=True).fill_(0.0)
+
+
+def test_augmented_assignment_updates_in_place_as_in_pytorch():
+    a = pf.tensor([1.0, 2.0])
+    b = a
+    b += 1
+    b *= 2
+    assert a is b and a.tolist() == [4.0, 6.0]
+    w = pf.tensor([1.0, 2.0], requires_grad=True)
+    (w * w).sum().backward()
+    with pf.no_grad():
+        w -= 0.1 * w.grad                 # a hand-written SGD step keeps the same leaf
+    assert w.is_leaf and w.requires_grad and np.allclose(w.numpy(), [0.8, 1.6])
+    with pytest.raises(pf.PyfrontError, match="leaf tensor that requires grad"):
+        w += 1
+    i = pf.tensor([1, 2])
+    i += 3
+    i //= 2
+    i %= 2
+    assert i.tolist() == [0, 0] and i.dtype is pf.int64
+    with pytest.raises(pf.DTypeError, match="cannot be written into a int64"):
+        i += 1.5
+    # recorded: the gradient flows through the in-place add
+    x = pf.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 2
+    y += x
+    y.sum().backward()
+    assert x.grad.tolist() == [3.0, 3.0]

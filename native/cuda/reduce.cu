@@ -176,8 +176,8 @@ __global__ void softmax_kernel(int log_, int grad, int64_t O, int64_t R, int64_t
             T s = 0;
             if (log_) {
                 for (int64_t r = 0; r < R; r++) s += exp(x[r * I] - m);
-                T lse = m + log(s);
-                for (int64_t r = 0; r < R; r++) y[r * I] = x[r * I] - lse;
+                T ls = log(s);     /* (x - m) - log(s): m + log(s) would round log(s) away */
+                for (int64_t r = 0; r < R; r++) y[r * I] = (x[r * I] - m) - ls;
             } else {
                 for (int64_t r = 0; r < R; r++) { T e = exp(x[r * I] - m); y[r * I] = e; s += e; }
                 T inv = (T)1 / s;

@@ -122,7 +122,8 @@ enum pf_binary_op {
     PF_B_REMAINDER = 14,       /* Python's %: the sign of b */
     PF_B_FLOOR_DIVIDE = 15,    /* Python's // */
     PF_B_ATAN2 = 16, PF_B_HYPOT = 17,
-    PF_B_COUNT = 18
+    PF_B_BITWISE_AND = 18, PF_B_BITWISE_OR = 19, PF_B_BITWISE_XOR = 20,   /* integers only */
+    PF_B_COUNT = 21
 };
 
 enum pf_reduce_op {

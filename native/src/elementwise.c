@@ -245,7 +245,7 @@ static void binary_row(void *p, int64_t n, const int64_t *off, const int64_t *st
 }
 
 static int op_allowed(int op, int dtype) {
-    if (dtype == PF_FLOAT32 || dtype == PF_FLOAT64) return 1;
+    if (dtype == PF_FLOAT32 || dtype == PF_FLOAT64) return op < PF_B_BITWISE_AND;
     if (dtype == PF_BOOL)
         return op == PF_B_MAX || op == PF_B_MIN || op == PF_B_MUL ||
                (op >= PF_B_EQ && op <= PF_B_GE);
@@ -601,7 +601,8 @@ static int k_fused(const pf_args *a) {
             break;
         case PF_F_BINARY:
             PF_CHECK(ra >= 0 && ra < PF_FUSED_REGS && rb >= 0 && rb < PF_FUSED_REGS && op >= 0 &&
-                     op < PF_B_COUNT, PF_ERR_ARGUMENT, "instruction %lld: bad binary", (long long)k);
+                     op < PF_B_BITWISE_AND,     /* (fused programs are float: no bitwise ops) */
+                     PF_ERR_ARGUMENT, "instruction %lld: bad binary", (long long)k);
             break;
         case PF_F_UNARY_GRAD:
             PF_CHECK(ra >= 0 && ra < PF_FUSED_REGS && rb >= 0 && rb < PF_FUSED_REGS && op >= 0 &&

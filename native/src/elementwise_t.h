@@ -265,6 +265,9 @@ static PF_HOT void SFX(binary_run)(int op, int64_t n, const T *a, int64_t sa,
     case PF_B_FMOD: BIN_LOOP(SFX(int_fmod)(x, y)); break;
     case PF_B_REMAINDER: BIN_LOOP(SFX(int_remainder)(x, y)); break;
     case PF_B_FLOOR_DIVIDE: BIN_LOOP(SFX(int_floor_div)(x, y)); break;
+    case PF_B_BITWISE_AND: BIN_LOOP(x & y); break;
+    case PF_B_BITWISE_OR: BIN_LOOP(x | y); break;
+    case PF_B_BITWISE_XOR: BIN_LOOP(x ^ y); break;
 #endif
     default: break;
     }

@@ -28,8 +28,9 @@ typedef struct {
                 T s = 0;                                                                       \
                 if (j->log) {                                                                  \
                     for (int64_t r = 0; r < R; r++) s += EXPF(x[r * I] - m);                   \
-                    T lse = m + LOGF(s);                                                       \
-                    for (int64_t r = 0; r < R; r++) y[r * I] = x[r * I] - lse;                 \
+                    /* (x - m) - log(s): m + log(s) first would round away log(s)'s bits */    \
+                    T ls = LOGF(s);                                                            \
+                    for (int64_t r = 0; r < R; r++) y[r * I] = (x[r * I] - m) - ls;           \
                 } else {                                                                       \
                     for (int64_t r = 0; r < R; r++) { T e = EXPF(x[r * I] - m); y[r * I] = e; s += e; } \
                     T inv = (T)1 / s;                                                          \

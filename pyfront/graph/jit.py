@@ -40,6 +40,8 @@ def flatten_outputs(out):
         return [out[k] for k in keys], lambda vals: dict(zip(keys, vals))
     if isinstance(out, (tuple, list)):
         kind = type(out)
+        if hasattr(out, "_fields"):        # a named tuple (max(x, dim=1)): fields positional
+            return list(out), lambda vals: kind(*vals)
         return list(out), lambda vals: kind(vals)
     return [out], lambda vals: vals[0]
 

@@ -137,9 +137,10 @@ class Symbol(OpMethods):
         self._trace_error("iteration over an unknown batch dimension")
 
     def detach(self):
-        from ..ops.shape import reshape
+        """The same value, through which no gradient flows (as Tensor.detach())."""
+        from ..ops.shape import stop_gradient
 
-        return reshape(self, tuple(-1 if d is None else d for d in self.shape))
+        return stop_gradient(self)
 
 
 _local = threading.local()

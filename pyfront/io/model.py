@@ -266,7 +266,7 @@ def load(path, max_bytes=None):
         _check_kind(meta, path, TENSORS_KIND)
         from ..tensor import tensor
 
-        return {k: tensor(v.copy()) for k, v in tensors.items()}
+        return {k: tensor(v) for k, v in tensors.items()}
     _check_kind(meta, path, MODEL_KIND)
     return _restore_model(tensors, meta, path)
 

@@ -154,14 +154,15 @@ def get(spec):
 # (pf.manual_seed).
 
 def _fill(tensor, initializer):
-    from .. import random
+    from .. import autograd, random
 
     if not hasattr(tensor, "copy_"):
         raise TypeError("init: expected a tensor to fill, got %r" % (tensor,))
     shape = tuple(tensor.shape)
     values = initializer(shape, tensor.dtype.np, random.generator(),
                          conv_layout=len(shape) > 2)
-    return tensor.copy_(values)
+    with autograd.no_grad():      # an initializer writes a parameter's memory, as PyTorch's
+        return tensor.copy_(values)
 
 
 _GAINS = {"linear": 1.0, "conv1d": 1.0, "conv2d": 1.0, "conv3d": 1.0, "sigmoid": 1.0,

@@ -6,7 +6,7 @@ import threading
 
 import numpy as np
 
-from .. import errors, random
+from .. import autograd, errors, random
 from ..backend.cuda import is_device
 from ..dtypes import as_dtype, float32
 from ..graph.symbol import set_parameter_factory
@@ -291,7 +291,8 @@ class Module:
             if tuple(t.shape) != value.shape:
                 raise errors.ShapeError("'%s' has shape %s in the model but %s in the state"
                                         % (key, tuple(t.shape), value.shape))
-            t.copy_(value)   # host or GPU memory alike
+            with autograd.no_grad():   # loading writes the parameter's memory, off the tape
+                t.copy_(value)         # host or GPU memory alike
         for m in self.modules():
             if all(not isinstance(p, Parameter) or p.initialized for p in m._params.values()):
                 m.built = m.built or bool(m._params)

@@ -150,6 +150,16 @@ def _binary(op_type):
     return lambda e, node, ins: e.node(op_type, ins[:2])
 
 
+def _bitwise(op_type):
+    """Integer bitwise ops: ONNX's Bitwise* from opset 18."""
+    def emit(e, node, ins):
+        if e.opset < 18:
+            raise UnsupportedOnnxError("%s needs opset 18 (ONNX's %s): export with opset=18"
+                                       % (node.op.name, op_type))
+        return e.node(op_type, ins[:2])
+    return emit
+
+
 def _compare(op_type, negate=False):
     """pyfront comparisons give 0/1 in the operands' dtype; ONNX's give bool."""
     def emit(e, node, ins):
@@ -583,6 +593,8 @@ EXPORTERS = {
     # binary
     "add": _binary("Add"), "sub": _binary("Sub"), "mul": _binary("Mul"), "div": _binary("Div"),
     "pow": _binary("Pow"), "maximum": _binary("Max"), "minimum": _binary("Min"),
+    "bitwise_and": _bitwise("BitwiseAnd"), "bitwise_or": _bitwise("BitwiseOr"),
+    "bitwise_xor": _bitwise("BitwiseXor"),
     "equal": _compare("Equal"), "not_equal": _compare("Equal", negate=True),
     "less": _compare("Less"), "less_equal": _compare("LessOrEqual"),
     "greater": _compare("Greater"), "greater_equal": _compare("GreaterOrEqual"),
@@ -608,6 +620,7 @@ EXPORTERS = {
     "norm2": _emit_reduce("ReduceL2"), "cumulate": _emit_cumulate, "argsort": _emit_argsort,
     # shapes
     "reshape": _emit_reshape, "reshape_like": _emit_reshape_like,
+    "stop_gradient": lambda e, node, ins: e.node("Identity", ins[:1]),
     "expand_like": _emit_expand_like, "broadcast_to": _emit_broadcast_to,
     "permute": lambda e, node, ins: e.node("Transpose", ins, perm=list(node.attrs["perm"])),
     "slice": _emit_slice, "take": _emit_take, "cast": _emit_cast, "pad": _emit_pad,

@@ -25,7 +25,7 @@ TORCH_NAMES = {
         "diagonal": None, "meshgrid": None, "broadcast_to": None,
         "Tensor.expand": "Tensor.expand / broadcast_to", "clone": None, "F.pad": "pad",
         "Tensor.__getitem__": "getitem (NumPy's rules: integer arrays, boolean masks)",
-        "Tensor.__setitem__": "setitem",
+        "Tensor.__setitem__": "setitem", "Tensor.detach": "Tensor.detach / stop_gradient",
     },
     "convolution, pooling, resizing": {
         "F.conv1d": "conv1d", "F.conv2d": "conv2d", "F.conv3d": "conv3d",
@@ -88,7 +88,8 @@ TORCH_NAMES = {
             "exp2", "expm1", "hypot", "lerp", "clamp", "clip", "floor", "ceil", "round",
             "trunc", "sign", "remainder", "fmod", "floor_divide", "pow", "maximum", "minimum",
             "erf", "reciprocal", "square", "neg", "add", "sub", "mul", "div", "isnan", "isinf",
-            "isfinite", "logical_and", "logical_or", "logical_xor", "logical_not")},
+            "isfinite", "logical_and", "logical_or", "logical_xor", "logical_not",
+            "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not")},
     "comparisons (dtypes part)": {"eq": "equal", "ne": "not_equal", "lt": "less",
                                   "le": "less_equal", "gt": "greater",
                                   "ge": "greater_equal"},

@@ -4,6 +4,7 @@ comparisons and logical ops (bool results), where.
 Float ops are fusable: `elementwise` tells the graph compiler how to put them in a fused kernel.
 Operands of binary ops are promoted by the one rule in dtypes.result_type.
 """
+import builtins
 import math
 
 from .. import errors
@@ -21,7 +22,8 @@ __all__ = [
     "log10", "exp2", "fmod", "remainder", "floor_divide", "atan2", "hypot", "lerp",
     "elu", "selu", "celu", "silu", "swish", "mish", "softsign", "logsigmoid", "hardsigmoid",
     "hardswish", "hardtanh", "relu6", "prelu", "glu",
-    "logical_and", "logical_or", "logical_xor", "logical_not", "isnan", "isinf", "isfinite",
+    "logical_and", "logical_or", "logical_xor", "logical_not", "bitwise_and", "bitwise_or",
+    "bitwise_xor", "bitwise_not", "isnan", "isinf", "isfinite",
     "true_divide", "multiply", "subtract", "divide", "negative", "positive", "frac", "deg2rad",
     "rad2deg", "float_power", "addcmul", "addcdiv", "logit", "xlogy", "logaddexp", "logaddexp2",
     "signbit", "copysign", "heaviside", "nan_to_num", "isclose", "allclose", "sinc",
@@ -308,7 +310,11 @@ def exp(x): return apply(_exp, [_float_operand(x, "exp")])
 def log(x): return apply(_log, [_float_operand(x, "log")])
 def sqrt(x): return apply(_sqrt, [_float_operand(x, "sqrt")])
 def rsqrt(x): return apply(_rsqrt, [_float_operand(x, "rsqrt")])
-def sign(x): return apply(_sign, [_float_operand(x, "sign")])
+def sign(x):
+    x = as_operand(x)
+    if x.dtype.is_float or x.dtype is bool_:
+        return apply(_sign, [_float_operand(x, "sign")])
+    return sub(greater(x, 0).astype(x.dtype), less(x, 0).astype(x.dtype))   # integers stay
 def square(x): return apply(_square, [_float_operand(x, "square")])
 def reciprocal(x): return apply(_reciprocal, [_float_operand(x, "reciprocal")])
 def sin(x): return apply(_sin, [_float_operand(x, "sin")])
@@ -316,7 +322,7 @@ def cos(x): return apply(_cos, [_float_operand(x, "cos")])
 def tanh(x): return apply(_tanh, [_float_operand(x, "tanh")])
 def sigmoid(x): return apply(_sigmoid, [_float_operand(x, "sigmoid")])
 def relu(x): return apply(_relu, [_float_operand(x, "relu")])
-def trunc(x): return apply(_trunc, [_float_operand(x, "trunc")])
+def trunc(x): return _rounding(_trunc, x, "trunc")
 def tan(x): return apply(_tan, [_float_operand(x, "tan")])
 def asin(x): return apply(_asin, [_float_operand(x, "asin")])
 def acos(x): return apply(_acos, [_float_operand(x, "acos")])
@@ -412,9 +418,18 @@ def glu(x, axis=-1):
     lead = (slice(None),) * ax
     return x[lead + (slice(0, half),)] * sigmoid(x[lead + (slice(half, None),)])
 def erf(x): return apply(_erf, [_float_operand(x, "erf")])
-def floor(x): return apply(_floor, [_float_operand(x, "floor")])
-def ceil(x): return apply(_ceil, [_float_operand(x, "ceil")])
-def round(x): return apply(_round, [_float_operand(x, "round")])  # noqa: A001 (numpy's name)
+def _rounding(op, x, name):
+    """floor, ceil, round and trunc: integers are whole already and keep their dtype (a new
+    tensor, as PyTorch's); floats and bool go through the kernel."""
+    x = as_operand(x)
+    if not x.dtype.is_float and x.dtype is not bool_:
+        return mul(x, 1)
+    return apply(op, [_float_operand(x, name)])
+
+
+def floor(x): return _rounding(_floor, x, "floor")
+def ceil(x): return _rounding(_ceil, x, "ceil")
+def round(x): return _rounding(_round, x, "round")  # noqa: A001 (numpy's name)
 def log1p(x): return apply(_log1p, [_float_operand(x, "log1p")])
 def expm1(x): return apply(_expm1, [_float_operand(x, "expm1")])
 
@@ -437,19 +452,19 @@ def affine(x, scale=1.0, shift=0.0):
 
 
 def clip(x, lo=None, hi=None):
-    """x limited to [lo, hi]; either bound may be None (no limit on that side). Integer tensors
-    stay integer."""
+    """x limited to [lo, hi]; either bound may be None (no limit on that side) or a tensor
+    (broadcast against x). Integer tensors stay integer. Where lo > hi every element is hi,
+    as in PyTorch."""
     if lo is None and hi is None:
         raise ValueError("clip: give lo, hi or both")
-    if lo is not None and hi is not None and lo > hi:
-        raise ValueError("clip: lo (%r) must not exceed hi (%r)" % (lo, hi))
     x = as_operand(x)
-    if not x.dtype.is_float:
+    if hasattr(lo, "symbolic") or hasattr(hi, "symbolic") or not x.dtype.is_float:
+        # tensor bounds (or integers): max with lo, then min with hi, elementwise
         y = x if lo is None else maximum(x, lo)
         return y if hi is None else minimum(y, hi)
     lo = -math.inf if lo is None else float(lo)
     hi = math.inf if hi is None else float(hi)
-    return apply(_clip, [x], {"lo": lo, "hi": hi})
+    return apply(_clip, [x], {"lo": builtins.min(lo, hi), "hi": hi})
 
 
 def clamp(x, min=None, max=None):  # noqa: A002 (PyTorch's argument names)
@@ -590,6 +605,9 @@ _div.retain_inputs, _div.retain_outputs = (1,), (lambda a, n: (0,) if n[1] else 
 _hypot = _binary("hypot", lib.PF_B_HYPOT, lambda c, g: (
     g * c.inputs[0] / c.output() if c.needs[0] else None,
     g * c.inputs[1] / c.output() if c.needs[1] else None), (_FLOAT,))
+_bitwise_and = _binary("bitwise_and", lib.PF_B_BITWISE_AND, None, (_INT,))
+_bitwise_or = _binary("bitwise_or", lib.PF_B_BITWISE_OR, None, (_INT,))
+_bitwise_xor = _binary("bitwise_xor", lib.PF_B_BITWISE_XOR, None, (_INT,))
 _eq = _compare("equal", lib.PF_B_EQ)
 _ne = _compare("not_equal", lib.PF_B_NE)
 _lt = _compare("less", lib.PF_B_LT)
@@ -709,6 +727,33 @@ def logical_and(a, b): return apply(_minimum, _operands(_truth(a), _truth(b)))
 def logical_or(a, b): return apply(_maximum, _operands(_truth(a), _truth(b)))
 def logical_xor(a, b): return not_equal(_truth(a), _truth(b))
 def logical_not(x): return equal(_truth(x), False)
+
+
+# bitwise ops: integers bit by bit, bool the logical ops (PyTorch's & | ^ ~); floats refused
+def _bitwise(name, op, logical, a, b):
+    a, b = _operands(a, b)
+    if a.dtype is bool_:
+        return logical(a, b)
+    if a.dtype.is_float:
+        raise errors.DTypeError("%s takes integer or bool tensors, got %s (compare first for a "
+                                "mask, or use logical_%s)" % (name, a.dtype.name, name[8:]))
+    return apply(op, [a, b])
+
+
+def bitwise_and(a, b): return _bitwise("bitwise_and", _bitwise_and, logical_and, a, b)
+def bitwise_or(a, b): return _bitwise("bitwise_or", _bitwise_or, logical_or, a, b)
+def bitwise_xor(a, b): return _bitwise("bitwise_xor", _bitwise_xor, logical_xor, a, b)
+
+
+def bitwise_not(x):
+    """~x: every bit flipped for integers (~5 == -6), logical not for bool."""
+    x = as_operand(x)
+    if x.dtype is bool_:
+        return logical_not(x)
+    if x.dtype.is_float:
+        raise errors.DTypeError("bitwise_not takes integer or bool tensors, got %s (use "
+                                "logical_not)" % x.dtype.name)
+    return apply(_bitwise_xor, _operands(x, -1))
 
 
 def isnan(x):

@@ -44,13 +44,23 @@ class OpMethods:
     def __rfloordiv__(self, o): return E.floor_divide(o, self)
     def __mod__(self, o): return E.remainder(self, o)
     def __rmod__(self, o): return E.remainder(o, self)
-    def __and__(self, o): return E.logical_and(self, o)
-    def __rand__(self, o): return E.logical_and(o, self)
-    def __or__(self, o): return E.logical_or(self, o)
-    def __ror__(self, o): return E.logical_or(o, self)
-    def __xor__(self, o): return E.logical_xor(self, o)
-    def __rxor__(self, o): return E.logical_xor(o, self)
-    def __invert__(self): return E.logical_not(self)
+    # & | ^ ~: bitwise on integers, logical on bool (PyTorch's)
+    def __and__(self, o): return E.bitwise_and(self, o)
+    def __rand__(self, o): return E.bitwise_and(o, self)
+    def __or__(self, o): return E.bitwise_or(self, o)
+    def __ror__(self, o): return E.bitwise_or(o, self)
+    def __xor__(self, o): return E.bitwise_xor(self, o)
+    def __rxor__(self, o): return E.bitwise_xor(o, self)
+    def __invert__(self): return E.bitwise_not(self)
+    # x += y and the like update x in place, as PyTorch's do (add_, ...): a PyTorch-style
+    # `w -= lr * w.grad` under no_grad keeps w the same parameter, and an alias sees the change
+    def __iadd__(self, o): return self.add_(o)
+    def __isub__(self, o): return self.sub_(o)
+    def __imul__(self, o): return self.mul_(o)
+    def __itruediv__(self, o): return self.div_(o)
+    def __ipow__(self, o): return self.pow_(o)
+    def __ifloordiv__(self, o): return self._in_place(lambda t: E.floor_divide(t, o), "__ifloordiv__")
+    def __imod__(self, o): return self._in_place(lambda t: E.remainder(t, o), "__imod__")
     def __matmul__(self, o): return L.matmul(self, o)
     def __rmatmul__(self, o): return L.matmul(o, self)
     def __neg__(self): return E.neg(self)
@@ -65,20 +75,23 @@ class OpMethods:
     __hash__ = object.__hash__
     def __getitem__(self, key): return S.getitem(self, key)
 
-    def sum(self, axis=None, keepdims=False): return R.sum(self, axis, keepdims)
-    def mean(self, axis=None, keepdims=False): return R.mean(self, axis, keepdims)
-    def max(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
-        return R.max(self, axis, keepdims, dim=dim, keepdim=keepdim)
-    def min(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
-        return R.min(self, axis, keepdims, dim=dim, keepdim=keepdim)
-    def prod(self, axis=None, keepdims=False): return R.prod(self, axis, keepdims)
-    def var(self, axis=None, correction=1, keepdims=False):
-        return R.var(self, axis, correction=correction, keepdims=keepdims)
-    def std(self, axis=None, correction=1, keepdims=False):
-        return R.std(self, axis, correction=correction, keepdims=keepdims)
+    def sum(self, axis=None, keepdims=False, *, dtype=None):
+        return R.sum(self, axis, keepdims, dtype=dtype)
+    def mean(self, axis=None, keepdims=False, *, dtype=None):
+        return R.mean(self, axis, keepdims, dtype=dtype)
+    def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return R.max(self, dim, keepdim, axis=axis, keepdims=keepdims)
+    def min(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return R.min(self, dim, keepdim, axis=axis, keepdims=keepdims)
+    def prod(self, axis=None, keepdims=False, *, dtype=None):
+        return R.prod(self, axis, keepdims, dtype=dtype)
+    def var(self, axis=None, correction=1, keepdims=False, *, unbiased=None):
+        return R.var(self, axis, correction=correction, keepdims=keepdims, unbiased=unbiased)
+    def std(self, axis=None, correction=1, keepdims=False, *, unbiased=None):
+        return R.std(self, axis, correction=correction, keepdims=keepdims, unbiased=unbiased)
     def logsumexp(self, axis, keepdims=False): return R.logsumexp(self, axis, keepdims)
-    def cumsum(self, axis): return R.cumsum(self, axis)
-    def cumprod(self, axis): return R.cumprod(self, axis)
+    def cumsum(self, axis, *, dtype=None): return R.cumsum(self, axis, dtype=dtype)
+    def cumprod(self, axis, *, dtype=None): return R.cumprod(self, axis, dtype=dtype)
     def norm(self, p=2, axis=None, keepdims=False): return R.norm(self, p, axis, keepdims)
     def sort(self, axis=-1, descending=False): return R.sort(self, axis, descending)
     def argsort(self, axis=-1, descending=False): return R.argsort(self, axis, descending)
@@ -119,8 +132,13 @@ class OpMethods:
     def chunk(self, chunks, axis=0): return S.chunk(self, chunks, axis)
     def unbind(self, axis=0): return S.unbind(self, axis)
     def expand(self, *shape):
-        return S.broadcast_to(self, shape[0] if len(shape) == 1 and
-                              isinstance(shape[0], (tuple, list)) else shape)
+        """PyTorch's expand: broadcast to shape, where -1 keeps that dim's size."""
+        shape = tuple(shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list))
+                      else shape)
+        lead = len(shape) - len(self.shape)
+        shape = tuple(self.shape[d - lead] if n == -1 and d >= lead else n
+                      for d, n in enumerate(shape))
+        return S.broadcast_to(self, shape)
     def view(self, *shape): return S.reshape(self, *shape)
     def matmul(self, o): return L.matmul(self, o)
     def exp(self): return E.exp(self)

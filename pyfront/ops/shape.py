@@ -6,13 +6,14 @@ Ops that need another value's shape but not its data take it as a shape-only inp
 when the batch size is unknown until run time.
 """
 import builtins
+import functools
 import math
 
 import numpy as np
 
 from .. import errors
 from ..backend import cpu
-from ..dtypes import as_dtype
+from ..dtypes import as_dtype, result_type
 from . import core
 from .core import Op, ShapeMismatch, Spec, apply, as_operand, check_shape, fmt_shape, \
     normalize_axes, normalize_axis
@@ -68,6 +69,28 @@ class Reshape(Op):
 
 
 _reshape = core.register(Reshape)
+
+
+class StopGradient(Op):
+    """x itself, a constant to differentiation (TensorFlow's stop_gradient, MXNet's BlockGrad):
+    what Tensor.detach() and Symbol.detach() make in graphs, so a traced detach cuts the
+    gradient as the eager one does. A view: no copy, no step in a compiled plan."""
+
+    name = "stop_gradient"
+    retain_inputs = retain_outputs = ()
+    view = True
+    differentiable = False
+
+    def infer(self, specs, attrs):
+        return [Spec(specs[0].shape, specs[0].dtype)]
+
+
+_stop_gradient = core.register(StopGradient)
+
+
+def stop_gradient(x):
+    """x's values, through which no gradient flows (eager or in a graph)."""
+    return apply(_stop_gradient, [as_operand(x)])
 
 
 class ReshapeLike(Op):
@@ -540,6 +563,11 @@ def getitem(x, key):
     x = as_operand(x)
     if not isinstance(key, tuple):
         key = (key,)
+    if any(getattr(k, "symbolic", False) and k.dtype.name == "bool" for k in key):
+        # pf.jit falls back to eager for this signature, with its warning
+        raise errors.TraceError("getitem: a boolean mask in a graph selects a number "
+                                "of elements known only from its values (use where or "
+                                "masked_fill to keep the shape)")
     flat = _flat_positions(x, key, "getitem")
     if flat is not None:
         return take(reshape(x, (-1,)), flat, 0)
@@ -773,6 +801,10 @@ def concat(tensors, axis=0):
             raise errors.ShapeError("concat: tensor %d is 0-d and has no axis to join along "
                                     "(stack makes a 1-d tensor of 0-d ones)" % i)
     axis = normalize_axis(axis, len(tensors[0].shape), "concat")
+    if any(t.dtype is not tensors[0].dtype for t in tensors):
+        # mixed dtypes join in the one the promotion rule gives them, as in PyTorch
+        dt = functools.reduce(result_type, [t.dtype for t in tensors])
+        tensors = [t if t.dtype is dt else t.astype(dt) for t in tensors]
     if len(tensors) == 1:
         return tensors[0]
     if len(tensors) > 16:
@@ -959,7 +991,7 @@ def _triangle(x, k, lower, op):
                                 % (op, fmt_shape(x.shape)))
     rows, cols = x.shape[-2:]
     keep = np.tri(rows, cols, k, dtype=bool) if lower else ~np.tri(rows, cols, k - 1, dtype=bool)
-    return _elementwise.where(_mask_constant(keep), x, 0)
+    return _elementwise.where(_mask_constant(keep), x, as_operand(0, dtype=x.dtype))  # dtype kept
 
 
 def _mask_constant(mask):
@@ -1229,8 +1261,20 @@ def _scatter_call(op, x, axis, indices, src, name):
     indices = _index_operand(indices, name, x)
     axis = normalize_axis(axis, len(x.shape), name)
     src = as_operand(src, like=x)
-    if tuple(src.shape) != tuple(indices.shape) and None not in tuple(indices.shape):
+    ishape, xshape, sshape = tuple(indices.shape), tuple(x.shape), tuple(src.shape)
+    known = None not in ishape + xshape + sshape and len(ishape) == len(xshape)
+    if known and len(sshape) == len(ishape) and sshape != ishape and \
+            all(i <= s for i, s in zip(ishape, sshape)):
+        # PyTorch reads src only where the indices are: a larger src is cut to them
+        src = getitem(src, tuple(slice(0, i) for i in ishape))
+    elif sshape != ishape and None not in ishape:
         src = broadcast_to(src, indices.shape)
+    if known and any(i < n for d, (i, n) in enumerate(zip(ishape, xshape)) if d != axis) and \
+            all(i <= n for d, (i, n) in enumerate(zip(ishape, xshape)) if d != axis):
+        # indices shorter than x outside the axis write only the leading block of x there
+        # (PyTorch's rule): scatter into that block, and put it back in place of x's
+        block = tuple(slice(None) if d == axis else slice(0, i) for d, i in enumerate(ishape))
+        return setitem(x, block, apply(op, [getitem(x, block), indices, src], {"axis": axis}))
     return apply(op, [x, indices, src], {"axis": axis})
 
 
@@ -1247,14 +1291,22 @@ def scatter_add(x, axis, indices, src):
 
 
 def index_select(x, axis, indices):
-    """PyTorch's index_select(input, dim, index): whole slices along axis (= take)."""
+    """PyTorch's index_select(input, dim, index): whole slices along axis (= take); a 0-d
+    index selects one slice and keeps the dim, as PyTorch's."""
+    indices = as_operand(indices)
+    if len(indices.shape) == 0:
+        indices = reshape(indices, (1,))
     return take(x, indices, axis)
 
 
 def masked_fill(x, mask, value):
-    """x with `value` where mask is true (mask broadcast against x)."""
+    """x with `value` where mask is true (mask broadcast against x); the result keeps x's
+    dtype, as PyTorch's (value is cast to it: 1.7 into an int64 tensor is 1)."""
     x = as_operand(x)
-    return _elementwise.where(as_operand(mask), as_operand(value, like=x), x)
+    value = as_operand(value, like=x)
+    if value.dtype is not x.dtype:
+        value = value.astype(x.dtype)
+    return _elementwise.where(as_operand(mask), value, x)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1656,4 +1708,4 @@ def embedding(indices, weight):
     return take(weight, indices, 0)
 
 
-__all__ += ["embedding"]
+__all__ += ["embedding", "stop_gradient"]

@@ -260,3 +260,19 @@ def test_inputs_the_outputs_do_not_read_do_not_shift_the_others(fn, expected):
             return y * 2
 
     np.testing.assert_array_equal(Second().hybridize()(a, b).numpy(), [20.0, 40.0])
+
+
+def test_a_boolean_mask_in_a_graph_falls_back_to_eager_with_a_warning():
+    # the result's length depends on the mask's values: no static plan can hold it
+    x = pf.tensor([1.0, -2.0, 3.0])
+    for f, args in ((pf.jit(lambda a, m: a[m]), (x, x > 0)), (pf.jit(lambda a: a[a > 0]), (x,))):
+        with pytest.warns(RuntimeWarning, match="boolean mask in a graph"):
+            out = f(*args)
+        np.testing.assert_array_equal(out.numpy(), [1.0, 3.0])
+        np.testing.assert_array_equal(f(*args).numpy(), [1.0, 3.0])     # eager from now on
+
+
+def test_a_named_tuple_result_keeps_its_fields_through_jit():
+    x = pf.tensor([[1.0, 3.0, 2.0], [4.0, 0.0, 5.0]])
+    out = pf.jit(lambda t: pf.max(t, dim=1))(x)
+    assert out.values.tolist() == [3.0, 5.0] and out.indices.tolist() == [1, 2]

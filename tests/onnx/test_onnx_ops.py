@@ -857,3 +857,19 @@ def test_gemm_with_scaled_operands_imports(ort_run):
         np.testing.assert_allclose(model(pf.tensor(x)).numpy(), ort_run(data, x)[0],
                                    rtol=1e-5, atol=1e-6)
     assert sorted(k for k, _ in model.named_parameters()) == ["c", "w"]
+
+
+def test_integer_bitwise_ops_export_from_opset_18(tmp_path, ort_run):
+    def fn(a, b):
+        i, j = pf.cast(a * 8.0, "int64"), pf.cast(b * 8.0, "int64")
+        return pf.cast((i & j) | (~i ^ j), "float32")
+
+    rng = np.random.default_rng(3)
+    model = _Apply(fn)
+    xs = [rng.standard_normal((2, 6)).astype(np.float32) for _ in range(2)]
+    path = pf.onnx.export(model, tmp_path / "bits.onnx", example_inputs=xs, opset=18)
+    with pf.no_grad():
+        ours = model(*[pf.tensor(x) for x in xs]).numpy()
+    np.testing.assert_array_equal(ort_run(path, *xs)[0], ours)
+    with pytest.raises(pf.onnx.UnsupportedOnnxError, match="bitwise_and needs opset 18"):
+        pf.onnx.export(model, tmp_path / "old.onnx", example_inputs=xs, opset=17)

@@ -47,6 +47,29 @@ def test_comparisons_and_classification_give_bool(torch):
     assert not (x > 0).requires_grad
 
 
+@pytest.mark.parametrize("dtype", ["int32", "int64"])
+def test_bitwise_operators_on_integers_are_bitwise_as_in_pytorch(dtype, torch):
+    a = np.array([5, 6, 0, -3, 2**30, -(2**30)], dtype)
+    b = np.array([3, 3, -1, 7, 2**30 + 1, 12345], dtype)
+    ta, tb = pf.tensor(a), pf.tensor(b)
+    xa, xb = torch.from_numpy(a), torch.from_numpy(b)
+    for ours, ref in ((ta & tb, xa & xb), (ta | tb, xa | xb), (ta ^ tb, xa ^ xb), (~ta, ~xa),
+                      (ta & 6, xa & 6), (3 | ta, 3 | xa), (pf.bitwise_xor(ta, tb), xa ^ xb),
+                      (pf.bitwise_not(ta), torch.bitwise_not(xa))):
+        assert ours.dtype.name == dtype
+        np.testing.assert_array_equal(ours.numpy(), ref.numpy())
+    # the same ops compiled (integer ops are never fused into float programs)
+    f = pf.jit(lambda x, y: (x & y) | (~x ^ y))
+    np.testing.assert_array_equal(f(ta, tb).numpy(), ((xa & xb) | (~xa ^ xb)).numpy())
+    # int32 with int64 promotes, bool stays logical, floats are refused by name
+    assert (pf.tensor(a.astype("int32")) & pf.tensor(b.astype("int64"))).dtype is pf.int64
+    assert (~pf.tensor([True, False])).tolist() == [False, True]
+    with pytest.raises(pf.DTypeError, match="bitwise_and takes integer or bool"):
+        pf.tensor([1.0]) & pf.tensor([1.0])
+    with pytest.raises(pf.DTypeError, match="bitwise_not"):
+        ~pf.tensor([1.0])
+
+
 def test_logical_ops_any_all_and_operators(rng, torch):
     a = rng.uniform(size=(3, 4)) > 0.5
     b = rng.uniform(size=(4,)) > 0.5
@@ -73,7 +96,7 @@ def test_logical_ops_any_all_and_operators(rng, torch):
     empty = pf.zeros(0, 3)
     assert pf.any(empty).item() is False and pf.all(empty).item() is True
     assert pf.any(empty, 0).tolist() == [False] * 3
-    assert pf.max(ta, 1).dtype is pf.bool and np.array_equal(pf.max(ta, 1).numpy(), a.max(1))
+    assert pf.max(ta, axis=1).dtype is pf.bool and np.array_equal(pf.max(ta, axis=1).numpy(), a.max(1))
     assert (ta.sum()).dtype is pf.int64 and ta.sum().item() == a.sum()
 
 
@@ -113,3 +136,33 @@ def test_integer_arithmetic_keeps_integer_dtypes():
 def test_reductions_refuse_bool_where_pytorch_does():
     with pytest.raises(pf.DTypeError, match="mean needs a float"):
         pf.mean(pf.tensor([True]))
+
+
+def test_ops_keep_integer_and_bool_dtypes_where_pytorch_does(torch):
+    i = np.array([-3, 0, 5, -7], np.int64)
+    ti, xi = pf.tensor(i), torch.from_numpy(i)
+    for name in ("sign", "floor", "ceil", "round", "trunc"):
+        ours, ref = getattr(pf, name)(ti), getattr(torch, name)(xi)
+        assert ours.dtype is pf.int64, name
+        np.testing.assert_array_equal(ours.numpy(), ref.numpy())
+    assert pf.floor(ti).numpy() is not ti.numpy()          # a new tensor, not an alias
+    b = np.ones((3, 3), bool)
+    for name in ("tril", "triu"):
+        ours, ref = getattr(pf, name)(pf.tensor(b), 1), getattr(torch, name)(torch.from_numpy(b), 1)
+        assert ours.dtype is pf.bool
+        np.testing.assert_array_equal(ours.numpy(), ref.numpy())
+    mask = np.array([True, False, True, False])
+    for x, value in ((i, 1.7), (i, 2), (mask, 0), (i.astype(np.float32), 2)):
+        ours = pf.masked_fill(pf.tensor(x), pf.tensor(mask), value)
+        ref = torch.from_numpy(x).masked_fill(torch.from_numpy(mask), value)
+        assert ours.dtype.name == str(ref.dtype).replace("torch.", "")
+        np.testing.assert_array_equal(ours.numpy(), ref.numpy())
+    for value in (3, True, 1.5):
+        ours, ref = pf.full((2, 2), value), torch.full((2, 2), value)
+        assert ours.dtype.name == str(ref.dtype).replace("torch.", "")
+        np.testing.assert_array_equal(ours.numpy(), ref.numpy())
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    ours = pf.index_select(pf.tensor(x), 0, pf.tensor(1))
+    ref = torch.index_select(torch.from_numpy(x), 0, torch.tensor(1))
+    assert ours.shape == tuple(ref.shape)
+    np.testing.assert_array_equal(ours.numpy(), ref.numpy())

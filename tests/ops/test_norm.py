@@ -49,7 +49,7 @@ def test_batch_norm_train_matches_reference(shape, dtype):
     gamma, beta = RNG.standard_normal(c).astype(dtype), RNG.standard_normal(c).astype(dtype)
     rmean, rvar = RNG.standard_normal(c).astype(dtype), (RNG.random(c) + 0.5).astype(dtype)
     rmean0, rvar0 = rmean.copy(), rvar.copy()
-    y = pf.batch_norm(pf.tensor(x), pf.tensor(rmean), pf.tensor(rvar), pf.tensor(gamma),
+    y = pf.batch_norm(pf.tensor(x), pf.from_numpy(rmean), pf.from_numpy(rvar), pf.tensor(gamma),
                       pf.tensor(beta), training=True, momentum=0.3, eps=1e-3)
     ref, mean, _, unbiased = bn_reference(x, gamma, beta, 1e-3)
     tol = 2e-5 if dtype == "float32" else 1e-12
@@ -86,7 +86,7 @@ def test_batch_norm_float64_running_statistics_with_float32_input():
     # running statistics keep their own dtype (a model may keep them in float64)
     x = RNG.standard_normal((10, 4)).astype("float32")
     rmean, rvar = np.zeros(4), np.ones(4)
-    pf.batch_norm(pf.tensor(x), pf.tensor(rmean), pf.tensor(rvar), training=True)
+    pf.batch_norm(pf.tensor(x), pf.from_numpy(rmean), pf.from_numpy(rvar), training=True)
     np.testing.assert_allclose(rmean, 0.1 * x.astype(np.float64).mean(0), rtol=1e-6)
     np.testing.assert_allclose(rvar, 0.9 + 0.1 * x.astype(np.float64).var(0, ddof=1),
                                rtol=1e-6)
@@ -97,7 +97,7 @@ def test_batch_norm_variance_is_accurate_far_from_zero():
     # a large common offset defeats E[x^2] - E[x]^2 in float32; the tiled two-pass does not
     x = (1e4 + RNG.standard_normal((64, 3, 40, 40))).astype("float32")
     rvar = np.zeros(3, np.float32)
-    pf.batch_norm(pf.tensor(x), pf.tensor(np.zeros(3, np.float32)), pf.tensor(rvar),
+    pf.batch_norm(pf.tensor(x), pf.tensor(np.zeros(3, np.float32)), pf.from_numpy(rvar),
                   training=True, momentum=1.0)
     exact = x.astype(np.float64).var(axis=(0, 2, 3), ddof=1)
     np.testing.assert_allclose(rvar, exact, rtol=1e-4)
@@ -206,7 +206,7 @@ def test_batch_norm_matches_torch_over_several_steps(shape):
         g = RNG.standard_normal(shape).astype("float32")
         xt = pf.tensor(x, requires_grad=True)
         gt, bt = pf.tensor(gamma, requires_grad=True), pf.tensor(beta, requires_grad=True)
-        y = pf.batch_norm(xt, pf.tensor(rmean), pf.tensor(rvar), gt, bt, training=True,
+        y = pf.batch_norm(xt, pf.from_numpy(rmean), pf.from_numpy(rvar), gt, bt, training=True,
                           momentum=0.2)
         dx, dg, db = pf.grad(y, [xt, gt, bt], grad_outputs=[pf.tensor(g)])
         tx = torch.tensor(x, requires_grad=True)
@@ -221,7 +221,7 @@ def test_batch_norm_matches_torch_over_several_steps(shape):
         np.testing.assert_allclose(rvar, tbn.running_var.numpy(), rtol=1e-5, atol=1e-6)
     tbn.eval()
     x = RNG.standard_normal(shape).astype("float32")
-    y = pf.batch_norm(pf.tensor(x), pf.tensor(rmean), pf.tensor(rvar), pf.tensor(gamma),
+    y = pf.batch_norm(pf.tensor(x), pf.from_numpy(rmean), pf.from_numpy(rvar), pf.tensor(gamma),
                       pf.tensor(beta), training=False)
     np.testing.assert_allclose(y.numpy(), tbn(torch.tensor(x)).detach().numpy(), rtol=1e-5,
                                atol=1e-5)
@@ -320,7 +320,7 @@ def test_compiled_batch_norm_updates_running_statistics_like_eager():
         xv = RNG.standard_normal((n, 3, 6, 6)).astype("float32")
         out = run.run({"x": xv})
         xt = pf.tensor(xv, requires_grad=True)
-        ye = pf.batch_norm(xt, pf.tensor(rm_eager), pf.tensor(rv_eager), gamma, beta,
+        ye = pf.batch_norm(xt, pf.from_numpy(rm_eager), pf.from_numpy(rv_eager), gamma, beta,
                            training=True)
         le = (ye * ye * pf.tensor(np.arange(3, dtype="float32").reshape(1, 3, 1, 1))).sum()
         de_gamma, de_x = pf.grad(le, [gamma, xt])

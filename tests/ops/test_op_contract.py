@@ -250,6 +250,9 @@ CASES = _merge({
     "hypot": Case(pf.hypot, F(N, 3, away=0.2), F(3)),
     "fmod": Case(pf.fmod, F(N, 3, lo=-3.0, hi=3.0), F(3, lo=0.7, hi=1.3)),
     "remainder": Case(pf.remainder, F(N, 3, lo=-3.0, hi=3.0), F(3, lo=0.7, hi=1.3)),
+    "bitwise_and": Case(pf.bitwise_and, I(N, 3), I(3), no_grad=_NOT_DIFF),
+    "bitwise_or": Case(pf.bitwise_or, I(N, 3), I(3), no_grad=_NOT_DIFF),
+    "bitwise_xor": Case(pf.bitwise_xor, I(N, 3), I(3), no_grad=_NOT_DIFF),
     "floor_divide": Case(pf.floor_divide, F(N, 3, lo=-3.0, hi=3.0), F(3, lo=0.7, hi=1.3),
                          no_grad="piecewise constant: declared without a gradient"),
     # ---- reductions ----
@@ -266,6 +269,10 @@ CASES = _merge({
     "reduce_grad": Case(grad_of(lambda x: pf.mean(x, axis=1)), F(N, 3, 2), F(N, 2)),
     # ---- shapes ----
     "reshape": Case(lambda x: pf.reshape(x, (-1, 2, 3)), F(N, 6)),
+    "stop_gradient": Case(pf.stop_gradient, F(N, 3),
+                          no_grad="a constant to differentiation by design (tested against "
+                          "detach in tests/ops/test_torch_parity_edges.py)",
+                          any_shape="takes a tensor of any shape"),
     "reshape_like": Case(reshape_like, F(N, 6), F(N, 2, 3)),
     "permute": Case(lambda x: pf.permute(x, 2, 0, 1), F(N, 3, 2)),
     "broadcast_to": Case(lambda x: pf.broadcast_to(x, (2, 3, 4)), F(3, 1)),

@@ -10,7 +10,7 @@ from pyfront.testing import check_grad
 
 def test_reshape_is_a_view_and_follows_numpy(rng):
     x = rng.standard_normal((2, 3, 4)).astype(np.float32)
-    t = pf.tensor(x)
+    t = pf.from_numpy(x)
     for shape in [(6, 4), (-1,), (4, -1, 2), (24, 1), (1, 2, 1, 12), (2, 3, 4)]:
         y = pf.reshape(t, shape)
         assert np.array_equal(y.numpy(), x.reshape(shape))
