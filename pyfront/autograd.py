@@ -521,15 +521,40 @@ def backward(outputs, grad_outputs=None, create_graph=False, retain_graph=None):
         grad_outputs = [grad_outputs]
     gos = _default_grads(outputs, grad_outputs)
     leaves = {}
-    leaf_grads = _run_backward(outputs, gos, create_graph, None, leaves)
+    # non-leaves that asked for their gradient (Tensor.retain_grad) are targets of the walk
+    retaining = list(_retaining.values()) if _retaining else None
+    leaf_grads = _run_backward(outputs, gos, create_graph, retaining, leaves)
     for key, leaf in leaves.items():
-        g = leaf_grads[key]
-        if not create_graph:
-            g = g.detach()
-        if leaf.grad is None:
-            leaf.grad = g
-        else:
-            leaf.grad = leaf.grad + g
+        _store_grad(leaf, leaf_grads[key], create_graph)
+    for t in retaining or ():
+        g = leaf_grads.get(id(t))
+        if g is not None:
+            _store_grad(t, g, create_graph)
+
+
+def _store_grad(t, g, create_graph):
+    """g added into t.grad (made there if it has none), as backward accumulates."""
+    if not create_graph:
+        g = g.detach()
+    t.grad = g if t.grad is None else t.grad + g
+
+
+# id -> tensor, for the non-leaf tensors whose .grad backward fills (PyTorch's retain_grad);
+# weak, so that asking keeps neither the tensor nor its tape alive
+_retaining = weakref.WeakValueDictionary()
+
+
+def retain_grad(t):
+    """Make backward fill t.grad although t is not a leaf (a leaf's is filled anyway)."""
+    if not t.requires_grad:
+        raise errors.PyfrontError("retain_grad: the tensor does not require grad (no input that "
+                                  "needs a gradient took part in computing it)")
+    if t._node is not None:
+        _retaining[id(t)] = t
+
+
+def retains_grad(t):
+    return t._node is not None and _retaining.get(id(t)) is t
 
 
 def grad(outputs, inputs, grad_outputs=None, create_graph=False, allow_unused=False,
@@ -552,12 +577,52 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, allow_unused=Fa
     gos = _default_grads(outputs, grad_outputs)
     leaf_grads = _run_backward(outputs, gos, create_graph, inputs)
     result = []
+    reached = None
     for x in inputs:
         g = leaf_grads.get(id(x))
-        if g is None and not allow_unused:
-            raise errors.PyfrontError("grad: an input was not used to compute the outputs "
-                                      "(pass allow_unused=True to get None for it)")
+        if g is None:
+            # A gradient rule returns None for an input whose gradient is zero (relu's second
+            # derivative; max's gradient, which depends on x only through where its maximum
+            # is): an input the tape reaches along such edges gets zeros, as PyTorch's zero
+            # formulas give (torch.func.hessian of max is zeros); only one the outputs never
+            # depended on is unused.
+            if reached is None:
+                reached = _reached(outputs)
+            key = id(x) if x._node is None else (id(x._node), x._index)
+            if key in reached:
+                g = Tensor._wrap(np.zeros_like(x._data), x.dtype)
+            elif not allow_unused:
+                raise errors.PyfrontError("grad: an input was not used to compute the outputs "
+                                          "(pass allow_unused=True to get None for it)")
         if g is not None and not create_graph:
             g = g.detach()
         result.append(g)
     return result[0] if single else result
+
+
+def _reached(outputs):
+    """What the outputs' tape reaches along inputs that need a gradient: ids of leaves and
+    (id(node), index) of non-leaf tensors (the outputs themselves included)."""
+    reached, seen, stack = set(), set(), []
+    for out in outputs:
+        if out._node is None:
+            reached.add(id(out))
+        else:
+            reached.add((id(out._node), out._index))
+            stack.append(out._node)
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        for x, need in zip(node.inputs, node.needs):
+            if not need:
+                continue
+            n = x._node
+            if n is None:
+                reached.add(id(x))
+            else:
+                reached.add((id(n), x._index))
+                if n not in seen:
+                    stack.append(n)
+    return reached

@@ -160,6 +160,15 @@ class Tensor(OpMethods):
         (retain_graph: accepted for PyTorch's code; the tape is kept either way)."""
         autograd.backward([self], None if grad is None else [grad], create_graph=create_graph)
 
+    def retain_grad(self):
+        """Have backward fill this non-leaf tensor's .grad too (PyTorch's retain_grad; a
+        leaf that requires grad gets its .grad anyway)."""
+        autograd.retain_grad(self)
+
+    @property
+    def retains_grad(self):
+        return autograd.retains_grad(self)
+
     def detach(self):
         """The same memory, cut from the tape."""
         return Tensor._wrap(self._array(), self.dtype)
@@ -170,12 +179,19 @@ class Tensor(OpMethods):
         self.requires_grad = bool(flag)
         return self
 
-    def to(self, dtype_or_device):
-        """t.to(dtype) converts the values; t.to("cuda"), t.to("cuda:1"), t.to("cpu") copy them
-        to that device (t itself when it is there already)."""
-        if cuda.is_device(dtype_or_device):
-            return _on_device(self, dtype_or_device)
-        return self.astype(dtype_or_device)
+    def to(self, *args, dtype=None, device=None, non_blocking=False, copy=False):
+        """PyTorch's forms: t.to(dtype) / t.to(dtype=...) converts the values; t.to("cuda"),
+        t.to("cuda:1"), t.to("cpu") (or device=) copy them to that device (t itself when it
+        is there already); t.to(other) takes other's dtype and device; t.to(device, dtype)
+        both. copy=True gives a new tensor even when nothing changes (non_blocking is
+        accepted and changes nothing: copies complete before to() returns)."""
+        device, dtype = _to_target(self, args, device, dtype)
+        t = self
+        if device is not None:
+            t = _on_device(t, device)
+        if dtype is not None and as_dtype(dtype) is not t.dtype:
+            t = t.astype(dtype)
+        return S.clone(t) if copy and t is self else t
 
     def cpu(self):
         """The tensor in host memory (itself when it is there already)."""
@@ -293,6 +309,32 @@ def _replace(t, value):
     """A new tensor of t's shape holding value (broadcast; cast by the caller where needed):
     where(everywhere, value, t), so the tape sends value its gradient and t none."""
     return E.where(Tensor._wrap(np.ones(t.shape, bool), as_dtype("bool")), value, t)
+
+
+def _to_target(t, args, device, dtype):
+    """(device, dtype) named by Tensor.to's arguments (None: unchanged): positional dtype,
+    device, tensor (its dtype and device) or (device, dtype), and the keywords."""
+    if len(args) > 2:
+        raise TypeError("to: takes at most 2 positional arguments (device, dtype), got %d"
+                        % len(args))
+    for a in args:
+        if hasattr(a, "symbolic"):                 # another tensor: its dtype and device
+            if len(args) > 1:
+                raise TypeError("to: a tensor argument comes alone")
+            found_device, found_dtype = a.device, a.dtype
+        elif cuda.is_device(a):
+            found_device, found_dtype = a, None
+        else:
+            found_device, found_dtype = None, as_dtype(a)
+        for kind, found, given in (("device", found_device, device), ("dtype", found_dtype,
+                                                                      dtype)):
+            if found is not None and given is not None:
+                raise TypeError("to: %s given twice (%r and %r)" % (kind, found, given))
+        device = device if found_device is None else found_device
+        dtype = dtype if found_dtype is None else found_dtype
+    if device is not None and not cuda.is_device(device):
+        raise ValueError("to: unknown device %r: use 'cpu', 'cuda' or 'cuda:N'" % (device,))
+    return device, dtype
 
 
 class _Size(int):

@@ -18,7 +18,7 @@ template <typename T> __device__ __forceinline__ T unary_op(int op, T x, T p0, T
     case PF_U_SQRT: return sqrt(x);
     case PF_U_RSQRT: return (T)1 / sqrt(x);
     case PF_U_ABS: return fabs(x);
-    case PF_U_SIGN: return x != x ? x : (T)((x > 0) - (x < 0));
+    case PF_U_SIGN: return (T)((x > 0) - (x < 0));    /* NaN gives 0, as PyTorch's */
     case PF_U_SQUARE: return x * x;
     case PF_U_RECIPROCAL: return (T)1 / x;
     case PF_U_SIN: return sin(x);
@@ -95,7 +95,7 @@ template <typename T> __device__ __forceinline__ T unary_grad_op(int op, T v, T 
     case PF_G_SOFTSIGN: { T d = (T)1 + fabs(v); return g / (d * d); }
     case PF_G_LOGSIGMOID: return g * pf_sigmoid(-v);
     case PF_G_HARDSIGMOID: return v > (T)-3 && v < (T)3 ? g / (T)6 : (T)0;
-    case PF_G_HARDSWISH: return v < (T)-3 ? (T)0 : v <= (T)3 ? g * (v / (T)3 + (T)0.5) : g;
+    case PF_G_HARDSWISH: return v <= (T)-3 ? (T)0 : v < (T)3 ? g * (v / (T)3 + (T)0.5) : g;
     case PF_G_GELU_TANH: {
         T x2 = v * v;
         T t = tanh((T)GELU_C * (v + (T)GELU_K * x2 * v));

@@ -35,7 +35,8 @@ static PF_HOT void SFX(unary_loop)(int op, int64_t n, const T *x, T *y, T p0, T 
     case PF_U_RSQRT: for (int64_t i = 0; i < n; i++) y[i] = (T)1 / M_SQRT(x[i]); break;
     case PF_U_ABS: for (int64_t i = 0; i < n; i++) y[i] = M_FABS(x[i]); break;
     case PF_U_SIGN:
-        for (int64_t i = 0; i < n; i++) y[i] = x[i] != x[i] ? x[i] : (T)((x[i] > 0) - (x[i] < 0));
+        /* NaN gives 0, as PyTorch's sign (and so abs' gradient there) */
+        for (int64_t i = 0; i < n; i++) y[i] = (T)((x[i] > 0) - (x[i] < 0));
         break;
     case PF_U_SQUARE: for (int64_t i = 0; i < n; i++) y[i] = x[i] * x[i]; break;
     case PF_U_RECIPROCAL: for (int64_t i = 0; i < n; i++) y[i] = (T)1 / x[i]; break;
@@ -173,9 +174,9 @@ static PF_HOT void SFX(unary_grad_loop)(int op, int64_t n, const T *v, const T *
         for (int64_t i = 0; i < n; i++)
             dx[i] = v[i] > (T)-3 && v[i] < (T)3 ? g[i] / (T)6 : (T)0;
         break;
-    case PF_G_HARDSWISH:     /* PyTorch: 0 below -3, x/3 + 1/2 up to 3, then 1 */
+    case PF_G_HARDSWISH:     /* PyTorch: 0 up to -3, x/3 + 1/2 inside, 1 from 3 on */
         for (int64_t i = 0; i < n; i++)
-            dx[i] = v[i] < (T)-3 ? (T)0 : v[i] <= (T)3 ? g[i] * (v[i] / (T)3 + (T)0.5) : g[i];
+            dx[i] = v[i] <= (T)-3 ? (T)0 : v[i] < (T)3 ? g[i] * (v[i] / (T)3 + (T)0.5) : g[i];
         break;
     case PF_G_GELU_TANH:
         for (int64_t i = 0; i < n; i++) {

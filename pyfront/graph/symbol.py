@@ -136,6 +136,28 @@ class Symbol(OpMethods):
             return (self[i] for i in range(self.shape[0]))
         self._trace_error("iteration over an unknown batch dimension")
 
+    def to(self, *args, dtype=None, device=None, non_blocking=False, copy=False):
+        """Tensor.to's dtype forms: s.to(dtype), s.to(dtype=...), s.to(other) (other's
+        dtype). A graph runs on the device of the tensors it is given, so a device (other
+        than through a tensor argument) is a TraceError: pf.jit runs such code eagerly."""
+        from ..ops.shape import cast, clone
+
+        for a in args:
+            if hasattr(a, "symbolic"):
+                found = a.dtype
+            elif isinstance(a, str) and (a in ("cpu", "cuda") or a.startswith("cuda:")):
+                found, device = None, a
+            else:
+                found = as_dtype(a)
+            if found is not None:
+                if dtype is not None:
+                    raise TypeError("to: dtype given twice (%r and %r)" % (found, dtype))
+                dtype = found
+        if device is not None:
+            self._trace_error(".to(%r)" % (device,))
+        out = self if dtype is None or as_dtype(dtype) is self.dtype else cast(self, dtype)
+        return clone(out) if copy and out is self else out
+
     def detach(self):
         """The same value, through which no gradient flows (as Tensor.detach())."""
         from ..ops.shape import stop_gradient

@@ -89,7 +89,8 @@ TORCH_NAMES = {
             "trunc", "sign", "remainder", "fmod", "floor_divide", "pow", "maximum", "minimum",
             "erf", "reciprocal", "square", "neg", "add", "sub", "mul", "div", "isnan", "isinf",
             "isfinite", "logical_and", "logical_or", "logical_xor", "logical_not",
-            "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not")},
+            "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not", "bitwise_left_shift",
+            "bitwise_right_shift")},
     "comparisons (dtypes part)": {"eq": "equal", "ne": "not_equal", "lt": "less",
                                   "le": "less_equal", "gt": "greater",
                                   "ge": "greater_equal"},
@@ -131,7 +132,8 @@ TORCH_NAMES = {
             "trace", "count_nonzero", "nansum", "nanmean", "kthvalue", "isclose", "allclose",
             "equal", "masked_select", "index_add", "index_fill", "nonzero", "data", "add_",
             "sub_", "mul_", "div_", "pow_", "clamp_", "fill_", "zero_", "copy_",
-            "masked_fill_", "normal_", "uniform_")},
+            "masked_fill_", "normal_", "uniform_", "retain_grad", "retains_grad", "to",
+            "__lshift__", "__rshift__")},
 }
 
 # the README's families, by the module that defines the ops

@@ -23,7 +23,8 @@ __all__ = [
     "elu", "selu", "celu", "silu", "swish", "mish", "softsign", "logsigmoid", "hardsigmoid",
     "hardswish", "hardtanh", "relu6", "prelu", "glu",
     "logical_and", "logical_or", "logical_xor", "logical_not", "bitwise_and", "bitwise_or",
-    "bitwise_xor", "bitwise_not", "isnan", "isinf", "isfinite",
+    "bitwise_xor", "bitwise_not", "bitwise_left_shift", "bitwise_right_shift", "isnan",
+    "isinf", "isfinite",
     "true_divide", "multiply", "subtract", "divide", "negative", "positive", "frac", "deg2rad",
     "rad2deg", "float_power", "addcmul", "addcdiv", "logit", "xlogy", "logaddexp", "logaddexp2",
     "signbit", "copysign", "heaviside", "nan_to_num", "isclose", "allclose", "sinc",
@@ -311,6 +312,7 @@ def log(x): return apply(_log, [_float_operand(x, "log")])
 def sqrt(x): return apply(_sqrt, [_float_operand(x, "sqrt")])
 def rsqrt(x): return apply(_rsqrt, [_float_operand(x, "rsqrt")])
 def sign(x):
+    """-1, 0 or 1 (0 for NaN, as PyTorch's); integers keep their dtype."""
     x = as_operand(x)
     if x.dtype.is_float or x.dtype is bool_:
         return apply(_sign, [_float_operand(x, "sign")])
@@ -429,7 +431,20 @@ def _rounding(op, x, name):
 
 def floor(x): return _rounding(_floor, x, "floor")
 def ceil(x): return _rounding(_ceil, x, "ceil")
-def round(x): return _rounding(_round, x, "round")  # noqa: A001 (numpy's name)
+def round(x, decimals=0):  # noqa: A001 (numpy's name)
+    """Halves to even (PyTorch's and NumPy's). decimals= rounds to that many decimal places
+    as PyTorch does it, in x's dtype: round(x * 10**d) / 10**d, or for d < 0
+    round(x / 10**-d) * 10**-d (so 1.25 with one decimal is 1.2: 12.5 goes to even)."""
+    if not decimals:
+        return _rounding(_round, x, "round")
+    x = as_operand(x)
+    if not x.dtype.is_float:
+        raise errors.DTypeError("round: decimals=%d needs a float tensor, got %s (PyTorch "
+                                "refuses integers there too)" % (decimals, x.dtype.name))
+    scale = 10.0 ** builtins.abs(int(decimals))
+    if decimals > 0:
+        return div(apply(_round, [mul(x, scale)]), scale)
+    return mul(apply(_round, [div(x, scale)]), scale)
 def log1p(x): return apply(_log1p, [_float_operand(x, "log1p")])
 def expm1(x): return apply(_expm1, [_float_operand(x, "expm1")])
 
@@ -451,10 +466,17 @@ def affine(x, scale=1.0, shift=0.0):
                  {"scale": float(scale), "shift": float(shift)})
 
 
-def clip(x, lo=None, hi=None):
-    """x limited to [lo, hi]; either bound may be None (no limit on that side) or a tensor
-    (broadcast against x). Integer tensors stay integer. Where lo > hi every element is hi,
-    as in PyTorch."""
+def clip(x, lo=None, hi=None, *, min=None, max=None):  # noqa: A002 (PyTorch's names)
+    """x limited to [lo, hi] (min= and max= are PyTorch's names for them); either bound may
+    be None (no limit on that side) or a tensor (broadcast against x). Integer tensors stay
+    integer. Where lo > hi every element is hi, and a NaN bound makes every element NaN, as
+    in PyTorch."""
+    for name, ours, torch_value in (("min", lo, min), ("max", hi, max)):
+        if ours is not None and torch_value is not None:
+            raise TypeError("clip: got both %s and %s=" % ("lo" if name == "min" else "hi",
+                                                          name))
+    lo = min if lo is None else lo
+    hi = max if hi is None else hi
     if lo is None and hi is None:
         raise ValueError("clip: give lo, hi or both")
     x = as_operand(x)
@@ -464,6 +486,10 @@ def clip(x, lo=None, hi=None):
         return y if hi is None else minimum(y, hi)
     lo = -math.inf if lo is None else float(lo)
     hi = math.inf if hi is None else float(hi)
+    if math.isnan(lo) or math.isnan(hi):
+        # (the kernel's comparisons would let every element through); x * 0 keeps the
+        # tape, with the zero gradient PyTorch gives there
+        return x * 0.0 + math.nan
     return apply(_clip, [x], {"lo": builtins.min(lo, hi), "hi": hi})
 
 
@@ -593,10 +619,20 @@ _remainder = _binary("remainder", lib.PF_B_REMAINDER, lambda c, g: (
     g if c.needs[0] else None,
     -g * floor(c.inputs[0] / c.inputs[1]) if c.needs[1] else None))
 _floor_divide = _binary("floor_divide", lib.PF_B_FLOOR_DIVIDE, None)
-_atan2 = _binary("atan2", lib.PF_B_ATAN2, lambda c, g: (
-    g * c.inputs[1] / (square(c.inputs[0]) + square(c.inputs[1])) if c.needs[0] else None,
-    -g * c.inputs[0] / (square(c.inputs[0]) + square(c.inputs[1])) if c.needs[1] else None),
-    (_FLOAT,))
+
+
+def _atan2_grad(c, g):
+    # PyTorch's formulas and order of operations: g * b / (a^2 + b^2) and g * -a / (...),
+    # with the reciprocal taken as 0 at a == b == 0 (0 / 0 there; PyTorch's gradient is 0).
+    # 1 / inf gives that 0 without a NaN in either branch of the where.
+    a, b = c.inputs
+    den = square(a) + square(b)
+    recip = reciprocal(where(equal(den, 0.0), math.inf, den))
+    return (g * b * recip if c.needs[0] else None,
+            g * neg(a) * recip if c.needs[1] else None)
+
+
+_atan2 = _binary("atan2", lib.PF_B_ATAN2, _atan2_grad, (_FLOAT,))
 # what the gradients read: add and sub nothing (shapes), mul and div the other operand where
 # the one that needs a gradient is multiplied by it
 _add.retain_inputs = _add.retain_outputs = _sub.retain_inputs = _sub.retain_outputs = ()
@@ -756,6 +792,53 @@ def bitwise_not(x):
     return apply(_bitwise_xor, _operands(x, -1))
 
 
+# shifts (PyTorch's << and >>), composed: a << k is a * 2**k and a >> k is floor(a / 2**k),
+# which is exactly the arithmetic shift of two's complement integers (negatives included)
+
+def _shift_operands(name, a, b):
+    a, b = _operands(a, b)
+    if a.dtype is bool_:                       # (PyTorch shifts bools as integers too)
+        a, b = a.astype("int64"), b.astype("int64")
+    if a.dtype.is_float:
+        raise errors.DTypeError("%s takes integer tensors, got %s (PyTorch refuses floats "
+                                "too)" % (name, a.dtype.name))
+    return a, b, 8 * a.dtype.itemsize
+
+
+def bitwise_left_shift(a, b):
+    """a << b, as PyTorch's: bits shifted out of the dtype are lost (the result wraps, as
+    a * 2**b does), and a shift below 0 or of the dtype's width or more gives 0."""
+    if type(b) is int and hasattr(a, "symbolic") and not a.dtype.is_float:
+        bits = 8 * a.dtype.itemsize if a.dtype is not bool_ else 64
+        if a.dtype is bool_:
+            a = a.astype("int64")
+        if not 0 <= b < bits:
+            return mul(a, 0)
+        factor = 1 << b                        # as the dtype holds it: 1 << 63 is -2**63
+        return mul(a, factor - (1 << bits) if factor >= 1 << (bits - 1) else factor)
+    a, b, bits = _shift_operands("bitwise_left_shift", a, b)
+    # 2**(bits - 1) does not fit the dtype: that last shift doubles the one before it
+    shifted = a * pow(2, clip(b, 0, bits - 2))
+    shifted = where(equal(b, bits - 1), shifted * 2, shifted)
+    return where(logical_and(greater_equal(b, 0), less(b, bits)), shifted, 0)
+
+
+def bitwise_right_shift(a, b):
+    """a >> b, as PyTorch's: an arithmetic shift (floor(a / 2**b): -5 >> 1 is -3); a shift
+    below 0 or of the dtype's width - 1 or more leaves the sign alone (0 or -1)."""
+    if type(b) is int and hasattr(a, "symbolic") and not a.dtype.is_float:
+        if a.dtype is bool_:
+            a = a.astype("int64")
+        bits = 8 * a.dtype.itemsize
+        if 0 <= b < bits - 1:
+            return floor_divide(a, 1 << b)
+        return neg(less(a, 0).astype(a.dtype))
+    a, b, bits = _shift_operands("bitwise_right_shift", a, b)
+    sign = neg(less(a, 0).astype(a.dtype))
+    shifted = floor_divide(a, pow(2, clip(b, 0, bits - 2)))
+    return where(logical_or(less(b, 0), greater_equal(b, bits - 1)), sign, shifted)
+
+
 def isnan(x):
     x = as_operand(x)
     return not_equal(x, x) if x.dtype.is_float else equal(x, x) * False
@@ -801,10 +884,17 @@ class Where(Op):
 _where = core.register(Where)
 
 
-def where(cond, a, b):
-    """Elements of a where cond is true (nonzero), else of b (broadcasting all three)."""
-    a, b = _operands(a, b)
-    return apply(_where, [as_operand(cond), a, b])
+def where(condition, input=None, other=None):  # noqa: A002 (PyTorch's names)
+    """Elements of input where condition is true (nonzero), else of other (broadcasting all
+    three). where(condition) alone is nonzero(condition, as_tuple=True), as PyTorch's (eager
+    only: the count depends on the values)."""
+    if input is None and other is None:
+        return _shape.nonzero(condition, as_tuple=True)
+    if input is None or other is None:
+        raise TypeError("where: give both input and other (or neither: where(condition) is "
+                        "nonzero(condition, as_tuple=True))")
+    a, b = _operands(input, other)
+    return apply(_where, [as_operand(condition), a, b])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -839,11 +929,18 @@ def addcdiv(x, t1, t2, value=1.0):
 
 
 def logit(x, eps=None):
-    """log(x / (1 - x)); with eps, x is clamped to [eps, 1 - eps] first."""
+    """log(x / (1 - x)); with eps, x is clamped to [eps, 1 - eps] first. -inf and inf at 0
+    and 1, where the gradient is inf, as PyTorch's."""
     x = _float_operand(x, "logit")
     if eps is not None:
         x = clip(x, eps, 1.0 - eps)
-    return log(x / (1.0 - x))
+    # log(x / (1 - x)) gives PyTorch's values exactly, but its chain of gradients is 0 / 0 at
+    # x == 1. At 0 and 1 the value comes from log(x) - log1p(-x) instead (the same -inf and
+    # inf; gradient 1/x + 1/(1 - x), inf there), and the other branch sees x moved off the
+    # edges, so that neither branch's unused (zero) gradient meets a 0 / 0.
+    edge = logical_or(equal(x, 0.0), equal(x, 1.0))
+    inner = where(edge, 0.5, x)
+    return where(edge, log(x) - log1p(neg(x)), log(inner / (1.0 - inner)))
 
 
 def xlogy(x, y):

@@ -95,7 +95,9 @@ _matmul = core.register(MatMul)
 
 
 def matmul(a, b, transpose_a=False, transpose_b=False):
-    """Matrix product with numpy's rules (1-D operands are promoted, then squeezed)."""
+    """Matrix product with numpy's rules (1-D operands are promoted, then squeezed). Float
+    operands go to the BLAS; int32/int64 ones are multiplied exactly, as PyTorch's
+    (a composition: see _integer_matmul)."""
     reshape = _shape.reshape
     squeeze = _shape.squeeze
 
@@ -112,11 +114,59 @@ def matmul(a, b, transpose_a=False, transpose_b=False):
     if len(b.shape) == 1:
         b = reshape(b, (b.shape[0], 1))
         squeeze_axes.append(-1)
-    y = apply(_matmul, [a, b], {"transpose_a": bool(transpose_a),
-                                "transpose_b": bool(transpose_b)})
+    if a.dtype.is_float or a.dtype.is_bool:      # (bool: refused by the op, as by PyTorch)
+        y = apply(_matmul, [a, b], {"transpose_a": bool(transpose_a),
+                                    "transpose_b": bool(transpose_b)})
+    else:
+        y = _integer_matmul(a, b, transpose_a, transpose_b)
     if squeeze_axes:
         y = squeeze(y, tuple(squeeze_axes))
     return y
+
+
+# elements of the (..., m, block, n) products _integer_matmul holds at once (32 MiB of int64)
+_INTEGER_BLOCK = 1 << 22
+
+
+def _integer_matmul(a, b, ta, tb):
+    """a @ b for int32/int64 operands of at least 2 dims, exact as PyTorch's integer matmul
+    (products and sums wrap in the dtype): the BLAS takes floats only, so it is the sum over
+    the inner dim of broadcast products, (a[..., :, :, None] * b[..., None, :, :]).sum(-2),
+    taken in blocks of the inner dim that bound the temporary."""
+    swapaxes, expand_dims = _shape.swapaxes, _shape.expand_dims
+    if ta:
+        a = swapaxes(a, -1, -2)
+    if tb:
+        b = swapaxes(b, -1, -2)
+    (m, ka), (kb, n) = a.shape[-2:], b.shape[-2:]
+    if ka is not None and kb is not None and ka != kb:
+        raise errors.ShapeError("matmul: inner dimensions differ: a %s has %d columns, b %s has "
+                                "%d rows%s" % (fmt_shape(a.shape), ka, fmt_shape(b.shape), kb,
+                                               " (after transposes)" if ta or tb else ""))
+    k = ka if ka is not None else kb
+    if k is None:
+        raise errors.ShapeError("matmul: integer operands need a known inner dim, got a %s and "
+                                "b %s" % (fmt_shape(a.shape), fmt_shape(b.shape)))
+    try:
+        core.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except core.ShapeMismatch:
+        raise errors.ShapeError("matmul: the batch dims of a %s and b %s do not broadcast"
+                                % (fmt_shape(a.shape), fmt_shape(b.shape))) from None
+    a, b = expand_dims(a, -1), expand_dims(b, -3)       # (..., m, k, 1) and (..., 1, k, n)
+    block = max(1, _INTEGER_BLOCK // max(1, (m or 1) * (n or 1)))
+    total = None
+    for start in range(0, max(k, 1), block):
+        stop = min(start + block, k)
+        part = _reduction.sum(_slice_inner(a, start, stop) * _slice_inner(b, start, stop), -2)
+        total = part if total is None else total + part
+    return total if total.dtype is a.dtype else total.astype(a.dtype)   # int32 sums widen
+
+
+def _slice_inner(x, start, stop):
+    """x[..., start:stop, :]."""
+    if (start, stop) == (0, x.shape[-2]):
+        return x
+    return x[(slice(None),) * (len(x.shape) - 2) + (slice(start, stop),)]
 
 
 # ---------------------------------------------------------------------------------------------

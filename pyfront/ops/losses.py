@@ -113,22 +113,34 @@ def log_softmax(x, axis=-1):
     return _over_axis(_log_softmax, x, axis)
 
 
-def one_hot(labels, classes, dtype="float32"):
+def one_hot(labels, classes=None, dtype="float32"):
     """(N,) integer labels -> (N, classes) rows of zeros with a one at the label (any shape of
     labels gains a trailing dim). A label outside [0, classes) raises IndexOutOfRange: tensor
     labels are checked here; symbolic labels pass through a gather from the class ids (the
     identity for labels in range), whose native kernel refuses an out-of-range index when the
-    compiled plan runs."""
+    compiled plan runs. Without classes (or -1, PyTorch's default) it is the largest label
+    plus one, as PyTorch's; eager only (a graph's result shape cannot depend on its values).
+    Unlike PyTorch (int64), the result is float32 unless dtype says otherwise."""
     equal = _elementwise.equal
     expand_dims = _shape.expand_dims
     take = _shape.take
 
-    if isinstance(classes, bool) or not hasattr(classes, "__index__") or classes < 1:
-        raise errors.ShapeError("one_hot: classes must be a positive int, got %r" % (classes,))
     labels = as_operand(labels)
     if labels.dtype.is_float:
         raise errors.DTypeError("one_hot: labels must be int32 or int64, got %s"
                                 % labels.dtype.name)
+    if classes is None or (type(classes) is int and classes == -1):
+        if labels.symbolic:
+            raise errors.TraceError("one_hot: give classes (num_classes) in a graph: the "
+                                    "number of classes cannot come from the labels' values "
+                                    "there")
+        flat = labels.cpu().numpy().reshape(-1)
+        if not flat.size:
+            raise errors.ShapeError("one_hot: cannot infer the number of classes from empty "
+                                    "labels %s: give classes" % core.fmt_shape(labels.shape))
+        classes = max(int(flat.max()) + 1, 1)   # (a negative label fails below)
+    if isinstance(classes, bool) or not hasattr(classes, "__index__") or classes < 1:
+        raise errors.ShapeError("one_hot: classes must be a positive int, got %r" % (classes,))
     ids = core.constant_like(np.arange(classes, dtype=labels.dtype.np), labels)
     if labels.symbolic:
         labels = take(ids, labels)

@@ -52,6 +52,13 @@ class OpMethods:
     def __xor__(self, o): return E.bitwise_xor(self, o)
     def __rxor__(self, o): return E.bitwise_xor(o, self)
     def __invert__(self): return E.bitwise_not(self)
+    # << and >>: integer shifts (PyTorch's arithmetic >> for negatives)
+    def __lshift__(self, o): return E.bitwise_left_shift(self, o)
+    def __rlshift__(self, o): return E.bitwise_left_shift(o, self)
+    def __rshift__(self, o): return E.bitwise_right_shift(self, o)
+    def __rrshift__(self, o): return E.bitwise_right_shift(o, self)
+    def bitwise_left_shift(self, o): return E.bitwise_left_shift(self, o)
+    def bitwise_right_shift(self, o): return E.bitwise_right_shift(self, o)
     # x += y and the like update x in place, as PyTorch's do (add_, ...): a PyTorch-style
     # `w -= lr * w.grad` under no_grad keeps w the same parameter, and an alias sees the change
     def __iadd__(self, o): return self.add_(o)
@@ -61,6 +68,10 @@ class OpMethods:
     def __ipow__(self, o): return self.pow_(o)
     def __ifloordiv__(self, o): return self._in_place(lambda t: E.floor_divide(t, o), "__ifloordiv__")
     def __imod__(self, o): return self._in_place(lambda t: E.remainder(t, o), "__imod__")
+    def __ilshift__(self, o):
+        return self._in_place(lambda t: E.bitwise_left_shift(t, o), "__ilshift__")
+    def __irshift__(self, o):
+        return self._in_place(lambda t: E.bitwise_right_shift(t, o), "__irshift__")
     def __matmul__(self, o): return L.matmul(self, o)
     def __rmatmul__(self, o): return L.matmul(o, self)
     def __neg__(self): return E.neg(self)
@@ -95,14 +106,15 @@ class OpMethods:
     def norm(self, p=2, axis=None, keepdims=False): return R.norm(self, p, axis, keepdims)
     def sort(self, axis=-1, descending=False): return R.sort(self, axis, descending)
     def argsort(self, axis=-1, descending=False): return R.argsort(self, axis, descending)
-    def topk(self, k, axis=-1, largest=True): return R.topk(self, k, axis, largest)
+    def topk(self, k, axis=-1, largest=True, sorted=True):  # noqa: A002 (PyTorch's name)
+        return R.topk(self, k, axis, largest, sorted)
     def median(self, axis=None, keepdims=False): return R.median(self, axis, keepdims)
     def any(self, axis=None, keepdims=False): return R.any(self, axis, keepdims)
     def all(self, axis=None, keepdims=False): return R.all(self, axis, keepdims)
     def argmax(self, axis=None, keepdims=False): return R.argmax(self, axis, keepdims)
     def argmin(self, axis=None, keepdims=False): return R.argmin(self, axis, keepdims)
     def reshape(self, *shape): return S.reshape(self, *shape)
-    def flatten(self, start_dim=1): return S.flatten(self, start_dim)
+    def flatten(self, start_dim=1, end_dim=-1): return S.flatten(self, start_dim, end_dim)
     def squeeze(self, axis=None): return S.squeeze(self, axis)
     def expand_dims(self, axis): return S.expand_dims(self, axis)
     unsqueeze = expand_dims
@@ -121,7 +133,8 @@ class OpMethods:
     def repeat_interleave(self, repeats, axis=None):
         return S.repeat_interleave(self, repeats, axis)
     def gather(self, axis, indices): return S.gather(self, axis, indices)
-    def scatter(self, axis, indices, src): return S.scatter(self, axis, indices, src)
+    def scatter(self, axis, indices, src=None, value=None, *, reduce=None):
+        return S.scatter(self, axis, indices, src, value, reduce=reduce)
     def scatter_add(self, axis, indices, src): return S.scatter_add(self, axis, indices, src)
     def index_select(self, axis, indices): return S.index_select(self, axis, indices)
     def masked_fill(self, mask, value): return S.masked_fill(self, mask, value)
@@ -148,7 +161,8 @@ class OpMethods:
     def tanh(self): return E.tanh(self)
     def sigmoid(self): return E.sigmoid(self)
     def relu(self): return E.relu(self)
-    def clip(self, lo=None, hi=None): return E.clip(self, lo, hi)
+    def clip(self, lo=None, hi=None, *, min=None, max=None):  # noqa: A002 (PyTorch's names)
+        return E.clip(self, lo, hi, min=min, max=max)
     def clamp(self, min=None, max=None): return E.clip(self, min, max)  # noqa: A002
     def remainder(self, o): return E.remainder(self, o)
     def fmod(self, o): return E.fmod(self, o)
@@ -246,7 +260,8 @@ class OpMethods:
     def nanmean(self, axis=None, keepdims=False): return R.nanmean(self, axis, keepdims)
     def count_nonzero(self, axis=None): return R.count_nonzero(self, axis)
     def kthvalue(self, k, axis=-1, keepdims=False): return R.kthvalue(self, k, axis, keepdims)
-    def diff(self, n=1, axis=-1): return R.diff(self, n, axis)
+    def diff(self, n=1, axis=-1, prepend=None, append=None):
+        return R.diff(self, n, axis, prepend, append)
     def trace(self): return R.trace(self)
     def diag(self, k=0): return S.diag(self, k)
     def movedim(self, source, destination): return S.movedim(self, source, destination)
@@ -270,7 +285,7 @@ class OpMethods:
     def sign(self): return E.sign(self)
     def floor(self): return E.floor(self)
     def ceil(self): return E.ceil(self)
-    def round(self): return E.round(self)
+    def round(self, decimals=0): return E.round(self, decimals)
     def frac(self): return E.frac(self)
     def sin(self): return E.sin(self)
     def cos(self): return E.cos(self)

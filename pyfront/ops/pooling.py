@@ -165,6 +165,20 @@ def pool_attrs(nd, pool_size, strides, padding, what):
             "padding": normalize_padding(padding, nd)}
 
 
+def _unbatched(pool):
+    """pool(nd, x, ...) also taking x without its batch dim, (C, *spatial), as PyTorch's
+    pooling does: pooled as a batch of one, which is then dropped."""
+    def pooling(nd, x, *args):
+        x = as_operand(x)
+        if len(x.shape) == nd + 1:
+            from .shape import expand_dims, squeeze
+
+            return squeeze(pool(nd, expand_dims(x, 0), *args), 0)
+        return pool(nd, x, *args)
+    return pooling
+
+
+@_unbatched
 def _max_pool(nd, x, pool_size, strides, padding, dilation=1, ceil_mode=False):
     name = "max_pool%dd" % nd
     x = as_operand(x)
@@ -177,6 +191,7 @@ def _max_pool(nd, x, pool_size, strides, padding, dilation=1, ceil_mode=False):
     return apply(_MAX[nd], [x], attrs)
 
 
+@_unbatched
 def _avg_pool(nd, x, pool_size, strides, padding, count_include_pad, ceil_mode=False):
     name = "avg_pool%dd" % nd
     x = as_operand(x)
@@ -251,9 +266,10 @@ def _window_max(nd, x, attrs, dilation, name):
 
 
 def max_pool1d(x, pool_size, strides=None, padding="valid", dilation=1, ceil_mode=False):
-    """Max over windows of x (N, C, L). strides default to pool_size; padding as conv1d
-    (padded positions never win); dilation spaces the window's taps; ceil_mode keeps a last,
-    partial window (PyTorch's). Integer inputs keep their dtype."""
+    """Max over windows of x (N, C, L), or of an unbatched (C, L) (PyTorch's: the result
+    unbatched too; so for the 2d and 3d forms). strides default to pool_size; padding as
+    conv1d (padded positions never win); dilation spaces the window's taps; ceil_mode keeps a
+    last, partial window (PyTorch's). Integer inputs keep their dtype."""
     return _max_pool(1, x, pool_size, strides, padding, dilation, ceil_mode)
 
 
@@ -269,10 +285,11 @@ def max_pool3d(x, pool_size, strides=None, padding="valid", dilation=1, ceil_mod
 
 def avg_pool1d(x, pool_size, strides=None, padding="valid", count_include_pad=True,
                ceil_mode=False):
-    """Mean over windows of x (N, C, L). With count_include_pad (PyTorch's default) padded
-    positions count as zeros; without, windows average only their part inside the input
-    (TensorFlow's "same"). ceil_mode as PyTorch's (a partial last window averages the
-    positions inside the input and the given padding)."""
+    """Mean over windows of x (N, C, L) or an unbatched (C, L) (as max_pool1d). With
+    count_include_pad (PyTorch's default) padded positions count as zeros; without, windows
+    average only their part inside the input (TensorFlow's "same"). ceil_mode as PyTorch's
+    (a partial last window averages the positions inside the input and the given
+    padding)."""
     return _avg_pool(1, x, pool_size, strides, padding, count_include_pad, ceil_mode)
 
 
@@ -313,16 +330,20 @@ def global_max_pool(x, keepdims=False):
 
 
 # ---------------------------------------------------------------------------------------------
-# resizing: nearest and (bi/tri)linear interpolation, one gather pair per spatial dim
+# resizing: nearest, (bi/tri)linear and bicubic interpolation, gathers along each spatial dim
+# weighted by constants
 
-INTERPOLATE_MODES = ("nearest", "linear", "bilinear", "trilinear")
+INTERPOLATE_MODES = ("nearest", "nearest-exact", "linear", "bilinear", "trilinear", "bicubic")
 
 
 def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=None):
     """PyTorch's F.interpolate over the spatial dims of x (N, C, *spatial): give the output
     size or a scale factor (an int/float or one per dim). "nearest" takes
-    floor(out_index * scale); "linear"/"bilinear"/"trilinear" (the same separable rule in
-    1, 2 or 3 dims) use half-pixel centres, or the corner pixels with align_corners=True."""
+    floor(out_index * scale) (PyTorch's legacy rule), "nearest-exact" the pixel whose centre
+    is nearest, floor((out_index + 0.5) * scale), both in PyTorch's float32 arithmetic;
+    "linear"/"bilinear"/"trilinear" (the same separable rule in 1, 2 or 3 dims) use
+    half-pixel centres, or the corner pixels with align_corners=True; "bicubic" (2 spatial
+    dims, as PyTorch's) is PyTorch's cubic convolution (A = -0.75, border pixels repeated)."""
     from .shape import take
 
     x = as_operand(x)
@@ -333,8 +354,12 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=N
     if mode not in INTERPOLATE_MODES:
         raise ValueError("interpolate: mode must be one of %s, got %r"
                          % (", ".join(INTERPOLATE_MODES), mode))
-    if mode == "nearest" and align_corners:
-        raise ValueError("interpolate: align_corners only applies to the linear modes")
+    if mode.startswith("nearest") and align_corners:
+        raise ValueError("interpolate: align_corners only applies to the linear and cubic "
+                         "modes")
+    if mode == "bicubic" and nd != 2:
+        raise errors.ShapeError("interpolate: mode 'bicubic' needs x (batch, channels, height, "
+                                "width), got %s" % fmt_shape(x.shape))
     if (size is None) == (scale_factor is None):
         raise ValueError("interpolate: give exactly one of size and scale_factor")
     in_sizes = tuple(x.shape[2:])
@@ -353,12 +378,15 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=N
                                    for o in out_sizes):
         raise ValueError("interpolate: size must be positive ints, one or %d of them, got %r"
                          % (nd, size))
+    factors = (None,) * nd if scale_factor is None else factors
+    if mode == "bicubic":
+        return _bicubic(x, in_sizes, out_sizes, factors, align_corners)
     y = x
     for d, (n, out, scale) in enumerate(zip(in_sizes, out_sizes, scales)):
         axis = 2 + d
         dst = np.arange(out, dtype=np.float64)
-        if mode == "nearest":
-            y = take(y, np.minimum(np.floor(dst * scale).astype(np.int64), n - 1), axis)
+        if mode in ("nearest", "nearest-exact"):
+            y = take(y, _nearest_index(n, out, factors[d], mode == "nearest-exact"), axis)
             continue
         if align_corners:
             src = dst * ((n - 1) / (out - 1)) if out > 1 else dst * 0.0
@@ -369,6 +397,71 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=N
         frac = (src - lo).reshape((-1,) + (1,) * (nd - 1 - d)).astype(x.dtype.np)
         y = take(y, lo, axis) * core.constant_like(1.0 - frac, x) + \
             take(y, hi, axis) * core.constant_like(frac, x)
+    return y
+
+
+def _nearest_index(n, out, factor, exact):
+    """The source index of each of `out` outputs along a dim of n, in PyTorch's float32
+    arithmetic (its CPU kernel's): the scale is in / out, or 1 / scale_factor when one was
+    given; "nearest" takes floor(out_index * scale), "nearest-exact" the pixel whose centre
+    is nearest, floor(max(scale * (out_index + 0.5) - 0.5, 0) + 0.5)."""
+    f = np.float32
+    scale = f(1.0 / factor) if factor is not None else f(n) / f(out)
+    if exact:
+        # scale * (i + 0.5) - 0.5 is one fused multiply-add there (rounded once, to float32:
+        # taken exactly in float64 here); rounding the product first moves some indices
+        src = (np.float64(scale) * (np.arange(out) + 0.5) - 0.5).astype(f)
+        src = np.floor(np.maximum(src, f(0)) + f(0.5))
+    else:
+        src = np.floor(np.arange(out).astype(f) * scale)
+    return np.minimum(src.astype(np.int64), n - 1)
+
+
+def _cubic_weights(t):
+    """The four weights of PyTorch's cubic convolution (A = -0.75) for fractions t, for the
+    pixels at -1, 0, 1 and 2 from the floor, in PyTorch's order of operations and t's dtype
+    (PyTorch's opmath: float32 for float32 inputs)."""
+    f = t.dtype.type
+    a = f(-0.75)
+
+    def near(v):        # |v| <= 1
+        return ((a + f(2)) * v - (a + f(3))) * v * v + f(1)
+
+    def far(v):         # 1 < |v| < 2
+        return ((a * v - f(5) * a) * v + f(8) * a) * v - f(4) * a
+
+    return far(t + f(1)), near(t), near(f(1) - t), far(f(1) - t + f(1))
+
+
+def _bicubic(x, in_sizes, out_sizes, factors, align_corners):
+    """PyTorch's bicubic upsampling: separable, the width first and then the height (the
+    order PyTorch's kernel sums in), each output a weighted sum of four neighbours with the
+    indices clamped to the border; scales, source positions and weights computed as PyTorch
+    does, in x's dtype."""
+    from .shape import take
+
+    f = x.dtype.np.type
+    y = x
+    for d in (1, 0):
+        n, out, axis = in_sizes[d], out_sizes[d], 2 + d
+        # PyTorch's area_pixel_compute_scale and area_pixel_compute_source_index (cubic:
+        # not clamped at 0)
+        if align_corners:
+            src = np.arange(out).astype(f) * (f(n - 1) / f(out - 1) if out > 1 else f(0))
+        else:
+            scale = f(1.0 / factors[d]) if factors[d] is not None else f(n) / f(out)
+            # (one fused multiply-add in PyTorch's kernel, as for "nearest-exact")
+            src = (np.float64(scale) * (np.arange(out) + 0.5) - 0.5).astype(f)
+        low = np.minimum(np.floor(src), n - 1)
+        weights = _cubic_weights(np.clip(src - low, f(0), f(1)).astype(f))
+        low = low.astype(np.int64)
+        shape = (-1,) + (1,) * (1 - d)
+        total = None
+        for k, w in enumerate(weights):
+            tap = take(y, np.clip(low - 1 + k, 0, n - 1), axis) * \
+                core.constant_like(w.reshape(shape), x)
+            total = tap if total is None else total + tap
+        y = total
     return y
 
 

@@ -1,5 +1,6 @@
 """Reductions over axes (sum, mean, prod, max, min, argmax, argmin, any, all, var, std,
 logsumexp, norm, median), scans (cumsum, cumprod) and sorting (sort, argsort, topk)."""
+import builtins
 import collections
 import math
 
@@ -524,10 +525,14 @@ def sort(x, axis=-1, descending=False):
     return ValuesIndices(_shape.take_along_axis(x, idx, axis), idx)
 
 
-def topk(x, k, axis=-1, largest=True):
-    """(values, indices) of the k largest (smallest with largest=False) along axis, in order."""
+def topk(x, k, axis=-1, largest=True, sorted=True):  # noqa: A002 (PyTorch's name)
+    """(values, indices) of the k largest (smallest with largest=False) along axis, in order.
+    sorted=False is accepted: PyTorch leaves the order unspecified then, and it is sorted
+    here too. A 0-d tensor is its own top 1 (index 0), as in PyTorch."""
     x = as_operand(x)
     ax = _count_along("topk", x, k, 0, axis)
+    if ax is None:
+        return ValuesIndices(_shape.clone(x), argsort(x))
     idx = argsort(x, ax, descending=largest)
     idx = idx[(slice(None),) * ax + (slice(0, k),)]
     return ValuesIndices(_shape.take_along_axis(x, idx, ax), idx)
@@ -589,11 +594,21 @@ def kthvalue(x, k, axis=-1, keepdims=False):
     """(values, indices) of the k-th smallest element along axis (k counts from 1)."""
     x = as_operand(x)
     ax = _count_along("kthvalue", x, k, 1, axis)
+    if ax is None:
+        return ValuesIndices(_shape.clone(x), argsort(x))
     return _sorted_position(x, ax, k - 1, keepdims)
 
 
 def _count_along(name, x, k, lowest, axis):
-    """axis normalised, once k is checked to be an int in [lowest, the axis' size]."""
+    """axis normalised, once k is checked to be an int in [lowest, the axis' size]. None for
+    a 0-d tensor, which takes axis 0 or -1 and k == 1, as PyTorch's (its topk also takes k=0
+    there and still returns the value: refused here, a 0-d result cannot hold no element)."""
+    if not x.shape:
+        normalize_axis(axis, 1, name)
+        if isinstance(k, bool) or not isinstance(k, int) or k != 1:
+            raise errors.ShapeError("%s: k must be 1 for a 0-d tensor (its one element), got %r"
+                                    % (name, k))
+        return None
     ax = normalize_axis(axis, len(x.shape), name)
     n = x.shape[ax]
     if not isinstance(k, int) or k < lowest or (n is not None and k > n):
@@ -667,10 +682,31 @@ def std_mean(x, axis=None, correction=1, keepdims=False):
     return std(x, axis, correction, keepdims), mean(x, axis, keepdims)
 
 
-def diff(x, n=1, axis=-1):
-    """The n-th forward difference along axis: x[1:] - x[:-1], n times."""
+def diff(x, n=1, axis=-1, prepend=None, append=None):
+    """The n-th forward difference along axis: x[1:] - x[:-1], n times. prepend / append
+    are joined to x along axis first (PyTorch's and NumPy's): tensors of x's rank and of its
+    shape off the axis, or (NumPy's, which PyTorch refuses) numbers and 0-d tensors, taken
+    as one slice along the axis."""
     x = as_operand(x)
     ax = normalize_axis(axis, len(x.shape), "diff")
+    if prepend is not None or append is not None:
+        parts = []
+        for what, part in (("prepend", prepend), (None, x), ("append", append)):
+            if part is None:
+                continue
+            if not hasattr(part, "symbolic"):     # a number or array: a constant on x's device
+                part = core.constant_like(as_operand(part, like=x), x)
+            if what is not None and not part.shape:
+                part = _shape.broadcast_to(_shape.reshape(part, (1,) * len(x.shape)),
+                                           tuple(1 if d == ax else s
+                                                 for d, s in enumerate(x.shape)))
+            elif what is not None and (len(part.shape) != len(x.shape) or builtins.any(
+                    p != s for d, (p, s) in enumerate(zip(part.shape, x.shape)) if d != ax)):
+                raise errors.ShapeError("diff: %s %s must have the shape of x %s except along "
+                                        "axis %d" % (what, core.fmt_shape(part.shape),
+                                                     core.fmt_shape(x.shape), ax))
+            parts.append(part)
+        x = _shape.concat(parts, ax)
     lead = (slice(None),) * ax
     for _ in range(n):
         x = x[lead + (slice(1, None),)] - x[lead + (slice(None, -1),)]

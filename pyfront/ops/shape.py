@@ -132,13 +132,29 @@ def reshape_like(x, like):
     return apply(_reshape_like, [x, like])
 
 
-def flatten(x, start_dim=1):
-    """Collapse dims from start_dim on: (N, C, H, W) -> (N, C*H*W). The default start_dim=1
-    keeps the batch dim (Keras' Flatten, torch.nn.Flatten); torch.flatten's default is 0:
-    pass start_dim=0 to flatten everything."""
+def flatten(x, start_dim=1, end_dim=-1):
+    """Collapse dims start_dim..end_dim (both included): (N, C, H, W) -> (N, C*H*W). The
+    default start_dim=1 keeps the batch dim (Keras' Flatten, torch.nn.Flatten);
+    torch.flatten's default is 0: pass start_dim=0 to flatten everything. end_dim (-1, the
+    last dim, by default) is torch.flatten's."""
     x = as_operand(x)
     # a 0-d tensor flattens like a 1-d one (as in PyTorch): start_dim 0 or -1
-    start = normalize_axis(start_dim, builtins.max(len(x.shape), 1), "flatten", "start_dim")
+    nd = builtins.max(len(x.shape), 1)
+    start = normalize_axis(start_dim, nd, "flatten", "start_dim")
+    end = normalize_axis(end_dim, nd, "flatten", "end_dim")
+    if start > end:
+        raise errors.ShapeError("flatten: start_dim %d comes after end_dim %d for x %s"
+                                % (start_dim, end_dim, fmt_shape(x.shape)))
+    if end < len(x.shape) - 1:
+        # the dims after end_dim stay: flatten the front part, then put them back
+        shape = tuple(x.shape)
+        middle = shape[start:end + 1]
+        size = None if None in middle else math.prod(middle)
+        new = shape[:start] + (size,) + shape[end + 1:]
+        if new.count(None) > 1:
+            raise errors.ShapeError("flatten: cannot flatten %s with more than one unknown dim"
+                                    % fmt_shape(x.shape))
+        return reshape(x, tuple(-1 if d is None else d for d in new))
     if start == 0:
         return reshape(x, (-1,))
     lead, rest = tuple(x.shape[:start]), tuple(x.shape[start:])
@@ -160,10 +176,18 @@ def squeeze(x, axis=None):
         normalize_axes(axis, 1, "squeeze")
         return x
     else:
+        # PyTorch's rule: a named dim whose size is not 1 stays (squeeze(x, 0) of a (2, 3) x
+        # is x). An unknown one (a graph's batch) is refused: whether it is 1, and so the
+        # result's rank, is only known when the graph runs.
         axes = normalize_axes(axis, len(shape), "squeeze")
         for a in axes:
-            if shape[a] != 1:
-                raise errors.ShapeError("squeeze: dim %d of %s is not 1" % (a, fmt_shape(shape)))
+            if shape[a] is None:
+                raise errors.ShapeError("squeeze: dim %d of %s is unknown; squeezing it would "
+                                        "give a rank that depends on the data"
+                                        % (a, fmt_shape(shape)))
+        axes = [a for a in axes if shape[a] == 1]
+        if not axes:
+            return x
         new = [d for i, d in enumerate(shape) if i not in axes]
     return reshape(x, tuple(-1 if d is None else d for d in new))
 
@@ -873,7 +897,9 @@ def chunk(x, chunks, axis=0):
     if not _is_int(chunks) or chunks < 1:
         raise errors.ShapeError("chunk: chunks must be a positive int, got %r" % (chunks,))
     each = builtins.max(-(-n // chunks), 1)
-    return _pieces(x, [builtins.min(each, n - s) for s in range(0, n, each)] or [0], axis)
+    # a dim of size 0 gives `chunks` empty pieces, as PyTorch's
+    return _pieces(x, [builtins.min(each, n - s) for s in range(0, n, each)] or [0] * chunks,
+                   axis)
 
 
 def unbind(x, axis=0):
@@ -910,6 +936,9 @@ def _axis_slice(x, axis, start, stop, step=1):
 def flip(x, axis=None):
     """x reversed along the given axes (all by default; PyTorch's flip(dims), numpy's flip)."""
     x = as_operand(x)
+    if not x.shape:     # PyTorch: a 0-d tensor flips to itself along dim 0 or -1
+        normalize_axes(axis, 1, "flip")
+        return x
     axes = normalize_axes(axis, len(x.shape), "flip")
     if not axes:
         return x
@@ -1278,11 +1307,46 @@ def _scatter_call(op, x, axis, indices, src, name):
     return apply(op, [x, indices, src], {"axis": axis})
 
 
-def scatter(x, axis, indices, src):
+def scatter(x, axis, indices, src=None, value=None, *, reduce=None):
     """PyTorch's scatter(input, dim, index, src): a copy of x with src[i][j] written at
-    [idx[i][j]][j] (dim 0), and so on; src may be a number or broadcast to the indices' shape.
-    indices match x outside the axis. Repeated indices: one of the writes wins."""
-    return _scatter_call(_scatter, x, axis, indices, src, "scatter")
+    [idx[i][j]][j] (dim 0), and so on; src (or value=, PyTorch's name for a number) may be a
+    number (cast to x's dtype, as PyTorch's value=) or a tensor of x's dtype broadcast to the
+    indices' shape. indices match x outside the axis. Repeated indices: one of the writes wins.
+    reduce="add" adds src instead (scatter_add), reduce="multiply" multiplies x by it
+    (repeated indices multiply up, in the indices' order, as PyTorch's loop does). PyTorch
+    has no gradient for the reduce forms; here they are compositions and differentiable."""
+    if (src is None) == (value is None):
+        raise TypeError("scatter: give src or value (one of them)")
+    src = value if src is None else src
+    x = as_operand(x)
+    src = as_operand(src, dtype=x.dtype) if type(src) in (int, float, bool) else \
+        as_operand(src, like=x)
+    if reduce is None:
+        return _scatter_call(_scatter, x, axis, indices, src, "scatter")
+    if reduce == "add":
+        return _scatter_call(_scatter_add, x, axis, indices, src, "scatter")
+    if reduce != "multiply":
+        raise ValueError("scatter: reduce must be None, 'add' or 'multiply', got %r"
+                         % (reduce,))
+    # multiply: one factor per position along the axis. In slice j of the indices every
+    # position of x is written at most once (its coordinates off the axis pick it), so
+    # scattering that slice into ones gives exact factors, applied in the order of j.
+    indices = _index_operand(indices, "scatter", x)
+    ax = normalize_axis(axis, len(x.shape), "scatter")
+    n = _known_dim(indices, ax, "scatter")
+    if tuple(src.shape) != tuple(indices.shape) and None not in tuple(indices.shape):
+        if len(src.shape) == len(indices.shape) and all(
+                i is not None and s is not None and i <= s
+                for i, s in zip(indices.shape, src.shape)):
+            src = getitem(src, tuple(slice(0, i) for i in indices.shape))
+        else:
+            src = broadcast_to(src, tuple(indices.shape))
+    ones = expand_like(core.constant_like(1, x, dtype=x.dtype), x)
+    for j in range(n):
+        factor = _scatter_call(_scatter, ones, ax, _axis_slice(indices, ax, j, j + 1),
+                               _axis_slice(src, ax, j, j + 1), "scatter")
+        x = x * factor
+    return x
 
 
 def scatter_add(x, axis, indices, src):

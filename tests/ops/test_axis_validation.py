@@ -223,7 +223,7 @@ def test_one_hot_refuses_out_of_range_labels_in_eager_mode():
         pf.one_hot([[0, 1], [2, 7]], 4)
 
 
-@pytest.mark.parametrize("classes", [-1, 0, 2.5, True, "3"])
+@pytest.mark.parametrize("classes", [-2, 0, 2.5, True, "3"])   # (-1 is PyTorch's "infer")
 def test_one_hot_refuses_a_class_count_that_is_not_a_positive_int(classes):
     with pytest.raises(pf.ShapeError, match=r"^one_hot: classes must be a positive int, got %s"
                                             % re.escape(repr(classes))):

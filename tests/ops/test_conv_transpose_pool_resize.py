@@ -139,7 +139,9 @@ def test_interpolate_1d_3d_and_errors(rng):
     with pytest.raises(ValueError, match="exactly one of size and scale_factor"):
         pf.interpolate(pf.tensor(x), size=4, scale_factor=2)
     with pytest.raises(ValueError, match="mode must be one of"):
-        pf.interpolate(pf.tensor(x), size=4, mode="bicubic")
+        pf.interpolate(pf.tensor(x), size=4, mode="area")
+    with pytest.raises(pf.ShapeError, match="'bicubic' needs x \\(batch, channels, height, "):
+        pf.interpolate(pf.tensor(x), size=4, mode="bicubic")     # 2 spatial dims, as PyTorch
 
 
 def test_group_and_instance_norm(rng):

@@ -74,8 +74,8 @@ def test_matmul_errors_name_the_op_and_shapes():
         pf.matmul(pf.ones(2, 3, 4), pf.ones(3, 4, 5))      # batch 2 vs 3
     with pytest.raises(pf.ShapeError, match="at least 2 dims"):
         pf.matmul(pf.tensor(2.0), pf.ones(2, 2))
-    with pytest.raises(pf.DTypeError, match="float"):
-        pf.matmul(pf.tensor([[1, 2]]), pf.tensor([[1], [2]]))
+    # integers multiply exactly, as PyTorch's (bool is refused, as there)
+    assert pf.matmul(pf.tensor([[1, 2]]), pf.tensor([[1], [2]])).tolist() == [[5]]
     mixed = pf.matmul(pf.ones(2, 3), pf.tensor(np.ones((3, 2))))
     assert mixed.dtype is pf.float64 and mixed.tolist() == [[3.0, 3.0], [3.0, 3.0]]
 

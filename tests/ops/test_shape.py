@@ -37,8 +37,8 @@ def test_flatten_squeeze_expand_dims(rng):
     assert pf.expand_dims(t, -1).shape == (2, 1, 3, 1, 1)
     assert t.unsqueeze(2).shape == (2, 1, 1, 3, 1)
     assert np.array_equal(pf.squeeze(t).numpy(), np.squeeze(x))
-    with pytest.raises(pf.ShapeError, match="squeeze: dim 0"):
-        pf.squeeze(t, 0)
+    # PyTorch's rule: a named dim that is not 1 stays
+    assert pf.squeeze(t, 0).shape == (2, 1, 3, 1) and pf.squeeze(t, (0, 1)).shape == (2, 3, 1)
     check_grad(lambda a: pf.expand_dims(pf.squeeze(pf.flatten(a, 1)), 0) * 2.0,
                rng.standard_normal((2, 1, 3)))
 
