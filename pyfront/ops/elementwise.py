@@ -312,10 +312,12 @@ def log(x): return apply(_log, [_float_operand(x, "log")])
 def sqrt(x): return apply(_sqrt, [_float_operand(x, "sqrt")])
 def rsqrt(x): return apply(_rsqrt, [_float_operand(x, "rsqrt")])
 def sign(x):
-    """-1, 0 or 1 (0 for NaN, as PyTorch's); integers keep their dtype."""
+    """-1, 0 or 1 (0 for NaN, as PyTorch's); integers and bool keep their dtype."""
     x = as_operand(x)
-    if x.dtype.is_float or x.dtype is bool_:
-        return apply(_sign, [_float_operand(x, "sign")])
+    if x.dtype is bool_:
+        return logical_not(logical_not(x))          # (a new tensor: bool's sign is itself)
+    if x.dtype.is_float:
+        return apply(_sign, [x])
     return sub(greater(x, 0).astype(x.dtype), less(x, 0).astype(x.dtype))   # integers stay
 def square(x): return apply(_square, [_float_operand(x, "square")])
 def reciprocal(x): return apply(_reciprocal, [_float_operand(x, "reciprocal")])

@@ -146,6 +146,10 @@ def test_ops_keep_integer_and_bool_dtypes_where_pytorch_does(torch):
         assert ours.dtype is pf.int64, name
         np.testing.assert_array_equal(ours.numpy(), ref.numpy())
     assert pf.floor(ti).numpy() is not ti.numpy()          # a new tensor, not an alias
+    flags = np.array([True, False])
+    assert pf.sign(pf.tensor(flags)).dtype is pf.bool
+    np.testing.assert_array_equal(pf.sign(pf.tensor(flags)).numpy(),
+                                  torch.sign(torch.from_numpy(flags)).numpy())
     b = np.ones((3, 3), bool)
     for name in ("tril", "triu"):
         ours, ref = getattr(pf, name)(pf.tensor(b), 1), getattr(torch, name)(torch.from_numpy(b), 1)
