@@ -10,6 +10,7 @@ apply() sends Tensor inputs to eager execution and Symbol inputs to the graph bu
 """
 import collections
 import threading
+import types
 
 import numpy as np
 
@@ -370,6 +371,9 @@ _local = threading.local()
 _new_tensor = object.__new__
 _UNSEEN = object()
 _grad_mode = autograd.grad_mode
+# the attributes of a tape entry whose op has none: one shared read-only mapping, not a new
+# dict per recorded op
+_NO_ATTRS = types.MappingProxyType({})
 
 
 def _replays():
@@ -436,7 +440,7 @@ def apply(op, inputs, attrs=None):
                 cached = replay.tapes.get(needs)
                 if cached is not None and cached[0] is op.retain_inputs and \
                         cached[1] is op.retain_outputs:
-                    node = _Node(op, inputs, attrs or {}, [out], needs, _grad_mode.scope,
+                    node = _Node(op, inputs, attrs or _NO_ATTRS, [out], needs, _grad_mode.scope,
                                  replay.specs, cached[2])
                 else:
                     uncached = needs
