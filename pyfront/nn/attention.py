@@ -24,6 +24,12 @@ class MultiHeadAttention(Module):
     (N, Lq, Lk), nonzero where a query may attend (Keras' convention; PyTorch's boolean masks
     are the opposite). causal=True lets query i attend keys j <= i only. Kernels are
     (in, heads * dim); weights of torch.nn.MultiheadAttention copy over transposed.
+
+    PyTorch's keyword arguments work too: key_padding_mask (N, Lk) and attn_mask (Lq, Lk) or
+    (N * heads, Lq, Lk), True (bool) where NOT to attend or floats added to the scores;
+    need_weights=True/False returns (output, weights averaged over the heads — or per head
+    with average_attn_weights=False — or None). Note the positional order is Keras'
+    (query, value, key); pass key=/value= by name when porting torch's (query, key, value).
     """
 
     def __init__(self, num_heads, key_dim, value_dim=None, use_bias=True, output_dim=None,
@@ -50,12 +56,17 @@ class MultiHeadAttention(Module):
             else:
                 setattr(self, part + "_bias", None)
 
-    def __call__(self, query, value=None, key=None, mask=None, return_attention_scores=False):
+    def __call__(self, query, value=None, key=None, mask=None, return_attention_scores=False,
+                 *, key_padding_mask=None, attn_mask=None, need_weights=None,
+                 average_attn_weights=True):
         if value is None and key is not None:
             raise ValueError("%s: key given without value" % self.name)
         inputs = [query] + [t for t in (value, key) if t is not None]
         return Module.__call__(self, *inputs, mask=mask,
-                               return_attention_scores=return_attention_scores)
+                               return_attention_scores=return_attention_scores,
+                               key_padding_mask=key_padding_mask, attn_mask=attn_mask,
+                               need_weights=need_weights,
+                               average_attn_weights=average_attn_weights)
 
     def build(self, query_shape, value_shape=None, key_shape=None):
         value_shape = query_shape if value_shape is None else value_shape
@@ -88,7 +99,9 @@ class MultiHeadAttention(Module):
         """(N, L, heads * dim) -> (N, heads, L, dim)"""
         return ops.permute(ops.reshape(x, (-1, x.shape[1], self.num_heads, dim)), (0, 2, 1, 3))
 
-    def forward(self, query, value=None, key=None, mask=None, return_attention_scores=False):
+    def forward(self, query, value=None, key=None, mask=None, return_attention_scores=False,
+                key_padding_mask=None, attn_mask=None, need_weights=None,
+                average_attn_weights=True):
         query = as_operand(query)
         value = query if value is None else as_operand(value)
         key = value if key is None else as_operand(key)
@@ -109,6 +122,10 @@ class MultiHeadAttention(Module):
         scores = ops.matmul(self._heads(q, self.key_dim), self._heads(k, self.key_dim),
                             transpose_b=True)                       # (N, heads, Lq, Lk)
         bias = self._mask_bias(mask, lq, lk, scores)
+        for extra in (self._torch_mask(key_padding_mask, "key_padding_mask", lq, lk, scores),
+                      self._torch_mask(attn_mask, "attn_mask", lq, lk, scores)):
+            if extra is not None:
+                bias = extra if bias is None else bias + extra
         if bias is not None:
             scores = scores + bias
         weights = ops.softmax(scores, -1)
@@ -116,7 +133,40 @@ class MultiHeadAttention(Module):
         out = ops.reshape(ops.permute(out, (0, 2, 1, 3)),
                           (-1, lq, self.num_heads * self.value_dim))
         out = ops.linear(out, self.output_kernel, self.output_bias)
+        if need_weights is not None:         # PyTorch's return: (output, weights or None)
+            if not need_weights:
+                return out, None
+            return out, (ops.mean(weights, axis=1) if average_attn_weights else weights)
         return (out, weights) if return_attention_scores else out
+
+    def _torch_mask(self, mask, what, lq, lk, scores):
+        """PyTorch's key_padding_mask (N, Lk) or attn_mask (Lq, Lk) / (N * heads, Lq, Lk) as
+        an additive bias broadcastable to (N, heads, Lq, Lk): booleans mask where True
+        (-1e9 where PyTorch puts -inf: a row with every key masked averages all of them
+        instead of giving NaN), floats are added."""
+        if mask is None:
+            return None
+        dtype = scores.dtype
+        if not hasattr(mask, "symbolic"):
+            mask = np.asarray(mask)
+            values = np.where(mask, _MASKED, 0.0) if mask.dtype == np.bool_ else mask
+            m = constant_like(values.astype(dtype.np), scores)
+        elif mask.dtype.name == "bool":
+            m = ops.cast(mask, dtype) * _MASKED
+        else:
+            m = ops.cast(mask, dtype)
+        shape = tuple(m.shape)
+        if what == "key_padding_mask" and len(shape) == 2 and shape[1] == lk:
+            return ops.reshape(m, (-1, 1, 1, lk))
+        if what == "attn_mask" and shape == (lq, lk):
+            return ops.reshape(m, (1, 1, lq, lk))
+        if what == "attn_mask" and len(shape) == 3 and shape[1:] == (lq, lk):
+            return ops.reshape(m, (-1, self.num_heads, lq, lk))
+        raise errors.ShapeError("MultiHeadAttention '%s': %s must be %s, got %s"
+                                % (self.name, what, "(batch, %d)" % lk
+                                   if what == "key_padding_mask" else
+                                   "(%d, %d) or (batch * num_heads, %d, %d)" % (lq, lk, lq, lk),
+                                   fmt_shape(shape)))
 
     def _mask_bias(self, mask, lq, lk, scores):
         """An additive bias broadcastable to (N, heads, Lq, Lk): 0 where attending, -1e9 not;

@@ -6,20 +6,30 @@ import warnings
 
 from .. import errors
 from ..ops import conv as conv_ops
+from ..ops import shape as shape_ops
 from .activations import activation_fn, check_activation
-from .module import Module, Parameter, register_layer
+from .module import Module, Parameter, register_layer, torch_aliases
+
+# torch.nn.Conv*d's padding_mode -> pyfront.ops.pad's mode
+_PADDING_MODES = {"zeros": None, "reflect": "reflect", "replicate": "replicate",
+                  "circular": "circular"}
 
 __all__ = ["Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"]
 
 
+@torch_aliases(stride="strides", bias="use_bias")
 class _Conv(Module):
     nd = None
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", dilation=1, groups=1,
                  activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", in_channels=None, name=None):
+                 bias_initializer="zeros", in_channels=None, padding_mode="zeros", name=None):
         super().__init__(name)
         cls = type(self).__name__
+        if padding_mode not in _PADDING_MODES:
+            raise ValueError("%s: padding_mode must be one of %s, got %r"
+                             % (cls, ", ".join(_PADDING_MODES), padding_mode))
+        self.padding_mode = padding_mode
         if not isinstance(filters, int) or isinstance(filters, bool) or filters < 1:
             raise ValueError("%s: filters must be a positive int, got %r" % (cls, filters))
         if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
@@ -84,9 +94,26 @@ class _Conv(Module):
                                        self.in_channels, self._layout_hint()))
         act = self.activation
         fused = act in conv_ops.CONV_ACTIVATIONS
-        y = conv_ops.conv_nd(self.nd, x, self.kernel, self.bias, self.strides, self.padding,
+        x, padding = self._pad_input(x)
+        y = conv_ops.conv_nd(self.nd, x, self.kernel, self.bias, self.strides, padding,
                              self.dilation, self.groups, act if fused else None)
         return y if fused else activation_fn(act)(y)
+
+    def _pad_input(self, x):
+        """(x, padding for the convolution): with a padding_mode other than zeros, x padded
+        by that mode (PyTorch's split of "same": the odd pixel at the end) and no padding
+        left for the convolution."""
+        mode = _PADDING_MODES[self.padding_mode]
+        if mode is None or self.padding == "valid":
+            return x, self.padding
+        spans = [d * (k - 1) + 1 for k, d in zip(self.kernel_size, self.dilation)]
+        pads = conv_ops.conv_padding(self.padding, list(x.shape[2:]), spans, self.strides)
+        if None in pads:
+            raise errors.ShapeError("%s '%s': padding_mode=%r with padding='same' needs known "
+                                    "spatial sizes, got input %s"
+                                    % (type(self).__name__, self.name, self.padding_mode,
+                                       tuple(x.shape)))
+        return shape_ops.pad(x, ((0, 0), (0, 0)) + tuple(pads), mode=mode), "valid"
 
     def get_config(self):
         if not all(isinstance(v, str) or v is None for v in
@@ -100,7 +127,7 @@ class _Conv(Module):
                 "activation": self.activation, "use_bias": self.use_bias,
                 "kernel_initializer": self.kernel_initializer,
                 "bias_initializer": self.bias_initializer, "in_channels": self.in_channels,
-                "name": self.name}
+                "padding_mode": self.padding_mode, "name": self.name}
 
 
 @register_layer
@@ -109,7 +136,9 @@ class Conv1D(_Conv):
 
     Conv1D(filters, kernel_size, strides=1, padding="valid" | "same" | int | (begin, end)
     pairs, dilation=1, groups=1, activation=None, use_bias=True,
-    kernel_initializer="glorot_uniform" (Keras' default), bias_initializer="zeros").
+    kernel_initializer="glorot_uniform" (Keras' default), bias_initializer="zeros",
+    in_channels=None, padding_mode="zeros" | "reflect" | "replicate" | "circular" (PyTorch's));
+    PyTorch's stride= and bias= are accepted for strides= and use_bias=.
     relu, sigmoid and tanh are fused into the convolution kernel.
     """
 
@@ -131,15 +160,19 @@ class Conv3D(_Conv):
     nd = 3
 
 
+@torch_aliases(stride="strides", bias="use_bias")
 class _ConvTranspose(Module):
     nd = None
 
     def __init__(self, filters, kernel_size, strides=1, padding=0, output_padding=0,
                  dilation=1, groups=1, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 in_channels=None, name=None):
+                 in_channels=None, padding_mode="zeros", name=None):
         super().__init__(name)
         cls = type(self).__name__
+        if padding_mode != "zeros":
+            raise ValueError("%s: only padding_mode='zeros' is supported for transposed "
+                             "convolutions (as in PyTorch), got %r" % (cls, padding_mode))
         for what, v in (("filters", filters), ("groups", groups)):
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError("%s: %s must be a positive int, got %r" % (cls, what, v))

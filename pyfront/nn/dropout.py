@@ -2,12 +2,13 @@
 from .. import ops
 from ..ops.core import as_operand
 from ..ops.dropout import check_rate, new_state
-from .module import Module, register_layer
+from .module import Module, register_layer, torch_aliases
 
 __all__ = ["Dropout"]
 
 
 @register_layer
+@torch_aliases(p="rate")
 class Dropout(Module):
     """Inverted dropout: in training each element is zeroed with probability `rate` and the
     kept ones are scaled by 1 / (1 - rate); in evaluation the identity.
@@ -15,7 +16,7 @@ class Dropout(Module):
     The generator state (seed, counter) is a buffer, saved with the model, that every call
     advances in place, compiled plans included. The seed is `seed`, or else drawn from
     pyfront.random.generator() when the layer is made, so pf.random.seed(...) before building
-    a model makes its masks reproducible.
+    a model makes its masks reproducible. PyTorch's p= is accepted for rate=.
     """
 
     def __init__(self, rate=0.5, seed=None, name=None):

@@ -1,34 +1,84 @@
 """Embedding: rows of a learned table picked by integer ids."""
 import numpy as np
 
-from .. import errors, ops
-from ..ops.core import as_operand, fmt_shape
-from .module import Module, Parameter, register_layer
+from .. import autograd, errors, ops
+from ..ops.core import as_operand, constant_like, fmt_shape
+from .module import Module, Parameter, register_layer, torch_aliases
 
 __all__ = ["Embedding"]
 
 
 @register_layer
+@torch_aliases(num_embeddings="input_dim", embedding_dim="output_dim")
 class Embedding(Module):
     """A lookup table: integer indices of any shape (...) -> vectors (..., output_dim), rows of
     an (input_dim, output_dim) matrix. Indices must lie in [0, input_dim). input_length, when
     given, is the required size of the last input dim (sequences of a fixed length, as Keras's
-    Embedding), so that a wrongly shaped input fails here rather than layers later."""
+    Embedding), so that a wrongly shaped input fails here rather than layers later.
+
+    torch.nn.Embedding's options (and its names num_embeddings=, embedding_dim=):
+    padding_idx — that row starts at zero and gets no gradient (negative counts from the end);
+    max_norm — each looked-up row whose norm_type-norm exceeds max_norm is rescaled to it in
+    place before the lookup (eager only); scale_grad_by_freq — a row's gradient is divided by
+    how often its index occurs in the batch (eager only). Embedding.from_pretrained(weights)
+    makes one from a table.
+    """
 
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
-                 input_length=None, name=None):
+                 input_length=None, name=None, *, padding_idx=None, max_norm=None,
+                 norm_type=2.0, scale_grad_by_freq=False, sparse=False):
         super().__init__(name)
         for label, v in (("input_dim", input_dim), ("output_dim", output_dim),
                          ("input_length", 1 if input_length is None else input_length)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError("%s: %s must be a positive int, got %r" % (self.name, label, v))
+        if padding_idx is not None:
+            if isinstance(padding_idx, bool) or not isinstance(padding_idx, (int, np.integer)) \
+                    or not -input_dim <= padding_idx < input_dim:
+                raise ValueError("%s: padding_idx must be an int in [-%d, %d), got %r"
+                                 % (self.name, input_dim, input_dim, padding_idx))
+            padding_idx = int(padding_idx) % int(input_dim)
+        if max_norm is not None and not max_norm > 0:
+            raise ValueError("%s: max_norm must be positive, got %r" % (self.name, max_norm))
+        if sparse:
+            raise ValueError("%s: sparse gradients are not supported (sparse=True)" % self.name)
         self.input_dim = int(input_dim)
         self.output_dim = int(output_dim)
         self.input_length = None if input_length is None else int(input_length)
+        self.padding_idx = padding_idx
+        self.max_norm = None if max_norm is None else float(max_norm)
+        self.norm_type = float(norm_type)
+        self.scale_grad_by_freq = bool(scale_grad_by_freq)
         self.embeddings_initializer = embeddings_initializer
         self.embeddings = Parameter(init=embeddings_initializer)
         self.embeddings.materialize((self.input_dim, self.output_dim))
+        if padding_idx is not None and self.embeddings.initialized:
+            self.embeddings.numpy()[padding_idx] = 0     # PyTorch zeroes the padding row
         self.built = True
+
+    @classmethod
+    def from_pretrained(cls, embeddings, freeze=True, padding_idx=None, max_norm=None,
+                        norm_type=2.0, scale_grad_by_freq=False, sparse=False, name=None):
+        """An Embedding whose table is `embeddings` (num_embeddings, embedding_dim), frozen
+        (not trainable) unless freeze=False; as torch.nn.Embedding.from_pretrained (the
+        padding row keeps its values)."""
+        table = embeddings.numpy() if hasattr(embeddings, "numpy") and \
+            not isinstance(embeddings, np.ndarray) else np.asarray(embeddings)
+        if table.ndim != 2:
+            raise ValueError("Embedding.from_pretrained: embeddings must be 2-D, got shape %s"
+                             % (table.shape,))
+        layer = cls(table.shape[0], table.shape[1], name=name, padding_idx=padding_idx,
+                    max_norm=max_norm, norm_type=norm_type,
+                    scale_grad_by_freq=scale_grad_by_freq, sparse=sparse)
+        emb = layer.embeddings
+        if table.dtype.kind == "f" and table.dtype != emb.dtype.np:
+            layer.to(table.dtype)
+        with autograd.no_grad():
+            emb.copy_(np.ascontiguousarray(table, dtype=emb.dtype.np))
+        if freeze:
+            emb.trainable = False
+            emb.requires_grad = False
+        return layer
 
     def forward(self, indices):
         indices = as_operand(indices)
@@ -50,11 +100,57 @@ class Embedding(Module):
                     "input_dim %d" % (self.name, values[bad].flat[0],
                                       tuple(int(i) for i in np.argwhere(bad)[0]),
                                       fmt_shape(indices.shape), self.input_dim))
-        return ops.take(self.embeddings, indices, axis=0)
+        if (self.max_norm is not None or self.scale_grad_by_freq) and indices.symbolic:
+            raise errors.TraceError("%s: max_norm and scale_grad_by_freq run in eager steps "
+                                    "only" % self.name)
+        if self.max_norm is not None:
+            self._renorm(indices)
+        out = ops.take(self.embeddings, indices, axis=0)
+        if self.padding_idx is not None:
+            # the gradient stops at the lookups of the padding row
+            pad = ops.expand_dims(ops.equal(indices, self.padding_idx), -1)
+            out = ops.where(pad, ops.stop_gradient(out), out)
+        if self.scale_grad_by_freq and autograd.is_grad_enabled():
+            values = indices.cpu().numpy()
+            _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+            scale = (1.0 / counts[inverse]).reshape(values.shape + (1,))
+            scale = constant_like(scale.astype(out.dtype.np), out)
+            frozen = ops.stop_gradient(out)
+            out = frozen + (out - frozen) * scale     # the same values; gradients scaled
+        return out
+
+    def _renorm(self, indices):
+        """torch.embedding_renorm_: rows looked up whose norm exceeds max_norm, rescaled in
+        place to max_norm (off the tape)."""
+        table = self.embeddings._array()
+        rows = np.unique(indices.cpu().numpy())
+        if not rows.size:
+            return
+        picked = table[rows]
+        if type(picked) is not np.ndarray:
+            picked = picked.get()
+        norms = np.linalg.norm(picked.astype(np.float64), ord=self.norm_type, axis=1) \
+            if self.norm_type != 2.0 else np.sqrt(np.sum(picked.astype(np.float64) ** 2, 1))
+        norms = norms.astype(picked.dtype)
+        over = norms > self.max_norm
+        if not over.any():
+            return
+        scale = (self.max_norm / (norms[over] + picked.dtype.type(1e-7))).astype(picked.dtype)
+        new, where = picked[over] * scale[:, None], rows[over]
+        if type(table) is not np.ndarray:       # a GPU's table: the rows go there
+            from ..backend import cuda
+
+            new, where = (cuda.array_to(a, self.embeddings.device) for a in (new, where))
+        table[where] = new
 
     def get_config(self):
         if not isinstance(self.embeddings_initializer, str):
             return None
-        return {"input_dim": self.input_dim, "output_dim": self.output_dim,
-                "embeddings_initializer": self.embeddings_initializer,
-                "input_length": self.input_length, "name": self.name}
+        cfg = {"input_dim": self.input_dim, "output_dim": self.output_dim,
+               "embeddings_initializer": self.embeddings_initializer,
+               "input_length": self.input_length, "name": self.name}
+        for key, default in (("padding_idx", None), ("max_norm", None), ("norm_type", 2.0),
+                             ("scale_grad_by_freq", False)):
+            if getattr(self, key) != default:
+                cfg[key] = getattr(self, key)
+        return cfg

@@ -1,6 +1,7 @@
 """Module and Parameter: layers own parameters that exist from construction and take their
 shapes from the first input (deferred initialisation), so an optimizer can be built first."""
 import contextlib
+import functools
 import re
 import threading
 
@@ -14,7 +15,8 @@ from ..ops.core import name_scope
 from ..tensor import Tensor, move_to_device, storage_changed
 from . import init as initializers
 
-__all__ = ["Parameter", "Module", "register_layer", "layer_class", "shapes_only"]
+__all__ = ["Parameter", "Module", "register_layer", "layer_class", "shapes_only",
+           "torch_aliases"]
 
 
 class _ShapesOnly(threading.local):
@@ -124,6 +126,30 @@ def layer_class(name):
         raise errors.ModelFormatError(
             "the file names layer class %r, which is not a registered pyfront layer; register "
             "it with @pyfront.nn.register_layer before loading" % (name,)) from None
+
+
+def torch_aliases(**aliases):
+    """Class decorator: the constructor also takes PyTorch's keyword names, aliases=
+    {torch_name: pyfront_name} (stride= for strides=, p= for rate=, ...); giving both is an
+    error. The signature and configs keep pyfront's names."""
+
+    def wrap(cls):
+        init = cls.__init__
+
+        @functools.wraps(init)
+        def __init__(self, *args, **kwargs):
+            for torch_name in aliases.keys() & kwargs.keys():
+                ours = aliases[torch_name]
+                if ours in kwargs:
+                    raise TypeError("%s: got both %s= and its PyTorch alias %s="
+                                    % (cls.__name__, ours, torch_name))
+                kwargs[ours] = kwargs.pop(torch_name)
+            init(self, *args, **kwargs)
+
+        __init__.torch_aliases = dict(getattr(init, "torch_aliases", {}), **aliases)
+        cls.__init__ = __init__
+        return cls
+    return wrap
 
 
 _counters = {}

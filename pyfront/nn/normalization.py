@@ -28,27 +28,32 @@ class BatchNorm(Module):
 
     Training normalises with the batch statistics and updates the running statistics in
     place: running = (1 - momentum) * running + momentum * batch statistic (the running
-    variance from the unbiased batch variance), exactly as torch.nn.BatchNorm*d; evaluation
-    (module.eval()) normalises with the running statistics. Keras's momentum is 1 - this one.
-    num_features (C) is taken from the first input unless given.
+    variance from the unbiased batch variance), exactly as torch.nn.BatchNorm*d; momentum=None
+    makes it the cumulative average (momentum 1 / batches seen, eager steps only; the count is
+    num_batches_tracked); evaluation (module.eval()) normalises with the running statistics.
+    Keras's momentum is 1 - this one. num_features (C) is taken from the first input unless
+    given.
     """
 
     expected_ndims = None          # subclasses pin the input rank
     layout = "(N, C, *spatial)"
 
-    def __init__(self, num_features=None, momentum=0.1, eps=1e-5, affine=True,
+    def __init__(self, num_features=None, eps=1e-5, momentum=0.1, affine=True,
                  track_running_stats=True, name=None):
         super().__init__(name)
         if num_features is not None and (not isinstance(num_features, int) or num_features < 1):
             raise ValueError("%s: num_features must be a positive int, got %r"
                              % (self.name, num_features))
-        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or \
-                not 0 <= momentum <= 1:
-            raise ValueError("%s: momentum must be in [0, 1], got %r" % (self.name, momentum))
+        if momentum is not None and (isinstance(momentum, bool) or
+                                     not isinstance(momentum, (int, float)) or
+                                     not 0 <= momentum <= 1):
+            raise ValueError("%s: momentum must be in [0, 1] or None (a cumulative average), "
+                             "got %r" % (self.name, momentum))
         if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
             raise ValueError("%s: eps must be a positive number, got %r" % (self.name, eps))
         self.num_features = num_features
-        self.momentum = float(momentum)
+        self.momentum = None if momentum is None else float(momentum)
+        self.num_batches_tracked = 0     # training batches seen (momentum=None divides by it)
         self.eps = float(eps)
         self.affine = bool(affine)
         self.track_running_stats = bool(track_running_stats)
@@ -90,10 +95,21 @@ class BatchNorm(Module):
         x = ops.core.as_operand(x)
         self._check_rank(tuple(x.shape))
         track = self.track_running_stats
+        momentum = self.momentum
+        if self.training and track:
+            if momentum is None:
+                if x.symbolic:
+                    raise errors.TraceError(
+                        "%s: momentum=None (a cumulative average, 1 / batches seen) runs "
+                        "eagerly only: a compiled step would keep the first batch's factor"
+                        % self.name)
+                momentum = 1.0 / (self.num_batches_tracked + 1)
+            if not x.symbolic:
+                self.num_batches_tracked += 1
         return ops.batch_norm(x, self.running_mean if track else None,
                               self.running_var if track else None, self.gamma, self.beta,
-                              training=self.training or not track, momentum=self.momentum,
-                              eps=self.eps)
+                              training=self.training or not track,
+                              momentum=0.0 if momentum is None else momentum, eps=self.eps)
 
     def get_config(self):
         return {"num_features": self.num_features, "momentum": self.momentum, "eps": self.eps,
@@ -129,9 +145,10 @@ class BatchNorm3D(BatchNorm):
 class LayerNorm(Module):
     """Layer normalisation over the trailing dims normalized_shape (an int or a tuple; by
     default the last dim of the first input), with learned gamma and beta of that shape when
-    elementwise_affine, as torch.nn.LayerNorm."""
+    elementwise_affine (beta only if bias), as torch.nn.LayerNorm."""
 
-    def __init__(self, normalized_shape=None, eps=1e-5, elementwise_affine=True, name=None):
+    def __init__(self, normalized_shape=None, eps=1e-5, elementwise_affine=True, bias=True,
+                 name=None):
         super().__init__(name)
         if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
             raise ValueError("%s: eps must be a positive number, got %r" % (self.name, eps))
@@ -143,8 +160,9 @@ class LayerNorm(Module):
                 raise type(e)("%s: %s" % (self.name, e)) from None
         self.eps = float(eps)
         self.elementwise_affine = bool(elementwise_affine)
+        self.bias = bool(bias)
         self.gamma = Parameter(init="ones") if self.elementwise_affine else None
-        self.beta = Parameter(init="zeros") if self.elementwise_affine else None
+        self.beta = Parameter(init="zeros") if self.elementwise_affine and self.bias else None
         if self.normalized_shape is not None:
             self._materialize()
             self.built = True
@@ -168,7 +186,7 @@ class LayerNorm(Module):
     def get_config(self):
         return {"normalized_shape": list(self.normalized_shape) if self.normalized_shape else None,
                 "eps": self.eps, "elementwise_affine": self.elementwise_affine,
-                "name": self.name}
+                "bias": self.bias, "name": self.name}
 
 
 @register_layer
@@ -226,23 +244,68 @@ class GroupNorm(Module):
 
 @register_layer
 class InstanceNorm(GroupNorm):
-    """Each channel of each sample normalised over its positions (any spatial rank); affine
-    (learned gamma, beta) off by default, as torch.nn.InstanceNorm*d."""
+    """Each channel of each sample normalised over its positions (any spatial rank), as
+    torch.nn.InstanceNorm1d/2d/3d, with its arguments in its order: InstanceNorm(num_channels,
+    eps=1e-5, momentum=0.1, affine=False, track_running_stats=False). With
+    track_running_stats, training also keeps running means and (unbiased) variances of the
+    per-instance statistics, averaged over the batch (eager steps only), and evaluation
+    normalises with them; momentum=None leaves them as they are (PyTorch's)."""
 
-    def __init__(self, num_channels=None, eps=1e-5, affine=False, name=None):
-        super().__init__(1, num_channels, eps, affine, name)
+    def __init__(self, num_channels=None, eps=1e-5, momentum=0.1, affine=False,
+                 track_running_stats=False, name=None):
+        if momentum is not None and (isinstance(momentum, bool) or
+                                     not isinstance(momentum, (int, float)) or
+                                     not 0 <= momentum <= 1):
+            raise ValueError("InstanceNorm: momentum must be in [0, 1] or None, got %r"
+                             % (momentum,))
+        self.momentum = None if momentum is None else float(momentum)
+        self.track_running_stats = bool(track_running_stats)
+        super().__init__(1, None, eps, affine, name)
+        if self.track_running_stats:
+            self.register_buffer("running_mean",
+                                 _DeferredBuffer("zeros", "%s/running_mean" % self.name))
+            self.register_buffer("running_var",
+                                 _DeferredBuffer("ones", "%s/running_var" % self.name))
+        if num_channels is not None:
+            self._materialize(num_channels)
+            self.built = True
 
     def _materialize(self, channels):
         self.num_groups = int(channels)
         super()._materialize(channels)
+        if self.track_running_stats:
+            for t in (self.running_mean, self.running_var):
+                t.materialize((self.num_channels,))
 
     def forward(self, x):
         if len(x.shape) < 3:
             raise errors.ShapeError("%s '%s' takes (batch, channels, *spatial) inputs with at "
                                     "least one spatial dim, got %s"
                                     % (type(self).__name__, self.name, fmt_shape(x.shape)))
-        return super().forward(x)
+        if not self.track_running_stats:
+            return super().forward(x)
+        if not self.training:
+            if len(x.shape) < 2 or x.shape[1] != self.num_channels:
+                return super().forward(x)        # (its error names the channels)
+            return ops.batch_norm(x, self.running_mean, self.running_var, self.gamma,
+                                  self.beta, training=False, eps=self.eps)
+        if getattr(x, "symbolic", False):
+            raise errors.TraceError("%s: track_running_stats updates its running statistics "
+                                    "in eager steps only" % self.name)
+        y = super().forward(x)
+        if self.momentum:
+            from .. import autograd
+
+            with autograd.no_grad():
+                spatial = tuple(range(2, len(x.shape)))
+                mean = ops.mean(ops.mean(x, axis=spatial), axis=0)
+                var = ops.mean(ops.var(x, axis=spatial, correction=1), axis=0)
+                m = self.momentum
+                for buf, stat in ((self.running_mean, mean), (self.running_var, var)):
+                    buf.copy_(buf * (1.0 - m) + ops.cast(stat, buf.dtype) * m)
+        return y
 
     def get_config(self):
-        return {"num_channels": self.num_channels, "eps": self.eps, "affine": self.affine,
+        return {"num_channels": self.num_channels, "eps": self.eps, "momentum": self.momentum,
+                "affine": self.affine, "track_running_stats": self.track_running_stats,
                 "name": self.name}

@@ -1,5 +1,5 @@
-"""Layers that change a tensor's shape: Flatten, Reshape, ZeroPadding1D/2D/3D and
-UpSampling1D/2D/3D."""
+"""Layers that change a tensor's shape: Flatten, Unflatten, Reshape, ZeroPadding1D/2D/3D,
+UpSampling1D/2D/3D and PyTorch's Upsample."""
 import math
 
 from .. import errors, ops
@@ -9,8 +9,8 @@ from ..ops.conv import SPATIAL_DIMS
 from ..ops.core import as_operand, fmt_shape
 from .module import Module, register_layer
 
-__all__ = ["Identity", "Flatten", "Reshape", "UpSampling1D", "UpSampling2D", "UpSampling3D", "ZeroPadding1D",
-           "ZeroPadding2D", "ZeroPadding3D"]
+__all__ = ["Identity", "Flatten", "Unflatten", "Reshape", "UpSampling1D", "UpSampling2D",
+           "UpSampling3D", "Upsample", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D"]
 
 
 @register_layer
@@ -26,33 +26,92 @@ class Identity(Module):
 
 @register_layer
 class Flatten(Module):
-    """Collapse the dims from start_dim on into one: (N, C, H, W) -> (N, C*H*W) by default.
-    The batch dim may be unknown; the collapsed ones must be known."""
+    """Collapse the dims start_dim..end_dim (inclusive) into one, as torch.nn.Flatten:
+    (N, C, H, W) -> (N, C*H*W) by default. One dim may be unknown (the batch); the other
+    collapsed ones must be known."""
 
-    def __init__(self, start_dim=1, name=None):
+    def __init__(self, start_dim=1, end_dim=-1, name=None):
         super().__init__(name)
-        if isinstance(start_dim, bool) or not isinstance(start_dim, int):
-            raise TypeError("%s: start_dim must be an int, got %r" % (self.name, start_dim))
+        for what, v in (("start_dim", start_dim), ("end_dim", end_dim)):
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise TypeError("%s: %s must be an int, got %r" % (self.name, what, v))
         self.start_dim = start_dim
+        self.end_dim = end_dim
 
     def forward(self, x):
         x = as_operand(x)
         shape = tuple(x.shape)
         nd = len(shape)
         start = self.start_dim + nd if self.start_dim < 0 else self.start_dim
-        if not 0 <= start < nd:
-            raise errors.ShapeError("%s: start_dim %d is out of range for an input of shape %s"
-                                    % (self.name, self.start_dim, fmt_shape(shape)))
-        if start == 0:
-            return ops.reshape(x, (-1,))
-        kept, collapsed = shape[1:start], shape[start:]
-        if None in kept or None in collapsed:
-            raise errors.ShapeError("%s: only the batch dim may be unknown, got input shape %s"
-                                    % (self.name, fmt_shape(shape)))
-        return ops.reshape(x, (-1,) + tuple(kept) + (math.prod(collapsed),))
+        end = self.end_dim + nd if self.end_dim < 0 else self.end_dim
+        if not (0 <= start < max(nd, 1) and 0 <= end < max(nd, 1)) or start > end:
+            raise errors.ShapeError("%s: start_dim %d and end_dim %d are out of range (or out "
+                                    "of order) for an input of shape %s"
+                                    % (self.name, self.start_dim, self.end_dim,
+                                       fmt_shape(shape)))
+        if nd == 0:
+            return ops.reshape(x, (1,))
+        collapsed = shape[start:end + 1]
+        merged = -1 if None in collapsed else math.prod(collapsed)
+        target = list(shape[:start]) + [merged] + list(shape[end + 1:])
+        unknown = [i for i, d in enumerate(target) if d is None or d == -1]
+        if len(unknown) > 1 or (merged == -1 and collapsed.count(None) > 1):
+            raise errors.ShapeError("%s: only one dim (the batch) may be unknown, got input "
+                                    "shape %s" % (self.name, fmt_shape(shape)))
+        return ops.reshape(x, tuple(-1 if d is None else d for d in target))
 
     def get_config(self):
-        return {"start_dim": self.start_dim, "name": self.name}
+        return {"start_dim": self.start_dim, "end_dim": self.end_dim, "name": self.name}
+
+
+@register_layer
+class Unflatten(Module):
+    """Split dim `dim` into unflattened_size (a tuple; one entry may be -1), as
+    torch.nn.Unflatten: Unflatten(1, (C, H, W)) turns (N, C*H*W) into (N, C, H, W)."""
+
+    def __init__(self, dim, unflattened_size, name=None):
+        super().__init__(name)
+        if isinstance(dim, bool) or not isinstance(dim, int):
+            raise TypeError("%s: dim must be an int, got %r" % (self.name, dim))
+        try:
+            sizes = tuple(int(d) for d in unflattened_size)
+        except TypeError:
+            raise TypeError("%s: unflattened_size must be a tuple of ints, got %r"
+                            % (self.name, unflattened_size)) from None
+        if not sizes or sizes.count(-1) > 1 or any(d < -1 for d in sizes):
+            raise ValueError("%s: unflattened_size may hold sizes >= 0 and one -1, got %r"
+                             % (self.name, unflattened_size))
+        self.dim = dim
+        self.unflattened_size = sizes
+
+    def forward(self, x):
+        x = as_operand(x)
+        shape = tuple(x.shape)
+        nd = len(shape)
+        dim = self.dim + nd if self.dim < 0 else self.dim
+        if not 0 <= dim < nd:
+            raise errors.ShapeError("%s: dim %d is out of range for an input of shape %s"
+                                    % (self.name, self.dim, fmt_shape(shape)))
+        sizes = list(self.unflattened_size)
+        n = shape[dim]
+        if n is not None:
+            known = math.prod(d for d in sizes if d != -1)
+            if (-1 in sizes and (known == 0 or n % known)) or \
+                    (-1 not in sizes and known != n):
+                raise errors.ShapeError("%s: cannot unflatten dim %d of size %d of %s into %s"
+                                        % (self.name, self.dim, n, fmt_shape(shape),
+                                           tuple(self.unflattened_size)))
+            if -1 in sizes:
+                sizes[sizes.index(-1)] = n // known
+        target = list(shape[:dim]) + sizes + list(shape[dim + 1:])
+        if sum(d is None or d == -1 for d in target) > 1:
+            raise errors.ShapeError("%s: only one dim may be unknown, got input shape %s"
+                                    % (self.name, fmt_shape(shape)))
+        return ops.reshape(x, tuple(-1 if d is None else d for d in target))
+
+    def get_config(self):
+        return {"dim": self.dim, "unflattened_size": list(self.unflattened_size),
+                "name": self.name}
 
 
 @register_layer
@@ -121,18 +180,21 @@ class _UpSampling(Module):
         if len(self.size) != self.nd or any(s <= 0 for s in self.size):
             raise ValueError("%s: size must be a positive factor or %d of them, got %r"
                              % (type(self).__name__, self.nd, size))
-        if interpolation not in ("nearest", "linear", "bilinear", "trilinear"):
-            raise ValueError("%s: interpolation must be 'nearest' or 'linear' ('bilinear', "
-                             "'trilinear'), got %r" % (type(self).__name__, interpolation))
+        modes = ("nearest", "nearest-exact", "linear", "bilinear", "trilinear") + \
+            (("bicubic",) if self.nd == 2 else ())
+        if interpolation not in modes:
+            raise ValueError("%s: interpolation must be one of %s, got %r"
+                             % (type(self).__name__, ", ".join(modes), interpolation))
         self.interpolation = interpolation
         self.align_corners = bool(align_corners)
 
     def forward(self, x):
         _check_rank(self, x)
-        mode = "nearest" if self.interpolation == "nearest" else _LINEAR[self.nd]
+        mode = self.interpolation if self.interpolation.startswith("nearest") or \
+            self.interpolation == "bicubic" else _LINEAR[self.nd]
         return pool_ops.interpolate(x, scale_factor=self.size, mode=mode,
-                                    align_corners=self.align_corners if mode != "nearest"
-                                    else None)
+                                    align_corners=None if mode.startswith("nearest")
+                                    else self.align_corners)
 
     def get_config(self):
         return {"size": list(self.size), "interpolation": self.interpolation,
@@ -162,20 +224,61 @@ class UpSampling3D(_UpSampling):
     nd = 3
 
 
+@register_layer
+class Upsample(Module):
+    """torch.nn.Upsample: the spatial dims of (batch, channels, *spatial) resized to `size`
+    (the output size: an int or one per dim) or by `scale_factor`, mode "nearest",
+    "nearest-exact", "linear", "bilinear", "bicubic" or "trilinear" (align_corners for the
+    linear and cubic ones); F.interpolate's rules. (UpSampling1D/2D/3D are Keras' layers,
+    whose `size` is the factor.)"""
+
+    def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=None,
+                 recompute_scale_factor=None, name=None):
+        super().__init__(name)
+        if (size is None) == (scale_factor is None):
+            raise ValueError("%s: give exactly one of size and scale_factor" % self.name)
+        if recompute_scale_factor:
+            raise ValueError("%s: recompute_scale_factor=True is not supported" % self.name)
+        if mode not in pool_ops.INTERPOLATE_MODES:
+            raise ValueError("%s: mode must be one of %s, got %r"
+                             % (self.name, ", ".join(pool_ops.INTERPOLATE_MODES), mode))
+        self.size = size if size is None or isinstance(size, int) else tuple(size)
+        self.scale_factor = scale_factor if scale_factor is None or \
+            isinstance(scale_factor, (int, float)) else tuple(scale_factor)
+        self.mode = mode
+        self.align_corners = align_corners
+
+    def forward(self, x):
+        x = as_operand(x)
+        if len(x.shape) < 3:
+            raise errors.ShapeError("%s takes (batch, channels, *spatial) inputs, got %s"
+                                    % (self.name, fmt_shape(x.shape)))
+        return pool_ops.interpolate(x, size=self.size, scale_factor=self.scale_factor,
+                                    mode=self.mode, align_corners=self.align_corners)
+
+    def get_config(self):
+        listed = [list(v) if isinstance(v, tuple) else v for v in (self.size, self.scale_factor)]
+        return {"size": listed[0], "scale_factor": listed[1], "mode": self.mode,
+                "align_corners": self.align_corners, "name": self.name}
+
+
 class _ZeroPadding(Module):
     nd = None
 
     def __init__(self, padding=1, name=None):
         super().__init__(name)
         items = (padding,) * self.nd if isinstance(padding, int) else tuple(padding)
-        if self.nd == 1 and len(items) == 2 and all(isinstance(v, int) for v in items):
-            items = (items,)                  # Keras' ZeroPadding1D((begin, end))
+        if len(items) == 2 * self.nd and all(isinstance(v, int) for v in items):
+            # PyTorch's ZeroPad1d/2d/3d spec: (left, right[, top, bottom[, front, back]]),
+            # the last dim first (Keras' ZeroPadding1D((begin, end)) is the same thing)
+            items = tuple((items[2 * i], items[2 * i + 1]) for i in range(self.nd))[::-1]
         pairs = tuple((p, p) if isinstance(p, int) else tuple(p) for p in items)
         if len(pairs) != self.nd or any(len(p) != 2 or not all(
                 isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in p)
                 for p in pairs):
-            raise ValueError("%s: padding must be an int, %d ints or %d (begin, end) pairs, got "
-                             "%r" % (type(self).__name__, self.nd, self.nd, padding))
+            raise ValueError("%s: padding must be an int, %d ints, %d (begin, end) pairs or "
+                             "PyTorch's flat %d ints (last dim first), got %r"
+                             % (type(self).__name__, self.nd, self.nd, 2 * self.nd, padding))
         self.padding = pairs
 
     def forward(self, x):
@@ -196,13 +299,15 @@ class ZeroPadding1D(_ZeroPadding):
 @register_layer
 class ZeroPadding2D(_ZeroPadding):
     """Zeros around (batch, channels, height, width): an int, (rows, cols) or
-    ((top, bottom), (left, right)) as Keras."""
+    ((top, bottom), (left, right)) as Keras, or torch.nn.ZeroPad2d's (left, right, top,
+    bottom)."""
 
     nd = 2
 
 
 @register_layer
 class ZeroPadding3D(_ZeroPadding):
-    """Zeros around (batch, channels, depth, height, width); padding as ZeroPadding2D."""
+    """Zeros around (batch, channels, depth, height, width); padding as ZeroPadding2D (or
+    torch.nn.ZeroPad3d's (left, right, top, bottom, front, back))."""
 
     nd = 3

@@ -37,7 +37,8 @@ def _gelu(x):
 
 UNARY = {
     "neg": np.negative, "exp": np.exp, "log": np.log, "sqrt": np.sqrt,
-    "rsqrt": lambda x: 1 / np.sqrt(x), "abs": np.abs, "sign": np.sign, "square": np.square,
+    "rsqrt": lambda x: 1 / np.sqrt(x), "abs": np.abs, "square": np.square,
+    "sign": lambda x: np.where(np.isnan(x), 0, np.sign(x)),     # PyTorch's sign(nan) is 0
     "reciprocal": np.reciprocal, "sin": np.sin, "cos": np.cos, "tanh": np.tanh,
     "sigmoid": lambda x: 1 / (1 + np.exp(-x)), "relu": lambda x: np.where(x < 0, 0.0, x),
     "leaky_relu": lambda x: np.where(x < 0, 0.01 * x, x), "gelu": _gelu,

@@ -46,7 +46,7 @@ def test_update_on_a_gpu_equals_the_cpus(fake_gpu, name):
 
 def test_hyper_on_the_gpu_follows_every_step(fake_gpu):
     opt, _ = _train(OPTIMIZERS["adam"], "cuda:1", steps=2)
-    hyper = opt._device_hypers["cuda:1"].array
+    hyper = opt._device_hypers[("cuda:1", (0, 0))].array    # (device, (group, skipped steps))
     assert type(hyper).__name__ == "_Gpu1"
     np.testing.assert_array_equal(hyper.view(np.ndarray), [0.01, 2.0])
     opt.lr = 0.5

@@ -41,6 +41,15 @@ EXTRA_CASES = [
     {"name": "global_avg_pool3d_keepdims", "make": lambda: pf.nn.GlobalAvgPool3D(keepdims=True),
      "input_shape": (2, 3, 4, 3, 2)},
     {"name": "global_max_pool2d", "make": pf.nn.GlobalMaxPool2D, "input_shape": (2, 3, 5, 4)},
+    {"name": "adaptive_avg_pool1d", "make": lambda: pf.nn.AdaptiveAvgPool1D(3),
+     "input_shape": (2, 3, 7)},
+    {"name": "adaptive_avg_pool2d", "make": lambda: pf.nn.AdaptiveAvgPool2D((2, 3)),
+     "input_shape": (2, 3, 6, 7)},
+    {"name": "adaptive_avg_pool3d", "make": lambda: pf.nn.AdaptiveAvgPool3D(2),
+     "input_shape": (2, 3, 4, 5, 4)},
+    {"name": "unflatten", "make": lambda: pf.nn.Unflatten(1, (2, 6)), "input_shape": (3, 12)},
+    {"name": "upsample", "make": lambda: pf.nn.Upsample(scale_factor=2, mode="nearest"),
+     "input_shape": (2, 3, 4, 5)},
     {"name": "bidirectional_lstm_mask_value", "make": lambda: pf.nn.Bidirectional(
         pf.nn.LSTM(3, return_sequences=True, mask_value=0.0)), "input_shape": (3, 5, 2)},
 ]
