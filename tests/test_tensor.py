@@ -1,5 +1,6 @@
-"""Tensor: dtype defaults, numpy interop (pf.tensor copies, as_tensor and from_numpy share), operators with Python scalars, dtype
-promotion, conversions to Python values and their errors, repr, factories."""
+"""Tensor: dtype defaults, numpy interop (pf.tensor copies, as_tensor and from_numpy share),
+operators with Python scalars, dtype promotion, conversions to Python values and their errors,
+repr, factories."""
 import numpy as np
 import pytest
 

@@ -66,7 +66,8 @@ class OpMethods:
     def __imul__(self, o): return self.mul_(o)
     def __itruediv__(self, o): return self.div_(o)
     def __ipow__(self, o): return self.pow_(o)
-    def __ifloordiv__(self, o): return self._in_place(lambda t: E.floor_divide(t, o), "__ifloordiv__")
+    def __ifloordiv__(self, o):
+        return self._in_place(lambda t: E.floor_divide(t, o), "__ifloordiv__")
     def __imod__(self, o): return self._in_place(lambda t: E.remainder(t, o), "__imod__")
     def __ilshift__(self, o):
         return self._in_place(lambda t: E.bitwise_left_shift(t, o), "__ilshift__")
