@@ -12,6 +12,7 @@ from ..backend.cuda import is_device
 from ..dtypes import as_dtype, float32
 from ..graph.symbol import set_parameter_factory
 from ..ops.core import name_scope
+from ..ops.names import rename
 from ..tensor import Tensor, move_to_device, storage_changed
 from . import init as initializers
 
@@ -138,12 +139,7 @@ def torch_aliases(**aliases):
 
         @functools.wraps(init)
         def __init__(self, *args, **kwargs):
-            for torch_name in aliases.keys() & kwargs.keys():
-                ours = aliases[torch_name]
-                if ours in kwargs:
-                    raise TypeError("%s: got both %s= and its PyTorch alias %s="
-                                    % (cls.__name__, ours, torch_name))
-                kwargs[ours] = kwargs.pop(torch_name)
+            rename(kwargs, aliases, cls.__name__)
             init(self, *args, **kwargs)
 
         __init__.torch_aliases = dict(getattr(init, "torch_aliases", {}), **aliases)

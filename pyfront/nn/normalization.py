@@ -22,6 +22,24 @@ class _DeferredBuffer(Parameter):
         super().__init__(init=init, trainable=False, name=name)
 
 
+def _momentum(momentum, owner):
+    """A running-statistics momentum: a number in [0, 1], or None (a cumulative average)."""
+    if momentum is None:
+        return None
+    if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or \
+            not 0 <= momentum <= 1:
+        raise ValueError("%s: momentum must be in [0, 1] or None (a cumulative average), got %r"
+                         % (owner, momentum))
+    return float(momentum)
+
+
+def _running_statistics(module):
+    """module's running_mean (zeros) and running_var (ones) buffers, sized when it builds."""
+    module.register_buffer("running_mean",
+                           _DeferredBuffer("zeros", "%s/running_mean" % module.name))
+    module.register_buffer("running_var", _DeferredBuffer("ones", "%s/running_var" % module.name))
+
+
 @register_layer
 class BatchNorm(Module):
     """Batch normalisation over dim 1 of (N, C, *spatial) or (N, C).
@@ -44,15 +62,11 @@ class BatchNorm(Module):
         if num_features is not None and (not isinstance(num_features, int) or num_features < 1):
             raise ValueError("%s: num_features must be a positive int, got %r"
                              % (self.name, num_features))
-        if momentum is not None and (isinstance(momentum, bool) or
-                                     not isinstance(momentum, (int, float)) or
-                                     not 0 <= momentum <= 1):
-            raise ValueError("%s: momentum must be in [0, 1] or None (a cumulative average), "
-                             "got %r" % (self.name, momentum))
+        momentum = _momentum(momentum, self.name)
         if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
             raise ValueError("%s: eps must be a positive number, got %r" % (self.name, eps))
         self.num_features = num_features
-        self.momentum = None if momentum is None else float(momentum)
+        self.momentum = momentum
         self.num_batches_tracked = 0     # training batches seen (momentum=None divides by it)
         self.eps = float(eps)
         self.affine = bool(affine)
@@ -60,10 +74,7 @@ class BatchNorm(Module):
         self.gamma = Parameter(init="ones") if self.affine else None
         self.beta = Parameter(init="zeros") if self.affine else None
         if self.track_running_stats:
-            self.register_buffer("running_mean",
-                                 _DeferredBuffer("zeros", "%s/running_mean" % self.name))
-            self.register_buffer("running_var",
-                                 _DeferredBuffer("ones", "%s/running_var" % self.name))
+            _running_statistics(self)
         if num_features is not None:
             self._materialize(num_features)
             self.built = True
@@ -253,19 +264,11 @@ class InstanceNorm(GroupNorm):
 
     def __init__(self, num_channels=None, eps=1e-5, momentum=0.1, affine=False,
                  track_running_stats=False, name=None):
-        if momentum is not None and (isinstance(momentum, bool) or
-                                     not isinstance(momentum, (int, float)) or
-                                     not 0 <= momentum <= 1):
-            raise ValueError("InstanceNorm: momentum must be in [0, 1] or None, got %r"
-                             % (momentum,))
-        self.momentum = None if momentum is None else float(momentum)
+        self.momentum = _momentum(momentum, "InstanceNorm")
         self.track_running_stats = bool(track_running_stats)
         super().__init__(1, None, eps, affine, name)
         if self.track_running_stats:
-            self.register_buffer("running_mean",
-                                 _DeferredBuffer("zeros", "%s/running_mean" % self.name))
-            self.register_buffer("running_var",
-                                 _DeferredBuffer("ones", "%s/running_var" % self.name))
+            _running_statistics(self)
         if num_channels is not None:
             self._materialize(num_channels)
             self.built = True

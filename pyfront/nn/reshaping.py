@@ -39,26 +39,7 @@ class Flatten(Module):
         self.end_dim = end_dim
 
     def forward(self, x):
-        x = as_operand(x)
-        shape = tuple(x.shape)
-        nd = len(shape)
-        start = self.start_dim + nd if self.start_dim < 0 else self.start_dim
-        end = self.end_dim + nd if self.end_dim < 0 else self.end_dim
-        if not (0 <= start < max(nd, 1) and 0 <= end < max(nd, 1)) or start > end:
-            raise errors.ShapeError("%s: start_dim %d and end_dim %d are out of range (or out "
-                                    "of order) for an input of shape %s"
-                                    % (self.name, self.start_dim, self.end_dim,
-                                       fmt_shape(shape)))
-        if nd == 0:
-            return ops.reshape(x, (1,))
-        collapsed = shape[start:end + 1]
-        merged = -1 if None in collapsed else math.prod(collapsed)
-        target = list(shape[:start]) + [merged] + list(shape[end + 1:])
-        unknown = [i for i, d in enumerate(target) if d is None or d == -1]
-        if len(unknown) > 1 or (merged == -1 and collapsed.count(None) > 1):
-            raise errors.ShapeError("%s: only one dim (the batch) may be unknown, got input "
-                                    "shape %s" % (self.name, fmt_shape(shape)))
-        return ops.reshape(x, tuple(-1 if d is None else d for d in target))
+        return ops.flatten(x, self.start_dim, self.end_dim)
 
     def get_config(self):
         return {"start_dim": self.start_dim, "end_dim": self.end_dim, "name": self.name}
@@ -85,29 +66,7 @@ class Unflatten(Module):
         self.unflattened_size = sizes
 
     def forward(self, x):
-        x = as_operand(x)
-        shape = tuple(x.shape)
-        nd = len(shape)
-        dim = self.dim + nd if self.dim < 0 else self.dim
-        if not 0 <= dim < nd:
-            raise errors.ShapeError("%s: dim %d is out of range for an input of shape %s"
-                                    % (self.name, self.dim, fmt_shape(shape)))
-        sizes = list(self.unflattened_size)
-        n = shape[dim]
-        if n is not None:
-            known = math.prod(d for d in sizes if d != -1)
-            if (-1 in sizes and (known == 0 or n % known)) or \
-                    (-1 not in sizes and known != n):
-                raise errors.ShapeError("%s: cannot unflatten dim %d of size %d of %s into %s"
-                                        % (self.name, self.dim, n, fmt_shape(shape),
-                                           tuple(self.unflattened_size)))
-            if -1 in sizes:
-                sizes[sizes.index(-1)] = n // known
-        target = list(shape[:dim]) + sizes + list(shape[dim + 1:])
-        if sum(d is None or d == -1 for d in target) > 1:
-            raise errors.ShapeError("%s: only one dim may be unknown, got input shape %s"
-                                    % (self.name, fmt_shape(shape)))
-        return ops.reshape(x, tuple(-1 if d is None else d for d in target))
+        return ops.unflatten(x, self.dim, self.unflattened_size)
 
     def get_config(self):
         return {"dim": self.dim, "unflattened_size": list(self.unflattened_size),

@@ -16,6 +16,18 @@ ALIASES = {"dim": "axis", "keepdim": "keepdims", "dims": "axis", "dim0": "axis0"
            "kernel_size": "pool_size", "negative_slope": "alpha", "p": "rate"}
 
 
+def rename(kwargs, mapping, owner):
+    """kwargs with each PyTorch name in mapping ({torch_name: pyfront_name}) renamed, in place;
+    giving both names is a TypeError naming owner. (Op functions and layer constructors
+    alike.)"""
+    for torch_name in mapping.keys() & kwargs.keys():
+        ours = mapping[torch_name]
+        if ours in kwargs:
+            raise TypeError("%s: got both %s= and its alias %s="
+                            % (owner, ours, torch_name))
+        kwargs[ours] = kwargs.pop(torch_name)
+
+
 def torch_names(fn):
     """fn accepting PyTorch's names for its axis arguments (fn itself if it takes none of
     the pyfront names, or already takes the PyTorch ones)."""
@@ -30,12 +42,7 @@ def torch_names(fn):
     @functools.wraps(fn)
     def accepting_torch_names(*args, **kwargs):
         if kwargs:
-            for torch_name in mapping.keys() & kwargs.keys():
-                ours = mapping[torch_name]
-                if ours in kwargs:
-                    raise TypeError("%s: got both %s= and its alias %s="
-                                    % (fn.__name__, ours, torch_name))
-                kwargs[ours] = kwargs.pop(torch_name)
+            rename(kwargs, mapping, fn.__name__)
         return fn(*args, **kwargs)
     accepting_torch_names.torch_aliases = mapping
     return accepting_torch_names

@@ -140,11 +140,15 @@ def flatten(x, start_dim=1, end_dim=-1):
     x = as_operand(x)
     # a 0-d tensor flattens like a 1-d one (as in PyTorch): start_dim 0 or -1
     nd = builtins.max(len(x.shape), 1)
-    start = normalize_axis(start_dim, nd, "flatten", "start_dim")
-    end = normalize_axis(end_dim, nd, "flatten", "end_dim")
+    try:
+        start = normalize_axis(start_dim, nd, "flatten", "start_dim")
+        end = normalize_axis(end_dim, nd, "flatten", "end_dim")
+    except errors.AxisError as e:     # the rank says less than the shape to a layer's user
+        raise errors.AxisError("%s; x is %s" % (e, fmt_shape(x.shape))) from None
     if start > end:
-        raise errors.ShapeError("flatten: start_dim %d comes after end_dim %d for x %s"
-                                % (start_dim, end_dim, fmt_shape(x.shape)))
+        raise errors.ShapeError("%s: start_dim %d comes after end_dim %d for x %s"
+                                % (core._where("flatten"), start_dim, end_dim,
+                                   fmt_shape(x.shape)))
     if end < len(x.shape) - 1:
         # the dims after end_dim stay: flatten the front part, then put them back
         shape = tuple(x.shape)
@@ -1574,11 +1578,25 @@ def select(x, axis, index):
 
 
 def unflatten(x, axis, sizes):
-    """Split axis into the dims `sizes` (one may be -1)."""
+    """Split axis into the dims `sizes` (one may be -1, inferred from the dim's size), as
+    torch.unflatten; an unknown dim (the batch) may be split when sizes has no -1."""
     x = as_operand(x)
-    ax = normalize_axis(axis, len(x.shape), "unflatten")
-    shape = [-1 if d is None else d for d in x.shape]
-    return reshape(x, tuple(shape[:ax]) + tuple(sizes) + tuple(shape[ax + 1:]))
+    shape = tuple(x.shape)
+    ax = normalize_axis(axis, len(shape), "unflatten")
+    sizes = [int(d) for d in sizes]
+    n = shape[ax]
+    if n is not None:
+        known = math.prod(d for d in sizes if d != -1)
+        if (-1 in sizes and (known == 0 or n % known)) or (-1 not in sizes and known != n):
+            raise errors.ShapeError("unflatten: cannot unflatten dim %d of size %d of %s into %s"
+                                    % (ax, n, fmt_shape(shape), tuple(sizes)))
+        if -1 in sizes:
+            sizes[sizes.index(-1)] = n // known
+    target = list(shape[:ax]) + sizes + list(shape[ax + 1:])
+    if builtins.sum(d is None or d == -1 for d in target) > 1:
+        raise errors.ShapeError("unflatten: only one dim may be unknown, got %s split into %s"
+                                % (fmt_shape(shape), tuple(sizes)))
+    return reshape(x, tuple(-1 if d is None else d for d in target))
 
 
 def atleast_1d(x):

@@ -290,7 +290,7 @@ def test_structural_layer_errors_name_the_layer_and_shapes():
     x = pf.tensor(np.zeros((2, 3, 4), np.float32))
     with pytest.raises(errors.ShapeError, match=r"rs: cannot reshape .*\(2, 3, 4\).*\(5, 2\)"):
         nn.Reshape((5, 2), name="rs")(x)
-    with pytest.raises(errors.ShapeError, match=r"fl: start_dim 3 .*\(2, 3, 4\)"):
+    with pytest.raises(errors.ShapeError, match=r"layer 'fl': start_dim 3 .*\(2, 3, 4\)"):
         nn.Flatten(3, name="fl")(x)
     with pytest.raises(errors.ShapeError, match=r"cat.*\(2, 3, 4\).*\(2, 2, 5\)"):
         nn.Concatenate(1, name="cat")(x, pf.tensor(np.zeros((2, 2, 5), np.float32)))

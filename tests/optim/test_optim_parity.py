@@ -12,18 +12,22 @@ SHAPES = [(7, 5), (5,), (3, 2, 4)]
 STEPS = 6
 
 
-def _trajectories(make_ours, make_torch, dtype=np.float32, steps=STEPS, clip=None, seed=0):
-    """Run both optimizers over the same gradient sequence; return both parameter lists."""
+def _trajectories(make_ours, make_torch, dtype=np.float32, steps=STEPS, clip=None, seed=0,
+                  which=None):
+    """Run both optimizers over the same gradient sequence; return both parameter lists.
+    which[k]: the parameters with a gradient at step k (cycled), the others' gradients None
+    (all have one by default)."""
     rng = np.random.default_rng(seed)
     init = [rng.standard_normal(s).astype(dtype) for s in SHAPES]
     grads = [[(rng.standard_normal(s) * 3).astype(dtype) for s in SHAPES] for _ in range(steps)]
     ours = [pf.tensor(a.copy(), requires_grad=True) for a in init]
     theirs = [torch.tensor(a.copy(), requires_grad=True) for a in init]
     opt, topt = make_ours(ours), make_torch(theirs)
-    for step_grads in grads:
-        for p, t, g in zip(ours, theirs, step_grads):
-            p.grad = pf.tensor(g.copy())
-            t.grad = torch.tensor(g.copy())
+    for k, step_grads in enumerate(grads):
+        for i, (p, t, g) in enumerate(zip(ours, theirs, step_grads)):
+            has = which is None or i in which[k % len(which)]
+            p.grad = pf.tensor(g.copy()) if has else None
+            t.grad = torch.tensor(g.copy()) if has else None
         opt.step()
         if clip is not None:
             clip(theirs)

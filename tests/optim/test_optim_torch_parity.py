@@ -12,28 +12,15 @@ import pytest
 import pyfront as pf
 
 torch = pytest.importorskip("torch")
+from test_optim_parity import _trajectories  # noqa: E402 (beside this file; needs torch)
 
 SHAPES = [(7, 5), (5,), (3, 2, 4)]
 TOL = dict(rtol=1e-13, atol=1e-14)
 
 
-def _run(make_ours, make_torch, dtype=np.float64, steps=6, which=None, seed=0):
-    """Both optimizers over one gradient sequence; which[k]: the parameters with a gradient
-    at step k (cycled), the others' gradients None. Returns both parameter lists."""
-    rng = np.random.default_rng(seed)
-    init = [rng.standard_normal(s).astype(dtype) for s in SHAPES]
-    grads = [[(rng.standard_normal(s) * 3).astype(dtype) for s in SHAPES] for _ in range(steps)]
-    ours = [pf.tensor(a.copy(), requires_grad=True) for a in init]
-    theirs = [torch.tensor(a.copy(), requires_grad=True) for a in init]
-    opt, topt = make_ours(ours), make_torch(theirs)
-    for k, step_grads in enumerate(grads):
-        for i, (p, t, g) in enumerate(zip(ours, theirs, step_grads)):
-            has = which is None or i in which[k % len(which)]
-            p.grad = pf.tensor(g.copy()) if has else None
-            t.grad = torch.tensor(g.copy()) if has else None
-        opt.step()
-        topt.step()
-    return [p.numpy() for p in ours], [t.detach().numpy() for t in theirs]
+def _run(make_ours, make_torch, dtype=np.float64, **kw):
+    """Both optimizers over one gradient sequence (test_optim_parity's), in float64 here."""
+    return _trajectories(make_ours, make_torch, dtype=dtype, **kw)
 
 
 def _same(pair, tol=TOL):
