@@ -442,7 +442,9 @@ def _on_device(t, device):
 def move_to_device(tensors, device):
     """Move tensors' memory to device in place (model.to("cuda")): plans holding the old
     memory are dropped."""
-    cuda.parse_device(device)
+    kind, _ = cuda.parse_device(device)
+    if kind == "cuda":     # refused even with nothing to move yet, as torch refuses
+        cuda.require("moving a tensor to %s" % device)
     changed = False
     for t in tensors:
         if t._data is not None:
@@ -450,6 +452,8 @@ def move_to_device(tensors, device):
             changed |= array is not t._data
             t._data = array
             t._ptr = None
+        elif hasattr(t, "home_device"):   # a parameter waiting for its shape: it is made there
+            t.home_device = None if kind == "cpu" else device
     if changed:
         storage_changed()
 

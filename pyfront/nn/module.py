@@ -8,7 +8,7 @@ import threading
 import numpy as np
 
 from .. import autograd, errors, random
-from ..backend.cuda import is_device
+from ..backend import cuda
 from ..dtypes import as_dtype, float32
 from ..graph.symbol import set_parameter_factory
 from ..ops.core import name_scope
@@ -43,7 +43,7 @@ def shapes_only():
 class Parameter(Tensor):
     """A trainable tensor owned by a layer. Until its layer sees an input it has no memory."""
 
-    __slots__ = ("_init", "_conv_layout", "trainable", "pending_shape")
+    __slots__ = ("_init", "_conv_layout", "trainable", "pending_shape", "home_device")
     is_parameter = True
     kind = "parameter"
 
@@ -60,6 +60,9 @@ class Parameter(Tensor):
         self._init = init
         self._conv_layout = conv_layout
         self.pending_shape = None
+        # where a parameter without memory yet is made: model.to("cuda") before the first
+        # call (the layers take their shapes from it) must not leave the weights on the CPU
+        self.home_device = None
 
     @property
     def initialized(self):
@@ -86,7 +89,9 @@ class Parameter(Tensor):
             return
         init = initializers.get(self._init)
         values = init(shape, self.dtype.np, rng or random.generator(), self._conv_layout)
-        self._data = np.ascontiguousarray(values, dtype=self.dtype.np)
+        values = np.ascontiguousarray(values, dtype=self.dtype.np)
+        self._data = values if self.home_device is None else cuda.array_to(values,
+                                                                            self.home_device)
         storage_changed()
 
     def __repr__(self):
@@ -323,7 +328,7 @@ class Module:
         """Convert every float parameter and buffer to dtype, in place (float64 for gradient
         checks), or move them to a device ("cuda", "cuda:N", "cpu"). Do it before creating
         optimizers: their state follows the old arrays."""
-        if is_device(dtype):
+        if cuda.is_device(dtype):
             move_to_device((t for _, t in self.named_tensors()), dtype)
             return self
         dtype = as_dtype(dtype)

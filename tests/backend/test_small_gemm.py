@@ -52,7 +52,8 @@ _RELU = ("relu", lambda v: np.maximum(v, 0))
 
 
 @pytest.mark.parametrize("m", range(1, 10))
-@pytest.mark.parametrize("k,n", [(1, 1), (7, 10), (8, 17), (9, 16), (300, 530), (64, 1100)])
+@pytest.mark.parametrize("k,n", [(1, 1), (7, 10), (8, 17), (9, 16), (5, 133), (3, 257), (300, 530),
+                                 (64, 1100)])
 def test_few_rows_match_float64(threads, m, k, n):
     _check_against_float64(np.random.default_rng(m * 1000 + k + n), m, k, n, (0, 3, 15),
                            [_RELU])

@@ -98,6 +98,7 @@ def fake_gpu(monkeypatch):
             log.append((op.name, [x.device for x in inputs], current[0]))
         return real_run_eager(op, inputs, attrs, backend)
 
+    monkeypatch.setattr(cuda, "require", lambda what: {"count": 2, "reason": None})
     monkeypatch.setattr(cuda, "array_to", array_to)
     monkeypatch.setattr(cuda, "device_scope", device_scope)
     monkeypatch.setattr(cuda, "empty", lambda shape, dtype: np.empty(shape, dtype.np).view(

@@ -35,6 +35,23 @@ def test_stand_in_refuses_two_devices_as_a_gpu_does(fake_gpu):
         x + pf.tensor(np.ones((2, 3), np.float32))
 
 
+def test_a_model_moved_before_its_first_call_makes_its_weights_there(fake_gpu):
+    """model.to("cuda") right after construction, as PyTorch users write it: the layers take
+    their shapes from the first input, so their weights do not exist yet; they must be made on
+    the GPU then, not on the CPU (where the first GPU input would meet them)."""
+    model = nn.Sequential([nn.Dense(4, activation="relu"), nn.Dense(2)])
+    assert model.to("cuda") is model
+    y = model(pf.tensor(np.ones((3, 5), np.float32)).to("cuda"))
+    assert y.device == "cuda:0" and y.shape == (3, 2)
+    assert [p.device for p in model.parameters()] == ["cuda:0"] * 4
+    _check(fake_gpu)
+    # and moved back before its first call, it is made on the CPU
+    model = nn.Sequential([nn.Dense(4)])
+    model.to("cuda:1").to("cpu")
+    model(pf.tensor(np.ones((3, 5), np.float32)))
+    assert [p.device for p in model.parameters()] == ["cpu"] * 2
+
+
 def test_avg_pool_ceil_mode_ratio_follows_the_device(fake_gpu):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)

@@ -132,6 +132,9 @@ def test_every_device_operation_names_what_it_needed(no_gpu, torch):
         (lambda: pf.tensor([1.0], device="cuda:1"), "moving a tensor to cuda:1"),
         (lambda: x.to("cuda"), "moving a tensor to cuda"),
         (lambda: pf.nn.Dense(3, in_features=3).to("cuda"), "moving a tensor to cuda"),
+        # no weights yet (they take their shape from the first input): refused all the same,
+        # not left to be made on the CPU later
+        (lambda: pf.nn.Sequential([pf.nn.Dense(3)]).to("cuda"), "moving a tensor to cuda"),
     ]
     for call, what in cases:
         with pytest.raises(errors.DeviceError) as info:
