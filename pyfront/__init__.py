@@ -34,6 +34,8 @@ _LAZY = {
     "losses": ("pyfront.losses", None),
     "data": ("pyfront.data", None),
     "train": ("pyfront.train", None),
+    "callbacks": ("pyfront.train.callbacks", None),   # Keras' keras.callbacks
+    "metrics": ("pyfront.train.metrics", None),       # Keras' keras.metrics
     "io": ("pyfront.io", None),
     "onnx": ("pyfront.onnx", None),
     "graph": ("pyfront.graph", None),

@@ -8,6 +8,7 @@ from .embedding import *  # noqa: F401,F403
 from .compiled import CompiledModule  # noqa: F401
 from .conv import *  # noqa: F401,F403
 from .functional import Input, Model  # noqa: F401
+from .losses import *  # noqa: F401,F403
 from .merging import *  # noqa: F401,F403
 from .model import ModuleDict, ModuleList, Sequential, Trainable  # noqa: F401
 from .module import Module, Parameter, layer_class, register_layer  # noqa: F401

@@ -48,6 +48,9 @@ TORCH_NAMES = {
         "F.smooth_l1_loss": "smooth_l1_loss", "F.kl_div": "kl_div",
         "F.cosine_similarity": "cosine_similarity",
         "F.margin_ranking_loss": "margin_ranking_loss", "F.one_hot": "one_hot",
+        **{"nn." + name: None for name in (
+            "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "BCELoss", "BCEWithLogitsLoss",
+            "HuberLoss", "SmoothL1Loss", "KLDivLoss", "MarginRankingLoss", "CosineSimilarity")},
     },
     "layers": {
         "nn.Conv1d": "nn.Conv1D", "nn.Conv2d": "nn.Conv2D", "nn.Conv3d": "nn.Conv3D",

@@ -10,7 +10,17 @@ import numpy as np
 
 __all__ = ["Callback", "CallbackList", "History", "EarlyStopping", "ModelCheckpoint",
            "LearningRateScheduler", "ReduceLROnPlateau", "CSVLogger", "LambdaCallback",
-           "TerminateOnNaN", "scalar_logs"]
+           "TerminateOnNaN", "TensorBoard", "scalar_logs"]
+
+
+def __getattr__(name):
+    # TensorBoard lives in its own module, which imports this one; Keras users look for it here
+    # (keras.callbacks.TensorBoard, and pf.callbacks is this module)
+    if name == "TensorBoard":
+        from .tensorboard import TensorBoard
+
+        return TensorBoard
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
 
 
 class Callback:

@@ -285,3 +285,16 @@ def test_terminate_on_nan():
     h = model.fit(x, y, batch_size=8, epochs=3, shuffle=False, verbose=0,
                   callbacks=[cb.TerminateOnNaN()])
     assert len(h.history["loss"]) == 1 and math.isnan(h.history["loss"][0])
+
+
+def test_keras_spellings_pf_callbacks_and_pf_metrics():
+    """keras.callbacks.X and keras.metrics.X port as pf.callbacks.X and pf.metrics.X (the
+    TensorBoard callback included, which lives in its own module)."""
+    import pyfront as pf
+    from pyfront.train import callbacks, metrics, tensorboard
+
+    assert pf.callbacks is callbacks and pf.metrics is metrics
+    assert pf.callbacks.TensorBoard is tensorboard.TensorBoard
+    assert pf.callbacks.EarlyStopping is pf.train.callbacks.EarlyStopping
+    with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
+        pf.callbacks.Nope
