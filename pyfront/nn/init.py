@@ -66,6 +66,12 @@ def lecun_uniform():
     return _Scaled("uniform", "fan_in", 1.0)
 
 
+def torch_uniform():
+    """U(+-1/sqrt(fan_in)): torch.nn's default draw for Linear and convolution weights
+    (kaiming_uniform with a=sqrt(5))."""
+    return _Scaled("uniform", "fan_in", 1.0 / 3.0)
+
+
 class orthogonal(Initializer):
     """A (semi-)orthogonal matrix, as in Saxe et al.; extra dims are flattened into rows."""
 
@@ -131,6 +137,7 @@ _NAMED = {"glorot_uniform": glorot_uniform, "xavier_uniform": glorot_uniform,
           "glorot_normal": glorot_normal, "xavier_normal": glorot_normal,
           "he_uniform": he_uniform, "kaiming_uniform": he_uniform, "he_normal": he_normal,
           "kaiming_normal": he_normal, "lecun_uniform": lecun_uniform,
+          "torch_uniform": torch_uniform,
           "orthogonal": orthogonal, "zeros": zeros, "ones": ones, "constant": constant,
           "uniform": uniform, "normal": normal}
 

@@ -53,13 +53,14 @@ TORCH_NAMES = {
             "HuberLoss", "SmoothL1Loss", "KLDivLoss", "MarginRankingLoss", "CosineSimilarity")},
     },
     "layers": {
-        "nn.Conv1d": "nn.Conv1D", "nn.Conv2d": "nn.Conv2D", "nn.Conv3d": "nn.Conv3D",
-        "nn.ConvTranspose1d": "nn.Conv1DTranspose", "nn.ConvTranspose2d": "nn.Conv2DTranspose",
-        "nn.ConvTranspose3d": "nn.Conv3DTranspose", "nn.MaxPool2d": "nn.MaxPool2D",
-        "nn.AvgPool2d": "nn.AvgPool2D", "nn.Upsample": "nn.UpSampling2D",
+        # torch's own names (pyfront/nn/torch_layers.py), beside the Keras-named layers
+        **{"nn." + name: None for name in (
+            "Linear", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d",
+            "ConvTranspose3d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm1d",
+            "BatchNorm2d", "InstanceNorm2d")},
+        "nn.Upsample": "nn.UpSampling2D",
         "nn.ZeroPad2d": "nn.ZeroPadding2D", "nn.GroupNorm": "nn.GroupNorm",
-        "nn.InstanceNorm2d": "nn.InstanceNorm", "nn.BatchNorm2d": "nn.BatchNorm2D",
-        "nn.LayerNorm": "nn.LayerNorm", "nn.Linear": "nn.Dense", "nn.Dropout": "nn.Dropout",
+        "nn.LayerNorm": "nn.LayerNorm", "nn.Dropout": "nn.Dropout",
         "nn.Embedding": "nn.Embedding", "nn.LSTM": "nn.LSTM", "nn.GRU": "nn.GRU",
         "nn.MultiheadAttention": "nn.MultiHeadAttention", "nn.ModuleList": None,
         "nn.ModuleDict": None, "nn.Identity": None, "nn.Sequential": None,
