@@ -23,6 +23,31 @@ from .module import Module, layer_class, module_depth, register_layer
 
 __all__ = ["Input", "Model"]
 
+
+def __getattr__(name):
+    """torch.nn.functional's functions, so that `import pyfront.nn.functional as F` ports torch
+    code: those that mean here what they mean in torch (pyfront.ops.catalog), and linear with
+    torch's (out_features, in_features) weight."""
+    if name == "linear":
+        return _torch_linear
+    from ..ops import catalog
+
+    fn = catalog.torch_functional(name)
+    if fn is None:
+        raise AttributeError("module 'pyfront.nn.functional' has no attribute %r (it holds the "
+                             "functional model API, Input and Model, and the "
+                             "torch.nn.functional functions pyfront has under torch's names)"
+                             % (name,))
+    return fn
+
+
+def _torch_linear(input, weight, bias=None):
+    """torch.nn.functional.linear: input @ weight.T + bias, weight (out_features, in_features)
+    as torch's (pyfront's own linear takes the (in, out) kernel)."""
+    from .. import ops
+
+    return ops.linear(input, ops.transpose(weight), bias)
+
 _local = threading.local()
 
 
