@@ -14,10 +14,10 @@ import threading
 
 import numpy as np
 
-from .. import errors
+from .. import errors, ops
 from ..dtypes import as_dtype
 from ..graph.symbol import Graph
-from ..ops import core
+from ..ops import catalog, core
 from .model import Trainable
 from .module import Module, layer_class, module_depth, register_layer
 
@@ -30,22 +30,17 @@ def __getattr__(name):
     torch's (out_features, in_features) weight."""
     if name == "linear":
         return _torch_linear
-    from ..ops import catalog
-
-    fn = catalog.torch_functional(name)
-    if fn is None:
+    if name not in catalog.torch_functional_names() or not hasattr(ops, name):
         raise AttributeError("module 'pyfront.nn.functional' has no attribute %r (it holds the "
                              "functional model API, Input and Model, and the "
                              "torch.nn.functional functions pyfront has under torch's names)"
                              % (name,))
-    return fn
+    return getattr(ops, name)
 
 
 def _torch_linear(input, weight, bias=None):
     """torch.nn.functional.linear: input @ weight.T + bias, weight (out_features, in_features)
     as torch's (pyfront's own linear takes the (in, out) kernel)."""
-    from .. import ops
-
     return ops.linear(input, ops.transpose(weight), bias)
 
 _local = threading.local()

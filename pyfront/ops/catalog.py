@@ -164,18 +164,17 @@ def pyfront_name(torch_name, mapped):
     return mapped.split()[0]
 
 
-def torch_functional(name):
-    """The pyfront function that torch.nn.functional.<name> is, or None: one the catalog lists
-    under F.<name> with the same name here, or an activation (torch.relu is F.relu). Others
-    (F.linear, whose weight is the transpose of pyfront's kernel) are not the same function."""
-    import pyfront
-
-    activations = TORCH_NAMES["activations (activations part)"]
+def torch_functional_names():
+    """The names under which torch.nn.functional's function is pyfront's function of the same
+    name: those the catalog lists under F.<name> with the same name here, and the activations
+    (torch.relu is F.relu). Others (F.linear, whose weight is the transpose of pyfront's
+    kernel) are not the same function."""
+    names = set(TORCH_NAMES["activations (activations part)"])
     for family in TORCH_NAMES.values():
-        key = "F." + name
-        if key in family and pyfront_name(key, family[key]) == name:
-            return getattr(pyfront, name)
-    return getattr(pyfront, name) if name in activations else None
+        for key, mapped in family.items():
+            if key.startswith("F.") and pyfront_name(key, mapped) == key[2:]:
+                names.add(key[2:])
+    return names
 
 
 def op_table():
