@@ -24,7 +24,8 @@ TORCH_NAMES = {
         "take_along_dim": "take_along_axis", "masked_fill": None, "where": None, "diag": None,
         "diagonal": None, "meshgrid": None, "broadcast_to": None,
         "Tensor.expand": "Tensor.expand / broadcast_to", "clone": None, "F.pad": "pad",
-        "Tensor.__getitem__": "getitem (NumPy's rules: integer arrays, boolean masks)",
+        "Tensor.__getitem__": "getitem (NumPy's rules: integer arrays, boolean masks; an int "
+                              "beside arrays selects its dim first, as PyTorch's)",
         "Tensor.__setitem__": "setitem", "Tensor.detach": "Tensor.detach / stop_gradient",
     },
     "convolution, pooling, resizing": {

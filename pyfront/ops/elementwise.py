@@ -706,7 +706,22 @@ def less(a, b): return apply(_lt, _operands(a, b))
 def less_equal(a, b): return apply(_le, _operands(a, b))
 def greater(a, b): return apply(_gt, _operands(a, b))
 def greater_equal(a, b): return apply(_ge, _operands(a, b))
-def div(a, b): return apply(_div, _operands(a, b, _FLOAT))
+def div(a, b, *, rounding_mode=None):
+    """a / b, a float result (true division). PyTorch's rounding_mode= rounds the quotient:
+    "floor" is floor_divide (Python's //), "trunc" rounds toward zero (C's integer division);
+    both keep integer operands integer."""
+    if rounding_mode is None:
+        return apply(_div, _operands(a, b, _FLOAT))
+    if rounding_mode == "floor":
+        return floor_divide(a, b)
+    if rounding_mode != "trunc":
+        raise ValueError("div: rounding_mode must be None, 'floor' or 'trunc', got %r"
+                         % (rounding_mode,))
+    a, b = _integer_or_float("div", a, b)
+    if a.dtype.is_float:
+        return trunc(apply(_div, [a, b]))
+    # exact for integers: a - fmod(a, b) is a multiple of b (and fmod refuses a zero b)
+    return floor_divide(a - fmod(a, b), b)
 def atan2(a, b): return apply(_atan2, _operands(a, b, _FLOAT))
 def hypot(a, b): return apply(_hypot, _operands(a, b, _FLOAT))
 
@@ -906,7 +921,7 @@ def where(condition, input=None, other=None):  # noqa: A002 (PyTorch's names)
 def true_divide(a, b): return div(a, b)
 def multiply(a, b): return mul(a, b)
 def subtract(a, b): return sub(a, b)
-def divide(a, b): return div(a, b)
+def divide(a, b, *, rounding_mode=None): return div(a, b, rounding_mode=rounding_mode)
 def negative(x): return neg(x)
 def positive(x): return as_operand(x)
 def frac(x): return x - trunc(x)
@@ -1036,6 +1051,7 @@ def _activations():
              "relu6")
     table = {n: globals()[n] for n in names}
     table["gelu_tanh"] = lambda x: gelu(x, approximate="tanh")
+    table["glu"] = glu      # halves the last dim: Dense(2 * n, activation="glu") gives n
     return table
 
 

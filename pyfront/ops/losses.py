@@ -263,12 +263,33 @@ def cross_entropy(logits, labels, reduction="mean", ignore_index=-100, weight=No
                          % (label_smoothing,))
     logits = as_operand(logits)
     labels = as_operand(labels)
+    if _is_unbatched(logits, labels):
+        return _unbatched(cross_entropy, logits, labels, reduction, ignore_index=ignore_index,
+                          weight=weight, label_smoothing=label_smoothing)
     if len(logits.shape) == 2 and not labels.dtype.is_float and weight is None and \
             not label_smoothing:
         return apply(_cross_entropy, [logits, labels],
                      {"reduction": reduction, "ignore_index": int(ignore_index)})
     return _cross_entropy_composed(logits, labels, reduction, int(ignore_index), weight,
                                    float(label_smoothing))
+
+
+def _is_unbatched(scores, labels):
+    """Whether scores (classes,) come with one sample's target: a 0-d class index, or
+    probabilities shaped like scores (other 1-D targets get the batched shape error)."""
+    if len(scores.shape) != 1:
+        return False
+    if labels.dtype.is_float:
+        return tuple(labels.shape) == tuple(scores.shape)
+    return not labels.shape
+
+
+def _unbatched(loss_fn, scores, labels, reduction, **options):
+    """loss_fn on one unbatched sample, scores (classes,) with a 0-d class index or (classes,)
+    probabilities, as PyTorch takes it: a batch of one, and a 0-d result for 'none' too."""
+    labels = _shape.expand_dims(labels, 0)
+    out = loss_fn(_shape.expand_dims(scores, 0), labels, reduction=reduction, **options)
+    return _shape.reshape(out, ()) if reduction == "none" else out
 
 
 def _class_shape_check(op, logits, labels, probabilities):
@@ -383,6 +404,9 @@ def nll_loss(log_probs, labels, weight=None, ignore_index=-100, reduction="mean"
     if reduction not in _REDUCTIONS:
         raise ValueError("reduction must be 'mean', 'sum' or 'none', got %r" % (reduction,))
     log_probs, labels = as_operand(log_probs), as_operand(labels)
+    if _is_unbatched(log_probs, labels):
+        return _unbatched(nll_loss, log_probs, labels, reduction, weight=weight,
+                          ignore_index=ignore_index)
     weight = _class_weights(weight, log_probs, "nll_loss") if len(log_probs.shape) >= 2 \
         else weight
     loss, weights = _nll_terms(log_probs, labels, weight, int(ignore_index), "nll_loss")

@@ -105,8 +105,10 @@ class OpMethods:
     def cumsum(self, axis, *, dtype=None): return R.cumsum(self, axis, dtype=dtype)
     def cumprod(self, axis, *, dtype=None): return R.cumprod(self, axis, dtype=dtype)
     def norm(self, p=2, axis=None, keepdims=False): return R.norm(self, p, axis, keepdims)
-    def sort(self, axis=-1, descending=False): return R.sort(self, axis, descending)
-    def argsort(self, axis=-1, descending=False): return R.argsort(self, axis, descending)
+    def sort(self, axis=-1, descending=False, *, stable=False):
+        return R.sort(self, axis, descending)
+    def argsort(self, axis=-1, descending=False, *, stable=False):
+        return R.argsort(self, axis, descending)
     def topk(self, k, axis=-1, largest=True, sorted=True):  # noqa: A002 (PyTorch's name)
         return R.topk(self, k, axis, largest, sorted)
     def median(self, axis=None, keepdims=False): return R.median(self, axis, keepdims)
@@ -119,7 +121,7 @@ class OpMethods:
     def squeeze(self, axis=None): return S.squeeze(self, axis)
     def expand_dims(self, axis): return S.expand_dims(self, axis)
     unsqueeze = expand_dims
-    def permute(self, *perm): return S.permute(self, *perm)
+    def permute(self, *perm, dims=None): return S.permute(self, *perm, dims=dims)
     def transpose(self, axis0=-2, axis1=-1): return S.transpose(self, axis0, axis1)
     @property
     def T(self): return S.permute(self, tuple(reversed(range(len(self.shape)))))
@@ -230,7 +232,7 @@ class OpMethods:
     def add(self, o, alpha=1): return E.add(self, o if alpha == 1 else o * alpha)
     def sub(self, o, alpha=1): return E.sub(self, o if alpha == 1 else o * alpha)
     def mul(self, o): return E.mul(self, o)
-    def div(self, o): return E.div(self, o)
+    def div(self, o, *, rounding_mode=None): return E.div(self, o, rounding_mode=rounding_mode)
     def maximum(self, o): return E.maximum(self, o)
     def minimum(self, o): return E.minimum(self, o)
     def logical_and(self, o): return E.logical_and(self, o)

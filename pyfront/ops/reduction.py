@@ -503,9 +503,10 @@ class Argsort(Op):
 _argsort = core.register(Argsort)
 
 
-def argsort(x, axis=-1, descending=False):
+def argsort(x, axis=-1, descending=False, *, stable=False):
     """The indices that sort x along axis; stable (ties keep their order), NaN last (first when
-    descending), as PyTorch's stable sort."""
+    descending), as PyTorch's stable sort. stable= is PyTorch's flag, accepted so ported calls
+    run: every sort here is stable."""
     x = as_operand(x)
     if x.dtype.is_bool:
         x = _shape.cast(x, "int32")
@@ -516,8 +517,9 @@ def argsort(x, axis=-1, descending=False):
     return apply(_argsort, [x], {"axis": axis, "descending": bool(descending)})
 
 
-def sort(x, axis=-1, descending=False):
-    """(values, indices) of x sorted along axis (a named tuple, as PyTorch's)."""
+def sort(x, axis=-1, descending=False, *, stable=False):
+    """(values, indices) of x sorted along axis (a named tuple, as PyTorch's); stable always
+    (stable= is accepted for PyTorch's calls), as argsort."""
     x = as_operand(x)
     idx = argsort(x, axis, descending)
     if not x.shape:

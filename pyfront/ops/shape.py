@@ -234,8 +234,13 @@ class Permute(Op):
 _permute = core.register(Permute)
 
 
-def permute(x, *perm):
+def permute(x, *perm, dims=None):
+    """x with its axes in the order perm (ints, or one tuple; PyTorch's dims= keyword too)."""
     x = as_operand(x)
+    if dims is not None:
+        if perm:
+            raise TypeError("permute: got the order both positionally and as dims=")
+        perm = (dims,)
     if len(perm) == 1 and isinstance(perm[0], (tuple, list)):
         perm = perm[0]
     perm = normalize_axes(tuple(perm), len(x.shape), "permute", "perm")
@@ -585,9 +590,10 @@ def take(x, indices, axis=None):
 def getitem(x, key):
     """numpy indexing: basic (ints, slices, None, Ellipsis) as one strided copy; advanced
     (integer arrays, several of them broadcast together, and boolean masks) as numpy does,
-    by a gather of the flat positions numpy's own indexing picks. Masks and several arrays
-    need the index values and x's whole shape known (eager, or a graph without an unknown
-    batch); one integer array along one axis also works symbolically."""
+    by a gather of the flat positions numpy's own indexing picks; integers next to arrays
+    select their dims first, as PyTorch's (x[0, :, i, j] keeps i and j's dims in place).
+    Integer arrays may be graph values (pf.jit) when x's shape is known; a boolean mask
+    needs its values (eager, or a constant)."""
     x = as_operand(x)
     if not isinstance(key, tuple):
         key = (key,)
@@ -652,10 +658,15 @@ def getitem(x, key):
         y = apply(_slice, [x], {"slices": tuple(slices), "drop": tuple(drop)})
     if array_index is not None:
         adim = array_index[0] - builtins.sum(1 for d in drop if d < array_index[0])
-        y = take(y, array_index[1], axis=adim)
+        y = take(y, _wrap_negative(array_index[1], y.shape[adim]), axis=adim)
     for pos in new_axes:
         y = expand_dims(y, pos)
     return y
+
+
+def _int_key(k):
+    """Whether an index part is one integer (a basic index, not an array)."""
+    return isinstance(k, (int, np.integer)) and not isinstance(k, bool)
 
 
 def _index_array(k):
@@ -670,16 +681,33 @@ def _index_array(k):
     return np.asarray(k)
 
 
+def _wrap_negative(indices, n):
+    """Index values known only as a graph value, with numpy's negative indices counted from
+    the end of a dim of size n (eager values are wrapped by take itself). An index below -n
+    stays negative, so the take kernel still refuses it at run time."""
+    if not getattr(indices, "symbolic", False) or n is None:
+        return indices
+    return _elementwise.where(_elementwise.less(indices, 0), indices + n, indices)
+
+
 def _flat_positions(x, key, op, always=False):
     """The flat positions of x that numpy's x[key] picks, in its result's shape, when key
-    needs more than basic indexing and one integer array (or when always); else None."""
+    needs more than basic indexing and one integer array (or when always); else None. A
+    numpy array, or a graph value when some index arrays are graph values themselves."""
     arrays = [_index_array(k) for k in key]
     advanced = [a for a in arrays if a is not None]
-    if not always and (not advanced or (len(advanced) == 1 and advanced[0].dtype.kind != "b")):
+    n_symbolic = builtins.sum(1 for k in key if getattr(k, "symbolic", False))
+    if not always and not n_symbolic and (
+            not advanced or (len(advanced) == 1 and advanced[0].dtype.kind != "b")):
         return None
-    if any(getattr(k, "symbolic", False) for k in key) or None in tuple(x.shape):
-        raise errors.ShapeError("%s: boolean masks and several index arrays need known index "
-                                "values and a known shape, got x %s" % (op, fmt_shape(x.shape)))
+    if not always and n_symbolic == 1 and not advanced:
+        return None                  # one integer array: getitem's take along its axis
+    if (n_symbolic and None not in tuple(x.shape)
+            and not any(getattr(k, "symbolic", False) and k.dtype.name == "bool" for k in key)):
+        return _symbolic_positions(x, key, op)
+    if n_symbolic or None in tuple(x.shape):
+        raise errors.ShapeError("%s: boolean masks need known values, and several index arrays "
+                                "a known shape, got x %s" % (op, fmt_shape(x.shape)))
     for a in advanced:
         if a.dtype.kind not in "iub" and a.size:
             raise IndexError("%s: arrays used as indices must be integers or booleans, got %s"
@@ -688,10 +716,119 @@ def _flat_positions(x, key, op, always=False):
                    for k, a in zip(key, arrays))
     positions = np.arange(math.prod(x.shape), dtype=np.int64).reshape(x.shape)
     try:
+        if advanced and any(_int_key(k) for k in key):
+            # integers select their dims away before the arrays index, as in PyTorch (NumPy
+            # counts them among the arrays: x[0, :, i, j] would put i and j's dims first)
+            ints = tuple(k if _int_key(k) or k is Ellipsis else slice(None)
+                         for k, a in zip(key, arrays) if k is not None
+                         for _ in range(a.ndim if a is not None and a.dtype.kind == "b" else 1))
+            positions = positions[ints]
+            np_key = tuple(k for k in np_key if not _int_key(k))
         return np.ascontiguousarray(positions[np_key])
     except IndexError as e:
         raise errors.IndexOutOfRange("%s: the index arrays or boolean mask do not fit a tensor "
                                      "of shape %s: %s" % (op, fmt_shape(x.shape), e)) from None
+
+
+def _symbolic_positions(x, key, op):
+    """_flat_positions for a key whose integer index arrays include graph values (pf.jit,
+    hybridize, declarative graphs) on an x of known shape: x's table of flat positions, cut
+    by the key's basic parts, is gathered at the linear index the arrays make together, laid
+    out as eager indexing does (the arrays' broadcast dims in place when the arrays are
+    adjacent in the key, first otherwise; integers select their dims away first, as
+    PyTorch's do). Each graph-valued array reaches the linear index through a take of its
+    dim's strides, so an index out of range is refused at run time instead of landing on
+    another element; integers and constant arrays are checked now."""
+    shape = tuple(x.shape)
+
+    def constant_array(k):
+        a = _index_array(k)
+        if a.dtype.kind not in "iub" and a.size:
+            raise IndexError("%s: arrays used as indices must be integers or booleans, got %s"
+                             % (op, a.dtype))
+        return a
+
+    def width(k):      # dims of x a key part uses
+        if k is None or k is Ellipsis:
+            return 0
+        if isinstance(k, slice) or getattr(k, "symbolic", False) or _int_key(k):
+            return 1
+        a = constant_array(k)
+        return a.ndim if a.dtype.kind == "b" else 1
+    used = builtins.sum(width(k) for k in key)
+    if used > len(shape):
+        raise IndexError("%s: too many indices for a tensor of shape %s" % (op, fmt_shape(shape)))
+    parts = []     # ("new", None), ("basic", slice), ("int", i) or ("array", values)
+    for k in key:
+        if k is Ellipsis:
+            parts.extend([("basic", slice(None))] * (len(shape) - used))
+        elif k is None:
+            parts.append(("new", None))
+        elif isinstance(k, slice):
+            parts.append(("basic", k))
+        elif _int_key(k):
+            n = shape[builtins.sum(1 for kind, _ in parts if kind != "new")]
+            if not -n <= k < n:
+                raise errors.IndexOutOfRange("%s: index %d is out of range for a dim of size %d"
+                                             % (op, k, n))
+            parts.append(("int", int(k)))
+        elif getattr(k, "symbolic", False):
+            parts.append(("array", k))
+        else:
+            a = constant_array(k)
+            if a.dtype.kind == "b" and not a.ndim:
+                raise IndexError("%s: a 0-d boolean index next to index arrays that are graph "
+                                 "values is not supported" % op)
+            if a.dtype.kind == "b":    # numpy reads a mask as the index arrays of its Trues
+                dim = builtins.sum(1 for kind, _ in parts if kind != "new")
+                if a.shape != shape[dim:dim + a.ndim]:
+                    raise errors.IndexOutOfRange(
+                        "%s: a boolean mask of shape %s does not fit dims %d.. of a tensor of "
+                        "shape %s" % (op, a.shape, dim, fmt_shape(shape)))
+                parts.extend(("array", i) for i in np.nonzero(a))
+            else:
+                parts.append(("array", a.astype(np.int64)))
+    basic_key, adv_dims, sizes, arrays = [], [], [], []
+    out_dim = x_dim = 0
+    for kind, v in parts:
+        if kind == "array":
+            adv_dims.append(out_dim)
+            sizes.append(shape[x_dim])
+            arrays.append(v)
+        basic_key.append(v if kind != "array" else slice(None))
+        out_dim += kind != "int"
+        x_dim += kind != "new"
+    # an integer selects its dim away first, as PyTorch's does: it neither joins the arrays'
+    # broadcast nor separates them (x[0, :, i, j] keeps i and j adjacent)
+    kinds = [kind for kind, _ in parts if kind != "int"]
+    first = kinds.index("array")
+    adjacent = builtins.all(k == "array" for k in kinds[first:first + len(arrays)])
+    table = np.arange(math.prod(shape), dtype=np.int64).reshape(shape)[tuple(basic_key)]
+    table = np.moveaxis(table, adv_dims, range(len(arrays)))
+    rest = table.shape[len(arrays):]
+    table = np.ascontiguousarray(table.reshape((math.prod(sizes),) + rest))
+    strides = [math.prod(sizes[i + 1:]) for i in range(len(sizes))]
+    linear = None
+    for a, n, stride in zip(arrays, sizes, strides):
+        if getattr(a, "symbolic", False):
+            if a.dtype.is_float or a.dtype.name == "bool":
+                raise IndexError("%s: arrays used as indices must be integers, got %s"
+                                 % (op, a.dtype.name))
+            term = take(core.constant_like(np.arange(n, dtype=np.int64) * stride, x),
+                        _wrap_negative(a, n), 0)
+        else:
+            if a.size and (a.min() < -n or a.max() >= n):
+                bad = a[(a < -n) | (a >= n)].flat[0]
+                raise errors.IndexOutOfRange("%s: index %d is out of range for a dim of size %d"
+                                             % (op, bad, n))
+            term = core.constant_like(np.where(a < 0, a + n, a) * stride, x)
+        linear = term if linear is None else linear + term
+    positions = take(core.constant_like(table, x), linear, 0)
+    lead = len(linear.shape)
+    if adjacent and adv_dims[0]:
+        positions = movedim(positions, tuple(range(lead)),
+                            tuple(range(adv_dims[0], adv_dims[0] + lead)))
+    return positions
 
 
 def _mask_assignment(x, key, value):
@@ -1084,17 +1221,19 @@ def diag(x, k=0):
 
 
 def meshgrid(*tensors, indexing="ij"):
-    """Coordinate grids from 1-D tensors; indexing "ij" (PyTorch's default, matrix) or "xy"
+    """Coordinate grids from 1-D (or 0-d) tensors; indexing "ij" (PyTorch's default, matrix) or "xy"
     (numpy's default, Cartesian: the first two dims swapped). Say which: the two libraries'
     defaults differ."""
     if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
         tensors = tuple(tensors[0])
     if indexing not in ("ij", "xy"):
         raise ValueError("meshgrid: indexing must be 'ij' or 'xy', got %r" % (indexing,))
-    tensors = [as_operand(t) for t in tensors]
+    # a 0-d input is a grid axis of one point, as in PyTorch
+    tensors = [reshape(t, (1,)) if not t.shape else t for t in map(as_operand, tensors)]
     for t in tensors:
         if len(t.shape) != 1:
-            raise errors.ShapeError("meshgrid: inputs must be 1-D, got %s" % fmt_shape(t.shape))
+            raise errors.ShapeError("meshgrid: inputs must be 1-D (or 0-d), got %s"
+                                    % fmt_shape(t.shape))
     sizes = [t.shape[0] for t in tensors]
     swap = indexing == "xy" and len(tensors) >= 2
     if swap:
@@ -1250,6 +1389,10 @@ def gather(x, axis, indices):
     indices may be smaller than x in the other dims (x is cut to them), never larger."""
     x = as_operand(x)
     indices = _index_operand(indices, "gather", x)
+    if not x.shape and not indices.shape:
+        # PyTorch gathers a 0-d tensor along dim 0 or -1, as a one-element 1-d one
+        normalize_axis(axis, 1, "gather")
+        return reshape(gather(reshape(x, (1,)), 0, reshape(indices, (1,))), ())
     axis = normalize_axis(axis, len(x.shape), "gather")
     if len(indices.shape) != len(x.shape):
         raise errors.ShapeError("gather: indices %s must have the rank of x %s"
@@ -1266,9 +1409,12 @@ def gather(x, axis, indices):
 
 
 def take_along_axis(x, indices, axis):
-    """numpy's take_along_axis (indices broadcast against x outside the axis)."""
+    """numpy's take_along_axis (indices broadcast against x outside the axis); axis=None
+    takes from x flattened, as numpy's and PyTorch's take_along_dim without a dim."""
     x = as_operand(x)
     indices = _index_operand(indices, "take_along_axis", x)
+    if axis is None:
+        x, indices, axis = reshape(x, (-1,)), reshape(indices, (-1,)), 0
     axis = normalize_axis(axis, len(x.shape), "take_along_axis")
     if len(indices.shape) != len(x.shape):
         raise errors.ShapeError("take_along_axis: indices %s must have the rank of x %s"
@@ -1490,7 +1636,8 @@ def pad(x, pad, mode="constant", value=0.0):
     from the LAST dim — (left, right) pads the last dim, (left, right, top, bottom) the last
     two, and so on. numpy's pad_width is also taken: one (begin, end) pair per dim, first dim
     first, given as a sequence of pairs. Modes: constant (with value), reflect (the edge not
-    repeated), replicate (the edge repeated), circular (wrap around)."""
+    repeated), replicate (the edge repeated), circular (wrap around). In constant mode a
+    negative count crops that many elements instead, as PyTorch's."""
     x = as_operand(x)
     nd = len(x.shape)
     if mode not in PAD_MODES:
@@ -1509,9 +1656,21 @@ def pad(x, pad, mode="constant", value=0.0):
         pairs = [(0, 0)] * nd
         for i in range(len(spec) // 2):
             pairs[nd - 1 - i] = (spec[2 * i], spec[2 * i + 1])
-    if not all(_is_int(v) and v >= 0 for p in pairs for v in p):
-        raise errors.ShapeError("pad: counts must be non-negative ints, got %r" % (pad,))
+    if not all(_is_int(v) for p in pairs for v in p):
+        raise errors.ShapeError("pad: counts must be ints, got %r" % (pad,))
     pairs = tuple((int(b), int(e)) for b, e in pairs)
+    if any(v < 0 for p in pairs for v in p):
+        if mode != "constant":
+            raise errors.ShapeError("pad: negative counts (cropping) are taken in constant mode "
+                                    "only, got %r in %s mode" % (pad, mode))
+        for d, (b, e) in enumerate(pairs):
+            n = x.shape[d]
+            if n is not None and n + builtins.min(b, 0) + builtins.min(e, 0) < 0:
+                raise errors.ShapeError("pad: counts %r crop more than the %d elements of dim %d "
+                                        "of %s" % (pad, n, d, fmt_shape(x.shape)))
+        x = getitem(x, tuple(slice(-builtins.min(b, 0), e if e < 0 else None)
+                             for b, e in pairs))
+        pairs = tuple((builtins.max(b, 0), builtins.max(e, 0)) for b, e in pairs)
     if not any(b or e for b, e in pairs):
         return x
     return apply(_pad, [x], {"pads": pairs, "mode": mode, "value": float(value)})

@@ -31,7 +31,8 @@ def _check(ours, theirs, shape, transpose=False, seed=0):
                                else theirs.weight.grad.numpy(), rtol=1e-8, atol=1e-9)
 
 
-@pytest.mark.parametrize("args,kwargs", [((5, 3), {}), ((5, 3, False), {}), ((4, 7), {"bias": True})])
+@pytest.mark.parametrize("args,kwargs", [((5, 3), {}), ((5, 3, False), {}),
+                                         ((4, 7), {"bias": True})])
 def test_linear_is_torch_linear(args, kwargs):
     ours = pf.nn.Linear(*args, dtype="float64", **kwargs)
     theirs = torch.nn.Linear(*args, dtype=torch.float64, **kwargs)
@@ -41,7 +42,8 @@ def test_linear_is_torch_linear(args, kwargs):
 
 CONV_CASES = [
     ("Conv1d", (3, 4, 3), {}, (2, 3, 9)),
-    ("Conv1d", (4, 6, 3, 2, 1, 2, 2, False), {}, (2, 4, 11)),   # stride, padding, dilation, groups, bias
+    # stride, padding, dilation, groups, bias
+    ("Conv1d", (4, 6, 3, 2, 1, 2, 2, False), {}, (2, 4, 11)),
     ("Conv2d", (3, 5, 3), {"padding": "same", "padding_mode": "reflect"}, (2, 3, 7, 6)),
     ("Conv2d", (2, 4, (3, 2), (2, 1), (1, 0)), {}, (2, 2, 8, 7)),
     ("Conv3d", (2, 3, 2, 1, 1), {}, (1, 2, 4, 5, 3)),
