@@ -102,11 +102,15 @@ _GRADIENT_OP = re.compile(r"_grad(_\w+)?$|^max_pool\dd_gather$|^dropout_replay$"
 
 
 def test_every_forward_op_has_an_onnx_form_or_a_stated_reason():
+    from pyfront.graph.custom import CustomOp
     from pyfront.onnx.exporter import EXPORTERS, NO_ONNX_FORM
     from pyfront.ops.core import REGISTRY
 
-    uncovered = sorted(name for name in REGISTRY if name not in EXPORTERS and
-                       name not in NO_ONNX_FORM and not _GRADIENT_OP.search(name))
+    # users' own ops (the README's examples register some when its tests run first) are not
+    # pyfront's to export
+    uncovered = sorted(name for name, op in REGISTRY.items() if name not in EXPORTERS and
+                       name not in NO_ONNX_FORM and not _GRADIENT_OP.search(name) and
+                       not isinstance(op, CustomOp))
     assert uncovered == []
 
 
