@@ -7,7 +7,8 @@
 Heavier parts (nn, optim, graphs, the model format) load on first use.
 """
 from . import errors
-from .autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
+from .autograd import (enable_grad, grad, inference_mode, is_grad_enabled, no_grad,
+                       set_grad_enabled)
 from .backend.cpu import blas_info, get_num_threads, release_cached_memory, set_num_threads
 from .dtypes import DType, bool_, float32, float64, int32, int64
 from .errors import (AxisError, DeviceError, DTypeError, IndexOutOfRange, ModelFormatError,

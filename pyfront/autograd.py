@@ -23,7 +23,7 @@ import numpy as np
 
 from . import errors
 
-__all__ = ["no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled", "grad", "backward",
+__all__ = ["no_grad", "enable_grad", "inference_mode", "is_grad_enabled", "set_grad_enabled", "grad", "backward",
            "note_in_place"]
 
 # set by pyfront.tensor at import: the tensor class gradients are wrapped in, and the
@@ -107,6 +107,15 @@ class enable_grad(_GradSwitch):
     """Context manager and decorator: ops record for autodiff inside it (within no_grad)."""
 
     enabled = True
+
+
+class inference_mode(_GradSwitch):
+    """PyTorch's inference_mode (mode=True): no_grad under its name; inference_mode(False)
+    records, as enable_grad. (pyfront's no_grad already costs nothing per op: there is no
+    version counting to switch off.)"""
+
+    def __init__(self, mode=True):
+        self.enabled = not mode
 
 
 class Released:

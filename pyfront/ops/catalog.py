@@ -21,7 +21,7 @@ TORCH_NAMES = {
         "unbind": None, "flip": None, "roll": None, "tril": None, "triu": None, "tile": None,
         "Tensor.repeat": "repeat (NumPy's tile)", "repeat_interleave": None, "gather": None,
         "scatter": None, "scatter_add": None, "index_select": None,
-        "take_along_dim": "take_along_axis", "masked_fill": None, "where": None, "diag": None,
+        "take_along_dim": None, "masked_fill": None, "where": None, "diag": None,
         "diagonal": None, "meshgrid": None, "broadcast_to": None,
         "Tensor.expand": "Tensor.expand / broadcast_to", "clone": None, "F.pad": "pad",
         "Tensor.__getitem__": "getitem (NumPy's rules: integer arrays, boolean masks; an int "
@@ -96,9 +96,7 @@ TORCH_NAMES = {
             "isfinite", "logical_and", "logical_or", "logical_xor", "logical_not",
             "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not", "bitwise_left_shift",
             "bitwise_right_shift")},
-    "comparisons (dtypes part)": {"eq": "equal", "ne": "not_equal", "lt": "less",
-                                  "le": "less_equal", "gt": "greater",
-                                  "ge": "greater_equal"},
+    "comparisons (dtypes part)": {name: None for name in ("eq", "ne", "lt", "le", "gt", "ge")},
     "activations (activations part)": {
         name: None for name in (
             "relu", "gelu", "elu", "selu", "celu", "silu", "mish", "softsign", "logsigmoid",

@@ -28,6 +28,7 @@ __all__ = [
     "true_divide", "multiply", "subtract", "divide", "negative", "positive", "frac", "deg2rad",
     "rad2deg", "float_power", "addcmul", "addcdiv", "logit", "xlogy", "logaddexp", "logaddexp2",
     "signbit", "copysign", "heaviside", "nan_to_num", "isclose", "allclose", "sinc",
+    "eq", "ne", "lt", "le", "gt", "ge", "absolute", "clamp_min", "clamp_max",
     "ACTIVATIONS", "activation_grad", "broadcast_strides",
 ]
 
@@ -926,6 +927,15 @@ def negative(x): return neg(x)
 def positive(x): return as_operand(x)
 def frac(x): return x - trunc(x)
 def deg2rad(x): return mul(_float_operand(x, "deg2rad"), math.pi / 180.0)
+def eq(a, b): return equal(a, b)
+def ne(a, b): return not_equal(a, b)
+def lt(a, b): return less(a, b)
+def le(a, b): return less_equal(a, b)
+def gt(a, b): return greater(a, b)
+def ge(a, b): return greater_equal(a, b)
+def absolute(x): return abs(x)
+def clamp_min(x, min): return clip(x, min, None)  # noqa: A002 (PyTorch's argument names)
+def clamp_max(x, max): return clip(x, None, max)  # noqa: A002
 def rad2deg(x): return mul(_float_operand(x, "rad2deg"), 180.0 / math.pi)
 
 

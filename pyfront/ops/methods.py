@@ -167,6 +167,11 @@ class OpMethods:
     def clip(self, lo=None, hi=None, *, min=None, max=None):  # noqa: A002 (PyTorch's names)
         return E.clip(self, lo, hi, min=min, max=max)
     def clamp(self, min=None, max=None): return E.clip(self, min, max)  # noqa: A002
+    def clamp_min(self, min): return E.clip(self, min, None)  # noqa: A002
+    def clamp_max(self, max): return E.clip(self, None, max)  # noqa: A002
+    def absolute(self): return E.abs(self)
+    def ravel(self): return S.reshape(self, (-1,))
+    def take_along_dim(self, indices, dim=None): return S.take_along_dim(self, indices, dim)
     def remainder(self, o): return E.remainder(self, o)
     def fmod(self, o): return E.fmod(self, o)
     def floor_divide(self, o): return E.floor_divide(self, o)

@@ -1950,3 +1950,21 @@ def embedding(indices, weight):
 
 
 __all__ += ["embedding", "stop_gradient"]
+
+
+def take_along_dim(x, indices, dim=None):
+    """PyTorch's take_along_dim: take_along_axis, from x flattened when dim is None."""
+    return take_along_axis(x, indices, dim)
+
+
+def concatenate(tensors, axis=0):
+    """NumPy's name of concat."""
+    return concat(tensors, axis)
+
+
+def ravel(x):
+    """x as one dim (a copy, as every reshape here)."""
+    return reshape(x, (-1,))
+
+
+__all__ += ["take_along_dim", "concatenate", "ravel"]
