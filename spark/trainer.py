@@ -9,6 +9,8 @@ mapInArrow (barrier mode too), collect / treeAggregate, job groups.
 """
 import functools
 import logging
+import os
+import re
 import secrets
 import sys
 import time
@@ -53,7 +55,8 @@ class SparkTrainer:
         collective=True trains each epoch in one barrier-mode job whose tasks all-reduce
         among themselves (needs num_workers free task slots at once; see spark/README.md).
     num_workers: data partitions trained in parallel (default: the context's default
-        parallelism, i.e. the executor cores).
+        parallelism, i.e. the executor cores; in the collective mode the task slots, the
+        cores divided by spark.task.cpus).
     batch_size_per_worker: rows per local step on each worker (a SyncSGD step sees
         num_workers times as many).
     optimizer, loss, metrics: default to what model.compile set.
@@ -167,9 +170,15 @@ class SparkTrainer:
             SparkSession.builder.getOrCreate()
         sc = spark.sparkContext
         check_executors(sc)
-        workers = self.num_workers or sc.defaultParallelism
         if self.strategy.collective:
-            _check_barrier_slots(sc, workers, self.strategy)
+            slots, counted = _task_slots(sc)
+            # barrier mode needs every worker's task running at once: by default as many
+            # workers as there are task slots (the default parallelism is a setting that
+            # may exceed them, and a barrier job asking for more slots waits ~10 minutes)
+            workers = self.num_workers or (slots if slots else sc.defaultParallelism)
+            _check_barrier_slots(sc, workers, self.strategy, slots, counted)
+        else:
+            workers = self.num_workers or sc.defaultParallelism
         model = unwrap(self.model)
         opt = self.optimizer
         if not opt.params:
@@ -411,11 +420,24 @@ class _Run:
             try:
                 return job()
             except Exception as e:
-                if not _is_spark_failure(e) or attempt == self.t.max_round_retries:
+                if not _is_spark_failure(e):
+                    raise
+                # the exception a task raised, not Py4J's "An error occurred while calling
+                # o123.collectToPython."
+                cause = _task_cause(e)
+                if attempt == self.t.max_round_retries:
+                    if cause is not None and cause[0].endswith("CollectiveError"):
+                        # a peer was unreachable, hung or gone on every attempt: say which,
+                        # first, rather than at the end of a JVM stack trace
+                        raise errors.PyfrontError(
+                            "%s failed (%d attempt%s, max_round_retries=%d), the last because "
+                            "%s (Spark's error is chained below)"
+                            % (what, attempt + 1, "" if attempt == 0 else "s",
+                               self.t.max_round_retries, cause[1])) from e
                     raise
                 log.warning("pyfront: %s failed (%s); running it again (%d of %d)", what,
-                            str(e).splitlines()[0][:200], attempt + 1,
-                            self.t.max_round_retries)
+                            (cause[1] if cause else str(e).splitlines()[0])[:300],
+                            attempt + 1, self.t.max_round_retries)
 
     # ---- one epoch in one barrier job (collective mode) ----
     def run_epoch_collective(self, view, epoch, epochs, steps, layout):
@@ -723,23 +745,87 @@ class _Run:
                                                  logs["seconds"]), flush=True)
 
 
-def _check_barrier_slots(sc, workers, strategy):
+_LOCAL = re.compile(r"local(?:\[\s*(\*|\d+)\s*(?:,\s*\d+\s*)?\])?")
+_LOCAL_CLUSTER = re.compile(r"local-cluster\[\s*(\d+)\s*,\s*(\d+)\s*,\s*\d+\s*\]")
+
+
+def _task_slots(sc):
+    """(task slots, how they were counted): how many training tasks can run at once, or
+    (None, ...) where Spark's public API cannot tell. Not sc.defaultParallelism alone: that
+    is spark.default.parallelism where set (any number), and at least 2 on a cluster, while
+    Spark runs a barrier stage only with a slot per task (per executor, its cores divided by
+    spark.task.cpus)."""
+    conf = sc.getConf()
+    cpus = max(int(conf.get("spark.task.cpus", "1")), 1)
+    explicit = conf.get("spark.default.parallelism", None) is not None
+    master = sc.master
+    m = _LOCAL.fullmatch(master)
+    if m:
+        if m.group(1) != "*":
+            cores = int(m.group(1) or 1)
+        elif not explicit:
+            cores = sc.defaultParallelism     # local[*]: the JVM's processor count
+        else:
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+                else (os.cpu_count() or 1)
+        return cores // cpus, "%d cores / spark.task.cpus=%d" % (cores, cpus)
+    m = _LOCAL_CLUSTER.fullmatch(master)
+    if m:
+        executors, cores = int(m.group(1)), int(m.group(2))
+        return executors * (cores // cpus), "%d executors x %d cores / spark.task.cpus=%d" % (
+            executors, cores, cpus)
+    instances, cores = conf.get("spark.executor.instances", None), \
+        conf.get("spark.executor.cores", None)
+    if instances and cores:
+        return int(instances) * (int(cores) // cpus), (
+            "spark.executor.instances=%s x spark.executor.cores=%s / spark.task.cpus=%d"
+            % (instances, cores, cpus))
+    if not explicit:    # then Spark's default parallelism is the executors' cores in all
+        return sc.defaultParallelism // cpus, "%d cores / spark.task.cpus=%d" % (
+            sc.defaultParallelism, cpus)
+    return None, "unknown: spark.default.parallelism is set, and so not the cores"
+
+
+def _dynamic_allocation(sc):
+    """Whether Spark runs this application with dynamic allocation, as Spark decides it: the
+    setting is ignored with a local master (local, local[N]) unless testing it."""
+    conf = sc.getConf()
+    on = conf.get("spark.dynamicAllocation.enabled", "false").lower() == "true"
+    local = sc.master == "local" or sc.master.startswith("local[")
+    return on and (not local or conf.get("spark.dynamicAllocation.testing",
+                                         "false").lower() == "true")
+
+
+def _check_barrier_slots(sc, workers, strategy, slots, counted):
     """Barrier mode starts all of a stage's tasks at once: refuse, before any work, a cluster
     that cannot (Spark itself would retry its own check for minutes before failing)."""
-    conf = sc.getConf()
-    if conf.get("spark.dynamicAllocation.enabled", "false").lower() == "true":
+    if _dynamic_allocation(sc):
         raise errors.PyfrontError(
             "%r runs each epoch as a barrier-mode Spark job, which Spark refuses with dynamic "
             "allocation on (spark.dynamicAllocation.enabled=true): turn it off for this "
             "application, or train with collective=False" % (strategy,))
-    cpus = int(conf.get("spark.task.cpus", "1"))
-    slots = sc.defaultParallelism // max(cpus, 1)
-    if slots < workers:
+    if slots is not None and slots < workers:
         raise errors.PyfrontError(
             "%r with num_workers=%d needs %d task slots free at once (barrier mode: one "
-            "long-lived task per worker); this cluster has %d (%d cores / spark.task.cpus=%d). "
-            "Lower num_workers, add executor cores, or train with collective=False"
-            % (strategy, workers, workers, slots, sc.defaultParallelism, cpus))
+            "long-lived task per worker); this cluster has %d (%s). Lower num_workers, add "
+            "executor cores, or train with collective=False"
+            % (strategy, workers, workers, slots, counted))
+
+
+_PY_ERROR = re.compile(r"^[ \t]*([A-Za-z_][\w.]*(?:Error|Exception)): (.*)$", re.M)
+
+
+def _task_cause(exc):
+    """(class name, message) of the Python exception a Spark task raised, from the failed
+    job's text (the line after the task's traceback), or None."""
+    text = str(exc)
+    at = text.find("Traceback (most recent call last)")
+    if at < 0:
+        return None
+    m = _PY_ERROR.search(text, at)
+    if m is None:
+        return None
+    return m.group(1).rsplit(".", 1)[-1], m.group(2).strip()
 
 
 def _is_spark_failure(exc):
