@@ -68,9 +68,10 @@ def trace(fn, example_inputs, name="traced"):
 class _Compiled:
     """One traced signature: an inference executor and, on demand, a joint one for gradients."""
 
-    def __init__(self, graph, inputs, outputs, rebuild, name):
+    def __init__(self, graph, inputs, outputs, rebuild, name, fn=None):
         self.graph, self.inputs, self.outputs, self.rebuild = graph, inputs, outputs, rebuild
         self.name = name
+        self.fn = fn              # the traced function: re-run eagerly for create_graph
         self.variables = [n.value for n in graph.nodes if n.kind == "variable"]
         self.forward = Executor(graph, outputs)
         self.input_names = [s.name for s in inputs]
@@ -222,9 +223,7 @@ class _CompiledCallOp(core.Op):
 
     def grad(self, ctx, gouts):
         if autograd.is_grad_enabled():
-            raise errors.PyfrontError(
-                "pf.jit: higher-order gradients through a compiled call are not supported; "
-                "call the function without jit for create_graph=True")
+            return self._recorded_grad(gouts)
         if self.state.done:
             raise errors.PyfrontError("pf.jit: backward through this compiled call ran already "
                                       "(its saved values are freed)")
@@ -256,6 +255,30 @@ class _CompiledCallOp(core.Op):
             out.append(None if arr is None else Tensor._wrap(arr, t.dtype))
         return out
 
+    def _recorded_grad(self, gouts):
+        """The gradient under create_graph=True: the compiled backward computes numbers, not a
+        graph, so the function runs again eagerly from the same inputs (and the variables as
+        they are) and its recording is differentiated with create_graph: the same gradients,
+        themselves differentiable. A function that draws random numbers or updates state
+        (dropout, batch statistics) would not compute the same thing twice: refused."""
+        c = self.compiled
+        stateful = sorted({n.op.name for n in c.graph.nodes
+                           if n.kind == "op" and (n.op.stateful or n.op.mutates)})
+        if stateful or c.fn is None:
+            raise errors.PyfrontError(
+                "pf.jit(%s): higher-order gradients (create_graph=True) through a compiled call "
+                "re-run the function eagerly, and it %s; call it without jit for these "
+                "gradients" % (c.name, "uses %s, which would not give the same values again"
+                               % ", ".join(stateful) if stateful else "is not known"))
+        gouts = list(gouts) if isinstance(gouts, (list, tuple)) else [gouts]
+        call_inputs = self.inputs[:len(c.inputs)]
+        with autograd.enable_grad():
+            leaves, _ = flatten_outputs(c.fn(*call_inputs))
+        wanted = [t for t in self.inputs if t.requires_grad]
+        grads = iter(autograd.grad(leaves, wanted, grad_outputs=gouts, create_graph=True,
+                                   allow_unused=True) if wanted else ())
+        return [next(grads) if t.requires_grad else None for t in self.inputs]
+
 
 class JitFunction:
     """A function compiled per input-shape signature (see pf.jit)."""
@@ -280,7 +303,7 @@ class JitFunction:
                 self._check_host(tensors)
                 with autograd.no_grad():
                     g, syms, outs, rebuild = trace(self.fn, tensors, self.name)
-                entry = _Compiled(g, syms, outs, rebuild, self.name)
+                entry = _Compiled(g, syms, outs, rebuild, self.name, self.fn)
             except errors.TraceError as e:
                 warnings.warn("pf.jit(%s): %s. Inputs %s run eagerly from now on."
                               % (self.name, e, [tuple(t.shape) for t in tensors]),
