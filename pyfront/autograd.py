@@ -85,6 +85,12 @@ class _GradSwitch(contextlib.ContextDecorator):
 
     enabled = True
 
+    def __new__(cls, *args, **kwargs):
+        if len(args) == 1 and not kwargs and callable(args[0]):
+            # @pf.no_grad without parentheses, as torch takes it: the function, decorated
+            return cls()(args[0])
+        return super().__new__(cls)
+
     def __enter__(self):
         saved = getattr(grad_mode, "saved", None)
         if saved is None:

@@ -127,8 +127,9 @@ TORCH_NAMES = {
             "numel", "manual_seed")},
     "more Tensor methods": {
         "Tensor." + name: None for name in (
-            "float", "double", "long", "int", "type", "type_as", "numel", "dim", "size",
-            "contiguous", "view_as", "reshape_as", "expand_as", "t", "mT", "pow", "eq", "ne",
+            "float", "double", "long", "int", "type", "type_as", "new_zeros", "new_ones",
+            "new_full", "new_empty", "new_tensor", "absolute", "clamp_min", "clamp_max", "ravel",
+            "numel", "dim", "size", "contiguous", "view_as", "reshape_as", "expand_as", "t", "mT", "pow", "eq", "ne",
             "lt", "le", "gt", "ge", "where", "add", "sub", "mul", "div", "mm", "bmm", "dot",
             "amax", "amin", "square", "neg", "reciprocal", "sign", "floor", "ceil", "round",
             "frac", "lerp", "nan_to_num", "movedim", "swapaxes", "unflatten", "narrow", "diag",

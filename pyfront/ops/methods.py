@@ -2,6 +2,10 @@
 same ops in both modes."""
 import math
 
+import numpy as np
+
+from ..dtypes import as_dtype
+from . import core
 from . import elementwise as E
 from . import linalg as L
 from . import losses as N
@@ -167,6 +171,29 @@ class OpMethods:
     def clip(self, lo=None, hi=None, *, min=None, max=None):  # noqa: A002 (PyTorch's names)
         return E.clip(self, lo, hi, min=min, max=max)
     def clamp(self, min=None, max=None): return E.clip(self, min, max)  # noqa: A002
+    # PyTorch's new_* factories: a new tensor of self's dtype (unless given) on self's device
+    def _new_filled(self, size, value, dtype, requires_grad):
+        size = size[0] if len(size) == 1 and isinstance(size[0], (tuple, list)) else size
+        dtype = self.dtype if dtype is None else as_dtype(dtype)
+        out = core.constant_like(np.full(tuple(int(n) for n in size), value, dtype.np), self)
+        if requires_grad:
+            out.requires_grad = True
+        return out
+    def new_zeros(self, *size, dtype=None, requires_grad=False):
+        return self._new_filled(size, 0, dtype, requires_grad)
+    def new_ones(self, *size, dtype=None, requires_grad=False):
+        return self._new_filled(size, 1, dtype, requires_grad)
+    def new_empty(self, *size, dtype=None, requires_grad=False):   # (zeros: nothing stale)
+        return self._new_filled(size, 0, dtype, requires_grad)
+    def new_full(self, size, fill_value, *, dtype=None, requires_grad=False):
+        return self._new_filled((size,), fill_value, dtype, requires_grad)
+    def new_tensor(self, data, dtype=None, requires_grad=False):
+        dtype = self.dtype if dtype is None else as_dtype(dtype)
+        out = core.constant_like(np.array(getattr(data, "numpy", lambda: data)(), dtype.np),
+                                 self)
+        if requires_grad:
+            out.requires_grad = True
+        return out
     def clamp_min(self, min): return E.clip(self, min, None)  # noqa: A002
     def clamp_max(self, max): return E.clip(self, None, max)  # noqa: A002
     def absolute(self): return E.abs(self)

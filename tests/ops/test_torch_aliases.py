@@ -71,3 +71,36 @@ def test_tensor_methods_of_the_aliases():
     assert x.ravel().shape == (4,)
     np.testing.assert_array_equal(x.take_along_dim(pf.tensor([[1], [0]]), dim=1).numpy(),
                                   [[0.25], [3.0]])
+
+
+def test_grad_switches_decorate_without_parentheses_as_torchs():
+    @pf.no_grad
+    def doubled(v):
+        return v * 2
+
+    @pf.inference_mode
+    def tripled(v):
+        return v * 3
+
+    w = pf.tensor([1.0, 2.0], requires_grad=True)
+    assert not doubled(w).requires_grad and not tripled(w).requires_grad
+    assert doubled.__name__ == "doubled" and pf.is_grad_enabled()
+    assert (w * 2).requires_grad
+
+
+def test_new_factories_take_dtype_and_device_from_the_tensor():
+    x = pf.tensor(np.ones((2, 3), np.float64))
+    t = torch.ones((2, 3), dtype=torch.float64)
+    for call in (lambda a: a.new_zeros(4), lambda a: a.new_ones((2, 2)),
+                 lambda a: a.new_full((3,), 7.5), lambda a: a.new_tensor([1, 2]),
+                 lambda a: a.new_empty(2, 3).shape, lambda a: a.new_zeros(2, dtype=None)):
+        got, want = call(x), call(t)
+        if isinstance(want, torch.Size):
+            assert tuple(got) == tuple(want)
+            continue
+        assert got.dtype.name == str(want.dtype).replace("torch.", "")
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+    i = pf.tensor([1, 2])
+    assert i.new_tensor([1.7]).dtype is pf.int64 and i.new_zeros(2, dtype="float32").dtype is \
+        pf.float32
+    assert x.new_ones(2, requires_grad=True).requires_grad
