@@ -23,8 +23,8 @@ import numpy as np
 
 from . import errors
 
-__all__ = ["no_grad", "enable_grad", "inference_mode", "is_grad_enabled", "set_grad_enabled", "grad", "backward",
-           "note_in_place"]
+__all__ = ["no_grad", "enable_grad", "inference_mode", "is_grad_enabled", "set_grad_enabled",
+           "grad", "backward", "note_in_place"]
 
 # set by pyfront.tensor at import: the tensor class gradients are wrapped in, and the
 # conversion of user-given gradients (numbers, arrays) to tensors (ops.core.as_operand)

@@ -6,7 +6,7 @@ import numpy as np
 from .. import errors
 from ..train.metrics import fresh_metrics
 
-__all__ = ["model_to_bytes", "model_from_bytes", "TrainingConfig", "TensorLayout",
+__all__ = ["model_to_bytes", "model_from_bytes", "TrainingConfig", "TensorLayout", "ExactState",
            "label_kinds", "make_metrics", "pack_metric_states", "unpack_metric_states",
            "given_input_shapes"]
 
@@ -161,4 +161,38 @@ class TensorLayout:
         for name, shape, n in zip(self.names, self.shapes, self.sizes):
             out[name] = vec[pos:pos + n].reshape(shape)
             pos += n
+        return out
+
+
+class ExactState:
+    """The state that is no quantity to average (integer buffers: a dropout layer's generator
+    seed and counter) <-> bytes, bit for bit. Rounds carry it from the driver to the tasks and
+    back from the first worker; it never enters the float vectors, whose float32 would round
+    a 63-bit seed and whose mean would make another number of it."""
+
+    def __init__(self, named_arrays):
+        self.names = [name for name, _ in named_arrays]
+        self.shapes = [tuple(np.shape(a)) for _, a in named_arrays]
+        self.dtypes = [np.asarray(a).dtype for _, a in named_arrays]
+
+    @staticmethod
+    def split(named_arrays):
+        """(float entries, the others) of a state's (name, array) pairs."""
+        floats = [(n, a) for n, a in named_arrays if np.asarray(a).dtype.kind == "f"]
+        return floats, [(n, a) for n, a in named_arrays if np.asarray(a).dtype.kind != "f"]
+
+    def pack(self, arrays):
+        return b"".join(np.ascontiguousarray(arrays[n], dtype=d).tobytes()
+                        for n, d in zip(self.names, self.dtypes))
+
+    def unpack(self, data):
+        out, pos = {}, 0
+        for name, shape, dtype in zip(self.names, self.shapes, self.dtypes):
+            n = int(np.prod(shape)) * dtype.itemsize
+            out[name] = np.frombuffer(data, dtype, count=n // dtype.itemsize,
+                                      offset=pos).reshape(shape)
+            pos += n
+        if pos != len(data):
+            raise errors.PyfrontError("internal: %d bytes of exact state for %d expected"
+                                      % (len(data), pos))
         return out

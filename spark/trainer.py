@@ -24,7 +24,7 @@ from ..train.callbacks import Callback, CallbackList, History
 from . import checkpoint as ckpt
 from . import data as data_mod
 from .collective import Rendezvous
-from .common import (TensorLayout, TrainingConfig, given_input_shapes, make_metrics,
+from .common import (ExactState, TensorLayout, TrainingConfig, given_input_shapes, make_metrics,
                      model_to_bytes, unpack_metric_states)
 from .executors import check_executors
 from .strategies import ParameterAveraging, SyncSGD
@@ -323,8 +323,9 @@ class _Run:
         self.keep_bytes = trainer.strategy.keep_bytes if self.collective else 0
         self.kept_misses = 0             # kept-partition jobs in a row that found none
         self.tensors = dict(model.named_tensors())
-        state = model.state_dict()
-        self.weight_layout = TensorLayout(list(state.items()))
+        floats, exact = ExactState.split(list(model.state_dict().items()))
+        self.weight_layout = TensorLayout(floats)
+        self.exact_state = ExactState(exact)
         ids = {id(p): name for name, p in model.named_parameters()}
         for p in opt.params:
             if id(p) not in ids:
@@ -357,6 +358,7 @@ class _Run:
             strategy=trainer.strategy.name, batch_size=trainer.batch_size, seed=trainer.seed,
             weight_layout=self.weight_layout, grad_names=self.grad_names,
             opt_layout=self.opt_layout, compiled=trainer.compiled, use_gpu=trainer.use_gpu,
+            exact_state=self.exact_state,
             collective={"secret": secret, "timeout": trainer.strategy.timeout,
                         "ports": trainer.strategy.ports,
                         "rendezvous": self.meeting and self.meeting.address}
@@ -369,15 +371,17 @@ class _Run:
 
     # ---- state ----
     def round_state(self):
-        weights = self.weight_layout.pack(self.model.state_dict())
+        state = self.model.state_dict()
+        weights = self.weight_layout.pack(state)
+        exact = self.exact_state.pack(state)
         if self.sync and not self.collective:
-            return RoundState(weights)
+            return RoundState(weights, exact=exact)
         opt_vec = None
         if self.opt_layout is not None:
             opt_vec = self.opt_layout.pack(
                 [self.opt.state_for(p)[k.rsplit("/", 1)[1]] for k, p in
                  zip(self.opt_layout.names, self._opt_params())])
-        return RoundState(weights, opt_vec, self.opt.lr, self.opt.iterations)
+        return RoundState(weights, opt_vec, self.opt.lr, self.opt.iterations, exact)
 
     def _opt_params(self):
         by_name = dict(zip(self.grad_names, self.grad_params))
@@ -497,6 +501,7 @@ class _Run:
         result = _partial(rows[0], self.weight_layout.dtype, averaging=True)
         if result["rows"]:
             self._apply_average(result["total"], result["iterations"])
+            self._apply_exact(result["exact"])
         end = time.perf_counter()
         self.t.timings.append({
             "seconds": end - start, "driver_seconds": driver + end - spark_end,
@@ -577,7 +582,15 @@ class _Run:
             self._apply_sync(combined["total"] / rows)
         else:
             self._apply_average(combined["total"] / rows, combined["iterations"])
+        self._apply_exact(combined["exact"])
         return rows, combined["loss_sum"], combined["metrics"]
+
+    def _apply_exact(self, data):
+        """The first worker's integer state (its dropout generators went on from the
+        driver's), as it is: the next round continues from it."""
+        if data and self.exact_state.names:
+            for name, arr in self.exact_state.unpack(data).items():
+                self.tensors[name].numpy()[...] = arr
 
     def _apply_sync(self, mean):
         apply_mean_gradient(self.opt, self.grad_params, self.tensors, self.untrained, mean)
@@ -848,7 +861,7 @@ def _partial(row, dtype, averaging):
         iterations = int(np.frombuffer(payload[-8:], np.float64)[0])
         payload = payload[:-8]
     return {"worker": row["worker"], "rows": int(row["rows"]), "steps": int(row["steps"]),
-            "loss_sum": float(row["loss_sum"]),
+            "loss_sum": float(row["loss_sum"]), "exact": row.get("exact") or b"",
             "metrics": np.frombuffer(row["metrics"], np.float64).copy(),
             "total": np.frombuffer(payload, dtype).astype(np.float64) if payload else None,
             "iterations": iterations, "seconds": float(row["seconds"]),
@@ -864,7 +877,8 @@ def _merge(a, b):
         return b
     if b is None or not b["rows"]:
         return a
-    return {"worker": min(a["worker"], b["worker"]), "rows": a["rows"] + b["rows"],
+    first = a if a["worker"] <= b["worker"] else b      # its integer state goes on
+    return {"worker": first["worker"], "rows": a["rows"] + b["rows"], "exact": first["exact"],
             "steps": max(a["steps"], b["steps"]), "loss_sum": a["loss_sum"] + b["loss_sum"],
             "metrics": a["metrics"] + b["metrics"], "total": a["total"] + b["total"],
             "iterations": max(a["iterations"], b["iterations"]),

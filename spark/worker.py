@@ -30,7 +30,8 @@ _RESULT_FIELDS = [("worker", "int"), ("rows", "long"), ("steps", "int"),
                   ("loss_sum", "double"), ("metrics", "binary"), ("payload", "binary"),
                   ("seconds", "double"), ("input_seconds", "double"),
                   ("state_seconds", "double"), ("comm_seconds", "double"),
-                  ("wait_seconds", "double"), ("kept", "int"), ("error", "string")]
+                  ("wait_seconds", "double"), ("kept", "int"), ("exact", "binary"),
+                  ("error", "string")]
 _EVAL_FIELDS = [("rows", "long"), ("loss_sum", "double"), ("metrics", "binary"),
                 ("seconds", "double"), ("error", "string")]
 RESULT_SCHEMA = ", ".join("%s %s" % f for f in _RESULT_FIELDS)
@@ -48,7 +49,8 @@ class RunSpec:
 
     def __init__(self, run_id, model_bytes, input_shapes, label_kinds, loss, loss_weights,
                  metric_specs, optimizer_spec, strategy, batch_size, seed, weight_layout,
-                 grad_names, opt_layout, compiled=True, collective=None, use_gpu=False):
+                 grad_names, opt_layout, compiled=True, collective=None, use_gpu=False,
+                 exact_state=None):
         self.run_id = run_id
         self.model_bytes = model_bytes
         self.input_shapes = [tuple(s) for s in input_shapes]
@@ -59,7 +61,8 @@ class RunSpec:
         self.strategy = strategy                    # "sync" | "average"
         self.batch_size = int(batch_size)
         self.seed = int(seed)
-        self.weight_layout = weight_layout          # TensorLayout of the model's state_dict
+        self.weight_layout = weight_layout          # TensorLayout of the float state
+        self.exact_state = exact_state              # ExactState of the rest (or None)
         self.grad_names = list(grad_names)          # trainable parameters, in order
         self.opt_layout = opt_layout                # TensorLayout of "<param>/<state>" arrays
         self.compiled = bool(compiled)
@@ -75,11 +78,13 @@ class RunSpec:
 
 
 class RoundState:
-    """What changes every round: the weights (one flat vector in weight_layout order) and,
-    for parameter averaging, the optimizer's state, learning rate and step count."""
+    """What changes every round: the weights (one flat vector in weight_layout order), the
+    integer state (bytes), and for parameter averaging the optimizer's state, learning rate
+    and step count."""
 
-    def __init__(self, weights, opt_state=None, lr=None, iterations=0):
+    def __init__(self, weights, opt_state=None, lr=None, iterations=0, exact=b""):
         self.weights = weights
+        self.exact = exact              # the integer state, bit for bit (ExactState bytes)
         self.opt_state = opt_state
         self.lr = lr
         self.iterations = int(iterations)
@@ -362,6 +367,21 @@ class _Run:
             for name, arr in self.spec.weight_layout.unpack(vec).items():
                 self.tensors[name].copy_(arr)
 
+    def load_exact(self, data):
+        """The driver's integer state (a dropout generator's seed and counter), as it is."""
+        layout = self.spec.exact_state
+        if layout is None or not layout.names:
+            return
+        with autograd.no_grad():
+            for name, arr in layout.unpack(data).items():
+                self.tensors[name].copy_(arr)
+
+    def exact_bytes(self):
+        layout = self.spec.exact_state
+        if layout is None or not layout.names:
+            return b""
+        return layout.pack({n: self.host(n) for n in layout.names})
+
     @property
     def optimizer(self):
         if self._optimizer is None:
@@ -499,6 +519,7 @@ def _train_round(spec_bc, state_bc, info, batches):
     run = _run_for(spec_bc)
     spec = run.spec
     run.load_weights(state.weights)
+    run.load_exact(state.exact)
     t_state = time.perf_counter() - start
     ctx = TaskContext.get()
     worker = ctx.partitionId() if ctx is not None else 0
@@ -562,7 +583,8 @@ def _train_round(spec_bc, state_bc, info, batches):
     return _result(_RESULT_FIELDS, {
         "worker": worker, "rows": rows, "steps": steps, "loss_sum": loss_sum,
         "metrics": pack_metric_states(tracked).tobytes(), "payload": payload,
-        "seconds": seconds, "input_seconds": t_wait, "state_seconds": t_state})
+        "exact": run.exact_bytes(), "seconds": seconds, "input_seconds": t_wait,
+        "state_seconds": t_state})
 
 
 def evaluate_partition(spec_bc, state_bc, batch_size, batches):
@@ -742,6 +764,7 @@ def _collective_epoch(run, ring, state, info, stream, keeper, rank):
     spec = run.spec
     layout = spec.weight_layout
     run.load_weights(state.weights)
+    run.load_exact(state.exact)
     run.load_optimizer(state)
     opt = run.optimizer
     sync = spec.strategy == "sync"
@@ -843,5 +866,5 @@ def _collective_epoch(run, ring, state, info, stream, keeper, rank):
         run.optimizer_vector(None).tobytes() + np.array([opt.iterations], np.float64).tobytes()
     return {"worker": 0, "rows": int(sums[0]), "steps": steps, "loss_sum": float(sums[1]),
             "metrics": sums[3:].tobytes(), "kept": int(sums[2]), "payload": payload,
-            "input_seconds": t_wait,
+            "exact": run.exact_bytes(), "input_seconds": t_wait,
             "comm_seconds": ring.stats["seconds"], "wait_seconds": ring.stats["wait_seconds"]}
