@@ -67,9 +67,7 @@ class Linear(_TorchInit, Dense):
                              % (in_features,))
         Dense.__init__(self, out_features, activation=activation, use_bias=bias,
                        kernel_initializer=_WEIGHT_INIT, bias_initializer=_WEIGHT_INIT,
-                       in_features=None, name=name)
-        self.build((None, in_features))
-        self.built = True
+                       in_features=in_features, name=name)
         self._place(device, dtype)
 
     @property
