@@ -7,6 +7,7 @@ The PyTorch-named layers take torch.nn's constructor arguments: the same names, 
 defaults (inspect.signature matches), plus a keyword-only `name`. Their arguments reach the op
 and are saved in the layer's config, so a reloaded model computes the same function; an
 argument torch.nn does not know is a TypeError naming the layer."""
+import functools
 import inspect
 import warnings
 
@@ -36,6 +37,21 @@ def _table():
         "softplus": ops.softplus, "leaky_relu": ops.leaky_relu,
         "softmax": _softmax, "log_softmax": _log_softmax,   # the last axis (Keras' choice)
     }
+
+
+def channel_activation_fn(name):
+    """activation_fn for a layer whose features lie on axis 1 (the convolutions: channels
+    first). An activation over an axis (softmax, log_softmax, glu) takes the channels, as
+    Keras' takes them on its channels-last images (over the last axis, pyfront's width, a
+    segmentation head's softmax would mix pixels); elementwise ones are activation_fn's."""
+    fn = activation_fn(name)
+    if fn is None or callable(name):
+        return fn
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return fn
+    return functools.partial(fn, axis=1) if "axis" in params else fn
 
 
 def activation_fn(name, **kwargs):

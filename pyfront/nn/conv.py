@@ -7,7 +7,7 @@ import warnings
 from .. import errors
 from ..ops import conv as conv_ops
 from ..ops import shape as shape_ops
-from .activations import activation_fn, check_activation
+from .activations import channel_activation_fn, check_activation
 from .module import Module, Parameter, register_layer, torch_aliases
 
 # torch.nn.Conv*d's padding_mode -> pyfront.ops.pad's mode
@@ -97,7 +97,7 @@ class _Conv(Module):
         x, padding = self._pad_input(x)
         y = conv_ops.conv_nd(self.nd, x, self.kernel, self.bias, self.strides, padding,
                              self.dilation, self.groups, act if fused else None)
-        return y if fused else activation_fn(act)(y)
+        return y if fused else channel_activation_fn(act)(y)
 
     def _pad_input(self, x):
         """(x, padding for the convolution): with a padding_mode other than zeros, x padded
@@ -217,7 +217,7 @@ class _ConvTranspose(Module):
         y = conv_ops.conv_transpose_nd(self.nd, x, self.kernel, self.bias, self.strides,
                                        self.padding, self.output_padding, self.dilation,
                                        self.groups)
-        return y if self.activation is None else activation_fn(self.activation)(y)
+        return y if self.activation is None else channel_activation_fn(self.activation)(y)
 
     def get_config(self):
         if not all(isinstance(v, str) or v is None for v in
