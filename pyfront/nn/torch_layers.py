@@ -39,20 +39,35 @@ _WEIGHT_INIT = "torch_uniform"
 
 
 class _TorchInit:
-    """Mixin: biases drawn from U(+-1/sqrt(fan_in)) of the weight, as torch does; the fan is
-    known only once the weight's shape is."""
+    """Mixin: biases drawn from U(+-1/sqrt(fan_in)) of the weight, as torch does. The fan is
+    known once the input's is, so the draw is set as the layer builds (_weight_shape: the
+    weight's shape for that input)."""
 
-    def _torch_bias_init(self, weight_shape, conv_layout):
+    def build(self, input_shape):
         if self.bias is not None and self.bias_initializer == _WEIGHT_INIT:
-            fan_in, _ = initializers._fans(weight_shape, conv_layout)
+            shape = self._weight_shape(input_shape)
+            fan_in, _ = initializers._fans(shape, len(shape) > 2)
             bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
             self.bias._init = initializers.uniform(-bound, bound)
+        super().build(input_shape)
 
     def _place(self, device, dtype):
         if dtype is not None:
             self.to(dtype)
         if device is not None:
             self.to(device)
+
+
+class _TorchConvNames(_TorchInit):
+    """torch's names for a convolution's kernel (its layout is torch's) and filter count."""
+
+    @property
+    def weight(self):
+        return self.kernel
+
+    @property
+    def out_channels(self):
+        return self.filters
 
 
 @register_layer
@@ -74,9 +89,8 @@ class Linear(_TorchInit, Dense):
     def out_features(self):
         return self.units
 
-    def build(self, input_shape):
-        self._torch_bias_init((int(input_shape[-1]), self.units), False)
-        Dense.build(self, input_shape)
+    def _weight_shape(self, input_shape):
+        return (int(input_shape[-1]), self.units)
 
     def get_config(self):
         return {"in_features": self.in_features, "out_features": self.units,
@@ -86,7 +100,7 @@ class Linear(_TorchInit, Dense):
 def _torch_conv(base):
     """A subclass of the convolution layer `base` taking torch.nn.Conv{1,2,3}d's arguments."""
 
-    class TorchConv(_TorchInit, base):
+    class TorchConv(_TorchConvNames, base):
         def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                      dilation=1, groups=1, bias=True, padding_mode="zeros", *, activation=None,
                      device=None, dtype=None, name=None):
@@ -96,20 +110,9 @@ def _torch_conv(base):
                           in_channels=in_channels, padding_mode=padding_mode, name=name)
             self._place(device, dtype)
 
-        def build(self, input_shape):
+        def _weight_shape(self, input_shape):
             channels = int(input_shape[1]) if input_shape[1] is not None else 1
-            self._torch_bias_init((self.filters, channels // self.groups) + self.kernel_size,
-                                  True)
-            base.build(self, input_shape)
-
-        @property
-        def weight(self):
-            """The kernel, (out_channels, in_channels / groups, *kernel_size) as torch's."""
-            return self.kernel
-
-        @property
-        def out_channels(self):
-            return self.filters
+            return (self.filters, channels // self.groups) + self.kernel_size
 
         def get_config(self):
             config = base.get_config(self)
@@ -132,7 +135,7 @@ def _torch_conv_transpose(base):
     """A subclass of `base` taking torch.nn.ConvTranspose{1,2,3}d's arguments (torch's order:
     groups and bias come before dilation)."""
 
-    class TorchConvTranspose(_TorchInit, base):
+    class TorchConvTranspose(_TorchConvNames, base):
         def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                      output_padding=0, groups=1, bias=True, dilation=1, padding_mode="zeros",
                      *, activation=None, device=None, dtype=None, name=None):
@@ -142,20 +145,9 @@ def _torch_conv_transpose(base):
                           in_channels=in_channels, padding_mode=padding_mode, name=name)
             self._place(device, dtype)
 
-        def build(self, input_shape):
+        def _weight_shape(self, input_shape):
             channels = int(input_shape[1]) if input_shape[1] is not None else 1
-            self._torch_bias_init((channels, self.filters // self.groups) + self.kernel_size,
-                                  True)
-            base.build(self, input_shape)
-
-        @property
-        def weight(self):
-            """The kernel, (in_channels, out_channels / groups, *kernel_size) as torch's."""
-            return self.kernel
-
-        @property
-        def out_channels(self):
-            return self.filters
+            return (channels, self.filters // self.groups) + self.kernel_size
 
         def get_config(self):
             config = base.get_config(self)
