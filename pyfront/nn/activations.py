@@ -44,8 +44,16 @@ def channel_activation_fn(name):
     first). An activation over an axis (softmax, log_softmax, glu) takes the channels, as
     Keras' takes them on its channels-last images (over the last axis, pyfront's width, a
     segmentation head's softmax would mix pixels); elementwise ones are activation_fn's."""
+    if name is None or callable(name):
+        return activation_fn(name)
+    return _channel_activation(name)
+
+
+@functools.lru_cache(maxsize=None)
+def _channel_activation(name):
+    # per name once: a layer asks on every eager call, and the signature is slow to read
     fn = activation_fn(name)
-    if fn is None or callable(name):
+    if fn is None:
         return fn
     try:
         params = inspect.signature(fn).parameters

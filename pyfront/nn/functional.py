@@ -26,19 +26,18 @@ __all__ = ["Input", "Model"]
 
 def __getattr__(name):
     """torch.nn.functional's functions, so that `import pyfront.nn.functional as F` ports torch
-    code: those that mean here what they mean in torch (pyfront.ops.catalog), and linear with
-    torch's (out_features, in_features) weight."""
-    if name == "linear":
-        return _torch_linear
+    code: those that mean here what they mean in torch (pyfront.ops.catalog). (linear, below,
+    takes torch's (out_features, in_features) weight.)"""
     if name not in catalog.torch_functional_names() or not hasattr(ops, name):
         raise AttributeError("module 'pyfront.nn.functional' has no attribute %r (it holds the "
                              "functional model API, Input and Model, and the "
                              "torch.nn.functional functions pyfront has under torch's names)"
                              % (name,))
-    return getattr(ops, name)
+    fn = globals()[name] = getattr(ops, name)    # found once: F.relu in a forward costs nothing
+    return fn
 
 
-def _torch_linear(input, weight, bias=None):
+def linear(input, weight, bias=None):
     """torch.nn.functional.linear: input @ weight.T + bias, weight (out_features, in_features)
     as torch's (pyfront's own linear takes the (in, out) kernel)."""
     return ops.linear(input, ops.transpose(weight), bias)
