@@ -34,16 +34,30 @@ def _as_tensor(x):
 
 
 def flatten_outputs(out):
-    """(list of leaves, rebuild function) for a Symbol, or a tuple/list/dict of them."""
+    """(list of leaves, rebuild function) for a Symbol, or tuples/lists/dicts of them, nested
+    (torch's LSTM returns (output, (h_n, c_n)))."""
     if isinstance(out, dict):
         keys = list(out)
-        return [out[k] for k in keys], lambda vals: dict(zip(keys, vals))
-    if isinstance(out, (tuple, list)):
-        kind = type(out)
+        parts = [out[k] for k in keys]
+
+        def make(vals):
+            return dict(zip(keys, vals))
+    elif isinstance(out, (tuple, list)):
+        kind, parts = type(out), list(out)
         if hasattr(out, "_fields"):        # a named tuple (max(x, dim=1)): fields positional
-            return list(out), lambda vals: kind(*vals)
-        return list(out), lambda vals: kind(vals)
-    return [out], lambda vals: vals[0]
+            def make(vals):
+                return kind(*vals)
+        else:
+            def make(vals):
+                return kind(vals)
+    else:
+        return [out], lambda vals: vals[0]
+    leaves, spans = [], []
+    for part in parts:
+        sub, rebuild = flatten_outputs(part)
+        spans.append((len(leaves), len(leaves) + len(sub), rebuild))
+        leaves.extend(sub)
+    return leaves, lambda vals: make([rebuild(vals[a:b]) for a, b, rebuild in spans])
 
 
 def trace(fn, example_inputs, name="traced"):
@@ -52,7 +66,8 @@ def trace(fn, example_inputs, name="traced"):
     g = Graph(name)
     syms = [g.placeholder(n, tuple(t.shape), t.dtype)
             for n, t in zip(numbered_names("input", len(example_inputs)), example_inputs)]
-    out = fn(*syms)
+    with core.tracing(g):
+        out = fn(*syms)
     leaves, rebuild = flatten_outputs(out)
     outs = []
     for leaf in leaves:

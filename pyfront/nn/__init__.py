@@ -17,3 +17,4 @@ from .pooling import *  # noqa: F401,F403
 from .recurrent import *  # noqa: F401,F403
 from .reshaping import *  # noqa: F401,F403
 from .torch_layers import *  # noqa: F401,F403
+from .torch_rnn import *  # noqa: F401,F403

@@ -34,6 +34,9 @@ class CompiledModule(Trainable, Module):
     def named_tensors(self, prefix="", include_buffers=True):
         return self.module.named_tensors(prefix, include_buffers)
 
+    def load_state_dict(self, state, strict=True):
+        return self.module.load_state_dict(state, strict)
+
     def get_config(self):
         return self.module.get_config()
 

@@ -20,6 +20,8 @@ __all__ = ["Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "
 @torch_aliases(stride="strides", bias="use_bias")
 class _Conv(Module):
     nd = None
+    # kernels have torch's layout: a torch weight loads as it is
+    torch_state = {"weight": ("kernel", False)}
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", dilation=1, groups=1,
                  activation=None, use_bias=True, kernel_initializer="glorot_uniform",
@@ -163,6 +165,8 @@ class Conv3D(_Conv):
 @torch_aliases(stride="strides", bias="use_bias")
 class _ConvTranspose(Module):
     nd = None
+    # kernels have torch's layout: a torch weight loads as it is
+    torch_state = {"weight": ("kernel", False)}
 
     def __init__(self, filters, kernel_size, strides=1, padding=0, output_padding=0,
                  dilation=1, groups=1, activation=None, use_bias=True,

@@ -17,6 +17,8 @@ class Dense(Module):
     in_features is taken from the first input unless given.
     """
 
+    torch_state = {"weight": ("kernel", True)}
+
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", in_features=None, name=None):
         super().__init__(name)

@@ -28,7 +28,7 @@ class Dropout(Module):
         self.seed = seed
         state = new_state(seed)
         state.name = "%s/rng_state" % self.name
-        self.register_buffer("rng_state", state)
+        self.register_buffer("rng_state", state, optional=True)
 
     def forward(self, x):
         x = as_operand(x)

@@ -24,6 +24,8 @@ class Embedding(Module):
     makes one from a table.
     """
 
+    torch_state = {"weight": ("embeddings", False)}
+
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
                  input_length=None, name=None, *, padding_idx=None, max_norm=None,
                  norm_type=2.0, scale_grad_by_freq=False, sparse=False):

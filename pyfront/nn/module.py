@@ -154,6 +154,7 @@ def torch_aliases(**aliases):
 
 
 _counters = {}
+_TORCH_BATCH_COUNT = "num_batches_tracked"
 
 
 class _Depth(threading.local):
@@ -218,10 +219,38 @@ class Module:
             del self._params[key]
         object.__setattr__(self, key, value)
 
-    def register_buffer(self, key, value):
-        """Non-trainable state saved with the model (running statistics, for instance)."""
+    def register_buffer(self, key, value, optional=False):
+        """Non-trainable state saved with the model (running statistics, for instance).
+        optional: a state being loaded may lack it, and it keeps its value then (a dropout
+        layer's generator position: torch keeps its generator outside the model, so a torch
+        state_dict has none)."""
         self._buffers[key] = value
+        if optional:
+            self.__dict__.setdefault("_optional_buffer_keys", set()).add(key)
         object.__setattr__(self, key, value)
+
+    # torch's name of a tensor -> (this layer's name, whether torch stores its transpose): what
+    # load_state_dict renames in a torch state_dict (Linear's weight is (out, in), a Dense
+    # kernel (in, out); the norms' weight and bias are gamma and beta here)
+    torch_state = {}
+
+    def _from_torch_names(self, state):
+        """state with the torch names of this model's tensors renamed (a copy, if any is)."""
+        renamed = None
+        for prefix, m in self.named_modules():
+            for theirs, (ours, transposed) in type(m).torch_state.items():
+                key = prefix + theirs
+                if key in state and prefix + ours not in state and \
+                        getattr(m, ours, None) is not None:
+                    renamed = dict(state) if renamed is None else renamed
+                    value = np.asarray(renamed.pop(key))
+                    renamed[prefix + ours] = value.T if transposed else value
+        return state if renamed is None else renamed
+
+    def _optional_buffers(self):
+        """ids of the buffers a loaded state may lack (register_buffer's optional)."""
+        return {id(m._buffers[key]) for m in self.modules()
+                for key in m.__dict__.get("_optional_buffer_keys", ())}
 
     # ---- calling ----
     def __call__(self, *inputs, **kwargs):
@@ -302,9 +331,13 @@ class Module:
 
     def load_state_dict(self, state, strict=True):
         """Copy values into the parameters in place (so optimizers and plans stay bound)."""
+        state = self._from_torch_names(state)
         own = dict(self.named_tensors())
-        missing = [k for k in own if k not in state]
-        unexpected = [k for k in state if k not in own]
+        optional = self._optional_buffers()
+        missing = [k for k, t in own.items() if k not in state and id(t) not in optional]
+        # torch's BatchNorm counts its batches; pyfront's running averages do not need it
+        unexpected = [k for k in state if k not in own and
+                      not k.endswith(_TORCH_BATCH_COUNT)]
         if strict and (missing or unexpected):
             raise errors.ModelFormatError(
                 "state does not match the model: missing %s, unexpected %s"

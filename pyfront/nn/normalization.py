@@ -53,6 +53,8 @@ class BatchNorm(Module):
     given.
     """
 
+    torch_state = {"weight": ("gamma", False), "bias": ("beta", False)}
+
     expected_ndims = None          # subclasses pin the input rank
     layout = "(N, C, *spatial)"
 
@@ -158,6 +160,8 @@ class LayerNorm(Module):
     default the last dim of the first input), with learned gamma and beta of that shape when
     elementwise_affine (beta only if bias), as torch.nn.LayerNorm."""
 
+    torch_state = {"weight": ("gamma", False), "bias": ("beta", False)}
+
     def __init__(self, normalized_shape=None, eps=1e-5, elementwise_affine=True, bias=True,
                  name=None):
         super().__init__(name)
@@ -205,6 +209,8 @@ class GroupNorm(Module):
     """Normalises each of num_groups channel groups of each sample over its channels and
     positions; learned per-channel gamma and beta when affine. num_channels from the first
     input unless given."""
+
+    torch_state = {"weight": ("gamma", False), "bias": ("beta", False)}
 
     def __init__(self, num_groups, num_channels=None, eps=1e-5, affine=True, name=None):
         super().__init__(name)

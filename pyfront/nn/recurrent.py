@@ -12,6 +12,7 @@ from .. import errors, ops
 from ..ops.core import as_operand, constant_like, fmt_shape, name_scope
 from . import init as initializers
 from .module import Module, Parameter, register_layer
+from .torch_rnn import TorchGRU, TorchLSTM, torch_signature
 
 __all__ = ["LSTM", "GRU", "SimpleRNN", "Bidirectional"]
 
@@ -148,6 +149,12 @@ class LSTM(_Recurrent):
     gates = 4
     n_states = 2
 
+    def __new__(cls, *args, **kwargs):
+        # torch's LSTM(input_size, hidden_size, ...) is TorchLSTM (see torch_rnn.py)
+        if cls is LSTM and torch_signature(args, kwargs):
+            return TorchLSTM(*args, **kwargs)
+        return super().__new__(cls)
+
     def __init__(self, units, return_sequences=False, return_state=False, go_backwards=False,
                  use_bias=True, kernel_initializer="glorot_uniform",
                  recurrent_initializer="orthogonal", bias_initializer="zeros",
@@ -179,6 +186,12 @@ class GRU(_Recurrent):
 
     kind = "gru"
     gates = 3
+
+    def __new__(cls, *args, **kwargs):
+        # torch's GRU(input_size, hidden_size, ...) is TorchGRU (see torch_rnn.py)
+        if cls is GRU and torch_signature(args, kwargs):
+            return TorchGRU(*args, **kwargs)
+        return super().__new__(cls)
 
     def _create_extra_parameters(self):
         self.recurrent_bias = Parameter(init=self.bias_initializer) if self.use_bias else None

@@ -6,6 +6,7 @@ import numpy as np
 from .. import autograd, errors
 from ..dtypes import as_dtype
 from ..graph.jit import flatten_outputs
+from ..ops import core
 from ..graph.symbol import Graph, numbered_names
 
 __all__ = ["unwrap", "input_specs", "trace_inference_graph", "model_to_dot", "plot_model"]
@@ -63,7 +64,7 @@ def trace_inference_graph(model, specs):
     was_training = model.training
     model.eval()
     try:
-        with autograd.no_grad():
+        with autograd.no_grad(), core.tracing(g):
             out = model(*syms)
     finally:
         model.train(was_training)

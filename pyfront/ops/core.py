@@ -9,6 +9,7 @@ An op is defined once, as a subclass of Op with:
 apply() sends Tensor inputs to eager execution and Symbol inputs to the graph builder.
 """
 import collections
+import contextlib
 import threading
 import types
 
@@ -387,6 +388,34 @@ def _replays():
         return _local.replays
 
 
+class _NoReplays(dict):
+    """The replay cache while a function is traced into a graph: it never holds an entry, so
+    every op takes _apply's general path, where an op on parameters joins the graph."""
+
+    def get(self, key, default=None):
+        return None
+
+    def __setitem__(self, key, value):
+        pass
+
+
+_NO_REPLAYS = _NoReplays()
+
+
+@contextlib.contextmanager
+def tracing(graph):
+    """Trace into graph: an op whose inputs are all concrete but one of them a parameter (or
+    needs a gradient) becomes a node of graph too, reading the parameter as a variable. Run
+    eagerly instead, `x * (a + b)` would bake a + b into the graph as a constant: a compiled
+    model would neither train a and b nor see their new values."""
+    saved = getattr(_local, "trace_graph", None), _replays()
+    _local.trace_graph, _local.replays = graph, _NO_REPLAYS
+    try:
+        yield graph
+    finally:
+        _local.trace_graph, _local.replays = saved
+
+
 # ---------------------------------------------------------------------------------------------
 # dispatch
 
@@ -464,6 +493,11 @@ def _apply(op, inputs, attrs):
     for x in inputs:
         if x.symbolic:
             return x.graph.add_node(op, inputs, attrs)
+    graph = getattr(_local, "trace_graph", None)
+    if graph is not None:
+        for x in inputs:
+            if x.requires_grad or getattr(x, "is_parameter", False):
+                return graph.add_node(op, inputs, attrs)
     for x in inputs:
         if type(x._data) not in _HOST_ARRAYS:
             return _device_eager(op, inputs, attrs)

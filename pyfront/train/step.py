@@ -25,6 +25,7 @@ import numpy as np
 from .. import autograd, errors
 from ..dtypes import as_dtype
 from ..graph.jit import flatten_outputs
+from ..ops import core
 from ..graph.rewrite import crop_unpooled_outputs
 from ..graph.symbol import Graph, numbered_names
 from ..tensor import Tensor
@@ -112,9 +113,10 @@ def _trace_loss(model, loss_fn, xs, ys, name):
     y_syms = [g.placeholder(n, a.shape, as_dtype(a.dtype))
               for n, a in zip(numbered_names("target", len(ys)), ys)]
     model.train()
-    out = model(*x_syms)
-    leaves, rebuild = flatten_outputs(out)
-    loss = loss_fn(out, *y_syms)
+    with core.tracing(g):
+        out = model(*x_syms)
+        leaves, rebuild = flatten_outputs(out)
+        loss = loss_fn(out, *y_syms)
     crop_unpooled_outputs(g, list(leaves) + [loss])   # before the gradients are built
     return g, [s.name for s in x_syms], [s.name for s in y_syms], leaves, rebuild, loss
 

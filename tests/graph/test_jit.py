@@ -315,3 +315,43 @@ def test_a_named_tuple_result_keeps_its_fields_through_jit():
     x = pf.tensor([[1.0, 3.0, 2.0], [4.0, 0.0, 5.0]])
     out = pf.jit(lambda t: pf.max(t, dim=1))(x)
     assert out.values.tolist() == [3.0, 5.0] and out.indices.tolist() == [1, 2]
+
+
+class _Scaled(pf.nn.Module):
+    """x * (a + b): an op on parameters alone, before any input meets them."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = pf.nn.Parameter(np.full(3, 0.5, np.float32))
+        self.b = pf.nn.Parameter(np.full(3, 0.25, np.float32))
+
+    def forward(self, x):
+        return x * (self.a + self.b).exp()
+
+
+def test_ops_on_parameters_alone_stay_in_the_traced_graph():
+    # traced eagerly, a + b was baked into the plan as a constant: the compiled model then
+    # neither trained a and b nor saw their new values
+    x = pf.tensor(np.arange(6, dtype=np.float32).reshape(2, 3))
+    m = _Scaled()
+    fast = m.hybridize()
+    out = fast(x)
+    assert out.requires_grad
+    out.sum().backward()
+    expected = x.numpy().sum(axis=0) * np.exp(0.75)
+    np.testing.assert_allclose(m.a.grad.numpy(), expected, rtol=1e-6)
+    np.testing.assert_allclose(m.b.grad.numpy(), expected, rtol=1e-6)
+    with pf.no_grad():
+        m.a.copy_(np.zeros(3, np.float32))
+    np.testing.assert_allclose(fast(x).numpy(), x.numpy() * np.exp(0.25), rtol=1e-6)
+    np.testing.assert_allclose(pf.jit(m)(x).numpy(), x.numpy() * np.exp(0.25), rtol=1e-6)
+
+
+def test_a_compiled_training_step_trains_parameters_used_only_with_each_other():
+    m = _Scaled()
+    model = pf.nn.Sequential([m])
+    model.compile(optimizer=pf.optim.SGD(model.parameters(), lr=0.1), loss="mse", jit=True)
+    x = np.ones((4, 3), np.float32)
+    before = m.a.numpy().copy()
+    model.fit(x, np.zeros((4, 3), np.float32), epochs=2, batch_size=4, verbose=0)
+    assert (m.a.numpy() < before).all()

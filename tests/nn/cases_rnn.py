@@ -30,3 +30,16 @@ CASES = [
     {"name": "multi_head_attention_causal", "make": lambda: pf.nn.MultiHeadAttention(
         3, 2, value_dim=4, output_dim=5, causal=True), "input_shape": (2, 5, 4)},
 ]
+
+# torch's constructors (pyfront/nn/torch_rnn.py): stacked, bidirectional; (output, h_n) or
+# (output, (h_n, c_n)). Batch first here: the cases' first dim is the batch (time-major input
+# is checked against torch in test_torch_rnn.py)
+CASES += [
+    {"name": "torch_lstm_stacked_bidirectional", "make": lambda: pf.nn.LSTM(
+        3, 4, num_layers=2, bidirectional=True, batch_first=True), "input_shape": (2, 5, 3)},
+    {"name": "torch_gru_batch_first", "make": lambda: pf.nn.GRU(
+        3, 5, batch_first=True), "input_shape": (2, 4, 3)},
+    {"name": "torch_rnn_relu_nobias", "make": lambda: pf.nn.RNN(
+        2, 3, num_layers=2, nonlinearity="relu", bias=False, batch_first=True),
+     "input_shape": (3, 4, 2)},
+]

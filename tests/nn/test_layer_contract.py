@@ -51,7 +51,10 @@ def _input(case, dtype=None, seed=0):
 
 
 def _outputs(out):
-    return list(out) if isinstance(out, (tuple, list)) else [out]
+    """A layer's output tensors, flat (torch's LSTM returns (output, (h_n, c_n)))."""
+    if isinstance(out, (tuple, list)):
+        return [leaf for part in out for leaf in _outputs(part)]
+    return [out]
 
 
 def _built(case, seed=0):

@@ -96,3 +96,54 @@ def test_named_tensors_give_the_state_dict_names_also_through_a_compiled_model()
     compiled = model.hybridize()
     assert [(k, id(t)) for k, t in compiled.named_tensors()] == \
         [(k, id(t)) for k, t in model.named_tensors()]
+
+
+def test_a_torch_state_dict_loads_strictly_without_generator_state_and_batch_counts():
+    # torch keeps dropout's generator outside the model and counts BatchNorm's batches:
+    # neither is a weight, and a strict load must not trip on them
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    theirs = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4),
+                                 torch.nn.Dropout(0.5))
+    pf.random.seed(0)
+    ours = pf.nn.Sequential([pf.nn.Linear(3, 4), pf.nn.BatchNorm1d(4), pf.nn.Dropout(0.5)])
+    state = {k: v.detach().numpy() for k, v in theirs.state_dict().items()}
+    assert "1.num_batches_tracked" in state and "2.rng_state" not in state
+    generator = ours.state_dict()["2.rng_state"].copy()
+    for model in (ours, ours.hybridize()):
+        model.load_state_dict(state)
+    np.testing.assert_array_equal(ours.state_dict()["2.rng_state"], generator)
+    np.testing.assert_array_equal(ours.state_dict()["0.bias"], state["0.bias"])
+    ours.eval(), theirs.eval()
+    x = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
+    np.testing.assert_allclose(ours(pf.tensor(x)).numpy(),
+                               theirs(torch.tensor(x)).detach().numpy(), rtol=1e-5, atol=1e-6)
+    del state["0.bias"]                      # a real weight missing is still an error
+    with pytest.raises(pf.errors.ModelFormatError, match=r"missing \['0.bias'\]"):
+        ours.load_state_dict(state)
+
+
+def test_a_torch_cnn_state_dict_loads_name_for_name_and_gives_torch_numbers():
+    torch = pytest.importorskip("torch")
+    tnn = torch.nn
+    torch.manual_seed(1)
+    theirs = tnn.Sequential(tnn.Conv2d(2, 4, 3, padding=1), tnn.BatchNorm2d(4), tnn.ReLU(),
+                            tnn.MaxPool2d(2), tnn.GroupNorm(2, 4), tnn.Flatten(),
+                            tnn.Linear(36, 8), tnn.LayerNorm(8), tnn.Dropout(0.1),
+                            tnn.Linear(8, 3))
+    with torch.no_grad():           # running statistics that are not the defaults
+        theirs[1].running_mean.uniform_(-1, 1)
+        theirs[1].running_var.uniform_(0.5, 2)
+    ours = pf.nn.Sequential([pf.nn.Conv2d(2, 4, 3, padding=1), pf.nn.BatchNorm2d(4),
+                             pf.nn.ReLU(), pf.nn.MaxPool2d(2), pf.nn.GroupNorm(2, 4),
+                             pf.nn.Flatten(), pf.nn.Linear(36, 8), pf.nn.LayerNorm(8),
+                             pf.nn.Dropout(0.1), pf.nn.Linear(8, 3)])
+    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+    ours.eval(), theirs.eval()
+    x = np.random.default_rng(1).standard_normal((2, 2, 6, 6)).astype(np.float32)
+    np.testing.assert_allclose(ours(pf.tensor(x)).numpy(),
+                               theirs(torch.tensor(x)).detach().numpy(), rtol=1e-4, atol=1e-5)
+    table = pf.nn.Embedding(5, 3)
+    weight = np.arange(15, dtype=np.float32).reshape(5, 3)
+    table.load_state_dict({"weight": weight})
+    np.testing.assert_array_equal(table(pf.tensor(np.array([4, 0]))).numpy(), weight[[4, 0]])
