@@ -13,6 +13,13 @@ def _fmt_shape(shape):
     return "(" + ", ".join("batch" if d == -1 else str(d) for d in shape) + ")"
 
 
+def _leaves(out):
+    """A model's outputs, flat, in order (torch's LSTM returns (output, (h_n, c_n)))."""
+    if isinstance(out, (list, tuple)):
+        return [leaf for part in out for leaf in _leaves(part)]
+    return [out]
+
+
 class ModelRunner:
     """One loaded model: its signature, and run(named arrays) -> [(name, array)]."""
 
@@ -86,8 +93,7 @@ class ModelRunner:
     def run_checked(self, arrays):
         """The output arrays (contiguous, in signature order) for inputs already checked and
         in signature order."""
-        out = self._compiled.run_numpy(*arrays)
-        outs = list(out) if isinstance(out, (list, tuple)) else [out]
+        outs = _leaves(self._compiled.run_numpy(*arrays))
         if len(outs) != len(self.outputs):
             raise RuntimeError("model %r returned %d outputs; its signature lists %d"
                                % (self.name, len(outs), len(self.outputs)))

@@ -18,10 +18,19 @@ def unwrap(model):
     return inner if getattr(model, "is_hybridized", False) and inner is not None else model
 
 
+def _with_batch(shape, seen_rank):
+    """shape with None for its batch dim. A shape may come with the batch (its first entry is
+    None, or it has the rank of the inputs the model has seen) or without it, as Keras'
+    input_shape (and pf.nn.Input, summary and SparkTrainer) take it."""
+    if shape and (shape[0] is None or len(shape) == seen_rank):
+        return (None,) + shape[1:]
+    return (None,) + shape
+
+
 def input_specs(model, input_shapes=None, example_inputs=None):
     """[(shape with None for the batch, dtype)] per model input, from (in this order) example
-    inputs (which also build an unbuilt model), input shapes (with or without the batch; one
-    shape or a list), the inputs the model has seen, or the signature of a model pf.load
+    inputs (which also build an unbuilt model), input shapes (with or without the batch, see
+    _with_batch; one shape or a list), the inputs the model has seen, or the signature of a model pf.load
     rebuilt from its graph."""
     if example_inputs is not None:
         from ..ops.core import as_operand
@@ -42,7 +51,14 @@ def input_specs(model, input_shapes=None, example_inputs=None):
     if input_shapes is not None:
         shapes = [input_shapes] if isinstance(input_shapes[0], (int, type(None))) \
             else list(input_shapes)
-        return [((None,) + tuple(s[1:]), as_dtype("float32")) for s in shapes]
+        seen = model.input_spec or [None] * len(shapes)
+        specs = [(_with_batch(tuple(s), spec and len(spec[0])), as_dtype("float32"))
+                 for s, spec in zip(shapes, seen)]
+        if model.input_spec is None and all(d is not None for s, _ in specs for d in s[1:]):
+            # an unbuilt model: one sample of zeros gives its parameters their shapes
+            examples = [np.zeros((1,) + s[1:], dtype.np) for s, dtype in specs]
+            return input_specs(model, example_inputs=examples)
+        return specs
     if model.input_spec is not None:
         return [((None,) + tuple(shape[1:]), dtype or as_dtype("float32"))
                 for shape, dtype in model.input_spec]

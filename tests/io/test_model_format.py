@@ -185,3 +185,21 @@ def test_checkpoint_restores_model_optimizer_and_position(tmp_path):
     assert opt2.lr == 0.01 and opt2.iterations == 3
     resumed = [step(twin, opt2) for _ in range(3)]
     np.testing.assert_allclose(resumed, reference, rtol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(6,), (1, 6), (None, 6)])
+def test_input_shape_with_or_without_the_batch_gives_one_signature(tmp_path, shape):
+    # (6,) is Keras' input_shape (no batch); (1, 6) has the rank of the inputs seen
+    model = pf.nn.Sequential([pf.nn.Dense(3)])
+    model(pf.tensor(np.zeros((2, 6), np.float32)))
+    pf.save(model, tmp_path / "m.pf", input_shape=shape)
+    assert pf.load(tmp_path / "m.pf").signature["inputs"][0]["shape"] == [-1, 6]
+
+
+def test_an_unbuilt_model_saves_from_its_input_shape(tmp_path):
+    model = pf.nn.Sequential([pf.nn.Conv2d(1, 4, 3), pf.nn.Flatten(), pf.nn.Dense(3)])
+    pf.save(model, tmp_path / "m.pf", input_shape=(1, 8, 8))
+    again = pf.load(tmp_path / "m.pf")
+    assert again.signature["inputs"][0]["shape"] == [-1, 1, 8, 8]
+    x = pf.tensor(np.random.default_rng(0).standard_normal((2, 1, 8, 8)).astype(np.float32))
+    np.testing.assert_array_equal(again(x).numpy(), model(x).numpy())
