@@ -5,9 +5,12 @@ import os
 
 import numpy as np
 
+from .. import autograd
 from ..dtypes import as_dtype
 from ..graph.symbol import numbered_names
+from ..ops import core
 from ..ops.conv import conv_padding
+from ..tensor import Tensor
 from .common import OnnxError, UnsupportedOnnxError, require_onnx
 
 __all__ = ["export_model", "build_model_proto", "check_model", "trace_model", "EXPORTERS",
@@ -137,9 +140,29 @@ def _in_spec(node, i):
 
 
 def _known(node, i):
-    """The value of input i when it is a variable or constant (weights), else None."""
-    src, _ = node.inputs[i]
-    return src.value.numpy() if src.kind in ("variable", "constant") else None
+    """The value of input i when it is a variable or constant (weights), or computed from
+    such alone (torch's LSTM adds its two biases and transposes its weights in the graph),
+    else None."""
+    src, index = node.inputs[i]
+    values = _source_values(src)
+    return None if values is None else values[index]
+
+
+def _source_values(src):
+    """src's output arrays, evaluated now, when no placeholder feeds it; else None."""
+    if src.kind in ("variable", "constant"):
+        return [src.value.numpy()]
+    if src.kind != "op":
+        return None
+    ins = []
+    for j in range(len(src.inputs)):
+        value = _known(src, j)
+        if value is None:
+            return None
+        ins.append(Tensor(value))
+    with autograd.no_grad():
+        out = core.run_eager(src.op, ins, src.attrs)
+    return [t.numpy() for t in (out if isinstance(out, tuple) else (out,))]
 
 
 def _unary(op_type):
@@ -434,12 +457,29 @@ _PAD_MODES = {"constant": "constant", "reflect": "reflect", "replicate": "edge",
 def _emit_pad(e, node, ins):
     a = node.attrs
     if a["mode"] == "circular" and e.opset < 19:
-        raise UnsupportedOnnxError("circular padding needs opset 19 (Pad's mode 'wrap')")
+        return _circular_pad(e, ins[0], a["pads"])
     pads = [b for b, _ in a["pads"]] + [end for _, end in a["pads"]]
     inputs = [ins[0], e.ints(pads, "pads")]
     if a["mode"] == "constant":
         inputs.append(e.scalar(a["value"], _spec(node).dtype))
     return e.node("Pad", inputs, mode=_PAD_MODES[a["mode"]])
+
+
+def _circular_pad(e, x, pads):
+    """Circular padding before opset 19 (no Pad mode 'wrap'): per dim, the input's last
+    `begin` and first `end` entries concatenated around it (the padded extent of the dims
+    before included, which gives the corners the pad op gives)."""
+    for axis, (begin, end) in enumerate(pads):
+        if not begin and not end:
+            continue
+        parts = [x]
+        if begin:
+            parts.insert(0, e.node("Slice", [x, e.ints([-begin]), e.ints([_INT64_MAX]),
+                                             e.ints([axis])]))
+        if end:
+            parts.append(e.node("Slice", [x, e.ints([0]), e.ints([end]), e.ints([axis])]))
+        x = e.node("Concat", parts, axis=axis)
+    return x
 
 
 def _emit_cast(e, node, ins):
