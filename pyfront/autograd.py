@@ -450,6 +450,8 @@ def _run_backward(outputs, grad_outputs, create_graph, targets, leaves=None):
             gouts = grads.pop(node, None)
             if gouts is None:
                 continue
+            if _node_hooks and id(node) in _node_hooks:
+                gouts = _hooked(node, gouts)
             if target_keys:
                 for i, g in enumerate(gouts):
                     key = (id(node), i)
@@ -495,7 +497,110 @@ def _run_backward(outputs, grad_outputs, create_graph, targets, leaves=None):
                         leaves[id(x)] = x
                 else:
                     _add_output_grad(grads, n, x._index, g)
+    if _leaf_hooks:
+        for key in _leaf_hooks.keys() & leaf_grads.keys():
+            leaf = _leaf_hooks[key][0]()
+            if leaf is not None:
+                leaf_grads[key] = _call_hooks(_leaf_hooks[key][1], leaf_grads[key])
     return leaf_grads
+
+
+# ---- tensor hooks (PyTorch's Tensor.register_hook): fn(grad) is called with a tensor's
+# gradient once backward has it whole, before it reaches .grad or flows on, and a returned
+# tensor replaces it. A leaf's hooks are kept by the tensor's id, a result's by its node's
+# and output index (another tensor on the same output shares them, as it shares the
+# gradient); weak references let both go with what they belong to.
+_leaf_hooks = {}       # id(tensor) -> (weak reference to it, [fn, ...])
+_node_hooks = {}       # id(node) -> (weak reference to it, {output index: [fn, ...]})
+
+
+class RemovableHandle:
+    """What register_hook returns: remove() unregisters the hook."""
+
+    __slots__ = ("_hooks", "_fn")
+
+    def __init__(self, hooks, fn):
+        self._hooks, self._fn = hooks, fn
+
+    def remove(self):
+        if self._fn in self._hooks:
+            self._hooks.remove(self._fn)
+
+
+def register_hook(t, fn):
+    """Have backward call fn(grad) with t's gradient (see the table above); returns a
+    RemovableHandle."""
+    if not callable(fn):
+        raise TypeError("register_hook: fn must be callable, got %r" % (fn,))
+    if not t.requires_grad:
+        raise errors.PyfrontError("register_hook: the tensor does not require grad (no gradient "
+                                  "will reach it)")
+    node = t._node
+    if node is None:
+        key, table, owner = id(t), _leaf_hooks, t
+    else:
+        key, table, owner = id(node), _node_hooks, node
+    entry = table.get(key)
+    if entry is None or entry[0]() is not owner:
+        ref = weakref.ref(owner, lambda r, key=key, table=table: _forget_hooks(table, key, r))
+        entry = table[key] = (ref, [] if node is None else {})
+    hooks = entry[1] if node is None else entry[1].setdefault(t._index, [])
+    hooks.append(fn)
+    return RemovableHandle(hooks, fn)
+
+
+def _forget_hooks(table, key, ref):
+    entry = table.get(key)
+    if entry is not None and entry[0] is ref:
+        del table[key]
+
+
+def _hooked(node, gouts):
+    """node's output gradients after the hooks registered on its outputs."""
+    ref, by_index = _node_hooks[id(node)]
+    if ref() is not node:
+        return gouts
+    gouts = list(gouts)
+    for i, hooks in by_index.items():
+        if gouts[i] is not None:
+            gouts[i] = _call_hooks(hooks, gouts[i])
+    return gouts
+
+
+def _call_hooks(hooks, g):
+    for fn in list(hooks):
+        out = fn(g)
+        if out is not None:
+            out = as_operand(out, like=g)
+            if tuple(out.shape) != tuple(g.shape):
+                raise errors.ShapeError("register_hook: a hook returned a gradient of shape %s "
+                                        "for one of shape %s" % (tuple(out.shape),
+                                                                 tuple(g.shape)))
+            g = out
+    return g
+
+
+class GradFn:
+    """PyTorch's grad_fn, for a tensor made by a recorded op: name() says which op's gradient
+    backward runs; next_functions pairs each input's own grad_fn (None for a leaf or an
+    input that needs no gradient) with the output index it came from."""
+
+    __slots__ = ("_node",)
+
+    def __init__(self, node):
+        self._node = node
+
+    def name(self):
+        return "%sBackward" % "".join(part.capitalize() for part in
+                                      self._node.op.name.split("_"))
+
+    @property
+    def next_functions(self):
+        return tuple((GradFn(x._node) if x._node is not None and need else None, x._index)
+                     for x, need in zip(self._node.inputs, self._node.needs))
+
+    def __repr__(self):
+        return "<%s>" % self.name()
 
 
 def _zeros(node, i, like):

@@ -56,6 +56,24 @@ class Tensor(OpMethods):
         t._bufcache = t._ptr = None
         return t
 
+    # not copied: the native pointers cached for this tensor's own memory, and its place on
+    # the tape (a copy is a leaf, as torch's deepcopy of a tensor)
+    _NOT_DEEP_COPIED = ("__weakref__", "_bufcache", "_ptr", "_node")
+
+    def __deepcopy__(self, memo):
+        """copy.deepcopy (of a model, or torch's clones of a layer): a tensor of the same class
+        and attributes with memory of its own; a Parameter stays a Parameter."""
+        import copy
+
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        for klass in type(self).__mro__:
+            for slot in getattr(klass, "__slots__", ()):
+                if slot not in self._NOT_DEEP_COPIED and hasattr(self, slot):
+                    setattr(new, slot, copy.deepcopy(getattr(self, slot), memo))
+        new._bufcache = new._ptr = new._node = None
+        return new
+
     def _buf(self):
         b = self._bufcache
         if b is None or b.array is not self._data:
@@ -168,6 +186,18 @@ class Tensor(OpMethods):
     @property
     def retains_grad(self):
         return autograd.retains_grad(self)
+
+    @property
+    def grad_fn(self):
+        """None for a leaf; for the result of a recorded op, what backward runs through
+        (autograd.GradFn: name(), next_functions), as PyTorch's."""
+        return None if self._node is None else autograd.GradFn(self._node)
+
+    def register_hook(self, fn):
+        """Have backward call fn(grad) with this tensor's gradient, once it is whole; a
+        tensor fn returns replaces the gradient (what reaches .grad and flows on), as
+        PyTorch's. Returns a handle whose remove() unregisters fn."""
+        return autograd.register_hook(self, fn)
 
     def detach(self):
         """The same memory, cut from the tape."""

@@ -247,6 +247,8 @@ class _CompiledCallOp(core.Op):
         with self.exe._lock:
             self.state.claim()
             for name, g in zip(self.grad_names, gouts):
+                if name not in self.plan.bindings:
+                    continue      # an output no gradient flows back from (integer indices)
                 arr = np.ascontiguousarray(g.numpy(), dtype=g.dtype.np)
                 self.plan.bind(name, arr)
             self.plan.run(self.plan.split, self.plan.n_steps)

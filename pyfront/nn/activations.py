@@ -1,7 +1,8 @@
 """Activation layers and the activation names layers accept (activation="relu", ...): Activation,
 the PyTorch activation layers (ReLU, Sigmoid, Tanh, GELU, Softmax, LogSoftmax, Softmin, Softplus,
 LeakyReLU, SiLU, ELU, SELU, CELU, Mish, Softsign, LogSigmoid, Hardsigmoid, Hardswish, Hardtanh,
-ReLU6) and PReLU, whose negative slope is learned.
+ReLU6, Hardshrink, Softshrink, Tanhshrink, Threshold, RReLU) and PReLU, whose negative slope is
+learned.
 
 The PyTorch-named layers take torch.nn's constructor arguments: the same names, order and
 defaults (inspect.signature matches), plus a keyword-only `name`. Their arguments reach the op
@@ -13,6 +14,7 @@ import warnings
 
 from .. import errors, ops
 from ..dtypes import as_dtype
+from ..ops.dropout import new_state
 from . import init as initializers
 from .module import Module, Parameter, register_layer
 
@@ -455,3 +457,86 @@ class PReLU(Module):
     def get_config(self):
         return {"num_parameters": self.num_parameters, "init": self.init, "dtype": self._dtype,
                 "name": self.name}
+
+
+# ---- torch.nn's shrink and threshold activations and RReLU -----------------------------------
+
+@register_layer
+class Hardshrink(_TorchActivation):
+    """x where |x| > lambd, else 0 (torch.nn.Hardshrink)."""
+
+    _args = ("lambd",)
+
+    def __init__(self, lambd=0.5, *, name=None):
+        super().__init__("hardshrink", name)
+        self.lambd = _number(self, "lambd", lambd)
+
+    def forward(self, x):
+        return ops.hardshrink(x, self.lambd)
+
+
+@register_layer
+class Softshrink(_TorchActivation):
+    """x - lambd above lambd, x + lambd below -lambd, else 0 (torch.nn.Softshrink)."""
+
+    _args = ("lambd",)
+
+    def __init__(self, lambd=0.5, *, name=None):
+        super().__init__("softshrink", name)
+        self.lambd = _number(self, "lambd", lambd)
+        if not self.lambd >= 0:
+            raise ValueError("%s: lambd must be >= 0, got %r" % (self.name, lambd))
+
+    def forward(self, x):
+        return ops.softshrink(x, self.lambd)
+
+
+@register_layer
+class Tanhshrink(_TorchActivation):
+    """x - tanh(x) (torch.nn.Tanhshrink)."""
+
+    def __init__(self, *, name=None):
+        super().__init__("tanhshrink", name)
+
+
+@register_layer
+class Threshold(_TorchActivation):
+    """x where x > threshold, else value (torch.nn.Threshold)."""
+
+    _args = ("threshold", "value", "inplace")
+
+    def __init__(self, threshold, value, inplace=False, *, name=None):
+        super().__init__("threshold", name)
+        self.threshold = _number(self, "threshold", threshold)
+        self.value = _number(self, "value", value)
+        self.inplace = bool(inplace)
+
+    def forward(self, x):
+        return ops.threshold(x, self.threshold, self.value)
+
+
+@register_layer
+class RReLU(_TorchActivation):
+    """Randomized leaky ReLU (torch.nn.RReLU): in training each element at or below 0 is scaled
+    by a slope drawn uniformly from [lower, upper]; in evaluation by their mean. The draws come
+    from a generator state buffer, seeded from pyfront.random.generator() as Dropout's."""
+
+    _args = ("lower", "upper", "inplace")
+
+    def __init__(self, lower=1.0 / 8, upper=1.0 / 3, inplace=False, *, name=None):
+        super().__init__("rrelu", name)
+        self.lower = _number(self, "lower", lower)
+        self.upper = _number(self, "upper", upper)
+        if not self.lower <= self.upper:
+            raise ValueError("%s: lower (%r) must not exceed upper (%r)"
+                             % (self.name, lower, upper))
+        self.inplace = bool(inplace)
+        state = new_state()
+        state.name = "%s/rng_state" % self.name
+        self.register_buffer("rng_state", state, optional=True)
+
+    def forward(self, x):
+        return ops.rrelu(x, self.lower, self.upper, self.training, state=self.rng_state)
+
+
+__all__ += ["Hardshrink", "Softshrink", "Tanhshrink", "Threshold", "RReLU"]

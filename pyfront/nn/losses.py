@@ -11,6 +11,9 @@ from .module import Module
 
 __all__ = ["CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "BCELoss", "BCEWithLogitsLoss",
            "HuberLoss", "SmoothL1Loss", "KLDivLoss", "MarginRankingLoss", "CosineSimilarity"]
+__all__ += ["GaussianNLLLoss", "PoissonNLLLoss", "SoftMarginLoss", "MultiMarginLoss",
+            "MultiLabelMarginLoss", "MultiLabelSoftMarginLoss", "HingeEmbeddingLoss",
+            "CosineEmbeddingLoss", "TripletMarginLoss", "CTCLoss"]
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -174,3 +177,130 @@ class CosineSimilarity(Module):
 
     def forward(self, x1, x2):
         return ops.cosine_similarity(x1, x2, axis=self.dim, eps=self.eps)
+
+
+class GaussianNLLLoss(_Loss):
+    """Gaussian negative log-likelihood of the target under mean input and variance var
+    (torch.nn.GaussianNLLLoss; called as loss(input, target, var))."""
+
+    def __init__(self, *, full=False, eps=1e-6, reduction="mean"):
+        super().__init__(reduction)
+        self.full, self.eps = bool(full), float(eps)
+
+    def forward(self, input, target, var):
+        return ops.gaussian_nll_loss(input, target, var, self.full, self.eps, self.reduction)
+
+
+class PoissonNLLLoss(_Loss):
+    """Poisson negative log-likelihood of the target with rate exp(input) (log_input) or input
+    (torch.nn.PoissonNLLLoss)."""
+
+    def __init__(self, log_input=True, full=False, *, eps=1e-8, reduction="mean"):
+        super().__init__(reduction)
+        self.log_input, self.full, self.eps = bool(log_input), bool(full), float(eps)
+
+    def forward(self, input, target):
+        return ops.poisson_nll_loss(input, target, self.log_input, self.full, eps=self.eps,
+                                    reduction=self.reduction)
+
+
+class SoftMarginLoss(_Loss):
+    """log(1 + exp(-y x)) for targets y of +1 or -1 (torch.nn.SoftMarginLoss)."""
+
+    def __init__(self, *, reduction="mean"):
+        super().__init__(reduction)
+
+    def forward(self, input, target):
+        return ops.soft_margin_loss(input, target, reduction=self.reduction)
+
+
+class MultiMarginLoss(_Loss):
+    """Multi-class hinge loss over (batch, classes) scores and class indices
+    (torch.nn.MultiMarginLoss); weight scales each target class."""
+
+    def __init__(self, p=1, margin=1.0, weight=None, *, reduction="mean"):
+        super().__init__(reduction, weight)
+        if p not in (1, 2):
+            raise ValueError("MultiMarginLoss: p must be 1 or 2, got %r" % (p,))
+        self.p, self.margin = p, float(margin)
+
+    def forward(self, input, target):
+        return ops.multi_margin_loss(input, target, self.p, self.margin, self.weight,
+                                     reduction=self.reduction)
+
+
+class MultiLabelMarginLoss(_Loss):
+    """Multi-label hinge loss, each sample's classes listed in its target row up to the first
+    -1 (torch.nn.MultiLabelMarginLoss)."""
+
+    def __init__(self, *, reduction="mean"):
+        super().__init__(reduction)
+
+    def forward(self, input, target):
+        return ops.multilabel_margin_loss(input, target, reduction=self.reduction)
+
+
+class MultiLabelSoftMarginLoss(_Loss):
+    """Per-class binary cross-entropy of logits, averaged over the classes
+    (torch.nn.MultiLabelSoftMarginLoss); weight scales each class."""
+
+    def __init__(self, weight=None, *, reduction="mean"):
+        super().__init__(reduction, weight)
+
+    def forward(self, input, target):
+        return ops.multilabel_soft_margin_loss(input, target, self.weight,
+                                               reduction=self.reduction)
+
+
+class HingeEmbeddingLoss(_Loss):
+    """x where y is 1, max(0, margin - x) where y is -1 (torch.nn.HingeEmbeddingLoss)."""
+
+    def __init__(self, margin=1.0, *, reduction="mean"):
+        super().__init__(reduction)
+        self.margin = float(margin)
+
+    def forward(self, input, target):
+        return ops.hinge_embedding_loss(input, target, self.margin, reduction=self.reduction)
+
+
+class CosineEmbeddingLoss(_Loss):
+    """1 - cos(x1, x2) where y is 1, max(0, cos(x1, x2) - margin) where y is -1
+    (torch.nn.CosineEmbeddingLoss)."""
+
+    def __init__(self, margin=0.0, *, reduction="mean"):
+        super().__init__(reduction)
+        self.margin = float(margin)
+
+    def forward(self, input1, input2, target):
+        return ops.cosine_embedding_loss(input1, input2, target, self.margin,
+                                         reduction=self.reduction)
+
+
+class TripletMarginLoss(_Loss):
+    """max(0, margin + d(anchor, positive) - d(anchor, negative)), d the p-norm distance
+    (torch.nn.TripletMarginLoss)."""
+
+    def __init__(self, margin=1.0, p=2.0, eps=1e-6, swap=False, *, reduction="mean"):
+        super().__init__(reduction)
+        if not margin > 0:
+            raise ValueError("TripletMarginLoss: margin must be greater than 0, got %r"
+                             % (margin,))
+        self.margin, self.p, self.eps, self.swap = float(margin), p, float(eps), bool(swap)
+
+    def forward(self, anchor, positive, negative):
+        return ops.triplet_margin_loss(anchor, positive, negative, self.margin, self.p,
+                                       self.eps, self.swap, reduction=self.reduction)
+
+
+class CTCLoss(_Loss):
+    """Connectionist temporal classification loss of (time, batch, classes) log-probabilities
+    against unaligned targets (torch.nn.CTCLoss; called as loss(log_probs, targets,
+    input_lengths, target_lengths))."""
+
+    def __init__(self, blank=0, reduction="mean", zero_infinity=False):
+        super().__init__(reduction)
+        self.blank, self.zero_infinity = int(blank), bool(zero_infinity)
+
+    def forward(self, log_probs, targets, input_lengths, target_lengths):
+        return ops.ctc_loss(log_probs, targets, input_lengths, target_lengths, self.blank,
+                            self.reduction, self.zero_infinity)

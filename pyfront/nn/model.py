@@ -6,9 +6,14 @@ The training loop itself lives in pyfront.train, above nn in the layering: impor
 installs it here (install_training). A model used before anything imported pyfront.train asks
 the package for it (`pyfront.train` is one of the package's lazily loaded names), so nn never
 imports the trainer."""
-from .module import Module, register_layer
+import numpy as np
 
-__all__ = ["Trainable", "Sequential", "ModuleList", "ModuleDict", "install_training"]
+from ..dtypes import as_dtype
+from ..tensor import Tensor
+from .module import Module, Parameter, register_layer
+
+__all__ = ["Trainable", "Sequential", "ModuleList", "ModuleDict", "ParameterList",
+           "ParameterDict", "install_training"]
 
 
 _training = None
@@ -196,3 +201,130 @@ class ModuleDict(Module):
 
     def forward(self, *inputs):
         raise TypeError("%s: a ModuleDict is not called; call its modules" % self.name)
+
+
+def _parameter(owner, value):
+    """value as a Parameter: a Parameter itself, or a float tensor or array made one (a copy,
+    trainable, of its dtype), as torch's containers wrap plain tensors."""
+    if isinstance(value, Parameter):
+        return value
+    if isinstance(value, Tensor):
+        value = value.cpu().numpy()
+    if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+        return Parameter(np.array(value), dtype=as_dtype(value.dtype))
+    raise TypeError("%s holds parameters (float tensors), got %r" % (owner, value))
+
+
+class _ParameterContainer(Module):
+    """Parameters registered under keys of the container, so model.parameters(), state_dict
+    ("plist.0", "pdict.key") and optimizers see them; not called itself."""
+
+    def _put(self, key, value):
+        key = str(key)
+        if "." in key or not key:
+            raise KeyError("%s: a parameter name must be non-empty and without '.', got %r"
+                           % (self.name, key))
+        if (key not in self._params and key in vars(self)) or hasattr(type(self), key):
+            raise KeyError("%s: %r is an attribute of the container; use another key"
+                           % (self.name, key))
+        setattr(self, key, _parameter(type(self).__name__, value))
+
+    def _drop(self, key):
+        del self._params[key]
+        object.__delattr__(self, key)
+
+    def __len__(self):
+        return len(self._params)
+
+    def forward(self, *inputs):
+        raise TypeError("%s: a %s is not called; use its parameters"
+                        % (self.name, type(self).__name__))
+
+
+class ParameterList(_ParameterContainer):
+    """A list of parameters that belong to the module holding it (PyTorch's ParameterList):
+    plain float tensors and arrays become Parameters."""
+
+    def __init__(self, values=None, name=None):
+        super().__init__(name)
+        self.extend(values or [])
+
+    def append(self, value):
+        self._put(len(self._params), value)
+        return self
+
+    def extend(self, values):
+        for v in values:
+            self.append(v)
+        return self
+
+    def __iadd__(self, values):
+        return self.extend(values)
+
+    def _index(self, i):
+        n = len(self._params)
+        if not -n <= i < n:
+            raise IndexError("%s: index %d is out of range for %d parameters"
+                             % (self.name, i, n))
+        return str(i % n)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return ParameterList(list(self._params.values())[i])
+        return self._params[self._index(i)]
+
+    def __setitem__(self, i, value):
+        self._put(self._index(i), value)
+
+    def __iter__(self):
+        return iter(list(self._params.values()))
+
+
+class ParameterDict(_ParameterContainer):
+    """Parameters by name, belonging to the module holding it (PyTorch's ParameterDict):
+    plain float tensors and arrays become Parameters."""
+
+    def __init__(self, parameters=None, name=None):
+        super().__init__(name)
+        self.update(parameters or {})
+
+    def __setitem__(self, key, value):
+        self._put(key, value)
+
+    def __getitem__(self, key):
+        return self._params[key]
+
+    def __delitem__(self, key):
+        self._drop(key)
+
+    def __contains__(self, key):
+        return key in self._params
+
+    def __iter__(self):
+        return iter(list(self._params))
+
+    def keys(self):
+        return list(self._params)
+
+    def values(self):
+        return list(self._params.values())
+
+    def items(self):
+        return list(self._params.items())
+
+    def get(self, key, default=None):
+        return self._params.get(key, default)
+
+    def pop(self, key):
+        value = self._params[key]
+        self._drop(key)
+        return value
+
+    def update(self, parameters):
+        items = parameters.items() if hasattr(parameters, "items") else parameters
+        for key, value in items:
+            self[key] = value
+
+    def clear(self):
+        for key in list(self._params):
+            self._drop(key)

@@ -12,7 +12,7 @@ from .. import errors, ops
 from ..ops.core import as_operand, constant_like, fmt_shape, name_scope
 from . import init as initializers
 from .module import Module, Parameter, register_layer
-from .torch_rnn import TorchGRU, TorchLSTM, torch_signature
+from .torch_recurrent import TorchGRU, TorchLSTM, torch_signature
 
 __all__ = ["LSTM", "GRU", "SimpleRNN", "Bidirectional"]
 
@@ -150,7 +150,7 @@ class LSTM(_Recurrent):
     n_states = 2
 
     def __new__(cls, *args, **kwargs):
-        # torch's LSTM(input_size, hidden_size, ...) is TorchLSTM (see torch_rnn.py)
+        # torch's LSTM(input_size, hidden_size, ...) is TorchLSTM (see torch_recurrent.py)
         if cls is LSTM and torch_signature(args, kwargs):
             return TorchLSTM(*args, **kwargs)
         return super().__new__(cls)
@@ -188,7 +188,7 @@ class GRU(_Recurrent):
     gates = 3
 
     def __new__(cls, *args, **kwargs):
-        # torch's GRU(input_size, hidden_size, ...) is TorchGRU (see torch_rnn.py)
+        # torch's GRU(input_size, hidden_size, ...) is TorchGRU (see torch_recurrent.py)
         if cls is GRU and torch_signature(args, kwargs):
             return TorchGRU(*args, **kwargs)
         return super().__new__(cls)

@@ -12,10 +12,12 @@ torch's weight, so it has none (`.kernel`; rnn/weights helpers convert torch sta
 """
 import math
 
+from .. import errors, ops
+from ..ops.core import as_operand, current_scope, fmt_shape
 from . import init as initializers
 from .conv import (Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose, Conv3D, Conv3DTranspose)
 from .dense import Dense
-from .module import register_layer
+from .module import Module, Parameter, register_layer
 from .normalization import BatchNorm1D, BatchNorm2D, BatchNorm3D, InstanceNorm
 from .pooling import (AdaptiveAvgPool1D, AdaptiveAvgPool2D, AdaptiveAvgPool3D, AvgPool1D,
                       AvgPool2D, AvgPool3D, MaxPool1D, MaxPool2D, MaxPool3D)
@@ -24,7 +26,7 @@ __all__ = ["Linear", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTrans
            "ConvTranspose3d", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "InstanceNorm1d",
            "InstanceNorm2d", "InstanceNorm3d", "MaxPool1d", "MaxPool2d", "MaxPool3d",
            "AvgPool1d", "AvgPool2d", "AvgPool3d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d",
-           "AdaptiveAvgPool3d"]
+           "AdaptiveAvgPool3d", "Bilinear"]
 
 # the same classes: torch's positional order is theirs already
 BatchNorm1d, BatchNorm2d, BatchNorm3d = BatchNorm1D, BatchNorm2D, BatchNorm3D
@@ -36,6 +38,39 @@ AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d = (AdaptiveAvgPool1D, Ad
 
 # torch's default draw for weights: kaiming_uniform(a=sqrt(5)), i.e. U(+-1/sqrt(fan_in))
 _WEIGHT_INIT = "torch_uniform"
+
+
+def place(module, device=None, dtype=None):
+    """torch's factory arguments (device=, dtype=) applied to a module made with them."""
+    if dtype is not None:
+        module.to(dtype)
+    if device is not None:
+        module.to(device)
+    return module
+
+
+def positive_int(owner, what, value):
+    """value, checked as a size argument of a torch-named layer (a bool is no size)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError("%s: %s must be a positive int, got %r" % (owner, what, value))
+    return value
+
+
+def scoped_name(module):
+    """module's name with the layers that call it ("transformer/encoder/layers.0/self_attn")
+    while it runs: errors must say which of several same-named sub-layers failed."""
+    scope = current_scope()
+    return scope if scope == module.name or scope.endswith("/" + module.name) else module.name
+
+
+def known_reshape(x, shape, owner):
+    """reshape to `shape`, whose one unknown size (None: the batch, or the sequence of
+    sequence-first inputs, when traced) becomes -1."""
+    unknown = [i for i, d in enumerate(shape) if d is None]
+    if len(unknown) > 1:
+        raise errors.ShapeError("%s: cannot reshape to %s: more than one size is unknown"
+                                % (owner, fmt_shape(shape)))
+    return ops.reshape(x, tuple(-1 if d is None else int(d) for d in shape))
 
 
 class _TorchInit:
@@ -52,10 +87,7 @@ class _TorchInit:
         super().build(input_shape)
 
     def _place(self, device, dtype):
-        if dtype is not None:
-            self.to(dtype)
-        if device is not None:
-            self.to(device)
+        place(self, device, dtype)
 
 
 class _TorchConvNames(_TorchInit):
@@ -184,3 +216,54 @@ ConvTranspose2d = _named(_torch_conv_transpose(Conv2DTranspose), "ConvTranspose2
                          "torch.nn.ConvTranspose2d's arguments; see ConvTranspose1d.")
 ConvTranspose3d = _named(_torch_conv_transpose(Conv3DTranspose), "ConvTranspose3d",
                          "torch.nn.ConvTranspose3d's arguments; see ConvTranspose1d.")
+
+
+@register_layer
+class Bilinear(Module):
+    """torch.nn.Bilinear(in1_features, in2_features, out_features, bias=True):
+    y = x1^T A x2 + b for inputs (*, in1_features) and (*, in2_features) with the same leading
+    dims (none: one sample). weight (out, in1, in2) and bias (out,) as torch's, drawn from
+    U(+-1/sqrt(in1_features))."""
+
+    def __init__(self, in1_features, in2_features, out_features, bias=True, *, device=None,
+                 dtype=None, name=None):
+        for what, v in (("in1_features", in1_features), ("in2_features", in2_features),
+                        ("out_features", out_features)):
+            positive_int("Bilinear", what, v)
+        super().__init__(name)
+        self.in1_features, self.in2_features = in1_features, in2_features
+        self.out_features = out_features
+        draw = initializers.uniform(-1 / math.sqrt(in1_features), 1 / math.sqrt(in1_features))
+        self.weight = Parameter(init=draw)
+        self.weight.materialize((out_features, in1_features, in2_features))
+        self.bias = Parameter(init=draw) if bias else None
+        if bias:
+            self.bias.materialize((out_features,))
+        self.built = True
+        place(self, device, dtype)
+
+    def forward(self, input1, input2):
+        x1, x2 = as_operand(input1), as_operand(input2)
+        s1, s2 = tuple(x1.shape), tuple(x2.shape)
+        if not s1 or s1[-1] != self.in1_features or not s2 or s2[-1] != self.in2_features or \
+                len(s1) != len(s2) or any(a != b for a, b in zip(s1[:-1], s2[:-1])
+                                          if a is not None and b is not None):
+            raise errors.ShapeError(
+                "Bilinear '%s': expected inputs (*, %d) and (*, %d) with the same leading "
+                "dims, got %s and %s" % (scoped_name(self), self.in1_features,
+                                         self.in2_features, fmt_shape(s1), fmt_shape(s2)))
+        n1, n2, out = self.in1_features, self.in2_features, self.out_features
+        a = ops.reshape(x1, (-1, n1))
+        b = ops.reshape(x2, (-1, 1, n2))
+        # x1 against every (out, in2) slice of the weight in one product: (rows, out * in2)
+        w = ops.reshape(ops.permute(self.weight, (1, 0, 2)), (n1, out * n2))
+        t = ops.reshape(ops.linear(a, w), (-1, out, n2))
+        y = ops.sum(t * b, axis=-1)
+        if self.bias is not None:
+            y = y + self.bias
+        return known_reshape(y, s1[:-1] + (out,), "Bilinear '%s'" % self.name)
+
+    def get_config(self):
+        return {"in1_features": self.in1_features, "in2_features": self.in2_features,
+                "out_features": self.out_features, "bias": self.bias is not None,
+                "name": self.name}

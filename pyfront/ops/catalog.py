@@ -60,10 +60,10 @@ TORCH_NAMES = {
             "ConvTranspose3d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm1d",
             "BatchNorm2d", "InstanceNorm2d")},
         "nn.Upsample": "nn.UpSampling2D",
-        "nn.ZeroPad2d": "nn.ZeroPadding2D", "nn.GroupNorm": "nn.GroupNorm",
+        "nn.ZeroPad2d": None, "nn.GroupNorm": "nn.GroupNorm",
         "nn.LayerNorm": "nn.LayerNorm", "nn.Dropout": "nn.Dropout",
-        "nn.Embedding": "nn.Embedding", "nn.LSTM": "nn.LSTM", "nn.GRU": "nn.GRU",
-        "nn.MultiheadAttention": "nn.MultiHeadAttention", "nn.ModuleList": None,
+        "nn.Embedding": "nn.Embedding", "nn.LSTM": None, "nn.GRU": None, "nn.RNN": None,
+        "nn.MultiheadAttention": None, "nn.ModuleList": None,
         "nn.ModuleDict": None, "nn.Identity": None, "nn.Sequential": None,
         **{"nn.init." + name: None for name in (
             "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_",
@@ -77,10 +77,39 @@ TORCH_NAMES = {
             "lr_scheduler.CosineAnnealingLR", "lr_scheduler.LambdaLR",
             "lr_scheduler.ReduceLROnPlateau")},
     "gradient clipping": {"nn.utils.clip_grad_norm_": None, "nn.utils.clip_grad_value_": None},
+    "torch.nn cells and transformers": {
+        "nn." + name: None for name in (
+            "RNNCell", "LSTMCell", "GRUCell", "TransformerEncoderLayer", "TransformerEncoder",
+            "TransformerDecoderLayer", "TransformerDecoder", "Transformer",
+            "Transformer.generate_square_subsequent_mask", "ParameterList", "ParameterDict",
+            "Bilinear")},
     "more torch.nn.functional": {
         "F." + name: None for name in (
             "normalize", "embedding", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
             "adaptive_avg_pool3d")},
+    "more torch.nn.functional (2)": {
+        "F." + name: None for name in (
+            "hardshrink", "softshrink", "tanhshrink", "threshold", "rrelu",
+            "adaptive_max_pool1d", "adaptive_max_pool2d", "dropout1d", "dropout2d", "dropout3d",
+            "alpha_dropout", "pixel_shuffle", "pixel_unshuffle", "unfold", "fold", "rms_norm",
+            "scaled_dot_product_attention", "pairwise_distance", "pdist", "embedding_bag",
+            "local_response_norm", "lp_pool1d", "lp_pool2d", "max_unpool2d",
+            "gaussian_nll_loss", "poisson_nll_loss", "soft_margin_loss", "multi_margin_loss",
+            "multilabel_margin_loss", "multilabel_soft_margin_loss", "hinge_embedding_loss",
+            "cosine_embedding_loss", "triplet_margin_loss", "ctc_loss", "grid_sample",
+            "affine_grid")},
+    "more torch.nn layers (2)": {
+        "nn." + name: None for name in (
+            "Hardshrink", "Softshrink", "Tanhshrink", "Threshold", "RReLU",
+            "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "Dropout1d", "Dropout2d", "Dropout3d",
+            "AlphaDropout", "PixelShuffle", "PixelUnshuffle", "Unfold", "Fold", "RMSNorm",
+            "ZeroPad1d", "ZeroPad3d", "ConstantPad1d", "ConstantPad2d", "ConstantPad3d",
+            "ReflectionPad1d", "ReflectionPad2d", "ReflectionPad3d", "ReplicationPad1d",
+            "ReplicationPad2d", "ReplicationPad3d", "CircularPad1d", "CircularPad2d",
+            "CircularPad3d", "LPPool1d", "LPPool2d", "LocalResponseNorm", "GaussianNLLLoss",
+            "PoissonNLLLoss", "SoftMarginLoss", "MultiMarginLoss", "MultiLabelMarginLoss",
+            "MultiLabelSoftMarginLoss", "HingeEmbeddingLoss", "CosineEmbeddingLoss",
+            "TripletMarginLoss", "CTCLoss")},
     "extending": {
         "torch.autograd.Function": "custom_op",
         "C++ extension kernels": "register_kernel (C compiled with cffi)",
@@ -138,6 +167,26 @@ TORCH_NAMES = {
             "sub_", "mul_", "div_", "pow_", "clamp_", "fill_", "zero_", "copy_",
             "masked_fill_", "normal_", "uniform_", "retain_grad", "retains_grad", "to",
             "__lshift__", "__rshift__")},
+    "more torch.* functions (scans, sets, searching)": {
+        name: None for name in (
+            "cummax", "cummin", "logcumsumexp", "nanmedian", "quantile", "nanquantile", "mode",
+            "msort", "histc", "bincount", "bucketize", "isin", "unique", "unique_consecutive",
+            "trapezoid", "dist", "erfc", "erfinv", "lgamma", "fmax", "fmin", "isneginf",
+            "isposinf", "bernoulli", "multinomial", "normal", "t", "tensor_split", "hsplit",
+            "vsplit", "dsplit", "diag_embed", "index_copy", "masked_scatter", "slice_scatter",
+            "scatter_reduce", "vander", "cartesian_prod")},
+    "more Tensor methods (2)": {
+        "Tensor.half": "Tensor.half (a TypeError: pyfront has no float16)",
+        "Tensor.unfold": "Tensor.unfold / sliding_windows",
+        **{"Tensor." + name: None for name in (
+            "addmm", "element_size", "nelement", "index_add_", "index_copy", "index_copy_",
+            "scatter_", "scatter_reduce", "scatter_reduce_", "masked_scatter",
+            "masked_scatter_", "slice_scatter", "cummax", "cummin", "logcumsumexp",
+            "nanmedian", "quantile", "nanquantile", "mode", "msort", "unique",
+            "unique_consecutive", "bincount", "histc", "dist", "tensor_split", "hsplit",
+            "vsplit", "dsplit", "diag_embed", "fmax", "fmin", "erfc", "erfinv", "lgamma",
+            "isposinf", "isneginf", "bernoulli", "multinomial", "grad_fn", "register_hook")},
+    },
 }
 
 # the README's families, by the module that defines the ops

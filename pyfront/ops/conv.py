@@ -1,6 +1,8 @@
 """Convolution ops over 1, 2 or 3 spatial dims, channels first: conv1d/conv2d/conv3d with
 stride, padding ("valid", "same", ints or (begin, end) pairs), dilation, groups and a fused bias
 and activation. Their gradients are ops too, each differentiable, so double backward works."""
+import numpy as np
+
 from .. import errors
 from . import core
 from .core import Op, ShapeMismatch, Spec, apply, as_operand, check_shape, fmt_shape
@@ -528,3 +530,165 @@ def conv_transpose3d(x, kernel, bias=None, strides=1, padding=0, output_padding=
     """Transposed 3-D convolution: x (N, Cin, D, H, W), kernel (Cin, Cout/groups, kd, kh, kw)."""
     return conv_transpose_nd(3, x, kernel, bias, strides, padding, output_padding, dilation,
                              groups)
+
+
+# ---------------------------------------------------------------------------------------------
+# torch.nn.functional's im2col family, composed of gathers: unfold (sliding windows as
+# columns), fold (its adjoint: overlapping windows summed back) and the pixel shuffles
+
+def _lead_shape(x, name, ndim_min):
+    """x's leading (batch) dims for a reshape: the first may be unknown (-1); the trailing
+    ndim_min dims must be known."""
+    if len(x.shape) < ndim_min or None in tuple(x.shape[len(x.shape) - ndim_min:]) or \
+            None in tuple(x.shape[1:len(x.shape) - ndim_min]):
+        raise errors.ShapeError("%s: x must have at least %d dims, all known but the first, "
+                                "got %s" % (name, ndim_min, fmt_shape(x.shape)))
+    lead = tuple(x.shape[:len(x.shape) - ndim_min])
+    return tuple(-1 if d is None else d for d in lead)
+
+
+def _factor(value, name, what):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError("%s: %s must be a positive int, got %r" % (name, what, value))
+    return value
+
+
+def pixel_shuffle(x, upscale_factor):
+    """PyTorch's F.pixel_shuffle: (*, C * r^2, H, W) -> (*, C, H * r, W * r), r the
+    upscale_factor (sub-pixel convolution's rearrangement)."""
+    from .shape import permute, reshape
+
+    x = as_operand(x)
+    name = core.located("pixel_shuffle")
+    r = _factor(upscale_factor, name, "upscale_factor")
+    lead = _lead_shape(x, name, 3)
+    c, h, w = x.shape[-3:]
+    if c % (r * r):
+        raise errors.ShapeError("%s: the %d channels of x %s must be divisible by "
+                                "upscale_factor^2 = %d" % (name, c, fmt_shape(x.shape), r * r))
+    n = len(lead)
+    y = reshape(x, lead + (c // (r * r), r, r, h, w))
+    y = permute(y, tuple(range(n)) + (n, n + 3, n + 1, n + 4, n + 2))
+    return reshape(y, lead + (c // (r * r), h * r, w * r))
+
+
+def pixel_unshuffle(x, downscale_factor):
+    """PyTorch's F.pixel_unshuffle, pixel_shuffle's inverse: (*, C, H * r, W * r) ->
+    (*, C * r^2, H, W)."""
+    from .shape import permute, reshape
+
+    x = as_operand(x)
+    name = core.located("pixel_unshuffle")
+    r = _factor(downscale_factor, name, "downscale_factor")
+    lead = _lead_shape(x, name, 3)
+    c, h, w = x.shape[-3:]
+    if h % r or w % r:
+        raise errors.ShapeError("%s: height and width of x %s must be divisible by "
+                                "downscale_factor %d" % (name, fmt_shape(x.shape), r))
+    n = len(lead)
+    y = reshape(x, lead + (c, h // r, r, w // r, r))
+    y = permute(y, tuple(range(n)) + (n, n + 2, n + 4, n + 1, n + 3))
+    return reshape(y, lead + (c * r * r, h // r, w // r))
+
+
+def _window_geometry(name, kernel_size, dilation, padding, strides, sizes):
+    """(kernel, dilation, padding, strides, output sizes) of 2-D sliding windows over a padded
+    plane of `sizes` (PyTorch's unfold/fold rule)."""
+    kernel = int_tuple(kernel_size, 2, "%s: kernel_size" % name)
+    dilation = int_tuple(dilation, 2, "%s: dilation" % name)
+    strides = int_tuple(strides, 2, "%s: stride" % name)
+    pads = (padding, padding) if isinstance(padding, int) else tuple(padding)
+    if len(pads) != 2 or any(isinstance(p, bool) or not isinstance(p, int) or p < 0
+                             for p in pads):
+        raise ValueError("%s: padding must be a non-negative int or 2 of them, got %r"
+                         % (name, padding))
+    out = tuple((n + 2 * p - d * (k - 1) - 1) // s + 1
+                for n, p, d, k, s in zip(sizes, pads, dilation, kernel, strides))
+    if min(out) < 1:
+        raise errors.ShapeError("%s: the %s windows dilated by %s do not fit the plane %s padded "
+                                "by %s" % (name, kernel, dilation, tuple(sizes), pads))
+    return kernel, dilation, pads, strides, out
+
+
+def _window_index(out, kernel, dilation, stride):
+    """(out, kernel) positions in the padded dim of each window's taps."""
+    return np.arange(out)[:, None] * stride + np.arange(kernel)[None, :] * dilation
+
+
+def unfold(x, kernel_size, dilation=1, padding=0, strides=1):
+    """PyTorch's F.unfold (im2col): x (N, C, H, W) or (C, H, W) -> (N, C * kh * kw, L), column
+    l holding the l-th sliding window (row-major over the output positions), its rows ordered
+    (channel, kernel row, kernel column). stride= is accepted."""
+    from .shape import expand_dims, pad, permute, reshape, squeeze, take
+
+    x = as_operand(x)
+    name = core.located("unfold")
+    unbatched = len(x.shape) == 3
+    if unbatched:
+        x = expand_dims(x, 0)
+    if len(x.shape) != 4 or None in tuple(x.shape[1:]):
+        raise errors.ShapeError("%s: x must be (batch, channels, height, width) or unbatched "
+                                "(channels, height, width) with known sizes, got %s"
+                                % (name, fmt_shape(x.shape[1:] if unbatched else x.shape)))
+    kernel, dilation, pads, strides, out = _window_geometry(
+        name, kernel_size, dilation, padding, strides, x.shape[2:])
+    c = x.shape[1]
+    y = pad(x, ((0, 0), (0, 0), (pads[0], pads[0]), (pads[1], pads[1])))
+    y = take(y, _window_index(out[0], kernel[0], dilation[0], strides[0]), 2)
+    y = take(y, _window_index(out[1], kernel[1], dilation[1], strides[1]), 4)
+    y = permute(y, (0, 1, 3, 5, 2, 4))              # (N, C, kh, kw, oh, ow)
+    y = reshape(y, (-1, c * kernel[0] * kernel[1], out[0] * out[1]))
+    return squeeze(y, 0) if unbatched else y
+
+
+def _overlap_index(size, pad, out, kernel, dilation, stride):
+    """For each position of an unpadded dim of `size`, the flat (window, tap) entries that read
+    it, as a (size, most) array; fewer entries are filled with out * kernel (a zero entry)."""
+    taps = _window_index(out, kernel, dilation, stride).reshape(-1) - pad
+    lists = [np.flatnonzero(taps == i) for i in range(size)]
+    most = max(1, max(len(v) for v in lists))
+    table = np.full((size, most), out * kernel, np.int64)
+    for i, v in enumerate(lists):
+        table[i, :len(v)] = v
+    return table
+
+
+def fold(x, output_size, kernel_size, dilation=1, padding=0, strides=1):
+    """PyTorch's F.fold (col2im), unfold's adjoint: x (N, C * kh * kw, L) or (C * kh * kw, L)
+    of sliding-window columns -> (N, C, *output_size), overlapping entries summed. stride= is
+    accepted."""
+    from .reduction import sum as reduce_sum
+    from .shape import expand_dims, pad, permute, reshape, squeeze, take
+
+    x = as_operand(x)
+    name = core.located("fold")
+    unbatched = len(x.shape) == 2
+    if unbatched:
+        x = expand_dims(x, 0)
+    sizes = int_tuple(output_size, 2, "%s: output_size" % name)
+    if len(x.shape) != 3 or None in tuple(x.shape[1:]):
+        raise errors.ShapeError("%s: x must be (batch, channels * kernel taps, blocks) or "
+                                "unbatched with known sizes, got %s"
+                                % (name, fmt_shape(x.shape[1:] if unbatched else x.shape)))
+    kernel, dilation, pads, strides, out = _window_geometry(
+        name, kernel_size, dilation, padding, strides, sizes)
+    taps = kernel[0] * kernel[1]
+    if x.shape[1] % taps or x.shape[2] != out[0] * out[1]:
+        raise errors.ShapeError("%s: x %s must be (batch, C * %d, %d): kernel %s gives %d taps "
+                                "and output_size %s %s blocks"
+                                % (name, fmt_shape(x.shape), taps, out[0] * out[1], kernel,
+                                   taps, sizes, "x".join(map(str, out))))
+    c = x.shape[1] // taps
+    y = reshape(x, (-1, c, kernel[0], kernel[1], out[0], out[1]))
+    y = reshape(permute(y, (0, 1, 4, 2, 5, 3)), (-1, c, out[0] * kernel[0], out[1] * kernel[1]))
+    # each output position gathers the entries that read it (a zero entry pads the lists)
+    for d in range(2):
+        axis = 2 + d
+        pairs = [(0, 0)] * 4
+        pairs[axis] = (0, 1)
+        table = _overlap_index(sizes[d], pads[d], out[d], kernel[d], dilation[d], strides[d])
+        y = reduce_sum(take(pad(y, tuple(pairs)), table, axis), axis + 1)
+    return squeeze(y, 0) if unbatched else y
+
+
+__all__ += ["pixel_shuffle", "pixel_unshuffle", "unfold", "fold"]

@@ -115,6 +115,12 @@ def _where(op):
     return "%s in layer '%s'" % (op, scope) if scope else op
 
 
+def located(op):
+    """op's name as an error message should give it: with the layer it runs in, if any (for
+    checks that composed ops make before any op of theirs runs)."""
+    return _where(op)
+
+
 def contiguous_strides(shape):
     return cpu._contiguous_strides(shape)
 

@@ -6,6 +6,9 @@ step after step draws a new mask each time. The backward does not keep the mask:
 outputs the (seed, counter) it used, and the gradient replays the same mask from it, which
 costs one generator pass instead of a mask as large as x held from forward to backward.
 """
+import math
+import warnings
+
 import numpy as np
 
 from .. import errors, random
@@ -102,3 +105,145 @@ def dropout(x, rate=0.5, training=True, state=None):
     if state is None:
         state = core.constant_like(new_state(), x)
     return apply(_dropout, [x, state], {"rate": rate})[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# torch.nn.functional's other dropouts and a uniform draw, composed of the dropout op on ones:
+# it draws on the same Philox stream, advances the same state, and compiled plans draw anew on
+# every run
+
+def _ones_like(x):
+    """Ones of x's shape and dtype (an unknown batch dim included)."""
+    from .shape import expand_like
+
+    one = core.constant_like(np.ones((1,) * len(x.shape), x.dtype.np), x)
+    return expand_like(one, x)
+
+
+def _kept(ones, rate, state):
+    """A mask of ones' shape, true with probability 1 - rate (ones: a tensor of ones)."""
+    if state is None:
+        state = core.constant_like(new_state(), ones)
+    return apply(_dropout, [ones, state], {"rate": rate})[0] > 0.0
+
+
+_UNIFORM_BITS = 24     # a float32 mantissa's worth: the draws lie on a grid of 2^-24
+
+
+def uniform_like(x, low, high, state=None):
+    """A tensor of x's shape and dtype, uniform on [low, high): each element is 24 fair bits
+    of the dropout generator (one dropout pass at rate 1/2 over 24 stacked copies of ones)
+    read as a binary fraction, offset to the centre of its cell of 2^-24. state: as dropout's
+    (None draws a fresh one)."""
+    from .reduction import sum as reduce_sum
+    from .shape import reshape, reshape_like
+
+    x = as_operand(x)
+    if not x.dtype.is_float:
+        raise errors.DTypeError("uniform_like: x must be float32 or float64, got %s"
+                                % x.dtype.name)
+    flat = reshape(x, (1, -1))
+    copies = core.constant_like(np.ones((_UNIFORM_BITS, 1), x.dtype.np), x)
+    bits = _kept(copies * _ones_like(flat), 0.5, state)
+    weights = 0.5 ** np.arange(1, _UNIFORM_BITS + 1).reshape(-1, 1)
+    fraction = reduce_sum(bits.astype(x.dtype) * core.constant_like(
+        weights.astype(x.dtype.np), x), 0) + 0.5 ** (_UNIFORM_BITS + 1)
+    return reshape_like(fraction * (high - low) + low, x)
+
+
+def _feature_dropout(name, nd, x, rate, training, state):
+    """Whole channels zeroed: one draw per (sample, channel) of x (N, C, *spatial) with nd
+    spatial dims, or unbatched (C, *spatial), broadcast over the positions."""
+    from .shape import expand_dims, getitem, squeeze
+
+    rate = check_rate(rate)
+    x = as_operand(x)
+    if len(x.shape) not in (nd + 1, nd + 2):
+        raise errors.ShapeError("%s: x must have %d dims (batch, channels, %d spatial) or %d "
+                                "(unbatched), got %s" % (core.located(name), nd + 2, nd, nd + 1,
+                                                         fmt_shape(x.shape)))
+    if not training:
+        return x
+    unbatched = len(x.shape) == nd + 1
+    if unbatched:
+        x = expand_dims(x, 0)
+    channels = getitem(x, (slice(None), slice(None)) + (slice(0, 1),) * nd)
+    if state is None:
+        state = core.constant_like(new_state(), x)
+    mask = apply(_dropout, [_ones_like(channels), state], {"rate": rate})[0]
+    y = x * mask
+    return squeeze(y, 0) if unbatched else y
+
+
+def dropout1d(x, rate=0.5, training=True, inplace=False, *, state=None):
+    """torch's F.dropout1d: each channel of x (N, C, L) or (C, L) zeroed with probability
+    `rate` as a whole, the kept ones scaled by 1 / (1 - rate); the identity when not training.
+    PyTorch's p= is rate=; inplace is accepted for PyTorch's signature (the result is always a
+    new tensor); state as dropout's."""
+    return _feature_dropout("dropout1d", 1, x, rate, training, state)
+
+
+def dropout2d(x, rate=0.5, training=True, inplace=False, *, state=None):
+    """torch's F.dropout2d over x (N, C, H, W) or (C, H, W); see dropout1d. A 3-D input is read
+    as (N, C, L), with PyTorch's warning (its present behaviour, which it means to change)."""
+    x = as_operand(x)
+    if len(x.shape) == 3:
+        warnings.warn("dropout2d: a 3-D input is taken as (N, C, L) and its channels dropped "
+                      "as dropout1d does, as PyTorch does now; use dropout1d for that",
+                      UserWarning, stacklevel=2)
+        return _feature_dropout("dropout2d", 1, x, rate, training, state)
+    return _feature_dropout("dropout2d", 2, x, rate, training, state)
+
+
+def dropout3d(x, rate=0.5, training=True, inplace=False, *, state=None):
+    """torch's F.dropout3d over x (N, C, D, H, W) or (C, D, H, W); see dropout1d."""
+    return _feature_dropout("dropout3d", 3, x, rate, training, state)
+
+
+# SELU's negative saturation value, -scale * alpha: where alpha dropout sends dropped elements
+_SELU_SATURATION = 1.7580993408473766
+
+
+def alpha_dropout(x, rate=0.5, training=False, inplace=False, *, state=None):
+    """torch's F.alpha_dropout (for SELU networks): each element is replaced with probability
+    `rate` by SELU's saturation value, then an affine map a * y + b restores zero mean and unit
+    variance (PyTorch's constants); at rate 1, zeros. Note training defaults to False, as
+    PyTorch's. inplace is accepted for PyTorch's signature; state as dropout's."""
+    rate = check_rate(rate)
+    x = as_operand(x)
+    if not x.dtype.is_float:
+        raise errors.DTypeError("alpha_dropout: x must be float32 or float64, got %s"
+                                % x.dtype.name)
+    if not training:
+        return x
+    if rate == 1:
+        return x * 0.0
+    keep = _kept(_ones_like(x), rate, state).astype(x.dtype)
+    alpha = _SELU_SATURATION
+    a = 1.0 / math.sqrt((alpha * alpha * rate + 1) * (1 - rate))
+    # PyTorch's order of operations: b = (keep - 1) * alpha * a + alpha * a * p
+    b = (keep - 1.0) * (alpha * a) + alpha * a * rate
+    return x * (keep * a) + b
+
+
+def rrelu(x, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False, *, state=None):
+    """Randomized leaky ReLU (torch's F.rrelu): training, each element at or below 0 is scaled
+    by its own slope drawn uniformly from [lower, upper] (uniform_like, with `state` as
+    dropout's); otherwise leaky_relu with the mean slope (lower + upper) / 2, as PyTorch's.
+    Note training defaults to False, as PyTorch's. inplace is accepted for PyTorch's
+    signature; the result is always a new tensor."""
+    from .elementwise import leaky_relu, less_equal, where
+
+    if not lower <= upper:
+        raise ValueError("rrelu: lower (%r) must not exceed upper (%r)" % (lower, upper))
+    x = as_operand(x)
+    if not x.dtype.is_float:
+        x = x.astype("float32")
+    if not training:
+        return leaky_relu(x, (lower + upper) / 2.0)
+    slope = uniform_like(x, float(lower), float(upper), state)
+    # at or below 0, as PyTorch's kernel tests it: NaN keeps slope 1
+    return where(less_equal(x, 0.0), x * slope, x)
+
+
+__all__ += ["dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "rrelu"]

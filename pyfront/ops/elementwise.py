@@ -1,15 +1,19 @@
 """Elementwise ops: unary maps, activations and their gradients, broadcasting binary ops,
-comparisons and logical ops (bool results), where.
+comparisons and logical ops (bool results), where; special functions composed of them (erfc,
+erfinv, lgamma) and elementwise random draws (bernoulli, normal, multinomial).
 
 Float ops are fusable: `elementwise` tells the graph compiler how to put them in a fused kernel.
 Operands of binary ops are promoted by the one rule in dtypes.result_type.
 """
 import builtins
+import functools
 import math
 
-from .. import errors
+import numpy as np
+
+from .. import errors, random
 from ..backend.cpu import lib
-from ..dtypes import bool_, result_type, scalar_category
+from ..dtypes import as_dtype, bool_, result_type, scalar_category
 from . import core
 from .core import Op, ShapeMismatch, Spec, apply, as_operand, broadcast_shapes
 
@@ -29,6 +33,8 @@ __all__ = [
     "rad2deg", "float_power", "addcmul", "addcdiv", "logit", "xlogy", "logaddexp", "logaddexp2",
     "signbit", "copysign", "heaviside", "nan_to_num", "isclose", "allclose", "sinc",
     "eq", "ne", "lt", "le", "gt", "ge", "absolute", "clamp_min", "clamp_max",
+    "fmax", "fmin", "isposinf", "isneginf", "erfc", "erfinv", "lgamma", "bernoulli", "normal",
+    "multinomial",
     "ACTIVATIONS", "activation_grad", "broadcast_strides",
 ]
 
@@ -422,6 +428,43 @@ def glu(x, axis=-1):
     half = n // 2
     lead = (slice(None),) * ax
     return x[lead + (slice(0, half),)] * sigmoid(x[lead + (slice(half, None),)])
+
+
+# ---- torch.nn.functional's shrink and threshold activations, composed of where and clip: each
+# condition is written as PyTorch's kernel tests it, so NaN takes PyTorch's branch (and its
+# gradient); rrelu, which draws, is dropout's neighbour (ops/dropout.py)
+
+def hardshrink(x, lambd=0.5):
+    """x where |x| > lambd, else 0 (torch's F.hardshrink)."""
+    x = _float_operand(x, "hardshrink")
+    return where(less_equal(abs(x), float(lambd)), 0.0, x)
+
+
+def softshrink(x, lambd=0.5):
+    """x - lambd above lambd, x + lambd below -lambd, else 0 (torch's F.softshrink): x minus x
+    clipped to [-lambd, lambd]."""
+    if not lambd >= 0:
+        raise ValueError("softshrink: lambd must be >= 0, got %r" % (lambd,))
+    x = _float_operand(x, "softshrink")
+    return x - clip(x, -float(lambd), float(lambd))
+
+
+def tanhshrink(x):
+    """x - tanh(x) (torch's F.tanhshrink)."""
+    x = _float_operand(x, "tanhshrink")
+    return x - tanh(x)
+
+
+def threshold(x, threshold, value, inplace=False):
+    """x where x > threshold, else value (torch's F.threshold). inplace is accepted for
+    PyTorch's signature; the result is always a new tensor."""
+    x = as_operand(x)
+    return where(less_equal(x, threshold), value, x)
+
+
+__all__ += ["hardshrink", "softshrink", "tanhshrink", "threshold"]
+
+
 def erf(x): return apply(_erf, [_float_operand(x, "erf")])
 def _rounding(op, x, name):
     """floor, ceil, round and trunc: integers are whole already and keep their dtype (a new
@@ -892,10 +935,11 @@ class Where(Op):
         k.run("where", descs, [outs[0].desc()])
 
     def grad(self, ctx, g):
+        # the branch not taken gets an exact 0, as PyTorch's (g * 0 would pass on a NaN or inf
+        # in g: compositions guard a branch's poles with where, whose gradient must stop there)
         c, a, b = ctx.inputs
-        zero = g * 0.0
-        ga = sum_to_like(where(c, g, zero), a) if ctx.needs[1] else None
-        gb = sum_to_like(where(c, zero, g), b) if ctx.needs[2] else None
+        ga = sum_to_like(where(c, g, 0.0), a) if ctx.needs[1] else None
+        gb = sum_to_like(where(c, 0.0, g), b) if ctx.needs[2] else None
         return None, ga, gb
 
 
@@ -1017,8 +1061,6 @@ def heaviside(x, values):
 def nan_to_num(x, nan=0.0, posinf=None, neginf=None):
     """NaN, +inf and -inf replaced by nan, posinf and neginf (by default 0 and the dtype's
     largest and lowest finite values); the gradient passes where nothing was replaced."""
-    import numpy as np
-
     x = as_operand(x)
     if not x.dtype.is_float:
         return x
@@ -1052,6 +1094,306 @@ def sinc(x):
     zero = equal(x, 0)
     px = where(zero, 1.0, x) * math.pi
     return where(zero, 1.0, sin(px) / px)
+
+
+# ---------------------------------------------------------------------------------------------
+# PyTorch's fmax / fmin and infinity tests
+
+def fmax(a, b):
+    """The larger of a and b, the other one where one is NaN (NaN only where both are), as
+    PyTorch's fmax; a tie's gradient goes to a, as PyTorch's does (maximum splits it)."""
+    a, b = _operands(a, b)
+    return where(logical_or(greater_equal(a, b), isnan(b)), a, b)
+
+
+def fmin(a, b):
+    """The smaller of a and b, the other one where one is NaN, as PyTorch's fmin."""
+    a, b = _operands(a, b)
+    return where(logical_or(less_equal(a, b), isnan(b)), a, b)
+
+
+def isposinf(x):
+    """Whether x is +inf, as bool (False for integers)."""
+    x = as_operand(x)
+    return equal(x, math.inf) if x.dtype.is_float else equal(x, x) * False
+
+
+def isneginf(x):
+    """Whether x is -inf, as bool (False for integers)."""
+    x = as_operand(x)
+    return equal(x, -math.inf) if x.dtype.is_float else equal(x, x) * False
+
+
+# ---------------------------------------------------------------------------------------------
+# special functions without a kernel of their own: compositions of the native ones, accurate
+# to a few ulps in float64, whose gradients are the compositions' (they match the analytic
+# derivatives to rounding). float32 goes through float64, so its results are correctly
+# rounded but for rare ties.
+
+def _through_float64(fn, x):
+    if x.dtype.name == "float64":
+        return fn(x)
+    return _shape.cast(fn(_shape.cast(x, "float64")), x.dtype)
+
+
+def _polynomial(coefficients, z):
+    """c[0] + c[1] z + ... by Horner's rule (coefficients lowest first)."""
+    out = coefficients[-1]
+    for c in reversed(coefficients[:-1]):
+        out = out * z + c
+    return out
+
+
+# W. J. Cody's rational approximations of erfc(y) exp(y^2) (Math. Comp. 23, 1969; netlib's
+# calerf): C/D for 0.46875 < y <= 4, P/Q for y > 4
+_CODY_C = (5.64188496988670089e-1, 8.88314979438837594e0, 6.61191906371416295e1,
+           2.98635138197400131e2, 8.81952221241769090e2, 1.71204761263407058e3,
+           2.05107837782607147e3, 1.23033935479799725e3, 2.15311535474403846e-8)
+_CODY_D = (1.57449261107098347e1, 1.17693950891312499e2, 5.37181101862009858e2,
+           1.62138957456669019e3, 3.29079923573345963e3, 4.36261909014324716e3,
+           3.43936767414372164e3, 1.23033935480374942e3)
+_CODY_P = (3.05326634961232344e-1, 3.60344899949804439e-1, 1.25781726111229246e-1,
+           1.60837851487422766e-2, 6.58749161529837803e-4, 1.63153871373020978e-2)
+_CODY_Q = (2.56852019228982242e0, 1.87295284992346047e0, 5.27905102951428412e-1,
+           6.05183413124413191e-2, 2.33520497626869185e-3)
+_CODY_SMALL = 0.46875
+
+
+def erfc(x):
+    """1 - erf(x), without that difference's cancellation for large x (erfc(10) is 2e-45, not
+    0): Cody's rational approximations beyond |x| = 0.46875, 1 - erf(x) within."""
+    return _through_float64(_erfc64, _float_operand(x, "erfc"))
+
+
+def _erfc64(x):
+    y = abs(x)
+    small = less_equal(y, _CODY_SMALL)
+    # each branch takes a value in its own range where it is not used: where() sends the
+    # unused branch a zero gradient, and zero times an infinite slope would still be NaN.
+    # Beyond 30 erfc is 0 in float64 (and its slope too).
+    y = minimum(where(small, 1.0, y), 30.0)
+    mid = minimum(y, 4.0)
+    num, den = _CODY_C[8] * mid, mid
+    for c, d in zip(_CODY_C[:7], _CODY_D[:7]):
+        num, den = (num + c) * mid, (den + d) * mid
+    near = (num + _CODY_C[7]) / (den + _CODY_D[7])
+    far_y = maximum(y, 4.0)
+    z = reciprocal(far_y * far_y)
+    num, den = _CODY_P[5] * z, z
+    for p, q in zip(_CODY_P[:4], _CODY_Q[:4]):
+        num, den = (num + p) * z, (den + q) * z
+    far = (1.0 / math.sqrt(math.pi) - z * (num + _CODY_P[4]) / (den + _CODY_Q[4])) / far_y
+    scaled = where(less_equal(y, 4.0), near, far)
+    # exp(-y^2) as exp(-a^2) exp(-(y - a)(y + a)) with a = y rounded down to 1/16: y^2 itself
+    # would carry y's rounding error, amplified by the exponential
+    a = trunc(y * 16.0) / 16.0
+    tail = exp(-(a * a)) * exp(-((y - a) * (y + a))) * scaled
+    tail = where(less(x, 0.0), 2.0 - tail, tail)
+    return where(isnan(x), x, where(small, 1.0 - erf(x), tail))
+
+
+# PyTorch's initial approximation of erfinv (calc_erfinv, after G. L. Pavlis), refined by
+# Newton steps
+_ERFINV_A = (0.886226899, -1.645349621, 0.914624893, -0.140543331)
+_ERFINV_B = (-2.118377725, 1.442710462, -0.329097515, 0.012229801)
+_ERFINV_C = (-1.970840454, -1.624906493, 3.429567803, 1.641345311)
+_ERFINV_D = (3.543889200, 1.637067800)
+
+
+def erfinv(x):
+    """The inverse of erf on [-1, 1]: +-inf at +-1, NaN outside. Its gradient is
+    sqrt(pi) / 2 * exp(erfinv(x)^2), reached through the Newton steps that refine it."""
+    return _through_float64(_erfinv64, _float_operand(x, "erfinv"))
+
+
+def _erfinv64(x):
+    inside = less(abs(x), 1.0)
+    x_in = where(inside, x, 0.0)         # the gradient flows through the Newton steps only
+    start = _shape.stop_gradient(x_in)
+    z = start * start
+    central = start * _polynomial(_ERFINV_A, z) / (_polynomial((1.0,) + _ERFINV_B, z))
+    w = sqrt(-log((1.0 - abs(start)) / 2.0))
+    tail = _polynomial(_ERFINV_C, w) / _polynomial((1.0,) + _ERFINV_D, w)
+    is_central = less_equal(abs(start), 0.7)
+    slope = 2.0 / math.sqrt(math.pi)
+    y = where(is_central, central, 0.0)
+    x_c = where(is_central, x_in, 0.0)
+    for _ in range(2):
+        y = y - (erf(y) - x_c) / (slope * exp(-(y * y)))
+    # beyond 0.7 the steps solve erfc(|y|) = 1 - |x| instead: 1 - |x| is exact there, and
+    # erfc keeps the digits that rounding erf(y) to x would lose (x = 1 - 1e-15 has few left)
+    q = 1.0 - abs(where(is_central, 0.9, x_in))
+    t = where(is_central, 1.0, tail)
+    for _ in range(3):           # (the start is rougher far out: one step more)
+        t = t + (_erfc64(t) - q) / (slope * exp(-(t * t)))
+    y = where(is_central, y, copysign(t, x_in))
+    # +-1 give +-inf (x * inf keeps the sign, and the slope is infinite there), beyond (and
+    # NaN) NaN, of NaN slope, as PyTorch's; each product sees 1 where it is not taken
+    edge = equal(abs(x), 1.0)
+    beyond = logical_not(logical_or(inside, edge))
+    return where(inside, y, where(edge, where(edge, x, 1.0) * math.inf,
+                                  where(beyond, x, 1.0) * math.nan))
+
+
+# lgamma(2 + z) = (1 - Euler's gamma) z + sum_k (-1)^k (zeta(k) - 1) / k z^k, k >= 2: for
+# |z| <= 1/2 the terms shrink fourfold each, so 28 reach float64's precision
+_LGAMMA_SERIES = (
+    0.42278433509846713939, 0.322467033424113218, -0.0673523010531980951,
+    0.0205808084277845479, -0.00738555102867398527, 0.00289051033074152329,
+    -0.00119275391170326098, 0.000509669524743042422, -0.00022315475845357938,
+    0.0000994575127818085337, -0.0000449262367381331417, 0.0000205072127756706916,
+    -9.4394882752683959e-6, 4.3748667899074878e-6, -2.03921575380136624e-6,
+    9.55141213040741983e-7, -4.49246919876456604e-7, 2.12071848055546659e-7,
+    -1.00432248239680996e-7, 4.76981016936398057e-8, -2.27110946089431649e-8,
+    1.08386592148969541e-8, -5.18347504197004666e-9, 2.48367454380247832e-9,
+    -1.19214014058609121e-9, 5.73136724167886201e-10, -2.75952288512423315e-10,
+    1.33047643742444895e-10)
+# Stirling's series beyond 10: B_2k / (2k (2k - 1)) x^(1 - 2k)
+_STIRLING = (1 / 12, -1 / 360, 1 / 1260, -1 / 1680, 1 / 1188, -691 / 360360, 1 / 156,
+             -3617 / 122400)
+_HALF_LOG_2PI = 0.91893853320467274178
+
+
+def lgamma(x):
+    """log|Gamma(x)|: inf at 0 and the negative integers. Its gradient is digamma(x), the
+    derivative of the composition (the series' derivatives, as accurate as the series)."""
+    return _through_float64(_lgamma64, _float_operand(x, "lgamma"))
+
+
+def _lgamma64(x):
+    finite = isfinite(x)
+    x_f = where(finite, x, 2.0)
+    reflect = less_equal(x_f, 0.0)
+    # x <= 0 by the reflection formula lgamma(x) = log(pi / |sin(pi x)|) - lgamma(1 - x)
+    y = where(reflect, 1.0 - x_f, x_f)
+    positive = _lgamma_positive(y)
+    x_neg = where(reflect, x_f, -0.5)
+    # |sin(pi x)| from x's distance to the nearest integer (exact): pi x itself would lose
+    # the digits that decide how near a pole x is
+    sin_pi = sin(abs(x_neg - round(x_neg)) * math.pi)
+    out = where(reflect, (math.log(math.pi) - log(sin_pi)) - positive, positive)
+    return where(finite, out, abs(x))
+
+
+def _lgamma_positive(y):
+    """lgamma(y) for y > 0: the series around 2 (after one or two steps of
+    lgamma(y) = lgamma(y + 1) - log(y) below 1.5, or up to eight of
+    lgamma(y) = lgamma(y - 1) + log(y - 1) from below 10), Stirling's series from 10 on."""
+    big = greater_equal(y, 10.0)
+    below_half = less(y, 0.5)
+    below_1_5 = less(y, 1.5)
+    y_s = where(big, 2.0, y)
+    steps = maximum(floor(y_s - 1.5), 0.0)           # 0 .. 8 steps down to [1.5, 2.5)
+    z = where(below_half, y_s, where(below_1_5, y_s - 1.0, y_s - steps - 2.0))
+    series = _polynomial(_LGAMMA_SERIES, z) * z
+    product = 1.0
+    for k in range(1, 9):
+        product = product * where(greater_equal(steps, float(k)), y_s - float(k), 1.0)
+    small = series - where(below_1_5, log1p(z), 0.0) - log(where(below_half, y_s, 1.0)) \
+        + log(product)
+    y_b = where(big, y, 10.0)
+    w = reciprocal(y_b)
+    stirling = (y_b - 0.5) * log(y_b) - y_b + _HALF_LOG_2PI + w * _polynomial(_STIRLING, w * w)
+    return where(big, stirling, small)
+
+
+# ---------------------------------------------------------------------------------------------
+# random sampling, eager: draws from pyfront's generator (pf.manual_seed) or the numpy
+# Generator given as generator=. In a graph a draw would be a constant, the same on every
+# run: a TraceError (pf.jit runs such a function eagerly), as dropout is the one op that
+# draws inside compiled plans.
+
+def _sampling(name, operands, generator):
+    """The generator to draw with, once no operand is a graph value."""
+    if any(getattr(t, "symbolic", False) for t in operands):
+        raise errors.TraceError("%s: a graph would replay one draw on every call (compiled plans "
+                                "draw random numbers only in dropout)" % name)
+    if generator is None:
+        return random.generator()
+    if not hasattr(generator, "standard_normal"):
+        raise TypeError("%s: generator must be a numpy.random.Generator, got %r"
+                        % (name, generator))
+    return generator
+
+
+def _drawn(values, dtype, sources):
+    """The drawn values as a tensor of dtype; its gradient toward the tensors it was drawn
+    from is zero, as PyTorch's (the draw is no differentiable function of them)."""
+    tensors = [t for t in sources if hasattr(t, "symbolic")]
+    out = core.constant_like(np.ascontiguousarray(values, dtype=dtype.np),
+                             tensors[0] if tensors else None)
+    for t in tensors:
+        if t.requires_grad:
+            out = where(as_operand(False), t, out)
+    return out
+
+
+def bernoulli(x, p=None, *, generator=None):
+    """1 with probability x (or p, a number, for every element of x's shape), else 0, in x's
+    float dtype, as PyTorch's bernoulli."""
+    x = as_operand(x)
+    rng = _sampling("bernoulli", [x], generator)
+    if not x.dtype.is_float:
+        raise errors.DTypeError("bernoulli: x must be float32 or float64, got %s" % x.dtype.name)
+    probability = x.numpy() if p is None else np.full(x.shape, float(p))
+    if not ((probability >= 0) & (probability <= 1)).all():
+        raise ValueError("bernoulli: probabilities must be in [0, 1]")
+    return _drawn(rng.random(x.shape) < probability, x.dtype, [x])
+
+
+def normal(mean, std=1.0, size=None, *, generator=None):
+    """Samples of N(mean, std^2), as PyTorch's normal: mean and std tensors (broadcast
+    together) or numbers; with two numbers, size gives the shape (float32)."""
+    tensors = [t for t in (mean, std) if hasattr(t, "symbolic")]
+    rng = _sampling("normal", tensors, generator)
+    if not tensors:
+        if size is None:
+            raise TypeError("normal: with a number mean and std, give size")
+        shape, dtype = tuple(size), as_dtype("float32")
+    else:
+        if size is not None:
+            raise TypeError("normal: size goes with a number mean and std only")
+        if any(not t.dtype.is_float for t in tensors):
+            raise errors.DTypeError("normal: mean and std must be float tensors, got %s"
+                                    % ", ".join(t.dtype.name for t in tensors))
+        dtype = functools.reduce(result_type, [t.dtype for t in tensors])
+        shape = np.broadcast_shapes(*[tuple(t.shape) for t in tensors])
+    m, sd = (t.numpy() if hasattr(t, "symbolic") else t for t in (mean, std))
+    if np.any(np.asarray(sd) < 0):
+        raise ValueError("normal: std must be >= 0")
+    return _drawn(m + sd * rng.standard_normal(shape), dtype, tensors)
+
+
+def multinomial(x, num_samples, replacement=False, *, generator=None):
+    """num_samples category indices per row of the weights x (1-D or 2-D, non-negative,
+    each row's sum positive), int64, as PyTorch's multinomial: without replacement by
+    PyTorch's race of exponential clocks (weight / Exp(1), largest first: categories of
+    weight 0 come last)."""
+    x = as_operand(x)
+    rng = _sampling("multinomial", [x], generator)
+    if not x.dtype.is_float or len(x.shape) not in (1, 2):
+        raise errors.DTypeError("multinomial: x must be 1-D or 2-D float weights, got %s %s"
+                                % (core.fmt_shape(x.shape), x.dtype.name))
+    rows = x.numpy().astype(np.float64).reshape(-1, x.shape[-1])
+    k = rows.shape[1]
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1 \
+            or (not replacement and num_samples > k):
+        raise ValueError("multinomial: num_samples must be an int in [1, %s], got %r"
+                         % ("inf" if replacement else k, num_samples))
+    if not (np.isfinite(rows) & (rows >= 0)).all() or not (rows.sum(1) > 0).all():
+        raise ValueError("multinomial: weights must be finite, non-negative, and each row's "
+                         "sum positive")
+    if replacement:
+        cdf = np.cumsum(rows, 1)
+        u = rng.random((rows.shape[0], num_samples)) * cdf[:, -1:]
+        drawn = np.stack([np.searchsorted(c, v, side="right") for c, v in zip(cdf, u)])
+        # (a rounding at the top end must not pick a trailing category of weight 0)
+        last = k - 1 - np.argmax(rows[:, ::-1] > 0, 1)
+        drawn = np.minimum(drawn, last[:, None])
+    else:
+        clocks = rows / rng.exponential(size=rows.shape)
+        drawn = np.argsort(-clocks, 1, kind="stable")[:, :num_samples]
+    return _drawn(drawn.reshape(tuple(x.shape[:-1]) + (num_samples,)), as_dtype("int64"), [])
 
 
 def _activations():

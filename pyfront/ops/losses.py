@@ -10,6 +10,7 @@ from . import core
 from .core import Op, ShapeMismatch, Spec, apply, as_operand, check_shape, fmt_shape, \
     normalize_axis
 from . import elementwise as _elementwise  # noqa: E402 (siblings: read at call time)
+from . import linalg as _linalg  # noqa: E402 (siblings: read at call time)
 from . import reduction as _reduction  # noqa: E402 (siblings: read at call time)
 from . import shape as _shape  # noqa: E402 (siblings: read at call time)
 
@@ -612,3 +613,495 @@ def mse_loss(prediction, target, reduction="mean"):
 
 
 __all__ += ["mse_loss"]
+
+
+# ---------------------------------------------------------------------------------------------
+# more of torch.nn.functional's losses and distances, composed of the ops above. Where
+# PyTorch's positional order still carries the deprecated size_average and reduce, the options
+# after them are keyword-only here: a positional reduction would land on the wrong one
+
+def _reduction_checked(reduction, op):
+    if reduction not in _REDUCTIONS:
+        raise ValueError("%s: reduction must be 'mean', 'sum' or 'none', got %r"
+                         % (op, reduction))
+    return reduction
+
+
+def _p_norm(x, p, axis, keepdims=False):
+    """The p-norm along axis whose gradient is 0 where the norm is 0 and, for p < 1, where an
+    element is 0 (PyTorch's norm and pdist backward), not an infinite slope times 0."""
+    E = _elementwise
+    if p in (0, 1, 2, math.inf):
+        return _reduction.norm(x, p, axis, keepdims)
+    if not p > 0:
+        raise ValueError("the norm degree p must be positive, 0 or inf, got %r" % (p,))
+    # |x|^p taken at 1 where x is 0 (p < 1 has an infinite slope there) and replaced by 0
+    size = E.abs(x)
+    some = E.greater(size, 0.0)
+    powered = E.where(some, E.pow(E.where(some, size, 1.0), float(p)), 0.0)
+    total = _reduction.sum(powered, axis, keepdims)
+    zero = E.equal(total, 0.0)
+    return E.where(zero, 0.0, E.pow(E.where(zero, 1.0, total), 1.0 / p))
+
+
+def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdims=False):
+    """PyTorch's F.pairwise_distance: the p-norm of x1 - x2 + eps over the last dim (x1 and x2
+    broadcast). keepdim= is accepted."""
+    x1 = as_operand(x1)
+    x2 = as_operand(x2, like=x1)
+    diff = x1 - x2 + float(eps)
+    if not diff.shape:
+        raise errors.ShapeError("pairwise_distance: x1 %s and x2 %s need at least one dim"
+                                % (fmt_shape(x1.shape), fmt_shape(x2.shape)))
+    return _p_norm(diff, p, len(diff.shape) - 1, keepdims)
+
+
+def pdist(x, p=2.0):
+    """PyTorch's F.pdist: the p-norm distances between the rows of x (N, M), for each pair
+    i < j in row-major order: N (N - 1) / 2 values."""
+    x = as_operand(x)
+    if len(x.shape) != 2 or x.shape[0] is None:
+        raise errors.ShapeError("pdist: x must be (rows, features) with known rows, got %s"
+                                % fmt_shape(x.shape))
+    first, second = np.triu_indices(x.shape[0], 1)
+    diff = _shape.take(x, first, 0) - _shape.take(x, second, 0)
+    return _p_norm(diff, p, 1)
+
+
+def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"):
+    """PyTorch's F.gaussian_nll_loss: 0.5 (log(var) + (input - target)^2 / var) (+ 0.5 log 2pi
+    with full), var of input's shape, one dim short of it, or with one dim of size 1 (one
+    variance shared there). var is clamped at eps for the value only: its gradient passes the
+    clamp as PyTorch's (clamped in place under no_grad) does."""
+    E = _elementwise
+    _reduction_checked(reduction, "gaussian_nll_loss")
+    input, target = _pair(input, target, "gaussian_nll_loss")
+    if isinstance(var, (int, float)):
+        if var < 0:
+            raise ValueError("gaussian_nll_loss: var has negative entries (%r)" % (var,))
+        var = _shape.expand_like(core.constant_like(np.asarray(var, input.dtype.np), input),
+                                 input)
+    var = as_operand(var, like=input)
+    if not var.symbolic and bool((var.cpu().numpy() < 0).any()):
+        raise ValueError("gaussian_nll_loss: var has negative entries")
+    vs, xs = tuple(var.shape), tuple(input.shape)
+    if vs != xs:
+        if vs == xs[:-1]:
+            var = _shape.expand_dims(var, -1)
+        elif not (len(vs) == len(xs) and
+                  sum(v for x, v in zip(xs, vs) if x != v) == 1):
+            raise errors.ShapeError("gaussian_nll_loss: var %s must be input's shape %s, one dim "
+                                    "short of it, or 1 in one of its dims"
+                                    % (fmt_shape(vs), fmt_shape(xs)))
+    var = E.where(E.less(var, eps), var - _shape.stop_gradient(var) + eps, var)
+    diff = input - target
+    loss = (E.log(var) + diff * diff / var) * 0.5
+    if full:
+        loss = loss + 0.5 * math.log(2 * math.pi)
+    return _reduce_loss(loss, reduction)
+
+
+def poisson_nll_loss(input, target, log_input=True, full=False, *, eps=1e-8, reduction="mean"):
+    """PyTorch's F.poisson_nll_loss: exp(input) - target * input (log_input), else input -
+    target * log(input + eps); full adds Stirling's approximation of log(target!) where
+    target > 1."""
+    E = _elementwise
+    _reduction_checked(reduction, "poisson_nll_loss")
+    input, target = _pair(input, target, "poisson_nll_loss")
+    if log_input:
+        loss = E.exp(input) - target * input
+    else:
+        loss = input - target * E.log(input + float(eps))
+    if full:
+        stirling = target * E.log(target) - target + E.log(target * (2 * math.pi)) * 0.5
+        loss = loss + E.where(E.less_equal(target, 1.0), 0.0, stirling)
+    return _reduce_loss(loss, reduction)
+
+
+def soft_margin_loss(input, target, *, reduction="mean"):
+    """PyTorch's F.soft_margin_loss: log(1 + exp(-target * input)), targets +1 or -1; computed
+    as softplus (finite where PyTorch's exp overflows to inf)."""
+    _reduction_checked(reduction, "soft_margin_loss")
+    input, target = _pair(input, target, "soft_margin_loss")
+    return _reduce_loss(_elementwise.softplus(-(target * input)), reduction)
+
+
+def _class_rows(input, target, op):
+    """input (N, C) or (C,) with class-index targets (N,) or () as a batch: (input, target,
+    unbatched)."""
+    input, target = as_operand(input), as_operand(target)
+    if target.dtype.is_float:
+        raise errors.DTypeError("%s: target must be integer class indices, got %s"
+                                % (op, target.dtype.name))
+    if len(input.shape) == 1 and len(target.shape) == 0:
+        return _shape.expand_dims(input, 0), _shape.reshape(target, (1,)), True
+    if len(input.shape) != 2 or len(target.shape) != 1 or input.shape[1] is None or (
+            None not in (input.shape[0], target.shape[0]) and
+            input.shape[0] != target.shape[0]):
+        raise errors.ShapeError("%s: input must be (batch, classes) with target (batch,), or "
+                                "(classes,) with a 0-d target, got input %s and target %s"
+                                % (op, fmt_shape(input.shape), fmt_shape(target.shape)))
+    return input, target, False
+
+
+def _classes_checked(op, labels, classes, valid=None):
+    """labels refused where outside [0, classes) (where valid, if given): eager only."""
+    if labels.symbolic:
+        return
+    flat = labels.cpu().numpy()
+    bad = (flat < 0) | (flat >= classes)
+    if valid is not None:
+        bad &= valid
+    if bad.any():
+        raise errors.IndexOutOfRange("%s: target %d is out of range for %d classes"
+                                     % (op, flat[bad].flat[0], classes))
+
+
+def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, *, reduction="mean"):
+    """PyTorch's F.multi_margin_loss: per sample, the sum over classes c != y of
+    max(0, margin - x[y] + x[c])^p (p 1 or 2), times weight[y], over the class count."""
+    E = _elementwise
+    op = "multi_margin_loss"
+    _reduction_checked(reduction, op)
+    if p not in (1, 2):
+        raise ValueError("%s: p must be 1 or 2, got %r" % (op, p))
+    input, target, unbatched = _class_rows(input, target, op)
+    classes = input.shape[1]
+    _classes_checked(op, target, classes)
+    picked = _shape.take_along_axis(input, _shape.expand_dims(target, 1), 1)
+    hinge = E.relu(input - picked + float(margin))
+    if p == 2:
+        hinge = hinge * hinge
+    others = 1.0 - one_hot(target, classes, input.dtype)
+    if weight is not None:
+        weight = as_operand(weight, like=input)
+        if tuple(weight.shape) != (classes,):
+            raise errors.ShapeError("%s: weight %s must have one entry per class (%d,)"
+                                    % (op, fmt_shape(weight.shape), classes))
+        others = others * _shape.expand_dims(_shape.take(weight, target, 0), 1)
+    loss = _reduction.sum(hinge * others, 1) / float(classes)
+    return _reduce_loss(_shape.reshape(loss, ()) if unbatched else loss, reduction)
+
+
+def multilabel_margin_loss(input, target, *, reduction="mean"):
+    """PyTorch's F.multilabel_margin_loss: target (N, C) or (C,) lists each sample's classes,
+    ended by the first -1; per sample the sum over listed classes j and unlisted classes i of
+    max(0, 1 - (x[j] - x[i])), over the class count."""
+    E = _elementwise
+    op = "multilabel_margin_loss"
+    _reduction_checked(reduction, op)
+    input, target = as_operand(input), as_operand(target)
+    if target.dtype.is_float:
+        raise errors.DTypeError("%s: target must be integer class indices, got %s"
+                                % (op, target.dtype.name))
+    if tuple(input.shape) != tuple(target.shape) or len(input.shape) not in (1, 2) or \
+            input.shape[-1] is None:
+        raise errors.ShapeError("%s: input and target must both be (batch, classes) or "
+                                "(classes,), got input %s and target %s"
+                                % (op, fmt_shape(input.shape), fmt_shape(target.shape)))
+    unbatched = len(input.shape) == 1
+    if unbatched:
+        input, target = _shape.expand_dims(input, 0), _shape.expand_dims(target, 0)
+    classes = input.shape[1]
+    # a listed class is one before the first negative entry
+    listed = E.equal(_reduction.cumsum(E.less(target, 0).astype(input.dtype), 1), 0.0)
+    if not target.symbolic:
+        _classes_checked(op, target, classes, listed.numpy().astype(bool))
+    safe = E.where(listed, target, 0)
+    ids = core.constant_like(np.arange(classes, dtype=target.dtype.np), target)
+    hits = E.logical_and(E.equal(_shape.expand_dims(safe, 2), ids), _shape.expand_dims(listed, 2))
+    is_target = _reduction.amax(hits.astype(input.dtype), 1)               # (N, C)
+    picked = _shape.take_along_axis(input, safe, 1)                          # (N, K)
+    hinge = E.relu(1.0 - _shape.expand_dims(picked, 2) + _shape.expand_dims(input, 1))
+    counted = _shape.expand_dims(listed.astype(input.dtype), 2) * \
+        _shape.expand_dims(1.0 - is_target, 1)
+    loss = _reduction.sum(hinge * counted, (1, 2)) / float(classes)
+    return _reduce_loss(_shape.reshape(loss, ()) if unbatched else loss, reduction)
+
+
+def multilabel_soft_margin_loss(input, target, weight=None, *, reduction="mean"):
+    """PyTorch's F.multilabel_soft_margin_loss: per sample the mean over classes (the last
+    dim) of -(y log sigmoid(x) + (1 - y) log sigmoid(-x)), weight scaling each class."""
+    E = _elementwise
+    _reduction_checked(reduction, "multilabel_soft_margin_loss")
+    input, target = _pair(input, target, "multilabel_soft_margin_loss")
+    loss = -(target * E.logsigmoid(input) + (1.0 - target) * E.logsigmoid(-input))
+    if weight is not None:
+        loss = loss * as_operand(weight, like=input)
+    if not input.shape:
+        raise errors.ShapeError("multilabel_soft_margin_loss: input needs a class dim, got a "
+                                "0-d tensor")
+    loss = _reduction.sum(loss, len(input.shape) - 1) / float(input.shape[-1])
+    return _reduce_loss(loss, reduction)
+
+
+def hinge_embedding_loss(input, target, margin=1.0, *, reduction="mean"):
+    """PyTorch's F.hinge_embedding_loss: input where target is 1, max(0, margin - input) where
+    it is -1 (each term as PyTorch's: the first where target != -1, the second where != 1)."""
+    E = _elementwise
+    _reduction_checked(reduction, "hinge_embedding_loss")
+    input = as_operand(input)
+    target = as_operand(target, like=input)
+    pushed = E.where(E.not_equal(target, 1), E.clip(float(margin) - input, 0.0), 0.0)
+    kept = E.where(E.not_equal(target, -1), input, 0.0)
+    return _reduce_loss(pushed + kept, reduction)
+
+
+def cosine_embedding_loss(input1, input2, target, margin=0.0, *, reduction="mean"):
+    """PyTorch's F.cosine_embedding_loss: 1 - cos(x1, x2) where target is 1, max(0, cos -
+    margin) where it is -1; cos over dim 1 of (N, D) inputs with target (N,), or of (D,)
+    inputs with a 0-d target, with PyTorch's 1e-12 added to each squared norm."""
+    E = _elementwise
+    op = "cosine_embedding_loss"
+    _reduction_checked(reduction, op)
+    x1 = as_operand(input1)
+    x2 = as_operand(input2, like=x1)
+    target = as_operand(target, like=x1)
+    rank = len(target.shape)
+    if rank not in (0, 1) or len(x1.shape) != rank + 1 or len(x2.shape) != rank + 1:
+        raise errors.ShapeError("%s: inputs must be (batch, dim) with target (batch,), or (dim,) "
+                                "with a 0-d target, got %s, %s and target %s"
+                                % (op, fmt_shape(x1.shape), fmt_shape(x2.shape),
+                                   fmt_shape(target.shape)))
+    rsum = _reduction.sum
+    dot = rsum(x1 * x2, rank)
+    squares = (rsum(x1 * x1, rank) + 1e-12) * (rsum(x2 * x2, rank) + 1e-12)
+    cos = dot / E.sqrt(squares)
+    positive = E.where(E.equal(target, 1), 1.0 - cos, 0.0)
+    negative = E.where(E.equal(target, -1), E.clip(cos - float(margin), 0.0), 0.0)
+    return _reduce_loss(positive + negative, reduction)
+
+
+def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2.0, eps=1e-6, swap=False, *,
+                        reduction="mean"):
+    """PyTorch's F.triplet_margin_loss: max(0, margin + d(a, p) - d(a, n)), d the
+    pairwise_distance (p-norm, eps); swap uses min(d(a, n), d(p, n)) for the negative."""
+    op = "triplet_margin_loss"
+    _reduction_checked(reduction, op)
+    if not margin > 0:
+        raise ValueError("%s: margin must be greater than 0, got %r" % (op, margin))
+    anchor = as_operand(anchor)
+    positive, negative = as_operand(positive, like=anchor), as_operand(negative, like=anchor)
+    ranks = {len(t.shape) for t in (anchor, positive, negative)}
+    if len(ranks) != 1 or ranks.pop() not in (1, 2):
+        raise errors.ShapeError("%s: anchor, positive and negative must all be (batch, dim) or "
+                                "all (dim,), got %s, %s and %s"
+                                % (op, fmt_shape(anchor.shape), fmt_shape(positive.shape),
+                                   fmt_shape(negative.shape)))
+    near = pairwise_distance(anchor, positive, p, eps)
+    far = pairwise_distance(anchor, negative, p, eps)
+    if swap:
+        far = _elementwise.minimum(far, pairwise_distance(positive, negative, p, eps))
+    return _reduce_loss(_elementwise.clip(float(margin) + near - far, 0.0), reduction)
+
+
+__all__ += ["pairwise_distance", "pdist", "gaussian_nll_loss", "poisson_nll_loss",
+            "soft_margin_loss", "multi_margin_loss", "multilabel_margin_loss",
+            "multilabel_soft_margin_loss", "hinge_embedding_loss", "cosine_embedding_loss",
+            "triplet_margin_loss"]
+
+
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0,
+                                 is_causal=False, scale=None, enable_gqa=False, *, state=None):
+    """PyTorch's F.scaled_dot_product_attention: softmax(q k^T * scale + bias) v over query
+    (..., L, E), key (..., S, E) and value (..., S, Ev), the batch dims broadcast. scale
+    defaults to 1 / sqrt(E); attn_mask is a bool mask (True: may attend) or a float bias
+    broadcast to (..., L, S); is_causal masks the upper triangle of (L, S) (aligned at the top
+    left, as PyTorch's); a row with nothing to attend to gives zeros (PyTorch's safe softmax).
+    dropout_p drops attention weights (always, as PyTorch's function: pass 0.0 when not
+    training), with `state` as dropout's; enable_gqa repeats key and value heads (dim -3) to
+    the query's."""
+    E = _elementwise
+    op = "scaled_dot_product_attention"
+    q = as_operand(query)
+    k, v = as_operand(key, like=q), as_operand(value, like=q)
+    if not q.dtype.is_float or k.dtype is not q.dtype or v.dtype is not q.dtype:
+        raise errors.DTypeError("%s: query, key and value must be float of one dtype, got %s, "
+                                "%s and %s" % (op, q.dtype.name, k.dtype.name, v.dtype.name))
+    if min(len(q.shape), len(k.shape), len(v.shape)) < 2 or q.shape[-1] is None or \
+            k.shape[-1] != q.shape[-1] or k.shape[-2] != v.shape[-2]:
+        raise errors.ShapeError("%s: query (..., L, E), key (..., S, E) and value (..., S, Ev) "
+                                "do not fit: got %s, %s and %s"
+                                % (op, fmt_shape(q.shape), fmt_shape(k.shape),
+                                   fmt_shape(v.shape)))
+    if enable_gqa and len(q.shape) >= 3 and q.shape[-3] != k.shape[-3]:
+        heads, groups = q.shape[-3], k.shape[-3]
+        if heads is None or groups is None or heads % groups or v.shape[-3] != groups:
+            raise errors.ShapeError("%s: with enable_gqa the query's %s heads must be a multiple "
+                                    "of key's and value's, got %s, %s and %s"
+                                    % (op, heads, fmt_shape(q.shape), fmt_shape(k.shape),
+                                       fmt_shape(v.shape)))
+        k = _shape.repeat_interleave(k, heads // groups, -3)
+        v = _shape.repeat_interleave(v, heads // groups, -3)
+    if scale is None:
+        scale = 1.0 / math.sqrt(q.shape[-1])
+    scores = _linalg.matmul(q, k, transpose_b=True) * float(scale)
+    allowed = None          # where a query may attend (bool), when anything is masked
+    if is_causal:
+        if attn_mask is not None:
+            raise ValueError("%s: give attn_mask or is_causal, not both (PyTorch's rule)" % op)
+        rows, cols = q.shape[-2], k.shape[-2]
+        if rows is None or cols is None:
+            raise errors.ShapeError("%s: is_causal needs known sequence lengths, got query %s "
+                                    "and key %s" % (op, fmt_shape(q.shape), fmt_shape(k.shape)))
+        allowed = core.constant_like(np.tril(np.ones((rows, cols), bool)), q)
+    elif attn_mask is not None:
+        mask = as_operand(attn_mask)
+        if mask.dtype.name == "bool":
+            allowed = mask
+        else:
+            scores = scores + mask.astype(q.dtype)
+    if allowed is not None:
+        scores = E.where(allowed, scores, float("-inf"))
+    # safe softmax: a row that is -inf throughout (all masked) attends to nothing
+    live = E.greater(_reduction.amax(scores, -1, True), float("-inf"))
+    weights = E.where(live, softmax(E.where(live, scores, 0.0), -1), 0.0)
+    if dropout_p:
+        from .dropout import dropout
+
+        weights = dropout(weights, dropout_p, True, state)
+    return _linalg.matmul(weights, v)
+
+
+__all__ += ["scaled_dot_product_attention"]
+
+
+def _log_add(*terms):
+    """log(sum(exp(terms))) elementwise, -inf where every term is -inf, with gradients that
+    stay finite there (the largest term, held constant, is taken out before the exp)."""
+    E = _elementwise
+    top = terms[0]
+    for t in terms[1:]:
+        top = E.maximum(top, t)
+    none = E.equal(_shape.stop_gradient(top), float("-inf"))
+    top = E.where(none, 0.0, _shape.stop_gradient(top))
+    total = E.exp(terms[0] - top)
+    for t in terms[1:]:
+        total = total + E.exp(t - top)
+    return E.where(none, float("-inf"), top + E.log(E.where(none, 1.0, total)))
+
+
+def _lengths(values, n, op, what):
+    values = as_operand(values if hasattr(values, "symbolic") else
+                        np.asarray(values, np.int64).reshape(-1))
+    if values.dtype.is_float:
+        raise errors.DTypeError("%s: %s must be integers, got %s" % (op, what, values.dtype.name))
+    if len(values.shape) == 0:
+        values = _shape.reshape(values, (1,))
+    if len(values.shape) != 1 or None not in (n, values.shape[0]) and values.shape[0] != n:
+        raise errors.ShapeError("%s: %s must hold one length per sample (%s,), got %s"
+                                % (op, what, n, fmt_shape(values.shape)))
+    return values.astype("int64")
+
+
+def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean",
+             zero_infinity=False):
+    """PyTorch's F.ctc_loss: -log of the total probability of every alignment of each target
+    with the input, log_probs (T, N, C) (or unbatched (T, C)) holding log-probabilities per
+    step; targets (N, S) padded, or the targets concatenated (1-D); one input and target
+    length per sample. blank is the blank class. reduction "mean" divides each loss by its
+    target length (at least 1) before the batch mean, as PyTorch's; zero_infinity turns the
+    infinite loss of an impossible alignment (and its gradient) into 0.
+
+    The forward (alpha) recursion runs in log space as composed ops, and its gradient is
+    autodiff's, plus exp(log_probs) where the steps count: that is PyTorch's gradient with
+    respect to log_probs (exact for log_softmax outputs, whose gradient it then equals)."""
+    E = _elementwise
+    op = "ctc_loss"
+    _reduction_checked(reduction, op)
+    lp = as_operand(log_probs)
+    if not lp.dtype.is_float:
+        raise errors.DTypeError("%s: log_probs must be float, got %s" % (op, lp.dtype.name))
+    unbatched = len(lp.shape) == 2
+    if unbatched:
+        lp = _shape.expand_dims(lp, 1)
+    if len(lp.shape) != 3 or lp.shape[0] is None or lp.shape[2] is None:
+        raise errors.ShapeError("%s: log_probs must be (time, batch, classes) or (time, "
+                                "classes) with known time and classes, got %s"
+                                % (op, fmt_shape(log_probs.shape)))
+    steps, n, classes = lp.shape
+    if not 0 <= blank < classes:
+        raise ValueError("%s: blank %r is not one of the %d classes" % (op, blank, classes))
+    targets = as_operand(targets)
+    if targets.dtype.is_float:
+        raise errors.DTypeError("%s: targets must be integers, got %s"
+                                % (op, targets.dtype.name))
+    input_lengths = _lengths(input_lengths, n, op, "input_lengths")
+    target_lengths = _lengths(target_lengths, n, op, "target_lengths")
+    if unbatched and len(targets.shape) == 1:
+        targets = _shape.expand_dims(targets, 0)
+    elif len(targets.shape) == 1:
+        # concatenated: each sample's run gathered into a padded row as long as all of them
+        total = targets.shape[0]
+        if total is None:
+            raise errors.ShapeError("%s: concatenated targets need a known length" % op)
+        starts = _reduction.cumsum(target_lengths, 0) - target_lengths
+        where_from = _shape.expand_dims(starts, 1) + core.constant_like(
+            np.arange(max(total, 1), dtype=np.int64).reshape(1, -1), lp)
+        targets = _shape.take(_shape.pad(targets, (0, 1)), E.minimum(where_from, total), 0)
+    if len(targets.shape) != 2 or targets.shape[1] is None:
+        raise errors.ShapeError("%s: targets must be (batch, max target length) or 1-D, got %s"
+                                % (op, fmt_shape(targets.shape)))
+    width = targets.shape[1]
+    if not input_lengths.symbolic:
+        given = input_lengths.cpu().numpy()
+        if given.size and (given.min() < 0 or given.max() > steps):
+            raise ValueError("%s: input_lengths %s must lie in [0, %d]"
+                             % (op, given.tolist(), steps))
+    if not target_lengths.symbolic:
+        given = target_lengths.cpu().numpy()
+        if given.size and (given.min() < 0 or given.max() > width):
+            raise ValueError("%s: target_lengths %s must lie in [0, %d]"
+                             % (op, given.tolist(), width))
+    if not targets.symbolic and targets.cpu().numpy().size:
+        labels = targets.cpu().numpy()
+        used = np.arange(width)[None, :] < (target_lengths.cpu().numpy()[:, None]
+                                            if not target_lengths.symbolic else width)
+        bad = used & ((labels < 0) | (labels >= classes))
+        if bad.any():
+            raise errors.IndexOutOfRange("%s: target %d is not one of the %d classes"
+                                         % (op, labels[bad][0], classes))
+    # the extended label sequence: blanks around and between the target's labels
+    states = 2 * width + 1
+    position = np.arange(states)
+    inside = E.less(core.constant_like(position.reshape(1, -1), lp),
+                    _shape.expand_dims(target_lengths * 2 + 1, 1))
+    label = _shape.take(targets, np.maximum(position - 1, 0) // 2, 1)
+    odd = core.constant_like((position % 2 == 1).reshape(1, -1), lp)
+    ext = E.where(E.logical_and(odd, inside), label, blank)                   # (N, states)
+    two_back = _shape.pad(ext, ((0, 0), (2, 0)), value=blank)
+    skip = E.logical_and(E.not_equal(ext, blank),
+                         E.not_equal(ext, _shape.getitem(two_back, (slice(None),
+                                                                    slice(0, states)))))
+    emit = _shape.take_along_axis(lp, _shape.expand_dims(ext, 0), 2)          # (T, N, states)
+    lowest = float("-inf")
+    alpha = E.where(core.constant_like((position < 2).reshape(1, -1), lp),
+                    _shape.getitem(emit, 0), lowest)
+    for t in range(1, steps):
+        back1 = _shape.pad(_shape.getitem(alpha, (slice(None), slice(0, states - 1))),
+                           ((0, 0), (1, 0)), value=lowest)
+        back2 = _shape.pad(_shape.getitem(alpha, (slice(None), slice(0, states - 2))),
+                           ((0, 0), (2, 0)), value=lowest) if states > 2 else back1
+        moved = _shape.getitem(emit, t) + _log_add(alpha, back1, E.where(skip, back2, lowest))
+        alpha = E.where(_shape.expand_dims(E.less(t, input_lengths), 1), moved, alpha)
+    last = _shape.expand_dims(target_lengths * 2, 1)
+    end = _shape.squeeze(_shape.take_along_axis(alpha, last, 1), 1)
+    before = _shape.squeeze(_shape.take_along_axis(alpha, E.maximum(last - 1, 0), 1), 1)
+    nll = -_log_add(end, E.where(E.greater(target_lengths, 0), before, lowest))
+    # PyTorch's gradient with respect to log_probs adds exp(log_probs) at the counted steps
+    counted = E.less(core.constant_like(np.arange(steps).reshape(-1, 1), lp),
+                     _shape.expand_dims(input_lengths, 0)).astype(lp.dtype)
+    probs = E.exp(lp)
+    loss = nll + _reduction.sum((probs - _shape.stop_gradient(probs)) *
+                                _shape.expand_dims(counted, 2), (0, 2))
+    if zero_infinity:
+        loss = E.where(E.isinf(nll), 0.0, loss)
+    if reduction == "mean":
+        per_label = loss / E.maximum(target_lengths, 1).astype(lp.dtype)
+        return _reduction.mean(per_label)
+    if unbatched and reduction == "none":
+        return _shape.reshape(loss, ())
+    return _reduce_loss(loss, reduction)
+
+
+__all__ += ["ctc_loss"]

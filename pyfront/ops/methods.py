@@ -250,7 +250,7 @@ class OpMethods:
     def view_as(self, other): return S.reshape(self, tuple(other.shape))
     def reshape_as(self, other): return S.reshape(self, tuple(other.shape))
     def expand_as(self, other): return S.broadcast_to(self, tuple(other.shape))
-    def t(self): return S.transpose(self, 0, 1) if len(self.shape) == 2 else self
+    def t(self): return S.t(self)
     @property
     def mT(self): return S.transpose(self, -2, -1)
     def pow(self, o): return E.pow(self, o)
@@ -344,3 +344,95 @@ class OpMethods:
     def hypot(self, o): return E.hypot(self, o)
     def logaddexp(self, o): return E.logaddexp(self, o)
     def xlogy(self, o): return E.xlogy(self, o)
+
+    # ---- more of PyTorch's Tensor methods (2): scans, order statistics, sets, scatters ----
+    def cummax(self, axis): return R.cummax(self, axis)
+    def cummin(self, axis): return R.cummin(self, axis)
+    def logcumsumexp(self, axis): return R.logcumsumexp(self, axis)
+    def nanmedian(self, axis=None, keepdims=False): return R.nanmedian(self, axis, keepdims)
+    def mode(self, axis=-1, keepdims=False): return R.mode(self, axis, keepdims)
+    def msort(self): return R.msort(self)
+
+    def quantile(self, q, axis=None, keepdims=False, *, interpolation="linear"):
+        return R.quantile(self, q, axis, keepdims, interpolation=interpolation)
+
+    def nanquantile(self, q, axis=None, keepdims=False, *, interpolation="linear"):
+        return R.nanquantile(self, q, axis, keepdims, interpolation=interpolation)
+
+    def unique(self, sorted=True, return_inverse=False, return_counts=False,  # noqa: A002
+               axis=None):
+        return R.unique(self, sorted, return_inverse, return_counts, axis)
+
+    def unique_consecutive(self, return_inverse=False, return_counts=False, axis=None):
+        return R.unique_consecutive(self, return_inverse, return_counts, axis)
+
+    def bincount(self, weights=None, minlength=0): return R.bincount(self, weights, minlength)
+    def histc(self, bins=100, min=0, max=0): return R.histc(self, bins, min, max)  # noqa: A002
+
+    def isin(self, test_elements, *, assume_unique=False, invert=False):
+        return R.isin(self, test_elements, assume_unique=assume_unique, invert=invert)
+
+    def dist(self, other, p=2): return R.dist(self, other, p)
+    def fmax(self, o): return E.fmax(self, o)
+    def fmin(self, o): return E.fmin(self, o)
+    def erfc(self): return E.erfc(self)
+    def erfinv(self): return E.erfinv(self)
+    def lgamma(self): return E.lgamma(self)
+    def isposinf(self): return E.isposinf(self)
+    def isneginf(self): return E.isneginf(self)
+
+    def bernoulli(self, p=None, *, generator=None):
+        return E.bernoulli(self, p, generator=generator)
+
+    def multinomial(self, num_samples, replacement=False, *, generator=None):
+        return E.multinomial(self, num_samples, replacement, generator=generator)
+
+    def tensor_split(self, indices_or_sections, axis=0):
+        return S.tensor_split(self, indices_or_sections, axis)
+
+    def hsplit(self, indices_or_sections): return S.hsplit(self, indices_or_sections)
+    def vsplit(self, indices_or_sections): return S.vsplit(self, indices_or_sections)
+    def dsplit(self, indices_or_sections): return S.dsplit(self, indices_or_sections)
+
+    def diag_embed(self, offset=0, axis1=-2, axis2=-1):
+        return S.diag_embed(self, offset, axis1, axis2)
+
+    def unfold(self, dimension, size, step):
+        """The windows of `size` elements `step` apart along dimension (a new last dim)."""
+        return S.sliding_windows(self, dimension, size, step)
+
+    def index_copy(self, axis, indices, source): return S.index_copy(self, axis, indices, source)
+    def masked_scatter(self, mask, source): return S.masked_scatter(self, mask, source)
+
+    def scatter_reduce(self, axis, indices, src, reduce, *, include_self=True):
+        return S.scatter_reduce(self, axis, indices, src, reduce, include_self=include_self)
+
+    def slice_scatter(self, src, axis=0, start=None, end=None, step=1):
+        return S.slice_scatter(self, src, axis, start, end, step)
+
+    def addmm(self, mat1, mat2, *, beta=1, alpha=1): return L.addmm(self, mat1, mat2, beta, alpha)
+    def nelement(self): return math.prod(self.shape)
+    def element_size(self): return self.dtype.itemsize
+
+    def half(self):
+        raise TypeError("half: float16 is not a pyfront dtype (pyfront has float32, float64, "
+                        "int32, int64 and bool); use float() for float32")
+
+    def index_add_(self, axis, indices, source, alpha=1):
+        return self._in_place(lambda t: S.index_add(t, axis, indices, source, alpha),
+                              "index_add_")
+
+    def index_copy_(self, axis, indices, source):
+        return self._in_place(lambda t: S.index_copy(t, axis, indices, source), "index_copy_")
+
+    def scatter_(self, axis, indices, src=None, value=None, *, reduce=None):
+        return self._in_place(lambda t: S.scatter(t, axis, indices, src, value, reduce=reduce),
+                              "scatter_")
+
+    def scatter_reduce_(self, axis, indices, src, reduce, *, include_self=True):
+        return self._in_place(lambda t: S.scatter_reduce(t, axis, indices, src, reduce,
+                                                         include_self=include_self),
+                              "scatter_reduce_")
+
+    def masked_scatter_(self, mask, source):
+        return self._in_place(lambda t: S.masked_scatter(t, mask, source), "masked_scatter_")

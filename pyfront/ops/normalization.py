@@ -474,3 +474,61 @@ def instance_norm(x, weight=None, bias=None, eps=1e-5):
         raise errors.ShapeError("instance_norm: x must be (batch, channels, *spatial) with at "
                                 "least one spatial dim, got %s" % fmt_shape(x.shape))
     return group_norm(x, x.shape[1], weight, bias, eps)
+
+
+# ---------------------------------------------------------------------------------------------
+# torch.nn.functional's rms_norm and local_response_norm, composed
+
+def rms_norm(x, normalized_shape, weight=None, eps=None):
+    """PyTorch's F.rms_norm: x / sqrt(mean(x^2) + eps) over the trailing dims normalized_shape,
+    times weight (normalized_shape) if given; eps None is the machine epsilon of x's dtype
+    (PyTorch's default)."""
+    from .elementwise import rsqrt
+    from .reduction import mean
+
+    x = as_operand(x)
+    shape = normalized_shape_tuple(normalized_shape)
+    if not x.dtype.is_float:
+        raise errors.DTypeError("rms_norm: x must be float32 or float64, got %s" % x.dtype.name)
+    k = len(shape)
+    if len(x.shape) < k or any(a is not None and a != b
+                               for a, b in zip(x.shape[len(x.shape) - k:], shape)):
+        raise errors.ShapeError("%s: the last %d dims of x %s must equal normalized_shape %s"
+                                % (core.located("rms_norm"), k, fmt_shape(x.shape),
+                                   fmt_shape(shape)))
+    if eps is None:
+        eps = float(np.finfo(x.dtype.np).eps)
+    axes = tuple(range(len(x.shape) - k, len(x.shape)))
+    y = x * rsqrt(mean(x * x, axes, True) + float(eps))
+    if weight is None:
+        return y
+    weight = as_operand(weight, like=x)
+    if tuple(weight.shape) != shape:
+        raise errors.ShapeError("rms_norm: weight %s must have normalized_shape %s"
+                                % (fmt_shape(weight.shape), fmt_shape(shape)))
+    return y * weight
+
+
+def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
+    """PyTorch's F.local_response_norm over x (N, C, *spatial): x / (k + alpha * a)^beta, a the
+    mean of x^2 over a window of `size` channels around each (zeros past the ends, counted)."""
+    from .elementwise import pow as power
+    from .reduction import mean
+    from .shape import pad, take
+
+    x = as_operand(x)
+    if len(x.shape) < 3 or x.shape[1] is None:
+        raise errors.ShapeError("%s: x must be (batch, channels, *spatial) with at least 3 "
+                                "dims and known channels, got %s"
+                                % (core.located("local_response_norm"), fmt_shape(x.shape)))
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise ValueError("local_response_norm: size must be a positive int, got %r" % (size,))
+    channels = x.shape[1]
+    pads = [(0, 0)] * len(x.shape)
+    pads[1] = (size // 2, (size - 1) // 2)
+    window = np.arange(channels)[:, None] + np.arange(size)[None, :]
+    squares = take(pad(x * x, tuple(pads)), window, 1)      # (N, C, size, *spatial)
+    return x / power(mean(squares, 2) * float(alpha) + float(k), float(beta))
+
+
+__all__ += ["rms_norm", "local_response_norm"]

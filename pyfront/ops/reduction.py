@@ -1,8 +1,11 @@
 """Reductions over axes (sum, mean, prod, max, min, argmax, argmin, any, all, var, std,
-logsumexp, norm, median), scans (cumsum, cumprod) and sorting (sort, argsort, topk)."""
+logsumexp, norm, median, quantile, mode), scans (cumsum, cumprod, cummax, logcumsumexp), sorting
+(sort, argsort, topk) and searching and counting (bucketize, isin, histc, bincount, unique)."""
 import builtins
 import collections
 import math
+
+import numpy as np
 
 from .. import errors
 from ..backend.cpu import lib
@@ -736,3 +739,464 @@ def normalize(x, p=2.0, axis=1, eps=1e-12):
 
 
 __all__ += ["normalize"]
+
+
+# ---------------------------------------------------------------------------------------------
+# running scans by doubling (cummax, cummin, logcumsumexp; shape.scatter_reduce's segments)
+
+def running(values, axis, combine, name):
+    """The inclusive scan along axis of a tuple of tensors of one shape: position i ends up
+    holding combine(... combine(v[0], v[1]) ..., v[i]) for an associative
+    combine(earlier, later) -> tuple. Hillis and Steele's doubling: log2(n) rounds of
+    whole-tensor ops, so that a graph holds O(log n) nodes, not n."""
+    n = values[0].shape[axis]
+    if n is None:
+        raise errors.ShapeError("%s: the dim %d it runs along must be known, got %s"
+                                % (name, axis, core.fmt_shape(values[0].shape)))
+    lead = (slice(None),) * axis
+    step = 1
+    while step < n:
+        earlier = tuple(v[lead + (slice(0, n - step),)] for v in values)
+        later = tuple(v[lead + (slice(step, n),)] for v in values)
+        values = tuple(_shape.concat([v[lead + (slice(0, step),)], m], axis)
+                       for v, m in zip(values, combine(earlier, later)))
+        step *= 2
+    return values
+
+
+def positions(x, axis):
+    """0, 1, ... along axis, as int64 of x's shape (unknown dims taken from x)."""
+    view = [1] * len(x.shape)
+    view[axis] = x.shape[axis]
+    steps = core.constant_like(np.arange(x.shape[axis], dtype=np.int64).reshape(view), x)
+    return _shape.expand_like(steps, x)
+
+
+def _zero_index(x):
+    return core.constant_like(np.zeros((), np.int64), x)
+
+
+def cummax(x, axis):
+    """(values, indices) of the running maximum along axis, as PyTorch's cummax: a tie moves
+    the index to the later element, and a NaN holds from where it appears (its index moving
+    to later NaNs). The gradient goes to the element at the index."""
+    return _running_extreme("cummax", x, axis, _elementwise.greater_equal)
+
+
+def cummin(x, axis):
+    """(values, indices) of the running minimum along axis (ties and NaNs as cummax)."""
+    return _running_extreme("cummin", x, axis, _elementwise.less_equal)
+
+
+def _running_extreme(name, x, axis, wins):
+    E = _elementwise
+    x = as_operand(x)
+    if not x.shape:
+        normalize_axis(axis, 1, name)
+        return ValuesIndices(_shape.clone(x), _zero_index(x))
+    ax = normalize_axis(axis, len(x.shape), name)
+
+    def combine(earlier, later):
+        (v0, i0), (v1, i1) = earlier, later
+        later_wins = E.logical_or(E.isnan(v1), E.logical_and(E.logical_not(E.isnan(v0)),
+                                                             wins(v1, v0)))
+        return E.where(later_wins, v1, v0), E.where(later_wins, i1, i0)
+
+    _, index = running((_shape.stop_gradient(x), positions(x, ax)), ax, combine, name)
+    return ValuesIndices(_shape.take_along_axis(x, index, ax), index)
+
+
+def logcumsumexp(x, axis):
+    """log(cumsum(exp(x))) along axis, as running logaddexps: exact where the terms differ by
+    hundreds (log(cumsum(exp(x - max))) would underflow to -inf there)."""
+    x = as_operand(x)
+    if not x.dtype.is_float:
+        raise errors.DTypeError("logcumsumexp needs a float tensor, got %s" % x.dtype.name)
+    if not x.shape:
+        normalize_axis(axis, 1, "logcumsumexp")
+        return _shape.clone(x)
+    ax = normalize_axis(axis, len(x.shape), "logcumsumexp")
+    return running((x,), ax, lambda a, b: (_elementwise.logaddexp(a[0], b[0]),),
+                   "logcumsumexp")[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# order statistics: nanmedian, quantile, nanquantile, mode, msort
+
+def nanmedian(x, axis=None, keepdims=False):
+    """median with the NaNs left out (NaN only where all are NaN), as PyTorch's nanmedian:
+    over all elements a value whose gradient is shared among the elements equal to it;
+    along one axis the named tuple (values, indices), the gradient going to the index."""
+    E = _elementwise
+    x = as_operand(x)
+    if not x.dtype.is_float:        # no NaN to leave out
+        return median(x, axis, keepdims)
+    if axis is None:
+        flat = _shape.reshape(x, (-1,))
+        if flat.shape[0] == 0:
+            raise errors.ShapeError("nanmedian of an empty tensor")
+        count = sum(E.logical_not(E.isnan(flat)))
+        middle = _shape.reshape(E.maximum(E.floor_divide(count - 1, 2), 0), (1,))
+        m = _shape.reshape(_shape.take(flat, _shape.take(argsort(flat, 0), middle, 0), 0), ())
+        return _tie_shared(flat, m)
+    if not x.shape:
+        normalize_axis(axis, 1, "nanmedian")
+        return ValuesIndices(_shape.clone(x), _zero_index(x))
+    ax = normalize_axis(axis, len(x.shape), "nanmedian")
+    if x.shape[ax] == 0:
+        raise errors.ShapeError("nanmedian over axis %d of size 0 of x %s"
+                                % (axis, core.fmt_shape(x.shape)))
+    # NaNs sort last: the middle of the first `count` sorted elements (the first one, a NaN,
+    # where all are NaN)
+    count = sum(E.logical_not(E.isnan(x)), ax, keepdims=True)
+    middle = E.maximum(E.floor_divide(count - 1, 2), 0)
+    index = _shape.take_along_axis(argsort(x, ax), middle, ax)
+    values = _shape.take_along_axis(x, index, ax)
+    if not keepdims:
+        values, index = _shape.squeeze(values, ax), _shape.squeeze(index, ax)
+    return ValuesIndices(values, index)
+
+
+_INTERPOLATIONS = ("linear", "lower", "higher", "midpoint", "nearest")
+
+
+def quantile(x, q, axis=None, keepdims=False, *, interpolation="linear"):
+    """The q-th quantiles of x over axis (all elements by default), as PyTorch's: q a number
+    or a 1-D tensor of them in [0, 1] (then the quantiles make a new first dim); between two
+    sorted elements `interpolation` (linear, lower, higher, midpoint, nearest) decides. NaN
+    where a NaN is among the elements. The gradient goes to the elements interpolated."""
+    return _quantile("quantile", x, q, axis, keepdims, interpolation, False)
+
+
+def nanquantile(x, q, axis=None, keepdims=False, *, interpolation="linear"):
+    """quantile with the NaNs left out (NaN only where all are NaN)."""
+    return _quantile("nanquantile", x, q, axis, keepdims, interpolation, True)
+
+
+def _check_q(name, q):
+    if q.ndim > 1:
+        raise errors.ShapeError("%s: q must be a number or a 1-D tensor, got shape %s"
+                                % (name, q.shape))
+    if q.size and not ((q >= 0) & (q <= 1)).all():
+        raise ValueError("%s: q must be in [0, 1], got %s" % (name, q))
+
+
+def _quantile(name, x, q, axis, keepdims, interpolation, skip_nan):
+    E = _elementwise
+    x = as_operand(x)
+    if not x.dtype.is_float:
+        raise errors.DTypeError("%s: x must be float32 or float64, got %s"
+                                % (name, x.dtype.name))
+    if interpolation not in _INTERPOLATIONS:
+        raise ValueError("%s: interpolation must be one of %s, got %r"
+                         % (name, ", ".join(_INTERPOLATIONS), interpolation))
+    if hasattr(q, "symbolic"):
+        if not q.symbolic:
+            _check_q(name, q.numpy())
+        q = _shape.cast(q, x.dtype)
+    else:
+        values = np.asarray(q, dtype=np.float64)
+        _check_q(name, values)
+        q = core.constant_like(values.astype(x.dtype.np), x)
+    if len(q.shape) > 1:
+        raise errors.ShapeError("%s: q must be a number or a 1-D tensor, got shape %s"
+                                % (name, core.fmt_shape(q.shape)))
+    nd = len(x.shape)
+    if axis is None or not nd:
+        if axis is not None:
+            normalize_axis(axis, 1, name)
+        along, ax = _shape.reshape(x, (-1,)), None
+    else:
+        ax = normalize_axis(axis, nd, name)
+        along = _shape.movedim(x, ax, -1)
+    n = along.shape[-1]
+    if n == 0 or n is None:
+        raise errors.ShapeError("%s: x %s must have a known, non-zero number of elements along "
+                                "the reduced dims" % (name, core.fmt_shape(x.shape)))
+    ordered = sort(along, -1).values           # NaNs last
+    qs = _shape.reshape(q, (-1,))
+    if skip_nan:
+        count = sum(E.logical_not(E.isnan(ordered)), -1, keepdims=True)
+        rank = qs * (_shape.cast(count, x.dtype) - 1.0)
+        rank = E.where(E.less(rank, 0.0), 0.0, rank)      # all NaN: the first, a NaN
+    else:                                                 # a NaN: the last, a NaN
+        rank = E.where(any(E.isnan(ordered), -1, keepdims=True), float(n - 1),
+                       qs * float(n - 1))
+    rank = {"lower": E.floor, "higher": E.ceil, "nearest": E.round}.get(interpolation,
+                                                                       lambda r: r)(rank)
+    below = E.floor(rank)
+    out = _shape.take_along_axis(ordered, _shape.cast(below, "int64"), -1)
+    if interpolation in ("linear", "midpoint"):
+        above = _shape.take_along_axis(ordered, _shape.cast(E.ceil(rank), "int64"), -1)
+        weight = rank - below if interpolation == "linear" else \
+            E.where(E.equal(below, rank), 0.0, 0.5)
+        # PyTorch's lerp, which takes the nearer end as its base
+        out = E.where(E.less(weight, 0.5), out + weight * (above - out),
+                      above - (above - out) * (1.0 - weight))
+    out = _shape.movedim(out, -1, 0)
+    if not q.shape:
+        out = out[0]
+    if keepdims:
+        lead = tuple(out.shape[:1]) if q.shape else ()
+        out = _shape.reshape(out, lead + (1,) * nd) if ax is None else \
+            _shape.expand_dims(out, ax + len(lead))
+    return out
+
+
+def mode(x, axis=-1, keepdims=False):
+    """(values, indices): the most frequent value along axis (the smallest of those equally
+    frequent) and the index of its last occurrence, as PyTorch's mode. The gradient goes to
+    the element at the index."""
+    E = _elementwise
+    x = as_operand(x)
+    if not x.shape:
+        normalize_axis(axis, 1, "mode")
+        return ValuesIndices(_shape.clone(x), _zero_index(x))
+    ax = normalize_axis(axis, len(x.shape), "mode")
+    if x.shape[ax] == 0:
+        raise errors.ShapeError("mode over axis %d of size 0 of x %s"
+                                % (axis, core.fmt_shape(x.shape)))
+    # sorted (stably), equal values make runs whose last element is their last occurrence:
+    # each element's place in its run counts up to the run's length, and the first longest
+    # run holds the smallest of the most frequent values
+    value = _shape.stop_gradient(x)
+    order = argsort(value, ax)
+    ordered = _shape.take_along_axis(value, order, ax)
+    place = positions(x, ax)
+    lead = (slice(None),) * ax
+    rest, before = lead + (slice(1, None),), lead + (slice(None, -1),)
+    starts = _shape.concat([place[lead + (slice(0, 1),)], E.where(
+        E.not_equal(ordered[rest], ordered[before]), place[rest], 0)], ax)
+    start = running((starts,), ax, lambda a, b: (E.maximum(a[0], b[0]),), "mode")[0]
+    length = place - start
+    longest = E.equal(length, amax(length, ax, keepdims=True))
+    at = argmax(_shape.cast(longest, "int32"), ax, keepdims=True)
+    index = _shape.take_along_axis(order, at, ax)
+    values = _shape.take_along_axis(x, index, ax)
+    if not keepdims:
+        values, index = _shape.squeeze(values, ax), _shape.squeeze(index, ax)
+    return ValuesIndices(values, index)
+
+
+def msort(x):
+    """x sorted along its first dim (PyTorch's msort: sort(x, 0).values)."""
+    return sort(x, 0).values
+
+
+# ---------------------------------------------------------------------------------------------
+# counting and searching: histc, bincount, bucketize, isin, unique, unique_consecutive
+
+def histc(x, bins=100, min=0, max=0):  # noqa: A002 (PyTorch's names)
+    """Counts of x's elements in `bins` equal bins over [min, max] (over x's own range when
+    min == max; widened by 1 on each side when that range is one value), as PyTorch's histc:
+    elements outside and NaNs are not counted; the last bin holds its right edge. The counts
+    have x's (float) dtype and no gradient."""
+    E = _elementwise
+    x = as_operand(x)
+    if not x.dtype.is_float:
+        raise errors.DTypeError("histc: x must be float32 or float64, got %s" % x.dtype.name)
+    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
+        raise ValueError("histc: bins must be a positive int, got %r" % (bins,))
+    if min > max:
+        raise ValueError("histc: max %r must not be below min %r" % (max, min))
+    flat = _shape.stop_gradient(_shape.reshape(x, (-1,)))
+    counts = core.constant_like(np.zeros(bins + 1, x.dtype.np), x)
+    if min == max:
+        if flat.shape[0] == 0:
+            return counts[:bins]
+        lo, hi = amin(flat), amax(flat)
+        if not flat.symbolic and not np.isfinite([lo.item(), hi.item()]).all():
+            raise ValueError("histc: the range of x, [%s, %s], is not finite: give min and max"
+                             % (lo.item(), hi.item()))
+    else:
+        lo, hi = as_operand(float(min), dtype=x.dtype), as_operand(float(max), dtype=x.dtype)
+    same = E.equal(lo, hi)
+    lo, hi = E.where(same, lo - 1.0, lo), E.where(same, hi + 1.0, hi)
+    inside = E.logical_and(E.greater_equal(flat, lo), E.less_equal(flat, hi))
+    # PyTorch's bin: (x - lo) * bins / (hi - lo) rounded down, in x's dtype; the outside
+    # and the NaNs go to a spare bin that is cut off
+    position = E.minimum(E.floor((flat - lo) * float(bins) / (hi - lo)), float(bins - 1))
+    position = _shape.cast(E.where(inside, position, float(bins)), "int64")
+    ones = _shape.expand_like(as_operand(1.0, dtype=x.dtype), flat)
+    return _shape.scatter_add(counts, 0, position, ones)[:bins]
+
+
+def bincount(x, weights=None, minlength=0):
+    """How often each value 0 .. max(x) occurs in x, a 1-D tensor of non-negative ints (at
+    least minlength counts; with weights, their sums, float64 for integer weights), as
+    PyTorch's bincount. Eager only: the length depends on the values. Weights' gradient is
+    the one of their sum (PyTorch has none)."""
+    x = as_operand(x)
+    if x.symbolic:
+        raise errors.TraceError("bincount: the length of its result, max(x) + 1, depends on "
+                                "the values of x, which a graph does not know")
+    if len(x.shape) != 1 or x.dtype.is_float or x.dtype.is_bool:
+        raise errors.DTypeError("bincount: x must be a 1-D tensor of non-negative integers, "
+                                "got %s %s" % (core.fmt_shape(x.shape), x.dtype.name))
+    values = x.numpy()
+    if values.size and values.min() < 0:
+        raise ValueError("bincount: x must be non-negative, got %d" % values.min())
+    if isinstance(minlength, bool) or not isinstance(minlength, int) or minlength < 0:
+        raise ValueError("bincount: minlength must be a non-negative int, got %r"
+                         % (minlength,))
+    length = builtins.max(int(values.max()) + 1 if values.size else 0, minlength)
+    if weights is None:
+        return core.constant_like(np.bincount(values, minlength=length).astype(np.int64), x)
+    weights = as_operand(weights)
+    if tuple(weights.shape) != tuple(x.shape):
+        raise errors.ShapeError("bincount: weights %s must have the shape of x %s"
+                                % (core.fmt_shape(weights.shape), core.fmt_shape(x.shape)))
+    if not weights.dtype.is_float:
+        weights = _shape.cast(weights, "float64")
+    zeros = core.constant_like(np.zeros(length, weights.dtype.np), x)
+    return _shape.scatter_add(zeros, 0, x, weights)
+
+
+def bucketize(x, boundaries, *, out_int32=False, right=False):
+    """For each element of x the index of its bucket among the sorted 1-D boundaries, as
+    PyTorch's bucketize: the number of boundaries below it (right=True: at or below it);
+    NaN goes past the last. int64 (int32 with out_int32)."""
+    E = _elementwise
+    x, boundaries = as_operand(x), as_operand(boundaries)
+    if len(boundaries.shape) != 1 or boundaries.shape[0] is None:
+        raise errors.ShapeError("bucketize: boundaries must be 1-D of a known length, got %s"
+                                % core.fmt_shape(boundaries.shape))
+    # PyTorch's test, under which NaN passes every boundary
+    passes = (lambda b, v: E.logical_not(E.greater(b, v))) if right else \
+        (lambda b, v: E.logical_not(E.greater_equal(b, v)))
+    found = _count_passed(x, boundaries, passes)
+    return _shape.cast(found, "int32") if out_int32 else found
+
+
+def _count_passed(x, ordered, passes):
+    """How many of the 1-D ordered values each element of x passes (passes(bound, x) true for
+    a prefix of them): a binary search by halving steps, log2(len(ordered)) gathers."""
+    E = _elementwise
+    n = ordered.shape[0]
+    found = _shape.expand_like(core.constant_like(np.zeros((), np.int64), x), x)
+    step = 1 << (n.bit_length() - 1) if n else 0
+    while step:
+        # found: how many the element is known to pass; try `step` more
+        candidate = found + step
+        bound = _shape.take(ordered, E.minimum(candidate, n) - 1, 0)
+        found = E.where(E.logical_and(E.less_equal(candidate, n), passes(bound, x)), candidate,
+                        found)
+        step //= 2
+    return found
+
+
+def isin(elements, test_elements, *, assume_unique=False, invert=False):
+    """Whether each element of `elements` is in test_elements (either may be a number), as
+    bool; NaN is in nothing. A binary search of the sorted test elements (assume_unique is
+    accepted: it changes nothing here)."""
+    E = _elementwise
+    elements, test = as_operand(elements), as_operand(test_elements)
+    flat = _shape.reshape(test, (-1,))
+    n = flat.shape[0]
+    if n == 0:
+        found = E.not_equal(elements, elements) * False
+    else:
+        # sorted, NaNs last: the values below an element are a prefix (NaN is below none)
+        ordered = sort(_shape.stop_gradient(flat)).values
+        at = E.minimum(_count_passed(elements, ordered, E.less), n - 1)
+        found = E.equal(_shape.take(ordered, at, 0), elements)
+    return E.logical_not(found) if invert else found
+
+
+def unique(x, sorted=True, return_inverse=False, return_counts=False, axis=None):  # noqa: A002
+    """The distinct values of x in ascending order (sorted=False gives them sorted too, as
+    PyTorch's CPU unique does), or with axis the distinct slices along it; with
+    return_inverse each element's (slice's) index among them, with return_counts how often
+    each occurs (a tuple then, as PyTorch's). NaNs are distinct. Eager only: the number of
+    distinct values depends on the values; no gradient (PyTorch has none)."""
+    x = as_operand(x)
+    if x.symbolic:
+        raise errors.TraceError("unique: the number of distinct values depends on the values "
+                                "of x, which a graph does not know")
+    values = x.numpy()
+    if axis is None:
+        found, inverse, counts = np.unique(values.reshape(-1), return_inverse=True,
+                                           return_counts=True, equal_nan=False)
+        inverse = inverse.reshape(values.shape)
+    else:
+        ax = normalize_axis(axis, values.ndim, "unique")
+        found, inverse, counts = np.unique(values, return_inverse=True, return_counts=True,
+                                           axis=ax, equal_nan=False)
+        inverse = inverse.reshape(-1)
+    return _with_inverse_counts(x, found, inverse, counts, return_inverse, return_counts)
+
+
+def _with_inverse_counts(x, found, inverse, counts, return_inverse, return_counts):
+    out = [core.constant_like(np.ascontiguousarray(found), x, dtype=x.dtype)]
+    if return_inverse:
+        out.append(core.constant_like(inverse.astype(np.int64), x))
+    if return_counts:
+        out.append(core.constant_like(counts.astype(np.int64), x))
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def unique_consecutive(x, return_inverse=False, return_counts=False, axis=None):
+    """x with each run of equal consecutive values (slices along axis) kept once, as
+    PyTorch's unique_consecutive; return_inverse and return_counts as unique's. Eager only,
+    for the same reason."""
+    x = as_operand(x)
+    if x.symbolic:
+        raise errors.TraceError("unique_consecutive: the number of runs depends on the values "
+                                "of x, which a graph does not know")
+    values = x.numpy()
+    if axis is None:
+        rows = values.reshape(-1, 1)
+    else:
+        ax = normalize_axis(axis, values.ndim, "unique_consecutive")
+        moved = np.moveaxis(values, ax, 0)
+        rows = moved.reshape(moved.shape[0], -1)
+    starts = np.ones(rows.shape[0], bool)
+    starts[1:] = (rows[1:] != rows[:-1]).any(axis=1)
+    inverse = np.cumsum(starts) - 1
+    counts = np.diff(np.append(np.flatnonzero(starts), rows.shape[0]))
+    if axis is None:
+        found, inverse = values.reshape(-1)[starts], inverse.reshape(values.shape)
+    else:
+        found = np.moveaxis(moved[starts], 0, ax)
+    return _with_inverse_counts(x, found, inverse, counts, return_inverse, return_counts)
+
+
+# ---------------------------------------------------------------------------------------------
+# integrals and distances: trapezoid, dist
+
+def trapezoid(y, x=None, *, dx=None, axis=-1):
+    """The trapezoidal rule along axis: samples y at points x (1-D along the axis, or of y's
+    rank), or spaced dx apart (1 by default), as PyTorch's trapezoid; 0 for no samples."""
+    y = as_operand(y)
+    if x is not None and dx is not None:
+        raise TypeError("trapezoid: give x or dx, not both")
+    ax = normalize_axis(axis, len(y.shape), "trapezoid")
+    if y.shape[ax] == 0:
+        return sum(y, ax)
+    lead = (slice(None),) * ax
+    if x is None:
+        ends = _shape.select(y, ax, 0) + _shape.select(y, ax, -1)
+        return (sum(y, ax) - ends * 0.5) * (1.0 if dx is None else dx)
+    x = as_operand(x)
+    if len(x.shape) == 1:
+        if x.shape[0] != y.shape[ax]:
+            raise errors.ShapeError("trapezoid: x %s must have one point per sample along axis "
+                                    "%d of y %s" % (core.fmt_shape(x.shape), ax,
+                                                    core.fmt_shape(y.shape)))
+        view = [1] * len(y.shape)
+        view[ax] = -1
+        x, x_axis = _shape.reshape(x, tuple(view)), ax
+    else:
+        x_axis = axis
+    widths = diff(x, 1, x_axis)
+    return sum(widths * (y[lead + (slice(1, None),)] + y[lead + (slice(None, -1),)]), ax) / 2.0
+
+
+def dist(x, other, p=2):
+    """The p-norm of x - other over every element, as PyTorch's dist."""
+    return norm(_elementwise.sub(x, other), p)
+
+
+__all__ += ["cummax", "cummin", "logcumsumexp", "nanmedian", "quantile", "nanquantile", "mode",
+            "msort", "histc", "bincount", "bucketize", "isin", "unique", "unique_consecutive",
+            "trapezoid", "dist"]

@@ -1968,3 +1968,360 @@ def ravel(x):
 
 
 __all__ += ["take_along_dim", "concatenate", "ravel"]
+
+
+# ---------------------------------------------------------------------------------------------
+# more of PyTorch's shape and indexing names (2): splits, embedding diagonals, windows,
+# index and slice scatters, scatter_reduce
+
+def t(x):
+    """PyTorch's t: a matrix transposed; 0-d and 1-D tensors as they are; more dims refused."""
+    x = as_operand(x)
+    if len(x.shape) > 2:
+        raise errors.ShapeError("t: x %s has %d dims; t transposes tensors of at most 2 (use "
+                                "transpose or permute)" % (fmt_shape(x.shape), len(x.shape)))
+    return transpose(x, 0, 1) if len(x.shape) == 2 else x
+
+
+def tensor_split(x, indices_or_sections, axis=0):
+    """PyTorch's tensor_split: an int n makes n pieces as equal as possible (the first ones one
+    larger); a list of indices splits before each, read as Python slices (x[:i0], x[i0:i1],
+    ..., x[ik:]). A 0-d integer tensor counts as the int, a 1-D one as the list."""
+    x = as_operand(x)
+    axis = normalize_axis(axis, len(x.shape), "tensor_split")
+    n = _known_dim(x, axis, "tensor_split")
+    split = indices_or_sections
+    if hasattr(split, "symbolic"):
+        if split.symbolic or split.dtype.is_float or split.dtype.is_bool or \
+                len(split.shape) > 1:
+            raise errors.ShapeError("tensor_split: indices_or_sections must be an int, a list "
+                                    "of ints, or an integer tensor with known values of at "
+                                    "most 1 dim, got %s %s" % (fmt_shape(split.shape),
+                                                               split.dtype.name))
+        split = split.numpy().tolist()
+    if _is_int(split):
+        if split < 1:
+            raise errors.ShapeError("tensor_split: the number of sections must be at least 1, "
+                                    "got %d" % split)
+        return array_split(x, int(split), axis)
+    points = [int(i) for i in split]
+    return [_axis_slice(x, axis, start, stop)
+            for start, stop in zip([0] + points, points + [n])]
+
+
+def _split_at(op, x, indices_or_sections, axis, min_dims):
+    x = as_operand(x)
+    if len(x.shape) < min_dims:
+        raise errors.ShapeError("%s: x %s needs at least %d dims"
+                                % (op, fmt_shape(x.shape), min_dims))
+    if _is_int(indices_or_sections):
+        n = _known_dim(x, axis, op)
+        if not indices_or_sections or n % indices_or_sections:
+            raise errors.ShapeError("%s: dim %d of x %s (size %d) does not split into %d equal "
+                                    "pieces" % (op, axis, fmt_shape(x.shape), n,
+                                                indices_or_sections))
+    return tensor_split(x, indices_or_sections, axis)
+
+
+def hsplit(x, indices_or_sections):
+    """tensor_split along dim 1 (dim 0 of a 1-D tensor); an int must divide the dim."""
+    x = as_operand(x)
+    return _split_at("hsplit", x, indices_or_sections, 0 if len(x.shape) == 1 else 1, 1)
+
+
+def vsplit(x, indices_or_sections):
+    """tensor_split along dim 0 of a tensor of 2 dims or more; an int must divide the dim."""
+    return _split_at("vsplit", x, indices_or_sections, 0, 2)
+
+
+def dsplit(x, indices_or_sections):
+    """tensor_split along dim 2 of a tensor of 3 dims or more; an int must divide the dim."""
+    return _split_at("dsplit", x, indices_or_sections, 2, 3)
+
+
+def _zeros_beside(x, axis):
+    """Zeros of x's dtype and shape but for a size of 1 along axis (unknown dims as x's)."""
+    shape = list(x.shape)
+    shape[axis] = 1
+    if None not in shape:
+        return core.constant_like(np.zeros(shape, x.dtype.np), x)
+    if x.shape[axis] == 0:
+        raise errors.ShapeError("x %s: dims must be known where dim %d is empty"
+                                % (fmt_shape(x.shape), axis))
+    return _elementwise.where(as_operand(True), as_operand(0, dtype=x.dtype),
+                              _axis_slice(x, axis, 0, 1))
+
+
+def diag_embed(x, offset=0, axis1=-2, axis2=-1):
+    """Matrices with x's last dim on their diagonal `offset` (PyTorch's diag_embed): the result
+    has one dim more, the matrices lying along its dims axis1 (rows) and axis2 (columns)."""
+    x = as_operand(x)
+    if not x.shape:
+        raise errors.ShapeError("diag_embed: x must have at least 1 dim, got a 0-d tensor")
+    nd = len(x.shape) + 1
+    a = normalize_axis(axis1, nd, "diag_embed", "axis1")
+    b = normalize_axis(axis2, nd, "diag_embed", "axis2")
+    if a == b:
+        raise errors.ShapeError("diag_embed: axis1 and axis2 are both %d" % a)
+    n = _known_dim(x, nd - 2, "diag_embed")
+    size = n + builtins.abs(offset)
+    # every cell reads x or the appended zero at position n
+    index = np.full((size, size), n, dtype=np.int64)
+    i = np.arange(n)
+    index[i + builtins.max(-offset, 0), i + builtins.max(offset, 0)] = i
+    padded = concat([x, _zeros_beside(x, nd - 2)], nd - 2)
+    return movedim(take(padded, index, nd - 2), (nd - 2, nd - 1), (a, b))
+
+
+def sliding_windows(x, axis, size, step):
+    """PyTorch's Tensor.unfold(dimension, size, step): the windows of `size` elements `step`
+    apart along axis, that axis then counting windows and a new last dim running through
+    each window."""
+    x = as_operand(x)
+    if not x.shape:         # PyTorch: a 0-d tensor is one window of one element
+        normalize_axis(axis, 1, "unfold")
+        x, ax = reshape(x, (1,)), None
+    else:
+        ax = normalize_axis(axis, len(x.shape), "unfold")
+    along = 0 if ax is None else ax
+    n = _known_dim(x, along, "unfold")
+    if not _is_int(size) or not _is_int(step) or not 0 <= size <= n or step < 1:
+        raise errors.ShapeError("unfold: size must be an int in [0, %d] (the size of dim %d of "
+                                "x %s) and step a positive int, got size %r and step %r"
+                                % (n, along, fmt_shape(x.shape), size, step))
+    starts = np.arange((n - size) // step + 1, dtype=np.int64) * step
+    windows = take(x, starts[:, None] + np.arange(size, dtype=np.int64), along)
+    out = movedim(windows, along + 1, -1)
+    return reshape(out, (size,)) if ax is None else out
+
+
+def index_copy(x, axis, indices, source):
+    """x with the slices at indices along axis replaced by source's, as PyTorch's index_copy
+    (a repeated index: one of the writes wins)."""
+    x, source = as_operand(x), as_operand(source, like=x)
+    if not x.shape:
+        normalize_axis(axis, 1, "index_copy")
+        return reshape(index_copy(reshape(x, (1,)), 0, reshape(as_operand(indices), (-1,)),
+                                  reshape(source, (1,))), ())
+    ax = normalize_axis(axis, len(x.shape), "index_copy")
+    indices = as_operand(indices)
+    if len(indices.shape) > 1 or len(source.shape) != len(x.shape) or any(
+            d != ax and p is not None and q is not None and p != q
+            for d, (p, q) in enumerate(zip(source.shape, x.shape))) or \
+            source.shape[ax] != (indices.shape[0] if indices.shape else 1):
+        raise errors.ShapeError("index_copy: source %s must be x %s with dim %d the length of "
+                                "the 1-D indices %s" % (fmt_shape(source.shape),
+                                                        fmt_shape(x.shape), ax,
+                                                        fmt_shape(indices.shape)))
+    return scatter(x, ax, _along(reshape(indices, (-1,)), ax, source.shape), source)
+
+
+def masked_scatter(x, mask, source):
+    """x with source's elements, in order, written where mask (broadcast against x) is true,
+    as PyTorch's masked_scatter. source needs at least as many elements as mask has trues."""
+    E = _elementwise
+    x, mask, source = as_operand(x), as_operand(mask), as_operand(source)
+    if not mask.dtype.is_bool:
+        raise errors.DTypeError("masked_scatter: mask must be bool, got %s" % mask.dtype.name)
+    if source.dtype is not x.dtype:
+        raise errors.DTypeError("masked_scatter: source is %s but x is %s"
+                                % (source.dtype.name, x.dtype.name))
+    x, mask = broadcast_tensors(x, mask)
+    flat_mask = reshape(mask, (-1,))
+    flat_source = reshape(source, (-1,))
+    available = flat_source.shape[0]
+    if not mask.symbolic:
+        wanted = int(mask.numpy().sum())
+        if wanted > available:
+            raise errors.ShapeError("masked_scatter: mask %s has %d trues but source %s only %d "
+                                    "elements" % (fmt_shape(mask.shape), wanted,
+                                                  fmt_shape(source.shape), available))
+    if available == 0:      # (then no true either: nothing to write)
+        return clone(x)
+    # the k-th true takes source's k-th element (the take refuses one beyond source's end)
+    order = _reduction.cumsum(flat_mask, 0) - 1
+    taken = take(flat_source, E.where(flat_mask, order, 0), 0)
+    return reshape_like(E.where(flat_mask, taken, reshape(x, (-1,))), x)
+
+
+def slice_scatter(x, src, axis=0, start=None, end=None, step=1):
+    """x with x[start:end:step] along axis replaced by src (of that slice's shape), as
+    PyTorch's slice_scatter."""
+    x = as_operand(x)
+    ax = normalize_axis(axis, len(x.shape), "slice_scatter")
+    if not _is_int(step) or step < 1:
+        raise errors.ShapeError("slice_scatter: step must be a positive int, got %r" % (step,))
+    key = (slice(None),) * ax + (slice(start, end, step),)
+    n = _known_dim(x, ax, "slice_scatter")
+    want = tuple(x.shape[:ax]) + (len(range(n)[slice(start, end, step)]),) + \
+        tuple(x.shape[ax + 1:])
+    src = as_operand(src, like=x)
+    if len(src.shape) != len(want) or any(p is not None and q is not None and p != q
+                                          for p, q in zip(src.shape, want)):
+        raise errors.ShapeError("slice_scatter: src %s must have the slice's shape %s (x %s, "
+                                "dim %d, %s:%s:%s)" % (fmt_shape(src.shape), fmt_shape(want),
+                                                       fmt_shape(x.shape), ax, start, end,
+                                                       step))
+    return setitem(x, key, src)
+
+
+def vander(x, N=None, increasing=False):  # noqa: N803 (PyTorch's name)
+    """The Vandermonde matrix of 1-D x: columns x**(N-1), ..., x**0 (increasing: the other way
+    round), N = len(x) by default, as PyTorch's vander (integers and bool as int64). The
+    powers are running products, so the gradient is exact at zeros too."""
+    x = as_operand(x)
+    if len(x.shape) != 1:
+        raise errors.ShapeError("vander: x must be 1-D, got %s" % fmt_shape(x.shape))
+    if not x.dtype.is_float:
+        x = cast(x, "int64")
+    n = _known_dim(x, 0, "vander")
+    columns = n if N is None else N
+    if not _is_int(columns) or columns < 0:
+        raise errors.ShapeError("vander: N must be a non-negative int, got %r" % (N,))
+    out = core.constant_like(np.ones((n, builtins.min(columns, 1)), x.dtype.np), x)
+    if columns > 1:
+        powers = _reduction.cumprod(tile(reshape(x, (n, 1)), (1, columns - 1)), 1)
+        out = concat([out, powers], 1)
+    return out if increasing else flip(out, 1)
+
+
+def cartesian_prod(*tensors):
+    """The Cartesian product of 1-D tensors as the rows of an (n1 * n2 * ..., k) tensor, as
+    PyTorch's cartesian_prod (one tensor: itself). Mixed dtypes are promoted."""
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    tensors = [as_operand(t) for t in tensors]
+    if not tensors or any(len(t.shape) != 1 for t in tensors):
+        raise errors.ShapeError("cartesian_prod: takes 1-D tensors, got %s"
+                                % ", ".join(fmt_shape(t.shape) for t in tensors))
+    if len(tensors) == 1:
+        return tensors[0]
+    return stack([reshape(g, (-1,)) for g in meshgrid(*tensors, indexing="ij")], 1)
+
+
+cartesian_product = cartesian_prod
+
+
+_SCATTER_REDUCTIONS = ("sum", "prod", "mean", "amax", "amin")
+
+
+def scatter_reduce(x, axis, indices, src, reduce, *, include_self=True):
+    """PyTorch's scatter_reduce: x with src's elements reduced into the positions the indices
+    name along axis (as scatter's), by reduce "sum", "prod", "mean", "amax" or "amin"; with
+    include_self=False x's own value at a position that receives some is left out. Integer
+    means round down, as PyTorch's. Gradients as PyTorch's: amax/amin share them evenly among
+    the elements equal to the result (none where that is infinite)."""
+    if reduce not in _SCATTER_REDUCTIONS:
+        raise ValueError("scatter_reduce: reduce must be one of %s, got %r"
+                         % (", ".join(_SCATTER_REDUCTIONS), reduce))
+    x = as_operand(x)
+    indices = _index_operand(indices, "scatter_reduce", x)
+    src = as_operand(src, like=x)
+    if src.dtype is not x.dtype:
+        raise errors.DTypeError("scatter_reduce: src is %s but x is %s"
+                                % (src.dtype.name, x.dtype.name))
+    if x.dtype.is_bool:
+        raise errors.DTypeError("scatter_reduce: x is bool (cast it to an integer dtype)")
+    if not x.shape:
+        normalize_axis(axis, 1, "scatter_reduce")
+        return reshape(scatter_reduce(reshape(x, (1,)), 0, reshape(indices, (1,)),
+                                      reshape(src, (1,)), reduce,
+                                      include_self=include_self), ())
+    ax = normalize_axis(axis, len(x.shape), "scatter_reduce")
+    ishape, xshape, sshape = tuple(indices.shape), tuple(x.shape), tuple(src.shape)
+    if None in ishape + xshape + sshape or not len(ishape) == len(xshape) == len(sshape) or \
+            any(i > s for i, s in zip(ishape, sshape)) or \
+            any(i > n for d, (i, n) in enumerate(zip(ishape, xshape)) if d != ax):
+        raise errors.ShapeError("scatter_reduce: indices %s must have the rank of x %s and src "
+                                "%s, be no larger than src, and no larger than x outside dim %d "
+                                "(all known)" % (fmt_shape(ishape), fmt_shape(xshape),
+                                                 fmt_shape(sshape), ax))
+    if sshape != ishape:        # src is read only where the indices are, as PyTorch's
+        src = getitem(src, tuple(slice(0, i) for i in ishape))
+    if any(i < n for d, (i, n) in enumerate(zip(ishape, xshape)) if d != ax):
+        # indices shorter than x outside the axis reach only the leading block of x there
+        block = tuple(slice(None) if d == ax else slice(0, i) for d, i in enumerate(ishape))
+        return setitem(x, block, _scatter_reduce_block(getitem(x, block), ax, indices, src,
+                                                       reduce, include_self))
+    return _scatter_reduce_block(x, ax, indices, src, reduce, include_self)
+
+
+def _filled(x, value):
+    """x's shape and dtype, every element value."""
+    return _elementwise.where(as_operand(True), as_operand(value, dtype=x.dtype), x)
+
+
+def _scatter_reduce_block(x, ax, indices, src, reduce, include_self):
+    """scatter_reduce where indices and src have x's shape outside ax."""
+    E = _elementwise
+    n = x.shape[ax]
+    if indices.shape[ax] == 0:
+        return clone(x)
+    if n == 0:
+        raise errors.IndexOutOfRange("scatter_reduce: dim %d of x %s is empty: no index is in "
+                                     "range" % (ax, fmt_shape(x.shape)))
+    indices = E.where(E.less(indices, 0), indices + n, indices)
+    received = E.greater(apply(_scatter_add, [_filled(x, 0), indices, _filled(src, 1)],
+                               {"axis": ax}), 0)
+    if reduce in ("sum", "mean"):
+        base = x if include_self else E.where(received, as_operand(0, dtype=x.dtype), x)
+        total = apply(_scatter_add, [base, indices, src], {"axis": ax})
+        if reduce == "sum":
+            return total
+        count = apply(_scatter_add, [_filled(x, 1 if include_self else 0), indices,
+                                     _filled(src, 1)], {"axis": ax})
+        count = E.where(E.equal(count, 0), as_operand(1, dtype=x.dtype), count)
+        return total / count if x.dtype.is_float else E.floor_divide(total, count)
+    if x.dtype.is_float:
+        identity = {"prod": 1.0, "amax": -math.inf, "amin": math.inf}[reduce]
+    else:
+        info = np.iinfo(x.dtype.np)
+        identity = {"prod": 1, "amax": int(info.min), "amin": int(info.max)}[reduce]
+    combine = {"prod": E.mul, "amax": E.maximum, "amin": E.minimum}[reduce]
+    base = x if include_self else E.where(received, as_operand(identity, dtype=x.dtype), x)
+    # prod differentiates through the products; amax and amin get PyTorch's gradient below
+    extreme = reduce != "prod"
+    if extreme:
+        base, values = stop_gradient(base), stop_gradient(src)
+    else:
+        values = src
+    # the contributions grouped by target (a stable sort of the indices), each group reduced
+    # by a running scan that restarts where the target changes, and the group's last element
+    # (its result) scattered once into identities; the others go to a spare slot past the
+    # end of the axis, cut off after
+    order = _reduction.argsort(indices, ax)
+    targets = take_along_axis(indices, order, ax)
+    values = take_along_axis(values, order, ax)
+
+    def combine_groups(earlier, later):
+        (t0, v0), (t1, v1) = earlier, later
+        return t1, E.where(E.equal(t0, t1), combine(v0, v1), v1)
+
+    _, values = _reduction.running((targets, values), ax, combine_groups, "scatter_reduce")
+    following = concat([_axis_slice(targets, ax, 1, None),
+                        _filled(_axis_slice(targets, ax, 0, 1), -1)], ax)
+    last = E.not_equal(targets, following)
+    spare = concat([_filled(x, identity), _filled(_axis_slice(x, ax, 0, 1), identity)], ax)
+    reduced = apply(_scatter, [spare, E.where(last, targets, n), values], {"axis": ax})
+    result = combine(base, _axis_slice(reduced, ax, 0, n))
+    if not extreme or not x.dtype.is_float:
+        return result
+    # PyTorch's gradient of amax / amin: the elements equal to the result (x's own where it
+    # takes part) share it evenly. Subtracting the shares of (result - element), each exactly
+    # 0, leaves the value (signed zeros too) and gives it that gradient; infinite elements
+    # are left out (their difference would be NaN)
+    at_target = take_along_axis(result, indices, ax)
+    own = E.logical_and(E.logical_and(E.equal(x, result), E.isfinite(x)),
+                        E.logical_or(E.logical_not(received), as_operand(bool(include_self))))
+    ties = E.logical_and(E.equal(src, at_target), E.isfinite(src))
+    count = cast(own, x.dtype) + apply(_scatter_add, [_filled(x, 0), indices,
+                                                      cast(ties, x.dtype)], {"axis": ax})
+    gaps = E.where(own, result - x, 0.0) + apply(
+        _scatter_add, [_filled(x, 0), indices, E.where(ties, at_target - src, 0.0)],
+        {"axis": ax})
+    return result - gaps / E.maximum(count, 1.0)
+
+
+__all__ += ["t", "tensor_split", "hsplit", "vsplit", "dsplit", "diag_embed", "sliding_windows",
+            "index_copy", "masked_scatter", "slice_scatter", "vander", "cartesian_prod",
+            "cartesian_product", "scatter_reduce"]

@@ -31,7 +31,7 @@ CASES = [
         3, 2, value_dim=4, output_dim=5, causal=True), "input_shape": (2, 5, 4)},
 ]
 
-# torch's constructors (pyfront/nn/torch_rnn.py): stacked, bidirectional; (output, h_n) or
+# torch's constructors (pyfront/nn/torch_recurrent.py): stacked, bidirectional; (output, h_n) or
 # (output, (h_n, c_n)). Batch first here: the cases' first dim is the batch (time-major input
 # is checked against torch in test_torch_rnn.py)
 CASES += [

@@ -52,5 +52,6 @@ def test_a_torch_style_forward_with_f_matches_torch():
 
 
 def test_a_name_pyfront_lacks_says_what_f_holds():
-    with pytest.raises(AttributeError, match="no attribute 'unfold' .*torch.nn.functional"):
-        F.unfold
+    with pytest.raises(AttributeError, match="no attribute 'fractional_max_pool2d' "
+                       ".*torch.nn.functional"):
+        F.fractional_max_pool2d

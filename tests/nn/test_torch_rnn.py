@@ -1,4 +1,4 @@
-"""torch.nn.RNN / LSTM / GRU under torch's constructor (pyfront/nn/torch_rnn.py), against
+"""torch.nn.RNN / LSTM / GRU under torch's constructor (pyfront/nn/torch_recurrent.py), against
 torch itself with torch's weights copied over name for name."""
 import numpy as np
 import pytest

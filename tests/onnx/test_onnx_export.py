@@ -67,10 +67,10 @@ EXTRA_CASES = [
      "input_shape": (2, 2, 2, 3, 2)},
 ]
 # classes that are no layer of their own: tested through what they hold or build
-# bases, and containers that are not called themselves (their modules are exported); losses
+# bases, and containers that are not called themselves (what they hold is exported); losses
 # (torch.nn's loss modules) are what training minimises, not a part of a model
-NOT_LAYERS = {"Module", "CompiledModule", "Model", "ModuleList", "ModuleDict",
-              *pf.nn.losses.__all__}
+NOT_LAYERS = {"Module", "CompiledModule", "Model", "ModuleList", "ModuleDict", "ParameterList",
+              "ParameterDict", *pf.nn.losses.__all__}
 
 
 def _outputs(out):

@@ -1,16 +1,20 @@
-"""torch.nn.RNN, LSTM and GRU under torch's constructor and calling convention, on the same
-whole-sequence native kernels as the Keras-named layers (pyfront/nn/recurrent.py).
+"""torch.nn's recurrent layers: the cells RNNCell, LSTMCell and GRUCell (one time step each),
+and RNN, LSTM and GRU over whole sequences (TorchRNN, TorchLSTM, TorchGRU).
 
-`pf.nn.LSTM(input_size, hidden_size, ...)` and `pf.nn.GRU(...)` give these classes (TorchLSTM,
-TorchGRU): the Keras constructor `LSTM(units)` takes one int, torch's takes two (input and
-hidden size), so the two never read the same call differently. `pf.nn.RNN` is TorchRNN.
+The parameters are torch's, in torch's layout and under torch's names (weight_ih
+(gates * hidden, input), weight_hh (gates * hidden, hidden), bias_ih, bias_hh, with a layer's
+suffix _l{k}[_reverse] in the sequence layers; gates LSTM i, f, g, o and GRU r, z, n), drawn as
+torch draws them (U(+-1/sqrt(hidden_size))), so a torch module's state_dict loads as it is. A
+cell step is a few composed ops (two products and the gate math), the same eagerly, compiled and
+in ONNX.
 
-What torch users rely on and these keep: parameters named and shaped as torch's
-(weight_ih_l{k}[_reverse] (gates*H, in), weight_hh_l{k} (gates*H, H), bias_ih_l{k},
-bias_hh_l{k}), so a torch state_dict copies over name for name; every weight and bias drawn from
-U(+-1/sqrt(hidden_size)); time-major input unless batch_first; stacked layers with dropout
-between them while training; bidirectional outputs concatenated (forward first); h0/c0 and
-h_n/c_n of shape (num_layers * directions, N, H); unbatched (L, H_in) input.
+The sequence layers run on the same whole-sequence native kernels as the Keras-named layers
+(pyfront/nn/recurrent.py). `pf.nn.LSTM(input_size, hidden_size, ...)` and `pf.nn.GRU(...)`
+give TorchLSTM and TorchGRU: the Keras constructor `LSTM(units)` takes one int, torch's takes
+two (input and hidden size), so the two never read the same call differently. `pf.nn.RNN` is
+TorchRNN. What torch users rely on and these keep: time-major input unless batch_first; stacked
+layers with dropout between them while training; bidirectional outputs concatenated (forward
+first); h0/c0 and h_n/c_n of shape (num_layers * directions, N, H); unbatched (L, H_in) input.
 """
 import math
 
@@ -21,15 +25,166 @@ from ..ops.core import as_operand, constant_like, fmt_shape
 from . import init as initializers
 from .dropout import Dropout
 from .module import Module, Parameter, register_layer
+from .torch_layers import place, positive_int, scoped_name
 
-__all__ = ["TorchRNN", "TorchLSTM", "TorchGRU", "RNN"]
+__all__ = ["RNNCell", "LSTMCell", "GRUCell", "TorchRNN", "TorchLSTM", "TorchGRU", "RNN"]
 
 
-def _positive_int(owner, name, value):
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError("%s: %s must be a positive int, got %r" % (owner, name, value))
-    return value
+def _add(a, b):
+    """a + b where either may be absent (no bias, no previous state)."""
+    if a is None:
+        return b
+    return a if b is None else a + b
 
+
+class _Cell(Module):
+    """Shared by the cells: parameters, input and state checks, unbatched inputs."""
+
+    gates = 1
+    n_states = 1
+
+    def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None, name=None):
+        owner = type(self).__name__
+        positive_int(owner, "input_size", input_size)
+        positive_int(owner, "hidden_size", hidden_size)
+        super().__init__(name)
+        self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bool(bias)
+        bound = 1 / math.sqrt(hidden_size)
+        rows = self.gates * hidden_size
+        shapes = {"weight_ih": (rows, input_size), "weight_hh": (rows, hidden_size)}
+        if self.bias:
+            shapes.update(bias_ih=(rows,), bias_hh=(rows,))
+        else:
+            self.bias_ih = self.bias_hh = None
+        for key, shape in shapes.items():
+            p = Parameter(init=initializers.uniform(-bound, bound))
+            setattr(self, key, p)
+            p.materialize(shape)
+        self.built = True
+        place(self, device, dtype)
+
+    def _fail(self, what, expected, got):
+        raise errors.ShapeError("%s '%s': expected %s of shape %s, got %s"
+                                % (type(self).__name__, scoped_name(self), what, expected,
+                                   fmt_shape(got)))
+
+    def _inputs(self, input, hx):
+        """(x as (batch, input_size), the states as (batch, hidden_size) or None, whether
+        the input had a batch dim)."""
+        x = as_operand(input)
+        shape = tuple(x.shape)
+        if len(shape) not in (1, 2) or shape[-1] != self.input_size:
+            self._fail("input", "(batch, %d) or (%d,)" % (self.input_size, self.input_size),
+                       shape)
+        batched = len(shape) == 2
+        if not batched:
+            x = ops.reshape(x, (1, self.input_size))
+        if hx is None:
+            return x, [None] * self.n_states, batched
+        states = list(hx) if self.n_states > 1 else [hx]
+        if len(states) != self.n_states:
+            raise errors.ShapeError("%s '%s': hx must be a pair (h, c), got %d tensors"
+                                    % (type(self).__name__, scoped_name(self), len(states)))
+        want = (shape[0], self.hidden_size) if batched else (self.hidden_size,)
+        out = []
+        for h in states:
+            h = as_operand(h, like=x)
+            got = tuple(h.shape)
+            if len(got) != len(want) or any(a != b for a, b in zip(got, want)
+                                            if a is not None and b is not None):
+                self._fail("hx for input %s" % fmt_shape(shape), fmt_shape(want), got)
+            out.append(h if batched else ops.reshape(h, (1, self.hidden_size)))
+        return x, out, batched
+
+    def _products(self, x, h):
+        """x W_ih^T + b_ih and h W_hh^T + b_hh; without a previous state the second is b_hh
+        alone (or None): the product with zeros is skipped, not computed."""
+        gi = ops.linear(x, ops.transpose(self.weight_ih), self.bias_ih)
+        gh = self.bias_hh if h is None else \
+            ops.linear(h, ops.transpose(self.weight_hh), self.bias_hh)
+        return gi, gh
+
+    def _unbatch(self, batched, y):
+        return y if batched else ops.reshape(y, (self.hidden_size,))
+
+    def get_config(self):
+        return {"input_size": self.input_size, "hidden_size": self.hidden_size,
+                "bias": self.bias, "name": self.name}
+
+
+@register_layer
+class RNNCell(_Cell):
+    """torch.nn.RNNCell(input_size, hidden_size, bias=True, nonlinearity="tanh"):
+    h' = nonlinearity(x W_ih^T + b_ih + h W_hh^T + b_hh). forward(input, hx=None) -> h';
+    input (batch, input_size) or (input_size,), hx likewise with hidden_size (zeros if None).
+    """
+
+    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", *, device=None,
+                 dtype=None, name=None):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError("RNNCell: nonlinearity must be 'tanh' or 'relu', got %r"
+                             % (nonlinearity,))
+        self.nonlinearity = nonlinearity
+        super().__init__(input_size, hidden_size, bias, device, dtype, name)
+
+    def forward(self, input, hx=None):
+        x, (h,), batched = self._inputs(input, hx)
+        gi, gh = self._products(x, h)
+        act = ops.tanh if self.nonlinearity == "tanh" else ops.relu
+        return self._unbatch(batched, act(_add(gi, gh)))
+
+    def get_config(self):
+        return dict(super().get_config(), nonlinearity=self.nonlinearity)
+
+
+@register_layer
+class LSTMCell(_Cell):
+    """torch.nn.LSTMCell(input_size, hidden_size, bias=True): forward(input, hx=None) ->
+    (h', c'), hx a pair (h, c) (zeros if None); gates i, f, g, o."""
+
+    gates = 4
+    n_states = 2
+
+    def __init__(self, input_size, hidden_size, bias=True, *, device=None, dtype=None,
+                 name=None):
+        super().__init__(input_size, hidden_size, bias, device, dtype, name)
+
+    def forward(self, input, hx=None):
+        x, (h, c), batched = self._inputs(input, hx)
+        gi, gh = self._products(x, h)
+        i, f, g, o = ops.split(_add(gi, gh), self.hidden_size, axis=1)
+        i, f, o = ops.sigmoid(i), ops.sigmoid(f), ops.sigmoid(o)
+        c_new = _add(None if c is None else f * c, i * ops.tanh(g))
+        h_new = o * ops.tanh(c_new)
+        return self._unbatch(batched, h_new), self._unbatch(batched, c_new)
+
+
+@register_layer
+class GRUCell(_Cell):
+    """torch.nn.GRUCell(input_size, hidden_size, bias=True): forward(input, hx=None) -> h';
+    r and z from both products, n = tanh(x W_in^T + b_in + r * (h W_hn^T + b_hn)),
+    h' = n + z * (h - n) (torch's arrangement of (1 - z) n + z h)."""
+
+    gates = 3
+
+    def __init__(self, input_size, hidden_size, bias=True, *, device=None, dtype=None,
+                 name=None):
+        super().__init__(input_size, hidden_size, bias, device, dtype, name)
+
+    def forward(self, input, hx=None):
+        x, (h,), batched = self._inputs(input, hx)
+        gi, gh = self._products(x, h)
+        hs = self.hidden_size
+        i_r, i_z, i_n = ops.split(gi, hs, axis=-1)
+        h_r, h_z, h_n = ops.split(gh, hs, axis=-1) if gh is not None else (None,) * 3
+        r = ops.sigmoid(_add(i_r, h_r))
+        z = ops.sigmoid(_add(i_z, h_z))
+        n = ops.tanh(_add(i_n, None if h_n is None else r * h_n))
+        h_new = n - z * n if h is None else n + z * (h - n)
+        return self._unbatch(batched, h_new)
+
+
+# ---- whole sequences, on the native kernels ----
 
 class _TorchRecurrent(Module):
     """Shared by TorchRNN, TorchLSTM and TorchGRU: parameters, layout, stacking, directions."""
@@ -41,9 +196,9 @@ class _TorchRecurrent(Module):
                  dropout=0.0, bidirectional=False, *, name=None):
         super().__init__(name)
         owner = type(self).__name__
-        self.input_size = _positive_int(owner, "input_size", input_size)
-        self.hidden_size = _positive_int(owner, "hidden_size", hidden_size)
-        self.num_layers = _positive_int(owner, "num_layers", num_layers)
+        self.input_size = positive_int(owner, "input_size", input_size)
+        self.hidden_size = positive_int(owner, "hidden_size", hidden_size)
+        self.num_layers = positive_int(owner, "num_layers", num_layers)
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError("%s: dropout must be in [0, 1), got %r" % (owner, dropout))
         self.bias = bool(bias)
