@@ -329,8 +329,6 @@ static int k_cross_entropy(const pf_args *a) {
     PF_CHECK(pf_numel(out) == (red == RED_NONE ? N : 1), PF_ERR_SHAPE,
              "loss has %lld elements, expected %lld", (long long)pf_numel(out),
              (long long)(red == RED_NONE ? N : 1));
-    PF_CHECK(red != RED_MEAN || N > 0, PF_ERR_SHAPE,
-             "mean cross-entropy over an empty batch (or every label ignored)");
     if (N == 0 && red == RED_NONE) return PF_OK;
     int k = pf_current_kernel();
     PF_FLOAT_DISPATCH(z->dtype, T,
@@ -410,7 +408,6 @@ static int k_mse(const pf_args *a) {
     PF_CHECK(red >= RED_NONE && red <= RED_SUM, PF_ERR_ARGUMENT, "unknown reduction %d", red);
     int64_t n = pf_numel(p);
     PF_CHECK(pf_numel(out) == (red == RED_NONE ? n : 1), PF_ERR_SHAPE, "loss has the wrong size");
-    PF_CHECK(n > 0 || red != RED_MEAN, PF_ERR_SHAPE, "mean squared error of an empty batch");
     if (n == 0 && red == RED_NONE) return PF_OK;
     PF_FLOAT_DISPATCH(p->dtype, T, mse_kernel<T><<<1, 1024, 0, pf_stream()>>>(
         red, n, (const T *)p->data, (const T *)t->data, (T *)out->data, pf_current_kernel()));

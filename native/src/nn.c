@@ -170,9 +170,9 @@ static int k_cross_entropy(const pf_args *a) {
         total += loss;
     }
     if (red != RED_NONE) {
+        /* a mean over no labels (an empty batch, or every label ignored) is NaN, as torch's;
+         * its gradient is zero (scale 0 in cross_entropy_grad) */
         double v = red == RED_MEAN ? (count > 0 ? total / (double)count : NAN) : total;
-        PF_CHECK(red != RED_MEAN || count > 0, PF_ERR_SHAPE,
-                 "mean cross-entropy over an empty batch (or every label ignored)");
         if (z->dtype == PF_FLOAT32) ((float *)out->data)[0] = (float)v;
         else ((double *)out->data)[0] = v;
     }
@@ -255,7 +255,6 @@ static int k_mse(const pf_args *a) {
     PF_CHECK(red >= RED_NONE && red <= RED_SUM, PF_ERR_ARGUMENT, "unknown reduction %d", red);
     int64_t n = pf_numel(p);
     PF_CHECK(pf_numel(out) == (red == RED_NONE ? n : 1), PF_ERR_SHAPE, "loss has the wrong size");
-    PF_CHECK(n > 0 || red != RED_MEAN, PF_ERR_SHAPE, "mean squared error of an empty batch");
     double total = 0;
     for (int64_t i = 0; i < n; i++) {
         double d = p->dtype == PF_FLOAT32
@@ -275,10 +274,11 @@ static int k_mse(const pf_args *a) {
         total += d * d;
     }
     if (red != RED_NONE) {
-        double v = red == RED_MEAN ? total / (double)n : total;
+        /* the mean of no elements is NaN, as torch's (and its gradient has no elements) */
+        double v = red == RED_MEAN ? (n > 0 ? total / (double)n : NAN) : total;
         if (p->dtype == PF_FLOAT32) v = (float)v;
-        PF_CHECK(isfinite(v), PF_ERR_NUMERIC, "the loss is Inf: the squared differences overflow %s",
-                 pf_dtype_name(p->dtype));
+        PF_CHECK(isfinite(v) || n == 0, PF_ERR_NUMERIC,
+                 "the loss is Inf: the squared differences overflow %s", pf_dtype_name(p->dtype));
         if (p->dtype == PF_FLOAT32) ((float *)out->data)[0] = (float)v;
         else ((double *)out->data)[0] = v;
     }

@@ -175,8 +175,6 @@ class CrossEntropy(Op):
             raise ShapeMismatch("labels must be (batch,), got %s" % fmt_shape(y.shape))
         if z.shape[0] is not None and y.shape[0] is not None and z.shape[0] != y.shape[0]:
             raise ShapeMismatch("%d rows of logits but %d labels" % (z.shape[0], y.shape[0]))
-        if attrs["reduction"] == "mean" and z.shape[0] == 0:
-            raise ShapeMismatch("mean cross-entropy of an empty batch")
         shape = (z.shape[0],) if attrs["reduction"] == "none" else ()
         return [Spec(shape, z.dtype)]
 
@@ -542,8 +540,6 @@ class MSE(Op):
                 a is not None and b is not None and a != b for a, b in zip(p.shape, t.shape)):
             raise ShapeMismatch("prediction %s and target %s differ" % (fmt_shape(p.shape),
                                                                          fmt_shape(t.shape)))
-        if attrs["reduction"] == "mean" and None not in p.shape and math.prod(p.shape) == 0:
-            raise ShapeMismatch("mean squared error of an empty batch")
         return [Spec(p.shape if attrs["reduction"] == "none" else (), p.dtype)]
 
     def forward(self, k, ins, outs, attrs):
