@@ -339,10 +339,12 @@ def test_cross_entropy_kernels(data, dtype, n, c, reduction, label_dtype, ignore
         with pytest.raises(pf.NumericError, match="row"):
             pf.cross_entropy(t, pf.tensor(labels), reduction, ignore)
         return
-    if reduction == "mean" and not used.any():
-        assert not ok
-        return
     assert ok
+    if reduction == "mean" and not used.any():    # a mean over no labels: NaN, as torch's
+        assert np.isnan(loss.item())
+        loss.backward()
+        assert not t.grad.numpy().any()
+        return
     scale = 1.0 / used.sum() if reduction == "mean" else 1.0
     with np.errstate(all="ignore"):
         want = {"none": rows, "sum": rows.sum(), "mean": rows.sum() * scale}[reduction]
@@ -365,10 +367,14 @@ def test_mse_kernels(data, dtype, reduction, shape):
     ok, loss = _clean(lambda: pf.mse(tp, pf.tensor(q), reduction))
     d = p.astype(np.float64) - q
     with np.errstate(all="ignore"):
-        want = {"none": d * d, "sum": (d * d).sum(), "mean": (d * d).mean() if p.size else 0}
+        want = {"none": d * d, "sum": (d * d).sum(),
+                "mean": (d * d).mean() if p.size else np.nan}     # torch's mean of nothing
         want = np.asarray(want[reduction]).astype(dtype)
         grad = 2 * d / (p.size if reduction == "mean" else 1)
-    if not np.all(np.isfinite(want)) or (reduction == "mean" and p.size == 0):
+    if reduction == "mean" and p.size == 0:
+        assert ok and np.isnan(loss.item())
+        return
+    if not np.all(np.isfinite(want)):
         assert not ok       # NaN or Inf inputs, or a loss beyond the float range
         return
     assert ok
