@@ -10,14 +10,16 @@ from . import errors
 from .autograd import (enable_grad, grad, inference_mode, is_grad_enabled, no_grad,
                        set_grad_enabled)
 from .backend.cpu import blas_info, get_num_threads, release_cached_memory, set_num_threads
-from .dtypes import DType, bool_, float32, float64, int32, int64
-from .errors import (AxisError, DeviceError, DTypeError, IndexOutOfRange, ModelFormatError,
-                     NumericError, PyfrontError, ShapeError, TraceError)
+from .dtypes import (DType, bool_, can_cast, float32, float64, get_default_dtype, int32, int64,
+                     promote_types, result_type, set_default_dtype)
+from .errors import (AxisError, DeviceError, DTypeError, IndexOutOfRange, LinAlgError,
+                     ModelFormatError, NumericError, PyfrontError, ShapeError, TraceError)
 from .ops import *  # noqa: F401,F403  (every op function: pf.relu, pf.matmul, ...)
 from .ops import name_scope
 from .tensor import (Tensor, arange, as_tensor, empty, empty_like, eye, from_numpy, full,
-                     full_like, is_tensor, linspace, logspace, numel, ones, ones_like, rand,
-                     rand_like, randint, randn, randn_like, randperm, tensor, zeros, zeros_like)
+                     full_like, is_floating_point, is_nonzero, is_tensor, linspace, logspace,
+                     numel, ones, ones_like, rand, rand_like, randint, randn, randn_like,
+                     randperm, tensor, zeros, zeros_like)
 
 bool = bool_  # noqa: A001 (pf.bool, as torch.bool)
 
@@ -26,6 +28,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "nn": ("pyfront.nn", None),
+    "linalg": ("pyfront.linalg", None),
     "cuda": ("pyfront.cuda", None),
     "from_dlpack": ("pyfront.tensor", "from_dlpack"),
     "random": ("pyfront.random", None),
@@ -45,6 +48,8 @@ _LAZY = {
     "placeholder": ("pyfront.graph", "placeholder"),
     "parameter": ("pyfront.graph", "parameter"),
     "jit": ("pyfront.graph.jit", "jit"),
+    "compile": ("pyfront.graph.jit", "compile"),   # torch.compile's name for pf.jit
+    "special": ("pyfront.special", None),
     "plot_model": ("pyfront.nn.tracing", "plot_model"),
     "save": ("pyfront.io.model", "save"),
     "load": ("pyfront.io.model", "load"),

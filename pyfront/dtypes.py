@@ -5,7 +5,7 @@ import builtins
 import numpy as np
 
 __all__ = ["DType", "float32", "float64", "int32", "int64", "bool_", "as_dtype", "promote_types",
-           "result_type"]
+           "result_type", "can_cast", "get_default_dtype", "set_default_dtype"]
 
 
 class DType:
@@ -85,8 +85,37 @@ def promote_types(a, b):
     return a if a.itemsize >= b.itemsize else b
 
 
+# The default float dtype, as torch's: what Python floats become (pf.tensor([0.5]), the float
+# factories, an integer tensor meeting a float). One setting, read by all of them.
+_default_float = float32
+
+
+def get_default_dtype():
+    """The dtype Python floats become (float32 unless set_default_dtype changed it)."""
+    return _default_float
+
+
+def set_default_dtype(dtype):
+    """Make dtype (float32 or float64) the one Python floats become, as torch's
+    set_default_dtype: pf.tensor([0.5]), pf.zeros(3), pf.arange(0.5, 2) and an integer tensor
+    times 0.5 take it from then on. (Layers' parameters stay float32: cast a model with
+    model.to("float64").)"""
+    global _default_float
+    d = as_dtype(dtype)
+    if not d.is_float:
+        raise TypeError("set_default_dtype: only float32 or float64 can be the default, got %s"
+                        % d.name)
+    _default_float = d
+
+
+def can_cast(from_, to):
+    """Whether torch's casting rule allows from_ to become to: never to a lower category
+    (float to integer or bool, integer to bool); within a category and upward always, as
+    torch.can_cast."""
+    return _category(as_dtype(from_)) <= _category(as_dtype(to))
+
+
 _SCALAR_CATEGORY = {builtins.bool: 0, int: 1, float: 2}
-_CATEGORY_DEFAULT = {0: bool_, 1: int64, 2: float32}
 
 
 def scalar_category(value):
@@ -101,17 +130,16 @@ def scalar_category(value):
 
 
 def result_type(*operands):
-    """The dtype operands combine to: each operand is a DType (a tensor's) or a Python number."""
+    """The dtype operands combine to: each operand is a DType (a tensor's), a tensor or a
+    Python number (pf.result_type, torch's, except that a 0-d tensor counts as a tensor)."""
     tensor_type, scalar_cat = None, -1
     for x in operands:
         cat = scalar_category(x)
         if cat is None:
-            d = as_dtype(x)
+            d = as_dtype(getattr(x, "dtype", x))
             tensor_type = d if tensor_type is None else promote_types(tensor_type, d)
         else:
             scalar_cat = builtins.max(scalar_cat, cat)
-    if tensor_type is None:
-        return _CATEGORY_DEFAULT[scalar_cat]
-    if scalar_cat > _category(tensor_type):
-        return _CATEGORY_DEFAULT[scalar_cat]
+    if tensor_type is None or scalar_cat > _category(tensor_type):
+        return (bool_, int64, _default_float)[scalar_cat]
     return tensor_type

@@ -1,7 +1,8 @@
 """Exceptions. Every error names the op or layer, the user's names and the shapes involved."""
 
 __all__ = ["PyfrontError", "ShapeError", "DTypeError", "IndexOutOfRange", "AxisError",
-           "NumericError", "TraceError", "ModelFormatError", "NativeError", "DeviceError"]
+           "NumericError", "TraceError", "ModelFormatError", "NativeError", "DeviceError",
+           "LinAlgError"]
 
 
 class PyfrontError(Exception):
@@ -45,3 +46,9 @@ class NativeError(PyfrontError, RuntimeError):
 class DeviceError(PyfrontError, RuntimeError):
     """A device that is not there (no GPU, driver, CUDA library or CuPy: the message says which),
     or tensors of two devices meeting in one op."""
+
+
+class LinAlgError(PyfrontError, RuntimeError):
+    """A matrix a linear-algebra op cannot take: singular where an inverse or a solve is asked
+    for, not positive-definite for a Cholesky factor, a decomposition that did not converge
+    (a RuntimeError, as torch.linalg.LinAlgError)."""

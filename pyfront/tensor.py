@@ -3,7 +3,7 @@ import numpy as np
 
 from . import autograd, errors
 from .backend import cpu, cuda
-from .dtypes import as_dtype, float32
+from .dtypes import as_dtype, get_default_dtype
 from .ops import core
 from .ops import elementwise as E
 from .ops import shape as S
@@ -12,7 +12,8 @@ from .ops.methods import OpMethods, in_place_result
 __all__ = ["Tensor", "tensor", "zeros", "ones", "full", "arange", "randn", "rand", "zeros_like",
            "ones_like", "storage_changed", "storage_epoch", "from_dlpack", "move_to_device",
            "full_like", "empty", "empty_like", "rand_like", "randn_like", "eye", "linspace",
-           "logspace", "as_tensor", "from_numpy", "is_tensor", "numel", "randint", "randperm"]
+           "logspace", "as_tensor", "from_numpy", "is_tensor", "numel", "randint", "randperm",
+           "is_floating_point", "is_nonzero"]
 
 
 class Tensor(OpMethods):
@@ -165,7 +166,7 @@ class Tensor(OpMethods):
 
     def __repr__(self):
         body = np.array2string(self.cpu()._array(), separator=", ", prefix="tensor(")
-        extra = ", dtype=%s" % self.dtype.name if self.dtype is not float32 else ""
+        extra = ", dtype=%s" % self.dtype.name if self.dtype is not get_default_dtype() else ""
         if type(self._data) is not np.ndarray:
             extra += ", device='%s'" % self.device
         if self.requires_grad:
@@ -424,7 +425,7 @@ def _to_array(data, dtype=None):
     else:
         probe = np.asarray(arr)
         if probe.dtype.kind in "fb":
-            dt = probe.dtype if probe.dtype.kind == "b" else np.dtype("float32")
+            dt = probe.dtype if probe.dtype.kind == "b" else get_default_dtype().np
         elif probe.dtype.kind in "iu":
             dt = np.dtype("int64")
         else:
@@ -443,8 +444,9 @@ def _to_array(data, dtype=None):
 def tensor(data, dtype=None, requires_grad=False, name=None, device=None):
     """A tensor holding a copy of array-like data, as torch.tensor and np.array make one (a
     later write to the array does not reach the tensor, nor the other way; pf.from_numpy and
-    pf.as_tensor share an array's memory instead). float arrays default to float32 (float64
-    kept), integer arrays to int64 (int32 kept); a NumPy scalar keeps its dtype.
+    pf.as_tensor share an array's memory instead). Python floats take the default dtype
+    (pf.get_default_dtype: float32 unless set), float arrays keep float32 or float64, integer
+    arrays default to int64 (int32 kept); a NumPy scalar keeps its dtype.
     device="cuda" (or "cuda:N") puts it on a GPU."""
     if device is None or device == "cpu":
         t = Tensor(data, dtype=dtype, requires_grad=requires_grad, name=name)
@@ -495,22 +497,27 @@ def from_dlpack(obj):
     return Tensor._wrap(array, as_dtype(array.dtype))
 
 
-def zeros(*shape, dtype="float32", requires_grad=False):
-    shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-    return Tensor(np.zeros(shape, as_dtype(dtype).np), requires_grad=requires_grad)
+def _float_dtype(dtype):
+    """dtype, or the default float dtype (pf.set_default_dtype) when None."""
+    return get_default_dtype() if dtype is None else as_dtype(dtype)
 
 
-def ones(*shape, dtype="float32", requires_grad=False):
+def zeros(*shape, dtype=None, requires_grad=False):
     shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-    return Tensor(np.ones(shape, as_dtype(dtype).np), requires_grad=requires_grad)
+    return Tensor(np.zeros(shape, _float_dtype(dtype).np), requires_grad=requires_grad)
+
+
+def ones(*shape, dtype=None, requires_grad=False):
+    shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    return Tensor(np.ones(shape, _float_dtype(dtype).np), requires_grad=requires_grad)
 
 
 def full(shape, value, dtype=None, requires_grad=False):
     """shape filled with value; without dtype, PyTorch's choice from the value: bool for a
-    bool, int64 for an int, float32 for a float."""
+    bool, int64 for an int, the default float dtype for a float."""
     if dtype is None:
         dtype = "bool" if isinstance(value, (bool, np.bool_)) else \
-            "int64" if isinstance(value, (int, np.integer)) else "float32"
+            "int64" if isinstance(value, (int, np.integer)) else get_default_dtype()
     return Tensor(np.full(shape, value, as_dtype(dtype).np), requires_grad=requires_grad)
 
 
@@ -530,10 +537,10 @@ def full_like(t, value, dtype=None, requires_grad=False):
     return Tensor(np.full(t.shape, value, _like_dtype(t, dtype)), requires_grad=requires_grad)
 
 
-def empty(*shape, dtype="float32", requires_grad=False):
+def empty(*shape, dtype=None, requires_grad=False):
     """A tensor of that shape whose values are whatever the memory held (numpy's empty)."""
     shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-    return Tensor(np.empty(shape, as_dtype(dtype).np), requires_grad=requires_grad)
+    return Tensor(np.empty(shape, _float_dtype(dtype).np), requires_grad=requires_grad)
 
 
 def empty_like(t, dtype=None, requires_grad=False):
@@ -548,20 +555,20 @@ def randn_like(t, dtype=None, requires_grad=False):
     return randn(*t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
 
 
-def eye(n, m=None, dtype="float32", requires_grad=False):
+def eye(n, m=None, dtype=None, requires_grad=False):
     """The n x m identity (m = n by default)."""
-    return Tensor(np.eye(n, m, dtype=as_dtype(dtype).np), requires_grad=requires_grad)
+    return Tensor(np.eye(n, m, dtype=_float_dtype(dtype).np), requires_grad=requires_grad)
 
 
-def linspace(start, end, steps, dtype="float32", requires_grad=False):
+def linspace(start, end, steps, dtype=None, requires_grad=False):
     """steps values from start to end inclusive, evenly spaced (PyTorch's; steps required)."""
-    return Tensor(np.linspace(start, end, steps).astype(as_dtype(dtype).np),
+    return Tensor(np.linspace(start, end, steps).astype(_float_dtype(dtype).np),
                   requires_grad=requires_grad)
 
 
-def logspace(start, end, steps, base=10.0, dtype="float32", requires_grad=False):
+def logspace(start, end, steps, base=10.0, dtype=None, requires_grad=False):
     """base ** linspace(start, end, steps)."""
-    return Tensor((base ** np.linspace(start, end, steps)).astype(as_dtype(dtype).np),
+    return Tensor((base ** np.linspace(start, end, steps)).astype(_float_dtype(dtype).np),
                   requires_grad=requires_grad)
 
 
@@ -596,11 +603,24 @@ def numel(t):
     return int(np.prod(t.shape, dtype=np.int64))
 
 
+def is_floating_point(t):
+    """Whether t (a tensor or a graph value) has a float dtype, as torch.is_floating_point."""
+    return core.as_operand(t).is_floating_point()
+
+
+def is_nonzero(t):
+    """The truth of a one-element tensor as a Python bool, as torch.is_nonzero: any other
+    number of elements is ambiguous, a ValueError (a graph value has no truth yet: a
+    TraceError, so that pf.jit runs the function eagerly)."""
+    return core.as_operand(t).is_nonzero()
+
+
 def arange(start, stop=None, step=1, dtype=None):
-    """Evenly spaced values, as np.arange; int64 for integer arguments, else float32."""
+    """Evenly spaced values, as np.arange; int64 for integer arguments, else the default
+    float dtype."""
     arr = np.arange(start, stop, step) if stop is not None else np.arange(start)
     if dtype is None and arr.dtype.kind == "f":
-        dtype = float32       # numpy's float64 is not our default (pf.tensor([0.5]) is float32)
+        dtype = get_default_dtype()    # numpy's float64 is not necessarily ours
     return Tensor(arr, dtype=dtype)
 
 
@@ -611,17 +631,17 @@ def _rng(seed):
     return np.random.default_rng(seed) if seed is not None else random.generator()
 
 
-def randn(*shape, dtype="float32", seed=None, requires_grad=False):
+def randn(*shape, dtype=None, seed=None, requires_grad=False):
     """Samples of N(0, 1); seed= for a draw of its own, else pyfront's generator."""
     shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-    return Tensor(_rng(seed).standard_normal(shape).astype(as_dtype(dtype).np),
+    return Tensor(_rng(seed).standard_normal(shape).astype(_float_dtype(dtype).np),
                   requires_grad=requires_grad)
 
 
-def rand(*shape, dtype="float32", seed=None, requires_grad=False):
+def rand(*shape, dtype=None, seed=None, requires_grad=False):
     """Samples of U[0, 1); seed= for a draw of its own, else pyfront's generator."""
     shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-    return Tensor(_rng(seed).random(shape).astype(as_dtype(dtype).np),
+    return Tensor(_rng(seed).random(shape).astype(_float_dtype(dtype).np),
                   requires_grad=requires_grad)
 
 

@@ -17,9 +17,12 @@ a layer above it nor another package of its own layer:
     ops             ops/ (every op defined once)
     tensor          tensor.py (memory, shape, dtype; also the storage counter plans check)
     package         the pyfront package itself: __init__.py imports down to the tensor and
-                    loads everything else lazily by name (the pf.* façade); pyfront.__version__
+                    loads everything else lazily by name (the pf.* façade); pyfront.__version__;
+                    the façade's namespace modules beside it (cuda.py, linalg.py: pf.cuda,
+                    pf.linalg), which gather names from below
     tensor users    testing.py (gradient checks), data/ (datasets and loaders: numpy in and
-                    out): small utilities that may use tensors, never models
+                    out), special.py (torch.special's names for ops): small utilities that
+                    may use tensors, never models
     losses/optim    losses.py, optim/
     graph           graph/ (build, passes, plan, executor, tracing of functions)
     nn              nn/ (layers, models, the compiled module)
@@ -56,7 +59,7 @@ LAYERS = [
     ("ops", ["pyfront.ops"]),
     ("tensor", ["pyfront.tensor"]),
     ("package", ["pyfront"]),
-    ("tensor users", ["pyfront.testing", "pyfront.data"]),
+    ("tensor users", ["pyfront.testing", "pyfront.data", "pyfront.special"]),
     ("losses/optim", ["pyfront.losses", "pyfront.optim"]),
     ("graph", ["pyfront.graph"]),
     ("nn", ["pyfront.nn"]),
@@ -206,6 +209,12 @@ def test_imports_point_down_the_layers():
         msg.append("KNOWN_VIOLATIONS lists edges that no longer exist: remove them:\n  " +
                    "\n  ".join("%s -> %s" % e for e in gone))
     assert not msg, "\n".join(msg)
+
+
+def test_facade_namespaces_sit_in_the_package_layer():
+    # pf.linalg gathers ops' functions under torch.linalg's names: a façade over the ops layer
+    for module in ("pyfront.linalg", "pyfront.cuda"):
+        assert unit_of(module) == unit_of("pyfront"), module
 
 
 def test_the_only_import_cycle_in_ops_is_the_documented_one():

@@ -20,7 +20,7 @@
 
 /* Bumped whenever a declaration below changes; pyfront/backend/cpu.py names the version it
  * was written for and refuses a library built from another (a stale build). */
-#define PF_ABI_VERSION 4
+#define PF_ABI_VERSION 5
 #define PF_MAX_DIMS 8
 #define PF_MAX_IN 16
 #define PF_MAX_OUT 8
@@ -204,6 +204,10 @@ int pf_run(int32_t kernel, const pf_args *args);
 typedef int (*pf_user_kernel)(const pf_args *args);
 typedef int (*pf_user_workspace)(const pf_args *args, int64_t *bytes);
 int pf_register_kernel(const char *name, pf_user_kernel run, pf_user_workspace workspace);
+/* A registered kernel's failure: records message as the thread's last error (after the
+ * running kernel's name, as the built-in kernels' messages) and returns status, for
+ * `return pf_set_error(PF_ERR_ARGUMENT, "...")`. */
+int pf_set_error(int status, const char *message);
 
 /* Run steps [begin, end) of a plan; on failure *failed_step names the step. */
 int pf_run_steps(const pf_step *steps, int64_t begin, int64_t end, int64_t *failed_step);

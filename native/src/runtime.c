@@ -32,6 +32,9 @@ static __thread const char *tls_kernel;   /* name of the kernel running, for mes
 const char *pf_last_error(void) { return tls_error; }
 void pf_clear_error(void) { tls_error[0] = 0; }
 int pf_abi_version(void) { return PF_ABI_VERSION; }
+int pf_set_error(int status, const char *message) {
+    return pf_fail(status, "%s", message ? message : "(no message)");
+}
 
 int pf_fail(int status, const char *fmt, ...) {
     char msg[768];

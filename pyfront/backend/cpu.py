@@ -14,12 +14,12 @@ from .._native import ffi, lib
 
 __all__ = ["Buf", "run", "kernel_id", "set_num_threads", "get_num_threads", "blas_info",
            "raise_native_error", "new_args", "new_steps", "register_kernel", "include_dir",
-           "wait_readable"]
+           "wait_readable", "HOST_KERNEL", "host_function"]
 
 # The ABI (native/include/pyfront.h) this code was written for. An editable install does not
 # rebuild C on import, so a library compiled from an older header would be called with the
 # wrong declarations: refuse it before anything else touches it.
-ABI_VERSION = 4
+ABI_VERSION = 5
 
 
 def check_abi_version():
@@ -52,6 +52,15 @@ _STATUS_ERRORS = {
 
 
 def raise_native_error(status, context=""):
+    failure, written = getattr(_host_failure, "error", (None, None))
+    _host_failure.error = None, None
+    # a host kernel's exception (see host_function), unless a native kernel failed since and
+    # replaced the last error that the host kernel wrote
+    if failure is not None and ffi.string(lib.pf_last_error()) == written:
+        if isinstance(failure, errors.PyfrontError):
+            raise type(failure)(context + str(failure)) from None
+        raise errors.NativeError("%s%s: %s" % (context, type(failure).__name__, failure)) \
+            from failure
     message = ffi.string(lib.pf_last_error()).decode("utf-8", "replace")
     cls = _STATUS_ERRORS.get(status, errors.NativeError)
     raise cls(context + message if context else message)
@@ -201,13 +210,99 @@ def include_dir():
     return path
 
 
+# ---- kernels written in Python ----
+# Some ops compute on the host with code no native kernel holds (LAPACK through numpy.linalg).
+# They still emit a kernel, HOST_KERNEL, so that eager calls, eager replays and compiled plans
+# run them in the one native loop like any other: a cffi callback in the kernel table calls
+# the Python function whose id is the call's iattr[0]. A failure writes its message as the
+# C library's last error (for callers of the ABI), and the exception itself waits in
+# _host_failure (kernels run on the thread that called pf_run / pf_run_steps) for the
+# raise_native_error that the failed status leads to, which raises it again whole.
+
+HOST_KERNEL = "host_python"
+_host_functions = []
+_host_failure = threading.local()
+# bytes of a failure's message kept as the last error (pf_set_error keeps up to about 760)
+_HOST_MESSAGE_BYTES = 512
+_NP_OF_CODE = {lib.PF_FLOAT32: np.dtype(np.float32), lib.PF_FLOAT64: np.dtype(np.float64),
+               lib.PF_INT32: np.dtype(np.int32), lib.PF_INT64: np.dtype(np.int64),
+               lib.PF_BOOL: np.dtype(np.bool_)}
+
+
+def host_function(function):
+    """Make function(inputs, outputs) a kernel: returns the id that a call of HOST_KERNEL
+    gives as its one integer attribute. inputs and outputs are numpy arrays on the call's
+    contiguous operands; the function writes its results into outputs. An exception it
+    raises fails the call and is raised again, its message behind the op's context, by
+    whoever ran the kernel."""
+    _host_functions.append(function)
+    return len(_host_functions) - 1
+
+
+def _host_array(t):
+    # (descriptors from raw ABI calls can be anything: refused before memory is touched)
+    if t == ffi.NULL or t.dtype not in _NP_OF_CODE or not 0 <= t.ndim <= MAX_DIMS:
+        raise errors.NativeError("a host kernel got a null or malformed tensor descriptor")
+    shape = tuple(t.shape[0:t.ndim])
+    dtype = _NP_OF_CODE[t.dtype]
+    n = math.prod(shape)
+    if min(shape, default=0) < 0 or (n and t.data == ffi.NULL):
+        raise errors.NativeError("a host kernel got shape %s with %s data"
+                                 % (shape, "null" if t.data == ffi.NULL else "its"))
+    if n == 0:
+        return np.empty(shape, dtype)
+    if tuple(t.strides[0:t.ndim]) != _contiguous_strides(shape):
+        raise errors.NativeError("host kernels take contiguous operands, got shape %s with "
+                                 "strides %s" % (shape, tuple(t.strides[0:t.ndim])))
+    return np.frombuffer(ffi.buffer(t.data, n * dtype.itemsize), dtype).reshape(shape)
+
+
+def _status_of(exc):
+    for status, cls in _STATUS_ERRORS.items():
+        if type(exc) is cls:
+            return status
+    return lib.PF_ERR_INTERNAL
+
+
+@ffi.callback("pf_user_kernel", error=lib.PF_ERR_INTERNAL)
+def _run_host(a):
+    try:
+        if not (a.n_iattr >= 1 and a.iattr != ffi.NULL and
+                0 <= a.iattr[0] < len(_host_functions) and
+                0 <= a.n_in <= lib.PF_MAX_IN and 0 <= a.n_out <= lib.PF_MAX_OUT):
+            raise errors.NativeError("%s: no host function id, or too many operands"
+                                     % HOST_KERNEL)
+        function = _host_functions[a.iattr[0]]
+        function([_host_array(a.inputs[i]) for i in range(a.n_in)],
+                 [_host_array(a.outputs[i]) for i in range(a.n_out)])
+    except Exception as e:       # raised again by raise_native_error, on this thread
+        status = lib.pf_set_error(_status_of(e), (str(e) or type(e).__name__).encode(
+            "utf-8", "replace")[:_HOST_MESSAGE_BYTES])
+        _host_failure.error = e, ffi.string(lib.pf_last_error())
+        return status
+    return lib.PF_OK
+
+
+def _export_abi_symbols():
+    """Make the library's functions visible to libraries loaded after it: a user's kernel
+    compiled against pyfront.h calls pf_set_error, and Python loads extension modules with
+    their symbols private (RTLD_LOCAL)."""
+    import ctypes
+
+    import pyfront._native as native
+
+    ctypes.CDLL(native.__file__, mode=os.RTLD_GLOBAL | getattr(os, "RTLD_NOLOAD", 0))
+
+
 def _init():
+    _export_abi_symbols()
     for i in range(lib.pf_kernel_count()):
         _kernel_ids[ffi.string(lib.pf_kernel_name(i)).decode()] = i
         if lib.pf_kernel_has_workspace(i):
             _WORKSPACE_KERNELS.add(i)
     _load_blas()
     set_num_threads(_default_threads())
+    register_kernel(HOST_KERNEL, _run_host)
     if os.environ.get("PYFRONT_DEBUG", "0") not in ("", "0"):
         lib.pf_set_debug(1)
 

@@ -19,7 +19,7 @@ from ..tensor import Tensor, storage_epoch
 from .executor import Executor
 from .symbol import Graph, numbered_names
 
-__all__ = ["jit", "JitFunction", "trace"]
+__all__ = ["jit", "compile", "JitFunction", "trace"]
 
 _EAGER = object()
 OWN_INPUT_BYTES = 4096     # inputs up to this size are copied into the plan (see run)
@@ -390,3 +390,14 @@ def jit(fn):
     if not callable(fn):
         raise TypeError("pf.jit needs a function or a Module, got %r" % (fn,))
     return JitFunction(fn)
+
+
+def compile(model=None, **options):  # noqa: A001 (torch.compile's name)
+    """torch.compile's role, pf.jit's work: pf.compile(fn_or_module) returns what
+    pf.jit(fn_or_module) returns. torch.compile's options (fullgraph, dynamic, backend, mode,
+    options, disable) are accepted so that ported code runs, and ignored: pyfront has one
+    compiler, which always traces whole graphs per input-shape signature. Without a model it
+    is a decorator, as @torch.compile(mode=...) is."""
+    if model is None:
+        return lambda fn: jit(fn)
+    return jit(model)

@@ -1,11 +1,13 @@
-"""Embedding: rows of a learned table picked by integer ids."""
+"""Embedding: rows of a learned table picked by integer ids; EmbeddingBag: their sums, means or
+maxima over bags of ids."""
 import numpy as np
 
 from .. import autograd, errors, ops
 from ..ops.core import as_operand, constant_like, fmt_shape
+from . import init as initializers
 from .module import Module, Parameter, register_layer, torch_aliases
 
-__all__ = ["Embedding"]
+__all__ = ["Embedding", "EmbeddingBag"]
 
 
 @register_layer
@@ -91,22 +93,12 @@ class Embedding(Module):
                 not indices.shape or indices.shape[-1] != self.input_length):
             raise errors.ShapeError("%s: expected indices of shape (..., %d) (input_length), got %s"
                                     % (self.name, self.input_length, fmt_shape(indices.shape)))
-        # checked here on the host; a GPU's take kernel checks them on the device (reported
-        # by pf.cuda.synchronize, naming the kernel) without a copy back
-        if not indices.symbolic and indices.size and indices.device == "cpu":
-            values = indices.numpy()
-            bad = (values < 0) | (values >= self.input_dim)
-            if bad.any():
-                raise errors.IndexOutOfRange(
-                    "%s: index %d (at %s of the input of shape %s) is out of range for "
-                    "input_dim %d" % (self.name, values[bad].flat[0],
-                                      tuple(int(i) for i in np.argwhere(bad)[0]),
-                                      fmt_shape(indices.shape), self.input_dim))
+        _check_indices(self.name, indices, self.input_dim, "input_dim")
         if (self.max_norm is not None or self.scale_grad_by_freq) and indices.symbolic:
             raise errors.TraceError("%s: max_norm and scale_grad_by_freq run in eager steps "
                                     "only" % self.name)
         if self.max_norm is not None:
-            self._renorm(indices)
+            _renorm_rows(self.embeddings, indices, self.max_norm, self.norm_type)
         out = ops.take(self.embeddings, indices, axis=0)
         if self.padding_idx is not None:
             # the gradient stops at the lookups of the padding row
@@ -121,30 +113,6 @@ class Embedding(Module):
             out = frozen + (out - frozen) * scale     # the same values; gradients scaled
         return out
 
-    def _renorm(self, indices):
-        """torch.embedding_renorm_: rows looked up whose norm exceeds max_norm, rescaled in
-        place to max_norm (off the tape)."""
-        table = self.embeddings._array()
-        rows = np.unique(indices.cpu().numpy())
-        if not rows.size:
-            return
-        picked = table[rows]
-        if type(picked) is not np.ndarray:
-            picked = picked.get()
-        norms = np.linalg.norm(picked.astype(np.float64), ord=self.norm_type, axis=1) \
-            if self.norm_type != 2.0 else np.sqrt(np.sum(picked.astype(np.float64) ** 2, 1))
-        norms = norms.astype(picked.dtype)
-        over = norms > self.max_norm
-        if not over.any():
-            return
-        scale = (self.max_norm / (norms[over] + picked.dtype.type(1e-7))).astype(picked.dtype)
-        new, where = picked[over] * scale[:, None], rows[over]
-        if type(table) is not np.ndarray:       # a GPU's table: the rows go there
-            from ..backend import cuda
-
-            new, where = (cuda.array_to(a, self.embeddings.device) for a in (new, where))
-        table[where] = new
-
     def get_config(self):
         if not isinstance(self.embeddings_initializer, str):
             return None
@@ -156,3 +124,120 @@ class Embedding(Module):
             if getattr(self, key) != default:
                 cfg[key] = getattr(self, key)
         return cfg
+
+
+@register_layer
+class EmbeddingBag(Module):
+    """torch.nn.EmbeddingBag(num_embeddings, embedding_dim, max_norm=None, norm_type=2.0,
+    scale_grad_by_freq=False, mode="mean", sparse=False, _weight=None,
+    include_last_offset=False, padding_idx=None): per bag of indices the sum, mean or maximum
+    (mode) of their rows of weight (num_embeddings, embedding_dim), drawn from N(0, 1) as
+    torch's (the padding_idx row zero, and counting for nothing). forward(input,
+    offsets=None, per_sample_weights=None): 2-D input (bags, size), or 1-D input cut into
+    bags at offsets; per_sample_weights scale each index's row (mode "sum"). max_norm
+    rescales the rows looked up in place first (eager only, as Embedding's);
+    scale_grad_by_freq and sparse gradients are refused (pf.embedding_bag has neither)."""
+
+    def __init__(self, num_embeddings, embedding_dim, max_norm=None, norm_type=2.0,
+                 scale_grad_by_freq=False, mode="mean", sparse=False, _weight=None,
+                 include_last_offset=False, padding_idx=None, *, device=None, dtype=None,
+                 name=None):
+        from .torch_layers import place, positive_int
+
+        positive_int("EmbeddingBag", "num_embeddings", num_embeddings)
+        positive_int("EmbeddingBag", "embedding_dim", embedding_dim)
+        super().__init__(name)
+        if mode not in ("sum", "mean", "max"):
+            raise ValueError("%s: mode must be 'sum', 'mean' or 'max', got %r" % (self.name, mode))
+        if padding_idx is not None:
+            if isinstance(padding_idx, bool) or not isinstance(padding_idx, (int, np.integer)) \
+                    or not -num_embeddings <= padding_idx < num_embeddings:
+                raise ValueError("%s: padding_idx must be an int in [-%d, %d), got %r"
+                                 % (self.name, num_embeddings, num_embeddings, padding_idx))
+            padding_idx = int(padding_idx) % num_embeddings
+        if max_norm is not None and not max_norm > 0:
+            raise ValueError("%s: max_norm must be positive, got %r" % (self.name, max_norm))
+        if scale_grad_by_freq or sparse:
+            raise ValueError("%s: scale_grad_by_freq and sparse gradients are not supported"
+                             % self.name)
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.max_norm = None if max_norm is None else float(max_norm)
+        self.norm_type = float(norm_type)
+        self.scale_grad_by_freq, self.sparse = False, False
+        self.mode, self.include_last_offset = mode, bool(include_last_offset)
+        self.padding_idx = padding_idx
+        self.weight = Parameter(init=initializers.normal(0.0, 1.0))
+        self.weight.materialize((num_embeddings, embedding_dim))
+        if _weight is not None:
+            given = _weight.numpy() if hasattr(_weight, "numpy") and \
+                not isinstance(_weight, np.ndarray) else np.asarray(_weight)
+            if given.shape != (num_embeddings, embedding_dim):
+                raise errors.ShapeError("%s: _weight must be (num_embeddings, embedding_dim) = "
+                                        "(%d, %d), got %s" % (self.name, num_embeddings,
+                                                              embedding_dim, given.shape))
+            with autograd.no_grad():
+                self.weight.copy_(np.ascontiguousarray(given, dtype=self.weight.dtype.np))
+        elif padding_idx is not None and self.weight.initialized:
+            self.weight.numpy()[padding_idx] = 0     # torch zeroes the padding row
+        self.built = True
+        place(self, device, dtype)
+
+    def forward(self, input, offsets=None, per_sample_weights=None):  # noqa: A002
+        indices = as_operand(input)
+        if indices.dtype.is_float:
+            raise errors.DTypeError("%s: takes integer indices (int32/int64), got %s of shape %s"
+                                    % (self.name, indices.dtype.name, fmt_shape(indices.shape)))
+        _check_indices(self.name, indices, self.num_embeddings, "num_embeddings")
+        if self.max_norm is not None:
+            if indices.symbolic:
+                raise errors.TraceError("%s: max_norm runs in eager steps only" % self.name)
+            _renorm_rows(self.weight, indices, self.max_norm, self.norm_type)
+        return ops.embedding_bag(indices, self.weight, offsets, mode=self.mode,
+                                 per_sample_weights=per_sample_weights,
+                                 include_last_offset=self.include_last_offset,
+                                 padding_idx=self.padding_idx)
+
+    def get_config(self):
+        return {"num_embeddings": self.num_embeddings, "embedding_dim": self.embedding_dim,
+                "max_norm": self.max_norm, "norm_type": self.norm_type, "mode": self.mode,
+                "include_last_offset": self.include_last_offset,
+                "padding_idx": self.padding_idx, "name": self.name}
+
+
+def _check_indices(owner, indices, rows, what):
+    """IndexOutOfRange naming owner unless every index lies in [0, rows). Checked here on the
+    host; a GPU's take kernel checks them on the device (reported by pf.cuda.synchronize,
+    naming the kernel) without a copy back."""
+    if not indices.symbolic and indices.size and indices.device == "cpu":
+        values = indices.numpy()
+        bad = (values < 0) | (values >= rows)
+        if bad.any():
+            raise errors.IndexOutOfRange(
+                "%s: index %d (at %s of the input of shape %s) is out of range for %s %d"
+                % (owner, values[bad].flat[0], tuple(int(i) for i in np.argwhere(bad)[0]),
+                   fmt_shape(indices.shape), what, rows))
+
+
+def _renorm_rows(weight, indices, max_norm, norm_type):
+    """torch.embedding_renorm_: rows looked up whose norm exceeds max_norm, rescaled in
+    place to max_norm (off the tape)."""
+    table = weight._array()
+    rows = np.unique(indices.cpu().numpy())
+    if not rows.size:
+        return
+    picked = table[rows]
+    if type(picked) is not np.ndarray:
+        picked = picked.get()
+    norms = np.linalg.norm(picked.astype(np.float64), ord=norm_type, axis=1) \
+        if norm_type != 2.0 else np.sqrt(np.sum(picked.astype(np.float64) ** 2, 1))
+    norms = norms.astype(picked.dtype)
+    over = norms > max_norm
+    if not over.any():
+        return
+    scale = (max_norm / (norms[over] + picked.dtype.type(1e-7))).astype(picked.dtype)
+    new, where = picked[over] * scale[:, None], rows[over]
+    if type(table) is not np.ndarray:       # a GPU's table: the rows go there
+        from ..backend import cuda
+
+        new, where = (cuda.array_to(a, weight.device) for a in (new, where))
+    table[where] = new

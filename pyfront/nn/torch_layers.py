@@ -252,16 +252,7 @@ class Bilinear(Module):
                 "Bilinear '%s': expected inputs (*, %d) and (*, %d) with the same leading "
                 "dims, got %s and %s" % (scoped_name(self), self.in1_features,
                                          self.in2_features, fmt_shape(s1), fmt_shape(s2)))
-        n1, n2, out = self.in1_features, self.in2_features, self.out_features
-        a = ops.reshape(x1, (-1, n1))
-        b = ops.reshape(x2, (-1, 1, n2))
-        # x1 against every (out, in2) slice of the weight in one product: (rows, out * in2)
-        w = ops.reshape(ops.permute(self.weight, (1, 0, 2)), (n1, out * n2))
-        t = ops.reshape(ops.linear(a, w), (-1, out, n2))
-        y = ops.sum(t * b, axis=-1)
-        if self.bias is not None:
-            y = y + self.bias
-        return known_reshape(y, s1[:-1] + (out,), "Bilinear '%s'" % self.name)
+        return ops.bilinear(x1, x2, self.weight, self.bias)
 
     def get_config(self):
         return {"in1_features": self.in1_features, "in2_features": self.in2_features,

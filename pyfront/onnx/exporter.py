@@ -679,6 +679,10 @@ NO_ONNX_FORM = {
     "batch_norm_train": "training statistics: a model in eval mode uses batch_norm_eval",
     "clip_by_norm": "part of an optimizer step", "grad_sum_of_squares": "part of an "
     "optimizer step", "sum_to_like": "a gradient's reduction to an operand's shape",
+    # dense linear algebra runs LAPACK on the host: standard ONNX has Det alone (not mapped)
+    **{"linalg." + name: "dense linear algebra (LAPACK on the host): no standard ONNX op"
+       for name in ("inv", "det", "slogdet", "solve", "cholesky", "qr", "eigh", "eigvalsh",
+                    "svd", "svdvals", "pinv", "matrix_exp")},
 }
 
 

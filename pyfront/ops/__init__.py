@@ -1,13 +1,14 @@
 """Every op, defined once (see core.py); these functions are the public way to call them."""
-from . import (conv, dropout, elementwise, linalg, losses, normalization, pooling, recurrent,
-               reduction, shape)
+from . import (conv, decompositions, dropout, elementwise, linalg, losses, normalization,
+               pooling, recurrent, reduction, shape)
 from . import clipping  # noqa: F401  (the optimizers' gradient clipping: ops, not pf.* functions)
 
 # kept before the star imports: a function may share its module's name (ops.dropout)
-_MODULES = (conv, dropout, elementwise, linalg, losses, normalization, pooling, recurrent, reduction,
-            shape)
+_MODULES = (conv, decompositions, dropout, elementwise, linalg, losses, normalization, pooling,
+            recurrent, reduction, shape)
 from .core import REGISTRY, apply, name_scope  # noqa: F401
 from .conv import *  # noqa: F401,F403
+from .decompositions import *  # noqa: F401,F403
 from .dropout import *  # noqa: F401,F403
 from .elementwise import *  # noqa: F401,F403
 from .linalg import *  # noqa: F401,F403

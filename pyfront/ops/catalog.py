@@ -187,6 +187,38 @@ TORCH_NAMES = {
             "vsplit", "dsplit", "diag_embed", "fmax", "fmin", "erfc", "erfinv", "lgamma",
             "isposinf", "isneginf", "bernoulli", "multinomial", "grad_fn", "register_hook")},
     },
+    "linear algebra (torch.linalg)": {
+        **{"torch.linalg." + name: None for name in (
+            "inv", "det", "slogdet", "solve", "solve_triangular", "cholesky", "qr", "svd",
+            "svdvals", "eigh", "eigvalsh", "pinv", "matrix_rank", "lstsq", "matrix_power",
+            "matrix_exp", "matrix_norm", "vector_norm", "norm", "cond", "cross", "multi_dot")},
+        **{name: None for name in (
+            "inverse", "det", "logdet", "slogdet", "cholesky", "qr", "pinverse", "matrix_power",
+            "matrix_exp", "cholesky_solve", "triangular_solve")},
+        "svd": "svd (torch.svd's convention: V, not linalg.svd's Vh)",
+        **{"Tensor." + name: None for name in (
+            "inverse", "det", "logdet", "slogdet", "cholesky", "cholesky_solve", "qr", "svd",
+            "pinverse", "matrix_power", "matrix_exp", "triangular_solve")},
+    },
+    "more torch.* functions (3) and torch.special": {
+        **{name: None for name in (
+            "searchsorted", "unravel_index", "cov", "corrcoef", "histogram", "gcd", "lcm",
+            "frexp", "ldexp", "nextafter", "rsub", "sgn", "angle", "i0", "digamma", "polygamma",
+            "mvlgamma", "renorm", "addbmm", "addmv", "addr", "chain_matmul",
+            "cumulative_trapezoid", "result_type", "can_cast", "promote_types",
+            "is_floating_point", "is_nonzero", "get_default_dtype", "set_default_dtype")},
+        "compile": "compile (pf.jit; torch.compile's options are accepted and ignored)",
+        **{"torch.special." + name: None for name in (
+            "erf", "erfc", "erfinv", "expit", "logit", "xlogy", "xlog1py", "gammaln",
+            "digamma", "psi", "polygamma", "multigammaln", "i0", "i0e", "i1", "i1e", "ndtr",
+            "ndtri", "log_ndtr", "sinc", "round", "softmax", "log_softmax", "log1p", "expm1",
+            "exp2", "entr", "logsumexp")},
+        "F.bilinear": None, "F.gumbel_softmax": None, "nn.EmbeddingBag": None,
+        **{"Tensor." + name: None for name in (
+            "cov", "corrcoef", "histogram", "renorm", "gcd", "lcm", "frexp", "ldexp",
+            "nextafter", "sgn", "angle", "i0", "digamma", "polygamma", "mvlgamma", "addbmm",
+            "addmv", "addr", "is_floating_point", "is_nonzero")},
+    },
 }
 
 # the README's families, by the module that defines the ops
@@ -194,7 +226,7 @@ TORCH_NAMES = {
 _FAMILIES = [
     ("shape and indexing", "shape"), ("elementwise math and activations", "elementwise"),
     ("reductions and scans", "reduction"), ("linear algebra", "linalg"),
-    ("convolution", "conv"), ("pooling and resizing", "pooling"),
+    ("dense linear algebra (pf.linalg)", "decompositions"), ("convolution", "conv"), ("pooling and resizing", "pooling"),
     ("normalization", "normalization"), ("softmax and losses", "losses"), ("dropout", "dropout"),
     ("recurrent", "recurrent"),
 ]

@@ -1,11 +1,14 @@
 """Elementwise ops: unary maps, activations and their gradients, broadcasting binary ops,
 comparisons and logical ops (bool results), where; special functions composed of them (erfc,
-erfinv, lgamma) and elementwise random draws (bernoulli, normal, multinomial).
+erfinv, lgamma, digamma, polygamma, the Bessel i0 family, the normal distribution's), the
+parts of integers and floats (gcd, lcm, frexp, nextafter) and elementwise random draws
+(bernoulli, normal, multinomial).
 
 Float ops are fusable: `elementwise` tells the graph compiler how to put them in a fused kernel.
 Operands of binary ops are promoted by the one rule in dtypes.result_type.
 """
 import builtins
+import collections
 import functools
 import math
 
@@ -13,7 +16,7 @@ import numpy as np
 
 from .. import errors, random
 from ..backend.cpu import lib
-from ..dtypes import as_dtype, bool_, result_type, scalar_category
+from ..dtypes import as_dtype, bool_, get_default_dtype, result_type, scalar_category
 from . import core
 from .core import Op, ShapeMismatch, Spec, apply, as_operand, broadcast_shapes
 
@@ -303,7 +306,7 @@ def _float_operand(x, name):
     if not hasattr(x, "symbolic"):
         x = as_operand(x)
     if not x.dtype.is_float:
-        x = x.astype("float32")
+        x = x.astype(get_default_dtype())
     return x
 
 
@@ -1172,6 +1175,17 @@ def _erfc64(x):
     # unused branch a zero gradient, and zero times an infinite slope would still be NaN.
     # Beyond 30 erfc is 0 in float64 (and its slope too).
     y = minimum(where(small, 1.0, y), 30.0)
+    scaled = _erfcx_cody(y)
+    # exp(-y^2) as exp(-a^2) exp(-(y - a)(y + a)) with a = y rounded down to 1/16: y^2 itself
+    # would carry y's rounding error, amplified by the exponential
+    a = trunc(y * 16.0) / 16.0
+    tail = exp(-(a * a)) * exp(-((y - a) * (y + a))) * scaled
+    tail = where(less(x, 0.0), 2.0 - tail, tail)
+    return where(isnan(x), x, where(small, 1.0 - erf(x), tail))
+
+
+def _erfcx_cody(y):
+    """erfc(y) exp(y^2) for y > 0.46875 (inf included): Cody's two rational approximations."""
     mid = minimum(y, 4.0)
     num, den = _CODY_C[8] * mid, mid
     for c, d in zip(_CODY_C[:7], _CODY_D[:7]):
@@ -1183,13 +1197,7 @@ def _erfc64(x):
     for p, q in zip(_CODY_P[:4], _CODY_Q[:4]):
         num, den = (num + p) * z, (den + q) * z
     far = (1.0 / math.sqrt(math.pi) - z * (num + _CODY_P[4]) / (den + _CODY_Q[4])) / far_y
-    scaled = where(less_equal(y, 4.0), near, far)
-    # exp(-y^2) as exp(-a^2) exp(-(y - a)(y + a)) with a = y rounded down to 1/16: y^2 itself
-    # would carry y's rounding error, amplified by the exponential
-    a = trunc(y * 16.0) / 16.0
-    tail = exp(-(a * a)) * exp(-((y - a) * (y + a))) * scaled
-    tail = where(less(x, 0.0), 2.0 - tail, tail)
-    return where(isnan(x), x, where(small, 1.0 - erf(x), tail))
+    return where(less_equal(y, 4.0), near, far)
 
 
 # PyTorch's initial approximation of erfinv (calc_erfinv, after G. L. Pavlis), refined by
@@ -1212,8 +1220,6 @@ def _erfinv64(x):
     start = _shape.stop_gradient(x_in)
     z = start * start
     central = start * _polynomial(_ERFINV_A, z) / (_polynomial((1.0,) + _ERFINV_B, z))
-    w = sqrt(-log((1.0 - abs(start)) / 2.0))
-    tail = _polynomial(_ERFINV_C, w) / _polynomial((1.0,) + _ERFINV_D, w)
     is_central = less_equal(abs(start), 0.7)
     slope = 2.0 / math.sqrt(math.pi)
     y = where(is_central, central, 0.0)
@@ -1222,10 +1228,8 @@ def _erfinv64(x):
         y = y - (erf(y) - x_c) / (slope * exp(-(y * y)))
     # beyond 0.7 the steps solve erfc(|y|) = 1 - |x| instead: 1 - |x| is exact there, and
     # erfc keeps the digits that rounding erf(y) to x would lose (x = 1 - 1e-15 has few left)
-    q = 1.0 - abs(where(is_central, 0.9, x_in))
-    t = where(is_central, 1.0, tail)
-    for _ in range(3):           # (the start is rougher far out: one step more)
-        t = t + (_erfc64(t) - q) / (slope * exp(-(t * t)))
+    t = _erfc_inverse(1.0 - abs(where(is_central, 0.9, start)),
+                      1.0 - abs(where(is_central, 0.9, x_in)))
     y = where(is_central, y, copysign(t, x_in))
     # +-1 give +-inf (x * inf keeps the sign, and the slope is infinite there), beyond (and
     # NaN) NaN, of NaN slope, as PyTorch's; each product sees 1 where it is not taken
@@ -1233,6 +1237,20 @@ def _erfinv64(x):
     beyond = logical_not(logical_or(inside, edge))
     return where(inside, y, where(edge, where(edge, x, 1.0) * math.inf,
                                   where(beyond, x, 1.0) * math.nan))
+
+
+def _erfc_inverse(q_start, q):
+    """y > 0 with erfc(y) = q, for 0 < q <= 0.3: PyTorch's tail approximation at q_start (q
+    without its gradient), then Newton steps on log(erfc(y)) = log(q), erfc written as
+    erfcx(y) exp(-y^2): they keep the digits of a small q (1 - erf(y) would lose them), and
+    in logarithms they converge as fast for q = 1e-300 as for q = 0.1."""
+    w = sqrt(-log(q_start / 2.0))
+    t = _polynomial(_ERFINV_C, w) / _polynomial((1.0,) + _ERFINV_D, w)
+    log_q = log(q)
+    for _ in range(3):           # (the start is rougher than erfinv's central one: one more)
+        scaled = _erfcx_cody(t)
+        t = t + (log(scaled) - t * t - log_q) * scaled * (math.sqrt(math.pi) / 2.0)
+    return t
 
 
 # lgamma(2 + z) = (1 - Euler's gamma) z + sum_k (-1)^k (zeta(k) - 1) / k z^k, k >= 2: for
@@ -1298,6 +1316,457 @@ def _lgamma_positive(y):
 
 
 # ---------------------------------------------------------------------------------------------
+# more of torch.*'s special functions, composed as lgamma is (float32 through float64):
+# digamma, polygamma, mvlgamma, the modified Bessel functions, and torch.special's normal
+# distribution functions (pf.special reaches i0e, i1, i1e, ndtr, ndtri, log_ndtr, entr and
+# xlog1py, which torch.* does not have)
+
+# lgamma's series and Stirling's, differentiated term by term: digamma is the derivative of
+# lgamma's own composition, so it equals lgamma's gradient (to rounding)
+_DIGAMMA_SERIES = tuple((j + 1) * c for j, c in enumerate(_LGAMMA_SERIES))
+_DIGAMMA_STIRLING = tuple((2 * k + 1) * a for k, a in enumerate(_STIRLING))
+
+
+def digamma(x):
+    """psi(x) = d/dx lgamma(x), as torch.digamma: -inf at +0, inf at -0, NaN at the negative
+    integers and -inf. Its gradient is the composition's (polygamma(1, x))."""
+    return _through_float64(_digamma64, _float_operand(x, "digamma"))
+
+
+def _digamma64(x):
+    finite = isfinite(x)
+    x_f = where(finite, x, 2.0)
+    reflect = less_equal(x_f, 0.0)
+    positive = _digamma_positive(where(reflect, 1.0 - x_f, x_f))
+    # psi(x) = psi(1 - x) - pi cot(pi x) below 1, with x's distance to the nearest integer
+    # (exact) in the cotangent, as lgamma's reflection
+    d = _pole_distance(where(reflect, x_f, -0.5))
+    out = where(reflect, positive - math.pi * _cot_pi(d), positive)
+    out = where(logical_and(reflect, equal(d, 0.0)), math.nan, out)
+    out = where(equal(x, 0.0), where(signbit(x), math.inf, -math.inf), out)
+    return where(finite, out, where(equal(x, math.inf), x, math.nan))
+
+
+def _pole_distance(x):
+    """x - round(x): exact, in [-1/2, 1/2]; 0 at the poles."""
+    return x - round(x)
+
+
+def _cot_pi(d):
+    """cot(pi d) for d in [-1/2, 1/2], d != 0 (d = 0 reads 1/2, whose cotangent is 0: the
+    caller replaces the poles, and their gradient must stay finite)."""
+    d = where(equal(d, 0.0), 0.5, d) * math.pi
+    return cos(d) / sin(d)
+
+
+def _digamma_positive(y):
+    """psi(y) for y > 0: the derivative of _lgamma_positive, branch by branch."""
+    big = greater_equal(y, 10.0)
+    below_half = less(y, 0.5)
+    below_1_5 = less(y, 1.5)
+    y_s = where(big, 2.0, y)
+    steps = maximum(floor(y_s - 1.5), 0.0)
+    z = where(below_half, y_s, where(below_1_5, y_s - 1.0, y_s - steps - 2.0))
+    small = _polynomial(_DIGAMMA_SERIES, z) - where(below_1_5, reciprocal(1.0 + z), 0.0) \
+        - where(below_half, reciprocal(where(below_half, y_s, 1.0)), 0.0)
+    for k in range(1, 9):
+        taken = greater_equal(steps, float(k))
+        small = small + where(taken, reciprocal(where(taken, y_s - float(k), 1.0)), 0.0)
+    y_b = where(big, y, 10.0)
+    w = reciprocal(y_b)
+    stirling = log(y_b) - 0.5 * w - w * w * _polynomial(_DIGAMMA_STIRLING, w * w)
+    return where(big, stirling, small)
+
+
+def polygamma(n, x):
+    """The n-th derivative of digamma (n = 0 is digamma), as torch.polygamma: for n >= 1,
+    (-1)^(n+1) n! sum_k 1 / (x + k)^(n+1), summed exactly up to 16 + n and from there by its
+    asymptotic series; below 1/2 by the reflection formula. At the poles (0 and the negative
+    integers) (-1)^(n+1) inf, at +inf 0, at -inf NaN."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError("polygamma: n must be an int >= 0, got %r" % (n,))
+    x = _float_operand(x, "polygamma")
+    if n == 0:
+        return digamma(x)
+    return _through_float64(functools.partial(_polygamma64, int(n)), x)
+
+
+# B_2k / (2k)!, k = 1 .. 12: the asymptotic series' coefficients, before the falling factorials
+_BERNOULLI_OVER_FACTORIAL = (
+    1 / 12, -1 / 720, 1 / 30240, -1 / 1209600, 1 / 47900160, -691 / 1307674368000,
+    1 / 74724249600, -3617 / 10670622842880000, 43867 / 5109094217170944000,
+    -174611 / 802857662698291200000, 77683 / 14101100039391805440000,
+    -236364091 / 1693824136731743669452800000)
+
+
+def _polygamma64(n, x):
+    finite = isfinite(x)
+    x_f = where(finite, x, 2.0)
+    reflect = less(x_f, 0.5)
+    # below 1/2: psi^(n)(x) = (-1)^n psi^(n)(1 - x) - pi^(n+1) P_n(cot(pi x)), P_n the n-th
+    # derivative of cot written as a polynomial of cot
+    positive = _polygamma_positive(n, where(reflect, 1.0 - x_f, x_f))
+    d = _pole_distance(where(reflect, x_f, 0.25))
+    c = _cot_pi(d)
+    out = where(reflect, positive * float((-1) ** n)
+                - math.pi ** (n + 1) * _polynomial(_cot_derivative(n), c), positive)
+    pole = float((-1) ** (n + 1)) * math.inf
+    out = where(logical_and(reflect, equal(d, 0.0)), pole, out)
+    return where(finite, out, where(equal(x, math.inf), 0.0, math.nan))
+
+
+@functools.lru_cache(maxsize=None)
+def _cot_derivative(n):
+    """The coefficients (lowest first) of P_n with d^n/du^n cot(u) = P_n(cot(u)):
+    P_0(c) = c and P_(k+1)(c) = -(1 + c^2) P_k'(c)."""
+    p = [0.0, 1.0]
+    for _ in range(n):
+        dp = [i * p[i] for i in range(1, len(p))] or [0.0]
+        nxt = [0.0] * (len(dp) + 2)
+        for i, a in enumerate(dp):
+            nxt[i] -= a
+            nxt[i + 2] -= a
+        p = nxt
+    return tuple(p)
+
+
+def _polygamma_positive(n, y):
+    """psi^(n)(y) for y >= 1/2 and n >= 1: the terms 1 / (y + k)^(n+1) until y + k passes
+    16 + n, then the asymptotic series there (its error below float64's rounding)."""
+    bound = 16 + n
+    shift = maximum(ceil(bound - y), 0.0)
+    total = 0.0
+    for k in range(bound):
+        taken = less(float(k), shift)
+        term = pow(where(taken, y + float(k), 1.0), -float(n + 1))
+        total = total + where(taken, term, 0.0)
+    t = y + shift
+    w = reciprocal(t)
+    # (n-1)!/t^n + n!/(2 t^(n+1)) + sum_k B_2k (2k+n-1)! / ((2k)! t^(2k+n)), over n! / t^n
+    rising = [b * math.prod(range(n + 1, 2 * k + n))
+              for k, b in enumerate(_BERNOULLI_OVER_FACTORIAL, 1)]
+    tail = pow(w, float(n)) * (1.0 / n + 0.5 * w + w * w * _polynomial(rising, w * w))
+    return (total + tail) * (float((-1) ** (n + 1)) * math.factorial(n))
+
+
+def mvlgamma(x, p):
+    """The log of the multivariate gamma function of dimension p, as torch.mvlgamma:
+    p (p - 1) / 4 log(pi) + sum_(i < p) lgamma(x - i / 2). Every element must exceed
+    (p - 1) / 2 (checked eagerly; a graph's values are not known when it is built)."""
+    if isinstance(p, bool) or not isinstance(p, (int, np.integer)) or p < 1:
+        raise ValueError("mvlgamma: p must be an int >= 1, got %r" % (p,))
+    x = _float_operand(x, "mvlgamma")
+    if not x.symbolic:
+        from .reduction import all as reduce_all
+
+        if not reduce_all(greater(x, (p - 1) / 2)).item():
+            raise ValueError("mvlgamma: every element of x %s must exceed (p - 1) / 2 = %s"
+                             % (core.fmt_shape(x.shape), (p - 1) / 2))
+    out = lgamma(x)
+    for i in range(1, int(p)):
+        out = out + lgamma(x - i / 2)
+    return out + p * (p - 1) / 4 * math.log(math.pi)
+
+
+# Chebyshev series (sum' c_k T_k(t)) of exp(-a) I0(a) and exp(-a) I1(a) / a on 0 <= a <= 8
+# (t = a / 4 - 1), and of sqrt(a) exp(-a) I0(a), sqrt(a) exp(-a) I1(a) beyond 8 (t = 16/a - 1):
+# interpolants at 60 Chebyshev points computed with mpmath at 40 digits, cut where the terms
+# fall below 2e-18 of the largest (relative error about 1e-15)
+_I0_NEAR = (
+    0.33839763720473803, -0.3046826723431984, 0.17162090152220877, -0.09490109704804764,
+    0.04930528423967071, -0.02373741480589947, 0.010546460394594998, -0.004324309995050576,
+    0.0016394756169413357, -0.0005763755745385824, 0.00018850288509584165,
+    -5.754195010082104e-05, 1.6448448070728896e-05, -4.4167383584587505e-06,
+    1.1173875391201037e-06, -2.670793853940612e-07, 6.046995022541919e-08,
+    -1.300025009986248e-08, 2.6598237246823866e-09, -5.189795601635263e-10,
+    9.675809035373237e-11, -1.726826291441556e-11, 2.95505266312964e-12,
+    -4.856446783111929e-13, 7.676185498604936e-14, -1.1685332877993451e-14,
+    1.715391285555133e-15, -2.431279846547955e-16, 3.3307945188222384e-17,
+    -4.4153416464793395e-18)
+_I1_NEAR = (
+    0.12629359322181682, -0.17641651835783406, 0.1026436586898471, -0.05294598120809499,
+    0.024726449030626516, -0.010564084894626197, 0.004156422944312888,
+    -0.0015135724506312532, 0.0005122859561685758, -0.00016176081582589674,
+    4.781565107550054e-05, -1.3273163656039436e-05, 3.4702513081376785e-06,
+    -8.568720264695455e-07, 2.0032947535521353e-07, -4.445059128796328e-08,
+    9.381537386495773e-09, -1.8872497517228294e-09, 3.625590281552117e-10,
+    -6.663489723502027e-11, 1.1736186298890901e-11, -1.9839743977649436e-12,
+    3.223793365945575e-13, -5.042185504727912e-14, 7.600684294735408e-15,
+    -1.1055969477353862e-15, 1.5536319577362005e-16, -2.111421214358166e-17,
+    2.7779141127610464e-18, -3.541581772542136e-19)
+_I0_FAR = (
+    0.4022452055070544, 0.0033691164782556943, 6.889758346916825e-05, 2.8913705208347567e-06,
+    2.0489185894690638e-07, 2.266668990498178e-08, 3.3962320257083865e-09,
+    4.94060238822497e-10, 1.1889147107846439e-11, -3.1499165279632416e-11,
+    -1.3215811840447713e-11, -1.7941785315068062e-12, 7.180124451383666e-13,
+    3.8527783827421426e-13, 1.54008621752141e-14, -4.150569347287222e-14,
+    -9.554846698828307e-15, 3.8116806693526224e-15, 1.7725601330565263e-15,
+    -3.425485619677219e-16, -2.8276239805165836e-16, 3.461222867697461e-17,
+    4.46562142029676e-17, -4.830504485944182e-18, -7.233180487874754e-18,
+    9.921475412173699e-19, 1.193650890845982e-18)
+_I1_FAR = (
+    0.38928811750914005, -0.009761097491361469, -0.00011058893876262371,
+    -3.882564808877691e-06, -2.512236237870209e-07, -2.6314688468895196e-08,
+    -3.835380385964237e-09, -5.589743462196584e-10, -1.8974958123505413e-11,
+    3.2526035830154884e-11, 1.4125807436613782e-11, 2.0356285441470896e-12,
+    -7.198551776245908e-13, -4.0835511110921974e-13, -2.1015418427726643e-14,
+    4.272440016711951e-14, 1.0420276984128802e-14, -3.8144030724370075e-15,
+    -1.8803547755107825e-15, 3.3082023109209285e-16, 2.96262899764595e-16,
+    -3.209525921993424e-17, -4.6503053684893586e-17, 4.414348323071708e-18,
+    7.517296310842105e-18, -9.314178867326884e-19, -1.242193275194891e-18)
+
+
+def _chebyshev(coefficients, t):
+    """sum' c_k T_k(t) (c_0 counted once) by Clenshaw's recurrence."""
+    b1, b2 = coefficients[-1], 0.0
+    for c in reversed(coefficients[1:-1]):
+        b1, b2 = t * b1 * 2.0 - b2 + c, b1
+    return t * b1 - b2 + coefficients[0]
+
+
+def _bessel_scaled64(x, order):
+    """exp(-|x|) I_order(x) for order 0 or 1 (odd for 1), in float64."""
+    a = abs(x)
+    near = less_equal(a, 8.0)
+    # each branch sees its own range only, so that where's unused gradient stays finite
+    # (where, not minimum / maximum: those share a tie's gradient between the two)
+    a_near, a_far = where(near, a, 8.0), where(near, 8.0, a)
+    t_near, t_far = a_near * 0.25 - 1.0, 16.0 / a_far - 1.0
+    if order == 0:
+        return where(near, _chebyshev(_I0_NEAR, t_near),
+                     _chebyshev(_I0_FAR, t_far) / sqrt(a_far))
+    far = _chebyshev(_I1_FAR, t_far) / sqrt(a_far)
+    # x itself, not |x|, near 0: the gradient there is 1/2, not sign(0) * ... = 0
+    return where(near, where(near, x, 0.0) * _chebyshev(_I1_NEAR, t_near),
+                 where(less(x, 0.0), neg(far), far))
+
+
+def i0(x):
+    """The modified Bessel function of the first kind of order 0, as torch.i0 (NaN at
+    +-inf, as torch's); its gradient is i1(x)."""
+    return _through_float64(lambda v: exp(abs(v)) * _bessel_scaled64(v, 0),
+                            _float_operand(x, "i0"))
+
+
+def i0e(x):
+    """exp(-|x|) i0(x), without i0's overflow (torch.special.i0e)."""
+    return _through_float64(lambda v: _bessel_scaled64(v, 0), _float_operand(x, "i0e"))
+
+
+def i1(x):
+    """The modified Bessel function of the first kind of order 1 (torch.special.i1)."""
+    return _through_float64(lambda v: exp(abs(v)) * _bessel_scaled64(v, 1),
+                            _float_operand(x, "i1"))
+
+
+def i1e(x):
+    """exp(-|x|) i1(x), without i1's overflow (torch.special.i1e)."""
+    return _through_float64(lambda v: _bessel_scaled64(v, 1), _float_operand(x, "i1e"))
+
+
+_SQRT_HALF = math.sqrt(0.5)
+
+
+def ndtr(x):
+    """The standard normal distribution function, erfc(-x / sqrt(2)) / 2, exact in the left
+    tail too (torch.special.ndtr)."""
+    return erfc(neg(_float_operand(x, "ndtr")) * _SQRT_HALF) * 0.5
+
+
+def ndtri(p):
+    """The inverse of ndtr on [0, 1] (-inf at 0, inf at 1, NaN outside), as
+    torch.special.ndtri: sqrt(2) erfinv(2p - 1) in the middle, and in the tails the solution
+    of erfc(y) = 2 min(p, 1 - p), which keeps the digits of a small p."""
+    return _through_float64(_ndtri64, _float_operand(p, "ndtri"))
+
+
+def _ndtri64(p):
+    low, high = less(p, 0.15), greater(p, 0.85)
+    tail = logical_or(low, high)
+    middle = where(tail, 0.5, p)
+    q = where(low, 2.0 * p, where(high, 2.0 * (1.0 - p), 0.2))
+    q = where(greater(q, 0.0), q, 0.2)           # 0 and 1 and beyond: handled below
+    y = _erfc_inverse(_shape.stop_gradient(q), q) * math.sqrt(2.0)
+    out = where(tail, where(low, neg(y), y), erfinv(middle * 2.0 - 1.0) * math.sqrt(2.0))
+    out = where(equal(p, 0.0), -math.inf, where(equal(p, 1.0), math.inf, out))
+    return where(logical_and(greater_equal(p, 0.0), less_equal(p, 1.0)), out, math.nan)
+
+
+def log_ndtr(x):
+    """log(ndtr(x)) without its underflow, as torch.special.log_ndtr: below -1 from the
+    scaled complementary error function, log(erfcx(-x / sqrt 2) / 2) - x^2 / 2."""
+    return _through_float64(_log_ndtr64, _float_operand(x, "log_ndtr"))
+
+
+def _log_ndtr64(x):
+    left = less(x, -1.0)
+    x_left = where(left, x, -1.0)
+    far = log(_erfcx_cody(neg(x_left) * _SQRT_HALF) * 0.5) - x_left * x_left * 0.5
+    near = log1p(erfc(where(left, -1.0, x) * _SQRT_HALF) * -0.5)
+    return where(left, far, near)
+
+
+def entr(x):
+    """-x log(x) for x > 0, 0 at 0, -inf below (NaN stays NaN), as torch.special.entr. The
+    gradient at 0 is 0 (torch's is inf)."""
+    x = _float_operand(x, "entr")
+    positive = greater(x, 0.0)
+    inner = where(positive, x, 1.0)
+    out = where(positive, neg(inner * log(inner)), where(equal(x, 0.0), 0.0, -math.inf))
+    return where(isnan(x), x, out)
+
+
+def xlog1py(x, y):
+    """x * log1p(y), 0 where x is 0 (unless y is NaN), as torch.special.xlog1py."""
+    x, y = _operands(x, y, _FLOAT)
+    out = x * log1p(where(logical_and(equal(x, 0), less_equal(y, -1)), 0.0, y))
+    return where(isnan(y), y, out)
+
+
+# ---------------------------------------------------------------------------------------------
+# integers and the parts of floats: gcd, lcm, frexp, ldexp, nextafter; rsub, sgn, angle
+
+def _integer_operands(name, a, b):
+    """a and b promoted to one integer dtype; a DTypeError naming both otherwise."""
+    given = ["%s %s" % (v.dtype.name, core.fmt_shape(v.shape)) if hasattr(v, "dtype") else
+             type(v).__name__ for v in (a, b)]
+    a, b = _operands(a, b)
+    if a.dtype.is_float or a.dtype is bool_:
+        raise errors.DTypeError("%s: a and b must be integers (int32, int64), got a %s and b %s"
+                                % (name, *given))
+    return a, b
+
+
+# Euclid's steps: a pair below F(k + 2) (Fibonacci) takes at most k of them, and F(47) and
+# F(93) pass int32's and int64's largest values; one more for a first step that only swaps
+_EUCLID_STEPS = {"int32": 47, "int64": 93}
+
+
+def gcd(a, b):
+    """The greatest common divisor of the integers a and b (broadcast), never negative,
+    gcd(0, 0) = 0, as torch.gcd: Euclid's algorithm on |a| and |b|, eagerly until every pair
+    is done, in a graph for as many steps as the dtype's worst case takes."""
+    from .reduction import any as reduce_any
+
+    a, b = _integer_operands("gcd", a, b)
+    x, y = _shape.broadcast_tensors(abs(a), abs(b))
+    for _ in range(_EUCLID_STEPS[x.dtype.name]):
+        if not y.symbolic and not reduce_any(y).item():
+            break
+        done = equal(y, 0)
+        x, y = where(done, x, y), where(done, 0, remainder(x, where(done, 1, y)))
+    return x
+
+
+def lcm(a, b):
+    """The least common multiple of the integers a and b, never negative, 0 where either is
+    0, as torch.lcm."""
+    a, b = _integer_operands("lcm", a, b)
+    g = gcd(a, b)
+    return abs(floor_divide(a, where(equal(g, 0), 1, g)) * b)
+
+
+Frexp = collections.namedtuple("frexp", "mantissa exponent")
+
+
+def _frexp64(x):
+    """(m, e, regular) with x = m 2^e, |m| in [1/2, 1), e a float, for float64 x whose
+    elements are finite and not 0 (regular; the others read 1)."""
+    regular = logical_and(isfinite(x), not_equal(x, 0.0))
+    x = where(regular, x, 1.0)
+    e = floor(log2(abs(_shape.stop_gradient(x)))) + 1.0
+    # 2^-e in two factors: one would overflow for the subnormals' e (below -1022)
+    half = trunc(e * -0.5)
+    m = x * exp2(half) * exp2(neg(e) - half)
+    # log2 rounds: a value just below a power of two may read as that power, or the other way
+    over, under = greater_equal(abs(m), 1.0), less(abs(m), 0.5)
+    m = where(over, m * 0.5, where(under, m * 2.0, m))
+    e = where(over, e + 1.0, where(under, e - 1.0, e))
+    return m, e, regular
+
+
+def frexp(x):
+    """(mantissa, exponent) with x = mantissa * 2**exponent and |mantissa| in [0.5, 1) (0,
+    +-inf and NaN give themselves and exponent 0), as torch.frexp: the mantissa in x's dtype,
+    the exponent int32. The mantissa's gradient is 2**-exponent, as torch's."""
+    x = as_operand(x)
+    if not x.dtype.is_float:
+        raise errors.DTypeError("frexp: x must be float32 or float64, got %s %s"
+                                % (x.dtype.name, core.fmt_shape(x.shape)))
+    x64 = x if x.dtype.name == "float64" else _shape.cast(x, "float64")
+    m, e, regular = _frexp64(x64)
+    mantissa = where(regular, m, x64)
+    exponent = _shape.cast(where(regular, e, 0.0), "int32")
+    return Frexp(mantissa if x64 is x else _shape.cast(mantissa, x.dtype), exponent)
+
+
+def ldexp(x, other):
+    """x * 2**other, as torch.ldexp: a float result (integers give the default float dtype);
+    differentiable in both."""
+    x, other = _operands(x, other, _FLOAT)
+    return x * exp2(other)
+
+
+def nextafter(x, other):
+    """The next float after x toward other (other itself where they are equal; NaN where
+    either is), as torch.nextafter, in their promoted float dtype. No gradient flows through
+    it (torch's has none either)."""
+    x, other = _operands(x, other)
+    if not x.dtype.is_float:
+        raise errors.DTypeError("nextafter: x and other must be float32 or float64, got %s %s"
+                                % (x.dtype.name, core.fmt_shape(x.shape)))
+    info = np.finfo(x.dtype.np)
+    x, other = _shape.stop_gradient(x), _shape.stop_gradient(other)
+    if x.dtype.name == "float64":
+        return _nextafter64(x, other, info)
+    return _shape.cast(_nextafter64(_shape.cast(x, "float64"), _shape.cast(other, "float64"),
+                                    info), x.dtype)
+
+
+def _nextafter64(x, y, info):
+    """nextafter in float64 arithmetic for x's own format (info: its finfo). Each step is an
+    exact sum: the result is representable in that format."""
+    smallest = 2.0 ** (info.minexp - info.nmant)      # the smallest subnormal
+    largest = float(info.max)
+    m, e, _ = _frexp64(x)
+    direction = sign(y - x)
+    # one unit in the last place of x's binade; toward zero from a power of two, half of it
+    ulp = exp2(e - float(info.nmant + 1))
+    away = greater(direction * x, 0.0)
+    ulp = where(logical_or(away, not_equal(abs(m), 0.5)), ulp, ulp * 0.5)
+    out = x + direction * maximum(ulp, smallest)
+    out = where(greater(out, largest), math.inf, where(less(out, -largest), -math.inf, out))
+    out = where(equal(x, 0.0), direction * smallest, out)
+    out = where(isinf(x), sign(x) * largest, out)
+    out = where(equal(x, y), y, out)
+    return where(logical_or(isnan(x), isnan(y)), x + y, out)
+
+
+def rsub(x, other, alpha=1):
+    """other - alpha * x, as torch.rsub."""
+    return sub(other, x if alpha == 1 else mul(x, alpha))
+
+
+def sgn(x):
+    """torch.sgn: x / |x| for complex numbers, which pyfront has no dtype for; sign(x) for
+    real ones."""
+    return sign(x)
+
+
+def angle(x):
+    """The argument of x read as a complex number, as torch.angle of a real tensor: pi where
+    x < 0, else 0 (NaN stays NaN); integers give the default float dtype. No gradient flows
+    to x (torch's is 0)."""
+    x = _float_operand(x, "angle")
+    half_turns = where(less(x, 0.0), core.number_operand(math.pi, x.dtype), 0.0)
+    return where(isnan(x), x, half_turns)
+
+
+__all__ += ["digamma", "polygamma", "mvlgamma", "i0", "gcd", "lcm", "frexp", "ldexp",
+            "nextafter", "rsub", "sgn", "angle"]
+
+
+# ---------------------------------------------------------------------------------------------
 # random sampling, eager: draws from pyfront's generator (pf.manual_seed) or the numpy
 # Generator given as generator=. In a graph a draw would be a constant, the same on every
 # run: a TraceError (pf.jit runs such a function eagerly), as dropout is the one op that
@@ -1343,13 +1812,13 @@ def bernoulli(x, p=None, *, generator=None):
 
 def normal(mean, std=1.0, size=None, *, generator=None):
     """Samples of N(mean, std^2), as PyTorch's normal: mean and std tensors (broadcast
-    together) or numbers; with two numbers, size gives the shape (float32)."""
+    together) or numbers; with two numbers, size gives the shape (the default float dtype)."""
     tensors = [t for t in (mean, std) if hasattr(t, "symbolic")]
     rng = _sampling("normal", tensors, generator)
     if not tensors:
         if size is None:
             raise TypeError("normal: with a number mean and std, give size")
-        shape, dtype = tuple(size), as_dtype("float32")
+        shape, dtype = tuple(size), get_default_dtype()
     else:
         if size is not None:
             raise TypeError("normal: size goes with a number mean and std only")

@@ -341,6 +341,185 @@ def _scaled_sum(x, product, beta, alpha):
     return product + (x if beta == 1 else as_operand(x) * beta)
 
 
+# ---- more of torch.* (3): addbmm, addmv, addr, chain_matmul, bilinear (F.bilinear and
+# nn.Bilinear's forward), and cov and corrcoef (a covariance is a matrix product) ----
+
+def addbmm(x, batch1, batch2, beta=1.0, alpha=1.0):
+    """beta * x + alpha * sum_b batch1[b] @ batch2[b], as torch.addbmm: the batch summed in
+    one product, (n, B m) @ (B m, p)."""
+    a = _rank("addbmm", batch1, (3,), "3-D batch1")
+    b = _rank("addbmm", batch2, (3,), "3-D batch2")
+    if not _pairs(a.shape[0], b.shape[0]) or not _pairs(a.shape[2], b.shape[1]):
+        raise errors.ShapeError("addbmm: batch1 %s and batch2 %s must be (B, n, m) and "
+                                "(B, m, p)" % (core.fmt_shape(a.shape), core.fmt_shape(b.shape)))
+    wide = _shape.reshape(_shape.permute(a, (1, 0, 2)), (a.shape[1], -1))
+    tall = _shape.reshape(b, (-1, b.shape[2]))
+    return _scaled_sum(x, matmul(wide, tall), beta, alpha)
+
+
+def _pairs(m, n):
+    """Whether two sizes can be equal (an unknown one can)."""
+    return m is None or n is None or m == n
+
+
+def addmv(x, mat, vec, beta=1.0, alpha=1.0):
+    """beta * x + alpha * (mat @ vec), as torch.addmv."""
+    return _scaled_sum(x, mv(mat, vec), beta, alpha)
+
+
+def addr(x, vec1, vec2, beta=1.0, alpha=1.0):
+    """beta * x + alpha * outer(vec1, vec2), as torch.addr."""
+    return _scaled_sum(x, outer(vec1, vec2), beta, alpha)
+
+
+def chain_matmul(*matrices):
+    """The product of 2-D matrices, as torch.chain_matmul (linalg.multi_dot's 2-D case):
+    multiplied in the order that takes the fewest multiplications (left to right where a
+    size is unknown)."""
+    if not matrices:
+        raise ValueError("chain_matmul: needs at least one matrix")
+    ms = [_rank("chain_matmul", m, (2,), "2-D matrices") for m in matrices]
+    for i in range(len(ms) - 1):
+        if not _pairs(ms[i].shape[1], ms[i + 1].shape[0]):
+            raise errors.ShapeError("chain_matmul: matrix %d %s cannot multiply matrix %d %s"
+                                    % (i, core.fmt_shape(ms[i].shape), i + 1,
+                                       core.fmt_shape(ms[i + 1].shape)))
+    if len(ms) == 1:
+        return _shape.clone(ms[0])
+    sizes = [ms[0].shape[0]] + [m.shape[1] for m in ms]
+    split = _chain_order(tuple(sizes)) if None not in sizes else None
+
+    def product(i, j):
+        if i == j:
+            return ms[i]
+        k = split[i][j] if split is not None else j - 1
+        return matmul(product(i, k), product(k + 1, j))
+    return product(0, len(ms) - 1)
+
+
+def _chain_order(sizes):
+    """split[i][j]: where the cheapest product of matrices i..j divides (matrix k of shape
+    (sizes[k], sizes[k + 1])), by the matrix-chain dynamic programme."""
+    n = len(sizes) - 1
+    cost = [[0] * n for _ in range(n)]
+    split = [[0] * n for _ in range(n)]
+    for length in range(2, n + 1):
+        for i in range(n - length + 1):
+            j = i + length - 1
+            cost[i][j], split[i][j] = min(
+                (cost[i][k] + cost[k + 1][j] + sizes[i] * sizes[k + 1] * sizes[j + 1], k)
+                for k in range(i, j))
+    return split
+
+
+def bilinear(input1, input2, weight, bias=None):
+    """y[..., o] = sum_ij input1[..., i] weight[o, i, j] input2[..., j] + bias[o], as
+    torch's F.bilinear (nn.Bilinear's forward): inputs (*, in1) and (*, in2) with the same
+    leading dims, weight (out, in1, in2), bias (out,)."""
+    x1, x2, w = as_operand(input1), as_operand(input2), as_operand(weight)
+    s1, s2 = tuple(x1.shape), tuple(x2.shape)
+    if len(w.shape) != 3 or not s1 or len(s1) != len(s2) or \
+            not all(_pairs(a, b) for a, b in zip(s1[:-1], s2[:-1])) or \
+            not _pairs(s1[-1], w.shape[1]) or not _pairs(s2[-1], w.shape[2]):
+        raise errors.ShapeError(
+            "%s: expected input1 (*, in1) and input2 (*, in2) with the same leading dims for "
+            "weight (out, in1, in2), got input1 %s, input2 %s, weight %s"
+            % (core.located("bilinear"), core.fmt_shape(s1), core.fmt_shape(s2),
+               core.fmt_shape(w.shape)))
+    out, n1, n2 = w.shape
+    a = _shape.reshape(x1, (-1, n1))
+    b = _shape.reshape(x2, (-1, 1, n2))
+    # input1 against every (out, in2) slice of the weight in one product: (rows, out * in2)
+    t = _shape.reshape(linear(a, _shape.reshape(_shape.permute(w, (1, 0, 2)), (n1, out * n2))),
+                       (-1, out, n2))
+    y = _reduction.sum(t * b, -1)
+    if bias is not None:
+        y = y + bias
+    return _reshape(y, s1[:-1] + (out,))
+
+
+def cov(input, *, correction=1, fweights=None, aweights=None):  # noqa: A002
+    """The covariance matrix of the variables in input's rows (a 1-D input: one variable),
+    observations in its columns, as torch.cov: correction 1 is Bessel's, 0 the population's;
+    fweights (integer frequencies) and aweights (float weights) weigh the observations.
+    One variable gives a 0-d result; no more degrees of freedom than correction, inf/NaN
+    (with torch's warning)."""
+    import warnings
+
+    from ..dtypes import get_default_dtype
+
+    E, R = _elementwise, _reduction
+    x = as_operand(input)
+    if len(x.shape) > 2:
+        raise errors.ShapeError("cov: input must be 1-D or 2-D (variables, observations), got "
+                                "%s" % core.fmt_shape(x.shape))
+    if not x.dtype.is_float:
+        x = _shape.cast(x, get_default_dtype())
+    if len(x.shape) < 2:
+        x = _shape.reshape(x, (1, -1))
+    n = x.shape[1]
+    w = aw = None
+    if fweights is not None:
+        w = _shape.cast(_observation_weights("fweights", fweights, n, integer=True), x.dtype)
+    if aweights is not None:
+        aw = _shape.cast(_observation_weights("aweights", aweights, n, integer=False), x.dtype)
+        w = aw if w is None else w * aw
+    if w is None:
+        # (a graph with an unknown number of observations counts them)
+        w_sum = n if n is not None else R.sum(
+            _shape.expand_like(as_operand(1.0, dtype=x.dtype), x[:1]))
+        avg = R.mean(x, 1)
+    else:
+        w_sum = R.sum(w)
+        avg = R.sum(x * w, 1) / w_sum
+    if aw is not None and correction != 0:
+        dof = w_sum - R.sum(w * aw) * float(correction) / w_sum
+    else:
+        dof = w_sum - correction
+    if isinstance(dof, (int, float)):
+        if dof <= 0:
+            warnings.warn("cov: degrees of freedom is <= 0 (correction %r for %d observations)"
+                          % (correction, n), UserWarning, stacklevel=2)
+        dof = float(max(dof, 0))
+    else:
+        dof = E.maximum(dof, 0.0)
+    centred = x - _shape.expand_dims(avg, 1)
+    product = matmul(centred, _shape.transpose(centred if w is None else centred * w, 0, 1))
+    return _shape.squeeze(product / dof)
+
+
+def _observation_weights(name, weights, n, integer):
+    """cov's fweights / aweights checked: 0-d or 1-D of one per observation, integers or
+    floats as named, non-negative (checked eagerly)."""
+    weights = as_operand(weights)
+    if len(weights.shape) > 1 or (weights.shape and weights.shape[0] != n):
+        raise errors.ShapeError("cov: %s must be 0-d or 1-D with one weight per observation "
+                                "(%s), got %s" % (name, n, core.fmt_shape(weights.shape)))
+    if weights.dtype.is_float == integer or weights.dtype.is_bool:
+        raise errors.DTypeError("cov: %s must be %s, got %s" % (
+            name, "integers" if integer else "float32 or float64", weights.dtype.name))
+    if not weights.symbolic and (weights.cpu().numpy() < 0).any():
+        raise ValueError("cov: %s must be non-negative, got %s"
+                         % (name, weights.cpu().numpy().tolist()))
+    return weights
+
+
+def corrcoef(input):  # noqa: A002
+    """The Pearson correlation coefficients of the variables in input's rows, as
+    torch.corrcoef: cov normalised by the standard deviations, clipped to [-1, 1]."""
+    E = _elementwise
+    c = cov(input)
+    if not c.shape:
+        return c / c
+    std = E.sqrt(_shape.diagonal(c))
+    c = c / _shape.expand_dims(std, 1)
+    c = c / _shape.expand_dims(std, 0)
+    return E.clip(c, -1.0, 1.0)
+
+
+__all__ += ["addbmm", "addmv", "addr", "chain_matmul", "bilinear", "cov", "corrcoef"]
+
+
 def tensordot(a, b, dims=2):
     """Sum over the last `dims` axes of a and the first of b, or over the paired axes
     dims = (axes of a, axes of b) (NumPy's and PyTorch's tensordot)."""

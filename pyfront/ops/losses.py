@@ -1,6 +1,7 @@
-"""Neural-network ops: softmax and log-softmax over an axis, cross-entropy from logits with
-integer labels, mean squared error. The losses run as fused kernels; when a gradient must
-itself be differentiated (create_graph) their gradients are composed from plain ops instead."""
+"""Neural-network ops: softmax and log-softmax over an axis (and gumbel_softmax's samples),
+cross-entropy from logits with integer labels, mean squared error. The losses run as fused
+kernels; when a gradient must itself be differentiated (create_graph) their gradients are
+composed from plain ops instead."""
 import math
 
 import numpy as np
@@ -1101,3 +1102,32 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
 
 
 __all__ += ["ctc_loss"]
+
+
+def gumbel_softmax(logits, tau=1.0, hard=False, eps=1e-10, axis=-1, *, state=None):
+    """torch's F.gumbel_softmax: softmax((logits + g) / tau) along axis, g Gumbel(0, 1) noise
+    (-log(-log(u)), u drawn by uniform_like on the dropout generator: compiled plans draw
+    anew on every run, and pf.manual_seed makes eager draws reproducible). hard=True gives
+    the one-hot of each sample's largest entry, with the soft sample's gradient
+    (straight-through). eps is accepted for torch's signature (torch ignores it too); state
+    as dropout's."""
+    from .dropout import uniform_like
+    from .reduction import argmax, positions
+
+    E = _elementwise
+    logits = as_operand(logits)
+    if not logits.dtype.is_float:
+        raise errors.DTypeError("gumbel_softmax: logits must be float32 or float64, got %s %s"
+                                % (logits.dtype.name, fmt_shape(logits.shape)))
+    if not tau > 0:
+        raise ValueError("gumbel_softmax: tau must be positive, got %r" % (tau,))
+    core.normalize_axis(axis, len(logits.shape), "gumbel_softmax")
+    noise = E.neg(E.log(E.neg(E.log(uniform_like(logits, 0.0, 1.0, state)))))
+    soft = softmax((logits + noise) / float(tau), axis)
+    if not hard:
+        return soft
+    hot = E.equal(positions(soft, axis), argmax(soft, axis, keepdims=True)).astype(soft.dtype)
+    return hot - _shape.stop_gradient(soft) + soft
+
+
+__all__ += ["gumbel_softmax"]

@@ -6,6 +6,7 @@ import numpy as np
 
 from ..dtypes import as_dtype
 from . import core
+from . import decompositions as D
 from . import elementwise as E
 from . import linalg as L
 from . import losses as N
@@ -436,3 +437,53 @@ class OpMethods:
 
     def masked_scatter_(self, mask, source):
         return self._in_place(lambda t: S.masked_scatter(t, mask, source), "masked_scatter_")
+
+    # ---- dense linear algebra (torch's Tensor methods: pf.inverse, pf.det, ...) ----
+    def inverse(self): return D.inv(self)
+    def det(self): return D.det(self)
+    def logdet(self): return D.logdet(self)
+    def slogdet(self): return D.slogdet(self)
+    def cholesky(self, upper=False): return D.cholesky(self, upper)
+    def cholesky_solve(self, L, upper=False): return D.cholesky_solve(self, L, upper)  # noqa: N803
+    def qr(self, some=True): return D.qr(self, some)
+    def svd(self, some=True, compute_uv=True): return D.svd(self, some, compute_uv)
+    def pinverse(self, rcond=1e-15): return D.pinverse(self, rcond)
+    def matrix_power(self, n): return D.matrix_power(self, n)
+    def matrix_exp(self): return D.matrix_exp(self)
+
+    def triangular_solve(self, A, upper=True, transpose=False, unitriangular=False):  # noqa: N803
+        return D.triangular_solve(self, A, upper, transpose, unitriangular)
+
+    # ---- more of PyTorch's Tensor methods (3) ----
+    def cov(self, *, correction=1, fweights=None, aweights=None):
+        return L.cov(self, correction=correction, fweights=fweights, aweights=aweights)
+
+    def corrcoef(self): return L.corrcoef(self)
+
+    def histogram(self, bins, *, range=None, weight=None, density=False):  # noqa: A002
+        return R.histogram(self, bins, range=range, weight=weight, density=density)
+
+    def renorm(self, p, axis, maxnorm): return R.renorm(self, p, axis, maxnorm)
+    def gcd(self, o): return E.gcd(self, o)
+    def lcm(self, o): return E.lcm(self, o)
+    def frexp(self): return E.frexp(self)
+    def ldexp(self, o): return E.ldexp(self, o)
+    def nextafter(self, o): return E.nextafter(self, o)
+    def sgn(self): return E.sgn(self)
+    def angle(self): return E.angle(self)
+    def i0(self): return E.i0(self)
+    def digamma(self): return E.digamma(self)
+    def polygamma(self, n): return E.polygamma(n, self)
+    def mvlgamma(self, p): return E.mvlgamma(self, p)
+    def addbmm(self, batch1, batch2, *, beta=1, alpha=1):
+        return L.addbmm(self, batch1, batch2, beta, alpha)
+    def addmv(self, mat, vec, *, beta=1, alpha=1): return L.addmv(self, mat, vec, beta, alpha)
+    def addr(self, vec1, vec2, *, beta=1, alpha=1): return L.addr(self, vec1, vec2, beta, alpha)
+    def is_floating_point(self): return self.dtype.is_float
+
+    def is_nonzero(self):
+        """The truth of a one-element tensor (torch's is_nonzero; see pf.is_nonzero)."""
+        if math.prod(d if d is not None else 0 for d in self.shape) != 1:
+            raise ValueError("is_nonzero: needs a tensor of one element, got shape %s (its "
+                             "truth is ambiguous)" % core.fmt_shape(self.shape))
+        return bool(self.item())

@@ -1,6 +1,7 @@
 """Reductions over axes (sum, mean, prod, max, min, argmax, argmin, any, all, var, std,
 logsumexp, norm, median, quantile, mode), scans (cumsum, cumprod, cummax, logcumsumexp), sorting
-(sort, argsort, topk) and searching and counting (bucketize, isin, histc, bincount, unique)."""
+(sort, argsort, topk), searching and counting (bucketize, searchsorted, isin, histc, histogram,
+bincount, unique) and integrals (trapezoid, cumulative_trapezoid)."""
 import builtins
 import collections
 import math
@@ -9,7 +10,7 @@ import numpy as np
 
 from .. import errors
 from ..backend.cpu import lib
-from ..dtypes import int64
+from ..dtypes import get_default_dtype, int64
 from . import core
 from .core import Op, ShapeMismatch, Spec, apply, as_operand, check_shape, normalize_axes, \
     normalize_axis
@@ -378,7 +379,7 @@ def norm(x, p=2, axis=None, keepdims=False):
     E = _elementwise
     x = as_operand(x)
     if not x.dtype.is_float:
-        x = _shape.cast(x, "float32")
+        x = _shape.cast(x, get_default_dtype())
     axes = tuple(sorted(_reduction_axes(axis, x, "norm")))
     if p == "fro" or p == 2:
         return apply(_norm2, [x], {"axes": axes, "keepdims": bool(keepdims)})
@@ -1061,24 +1062,32 @@ def bucketize(x, boundaries, *, out_int32=False, right=False):
     if len(boundaries.shape) != 1 or boundaries.shape[0] is None:
         raise errors.ShapeError("bucketize: boundaries must be 1-D of a known length, got %s"
                                 % core.fmt_shape(boundaries.shape))
-    # PyTorch's test, under which NaN passes every boundary
-    passes = (lambda b, v: E.logical_not(E.greater(b, v))) if right else \
-        (lambda b, v: E.logical_not(E.greater_equal(b, v)))
-    found = _count_passed(x, boundaries, passes)
+    found = _count_passed(x, boundaries, _search_test(right))
     return _shape.cast(found, "int32") if out_int32 else found
 
 
-def _count_passed(x, ordered, passes):
-    """How many of the 1-D ordered values each element of x passes (passes(bound, x) true for
-    a prefix of them): a binary search by halving steps, log2(len(ordered)) gathers."""
+def _search_test(right):
+    """PyTorch's test of a sorted bound b against a value v (bucketize, searchsorted), under
+    which NaN passes every bound: b < v, or b <= v with right."""
     E = _elementwise
-    n = ordered.shape[0]
+    if right:
+        return lambda b, v: E.logical_not(E.greater(b, v))
+    return lambda b, v: E.logical_not(E.greater_equal(b, v))
+
+
+def _count_passed(x, ordered, passes, rows=False):
+    """How many of the 1-D ordered values each element of x passes (passes(bound, x) true for
+    a prefix of them): a binary search by halving steps, log2(len(ordered)) gathers. rows:
+    ordered is N-D, and each row of x (its last dim) is searched in ordered's matching row."""
+    E = _elementwise
+    n = ordered.shape[-1]
     found = _shape.expand_like(core.constant_like(np.zeros((), np.int64), x), x)
     step = 1 << (n.bit_length() - 1) if n else 0
     while step:
         # found: how many the element is known to pass; try `step` more
         candidate = found + step
-        bound = _shape.take(ordered, E.minimum(candidate, n) - 1, 0)
+        at = E.minimum(candidate, n) - 1
+        bound = _shape.take_along_axis(ordered, at, -1) if rows else _shape.take(ordered, at, 0)
         found = E.where(E.logical_and(E.less_equal(candidate, n), passes(bound, x)), candidate,
                         found)
         step //= 2
@@ -1177,19 +1186,23 @@ def trapezoid(y, x=None, *, dx=None, axis=-1):
     if x is None:
         ends = _shape.select(y, ax, 0) + _shape.select(y, ax, -1)
         return (sum(y, ax) - ends * 0.5) * (1.0 if dx is None else dx)
+    widths = _sample_widths(x, y, ax, axis, "trapezoid")
+    return sum(widths * (y[lead + (slice(1, None),)] + y[lead + (slice(None, -1),)]), ax) / 2.0
+
+
+def _sample_widths(x, y, ax, axis, op):
+    """The spacings of the sample points x (1-D along axis ax of y, or of y's rank) along the
+    axis: the trapezoids' widths."""
     x = as_operand(x)
     if len(x.shape) == 1:
         if x.shape[0] != y.shape[ax]:
-            raise errors.ShapeError("trapezoid: x %s must have one point per sample along axis "
-                                    "%d of y %s" % (core.fmt_shape(x.shape), ax,
-                                                    core.fmt_shape(y.shape)))
+            raise errors.ShapeError("%s: x %s must have one point per sample along axis %d of "
+                                    "y %s" % (op, core.fmt_shape(x.shape), ax,
+                                              core.fmt_shape(y.shape)))
         view = [1] * len(y.shape)
         view[ax] = -1
-        x, x_axis = _shape.reshape(x, tuple(view)), ax
-    else:
-        x_axis = axis
-    widths = diff(x, 1, x_axis)
-    return sum(widths * (y[lead + (slice(1, None),)] + y[lead + (slice(None, -1),)]), ax) / 2.0
+        return diff(_shape.reshape(x, tuple(view)), 1, ax)
+    return diff(x, 1, axis)
 
 
 def dist(x, other, p=2):
@@ -1200,3 +1213,168 @@ def dist(x, other, p=2):
 __all__ += ["cummax", "cummin", "logcumsumexp", "nanmedian", "quantile", "nanquantile", "mode",
             "msort", "histc", "bincount", "bucketize", "isin", "unique", "unique_consecutive",
             "trapezoid", "dist"]
+
+
+# ---------------------------------------------------------------------------------------------
+# more of torch.* (3): searchsorted, histogram, cumulative_trapezoid, renorm
+
+def searchsorted(sorted_sequence, input, *, out_int32=False, right=False,  # noqa: A002
+                 side=None, sorter=None):
+    """For each value of input, where it would go in sorted_sequence to keep it sorted, as
+    torch.searchsorted: the number of elements below it (right=True or side="right": at or
+    below it; NaN goes past all). sorted_sequence is 1-D, or N-D with input's leading dims,
+    each row of input searched in its own row; sorter: the indices that sort
+    sorted_sequence along its last dim, if it is not sorted itself. input may be a number
+    (a 0-d result). int64 (int32 with out_int32)."""
+    if side is not None:
+        if side not in ("left", "right"):
+            raise ValueError("searchsorted: side must be 'left' or 'right', got %r" % (side,))
+        if right and side == "left":
+            raise ValueError("searchsorted: side='left' and right=True contradict each other")
+        right = side == "right"
+    seq = as_operand(sorted_sequence)
+    values = as_operand(input, like=seq)
+    if not seq.shape or seq.shape[-1] is None:
+        raise errors.ShapeError("searchsorted: sorted_sequence must have at least one dim, of "
+                                "a known length, got %s" % core.fmt_shape(seq.shape))
+    if sorter is not None:
+        sorter = as_operand(sorter)
+        if sorter.dtype.is_float or sorter.dtype.is_bool or \
+                tuple(sorter.shape) != tuple(seq.shape):
+            raise errors.ShapeError("searchsorted: sorter must be integer indices of "
+                                    "sorted_sequence's shape %s, got %s %s"
+                                    % (core.fmt_shape(seq.shape), core.fmt_shape(sorter.shape),
+                                       sorter.dtype.name))
+        seq = _shape.take_along_axis(seq, sorter, -1)
+    rows = len(seq.shape) > 1
+    if rows and (len(values.shape) != len(seq.shape) or builtins.any(
+            a != b for a, b in zip(values.shape[:-1], seq.shape[:-1])
+            if a is not None and b is not None)):
+        raise errors.ShapeError("searchsorted: an N-D sorted_sequence %s needs input with the "
+                                "same leading dims, got %s" % (core.fmt_shape(seq.shape),
+                                                              core.fmt_shape(values.shape)))
+    found = _count_passed(values, seq, _search_test(right), rows)
+    return _shape.cast(found, "int32") if out_int32 else found
+
+
+Histogram = collections.namedtuple("histogram", "hist bin_edges")
+
+
+def histogram(input, bins, *, range=None, weight=None, density=False):  # noqa: A002
+    """(hist, bin_edges) of input's elements, as torch.histogram: `bins` equal bins over
+    range (over input's own minimum and maximum when None, widened by 1/2 each way when they
+    are equal; [0, 1] when input is empty), or bins the increasing 1-D tensor of the edges.
+    An element in [edge_i, edge_i+1) counts in bin i, the last bin holds its right edge too;
+    elements outside and NaNs count nowhere. weight (input's shape) counts each element
+    with its weight; density divides by the total and the bin widths. Float input, results
+    of its dtype; no gradient (torch's has none)."""
+    E = _elementwise
+    x = as_operand(input)
+    if not x.dtype.is_float:
+        raise errors.DTypeError("histogram: input must be float32 or float64, got %s %s"
+                                % (x.dtype.name, core.fmt_shape(x.shape)))
+    flat = _shape.stop_gradient(_shape.reshape(x, (-1,)))
+    if isinstance(bins, (int, np.integer)) and not isinstance(bins, bool):
+        if bins < 1:
+            raise ValueError("histogram: bins must be a positive int, got %r" % (bins,))
+        edges = _bin_edges(x, flat, int(bins), range)
+    else:
+        if range is not None:
+            raise TypeError("histogram: range goes with a number of bins, not with bin edges")
+        edges = as_operand(bins)
+        if len(edges.shape) != 1 or not edges.shape[0] or edges.dtype is not x.dtype:
+            raise errors.ShapeError("histogram: bins must be a number or a 1-D tensor of at "
+                                    "least one edge, of input's dtype %s, got %s %s"
+                                    % (x.dtype.name, core.fmt_shape(edges.shape),
+                                       edges.dtype.name))
+        if not edges.symbolic and not (np.diff(edges.cpu().numpy()) > 0).all():
+            raise ValueError("histogram: the bin edges must increase, got %s"
+                             % edges.cpu().numpy().tolist())
+    n_bins = edges.shape[0] - 1
+    # the last edge that each element passes (PyTorch's binary search); the last bin holds
+    # its right edge, and the outside and the NaNs go to a spare bin that is cut off
+    position = _count_passed(flat, edges, _search_test(True)) - 1
+    inside = E.logical_and(E.greater_equal(flat, edges[0]), E.less_equal(flat, edges[-1]))
+    position = E.where(inside, E.minimum(position, n_bins - 1), n_bins)
+    counts = core.constant_like(np.zeros(n_bins + 1, x.dtype.np), x)
+    if weight is None:
+        src = _shape.expand_like(as_operand(1.0, dtype=x.dtype), flat)
+    else:
+        weight = as_operand(weight)
+        if tuple(weight.shape) != tuple(x.shape) or weight.dtype is not x.dtype:
+            raise errors.ShapeError("histogram: weight must have input's shape %s and dtype "
+                                    "%s, got %s %s" % (core.fmt_shape(x.shape), x.dtype.name,
+                                                       core.fmt_shape(weight.shape),
+                                                       weight.dtype.name))
+        src = _shape.stop_gradient(_shape.reshape(weight, (-1,)))
+    hist = _shape.scatter_add(counts, 0, position, src)[:n_bins]
+    if density:
+        hist = hist / (sum(hist) * diff(edges))
+    return Histogram(hist, edges)
+
+
+def _bin_edges(x, flat, bins, limits):
+    """bins + 1 equally spaced edges over limits, or over flat's own range, as
+    torch.histogram places them (torch.linspace's arithmetic, in x's dtype)."""
+    E = _elementwise
+    if limits is not None:
+        lo, hi = (float(v) for v in limits)
+        if not lo <= hi:
+            raise ValueError("histogram: range's minimum %r must not exceed its maximum %r"
+                             % (lo, hi))
+        lo, hi = as_operand(lo, dtype=x.dtype), as_operand(hi, dtype=x.dtype)
+    elif flat.shape[0] == 0:
+        lo, hi = as_operand(0.0, dtype=x.dtype), as_operand(1.0, dtype=x.dtype)
+    else:
+        lo, hi = amin(flat), amax(flat)
+        if not flat.symbolic and not np.isfinite([lo.item(), hi.item()]).all():
+            raise ValueError("histogram: the range of input, [%s, %s], is not finite: give "
+                             "range" % (lo.item(), hi.item()))
+    same = E.equal(lo, hi)
+    lo, hi = E.where(same, lo - 0.5, lo), E.where(same, hi + 0.5, hi)
+    # torch.linspace: from the start up to the middle, from the end down after it
+    place = core.constant_like(np.arange(bins + 1, dtype=x.dtype.np), x)
+    step = (hi - lo) / float(bins)
+    return E.where(E.less(place, float((bins + 1) // 2)), lo + step * place,
+                   hi - step * (float(bins) - place))
+
+
+def cumulative_trapezoid(y, x=None, *, dx=None, axis=-1):
+    """The trapezoidal rule's running integrals along axis (one fewer than the samples), as
+    torch.cumulative_trapezoid: samples y at points x (1-D along the axis, or of y's rank),
+    or spaced dx apart (1 by default)."""
+    y = as_operand(y)
+    if x is not None and dx is not None:
+        raise TypeError("cumulative_trapezoid: give x or dx, not both")
+    ax = normalize_axis(axis, len(y.shape), "cumulative_trapezoid")
+    lead = (slice(None),) * ax
+    pairs = y[lead + (slice(1, None),)] + y[lead + (slice(None, -1),)]
+    if x is None:
+        return cumsum(pairs * ((1.0 if dx is None else dx) / 2.0), ax)
+    widths = _sample_widths(x, y, ax, axis, "cumulative_trapezoid")
+    return cumsum(widths / 2.0 * pairs, ax)
+
+
+def renorm(x, p, axis, maxnorm):
+    """x with each slice along axis (x.select(axis, i)) whose p-norm exceeds maxnorm scaled
+    to that norm, as torch.renorm (its factor maxnorm / (norm + 1e-7)); the gradient goes
+    through the norm too, as torch's."""
+    E = _elementwise
+    x = as_operand(x)
+    if not x.dtype.is_float:
+        raise errors.DTypeError("renorm: x must be float32 or float64, got %s %s"
+                                % (x.dtype.name, core.fmt_shape(x.shape)))
+    if len(x.shape) < 2:
+        raise errors.ShapeError("renorm: x needs at least 2 dims, got %s"
+                                % core.fmt_shape(x.shape))
+    if isinstance(p, str) or not p > 0:
+        raise ValueError("renorm: p must be a positive number, got %r" % (p,))
+    if not maxnorm >= 0:
+        raise ValueError("renorm: maxnorm must be >= 0, got %r" % (maxnorm,))
+    ax = normalize_axis(axis, len(x.shape), "renorm")
+    size = norm(x, p, tuple(i for i in range(len(x.shape)) if i != ax), keepdims=True)
+    factor = E.where(E.greater(size, float(maxnorm)), float(maxnorm) / (size + 1e-7), 1.0)
+    return x * factor
+
+
+__all__ += ["searchsorted", "histogram", "cumulative_trapezoid", "renorm"]

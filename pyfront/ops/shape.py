@@ -2325,3 +2325,25 @@ def _scatter_reduce_block(x, ax, indices, src, reduce, include_self):
 __all__ += ["t", "tensor_split", "hsplit", "vsplit", "dsplit", "diag_embed", "sliding_windows",
             "index_copy", "masked_scatter", "slice_scatter", "vander", "cartesian_prod",
             "cartesian_product", "scatter_reduce"]
+
+
+def unravel_index(indices, shape):
+    """The coordinates that the flat indices have in a tensor of `shape` (row-major), a tuple
+    of int64 tensors of indices' shape, as torch.unravel_index (whose arithmetic it follows:
+    a negative index, or one past the end, wraps around)."""
+    E = _elementwise
+    sizes = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    if builtins.any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1
+           for d in sizes):
+        raise ValueError("unravel_index: shape must be positive ints, got %r" % (shape,))
+    indices = as_operand(indices)
+    if indices.dtype.is_float or indices.dtype.is_bool:
+        raise errors.DTypeError("unravel_index: indices must be integers, got %s %s"
+                                % (indices.dtype.name, core.fmt_shape(indices.shape)))
+    indices = cast(indices, "int64")
+    strides = [math.prod(sizes[i + 1:]) for i in range(len(sizes))]
+    return tuple(E.remainder(E.floor_divide(indices, stride), size)
+                 for stride, size in zip(strides, sizes))
+
+
+__all__ += ["unravel_index"]

@@ -29,6 +29,9 @@ HOST_ONLY = {
     "dropout_replay": _HOST_STATE % "a generator state",
     "batch_norm_train": _HOST_STATE % "running statistics",
 }
+# dense linear algebra runs on the host (numpy.linalg's LAPACK) and refuses GPU tensors
+HOST_ONLY.update({name: "LAPACK on the host: GPU tensors are refused (DeviceError)"
+                  for name in NAMES if name.startswith("linalg.")})
 
 
 def _run(case, arrays, device, weights):
@@ -80,3 +83,14 @@ def test_op_routes_to_the_inputs_device(name, fake_gpu):
 @pytest.mark.parametrize("name", NAMES)
 def test_op_on_the_gpu_equals_the_cpu(name, poisoned):
     _check(name, "cuda")
+
+
+@pytest.mark.parametrize("name", sorted(n for n in NAMES if n.startswith("linalg.")))
+def test_dense_linear_algebra_refuses_gpu_tensors_by_name(name, fake_gpu):
+    case = contract.CASES[name]
+    arrays = contract._arrays(case, 3, seed=5)
+    xs = [pf.tensor(a + 3 * np.eye(a.shape[-2], a.shape[-1], dtype=a.dtype), device="cuda:1")
+          for a in arrays]
+    op = getattr(pf.linalg, name.split(".", 1)[1])
+    with pytest.raises(pf.errors.DeviceError, match=r"%s.*cuda:1" % name.replace(".", r"\.")):
+        op(*xs)

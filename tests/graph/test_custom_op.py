@@ -156,7 +156,7 @@ int cube_kernel(const pf_args *a) {
     if (a->n_in != 1 || a->n_out != 1) return PF_ERR_ARGUMENT;
     const pf_tensor *x = a->inputs[0], *y = a->outputs[0];
     if (x->dtype != y->dtype || (x->dtype != PF_FLOAT32 && x->dtype != PF_FLOAT64))
-        return PF_ERR_DTYPE;
+        return pf_set_error(PF_ERR_DTYPE, "cube_kernel takes float32 or float64");
     int64_t n = 1;
     for (int d = 0; d < x->ndim; d++) n *= x->shape[d];
     if (x->dtype == PF_FLOAT32) {
@@ -246,6 +246,10 @@ def test_registered_c_kernel_runs_eagerly_and_in_a_compiled_training_step(cube_l
             assert lib.cube_calls() >= calls + 3      # the C kernel ran in every step
         np.testing.assert_allclose(losses["compiled"], losses["eager"], rtol=1e-5)
         assert losses["compiled"][-1] < losses["compiled"][0]
+        # a registered kernel's own message reaches the user, after the op and kernel names
+        with pytest.raises(pf.errors.DTypeError,
+                           match=r"test.c_cube.*kernel 'test_cube': cube_kernel takes float32"):
+            op(pf.tensor(np.array([1, 2], np.int32)))
         with pytest.raises(pf.errors.NativeError, match="a kernel named 'test_cube' exists"):
             pf.register_kernel("test_cube", cube_library.ffi.addressof(lib, "cube_kernel"))
     finally:

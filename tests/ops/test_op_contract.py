@@ -178,6 +178,38 @@ def _dropout(x):
     return pf.dropout(x, 0.5, state=new_state(seed=7))
 
 
+def _linalg_cases():
+    """Dense linear algebra (pyfront/ops/decompositions.py) on matrices made well-conditioned
+    (a dominant diagonal, symmetric positive-definite for Cholesky); singular and eigen vectors
+    enter squared, so that the sign LAPACK picks for each does not matter."""
+    def shifted(a, by=3.0):
+        return a + pf.tensor(by * np.eye(a.shape[-2], a.shape[-1], dtype=a.dtype.np))
+
+    def eigh(a):
+        w, v = pf.linalg.eigh(a + a.mT)
+        return w, v * v
+
+    def svd(a):
+        u, s, vh = pf.linalg.svd(a, full_matrices=False)
+        return u * u, s, vh * vh
+
+    square, tall = F(N, 3, 3), F(N, 4, 3)
+    return {
+        "linalg.inv": Case(lambda a: pf.linalg.inv(shifted(a)), square),
+        "linalg.det": Case(lambda a: pf.linalg.det(shifted(a)), square),
+        "linalg.slogdet": Case(lambda a: tuple(pf.linalg.slogdet(shifted(a))), square),
+        "linalg.solve": Case(lambda a, b: pf.linalg.solve(shifted(a), b), square, F(N, 3, 2)),
+        "linalg.cholesky": Case(lambda a: pf.linalg.cholesky(shifted(a @ a.mT)), square),
+        "linalg.qr": Case(lambda a: tuple(pf.linalg.qr(shifted(a))), tall),
+        "linalg.eigh": Case(eigh, square),
+        "linalg.eigvalsh": Case(lambda a: pf.linalg.eigvalsh(a + a.mT), square),
+        "linalg.svd": Case(svd, tall),
+        "linalg.svdvals": Case(pf.linalg.svdvals, tall),
+        "linalg.pinv": Case(lambda a: pf.linalg.pinv(shifted(a)), tall),
+        "linalg.matrix_exp": Case(pf.linalg.matrix_exp, square),
+    }
+
+
 _NOT_DIFF = "integer or boolean result: no gradient"
 _CLIPPING = "runs on gradients before the update: declared without a gradient"
 
@@ -331,7 +363,7 @@ CASES = _merge({
 }, _conv_cases(1), _conv_cases(2), _conv_cases(3),   # conv, its gradients, conv_transpose
     _pool_cases(1), _pool_cases(2), _pool_cases(3),
     _rnn_cases("lstm", 4, pf.lstm), _rnn_cases("gru", 3, pf.gru),
-    _rnn_cases("simple_rnn", 1, pf.simple_rnn))
+    _rnn_cases("simple_rnn", 1, pf.simple_rnn), _linalg_cases())
 
 NAMES = sorted(CASES)
 
@@ -656,9 +688,14 @@ def _perturbations(shape):
 
 
 def _data(spec, shape, rng):
-    # positive floats: a shape the op accepts must not then fail on a value (a variance)
+    # positive floats: a shape the op accepts must not then fail on a value (a variance); square
+    # matrices diagonally dominant, so symmetric positive-definite (no singular inverse or
+    # solve, no failed Cholesky factor)
     if spec.dtype.is_float:
-        return rng.uniform(0.5, 1.5, shape).astype(spec.dtype.np)
+        data = rng.uniform(0.5, 1.5, shape)
+        if len(shape) >= 2 and shape[-1] == shape[-2]:
+            data = data + 2 * shape[-1] * np.eye(shape[-1])
+        return data.astype(spec.dtype.np)
     return np.zeros(shape, spec.dtype.np)
 
 
