@@ -52,6 +52,8 @@ def flatten_outputs(out):
                 return kind(vals)
     else:
         return [out], lambda vals: vals[0]
+    if not any(isinstance(p, (tuple, list, dict)) for p in parts):
+        return parts, make                 # flat: rebuilt in one step on every call
     leaves, spans = [], []
     for part in parts:
         sub, rebuild = flatten_outputs(part)

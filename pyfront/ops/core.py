@@ -76,13 +76,13 @@ def normalize_axis(axis, ndim, op, arg="axis", new_axis=False):
     answers a different question."""
     if type(axis) is not int:        # (the common case skips the checks: eager dispatch)
         if isinstance(axis, bool) or not hasattr(axis, "__index__"):
-            raise errors.ShapeError("%s: %s must be an int, got %r" % (_where(op), arg, axis))
+            raise errors.ShapeError("%s: %s must be an int, got %r" % (located(op), arg, axis))
         axis = axis.__index__()      # numpy integers too
     size = ndim + 1 if new_axis else ndim
     if not -size <= axis < size:
         valid = "[%d, %d]" % (-size, size - 1) if size else "none: a 0-d tensor has no axes"
         raise errors.AxisError("%s: %s %d is out of range for a tensor of rank %d (valid: %s)"
-                               % (_where(op), arg, axis, ndim, valid))
+                               % (located(op), arg, axis, ndim, valid))
     return axis + size if axis < 0 else axis
 
 
@@ -96,7 +96,7 @@ def normalize_axes(axis, ndim, op, arg="axis"):
     axes = tuple(normalize_axis(a, ndim, op, arg) for a in axis)
     if len(set(axes)) != len(axes):
         raise errors.ShapeError("%s: repeated axis in %s %r for a tensor of rank %d"
-                                % (_where(op), arg, tuple(axis), ndim))
+                                % (located(op), arg, tuple(axis), ndim))
     return axes
 
 
@@ -110,15 +110,10 @@ def check_shape(what, shape, expected):
                                                      fmt_shape(shape)))
 
 
-def _where(op):
+def located(op):
+    """op's name as an error message should give it: with the layer it runs in, if any."""
     scope = current_scope()
     return "%s in layer '%s'" % (op, scope) if scope else op
-
-
-def located(op):
-    """op's name as an error message should give it: with the layer it runs in, if any (for
-    checks that composed ops make before any op of theirs runs)."""
-    return _where(op)
 
 
 def contiguous_strides(shape):
@@ -199,7 +194,7 @@ def describe(x, i, op):
 
 def shape_error(op, inputs, message, cls=errors.ShapeError):
     details = "; ".join(describe(x, i, op) for i, x in enumerate(inputs))
-    return cls("%s: %s (inputs: %s)" % (_where(op.name), message, details))
+    return cls("%s: %s (inputs: %s)" % (located(op.name), message, details))
 
 
 def infer(op, inputs, attrs):
@@ -374,7 +369,11 @@ _host_empty = cpu.host_empty
 _NUMBERS = (float, int, bool)
 _constants = {}      # (number, type, dtype) -> its shared 0-d Tensor (read-only array)
 _from_buffer, _NULL = _ffi.from_buffer, _ffi.NULL
-_local = threading.local()
+class _Local(threading.local):
+    trace_graph = None        # the graph being traced into on this thread (see tracing)
+
+
+_local = _Local()
 _new_tensor = object.__new__
 _UNSEEN = object()
 _grad_mode = autograd.grad_mode
@@ -414,7 +413,7 @@ def tracing(graph):
     needs a gradient) becomes a node of graph too, reading the parameter as a variable. Run
     eagerly instead, `x * (a + b)` would bake a + b into the graph as a constant: a compiled
     model would neither train a and b nor see their new values."""
-    saved = getattr(_local, "trace_graph", None), _replays()
+    saved = _local.trace_graph, _replays()
     _local.trace_graph, _local.replays = graph, _NO_REPLAYS
     try:
         yield graph
@@ -499,7 +498,7 @@ def _apply(op, inputs, attrs):
     for x in inputs:
         if x.symbolic:
             return x.graph.add_node(op, inputs, attrs)
-    graph = getattr(_local, "trace_graph", None)
+    graph = _local.trace_graph
     if graph is not None:
         for x in inputs:
             if x.requires_grad or getattr(x, "is_parameter", False):
@@ -529,7 +528,7 @@ def _device_eager(op, inputs, attrs):
         where = ", ".join("%s on %s" % (op.inputs[i] if i < len(op.inputs) else
                                         op.inputs[-1] + str(i), d) for i, d in enumerate(devices))
         raise errors.DeviceError("%s: inputs on different devices (%s): move them to one device "
-                                 "with .to(device) first" % (_where(op.name), where))
+                                 "with .to(device) first" % (located(op.name), where))
     from ..backend import cuda
 
     with cuda.device_scope(device):   # outputs, kernels and cuBLAS on the inputs' GPU

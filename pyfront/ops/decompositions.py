@@ -57,6 +57,13 @@ class HostOp(Op):
                 functools.partial(self.compute, **attrs))
         k.run(cpu.HOST_KERNEL, [b.desc() for b in ins], [b.desc() for b in outs], (fid,))
 
+    inputs = ("A",)
+
+    def infer(self, specs, attrs):
+        """The default rule: a (batch of) square matrices in, the same shape out."""
+        _matrices(specs[0], square=True)
+        return [specs[0]]
+
     def compute(self, ins, outs, **attrs):
         raise NotImplementedError
 
@@ -100,13 +107,8 @@ class Inv(HostOp):
     inverse is all inf, as torch.linalg.inv_ex leaves it to the caller: cond)."""
 
     name = "linalg.inv"
-    inputs = ("A",)
     retain_inputs = ()
     retain_outputs = (0,)
-
-    def infer(self, specs, attrs):
-        _matrices(specs[0], square=True)
-        return [specs[0]]
 
     def compute(self, ins, outs, check):
         a, = ins
@@ -128,7 +130,6 @@ class Inv(HostOp):
 
 class Det(HostOp):
     name = "linalg.det"
-    inputs = ("A",)
     retain_inputs = (0,)
     retain_outputs = (0,)
 
@@ -147,7 +148,6 @@ class Det(HostOp):
 
 class Slogdet(HostOp):
     name = "linalg.slogdet"
-    inputs = ("A",)
     n_outputs = 2
     retain_inputs = (0,)
     retain_outputs = ()
@@ -206,13 +206,8 @@ class Cholesky(HostOp):
     """The lower factor L of A = L L^T (A's lower triangle is read)."""
 
     name = "linalg.cholesky"
-    inputs = ("A",)
     retain_inputs = ()
     retain_outputs = (0,)
-
-    def infer(self, specs, attrs):
-        _matrices(specs[0], square=True)
-        return [specs[0]]
 
     def compute(self, ins, outs):
         a, = ins
@@ -252,7 +247,6 @@ class QR(HostOp):
     "complete" (Q (..., m, m), R (..., m, n))."""
 
     name = "linalg.qr"
-    inputs = ("A",)
     n_outputs = 2
     retain_inputs = (0,)          # (read when m < n)
 
@@ -303,7 +297,6 @@ class Eigh(HostOp):
     triangle read."""
 
     name = "linalg.eigh"
-    inputs = ("A",)
     n_outputs = 2
     retain_inputs = ()
 
@@ -329,7 +322,6 @@ class Eigh(HostOp):
 
 class Eigvalsh(HostOp):
     name = "linalg.eigvalsh"
-    inputs = ("A",)
     retain_inputs = (0,)
     retain_outputs = ()
 
@@ -367,7 +359,6 @@ class SVD(HostOp):
     instead of k = min(m, n) columns and rows."""
 
     name = "linalg.svd"
-    inputs = ("A",)
     n_outputs = 3
     retain_inputs = ()
 
@@ -423,7 +414,6 @@ def _svd_grad(u, s, vh, gu, gs, gvh):
 
 class Svdvals(HostOp):
     name = "linalg.svdvals"
-    inputs = ("A",)
     retain_inputs = (0,)
     retain_outputs = ()
 
@@ -448,7 +438,6 @@ class Pinv(HostOp):
     hermitian) at most max(atol, rtol * the largest) count as zero."""
 
     name = "linalg.pinv"
-    inputs = ("A",)
 
     def infer(self, specs, attrs):
         a = specs[0]
@@ -490,13 +479,8 @@ class Pinv(HostOp):
 
 class MatrixExp(HostOp):
     name = "linalg.matrix_exp"
-    inputs = ("A",)
     retain_inputs = (0,)
     retain_outputs = ()
-
-    def infer(self, specs, attrs):
-        _matrices(specs[0], square=True)
-        return [specs[0]]
 
     def compute(self, ins, outs):
         outs[0][...] = _expm(ins[0])

@@ -773,8 +773,20 @@ def positions(x, axis):
     return _shape.expand_like(steps, x)
 
 
-def _zero_index(x):
-    return core.constant_like(np.zeros((), np.int64), x)
+def _scalar_pair(x, axis, op):
+    """(values, indices) of an op over a 0-d x: dim 0 or -1 is its only one, and the value is
+    itself at index 0, as PyTorch's."""
+    normalize_axis(axis, 1, op)
+    return ValuesIndices(_shape.clone(x), core.constant_like(np.zeros((), np.int64), x))
+
+
+def _nonempty_axis(x, axis, op):
+    """axis of x normalised; a ShapeError where it has no elements to choose one from."""
+    ax = normalize_axis(axis, len(x.shape), op)
+    if x.shape[ax] == 0:
+        raise errors.ShapeError("%s over axis %d of size 0 of x %s"
+                                % (op, axis, core.fmt_shape(x.shape)))
+    return ax
 
 
 def cummax(x, axis):
@@ -793,8 +805,7 @@ def _running_extreme(name, x, axis, wins):
     E = _elementwise
     x = as_operand(x)
     if not x.shape:
-        normalize_axis(axis, 1, name)
-        return ValuesIndices(_shape.clone(x), _zero_index(x))
+        return _scalar_pair(x, axis, name)
     ax = normalize_axis(axis, len(x.shape), name)
 
     def combine(earlier, later):
@@ -841,12 +852,8 @@ def nanmedian(x, axis=None, keepdims=False):
         m = _shape.reshape(_shape.take(flat, _shape.take(argsort(flat, 0), middle, 0), 0), ())
         return _tie_shared(flat, m)
     if not x.shape:
-        normalize_axis(axis, 1, "nanmedian")
-        return ValuesIndices(_shape.clone(x), _zero_index(x))
-    ax = normalize_axis(axis, len(x.shape), "nanmedian")
-    if x.shape[ax] == 0:
-        raise errors.ShapeError("nanmedian over axis %d of size 0 of x %s"
-                                % (axis, core.fmt_shape(x.shape)))
+        return _scalar_pair(x, axis, "nanmedian")
+    ax = _nonempty_axis(x, axis, "nanmedian")
     # NaNs sort last: the middle of the first `count` sorted elements (the first one, a NaN,
     # where all are NaN)
     count = sum(E.logical_not(E.isnan(x)), ax, keepdims=True)
@@ -951,12 +958,8 @@ def mode(x, axis=-1, keepdims=False):
     E = _elementwise
     x = as_operand(x)
     if not x.shape:
-        normalize_axis(axis, 1, "mode")
-        return ValuesIndices(_shape.clone(x), _zero_index(x))
-    ax = normalize_axis(axis, len(x.shape), "mode")
-    if x.shape[ax] == 0:
-        raise errors.ShapeError("mode over axis %d of size 0 of x %s"
-                                % (axis, core.fmt_shape(x.shape)))
+        return _scalar_pair(x, axis, "mode")
+    ax = _nonempty_axis(x, axis, "mode")
     # sorted (stably), equal values make runs whose last element is their last occurrence:
     # each element's place in its run counts up to the run's length, and the first longest
     # run holds the smallest of the most frequent values

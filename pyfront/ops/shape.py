@@ -147,7 +147,7 @@ def flatten(x, start_dim=1, end_dim=-1):
         raise errors.AxisError("%s; x is %s" % (e, fmt_shape(x.shape))) from None
     if start > end:
         raise errors.ShapeError("%s: start_dim %d comes after end_dim %d for x %s"
-                                % (core._where("flatten"), start_dim, end_dim,
+                                % (core.located("flatten"), start_dim, end_dim,
                                    fmt_shape(x.shape)))
     if end < len(x.shape) - 1:
         # the dims after end_dim stay: flatten the front part, then put them back
